@@ -1,0 +1,126 @@
+"""Attention benchmark: SDPA forward and backward, causal or not, GQA, several sequence lengths.
+
+The backend that actually ran is found by trying each one alone (flash, cuDNN, memory-efficient,
+math) and is recorded with the result. Verification: one batch entry and one KV-head group,
+against float64 on the CPU.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recoque.bench.base import Case, Unsupported, Verification, Work
+from recoque.bench.verify import TOLERANCE, compare
+from recoque.kernels import attention as K
+from recoque.kernels.gemm import torch_dtype
+
+# Backward errors are larger: dS = P*(dP - rowsum) loses bits in low precision.
+BWD_TOLERANCE = {"fp32": 1e-4, "bf16": 6e-2, "fp16": 1e-2}
+
+
+class AttentionCase(Case):
+    benchmark = "attention"
+
+    def __init__(self, batch: int, heads_q: int, heads_kv: int, seq: int, head_dim: int, causal: bool,
+                 direction: str, dtype: str, tags: tuple[str, ...] = ()):
+        self.p = dict(batch=batch, heads_q=heads_q, heads_kv=heads_kv, seq_q=seq, seq_k=seq,
+                      head_dim=head_dim, causal=causal, direction=direction)
+        self.params = dict(self.p)
+        self.op = f"sdpa_{direction}"
+        self.dtype = dtype
+        self.tags = tags
+        self._sets: list | None = None
+
+    def work(self) -> Work:
+        p = self.p
+        return Work(flop_count=K.flop_count(p["batch"], p["heads_q"], p["seq_q"], p["seq_k"], p["head_dim"],
+                                            p["causal"], p["direction"]))
+
+    def bytes_per_set(self) -> int:
+        p, e = self.p, 4 if self.dtype == "fp32" else 2
+        q = p["batch"] * p["heads_q"] * p["seq_q"] * p["head_dim"]
+        kv = 2 * p["batch"] * p["heads_kv"] * p["seq_k"] * p["head_dim"]
+        return (2 * q + kv) * e * (2 if p["direction"] == "bwd" else 1)
+
+    def setup(self, device: Any, n_sets: int, seed: int) -> None:
+        if self.dtype not in BWD_TOLERANCE:
+            raise Unsupported(f"attention runs in fp32, bf16 or fp16, not {self.dtype}")
+        import torch
+
+        self._device = device
+        p, td, dev = self.p, torch_dtype(self.dtype), device.torch_device
+        bwd = p["direction"] == "bwd"
+        gen = torch.Generator(device=dev).manual_seed(seed)
+
+        def rand(h: int, s: int) -> Any:
+            x = torch.randn(p["batch"], h, s, p["head_dim"], generator=gen, device=dev, dtype=torch.float32)
+            return x.to(td).requires_grad_(bwd)
+
+        self._sets = []
+        for _ in range(n_sets):
+            q, k, v = rand(p["heads_q"], p["seq_q"]), rand(p["heads_kv"], p["seq_k"]), rand(p["heads_kv"], p["seq_k"])
+            self._sets.append([q, k, v, None, None])
+        q, k, v = self._sets[0][:3]
+        self.backend = K.pick_backend(q, k, v, p["causal"], bwd)
+        if bwd:  # keep one graph per set; the timed call is the backward alone
+            for s in self._sets:
+                s[3] = K.sdpa(s[0], s[1], s[2], p["causal"], self.backend)
+                s[4] = torch.randn(s[3].shape, generator=gen, device=dev, dtype=torch.float32).to(td)
+
+    def run(self, i: int) -> None:
+        q, k, v, out, dout = self._sets[i]  # type: ignore[index]
+        if out is None:
+            K.sdpa(q, k, v, self.p["causal"], self.backend)
+        else:
+            import torch
+
+            torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
+
+    def verify(self) -> Verification:
+        import torch
+
+        p = self.p
+        q, k, v, out, dout = self._sets[0]  # type: ignore[index]
+        group = p["heads_q"] // p["heads_kv"]
+
+        def f64(x: Any, h: int) -> np.ndarray:  # batch entry 0, first `h` heads
+            return x[0, :h].detach().to("cpu", torch.float64).numpy()
+
+        qs, ks, vs = f64(q, group), f64(k, 1), f64(v, 1)
+        if out is None:
+            got = f64(K.sdpa(q, k, v, p["causal"], self.backend), group)
+            ref, scale = K.reference(qs, ks, vs, p["causal"])
+            return compare(got, ref, scale, TOLERANCE[self.dtype], what="out[b=0, kv-head 0 group]")
+        grads = torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
+        refs = K.reference_grads(qs, ks, vs, f64(dout, group), p["causal"])
+        # dk/dv of KV head 0 also receive gradient only from its own q-head group: the slices match.
+        worst = None
+        for name, g, r, h in zip(("dq", "dk", "dv"), grads, refs, (group, 1, 1)):
+            res = compare(f64(g, h), r, np.max(np.abs(r)), BWD_TOLERANCE[self.dtype], what=name)
+            if worst is None or res.max_error / res.tolerance > worst.max_error / worst.tolerance:
+                worst = res
+        return worst  # type: ignore[return-value]
+
+
+def cases(device: Any, quick: bool, dtypes: tuple[str, ...] = ("bf16", "fp16")) -> list[AttentionCase]:
+    """Sweep at a fixed 16k tokens per batch (flash-attention benchmark convention) where it fits."""
+    out: list[AttentionCase] = []
+    if device.kind == "cpu":
+        dts = [d for d in dtypes if d in ("bf16", "fp32")] or ["fp32"]
+        grid = [(1, 512, 64)] if quick else [(2, 512, 64), (1, 1024, 64), (1, 1024, 128)]
+        heads = [(8, 8), (8, 2)]
+    else:
+        dts = [d for d in dtypes if d in ("bf16", "fp16", "fp32")]
+        seqs = (2048, 8192) if quick else (1024, 2048, 4096, 8192, 16384)
+        grid = [(max(1, 16384 // s), s, d) for s in seqs for d in (64, 128)]
+        heads = [(16, 16), (32, 8)]  # MHA, and GQA with 4 query heads per KV head
+    for dtype in dts:
+        for batch, seq, d in grid:
+            for hq, hkv in heads:
+                for causal in (False, True):
+                    for direction in ("fwd", "bwd"):
+                        if quick and direction == "bwd" and hq != hkv:
+                            continue
+                        out.append(AttentionCase(batch, hq, hkv, seq, d, causal, direction, dtype))
+    return out

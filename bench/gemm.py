@@ -1,0 +1,206 @@
+"""GEMM benchmark: one case per (m, n, k, dtype, backend); the sweep finds max-achievable TFLOP/s.
+
+Verification samples 64 rows x 256 columns of C and compares them with a float64 product of the
+same operands on the CPU (normalised by sum_k |a_ik||b_kj|), so every timed shape is checked
+without copying whole matrices back.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from recoque.bench.base import Case, Unsupported, Verification, Work
+from recoque.bench.verify import TOLERANCE, compare
+from recoque.kernels import gemm as K
+
+SAMPLE_ROWS, SAMPLE_COLS = 64, 256
+
+
+class GemmCase(Case):
+    benchmark = "gemm"
+
+    def __init__(self, m: int, n: int, k: int, dtype: str, backend: str = "torch", tags: Iterable[str] = ()):
+        if dtype not in K.DTYPES:
+            from recoque.errors import BadInput
+
+            raise BadInput(f"unknown GEMM dtype {dtype!r}", f"use one of {', '.join(K.DTYPES)}")
+        self.m, self.n, self.k, self.dtype, self.backend = m, n, k, dtype, backend
+        self.op = "scaled_mm" if dtype == "fp8" else "matmul"
+        self.params = {"m": m, "n": n, "k": k}
+        self.tags = tuple(tags)
+        self._sets: list | None = None
+
+    def work(self) -> Work:
+        return Work(flop_count=K.flop_count(self.m, self.n, self.k))
+
+    def bytes_per_set(self) -> int:
+        return K.bytes_per_set(self.m, self.n, self.k, self.dtype)
+
+    def setup(self, device: Any, n_sets: int, seed: int) -> None:
+        self._check_supported(device)
+        self._device = device
+        if self.backend == "numpy":
+            rng = np.random.default_rng(seed)
+            npd = np.float64 if self.dtype == "fp64" else np.float32
+            self._sets = [(rng.standard_normal((self.m, self.k)).astype(npd),
+                           rng.standard_normal((self.k, self.n)).astype(npd),
+                           np.empty((self.m, self.n), dtype=npd), None) for _ in range(n_sets)]
+            return
+        import torch
+
+        if device.kind != "cpu":
+            K.set_tf32(self.dtype == "tf32")
+        out_dtype = torch.bfloat16 if self.dtype == "fp8" else K.torch_dtype(self.dtype)
+        sets = []
+        for i in range(n_sets):
+            a, b, scales = K.random_operands(self.m, self.n, self.k, self.dtype, device.torch_device,
+                                             seed + i, device.fp8_format)
+            sets.append((a, b, torch.empty(self.m, self.n, dtype=out_dtype, device=device.torch_device), scales))
+        self._sets = sets
+
+    def _check_supported(self, device: Any) -> None:
+        if self.backend == "numpy" and (device.kind != "cpu" or self.dtype not in ("fp64", "fp32")):
+            raise Unsupported("the numpy backend runs fp64/fp32 on the CPU only")
+        if device.kind == "cpu" and self.dtype in ("tf32", "fp8"):
+            raise Unsupported(f"{self.dtype} GEMM needs a GPU (CPUs have no {self.dtype} arithmetic)")
+        if self.dtype == "fp8" and not device.fp8_format:
+            raise Unsupported("this device has no known fp8 format for torch._scaled_mm")
+        if self.dtype == "tf32" and device.peak("tf32")[0] is None:
+            raise Unsupported("no hardware TF32 on this device (emulated or absent)")
+        if self.dtype == "fp8":
+            import torch
+
+            if not hasattr(torch, "_scaled_mm"):
+                raise Unsupported("this torch has no _scaled_mm")
+
+    def run(self, i: int) -> None:
+        a, b, c, scales = self._sets[i]  # type: ignore[index]
+        if self.backend == "numpy":
+            K.matmul_numpy(a, b, c)
+        else:
+            K.matmul_torch(a, b, c, scales)
+
+    def verify(self) -> Verification:
+        self.run(0)
+        if self._device.kind != "cpu":
+            import torch
+
+            torch.cuda.synchronize(self._device.torch_device)
+        a, b, c, _ = self._sets[0]  # type: ignore[index]
+        rng = np.random.default_rng(12345)
+        rows = np.sort(rng.choice(self.m, size=min(SAMPLE_ROWS, self.m), replace=False))
+        cols = np.sort(rng.choice(self.n, size=min(SAMPLE_COLS, self.n), replace=False))
+        ref, scale = K.reference_rows(a, _columns(b, cols), rows)
+        got = K._to_f64(c[rows][:, cols] if self.backend == "numpy" else c[_idx(rows, c)][:, _idx(cols, c)])
+        return compare(got, ref, scale, TOLERANCE[self.dtype], what=f"C[{len(rows)} rows x {len(cols)} cols]")
+
+    def teardown(self) -> None:
+        self._sets = None
+        if getattr(self, "_device", None) is not None and self._device.kind != "cpu":
+            K.set_tf32(False)
+
+
+def _idx(ix: np.ndarray, like: Any) -> Any:
+    import torch
+
+    return torch.as_tensor(ix, device=like.device)
+
+
+def _columns(b: Any, cols: np.ndarray) -> Any:
+    if isinstance(b, np.ndarray):
+        return b[:, cols]
+    return b[:, _idx(cols, b)]
+
+
+# ---- the sweep ---------------------------------------------------------------------------------
+
+# Shapes that public max-achievable tables found best (MAMF table, stas00/ml-engineering
+# compute/accelerator/README.md; AMD MAF blog: K = 32K+128 avoids power-of-two strides).
+SEED_SHAPES_GPU = [(2048, 2048, 13312), (10240, 15360, 8192), (13312, 10240, 8192), (12288, 8192, 8192),
+                   (1024, 10240, 5120), (4096, 4864, 32896)]
+GRID_GPU_MN = (2048, 4096, 8192, 12288, 16384)
+GRID_GPU_K = (4096, 8192, 13312, 16384)
+GRID_CPU = (512, 1024, 2048)
+
+
+def gpu_sweep_shapes(quick: bool, compute_units: int | None) -> list[tuple[int, int, int]]:
+    if quick:
+        shapes = [(4096, 4096, 4096), (8192, 8192, 8192)] + SEED_SHAPES_GPU[:3]
+    else:
+        shapes = [(m, n, k) for m in GRID_GPU_MN for n in GRID_GPU_MN for k in GRID_GPU_K] + SEED_SHAPES_GPU
+    if compute_units:
+        shapes += cu_tiled_shapes(compute_units)
+    return list(dict.fromkeys(shapes))
+
+
+def cu_tiled_shapes(compute_units: int, k: int = 32896) -> list[tuple[int, int, int]]:
+    """AMD's rule: M x N as a factorisation of the CU count times the tile (256 x 192), one wave."""
+    out = []
+    for f in range(2, int(compute_units ** 0.5) + 1):
+        if compute_units % f == 0:
+            g = compute_units // f
+            out += [(f * 256, g * 192, k), (g * 256, f * 192, k)]
+    return out[:4]
+
+
+def refine_shapes(best: tuple[int, int, int], step: int = 256) -> list[tuple[int, int, int]]:
+    """Neighbours of the best shape, one step along each dimension (MAMF's fine range, locally)."""
+    m, n, k = best
+    out = []
+    for dm, dn, dk in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
+        s = (m + dm * step, n + dn * step, k + dk * step)
+        if min(s) > 0:
+            out.append(s)
+    return out
+
+
+def cpu_sweep_shapes(quick: bool, dtype: str) -> list[tuple[int, int, int]]:
+    if dtype == "fp16":  # without avx512_fp16 torch converts element by element: ~1 GFLOP/s
+        return [(256, 256, 256)] if quick else [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024)]
+    sizes = GRID_CPU + ((4096,) if dtype == "bf16" else ()) + (() if quick else (3072, 4096))
+    return [(s, s, s) for s in dict.fromkeys(sizes)]
+
+
+# LLM layer shapes (m = tokens in a micro-batch, n = output features, k = input features), from the
+# models' published architectures: (name, hidden, ffn, heads, kv_heads, gated ffn).
+LLM_MODELS = {
+    "mistral-7b": (4096, 14336, 32, 8, True),
+    "llama3-70b": (8192, 28672, 64, 8, True),
+    "gpt3-175b": (12288, 49152, 96, 96, False),
+    "llama3-405b": (16384, 53248, 128, 8, True),
+}
+
+
+def llm_layer_shapes(model: str, tokens: int) -> list[tuple[str, tuple[int, int, int]]]:
+    h, ffn, heads, kv, gated = LLM_MODELS[model]
+    head_dim = h // heads
+    up = 2 * ffn if gated else ffn
+    return [("qkv", (tokens, h + 2 * kv * head_dim, h)), ("attn_out", (tokens, h, h)),
+            ("ffn_up", (tokens, up, h)), ("ffn_down", (tokens, h, ffn))]
+
+
+def llm_cases(device: Any, quick: bool, dtypes: Iterable[str]) -> list[GemmCase]:
+    if device.kind == "cpu":
+        plan = [("mistral-7b", 256)]
+    else:
+        plan = [("llama3-70b", 4096), ("gpt3-175b", 4096)] if quick else [(m, 8192) for m in LLM_MODELS]
+    out = []
+    for dtype in dtypes:
+        if device.kind == "cpu" and dtype not in (("bf16",) if quick else ("bf16", "fp32")):
+            continue
+        for model, tokens in plan:
+            for layer, (m, n, k) in llm_layer_shapes(model, tokens):
+                out.append(GemmCase(m, n, k, dtype, tags=("llm", f"llm:{model}:{layer}", f"tokens:{tokens}")))
+    return out
+
+
+def sweep_cases(device: Any, quick: bool, dtype: str) -> list[GemmCase]:
+    if device.kind == "cpu":
+        backends = ("torch", "numpy") if dtype in ("fp64", "fp32") else ("torch",)
+        return [GemmCase(m, n, k, dtype, backend=b, tags=("sweep",))
+                for (m, n, k) in cpu_sweep_shapes(quick, dtype) for b in backends]
+    return [GemmCase(m, n, k, dtype, tags=("sweep",)) for (m, n, k) in gpu_sweep_shapes(quick, device.compute_units)]
+
+
+DEFAULT_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8")

@@ -1,0 +1,138 @@
+"""Run cases through the one timing helper: skip what cannot run, verify first, keep every sample.
+
+Out-of-memory at one size is a skip with a note and the sweep goes on. Ctrl-C stops the loop and
+returns what was measured, flagged incomplete, so the caller can still write it.
+"""
+from __future__ import annotations
+
+import gc
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from recoque.bench.base import Case, Unsupported
+from recoque.bench.noise import NoiseWarning, check_peak, check_rotation, check_samples
+from recoque.bench.schema import Record, Skip
+from recoque.bench.timing import TimingPolicy, measure, rotation_sets
+
+
+@dataclass
+class RunOutcome:
+    records: list[Record] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    warnings: list[NoiseWarning] = field(default_factory=list)
+    interrupted: bool = False
+
+    def extend(self, other: "RunOutcome") -> None:
+        self.records += other.records
+        self.skipped += other.skipped
+        self.warnings += other.warnings
+        self.interrupted = self.interrupted or other.interrupted
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    msg = str(exc).lower()
+    return name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg))
+
+
+def _free(device: Any) -> None:
+    gc.collect()
+    if device.kind != "cpu":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def memory_budget_bytes(device: Any) -> int | None:
+    """How much the rotation may allocate: half the free GPU memory, a quarter of available RAM."""
+    try:
+        if device.kind != "cpu":
+            import torch
+
+            free, _total = torch.cuda.mem_get_info(device.torch_device)
+            return int(free * 0.5)
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 4
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return None
+
+
+def peak_for(case: Case, device: Any) -> tuple[float | None, str | None]:
+    """Datasheet peak in the record's unit: TFLOP/s for compute, GB/s for device-memory traffic."""
+    if case.work().flop_count is not None:
+        value, src = device.peak(case.dtype)
+        return (value / 1e12 if value else None), src
+    if case.benchmark == "stream" or (case.benchmark == "transfer" and case.op == "d2d"):
+        value, src = device.peak_bandwidth()
+        return (value / 1e9 if value else None), src
+    return None, None
+
+
+def run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry: bool) -> tuple[Record | None, Skip | None, list[NoiseWarning]]:
+    label = case.label()
+    n_sets = rotation_sets(case.bytes_per_set(), device.llc_bytes, policy.min_rotation_bytes,
+                           memory_budget_bytes(device))
+    try:
+        case.setup(device, n_sets, seed)
+        check = case.verify()
+        if not check.ok:
+            print(f"recoque: verification failed, no result: {label}: {check.describe()}", file=sys.stderr)
+            return None, _skip(case, f"verification failed: {check.describe()}"), []
+        timing, tele = _timed(case, device, policy, n_sets, telemetry)
+    except Unsupported as exc:
+        return None, _skip(case, f"unsupported: {exc}"), []
+    except Exception as exc:  # noqa: BLE001 - OOM is recognised by type or message across backends
+        if not _is_oom(exc):
+            raise
+        return None, _skip(case, "out of memory at this size"), []
+    finally:
+        case.teardown()
+        _free(device)
+    work = case.work()
+    peak, src = peak_for(case, device)
+    rec = Record(benchmark=case.benchmark, op=case.op, dtype=case.dtype, params=dict(case.params),
+                 times_s=timing.times_s, unit=work.unit, flop_count=work.flop_count, bytes_moved=work.bytes_moved,
+                 peak=peak, peak_source=src, verified=True, verify=check.to_json(), backend=case.backend,
+                 timer=timing.timer, tags=tuple(case.tags) + (f"rotation_sets:{n_sets}",), telemetry=tele)
+    warns = check_samples(label, timing.times_s, timing.timer) + check_peak(label, rec.fraction_of_peak)
+    if case.benchmark in ("gemm", "attention"):
+        warns += check_rotation(label, n_sets * case.bytes_per_set(), device.llc_bytes)
+    return rec, None, warns
+
+
+def _timed(case: Case, device: Any, policy: TimingPolicy, n_sets: int, telemetry: bool):
+    if not telemetry:
+        return measure(case.run, device, policy, n_sets), {}
+    from recoque.bench.telemetry import Sampler
+
+    with Sampler(device) as sampler:
+        timing = measure(case.run, device, policy, n_sets)
+    return timing, sampler.summary()
+
+
+def _skip(case: Case, reason: str) -> Skip:
+    return Skip(case.benchmark, case.op, case.dtype, dict(case.params), reason)
+
+
+def run_cases(cases: Iterable[Case], device: Any, policy: TimingPolicy, seed: int = 0, telemetry: bool = True,
+              on_done: Callable[[Case, Record | None, Skip | None], None] | None = None) -> RunOutcome:
+    out = RunOutcome()
+    try:
+        for case in cases:
+            rec, skip, warns = run_one(case, device, policy, seed, telemetry)
+            if rec is not None:
+                out.records.append(rec)
+            if skip is not None:
+                out.skipped.append(skip)
+            out.warnings += warns
+            if on_done is not None:
+                on_done(case, rec, skip)
+    except KeyboardInterrupt:
+        out.interrupted = True
+    return out

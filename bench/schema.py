@@ -1,0 +1,209 @@
+"""The results document: frozen records in base units, a schema version, and a loader for old files.
+
+No torch import here: the planner reads results through this module without touching a GPU stack.
+
+Document layout (schema_version 2):
+    {"schema_version": 2, "tool": {...}, "created_utc": "...", "command": "...",
+     "environment": {...}, "device": {...}, "complete": bool,
+     "results": [Record...], "skipped": [Skip...], "warnings": [NoiseWarning...]}
+
+Version 1 (recoque 0.0.x) stored raw samples in milliseconds (`times_ms`) and the achieved rate
+under `value`; `load_results` migrates it. Anything else gets one clear line.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from recoque.errors import BadInput
+from recoque.fileio import read_json, write_json_atomic
+
+SCHEMA_VERSION = 2
+BENCHMARKS = ("gemm", "attention", "stream", "transfer", "collective")
+UNITS = {"TFLOP/s": 1e12, "GB/s": 1e9}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One verified measurement. Raw samples in seconds; work in flops or bytes per call."""
+
+    benchmark: str
+    op: str
+    dtype: str
+    params: Mapping[str, Any]
+    times_s: tuple[float, ...]
+    unit: str
+    flop_count: int | None = None
+    bytes_moved: int | None = None
+    peak: float | None = None  # in `unit`, dense datasheet figure; None when unknown
+    peak_source: str | None = None
+    verified: bool = True
+    verify: Mapping[str, Any] = field(default_factory=dict)
+    backend: str | None = None
+    timer: str = "perf_counter_ns"
+    tags: tuple[str, ...] = ()
+    telemetry: Mapping[str, Any] = field(default_factory=dict)  # clocks/power during the samples
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise BadInput(f"record {self.op}: unknown unit {self.unit!r}", f"use one of {sorted(UNITS)}")
+        if not self.times_s:
+            raise BadInput(f"record {self.op}: no timing samples", "re-run the benchmark")
+        work = self.flop_count if self.unit == "TFLOP/s" else self.bytes_moved
+        if work is None or work <= 0:
+            raise BadInput(f"record {self.op}: no work count for unit {self.unit}", "re-run the benchmark")
+
+    # Derived figures are computed, never stored as truth: only the harness divides by time.
+    @property
+    def work(self) -> int:
+        return int(self.flop_count if self.unit == "TFLOP/s" else self.bytes_moved)  # type: ignore[arg-type]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def min_s(self) -> float:
+        return min(self.times_s)
+
+    @property
+    def achieved(self) -> float:
+        """Rate at the median time, in `unit` (headline figure)."""
+        return self.work / self.median_s / UNITS[self.unit]
+
+    @property
+    def best(self) -> float:
+        """Rate at the fastest sample, in `unit` (STREAM's "best" convention)."""
+        return self.work / self.min_s / UNITS[self.unit]
+
+    @property
+    def fraction_of_peak(self) -> float | None:
+        return None if not self.peak else self.achieved / self.peak
+
+    def stats(self) -> dict[str, float]:
+        mean = statistics.fmean(self.times_s)
+        sd = statistics.pstdev(self.times_s) if len(self.times_s) > 1 else 0.0
+        return {"min_s": self.min_s, "median_s": self.median_s, "mean_s": mean, "cov": sd / mean if mean else 0.0}
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params"] = dict(self.params)
+        d["verify"] = dict(self.verify)
+        d["times_s"] = list(self.times_s)
+        d["tags"] = list(self.tags)
+        d["telemetry"] = dict(self.telemetry)
+        # Stored for readers that do not use this module; recomputed on load, never trusted.
+        d["achieved"] = self.achieved
+        d["fraction_of_peak"] = self.fraction_of_peak
+        d["stats"] = self.stats()
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Record":
+        try:
+            return cls(
+                benchmark=str(d["benchmark"]), op=str(d["op"]), dtype=str(d["dtype"]),
+                params=dict(d.get("params", {})), times_s=tuple(float(t) for t in d["times_s"]),
+                unit=str(d["unit"]), flop_count=d.get("flop_count"), bytes_moved=d.get("bytes_moved"),
+                peak=d.get("peak"), peak_source=d.get("peak_source"), verified=bool(d.get("verified", False)),
+                verify=dict(d.get("verify", {})), backend=d.get("backend"), timer=str(d.get("timer", "unknown")),
+                tags=tuple(d.get("tags", ())), telemetry=dict(d.get("telemetry", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput(f"result record is missing or has a bad field: {exc}", "re-run `recoque bench`") from None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A case that produced no result, and why (OOM, failed verification, unsupported dtype)."""
+
+    benchmark: str
+    op: str
+    dtype: str
+    params: Mapping[str, Any]
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class ResultsDocument:
+    environment: Mapping[str, Any]
+    device: Mapping[str, Any]
+    results: tuple[Record, ...]
+    skipped: tuple[Skip, ...] = ()
+    warnings: tuple[Mapping[str, Any], ...] = ()
+    complete: bool = True
+    command: str = ""
+    created_utc: str = ""
+    tool_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "recoque", "version": self.tool_version},
+            "created_utc": self.created_utc,
+            "command": self.command,
+            "complete": self.complete,
+            "environment": dict(self.environment),
+            "device": dict(self.device),
+            "results": [r.to_json() for r in self.results],
+            "skipped": [s.to_json() for s in self.skipped],
+            "warnings": [dict(w) for w in self.warnings],
+        }
+
+    def select(self, benchmark: str, dtype: str | None = None, op: str | None = None) -> list[Record]:
+        return [r for r in self.results if r.benchmark == benchmark
+                and (dtype is None or r.dtype == dtype) and (op is None or r.op == op)]
+
+
+def _migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
+    """v1: `times_ms` raw samples, `value` for the achieved rate (dropped: recomputed)."""
+    out = dict(doc)
+    out["results"] = []
+    for rec in doc.get("results", []):
+        r = {k: v for k, v in rec.items() if k not in ("times_ms", "value")}
+        r["times_s"] = [t / 1e3 for t in rec.get("times_ms", [])]
+        out["results"].append(r)
+    out["schema_version"] = 2
+    return out
+
+
+_MIGRATIONS = {1: _migrate_v1}
+
+
+def document_from_json(doc: Any, origin: str = "results") -> ResultsDocument:
+    if not isinstance(doc, dict) or "schema_version" not in doc:
+        raise BadInput(f"{origin}: not a recoque results file (no schema_version)",
+                       "pass a file written by `recoque bench --out`")
+    version = doc["schema_version"]
+    if not isinstance(version, int):
+        raise BadInput(f"{origin}: schema_version must be an integer, got {version!r}", "re-run `recoque bench`")
+    if version > SCHEMA_VERSION:
+        raise BadInput(f"{origin}: schema_version {version} is newer than this recoque reads ({SCHEMA_VERSION})",
+                       "upgrade recoque")
+    while version < SCHEMA_VERSION:
+        if version not in _MIGRATIONS:
+            raise BadInput(f"{origin}: schema_version {version} is too old to read", "re-run `recoque bench`")
+        doc = _MIGRATIONS[version](doc)
+        version = doc["schema_version"]
+    if not isinstance(doc.get("results"), list):
+        raise BadInput(f"{origin}: `results` must be a list", "re-run `recoque bench`")
+    return ResultsDocument(
+        environment=doc.get("environment", {}), device=doc.get("device", {}),
+        results=tuple(Record.from_json(r) for r in doc["results"]),
+        skipped=tuple(Skip(**s) for s in doc.get("skipped", [])),
+        warnings=tuple(doc.get("warnings", [])), complete=bool(doc.get("complete", True)),
+        command=str(doc.get("command", "")), created_utc=str(doc.get("created_utc", "")),
+        tool_version=str(doc.get("tool", {}).get("version", "")),
+    )
+
+
+def load_results(path: str) -> ResultsDocument:
+    return document_from_json(read_json(path), origin=str(path))
+
+
+def save_results(path: str, doc: ResultsDocument) -> None:
+    write_json_atomic(path, doc.to_json())

@@ -1,0 +1,209 @@
+"""Memory bandwidth: the BabelStream kernels (copy, mul, add, triad, dot) on the CPU or one GPU.
+
+Sizing follows the STREAM rule (each array >= 4x the last-level cache) and BabelStream's default
+(>= 2**25 elements on a GPU); the full run uses 8x the LLC, as AMD's MI300X acceptance run does
+(2 GiB arrays against a 256 MiB Infinity Cache). Since every array alone is far larger than the
+LLC, one set of arrays is enough and the harness does not rotate (`bytes_per_set` is their total).
+CPU: numba prange kernels (backend "numba"); GPU: torch out= kernels (backend "torch").
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from recoque.bench.base import Case, Verification, Work
+from recoque.bench.verify import TOLERANCE, compare
+from recoque.kernels import stream as K
+
+SUPPORTED_DTYPES = ("fp64", "fp32")  # BabelStream supports only these two
+LLC_MULTIPLE = {True: 4, False: 8}  # quick: the STREAM minimum; full: AMD's acceptance ratio
+GPU_MIN_ELEMENTS = 2**25  # BabelStream's default array size
+FALLBACK_LLC_BYTES = {"cpu": 64 * 2**20, "gpu": 256 * 2**20}  # when discovery found none: assume big
+MEMORY_FRACTION = 0.5  # the arrays of one case use at most this share of device memory
+SAMPLE = 100_000  # elements checked on a GPU (copied back to the host)
+_FILL_CHUNK = 2**21  # elements per independently seeded block of the CPU fill
+
+
+def array_elements(device: Any, dtype: str, quick: bool) -> int:
+    """Elements per array: >= LLC_MULTIPLE x LLC bytes, >= 2**25 on GPUs, capped by memory."""
+    elem = K.ELEM_BYTES[dtype]
+    kind = "cpu" if device.kind == "cpu" else "gpu"
+    llc = device.llc_bytes or FALLBACK_LLC_BYTES[kind]
+    n = math.ceil(LLC_MULTIPLE[quick] * llc / elem)
+    if kind == "gpu":
+        n = max(n, GPU_MIN_ELEMENTS)
+    n = math.ceil(n / 4096) * 4096  # whole pages and SIMD blocks
+    if device.memory_bytes:  # shrink the full size to fit, never below the 4x-LLC minimum
+        fit = int(MEMORY_FRACTION * device.memory_bytes) // (K.N_ARRAYS * elem)
+        n = max(min(n, fit), math.ceil(LLC_MULTIPLE[True] * llc / elem))
+    return int(n)
+
+
+def cases(device: Any, quick: bool, dtypes: Sequence[str] = ("fp64",)) -> list[Case]:
+    """One case per kernel and supported dtype (dtypes other than fp64/fp32 are not STREAM's)."""
+    out: list[Case] = []
+    for dtype in dtypes:
+        if dtype not in SUPPORTED_DTYPES:
+            continue
+        n = array_elements(device, dtype, quick)
+        out.extend(StreamCase(op, dtype, n) for op in K.OPS)
+    return out
+
+
+def skip_reason(device: Any) -> str | None:
+    """Why this benchmark cannot run here (never: the CPU path always exists)."""
+    return None
+
+
+def _fill_normal_cpu(arr: np.ndarray, seed: int) -> None:
+    """Standard normal data in place, block by block on threads (numpy's generators release the GIL).
+
+    Each block has its own child seed, so the data depend on the seed only, not on the thread count.
+    """
+    starts = range(0, arr.shape[0], _FILL_CHUNK)
+    seeds = np.random.SeedSequence(seed).spawn(len(starts))
+
+    def fill(k: int) -> None:
+        lo = starts[k]
+        np.random.default_rng(seeds[k]).standard_normal(dtype=arr.dtype, out=arr[lo:lo + _FILL_CHUNK])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(fill, range(len(starts))))
+
+
+class StreamCase(Case):
+    benchmark = "stream"
+
+    def __init__(self, op: str, dtype: str = "fp64", n_elements: int = GPU_MIN_ELEMENTS) -> None:
+        if op not in K.OPS:
+            raise ValueError(f"unknown STREAM kernel {op!r}; expected one of {K.OPS}")
+        if dtype not in SUPPORTED_DTYPES:
+            raise ValueError(f"STREAM dtype {dtype!r} unsupported; expected one of {SUPPORTED_DTYPES}")
+        self.op, self.dtype = op, dtype
+        self.params = {"n_elements": int(n_elements), "elem_bytes": K.ELEM_BYTES[dtype]}
+        self.backend: str | None = None
+        self._sets: list[dict[str, Any]] | None = None
+        self._device: Any = None
+        self._kern: Any = None  # kernels.stream_numba or kernels.stream_torch
+        self._dot: Any = None  # last dot result (a device tensor on GPU: reading it would sync)
+
+    @property
+    def n_elements(self) -> int:
+        return int(self.params["n_elements"])
+
+    def _names(self) -> tuple[str, ...]:
+        """The arrays this kernel touches: its inputs, then its output (if any)."""
+        out = K.WRITES[self.op]
+        return K.READS[self.op] + ((out,) if out else ())
+
+    def work(self) -> Work:
+        return Work(bytes_moved=K.bytes_moved(self.op, self.n_elements, K.ELEM_BYTES[self.dtype]))
+
+    def bytes_per_set(self) -> int:
+        return len(self._names()) * self.n_elements * K.ELEM_BYTES[self.dtype]
+
+    # -- setup ---------------------------------------------------------------------------------
+    def setup(self, device: Any, n_sets: int, seed: int) -> None:
+        self._device = device
+        self.backend = "numba" if device.kind == "cpu" else "torch"
+        if device.kind == "cpu":  # imported here: numba compiles, torch may be a GPU build
+            from recoque.kernels import stream_numba as kern
+        else:
+            from recoque.kernels import stream_torch as kern  # type: ignore[no-redef]
+        self._kern = kern
+        if device.kind == "cpu" and kern.STREAMING_STORES and K.WRITES[self.op]:
+            self.tags = ("streaming-stores",)  # no write-allocate reads: traffic = what is counted
+        make = self._make_cpu_set if device.kind == "cpu" else self._make_gpu_set
+        # One set whatever n_sets is: each array alone is >= 4x the LLC, so rotating would only
+        # multiply the memory (several GiB on MI300-class parts) without evicting anything more.
+        self._sets = [make(seed)]
+
+    def _make_cpu_set(self, seed: int) -> dict[str, Any]:
+        dt = K.NUMPY_DTYPE[self.dtype]
+        arrays: dict[str, Any] = {}
+        for j, name in enumerate(K.READS[self.op]):
+            arrays[name] = np.empty(self.n_elements, dtype=dt)
+            _fill_normal_cpu(arrays[name], seed + j)
+        out = K.WRITES[self.op]
+        if out:  # poisoned, so an element the kernel never writes cannot pass verification
+            arrays[out] = np.full(self.n_elements, np.nan, dtype=dt)
+        return arrays
+
+    def _make_gpu_set(self, seed: int) -> dict[str, Any]:
+        import torch
+
+        dev = torch.device(self._device.torch_device)
+        dt = torch.float64 if self.dtype == "fp64" else torch.float32
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(seed)
+        arrays: dict[str, Any] = {n: torch.randn(self.n_elements, generator=gen, device=dev, dtype=dt)
+                                  for n in K.READS[self.op]}
+        out = K.WRITES[self.op]
+        if out:
+            arrays[out] = torch.full((self.n_elements,), float("nan"), device=dev, dtype=dt)
+        return arrays
+
+    # -- run -----------------------------------------------------------------------------------
+    def run(self, i: int) -> None:
+        s = self._sets[i % len(self._sets)]  # type: ignore[index]
+        self._dot = self._kern.run(self.op, s.get("a"), s.get("b"), s.get("c"), K.SCALAR)
+
+    # -- verify --------------------------------------------------------------------------------
+    def verify(self) -> Verification:
+        """One call on set 0, checked against the float64 reference of the inputs it was given."""
+        if self.backend == "numba":
+            return self._verify_cpu()
+        return self._verify_gpu()
+
+    def _verify_cpu(self) -> Verification:
+        s = self._sets[0]  # type: ignore[index]
+        inputs = {n: s[n] for n in K.READS[self.op]}
+        ref, scale = K.reference(self.op, inputs), K.error_scale(self.op, inputs)
+        out = K.WRITES[self.op]
+        if out:
+            s[out].fill(np.nan)
+        self.run(0)
+        got = self._dot if out is None else s[out]
+        return self._compare(got, ref, scale)
+
+    def _verify_gpu(self) -> Verification:
+        import torch
+
+        s = self._sets[0]  # type: ignore[index]
+        out = K.WRITES[self.op]
+        if out is None:
+            return self._verify_gpu_dot(s)
+        if self.n_elements <= SAMPLE:
+            idx = torch.arange(self.n_elements)
+        else:
+            idx = torch.randint(0, self.n_elements, (SAMPLE,), generator=torch.Generator().manual_seed(12345))
+        idx_dev = idx.to(s[out].device)
+        inputs = {n: s[n][idx_dev].cpu().numpy() for n in K.READS[self.op]}
+        s[out].fill_(float("nan"))
+        self.run(0)
+        got = s[out][idx_dev].cpu().numpy()  # .cpu() waits for the kernel
+        v = self._compare(got, K.reference(self.op, inputs), K.error_scale(self.op, inputs))
+        return replace(v, worst_index=(int(idx[v.worst_index[0]]),) if v.worst_index else ())
+
+    def _verify_gpu_dot(self, s: dict[str, Any]) -> Verification:
+        self.run(0)
+        got = float(self._dot.item())
+        ref = scale = 0.0
+        step = 2**24  # copy back in blocks: the host never holds a whole GPU-sized array
+        for lo in range(0, self.n_elements, step):
+            a = s["a"][lo:lo + step].cpu().numpy().astype(np.float64)
+            b = s["b"][lo:lo + step].cpu().numpy().astype(np.float64)
+            ref += float(np.dot(a, b))
+            scale += float(np.dot(np.abs(a), np.abs(b)))
+        return self._compare(got, ref, scale)
+
+    def _compare(self, got: Any, ref: Any, scale: Any) -> Verification:
+        out = K.WRITES[self.op]
+        what = f"{self.op}: {out} = ..." if out else "dot: sum(a*b)"
+        if out is None:  # a scalar: its relative error against sum |a_i b_i|
+            got, ref = np.array([float(got)]), np.array([ref])
+        return compare(got, ref, scale, TOLERANCE[self.dtype], what=what)

@@ -1,0 +1,107 @@
+"""Which cases make up `bench all` and each named benchmark, in what order, with what refinement."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable
+
+from recoque.bench import attention, gemm
+from recoque.bench.base import Case
+from recoque.bench.runner import RunOutcome, run_cases
+from recoque.bench.timing import FULL, QUICK, TimingPolicy
+from recoque.errors import BadInput
+
+BENCHMARKS = ("gemm", "attention", "stream", "transfer", "collective")
+ALL_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8")
+# A GPU is warmed up thermally before its first sample (mamf-finder warms for 30 s; AMD's MAF
+# method about a quarter of a 1 s run).
+GPU_WARMUP_S = {True: 2.0, False: 20.0}
+
+
+def policy_for(device: Any, quick: bool) -> TimingPolicy:
+    return QUICK if quick else FULL
+
+
+def check_dtypes(dtypes: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [d for d in dtypes if d not in ALL_DTYPES]
+    if bad:
+        raise BadInput(f"unknown dtype {bad[0]!r}", f"use one of {', '.join(ALL_DTYPES)}")
+    return dtypes
+
+
+def _best(records: list, dtype: str):
+    mine = [r for r in records if r.dtype == dtype and "sweep" in r.tags]
+    return max(mine, key=lambda r: r.achieved, default=None)
+
+
+def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[str, ...], seed: int = 0,
+              telemetry: bool = True, on_plan: Callable[[int], None] | None = None,
+              on_done: Callable[[Case, Any, Any], None] | None = None) -> tuple[RunOutcome, list[str]]:
+    """Run the named benchmarks; returns the outcome and notes (what was not run and why)."""
+    policy = policy_for(device, quick)
+    notes: list[str] = []
+    out = RunOutcome()
+    first = [True]
+
+    def run(cases: list[Case]) -> bool:
+        if not cases:
+            return True
+        if on_plan:
+            on_plan(len(cases))
+        pol = policy
+        if first[0] and device.kind != "cpu":
+            pol = replace(policy, warmup_s=GPU_WARMUP_S[quick])
+            cases, rest = cases[:1], cases[1:]
+            first[0] = False
+            if not _merge(out, run_cases(cases, device, pol, seed, telemetry, on_done)):
+                return False
+            cases = rest
+        first[0] = False
+        return _merge(out, run_cases(cases, device, policy, seed, telemetry, on_done))
+
+    for name in names:
+        if name == "gemm":
+            for dtype in dtypes:
+                if not run(gemm.sweep_cases(device, quick, dtype)):
+                    return out, notes
+                best = _best(out.records, dtype)
+                if best is not None and device.kind != "cpu" and not quick:
+                    p = best.params
+                    refine = [gemm.GemmCase(*s, dtype, tags=("sweep", "refine")) for s in gemm.refine_shapes((p["m"], p["n"], p["k"]))]
+                    if not run(refine):
+                        return out, notes
+            if not run(gemm.llm_cases(device, quick, dtypes)):
+                return out, notes
+        elif name == "attention":
+            att = tuple(d for d in dtypes if d in ("bf16", "fp16", "fp32")) or ("bf16",)
+            if not run(attention.cases(device, quick, att)):
+                return out, notes
+        elif name == "stream":
+            from recoque.bench import stream
+
+            sd = tuple(d for d in dtypes if d in ("fp64", "fp32")) or ("fp64",)
+            if not run(stream.cases(device, quick, sd)):
+                return out, notes
+        elif name == "transfer":
+            from recoque.bench import transfer
+
+            cases = transfer.cases(device, quick)
+            if not cases:
+                notes.append("transfer: host-device bandwidth needs a GPU")
+            if not run(cases):
+                return out, notes
+        elif name == "collective":
+            from recoque.bench import collective
+
+            cases = collective.cases(device, quick)
+            if not cases:
+                notes.append("collective: needs more than one GPU; run under `torchrun --nproc-per-node=N`")
+            if not run(cases):
+                return out, notes
+        else:
+            raise BadInput(f"unknown benchmark {name!r}", f"use one of all, {', '.join(BENCHMARKS)}")
+    return out, notes
+
+
+def _merge(out: RunOutcome, part: RunOutcome) -> bool:
+    out.extend(part)
+    return not part.interrupted

@@ -1,0 +1,107 @@
+"""The one timing helper: sync, warm-up, cache eviction by input rotation, raw samples.
+
+GPU: one pair of device events around every call and a single synchronisation at the end
+(the convention of mamf-finder, triton's do_bench, nvbandwidth). CPU: perf_counter_ns around
+every call (the kernels there are synchronous). Caches are evicted by rotating through input
+sets whose total size is at least twice the last-level cache (hipblaslt-bench --rotating), and
+at least `min_rotation_bytes` (512 MiB on MI300-class parts whose MALL is 256 MiB).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    warmup_s: float  # per case, wall clock, before the first sample
+    budget_s: float  # target time spent sampling one case
+    min_samples: int
+    max_samples: int
+    min_rotation_bytes: int = 0
+
+
+QUICK = TimingPolicy(warmup_s=0.05, budget_s=0.25, min_samples=5, max_samples=40)
+FULL = TimingPolicy(warmup_s=0.5, budget_s=2.0, min_samples=10, max_samples=400)
+
+
+@dataclass(frozen=True)
+class Timing:
+    times_s: tuple[float, ...]
+    timer: str  # "device_event" or "perf_counter_ns"
+    warmup_calls: int
+    n_sets: int
+
+
+def rotation_sets(bytes_per_set: int, llc_bytes: int | None, min_total_bytes: int = 0,
+                  max_total_bytes: int | None = None) -> int:
+    """How many input sets to rotate so that their total exceeds 2x the last-level cache."""
+    target = max(2 * (llc_bytes or 0), min_total_bytes)
+    n = max(1, math.ceil(target / max(1, bytes_per_set)))
+    if max_total_bytes is not None:
+        n = max(1, min(n, max_total_bytes // max(1, bytes_per_set)))
+    return int(n)
+
+
+def _sample_count(per_call_s: float, policy: TimingPolicy) -> int:
+    if per_call_s <= 0:
+        return policy.max_samples
+    return int(min(policy.max_samples, max(policy.min_samples, policy.budget_s / per_call_s)))
+
+
+def _sync(device: Any) -> None:
+    if device.kind != "cpu":
+        import torch
+
+        torch.cuda.synchronize(device.torch_device)
+
+
+def _warm_up(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_sets: int) -> tuple[int, float]:
+    """Call until warmup_s has passed (at least twice); return calls made and seconds per call."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        run(calls % n_sets)
+        _sync(device)
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if calls >= 2 and elapsed >= policy.warmup_s:
+            return calls, elapsed / calls
+
+
+def measure(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_sets: int = 1) -> Timing:
+    warm_calls, per_call_s = _warm_up(run, device, policy, n_sets)
+    n = _sample_count(per_call_s, policy)
+    if device.kind == "cpu":
+        times = _host_samples(run, n, n_sets, offset=warm_calls)
+        timer = "perf_counter_ns"
+    else:
+        times = _event_samples(run, device, n, n_sets, offset=warm_calls)
+        timer = "device_event"
+    return Timing(tuple(times), timer, warm_calls, n_sets)
+
+
+def _host_samples(run: Callable[[int], None], n: int, n_sets: int, offset: int) -> list[float]:
+    out = []
+    clock = time.perf_counter_ns
+    for i in range(n):
+        idx = (offset + i) % n_sets
+        t0 = clock()
+        run(idx)
+        out.append((clock() - t0) * 1e-9)
+    return out
+
+
+def _event_samples(run: Callable[[int], None], device: Any, n: int, n_sets: int, offset: int) -> list[float]:
+    import torch
+
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
+    for i in range(n):
+        idx = (offset + i) % n_sets
+        starts[i].record()
+        run(idx)
+        ends[i].record()
+    torch.cuda.synchronize(device.torch_device)
+    return [s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends)]

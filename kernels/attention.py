@@ -1,0 +1,79 @@
+"""Attention through torch's scaled_dot_product_attention, forward and backward. No timing here.
+
+FLOPs (flash-attention benchmark convention): forward 4*b*h*sq*sk*d (two GEMMs, QK^T and PV),
+halved when causal; backward 2.5x forward (five GEMMs of which one recomputes QK^T).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BACKWARD_FACTOR = 2.5
+
+
+def flop_count(batch: int, heads_q: int, seq_q: int, seq_k: int, head_dim: int, causal: bool, direction: str) -> int:
+    fwd = 4 * batch * heads_q * seq_q * seq_k * head_dim
+    if causal:
+        fwd //= 2
+    return int(fwd * BACKWARD_FACTOR) if direction == "bwd" else fwd
+
+
+def backend_names() -> list[str]:
+    """Backends in the order we prefer them; the first that accepts the inputs is the one that ran."""
+    return ["FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "MATH"]
+
+
+def sdpa(q: Any, k: Any, v: Any, causal: bool, backend: str | None = None) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    gqa = q.shape[1] != k.shape[1]
+    if backend is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([getattr(SDPBackend, backend)]):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+
+
+def pick_backend(q: Any, k: Any, v: Any, causal: bool, need_grad: bool) -> str:
+    """Try each backend alone; torch raises when a backend cannot take these inputs."""
+    import torch
+
+    for name in backend_names():
+        try:
+            out = sdpa(q, k, v, causal, name)
+            if need_grad:
+                torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
+            return name
+        except (RuntimeError, AttributeError, NotImplementedError):
+            continue
+    raise RuntimeError("no scaled_dot_product_attention backend accepted these inputs")
+
+
+def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """float64 attention for one batch entry: q (hq, sq, d), k/v (hkv, sk, d), GQA by head groups.
+
+    Returns the output and its error scale P @ |V| (the bound for a convex combination of V rows).
+    """
+    hq, sq, d = q.shape
+    hkv, sk, _ = k.shape
+    group = hq // hkv
+    kk, vv = np.repeat(k, group, axis=0), np.repeat(v, group, axis=0)
+    scores = q @ kk.transpose(0, 2, 1) / np.sqrt(d)
+    if causal:  # top-left aligned, as torch's is_causal
+        scores = np.where(np.tril(np.ones((sq, sk), dtype=bool)), scores, -np.inf)
+    scores -= scores.max(axis=-1, keepdims=True)
+    p = np.exp(scores)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p @ vv, p @ np.abs(vv)
+
+
+def reference_grads(q: np.ndarray, k: np.ndarray, v: np.ndarray, dout: np.ndarray, causal: bool):
+    """float64 gradients (dq, dk, dv) of sum(out * dout) via torch autograd on the CPU in float64."""
+    import torch
+
+    tq, tk, tv = (torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in (q, k, v))
+    out = sdpa(tq[None], tk[None], tv[None], causal, "MATH")[0]
+    return [g.numpy() for g in torch.autograd.grad(out, (tq, tk, tv), torch.tensor(dout, dtype=torch.float64))]

@@ -1,0 +1,355 @@
+"""`recoque check`: each stated figure (seeds/claims.toml) against what the models imply.
+
+A check returns the metric or assumption under which the figure holds, the numbers it implies,
+a verdict ("consistent", "consistent only if ...", "not consistent") and the arithmetic, line by
+line. With a measured profile, the device it was measured on uses the measured rates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
+from recoque.catalog import get_device_spec, load_catalog
+from recoque.errors import BadInput, RecoqueError
+from recoque.estimate import Estimate, combine
+from recoque.fileio import read_seed_toml
+from recoque.planner import energy, hpl
+from recoque.planner.equivalents import H100, device_metric, measured_profile_for
+from recoque.planner.system import load_system
+from recoque.planner.workloads import gemm_rate, profile_applies
+
+CONSISTENT, ONLY_IF, NOT = "consistent", "consistent only if", "not consistent"
+T, P, E = 1e12, 1e15, 1e18
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    key: str
+    summary: str
+    stated: str
+    file: str
+    locator: str
+    verdict: str
+    condition: str                      # what must hold ("" when plainly consistent)
+    holds_under: str                    # the metric or assumption
+    implied: Mapping[str, Any]          # name -> Estimate or number
+    arithmetic: tuple[str, ...]
+
+    @property
+    def verdict_line(self) -> str:
+        return self.verdict + (f" {self.condition}" if self.condition and self.verdict == ONLY_IF else
+                               f" ({self.condition})" if self.condition else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"claim": self.key, "summary": self.summary, "stated": self.stated, "file": self.file,
+                "locator": self.locator, "verdict": self.verdict, "condition": self.condition,
+                "holds_under": self.holds_under, "implied": dict(self.implied), "arithmetic": list(self.arithmetic)}
+
+
+@lru_cache(maxsize=1)
+def _seed() -> dict[str, Any]:
+    return read_seed_toml("claims.toml")
+
+
+def assumption(key: str) -> Estimate:
+    t = _seed().get("assumptions", {})
+    v = float(t[key])
+    lo, hi = float(t.get(f"{key}_low", v)), float(t.get(f"{key}_high", v))
+    return Estimate(v, lo, hi, "1", (f"{key} {lo:g}..{hi:g}: {t.get('sources', {}).get(key, '')}",))
+
+
+def claim_keys() -> list[str]:
+    return list(_seed().get("claims", {}))
+
+
+_PREFIX = {1e6: "M", 1e9: "G", 1e12: "T", 1e15: "P", 1e18: "E"}
+
+
+def _fmt(x: float) -> str:
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+def rng(e: Estimate, scale: float = 1.0) -> str:
+    """'v (lo..hi)' after dividing by scale, followed by the SI prefix of the scale ('T', 'P', ...)."""
+    v, lo, hi = e.value / scale, e.low / scale, e.high / scale
+    body = _fmt(v) if lo == hi else f"{_fmt(v)} ({_fmt(lo)}..{_fmt(hi)})"
+    return body + (f" {_PREFIX[scale]}" if scale in _PREFIX else "")
+
+
+def si(x: float, scale: float) -> str:
+    return f"{_fmt(x / scale)} {_PREFIX.get(scale, '')}"
+
+
+def matches(e: Estimate, target: float, tol: float) -> bool:
+    """Does the range overlap the stated figure within the tolerance band?"""
+    return e.high >= target / (1 + tol) and e.low <= target * (1 + tol)
+
+
+# --- the checks ----------------------------------------------------------------------------------
+
+def _hpl_per_gpu(spec, profile) -> tuple[Estimate, Estimate, bool]:
+    """HPL rate per GPU and efficiency (all reference machines; measured DGEMM with a profile)."""
+    return hpl.rate_and_efficiency(spec, "", profile, None)
+
+
+def check_exaflop(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
+    target = float(c["value_flop_s"])
+    system = load_system(c["system"])
+    spec = get_device_spec(system.device)
+    rate, eff, measured = _hpl_per_gpu(spec, profile)
+    need_hpl = combine(lambda r, e: target / (r * e), rate, eff, unit="gpu")
+    fp64 = device_metric(spec, "fp64_matrix")
+    need_peak = fp64.map(lambda r: target / r, "gpu") if fp64 else None
+    lines = [f"a billion billion = 1e9 x 1e9 = {target:.0e} operations/s = {target / E:g} EFLOP/s",
+             f"HPL rate per {spec.key}: {rng(rate, T)}FLOP/s{' (measured DGEMM)' if measured else ''} x efficiency {rng(eff)}",
+             f"{spec.key} needed for {target / E:g} EFLOP/s HPL = 1e18 / (rate x efficiency) = {rng(need_hpl)}"]
+    implied: dict[str, Any] = {"gpus_for_hpl": need_hpl}
+    if need_peak:
+        lines.append(f"{spec.key} needed for {target / E:g} EFLOP/s FP64 peak = 1e18 / {rng(fp64, T)}FLOP/s = {rng(need_peak)}")
+        implied["gpus_for_fp64_peak"] = need_peak
+    bf16 = device_metric(spec, "bf16")
+    lines.append(f"at BF16/FP8 (AI precisions) an exaflop needs far fewer GPUs; {spec.key} BF16 peak "
+                 + (f"{rng(bf16, T)}FLOP/s" if bf16 else "is not published"))
+    cond = (f"the operations are FP64 (HPL) and the machine holds at least {need_hpl.low:,.0f}-{need_hpl.high:,.0f} "
+            f"{spec.key} (count not published; {system.key} preset: {rng(system.estimate('gpus', 'gpu'))})")
+    return dict(verdict=ONLY_IF, condition=cond, holds_under="FP64 HPL Rmax (TOP500 sense of exaflop)",
+                implied=implied, arithmetic=lines)
+
+
+def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
+    stated = float(c["value_h100"])
+    tol = assumption("tolerance").value
+    system = load_system(c["system"])
+    spec, h100 = get_device_spec(system.device), get_device_spec(H100)
+    gpus = system.estimate("gpus", "gpu")
+    _, eff, _ = _hpl_per_gpu(spec, None)
+    target = system.extra.get("hpl_target_eflops")
+    lines, implied, holds, fails = [], {}, [], []
+    metrics: dict[str, Estimate] = {}
+    if target:  # FP64 system peak follows from the HPL target whatever the per-GPU rate: target / efficiency
+        sys_fp64 = eff.map(lambda e: float(target) * E / e, "flop/s")
+        lines.append(f"system FP64 peak = {target:g} EFLOP/s HPL / efficiency {rng(eff)} = {rng(sys_fp64, E)}FLOP/s")
+        for m in ("fp64_matrix", "fp64_vector"):
+            ref = device_metric(h100, m)
+            metrics[m] = sys_fp64.map(lambda s: s / ref.value, "H100e")
+            lines.append(f"H100e {m} = {rng(sys_fp64, E)}FLOP/s / H100 {si(ref.value, T)}FLOP/s = {rng(metrics[m])}")
+        h_rate, h_eff, h_meas = _hpl_per_gpu(h100, measured_profile_for(H100))
+        metrics["hpl_delivered"] = combine(lambda r, e: float(target) * E / (r * e), h_rate, h_eff, unit="H100e")
+        lines.append(f"H100e HPL delivered = 1e18 / (H100 {rng(h_rate, T)}FLOP/s x efficiency {rng(h_eff)}) = {rng(metrics['hpl_delivered'])}")
+    for m in ("hbm_capacity", "hbm_bandwidth"):
+        a, b = device_metric(spec, m), device_metric(h100, m)
+        if a and b:
+            metrics[m] = combine(lambda n, x: n * x / b.value, gpus, a, unit="H100e")
+            sc = 1e9 if m == "hbm_capacity" else T
+            unit = "B" if m == "hbm_capacity" else "B/s"
+            lines.append(f"H100e {m} = {rng(gpus)} GPUs x {si(a.value, sc)}{unit} / {si(b.value, sc)}{unit} = {rng(metrics[m])}")
+    for m, h in (("bf16", 989.4e12), ("fp8", 1978.9e12)):
+        h = device_metric(h100, m).value if device_metric(h100, m) else h
+        per_gpu_needed = gpus.map(lambda n: stated * h / n, "flop/s")
+        implied[f"{m}_per_{spec.key}_needed_flop_s"] = per_gpu_needed
+        own = device_metric(spec, m)
+        if profile_applies(spec, profile):
+            own = gemm_rate(spec, m, profile)
+            h_ach = gemm_rate(h100, m, measured_profile_for(H100))
+            metrics[f"{m}_measured"] = combine(lambda n, x, y: n * x / y, gpus, own, h_ach, unit="H100e")
+            lines.append(f"H100e {m} measured = GPUs x measured {rng(own, T)}FLOP/s / H100 achieved {rng(h_ach, T)}FLOP/s = {rng(metrics[m + '_measured'])}")
+        elif own:
+            metrics[m] = combine(lambda n, x: n * x / h, gpus, own, unit="H100e")
+            lines.append(f"H100e {m} = GPUs x {si(own.value, T)}FLOP/s / {si(h, T)}FLOP/s = {rng(metrics[m])}")
+        lines.append(f"{m} per {spec.key} needed for {stated:,.0f} H100e = {stated:,.0f} x {si(h, T)}FLOP/s / {rng(gpus)} GPUs = {rng(per_gpu_needed, P)}FLOP/s")
+    for m, e in metrics.items():
+        implied[f"h100e_{m}"] = e
+        (holds if matches(e, stated, tol) else fails).append(m)
+    unknown = [m for m in ("bf16", "fp8") if m not in metrics and f"{m}_measured" not in metrics]
+    parts = []
+    if holds:
+        parts.append(f"counted on {', '.join(holds)}")
+    for m in unknown:
+        need = implied[f"{m}_per_{spec.key}_needed_flop_s"]
+        parts.append(f"{spec.key} delivers {rng(need, P)}FLOP/s dense {m} (not published)")
+    verdict = NOT if not holds and not unknown else (CONSISTENT if not fails and not unknown else ONLY_IF)
+    lines.append(f"match band: {stated / (1 + tol):,.0f}..{stated * (1 + tol):,.0f} H100e (+/-{tol:.0%}); "
+                 f"holds: {', '.join(holds) or 'none'}; fails: {', '.join(fails) or 'none'}")
+    return dict(verdict=verdict, condition=" or ".join(parts), holds_under=", ".join(holds) or "no metric",
+                implied=implied, arithmetic=lines)
+
+
+def check_cumulative_peak(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
+    stated = float(c["value_pflops"]) * P
+    system = load_system(c["system"])
+    spec = get_device_spec(system.device)
+    n = system.gpus
+    lines, implied = [], {}
+    tensor, vector = device_metric(spec, "fp64_matrix").value, device_metric(spec, "fp64_vector").value
+    part_t, part_v = n * tensor, n * vector
+    rest = stated - part_t
+    lines += [f"H100 partition FP64 tensor peak = {n:,.0f} x {si(tensor, T)}FLOP/s = {si(part_t, P)}FLOP/s",
+              f"H100 partition FP64 vector peak = {n:,.0f} x {si(vector, T)}FLOP/s = {si(part_v, P)}FLOP/s",
+              f"left for the other partitions = {si(stated, P)}FLOP/s - {si(part_t, P)}FLOP/s = {si(rest, P)}FLOP/s",
+              f"H100 count if all of it were H100 at tensor rate = {stated / tensor:,.0f}; at vector rate = {stated / vector:,.0f}"]
+    implied.update(h100_tensor_peak_flop_s=part_t, h100_vector_peak_flop_s=part_v, other_partitions_flop_s=rest)
+    cat = load_catalog()
+    if "a100_sxm_80gb" in cat and cat["a100_sxm_80gb"].peak("fp64_matrix"):
+        a100 = cat["a100_sxm_80gb"].peak("fp64_matrix")
+        implied["a100_equivalents_of_rest"] = rest / a100
+        lines.append(f"the remainder as A100 at FP64 tensor {si(a100, T)}FLOP/s = {rest / a100:,.0f} A100-equivalents")
+    count_ok = n >= float(c.get("value_h100_min", 0))
+    lines.append(f"'over {c.get('value_h100_min', 0):,.0f} H100': partition holds {n:,.0f} -> {'yes' if count_ok else 'no'}")
+    if not count_ok or rest < 0 and stated < part_v:
+        return dict(verdict=NOT, condition="", holds_under="FP64 peak", implied=implied, arithmetic=lines)
+    return dict(verdict=ONLY_IF, condition=(f"the figure adds the H100s at FP64 tensor rate ({si(part_t, P)}FLOP/s) and "
+                                          f"~{si(rest, P)}FLOP/s from the older partitions (whole machine, not HPL)"),
+                holds_under="FP64 peak (Rpeak-style), whole machine", implied=implied, arithmetic=lines)
+
+
+def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
+    stated = float(c["value_gflops_per_w"])
+    system = load_system(c["system"])
+    spec = get_device_spec(system.device)
+    rate, eff, measured = _hpl_per_gpu(spec, profile)
+    per_gpu = combine(lambda r, e: r * e, rate, eff, unit="flop/s")
+    watts = per_gpu.map(lambda r: r / (stated * 1e9), "W")
+    lines = [f"HPL per {spec.key} = {rng(rate, T)}FLOP/s x efficiency {rng(eff)} = {rng(per_gpu, T)}FLOP/s",
+             f"system power per {spec.key} implied = HPL per GPU / {stated:g} GFLOP/s/W = {rng(watts)} W"]
+    implied: dict[str, Any] = {"hpl_per_gpu_flop_s": per_gpu, "watts_per_gpu_implied": watts}
+    ref_key = c.get("compare_with")
+    if ref_key:
+        ref = load_system(ref_key)
+        ref_gfw = float(ref.extra["rmax_pflops"]) * P / (float(ref.extra["top500_power_kw"]) * 1e3) / 1e9
+        ref_w = float(ref.extra["top500_power_kw"]) * 1e3 / ref.gpus
+        implied.update(reference_gflops_per_w=ref_gfw, reference_watts_per_gpu=ref_w)
+        lines.append(f"{ref_key} (same device) TOP500: {ref.extra['rmax_pflops']} PFLOP/s / {ref.extra['top500_power_kw']} kW = "
+                     f"{ref_gfw:.1f} GFLOP/s/W, {ref_w:.0f} W per GPU; stated / reference = {stated / ref_gfw:.2f}")
+    est = hpl.estimate_hpl(system, profile)
+    if est.gflops_per_w is not None:
+        implied["model_gflops_per_w"] = est.gflops_per_w
+        lines.append(f"model for {system.key} (node power {rng(system.estimate('node_power_w', 'W'))} W per 4 GPUs): {rng(est.gflops_per_w)} GFLOP/s/W")
+    tdp = spec.tdp_w or 0.0
+    lines.append(f"{spec.key} TDP {tdp:g} W: the implied system power per GPU must cover at least ~90% of it")
+    ok = watts.high >= 0.9 * tdp
+    in_model = est.gflops_per_w is None or est.gflops_per_w.low <= stated <= est.gflops_per_w.high
+    verdict = CONSISTENT if ok and in_model else (ONLY_IF if ok else NOT)
+    cond = "" if verdict == CONSISTENT else (
+        f"the nodes draw less than the model's {rng(system.estimate('node_power_w', 'W'))} W per 4 GPUs (Green500 runs at reduced power)"
+        if ok else f"each {spec.key} runs below its TDP")
+    return dict(verdict=verdict, condition=cond, holds_under="HPL Rmax per W of system power (Green500)",
+                implied=implied, arithmetic=lines)
+
+
+def _per_gpu_site_power(dev_tdp: float) -> Estimate:
+    return combine(lambda o, u: dev_tdp * o * u, assumption("node_overhead_factor"), assumption("site_pue"), unit="W")
+
+
+def _devices_with_tdp() -> list:
+    return [d for d in load_catalog().values() if d.tdp_w and not getattr(d, "key", "").endswith("_gcd")]
+
+
+def check_site_power(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
+    site_w = float(c["value_mw"]) * 1e6
+    gpus = float(c["value_gpus"])
+    per_gpu = site_w / gpus
+    lines = [f"{c['value_mw']:g} MW / {gpus:,.0f} GPUs = {per_gpu / 1e3:.2f} kW per GPU at the meter (IT + cooling)",
+             "per-GPU site power of a device = TDP x node overhead (host, NIC, fabric) x PUE"]
+    fit, no_fit, implied = [], [], {"kw_per_gpu_at_meter": per_gpu / 1e3}
+    for d in sorted(_devices_with_tdp(), key=lambda d: d.tdp_w):
+        need = _per_gpu_site_power(d.tdp_w)
+        n = need.map(lambda w: site_w / w, "gpu")
+        implied[f"gpus_in_site_{d.key}"] = n
+        lines.append(f"{d.key}: {d.tdp_w:g} W -> {rng(need.scale(1e-3))} kW/GPU -> {rng(n)} GPUs in {c['value_mw']:g} MW")
+        (fit if need.low <= per_gpu else no_fit).append(d.key)
+    verdict = ONLY_IF if fit and no_fit else (CONSISTENT if fit else NOT)
+    cond = (f"the GPUs draw at most {per_gpu / 1e3:.2f} kW each at the meter: {', '.join(fit)}-class parts fit; "
+            f"{', '.join(no_fit)} do not") if verdict == ONLY_IF else ""
+    return dict(verdict=verdict, condition=cond, holds_under="facility power per GPU", implied=implied, arithmetic=lines)
+
+
+def check_gigawatt(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
+    power = float(c["value_gw"]) * 1e9
+    grid_raw = read_seed_toml("systems.toml").get("grid", {}).get("france", {})
+    g = energy.load_grid()
+    year = energy.energy_report(Estimate.exact(power, "W"), Estimate.exact(energy.HOURS_PER_YEAR * 3600, "s"), "1 GW, one year", g)
+    twh = year.energy.value / 3.6e15
+    lines = [f"one year at full load: {c['value_gw']:g} GW x 8,760 h = {twh:.2f} TWh",
+             f"cost at {rng(g.price)} EUR/MWh = {rng(year.cost, 1e6)} MEUR per year",
+             f"CO2 at {g.gco2e_per_kwh:g} g/kWh = {year.co2.value / 1e6:,.0f} kt per year (EU average {g.eu_average_gco2e_per_kwh:g} g: {year.co2_eu_average.value / 1e6:,.0f} kt)"]
+    implied: dict[str, Any] = {"energy_twh_per_year": twh, "cost_eur_per_year": year.cost, "co2_kg_per_year": year.co2}
+    cap, export = grid_raw.get("installed_capacity_gw"), grid_raw.get("net_export_twh")
+    if cap:
+        lines.append(f"share of the {cap:g} GW installed capacity = {c['value_gw'] / cap:.2%}")
+        implied["share_of_installed_capacity"] = c["value_gw"] / cap
+    if export:
+        lines.append(f"share of the {export:g} TWh net export balance = {twh / export:.1%}")
+        implied["share_of_net_export"] = twh / export
+    for d in sorted(_devices_with_tdp(), key=lambda d: d.tdp_w):
+        n = _per_gpu_site_power(d.tdp_w).map(lambda w: power / w, "gpu")
+        implied[f"gpus_{d.key}"] = n
+        lines.append(f"{d.key} GPUs powered: {rng(n)}")
+    ok = (not cap or c["value_gw"] / cap < 0.05) and (not export or twh / export < 0.5)
+    return dict(verdict=CONSISTENT if ok else ONLY_IF,
+                condition="" if ok else "the grid reserves that capacity",
+                holds_under="grid capacity and export balance stated in the same document",
+                implied=implied, arithmetic=lines)
+
+
+def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
+    from recoque.planner.inference import Serving, estimate_inference, load_model_spec
+    from recoque.planner.workloads import get_workload
+
+    system = load_system(c["system"])
+    spec = get_device_spec(system.device)
+    n = float(c["value_gpus"])
+    lines, implied = [], {}
+    site = _per_gpu_site_power(spec.tdp_w or 700.0).map(lambda w: w * n / 1e6, "MW")
+    implied["site_power_mw"] = site
+    lines.append(f"{n:,.0f} x {spec.key} ({spec.tdp_w:g} W TDP) x node overhead x PUE = {rng(site)} MW at the meter")
+    if c.get("value_meur"):
+        per = float(c["value_meur"]) * 1e6 / n
+        implied["investment_eur_per_gpu_slot"] = per
+        lines.append(f"{c['value_meur']:g} MEUR / {n:,.0f} GPU slots = {per:,.0f} EUR per slot (buildings; GPUs not included)")
+    for wk in c.get("workloads", []):
+        w = get_workload(wk)
+        try:
+            model = load_model_spec(w.model)
+            r = estimate_inference(model, w.model, system, Serving.from_workload(w), profile)
+        except RecoqueError as exc:
+            lines.append(f"{wk}: not estimated ({exc.one_line()})")
+            continue
+        implied[f"{wk}_tokens_per_s"] = r.tokens_per_s_system
+        implied[f"{wk}_concurrent_users"] = r.concurrent_users
+        lines.append(f"{wk} ({w.model}, {r.gpus_per_replica} GPU/replica, batch {rng(r.batch)}, "
+                     f"{r.tpot.value * 1e3:.0f} ms/token): {rng(r.tokens_per_s_system)} tokens/s, {rng(r.concurrent_users)} concurrent users")
+    return dict(verdict=CONSISTENT, condition="GPU model not stated; H100 SXM stands in",
+                holds_under="capacity statement (no throughput stated)", implied=implied, arithmetic=lines)
+
+
+CHECKS: dict[str, Callable[[Mapping[str, Any], Any], dict[str, Any]]] = {
+    "exaflop": check_exaflop, "h100_equivalent": check_h100_equivalent, "cumulative_peak": check_cumulative_peak,
+    "green500": check_green500, "site_power": check_site_power, "gigawatt": check_gigawatt,
+    "inference_fleet": check_inference_fleet,
+}
+
+
+def _stated(c: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k[len('value_'):]}={c[k]:,g}" for k in c if k.startswith("value_"))
+
+
+def run_claim(key: str, profile: Any = None) -> ClaimResult:
+    claims = _seed().get("claims", {})
+    if key not in claims:
+        raise BadInput(f"unknown claim {key!r}", f"known claims: {', '.join(claims)}")
+    c = claims[key]
+    fn = CHECKS.get(c.get("check", ""))
+    if fn is None:
+        raise BadInput(f"claims.toml [claims.{key}]: unknown check {c.get('check')!r}", f"use one of {', '.join(CHECKS)}")
+    out = fn(c, profile)
+    return ClaimResult(key=key, summary=str(c.get("summary", "")), stated=_stated(c), file=str(c["file"]),
+                       locator=str(c["locator"]), **out)
+
+
+def run_all(profile: Any = None, only: list[str] | None = None) -> list[ClaimResult]:
+    return [run_claim(k, profile) for k in (only or claim_keys())]
+

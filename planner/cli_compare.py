@@ -1,0 +1,52 @@
+"""Compare systems side by side on one workload: throughput, energy, cost, CO2 and H100-equivalents."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import typer
+
+from recoque.errors import BadInput
+from recoque.estimate import Estimate
+from recoque.render import console, emit_json, table
+
+
+def compare(systems: str = typer.Option(..., "--systems", help="comma-separated presets or TOML files"),
+            workload: str = typer.Option("hpl", "--workload", help="workload (seeds/workloads.toml) or model name"),
+            profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
+            as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
+    """Side by side: the same workload on several systems."""
+    from recoque.planner.cli_plan import human, load_profile, plan_any, resolve_system
+
+    names = [s.strip() for s in systems.split(",") if s.strip()]
+    if not names:
+        raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
+    prof = load_profile(profile)
+    plans = []
+    for n in names:
+        d = plan_any(resolve_system(n), workload, prof)
+        d.pop("_sections")
+        plans.append(d)
+    if as_json:
+        emit_json({"workload": workload, "systems": plans})
+        return
+    quantities: list[tuple[str, str]] = []
+    for d in plans:
+        for title, rows in d["sections"].items():
+            for r in rows:
+                if (title, r["quantity"]) not in quantities:
+                    quantities.append((title, r["quantity"]))
+
+    def cell(d: dict[str, Any], title: str, q: str) -> str:
+        for r in d["sections"].get(title, []):
+            if r["quantity"] == q:
+                v = r["value"]
+                if isinstance(v, Estimate):
+                    val, lo, hi, unit = human(v)
+                    return f"{val} {unit}" + (f" ({lo}..{hi})" if lo != hi else "")
+                return "unknown" if v is None else str(v)
+        return ""
+    rows = [(f"{q}", *(cell(d, t, q) for d in plans)) for t, q in quantities]
+    console.print(table(f"compare: {workload}", ["quantity", *names], rows))
+    console.print("[bold]assumptions[/] (all systems)")
+    for a in dict.fromkeys(a for d in plans for a in d["assumptions"]):
+        console.print(f"  - {a}", highlight=False, soft_wrap=True)

@@ -1,0 +1,35 @@
+"""Published training runs through the planner: predicted vs published iteration time, error per case."""
+from __future__ import annotations
+
+import typer
+
+from recoque.planner.validation import DEFAULT_THRESHOLD_MAX, DEFAULT_THRESHOLD_MEAN, validate_all
+from recoque.render import console, emit_json, table
+
+
+def validate(
+    as_json: bool = typer.Option(False, "--json", help="emit JSON with the same content"),
+    threshold_mean: float = typer.Option(DEFAULT_THRESHOLD_MEAN, "--threshold-mean",
+                                         help="fail above this mean absolute error (fraction)"),
+    threshold_max: float = typer.Option(DEFAULT_THRESHOLD_MAX, "--threshold-max",
+                                        help="fail above this largest absolute error (fraction)"),
+) -> None:
+    """Published training runs through the planner: predicted vs published iteration time, error per case."""
+    rep = validate_all(threshold_mean, threshold_max)
+    if as_json:
+        emit_json(rep.to_json())
+    else:
+        rows = [(r.case.name, r.case.plan.gpus, r.plan.label() + (" (tuned: " + ",".join(r.case.tuned) + ")" if r.case.tuned else ""),
+                 r.case.published_text, f"{r.case.published_time_s:.2f}",
+                 f"{r.predicted_s:.2f} [{r.predicted_low_s:.2f}-{r.predicted_high_s:.2f}]", f"{r.error:+.1%}")
+                for r in rep.results]
+        console.print(table("validation: iteration time, predicted vs published",
+                            ("case", "GPUs", "plan", "published", "published s", "predicted s [low-high]", "error"),
+                            rows))
+        for g, (mean, mx, n) in rep.by_group().items():
+            console.print(f"{g}: {n} cases, mean |error| {mean:.1%}, max {mx:.1%}", highlight=False)
+        verdict = "[green]PASS[/]" if rep.passed else "[red]FAIL[/]"
+        console.print(f"all: mean |error| {rep.mean_abs_error:.1%} (threshold {threshold_mean:.0%}), max "
+                      f"{rep.max_abs_error:.1%} (threshold {threshold_max:.0%}): {verdict}")
+    if not rep.passed:
+        raise typer.Exit(1)

@@ -1,0 +1,112 @@
+"""Energy, electricity cost and CO2 at the system's power and PUE, with the French grid figures.
+
+    IT power        = nodes x node power            (or the stated site power / PUE)
+    facility power  = IT power x PUE                 (or the stated site power)
+    energy          = facility power x time
+    cost            = energy x price; the price range runs from 70 EUR/MWh (supply price, taxes and
+                      network fees excluded) down to 70 - 10.5 (tax rebate) - 5.7 (TURPE discount)
+                      for eligible large sites, i.e. the rebates are netted against the supply price
+    CO2             = energy x 21.3 g/kWh (France 2024), shown against the EU average 292 g/kWh
+Grid figures live in seeds/systems.toml [grid.france], each with its locator in 002.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from recoque.errors import BadInput
+from recoque.estimate import Estimate, combine
+from recoque.fileio import read_seed_toml
+from recoque.planner.system import SystemSpec
+
+HOURS_PER_YEAR = 8760.0
+J_PER_MWH = 3.6e9
+J_PER_KWH = 3.6e6
+
+
+@dataclass(frozen=True)
+class Grid:
+    price_eur_per_mwh: float
+    tax_rebate_eur_per_mwh: float
+    turpe_discount_eur_per_mwh: float
+    gco2e_per_kwh: float
+    eu_average_gco2e_per_kwh: float
+    sources: Mapping[str, str]
+
+    @property
+    def price(self) -> Estimate:
+        low = self.price_eur_per_mwh - self.tax_rebate_eur_per_mwh - self.turpe_discount_eur_per_mwh
+        return Estimate(self.price_eur_per_mwh, low, self.price_eur_per_mwh, "EUR/MWh", (
+            f"electricity {self.price_eur_per_mwh:g} EUR/MWh supply price, taxes and network fees excluded; "
+            f"low bound {low:g} nets the {self.tax_rebate_eur_per_mwh:g} tax rebate and {self.turpe_discount_eur_per_mwh:g} TURPE discount of eligible sites",))
+
+
+def load_grid(name: str = "france") -> Grid:
+    raw = read_seed_toml("systems.toml").get("grid", {}).get(name)
+    if not isinstance(raw, Mapping):
+        raise BadInput(f"systems.toml: no [grid.{name}] table", "add the grid figures")
+    try:
+        return Grid(**{k: float(raw[k]) for k in ("price_eur_per_mwh", "tax_rebate_eur_per_mwh",
+                       "turpe_discount_eur_per_mwh", "gco2e_per_kwh", "eu_average_gco2e_per_kwh")},
+                    sources=dict(raw.get("sources", {})))
+    except KeyError as exc:
+        raise BadInput(f"systems.toml [grid.{name}]: missing {exc}", "add it with its source") from None
+
+
+def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
+    """IT power (W) of `gpus` GPUs of this system (all of them by default)."""
+    n = gpus or system.estimate("gpus", "gpu")
+    if system.node_power_w is not None:
+        return combine(lambda g, p: g / system.gpus_per_node * p, n, system.estimate("node_power_w", "W"),
+                       unit="W", assumptions=(f"{system.key}: node power x nodes used",))
+    site = system.extra.get("site_power_mw")
+    if site is not None and system.pue is not None:
+        return combine(lambda g, pue: site * 1e6 * g / system.gpus / pue, n, system.estimate("pue", "1"), unit="W",
+                       assumptions=(f"{system.key}: stated site power {site:g} MW / PUE, pro rata of GPUs",))
+    raise BadInput(f"system {system.key}: node power unknown", "add node_power_kw (with _low/_high) to the system file")
+
+
+def facility_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
+    it = it_power(system, gpus)
+    if system.pue is None:
+        raise BadInput(f"system {system.key}: PUE unknown", "add pue (with _low/_high) to the system file")
+    return combine(lambda p, u: p * u, it, system.estimate("pue", "1"), unit="W",
+                   assumptions=(f"{system.key}: PUE {system.pue:g}",))
+
+
+@dataclass(frozen=True)
+class EnergyReport:
+    facility_power: Estimate   # W
+    energy: Estimate           # J
+    cost: Estimate             # EUR
+    co2: Estimate              # kg CO2e, France
+    co2_eu_average: Estimate   # kg CO2e at the EU average intensity
+    label: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "facility_power_w": self.facility_power, "energy_j": self.energy,
+                "energy_mwh": self.energy.scale(1 / J_PER_MWH, "MWh"), "cost_eur": self.cost,
+                "co2_kg": self.co2, "co2_eu_average_kg": self.co2_eu_average}
+
+
+def energy_report(power_w: Estimate, seconds: Estimate, label: str, grid: Grid | None = None) -> EnergyReport:
+    g = grid or load_grid()
+    energy = combine(lambda p, t: p * t, power_w, seconds, unit="J")
+    cost = combine(lambda e, pr: e / J_PER_MWH * pr, energy, g.price, unit="EUR")
+    co2 = energy.map(lambda e: e / J_PER_KWH * g.gco2e_per_kwh / 1e3, "kg_co2e",
+                     f"{g.gco2e_per_kwh:g} gCO2e/kWh (France 2024)")
+    eu = energy.map(lambda e: e / J_PER_KWH * g.eu_average_gco2e_per_kwh / 1e3, "kg_co2e",
+                    f"{g.eu_average_gco2e_per_kwh:g} gCO2e/kWh (EU average 2023)")
+    return EnergyReport(power_w, energy, cost, co2, eu, label)
+
+
+def per_year(system: SystemSpec, load_factor: float = 1.0, grid: Grid | None = None) -> EnergyReport:
+    if not 0 < load_factor <= 1:
+        raise BadInput(f"load factor must be in (0, 1], got {load_factor}", "pass --load-factor between 0 and 1")
+    p = facility_power(system)
+    year = Estimate.exact(HOURS_PER_YEAR * 3600.0 * load_factor, "s", f"one year at load factor {load_factor:g}")
+    return energy_report(p, year, f"{system.key}: one year", grid)
+
+
+def per_job(system: SystemSpec, gpus_used: Estimate, seconds: Estimate, label: str, grid: Grid | None = None) -> EnergyReport:
+    return energy_report(facility_power(system, gpus_used), seconds, label, grid)

@@ -1,0 +1,165 @@
+"""H100-equivalents, two ways, always both.
+
+Peak ratio: the system's dense datasheet throughput at one precision (FP64 vector, FP64 matrix,
+BF16, FP8), its HBM bandwidth and capacity, each divided by one H100 SXM's. An unknown peak stays
+unknown (no H100e is invented for it).
+Delivered ratio: the planner's prediction for the system on a workload divided by the prediction
+for one H100 on the same workload (H100 measured profile from seeds/measured/ when there is one).
+The delivered ratio is the honest one; `explain` says why the two differ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable
+
+from recoque.catalog import DeviceSpec, get_device_spec, match_device
+from recoque.errors import RecoqueError
+from recoque.estimate import Estimate, combine
+from recoque.planner.system import SystemSpec, load_system
+from recoque.planner.workloads import WorkloadEntry, peak_estimate
+
+H100 = "h100_sxm"
+H100_SYSTEM = "h100-reference"
+PEAK_METRICS = ("fp64_vector", "fp64_matrix", "bf16", "fp8", "hbm_bandwidth", "hbm_capacity")
+# Which peak metric a delivered workload is naturally compared with.
+PEAK_FOR_KIND = {"hpl": "fp64_matrix", "stencil": "hbm_bandwidth", "infer": "hbm_bandwidth", "train": "bf16"}
+
+
+def device_metric(spec: DeviceSpec, metric: str) -> Estimate | None:
+    if metric == "hbm_bandwidth":
+        v = spec.hbm_bandwidth_bytes_s
+        return None if v is None else Estimate.exact(v, "bytes/s")
+    if metric == "hbm_capacity":
+        return None if spec.hbm_bytes is None else Estimate.exact(spec.hbm_bytes, "bytes")
+    return peak_estimate(spec, metric)
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    metric: str                 # a peak metric, or "delivered:<workload>"
+    per_gpu_ratio: Estimate | None
+    h100e: Estimate | None      # the whole system in H100s
+    basis: str                  # "peak" or "delivered"
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "basis": self.basis, "per_gpu_ratio": self.per_gpu_ratio,
+                "h100e": self.h100e, "note": self.note}
+
+
+def peak_ratio(spec: DeviceSpec, metric: str, ref: DeviceSpec | None = None) -> Estimate | None:
+    ref = ref or get_device_spec(H100)
+    a, b = device_metric(spec, metric), device_metric(ref, metric)
+    if a is None or b is None:
+        return None
+    return combine(lambda x, y: x / y, a, b, unit="1",
+                   assumptions=(f"{spec.key} / {ref.key} {metric}, datasheet",))
+
+
+def peak_equivalents(system: SystemSpec) -> list[Equivalent]:
+    spec = get_device_spec(system.device)
+    gpus = system.estimate("gpus", "gpu")
+    out = []
+    target = system.extra.get("hpl_target_eflops")
+    for m in PEAK_METRICS:
+        r = peak_ratio(spec, m)
+        if target and m.startswith("fp64") and r is not None and "gpus" in system.ranges:
+            out.append(_fp64_from_target(system, spec, m, float(target)))
+        elif r is None:
+            out.append(Equivalent(m, None, None, "peak", f"{spec.key} {m} not published: unknown"))
+        else:
+            out.append(Equivalent(m, r, combine(lambda n, x: n * x, gpus, r, unit="H100e"), "peak"))
+    return out
+
+
+def _fp64_from_target(system: SystemSpec, spec: DeviceSpec, metric: str, target_eflops: float) -> Equivalent:
+    """When the GPU count was derived from an HPL target, the FP64 peak follows from the target alone:
+    count x rate = target / efficiency (count and rate are not independent)."""
+    from recoque.planner.hpl import hpl_efficiency, hpl_rate
+
+    eff = hpl_efficiency()
+    ref = device_metric(get_device_spec(H100), metric)
+    ratio = device_metric(spec, metric).value / hpl_rate(spec).value  # this metric vs the rate HPL counts
+    h100e = eff.map(lambda e: target_eflops * 1e18 / e * ratio / ref.value, "H100e",
+                    f"{system.key}: FP64 peak = {target_eflops:g} EFLOP/s HPL target / efficiency (GPU count derived from it)")
+    return Equivalent(metric, peak_ratio(spec, metric), h100e, "peak", "from the HPL target")
+
+
+# --- delivered ------------------------------------------------------------------------------------
+
+def measured_profile_for(device_key: str) -> Any:
+    """A DeviceProfile from a results file in seeds/measured/ for this device, or None."""
+    try:
+        from recoque.bench.schema import document_from_json
+        from recoque.planner.profile import DeviceProfile
+    except ImportError:
+        return None
+    import json
+
+    folder = resources.files("recoque.seeds").joinpath("measured")
+    if not folder.is_dir():
+        return None
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            doc = document_from_json(json.loads(entry.read_text(encoding="utf-8")), origin=entry.name)
+        except (RecoqueError, ValueError):
+            continue
+        dev = dict(doc.device)
+        spec = match_device(str(dev.get("name", "")), dev.get("gfx_arch"))
+        if spec is not None and spec.key == device_key:
+            return DeviceProfile.from_results(doc, spec)
+    return None
+
+
+def h100_reference(gpus: int | None = None) -> SystemSpec:
+    ref = load_system(H100_SYSTEM)
+    return ref.with_gpus(gpus) if gpus else ref
+
+
+@dataclass(frozen=True)
+class Delivered:
+    workload: str
+    kind: str
+    system_rate: Estimate       # the system's predicted throughput (unit of the workload)
+    h100_rate_per_gpu: Estimate
+    equivalent: Equivalent
+
+
+def delivered(system: SystemSpec, w: WorkloadEntry, system_rate: Callable[[SystemSpec, Any], Estimate],
+              h100_per_gpu: Callable[[SystemSpec, Any], Estimate], profile: Any = None) -> Delivered:
+    """Generic: a function giving the system's rate, one giving an H100's rate per GPU."""
+    h100_profile = profile if (profile is not None and getattr(getattr(profile, "spec", None), "key", None) == H100) \
+        else measured_profile_for(H100)
+    sys_rate = system_rate(system, profile)
+    ref_rate = h100_per_gpu(h100_reference(), h100_profile)
+    eq = combine(lambda s, r: s / r, sys_rate, ref_rate, unit="H100e")
+    gpus = system.estimate("gpus", "gpu")
+    per_gpu = combine(lambda e, n: e / n, eq, gpus, unit="1")
+    src = "measured H100 profile" if h100_profile is not None else "H100 datasheet x achieved fraction"
+    note = f"{w.key}: system prediction / one H100's prediction ({src})"
+    return Delivered(w.key, w.kind, sys_rate, ref_rate, Equivalent(f"delivered:{w.key}", per_gpu, eq, "delivered", note))
+
+
+def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
+    """Where the delivered ratio departs from the matching peak ratio, and the reason the model has."""
+    metric = PEAK_FOR_KIND.get(d.kind, "bf16")
+    peak = next((p for p in peaks if p.metric == metric), None)
+    if peak is None or peak.h100e is None or d.equivalent.h100e is None:
+        return f"{metric} peak unknown: only the delivered ratio can be given"
+    ratio = d.equivalent.h100e.value / peak.h100e.value
+    spec = get_device_spec(system.device)
+    if abs(ratio - 1.0) < 0.1:
+        return f"delivered within 10% of the {metric} peak ratio (x{ratio:.2f})"
+    why = {
+        "hpl": (f"TOP500 counts {spec.key} at its FP64 {'vector' if spec.vendor == 'amd' else 'tensor'} rate and H100 at its tensor rate; "
+                "HPL efficiency is calibrated on that basis"),
+        "stencil": "halo exchange over the inter-node links and the achieved fraction of HBM bandwidth",
+        "infer": ("HBM capacity sets the batch (more streams per GPU amortise the weight reads), the achieved GEMM fraction "
+                  "differs by vendor, and prefill is compute-bound"),
+        "train": "achieved GEMM fraction, memory for the parallel layout, and communication over the links",
+    }.get(d.kind, "the workload's bottleneck is not the peak metric")
+    return f"delivered = x{ratio:.2f} the {metric} peak ratio: {why}"
+

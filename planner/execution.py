@@ -1,0 +1,105 @@
+"""Execution plan: how one training iteration is split over the GPUs (the third planner input).
+
+    tp    tensor parallel size (Megatron column/row split, Shoeybi et al. 2019)
+    pp    pipeline stages; `interleave` = virtual stages per GPU (Narayanan et al. 2021, sec. 2.2.2)
+    dp    data-parallel replicas; tp * pp * dp = GPUs
+    ep    expert-parallel size for mixture-of-experts (divides dp and the expert count)
+    micro_batch            sequences per micro-batch
+    recompute              "none" | "selective" (attention core, Korthikanti et al. 2022 sec. 5) | "full"
+    sequence_parallel      Korthikanti et al. 2022 sec. 4.2.2 (LayerNorm/dropout split over tp)
+    zero_stage             0..3 (Rajbhandari et al. 2020): 1 optimizer, 2 + gradients, 3 + weights
+    dp_overlap             overlap the gradient reduction with the last micro-batch's backward
+    flash_attention        fused attention (Dao et al. 2022): no s x s activations stored
+
+Layers need not divide evenly over stages (BLOOM: 70 layers on 12 stages); the stage with the
+most layers, ceil(L / (pp v)) v, sets the pace and the memory.
+Rank order is Megatron's: tensor-parallel ranks innermost, then data-parallel, then pipeline.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from recoque.errors import BadInput
+
+RECOMPUTE = ("none", "selective", "full")
+RECOMPUTE_CODE = {name: i for i, name in enumerate(RECOMPUTE)}
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    tp: int
+    pp: int
+    dp: int
+    micro_batch: int
+    recompute: str = "selective"
+    interleave: int = 1
+    sequence_parallel: bool = True
+    zero_stage: int = 1
+    dp_overlap: bool = True
+    flash_attention: bool = True
+    ep: int = 1
+
+    def __post_init__(self) -> None:
+        for k in ("tp", "pp", "dp", "micro_batch", "interleave", "ep"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise BadInput(f"plan: `{k}` must be a positive integer, got {v!r}", "fix the plan")
+        if self.recompute not in RECOMPUTE:
+            raise BadInput(f"plan: recompute must be one of {RECOMPUTE}, got {self.recompute!r}", "fix the plan")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise BadInput(f"plan: zero_stage must be 0..3, got {self.zero_stage!r}", "fix the plan")
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    def micro_batches(self, global_batch_seqs: int) -> int:
+        return global_batch_seqs // (self.dp * self.micro_batch)
+
+    def problems(self, model: Any, global_batch_seqs: int, gpus: int | None = None) -> list[str]:
+        """Why this plan cannot run this model (empty when it can). `model` is a TransformerSpec."""
+        out = []
+        if gpus is not None and self.gpus != gpus:
+            out.append(f"tp*pp*dp = {self.gpus} but {gpus} GPUs")
+        if model.heads % self.tp:
+            out.append(f"tp {self.tp} does not divide {model.heads} heads")
+        if model.kv_heads % self.tp and self.tp % model.kv_heads:
+            out.append(f"tp {self.tp} and {model.kv_heads} kv heads do not divide one another")
+        if self.pp * self.interleave > model.layers:
+            out.append(f"pp*interleave {self.pp * self.interleave} is more than {model.layers} layers")
+        if global_batch_seqs % (self.dp * self.micro_batch):
+            out.append(f"dp*micro_batch {self.dp * self.micro_batch} does not divide batch {global_batch_seqs}")
+        elif self.interleave > 1 and (self.pp == 1 or self.micro_batches(global_batch_seqs) % self.pp):
+            out.append("interleaving needs pp > 1 and micro-batches a multiple of pp")
+        if self.ep > 1 and (self.dp % self.ep or model.experts % self.ep):
+            out.append(f"ep {self.ep} must divide dp {self.dp} and experts {model.experts}")
+        return out
+
+    def label(self) -> str:
+        parts = [f"TP{self.tp}", f"PP{self.pp}" + (f"x{self.interleave}" if self.interleave > 1 else ""),
+                 f"DP{self.dp}", f"mb{self.micro_batch}", f"rc:{self.recompute}"]
+        if self.sequence_parallel and self.tp > 1:
+            parts.append("SP")
+        parts.append(f"ZeRO{self.zero_stage}")
+        if self.ep > 1:
+            parts.append(f"EP{self.ep}")
+        if self.dp_overlap and self.dp > 1:
+            parts.append("overlap")
+        if not self.flash_attention:
+            parts.append("no-flash")
+        return " ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_from_mapping(raw: Mapping[str, Any], where: str = "plan") -> ExecutionPlan:
+    known = {f for f in ExecutionPlan.__dataclass_fields__}
+    unknown = set(raw) - known
+    if unknown:
+        raise BadInput(f"{where}: unknown keys {sorted(unknown)}", f"known: {sorted(known)}")
+    try:
+        return ExecutionPlan(**dict(raw))
+    except TypeError as exc:
+        raise BadInput(f"{where}: {exc}", "give tp, pp, dp and micro_batch") from None

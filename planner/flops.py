@@ -1,0 +1,86 @@
+"""FLOP counts of a decoder transformer: per GEMM, per layer, per iteration; model vs hardware.
+
+Convention (Narayanan et al. 2021 sec. 5.1, Korthikanti et al. 2022 sec. 6, PaLM appendix B):
+a GEMM of (m x k) by (k x n) is 2mnk FLOPs; the backward pass is twice the forward; attention's
+score and value products are counted over the full s x s matrix (causal masking not discounted).
+Model FLOPs exclude recomputation (MFU); hardware FLOPs include it (HFU).
+Every function takes numpy arrays or scalars for the plan-dependent arguments.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def megatron_flops_per_iteration(batch: Any, seq: int, layers: int, hidden: int, vocab: int,
+                                 full_recompute: bool) -> Any:
+    """Narayanan et al. 2021 eq. (3): 96 B s l h^2 (1 + s/6h + V/(16 l h)) with full recompute;
+    without it the 4 passes become 3: 72 B s l h^2 (1 + s/6h + V/(12 l h)). GPT with 4h FFN only."""
+    s, l, h, v = float(seq), float(layers), float(hidden), float(vocab)
+    if full_recompute:
+        return 96.0 * batch * s * l * h * h * (1.0 + s / (6.0 * h) + v / (16.0 * l * h))
+    return 72.0 * batch * s * l * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * l * h))
+
+
+def layer_gemms_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple[Any, Any]]:
+    """Forward GEMMs of one layer on one GPU as (FLOPs of one GEMM, how many), for `tokens` = b*s.
+
+    QKV (GQA: kv heads projected separately), output projection, FFN in (gate and up fused when
+    gated), FFN out. Mixture-of-experts: each GPU holds experts/ep experts, each seeing
+    tokens*active*ep/experts tokens (balanced routing).
+    """
+    h, d = float(model.hidden), float(model.head_dim)
+    q, kv = model.heads * d, model.kv_heads * d
+    f = float(model.ffn_hidden)
+    qkv = 2.0 * tokens * h * (q + 2.0 * kv) / tp
+    proj = 2.0 * tokens * q * h / tp
+    if model.experts > 1:
+        t_exp = tokens * model.active_experts * ep / model.experts
+        n_exp = model.experts / (ep * np.ones_like(tp, dtype=float))
+    else:
+        t_exp, n_exp = tokens, 1.0
+    up = 2.0 * t_exp * h * f * (2.0 if model.gated_ffn else 1.0) / tp
+    down = 2.0 * t_exp * f * h / tp
+    return [(qkv, 1.0), (proj, 1.0), (up, n_exp), (down, n_exp)]
+
+
+def attention_core_flops_fwd(model: Any, micro_batch: Any, tp: Any) -> Any:
+    """Q K^T and (softmax) V: 2 x 2 b s^2 (heads d) / tp."""
+    s = float(model.seq_len)
+    return 4.0 * micro_batch * s * s * model.heads * model.head_dim / tp
+
+
+def logits_flops_fwd(model: Any, tokens: Any, tp: Any) -> Any:
+    return 2.0 * tokens * model.hidden * model.vocab / tp
+
+
+def layer_flops_fwd(model: Any, micro_batch: Any, tp: Any = 1) -> Any:
+    """All forward FLOPs of one layer on one GPU (GEMMs and attention core)."""
+    tokens = micro_batch * model.seq_len
+    g = sum(f * n for f, n in layer_gemms_fwd(model, tokens, tp))
+    return g + attention_core_flops_fwd(model, micro_batch, tp)
+
+
+def model_flops_per_iteration(model: Any, global_batch: Any) -> Any:
+    """Model FLOPs (no recompute): 3 x forward of every layer and the logits, whole batch."""
+    fwd = model.layers * layer_flops_fwd(model, 1.0) + logits_flops_fwd(model, float(model.seq_len), 1.0)
+    return 3.0 * global_batch * fwd
+
+
+def recompute_flops_per_iteration(model: Any, global_batch: Any, recompute: str) -> Any:
+    """Extra forward FLOPs spent recomputing: all layers (full) or the attention core (selective)."""
+    if recompute == "full":
+        return global_batch * model.layers * layer_flops_fwd(model, 1.0)
+    if recompute == "selective":
+        return global_batch * model.layers * attention_core_flops_fwd(model, 1.0, 1.0)
+    return 0.0 * global_batch
+
+
+def hardware_flops_per_iteration(model: Any, global_batch: Any, recompute: str) -> Any:
+    return model_flops_per_iteration(model, global_batch) + recompute_flops_per_iteration(model, global_batch, recompute)
+
+
+def six_n_d(model: Any, tokens: float) -> float:
+    """The 6 x active parameters x tokens rule (Kaplan et al. 2020), for comparison only."""
+    return 6.0 * model.params_active() * tokens

@@ -1,0 +1,87 @@
+"""Memory per GPU: weights, gradients, optimizer state, activations. Bytes; arrays or scalars.
+
+Activations follow Korthikanti et al. 2022 (arXiv 2205.05198) sec. 4, 16-bit activations, one
+transformer layer, one micro-batch of b sequences of s tokens, hidden h, a heads, tensor parallel t:
+    no parallelism                      s b h (34 + 5 a s / h)                    (eq. 1)
+    tensor parallel, no SP              s b h (10 + 24/t + 5 a s / (h t))         (eq. 2)
+    tensor + sequence parallel          s b h / t (34 + 5 a s / h)                (eq. 4)
+    selective recompute (+ SP)          s b h / t * 34                            (sec. 5)
+    full recompute                      2 s b h (per layer input; / t with SP)    (sec. 4.3)
+Generalised here to grouped-query attention, head_dim != h/a, FFN width != 4h, gated FFN and
+experts by counting the same stored tensors; with the paper's GPT shapes it reduces to the
+formulas above (tested). Flash attention stores no s x s tensors (the 5as/h term goes).
+Pipeline: the first stage keeps p micro-batches in flight, L * act in total; interleaving adds a
+factor 1 + (p - 1) / (p v) (sec. 4.2.3).
+Mixed-precision AdamW: 2 (weights) + 2 (gradients) + 12 (fp32 master, m, v) = 16 bytes/param;
+ZeRO stage 1 shards the 12, stage 2 also the gradients, stage 3 also the weights.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+WEIGHT_BYTES, GRAD_BYTES, OPTIMIZER_BYTES = 2.0, 2.0, 12.0
+
+
+def korthikanti_activation_bytes(s: float, b: float, h: float, a: float, t: float = 1.0,
+                                 recompute: str = "none", sequence_parallel: bool = False) -> float:
+    """The paper's closed forms (GPT shapes: 4h FFN, multi-head attention), one layer."""
+    if recompute == "full":
+        return 2.0 * s * b * h / (t if sequence_parallel else 1.0)
+    if recompute == "selective":
+        return s * b * h * 34.0 / t if sequence_parallel else s * b * h * (10.0 + 24.0 / t)
+    if sequence_parallel:
+        return s * b * h / t * (34.0 + 5.0 * a * s / h)
+    return s * b * h * (10.0 + 24.0 / t + 5.0 * a * s / (h * t))
+
+
+def activation_bytes_per_layer(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any,
+                               recompute_code: Any, flash: Any) -> Any:
+    """Stored activation bytes of one layer, one micro-batch, one GPU. recompute_code 0/1/2 =
+    none/selective/full. Arrays broadcast."""
+    s, h, d = float(model.seq_len), float(model.hidden), float(model.head_dim)
+    sb = s * micro_batch
+    q, kv = model.heads * d, model.kv_heads * d
+    f = float(model.ffn_hidden)
+    k = float(model.active_experts)
+    sp = np.asarray(sequence_parallel, dtype=bool)
+    t = np.asarray(tp, dtype=float)
+    # Outside the tensor-parallel region (split by t only with SP): 2 LayerNorm inputs (4sbh),
+    # the QKV and FFN-in GEMM inputs (2sbh each), 2 dropout masks (sbh each) = 10 sbh.
+    outside = 10.0 * sb * h
+    # Inside the region (split by t): Q, K, V (2 bytes each), output-projection input, FFN
+    # activation input (gate and up when gated), FFN-out input; for GPT shapes 24 sbh.
+    inside = sb * (2.0 * q + 2.0 * kv + 2.0 * kv + 2.0 * q + k * (2.0 * f * (2.0 if model.gated_ffn else 1.0) + 2.0 * f))
+    # Softmax output (2 bytes), its dropout mask (1) and dropout output (2): 5 a s^2 b.
+    scores = np.where(np.asarray(flash, dtype=bool), 0.0, 5.0 * model.heads * s * sb)
+    out_div = np.where(sp, t, 1.0)
+    none = outside / out_div + (inside + scores) / t
+    selective = outside / out_div + inside / t
+    full = 2.0 * sb * h / out_div
+    rc = np.asarray(recompute_code)
+    return np.where(rc == 2, full, np.where(rc == 1, selective, none))
+
+
+def pipeline_activation_factor(pp: Any, interleave: Any, micro_batches: Any) -> Any:
+    """Micro-batches the first stage holds, in units of one stage's layers (Korthikanti sec. 4.2.3):
+    min(p, m) without interleaving; times 1 + (p-1)/(p v) with it."""
+    p = np.asarray(pp, dtype=float)
+    inflight = np.minimum(p, micro_batches)
+    inter = np.where(np.asarray(interleave) > 1, 1.0 + (p - 1.0) / (p * interleave), 1.0)
+    return inflight * inter
+
+
+def logits_bytes(model: Any, micro_batch: Any, tp: Any) -> Any:
+    """fp32 logits and their softmax for the loss on the last stage: 4 s b V / t (x2)."""
+    return 8.0 * model.seq_len * micro_batch * model.vocab / np.asarray(tp, dtype=float)
+
+
+def state_bytes(params_per_gpu: Any, dp: Any, zero_stage: Any) -> tuple[Any, Any, Any]:
+    """(weights, gradients, optimizer) bytes per GPU for mixed-precision AdamW under ZeRO."""
+    z = np.asarray(zero_stage)
+    d = np.asarray(dp, dtype=float)
+    w = params_per_gpu * WEIGHT_BYTES / np.where(z >= 3, d, 1.0)
+    g = params_per_gpu * GRAD_BYTES / np.where(z >= 2, d, 1.0)
+    o = params_per_gpu * OPTIMIZER_BYTES / np.where(z >= 1, d, 1.0)
+    return w, g, o

@@ -1,0 +1,327 @@
+"""Device profile: what one GPU delivers, as a function of operation size, with bounds.
+
+Three origins, always named in `assumptions`:
+  * measured   `DeviceProfile.from_results(doc, spec)`: GEMM and attention throughput curves
+               interpolated (log-log, by operation size in FLOPs) from a `recoque bench` results
+               file; STREAM bandwidth for memory-bound work. Bounds from the sample spread.
+  * datasheet  `DeviceProfile.from_datasheet(spec, default_efficiency=...)`: the dense peak times a
+               stated efficiency, with a fixed per-kernel overhead so that small operations are
+               slower (rate(F) = F / (F / (eff * peak) + overhead_s)). Wide bounds.
+  * calibrated `DeviceProfile.from_parameters(spec, params, label)`: the same parametric curve with
+               efficiencies a user could measure (GEMM, attention, memory, link), e.g. the A100
+               profile in seeds/validation.toml.
+Dtypes a results file does not cover fall back to the datasheet, labelled as such.
+
+Conventions: attention rates are in "full" FLOPs (4 * b * h * s_q * s_k * d forward, twice that
+backward, causal masking not discounted), the convention of Megatron's FLOP formula, whatever the
+kernel's own count was. Link efficiencies are the fraction of the system's stated per-GPU
+one-direction bandwidth that a collective achieves as NCCL "bus bandwidth".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+import numpy as np
+
+from recoque.catalog import DeviceSpec
+from recoque.errors import BadInput
+
+WHICH = ("value", "low", "high")
+_GRID_LOG2 = np.arange(10.0, 56.0, 0.5)  # 1 kFLOP .. 2^55 FLOP
+
+# Datasheet fallbacks (stated, not measured). The GEMM figure sits between the A100 and H100
+# best-shape results in the public MAMF table (86.9% and 80.3% of peak, ../shared/reference/
+# bench_anchors.md) less a margin for Megatron-sized shapes; the rest are round stated guesses.
+DEFAULT_GEMM_EFFICIENCY = 0.75
+DEFAULT_ATTENTION_EFFICIENCY = 0.45
+DEFAULT_MEMORY_EFFICIENCY = 0.85
+DEFAULT_INTRA_LINK_EFFICIENCY = 0.80
+DEFAULT_INTER_LINK_EFFICIENCY = 0.85
+DEFAULT_KERNEL_OVERHEAD_S = 5e-6
+DEFAULT_THIN_GEMM_DIM = 16.0  # a GEMM with inner dimension 128 runs at 128/(128+16) = 89% of the curve
+DEFAULT_UNCERTAINTY = 0.15  # +/- on every datasheet-derived efficiency
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Achieved rate (FLOP/s) against log2(work in FLOPs): value, low and high, interpolated."""
+
+    log2_work: np.ndarray
+    rate: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    def at(self, work: Any, which: str = "value") -> np.ndarray:
+        y = {"value": self.rate, "low": self.low, "high": self.high}[which]
+        w = np.maximum(np.asarray(work, dtype=float), 1.0)
+        x = np.log2(w)
+        r = np.exp(np.interp(x, self.log2_work, np.log(y)))
+        # Below the smallest measured size the time per call no longer shrinks: rate ~ work.
+        small = x < self.log2_work[0]
+        if np.any(small):
+            r = np.where(small, y[0] * w / 2.0 ** self.log2_work[0], r)
+        return r
+
+    @classmethod
+    def parametric(cls, peak: float, eff: float, overhead_s: float, rel_unc: float) -> "Curve":
+        work = 2.0 ** _GRID_LOG2
+
+        def rate(e: float) -> np.ndarray:
+            return work / (work / (e * peak) + overhead_s)
+
+        return cls(_GRID_LOG2.copy(), rate(eff), rate(eff * (1 - rel_unc)), rate(min(eff * (1 + rel_unc), 1.0)))
+
+    @classmethod
+    def from_points(cls, work: np.ndarray, rate: np.ndarray, low: np.ndarray, high: np.ndarray) -> "Curve":
+        order = np.argsort(work)
+        x = np.log2(np.asarray(work, dtype=float)[order])
+        r, lo, hi = (np.asarray(a, dtype=float)[order] for a in (rate, low, high))
+        # One point per size: keep the best median where a size was measured twice.
+        ux, idx = np.unique(x, return_index=True)
+        if len(ux) != len(x):
+            r2, lo2, hi2 = [], [], []
+            for u in ux:
+                m = x == u
+                k = int(np.argmax(np.where(m, r, -np.inf)))
+                r2.append(r[k]); lo2.append(lo[k]); hi2.append(hi[k])
+            r, lo, hi = np.array(r2), np.array(lo2), np.array(hi2)
+        return cls(ux, r, np.minimum(lo, r), np.maximum(hi, r))
+
+
+@dataclass(frozen=True)
+class Rate:
+    value: float
+    low: float
+    high: float
+
+    def get(self, which: str = "value") -> float:
+        return {"value": self.value, "low": self.low, "high": self.high}[which]
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    spec: DeviceSpec
+    origin: str  # "measured", "datasheet", "calibrated"
+    gemm: Mapping[str, Curve]
+    attention_fwd: Mapping[str, Curve]
+    attention_bwd: Mapping[str, Curve]
+    memory_bandwidth: Rate
+    intra_link_efficiency: Rate
+    inter_link_efficiency: Rate
+    assumptions: tuple[str, ...] = ()
+    fallback: Mapping[str, Any] = field(default_factory=dict)  # parameters for unmeasured dtypes
+
+    # --- public queries ----------------------------------------------------------------------
+    def gemm_flop_s(self, dtype: str, m: int, n: int, k: int, which: str = "value") -> float:
+        """Achieved FLOP/s of one (m x k) @ (k x n) GEMM, interpolated by its size 2mnk."""
+        return float(self.gemm_curve(dtype).at(2.0 * m * n * k, which))
+
+    def attention_flop_s(self, dtype: str, batch: int, heads: int, seq: int, head_dim: int,
+                         direction: str = "fwd", which: str = "value") -> float:
+        """Achieved attention-core FLOP/s in full (non-causal) FLOPs, by forward work 4*b*h*s^2*d."""
+        work = 4.0 * batch * heads * seq * seq * head_dim
+        return float(self.attention_curve(dtype, direction).at(work, which))
+
+    def thin_gemm_factor(self, inner_dim: float) -> float:
+        """Efficiency multiplier for a GEMM whose smallest dimension is `inner_dim` (attention's
+        head_dim): inner / (inner + thin_gemm_dim) with the profile's stated thin_gemm_dim."""
+        d0 = float(self.fallback.get("thin_gemm_dim", DEFAULT_THIN_GEMM_DIM))
+        return float(inner_dim) / (float(inner_dim) + d0)
+
+    def memory_bandwidth_bytes_s(self, which: str = "value") -> float:
+        return self.memory_bandwidth.get(which)
+
+    def peak_flop_s(self, dtype: str) -> float:
+        p = self.spec.peak(dtype)
+        if not p:
+            raise BadInput(f"device {self.spec.key}: no datasheet peak for {dtype}", "add it to seeds/hardware.toml")
+        return p
+
+    # --- curves, with datasheet fallback per dtype ------------------------------------------
+    def gemm_curve(self, dtype: str) -> Curve:
+        if dtype in self.gemm:
+            return self.gemm[dtype]
+        return self._fallback_curve(dtype, "gemm_efficiency", DEFAULT_GEMM_EFFICIENCY)
+
+    def attention_curve(self, dtype: str, direction: str = "fwd") -> Curve:
+        table = self.attention_bwd if direction == "bwd" else self.attention_fwd
+        if dtype in table:
+            return table[dtype]
+        if direction == "bwd" and dtype in self.attention_fwd:
+            return self.attention_fwd[dtype]
+        return self._fallback_curve(dtype, "attention_efficiency", DEFAULT_ATTENTION_EFFICIENCY)
+
+    def _fallback_curve(self, dtype: str, key: str, default: float) -> Curve:
+        eff = float(self.fallback.get(key, default))
+        unc = float(self.fallback.get("uncertainty", DEFAULT_UNCERTAINTY))
+        ovh = float(self.fallback.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S))
+        return Curve.parametric(self.peak_flop_s(dtype), eff, ovh, unc)
+
+    def uses_datasheet_for(self, dtype: str) -> bool:
+        return dtype not in self.gemm
+
+    def describe(self, dtype: str) -> tuple[str, ...]:
+        """The assumptions that apply when this profile is used at `dtype`."""
+        out = list(self.assumptions)
+        if self.origin == "measured" and self.uses_datasheet_for(dtype):
+            eff = self.fallback.get("gemm_efficiency", DEFAULT_GEMM_EFFICIENCY)
+            out.append(f"{dtype} GEMM not measured: datasheet peak x default efficiency {eff:.2f} (stated, not measured)")
+        if self.origin == "measured" and dtype not in self.attention_fwd:
+            eff = self.fallback.get("attention_efficiency", DEFAULT_ATTENTION_EFFICIENCY)
+            out.append(f"{dtype} attention not measured: datasheet peak x default efficiency {eff:.2f}")
+        return tuple(dict.fromkeys(out))
+
+    # --- constructors -----------------------------------------------------------------------
+    @classmethod
+    def from_datasheet(cls, spec: DeviceSpec, default_efficiency: float = DEFAULT_GEMM_EFFICIENCY,
+                       attention_efficiency: float = DEFAULT_ATTENTION_EFFICIENCY,
+                       memory_efficiency: float = DEFAULT_MEMORY_EFFICIENCY,
+                       intra_link_efficiency: float = DEFAULT_INTRA_LINK_EFFICIENCY,
+                       inter_link_efficiency: float = DEFAULT_INTER_LINK_EFFICIENCY,
+                       kernel_overhead_s: float = DEFAULT_KERNEL_OVERHEAD_S,
+                       uncertainty: float = DEFAULT_UNCERTAINTY) -> "DeviceProfile":
+        params = dict(gemm_efficiency=default_efficiency, attention_efficiency=attention_efficiency,
+                      memory_efficiency=memory_efficiency, intra_link_efficiency=intra_link_efficiency,
+                      inter_link_efficiency=inter_link_efficiency, kernel_overhead_s=kernel_overhead_s,
+                      uncertainty=uncertainty)
+        note = (f"{spec.name}: nothing measured; datasheet peak x default GEMM efficiency {default_efficiency:.2f}, "
+                f"attention {attention_efficiency:.2f}, memory {memory_efficiency:.2f}, links "
+                f"{intra_link_efficiency:.2f}/{inter_link_efficiency:.2f} (stated defaults, +/-{uncertainty:.0%})")
+        return cls.from_parameters(spec, params, origin="datasheet", note=note)
+
+    @classmethod
+    def from_parameters(cls, spec: DeviceSpec, params: Mapping[str, Any], origin: str = "calibrated",
+                        note: str = "", dtypes: tuple[str, ...] = ("bf16", "fp16")) -> "DeviceProfile":
+        """A parametric profile: efficiencies (fractions of the datasheet) and a kernel overhead."""
+        p = {k: float(v) for k, v in params.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for k in ("gemm_efficiency", "attention_efficiency", "memory_efficiency",
+                  "intra_link_efficiency", "inter_link_efficiency"):
+            if k in p and not 0 < p[k] <= 1:
+                raise BadInput(f"profile for {spec.key}: {k} must be in (0, 1], got {p[k]}", "fix the profile")
+        unc = p.get("uncertainty", DEFAULT_UNCERTAINTY)
+        ovh = p.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S)
+        gemm, att = {}, {}
+        for dt in dtypes:
+            peak = spec.peak(dt)
+            if peak:
+                gemm[dt] = Curve.parametric(peak, p.get("gemm_efficiency", DEFAULT_GEMM_EFFICIENCY), ovh, unc)
+                att[dt] = Curve.parametric(peak, p.get("attention_efficiency", DEFAULT_ATTENTION_EFFICIENCY), ovh, unc)
+        if not spec.hbm_bandwidth_bytes_s:
+            raise BadInput(f"device {spec.key}: HBM bandwidth unknown", "add hbm_bandwidth_tb_s to the catalog")
+        mem = spec.hbm_bandwidth_bytes_s * p.get("memory_efficiency", DEFAULT_MEMORY_EFFICIENCY)
+
+        def rate(v: float) -> Rate:
+            return Rate(v, v * (1 - unc), min(v * (1 + unc), 1.0))
+
+        return cls(spec=spec, origin=origin, gemm=gemm, attention_fwd=att, attention_bwd={},
+                   memory_bandwidth=Rate(mem, mem * (1 - unc), mem * (1 + unc)),
+                   intra_link_efficiency=rate(p.get("intra_link_efficiency", DEFAULT_INTRA_LINK_EFFICIENCY)),
+                   inter_link_efficiency=rate(p.get("inter_link_efficiency", DEFAULT_INTER_LINK_EFFICIENCY)),
+                   assumptions=(note,) if note else (), fallback=p)
+
+    @classmethod
+    def from_results(cls, doc: Any, spec: DeviceSpec,
+                     default_efficiency: float = DEFAULT_GEMM_EFFICIENCY) -> "DeviceProfile":
+        """Curves from a ResultsDocument (recoque.bench.schema); datasheet where a dtype is missing."""
+        base = cls.from_datasheet(spec, default_efficiency=default_efficiency)
+        notes: list[str] = []
+        gemm = _gemm_curves(doc, notes)
+        att_f, att_b = _attention_curves(doc, notes)
+        mem = base.memory_bandwidth
+        streams = [r for r in doc.select("stream") if r.unit == "GB/s"]
+        if streams:
+            big = max(r.params.get("n_elements", 0) for r in streams)
+            top = [r for r in streams if r.params.get("n_elements", 0) == big]
+            best = max(top, key=lambda r: r.achieved)
+            worst = min(r.work / max(r.times_s) for r in top)
+            mem = Rate(best.achieved * 1e9, worst, best.best * 1e9)
+            notes.append(f"memory bandwidth from STREAM {best.op} ({best.achieved:.0f} GB/s measured)")
+        else:
+            notes.append("memory bandwidth not measured: datasheet x default efficiency")
+        if not gemm:
+            notes.append("no GEMM measured: datasheet peak x default efficiency (stated)")
+        notes.append("link efficiencies: stated defaults (collectives measured per system, not per device)")
+        dev = dict(getattr(doc, "device", {}) or {})
+        head = f"measured profile of {dev.get('name', spec.name)}"
+        return replace(base, origin="measured", gemm={**gemm}, attention_fwd=att_f, attention_bwd=att_b,
+                       memory_bandwidth=mem, assumptions=(head, *notes))
+
+    def bound(self, which: str) -> "DeviceProfile":
+        """A copy whose central values are the low or high bound (for corner evaluation)."""
+        if which == "value":
+            return self
+
+        def c(cv: Curve) -> Curve:
+            y = cv.low if which == "low" else cv.high
+            return Curve(cv.log2_work, y, y, y)
+
+        def r(x: Rate) -> Rate:
+            v = x.get(which)
+            return Rate(v, v, v)
+
+        fb = dict(self.fallback)
+        u = float(fb.get("uncertainty", DEFAULT_UNCERTAINTY))
+        for k in ("gemm_efficiency", "attention_efficiency"):
+            if k in fb:
+                fb[k] = min(1.0, fb[k] * (1 - u if which == "low" else 1 + u))
+        fb["uncertainty"] = 0.0
+        return replace(self, gemm={k: c(v) for k, v in self.gemm.items()},
+                       attention_fwd={k: c(v) for k, v in self.attention_fwd.items()},
+                       attention_bwd={k: c(v) for k, v in self.attention_bwd.items()},
+                       memory_bandwidth=r(self.memory_bandwidth),
+                       intra_link_efficiency=r(self.intra_link_efficiency),
+                       inter_link_efficiency=r(self.inter_link_efficiency), fallback=fb)
+
+
+def _spread(rec: Any) -> tuple[float, float, float]:
+    """(median, low, high) rates in FLOP/s from the raw samples: low at the 90th-percentile time."""
+    ts = sorted(rec.times_s)
+    slow = ts[min(len(ts) - 1, int(0.9 * len(ts)))]
+    return rec.work / rec.median_s, rec.work / slow, rec.work / ts[0]
+
+
+def _gemm_curves(doc: Any, notes: list[str]) -> dict[str, Curve]:
+    out = {}
+    by_dtype: dict[str, list] = {}
+    for r in doc.select("gemm"):
+        if r.unit == "TFLOP/s" and r.verified and all(k in r.params for k in ("m", "n", "k")):
+            by_dtype.setdefault(r.dtype, []).append(r)
+    for dt, recs in by_dtype.items():
+        work = np.array([2.0 * r.params["m"] * r.params["n"] * r.params["k"] for r in recs])
+        # The rate is defined on 2mnk whatever the record counted (they agree for plain GEMMs).
+        stats = np.array([[w / r.work * x for x in _spread(r)] for w, r in zip(work, recs)])
+        out[dt] = Curve.from_points(work, stats[:, 0], stats[:, 1], stats[:, 2])
+        notes.append(f"{dt} GEMM: measured curve, {len(recs)} sizes from {work.min():.2g} to {work.max():.2g} FLOP, "
+                     f"best {stats[:, 0].max() / 1e12:.0f} TFLOP/s")
+    return out
+
+
+def _attention_full_work(p: Mapping[str, Any]) -> float:
+    fwd = 4.0 * p["batch"] * p["heads_q"] * p["seq_q"] * p["seq_k"] * p["head_dim"]
+    return fwd
+
+
+def _attention_curves(doc: Any, notes: list[str]) -> tuple[dict[str, Curve], dict[str, Curve]]:
+    fwd: dict[str, list] = {}
+    bwd: dict[str, list] = {}
+    need = ("batch", "heads_q", "seq_q", "seq_k", "head_dim")
+    for r in doc.select("attention"):
+        if r.unit != "TFLOP/s" or not r.verified or not all(k in r.params for k in need):
+            continue
+        d = str(r.params.get("direction", "fwd"))
+        if d in ("fwd", "bwd"):
+            (bwd if d == "bwd" else fwd).setdefault(r.dtype, []).append(r)
+
+    def build(table: dict[str, list], factor: float, label: str) -> dict[str, Curve]:
+        out = {}
+        for dt, recs in table.items():
+            w_fwd = np.array([_attention_full_work(r.params) for r in recs])
+            full = w_fwd * factor  # model FLOPs of this direction, full (non-causal) convention
+            t = np.array([[r.median_s, sorted(r.times_s)[min(len(r.times_s) - 1, int(0.9 * len(r.times_s)))],
+                           min(r.times_s)] for r in recs])
+            out[dt] = Curve.from_points(w_fwd, full / t[:, 0], full / t[:, 1], full / t[:, 2])
+            notes.append(f"{dt} attention {label}: measured curve, {len(recs)} shapes (full-FLOP convention)")
+        return out
+
+    return build(fwd, 1.0, "forward"), build(bwd, 2.0, "backward")

@@ -1,0 +1,103 @@
+"""Bandwidth-bound stencil / HPCG-class kernels: time = bytes moved / achieved HBM bandwidth + halo.
+
+Per sweep and GPU (domain split in cubes, one per GPU):
+    bytes   = points/GPU x fields x bytes per point-field         (the roofline floor)
+    flops   = points/GPU x fields x FLOP per point-field          (bounded by the FP64 vector peak)
+    halo    = 6 faces x side^2 x halo width x fields x 8 B, over the inter-node link, + 6 latencies
+    time    = max(bytes / HBM rate, flops / FP64 rate) + halo time (no overlap: conservative)
+The arithmetic intensity (FLOP/byte) is well below every GPU's machine balance, so the HBM rate
+decides; measured STREAM bandwidth replaces the datasheet x fraction when a profile is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recoque.catalog import get_device_spec
+from recoque.errors import BadInput, DoesNotFit
+from recoque.estimate import Estimate, combine
+from recoque.planner.system import SystemSpec
+from recoque.planner.workloads import WorkloadEntry, memory_rate, peak_estimate
+
+FP64_BYTES = 8.0
+
+
+@dataclass(frozen=True)
+class StencilKernel:
+    grid_points: float
+    fields: float
+    flops_per_point_field: float
+    bytes_per_point_field: float
+    halo_width: float = 1.0
+    sweeps: float = 1.0
+
+    def __post_init__(self) -> None:
+        for k in ("grid_points", "fields", "flops_per_point_field", "bytes_per_point_field", "sweeps"):
+            if getattr(self, k) <= 0:
+                raise BadInput(f"stencil `{k}` must be positive, got {getattr(self, k)}", "fix the workload")
+
+    @classmethod
+    def from_workload(cls, w: WorkloadEntry, **overrides: Any) -> "StencilKernel":
+        kw = {k: w.number(k) for k in ("grid_points", "fields", "flops_per_point_field", "bytes_per_point_field")}
+        kw["halo_width"] = w.number("halo_width", 1)
+        kw["sweeps"] = w.number("sweeps", 1)
+        kw.update({k: float(v) for k, v in overrides.items() if v is not None})
+        return cls(**kw)
+
+    @property
+    def intensity_flop_per_byte(self) -> float:
+        return self.flops_per_point_field / self.bytes_per_point_field
+
+
+@dataclass(frozen=True)
+class StencilEstimate:
+    system: str
+    gpus: Estimate
+    intensity_flop_per_byte: float
+    sweep_time: Estimate         # s
+    total_time: Estimate         # s
+    achieved_flop_s: Estimate    # system
+    fraction_of_fp64_peak: Estimate
+    halo_share: float            # of the sweep time, central
+    assumptions: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["assumptions"] = list(self.assumptions)
+        return d
+
+
+def _sweep_time(n: float, k: StencilKernel, bw: float, fl: float, link: float, lat: float) -> tuple[float, float]:
+    pts = k.grid_points / n
+    local = max(pts * k.fields * k.bytes_per_point_field / bw, pts * k.fields * k.flops_per_point_field / fl)
+    side = pts ** (1.0 / 3.0)
+    halo = 6.0 * side ** 2 * k.halo_width * k.fields * FP64_BYTES / link + 6.0 * lat if n > 1 else 0.0
+    return local + halo, halo
+
+
+def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) -> StencilEstimate:
+    spec = get_device_spec(system.device)
+    if spec.hbm_bytes is not None:
+        resident = k.grid_points / system.gpus * k.fields * FP64_BYTES * 2  # two time levels
+        if resident > spec.hbm_bytes:
+            raise DoesNotFit(f"{resident / 1e9:.0f} GB per GPU exceeds {spec.hbm_bytes / 1e9:.0f} GB HBM on {spec.key}",
+                             "use a smaller grid or a larger system")
+    bw = memory_rate(spec, profile)
+    fl = peak_estimate(spec, "fp64_vector") or peak_estimate(spec, "fp64_matrix")
+    if fl is None:
+        raise BadInput(f"device {spec.key}: FP64 peak unknown", "complete seeds/hardware.toml")
+    gpus = system.estimate("gpus", "gpu")
+    link = system.estimate("inter_node_bandwidth_bytes_s", "bytes/s")
+    lat = system.inter_node_latency_s
+    t = combine(lambda n, b, f, li: _sweep_time(n, k, b, f, li, lat)[0], gpus, bw, fl, link, unit="s")
+    halo_share = _sweep_time(gpus.value, k, bw.value, fl.value, link.value, lat)[1] / t.value
+    total = t.scale(k.sweeps, "s")
+    work = k.grid_points * k.fields * k.flops_per_point_field
+    achieved = t.map(lambda x: work / x, "flop/s")
+    frac = combine(lambda a, n, f: a / (n * f), achieved, gpus, fl, unit="1")
+    notes = tuple(dict.fromkeys(bw.assumptions + fl.assumptions + link.assumptions + (
+        f"{k.flops_per_point_field:g} FLOP and {k.bytes_per_point_field:g} B per point and field "
+        f"({k.intensity_flop_per_byte:.3f} FLOP/B): bandwidth-bound",
+        "one cubic subdomain per GPU; halo over the inter-node link, not overlapped with compute (conservative)",
+    )))
+    return StencilEstimate(system.key, gpus, k.intensity_flop_per_byte, t, total, achieved, frac, halo_share, notes)

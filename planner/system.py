@@ -1,0 +1,146 @@
+"""System spec: which device, how many, how they are wired and powered. Base units inside.
+
+TOML (seeds/systems.toml or a user file) carries units in its keys:
+    [systems.<key>]
+    name = "..."
+    device = "mi430x"                    # key in seeds/hardware.toml
+    gpus = 2048                           # or gpus_low / gpus_high when unpublished
+    gpus_per_node = 4
+    intra_node_bandwidth_gb_s = 450       # per GPU, one direction, inside a node
+    inter_node_bandwidth_gb_s = 50        # per GPU, one direction, across nodes (NIC)
+    intra_node_latency_us = 3
+    inter_node_latency_us = 5
+    node_power_kw = 4.5                   # optional, with _low/_high
+    pue = 1.1                             # optional, with _low/_high
+    [systems.<key>.sources]  field = "where it comes from"
+Any numeric field may carry `<field>_low` and `<field>_high`; the plain value is the central one
+(when it is missing, the geometric mean of the bounds).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from recoque.errors import BadInput
+from recoque.estimate import Estimate
+
+# TOML key -> (attribute, scale to base unit, base unit)
+_NUMERIC = {
+    "gpus": ("gpus", 1.0, "gpu"),
+    "gpus_per_node": ("gpus_per_node", 1.0, "gpu"),
+    "intra_node_bandwidth_gb_s": ("intra_node_bandwidth_bytes_s", 1e9, "bytes/s"),
+    "inter_node_bandwidth_gb_s": ("inter_node_bandwidth_bytes_s", 1e9, "bytes/s"),
+    "intra_node_latency_us": ("intra_node_latency_s", 1e-6, "s"),
+    "inter_node_latency_us": ("inter_node_latency_s", 1e-6, "s"),
+    "node_power_kw": ("node_power_w", 1e3, "W"),
+    "pue": ("pue", 1.0, "1"),
+}
+_REQUIRED = ("device", "gpus_per_node", "intra_node_bandwidth_gb_s", "inter_node_bandwidth_gb_s")
+_DEFAULTS = {"intra_node_latency_us": 3.0, "inter_node_latency_us": 5.0}
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    key: str
+    name: str
+    device: str
+    gpus: float
+    gpus_per_node: int
+    intra_node_bandwidth_bytes_s: float
+    inter_node_bandwidth_bytes_s: float
+    intra_node_latency_s: float = 3e-6
+    inter_node_latency_s: float = 5e-6
+    node_power_w: float | None = None
+    pue: float | None = None
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # attribute -> (low, high)
+    sources: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)  # other keys from the TOML, units in names
+
+    @property
+    def nodes(self) -> float:
+        return self.gpus / self.gpus_per_node
+
+    def estimate(self, attr: str, unit: str = "") -> Estimate:
+        """The attribute as an Estimate with its published range (exact when none)."""
+        v = getattr(self, attr)
+        if v is None:
+            raise BadInput(f"system {self.key}: {attr} is unknown", f"add it to the system file for {self.key}")
+        lo, hi = self.ranges.get(attr, (v, v))
+        src = self.sources.get(attr, "")
+        note = f"{self.key}.{attr}" + (f" from {src}" if src else "")
+        return Estimate(float(v), float(lo), float(hi), unit, (note,) if lo != hi else ())
+
+    def with_gpus(self, gpus: int) -> "SystemSpec":
+        r = {k: v for k, v in self.ranges.items() if k != "gpus"}
+        return replace(self, gpus=float(gpus), ranges=r)
+
+
+def _number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
+    if key not in raw:
+        return None
+    v = raw[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise BadInput(f"{where}: `{key}` must be a number, got {v!r}", "fix the system file")
+    if v < 0:
+        raise BadInput(f"{where}: `{key}` must not be negative, got {v}", "fix the system file")
+    return float(v)
+
+
+def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.toml") -> SystemSpec:
+    where = f"{origin} [systems.{key}]"
+    if not isinstance(raw, Mapping):
+        raise BadInput(f"{where}: must be a table", "see seeds/systems.toml for the layout")
+    for req in _REQUIRED:
+        if req not in raw:
+            raise BadInput(f"{where}: missing `{req}`", "add it (units are in the key name; see seeds/systems.toml)")
+    if "gpus" not in raw and not ("gpus_low" in raw and "gpus_high" in raw):
+        raise BadInput(f"{where}: missing `gpus` (or `gpus_low` and `gpus_high`)", "add the GPU count")
+    values: dict[str, float] = {}
+    ranges: dict[str, tuple[float, float]] = {}
+    for tkey, (attr, scale, _unit) in _NUMERIC.items():
+        v = _number(raw, tkey, where)
+        lo, hi = _number(raw, f"{tkey}_low", where), _number(raw, f"{tkey}_high", where)
+        if v is None and tkey in _DEFAULTS:
+            v = _DEFAULTS[tkey]
+        if lo is not None and hi is not None:
+            if lo > hi:
+                raise BadInput(f"{where}: `{tkey}_low` {lo} is above `{tkey}_high` {hi}", "swap them")
+            ranges[attr] = (lo * scale, hi * scale)
+            if v is None:
+                v = (lo * hi) ** 0.5 if lo > 0 else (lo + hi) / 2
+        if v is not None:
+            values[attr] = v * scale
+    if values["gpus"] <= 0 or values["gpus_per_node"] <= 0:
+        raise BadInput(f"{where}: `gpus` and `gpus_per_node` must be positive", "fix the counts")
+    known = set(_NUMERIC) | {f"{k}_{s}" for k in _NUMERIC for s in ("low", "high")} | {"device", "name", "sources", "notes"}
+    extra = {k: v for k, v in raw.items() if k not in known}
+    return SystemSpec(
+        key=key, name=str(raw.get("name", key)), device=str(raw["device"]),
+        gpus=values["gpus"], gpus_per_node=int(values["gpus_per_node"]),
+        intra_node_bandwidth_bytes_s=values["intra_node_bandwidth_bytes_s"],
+        inter_node_bandwidth_bytes_s=values["inter_node_bandwidth_bytes_s"],
+        intra_node_latency_s=values["intra_node_latency_s"], inter_node_latency_s=values["inter_node_latency_s"],
+        node_power_w=values.get("node_power_w"), pue=values.get("pue"), ranges=ranges,
+        sources=dict(raw.get("sources", {})), notes=tuple(raw.get("notes", ())), extra=extra,
+    )
+
+
+def load_system(name_or_path: str) -> SystemSpec:
+    """A preset key from seeds/systems.toml, or a path to a user TOML file with one [systems.X] table."""
+    from pathlib import Path
+
+    from recoque.fileio import read_seed_toml, read_toml
+
+    if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
+        data = read_toml(name_or_path)
+        systems = data.get("systems", {})
+        if len(systems) != 1:
+            raise BadInput(f"{name_or_path}: expected exactly one [systems.<key>] table, found {len(systems)}",
+                           "see seeds/systems.toml for the layout")
+        (key, raw), = systems.items()
+        return system_from_toml(key, raw, origin=name_or_path)
+    presets = read_seed_toml("systems.toml").get("systems", {})
+    if name_or_path not in presets:
+        raise BadInput(f"unknown system {name_or_path!r}", f"known systems: {', '.join(sorted(presets))}")
+    return system_from_toml(name_or_path, presets[name_or_path])

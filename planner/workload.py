@@ -1,0 +1,222 @@
+"""Workload: a decoder transformer (optionally mixture-of-experts) and what it is trained on.
+
+Presets live in seeds/models.toml (units and meaning in the keys, a source per model); a user
+passes a path to a TOML file with one `[models.<key>]` table in the same layout.
+Parameter counts are derived from the architecture, never copied: the tests hold them against
+the published sizes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from recoque.errors import BadInput
+
+_INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len_tokens",
+             "experts", "active_experts", "head_dim")
+_BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias")
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """Decoder-only transformer. `ffn_hidden` is per expert; `seq_len` in tokens."""
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    ffn_hidden: int
+    gated_ffn: bool
+    vocab: int
+    seq_len: int
+    experts: int = 1
+    active_experts: int = 1
+    tied_embeddings: bool = False
+    learned_positions: bool = False
+    head_dim: int = 0  # 0: hidden // heads
+    norm: str = "layernorm"  # "layernorm" (weight + bias) or "rmsnorm" (weight)
+    linear_bias: bool = False
+    key: str = ""
+    sources: Mapping[str, str] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        for k in ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len", "experts",
+                  "active_experts"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or v <= 0:
+                raise BadInput(f"model {self.name}: `{k}` must be a positive integer, got {v!r}", "fix the model file")
+        if self.heads % self.kv_heads:
+            raise BadInput(f"model {self.name}: heads {self.heads} not a multiple of kv_heads {self.kv_heads}",
+                           "kv_heads must divide heads (GQA)")
+        if self.active_experts > self.experts:
+            raise BadInput(f"model {self.name}: active_experts above experts", "fix the model file")
+        if self.head_dim == 0:
+            if self.hidden % self.heads:
+                raise BadInput(f"model {self.name}: hidden not divisible by heads", "give head_dim explicitly")
+            object.__setattr__(self, "head_dim", self.hidden // self.heads)
+        if self.sources is None:
+            object.__setattr__(self, "sources", {})
+
+    # --- parameter counts -------------------------------------------------------------------
+    @property
+    def moe(self) -> bool:
+        return self.experts > 1
+
+    def attention_params_per_layer(self) -> int:
+        q = self.heads * self.head_dim
+        kv = self.kv_heads * self.head_dim
+        bias = (q + 2 * kv + self.hidden) if self.linear_bias else 0
+        return self.hidden * (q + 2 * kv) + q * self.hidden + bias
+
+    def expert_params(self) -> int:
+        """One expert's FFN (one dense FFN when not MoE)."""
+        mats = 3 if self.gated_ffn else 2
+        bias = ((2 if self.gated_ffn else 1) * self.ffn_hidden + self.hidden) if self.linear_bias else 0
+        return mats * self.hidden * self.ffn_hidden + bias
+
+    def norm_params_per_layer(self) -> int:
+        return 2 * self.hidden * (2 if self.norm == "layernorm" else 1)
+
+    def router_params_per_layer(self) -> int:
+        return self.hidden * self.experts if self.moe else 0
+
+    def layer_params(self, active_only: bool = False) -> int:
+        n_exp = self.active_experts if active_only else self.experts
+        return (self.attention_params_per_layer() + n_exp * self.expert_params()
+                + self.norm_params_per_layer() + self.router_params_per_layer())
+
+    def embedding_params(self) -> int:
+        """Input embedding, output projection when untied, position table, final norm."""
+        emb = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+        pos = self.seq_len * self.hidden if self.learned_positions else 0
+        final_norm = self.hidden * (2 if self.norm == "layernorm" else 1)
+        return emb + pos + final_norm
+
+    def params_total(self) -> int:
+        return self.layers * self.layer_params() + self.embedding_params()
+
+    def params_active(self) -> int:
+        """Parameters touched per token (MoE: the active experts only)."""
+        return self.layers * self.layer_params(active_only=True) + self.embedding_params()
+
+    def with_overrides(self, **kw: Any) -> "TransformerSpec":
+        if "seq_len_tokens" in kw:
+            kw["seq_len"] = kw.pop("seq_len_tokens")
+        return replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class TrainingWorkload:
+    """A model, how many tokens to train it on, and the global batch (in sequences)."""
+
+    model: TransformerSpec
+    tokens_to_train: float
+    global_batch_seqs: int
+    seq_len: int = 0  # 0: the model's seq_len
+    tokens_published: bool = True
+    sources: Mapping[str, str] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.seq_len == 0:
+            object.__setattr__(self, "seq_len", self.model.seq_len)
+        if self.model.seq_len != self.seq_len:
+            object.__setattr__(self, "model", replace(self.model, seq_len=self.seq_len))
+        if not isinstance(self.global_batch_seqs, int) or self.global_batch_seqs <= 0:
+            raise BadInput(f"workload {self.model.name}: global_batch_seqs must be a positive integer",
+                           "fix the workload file")
+        if self.tokens_to_train <= 0:
+            raise BadInput(f"workload {self.model.name}: tokens_to_train must be positive", "fix the workload file")
+        if self.sources is None:
+            object.__setattr__(self, "sources", {})
+
+    @property
+    def tokens_per_iteration(self) -> int:
+        return self.global_batch_seqs * self.seq_len
+
+    @property
+    def iterations(self) -> float:
+        return self.tokens_to_train / self.tokens_per_iteration
+
+
+# --- loading ----------------------------------------------------------------------------------
+def _model_from_raw(key: str, raw: Mapping[str, Any], where: str) -> TransformerSpec:
+    if not isinstance(raw, Mapping):
+        raise BadInput(f"{where}: must be a table", "see seeds/models.toml for the layout")
+    missing = [k for k in ("layers", "hidden", "heads", "ffn_hidden", "vocab", "seq_len_tokens") if k not in raw]
+    if missing:
+        raise BadInput(f"{where}: missing {', '.join(missing)}", "see seeds/models.toml for the layout")
+    kw: dict[str, Any] = {}
+    for k in _INT_KEYS:
+        if k in raw:
+            v = raw[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
+                raise BadInput(f"{where}: `{k}` must be an integer, got {v!r}", "fix the model file")
+            kw["seq_len" if k == "seq_len_tokens" else k] = int(v)
+    for k in _BOOL_KEYS:
+        if k in raw:
+            if not isinstance(raw[k], bool):
+                raise BadInput(f"{where}: `{k}` must be true or false", "fix the model file")
+            kw[k] = raw[k]
+    kw.setdefault("kv_heads", kw["heads"])
+    kw.setdefault("gated_ffn", False)
+    norm = str(raw.get("norm", "layernorm"))
+    if norm not in ("layernorm", "rmsnorm"):
+        raise BadInput(f"{where}: norm must be layernorm or rmsnorm, got {norm!r}", "fix the model file")
+    return TransformerSpec(name=str(raw.get("name", key)), norm=norm, key=key,
+                           sources=dict(raw.get("sources", {})), **kw)
+
+
+def _models_table(name_or_path: str) -> tuple[dict[str, Any], str, str]:
+    """(models table, key, origin) for a preset name or a user file."""
+    from recoque.fileio import read_seed_toml, read_toml
+
+    if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
+        data = read_toml(name_or_path)
+        models = data.get("models", {})
+        if len(models) != 1:
+            raise BadInput(f"{name_or_path}: expected exactly one [models.<key>] table, found {len(models)}",
+                           "see seeds/models.toml for the layout")
+        (key,) = models
+        return models, key, name_or_path
+    models = read_seed_toml("models.toml").get("models", {})
+    if name_or_path not in models:
+        raise BadInput(f"unknown workload {name_or_path!r}", f"known workloads: {', '.join(sorted(models))}")
+    return models, name_or_path, "models.toml"
+
+
+def load_model(name_or_path: str) -> TransformerSpec:
+    """A preset key from seeds/models.toml, or a path to a TOML file with one [models.X] table."""
+    models, key, origin = _models_table(name_or_path)
+    return _model_from_raw(key, models[key], f"{origin} [models.{key}]")
+
+
+def load_training_workload(name_or_path: str) -> TrainingWorkload:
+    """The model and its `[models.X.training]` table (tokens_to_train, global_batch_seqs, seq_len_tokens)."""
+    models, key, origin = _models_table(name_or_path)
+    raw = models[key]
+    where = f"{origin} [models.{key}.training]"
+    model = _model_from_raw(key, raw, f"{origin} [models.{key}]")
+    tr = raw.get("training")
+    if not isinstance(tr, Mapping):
+        raise BadInput(f"{where}: missing", "add tokens_to_train and global_batch_seqs")
+    for k in ("tokens_to_train", "global_batch_seqs"):
+        v = tr.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise BadInput(f"{where}: `{k}` must be a positive number, got {v!r}", "fix the workload file")
+    return TrainingWorkload(model=model, tokens_to_train=float(tr["tokens_to_train"]),
+                            global_batch_seqs=int(tr["global_batch_seqs"]),
+                            seq_len=int(tr.get("seq_len_tokens", model.seq_len)),
+                            tokens_published=bool(tr.get("tokens_published", True)),
+                            sources=dict(raw.get("sources", {})))
+
+
+def list_models() -> list[str]:
+    from recoque.fileio import read_seed_toml
+
+    return sorted(read_seed_toml("models.toml").get("models", {}))
+
+
+def spec_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(TransformerSpec))

@@ -1,0 +1,178 @@
+"""The hardware catalog (seeds/hardware.toml): dense datasheet peaks, in base units once loaded.
+
+TOML keys carry their unit (`bf16_tflops`, `hbm_bandwidth_tb_s`); inside Python everything is
+FLOP/s, bytes and bytes/s. A missing key means unknown: it stays None, never invented.
+A value may carry a range (`fp64_matrix_tflops_low`, `..._high`) when sources disagree.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Mapping
+
+from recoque.errors import BadInput
+from recoque.fileio import read_seed_toml
+
+# Compute rates the catalog can hold, in TFLOP/s in the TOML (dense, never sparse).
+RATE_KEYS = ("fp64_vector", "fp64_matrix", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4")
+# The GEMM dtypes a benchmark names, mapped to the catalog rate that bounds them.
+GEMM_DTYPE_TO_RATE = {"fp64": "fp64_matrix", "fp32": "fp32", "tf32": "tf32", "bf16": "bf16",
+                      "fp16": "fp16", "fp8": "fp8"}
+TERA, GIGA = 1e12, 1e9
+FP8_FORMATS = ("e4m3fn", "e4m3fnuz")
+# Numeric TOML fields, grouped the way `[devices.X.sources]` names their source.
+SOURCE_GROUPS = {
+    "compute": tuple(f"{rk}_tflops{sfx}" for rk in RATE_KEYS for sfx in ("", "_low", "_high")),
+    "memory": ("hbm_capacity_gb", "hbm_bandwidth_tb_s"),
+    "power": ("tdp_w",),
+    "scaleup": ("scaleup_bandwidth_gb_s",),
+    "cache": ("llc_mib",),
+    "units": ("compute_units",),
+}
+NUMERIC_KEYS = tuple(k for keys in SOURCE_GROUPS.values() for k in keys)
+_OTHER_KEYS = ("vendor", "name", "match_names", "exclude_names", "gfx_arch", "detectable", "fp8_format",
+               "status", "notes", "sources")
+
+
+def source_group(toml_key: str) -> str | None:
+    for group, keys in SOURCE_GROUPS.items():
+        if toml_key in keys:
+            return group
+    return None
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    key: str
+    vendor: str  # "amd", "nvidia", "cpu"
+    name: str
+    match_names: tuple[str, ...] = ()
+    gfx_arch: tuple[str, ...] = ()
+    peak_flop_s: Mapping[str, float] = field(default_factory=dict)
+    peak_range_flop_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    hbm_bytes: float | None = None
+    hbm_bandwidth_bytes_s: float | None = None
+    tdp_w: float | None = None
+    scaleup_bandwidth_bytes_s: float | None = None  # per GPU, bidirectional aggregate
+    llc_bytes: float | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+    status: str = ""
+    compute_units: int | None = None  # CUs (AMD) or SMs (NVIDIA) of the whole device
+    fp8_format: str | None = None  # torch float8 flavour the matrix units take: e4m3fn / e4m3fnuz
+    notes: tuple[str, ...] = ()
+    exclude_names: tuple[str, ...] = ()  # a torch name holding one of these never matches
+    detectable: bool = True  # False: torch never shows this as one device (MI250X package)
+
+    def source_for(self, toml_key: str) -> str | None:
+        """Where a TOML field's value comes from: its own entry, else its group's; None if neither."""
+        if toml_key in self.sources:
+            return self.sources[toml_key]
+        group = source_group(toml_key)
+        return self.sources.get(group) if group else None
+
+    def names_match(self, name: str) -> int:
+        """Length of the longest match pattern found in `name` (0: no match or vetoed)."""
+        low = name.lower()
+        if any(x.lower() in low for x in self.exclude_names):
+            return 0
+        return max((len(m) for m in self.match_names if m.lower() in low), default=0)
+
+    def peak(self, rate_key: str) -> float | None:
+        """Dense peak in FLOP/s for a catalog rate key or a GEMM dtype name; None if unknown."""
+        return self.peak_flop_s.get(GEMM_DTYPE_TO_RATE.get(rate_key, rate_key))
+
+    def peak_range(self, rate_key: str) -> tuple[float, float] | None:
+        k = GEMM_DTYPE_TO_RATE.get(rate_key, rate_key)
+        if k in self.peak_range_flop_s:
+            return self.peak_range_flop_s[k]
+        p = self.peak_flop_s.get(k)
+        return (p, p) if p is not None else None
+
+
+def _num(raw: Mapping[str, Any], key: str, scale: float, where: str) -> float | None:
+    if key not in raw:
+        return None
+    v = raw[key]
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+        raise BadInput(f"{where}: {key} must be a non-negative number, got {v!r}", "fix seeds/hardware.toml")
+    return float(v) * scale
+
+
+def spec_from_toml(key: str, raw: Mapping[str, Any]) -> DeviceSpec:
+    where = f"hardware.toml [devices.{key}]"
+    for required in ("vendor", "name"):
+        if required not in raw:
+            raise BadInput(f"{where}: missing `{required}`", "add it")
+    unknown = sorted(set(raw) - set(NUMERIC_KEYS) - set(_OTHER_KEYS))
+    if unknown:  # a typo such as `bf16_tflop` would otherwise silently read as unknown
+        raise BadInput(f"{where}: unknown key(s) {', '.join(unknown)}",
+                       "use the keys listed at the top of seeds/hardware.toml")
+    fp8_format = raw.get("fp8_format")
+    if fp8_format is not None and fp8_format not in FP8_FORMATS:
+        raise BadInput(f"{where}: fp8_format {fp8_format!r} is not one of {FP8_FORMATS}", "fix seeds/hardware.toml")
+    peaks, ranges = {}, {}
+    for rk in RATE_KEYS:
+        v = _num(raw, f"{rk}_tflops", TERA, where)
+        if v is not None:
+            peaks[rk] = v
+        lo, hi = _num(raw, f"{rk}_tflops_low", TERA, where), _num(raw, f"{rk}_tflops_high", TERA, where)
+        if lo is not None and hi is not None:
+            ranges[rk] = (lo, hi)
+    return DeviceSpec(
+        key=key, vendor=str(raw["vendor"]), name=str(raw["name"]),
+        match_names=tuple(raw.get("match_names", ())), gfx_arch=tuple(raw.get("gfx_arch", ())),
+        peak_flop_s=peaks, peak_range_flop_s=ranges,
+        hbm_bytes=_num(raw, "hbm_capacity_gb", GIGA, where),
+        hbm_bandwidth_bytes_s=_num(raw, "hbm_bandwidth_tb_s", TERA, where),
+        tdp_w=_num(raw, "tdp_w", 1.0, where),
+        scaleup_bandwidth_bytes_s=_num(raw, "scaleup_bandwidth_gb_s", GIGA, where),
+        llc_bytes=_num(raw, "llc_mib", 2**20, where),
+        sources=dict(raw.get("sources", {})), status=str(raw.get("status", "")),
+        compute_units=int(cu) if (cu := _num(raw, "compute_units", 1.0, where)) is not None else None,
+        fp8_format=fp8_format, notes=tuple(raw.get("notes", ())),
+        exclude_names=tuple(raw.get("exclude_names", ())), detectable=bool(raw.get("detectable", True)),
+    )
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> dict[str, DeviceSpec]:
+    data = read_seed_toml("hardware.toml")
+    return {k: spec_from_toml(k, v) for k, v in data.get("devices", {}).items()}
+
+
+def get_device_spec(key: str) -> DeviceSpec:
+    cat = load_catalog()
+    if key not in cat:
+        raise BadInput(f"unknown device {key!r}", f"known devices: {', '.join(sorted(cat))}")
+    return cat[key]
+
+
+def match_device(name: str, gfx_arch: str | None = None, compute_units: int | None = None) -> DeviceSpec | None:
+    """Find the catalog entry for a device torch reports, by name substring, gfx arch and unit count.
+
+    Only entries torch can show as one device are candidates (an MI250X appears as two GCDs).
+    The name decides first, longest pattern winning ("H100 PCIe" before "H100"); several AMD parts
+    share one arch (MI300X/MI325X are both gfx942), so the arch alone decides only when exactly one
+    entry has it and nothing contradicts: a unit count that differs, or an MI product number in
+    the name that is not this entry's.
+    """
+    cat = [d for d in load_catalog().values() if d.detectable]
+    base = gfx_arch.split(":")[0].strip().lower() if gfx_arch else None
+    pool = [d for d in cat if base in d.gfx_arch] if base else []
+    if not pool:  # no arch given, or one the catalog does not list: the name alone decides
+        base, pool = None, cat
+    named = sorted((d for d in pool if d.names_match(name)), key=lambda d: -d.names_match(name))
+    if named:
+        return named[0]
+    if not base:
+        return None
+    if len(pool) == 1:
+        only = pool[0]
+        if compute_units is not None and only.compute_units is not None:
+            return only if compute_units == only.compute_units else None
+        return None if _MI_PRODUCT.search(name) else only
+    return None
+
+
+_MI_PRODUCT = re.compile(r"MI\d{2,3}", re.IGNORECASE)

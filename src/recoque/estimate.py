@@ -1,0 +1,55 @@
+"""An estimate is never one bare figure: a value, a low/high range, its unit and its assumptions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float
+    high: float
+    unit: str  # base units: "s", "J", "W", "EUR", "kg_co2e", "flop/s", "bytes", "tokens/s"...
+    assumptions: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not (self.low <= self.value <= self.high):
+            lo, hi = min(self.low, self.value, self.high), max(self.low, self.value, self.high)
+            object.__setattr__(self, "low", lo)
+            object.__setattr__(self, "high", hi)
+
+    @classmethod
+    def exact(cls, value: float, unit: str, *assumptions: str) -> "Estimate":
+        return cls(value, value, value, unit, tuple(assumptions))
+
+    @classmethod
+    def span(cls, low: float, high: float, unit: str, *assumptions: str, value: float | None = None) -> "Estimate":
+        mid = value if value is not None else (low * high) ** 0.5 if low > 0 and high > 0 else (low + high) / 2
+        return cls(mid, low, high, unit, tuple(assumptions))
+
+    def map(self, fn: Callable[[float], float], unit: str, *assumptions: str) -> "Estimate":
+        """Apply a monotonic function to value, low and high (decreasing functions swap the bounds)."""
+        a, b = fn(self.low), fn(self.high)
+        return Estimate(fn(self.value), min(a, b), max(a, b), unit, self.assumptions + tuple(assumptions))
+
+    def scale(self, factor: float, unit: str | None = None, *assumptions: str) -> "Estimate":
+        return self.map(lambda x: x * factor, unit or self.unit, *assumptions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "low": self.low, "high": self.high, "unit": self.unit,
+                "assumptions": list(self.assumptions)}
+
+
+def combine(fn: Callable[..., float], *parts: Estimate, unit: str, assumptions: tuple[str, ...] = ()) -> Estimate:
+    """Combine estimates through fn, taking bounds over every corner of the input ranges.
+
+    Exact for functions monotonic in each argument (products, quotients, sums), which is all
+    the capacity arithmetic needs; 2**len(parts) evaluations.
+    """
+    from itertools import product
+
+    value = fn(*(p.value for p in parts))
+    corners = [fn(*c) for c in product(*((p.low, p.high) for p in parts))]
+    merged: tuple[str, ...] = tuple(dict.fromkeys(a for p in parts for a in p.assumptions + assumptions))
+    return Estimate(value, min(corners + [value]), max(corners + [value]), unit, merged)

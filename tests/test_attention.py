@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from recoque.bench.attention import AttentionCase, cases
+from recoque.bench.devices import detect
+from recoque.kernels import attention as K
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return detect("cpu")
+
+
+def test_flop_formula_follows_the_flash_attention_convention():
+    fwd = K.flop_count(2, 4, 128, 128, 64, False, "fwd")
+    assert fwd == 4 * 2 * 4 * 128 * 128 * 64
+    assert K.flop_count(2, 4, 128, 128, 64, True, "fwd") == fwd // 2
+    assert K.flop_count(2, 4, 128, 128, 64, False, "bwd") == int(2.5 * fwd)
+
+
+def test_reference_matches_a_direct_softmax():
+    rng = np.random.default_rng(0)
+    q, k, v = rng.standard_normal((2, 5, 4)), rng.standard_normal((1, 5, 4)), rng.standard_normal((1, 5, 4))
+    out, scale = K.reference(q, k, v, causal=True)
+    s = q[1] @ k[0].T / 2.0
+    s[np.triu(np.ones((5, 5), dtype=bool), k=1)] = -np.inf
+    p = np.exp(s - s.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert np.allclose(out[1], p @ v[0])
+    assert np.allclose(out[1, 0], v[0, 0])  # causal: the first query sees only the first key
+    assert np.all(scale >= np.abs(out) - 1e-12)
+
+
+@pytest.mark.parametrize("direction", ["fwd", "bwd"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_gqa_attention_verifies_and_records_backend(cpu, direction, causal):
+    case = AttentionCase(1, 4, 2, 64, 32, causal, direction, "fp32")
+    case.setup(cpu, 1, 0)
+    check = case.verify()
+    assert check.ok, check.describe()
+    assert case.backend in K.backend_names()
+    case.run(0)
+
+
+def test_wrong_attention_output_is_caught(cpu, monkeypatch):
+    case = AttentionCase(1, 2, 2, 32, 16, False, "fwd", "fp32")
+    case.setup(cpu, 1, 0)
+    real = K.sdpa
+    monkeypatch.setattr(K, "sdpa", lambda *a, **k: real(*a, **k) * 1.1)
+    assert not case.verify().ok
+
+
+def test_cpu_quick_plan_is_small():
+    plan = cases(detect("cpu"), quick=True)
+    assert plan and all(c.p["seq_q"] <= 1024 for c in plan)
+    assert {c.p["direction"] for c in plan} == {"fwd", "bwd"}

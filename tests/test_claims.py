@@ -1,0 +1,90 @@
+"""Each stated figure: its verdict, the numbers it implies and the arithmetic."""
+import pytest
+
+from recoque.errors import BadInput
+from recoque.planner import claims as cl
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {r.key: r for r in cl.run_all()}
+
+
+def test_every_claim_has_file_locator_verdict_and_arithmetic(results):
+    assert set(results) >= {"exaflop", "h100e-25000", "jean-zay-125pf", "adastra2-69gfw", "evroc-96mw",
+                            "campus-1gw", "telehouse-25000-inference"}
+    for r in results.values():
+        assert r.file.endswith(".txt") and r.locator
+        assert r.verdict in (cl.CONSISTENT, cl.ONLY_IF, cl.NOT)
+        assert r.arithmetic and r.holds_under
+        assert r.to_json()["verdict"] == r.verdict
+
+
+def test_exaflop_unit_conversion_and_mi430x_count(results):
+    r = results["exaflop"]
+    assert r.verdict == cl.ONLY_IF
+    assert "1e9 x 1e9 = 1e+18" in r.arithmetic[0]
+    n = r.implied["gpus_for_hpl"]
+    assert n.low == pytest.approx(1e18 / (288e12 * 0.7506), rel=1e-3)
+    assert n.high == pytest.approx(1e18 / (200e12 * 0.6351), rel=1e-3)
+    assert r.implied["gpus_for_fp64_peak"].value == pytest.approx(1e18 / 288e12)
+
+
+def test_25000_h100_holds_on_fp64_and_hbm_not_on_vector(results):
+    r = results["h100e-25000"]
+    assert r.verdict == cl.ONLY_IF
+    assert "fp64_matrix" in r.holds_under and "hbm_capacity" in r.holds_under
+    assert "fp64_vector" not in r.holds_under
+    # BF16 per MI430X that would make 25,000 H100 true: 25,000 x 989.4 TF / GPUs
+    need = r.implied["bf16_per_mi430x_needed_flop_s"]
+    assert need.value == pytest.approx(25000 * 989.4e12 / 5230, rel=1e-6)
+    assert "bf16" in r.condition
+
+
+def test_jean_zay_cumulative_peak(results):
+    r = results["jean-zay-125pf"]
+    assert r.verdict == cl.ONLY_IF
+    assert r.implied["h100_tensor_peak_flop_s"] == pytest.approx(1456 * 66.9e12)
+    assert r.implied["other_partitions_flop_s"] == pytest.approx(125.9e15 - 1456 * 66.9e12)
+
+
+def test_adastra2_green500_power_per_apu(results):
+    r = results["adastra2-69gfw"]
+    assert r.verdict == cl.CONSISTENT
+    w = r.implied["watts_per_gpu_implied"]
+    assert w.value == pytest.approx(r.implied["hpl_per_gpu_flop_s"].value / 69.1e9)
+    assert r.implied["reference_gflops_per_w"] == pytest.approx(1809e15 / 29685e3 / 1e9)
+
+
+def test_evroc_power_per_gpu(results):
+    r = results["evroc-96mw"]
+    assert r.implied["kw_per_gpu_at_meter"] == pytest.approx(1.92)
+    assert r.verdict == cl.ONLY_IF and "h100_sxm" in r.condition
+
+
+def test_gigawatt_grid_shares(results):
+    r = results["campus-1gw"]
+    assert r.verdict == cl.CONSISTENT
+    assert r.implied["energy_twh_per_year"] == pytest.approx(8.76)
+    assert r.implied["share_of_installed_capacity"] == pytest.approx(1 / 150)
+    assert r.implied["cost_eur_per_year"].value == pytest.approx(8.76e6 * 70)
+
+
+def test_inference_fleet(results):
+    r = results["telehouse-25000-inference"]
+    assert r.verdict == cl.CONSISTENT
+    assert r.implied["investment_eur_per_gpu_slot"] == pytest.approx(16000)
+    assert r.implied["site_power_mw"].value == pytest.approx(25000 * 700 * 1.5 * 1.2 / 1e6)
+
+
+def test_unknown_claim():
+    with pytest.raises(BadInput) as exc:
+        cl.run_claim("nope")
+    assert "known claims: exaflop" in exc.value.one_line()
+
+
+def test_match_band():
+    from recoque.estimate import Estimate
+
+    assert cl.matches(Estimate(20000, 19000, 23000, ""), 25000, 0.15)
+    assert not cl.matches(Estimate(40000, 39000, 47000, ""), 25000, 0.15)

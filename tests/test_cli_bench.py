@@ -1,0 +1,55 @@
+import json
+
+from typer.testing import CliRunner
+
+from recoque.bench.schema import load_results
+from recoque.cli import app
+
+runner = CliRunner()
+
+
+def test_bench_gemm_quick_writes_verified_results(tmp_path):
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["bench", "gemm", "--quick", "--device", "cpu", "--dtype", "fp16", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = load_results(str(out))
+    assert doc.results and all(r.verified and r.dtype == "fp16" for r in doc.results)
+    assert doc.environment["fingerprint"] and doc.device["kind"] == "cpu"
+
+
+def test_json_output_is_the_document(tmp_path):
+    res = runner.invoke(app, ["bench", "gemm", "--quick", "--device", "cpu", "--dtype", "fp16", "--json"])
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
+    assert doc["schema_version"] == 2 and doc["results"][0]["unit"] == "TFLOP/s"
+
+
+def test_bad_inputs_exit_2_with_one_line():
+    for args, words in ((["--dtype", "fp7"], "unknown dtype"), (["--device", "tpu"], "tpu")):
+        res = runner.invoke(app, ["bench", "gemm", "--quick", *args])
+        assert res.exit_code == 2
+        assert words in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_append_refuses_another_machine(tmp_path):
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps({"schema_version": 2, "environment": {"fingerprint": "elsewhere"}, "results": []}))
+    res = runner.invoke(app, ["bench", "gemm", "--quick", "--device", "cpu", "--dtype", "fp16", "--out", str(out), "--append"])
+    assert res.exit_code == 2 and "another machine" in res.stderr
+
+
+def test_interrupt_writes_partial_results(tmp_path, monkeypatch):
+    from recoque.bench import suite
+    from recoque.bench.runner import RunOutcome
+
+    def fake_suite(names, device, quick, dtypes, seed=0, telemetry=True, on_plan=None, on_done=None):
+        real = suite.run_cases(suite.gemm.sweep_cases(device, True, "fp16")[:1], device, suite.QUICK)
+        real.interrupted = True
+        return real, []
+
+    monkeypatch.setattr(suite, "run_suite", fake_suite)
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["bench", "gemm", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 130
+    doc = load_results(str(out))
+    assert not doc.complete and len(doc.results) == 1

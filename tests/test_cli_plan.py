@@ -1,0 +1,114 @@
+"""plan / check / compare through the console script (typer CliRunner)."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from recoque.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_plan_with_only_system_and_workload_prints_assumptions():
+    r = run("plan", "--system", "alice-recoque", "--workload", "mistral-large-2")
+    assert r.exit_code == 0, r.output
+    assert "assumptions" in r.output and "H100e" in r.output and "tokens/s" in r.output
+
+
+def test_plan_hpl_json_mirrors_table():
+    r = run("plan", "hpl", "--system", "frontier", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert abs(d["hpl"]["error_vs_top500"]) < 0.15
+    assert "HPL" in d["sections"] and d["assumptions"]
+
+
+def test_plan_infer_and_stencil():
+    r = run("plan", "infer", "--system", "jean-zay-h100", "--model", "mistral-7b", "--tpot-ms", "40", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["inference"]["tpot"]["value"] <= 0.04
+    r = run("plan", "stencil", "--system", "lumi-g", "--workload", "hpcg")
+    assert r.exit_code == 0, r.output and "time to solution" in r.output
+
+
+def test_compare_side_by_side():
+    r = run("compare", "--systems", "alice-recoque,jean-zay-h100,jupiter", "--workload", "hpl", "--json")
+    assert r.exit_code == 0, r.output
+    assert [s["system"] for s in json.loads(r.output)["systems"]] == ["alice-recoque", "jean-zay-h100", "jupiter"]
+
+
+def test_check_json_has_every_claim():
+    r = run("check", "--json")
+    assert r.exit_code == 0, r.output
+    claims = {c["claim"]: c for c in json.loads(r.output)["claims"]}
+    assert claims["h100e-25000"]["verdict"] == "consistent only if"
+    r = run("check", "--claim", "evroc-96mw")
+    assert r.exit_code == 0 and "1.92 kW per GPU" in r.output
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("plan", "--system", "nowhere", "--workload", "hpl"), "known systems"),
+    (("plan", "--system", "frontier", "--workload", "nothing"), "known workloads"),
+    (("plan", "hpl", "--system", "frontier", "--gpus", "-4"), "positive"),
+    (("plan", "hpl", "--system", "frontier", "--gpus", "0"), "positive"),
+    (("plan", "--system", "frontier"), "both --system and --workload"),
+    (("check", "--claim", "nope"), "known claims"),
+])
+def test_bad_input_is_one_clear_line(args, msg):
+    r = run(*args)
+    assert r.exit_code == 2
+    assert msg in r.output
+
+
+def test_system_file_missing_a_field(tmp_path):
+    p = tmp_path / "my.toml"
+    p.write_text('[systems.mine]\ndevice = "h100_sxm"\ngpus = 16\ngpus_per_node = 8\n')
+    r = run("plan", "hpl", "--system", str(p))
+    assert r.exit_code == 2 and "intra_node_bandwidth_gb_s" in r.output
+
+
+def test_user_system_file(tmp_path):
+    p = tmp_path / "my.toml"
+    p.write_text('[systems.mine]\ndevice = "mi300x"\ngpus = 64\ngpus_per_node = 8\n'
+                 'intra_node_bandwidth_gb_s = 448\ninter_node_bandwidth_gb_s = 50\nnode_power_kw = 10\npue = 1.2\n')
+    r = run("plan", "hpl", "--system", str(p), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["hpl"]["gpus"]["value"] == 64
+
+
+def _write_h100_results(path, bf16_tflops=700.0, fp64_tflops=55.0, stream_tb_s=3.0):
+    """A small results file as `recoque bench` writes it (H100, one GEMM size per dtype, one STREAM)."""
+    from recoque.bench.schema import Record, ResultsDocument, save_results
+
+    n = 8192
+    flops = 2 * n ** 3
+    recs = [Record("gemm", "matmul", dt, {"m": n, "n": n, "k": n}, (flops / (r * 1e12),) * 5, "TFLOP/s", flop_count=flops)
+            for dt, r in (("bf16", bf16_tflops), ("fp64", fp64_tflops))]
+    nbytes = 3 * 8 * 2 ** 28
+    recs.append(Record("stream", "triad", "fp64", {"n_elements": 2 ** 28}, (nbytes / (stream_tb_s * 1e12),) * 5,
+                       "GB/s", bytes_moved=nbytes))
+    save_results(path, ResultsDocument(environment={}, device={"name": "NVIDIA H100 80GB HBM3"}, results=tuple(recs)))
+
+
+def test_profile_changes_hpl_and_check(tmp_path):
+    p = tmp_path / "h100.json"
+    _write_h100_results(p)
+    r = run("plan", "hpl", "--system", "jean-zay-h100", "--profile", str(p), "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)["hpl"]
+    assert d["measured_profile"] is True
+    # measured DGEMM 55 TF x HPL/DGEMM fraction 0.8
+    assert d["rmax_per_gpu_flop_s"]["value"] == pytest.approx(55e12 * 0.8, rel=1e-3)
+    r = run("check", "--claim", "telehouse-25000-inference", "--profile", str(p), "--json")
+    assert r.exit_code == 0, r.output
+
+
+def test_bad_profile_file(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text("{not json")
+    r = run("check", "--profile", str(p))
+    assert r.exit_code == 2 and "not valid JSON" in r.output

@@ -1,0 +1,64 @@
+"""Workload presets: parameter counts against published sizes, loading, bad input."""
+import pytest
+
+from recoque.errors import BadInput
+from recoque.fileio import read_seed_toml
+from recoque.planner.workload import list_models, load_model, load_training_workload
+
+REQUIRED = ("bloom-176b", "gpt3-175b", "megatron-22b", "megatron-530b", "megatron-1t", "mistral-7b",
+            "mistral-large-2", "mixtral-8x22b", "llama3-405b")
+
+
+def test_required_presets_present():
+    assert set(REQUIRED) <= set(list_models())
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_params_match_published(name):
+    raw = read_seed_toml("models.toml")["models"][name]
+    m = load_model(name)
+    assert m.params_total() / 1e9 == pytest.approx(raw["published_params_b"], rel=0.015)
+    assert raw["sources"]["architecture"]
+    if "published_active_params_b" in raw:
+        assert m.params_active() / 1e9 == pytest.approx(raw["published_active_params_b"], rel=0.02)
+
+
+def test_bloom_exact_and_gqa_head_dim():
+    assert load_model("bloom-176b").params_total() == pytest.approx(176_247e6, rel=1e-4)
+    m = load_model("llama3-405b")
+    assert m.head_dim == 128 and m.kv_heads == 8 and m.gated_ffn
+
+
+def test_moe_active_below_total():
+    m = load_model("mixtral-8x22b")
+    assert m.params_active() < 0.3 * m.params_total()
+
+
+def test_training_workload():
+    w = load_training_workload("gpt3-175b")
+    assert w.global_batch_seqs == 1536 and w.seq_len == 2048 and w.tokens_to_train == 300e9
+    assert w.iterations == pytest.approx(300e9 / (1536 * 2048))
+
+
+def test_unknown_preset_lists_known():
+    with pytest.raises(BadInput) as e:
+        load_model("gpt5")
+    assert "bloom-176b" in e.value.fix
+
+
+def test_user_file(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text('[models.tiny]\nlayers = 2\nhidden = 64\nheads = 4\nffn_hidden = 256\nvocab = 100\n'
+                 'seq_len_tokens = 32\n[models.tiny.training]\ntokens_to_train = 1e6\nglobal_batch_seqs = 8\n')
+    w = load_training_workload(str(p))
+    assert w.model.layers == 2 and w.global_batch_seqs == 8
+
+
+def test_bad_user_file(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('[models.x]\nlayers = -2\nhidden = 64\nheads = 4\nffn_hidden = 256\nvocab = 100\nseq_len_tokens = 32\n')
+    with pytest.raises(BadInput):
+        load_model(str(p))
+    p.write_text('[models.x]\nlayers = 2\nhidden = 64\nheads = 5\nkv_heads = 2\nffn_hidden = 256\nvocab = 100\nseq_len_tokens = 32\n')
+    with pytest.raises(BadInput):
+        load_model(str(p))

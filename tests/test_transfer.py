@@ -1,0 +1,108 @@
+"""Transfers: byte counts, sizes, the CPU skip path, and the byte check (GPU runs are marked gpu)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from recoque.bench import transfer as T
+from recoque.kernels import transfer as KT
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class StandIn:
+    kind: str = "cpu"
+    torch_device: str = "cpu"
+    name: str = "stand-in"
+    llc_bytes: int | None = 32 * MiB
+    memory_bytes: int | None = 16 * 2**30
+    compute_units: int | None = 2
+
+
+GPU = StandIn(kind="rocm", torch_device="cuda:0", llc_bytes=256 * MiB, memory_bytes=192 * 2**30)
+
+
+def test_cpu_has_no_transfer_cases_and_says_why():
+    assert T.cases(StandIn(), quick=True) == [] and T.cases(StandIn(), quick=False) == []
+    assert "GPU" in T.skip_reason(StandIn())
+    assert T.skip_reason(GPU) is None
+
+
+def test_sizes_and_ops_on_a_gpu():
+    quick = T.cases(GPU, quick=True)
+    assert [(c.op, c.params["bytes"]) for c in quick] == [("h2d", 256 * MiB), ("d2h", 256 * MiB), ("d2d", 256 * MiB)]
+    full = T.cases(GPU, quick=False)
+    assert sorted({c.params["bytes"] for c in full}) == [64 * MiB, 128 * MiB, 256 * MiB, 512 * MiB, 1024 * MiB]
+    assert len(full) == 15 and all(c.params["pinned"] is True and c.dtype == "bytes" for c in full)
+    small = StandIn(kind="cuda", torch_device="cuda:0", memory_bytes=1024 * MiB)  # room for 256 MiB at most
+    assert max(c.params["bytes"] for c in T.cases(small, quick=False)) == 256 * MiB
+
+
+@pytest.mark.parametrize("op, factor, counted", [("h2d", 1, "bytes over the link"),
+                                                 ("d2h", 1, "bytes over the link"), ("d2d", 2, "read+write")])
+def test_bytes_moved(op, factor, counted):
+    case = T.TransferCase(op, 64 * MiB)
+    assert case.work().bytes_moved == factor * 64 * MiB
+    assert case.params["counted"] == counted
+    assert case.bytes_per_set() == 2 * 64 * MiB
+
+
+def test_unknown_transfer_rejected():
+    with pytest.raises(ValueError):
+        T.TransferCase("p2p", MiB)
+    with pytest.raises(ValueError):
+        KT.bytes_moved("p2p", MiB)
+
+
+def test_random_bytes_are_seeded_normal_data_not_constants():
+    x = KT.random_bytes(4096, torch.device("cpu"), seed=5)
+    assert x.dtype == torch.uint8 and x.numel() == 4096
+    assert torch.equal(x, KT.random_bytes(4096, torch.device("cpu"), seed=5))
+    assert not torch.equal(x, KT.random_bytes(4096, torch.device("cpu"), seed=6))
+    assert len(torch.unique(x)) > 200
+    assert 0.8 < float(x.view(torch.float32).std()) < 1.2
+    with pytest.raises(ValueError):
+        KT.random_bytes(4097, torch.device("cpu"), seed=0)
+
+
+def test_copy_and_byte_check_find_the_bad_byte():
+    src = KT.random_bytes(1 << 16, torch.device("cpu"), seed=1)
+    dst = torch.zeros_like(src)
+    KT.copy(src, dst)
+    idx = torch.arange(src.numel())
+    assert T.check_bytes(src[idx], dst[idx], idx, "dst").ok
+    dst[777] ^= 0xFF
+    sample = torch.arange(500, 1000)  # a sample that contains the bad byte at position 277
+    v = T.check_bytes(src[sample], dst[sample], sample, "dst")
+    assert not v.ok and v.worst_index == (777,)
+    assert v.worst_got == float(dst[777]) and v.worst_expected == float(src[777])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("op", T.OPS)
+def test_transfer_case_on_gpu(op):
+    case = T.TransferCase(op, 4 * MiB)
+    case.setup(GPU, n_sets=2, seed=0)
+    assert case.verify().ok
+    case.run(1)
+    case.teardown()
+
+
+def test_d2d_case_on_cpu_tensors_verifies_and_catches_a_bad_copy(monkeypatch):
+    """The d2d code path (no pinned memory) run on CPU tensors, with a sampled check (> 1 MiB)."""
+    dev = StandIn(kind="cuda", torch_device="cpu")
+    case = T.TransferCase("d2d", 2 * MiB)
+    case.setup(dev, n_sets=2, seed=3)
+    assert len(case._sets) == 2 and case.verify().ok
+
+    def bad_copy(src, dst):
+        dst.copy_(src)
+        dst[: MiB] = 0  # half the bytes lost: any sample sees it
+
+    monkeypatch.setattr(T, "copy", bad_copy)
+    v = case.verify()
+    assert not v.ok and v.worst_index[0] < MiB and 0.3 < v.max_error < 0.7
