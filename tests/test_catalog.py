@@ -148,7 +148,7 @@ def test_units_convert_to_base_units(cat):
     ("", "gfx90a", 110, "mi250x_gcd"),  # nameless device: the arch and CU count agree
     ("AMD Instinct MI210", "gfx90a", 104, None),  # same arch, other part
     ("AMD Instinct MI308X", "gfx942", 80, None),
-    ("NVIDIA GH200 480GB", None, 132, None),  # holds "H200" but is not one
+    ("NVIDIA GH200 480GB", None, 132, "gh200"),  # holds "H200" but is the Grace Hopper part
     ("NVIDIA H200 NVL", None, 132, None),
     ("NVIDIA GB200", None, 152, None),
     ("NVIDIA A100-SXM4-40GB", None, 108, None),

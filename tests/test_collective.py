@@ -139,41 +139,39 @@ from recoque.bench.timing import measure
 from recoque.kernels import collectives as C
 
 cpu = SimpleNamespace(kind="cpu", torch_device="cpu")
+report = open(f"{sys.argv[1]}/rank{C.world()[1]}.txt", "w")  # one file per rank: stdout interleaves
 for op in C.OPS:
     case = B.CollectiveCase(op, 4096 * 4 * 2, 2)
     case.setup(cpu, 2, seed=11)
     ok = case.verify().ok
     timing = measure(case.run, cpu, B.policy(True), n_sets=2)
-    print(op, "verified" if ok else "FAILED", len(timing.times_s), flush=True)
+    print(op, "verified" if ok else "FAILED", len(timing.times_s), file=report)
 case = B.CollectiveCase("all_reduce", 4096 * 4, 2)
 case.setup(cpu, 1, seed=5)
 if C.world()[1] == 1:  # one rank's output goes wrong: both ranks must report the failure
     real = C.run
     C.run = lambda op, inp, out: (real(op, inp, out), inp.__setitem__(7, 1e6))
 v = case.verify()
-print("broken", "caught" if not v.ok else "MISSED", flush=True)
+print("broken", "caught" if not v.ok else "MISSED", file=report)
+report.close()
 C.shutdown()
 """
 
 
 def test_two_gloo_ranks_verify_time_and_agree_on_failure(tmp_path):
     """The real case code in two CPU processes under torchrun (gloo stands in for nccl)."""
-    import socket
+    import os
     import subprocess
     import sys
 
     script = tmp_path / "two_ranks.py"
     script.write_text(_TWO_RANKS)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-         f"--master-port={port}", str(script)],
-        capture_output=True, text=True, timeout=180, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    proc = subprocess.run(  # --standalone: a local rendezvous on a free port
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+         str(tmp_path)],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    out = proc.stdout
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for op in C.OPS:
-        assert out.count(f"{op} verified 10") == 2, out
-    assert out.count("broken caught") == 2, out
+    for rank in (0, 1):
+        lines = (tmp_path / f"rank{rank}.txt").read_text().splitlines()
+        assert lines == [f"{op} verified 10" for op in C.OPS] + ["broken caught"], (rank, lines)
