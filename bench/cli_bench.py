@@ -46,7 +46,13 @@ def run_bench(names: tuple[str, ...], quick: bool, device_str: str, dtypes: tupl
     from recoque.bench.devices import detect
     from recoque.bench.suite import ALL_DTYPES, check_dtypes, run_suite
 
+    explicit = bool(dtypes)
     dtypes = check_dtypes(dtypes) or ALL_DTYPES
+    world, rank, local_rank = _ranks()
+    if world > 1 and device_str == "auto":  # under torchrun each rank takes its own GPU
+        device_str = f"gpu:{local_rank}"
+    if rank != 0:  # only rank 0 reports and writes; the others take part in the collectives
+        json_out, out, append = False, None, False
     previous = _previous(out) if append else None
     device = detect(device_str)
     env = environment.capture(device)
@@ -54,7 +60,8 @@ def run_bench(names: tuple[str, ...], quick: bool, device_str: str, dtypes: tupl
         _same_machine(previous, env, out)
     started = time.perf_counter()
     with _Progress(enabled=not json_out) as progress:
-        outcome, notes = run_suite(names, device, quick, dtypes, seed, on_plan=progress.add, on_done=progress.done)
+        outcome, notes = run_suite(names, device, quick, dtypes, seed, dtypes_explicit=explicit,
+                                   on_plan=progress.add, on_done=progress.done)
     doc = ResultsDocument(
         environment={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json(),
         results=tuple((previous.results if previous else ()) + tuple(outcome.records)),
@@ -65,12 +72,21 @@ def run_bench(names: tuple[str, ...], quick: bool, device_str: str, dtypes: tupl
     )
     if out is not None:
         save_results(str(out), doc)
+    if rank != 0:
+        return
     _report(doc, outcome, notes, json_out, all_rows, time.perf_counter() - started, out)
     failed = [s for s in outcome.skipped if s.reason.startswith("verification failed")]
     if outcome.interrupted:
         raise typer.Exit(130)
     if failed or not outcome.records:
         raise typer.Exit(1)
+
+
+def _ranks() -> tuple[int, int, int]:
+    import os
+
+    env = os.environ
+    return int(env.get("WORLD_SIZE", "1")), int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0"))
 
 
 def _previous(out: Path | None) -> ResultsDocument | None:

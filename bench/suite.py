@@ -34,7 +34,7 @@ def _best(records: list, dtype: str):
 
 
 def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[str, ...], seed: int = 0,
-              telemetry: bool = True, on_plan: Callable[[int], None] | None = None,
+              telemetry: bool = True, dtypes_explicit: bool = True, on_plan: Callable[[int], None] | None = None,
               on_done: Callable[[Case, Any, Any], None] | None = None) -> tuple[RunOutcome, list[str]]:
     """Run the named benchmarks; returns the outcome and notes (what was not run and why)."""
     policy = policy_for(device, quick)
@@ -42,11 +42,13 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
     out = RunOutcome()
     first = [True]
 
-    def run(cases: list[Case]) -> bool:
+    def run(cases: list[Case], fixed_policy: TimingPolicy | None = None) -> bool:
         if not cases:
             return True
         if on_plan:
             on_plan(len(cases))
+        if fixed_policy is not None:  # every rank must make the same number of calls
+            return _merge(out, run_cases(cases, device, fixed_policy, seed, telemetry, on_done))
         pol = policy
         if first[0] and device.kind != "cpu":
             pol = replace(policy, warmup_s=GPU_WARMUP_S[quick])
@@ -79,6 +81,8 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
             from recoque.bench import stream
 
             sd = tuple(d for d in dtypes if d in ("fp64", "fp32")) or ("fp64",)
+            if quick and not dtypes_explicit:
+                sd = ("fp64",)  # quick mode: BabelStream's default precision only
             if not run(stream.cases(device, quick, sd)):
                 return out, notes
         elif name == "transfer":
@@ -94,8 +98,8 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
 
             cases = collective.cases(device, quick)
             if not cases:
-                notes.append("collective: needs more than one GPU; run under `torchrun --nproc-per-node=N`")
-            if not run(cases):
+                notes.append(f"collective: {collective.skip_reason(device) or 'nothing to run'}")
+            if not run(cases, collective.policy(quick)):
                 return out, notes
         else:
             raise BadInput(f"unknown benchmark {name!r}", f"use one of all, {', '.join(BENCHMARKS)}")

@@ -17,8 +17,20 @@ from __future__ import annotations
 import os
 import platform
 
-# Must happen before numba is imported: numba reads its configuration at import time.
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "recoque", "numba"))
+
+def _default_cache_dir() -> None:
+    """Must run before numba is imported: numba reads its configuration at import time."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    path = os.path.join(os.path.expanduser("~"), ".cache", "recoque", "numba")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # read-only home: numba falls back to __pycache__ (or compiles every run)
+        return
+    os.environ["NUMBA_CACHE_DIR"] = path
+
+
+_default_cache_dir()
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,7 +39,7 @@ from numba import types  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-if not numba.config.CACHE_DIR:  # numba was imported before us: point its cache there all the same
+if not numba.config.CACHE_DIR and os.environ.get("NUMBA_CACHE_DIR"):  # numba was imported before us
     numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
 
 STREAMING_STORES = platform.machine().lower() in ("x86_64", "amd64")

@@ -22,6 +22,7 @@ app = typer.Typer(help="Plan workloads on systems (run with --system and --workl
 
 _SCALES = {"flop/s": [(1e18, "EFLOP/s"), (1e15, "PFLOP/s"), (1e12, "TFLOP/s"), (1, "FLOP/s")],
            "bytes/s": [(1e15, "PB/s"), (1e12, "TB/s"), (1e9, "GB/s"), (1, "B/s")],
+           "bytes": [(1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1, "B")],
            "W": [(1e6, "MW"), (1e3, "kW"), (1, "W")], "J": [(3.6e12, "GWh"), (3.6e9, "MWh"), (3.6e6, "kWh")],
            "EUR": [(1e6, "MEUR"), (1e3, "kEUR"), (1, "EUR")], "kg_co2e": [(1e6, "kt CO2e"), (1e3, "t CO2e"), (1, "kg CO2e")],
            "s": [(86400, "days"), (3600, "h"), (1, "s"), (1e-3, "ms")]}
@@ -199,17 +200,45 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     spec, notes = spec_with_assumed_peaks(get_device_spec(system.device))
     prof = profile if profile_applies(spec, profile) else DeviceProfile.from_datasheet(spec)
     try:
-        res = train.best_plans(wl, system, prof, top=1, gpus=int(system.gpus))
+        res, used = _search_usable_count(train, wl, system, prof)
     except RecoqueError as exc:
         return [("training", f"not estimated: {exc.one_line()}")], {}, notes, None, None
-    except ImportError as exc:  # the planner core is still being built
-        return [("training", f"not available yet: {exc}")], {}, notes, None, None
+    if used != int(system.gpus):
+        notes = tuple(notes) + (
+            f"{int(system.gpus):,} GPUs have no valid (TP, PP, DP) layout for a global batch of "
+            f"{wl.global_batch_seqs} sequences: trained on the largest usable count, {used:,} "
+            f"({used / system.gpus:.0%} of the system); the rest stay free for other jobs",)
     if not res.best:
         return [("training", "no plan fits: " + "; ".join(res.reasons))], {"train": res}, notes, None, None
     b = res.best[0]
     rows = [("training plan", b.plan.label() if hasattr(b.plan, "label") else str(b.plan))]
     rows += [(f"training {k.replace('_', ' ')}", v) for k, v in vars(b).items() if isinstance(v, Estimate)]
     return rows, {"train": res}, tuple(notes) + tuple(b.assumptions), None, b.time_to_train
+
+
+def usable_gpu_counts(gpus: int, gpus_per_node: int) -> list[int]:
+    """The count itself, then the largest multiples of gpus_per_node x 2^j below it (descending).
+
+    A derived count such as 5,230 (= 2 x 5 x 523) factors into no TP x PP x DP layout; a job on
+    a real machine takes whole nodes in a count that factors, and leaves the rest to others.
+    """
+    out = [gpus]
+    step = max(1, gpus_per_node)
+    while step <= gpus:
+        n = gpus // step * step
+        if n not in out:
+            out.append(n)
+        step *= 2
+    return sorted(set(out), reverse=True)
+
+
+def _search_usable_count(train: Any, wl: Any, system: SystemSpec, prof: Any) -> tuple[Any, int]:
+    res = None
+    for n in usable_gpu_counts(int(system.gpus), system.gpus_per_node):
+        res = train.best_plans(wl, system, prof, top=1, gpus=n)
+        if res.best:
+            return res, n
+    return res, int(system.gpus)
 
 
 def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:

@@ -45,6 +45,22 @@ def layer_gemms_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple
     return [(qkv, 1.0), (proj, 1.0), (up, n_exp), (down, n_exp)]
 
 
+def layer_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple[Any, Any, Any, Any]]:
+    """The same forward GEMMs as `layer_gemms_fwd`, as (m, n, k, how many) for the shape-aware
+    GEMM model: m = tokens (per expert for MoE), n = output columns on this GPU, k = inner."""
+    h, d = float(model.hidden), float(model.head_dim)
+    q, kv = model.heads * d, model.kv_heads * d
+    f = float(model.ffn_hidden) * (2.0 if model.gated_ffn else 1.0)
+    tp = np.asarray(tp, dtype=float)
+    if model.experts > 1:
+        t_exp = tokens * model.active_experts * ep / model.experts
+        n_exp = model.experts / (ep * np.ones_like(tp))
+    else:
+        t_exp, n_exp = tokens, 1.0
+    return [(tokens, (q + 2.0 * kv) / tp, h, 1.0), (tokens, h, q / tp, 1.0),
+            (t_exp, f / tp, h, n_exp), (t_exp, h, float(model.ffn_hidden) / tp, n_exp)]
+
+
 def attention_core_flops_fwd(model: Any, micro_batch: Any, tp: Any) -> Any:
     """Q K^T and (softmax) V: 2 x 2 b s^2 (heads d) / tp."""
     s = float(model.seq_len)

@@ -7,9 +7,13 @@ Three origins, always named in `assumptions`:
   * datasheet  `DeviceProfile.from_datasheet(spec, default_efficiency=...)`: the dense peak times a
                stated efficiency, with a fixed per-kernel overhead so that small operations are
                slower (rate(F) = F / (F / (eff * peak) + overhead_s)). Wide bounds.
-  * calibrated `DeviceProfile.from_parameters(spec, params, label)`: the same parametric curve with
-               efficiencies a user could measure (GEMM, attention, memory, link), e.g. the A100
-               profile in seeds/validation.toml.
+  * calibrated `DeviceProfile.from_parameters(spec, params, label)`: efficiencies a user could
+               measure (GEMM, attention, memory, link), e.g. the A100 and H100 profiles in
+               seeds/validation.toml. GEMMs there follow a shape model (`gemm_time_s`): plateau x
+               wave quantisation over the SMs (`wave_quantization`) x k/(k + thin_gemm_dim),
+               a roofline floor, a per-kernel overhead; the plateau may be given directly
+               (`gemm_efficiency`) or anchored on a measured best GEMM (`gemm_anchor_tflops` at
+               gemm_anchor_m/n/k, times `gemm_sustained_fraction`).
 Dtypes a results file does not cover fall back to the datasheet, labelled as such.
 
 Conventions: attention rates are in "full" FLOPs (4 * b * h * s_q * s_k * d forward, twice that
@@ -41,6 +45,21 @@ DEFAULT_INTER_LINK_EFFICIENCY = 0.85
 DEFAULT_KERNEL_OVERHEAD_S = 5e-6
 DEFAULT_THIN_GEMM_DIM = 16.0  # a GEMM with inner dimension 128 runs at 128/(128+16) = 89% of the curve
 DEFAULT_UNCERTAINTY = 0.15  # +/- on every datasheet-derived efficiency
+# Output tiles a cuBLAS/hipBLASLt-class library chooses among for large 16-bit GEMMs; the wave
+# model takes the one that wastes the least of the last wave (the library's heuristic does the same).
+GEMM_TILES = ((256.0, 128.0), (128.0, 256.0), (128.0, 128.0))
+ELEMENT_BYTES = {"fp64": 8.0, "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+
+
+def wave_efficiency(m: Any, n: Any, batch: Any, units: float) -> Any:
+    """Fraction of the device's SMs/CUs busy over a GEMM's waves of output tiles: tiles /
+    (ceil(tiles / units) * units), the best over GEMM_TILES (wave quantisation)."""
+    m, n, batch = (np.asarray(x, dtype=float) for x in (m, n, batch))
+    best = 0.0 * m * n * batch
+    for tm, tn in GEMM_TILES:
+        tiles = batch * np.ceil(m / tm) * np.ceil(n / tn)
+        best = np.maximum(best, tiles / (np.ceil(tiles / units) * units))
+    return best
 
 
 @dataclass(frozen=True)
@@ -114,8 +133,35 @@ class DeviceProfile:
 
     # --- public queries ----------------------------------------------------------------------
     def gemm_flop_s(self, dtype: str, m: int, n: int, k: int, which: str = "value") -> float:
-        """Achieved FLOP/s of one (m x k) @ (k x n) GEMM, interpolated by its size 2mnk."""
-        return float(self.gemm_curve(dtype).at(2.0 * m * n * k, which))
+        """Achieved FLOP/s of one (m x k) @ (k x n) GEMM: a measured curve interpolated by its size
+        2mnk, or the parametric shape model of `gemm_time_s`."""
+        return float(2.0 * m * n * k / self.gemm_time_s(dtype, m, n, k, which))
+
+    def gemm_time_s(self, dtype: str, m: Any, n: Any, k: Any, which: str = "value", batch: Any = 1.0) -> Any:
+        """Seconds for `batch` GEMMs of (m x k) @ (k x n); numpy arrays broadcast.
+
+        Measured dtype: the measured curve at the total work. Otherwise the parametric model
+            t = max(F / (eff * peak * wave * k / (k + k0)), bytes / HBM) + overhead_s
+        F = 2 m n k batch; eff = the plateau efficiency (a full last wave, a long k loop);
+        wave = wave_efficiency over the device's SMs/CUs (only when the profile states
+        wave_quantization, i.e. knows its compute units); k / (k + k0) = the main-loop prologue
+        and epilogue of a short inner dimension (k0 = thin_gemm_dim); bytes = operands and output
+        once (roofline); overhead_s = launch and tail per kernel."""
+        m, n, k, batch = (np.asarray(x, dtype=float) for x in (m, n, k, batch))
+        work = 2.0 * m * n * k * batch
+        if self.origin == "measured" and dtype in self.gemm:
+            return work / self.gemm[dtype].at(work, which)
+        fb = self.fallback
+        unc = float(fb.get("uncertainty", DEFAULT_UNCERTAINTY))
+        eff = float(fb.get("gemm_efficiency", DEFAULT_GEMM_EFFICIENCY))
+        eff = min(1.0, eff * {"value": 1.0, "low": 1.0 - unc, "high": 1.0 + unc}[which])
+        rate = eff * self.peak_flop_s(dtype) * self.thin_gemm_factor(k)
+        units = float(fb.get("compute_units", 0.0) or (self.spec.compute_units or 0))
+        if fb.get("wave_quantization") and units > 0:
+            rate = rate * wave_efficiency(m, n, batch, units)
+        nbytes = ELEMENT_BYTES.get(dtype, 2.0) * (m * k + k * n + m * n) * batch
+        ovh = float(fb.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S))
+        return np.maximum(work / rate, nbytes / self.memory_bandwidth.get(which)) + ovh
 
     def attention_flop_s(self, dtype: str, batch: int, heads: int, seq: int, head_dim: int,
                          direction: str = "fwd", which: str = "value") -> float:
@@ -123,11 +169,13 @@ class DeviceProfile:
         work = 4.0 * batch * heads * seq * seq * head_dim
         return float(self.attention_curve(dtype, direction).at(work, which))
 
-    def thin_gemm_factor(self, inner_dim: float) -> float:
-        """Efficiency multiplier for a GEMM whose smallest dimension is `inner_dim` (attention's
+    def thin_gemm_factor(self, inner_dim: Any) -> Any:
+        """Efficiency multiplier for a GEMM whose inner dimension is `inner_dim` (attention's
         head_dim): inner / (inner + thin_gemm_dim) with the profile's stated thin_gemm_dim."""
         d0 = float(self.fallback.get("thin_gemm_dim", DEFAULT_THIN_GEMM_DIM))
-        return float(inner_dim) / (float(inner_dim) + d0)
+        k = np.asarray(inner_dim, dtype=float)
+        out = k / (k + d0)
+        return float(out) if out.ndim == 0 else out
 
     def memory_bandwidth_bytes_s(self, which: str = "value") -> float:
         return self.memory_bandwidth.get(which)
@@ -194,7 +242,9 @@ class DeviceProfile:
     def from_parameters(cls, spec: DeviceSpec, params: Mapping[str, Any], origin: str = "calibrated",
                         note: str = "", dtypes: tuple[str, ...] = ("bf16", "fp16")) -> "DeviceProfile":
         """A parametric profile: efficiencies (fractions of the datasheet) and a kernel overhead."""
-        p = {k: float(v) for k, v in params.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        p = {k: float(v) for k, v in params.items() if isinstance(v, (int, float))}
+        if "gemm_anchor_tflops" in p and "gemm_efficiency" not in p:
+            p["gemm_efficiency"] = anchored_gemm_efficiency(spec, p, dtypes[0])
         for k in ("gemm_efficiency", "attention_efficiency", "memory_efficiency",
                   "intra_link_efficiency", "inter_link_efficiency"):
             if k in p and not 0 < p[k] <= 1:
@@ -272,6 +322,24 @@ class DeviceProfile:
                        memory_bandwidth=r(self.memory_bandwidth),
                        intra_link_efficiency=r(self.intra_link_efficiency),
                        inter_link_efficiency=r(self.inter_link_efficiency), fallback=fb)
+
+
+def anchored_gemm_efficiency(spec: DeviceSpec, p: Mapping[str, float], dtype: str) -> float:
+    """The plateau efficiency at which the GEMM model reproduces a measured best GEMM: the rate
+    `gemm_anchor_tflops` at shape gemm_anchor_m x n x k (a MAMF-finder-style sweep's best shape),
+    times `gemm_sustained_fraction` (what a long training run sustains of that burst figure).
+    Solved from t = F / (eff * peak * wave * thin) + overhead, the anchor being compute-bound."""
+    m, n, k = (p[f"gemm_anchor_{x}"] for x in "mnk")
+    work = 2.0 * m * n * k
+    t_target = work / (p["gemm_anchor_tflops"] * 1e12 * p.get("gemm_sustained_fraction", 1.0))
+    probe = DeviceProfile.from_parameters(spec, {**{x: v for x, v in p.items() if not x.startswith("gemm_anchor")},
+                                                 "gemm_efficiency": 1.0, "uncertainty": 0.0}, dtypes=(dtype,))
+    t_ideal = float(probe.gemm_time_s(dtype, m, n, k)) - float(p.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S))
+    eff = t_ideal / (t_target - float(p.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S)))
+    if not 0 < eff <= 1:
+        raise BadInput(f"profile for {spec.key}: GEMM anchor {p['gemm_anchor_tflops']} TFLOP/s implies efficiency "
+                       f"{eff:.3f}", "check gemm_anchor_tflops against the datasheet peak")
+    return eff
 
 
 def _spread(rec: Any) -> tuple[float, float, float]:

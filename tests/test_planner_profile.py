@@ -60,3 +60,21 @@ def test_datasheet_profile_labelled_and_size_dependent():
     assert p.gemm_flop_s("bf16", 64, 64, 64) < 0.1 * big
     assert p.gemm_flop_s("fp64", 8192, 8192, 8192) == pytest.approx(0.6 * 163.4e12, rel=0.01)
     assert p.memory_bandwidth_bytes_s("low") < p.memory_bandwidth_bytes_s() < p.memory_bandwidth_bytes_s("high")
+
+
+def test_wave_quantisation_and_anchor():
+    from recoque.planner.profile import wave_efficiency
+    from recoque.planner.validation import shipped_profile
+
+    # 8 x 36 = 288 tiles of 256x128 on 108 SMs: 3 waves, 288 / 324 busy
+    assert wave_efficiency(2048, 4608, 1, 108) == pytest.approx(288 / 324)
+    assert wave_efficiency(108 * 256, 128, 1, 108) == pytest.approx(1.0)
+    prof = shipped_profile("a100_sxm_80gb")
+    raw = prof.fallback
+    # the GEMM plateau reproduces the anchor (MAMF best shape) times the sustained fraction
+    anchor = prof.gemm_flop_s("bf16", int(raw["gemm_anchor_m"]), int(raw["gemm_anchor_n"]), int(raw["gemm_anchor_k"]))
+    assert anchor == pytest.approx(raw["gemm_anchor_tflops"] * 1e12 * raw["gemm_sustained_fraction"], rel=1e-6)
+    # thin and memory-bound GEMMs run below the plateau; bounds bracket the value
+    assert prof.gemm_flop_s("bf16", 2048, 2048, 64) < 0.6 * anchor
+    assert prof.gemm_flop_s("bf16", 4096, 4096, 4096, "low") < prof.gemm_flop_s("bf16", 4096, 4096, 4096) \
+        < prof.gemm_flop_s("bf16", 4096, 4096, 4096, "high")
