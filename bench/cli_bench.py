@@ -44,11 +44,12 @@ def run_bench(names: tuple[str, ...], quick: bool, device_str: str, dtypes: tupl
               append: bool, json_out: bool, seed: int, all_rows: bool) -> None:
     from recoque.bench import environment
     from recoque.bench.devices import detect
+    from recoque.kernels import collectives
     from recoque.bench.suite import ALL_DTYPES, check_dtypes, run_suite
 
     explicit = bool(dtypes)
     dtypes = check_dtypes(dtypes) or ALL_DTYPES
-    world, rank, local_rank = _ranks()
+    world, rank, local_rank = collectives.world()
     if world > 1 and device_str == "auto":  # under torchrun each rank takes its own GPU
         device_str = f"gpu:{local_rank}"
     if rank != 0:  # only rank 0 reports and writes; the others take part in the collectives
@@ -80,13 +81,6 @@ def run_bench(names: tuple[str, ...], quick: bool, device_str: str, dtypes: tupl
         raise typer.Exit(130)
     if failed or not outcome.records:
         raise typer.Exit(1)
-
-
-def _ranks() -> tuple[int, int, int]:
-    import os
-
-    env = os.environ
-    return int(env.get("WORLD_SIZE", "1")), int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0"))
 
 
 def _previous(out: Path | None) -> ResultsDocument | None:

@@ -30,24 +30,12 @@ def layer_gemms_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple
     gated), FFN out. Mixture-of-experts: each GPU holds experts/ep experts, each seeing
     tokens*active*ep/experts tokens (balanced routing).
     """
-    h, d = float(model.hidden), float(model.head_dim)
-    q, kv = model.heads * d, model.kv_heads * d
-    f = float(model.ffn_hidden)
-    qkv = 2.0 * tokens * h * (q + 2.0 * kv) / tp
-    proj = 2.0 * tokens * q * h / tp
-    if model.experts > 1:
-        t_exp = tokens * model.active_experts * ep / model.experts
-        n_exp = model.experts / (ep * np.ones_like(tp, dtype=float))
-    else:
-        t_exp, n_exp = tokens, 1.0
-    up = 2.0 * t_exp * h * f * (2.0 if model.gated_ffn else 1.0) / tp
-    down = 2.0 * t_exp * f * h / tp
-    return [(qkv, 1.0), (proj, 1.0), (up, n_exp), (down, n_exp)]
+    return [(2.0 * m * n * k, count) for m, n, k, count in layer_gemm_shapes_fwd(model, tokens, tp, ep)]
 
 
 def layer_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple[Any, Any, Any, Any]]:
-    """The same forward GEMMs as `layer_gemms_fwd`, as (m, n, k, how many) for the shape-aware
-    GEMM model: m = tokens (per expert for MoE), n = output columns on this GPU, k = inner."""
+    """The forward GEMMs of `layer_gemms_fwd` as (m, n, k, how many), for the shape-aware GEMM
+    model: m = tokens (per expert for MoE), n = output columns on this GPU, k = inner."""
     h, d = float(model.hidden), float(model.head_dim)
     q, kv = model.heads * d, model.kv_heads * d
     f = float(model.ffn_hidden) * (2.0 if model.gated_ffn else 1.0)
