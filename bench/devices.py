@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
@@ -150,13 +151,8 @@ def _detect(req: str) -> Device:
     if req == "auto":
         if gpus:
             return gpus[0]
-        from rich.markup import escape
-
-        from recoque.render import err_console
-
-        # One line however narrow the terminal: soft_wrap keeps rich from folding it.
-        err_console.print(f"[bold yellow]WARNING:[/] no GPU visible to torch: benchmarking the CPU ({escape(why)})",
-                          highlight=False, soft_wrap=True)
+        # Plain text, one line: the library does not render (the CLI owns rich).
+        print(f"WARNING: no GPU visible to torch: benchmarking the CPU ({why})", file=sys.stderr)
         return detect_cpu()
     family, index = _GPU_FORM.match(req).groups()  # type: ignore[union-attr]
     if not gpus:
@@ -417,10 +413,8 @@ def measure_clock_hz(iterations: int = 50_000_000) -> float | None:
     """Single-core clock from kernels/clock_probe's dependent chain (best of 5, perf_counter_ns)."""
     import time
 
-    try:
-        from recoque.kernels.clock_probe import CYCLES_PER_ITERATION, dependent_chain
-    except ImportError:
-        return None
+    from recoque.kernels.clock_probe import CYCLES_PER_ITERATION, dependent_chain
+
     dependent_chain(10, 3)  # compile (or load from cache) outside the timing
     best = float("inf")
     for _ in range(5):

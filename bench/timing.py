@@ -8,10 +8,11 @@ at least `min_rotation_bytes` (512 MiB on MI300-class parts whose MALL is 256 Mi
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,33 @@ def _sample_count(per_call_s: float, policy: TimingPolicy) -> int:
     return int(min(policy.max_samples, max(policy.min_samples, policy.budget_s / per_call_s)))
 
 
+def device_index(device: Any) -> int:
+    """torch's (visible-device) index of a GPU Device: "cuda:3" -> 3, "cuda" -> 0."""
+    tail = str(getattr(device, "torch_device", "cuda:0")).partition(":")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+@contextlib.contextmanager
+def device_scope(device: Any) -> Iterator[None]:
+    """Make the case's GPU the current device, so launches, events and streams all land on it.
+
+    Without this, events are recorded on the current device's stream (GPU 0) while the kernels of
+    a `--device gpu:1` case run on GPU 1, and the timing measures an idle stream.
+    """
+    if device.kind == "cpu":
+        yield
+        return
+    import torch
+
+    with torch.cuda.device(device_index(device)):
+        yield
+
+
 def _sync(device: Any) -> None:
     if device.kind != "cpu":
         import torch
 
-        torch.cuda.synchronize(device.torch_device)
+        torch.cuda.synchronize(device_index(device))
 
 
 def _warm_up(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_sets: int) -> tuple[int, float]:
@@ -71,14 +94,15 @@ def _warm_up(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_se
 
 
 def measure(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_sets: int = 1) -> Timing:
-    warm_calls, per_call_s = _warm_up(run, device, policy, n_sets)
-    n = _sample_count(per_call_s, policy)
-    if device.kind == "cpu":
-        times = _host_samples(run, n, n_sets, offset=warm_calls)
-        timer = "perf_counter_ns"
-    else:
-        times = _event_samples(run, device, n, n_sets, offset=warm_calls)
-        timer = "device_event"
+    with device_scope(device):
+        warm_calls, per_call_s = _warm_up(run, device, policy, n_sets)
+        n = _sample_count(per_call_s, policy)
+        if device.kind == "cpu":
+            times = _host_samples(run, n, n_sets, offset=warm_calls)
+            timer = "perf_counter_ns"
+        else:
+            times = _event_samples(run, device, n, n_sets, offset=warm_calls)
+            timer = "device_event"
     return Timing(tuple(times), timer, warm_calls, n_sets)
 
 
@@ -96,12 +120,14 @@ def _host_samples(run: Callable[[int], None], n: int, n_sets: int, offset: int) 
 def _event_samples(run: Callable[[int], None], device: Any, n: int, n_sets: int, offset: int) -> list[float]:
     import torch
 
+    index = device_index(device)
+    stream = torch.cuda.current_stream(index)  # the stream the case's kernels are queued on
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
     for i in range(n):
         idx = (offset + i) % n_sets
-        starts[i].record()
+        starts[i].record(stream)
         run(idx)
-        ends[i].record()
-    torch.cuda.synchronize(device.torch_device)
+        ends[i].record(stream)
+    torch.cuda.synchronize(index)
     return [s.elapsed_time(e) * 1e-3 for s, e in zip(starts, ends)]

@@ -90,11 +90,9 @@ def _fp64_from_target(system: SystemSpec, spec: DeviceSpec, metric: str, target_
 
 def measured_profile_for(device_key: str) -> Any:
     """A DeviceProfile from a results file in seeds/measured/ for this device, or None."""
-    try:
-        from recoque.bench.schema import document_from_json
-        from recoque.planner.profile import DeviceProfile
-    except ImportError:
-        return None
+    from recoque.bench.schema import document_from_json
+    from recoque.planner.profile import DeviceProfile
+
     import json
 
     folder = resources.files("recoque.seeds").joinpath("measured")

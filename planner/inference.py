@@ -25,11 +25,8 @@ COMPUTE_DTYPE = {"fp8": "fp8", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32", "
 
 
 def load_model_spec(name: str) -> Any:
-    try:
-        from recoque.planner.workload import load_model
-    except ImportError:
-        raise BadInput(f"model {name!r}: the model catalogue (planner/workload.py, seeds/models.toml) is not installed yet",
-                       "update recoque, or plan hpl/stencil workloads meanwhile") from None
+    from recoque.planner.workload import load_model
+
     return load_model(name)
 
 

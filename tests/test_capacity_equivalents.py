@@ -42,14 +42,14 @@ def test_alice_fp64_from_the_hpl_target_not_from_count_times_rate():
 
 
 def test_delivered_ratio_of_h100_reference_on_hpl_is_its_count():
-    from recoque.planner import cli_plan
+    from recoque.planner import capacity as cli_plan
 
     _, _, _, d, _ = cli_plan.plan_hpl(load_system("jean-zay-h100"))
     assert d.equivalent.h100e.value == pytest.approx(1456, rel=1e-9)
 
 
 def test_delivered_differs_from_peak_for_mi250x_on_hpl_and_says_why():
-    from recoque.planner import cli_plan
+    from recoque.planner import capacity as cli_plan
 
     system = load_system("frontier")
     _, _, _, d, _ = cli_plan.plan_hpl(system)

@@ -1,4 +1,5 @@
-"""Tables for a results document: best per benchmark/op/dtype against datasheet and public bests."""
+"""The summary of a results document: best per benchmark/op/dtype against datasheet and public bests
+(data only; recoque.render draws the tables)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -6,7 +7,6 @@ from typing import Any
 
 from recoque.bench.anchors import find_anchor
 from recoque.bench.schema import Record, ResultsDocument
-from recoque.render import console, fmt, table
 
 
 def shape(rec: Record) -> str:
@@ -42,28 +42,3 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
             "cov": st["cov"], "samples": len(best.times_s), "backend": best.backend,
         })
     return rows
-
-
-def print_tables(doc: ResultsDocument, all_rows: bool) -> None:
-    dev = doc.device
-    console.print(f"[bold]{dev.get('name', 'device')}[/] ({dev.get('kind', '?')}, {dev.get('arch') or 'arch unknown'})")
-    cols = ["benchmark", "dtype", "best shape (of n)", "achieved ± CoV", "peak", "% peak", "% public best", "backend"]
-    rows = [[f"{r['benchmark']} {r['op']}" + (" (LLM layers)" if r["kind"] == "llm" else ""), r["dtype"],
-             f"{r['best_shape']} (of {r['cases']})", f"{fmt(r['achieved'])} {r['unit']} ± {r['cov'] * 100:.1f}%",
-             fmt(r["peak"]) if r["peak"] else "unknown", _pct(r["fraction_of_peak"]),
-             (_pct(r["fraction_of_public_best"]) + f" of {fmt(r['public_best'])}") if r["public_best"] else "no public figure",
-             r["backend"] or ""] for r in best_rows(doc)]
-    console.print(table("Best per benchmark, op and dtype (median time)", cols, rows))
-    if all_rows:
-        every = [[r.benchmark, r.op, r.dtype, shape(r), f"{fmt(r.achieved)} {r.unit}", _pct(r.fraction_of_peak),
-                  len(r.times_s), r.backend or ""] for r in doc.results]
-        console.print(table("Every verified case", ["benchmark", "op", "dtype", "shape", "achieved", "% peak", "samples", "backend"], every))
-    if doc.skipped:
-        reasons: dict[str, int] = defaultdict(int)
-        for s in doc.skipped:
-            reasons[f"{s.benchmark}/{s.dtype}: {s.reason}"] += 1
-        console.print(table("Skipped", ["what", "cases"], sorted(reasons.items())))
-
-
-def _pct(x: float | None) -> str:
-    return "unknown" if x is None else f"{x * 100:.1f}%"

@@ -100,15 +100,14 @@ def _same_machine(previous: ResultsDocument, env: dict[str, Any], out: Path | No
 
 def _report(doc: ResultsDocument, outcome: Any, notes: list[str], json_out: bool, all_rows: bool,
             elapsed_s: float, out: Path | None) -> None:
-    from recoque.bench.report import print_tables
-    from recoque.render import emit_json, err_console
+    from recoque.render import bench_tables, emit_json, err_console
 
     for w in outcome.warnings:
         err_console.print(f"warning: {w.line()}", highlight=False, markup=False)
     if json_out:
         emit_json(doc.to_json())
     else:
-        print_tables(doc, all_rows)
+        bench_tables(doc, all_rows)
     for note in notes:
         err_console.print(f"note: {note}", highlight=False, markup=False)
     where = f" into {out}" if out else ""

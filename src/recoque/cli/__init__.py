@@ -1,4 +1,5 @@
-"""The one console script. Each command lives in its own module; this file only wires them."""
+"""The one console script: the CLI edge. Each command lives in its own module of this package; this
+file only wires them. Everything a user types enters here, and only here is output rendered."""
 from __future__ import annotations
 
 import typer
@@ -29,15 +30,14 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from recoque.bench import cli_bench, cli_devices
-    from recoque.planner import cli_check, cli_compare, cli_plan, cli_validate
+    from recoque.cli import bench, check, compare, devices, plan, validate
 
-    app.command("devices", help=cli_devices.__doc__)(cli_devices.devices)
-    app.add_typer(cli_bench.app, name="bench")
-    app.add_typer(cli_plan.app, name="plan")
-    app.command("validate", help=cli_validate.__doc__)(cli_validate.validate)
-    app.command("check", help=cli_check.__doc__)(cli_check.check)
-    app.command("compare", help=cli_compare.__doc__)(cli_compare.compare)
+    app.command("devices", help=devices.__doc__)(devices.devices)
+    app.add_typer(bench.app, name="bench")
+    app.add_typer(plan.app, name="plan")
+    app.command("validate", help=validate.__doc__)(validate.validate)
+    app.command("check", help=check.__doc__)(check.check)
+    app.command("compare", help=compare.__doc__)(compare.compare)
 
 
 _register()

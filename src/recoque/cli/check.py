@@ -14,16 +14,16 @@ def check(claim: Optional[List[str]] = typer.Option(None, "--claim", help="check
           profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
           as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
     """Check the figures the documents state, with verdict and arithmetic."""
-    from recoque.planner.cli_plan import load_profile
+    from recoque.planner.capacity import load_profile
 
     results = run_all(load_profile(profile), list(claim) if claim else None)
     if as_json:
         emit_json({"claims": [r.to_json() for r in results]})
         return
     for r in results:
-        console.print(f"[bold]{r.key}[/]: {r.summary}", highlight=False)
+        console.print(f"{r.key}: {r.summary}", highlight=False)
         console.print(f"  stated: {r.stated}  ({r.file}, {r.locator})", highlight=False, soft_wrap=True)
-        console.print(f"  verdict: [bold]{r.verdict_line}[/]", highlight=False, soft_wrap=True)
+        console.print(f"  verdict: {r.verdict_line}", highlight=False, soft_wrap=True)
         console.print(f"  holds under: {r.holds_under}", highlight=False)
         for line in r.arithmetic:
             console.print(f"    {line}", highlight=False, soft_wrap=True)

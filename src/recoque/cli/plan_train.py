@@ -69,7 +69,7 @@ def _pct(e: Any) -> str:
 
 def render(res: SearchResult, workload_name: str, tokens: float) -> None:
     b = res.best[0]
-    console.print(f"[bold]{workload_name}[/] on {res.gpus} GPUs of {res.system}: {tokens:.3g} tokens")
+    console.print(f"{workload_name} on {res.gpus} GPUs of {res.system}: {tokens:.3g} tokens")
     rows = []
     for i, r in enumerate(res.best, 1):
         rows.append((i, r.plan.label(), _span(r.iteration_time), _span(r.tokens_per_s),

@@ -1,60 +1,17 @@
-"""`recoque plan`: how long, how many GPUs, how much energy, money and CO2 a workload needs on a system,
-and how many H100s the system is worth for it. `recoque plan --system S --workload W` answers with
-default assumptions, each printed; `plan infer|hpl|stencil|train` take the workload's own flags.
+"""The library behind `recoque plan` and `recoque compare`: each workload kind on a system, with
+energy, cost, CO2 and H100-equivalents, as rows of (quantity, Estimate or text) plus JSON data and the
+assumptions used. No rendering here (the CLI renders through recoque.render).
 """
 from __future__ import annotations
 
-import importlib.util
-from typing import Any, Optional
-
-import typer
+from typing import Any
 
 from recoque.catalog import match_device
 from recoque.errors import BadInput, RecoqueError
 from recoque.estimate import Estimate, combine
-from recoque.render import console, emit_json, table
 from recoque.planner import energy, equivalents, hpl, inference, stencil
 from recoque.planner.system import SystemSpec, load_system
-from recoque.planner.workloads import WorkloadEntry, get_workload, load_workloads, memory_rate
-
-app = typer.Typer(help="Plan workloads on systems (run with --system and --workload, or a subcommand).",
-                  invoke_without_command=True)
-
-_SCALES = {"flop/s": [(1e18, "EFLOP/s"), (1e15, "PFLOP/s"), (1e12, "TFLOP/s"), (1, "FLOP/s")],
-           "bytes/s": [(1e15, "PB/s"), (1e12, "TB/s"), (1e9, "GB/s"), (1, "B/s")],
-           "bytes": [(1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1, "B")],
-           "W": [(1e6, "MW"), (1e3, "kW"), (1, "W")], "J": [(3.6e12, "GWh"), (3.6e9, "MWh"), (3.6e6, "kWh")],
-           "EUR": [(1e6, "MEUR"), (1e3, "kEUR"), (1, "EUR")], "kg_co2e": [(1e6, "kt CO2e"), (1e3, "t CO2e"), (1, "kg CO2e")],
-           "s": [(86400, "days"), (3600, "h"), (1, "s"), (1e-3, "ms")]}
-
-
-# --- shared by plan, compare and check ----------------------------------------------------------
-
-def human(e: Estimate) -> tuple[str, str, str, str]:
-    """(value, low, high, unit) in human units; the one place that picks them."""
-    scale, unit = 1.0, e.unit
-    for s, u in _SCALES.get(e.unit, []):
-        if abs(e.value) >= s:
-            scale, unit = s, u
-            break
-    else:
-        if e.unit in _SCALES:
-            scale, unit = _SCALES[e.unit][-1]
-
-    def f(x: float) -> str:
-        x /= scale
-        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
-    return f(e.value), f(e.low), f(e.high), "" if unit == "1" else unit
-
-
-def rows_table(title: str, rows: list[tuple[str, Estimate | str | None]]):
-    out = []
-    for name, e in rows:
-        if isinstance(e, Estimate):
-            out.append((name, *human(e)))
-        else:
-            out.append((name, "unknown" if e is None else str(e), "", "", ""))
-    return table(title, ("quantity", "value", "low", "high", "unit"), out)
+from recoque.planner.workloads import WorkloadEntry, load_workloads, memory_rate
 
 
 def load_profile(path: str | None) -> Any:
@@ -184,8 +141,6 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
 
 def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | None = None):
     """Delegates to the planner core (planner.train.best_plans); no second training model here."""
-    if importlib.util.find_spec("recoque.planner.train") is None:
-        return [("training", "not available: the training planner (planner/train.py) is not installed")], {}, (), None, None
     from dataclasses import replace
 
     from recoque.catalog import get_device_spec
@@ -246,11 +201,9 @@ def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:
     if name in table_:
         w = table_[name]
         return w.kind, w, w.model
-    try:
-        from recoque.planner.workload import list_models
-        models = list_models()
-    except ImportError:
-        models = []
+    from recoque.planner.workload import list_models
+
+    models = list_models()
     if name in models:
         return "model", None, name
     raise BadInput(f"unknown workload {name!r}",
@@ -295,102 +248,12 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
     return data
 
 
-def show(data: dict[str, Any], as_json: bool) -> None:
-    sections = data.pop("_sections")
-    if as_json:
-        emit_json(data)
-        return
-    for title, rows in sections:
-        console.print(rows_table(f"{data['system']} / {data['workload']}: {title}", rows))
-    console.print("[bold]assumptions[/]")
-    for a in data["assumptions"]:
-        console.print(f"  - {a}", highlight=False, soft_wrap=True)
-
-
-# --- commands ------------------------------------------------------------------------------------
-
-SYSTEM_OPT = typer.Option(None, "--system", help="system preset (seeds/systems.toml) or a TOML file")
-PROFILE_OPT = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates")
-JSON_OPT = typer.Option(False, "--json", help="emit the same data as JSON")
-
-
-@app.callback(invoke_without_command=True)
-def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
-         workload: Optional[str] = typer.Option(None, "--workload", help="workload (seeds/workloads.toml) or model name"),
-         gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
-         profile: Optional[str] = PROFILE_OPT, as_json: bool = JSON_OPT) -> None:
-    """Plan a workload on a system with default assumptions, each printed."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if not system and not workload:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(0)
-    if not system or not workload:
-        raise BadInput("plan needs both --system and --workload", "e.g. recoque plan --system alice-recoque --workload mistral-large-2")
-    show(plan_any(resolve_system(system, gpus), workload, load_profile(profile)), as_json)
-
-
-@app.command("hpl")
-def hpl_cmd(system: str = typer.Option(..., "--system"), gpus: Optional[int] = typer.Option(None, "--gpus"),
-            efficiency: Optional[float] = typer.Option(None, "--efficiency", help="fix the HPL efficiency (Rmax/Rpeak-basis)"),
-            profile: Optional[str] = PROFILE_OPT, as_json: bool = JSON_OPT) -> None:
-    """HPL Rmax, GFLOP/s per W and H100-equivalents of a system."""
-    s = resolve_system(system, gpus)
-    rows, d, notes, dl, _ = plan_hpl(s, load_profile(profile), efficiency)
-    _show_one(s, "hpl", "HPL", rows, d, notes, dl, None, as_json)
-
-
-@app.command("stencil")
-def stencil_cmd(system: str = typer.Option(..., "--system"), workload: str = typer.Option("climate-km", "--workload"),
-                gpus: Optional[int] = typer.Option(None, "--gpus"),
-                grid_points: Optional[float] = typer.Option(None, "--grid-points"),
-                sweeps: Optional[float] = typer.Option(None, "--sweeps"),
-                profile: Optional[str] = PROFILE_OPT, as_json: bool = JSON_OPT) -> None:
-    """A bandwidth-bound stencil / HPCG-class kernel from the (measured) memory bandwidth."""
-    s = resolve_system(system, gpus)
-    w = get_workload(workload)
-    if w.kind != "stencil":
-        raise BadInput(f"workload {workload!r} is a {w.kind} workload", "use a stencil workload such as climate-km or hpcg")
-    rows, d, notes, dl, secs = plan_stencil(s, w, load_profile(profile), grid_points=grid_points, sweeps=sweeps)
-    _show_one(s, workload, "stencil", rows, d, notes, dl, secs, as_json)
-
-
-@app.command("infer")
-def infer_cmd(system: str = typer.Option(..., "--system"),
-              workload: Optional[str] = typer.Option(None, "--workload", help="an infer workload (default le-chat)"),
-              model: Optional[str] = typer.Option(None, "--model", help="a model from seeds/models.toml"),
-              gpus: Optional[int] = typer.Option(None, "--gpus"),
-              batch: Optional[int] = typer.Option(None, "--batch", help="fixed batch (default: largest meeting the latency)"),
-              prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens"),
-              output_tokens: Optional[int] = typer.Option(None, "--output-tokens"),
-              tpot_ms: Optional[float] = typer.Option(None, "--tpot-ms", help="target time per output token"),
-              dtype: Optional[str] = typer.Option(None, "--dtype", help="weight and KV dtype: bf16, fp8"),
-              gpus_per_replica: Optional[int] = typer.Option(None, "--gpus-per-replica"),
-              profile: Optional[str] = PROFILE_OPT, as_json: bool = JSON_OPT) -> None:
-    """LLM serving: tokens/s per GPU and system, time per output token, concurrent users."""
-    s = resolve_system(system, gpus)
-    w = get_workload(workload or ("le-chat" if not model else "")) if (workload or not model) else None
-    if w is not None and w.kind != "infer":
-        raise BadInput(f"workload {w.key!r} is a {w.kind} workload", "use an infer workload such as le-chat")
-    name = model or w.model
-    over = dict(batch=batch, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-                target_tpot_s=tpot_ms / 1e3 if tpot_ms is not None else None,
-                weight_dtype=dtype, kv_dtype=dtype, gpus_per_replica=gpus_per_replica)
-    rows, d, notes, dl, _ = plan_infer(s, w, name, load_profile(profile), **over)
-    _show_one(s, w.key if w else name, "inference", rows, d, notes, dl, None, as_json)
-
-
-def _show_one(s, wname, title, rows, d, notes, dl, secs, as_json: bool = False) -> None:
+def assemble(s: SystemSpec, wname: str, title: str, rows: list, d: dict[str, Any], notes: Any,
+             dl: Any, secs: Estimate | None) -> dict[str, Any]:
+    """One workload kind's rows plus the energy and H100-equivalent sections, as `plan_any` returns."""
     e_rows, e_data, e_notes = _energy_rows(s, wname, secs)
     h_rows, h_data = _h100e_rows(s, dl)
     sections = [(title, rows), ("energy, cost, CO2", e_rows), ("H100-equivalents", h_rows)]
-    data = {"system": s.key, "workload": wname, **d, "energy": e_data, "h100e": h_data,
+    return {"system": s.key, "workload": wname, **d, "energy": e_data, "h100e": h_data,
             "sections": {t: [{"quantity": q, "value": v} for q, v in r] for t, r in sections},
             "assumptions": list(dict.fromkeys(tuple(s.notes) + tuple(notes) + tuple(e_notes))), "_sections": sections}
-    show(data, as_json)
-
-
-if importlib.util.find_spec("recoque.planner.cli_train"):
-    from recoque.planner import cli_train
-
-    app.command("train", help=cli_train.__doc__)(cli_train.train)

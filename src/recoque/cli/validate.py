@@ -44,7 +44,7 @@ def validate(
                           f"fitted): {pn} cases, mean |error| {pm:.1%}, max {px:.1%} (reference, not the verdict)",
                           highlight=False)
         loose = [f"{r.case.name} <= {rep.limit(r):.0%}" for r in rep.results if rep.limit(r) > threshold_max]
-        verdict = "[green]PASS[/]" if rep.passed else "[red]FAIL[/]"
+        verdict = "PASS" if rep.passed else "FAIL"
         console.print(f"all: mean |error| {rep.mean_abs_error:.1%} (threshold {threshold_mean:.0%}), max "
                       f"{rep.max_abs_error:.1%} (threshold {threshold_max:.0%} per case"
                       + (f"; held-out looser: {', '.join(loose)}" if loose else "") + f"): {verdict}")

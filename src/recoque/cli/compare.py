@@ -7,7 +7,8 @@ import typer
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.render import console, emit_json, table
+from recoque.planner.capacity import load_profile, plan_any, resolve_system
+from recoque.render import console, emit_json, human, table
 
 
 def compare(systems: str = typer.Option(..., "--systems", help="comma-separated presets or TOML files"),
@@ -15,7 +16,6 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
             as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
     """Side by side: the same workload on several systems."""
-    from recoque.planner.cli_plan import human, load_profile, plan_any, resolve_system
 
     names = [s.strip() for s in systems.split(",") if s.strip()]
     if not names:
@@ -47,6 +47,6 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
         return ""
     rows = [(f"{q}", *(cell(d, t, q) for d in plans)) for t, q in quantities]
     console.print(table(f"compare: {workload}", ["quantity", *names], rows))
-    console.print("[bold]assumptions[/] (all systems)")
+    console.print("assumptions (all systems)", style="bold")
     for a in dict.fromkeys(a for d in plans for a in d["assumptions"]):
         console.print(f"  - {a}", highlight=False, soft_wrap=True)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
-
 from recoque.bench.devices import GEMM_DTYPES, Device, detect, visible_gpus
 from recoque.render import console, emit_json, fmt, table
 
@@ -18,9 +16,7 @@ def devices(json_out: bool = typer.Option(False, "--json", help="Print the same 
         emit_json({"selected": chosen.torch_device, "devices": [d.to_json() for d in shown]})
         return
     for d in shown:
-        # render.table reads cells as rich markup; sources hold brackets ("[V / D]"), so escape them.
-        cells = [tuple(escape(c) for c in r) for r in rows(d)]
-        console.print(table(escape(f"{d.torch_device}: {d.name}"), ("field", "value", "source"), cells))
+        console.print(table(f"{d.torch_device}: {d.name}", ("field", "value", "source"), rows(d)))
 
 
 def _bytes(n: float | None, unit: str, scale: float) -> str:

@@ -1,0 +1,21 @@
+"""HPL Rmax, GFLOP/s per W and H100-equivalents of a system."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from recoque.planner.capacity import assemble, load_profile, plan_hpl, resolve_system
+
+
+def hpl(system: str = typer.Option(..., "--system", "-s", help="system preset or a TOML file"),
+        gpus: Optional[int] = typer.Option(None, "--gpus"),
+        efficiency: Optional[float] = typer.Option(None, "--efficiency", help="fix the HPL efficiency (Rmax/Rpeak-basis)"),
+        profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
+        as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
+    """HPL Rmax, GFLOP/s per W and H100-equivalents of a system."""
+    from recoque.cli.plan import show
+
+    s = resolve_system(system, gpus)
+    rows, d, notes, dl, _ = plan_hpl(s, load_profile(profile), efficiency)
+    show(assemble(s, "hpl", "HPL", rows, d, notes, dl, None), as_json)

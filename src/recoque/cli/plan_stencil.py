@@ -1,0 +1,28 @@
+"""A bandwidth-bound stencil / HPCG-class kernel from the (measured) memory bandwidth."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from recoque.errors import BadInput
+from recoque.planner.capacity import assemble, load_profile, plan_stencil, resolve_system
+from recoque.planner.workloads import get_workload
+
+
+def stencil(system: str = typer.Option(..., "--system", "-s", help="system preset or a TOML file"),
+            workload: str = typer.Option("climate-km", "--workload", "-w"),
+            gpus: Optional[int] = typer.Option(None, "--gpus"),
+            grid_points: Optional[float] = typer.Option(None, "--grid-points"),
+            sweeps: Optional[float] = typer.Option(None, "--sweeps"),
+            profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
+            as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
+    """A bandwidth-bound stencil / HPCG-class kernel from the (measured) memory bandwidth."""
+    from recoque.cli.plan import show
+
+    s = resolve_system(system, gpus)
+    w = get_workload(workload)
+    if w.kind != "stencil":
+        raise BadInput(f"workload {workload!r} is a {w.kind} workload", "use a stencil workload such as climate-km or hpcg")
+    rows, d, notes, dl, secs = plan_stencil(s, w, load_profile(profile), grid_points=grid_points, sweeps=sweeps)
+    show(assemble(s, workload, "stencil", rows, d, notes, dl, secs), as_json)
