@@ -27,5 +27,5 @@ else
   echo "setup: no torch found; installing the CPU build torch==$TORCH_CPU_VERSION"
   "$VPY" -m pip install -q "torch==$TORCH_CPU_VERSION"
 fi
-"$VPY" -m pip install -q -e ".[test]"
+"$VPY" -m pip install -q -e ".[bench,report,test]"
 echo "setup: done ($VENV). Run: $VENV/bin/recoque --help"

@@ -181,7 +181,7 @@ def mann_whitney_p(times_a: Sequence[float], times_b: Sequence[float]) -> float 
     """Two-sided Mann-Whitney U p-value when scipy is installed (optional second opinion)."""
     try:
         from scipy.stats import mannwhitneyu
-    except ImportError:
+    except Exception:  # not installed, or a broken install: the verdict does not depend on it
         return None
     try:
         return float(mannwhitneyu(times_a, times_b, alternative="two-sided").pvalue)

@@ -19,10 +19,95 @@ from typing import Any, Callable
 
 ENV_VARS = ("PYTORCH_TUNABLEOP_ENABLED", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES",
             "OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "HSA_OVERRIDE_GFX_VERSION")
-# What makes two runs comparable: the same host and device under the same software stack.
+# Variables that change which kernels run or how fast (e.g. OPENBLAS_CORETYPE=Haswell halves
+# numpy's GEMM on an AVX-512 CPU): every one set is recorded.
+ENV_PREFIXES = ("PYTORCH_TUNABLEOP_", "HIPBLASLT_", "CUBLASLT_", "CUBLAS_", "ROCBLAS_", "TORCH_BLAS_",
+                "OPENBLAS_", "MKL_", "OMP_", "GOMP_", "KMP_", "NCCL_", "RCCL_", "HSA_", "MIOPEN_",
+                "TORCH_CUDNN_", "NUMBA_")
+# What makes two runs comparable: the same host and device under the same software stack, and the
+# same CPU clock behind the computed CPU peaks (so --append never mixes two peaks).
 FINGERPRINT_KEYS = ("hostname", "machine", "cpu_model", "cpu_cores", "gpu_name", "gpu_arch", "gpu_count",
                     "device_kind", "device_name", "driver_version", "rocm_version", "cuda_version",
-                    "torch_version")
+                    "torch_version", "cpu_clock_hz")
+
+
+def prepare(device: Any) -> dict[str, str]:
+    """Settings made before the first GPU library call; returned (and recorded by `capture`).
+
+    ROCm: HIPBLASLT_ALLOW_TF32=1 (torch reads it once; without it allow_tf32 is ignored and the
+    tf32 case runs fp32). TunableOp: its result files go to ~/.cache/recoque/tunableop (a temporary
+    folder if that is not writable), not the working directory, unless PYTORCH_TUNABLEOP_FILENAME
+    names one.
+    """
+    made: dict[str, str] = {}
+    if device.kind == "rocm":
+        from recoque.kernels.gemm import rocm_tf32_env
+
+        made.update(rocm_tf32_env())
+    if device.kind != "cpu" and os.environ.get("PYTORCH_TUNABLEOP_ENABLED") == "1" \
+            and not os.environ.get("PYTORCH_TUNABLEOP_FILENAME"):
+        folder = os.path.join(os.path.expanduser("~"), ".cache", "recoque", "tunableop")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError:
+            import tempfile
+
+            folder = tempfile.mkdtemp(prefix="recoque-tunableop-")
+        # TunableOp replaces %d with the device ordinal: one file per GPU.
+        os.environ["PYTORCH_TUNABLEOP_FILENAME"] = os.path.join(folder, "tunableop_results%d.csv")
+        made["PYTORCH_TUNABLEOP_FILENAME"] = os.environ["PYTORCH_TUNABLEOP_FILENAME"]
+    return made
+
+
+def recorded_env(environ: Any = None) -> dict[str, str]:
+    """The named variables and every one with a performance-relevant prefix that is set."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in sorted(environ) if k in ENV_VARS or k.startswith(ENV_PREFIXES)}
+
+
+def blas_libraries() -> list[dict[str, Any]]:
+    """BLAS and OpenMP libraries loaded in this process, with the kernels they chose (threadpoolctl,
+    an optional dependency: without it this is empty)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    import numpy  # noqa: F401  (loads OpenBLAS, so it is listed)
+
+    keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
+    return [{k: lib.get(k) for k in keep if lib.get(k) is not None} for lib in threadpool_info()]
+
+
+def stack_versions() -> dict[str, Any]:
+    """What torch reports about its GPU stack: HIP/CUDA, RCCL/NCCL, MIOpen/cuDNN, BLAS preference."""
+    import torch
+
+    out: dict[str, Any] = {}
+    if not (getattr(torch.version, "hip", None) or getattr(torch.version, "cuda", None)):
+        return out
+    hip = bool(getattr(torch.version, "hip", None))
+    nccl = _try(lambda: torch.cuda.nccl.version())
+    if nccl is not None:
+        out["rccl_version" if hip else "nccl_version"] = ".".join(map(str, nccl)) if isinstance(nccl, tuple) else str(nccl)
+    dnn = _try(torch.backends.cudnn.version)
+    if dnn is not None:
+        out["miopen_version" if hip else "cudnn_version"] = dnn
+    blas = _try(lambda: str(torch.backends.cuda.preferred_blas_library()))
+    if blas:
+        out["preferred_blas_library"] = blas
+    if hip:
+        out["rocm_install_version"] = _read("/opt/rocm/.info/version")
+        out["hipblaslt_version"] = _hipblaslt_version()
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _hipblaslt_version() -> str | None:
+    """hipBLASLt's version from its package metadata under /opt/rocm, where installed."""
+    for path in ("/opt/rocm/lib/cmake/hipblaslt/hipblaslt-config-version.cmake",):
+        m = re.search(r'PACKAGE_VERSION\s+"([^"]+)"', _read(path) or "")
+        if m:
+            return m.group(1)
+    return None
 
 
 def _try(fn: Callable[[], Any]) -> Any:
@@ -130,7 +215,10 @@ def capture(device: Any) -> dict[str, Any]:
         _torch_facts,
         lambda: _device_facts(device),
         lambda: {"driver_version": _driver_version(device.kind)},
-        lambda: {"env": {k: os.environ[k] for k in ENV_VARS if k in os.environ}},
+        lambda: {"settings_made": prepare(device)},
+        lambda: {"env": recorded_env()},
+        lambda: {"blas_libraries": blas_libraries()},
+        stack_versions,
         lambda: {"numa_balancing": _read("/proc/sys/kernel/numa_balancing")},
         lambda: {"cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")},
         lambda: _gpu_clocks(device) if device.kind != "cpu" else {},

@@ -10,7 +10,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from recoque.bench import features
 from recoque.bench.base import Case, Unsupported, Verification, Work
+from recoque.bench.timing import device_scope
 from recoque.bench.verify import TOLERANCE, compare
 from recoque.kernels import gemm as K
 
@@ -20,7 +22,8 @@ SAMPLE_ROWS, SAMPLE_COLS = 64, 256
 class GemmCase(Case):
     benchmark = "gemm"
 
-    def __init__(self, m: int, n: int, k: int, dtype: str, backend: str = "torch", tags: Iterable[str] = ()):
+    def __init__(self, m: int, n: int, k: int, dtype: str, backend: str = "torch", tags: Iterable[str] = (),
+                 fast_accum: bool = False):
         if dtype not in K.DTYPES:
             from recoque.errors import BadInput
 
@@ -28,6 +31,9 @@ class GemmCase(Case):
         self.m, self.n, self.k, self.dtype, self.backend = m, n, k, dtype, backend
         self.op = "scaled_mm" if dtype == "fp8" else "matmul"
         self.params = {"m": m, "n": n, "k": k}
+        self.fast_accum = bool(fast_accum) and dtype == "fp8"
+        if dtype == "fp8":  # recorded either way: fast accumulation changes the rate on CUDA
+            self.params["fast_accum"] = self.fast_accum
         self.tags = tuple(tags)
         self._sets: list | None = None
 
@@ -50,14 +56,23 @@ class GemmCase(Case):
         import torch
 
         if device.kind != "cpu":
-            K.set_tf32(self.dtype == "tf32")
+            self.tags = tuple(self.tags) + self._precision_settings(device)
         out_dtype = torch.bfloat16 if self.dtype == "fp8" else K.torch_dtype(self.dtype)
         sets = []
-        for i in range(n_sets):
-            a, b, scales = K.random_operands(self.m, self.n, self.k, self.dtype, device.torch_device,
-                                             seed + i, device.fp8_format)
-            sets.append((a, b, torch.empty(self.m, self.n, dtype=out_dtype, device=device.torch_device), scales))
+        with device_scope(device):
+            for i in range(n_sets):
+                a, b, scales = K.random_operands(self.m, self.n, self.k, self.dtype, device.torch_device,
+                                                 seed + i, device.fp8_format)
+                sets.append((a, b, torch.empty(self.m, self.n, dtype=out_dtype, device=device.torch_device), scales))
         self._sets = sets
+
+    def _precision_settings(self, device: Any) -> tuple[str, ...]:
+        """Switch tf32 on for tf32 cases only, and say in the tags what was set."""
+        settings = K.rocm_tf32_env() if device.kind == "rocm" else {}
+        settings.update(K.set_tf32(self.dtype == "tf32"))
+        if self.dtype not in ("tf32", "fp32"):
+            return ()
+        return tuple(f"setting:{k}={v}" for k, v in settings.items())
 
     def _check_supported(self, device: Any) -> None:
         if self.backend == "numpy" and (device.kind != "cpu" or self.dtype not in ("fp64", "fp32")):
@@ -71,6 +86,7 @@ class GemmCase(Case):
         if self.dtype == "fp8":
             import torch
 
+            features.require("scaled_mm_out")
             if not hasattr(torch, "_scaled_mm"):
                 raise Unsupported("this torch has no _scaled_mm")
 
@@ -79,9 +95,13 @@ class GemmCase(Case):
         if self.backend == "numpy":
             K.matmul_numpy(a, b, c)
         else:
-            K.matmul_torch(a, b, c, scales)
+            K.matmul_torch(a, b, c, scales, **({"fast_accum": True} if self.fast_accum else {}))
 
     def verify(self) -> Verification:
+        with device_scope(self._device):
+            return self._verify()
+
+    def _verify(self) -> Verification:
         self.run(0)
         if self._device.kind != "cpu":
             import torch
@@ -190,7 +210,13 @@ def sweep_cases(device: Any, quick: bool, dtype: str) -> list[GemmCase]:
         backends = ("torch", "numpy") if dtype in ("fp64", "fp32") else ("torch",)
         return [GemmCase(m, n, k, dtype, backend=b, tags=("sweep",))
                 for (m, n, k) in cpu_sweep_shapes(quick, dtype) for b in backends]
-    return [GemmCase(m, n, k, dtype, tags=("sweep",)) for (m, n, k) in gpu_sweep_shapes(quick, device.compute_units)]
+    cases = [GemmCase(m, n, k, dtype, tags=("sweep",)) for (m, n, k) in gpu_sweep_shapes(quick, device.compute_units)]
+    if dtype == "fp32":  # AMD's acceptance shape (rocblas-bench fp32 4000^3), judged by `bench accept`
+        cases.append(GemmCase(*ACCEPTANCE_SHAPE, "fp32", tags=("acceptance",)))
+    return cases
+
+
+ACCEPTANCE_SHAPE = (4000, 4000, 4000)
 
 
 DEFAULT_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8")

@@ -63,3 +63,44 @@ def check_rotation(case: str, rotated_bytes: int, llc_bytes: int | None) -> list
     if llc_bytes and rotated_bytes < 2 * llc_bytes:
         return [_w("small_rotation", case, rotated_bytes / llc_bytes)]
     return []
+
+
+# Checks on a whole sweep (bench/headline.py), beside the per-case ones above.
+HINTS.update({
+    "tf32_unconfirmed": ("tf32 GEMM is within 5% of fp32: tf32 was probably not used (on ROCm set "
+                         "HIPBLASLT_ALLOW_TF32=1 before torch starts); the tf32 figure is really fp32"),
+    "unstable_headline": ("no case of the sweep stayed under 10% CoV, even re-measured: the headline is "
+                          "shown but is not a stable figure; close other jobs and run without --quick"),
+})
+
+
+def check_tf32(ratio: float | None) -> list[NoiseWarning]:
+    from recoque.bench.headline import tf32_confirmed
+
+    if ratio is not None and not tf32_confirmed(ratio, 1.0):
+        return [_w("tf32_unconfirmed", "gemm/matmul/tf32", ratio)]
+    return []
+
+
+# Which end of a kind's values is its worst: few_samples and small_rotation are worst when smallest.
+_WORST_IS_LOW = {"few_samples", "small_rotation"}
+
+
+def group_lines(warnings: Sequence[NoiseWarning], verbose: bool = False) -> list[str]:
+    """One summary line per kind: how many cases, the worst one and the hint (in HINTS order).
+
+    With verbose, every warning's own line follows its summary. The full list stays in the
+    results file; this is what a person reads on stderr.
+    """
+    lines: list[str] = []
+    for code in HINTS:
+        mine = [w for w in warnings if w.code == code]
+        if not mine:
+            continue
+        pick = min if code in _WORST_IS_LOW else max
+        worst = pick(mine, key=lambda w: w.value)
+        n = len(mine)
+        lines.append(f"[{code}] {n} case{'s' if n != 1 else ''}, worst {worst.case}: {worst.value:.3g} — {HINTS[code]}")
+        if verbose:
+            lines += [f"    {w.case}: {w.value:.3g}" for w in mine]
+    return lines

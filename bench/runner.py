@@ -1,7 +1,9 @@
 """Run cases through the one timing helper: skip what cannot run, verify first, keep every sample.
 
-Out-of-memory at one size is a skip with a note and the sweep goes on. Ctrl-C stops the loop and
-returns what was measured, flagged incomplete, so the caller can still write it.
+Out-of-memory at one size is a skip with a note and the sweep goes on; so is any other exception
+of one case, with its type and message. Ctrl-C (and SIGTERM/SIGHUP, which recoque.signals turns
+into a KeyboardInterrupt) stops the loop and returns what was measured, flagged incomplete, so the
+caller can still write it.
 """
 from __future__ import annotations
 
@@ -75,6 +77,30 @@ def peak_for(case: Case, device: Any) -> tuple[float | None, str | None]:
 
 
 def run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry: bool) -> tuple[Record | None, Skip | None, list[NoiseWarning]]:
+    """One case; any failure of its own (an API an older torch lacks, a driver error) is a skip with
+    its reason, never the end of the run. KeyboardInterrupt, SystemExit and recoque's signal
+    exception are BaseExceptions and go up to the caller, which keeps what was measured."""
+    try:
+        return _run_one(case, device, policy, seed, telemetry)
+    except Exception as exc:  # noqa: BLE001 - one case's failure must not discard the others
+        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        print(f"recoque: case failed, skipped: {_label(case)}: {reason}", file=sys.stderr)
+        return None, _skip(case, f"error: {reason}"), []
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _label(case: Case) -> str:
+    try:
+        return case.label()
+    except Exception:  # noqa: BLE001 - a broken label must not hide the original error
+        return f"{getattr(case, 'benchmark', '?')}/{getattr(case, 'op', '?')}"
+
+
+def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry: bool) -> tuple[Record | None, Skip | None, list[NoiseWarning]]:
     label = case.label()
     n_sets = rotation_sets(case.bytes_per_set(), device.llc_bytes, policy.min_rotation_bytes,
                            memory_budget_bytes(device))
@@ -109,15 +135,18 @@ def run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry:
 def _timed(case: Case, device: Any, policy: TimingPolicy, n_sets: int, telemetry: bool):
     if not telemetry:
         return measure(case.run, device, policy, n_sets), {}
+    from recoque.bench.power import PowerSampler
     from recoque.bench.telemetry import Sampler
 
-    with Sampler(device) as sampler:
+    with Sampler(device) as sampler, PowerSampler(device, interval_s=0.2) as power:  # power: H13, bench/power.py
         timing = measure(case.run, device, policy, n_sets)
-    return timing, sampler.summary()
+    watts = power.summary()  # avg power, energy, throttling; only kept when something was read
+    return timing, ({**sampler.summary(), "power": watts} if "duration_s" in watts else sampler.summary())
 
 
 def _skip(case: Case, reason: str) -> Skip:
-    return Skip(case.benchmark, case.op, case.dtype, dict(case.params), reason)
+    return Skip(str(getattr(case, "benchmark", "?")), str(getattr(case, "op", "?")), str(getattr(case, "dtype", "?")),
+                dict(getattr(case, "params", {}) or {}), reason)
 
 
 def run_cases(cases: Iterable[Case], device: Any, policy: TimingPolicy, seed: int = 0, telemetry: bool = True,

@@ -13,10 +13,10 @@ under `value`; `load_results` migrates it. Anything else gets one clear line.
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
-from recoque.errors import BadInput
+from recoque.errors import BadInput, WriteFailed
 from recoque.fileio import read_json, write_json_atomic
 
 SCHEMA_VERSION = 2
@@ -139,6 +139,7 @@ class ResultsDocument:
     command: str = ""
     created_utc: str = ""
     tool_version: str = ""
+    acceptance: Mapping[str, Any] = field(default_factory=dict)  # `bench accept` verdicts (H8), {} if not judged
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +153,7 @@ class ResultsDocument:
             "results": [r.to_json() for r in self.results],
             "skipped": [s.to_json() for s in self.skipped],
             "warnings": [dict(w) for w in self.warnings],
+            "acceptance": dict(self.acceptance),
         }
 
     def select(self, benchmark: str, dtype: str | None = None, op: str | None = None) -> list[Record]:
@@ -163,10 +165,17 @@ def _migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
     """v1: `times_ms` raw samples, `value` for the achieved rate (dropped: recomputed)."""
     out = dict(doc)
     out["results"] = []
-    for rec in doc.get("results", []):
+    recs = doc.get("results", [])
+    for rec in recs if isinstance(recs, list) else ():
+        if not isinstance(rec, dict) or not isinstance(rec.get("times_ms", []), list):
+            out["results"].append(rec)  # left as found: the field checks name what is wrong
+            continue
         r = {k: v for k, v in rec.items() if k not in ("times_ms", "value")}
-        r["times_s"] = [t / 1e3 for t in rec.get("times_ms", [])]
+        r["times_s"] = [t / 1e3 if isinstance(t, (int, float)) and not isinstance(t, bool) else t
+                        for t in rec.get("times_ms", [])]
         out["results"].append(r)
+    if not isinstance(recs, list):
+        out["results"] = recs
     out["schema_version"] = 2
     return out
 
@@ -179,7 +188,7 @@ def document_from_json(doc: Any, origin: str = "results") -> ResultsDocument:
         raise BadInput(f"{origin}: not a recoque results file (no schema_version)",
                        "pass a file written by `recoque bench --out`")
     version = doc["schema_version"]
-    if not isinstance(version, int):
+    if isinstance(version, bool) or not isinstance(version, int):
         raise BadInput(f"{origin}: schema_version must be an integer, got {version!r}", "re-run `recoque bench`")
     if version > SCHEMA_VERSION:
         raise BadInput(f"{origin}: schema_version {version} is newer than this recoque reads ({SCHEMA_VERSION})",
@@ -191,6 +200,9 @@ def document_from_json(doc: Any, origin: str = "results") -> ResultsDocument:
         version = doc["schema_version"]
     if not isinstance(doc.get("results"), list):
         raise BadInput(f"{origin}: `results` must be a list", "re-run `recoque bench`")
+    from recoque.inputs import check_results
+
+    check_results(doc, origin)  # every field, in the one validation layer
     return ResultsDocument(
         environment=doc.get("environment", {}), device=doc.get("device", {}),
         results=tuple(Record.from_json(r) for r in doc["results"]),
@@ -198,6 +210,7 @@ def document_from_json(doc: Any, origin: str = "results") -> ResultsDocument:
         warnings=tuple(doc.get("warnings", [])), complete=bool(doc.get("complete", True)),
         command=str(doc.get("command", "")), created_utc=str(doc.get("created_utc", "")),
         tool_version=str(doc.get("tool", {}).get("version", "")),
+        acceptance=dict(doc.get("acceptance") or {}),
     )
 
 
@@ -207,3 +220,52 @@ def load_results(path: str) -> ResultsDocument:
 
 def save_results(path: str, doc: ResultsDocument) -> None:
     write_json_atomic(path, doc.to_json())
+
+
+def merge(old: ResultsDocument, new: ResultsDocument) -> ResultsDocument:
+    """`new` added to `old` (same machine): every record and skip of both; incomplete if either is."""
+    return replace(new, results=tuple(old.results) + tuple(new.results), skipped=tuple(old.skipped) + tuple(new.skipped),
+                   warnings=tuple(old.warnings) + tuple(new.warnings), complete=old.complete and new.complete)
+
+
+def check_same_machine(old: ResultsDocument, fingerprint: Any, path: str) -> None:
+    """Results from different machines or software stacks are never merged silently (style rule 4)."""
+    if old.environment.get("fingerprint") != fingerprint:
+        raise BadInput(f"{path} was measured on another machine or software stack "
+                       f"(fingerprint {old.environment.get('fingerprint')})",
+                       "write to a new --out file; results from different machines are not merged")
+
+
+def store_results(path: str, doc: ResultsDocument, append: bool = False, force: bool = False) -> ResultsDocument:
+    """Write `doc` to `path` under a lock on it, and return what the file now holds.
+
+    append: the file is re-read under the lock and `doc` merged into it, so two runs appending at
+    once both land. Otherwise an existing file is replaced only by at least as many results, or
+    with force; anything else raises WriteFailed (the caller keeps `doc`). OS failures also raise
+    WriteFailed. A file of another machine raises BadInput."""
+    from recoque.fileio import locked
+
+    with locked(path):
+        old = _existing(path, force and not append)
+        if append and old is not None:
+            check_same_machine(old, doc.environment.get("fingerprint"), path)
+            doc = merge(old, doc)
+        elif old is not None and not force and len(old.results) > len(doc.results):
+            raise WriteFailed(f"{path} holds {len(old.results)} results, this run {len(doc.results)}: not replaced",
+                              "pass --force to replace it, or --append to add to it")
+        save_results(path, doc)
+    return doc
+
+
+def _existing(path: str, forced: bool) -> ResultsDocument | None:
+    import os
+
+    if not os.path.lexists(path) or os.path.isdir(path):
+        return None  # a folder fails in the write itself, with its own message
+    try:
+        return load_results(path)
+    except BadInput as exc:
+        if forced:
+            return None
+        raise WriteFailed(f"{path} exists and is not a readable results file ({exc.what}): not replaced",
+                          "pass --force to replace it, or choose another --out") from None

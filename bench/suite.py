@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable
 
-from recoque.bench import attention, gemm
+from recoque.bench import attention, environment, gemm, headline, noise
 from recoque.bench.base import Case
 from recoque.bench.runner import RunOutcome, run_cases
 from recoque.bench.timing import FULL, QUICK, TimingPolicy
@@ -26,11 +26,6 @@ def check_dtypes(dtypes: tuple[str, ...]) -> tuple[str, ...]:
     if bad:
         raise BadInput(f"unknown dtype {bad[0]!r}", f"use one of {', '.join(ALL_DTYPES)}")
     return dtypes
-
-
-def _best(records: list, dtype: str):
-    mine = [r for r in records if r.dtype == dtype and "sweep" in r.tags]
-    return max(mine, key=lambda r: r.achieved, default=None)
 
 
 def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[str, ...], seed: int = 0,
@@ -60,17 +55,22 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
         first[0] = False
         return _merge(out, run_cases(cases, device, policy, seed, telemetry, on_done))
 
+    environment.prepare(device)
     for name in names:
         if name == "gemm":
             for dtype in dtypes:
                 if not run(gemm.sweep_cases(device, quick, dtype)):
                     return out, notes
-                best = _best(out.records, dtype)
+                best = headline.candidate(out.records, dtype)  # refine around a steady best, not a lucky one
                 if best is not None and device.kind != "cpu" and not quick:
                     p = best.params
                     refine = [gemm.GemmCase(*s, dtype, tags=("sweep", "refine")) for s in gemm.refine_shapes((p["m"], p["n"], p["k"]))]
                     if not run(refine):
                         return out, notes
+                if not _confirm(out, dtype, policy, run):
+                    return out, notes
+            out.records[:], ratio = headline.mark_tf32(out.records)
+            out.warnings += noise.check_tf32(ratio)
             if not run(gemm.llm_cases(device, quick, dtypes)):
                 return out, notes
         elif name == "attention":
@@ -96,7 +96,7 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
         elif name == "collective":
             from recoque.bench import collective
 
-            cases = collective.cases(device, quick)
+            cases = collective.cases(device, quick, dtypes if dtypes_explicit else None)
             if not cases:
                 notes.append(f"collective: {collective.skip_reason(device) or 'nothing to run'}")
             if not run(cases, collective.policy(quick)):
@@ -104,6 +104,41 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
         else:
             raise BadInput(f"unknown benchmark {name!r}", f"use one of all, {', '.join(BENCHMARKS)}")
     return out, notes
+
+
+def confirm_policy(policy: TimingPolicy) -> TimingPolicy:
+    """A longer run for the headline candidate (the budget x CONFIRM_BUDGET_FACTOR, twice the samples)."""
+    f = headline.CONFIRM_BUDGET_FACTOR
+    return replace(policy, budget_s=policy.budget_s * f, min_samples=policy.min_samples * 2,
+                   max_samples=policy.max_samples * f)
+
+
+def confirmation_cases(rec: Any) -> list[Case]:
+    """The best shape measured again (and fp8 once more with fast accumulation, when it differs)."""
+    p = rec.params
+    tags = ("sweep", headline.HEADLINE_TAG, headline.CONFIRM_TAG)
+    cases: list[Case] = [gemm.GemmCase(p["m"], p["n"], p["k"], rec.dtype, backend=rec.backend or "torch",
+                                       tags=tags, fast_accum=bool(p.get("fast_accum", False)))]
+    if rec.dtype == "fp8" and not p.get("fast_accum"):
+        cases.append(gemm.GemmCase(p["m"], p["n"], p["k"], "fp8", tags=("sweep", headline.CONFIRM_TAG, "fast_accum"),
+                                   fast_accum=True))
+    return cases
+
+
+def _confirm(out: RunOutcome, dtype: str, policy: TimingPolicy, run: Callable[..., bool]) -> bool:
+    """Re-measure the sweep's candidate with a longer run; its median is the dtype's headline."""
+    cand = headline.candidate(out.records, dtype)
+    if cand is None:
+        return True
+    n_before = len(out.records)
+    if not run(confirmation_cases(cand), confirm_policy(policy)):
+        return False
+    confirmed = [r for r in out.records[n_before:] if headline.HEADLINE_TAG in r.tags]
+    if confirmed and not headline.is_stable(confirmed[0]):
+        label = f"gemm/{dtype} headline {confirmed[0].params}"
+        out.warnings.append(noise.NoiseWarning("unstable_headline", label, confirmed[0].stats()["cov"],
+                                               noise.HINTS["unstable_headline"]))
+    return True
 
 
 def _merge(out: RunOutcome, part: RunOutcome) -> bool:

@@ -1,9 +1,12 @@
 """Best-effort clock / power / temperature readings while a benchmark runs.
 
 Nothing here may break a benchmark: every source is guarded, and an unreadable metric is simply
-absent. GPU order of preference: torch.cuda.clock_rate / power_draw / temperature (they go through
-pynvml on CUDA builds and amdsmi on ROCm builds), then the vendor CLI (`nvidia-smi`, `amd-smi`,
-`rocm-smi`) with a short timeout, only when the binary is on PATH. CPU: current MHz from
+absent. GPU order of preference: the vendor library in process (nvidia-ml-py's `pynvml` on NVIDIA,
+`amdsmi` on ROCm; both optional extras), then torch.cuda.clock_rate / power_draw / temperature
+(which wrap the same libraries), then the vendor CLI (`nvidia-smi`, `amd-smi`, `rocm-smi`) with a
+short timeout, only when the binary is on PATH. The vendor tools count GPUs physically while
+torch counts only the visible ones, so torch's index is mapped through CUDA_VISIBLE_DEVICES /
+ROCR_VISIBLE_DEVICES + HIP_VISIBLE_DEVICES (indices or UUIDs) first. CPU: current MHz from
 /proc/cpuinfo. Units: clock_mhz, power_w, temp_c.
 """
 from __future__ import annotations
@@ -25,6 +28,106 @@ Reader = Callable[[], "dict[str, float]"]
 def _device_index(device: Any) -> int:
     tail = str(getattr(device, "torch_device", "cuda:0")).partition(":")[2]
     return int(tail) if tail.isdigit() else 0
+
+
+def _visible_list(value: str | None) -> list[str] | None:
+    if value is None or not value.strip():
+        return None
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def physical_id(index: int, hip: bool, environ: Any = None) -> str:
+    """The vendor tools' id of torch's visible device `index`: a physical index ("5") or a UUID.
+
+    CUDA: CUDA_VISIBLE_DEVICES lists physical ids in torch's order. ROCm: ROCR_VISIBLE_DEVICES
+    selects from the physical GPUs first, then HIP_VISIBLE_DEVICES (or CUDA_VISIBLE_DEVICES,
+    which HIP also honours) selects from what ROCR left, by position.
+    """
+    import os
+
+    env = os.environ if environ is None else environ
+    ids: list[str] | None = None
+    if hip:
+        rocr = _visible_list(env.get("ROCR_VISIBLE_DEVICES"))
+        hipv = _visible_list(env.get("HIP_VISIBLE_DEVICES")) or _visible_list(env.get("CUDA_VISIBLE_DEVICES"))
+        ids = rocr
+        if hipv is not None:
+            base = rocr if rocr is not None else None
+            ids = [base[int(h)] if base is not None and h.isdigit() and int(h) < len(base) else h for h in hipv]
+    else:
+        ids = _visible_list(env.get("CUDA_VISIBLE_DEVICES"))
+    if ids is None:
+        return str(index)
+    return ids[index] if index < len(ids) else str(index)
+
+
+# --------------------------------------------------------------------------- vendor libraries
+
+
+def nvml_reader(phys: str) -> Reader | None:
+    """A reader through nvidia-ml-py (import pynvml), or None when it is absent or fails."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+
+        pynvml.nvmlInit()
+        handle = (pynvml.nvmlDeviceGetHandleByIndex(int(phys)) if phys.isdigit()
+                  else pynvml.nvmlDeviceGetHandleByUUID(phys))
+    except Exception:
+        return None
+
+    def read() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for metric, fn in (("clock_mhz", lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
+                           ("power_w", lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0),  # mW
+                           ("temp_c", lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU))):
+            try:
+                v = _positive(fn())
+            except Exception:
+                v = None
+            if v is not None:
+                out[metric] = v
+        return out
+
+    return read
+
+
+def amdsmi_reader(phys: str) -> Reader | None:
+    """A reader through the amdsmi Python package (ROCm), or None when it is absent or fails."""
+    try:
+        import amdsmi  # type: ignore[import-not-found]
+
+        amdsmi.amdsmi_init()
+        handles = amdsmi.amdsmi_get_processor_handles()
+        if phys.isdigit():
+            handle = handles[int(phys)]
+        else:
+            handle = next(h for h in handles
+                          if str(amdsmi.amdsmi_get_gpu_device_uuid(h)).lower() in phys.lower())
+    except Exception:
+        return None
+
+    def power() -> Any:
+        info = amdsmi.amdsmi_get_power_info(handle)
+        for key in ("current_socket_power", "average_socket_power", "socket_power"):
+            if _positive(info.get(key)) is not None:
+                return info[key]
+        return None
+
+    def read() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for metric, fn in (("clock_mhz", lambda: amdsmi.amdsmi_get_clock_info(handle, amdsmi.AmdSmiClkType.GFX)["clk"]),
+                           ("power_w", power),
+                           ("temp_c", lambda: amdsmi.amdsmi_get_temp_metric(
+                               handle, amdsmi.AmdSmiTemperatureType.HOTSPOT, amdsmi.AmdSmiTemperatureMetric.CURRENT))):
+            try:
+                v = _number(fn())
+            except Exception:
+                v = None
+            if v is not None:
+                out[metric] = v
+        return out
+
+    return read
 
 
 def _positive(v: Any) -> float | None:
@@ -129,7 +232,8 @@ def parse_amd_json(text: str) -> dict[str, float]:
     return out
 
 
-def cli_reading(index: int, hip: bool) -> dict[str, float]:
+def cli_reading(index: int | str, hip: bool) -> dict[str, float]:
+    """Through the vendor CLI; `index` is the physical id (see physical_id), not torch's index."""
     if not hip:
         text = _run(["nvidia-smi", f"--id={index}", "--query-gpu=clocks.sm,power.draw,temperature.gpu",
                      "--format=csv,noheader,nounits"])
@@ -168,10 +272,14 @@ def make_reader(device: Any) -> tuple[Reader | None, str]:
     if device is None or getattr(device, "kind", "cpu") == "cpu":
         return (cpu_reading, "/proc/cpuinfo") if cpu_reading() else (None, "none")
     index, hip = _device_index(device), device.kind == "rocm"
+    phys = physical_id(index, hip)
+    lib = amdsmi_reader(phys) if hip else nvml_reader(phys)
+    if lib is not None and lib():
+        return lib, f"{'amdsmi' if hip else 'pynvml'} (physical GPU {phys})"
     if torch_reading(index, hip):
         return (lambda: torch_reading(index, hip)), "torch.cuda (amdsmi)" if hip else "torch.cuda (pynvml)"
-    if cli_reading(index, hip):
-        return (lambda: cli_reading(index, hip)), "amd-smi/rocm-smi" if hip else "nvidia-smi"
+    if cli_reading(phys, hip):
+        return (lambda: cli_reading(phys, hip)), f"{'amd-smi/rocm-smi' if hip else 'nvidia-smi'} (physical GPU {phys})"
     return None, "none"
 
 

@@ -20,36 +20,46 @@ def flop_count(batch: int, heads_q: int, seq_q: int, seq_k: int, head_dim: int, 
 
 
 def backend_names() -> list[str]:
-    """Backends in the order we prefer them; the first that accepts the inputs is the one that ran."""
+    """Every SDPA backend torch can pin (on ROCm, FLASH_ATTENTION is AOTriton/CK; cuDNN is CUDA-only)."""
     return ["FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "MATH"]
 
 
 def sdpa(q: Any, k: Any, v: Any, causal: bool, backend: str | None = None) -> Any:
-    import torch
     import torch.nn.functional as F
 
-    gqa = q.shape[1] != k.shape[1]
+    # enable_gqa is passed only when the heads differ: torch < 2.5 has no such keyword.
+    extra = {"enable_gqa": True} if q.shape[1] != k.shape[1] else {}
     if backend is None:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, **extra)
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     with sdpa_kernel([getattr(SDPBackend, backend)]):
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, **extra)
+
+
+def accepts(q: Any, k: Any, v: Any, causal: bool, need_grad: bool, backend: str) -> bool:
+    """Whether this backend alone runs these inputs (torch raises when it cannot)."""
+    import torch
+
+    try:
+        out = sdpa(q, k, v, causal, backend)
+        if need_grad:
+            torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
+    except (RuntimeError, AttributeError, NotImplementedError, TypeError):
+        return False
+    return True
+
+
+def accepted_backends(q: Any, k: Any, v: Any, causal: bool, need_grad: bool) -> list[str]:
+    return [b for b in backend_names() if accepts(q, k, v, causal, need_grad, b)]
 
 
 def pick_backend(q: Any, k: Any, v: Any, causal: bool, need_grad: bool) -> str:
-    """Try each backend alone; torch raises when a backend cannot take these inputs."""
-    import torch
-
-    for name in backend_names():
-        try:
-            out = sdpa(q, k, v, causal, name)
-            if need_grad:
-                torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
-            return name
-        except (RuntimeError, AttributeError, NotImplementedError):
-            continue
-    raise RuntimeError("no scaled_dot_product_attention backend accepted these inputs")
+    """The first backend that accepts the inputs (kept for callers that do not time backends)."""
+    names = accepted_backends(q, k, v, causal, need_grad)
+    if not names:
+        raise RuntimeError("no scaled_dot_product_attention backend accepted these inputs")
+    return names[0]
 
 
 def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -7,9 +7,9 @@ clock is 4 * iterations / seconds. Used when the OS does not expose the boost cl
 """
 from __future__ import annotations
 
-import os
+from recoque.numba_cache import ensure as _ensure_cache  # noqa: E402 - a writable cache before numba loads
 
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "recoque", "numba"))
+_ensure_cache()
 
 import numba  # noqa: E402
 

@@ -38,12 +38,35 @@ def fp8_torch_dtype(fp8_format: str) -> Any:
     return {"e4m3fn": torch.float8_e4m3fn, "e4m3fnuz": torch.float8_e4m3fnuz}[fp8_format]
 
 
-def set_tf32(enabled: bool) -> None:
-    """fp32 GEMMs must run in true fp32; tf32 cases switch the tensor-core path on."""
+def set_tf32(enabled: bool) -> dict[str, str]:
+    """fp32 GEMMs must run in true fp32; tf32 cases switch the tensor-core path on.
+
+    Returns what was set, for the record. On ROCm torch also needs HIPBLASLT_ALLOW_TF32=1 in the
+    environment before its first hipBLASLt call (see `rocm_tf32_env`), or allow_tf32 is ignored.
+    """
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
+    precision = "high" if enabled else "highest"
+    try:
+        torch.set_float32_matmul_precision(precision)
+    except (AttributeError, RuntimeError):  # very old builds: allow_tf32 alone
+        precision = "unset"
+    return {"allow_tf32": str(enabled).lower(), "float32_matmul_precision": precision}
+
+
+def rocm_tf32_env() -> dict[str, str]:
+    """Set HIPBLASLT_ALLOW_TF32=1 unless the user chose a value; torch reads it once, at first use.
+
+    With it set, fp32 cases still run in fp32: torch then follows allow_tf32, which set_tf32 turns
+    off for them.
+    """
+    import os
+
+    preset = os.environ.get("HIPBLASLT_ALLOW_TF32")
+    os.environ.setdefault("HIPBLASLT_ALLOW_TF32", "1")
+    return {"HIPBLASLT_ALLOW_TF32": os.environ["HIPBLASLT_ALLOW_TF32"] + (" (user)" if preset is not None else "")}
 
 
 def random_operands(m: int, n: int, k: int, dtype: str, device: str, seed: int, fp8_format: str | None = None):
@@ -64,28 +87,53 @@ def random_operands(m: int, n: int, k: int, dtype: str, device: str, seed: int, 
     return a, b, scales
 
 
-def matmul_torch(a: Any, b: Any, out: Any, scales: Any = None) -> Any:
+def matmul_torch(a: Any, b: Any, out: Any, scales: Any = None, fast_accum: bool = False) -> Any:
+    """C = A @ B into `out`; fp8 (scales given) through _scaled_mm, with or without fast accumulation
+    (use_fast_accum: fp8 partial sums kept in lower precision on CUDA; hipBLASLt may ignore it)."""
     import torch
 
     if scales is None:
         return torch.matmul(a, b, out=out)
-    return torch._scaled_mm(a, b, scale_a=scales[0], scale_b=scales[1], out_dtype=torch.bfloat16, out=out)
+    return torch._scaled_mm(a, b, scale_a=scales[0], scale_b=scales[1], out_dtype=torch.bfloat16, out=out,
+                            use_fast_accum=fast_accum)
 
 
 def matmul_numpy(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.matmul(a, b, out=out)
 
 
-def reference_rows(a: Any, b: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float64 reference for the chosen rows of C, and the error scale sum_k |a_ik||b_kj|."""
-    a64 = _to_f64(a)[rows]
-    b64 = _to_f64(b)
+def take(x: Any, index: np.ndarray, dim: int) -> Any:
+    """x's rows (dim 0) or columns (dim 1) at `index`, selected where x lives (GPU stays GPU).
+
+    fp8 tensors are selected through a uint8 view of the same bytes: index_select has no fp8
+    kernels on some builds, and a byte view works for any strides.
+    """
+    if isinstance(x, np.ndarray):
+        return np.take(x, index, axis=dim)
+    import torch
+
+    ix = torch.as_tensor(index, device=x.device, dtype=torch.long)
+    if x.element_size() == 1 and x.dtype.is_floating_point:
+        return x.view(torch.uint8).index_select(dim, ix).view(x.dtype)
+    return x.index_select(dim, ix)
+
+
+def reference_rows(a_rows: Any, b_cols: Any) -> tuple[np.ndarray, np.ndarray]:
+    """float64 reference for sampled rows/columns of C = A @ B, and the error scale sum_k |a_ik||b_kj|."""
+    a64, b64 = to_host_f64(a_rows), to_host_f64(b_cols)
     return a64 @ b64, np.abs(a64) @ np.abs(b64)
 
 
-def _to_f64(x: Any) -> np.ndarray:
+def to_host_f64(x: Any) -> np.ndarray:
+    """A (small, already sampled) array as float64 on the host: converted on the device, then copied."""
     if isinstance(x, np.ndarray):
         return x.astype(np.float64, copy=False)
     import torch
 
-    return x.detach().to(device="cpu").to(torch.float64).numpy()
+    x = x.detach()
+    if x.element_size() == 1:  # fp8: widen through fp32 (exact), the conversion every build has
+        x = x.to(torch.float32)
+    return x.to(torch.float64).cpu().numpy()
+
+
+_to_f64 = to_host_f64  # older name, kept for callers

@@ -19,15 +19,11 @@ import platform
 
 
 def _default_cache_dir() -> None:
-    """Must run before numba is imported: numba reads its configuration at import time."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return
-    path = os.path.join(os.path.expanduser("~"), ".cache", "recoque", "numba")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:  # read-only home: numba falls back to __pycache__ (or compiles every run)
-        return
-    os.environ["NUMBA_CACHE_DIR"] = path
+    """Must run before numba is imported: numba reads its configuration at import time. A writable
+    folder or the temp dir (recoque.numba_cache): a read-only HOME must not crash the kernels."""
+    from recoque.numba_cache import ensure
+
+    ensure()
 
 
 _default_cache_dir()
@@ -73,14 +69,80 @@ if STREAMING_STORES:
             return context.get_dummy_value()
 
         return types.void(), codegen
+
+    def _vec4(kind):
+        """One 4-lane step of a kernel on 4-byte elements: vector loads, the arithmetic, and ONE
+        16-byte non-temporal store (movntps) at dst[i..i+3].
+
+        x86 has no scalar non-temporal store for a float: the scalar loop issued a 4-byte store per
+        element, kept the loop from vectorising, and fp32 reached half of fp64's bandwidth. The
+        arithmetic is the written expression, lane by lane (b + s*c stays a multiply then an add:
+        no fast-math, so no FMA contraction). i must be a multiple of 4 and dst 16-byte aligned.
+        """
+        @intrinsic
+        def step(typingctx, dst, x, y, s, i):
+            sig = types.void(dst, x, y, s, i)
+
+            def codegen(context, builder, signature, args):
+                dty = signature.args[0]
+                vt = ir.VectorType(context.get_value_type(dty.dtype), 4)
+                idx = context.cast(builder, args[4], signature.args[4], types.intp)
+
+                def ptr(k):
+                    ary = context.make_array(signature.args[k])(context, builder, args[k])
+                    return builder.bitcast(cgutils.get_item_pointer(context, builder, signature.args[k], ary, [idx]),
+                                           vt.as_pointer())
+
+                def load(k):
+                    return builder.load(ptr(k), align=4)
+
+                def splat():
+                    scalar = context.cast(builder, args[3], signature.args[3], dty.dtype)
+                    v = ir.Constant(vt, ir.Undefined)
+                    for lane in range(4):
+                        v = builder.insert_element(v, scalar, ir.Constant(ir.IntType(32), lane))
+                    return v
+
+                if kind == "copy":
+                    val = load(1)
+                elif kind == "mul":
+                    val = builder.fmul(splat(), load(1))
+                elif kind == "add":
+                    val = builder.fadd(load(1), load(2))
+                else:  # triad: x + s * y
+                    val = builder.fadd(load(1), builder.fmul(splat(), load(2)))
+                store = builder.store(val, ptr(0), align=16)
+                store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+                return context.get_dummy_value()
+
+            return sig, codegen
+
+        return step
 else:
     @numba.njit(inline="always")
     def _store(arr, idx, val):
         arr[idx] = val
 
+    def _vec4(kind):
+        @numba.njit(inline="always")
+        def step(dst, x, y, s, i):
+            for j in range(i, i + 4):
+                if kind == "copy":
+                    dst[j] = x[j]
+                elif kind == "mul":
+                    dst[j] = s * x[j]
+                elif kind == "add":
+                    dst[j] = x[j] + y[j]
+                else:
+                    dst[j] = x[j] + s * y[j]
+
+        return step
+
     @numba.njit(inline="always")
     def _fence():
         pass
+
+_copy4, _mul4, _add4, _triad4 = (_vec4(k) for k in ("copy", "mul", "add", "triad"))
 
 
 @numba.njit(cache=True)
@@ -128,20 +190,78 @@ def _triad(a, b, c, s, nb):
         _fence()
 
 
+# 4-byte elements: 4 lanes per 16-byte streaming store; a block's last (n % 4) elements one by one.
+@numba.njit(**_JIT)
+def _copy_v(a, c, nb):
+    per = _block(a.shape[0], nb)
+    for k in numba.prange(nb):
+        lo, hi = k * per, min((k + 1) * per, a.shape[0])
+        end = lo + (hi - lo) // 4 * 4
+        for i in range(lo, end, 4):
+            _copy4(c, a, a, 0.0, i)
+        for i in range(end, hi):
+            _store(c, i, a[i])
+        _fence()
+
+
+@numba.njit(**_JIT)
+def _mul_v(c, b, s, nb):
+    per = _block(c.shape[0], nb)
+    for k in numba.prange(nb):
+        lo, hi = k * per, min((k + 1) * per, c.shape[0])
+        end = lo + (hi - lo) // 4 * 4
+        for i in range(lo, end, 4):
+            _mul4(b, c, c, s, i)
+        for i in range(end, hi):
+            _store(b, i, s * c[i])
+        _fence()
+
+
+@numba.njit(**_JIT)
+def _add_v(a, b, c, nb):
+    per = _block(a.shape[0], nb)
+    for k in numba.prange(nb):
+        lo, hi = k * per, min((k + 1) * per, a.shape[0])
+        end = lo + (hi - lo) // 4 * 4
+        for i in range(lo, end, 4):
+            _add4(c, a, b, 0.0, i)
+        for i in range(end, hi):
+            _store(c, i, a[i] + b[i])
+        _fence()
+
+
+@numba.njit(**_JIT)
+def _triad_v(a, b, c, s, nb):
+    per = _block(a.shape[0], nb)
+    for k in numba.prange(nb):
+        lo, hi = k * per, min((k + 1) * per, a.shape[0])
+        end = lo + (hi - lo) // 4 * 4
+        for i in range(lo, end, 4):
+            _triad4(a, b, c, s, i)
+        for i in range(end, hi):
+            _store(a, i, b[i] + s * c[i])
+        _fence()
+
+
+def _vectorised(out: np.ndarray) -> bool:
+    """4-byte elements with a 16-byte aligned output: the 4-lane streaming kernels apply."""
+    return out.dtype.itemsize == 4 and out.ctypes.data % 16 == 0
+
+
 def copy(a: np.ndarray, c: np.ndarray) -> None:  # c = a
-    _copy(a, c, numba.get_num_threads())
+    (_copy_v if _vectorised(c) else _copy)(a, c, numba.get_num_threads())
 
 
 def mul(c: np.ndarray, b: np.ndarray, s: float) -> None:  # b = s * c
-    _mul(c, b, s, numba.get_num_threads())
+    (_mul_v if _vectorised(b) else _mul)(c, b, s, numba.get_num_threads())
 
 
 def add(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:  # c = a + b
-    _add(a, b, c, numba.get_num_threads())
+    (_add_v if _vectorised(c) else _add)(a, b, c, numba.get_num_threads())
 
 
 def triad(a: np.ndarray, b: np.ndarray, c: np.ndarray, s: float) -> None:  # a = b + s * c
-    _triad(a, b, c, s, numba.get_num_threads())
+    (_triad_v if _vectorised(a) else _triad)(a, b, c, s, numba.get_num_threads())
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})

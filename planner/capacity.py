@@ -7,11 +7,48 @@ from __future__ import annotations
 from typing import Any
 
 from recoque.catalog import match_device
-from recoque.errors import BadInput, RecoqueError
+from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner import energy, equivalents, hpl, inference, stencil
 from recoque.planner.system import SystemSpec, load_system
 from recoque.planner.workloads import WorkloadEntry, load_workloads, memory_rate
+
+
+def profile_for(system: SystemSpec, path: str | None, anyway: bool = False) -> tuple[SystemSpec, Any]:
+    """(system, profile) for --profile on this system: a file from another device is refused
+    (recoque.inputs.check_profile_device) unless `anyway`; then its rates stand in for the system's
+    device and the mark is the first of the system's notes, so every output (table, JSON) carries it."""
+    if not path:
+        return system, None
+    from dataclasses import replace
+
+    from recoque.bench.schema import load_results
+    from recoque.catalog import get_device_spec
+    from recoque.inputs import check_profile_device
+    from recoque.planner.profile import DeviceProfile
+
+    doc = load_results(path)
+    mark = check_profile_device(dict(doc.device), system.device, path, anyway)
+    if mark is None:
+        return system, load_profile(path)
+    prof = DeviceProfile.from_results(doc, get_device_spec(system.device))
+    return replace(system, notes=(mark, *system.notes)), replace(prof, assumptions=(mark, *prof.assumptions))
+
+
+def profile_for_systems(systems: list[SystemSpec], path: str | None) -> Any:
+    """--profile for several systems (compare): it applies to those of its device and must match one."""
+    if not path:
+        return None
+    from recoque.bench.schema import load_results
+    from recoque.inputs import profile_mismatch
+
+    doc = load_results(path)
+    whys = [profile_mismatch(dict(doc.device), s.device) for s in systems]
+    if all(whys):
+        devices = ", ".join(dict.fromkeys(s.device for s in systems))
+        raise BadInput(f"{path}: {whys[0].split(', not ')[0]}, not {devices}",
+                       "pass a results file measured on the device of one of the systems")
+    return load_profile(path)
 
 
 def load_profile(path: str | None) -> Any:
@@ -23,6 +60,9 @@ def load_profile(path: str | None) -> Any:
 
     doc = load_results(path)
     dev = dict(doc.device)
+    if str(dev.get("kind", "")).lower() == "cpu":
+        raise BadInput(f"{path}: this profile is for a CPU ({dev.get('name')}), not a GPU of the hardware catalog",
+                       "pass a results file measured on the GPU the plan is about")
     spec = match_device(str(dev.get("name", "")), dev.get("gfx_arch"))
     if spec is None:
         raise BadInput(f"{path}: device {dev.get('name')!r} is not in the hardware catalog", "add it to seeds/hardware.toml")
@@ -35,8 +75,11 @@ def check_gpus(n: int | None) -> None:
 
 
 def resolve_system(name: str, gpus: int | None = None) -> SystemSpec:
+    from recoque.inputs import check_gpus as check_gpus_on  # one --gpus rule for every subcommand
+
     check_gpus(gpus)
     s = load_system(name)
+    check_gpus_on(gpus, s)
     return s.with_gpus(gpus) if gpus else s
 
 
@@ -81,9 +124,16 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
     h = hpl.estimate_hpl(system, profile, eff)
     rows: list[tuple[str, Any]] = [("GPUs", h.gpus), ("HPL rate per GPU (counted)", h.rate_per_gpu),
                                    ("HPL efficiency", h.efficiency), ("Rmax per GPU", h.rmax_per_gpu), ("Rmax", h.rmax)]
-    if h.top500_rmax:
-        rows.append(("TOP500 Rmax", Estimate.exact(h.top500_rmax, "flop/s")))
-        rows.append(("model vs TOP500", f"{h.error_vs_top500:+.1%}"))
+    if h.top500 is not None:
+        t = h.top500
+        rows.append((f"TOP500 Rmax ({t.list_date}, {t.gpus_in_run:,.0f} GPUs in the run)", Estimate.exact(t.rmax_flop_s, "flop/s")))
+        rows.append(("model vs TOP500", f"{h.error_vs_top500:+.1%} (TOP500 {'inside' if h.top500_inside_range else 'outside'} the range)"))
+        if t.rmax_over_rpeak:
+            rows.append(("TOP500 Rmax / Rpeak as listed", f"{t.rmax_over_rpeak:.3f}"))
+        if t.gflops_per_w:
+            rows.append(("TOP500 GFLOP/s per W", f"{t.gflops_per_w:.1f}"))
+    elif h.note:
+        rows.append(("TOP500", h.note))
     if h.it_power is not None:
         rows += [("IT power during HPL", h.it_power), ("energy efficiency (GFLOP/s per W)", h.gflops_per_w)]
     ref = hpl.estimate_hpl(equivalents.h100_reference(1), equivalents.measured_profile_for(equivalents.H100))
@@ -95,23 +145,67 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
     return rows, {"hpl": h}, notes, d, None
 
 
-def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, profile: Any = None, **overrides: Any):
-    serving = inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**{k: v for k, v in overrides.items() if v is not None})
-    model = inference.load_model_spec(model_name)
-    r = inference.estimate_inference(model, model_name, system, serving, profile)
+def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, profile: Any = None,
+               request: Any = None, model: Any = None, gemm_shapes: Any = None, **overrides: Any):
+    """Serving rows (planner.serving through planner.inference). `request` (a ServingRequest) is what
+    `plan infer` builds from its flags; without it the workload's own scenario (or the defaults) applies."""
+    from recoque.planner.serving import estimate_serving
+
+    model = model or inference.load_model_spec(model_name)
+    fallback = ""
+    if request is None:  # `plan` / `compare`: the workload's scenario; offline if its latency target cannot be met
+        serving = inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**{k: v for k, v in overrides.items() if v is not None})
+        request = serving.request()
+        try:
+            e = estimate_serving(model, model_name, system, request, profile)
+        except DoesNotFit as exc:
+            from dataclasses import replace
+
+            fallback = f"the workload's target cannot be met ({exc.one_line()}): offline throughput shown"
+            request = replace(request, mode="offline", tpot_target_s=None, ttft_target_s=None)
+            e = estimate_serving(model, model_name, system, request, profile)
+    else:
+        e = estimate_serving(model, model_name, system, request, profile, gemm_shapes)
+    r = inference.from_serving(model, request.kv_cache, request.weights, e)
+    m = e.memory
+    pct = request.percentile
     rows: list[tuple[str, Any]] = [
-        ("model", f"{model_name}: {model.params_total() / 1e9:.1f} B params, weights {r.weight_bytes / 1e9:.0f} GB, KV {r.kv_bytes_per_token / 1e3:.0f} kB/token"),
-        ("GPUs per replica", str(r.gpus_per_replica)), ("replicas", r.replicas), ("batch (streams per replica)", r.batch),
-        ("time per output token", r.tpot), ("time to first token (prefill)", r.ttft), ("decode bound", r.decode_bound),
+        ("model", f"{model_name}: {model.params_total() / 1e9:.1f} B params, weights {r.weight_bytes / 1e9:.0f} GB ({request.weights}), "
+                  f"KV {r.kv_bytes_per_token / 1e3:.0f} kB/token ({request.kv_cache})"),
+        ("mode / engine", f"{e.mode} / {e.engine}"),
+        ("replica layout", f"tp {e.tp} x pp {e.pp}" + (f", ep {e.ep}" if e.ep > 1 else "") + f" = {e.gpus_per_replica} GPU(s)"),
+        ("replicas", r.replicas), ("batch (running streams per replica)", r.batch),
+        (f"time per output token ({pct})", r.tpot), (f"time to first token ({pct})", r.ttft),
+        ("step bound by", e.bound),
+        ("step time shares", ", ".join(f"{k} {v:.0%}" for k, v in e.step_shares.items() if v >= 0.005)),
         ("output tokens/s per GPU", r.tokens_per_s_per_gpu), ("output tokens/s, system", r.tokens_per_s_system),
-        ("concurrent users at target latency", r.concurrent_users)]
+        ("requests/s, system", e.requests_per_s_system), ("concurrent users", r.concurrent_users),
+        ("memory per GPU", f"{m.usable_bytes / 1e9:.0f} GB usable: weights {m.weights_bytes / 1e9:.1f} GB, workspace "
+                           f"{m.workspace_bytes / 1e9:.1f} GB, KV for {m.max_streams} streams")]
+    if fallback:
+        rows.insert(1, ("latency target", fallback))
     ref_sys = equivalents.h100_reference()
 
     def sys_rate(s, p):
         return r.tokens_per_s_system
 
     def h100_rate(s, p):
-        return inference.estimate_inference(model, model_name, ref_sys, serving, p).tokens_per_s_per_gpu
+        from dataclasses import replace
+
+        # the same scenario on H100 nodes, their own best layout: one node, or pipelined nodes when the model needs them;
+        # a dtype the H100 has no rate for (fp4) runs there in fp8, its narrowest
+        from recoque.catalog import get_device_spec
+
+        h = get_device_spec(s.device)
+        fit = {k: ("fp8" if getattr(request, k) == "fp4" and not h.peak("fp4") else getattr(request, k))
+               for k in ("weights", "activations", "kv_cache")}
+        for pp in (1, 2, 4, 8, 16):
+            try:
+                ref = s.with_gpus(int(s.gpus_per_node) * pp) if pp > 1 else s
+                return estimate_serving(model, model_name, ref, replace(request, tp=None, pp=pp, ep=1, **fit), p).tokens_per_s_per_gpu
+            except DoesNotFit:
+                continue
+        raise DoesNotFit(f"{model_name} does not fit 16 H100 nodes: no H100-equivalent", "use fp8 weights")
     d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}), sys_rate, h100_rate, profile)
     try:
         p = energy.facility_power(system)
@@ -119,7 +213,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         rows.append(("energy per million output tokens", per_mtok))
     except BadInput:
         pass
-    return rows, {"inference": r}, r.assumptions, d, None
+    return rows, {"inference": r, "serving_request": request.knobs()}, r.assumptions, d, None
 
 
 def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **overrides: Any):
@@ -136,7 +230,30 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
     def h100_rate(s, p):
         return memory_rate(h100, p).scale(k.intensity_flop_per_byte, "flop/s")
     d = equivalents.delivered(system, w, lambda s, p: r.achieved_flop_s, h100_rate, profile)
-    return rows, {"stencil": r}, r.assumptions, d, r.total_time
+    data: dict[str, Any] = {"stencil": r}
+    notes = r.assumptions
+    if w.key == "hpcg":
+        rows_h, h = _hpcg_rows(system, profile)
+        rows += rows_h
+        data["hpcg"] = h
+        notes = notes + h.rate.assumptions + h.memory_efficiency.assumptions
+    return rows, data, notes, d, r.total_time
+
+
+def _hpcg_rows(system: SystemSpec, profile: Any):
+    """The HPCG-calibrated rate (published HPCG results, machine left out) beside the stencil model."""
+    from recoque.planner import hpcg
+
+    h = hpcg.estimate_hpcg(system, profile)
+    rows: list[tuple[str, Any]] = [("HPCG: HBM efficiency (family, calibrated)", h.memory_efficiency),
+                                   ("HPCG: parallel efficiency (weak scaling)", f"{h.parallel_efficiency:.3f}"),
+                                   ("HPCG rate (model)", h.rate)]
+    if h.published is not None:
+        p = h.published
+        inside = h.rate.low <= p.hpcg_flop_s <= h.rate.high
+        rows.append(("HPCG published", Estimate.exact(p.hpcg_flop_s, "flop/s")))
+        rows.append(("model vs published HPCG", f"{h.error:+.1%} (published {'inside' if inside else 'outside'} the range)"))
+    return rows, h
 
 
 def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | None = None):
@@ -152,23 +269,36 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     wl = load_training_workload(model_name)
     if tokens:
         wl = replace(wl, tokens_to_train=float(tokens))
+    from recoque.planner.validation import training_profile
+
     spec, notes = spec_with_assumed_peaks(get_device_spec(system.device))
-    prof = profile if profile_applies(spec, profile) else DeviceProfile.from_datasheet(spec)
+    # The same profile as `plan train` (shipped calibrated profile, else the datasheet).
+    prof = profile if profile_applies(spec, profile) else training_profile(get_device_spec(system.device))
+    from recoque.planner.search import fastest_gpu_count
+    from recoque.planner.stacks import default_stack_for, load_stack
+
     try:
-        res, used = _search_usable_count(train, wl, system, prof)
+        # The same search as `plan train` without --gpus: every usable count up to the system's,
+        # the fastest wins (planner.search.fastest_gpu_count), on the vendor's default stack.
+        curve = fastest_gpu_count(wl, system, prof, top=1, stack=load_stack(default_stack_for(spec.vendor)))
+        res, used = curve.best, curve.fastest_gpus
     except RecoqueError as exc:
         return [("training", f"not estimated: {exc.one_line()}")], {}, notes, None, None
     if used != int(system.gpus):
         notes = tuple(notes) + (
-            f"{int(system.gpus):,} GPUs have no valid (TP, PP, DP) layout for a global batch of "
-            f"{wl.global_batch_seqs} sequences: trained on the largest usable count, {used:,} "
-            f"({used / system.gpus:.0%} of the system); the rest stay free for other jobs",)
+            f"fastest on {used:,} of {int(system.gpus):,} GPUs (searched every usable count; the curve is in "
+            f"`plan train --json`); the rest stay free for other jobs",)
     if not res.best:
         return [("training", "no plan fits: " + "; ".join(res.reasons))], {"train": res}, notes, None, None
     b = res.best[0]
     rows = [("training plan", b.plan.label() if hasattr(b.plan, "label") else str(b.plan))]
     rows += [(f"training {k.replace('_', ' ')}", v) for k, v in vars(b).items() if isinstance(v, Estimate)]
-    return rows, {"train": res}, tuple(notes) + tuple(b.assumptions), None, b.time_to_train
+    d = None
+    try:
+        d = equivalents.training_delivered(system, model_name, used, b)
+    except RecoqueError as exc:
+        notes = tuple(notes) + (f"delivered H100-equivalents for training not computed: {exc.one_line()}",)
+    return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, b.time_to_train
 
 
 def usable_gpu_counts(gpus: int, gpus_per_node: int) -> list[int]:

@@ -3,24 +3,25 @@
 A check returns the metric or assumption under which the figure holds, the numbers it implies,
 a verdict ("consistent", "consistent only if ...", "not consistent") and the arithmetic, line by
 line. With a measured profile, the device it was measured on uses the measured rates.
+The compute checks live here; sites and grid in claims_grid, investments in claims_money, rankings and
+programmes in claims_lists, shared pieces (verdicts, assumptions, the cost model) in claimkit.
+`run_claim(key, claim=...)` replaces one claim's inputs: every verdict can be flipped that way.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from recoque.catalog import get_device_spec, load_catalog
 from recoque.errors import BadInput, RecoqueError
 from recoque.estimate import Estimate, combine
-from recoque.fileio import read_seed_toml
-from recoque.planner import energy, hpl
+from recoque.planner import claims_grid, claims_lists, claims_money, energy, hpl
+from recoque.planner.claimkit import (CONSISTENT, NOT, ONLY_IF, E, P, T, assumption, document, matches,  # noqa: F401
+                                      per_gpu_site_power_w, rng, seed, si)
 from recoque.planner.equivalents import H100, device_metric, measured_profile_for
 from recoque.planner.system import load_system
+from recoque.planner.top500 import load_entries
 from recoque.planner.workloads import gemm_rate, profile_applies
-
-CONSISTENT, ONLY_IF, NOT = "consistent", "consistent only if", "not consistent"
-T, P, E = 1e12, 1e15, 1e18
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class ClaimResult:
     holds_under: str                    # the metric or assumption
     implied: Mapping[str, Any]          # name -> Estimate or number
     arithmetic: tuple[str, ...]
+    sources: tuple[str, ...] = ()       # where the figures the check uses come from
+    document: str = ""                  # the document's title
+    document_date: str = ""
 
     @property
     def verdict_line(self) -> str:
@@ -42,58 +46,25 @@ class ClaimResult:
                                f" ({self.condition})" if self.condition else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {"claim": self.key, "summary": self.summary, "stated": self.stated, "file": self.file,
-                "locator": self.locator, "verdict": self.verdict, "condition": self.condition,
-                "holds_under": self.holds_under, "implied": dict(self.implied), "arithmetic": list(self.arithmetic)}
+        return {"claim": self.key, "summary": self.summary, "stated": self.stated, "document": self.document,
+                "document_date": self.document_date, "file": self.file, "locator": self.locator,
+                "verdict": self.verdict, "condition": self.condition, "holds_under": self.holds_under,
+                "implied": dict(self.implied), "arithmetic": list(self.arithmetic), "sources": list(self.sources)}
 
 
-@lru_cache(maxsize=1)
 def _seed() -> dict[str, Any]:
-    return read_seed_toml("claims.toml")
-
-
-def assumption(key: str) -> Estimate:
-    t = _seed().get("assumptions", {})
-    v = float(t[key])
-    lo, hi = float(t.get(f"{key}_low", v)), float(t.get(f"{key}_high", v))
-    return Estimate(v, lo, hi, "1", (f"{key} {lo:g}..{hi:g}: {t.get('sources', {}).get(key, '')}",))
+    return seed()
 
 
 def claim_keys() -> list[str]:
     return list(_seed().get("claims", {}))
 
 
-_PREFIX = {1e6: "M", 1e9: "G", 1e12: "T", 1e15: "P", 1e18: "E"}
-
-
-def _fmt(x: float) -> str:
-    a = abs(x)
-    if a >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.4g}"
-
-
-def rng(e: Estimate, scale: float = 1.0) -> str:
-    """'v (lo..hi)' after dividing by scale, followed by the SI prefix of the scale ('T', 'P', ...)."""
-    v, lo, hi = e.value / scale, e.low / scale, e.high / scale
-    body = _fmt(v) if lo == hi else f"{_fmt(v)} ({_fmt(lo)}..{_fmt(hi)})"
-    return body + (f" {_PREFIX[scale]}" if scale in _PREFIX else "")
-
-
-def si(x: float, scale: float) -> str:
-    return f"{_fmt(x / scale)} {_PREFIX.get(scale, '')}"
-
-
-def matches(e: Estimate, target: float, tol: float) -> bool:
-    """Does the range overlap the stated figure within the tolerance band?"""
-    return e.high >= target / (1 + tol) and e.low <= target * (1 + tol)
-
-
 # --- the checks ----------------------------------------------------------------------------------
 
 def _hpl_per_gpu(spec, profile) -> tuple[Estimate, Estimate, bool]:
     """HPL rate per GPU and efficiency (all reference machines; measured DGEMM with a profile)."""
-    return hpl.rate_and_efficiency(spec, "", profile, None)
+    return hpl.rate_and_efficiency(spec, None, profile, None)
 
 
 def check_exaflop(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
@@ -135,11 +106,15 @@ def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         lines.append(f"system FP64 peak = {target:g} EFLOP/s HPL / efficiency {rng(eff)} = {rng(sys_fp64, E)}FLOP/s")
         for m in ("fp64_matrix", "fp64_vector"):
             ref = device_metric(h100, m)
-            metrics[m] = sys_fp64.map(lambda s: s / ref.value, "H100e")
-            lines.append(f"H100e {m} = {rng(sys_fp64, E)}FLOP/s / H100 {si(ref.value, T)}FLOP/s = {rng(metrics[m])}")
+            e = sys_fp64.map(lambda s: s / ref.value, "H100e")
+            implied[f"h100e_{m}_peak"] = e
+            if m == "fp64_vector":
+                metrics[m] = e
+            lines.append(f"H100e {m} peak = {rng(sys_fp64, E)}FLOP/s / H100 {si(ref.value, T)}FLOP/s = {rng(e)}"
+                         + (" (the same calculation as HPL delivered below: counted once, as HPL)" if m == "fp64_matrix" else ""))
         h_rate, h_eff, h_meas = _hpl_per_gpu(h100, measured_profile_for(H100))
-        metrics["hpl_delivered"] = combine(lambda r, e: float(target) * E / (r * e), h_rate, h_eff, unit="H100e")
-        lines.append(f"H100e HPL delivered = 1e18 / (H100 {rng(h_rate, T)}FLOP/s x efficiency {rng(h_eff)}) = {rng(metrics['hpl_delivered'])}")
+        metrics["fp64_hpl"] = combine(lambda r, e: float(target) * E / (r * e), h_rate, h_eff, unit="H100e")
+        lines.append(f"H100e HPL delivered = 1e18 / (H100 {rng(h_rate, T)}FLOP/s x efficiency {rng(h_eff)}) = {rng(metrics['fp64_hpl'])}")
     for m in ("hbm_capacity", "hbm_bandwidth"):
         a, b = device_metric(spec, m), device_metric(h100, m)
         if a and b:
@@ -218,11 +193,13 @@ def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     implied: dict[str, Any] = {"hpl_per_gpu_flop_s": per_gpu, "watts_per_gpu_implied": watts}
     ref_key = c.get("compare_with")
     if ref_key:
-        ref = load_system(ref_key)
-        ref_gfw = float(ref.extra["rmax_pflops"]) * P / (float(ref.extra["top500_power_kw"]) * 1e3) / 1e9
-        ref_w = float(ref.extra["top500_power_kw"]) * 1e3 / ref.gpus
+        runs = [e for e in load_entries().values() if e.machine == ref_key and e.power_w]
+        if not runs:
+            raise BadInput(f"claims.toml: compare_with {ref_key!r} has no TOP500 run with power", "see seeds/top500.toml")
+        ref = max(runs, key=lambda e: e.list_date)
+        ref_gfw, ref_w = ref.gflops_per_w, ref.power_w / ref.gpus_in_run
         implied.update(reference_gflops_per_w=ref_gfw, reference_watts_per_gpu=ref_w)
-        lines.append(f"{ref_key} (same device) TOP500: {ref.extra['rmax_pflops']} PFLOP/s / {ref.extra['top500_power_kw']} kW = "
+        lines.append(f"{ref.label} (same device): {ref.rmax_flop_s / P:,.1f} PFLOP/s / {ref.power_w / 1e3:,.0f} kW = "
                      f"{ref_gfw:.1f} GFLOP/s/W, {ref_w:.0f} W per GPU; stated / reference = {stated / ref_gfw:.2f}")
     est = hpl.estimate_hpl(system, profile)
     if est.gflops_per_w is not None:
@@ -241,7 +218,7 @@ def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
 
 
 def _per_gpu_site_power(dev_tdp: float) -> Estimate:
-    return combine(lambda o, u: dev_tdp * o * u, assumption("node_overhead_factor"), assumption("site_pue"), unit="W")
+    return per_gpu_site_power_w(dev_tdp)
 
 
 def _devices_with_tdp() -> list:
@@ -260,7 +237,8 @@ def check_site_power(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         n = need.map(lambda w: site_w / w, "gpu")
         implied[f"gpus_in_site_{d.key}"] = n
         lines.append(f"{d.key}: {d.tdp_w:g} W -> {rng(need.scale(1e-3))} kW/GPU -> {rng(n)} GPUs in {c['value_mw']:g} MW")
-        (fit if need.low <= per_gpu else no_fit).append(d.key)
+        (fit if need.value <= per_gpu else no_fit).append(d.key)   # the central estimate must fit, not its best corner
+    implied.update(devices_that_fit=fit, devices_that_do_not=no_fit)
     verdict = ONLY_IF if fit and no_fit else (CONSISTENT if fit else NOT)
     cond = (f"the GPUs draw at most {per_gpu / 1e3:.2f} kW each at the meter: {', '.join(fit)}-class parts fit; "
             f"{', '.join(no_fit)} do not") if verdict == ONLY_IF else ""
@@ -269,12 +247,12 @@ def check_site_power(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
 
 def check_gigawatt(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     power = float(c["value_gw"]) * 1e9
-    grid_raw = read_seed_toml("systems.toml").get("grid", {}).get("france", {})
     g = energy.load_grid()
+    grid_raw = g.extra
     year = energy.energy_report(Estimate.exact(power, "W"), Estimate.exact(energy.HOURS_PER_YEAR * 3600, "s"), "1 GW, one year", g)
     twh = year.energy.value / 3.6e15
     lines = [f"one year at full load: {c['value_gw']:g} GW x 8,760 h = {twh:.2f} TWh",
-             f"cost at {rng(g.price)} EUR/MWh = {rng(year.cost, 1e6)} MEUR per year",
+             f"cost at {rng(g.price)} EUR/MWh (supply + network + excise - rebates) = {rng(year.cost, 1e6, 'EUR')} per year",
              f"CO2 at {g.gco2e_per_kwh:g} g/kWh = {year.co2.value / 1e6:,.0f} kt per year (EU average {g.eu_average_gco2e_per_kwh:g} g: {year.co2_eu_average.value / 1e6:,.0f} kt)"]
     implied: dict[str, Any] = {"energy_twh_per_year": twh, "cost_eur_per_year": year.cost, "co2_kg_per_year": year.co2}
     cap, export = grid_raw.get("installed_capacity_gw"), grid_raw.get("net_export_twh")
@@ -306,10 +284,15 @@ def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     site = _per_gpu_site_power(spec.tdp_w or 700.0).map(lambda w: w * n / 1e6, "MW")
     implied["site_power_mw"] = site
     lines.append(f"{n:,.0f} x {spec.key} ({spec.tdp_w:g} W TDP) x node overhead x PUE = {rng(site)} MW at the meter")
+    verdict, cond = CONSISTENT, "GPU model not stated; H100 SXM stands in"
     if c.get("value_meur"):
         per = float(c["value_meur"]) * 1e6 / n
-        implied["investment_eur_per_gpu_slot"] = per
-        lines.append(f"{c['value_meur']:g} MEUR / {n:,.0f} GPU slots = {per:,.0f} EUR per slot (buildings; GPUs not included)")
+        build, all_in = claims_money.building_eur_per_gpu(spec.tdp_w or 700.0), claims_money.all_in_eur_per_gpu(spec.tdp_w or 700.0)
+        implied.update(investment_eur_per_gpu_slot=per, buildings_eur_per_gpu=build, all_in_eur_per_gpu=all_in)
+        lines.append(f"{c['value_meur']:g} MEUR / {n:,.0f} GPU slots = {per:,.0f} EUR per slot; buildings {rng(build, 1e3, 'EUR')}, "
+                     f"buildings + GPUs {rng(all_in, 1e3, 'EUR')} per GPU")
+        verdict, money = claims_money._classify(per, build.value, all_in.value, assumption("tolerance").value, None)
+        cond = money or cond
     for wk in c.get("workloads", []):
         w = get_workload(wk)
         try:
@@ -322,32 +305,50 @@ def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         implied[f"{wk}_concurrent_users"] = r.concurrent_users
         lines.append(f"{wk} ({w.model}, {r.gpus_per_replica} GPU/replica, batch {rng(r.batch)}, "
                      f"{r.tpot.value * 1e3:.0f} ms/token): {rng(r.tokens_per_s_system)} tokens/s, {rng(r.concurrent_users)} concurrent users")
-    return dict(verdict=CONSISTENT, condition="GPU model not stated; H100 SXM stands in",
-                holds_under="capacity statement (no throughput stated)", implied=implied, arithmetic=lines)
+    served = [k for k in implied if k.endswith("_tokens_per_s")]
+    if c.get("workloads") and not served:
+        verdict, cond = NOT, "no listed inference workload can be served on that fleet"
+    return dict(verdict=verdict, condition=cond, holds_under="investment per GPU slot and serving capacity",
+                implied=implied, arithmetic=lines)
 
 
 CHECKS: dict[str, Callable[[Mapping[str, Any], Any], dict[str, Any]]] = {
     "exaflop": check_exaflop, "h100_equivalent": check_h100_equivalent, "cumulative_peak": check_cumulative_peak,
     "green500": check_green500, "site_power": check_site_power, "gigawatt": check_gigawatt,
     "inference_fleet": check_inference_fleet,
+    "investment": claims_money.check_investment, "investment_total": claims_money.check_investment_total,
+    "gpu_fleet_budget": claims_money.check_gpu_fleet_budget,
+    "site_areas": claims_grid.check_site_areas, "site_counts": claims_grid.check_site_counts,
+    "grid_load": claims_grid.check_grid_load, "growth_cover": claims_grid.check_growth_cover,
+    "export_balance": claims_grid.check_export_balance, "low_carbon_share": claims_grid.check_low_carbon_share,
+    "carbon_intensity": claims_grid.check_carbon_intensity, "installed_capacity": claims_grid.check_installed_capacity,
+    "availability": claims_grid.check_availability, "electricity_price": claims_grid.check_electricity_price,
+    "national_rank": claims_lists.check_national_rank, "green500_rank": claims_lists.check_green500_rank,
+    "exascale_order": claims_lists.check_exascale_order, "programme_budget": claims_lists.check_programme_budget,
+    "capacity_doubling": claims_lists.check_capacity_doubling, "hosting_power": claims_lists.check_hosting_power,
 }
 
 
 def _stated(c: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k[len('value_'):]}={c[k]:,g}" for k in c if k.startswith("value_"))
+    def show(v: Any) -> str:
+        return "/".join(f"{x:,g}" for x in v) if isinstance(v, list) else f"{v:,g}"
+    return ", ".join(f"{k[len('value_'):]}={show(c[k])}" for k in c if k.startswith("value_"))
 
 
-def run_claim(key: str, profile: Any = None) -> ClaimResult:
+def run_claim(key: str, profile: Any = None, claim: Mapping[str, Any] | None = None) -> ClaimResult:
+    """Check one stated figure; `claim` replaces the seeded entry (what-if: change one input)."""
     claims = _seed().get("claims", {})
-    if key not in claims:
+    if claim is None and key not in claims:
         raise BadInput(f"unknown claim {key!r}", f"known claims: {', '.join(claims)}")
-    c = claims[key]
+    c = claim if claim is not None else claims[key]
     fn = CHECKS.get(c.get("check", ""))
     if fn is None:
         raise BadInput(f"claims.toml [claims.{key}]: unknown check {c.get('check')!r}", f"use one of {', '.join(CHECKS)}")
-    out = fn(c, profile)
+    out = dict(fn(c, profile))
+    out["arithmetic"] = tuple(out["arithmetic"])
+    doc = document(str(c["file"]))
     return ClaimResult(key=key, summary=str(c.get("summary", "")), stated=_stated(c), file=str(c["file"]),
-                       locator=str(c["locator"]), **out)
+                       locator=str(c["locator"]), document=doc["title"], document_date=doc["date"], **out)
 
 
 def run_all(profile: Any = None, only: list[str] | None = None) -> list[ClaimResult]:

@@ -77,3 +77,17 @@ def hierarchical_allgather_time(nbytes: Any, local: Any, nodes: Any, bw_intra: A
 
 def p2p_time(nbytes: Any, bw: Any, alpha: Any) -> Any:
     return alpha + nbytes / bw
+
+
+def sharded_allgather_time(nbytes: Any, local: Any, nodes: Any, bw_intra: Any, bw_inter: Any,
+                           alpha_intra: Any, alpha_inter: Any) -> Any:
+    """ZeRO-3/FSDP weight all-gather (or gradient reduce-scatter) of an `nbytes` output over a DP
+    group of local x nodes ranks, issued per layer in a flat ring (NCCL's all-gather and
+    reduce-scatter are ring algorithms): when the group spans nodes every rank's (n-1)/n S bytes
+    are bound by its share of the node's NICs (`bw_inter` is already per GPU), with one
+    inter-node latency per ring step; inside one node, the plain ring at the intra-node rate."""
+    local, nodes = _f(local), _f(nodes)
+    n = local * nodes
+    inter = (n - 1.0) / np.maximum(n, 1.0) * nbytes / bw_inter + (n - 1.0) * alpha_inter
+    intra = allgather_time(nbytes, local, bw_intra, alpha_intra)
+    return np.where(n > 1, np.where(nodes > 1, inter, intra), 0.0)

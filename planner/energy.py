@@ -3,15 +3,16 @@
     IT power        = nodes x node power            (or the stated site power / PUE)
     facility power  = IT power x PUE                 (or the stated site power)
     energy          = facility power x time
-    cost            = energy x price; the price range runs from 70 EUR/MWh (supply price, taxes and
-                      network fees excluded) down to 70 - 10.5 (tax rebate) - 5.7 (TURPE discount)
-                      for eligible large sites, i.e. the rebates are netted against the supply price
+    cost            = energy x price; the full price is supply (about 70 EUR/MWh, taxes and network
+                      fees excluded) + the network fee (TURPE) + the electricity excise; an eligible large
+                      site then gets 10.5 EUR/MWh off the excise and 5.7 EUR/MWh off the network fee.
+                      Central and low: an eligible site; high: a site that is not eligible.
     CO2             = energy x 21.3 g/kWh (France 2024), shown against the EU average 292 g/kWh
 Grid figures live in seeds/systems.toml [grid.france], each with its locator in 002.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from recoque.errors import BadInput
@@ -26,19 +27,39 @@ J_PER_KWH = 3.6e6
 
 @dataclass(frozen=True)
 class Grid:
-    price_eur_per_mwh: float
-    tax_rebate_eur_per_mwh: float
-    turpe_discount_eur_per_mwh: float
+    price_eur_per_mwh: float             # supply price, taxes and network fees excluded
+    tax_rebate_eur_per_mwh: float        # off the excise, eligible large data centres
+    turpe_discount_eur_per_mwh: float    # off the network fee, high-voltage baseload sites
     gco2e_per_kwh: float
     eu_average_gco2e_per_kwh: float
+    network_fee: Estimate                # EUR/MWh
+    excise: Estimate                     # EUR/MWh
     sources: Mapping[str, str]
+    extra: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def full_price(self) -> Estimate:
+        """Supply + network fee + excise, before any incentive (EUR/MWh)."""
+        return combine(lambda n, x: self.price_eur_per_mwh + n + x, self.network_fee, self.excise, unit="EUR/MWh")
+
+    @property
+    def rebates_eur_per_mwh(self) -> float:
+        return self.tax_rebate_eur_per_mwh + self.turpe_discount_eur_per_mwh
 
     @property
     def price(self) -> Estimate:
-        low = self.price_eur_per_mwh - self.tax_rebate_eur_per_mwh - self.turpe_discount_eur_per_mwh
-        return Estimate(self.price_eur_per_mwh, low, self.price_eur_per_mwh, "EUR/MWh", (
-            f"electricity {self.price_eur_per_mwh:g} EUR/MWh supply price, taxes and network fees excluded; "
-            f"low bound {low:g} nets the {self.tax_rebate_eur_per_mwh:g} tax rebate and {self.turpe_discount_eur_per_mwh:g} TURPE discount of eligible sites",))
+        full = self.full_price
+        r = self.rebates_eur_per_mwh
+        note = (f"electricity {full.value - r:.1f} EUR/MWh = {self.price_eur_per_mwh:g} supply + {self.network_fee.value:g} network fee "
+                f"+ {self.excise.value:g} excise - {self.tax_rebate_eur_per_mwh:g} excise rebate - {self.turpe_discount_eur_per_mwh:g} "
+                f"network-fee discount (eligible large site; {full.low - r:.1f}..{full.high:.1f}, high = not eligible): "
+                f"{self.sources.get('excise_eur_per_mwh', '')}")
+        return Estimate(full.value - r, full.low - r, full.high, "EUR/MWh", (note,))
+
+
+def _ranged(raw: Mapping[str, Any], key: str, unit: str) -> Estimate:
+    v = float(raw[key])
+    return Estimate(v, float(raw.get(f"{key}_low", v)), float(raw.get(f"{key}_high", v)), unit)
 
 
 def load_grid(name: str = "france") -> Grid:
@@ -46,11 +67,17 @@ def load_grid(name: str = "france") -> Grid:
     if not isinstance(raw, Mapping):
         raise BadInput(f"systems.toml: no [grid.{name}] table", "add the grid figures")
     try:
-        return Grid(**{k: float(raw[k]) for k in ("price_eur_per_mwh", "tax_rebate_eur_per_mwh",
-                       "turpe_discount_eur_per_mwh", "gco2e_per_kwh", "eu_average_gco2e_per_kwh")},
-                    sources=dict(raw.get("sources", {})))
+        g = Grid(**{k: float(raw[k]) for k in ("price_eur_per_mwh", "tax_rebate_eur_per_mwh",
+                    "turpe_discount_eur_per_mwh", "gco2e_per_kwh", "eu_average_gco2e_per_kwh")},
+                 network_fee=_ranged(raw, "network_fee_eur_per_mwh", "EUR/MWh"),
+                 excise=_ranged(raw, "excise_eur_per_mwh", "EUR/MWh"), sources=dict(raw.get("sources", {})),
+                 extra={k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     except KeyError as exc:
         raise BadInput(f"systems.toml [grid.{name}]: missing {exc}", "add it with its source") from None
+    if g.tax_rebate_eur_per_mwh > g.excise.low or g.turpe_discount_eur_per_mwh > g.network_fee.low:
+        raise BadInput(f"systems.toml [grid.{name}]: a rebate exceeds the charge it comes off",
+                       "the excise rebate must not exceed the excise, the TURPE discount not the network fee")
+    return g
 
 
 def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:

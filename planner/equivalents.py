@@ -78,7 +78,7 @@ def _fp64_from_target(system: SystemSpec, spec: DeviceSpec, metric: str, target_
     count x rate = target / efficiency (count and rate are not independent)."""
     from recoque.planner.hpl import hpl_efficiency, hpl_rate
 
-    eff = hpl_efficiency()
+    eff = hpl_efficiency(spec.key)
     ref = device_metric(get_device_spec(H100), metric)
     ratio = device_metric(spec, metric).value / hpl_rate(spec).value  # this metric vs the rate HPL counts
     h100e = eff.map(lambda e: target_eflops * 1e18 / e * ratio / ref.value, "H100e",
@@ -161,3 +161,40 @@ def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
     }.get(d.kind, "the workload's bottleneck is not the peak metric")
     return f"delivered = x{ratio:.2f} the {metric} peak ratio: {why}"
 
+
+
+# --- delivered, training (issue 12) ---------------------------------------------------------------
+
+def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_result: Any,
+                       stack_key: str | None = None, dtype: str = "bf16") -> Delivered:
+    """Delivered H100-equivalents for training a named workload: the system's searched time per
+    iteration on `gpus` GPUs against the H100 reference's on as many GPUs, with the same stack
+    and the same plan search (planner.search). Equivalents = gpus x t_H100 / t_system, so a system
+    whose GPU trains like 1.5 H100s counts 1.5 per GPU. `system_result` is the system's PlanResult."""
+    from recoque.errors import DoesNotFit
+    from recoque.planner.search import search
+    from recoque.planner.stacks import default_stack_for, load_stack
+    from recoque.planner.validation import training_profile
+    from recoque.planner.workload import load_training_workload
+
+    wl = load_training_workload(workload_key)
+    stack = load_stack(stack_key or default_stack_for(get_device_spec(system.device).vendor))
+    ref = h100_reference(gpus)
+    # Same stack features on both; a vendor build (ROCm) maps to its NVIDIA counterpart.
+    ref_stack = load_stack(stack_key) if stack_key else load_stack(default_stack_for("nvidia"))
+    ref_res = search(wl, ref, training_profile(get_device_spec(H100)), top=1, gpus=gpus, dtype=dtype, stack=ref_stack)
+    tok = float(wl.tokens_per_iteration)
+    sys_rate = system_result.tokens_per_s
+    if not ref_res.best:
+        raise DoesNotFit(f"{workload_key} does not fit on {gpus} H100s: no delivered training ratio",
+                         "compare at a GPU count where both fit")
+    h = ref_res.best[0].iteration_time
+    h_rate = Estimate(tok / h.value / gpus, tok / h.high / gpus, tok / h.low / gpus, "tokens/s per GPU",
+                      (f"H100 reference ({H100_SYSTEM}) on {gpus} GPUs, best searched plan "
+                       f"{ref_res.best[0].plan.label()}, stack {ref_res.best[0].stack}",))
+    eq = combine(lambda s, r: s / r, sys_rate, h_rate, unit="H100e")
+    per_gpu = eq.scale(1.0 / gpus, "1")
+    note = (f"{workload_key}: tokens/s on {gpus} GPUs of {system.key} ({system_result.plan.label()}, stack "
+            f"{stack.key}) / tokens/s per H100 on {gpus} H100s, same search")
+    return Delivered(workload_key, "train", sys_rate, h_rate, Equivalent(f"delivered:{workload_key}", per_gpu, eq,
+                                                                         "delivered", note))

@@ -2,7 +2,9 @@
 
     tp    tensor parallel size (Megatron column/row split, Shoeybi et al. 2019)
     pp    pipeline stages; `interleave` = virtual stages per GPU (Narayanan et al. 2021, sec. 2.2.2)
-    dp    data-parallel replicas; tp * pp * dp = GPUs
+    dp    data-parallel replicas; tp * cp * pp * dp = GPUs
+    cp    context-parallel size: each sequence split over cp GPUs, attention as a ring over them
+          (Megatron-Core context parallelism; Llama 3 used CP 16 for 128K sequences)
     ep    expert-parallel size for mixture-of-experts (divides dp and the expert count)
     micro_batch            sequences per micro-batch
     recompute              "none" | "selective" (attention core, Korthikanti et al. 2022 sec. 5) | "full"
@@ -10,10 +12,13 @@
     zero_stage             0..3 (Rajbhandari et al. 2020): 1 optimizer, 2 + gradients, 3 + weights
     dp_overlap             overlap the gradient reduction with the last micro-batch's backward
     flash_attention        fused attention (Dao et al. 2022): no s x s activations stored
+    reshard_after_forward  ZeRO-3/FSDP only: free the gathered weights after the forward and
+                           gather them again in the backward (FSDP FULL_SHARD); off = FSDP
+                           SHARD_GRAD_OP, weights kept whole between forward and backward
 
 Layers need not divide evenly over stages (BLOOM: 70 layers on 12 stages); the stage with the
 most layers, ceil(L / (pp v)) v, sets the pace and the memory.
-Rank order is Megatron's: tensor-parallel ranks innermost, then data-parallel, then pipeline.
+Rank order is Megatron's: tensor-parallel ranks innermost, then context-parallel, data-parallel, pipeline.
 """
 from __future__ import annotations
 
@@ -39,12 +44,20 @@ class ExecutionPlan:
     dp_overlap: bool = True
     flash_attention: bool = True
     ep: int = 1
+    cp: int = 1
+    reshard_after_forward: bool = True
+    recompute_layers: int = 0  # with recompute "full": layers per stage recomputed (0 = all; Megatron block method)
+    distribute_checkpoints: bool = False  # full recompute: checkpointed inputs split over TP (OPT-175B)
 
     def __post_init__(self) -> None:
-        for k in ("tp", "pp", "dp", "micro_batch", "interleave", "ep"):
+        for k in ("tp", "pp", "dp", "micro_batch", "interleave", "ep", "cp"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise BadInput(f"plan: `{k}` must be a positive integer, got {v!r}", "fix the plan")
+        if isinstance(self.recompute_layers, bool) or not isinstance(self.recompute_layers, int) \
+                or self.recompute_layers < 0:
+            raise BadInput(f"plan: recompute_layers must be a non-negative integer, got {self.recompute_layers!r}",
+                           "fix the plan")
         if self.recompute not in RECOMPUTE:
             raise BadInput(f"plan: recompute must be one of {RECOMPUTE}, got {self.recompute!r}", "fix the plan")
         if self.zero_stage not in (0, 1, 2, 3):
@@ -52,7 +65,14 @@ class ExecutionPlan:
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.pp * self.dp * self.cp
+
+    def recompute_share(self, layers: int) -> float:
+        """Share of the layers recomputed: 1 for full (all layers), N / layers-per-stage for block."""
+        if self.recompute != "full" or self.recompute_layers == 0:
+            return 1.0
+        lps = -(-layers // (self.pp * self.interleave)) * self.interleave
+        return min(1.0, self.recompute_layers / lps)
 
     def micro_batches(self, global_batch_seqs: int) -> int:
         return global_batch_seqs // (self.dp * self.micro_batch)
@@ -61,7 +81,7 @@ class ExecutionPlan:
         """Why this plan cannot run this model (empty when it can). `model` is a TransformerSpec."""
         out = []
         if gpus is not None and self.gpus != gpus:
-            out.append(f"tp*pp*dp = {self.gpus} but {gpus} GPUs")
+            out.append(f"tp*cp*pp*dp = {self.gpus} but {gpus} GPUs")
         if model.heads % self.tp:
             out.append(f"tp {self.tp} does not divide {model.heads} heads")
         if model.kv_heads % self.tp and self.tp % model.kv_heads:
@@ -72,16 +92,20 @@ class ExecutionPlan:
             out.append(f"dp*micro_batch {self.dp * self.micro_batch} does not divide batch {global_batch_seqs}")
         elif self.interleave > 1 and (self.pp == 1 or self.micro_batches(global_batch_seqs) % self.pp):
             out.append("interleaving needs pp > 1 and micro-batches a multiple of pp")
+        if self.cp > 1 and model.seq_len % (2 * self.cp):
+            out.append(f"cp {self.cp}: sequence {model.seq_len} must split into 2*cp equal chunks")
         if self.ep > 1 and (self.dp % self.ep or model.experts % self.ep):
             out.append(f"ep {self.ep} must divide dp {self.dp} and experts {model.experts}")
         return out
 
     def label(self) -> str:
-        parts = [f"TP{self.tp}", f"PP{self.pp}" + (f"x{self.interleave}" if self.interleave > 1 else ""),
-                 f"DP{self.dp}", f"mb{self.micro_batch}", f"rc:{self.recompute}"]
+        parts = [f"TP{self.tp}"] + ([f"CP{self.cp}"] if self.cp > 1 else []) + [f"PP{self.pp}" + (f"x{self.interleave}" if self.interleave > 1 else ""),
+                 f"DP{self.dp}", f"mb{self.micro_batch}", f"rc:{self.recompute}" + (f"({self.recompute_layers})" if self.recompute == "full" and self.recompute_layers else "")]
         if self.sequence_parallel and self.tp > 1:
             parts.append("SP")
-        parts.append(f"ZeRO{self.zero_stage}")
+        if self.distribute_checkpoints and self.recompute == "full" and self.tp > 1:
+            parts.append("dist-ckpt")
+        parts.append(f"ZeRO{self.zero_stage}" + ("" if self.zero_stage < 3 or self.reshard_after_forward else "-noreshard"))
         if self.ep > 1:
             parts.append(f"EP{self.ep}")
         if self.dp_overlap and self.dp > 1:

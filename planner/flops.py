@@ -66,9 +66,14 @@ def layer_flops_fwd(model: Any, micro_batch: Any, tp: Any = 1) -> Any:
     return g + attention_core_flops_fwd(model, micro_batch, tp)
 
 
-def model_flops_per_iteration(model: Any, global_batch: Any) -> Any:
-    """Model FLOPs (no recompute): 3 x forward of every layer and the logits, whole batch."""
+def model_flops_per_iteration(model: Any, global_batch: Any, lora: bool = False) -> Any:
+    """Model FLOPs (no recompute): 3 x forward of every layer and the logits, whole batch.
+    LoRA (frozen base weights): the linear layers' weight gradients are not computed, so linear
+    layers count 2 x forward, attention and logits 3 x (adapters, rank << h, not counted)."""
     fwd = model.layers * layer_flops_fwd(model, 1.0) + logits_flops_fwd(model, float(model.seq_len), 1.0)
+    if lora:
+        lin = model.layers * sum(f * n for f, n in layer_gemms_fwd(model, float(model.seq_len), 1.0))
+        return global_batch * (3.0 * fwd - lin)
     return 3.0 * global_batch * fwd
 
 
@@ -81,8 +86,11 @@ def recompute_flops_per_iteration(model: Any, global_batch: Any, recompute: str)
     return 0.0 * global_batch
 
 
-def hardware_flops_per_iteration(model: Any, global_batch: Any, recompute: str) -> Any:
-    return model_flops_per_iteration(model, global_batch) + recompute_flops_per_iteration(model, global_batch, recompute)
+def hardware_flops_per_iteration(model: Any, global_batch: Any, recompute: str, lora: bool = False,
+                                 recompute_share: float = 1.0) -> Any:
+    """`recompute_share`: the share of layers recomputed under partial (block) recomputation."""
+    return (model_flops_per_iteration(model, global_batch, lora)
+            + recompute_share * recompute_flops_per_iteration(model, global_batch, recompute))
 
 
 def six_n_d(model: Any, tokens: float) -> float:

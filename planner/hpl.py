@@ -1,14 +1,19 @@
-"""HPL (TOP500 Linpack): Rmax = GPUs x FP64 rate HPL is counted at x HPL efficiency.
+"""HPL (TOP500 Linpack): Rmax = GPUs x FP64 rate HPL is counted at x HPL efficiency of the device family.
 
 The rate: TOP500 Rpeak counts AMD CDNA2/CDNA3 parts at their FP64 *vector* rate (El Capitan's
-Rpeak per APU, 62.7 TF, matches the MI300A's 61.3 TF vector rate plus its CPU cores, not 122.6 TF
-matrix), and NVIDIA Hopper at its FP64 *tensor* rate (JUPITER's 52.1 TF per GH200 lies between
-34 vector and 67 tensor). On MI430X and Blackwell the two rates are equal. See
-../shared/reference/hardware_facts.md section 5a.
+Rpeak per APU, 62.7 TF, is the MI300A's 61.3 TF vector rate plus its 24 CPU cores, not 122.6 TF
+matrix), and NVIDIA parts at their FP64 *tensor* rate (submitted at the HPL clock, so the listed
+Rpeak per GPU varies by site). On MI430X and Blackwell the two rates are equal.
 
-The efficiency: Rmax / (GPUs x that rate) of the TOP500 reference machines in seeds/systems.toml
-(`hpl_reference = true`). Estimating one of them leaves it out, so no machine is fitted on its own
-Rmax. CPU cores are ignored (about 1% of Frontier's Rpeak).
+The efficiency: Rmax / (GPUs of the run x that rate) of the TOP500 reference runs in
+seeds/top500.toml (role "reference"), per device family (seeds/top500.toml [families]). A machine
+is never estimated from its own runs (leave-one-out by machine). In a family the range is the
+family's spread, never narrower than a stated floor. A device outside every calibrated family with a
+published single-node HPL figure (seeds/top500.toml [single_node]; A100: NVIDIA DeepOps, DGX A100)
+gets that figure x the multi-node retention of the reference runs (their Rmax per GPU / their
+device's single-node figure), ranging from the retention floor up to the single-node figure + a
+stated margin; any other device takes its vendor's references with a wider range, stated. Checked
+machines never calibrate anything. CPU cores are ignored (about 1% of Rpeak).
 With a measured profile for the device: Rmax = GPUs x measured DGEMM x the HPL-to-DGEMM fraction.
 """
 from __future__ import annotations
@@ -20,11 +25,10 @@ from typing import Any
 from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
-from recoque.fileio import read_seed_toml
-from recoque.planner.system import SystemSpec, system_from_toml
+from recoque.planner.system import SystemSpec
+from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, range_setting,
+                                    single_node_flop_s)
 from recoque.planner.workloads import efficiency, peak_estimate, profile_applies, profile_estimate
-
-PETA = 1e15
 
 
 def hpl_rate_key(spec: DeviceSpec) -> str:
@@ -45,33 +49,99 @@ def hpl_rate(spec: DeviceSpec) -> Estimate:
                     est.assumptions + (f"HPL counted at {spec.key} {key} {est.value / 1e12:g} TFLOP/s per GPU",))
 
 
-def reference_systems() -> dict[str, SystemSpec]:
-    presets = read_seed_toml("systems.toml").get("systems", {})
-    return {k: system_from_toml(k, v) for k, v in presets.items() if v.get("hpl_reference") is True}
+def entry_efficiency(e: Top500Entry) -> float:
+    """Rmax / (GPUs of the run x the rate TOP500 counts the device at), central rate."""
+    return e.rmax_flop_s / (e.gpus_in_run * hpl_rate(get_device_spec(e.device)).value)
 
 
-def reference_efficiencies(exclude: tuple[str, ...] = ()) -> dict[str, float]:
-    """Rmax / (GPUs x HPL rate) per reference machine, central values."""
+def reference_entries(exclude_machines: tuple[str, ...] = ()) -> list[Top500Entry]:
+    return [e for e in load_entries().values() if e.role == "reference" and e.machine not in exclude_machines]
+
+
+def reference_efficiencies(exclude_machines: tuple[str, ...] = ()) -> dict[str, float]:
+    """Efficiency per reference run (entry key -> Rmax / (GPUs x counted rate))."""
+    return {e.key: entry_efficiency(e) for e in reference_entries(exclude_machines)}
+
+
+def _listing(refs: list[Top500Entry]) -> str:
+    return ", ".join(f"{e.label} {entry_efficiency(e):.3f}" for e in refs)
+
+
+def single_node_hpl(device: str) -> tuple[float, str] | None:
+    """Published single-node HPL per GPU for this device (flop/s), else a same-family device's figure
+    scaled by the ratio of the FP64 rates HPL is counted at (same silicon family, more or fewer SMs)."""
+    table = single_node_flop_s()
+    if device in table:
+        return table[device], f"{device} single-node HPL {table[device] / 1e12:.2f} TFLOP/s per GPU (published)"
+    fam = family_of(device)
+    for other, v in sorted(table.items()):
+        if fam is not None and family_of(other) == fam:
+            ratio = hpl_rate(get_device_spec(device)).value / hpl_rate(get_device_spec(other)).value
+            return v * ratio, (f"{device} single-node HPL = {other}'s published {v / 1e12:.2f} TFLOP/s per GPU "
+                               f"x FP64 rate ratio {ratio:.3f} = {v * ratio / 1e12:.2f}")
+    return None
+
+
+def retention_ratios(exclude_machines: tuple[str, ...] = ()) -> dict[str, float]:
+    """Multi-node retention of each reference run whose device has a single-node figure:
+    Rmax per GPU of the run / single-node HPL per GPU of its device."""
     out = {}
-    for key, sysm in reference_systems().items():
-        if key in exclude:
-            continue
-        rate = hpl_rate(get_device_spec(sysm.device)).value
-        out[key] = float(sysm.extra["rmax_pflops"]) * PETA / (sysm.gpus * rate)
+    for e in reference_entries(exclude_machines):
+        sn = single_node_hpl(e.device)
+        if sn is not None:
+            out[e.key] = e.rmax_per_gpu_flop_s / sn[0]
     return out
 
 
-def hpl_efficiency(exclude: tuple[str, ...] = ()) -> Estimate:
-    eff = reference_efficiencies(exclude)
-    if not eff:
-        raise BadInput("no TOP500 reference machine left to calibrate the HPL efficiency",
-                       "keep hpl_reference = true on at least one system in seeds/systems.toml")
-    vals = list(eff.values())
-    listing = ", ".join(f"{k} {v:.3f}" for k, v in sorted(eff.items()))
-    note = f"HPL efficiency = Rmax / (GPUs x HPL rate): median, min..max of {listing}"
-    if exclude:
-        note += f" (left out: {', '.join(exclude)})"
-    return Estimate(statistics.median(vals), min(vals), max(vals), "1", (note,))
+def _single_node_prior(device: str, exclude_machines: tuple[str, ...], left: str) -> Estimate | None:
+    """Efficiency of a device outside every calibrated family, from its published single-node HPL
+    x the multi-node retention of the reference runs, expressed on its counted FP64 rate."""
+    sn = single_node_hpl(device)
+    ret = retention_ratios(exclude_machines)
+    if sn is None or not ret:
+        return None
+    rate = hpl_rate(get_device_spec(device)).value
+    mid_ret = statistics.median(ret.values())
+    floor = range_setting("in_family_floor" if len(ret) > 1 else "single_reference_floor")
+    widen = range_setting("single_node_widen")
+    mid = sn[0] * mid_ret / rate
+    low = min(min(ret.values()) / mid_ret, 1 - floor) * mid
+    high = sn[0] * (1 + widen) / rate
+    listing = ", ".join(f"{k} {v:.3f}" for k, v in ret.items())
+    note = (f"HPL efficiency: {device} is outside every calibrated family; {sn[1]}; x multi-node retention "
+            f"{mid_ret:.3f} (median of reference runs: {listing}) = {sn[0] * mid_ret / 1e12:.2f} TFLOP/s per GPU; "
+            f"range: retention floor -{floor:.0%}, up to the single-node figure +{widen:.0%} (ASSUMED){left}")
+    return Estimate(mid, low, max(high, mid), "1", (note,))
+
+
+def hpl_efficiency(device: str | None = None, exclude_machines: tuple[str, ...] = ()) -> Estimate:
+    """HPL efficiency for a device: its family's reference runs, else its vendor's with a wider range."""
+    refs = reference_entries(exclude_machines)
+    if not refs:
+        raise BadInput("no TOP500 reference run left to calibrate the HPL efficiency",
+                       "keep role = \"reference\" on at least one entry of seeds/top500.toml")
+    left = f" (left out: {', '.join(exclude_machines)})" if exclude_machines else ""
+    fam = family_of(device) if device else None
+    in_family = [e for e in refs if fam is not None and family_of(e.device) == fam]
+    if in_family:
+        effs = [entry_efficiency(e) for e in in_family]
+        mid = statistics.median(effs)
+        floor = range_setting("in_family_floor" if len(effs) > 1 else "single_reference_floor")
+        note = (f"HPL efficiency, family {fam}: median of {_listing(in_family)}; range = their spread, at least "
+                f"+/-{floor:.0%}{' (one reference run: no spread observed)' if len(effs) == 1 else ''}{left}")
+        return Estimate(mid, min(min(effs), mid * (1 - floor)), max(max(effs), mid * (1 + floor)), "1", (note,))
+    prior = _single_node_prior(device, exclude_machines, left) if device else None
+    if prior is not None:
+        return prior
+    vendor = get_device_spec(device).vendor if device else None
+    pool = [e for e in refs if vendor and get_device_spec(e.device).vendor == vendor] or refs
+    effs = [entry_efficiency(e) for e in pool]
+    widen = range_setting("outside_family_widen")
+    who = f"{device} is outside every calibrated family" if device else "no device given"
+    note = (f"HPL efficiency: {who}; median of {_listing(pool)}, range widened by +/-{widen:.0%} "
+            f"(ASSUMED: a device without its own TOP500 reference run){left}")
+    mid = statistics.median(effs)
+    return Estimate(mid, min(effs) * (1 - widen), max(effs) * (1 + widen), "1", (note,))
 
 
 @dataclass(frozen=True)
@@ -84,52 +154,96 @@ class HplEstimate:
     rmax_per_gpu: Estimate      # flop/s
     it_power: Estimate | None   # W during HPL
     gflops_per_w: Estimate | None
-    top500_rmax: float | None   # flop/s when the system has one
+    top500: Top500Entry | None  # the TOP500 run with this machine's GPU count, when there is one
     measured: bool
+    note: str = ""
+
+    @property
+    def top500_rmax(self) -> float | None:
+        return self.top500.rmax_flop_s if self.top500 else None
 
     @property
     def error_vs_top500(self) -> float | None:
-        return None if not self.top500_rmax else self.rmax.value / self.top500_rmax - 1.0
+        return None if not self.top500 else self.rmax.value / self.top500.rmax_flop_s - 1.0
+
+    @property
+    def top500_inside_range(self) -> bool | None:
+        return None if not self.top500 else self.rmax.low <= self.top500.rmax_flop_s <= self.rmax.high
 
     def to_json(self) -> dict[str, Any]:
+        t = self.top500
         return {"system": self.system, "gpus": self.gpus, "rate_per_gpu_flop_s": self.rate_per_gpu,
                 "efficiency": self.efficiency, "rmax_flop_s": self.rmax, "rmax_per_gpu_flop_s": self.rmax_per_gpu,
                 "it_power_w": self.it_power, "gflops_per_w": self.gflops_per_w,
-                "top500_rmax_flop_s": self.top500_rmax, "error_vs_top500": self.error_vs_top500,
-                "measured_profile": self.measured}
+                "top500_entry": t.key if t else None, "top500_rmax_flop_s": self.top500_rmax,
+                "top500_rmax_over_rpeak": t.rmax_over_rpeak if t else None,
+                "top500_gflops_per_w": t.gflops_per_w if t else None,
+                "error_vs_top500": self.error_vs_top500, "top500_inside_range": self.top500_inside_range,
+                "measured_profile": self.measured, "note": self.note}
 
 
-def rate_and_efficiency(spec: DeviceSpec, system_key: str, profile: Any,
+def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
                          eff_override: Estimate | None) -> tuple[Estimate, Estimate, bool]:
     if profile_applies(spec, profile):
         dgemm = profile_estimate(lambda w: profile.gemm_flop_s("fp64", 8192, 8192, 8192, which=w), "flop/s",
                                  f"{spec.key} FP64 DGEMM from the profile ({getattr(profile, 'origin', 'measured')})")
         if dgemm is not None:
             return dgemm, eff_override or efficiency("hpl_fraction_of_measured_dgemm"), True
-    return hpl_rate(spec), eff_override or hpl_efficiency(exclude=(system_key,) if system_key else ()), False
+    exclude = (machine,) if machine else ()
+    return hpl_rate(spec), eff_override or hpl_efficiency(spec.key, exclude), False
+
+
+def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Entry | None):
+    """IT power during HPL and GF/W: from node power when given, else from the TOP500 run's power."""
+    if system.node_power_w is not None:
+        node = system.estimate("node_power_w", "W")
+        power = combine(lambda n, p: n / system.gpus_per_node * p, gpus, node, unit="W",
+                        assumptions=("HPL draws the full node power (IT, PUE excluded, as TOP500 reports)",))
+        return power, combine(lambda r, p: r / p / 1e9, per_gpu, node.scale(1 / system.gpus_per_node), unit="GFLOP/s/W")
+    if top is not None and top.power_w:
+        w = top.power_w / top.gpus_in_run
+        note = f"power per GPU = {top.label} power {top.power_w / 1e3:,.0f} kW / {top.gpus_in_run:,.0f} GPUs = {w:.0f} W"
+        power = gpus.map(lambda n: n * w, "W", note)
+        return power, per_gpu.map(lambda r: r / w / 1e9, "GFLOP/s/W", note)
+    return None, None
 
 
 def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: Estimate | None = None) -> HplEstimate:
     spec = get_device_spec(system.device)
-    rate, eff, measured = rate_and_efficiency(spec, system.key, profile, efficiency_override)
+    machine = system.extra.get("top500_machine")
+    rate, eff, measured = rate_and_efficiency(spec, machine or system.key, profile, efficiency_override)
     gpus = system.estimate("gpus", "gpu")
     per_gpu = combine(lambda r, e: r * e, rate, eff, unit="flop/s")
-    rmax = combine(lambda n, r: n * r, gpus, per_gpu, unit="flop/s",
-                   assumptions=("CPU cores not counted",))
-    power = gf_w = None
-    if system.node_power_w is not None:
-        power = combine(lambda n, p: n / system.gpus_per_node * p, gpus, system.estimate("node_power_w", "W"),
-                        unit="W", assumptions=("HPL draws the full node power (IT, PUE excluded, as TOP500 reports)",))
-        gf_w = combine(lambda r, p: r / p / 1e9, per_gpu,
-                       system.estimate("node_power_w", "W").scale(1 / system.gpus_per_node), unit="GFLOP/s/W")
-    top = system.extra.get("rmax_pflops")
-    return HplEstimate(system.key, gpus, rate, eff, rmax, per_gpu, power, gf_w,
-                       float(top) * PETA if top is not None else None, measured)
+    rmax = combine(lambda n, r: n * r, gpus, per_gpu, unit="flop/s", assumptions=("CPU cores not counted",))
+    top = matching_entry(machine, system.gpus) if "gpus" not in system.ranges else None
+    note = ""
+    if machine and top is None:
+        runs = [e for e in load_entries().values() if e.machine == machine]
+        note = ("no TOP500 comparison: the listed runs used " +
+                ", ".join(f"{e.gpus_in_run:,.0f} GPUs ({e.list_date})" for e in runs) +
+                f", not {system.gpus:,.0f}") if runs else ""
+    power, gf_w = _power(system, gpus, per_gpu, top)
+    return HplEstimate(system.key, gpus, rate, eff, rmax, per_gpu, power, gf_w, top, measured, note)
 
 
 def gpus_for_rmax(target_flop_s: float, spec: DeviceSpec, eff: Estimate | None = None) -> Estimate:
     """How many GPUs an HPL target needs: target / (HPL rate x efficiency), over both ranges."""
     rate = hpl_rate(spec)
-    e = eff or hpl_efficiency()
+    e = eff or hpl_efficiency(spec.key)
     return combine(lambda r, x: target_flop_s / (r * x), rate, e, unit="gpu",
                    assumptions=(f"GPUs for {target_flop_s / 1e18:g} EFLOP/s HPL on {spec.key}",))
+
+
+def check_against_top500(roles: tuple[str, ...] = ("check",)) -> list[dict[str, Any]]:
+    """Each listed run of the given roles estimated from its device and GPU count, leaving its machine out."""
+    rows = []
+    for e in load_entries().values():
+        if e.role not in roles:
+            continue
+        spec = get_device_spec(e.device)
+        rate, eff, _ = rate_and_efficiency(spec, e.machine, None, None)
+        rmax = combine(lambda r, x: e.gpus_in_run * r * x, rate, eff, unit="flop/s")
+        rows.append({"entry": e.key, "device": e.device, "gpus": e.gpus_in_run, "model": rmax,
+                     "top500_rmax_flop_s": e.rmax_flop_s, "error": rmax.value / e.rmax_flop_s - 1,
+                     "inside_range": rmax.low <= e.rmax_flop_s <= rmax.high})
+    return rows

@@ -63,6 +63,18 @@ def activation_bytes_per_layer(model: Any, micro_batch: Any, tp: Any, sequence_p
     return np.where(rc == 2, full, np.where(rc == 1, selective, none))
 
 
+def frozen_ffn_input_bytes(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any) -> Any:
+    """Activation bytes of one layer that a frozen FFN need not store: the FFN-in GEMM input
+    (2 s b h, split by t with SP) and the FFN-out GEMM input (2 s b f k / t). A linear layer keeps
+    its input only for its weight gradient (dX = dY W^T needs W, not X); with LoRA adapters on the
+    attention only, the FFN weights are frozen and get no gradient (PyTorch autograd and Transformer
+    Engine save a linear input only when the weight requires grad)."""
+    sb = float(model.seq_len) * micro_batch
+    t = np.asarray(tp, dtype=float)
+    out_div = np.where(np.asarray(sequence_parallel, dtype=bool), t, 1.0)
+    return 2.0 * sb * float(model.hidden) / out_div + 2.0 * sb * float(model.ffn_hidden) * model.active_experts / t
+
+
 def pipeline_activation_factor(pp: Any, interleave: Any, micro_batches: Any) -> Any:
     """Micro-batches the first stage holds, in units of one stage's layers (Korthikanti sec. 4.2.3):
     min(p, m) without interleaving; times 1 + (p-1)/(p v) with it."""
@@ -77,11 +89,13 @@ def logits_bytes(model: Any, micro_batch: Any, tp: Any) -> Any:
     return 8.0 * model.seq_len * micro_batch * model.vocab / np.asarray(tp, dtype=float)
 
 
-def state_bytes(params_per_gpu: Any, dp: Any, zero_stage: Any) -> tuple[Any, Any, Any]:
-    """(weights, gradients, optimizer) bytes per GPU for mixed-precision AdamW under ZeRO."""
+def state_bytes(params_per_gpu: Any, dp: Any, zero_stage: Any, grad_bytes: float = GRAD_BYTES) -> tuple[Any, Any, Any]:
+    """(weights, gradients, optimizer) bytes per GPU for mixed-precision AdamW under ZeRO.
+    `grad_bytes`: the dtype gradients are accumulated in (Megatron keeps fp32 `main_grad`
+    buffers when it reduces in fp32: 4 bytes, 18 bytes/param in all)."""
     z = np.asarray(zero_stage)
     d = np.asarray(dp, dtype=float)
     w = params_per_gpu * WEIGHT_BYTES / np.where(z >= 3, d, 1.0)
-    g = params_per_gpu * GRAD_BYTES / np.where(z >= 2, d, 1.0)
+    g = params_per_gpu * grad_bytes / np.where(z >= 2, d, 1.0)
     o = params_per_gpu * OPTIMIZER_BYTES / np.where(z >= 1, d, 1.0)
     return w, g, o

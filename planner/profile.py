@@ -45,6 +45,13 @@ DEFAULT_INTER_LINK_EFFICIENCY = 0.85
 DEFAULT_KERNEL_OVERHEAD_S = 5e-6
 DEFAULT_THIN_GEMM_DIM = 16.0  # a GEMM with inner dimension 128 runs at 128/(128+16) = 89% of the curve
 DEFAULT_UNCERTAINTY = 0.15  # +/- on every datasheet-derived efficiency
+# fp8 GEMMs reach a lower fraction of their (doubled) peak than 16-bit GEMMs do. Public best-GEMM
+# pairs measured in one source: H100 SXM fp8 1402.6 / 1979 = 70.9% against bf16 794.5 / 989 =
+# 80.3% (MAMF table) -> 0.88; MI300X fp8 1273 / 2615 against bf16 708 / 1307 (AMD "Measuring
+# Max-Achievable FLOPs part 2", Table 1) -> 0.90; MI325X 1519 against 843 -> 0.90
+# (../shared/reference/bench_anchors.md). The default is the lowest of the three.
+DEFAULT_FP8_RELATIVE_EFFICIENCY = 0.88
+FP8_DTYPES = ("fp8", "fp8_e4m3", "fp8_e5m2")
 # Output tiles a cuBLAS/hipBLASLt-class library chooses among for large 16-bit GEMMs; the wave
 # model takes the one that wastes the least of the last wave (the library's heuristic does the same).
 GEMM_TILES = ((256.0, 128.0), (128.0, 256.0), (128.0, 128.0))
@@ -154,6 +161,8 @@ class DeviceProfile:
         fb = self.fallback
         unc = float(fb.get("uncertainty", DEFAULT_UNCERTAINTY))
         eff = float(fb.get("gemm_efficiency", DEFAULT_GEMM_EFFICIENCY))
+        if dtype in FP8_DTYPES:
+            eff = eff * float(fb.get("fp8_gemm_relative_efficiency", DEFAULT_FP8_RELATIVE_EFFICIENCY))
         eff = min(1.0, eff * {"value": 1.0, "low": 1.0 - unc, "high": 1.0 + unc}[which])
         rate = eff * self.peak_flop_s(dtype) * self.thin_gemm_factor(k)
         units = float(fb.get("compute_units", 0.0) or (self.spec.compute_units or 0))
@@ -261,13 +270,18 @@ class DeviceProfile:
             raise BadInput(f"device {spec.key}: HBM bandwidth unknown", "add hbm_bandwidth_tb_s to the catalog")
         mem = spec.hbm_bandwidth_bytes_s * p.get("memory_efficiency", DEFAULT_MEMORY_EFFICIENCY)
 
-        def rate(v: float) -> Rate:
-            return Rate(v, v * (1 - unc), min(v * (1 + unc), 1.0))
+        def rate(v: float, key: str = "") -> Rate:
+            # a measured spread (`<key>_low` / `<key>_high`, e.g. nccl-tests busbw across runs) wins
+            # over the profile's generic +/- uncertainty
+            lo, hi = p.get(f"{key}_low", v * (1 - unc)), p.get(f"{key}_high", v * (1 + unc))
+            return Rate(v, min(lo, v), min(max(hi, v), 1.0))
 
         return cls(spec=spec, origin=origin, gemm=gemm, attention_fwd=att, attention_bwd={},
                    memory_bandwidth=Rate(mem, mem * (1 - unc), mem * (1 + unc)),
-                   intra_link_efficiency=rate(p.get("intra_link_efficiency", DEFAULT_INTRA_LINK_EFFICIENCY)),
-                   inter_link_efficiency=rate(p.get("inter_link_efficiency", DEFAULT_INTER_LINK_EFFICIENCY)),
+                   intra_link_efficiency=rate(p.get("intra_link_efficiency", DEFAULT_INTRA_LINK_EFFICIENCY),
+                                              "intra_link_efficiency"),
+                   inter_link_efficiency=rate(p.get("inter_link_efficiency", DEFAULT_INTER_LINK_EFFICIENCY),
+                                              "inter_link_efficiency"),
                    assumptions=(note,) if note else (), fallback=p)
 
     @classmethod

@@ -1,27 +1,47 @@
 """Plan search: enumerate every valid plan for a workload on N GPUs, evaluate them as numpy arrays.
 
-Space (full=True): tp and pp over the divisors of N (dp = N / (tp pp)); micro-batch over the
-divisors of the per-replica batch; interleave 1, 2, 3, 4, 6 or 8 (needs pp > 1, micro-batches a
-multiple of pp, and pp * interleave <= layers; layers may split unevenly over stages); recompute none/selective/full; sequence parallelism
-on/off (tp > 1); ZeRO 0..3 and overlap on/off (dp > 1); expert parallelism over the divisors of
-the expert count that divide dp (MoE). Combinations that break a divisibility rule are counted
-as `invalid`. The default (pruned) search drops choices the model shows to be dominated — tensor
-parallelism across nodes, sequence parallelism off, overlap off, ZeRO 0 (ZeRO-1 moves fewer
-bytes and stores less) — and evaluates memory first, timing only the plans that fit.
+Space: tp over the divisors of N (across nodes too), cp over the divisors of N / tp (when the
+stack has context parallelism and the sequence splits into 2 cp chunks), pp over the divisors of
+the rest (dp = N / (tp cp pp)); micro-batch over the divisors of the per-replica batch;
+interleave 1, 2, 3, 4, 6 or 8 (stack permitting; needs pp > 1, micro-batches a multiple of pp,
+pp * interleave <= layers; layers may split unevenly over stages); recompute none/selective/full;
+sequence parallelism on/off (tp > 1); the ZeRO stages the stack has, with FSDP reshard on/off for
+ZeRO-3; overlap on/off (dp > 1); expert parallelism over the divisors of the expert count that
+divide dp (MoE). Flash attention is a property of the stack, not a switch: a stack that has it
+uses it. Any field may be pinned (`pins`); the rest is searched.
+
+The default (pruned) search drops only choices the model itself proves dominated, so it returns
+the same best plan as the full search (tested on a grid of cases):
+  * overlap off: exposed = t - hidden + 0.1 hidden <= t at the same memory;
+  * sequence parallelism off when the TP group is inside one node: there the all-reduce costs
+    exactly two all-gathers (comm.py), and SP stores and moves less elementwise data;
+  * ZeRO-0 when the DP group is inside one node: reduce-scatter + weight all-gather (2-byte
+    weights, >= 2-byte gradients) costs no more than the all-reduce, and stores less.
+It evaluates memory first and times only the plans that fit.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from recoque.errors import BadInput
+from recoque.planner.execution import RECOMPUTE_CODE
 from recoque.planner.profile import DeviceProfile
+from recoque.planner.stacks import NEUTRAL, Stack
 from recoque.planner.train import (PLAN_FIELDS, SearchResult, core, hardware_for, results_from_arrays)
 from recoque.planner.workload import TrainingWorkload
 
 CHUNK = 1 << 19
+INTERLEAVE = (1, 2, 3, 4, 6, 8)
+# CLI/pin names -> plan fields
+PIN_KEYS = {"tp": "tp", "pp": "pp", "vpp": "interleave", "interleave": "interleave", "dp": "dp", "cp": "cp",
+            "micro_batch": "micro_batch", "recompute": "recompute", "zero": "zero_stage", "zero_stage": "zero_stage",
+            "sp": "sequence_parallel", "sequence_parallel": "sequence_parallel", "ep": "ep",
+            "reshard_after_forward": "reshard_after_forward", "dp_overlap": "dp_overlap",
+            "recompute_layers": "recompute_layers", "distribute_checkpoints": "distribute_checkpoints"}
 
 
 def divisors(n: int) -> list[int]:
@@ -29,70 +49,141 @@ def divisors(n: int) -> list[int]:
     return sorted(set(small + [n // d for d in small]))
 
 
-def _flag_grid(tp: int, dp: int, model: Any, full: bool) -> dict[str, np.ndarray]:
+def normalise_pins(pins: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Pins given with CLI names (vpp, zero, sp) as plan fields; recompute as its code."""
+    out: dict[str, Any] = {}
+    for k, v in (pins or {}).items():
+        if v is None:
+            continue
+        if k not in PIN_KEYS:
+            raise BadInput(f"cannot pin {k!r}", f"pin one of {sorted(PIN_KEYS)}")
+        f = PIN_KEYS[k]
+        if f == "recompute":
+            if v not in RECOMPUTE_CODE:
+                raise BadInput(f"--recompute {v!r} unknown", f"use one of {sorted(RECOMPUTE_CODE)}")
+            v = RECOMPUTE_CODE[v]
+        elif f in ("sequence_parallel", "reshard_after_forward", "dp_overlap", "distribute_checkpoints"):
+            v = bool(v)
+        else:
+            v = int(v)
+            if v < 0 or (v == 0 and f != "zero_stage"):
+                raise BadInput(f"--{k} must be positive, got {v}", "give a positive integer")
+        out[f] = v
+    return out
+
+
+def _ok(pins: Mapping[str, Any], key: str, value: Any) -> bool:
+    return key not in pins or pins[key] == value
+
+
+def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Mapping[str, Any],
+               tp_intra: bool, dp_intra: bool) -> dict[str, np.ndarray]:
     """Every combination of the per-plan switches for one (tp, dp), as parallel arrays."""
-    rc = [0, 1, 2]
-    sp = [False, True] if (tp > 1 and full) else [tp > 1]
-    zero = ([0, 1, 2, 3] if full else [1, 2, 3]) if dp > 1 else [0]
-    ov = ([False, True] if full else [True]) if dp > 1 else [False]
-    ep = [e for e in divisors(model.experts) if dp % e == 0] if model.moe else [1]
-    grids = np.meshgrid(rc, sp, zero, ov, ep, indexing="ij")
-    return {k: g.ravel() for k, g in zip(("recompute", "sequence_parallel", "zero_stage", "dp_overlap", "ep"), grids)}
+    # A pinned mode only needs the stack to be capable of it; unpinned, the stack's practice
+    # (recompute_modes) limits the choice.
+    rc = ([c for c in ((0, 1, 2) if stack.selective_recompute else (0, 2)) if _ok(pins, "recompute", c)]
+          if "recompute" in pins else list(stack.recompute_codes()))
+    sp_all = [False, True] if (tp > 1 and stack.sequence_parallel) else [False]
+    if not full and tp_intra and True in sp_all and "sequence_parallel" not in pins:
+        sp_all = [True]
+    sp = [x for x in sp_all if _ok(pins, "sequence_parallel", x)] if tp > 1 else [False]
+    zs = list(stack.zero_stages()) if dp > 1 else [0]
+    if not full and dp_intra and 1 in zs and len(zs) > 1:
+        zs = [z for z in zs if z != 0]
+    zs = [z for z in zs if _ok(pins, "zero_stage", z)]
+    ov_all = ([False, True] if stack.dp_overlap else [False]) if dp > 1 else [False]
+    if not full and True in ov_all:
+        ov_all = [True]
+    ov = [x for x in ov_all if _ok(pins, "dp_overlap", x)]
+    ep = [e for e in divisors(model.experts) if dp % e == 0 and _ok(pins, "ep", e)] if model.moe else [1]
+    rows = []
+    for z in zs:
+        rs = [True, False] if z >= 3 else [True]
+        rs = [x for x in rs if _ok(pins, "reshard_after_forward", x)] or ([True] if z < 3 else [])
+        for r in rs:
+            rows.append((z, r))
+    if not rows or not rc or not sp or not ov or not ep:
+        return {k: np.empty(0) for k in ("recompute", "sequence_parallel", "zero_stage", "dp_overlap", "ep",
+                                         "reshard_after_forward")}
+    zi = np.arange(len(rows))
+    grids = np.meshgrid(rc, sp, zi, ov, ep, indexing="ij")
+    g = {k: gr.ravel() for k, gr in zip(("recompute", "sequence_parallel", "zi", "dp_overlap", "ep"), grids)}
+    zr = np.array(rows, dtype=object)
+    g["zero_stage"] = np.array([rows[i][0] for i in g["zi"]], dtype=int)
+    g["reshard_after_forward"] = np.array([rows[i][1] for i in g["zi"]], dtype=bool)
+    del g["zi"], zr
+    return g
 
 
-def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int,
-                    full: bool = False) -> tuple[Iterator[dict[str, np.ndarray]], dict[str, int]]:
+def _cp_options(model: Any, rest: int, stack: Stack, pins: Mapping[str, Any]) -> list[int]:
+    if "cp" in pins:
+        return [pins["cp"]] if rest % pins["cp"] == 0 else []
+    if not stack.context_parallel:
+        return [1]
+    return [c for c in divisors(rest) if model.seq_len % (2 * c) == 0 and c <= 64] or [1]
+
+
+def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, full: bool = False,
+                    stack: Stack = NEUTRAL, pins: Mapping[str, Any] | None = None
+                    ) -> tuple[Iterator[dict[str, np.ndarray]], dict[str, int]]:
     """Chunks of valid plans (dicts of arrays) and a live count of invalid combinations."""
     model, B = workload.model, workload.global_batch_seqs
+    pins = normalise_pins(pins) if pins and any(k not in PLAN_FIELDS for k in pins) else dict(pins or {})
     counts = {"invalid": 0}
-    b_all = divisors(B)
-    v_all = [1, 2, 3, 4, 6, 8]
-
-    def n_flags(tp: int, dp: int) -> int:
-        return len(_flag_grid(tp, dp, model, full)["recompute"])
+    b_all = [b for b in divisors(B) if _ok(pins, "micro_batch", b)]
+    v_all = [v for v in (INTERLEAVE if stack.interleave else (1,)) if _ok(pins, "interleave", v)]
+    flash = bool(stack.flash_attention)
 
     def gen() -> Iterator[dict[str, np.ndarray]]:
         buf: list[dict[str, np.ndarray]] = []
         size = 0
         for tp in divisors(gpus):
-            if not full and tp > gpus_per_node:
+            if not _ok(pins, "tp", tp):
                 continue
-            for pp in divisors(gpus // tp):
-                dp = gpus // (tp * pp)
-                nf = n_flags(tp, dp)
-                raw = len(b_all) * len(v_all)
-                ok_shape = (model.heads % tp == 0 and (model.kv_heads % tp == 0 or tp % model.kv_heads == 0)
-                            and pp <= model.layers and B % dp == 0)
-                if not ok_shape:
-                    counts["invalid"] += raw * nf
-                    continue
-                pairs = []
-                for b in b_all:
-                    if (B // dp) % b:
+            for cp in _cp_options(model, gpus // tp, stack, pins):
+                for pp in divisors(gpus // (tp * cp)):
+                    dp = gpus // (tp * cp * pp)
+                    if not (_ok(pins, "pp", pp) and _ok(pins, "dp", dp)):
                         continue
-                    m = B // (dp * b)
-                    for v in v_all:
-                        if pp * v <= model.layers and (v == 1 or (pp > 1 and m % pp == 0)):
-                            pairs.append((b, v))
-                counts["invalid"] += (raw - len(pairs)) * nf
-                if not pairs:
-                    continue
-                flags = _flag_grid(tp, dp, model, full)
-                nb = len(pairs)
-                pv = np.array(pairs)
-                chunk = {k: np.tile(v, nb) for k, v in flags.items()}
-                chunk["micro_batch"] = np.repeat(pv[:, 0], nf)
-                chunk["interleave"] = np.repeat(pv[:, 1], nf)
-                n = nb * nf
-                chunk["tp"] = np.full(n, tp)
-                chunk["pp"] = np.full(n, pp)
-                chunk["dp"] = np.full(n, dp)
-                chunk["flash_attention"] = np.ones(n, dtype=bool)
-                buf.append(chunk)
-                size += n
-                if size >= CHUNK:
-                    yield _concat(buf)
-                    buf, size = [], 0
+                    tp_intra = tp <= gpus_per_node
+                    dp_intra = tp * cp * dp <= gpus_per_node
+                    flags = _flag_grid(tp, dp, model, full, stack, pins, tp_intra, dp_intra)
+                    nf = len(flags["recompute"])
+                    raw = len(b_all) * len(v_all)
+                    ok_shape = (model.heads % tp == 0 and (model.kv_heads % tp == 0 or tp % model.kv_heads == 0)
+                                and pp <= model.layers and B % dp == 0)
+                    if not ok_shape or nf == 0:
+                        counts["invalid"] += raw * nf
+                        continue
+                    pairs = []
+                    for b in b_all:
+                        if (B // dp) % b:
+                            continue
+                        m = B // (dp * b)
+                        for v in v_all:
+                            if pp * v <= model.layers and (v == 1 or (pp > 1 and m % pp == 0)):
+                                pairs.append((b, v))
+                    counts["invalid"] += (raw - len(pairs)) * nf
+                    if not pairs:
+                        continue
+                    nb = len(pairs)
+                    pv = np.array(pairs)
+                    chunk = {k: np.tile(x, nb) for k, x in flags.items()}
+                    chunk["micro_batch"] = np.repeat(pv[:, 0], nf)
+                    chunk["interleave"] = np.repeat(pv[:, 1], nf)
+                    n = nb * nf
+                    chunk["tp"] = np.full(n, tp)
+                    chunk["pp"] = np.full(n, pp)
+                    chunk["dp"] = np.full(n, dp)
+                    chunk["cp"] = np.full(n, cp)
+                    chunk["flash_attention"] = np.full(n, flash)
+                    chunk["recompute_layers"] = np.full(n, int(pins.get("recompute_layers", 0)))
+                    chunk["distribute_checkpoints"] = np.full(n, bool(pins.get("distribute_checkpoints", False)))
+                    buf.append(chunk)
+                    size += n
+                    if size >= CHUNK:
+                        yield _concat(buf)
+                        buf, size = [], 0
         if buf:
             yield _concat(buf)
 
@@ -108,34 +199,31 @@ def _take(a: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top: int = 5, gpus: int | None = None,
-           dtype: str = "bf16", full: bool = False) -> SearchResult:
+           dtype: str = "bf16", full: bool = False, stack: Stack = NEUTRAL,
+           pins: Mapping[str, Any] | None = None) -> SearchResult:
     n = int(gpus if gpus is not None else system.gpus)
     if n <= 0:
         raise BadInput(f"--gpus must be positive, got {n}", "give a GPU count")
     if n > system.gpus:
         raise BadInput(f"{n} GPUs requested, system {system.key} has {system.gpus:.0f}", "lower --gpus")
+    if dtype.startswith("fp8") and not stack.fp8:
+        raise BadInput(f"stack {stack.key} has no fp8 training", "pick a stack with fp8 (megatron-core, fsdp, "
+                       "megatron-lm-rocm) or --dtype bf16")
+    pins = normalise_pins(pins)
     hw = hardware_for(system, profile)
     t0 = time.perf_counter()
-    chunks, counts = enumerate_plans(workload, n, system.gpus_per_node, full=full)
+    chunks, counts = enumerate_plans(workload, n, system.gpus_per_node, full=full, stack=stack, pins=pins)
     evaluated = infeasible = 0
     best_t = np.empty(0)
     best_a: dict[str, np.ndarray] = {k: np.empty(0, dtype=int) for k in PLAN_FIELDS}
     small_mem, small_a = np.inf, None
     for a in chunks:
-        if full:
-            out = core(workload, hw, profile, dtype, a)
-            fits = out["fits"]
-            evaluated += len(fits)
-            t = out["iteration_time_s"][fits]
-            kept = _take(a, np.nonzero(fits)[0])
-            mem = out["memory_bytes"]
-        else:
-            mo = core(workload, hw, profile, dtype, a, memory_only=True)
-            fits = mo["fits"]
-            mem = mo["memory_bytes"]
-            kept = _take(a, np.nonzero(fits)[0])
-            evaluated += len(fits)
-            t = core(workload, hw, profile, dtype, kept)["iteration_time_s"] if fits.any() else np.empty(0)
+        mo = core(workload, hw, profile, dtype, a, memory_only=True, stack=stack)
+        fits = mo["fits"]
+        mem = mo["memory_bytes"]
+        kept = _take(a, np.nonzero(fits)[0])
+        evaluated += len(fits)
+        t = core(workload, hw, profile, dtype, kept, stack=stack)["iteration_time_s"] if fits.any() else np.empty(0)
         infeasible += int((~fits).sum())
         i = int(np.argmin(mem))
         if mem[i] < small_mem:
@@ -146,16 +234,95 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
             if len(best_t) > 4 * top:
                 keep = np.argpartition(best_t, top)[:top] if len(best_t) > top else np.arange(len(best_t))
                 best_t, best_a = best_t[keep], _take(best_a, keep)
-    order = np.argsort(best_t)[:top]
+    order = np.argsort(best_t, kind="stable")[:top]
     seconds = time.perf_counter() - t0
-    best = results_from_arrays(workload, system, profile, dtype, _take(best_a, order)) if len(order) else []
+    best = (results_from_arrays(workload, system, profile, dtype, _take(best_a, order), stack=stack)
+            if len(order) else [])
     smallest = None
     if not best and small_a is not None:
-        smallest = results_from_arrays(workload, system, profile, dtype, small_a)[0]
+        smallest = results_from_arrays(workload, system, profile, dtype, small_a, stack=stack)[0]
+    pin_txt = (", pinned " + ", ".join(f"{k}={v}" for k, v in pins.items())) if pins else ""
     reasons = (f"{evaluated:,} plans evaluated in {seconds:.2f} s ({evaluated / max(seconds, 1e-9):,.0f}/s), "
                f"{infeasible:,} do not fit in memory, {counts['invalid']:,} invalid combinations",
                "search space: " + ("full (every switch)" if full else
-                                   "pruned (TP inside a node, SP and overlap on, ZeRO 1-3; memory checked first)"))
+                                   "pruned (only provably dominated switches dropped; memory checked first)")
+               + f", stack {stack.key}{pin_txt}")
     return SearchResult(workload=workload.model.key or workload.model.name, system=system.key, gpus=n, best=best,
                         evaluated=evaluated, infeasible_memory=infeasible, invalid=counts["invalid"],
                         seconds=seconds, reasons=reasons, smallest_memory=smallest)
+
+
+# --------------------------------------------------------------------------------------------
+# GPU count: the fastest usable count up to the system's, with the scaling curve
+# --------------------------------------------------------------------------------------------
+def usable_gpu_counts(gpus: int, gpus_per_node: int) -> list[int]:
+    """Whole-node counts a job can take: the system's count, then powers of two times the node
+    size and the multiples of 3 and 5 times a power of two (their TP x PP x DP layouts), every
+    count <= the system's, ascending."""
+    node = max(1, int(gpus_per_node))
+    out = {int(gpus)}
+    for base in (1, 3, 5, 9, 15):
+        k = base
+        while k * node <= gpus:
+            out.add(k * node)
+            k *= 2
+    out.update(c for c in range(1, node + 1) if c <= gpus and node % c == 0)
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    gpus: int
+    days: float | None
+    mfu: float | None
+    plan: str
+    fits: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gpus": self.gpus, "days": self.days, "mfu": self.mfu, "plan": self.plan, "fits": self.fits}
+
+
+@dataclass(frozen=True)
+class ScalingResult:
+    best: SearchResult
+    curve: tuple[CurvePoint, ...]
+
+    @property
+    def fastest_gpus(self) -> int:
+        return self.best.gpus
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fastest_gpus": self.fastest_gpus, "curve": [p.to_json() for p in self.curve]}
+
+
+def fastest_gpu_count(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top: int = 5,
+                      dtype: str = "bf16", full: bool = False, stack: Stack = NEUTRAL,
+                      pins: Mapping[str, Any] | None = None, counts: list[int] | None = None) -> ScalingResult:
+    """Search every usable GPU count up to the system's; the one with the shortest time to train
+    (ties: fewer GPUs) wins. The curve lists each count's best time (days, steady state) and MFU."""
+    cs = counts or usable_gpu_counts(int(system.gpus), int(system.gpus_per_node))
+    pts, best, best_t = [], None, np.inf
+    for n in cs:
+        # A count smaller than the model needs is skipped quickly by the memory check.
+        res = search(workload, system, profile, top=top, gpus=n, dtype=dtype, full=full, stack=stack, pins=pins)
+        if res.best:
+            b = res.best[0]
+            d = b.time_to_train.value / 86400.0
+            pts.append(CurvePoint(n, d, b.mfu.value, b.plan.label(), True))
+            if d < best_t * (1 - 1e-9):
+                best, best_t = res, d
+        else:
+            pts.append(CurvePoint(n, None, None, "", False))
+            if best is None and n == cs[-1]:
+                best = res
+    if best is None:
+        best = res
+    return ScalingResult(best=best, curve=tuple(pts))
+
+
+def with_global_batch(workload: TrainingWorkload, global_batch: int | None) -> TrainingWorkload:
+    if global_batch is None:
+        return workload
+    if global_batch <= 0:
+        raise BadInput(f"--global-batch must be positive, got {global_batch}", "give sequences per iteration")
+    return replace(workload, global_batch_seqs=int(global_batch))

@@ -24,6 +24,11 @@ from typing import Any, Mapping
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 
+# Field specs (src/recoque/inputs.py derives its checks from these two tables and from the keys the
+# shipped presets use): every key of _NUMERIC is a finite number above 0 and may carry `_low`/`_high`;
+# _REQUIRED must be present (plus `gpus` or both `gpus_low` and `gpus_high`); `pue` is >= 1;
+# `gpus_per_node` a positive integer. Anything else must be a key some preset in seeds/systems.toml
+# already uses (rmax_pflops, site_power_mw, top500_machine, ...), or it is refused with a did-you-mean.
 # TOML key -> (attribute, scale to base unit, base unit)
 _NUMERIC = {
     "gpus": ("gpus", 1.0, "gpu"),
@@ -91,6 +96,9 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     where = f"{origin} [systems.{key}]"
     if not isinstance(raw, Mapping):
         raise BadInput(f"{where}: must be a table", "see seeds/systems.toml for the layout")
+    from recoque import inputs   # the one validation layer: unknown keys, NaN/inf, zero or negative quantities
+
+    inputs.check_system(raw, where)
     for req in _REQUIRED:
         if req not in raw:
             raise BadInput(f"{where}: missing `{req}`", "add it (units are in the key name; see seeds/systems.toml)")
@@ -132,15 +140,15 @@ def load_system(name_or_path: str) -> SystemSpec:
 
     from recoque.fileio import read_seed_toml, read_toml
 
+    from recoque.inputs import check_single_table, check_system
+
     if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
         data = read_toml(name_or_path)
-        systems = data.get("systems", {})
-        if len(systems) != 1:
-            raise BadInput(f"{name_or_path}: expected exactly one [systems.<key>] table, found {len(systems)}",
-                           "see seeds/systems.toml for the layout")
-        (key, raw), = systems.items()
+        key, raw = check_single_table(data, "systems", name_or_path)  # the validation layer (recoque.inputs)
+        check_system(raw, f"{name_or_path} [systems.{key}]")
         return system_from_toml(key, raw, origin=name_or_path)
     presets = read_seed_toml("systems.toml").get("systems", {})
     if name_or_path not in presets:
         raise BadInput(f"unknown system {name_or_path!r}", f"known systems: {', '.join(sorted(presets))}")
+    check_system(presets[name_or_path], f"systems.toml [systems.{name_or_path}]")
     return system_from_toml(name_or_path, presets[name_or_path])

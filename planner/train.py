@@ -34,20 +34,26 @@ all-reduces forward and 2 backward, or the same volume as all-gather + reduce-sc
 sequence parallelism) and expert all-to-alls. A pipeline stage runs L/p layers (+ the logits on
 the last stage); 1F1B time = m * T_slowest + (p - 1)/v * T_mean (bubble (p-1)/(m v), Narayanan
 et al. 2021), plus activation sends between stages. Then the data-parallel gradient reduction
-(hierarchical, fp32 gradients; ZeRO-1: reduce-scatter + all-gather of the weights; ZeRO-2: a
-reduce-scatter per micro-batch), hidden with overlap behind at most OVERLAP_EFFICIENCY (0.7) of
-the backward it runs beside, which it slows by OVERLAP_COMPUTE_SLOWDOWN (10%). ZeRO-3 (FSDP full
-sharding): per micro-batch and layer, the weights all-gathered in the forward and again in the
-backward and the gradients reduce-scattered, each layer's traffic prefetched behind 0.7 of the
-previous layer's compute, the first gather and last reduce-scatter of each pass never hidden;
-TP collectives are not overlapped and hold the links meanwhile. Then the AdamW step
-(memory-bound, 42 bytes per local parameter with clipping and zeroing) and the tied-embedding
-all-reduce between the first and last stages. Memory: `memory.py` (Korthikanti et al. 2022
-activations, 16 bytes/param AdamW divided by ZeRO stage) against 94% of the device memory.
-
-Bounds: the model is evaluated at the profile's low and high rates and the system's published
-bandwidth ranges (every input at its pessimistic, then optimistic, corner); goodput has its own
-range (failures from the Llama 3 interruption rate, checkpoint overhead).
+(hierarchical, in the stack's reduction dtype; ZeRO-1: reduce-scatter + all-gather of the weights;
+ZeRO-2: a reduce-scatter per micro-batch), hidden with overlap behind at most OVERLAP_EFFICIENCY
+(0.7) of the backward it runs beside, which it slows by OVERLAP_COMPUTE_SLOWDOWN (10%). ZeRO-3
+(FSDP full sharding): per micro-batch and layer, the weights all-gathered in the forward, again in
+the backward (unless reshard_after_forward is off) and again in a recomputed forward when the
+stack re-fetches there (DeepSpeed), the gradients reduce-scattered; each collective a flat ring
+over the DP ranks bound by the per-GPU share of the node's NICs (comm.sharded_allgather_time);
+one layer of prefetch puts a layer's traffic beside the previous layer's compute
+(ZERO3_PREFETCH_EFFICIENCY, 0.5 at the pessimistic corner), and compute runs slower by the stack's
+zero3_compute_slowdown while it streams: a pass takes max(traffic, compute + slowdown x traffic);
+never less exposed time than ZeRO-1 on the same plan. Then the AdamW step (memory-bound, 42 bytes per local parameter) and the
+tied-embedding all-reduce between the first and last stages. One accounting: the breakdown keys
+(BREAKDOWN_KEYS) sum to the iteration time. fp8: the linear-layer GEMMs at the fp8 peak times
+the profile's fp8 relative efficiency, plus cast/scale traffic; attention, logits and LoRA
+adapters in bf16; MFU against the bf16 peak (mfu_fp8_peak beside it). LoRA: no weight-gradient
+GEMMs, gradients and optimizer state for the adapters only. The software stack (planner/stacks.py)
+scales compute by its sustained efficiency and sets the reduction dtype. Memory: `memory.py`
+(Korthikanti et al. 2022 activations for none / selective / full / block-partial recompute, full
+with checkpoints distributed over TP, divided by CP; AdamW states by ZeRO stage, gradients in the
+accumulation dtype) against 94% of the device memory.
 
 Calibration (what was fitted, on what): nothing in this file is fitted; device efficiencies live
 in the profile (seeds/validation.toml [profiles.*], provenance beside each number). A100: the
@@ -59,13 +65,22 @@ and the memory-bound kernel efficiency (0.70 of HBM). Held out, never fitted: Na
 2021 Table 1 (10 runs), BLOOM (1) and Llama 3 405B on 16K H100 (1; the H100 profile takes its
 own public MAMF figure and the A100 fractions unchanged). `recoque validate` prints training and
 held-out errors apart, and the errors of the public-figures-only profiles (about 13% mean: the
-runs sustain less than the MAMF burst figures). The overlap constants are stated, not fitted:
-no listed case uses ZeRO-3, so the ZeRO-3 model is not validated against a published run.
-No per-case constant exists anywhere. Other devices use a measured results file
+runs sustain less than the MAMF burst figures). The overlap constants are stated, not fitted.
+The stack quantities fitted are DeepSpeed's sustained efficiency (0.96) and its ZeRO-3 compute
+slowdown beside streaming collectives (0.40), on Narayanan et al. 2021 Table 2's ZeRO-3 rows and
+BLOOM only (stack deepspeed-2022 in seeds/stacks.toml, validation.fit_stack). AMD parts take
+their own public MAMF GEMM figures (seeds/validation.toml [profiles.mi*]); MI250X and MI430X
+an explicit range (a whole MI250X package takes its per-GCD profile's fractions). Held-out checks
+on AMD, nothing fitted: MLPerf Training v5.0 Llama-2-70B LoRA on 8 x MI300X / MI325X (in the
+verdict, published plans from the submission configs) -3.8% / +2.7%; v5.1 on MI355X / MI350X
++8.5% / +6.1% and v5.1 Llama 3.1 8B pretraining on MI355X +4.1% (not in the seeds). No
+per-case constant exists anywhere. Other devices use a measured results file
 (`DeviceProfile.from_results`) or the datasheet x stated defaults.
-Limits: context parallelism, FP8, offloading, zero-bubble schedules and uneven expert routing are
-not modelled; TP collectives are taken as not overlapped with compute; the memory model lacks
-Llama 3's deallocation tricks (its 8K plan without recomputation shows as over memory).
+Limits: zero-bubble schedules, offloading and uneven expert routing are not modelled; TP
+collectives are taken as not overlapped with compute; the memory model lacks Llama 3's
+deallocation tricks (its 8K plan without recomputation shows as over memory); the ZeRO-3 rows
+of Narayanan et al. 2021 Table 2 sustain 84% (175B) and 94% (530B) of the NIC line rate, one
+central link efficiency (0.90) sits between them (errors -7% to +6%).
 """
 from __future__ import annotations
 
@@ -79,7 +94,8 @@ from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner import comm, flops, memory
 from recoque.planner.execution import RECOMPUTE, RECOMPUTE_CODE, ExecutionPlan
-from recoque.planner.profile import DeviceProfile
+from recoque.planner.profile import FP8_DTYPES, DeviceProfile
+from recoque.planner.stacks import NEUTRAL, Stack
 from recoque.planner.workload import TrainingWorkload
 
 USABLE_MEMORY_FRACTION = 0.94  # allocator fragmentation, CUDA/ROCm context, communication buffers
@@ -93,6 +109,14 @@ OPTIMIZER_STEP_BYTES = 42.0
 # and HBM bandwidth; FSDP/ZeRO-3 step-time studies see 10-30% of communication left exposed.
 OVERLAP_EFFICIENCY = 0.7
 OVERLAP_COMPUTE_SLOWDOWN = 0.10
+# ZeRO-3/FSDP prefetch gathers the next layer's weights on a side stream during the whole of the
+# current layer's compute (not only the tail of the backward, as bucketed DP reduction does), so
+# a layer's traffic can hide behind all of the previous layer's compute (still slowed by
+# OVERLAP_COMPUTE_SLOWDOWN); only the first gather and last reduce-scatter of a pass stay exposed.
+ZERO3_PREFETCH_EFFICIENCY = 1.0
+# Its pessimistic corner: prefetch limited by buffer sizes (DeepSpeed stage3_prefetch_bucket_size,
+# FSDP limit_all_gathers) hides only half; a stated bound, not fitted.
+ZERO3_PREFETCH_RANGE = (0.5, ZERO3_PREFETCH_EFFICIENCY, ZERO3_PREFETCH_EFFICIENCY)
 ELEMENTWISE_BYTES_PER_H = 22.0  # 2 LayerNorms (4h each), 2 bias-dropout-residual (7h each), per token
 # Failures: Llama 3 (arXiv 2407.21783 sec. 3.3.4) saw 419 unexpected interruptions in 54 days on
 # 16,384 GPUs = 1.97e-5 per GPU-hour; each costs the restart plus work since the last checkpoint.
@@ -101,7 +125,10 @@ HOURS_LOST_PER_FAILURE = (0.1, 0.25, 0.5)  # low, central, high
 CHECKPOINT_OVERHEAD = (0.005, 0.01, 0.03)
 
 PLAN_FIELDS = ("tp", "pp", "dp", "micro_batch", "interleave", "recompute", "sequence_parallel",
-               "zero_stage", "dp_overlap", "flash_attention", "ep")
+               "zero_stage", "dp_overlap", "flash_attention", "ep", "cp", "reshard_after_forward", "recompute_layers",
+               "distribute_checkpoints")
+BREAKDOWN_KEYS = ("compute_s", "tp_comm_s", "ep_comm_s", "cp_comm_s", "p2p_s", "bubble_s", "dp_exposed_s",
+                  "zero3_exposed_s", "optimizer_s", "emb_sync_s")
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,6 +145,7 @@ class Hardware:
     alpha_inter: float
     hbm_bw: float
     capacity_bytes: float
+    zero3_prefetch: float = 1.0  # ZeRO-3 prefetch efficiency at this corner (ZERO3_PREFETCH_RANGE)
 
 
 def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> Hardware:
@@ -134,10 +162,18 @@ def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> H
     return Hardware(
         gpus_per_node=int(system.gpus_per_node),
         bw_intra=pick("intra_node_bandwidth_bytes_s") * profile.intra_link_efficiency.get(which),
-        bw_inter=pick("inter_node_bandwidth_bytes_s") * profile.inter_link_efficiency.get(which),
+        bw_inter=_inter_per_gpu(system, pick("inter_node_bandwidth_bytes_s")) * profile.inter_link_efficiency.get(which),
         alpha_intra=pick("intra_node_latency_s", False), alpha_inter=pick("inter_node_latency_s", False),
         hbm_bw=profile.memory_bandwidth_bytes_s(which), capacity_bytes=cap * USABLE_MEMORY_FRACTION,
+        zero3_prefetch=ZERO3_PREFETCH_RANGE[{"low": 0, "value": 1, "high": 2}[which]],
     )
+
+
+def _inter_per_gpu(system: Any, stated: float) -> float:
+    """The inter-node bandwidth one GPU gets: the stated per-GPU figure, capped by its share of the
+    node's NICs when the system lists them (GPUs of a node share its NICs)."""
+    share = nic_share_bytes_s(system)
+    return stated if share is None else min(stated, share)
 
 
 def _params_per_gpu(model: Any, tp: Any, pp: Any, ep: Any, lps: Any) -> tuple[Any, Any]:
@@ -151,45 +187,133 @@ def _params_per_gpu(model: Any, tp: Any, pp: Any, ep: Any, lps: Any) -> tuple[An
     return dense_pg + exp_pg, (exp_pg if model.moe else 0.0 * exp_pg)
 
 
+def nic_share_bytes_s(system: Any) -> float | None:
+    """Per-GPU share of the node's NICs (NICs per node x rate / GPUs per node), when the system
+    states them (`nics_per_node`, `nic_bandwidth_gb_s` one direction); GPUs of a node share them."""
+    ex = getattr(system, "extra", {}) or {}
+    n, r = ex.get("nics_per_node"), ex.get("nic_bandwidth_gb_s")
+    if isinstance(n, (int, float)) and isinstance(r, (int, float)) and n > 0 and r > 0:
+        return float(n) * float(r) * 1e9 / float(system.gpus_per_node)
+    return None
+
+
+def _lora_shapes(workload: TrainingWorkload, tokens: Any, tp: Any, ep: Any) -> list[tuple[Any, Any, Any, Any]]:
+    """The forward GEMMs that carry adapters: all four, or QKV and the projection (the first two
+    of `flops.layer_gemm_shapes_fwd`) when lora_targets is "attention"."""
+    shapes = flops.layer_gemm_shapes_fwd(workload.model, tokens, tp, ep)
+    return shapes[:2] if workload.lora_targets == "attention" else shapes
+
+
+def _lora_adapter_params(workload: TrainingWorkload, r: float, tp: Any, lps: Any) -> Any:
+    """Adapter parameters per GPU: rank r matrices A (k x r) and B (r x n) on each adapted linear layer."""
+    tot = 0.0
+    for _m, n, k, count in _lora_shapes(workload, 1.0, tp, 1.0):
+        tot = tot + count * r * (k + n)
+    return lps * tot
+
+
 def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype: str,
-         a: Mapping[str, np.ndarray], which: str = "value", memory_only: bool = False) -> dict[str, np.ndarray]:
-    """Evaluate plans given as arrays (keys PLAN_FIELDS; recompute as codes 0/1/2)."""
+         a: Mapping[str, np.ndarray], which: str = "value", memory_only: bool = False,
+         stack: Stack = NEUTRAL) -> dict[str, np.ndarray]:
+    """Evaluate plans given as arrays (keys PLAN_FIELDS; recompute as codes 0/1/2).
+
+    One accounting of time: iteration = m * T_stage + bubble + DP exposed + ZeRO-3 exposed +
+    optimizer + embedding sync, and T_stage = the busiest stage's compute + TP + EP + CP
+    communication + pipeline sends for one micro-batch; the breakdown keys below are exactly
+    these parts (they sum to `iteration_time_s`)."""
     m_ = workload.model
     B = float(workload.global_batch_seqs)
     s, h = float(m_.seq_len), float(m_.hidden)
     tp, pp, dp = (np.asarray(a[k], dtype=float) for k in ("tp", "pp", "dp"))
     b, v, ep = (np.asarray(a[k], dtype=float) for k in ("micro_batch", "interleave", "ep"))
+    cp = np.asarray(a.get("cp", np.ones_like(tp)), dtype=float)
+    reshard = np.asarray(a.get("reshard_after_forward", np.ones(tp.shape, dtype=bool)), dtype=bool)
     rc = np.asarray(a["recompute"])
     sp = np.asarray(a["sequence_parallel"], dtype=bool) & (tp > 1)
     zero = np.asarray(a["zero_stage"])
     overlap = np.asarray(a["dp_overlap"], dtype=bool)
     flash = np.asarray(a["flash_attention"], dtype=bool)
+    lora = workload.lora_rank > 0
     n_mb = B / (dp * b)
     lps = np.ceil(m_.layers / (pp * v)) * v  # layers on the busiest stage (uneven splits allowed)
     lps_mean = m_.layers / pp
-    tokens = b * s
+    tokens = b * s / cp  # tokens of one micro-batch on one GPU (context parallelism splits them)
+    dpc = dp * cp  # gradients and ZeRO shards span data- and context-parallel ranks
+    grb = stack.grad_reduce_bytes
+    # fp8 training (Transformer Engine and its ROCm port): fp8 GEMMs for the linear layers only;
+    # attention, logits and the adapters stay 16-bit.
+    fp8 = dtype in FP8_DTYPES
+    lin_dt, att_dt = dtype, ("bf16" if fp8 else dtype)
 
     # ---- memory ----
     p_gpu, p_exp = _params_per_gpu(m_, tp, pp, ep, lps)
-    w, g, o = memory.state_bytes(p_gpu, dp, zero)
-    act_layer = memory.activation_bytes_per_layer(m_, b, tp, sp, rc, flash)
-    logits_mem = memory.logits_bytes(m_, b, tp)
+    if lora:
+        # Frozen base weights (sharded only under ZeRO-3), adapters with full AdamW state. Nothing
+        # updates the base, so under fp8 training it is kept only as fp8 (1 byte: Transformer
+        # Engine fp8_model_init, NeMo fp8_params, as the MLPerf v5.0 LoRA configs set); 16-bit else.
+        p_ad = _lora_adapter_params(workload, float(workload.lora_rank), tp, lps)
+        wb = 1.0 if fp8 else memory.WEIGHT_BYTES
+        w = p_gpu * wb / np.where((zero >= 3) & reshard, dpc, 1.0)
+        g_, o_ = p_ad * memory.GRAD_BYTES, p_ad * memory.OPTIMIZER_BYTES / np.where(zero >= 1, dpc, 1.0)
+        w = w + p_ad * memory.WEIGHT_BYTES
+    else:
+        p_ad = 0.0 * tp
+        w, g_, o_ = memory.state_bytes(p_gpu, dpc, zero, stack.grad_buffer_bytes)
+        # FSDP without resharding keeps the whole stage's weights between forward and backward.
+        w = np.where((zero >= 3) & ~reshard, p_gpu * memory.WEIGHT_BYTES, w)
+    # Partial recomputation (Megatron --recompute-method block --recompute-num-layers N): with
+    # recompute "full" and recompute_layers N > 0, N layers of each stage recompute and the rest
+    # store everything; frac = the recomputed share of the stage's layers.
+    rl = np.asarray(a.get("recompute_layers", np.zeros(tp.shape)), dtype=float)
+    n_rc = np.where(rc == 2, np.where(rl > 0, np.minimum(rl, lps), lps), 0.0)
+    frac = n_rc / lps
+    act_rc = memory.activation_bytes_per_layer(m_, b, tp, sp, rc, flash) / cp
+    # Full recompute with the checkpointed layer inputs split over the TP ranks (Megatron
+    # --distribute-saved-activations, OPT-175B's setting): 2sbh/t stored without SP too; the
+    # recompute all-gathers the input back (counted below).
+    dist = np.asarray(a.get("distribute_checkpoints", np.zeros(tp.shape, dtype=bool)), dtype=bool) & (rc == 2) & ~sp
+    if np.any(dist):
+        act_rc = np.where(dist, act_rc / tp, act_rc)
+    # LoRA on the attention only: the frozen FFN stores no GEMM inputs (no weight gradient).
+    frozen_ffn = (memory.frozen_ffn_input_bytes(m_, b, tp, sp) / cp
+                  if lora and workload.lora_targets == "attention" else 0.0 * tp)
+    act_rc = np.where(rc == 2, act_rc, act_rc - frozen_ffn)
+    if np.any((rc == 2) & (rl > 0)):
+        act_keep = memory.activation_bytes_per_layer(m_, b, tp, sp, 0 * rc, flash) / cp - frozen_ffn
+        act_layer = np.where(rc == 2, frac * act_rc + (1.0 - frac) * act_keep, act_rc)
+    else:
+        act_layer = act_rc
+    logits_mem = memory.logits_bytes(m_, b, tp) / cp
     act_first = lps * act_layer * memory.pipeline_activation_factor(pp, v, n_mb) + np.where(pp == 1, logits_mem, 0.0)
     act_last = lps * act_layer + logits_mem
-    mem = w + g + o + np.maximum(act_first, act_last)
+    mem = w + g_ + o_ + np.maximum(act_first, act_last)
     out: dict[str, np.ndarray] = {"memory_bytes": mem, "fits": mem <= hw.capacity_bytes}
     if memory_only:
         return out
 
     # ---- compute per layer per micro-batch ----
+    # The stack's sustained efficiency scales every compute kernel (GEMM, attention).
+    eff = float(stack.efficiency)
+
+    def gt(dt: str, mm: Any, nn: Any, kk: Any, batch: Any = 1.0) -> Any:
+        return profile.gemm_time_s(dt, mm, nn, kk, which, batch) / eff
+
     # GEMMs at the profile's shape-aware rate: forward (m, n, k), backward data gradient
-    # (m, k, n) and weight gradient (k, n, m), each its own wave quantisation and roofline.
-    gt = profile.gemm_time_s
-    t_gemm_f = t_gemm_b = 0.0
+    # (m, k, n) and weight gradient (k, n, m). LoRA: no weight gradient of the frozen base.
+    t_gemm_f = t_gemm_b = t_cast_f = t_cast_b = t_ad = 0.0
     for mm, nn, kk, count in flops.layer_gemm_shapes_fwd(m_, tokens, tp, ep):
-        t_gemm_f = t_gemm_f + count * gt(dtype, mm, nn, kk, which)
-        t_gemm_b = t_gemm_b + count * (gt(dtype, mm, kk, nn, which) + gt(dtype, kk, nn, mm, which))
-    att = flops.attention_core_flops_fwd(m_, b, tp)
+        t_gemm_f = t_gemm_f + count * gt(lin_dt, mm, nn, kk)
+        t_gemm_b = t_gemm_b + count * (gt(lin_dt, mm, kk, nn) + (0.0 if lora else gt(lin_dt, kk, nn, mm)))
+        if fp8:
+            # Cast/scale: quantise the input (read 2, write 1 byte) in the forward; in the backward
+            # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes).
+            t_cast_f = t_cast_f + count * 3.0 * mm * kk / hw.hbm_bw
+            t_cast_b = t_cast_b + count * (3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw
+    if lora:
+        r = float(workload.lora_rank)
+        for mm, nn, kk, count in _lora_shapes(workload, tokens, tp, ep):
+            t_ad = t_ad + count * (gt(att_dt, mm, r, kk) + gt(att_dt, mm, nn, r))
+    att = flops.attention_core_flops_fwd(m_, b, tp) / cp
     # Fused (flash) attention: the measured attention curve. Unfused (Megatron before flash):
     # batched GEMMs per head (Q K^T: s x s x d, P V: s x d x s; backward dQ, dK, dV: s x d x s and
     # dP: s x s x d) at the GEMM model, plus the softmax and dropout over the a x s x s scores at
@@ -197,102 +321,137 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # 1-byte mask), backward 11.
     d_h = float(m_.head_dim)
     nbat = b * m_.heads / tp
-    bmm_f = gt(dtype, s, s, d_h, which, nbat) + gt(dtype, s, d_h, s, which, nbat)
-    bmm_b = 3.0 * gt(dtype, s, d_h, s, which, nbat) + gt(dtype, s, s, d_h, which, nbat)
-    scores = b * s * s * m_.heads / tp
+    sq = s / cp
+    bmm_f = gt(att_dt, sq, s, d_h, nbat) + gt(att_dt, sq, d_h, s, nbat)
+    bmm_b = 3.0 * gt(att_dt, sq, d_h, s, nbat) + gt(att_dt, sq, s, d_h, nbat)
+    scores = b * sq * s * m_.heads / tp
     unf_f = bmm_f + 9.0 * scores / hw.hbm_bw
     unf_b = bmm_b + 11.0 * scores / hw.hbm_bw
-    t_att_f = np.where(flash, att / profile.attention_curve(dtype, "fwd").at(att, which), unf_f)
-    t_att_b = np.where(flash, 2.0 * att / profile.attention_curve(dtype, "bwd").at(att, which), unf_b)
+    t_att_f = np.where(flash, att / profile.attention_curve(att_dt, "fwd").at(att, which) / eff, unf_f)
+    t_att_b = np.where(flash, 2.0 * att / profile.attention_curve(att_dt, "bwd").at(att, which) / eff, unf_b)
     act_mult = (3.0 if m_.gated_ffn else 2.0) * 2.0 * m_.active_experts  # bytes/token/f: read+write
     elem_bytes = ELEMENTWISE_BYTES_PER_H * tokens * h / np.where(sp, tp, 1.0) + act_mult * tokens * m_.ffn_hidden / tp
     t_elem = elem_bytes / hw.hbm_bw
-    fwd = t_gemm_f + t_att_f + t_elem
-    bwd = t_gemm_b + t_att_b + 2.0 * t_elem
-    recomp = np.where(rc == 2, fwd, np.where(rc == 1, t_att_f, 0.0))
+    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad
+    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad
+    recomp = np.where(rc == 2, frac * fwd, np.where(rc == 1, t_att_f, 0.0))
 
-    # ---- tensor-parallel and expert communication per layer per micro-batch ----
+    # ---- tensor-, context- and expert-parallel communication per layer per micro-batch ----
     gpn = hw.gpus_per_node
     loc, nod = comm.group_layout(tp, 1.0, gpn)
     act_bytes = tokens * h * 2.0
     ar = comm.hierarchical_allreduce_time(act_bytes, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     ag = comm.hierarchical_allgather_time(act_bytes, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
-    n_ar = np.where(rc == 2, 6.0, 4.0)  # forward 2, backward 2, recomputed forward 2
-    tp_comm = np.where(sp, n_ar * 2.0 * ag, n_ar * ar)
+    n_ar = 4.0 + 2.0 * frac  # forward 2, backward 2, recomputed forward 2
+    tp_comm = np.where(sp, n_ar * 2.0 * ag, n_ar * ar) + np.where(dist, frac * ag, 0.0)
+    # Context parallelism: K and V chunks pass round a ring of cp ranks (cp - 1 steps forward,
+    # twice that backward for dK, dV), overlapped with the attention blocks; only the excess shows.
+    cp_intra = tp * cp <= gpn
+    kv_bytes = 2.0 * tokens * m_.kv_heads * d_h / np.minimum(tp, float(m_.kv_heads)) * 2.0
+    ring = (cp - 1.0) * comm.p2p_time(kv_bytes, np.where(cp_intra, hw.bw_intra, hw.bw_inter),
+                                      np.where(cp_intra, hw.alpha_intra, hw.alpha_inter))
+    cp_f = np.maximum(ring - t_att_f, 0.0)
+    cp_comm = np.where(cp > 1, cp_f * (1.0 + frac) + np.maximum(2.0 * ring - t_att_b, 0.0), 0.0)
     if m_.moe:
         eloc, enod = comm.group_layout(ep, tp, gpn)
         a2a_bytes = tokens * m_.active_experts * h * 2.0 / np.where(sp, tp, 1.0)
         a2a = comm.hierarchical_allgather_time(a2a_bytes, eloc, enod, hw.bw_intra, hw.bw_inter,
                                                hw.alpha_intra, hw.alpha_inter)
-        ep_comm = np.where(rc == 2, 6.0, 4.0) * a2a
+        ep_comm = (4.0 + 2.0 * frac) * a2a
     else:
         ep_comm = 0.0 * tp
-    layer_t = fwd + bwd + recomp + tp_comm + ep_comm
+    layer_compute = fwd + bwd + recomp
+    layer_t = layer_compute + tp_comm + ep_comm + cp_comm
 
-    # ---- pipeline ----
+    # ---- pipeline: 1F1B, m micro-batches at the busiest stage's pace plus the bubble ----
     vt = m_.vocab / tp
-    t_logits = (gt(dtype, tokens, vt, h, which) + gt(dtype, tokens, h, vt, which) + gt(dtype, vt, h, tokens, which)
+    t_logits = (gt(att_dt, tokens, vt, h) + gt(att_dt, tokens, h, vt) + gt(att_dt, vt, h, tokens)
                 + 16.0 * tokens * vt / hw.hbm_bw)
-    pp_intra = tp * dp * pp <= gpn
+    pp_intra = tp * cp * dp * pp <= gpn
     p2p_bw = np.where(pp_intra, hw.bw_intra, hw.bw_inter)
     p2p_alpha = np.where(pp_intra, hw.alpha_intra, hw.alpha_inter)
     p2p = np.where(pp > 1, 2.0 * v * comm.p2p_time(act_bytes / tp, p2p_bw, p2p_alpha), 0.0)
     t_max = lps * layer_t + t_logits + p2p
     t_mean = lps_mean * layer_t + t_logits / pp + p2p
-    pipe = n_mb * t_max + (pp - 1.0) / v * t_mean
     bubble = (pp - 1.0) / v * t_mean
 
-    # ---- data parallel, optimizer, embedding sync ----
-    dloc, dnod = comm.group_layout(dp, tp, gpn)
-    dense = p_gpu - p_exp
-    grad_b = dense * GRAD_REDUCE_BYTES
+    # ---- data parallel (ZeRO 0-2), ZeRO-3, optimizer, embedding sync ----
+    dloc, dnod = comm.group_layout(dpc, tp, gpn)
+    dense = np.where(lora, p_ad, p_gpu - p_exp)
+    grad_b = dense * grb
     args = (dloc, dnod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     t_ar = comm.hierarchical_allreduce_time(grad_b, *args)
-    t_rs_ag = (comm.hierarchical_allgather_time(grad_b, *args)
-               + comm.hierarchical_allgather_time(dense * memory.WEIGHT_BYTES, *args))
+    t_rs = comm.hierarchical_allgather_time(grad_b, *args)
+    t_ag_w = comm.hierarchical_allgather_time(dense * memory.WEIGHT_BYTES, *args)
+    t_z1 = t_rs + t_ag_w
     # ZeRO-2 cannot accumulate whole gradients: it reduce-scatters after every micro-batch.
-    # (ZeRO-3's per-micro-batch traffic is counted layer by layer below.)
-    t_rs_mb = comm.hierarchical_allgather_time(grad_b, *args)
-    t_dp = np.where(zero == 2, n_mb * t_rs_mb + (t_rs_ag - t_rs_mb),
-                    np.where(zero >= 3, 0.0 * t_ar, np.where(zero >= 1, t_rs_ag, t_ar)))
-    if m_.moe:
-        edp = dp / ep
+    t_dp = np.where(zero == 2, n_mb * t_rs + t_ag_w, np.where(zero >= 1, t_z1, t_ar))
+    if m_.moe and not lora:
+        edp = dpc / ep
         xloc, xnod = comm.group_layout(edp, tp * ep, gpn)
-        t_dp = t_dp + comm.hierarchical_allreduce_time(p_exp * GRAD_REDUCE_BYTES, xloc, xnod, hw.bw_intra,
+        t_dp = t_dp + comm.hierarchical_allreduce_time(p_exp * grb, xloc, xnod, hw.bw_intra,
                                                        hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     # Overlap hides communication behind at most OVERLAP_EFFICIENCY of the backward compute it
     # runs beside (NCCL kernels take SMs and memory bandwidth; TP collectives, not overlapped,
     # hold the links meanwhile), and slows that compute by OVERLAP_COMPUTE_SLOWDOWN.
     window = OVERLAP_EFFICIENCY * np.where(zero == 2, n_mb, 1.0) * lps * bwd
-    hidden = np.minimum(t_dp, window)
-    dp_exposed = np.where(overlap, t_dp - hidden + OVERLAP_COMPUTE_SLOWDOWN * hidden, t_dp)
-    # ZeRO-3 (FSDP full sharding), per micro-batch and layer: all-gather the layer's weights in
-    # the forward, again in the backward, reduce-scatter its gradients in the backward. With
-    # overlap each layer's traffic is prefetched behind the previous layer's compute (window
-    # OVERLAP_EFFICIENCY of it); the first layer's gather and the last reduce-scatter of each
-    # pass are never hidden. Without overlap everything is exposed.
-    p_layer = (p_gpu - p_exp) / lps
-    ag_l = comm.hierarchical_allgather_time(p_layer * memory.WEIGHT_BYTES, *args)
-    rs_l = comm.hierarchical_allgather_time(p_layer * GRAD_REDUCE_BYTES, *args)
-    comm_f, comm_b = ag_l, ag_l + rs_l
-    win_f, win_b = OVERLAP_EFFICIENCY * fwd, OVERLAP_EFFICIENCY * (bwd + recomp)
+
+    def exposed(t: Any, win: Any) -> Any:
+        hid = np.minimum(t, win)
+        return np.where(overlap, t - hid + OVERLAP_COMPUTE_SLOWDOWN * hid, t)
+
+    dp_z012 = exposed(t_dp, window)
+    # ZeRO-3 (FSDP full sharding), per micro-batch and layer: all-gather the layer's 16-bit
+    # weights in the forward, again in the backward (unless the weights were not resharded after
+    # the forward) and again in a recomputed forward when the stack re-fetches there (DeepSpeed),
+    # reduce-scatter its gradients in the backward; each over the DP ranks' NICs. One layer of
+    # prefetch: a layer's traffic hides behind OVERLAP_EFFICIENCY of the previous layer's compute;
+    # the first gather and the last reduce-scatter of each pass are never hidden.
+    w_l = dense / lps
+    ag_l = comm.sharded_allgather_time(w_l * memory.WEIGHT_BYTES, *args)
+    rs_l = comm.sharded_allgather_time(w_l * grb, *args)
+    regather = (rc == 2) & bool(stack.zero3_regather_on_recompute)
+    comm_f = ag_l
+    comm_b = ag_l * (np.where(reshard, 1.0, 0.0) + np.where(regather, frac, 0.0)) + rs_l
+    # Contention: while a layer's collectives stream (at the NIC-bound rate), the compute beside
+    # them runs `sigma` slower. A pass of traffic G beside a compute window W then takes
+    # max(G, W + sigma G): exposed max(G - W, sigma G). Comm-bound (G >= W / (1 - sigma)): the
+    # traffic sets the pace and all compute hides; balanced: sigma G shows.
+    sigma = OVERLAP_COMPUTE_SLOWDOWN if stack.zero3_compute_slowdown is None else float(stack.zero3_compute_slowdown)
+    win_f, win_b = hw.zero3_prefetch * fwd, hw.zero3_prefetch * (bwd + recomp)
     hid_f, hid_b = np.minimum(comm_f, win_f), np.minimum(comm_b, win_b)
-    z3_overlap = (lps * (comm_f - hid_f + comm_b - hid_b + OVERLAP_COMPUTE_SLOWDOWN * (hid_f + hid_b))
+    z3_overlap = (lps * (np.maximum(comm_f - win_f, sigma * comm_f) + np.maximum(comm_b - win_b, sigma * comm_b))
                   + np.minimum(ag_l, hid_f) + np.minimum(rs_l, hid_b))
-    z3 = np.where(overlap, z3_overlap, lps * (comm_f + comm_b))
-    zero3 = np.where(zero >= 3, n_mb * z3, 0.0)
-    opt = p_gpu / np.where(zero >= 1, dp, 1.0) * OPTIMIZER_STEP_BYTES / hw.hbm_bw
-    if m_.tied_embeddings:
-        emb_b = m_.vocab * h / tp * GRAD_REDUCE_BYTES
+    z3 = n_mb * np.where(overlap, z3_overlap, lps * (comm_f + comm_b))
+    # ZeRO-3 moves every byte ZeRO-1 moves (the gradient reduce-scatter, the weight gather) and
+    # more, with no larger overlap window per byte: never less exposed time than ZeRO-1.
+    z1_same = exposed(t_z1, OVERLAP_EFFICIENCY * lps * bwd)
+    zero3 = np.where(zero >= 3, np.maximum(z3, z1_same), 0.0)
+    dp_exposed = np.where(zero >= 3, 0.0, dp_z012)
+    opt_params = np.where(lora, p_ad, p_gpu)
+    opt = opt_params / np.where(zero >= 1, dpc, 1.0) * OPTIMIZER_STEP_BYTES / hw.hbm_bw
+    if m_.tied_embeddings and not lora:
+        emb_b = m_.vocab * h / tp * grb
         emb_sync = np.where(pp > 1, comm.allreduce_time(emb_b, 2.0, hw.bw_inter, hw.alpha_inter), 0.0)
     else:
         emb_sync = 0.0 * tp
-    it = pipe + dp_exposed + zero3 + opt + emb_sync
-    comm_exposed = (n_mb + (pp - 1.0) / v) * (lps * (tp_comm + ep_comm) + p2p) + dp_exposed + zero3 + emb_sync
-    out.update(iteration_time_s=it, pipeline_s=pipe, bubble_s=bubble, dp_exposed_s=dp_exposed + zero3,
-               optimizer_s=opt, comm_exposed_s=comm_exposed,
-               tp_comm_s=(n_mb + (pp - 1.0) / v) * lps * tp_comm, p2p_s=(n_mb + (pp - 1.0) / v) * p2p,
-               compute_s=(n_mb + (pp - 1.0) / v) * (lps * (fwd + bwd + recomp)) + n_mb * t_logits)
+    parts = {
+        "compute_s": n_mb * (lps * layer_compute + t_logits),
+        "tp_comm_s": n_mb * lps * tp_comm,
+        "ep_comm_s": n_mb * lps * ep_comm,
+        "cp_comm_s": n_mb * lps * cp_comm,
+        "p2p_s": n_mb * p2p,
+        "bubble_s": bubble,
+        "dp_exposed_s": dp_exposed,
+        "zero3_exposed_s": zero3,
+        "optimizer_s": opt,
+        "emb_sync_s": emb_sync,
+    }
+    it = n_mb * t_max + bubble + dp_exposed + zero3 + opt + emb_sync
+    comm_exposed = (parts["tp_comm_s"] + parts["ep_comm_s"] + parts["cp_comm_s"] + parts["p2p_s"]
+                    + dp_exposed + zero3 + emb_sync)
+    out.update(parts)
+    out.update(iteration_time_s=it, pipeline_s=n_mb * t_max + bubble, comm_exposed_s=comm_exposed)
     return out
 
 
@@ -305,6 +464,10 @@ def plan_arrays(plans: list[ExecutionPlan]) -> dict[str, np.ndarray]:
         "sequence_parallel": np.array([p.sequence_parallel for p in plans]),
         "zero_stage": np.array([p.zero_stage for p in plans]), "dp_overlap": np.array([p.dp_overlap for p in plans]),
         "flash_attention": np.array([p.flash_attention for p in plans]), "ep": np.array([p.ep for p in plans]),
+        "cp": np.array([p.cp for p in plans]),
+        "reshard_after_forward": np.array([p.reshard_after_forward for p in plans]),
+        "recompute_layers": np.array([p.recompute_layers for p in plans]),
+        "distribute_checkpoints": np.array([p.distribute_checkpoints for p in plans]),
     }
 
 
@@ -314,7 +477,11 @@ def plan_from_arrays(a: Mapping[str, np.ndarray], i: int) -> ExecutionPlan:
                          recompute=RECOMPUTE[int(a["recompute"][i])],
                          sequence_parallel=bool(a["sequence_parallel"][i]) and int(a["tp"][i]) > 1,
                          zero_stage=int(a["zero_stage"][i]), dp_overlap=bool(a["dp_overlap"][i]),
-                         flash_attention=bool(a["flash_attention"][i]), ep=int(a["ep"][i]))
+                         flash_attention=bool(a["flash_attention"][i]), ep=int(a["ep"][i]),
+                         cp=int(a["cp"][i]) if "cp" in a else 1,
+                         reshard_after_forward=bool(a["reshard_after_forward"][i]) if "reshard_after_forward" in a else True,
+                         recompute_layers=int(a["recompute_layers"][i]) if "recompute_layers" in a else 0,
+                         distribute_checkpoints=bool(a["distribute_checkpoints"][i]) if "distribute_checkpoints" in a else False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,6 +521,8 @@ class PlanResult:
     comm_share: Estimate | None = None
     breakdown: Mapping[str, float] = field(default_factory=dict)
     assumptions: tuple[str, ...] = ()
+    stack: str = "neutral"
+    mfu_fp8_peak: Estimate | None = None
 
     def to_json(self) -> dict[str, Any]:
         def est(e: Estimate | None) -> Any:
@@ -367,32 +536,46 @@ class PlanResult:
             "time_to_train": est(self.time_to_train), "time_to_train_wall": est(self.time_to_train_wall),
             "goodput": est(self.goodput), "model_flop_s_per_gpu": est(self.model_flop_s_per_gpu),
             "hardware_flop_s_per_gpu": est(self.hardware_flop_s_per_gpu), "mfu": est(self.mfu),
-            "hfu": est(self.hfu), "comm_share": est(self.comm_share), "breakdown_s": dict(self.breakdown),
+            "hfu": est(self.hfu), "mfu_fp8_peak": est(self.mfu_fp8_peak), "stack": self.stack,
+            "comm_share": est(self.comm_share), "breakdown_s": dict(self.breakdown),
             "assumptions": list(self.assumptions),
         }
 
 
 def _corners(workload: TrainingWorkload, system: Any, profile: DeviceProfile, dtype: str,
-             arrays: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+             arrays: Mapping[str, np.ndarray], stack: Stack = NEUTRAL) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for which in ("value", "low", "high"):
         prof = profile.bound(which)
-        out[which] = core(workload, hardware_for(system, profile, which), prof, dtype, arrays, which="value")
+        out[which] = core(workload, hardware_for(system, profile, which), prof, dtype, arrays, which="value",
+                          stack=stack)
     return out
 
 
 def results_from_arrays(workload: TrainingWorkload, system: Any, profile: DeviceProfile, dtype: str,
-                        arrays: Mapping[str, np.ndarray], goodput: Estimate | None = None) -> list[PlanResult]:
+                        arrays: Mapping[str, np.ndarray], goodput: Estimate | None = None,
+                        stack: Stack = NEUTRAL) -> list[PlanResult]:
     """Full PlanResults (with bounds) for every plan in the arrays."""
-    corners = _corners(workload, system, profile, dtype, arrays)
+    corners = _corners(workload, system, profile, dtype, arrays, stack)
     model = workload.model
     n = len(np.asarray(arrays["tp"]))
-    peak = profile.peak_flop_s(dtype)
+    fp8 = dtype in FP8_DTYPES
+    # MFU as published runs quote it: against the 16-bit peak, also for fp8 runs.
+    peak = profile.peak_flop_s("bf16" if fp8 else dtype)
+    peak_fp8 = profile.peak_flop_s(dtype) if fp8 else None
     cap = hardware_for(system, profile).capacity_bytes
+    lora = workload.lora_rank > 0
     base_notes = profile.describe(dtype) + (
-        f"{dtype} training, mixed-precision AdamW 16 bytes/param, gradients reduced in fp32",
+        (f"{dtype} training: fp8 GEMMs for the linear layers only (cast/scale traffic counted), attention and "
+         "logits in bf16, fp32 master weights" if fp8 else f"{dtype} training") + (
+            f", LoRA rank {workload.lora_rank} on {workload.lora_targets} linear layers: base weights frozen "
+            f"(no weight gradients or optimizer state{', kept in fp8' if fp8 else ''}"
+            f"{'; frozen FFN stores no GEMM inputs' if workload.lora_targets == 'attention' else ''})"
+            if lora else ", mixed-precision AdamW 16 bytes/param"),
+        stack.describe(),
         "model FLOPs count attention over the full s x s matrix (Megatron convention); MFU/HFU against the "
-        f"dense {dtype} datasheet peak {peak / 1e12:.0f} TFLOP/s",
+        f"dense {'bf16' if fp8 else dtype} datasheet peak {peak / 1e12:.0f} TFLOP/s"
+        + (f" (fp8 peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
         f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GB",
     )
     sys_notes = tuple(f"{system.key}.{k} range {lo:.3g}-{hi:.3g}" for k, (lo, hi) in system.ranges.items())
@@ -410,29 +593,30 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         notes = base_notes + sys_notes
         t_it = Estimate(it[0], min(it), max(it), "s", notes)
         tok = workload.tokens_per_iteration
-        mf = float(flops.model_flops_per_iteration(model, workload.global_batch_seqs))
-        hf = float(flops.hardware_flops_per_iteration(model, workload.global_batch_seqs, plan.recompute))
+        mf = float(flops.model_flops_per_iteration(model, workload.global_batch_seqs, lora=lora))
+        hf = float(flops.hardware_flops_per_iteration(model, workload.global_batch_seqs, plan.recompute, lora=lora,
+                                                      recompute_share=plan.recompute_share(model.layers)))
         tps = t_it.map(lambda x: tok / x, "tokens/s")
         ttt = t_it.map(lambda x: workload.iterations * x, "s")
         wall = Estimate(ttt.value / gp.value, ttt.low / gp.high, ttt.high / gp.low, "s", ttt.assumptions + gp.assumptions)
         mfs = t_it.map(lambda x: mf / x / gpus, "flop/s")
         hfs = t_it.map(lambda x: hf / x / gpus, "flop/s")
         comm_v = [float(corners[c]["comm_exposed_s"][i] / corners[c]["iteration_time_s"][i]) for c in ("value", "low", "high")]
-        bd = {k: float(corners["value"][k][i]) for k in ("compute_s", "tp_comm_s", "p2p_s", "bubble_s",
-                                                          "dp_exposed_s", "optimizer_s", "iteration_time_s")}
+        bd = {k: float(corners["value"][k][i]) for k in BREAKDOWN_KEYS + ("iteration_time_s",)}
         results.append(PlanResult(
             workload=model.key or model.name, system=system.key, gpus=gpus, plan=plan, fits=fits, why=why,
             memory_per_gpu=mem, memory_capacity_bytes=cap, iteration_time=t_it, tokens_per_s=tps,
             time_to_train=ttt, time_to_train_wall=wall, goodput=gp, model_flop_s_per_gpu=mfs,
             hardware_flop_s_per_gpu=hfs, mfu=mfs.scale(1.0 / peak, "1"), hfu=hfs.scale(1.0 / peak, "1"),
             comm_share=Estimate(comm_v[0], min(comm_v), max(comm_v), "1"), breakdown=bd,
-            assumptions=tuple(dict.fromkeys(notes + gp.assumptions)),
+            assumptions=tuple(dict.fromkeys(notes + gp.assumptions)), stack=stack.key,
+            mfu_fp8_peak=mfs.scale(1.0 / peak_fp8, "1") if peak_fp8 else None,
         ))
     return results
 
 
 def evaluate(workload: TrainingWorkload, system: Any, plan: ExecutionPlan, profile: DeviceProfile,
-             dtype: str = "bf16", goodput: Estimate | None = None) -> PlanResult:
+             dtype: str = "bf16", goodput: Estimate | None = None, stack: Stack = NEUTRAL) -> PlanResult:
     """One plan on one system. Raises BadInput for a plan that cannot run the model at all (heads
     not divisible, batch not divisible...); a plan that does not fit in memory is returned with
     fits=False and `why`."""
@@ -443,7 +627,7 @@ def evaluate(workload: TrainingWorkload, system: Any, plan: ExecutionPlan, profi
     if plan.gpus > system.gpus:
         raise BadInput(f"plan uses {plan.gpus} GPUs, system {system.key} has {system.gpus:.0f}",
                        "lower tp*pp*dp or pick a bigger system")
-    return results_from_arrays(workload, system, profile, dtype, plan_arrays([plan]), goodput)[0]
+    return results_from_arrays(workload, system, profile, dtype, plan_arrays([plan]), goodput, stack)[0]
 
 
 @dataclass(frozen=True)

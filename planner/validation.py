@@ -27,6 +27,7 @@ from recoque.fileio import read_seed_toml
 from recoque.planner import flops
 from recoque.planner.execution import ExecutionPlan, plan_from_mapping
 from recoque.planner.profile import DeviceProfile
+from recoque.planner.stacks import NEUTRAL, Stack, load_stack
 from recoque.planner.system import SystemSpec, system_from_toml
 from recoque.planner.train import core, hardware_for, plan_arrays, results_from_arrays
 from recoque.planner.workload import TrainingWorkload, TransformerSpec, _model_from_raw, load_model
@@ -66,19 +67,39 @@ def _profile_entry(device_key: str) -> tuple[str, Mapping[str, Any]] | None:
     for key, raw in _seed().get("profiles", {}).items():
         if raw.get("device") == device_key:
             return key, raw
+    # A multi-die package (MI250X: two GCDs) without its own profile takes its die's: the profile's
+    # efficiencies are fractions of the peak, the same for the package and each of its dies.
+    for key, raw in _seed().get("profiles", {}).items():
+        if raw.get("device") == f"{device_key}_gcd":
+            return key, raw
     return None
 
 
 _NOT_PARAMS = ("device", "dtypes", "sources", "public", "fitted", "fitted_on")
 
 
-def shipped_profile(device_key: str, overrides: Mapping[str, float] | None = None) -> DeviceProfile | None:
+def training_profile(spec: DeviceSpec) -> DeviceProfile:
+    """The profile `plan train` and `plan` use for a device without a results file: the shipped
+    profile (seeds/validation.toml), else the datasheet; peaks the catalog lacks (MI430X) filled
+    from [assumed_peaks] with the note saying so."""
+    from recoque.planner.workloads import spec_with_assumed_peaks
+
+    spec2, notes = spec_with_assumed_peaks(spec)
+    prof = shipped_profile(spec.key, spec=spec2) or DeviceProfile.from_datasheet(spec2)
+    return replace(prof, assumptions=tuple(prof.assumptions) + tuple(notes)) if notes else prof
+
+
+def shipped_profile(device_key: str, overrides: Mapping[str, float] | None = None,
+                    spec: DeviceSpec | None = None) -> DeviceProfile | None:
     """The device-efficiency profile shipped for this device, if any (seeds/validation.toml)."""
     entry = _profile_entry(device_key)
     if entry is None:
         return None
     key, raw = entry
     params = {**{k: v for k, v in raw.items() if k not in _NOT_PARAMS}, **(overrides or {})}
+    die = "" if raw.get("device") == device_key else (
+        f"; the per-die profile applied to the whole {device_key} package (fractions of its peak; the link "
+        f"between its dies is not modelled: use the per-die device where the system exposes dies as GPUs)")
     fitted = [k for k in raw.get("fitted", ()) if k in params]
     if fitted:
         what = ", ".join(f"{k}={params[k]:.3g}" for k in fitted)
@@ -87,9 +108,10 @@ def shipped_profile(device_key: str, overrides: Mapping[str, float] | None = Non
                 f"measurements or stated")
     else:
         note = (f"{device_key} profile [profiles.{key}] (seeds/validation.toml): nothing fitted; GEMM plateau "
-                f"anchored on the public MAMF figure, other efficiencies from public measurements or stated")
-    return DeviceProfile.from_parameters(validation_device(device_key), params, origin="calibrated",
-                                         note=note, dtypes=tuple(raw.get("dtypes", ("bf16", "fp16"))))
+                f"anchored on the public MAMF figure or a stated range, other efficiencies from public measurements "
+                f"or stated")
+    return DeviceProfile.from_parameters(spec or validation_device(device_key), params, origin="calibrated",
+                                         note=note + die, dtypes=tuple(raw.get("dtypes", ("bf16", "fp16"))))
 
 
 def public_profile(device_key: str) -> DeviceProfile | None:
@@ -127,11 +149,16 @@ class Case:
     tuned: tuple[str, ...]
     source: str
     threshold_max: float | None = None  # a looser limit for a held-out case, stated in the seed
+    stack: Stack = NEUTRAL
+    # False: printed with its error but kept out of the verdict, for a stated reason (`why_not_in_verdict`)
+    in_verdict: bool = True
+    why_not_in_verdict: str = ""
 
     @property
     def held_out(self) -> bool:
-        """True unless the shipped profile of this case's device was fitted on its group."""
-        return self.group not in fitted_groups(self.system.device)
+        """True unless the shipped profile of this case's device, or its stack's efficiency, was
+        fitted on its group."""
+        return self.group not in fitted_groups(self.system.device) and self.group not in self.stack.fitted_on
 
 
 def _case_model(raw: Mapping[str, Any], where: str) -> TransformerSpec:
@@ -148,7 +175,8 @@ def load_cases() -> list[Case]:
         where = f"validation.toml case {raw.get('name', '?')}"
         model = _case_model(raw, where)
         B = int(raw["global_batch_seqs"])
-        wl = TrainingWorkload(model=model, tokens_to_train=1e9, global_batch_seqs=B, seq_len=model.seq_len)
+        wl = TrainingWorkload(model=model, tokens_to_train=1e9, global_batch_seqs=B, seq_len=model.seq_len,
+                              lora_rank=int(raw.get("lora_rank", 0)), lora_targets=str(raw.get("lora_targets", "all")))
         plan = plan_from_mapping(raw["plan"], where)
         if "iteration_time_s" in raw:
             t = float(raw["iteration_time_s"])
@@ -182,12 +210,14 @@ def load_cases() -> list[Case]:
                         system=validation_system(str(raw["system"])), plan=plan, dtype=str(raw.get("dtype", "bf16")),
                         published_time_s=t, published_low_s=lo, published_high_s=hi, published_text=text,
                         tuned=tuple(raw.get("tuned", ())), source=str(raw.get("source", "")),
-                        threshold_max=float(raw["threshold_max"]) if "threshold_max" in raw else None))
+                        threshold_max=float(raw["threshold_max"]) if "threshold_max" in raw else None,
+                        stack=load_stack(raw.get("stack")), in_verdict=bool(raw.get("in_verdict", True)),
+                        why_not_in_verdict=str(raw.get("why_not_in_verdict", ""))))
     return out
 
 
 _TUNE_VALUES = {"micro_batch": (1, 2, 4, 8, 16), "interleave": (1, 2, 3, 4, 6, 8),
-                "recompute": ("none", "selective", "full")}
+                "recompute": ("none", "selective", "full"), "recompute_layers": tuple(range(0, 129, 4))}
 
 
 def _candidates(case: Case) -> list[ExecutionPlan]:
@@ -219,7 +249,7 @@ class CaseResult:
     def to_json(self) -> dict[str, Any]:
         c = self.case
         return {"case": c.name, "group": c.group, "source": c.source, "gpus": c.plan.gpus, "plan": self.plan.label(),
-                "tuned": list(c.tuned), "published": c.published_text, "published_time_s": c.published_time_s,
+                "tuned": list(c.tuned), "stack": c.stack.key, "published": c.published_text, "published_time_s": c.published_time_s,
                 "predicted_time_s": self.predicted_s, "predicted_low_s": self.predicted_low_s,
                 "predicted_high_s": self.predicted_high_s, "error": self.error,
                 "memory_gb": self.memory_bytes / 1e9, "fits": self.fits}
@@ -232,12 +262,13 @@ def run_case(case: Case, profile: DeviceProfile | None = None) -> CaseResult:
         raise BadInput(f"case {case.name}: no valid plan", "fix seeds/validation.toml")
     arrays = plan_arrays(cands)
     hw = hardware_for(case.system, prof)
-    out = core(case.workload, hw, prof, case.dtype, arrays)
+    out = core(case.workload, hw, prof, case.dtype, arrays, stack=case.stack)
     t = np.where(out["fits"], out["iteration_time_s"], np.inf) if len(cands) > 1 else out["iteration_time_s"]
     i = int(np.argmin(t))
     if not np.isfinite(t[i]):
         i = int(np.argmin(out["iteration_time_s"]))
-    res = results_from_arrays(case.workload, case.system, prof, case.dtype, {k: v[i:i + 1] for k, v in arrays.items()})[0]
+    res = results_from_arrays(case.workload, case.system, prof, case.dtype, {k: v[i:i + 1] for k, v in arrays.items()},
+                              stack=case.stack)[0]
     return CaseResult(case=case, plan=res.plan, predicted_s=res.iteration_time.value,
                       predicted_low_s=res.iteration_time.low, predicted_high_s=res.iteration_time.high,
                       memory_bytes=res.memory_per_gpu.value, fits=res.fits)
@@ -256,12 +287,16 @@ class ValidationReport:
         return (float(np.mean(e)), float(np.max(e)), len(e)) if e else (0.0, 0.0, 0)
 
     @property
+    def verdict_results(self) -> list[CaseResult]:
+        return [r for r in self.results if r.case.in_verdict]
+
+    @property
     def mean_abs_error(self) -> float:
-        return self._stats(self.results)[0]
+        return self._stats(self.verdict_results)[0]
 
     @property
     def max_abs_error(self) -> float:
-        return self._stats(self.results)[1]
+        return self._stats(self.verdict_results)[1]
 
     def limit(self, r: CaseResult) -> float:
         """A case's own looser limit (held-out cases on another device may state one), else the global one."""
@@ -270,7 +305,7 @@ class ValidationReport:
     @property
     def passed(self) -> bool:
         return (self.mean_abs_error <= self.threshold_mean
-                and all(abs(r.error) <= self.limit(r) for r in self.results))
+                and all(abs(r.error) <= self.limit(r) for r in self.verdict_results))
 
     def by_group(self) -> dict[str, tuple[float, float, int]]:
         return {g: self._stats([r for r in self.results if r.case.group == g])
@@ -292,7 +327,9 @@ class ValidationReport:
         cases = []
         for r in self.results:
             d = r.to_json()
-            d.update(held_out=r.case.held_out, threshold_max=self.limit(r),
+            d.update(held_out=r.case.held_out, threshold_max=self.limit(r), in_verdict=r.case.in_verdict,
+                     why_not_in_verdict=r.case.why_not_in_verdict, low_high_contains_published=(
+                         r.predicted_low_s <= r.case.published_high_s and r.case.published_low_s <= r.predicted_high_s),
                      error_public_profile=self.public_errors.get(r.case.name))
             cases.append(d)
         return {"cases": cases, "mean_abs_error": self.mean_abs_error,
@@ -327,7 +364,7 @@ FIT_GRID = {
 
 def _case_error(c: Case, prof: DeviceProfile) -> float:
     cands = _candidates(c)
-    out = core(c.workload, hardware_for(c.system, prof), prof, c.dtype, plan_arrays(cands))
+    out = core(c.workload, hardware_for(c.system, prof), prof, c.dtype, plan_arrays(cands), stack=c.stack)
     t = np.where(out["fits"], out["iteration_time_s"], np.inf)
     best = float(np.min(t)) if np.isfinite(np.min(t)) else float(np.min(out["iteration_time_s"]))
     return float(np.log(best / c.published_time_s))
@@ -358,3 +395,26 @@ def fit_profile(device_key: str = "a100_sxm_80gb", groups: tuple[str, ...] | Non
         if loss < best[0]:
             best = (loss, combo)
     return {"loss": best[0], **{k: float(v) for k, v in zip(keys, best[1])}}
+
+
+STACK_FIT_GRIDS = {"efficiency": tuple(np.round(np.arange(0.80, 1.001, 0.02), 3)),
+                   "zero3_compute_slowdown": tuple(np.round(np.arange(0.10, 0.601, 0.05), 3))}
+
+
+def fit_stack(stack_key: str = "deepspeed-2022", grid: tuple[float, ...] | None = None,
+              quantity: str = "efficiency") -> dict[str, float]:
+    """The one-off calibration of a stack quantity (not used at run time): the value on `grid`
+    with the least mean |error| over the verdict cases run on that stack, everything else as
+    shipped. Reproduces seeds/stacks.toml `efficiency` and `zero3_compute_slowdown` for deepspeed-2022
+    (fit_stack() and fit_stack(quantity="zero3_compute_slowdown"))."""
+    if quantity not in STACK_FIT_GRIDS:
+        raise BadInput(f"stack quantity {quantity!r} cannot be fitted", f"use one of {sorted(STACK_FIT_GRIDS)}")
+    cases = [c for c in load_cases() if c.stack.key == stack_key and c.in_verdict]
+    if not cases:
+        raise BadInput(f"no validation case runs on stack {stack_key!r}", "name a stack the cases use")
+    best = (np.inf, 1.0)
+    for e in grid or STACK_FIT_GRIDS[quantity]:
+        errs = [abs(run_case(replace(c, stack=replace(c.stack, **{quantity: float(e)}))).error) for c in cases]
+        if float(np.mean(errs)) < best[0]:
+            best = (float(np.mean(errs)), float(e))
+    return {"mean_abs_error": best[0], quantity: best[1]}

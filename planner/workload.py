@@ -107,6 +107,9 @@ class TransformerSpec:
         return replace(self, **kw)
 
 
+LORA_TARGETS = ("all", "attention")
+
+
 @dataclass(frozen=True)
 class TrainingWorkload:
     """A model, how many tokens to train it on, and the global batch (in sequences)."""
@@ -117,6 +120,12 @@ class TrainingWorkload:
     seq_len: int = 0  # 0: the model's seq_len
     tokens_published: bool = True
     sources: Mapping[str, str] = None  # type: ignore[assignment]
+    # LoRA fine-tuning (Hu et al. 2021): the base weights are frozen (no weight gradients, no
+    # optimizer state for them) and adapters of this rank; 0 = full training.
+    lora_rank: int = 0
+    # Which linear layers carry adapters: "all" (QKV, projection, FFN) or "attention" (QKV and
+    # projection only; the MLPerf Llama-2-70B LoRA reference, NeMo target_modules ['attention']).
+    lora_targets: str = "all"
 
     def __post_init__(self) -> None:
         if self.seq_len == 0:
@@ -130,6 +139,11 @@ class TrainingWorkload:
             raise BadInput(f"workload {self.model.name}: tokens_to_train must be positive", "fix the workload file")
         if self.sources is None:
             object.__setattr__(self, "sources", {})
+        if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise BadInput(f"workload {self.model.name}: lora_rank must be a non-negative integer", "fix the workload")
+        if self.lora_targets not in LORA_TARGETS:
+            raise BadInput(f"workload {self.model.name}: lora_targets must be one of {LORA_TARGETS}, "
+                           f"got {self.lora_targets!r}", "fix the workload")
 
     @property
     def tokens_per_iteration(self) -> int:
@@ -172,17 +186,18 @@ def _models_table(name_or_path: str) -> tuple[dict[str, Any], str, str]:
     """(models table, key, origin) for a preset name or a user file."""
     from recoque.fileio import read_seed_toml, read_toml
 
+    from recoque.inputs import check_model, check_single_table
+
     if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
         data = read_toml(name_or_path)
-        models = data.get("models", {})
-        if len(models) != 1:
-            raise BadInput(f"{name_or_path}: expected exactly one [models.<key>] table, found {len(models)}",
-                           "see seeds/models.toml for the layout")
-        (key,) = models
+        key, _ = check_single_table(data, "models", name_or_path)  # the validation layer (recoque.inputs)
+        models = data["models"]
+        check_model(models[key], f"{name_or_path} [models.{key}]")
         return models, key, name_or_path
     models = read_seed_toml("models.toml").get("models", {})
     if name_or_path not in models:
         raise BadInput(f"unknown workload {name_or_path!r}", f"known workloads: {', '.join(sorted(models))}")
+    check_model(models[name_or_path], f"models.toml [models.{name_or_path}]")
     return models, name_or_path, "models.toml"
 
 

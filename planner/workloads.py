@@ -58,6 +58,9 @@ def _check_number(where: str, key: str, v: Any) -> float:
 
 def workload_from_toml(key: str, raw: Mapping[str, Any]) -> WorkloadEntry:
     where = f"workloads.toml [workloads.{key}]"
+    from recoque.inputs import check_workload
+
+    check_workload(raw, where)  # the validation layer (recoque.inputs)
     kind = raw.get("kind")
     if kind not in KINDS:
         raise BadInput(f"{where}: `kind` must be one of {', '.join(KINDS)}, got {kind!r}", "fix the entry")

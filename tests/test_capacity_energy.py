@@ -11,13 +11,16 @@ from recoque.planner.workloads import get_workload
 def test_grid_figures_and_price_range():
     g = energy.load_grid()
     assert (g.price_eur_per_mwh, g.gco2e_per_kwh, g.eu_average_gco2e_per_kwh) == (70.0, 21.3, 292.0)
-    assert g.price.low == pytest.approx(70 - 10.5 - 5.7) and g.price.high == 70.0
+    # full price = supply + network fee + excise; rebates come off the fee and the excise
+    assert g.full_price.value == pytest.approx(70 + 10 + 22.5)
+    assert g.price.value == pytest.approx(70 + 10 + 22.5 - 10.5 - 5.7)
+    assert g.price.low == pytest.approx(70 + 5.7 + 20.9 - 10.5 - 5.7) and g.price.high == pytest.approx(70 + 15 + 22.5)
 
 
 def test_one_mw_for_one_hour():
     r = energy.energy_report(Estimate.exact(1e6, "W"), Estimate.exact(3600, "s"), "1 MWh")
     assert r.energy.value == pytest.approx(3.6e9)                    # J
-    assert r.cost.value == pytest.approx(70.0) and r.cost.low == pytest.approx(53.8)
+    assert r.cost.value == pytest.approx(86.3) and r.cost.low == pytest.approx(80.4)
     assert r.co2.value == pytest.approx(21.3)                        # 1000 kWh x 21.3 g = 21.3 kg
     assert r.co2_eu_average.value == pytest.approx(292.0)
 
@@ -25,8 +28,8 @@ def test_one_mw_for_one_hour():
 def test_facility_power_is_nodes_times_node_power_times_pue():
     s = load_system("el-capitan")
     p = energy.facility_power(s)
-    assert p.value == pytest.approx(44544 / 4 * 2666 * 1.1)
-    assert p.low == pytest.approx(44544 / 4 * 2666 * 1.05)
+    assert p.value == pytest.approx(43808 / 4 * 2701 * 1.1)
+    assert p.low == pytest.approx(43808 / 4 * 2701 * 1.05)
 
 
 def test_per_year_and_bad_load_factor():

@@ -36,9 +36,9 @@ def test_h100_system_is_its_gpu_count_in_h100e():
 
 def test_alice_fp64_from_the_hpl_target_not_from_count_times_rate():
     rows = {e.metric: e for e in eq.peak_equivalents(load_system("alice-recoque"))}
-    # 1 EF / efficiency (0.635..0.751) / 66.9 TF
-    assert rows["fp64_matrix"].h100e.low == pytest.approx(1e18 / 0.7506 / 66.9e12, rel=1e-3)
-    assert rows["fp64_matrix"].h100e.high == pytest.approx(1e18 / 0.6351 / 66.9e12, rel=1e-3)
+    # 1 EF / efficiency (AMD TOP500 runs 0.649..0.735, widened 15%: 0.5514..0.8456) / 66.9 TF
+    assert rows["fp64_matrix"].h100e.low == pytest.approx(1e18 / 0.8456 / 66.9e12, rel=1e-3)
+    assert rows["fp64_matrix"].h100e.high == pytest.approx(1e18 / 0.5514 / 66.9e12, rel=1e-3)
 
 
 def test_delivered_ratio_of_h100_reference_on_hpl_is_its_count():

@@ -24,9 +24,13 @@ def test_every_preset_loads_with_a_known_device_and_sources(key):
 
 
 def test_top500_figures_as_stated_in_the_reference_notes():
-    assert load_system("el-capitan").extra["rmax_pflops"] == 1809.0
-    assert load_system("frontier").extra["rpeak_pflops"] == 2055.72
-    assert load_system("jupiter").extra["top500_power_kw"] == 15794
+    from recoque.planner.top500 import load_entries
+
+    e = load_entries()
+    assert e["el-capitan-2025-11"].rmax_flop_s == pytest.approx(1809.0e15)
+    assert e["frontier-2025-06"].rpeak_flop_s == pytest.approx(2055.72e15)
+    assert e["jupiter-2025-11"].power_w == pytest.approx(15794e3)
+    assert load_system("jupiter").gpus == e["jupiter-2025-11"].gpus_in_run
     assert load_system("jean-zay-h100").gpus == 364 * 4
 
 

@@ -50,31 +50,69 @@ def test_bus_bytes_turn_algbw_into_busbw():
 
 
 @pytest.mark.parametrize("world", [None, "1"])
-def test_no_cases_without_torchrun(monkeypatch, world):
+def test_no_cases_without_a_launcher(monkeypatch, world):
+    for k in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS"):
+        monkeypatch.delenv(k, raising=False)
     if world is None:
         monkeypatch.delenv("WORLD_SIZE", raising=False)
     else:
         monkeypatch.setenv("WORLD_SIZE", world)
     assert B.cases(StandIn(), quick=True) == []
-    assert B.skip_reason(StandIn()) == "collectives need >1 GPU: run under torchrun --nproc-per-node=N"
+    assert B.skip_reason(StandIn()) == "collectives need >1 rank: run under torchrun --nproc-per-node=N or srun"
+    assert B.cases(StandIn(kind="cpu", torch_device="cpu"), quick=True) == []
 
 
-def test_no_cases_on_cpu_even_under_torchrun(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    cpu = StandIn(kind="cpu", torch_device="cpu")
-    assert B.cases(cpu, quick=False) == [] and "GPU" in B.skip_reason(cpu)
+@dataclass
+class FakeSession:
+    """What cases() asks of a joined session, without joining one."""
+
+    world: object
+    nodes: int = 1
+    pairs: tuple = ((0, 1, "intra"),)
+
+    @property
+    def tier(self):
+        return "intra" if self.nodes == 1 else "inter"
+
+    def p2p_pairs(self):
+        return list(self.pairs)
 
 
-def test_cases_under_torchrun(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "8")
+def _fake_world(monkeypatch, n, nodes=1, pairs=((0, 1, "intra"),)):
+    from types import SimpleNamespace
+
+    from recoque.bench import distributed as D
+
+    monkeypatch.setenv("WORLD_SIZE", str(n))
+    monkeypatch.setattr(D, "session", lambda: FakeSession(SimpleNamespace(world_size=n), nodes, pairs))
+
+
+def test_cases_under_a_launcher(monkeypatch):
+    _fake_world(monkeypatch, 8)
     quick = B.cases(StandIn(), quick=True)
-    assert [c.op for c in quick] == list(C.OPS) and {c.params["bytes"] for c in quick} == {64 * 2**20}
+    assert sorted({c.op for c in quick}) == sorted(C.OPS)
+    assert {c.params["bytes"] for c in quick if c.op == "all_reduce"} == {32, 2**20, 64 * 2**20}  # 8 B -> one float per rank
+    assert {c.dtype for c in quick} == {"fp32"} and {c.params["placement"] for c in quick if c.op == "all_gather"} == {"out_of_place"}
     full = B.cases(StandIn(), quick=False)
-    assert max(c.params["bytes"] for c in full) == 8 * GiB  # the anchor size, with 192 GiB of memory
+    assert max(c.params["bytes"] for c in full) == 8 * GiB  # nccl-tests -e 8G, with 192 GiB of memory
+    assert {c.dtype for c in full} == {"fp32", "bf16"}
+    assert {c.params["placement"] for c in full if c.op == "reduce_scatter"} == {"in_place", "out_of_place"}
     small = B.cases(StandIn(memory_bytes=16 * GiB), quick=False)
-    assert max(c.params["bytes"] for c in small) == GiB
+    assert max(c.params["bytes"] for c in small) == 2 * GiB  # 8x the message must fit
     for c in full:
-        assert c.params["world_size"] == 8 and c.work().bytes_moved == C.bus_bytes(c.op, c.params["bytes"], 8)
+        group = 2 if c.op == "send_recv" else 8
+        assert c.params["group_size"] == group and c.work().bytes_moved == C.bus_bytes(c.op, c.params["bytes"], group)
+
+
+def test_cpu_sweep_and_node_pairs(monkeypatch):
+    _fake_world(monkeypatch, 4, nodes=2, pairs=((0, 1, "intra"), (0, 2, "inter")))
+    cpu = StandIn(kind="cpu", torch_device="cpu", memory_bytes=None)
+    full = B.cases(cpu, quick=False)
+    assert max(c.params["bytes"] for c in full) == 16 * 2**20
+    assert min(c.params["bytes"] for c in full if c.dtype == "fp32") == 16  # 8 B: one float per rank
+    p2p = [c for c in full if c.op == "send_recv" and c.dtype == "fp32"]
+    assert {(tuple(c.params["ranks"]), c.params["tier"]) for c in p2p} == {((0, 1), "intra"), ((0, 2), "inter")}
+    assert all(c.params["tier"] == "inter" for c in full if c.op != "send_recv")
 
 
 def test_sizes_round_to_whole_chunks_per_rank():
@@ -109,6 +147,10 @@ def _simulate(op, inputs):
         return list(np.split(total, n))
     if op == "all_to_all":
         return [np.concatenate([np.split(x, n)[r] for x in inputs]) for r in range(n)]
+    if op == "broadcast":  # root 0's buffer everywhere
+        return [inputs[0]] * n
+    if op == "send_recv":  # pairs (0, 1), (2, 3): each receives its peer's buffer
+        return [inputs[r ^ 1] for r in range(n)]
     raise AssertionError(op)
 
 
@@ -121,57 +163,9 @@ def test_reference_matches_a_simulated_collective_and_catches_errors(op):
     for rank in range(n):
         out = outputs[rank]
         idx = np.arange(out.size)
-        ref, scale = C.reference(op, idx, rank, n, count, lambda r, src: inputs[r][src])
+        ref, scale = C.reference(op, idx, rank, n, count, lambda r, src: inputs[r][src], peer=rank ^ 1)
         assert compare(out, ref, scale, 1e-5).ok
         bad = out.copy()
         bad[5] += 1.0
         v = compare(bad, ref, scale, 1e-5)
         assert not v.ok and v.worst_index == (5,)
-
-
-_TWO_RANKS = r"""
-import sys
-from dataclasses import replace
-from types import SimpleNamespace
-
-from recoque.bench import collective as B
-from recoque.bench.timing import measure
-from recoque.kernels import collectives as C
-
-cpu = SimpleNamespace(kind="cpu", torch_device="cpu")
-report = open(f"{sys.argv[1]}/rank{C.world()[1]}.txt", "w")  # one file per rank: stdout interleaves
-for op in C.OPS:
-    case = B.CollectiveCase(op, 4096 * 4 * 2, 2)
-    case.setup(cpu, 2, seed=11)
-    ok = case.verify().ok
-    timing = measure(case.run, cpu, B.policy(True), n_sets=2)
-    print(op, "verified" if ok else "FAILED", len(timing.times_s), file=report)
-case = B.CollectiveCase("all_reduce", 4096 * 4, 2)
-case.setup(cpu, 1, seed=5)
-if C.world()[1] == 1:  # one rank's output goes wrong: both ranks must report the failure
-    real = C.run
-    C.run = lambda op, inp, out: (real(op, inp, out), inp.__setitem__(7, 1e6))
-v = case.verify()
-print("broken", "caught" if not v.ok else "MISSED", file=report)
-report.close()
-C.shutdown()
-"""
-
-
-def test_two_gloo_ranks_verify_time_and_agree_on_failure(tmp_path):
-    """The real case code in two CPU processes under torchrun (gloo stands in for nccl)."""
-    import os
-    import subprocess
-    import sys
-
-    script = tmp_path / "two_ranks.py"
-    script.write_text(_TWO_RANKS)
-    proc = subprocess.run(  # --standalone: a local rendezvous on a free port
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
-         str(tmp_path)],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for rank in (0, 1):
-        lines = (tmp_path / f"rank{rank}.txt").read_text().splitlines()
-        assert lines == [f"{op} verified 10" for op in C.OPS] + ["broken caught"], (rank, lines)

@@ -23,7 +23,8 @@ def test_plan_train_json_same_content():
     for k in ("iteration_time", "tokens_per_s", "time_to_train", "time_to_train_wall", "model_flop_s_per_gpu",
               "mfu", "hfu", "memory_per_gpu", "comm_share"):
         assert b[k]["low"] <= b[k]["value"] <= b[k]["high"], k
-    assert d["evaluated"] > 0 and b["plan"]["tp"] * b["plan"]["pp"] * b["plan"]["dp"] == 384
+    p = b["plan"]
+    assert d["evaluated"] > 0 and p["tp"] * p["pp"] * p["dp"] * p["cp"] == 384  # context parallelism counts too
 
 
 def test_unknown_workload_lists_presets():

@@ -38,7 +38,10 @@ def test_bounds_from_samples(measured):
 
 def test_unmeasured_dtype_falls_back_to_datasheet_labelled(measured):
     fp8 = measured.gemm_flop_s("fp8", 16384, 16384, 16384)
-    assert fp8 == pytest.approx(1978.9e12 * DEFAULT_GEMM_EFFICIENCY, rel=0.01)
+    # fp8 GEMMs reach a lower fraction of their doubled peak than bf16 (profile.py, sourced)
+    from recoque.planner.profile import DEFAULT_FP8_RELATIVE_EFFICIENCY
+
+    assert fp8 == pytest.approx(1978.9e12 * DEFAULT_GEMM_EFFICIENCY * DEFAULT_FP8_RELATIVE_EFFICIENCY, rel=0.01)
     assert any("fp8 GEMM not measured" in a for a in measured.describe("fp8"))
     assert not any("bf16 GEMM not measured" in a for a in measured.describe("bf16"))
 

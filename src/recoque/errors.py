@@ -26,3 +26,41 @@ class BadInput(RecoqueError):
 
 class DoesNotFit(RecoqueError):
     exit_code = 3
+
+
+class WriteFailed(RecoqueError):
+    """Results could not be written where asked (disk full, read-only, permission, a directory, a
+    missing folder, or an existing file that holds more results). The caller keeps the results and
+    saves them elsewhere; the exit code says the file the user named was not written."""
+
+    exit_code = 4
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived (recoque.signals turns each into this). A KeyboardInterrupt,
+    so every `except KeyboardInterrupt` that keeps partial results handles all three alike; the exit
+    code is the shell's convention, 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        import signal
+
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+
+def interrupt_of(exc: BaseException) -> Interrupted:
+    """A plain KeyboardInterrupt (Python's own SIGINT handler) is SIGINT."""
+    import signal
+
+    return exc if isinstance(exc, Interrupted) else Interrupted(int(signal.SIGINT))

@@ -1,62 +1,219 @@
-"""Reading TOML/JSON inputs with one-line errors, and writing outputs atomically."""
+"""Reading TOML/JSON inputs with one-line errors, and writing outputs atomically.
+
+Reading refuses what could hang or mislead a reader: files above MAX_INPUT_BYTES, nesting deeper
+than MAX_DEPTH, JSON's NaN/Infinity literals and duplicate keys. Writing goes to a temporary file in
+the target's folder, fsync, chmod to the user's umask (mkstemp makes 0600), then rename: a reader
+sees the old file or the new one, never half of one. Every OS failure becomes `WriteFailed`, one
+line naming the path and the reason. `locked()` serialises writers of one file (flock on a lock
+file beside it), for read-modify-write such as `bench --append`.
+"""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import math
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from recoque.errors import BadInput
+from recoque.errors import BadInput, WriteFailed
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+MAX_INPUT_BYTES = 256 * 2**20  # a results file of a full GPU sweep is a few MiB
+MAX_DEPTH = 64  # results and TOML inputs nest 4-5 levels
+
+_FIXES = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some quota or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "no permission: write elsewhere or fix the folder's permissions",
+    errno.EPERM: "no permission: write elsewhere or fix the folder's permissions",
+    errno.ENOENT: "the folder does not exist: create it or write elsewhere",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: write elsewhere",
+    errno.EISDIR: "the path is a folder: give a file name",
+}
+
+
+def _failed(target: Path, exc: OSError) -> WriteFailed:
+    why = exc.strerror or type(exc).__name__
+    return WriteFailed(f"cannot write {target}: {why}", _FIXES.get(exc.errno or 0, "write elsewhere"))
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(target: Path) -> int:
+    """An existing file keeps its mode; a new one gets 0666 less the umask, as open() would give."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    """Write to a temporary file in the same folder, fsync, chmod, then rename over the target."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise WriteFailed(f"cannot write {target}: it is a folder", _FIXES[errno.EISDIR])
+    folder = target.parent
+    data = text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _failed(target, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+            os.fchmod(handle.fileno(), new_file_mode(target))
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _failed(target, exc) from None
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """The rename is durable once the folder's entry is on disk (ext4/xfs after a crash)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def finite_or_null(data: Any) -> Any:
+    """NaN and infinity become null: JSON has no such numbers, and a sensor that read nothing (a
+    power counter, a clock) is unknown, not a number. Readers refuse NaN literals."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_or_null(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_null(v) for v in data]
+    return data
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+    write_atomic(path, json.dumps(finite_or_null(data), indent=1, sort_keys=False, allow_nan=False) + "\n")
+
+
+@contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive flock on `.<name>.lock` beside `path` (created if needed, never removed:
+    removing a lock file races with the next writer)."""
+    target = Path(path)
+    lock = target.parent / f".{target.name}.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise _failed(target, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _read_text(p: Path, fix: str) -> str:
+    if p.is_dir():
+        raise BadInput(f"{p}: is a folder, not a file", "give the file's path")
+    if not p.is_file():
+        raise BadInput(f"{p}: no such file", "check the path")
+    try:
+        size = p.stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise BadInput(f"{p}: {size / 2**20:.0f} MiB is too large to be an input "
+                           f"(limit {MAX_INPUT_BYTES // 2**20} MiB)", fix)
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{p}: not UTF-8 text", fix) from None
+    except OSError as exc:
+        raise BadInput(f"{p}: cannot read ({exc.strerror})", "check the path and its permissions") from None
+
+
+def depth(data: Any) -> int:
+    """Nesting depth of parsed JSON/TOML (iterative: a hostile file cannot exhaust the stack)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, d)
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, d)
+            stack.extend((v, d + 1) for v in node)
+    return deepest
+
+
+def _check_depth(p: Path, data: Any, fix: str) -> None:
+    if depth(data) > MAX_DEPTH:
+        raise BadInput(f"{p}: nested more than {MAX_DEPTH} levels deep", fix)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number recoque accepts")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} appears twice")
+        out[k] = v
+    return out
 
 
 def read_json(path: str | os.PathLike) -> Any:
     p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"{p}: no such file", "check the path")
+    fix = "pass a file written by `recoque bench --out`"
+    text = _read_text(p, fix)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{p}: not valid JSON ({exc})", "pass a file written by `recoque bench --out`") from None
+        data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise BadInput(f"{p}: nested more than {MAX_DEPTH} levels deep", fix) from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{p}: not valid JSON ({exc})", fix) from None
+    except ValueError as exc:
+        raise BadInput(f"{p}: not valid JSON ({exc})", fix) from None
+    _check_depth(p, data, fix)
+    return data
 
 
 def read_toml(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"{p}: no such file", "check the path")
+    fix = "fix the syntax at the position shown"
+    text = _read_text(p, "pass a recoque TOML input; seeds/ shows the layout")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{p}: not valid TOML ({exc})", "fix the syntax at the position shown") from None
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise BadInput(f"{p}: nested more than {MAX_DEPTH} levels deep", "flatten the file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{p}: not valid TOML ({exc})", fix) from None
+    _check_depth(p, data, "flatten the file")
+    return data
 
 
 def read_seed_toml(name: str) -> dict[str, Any]:

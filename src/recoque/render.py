@@ -2,18 +2,115 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from recoque.estimate import Estimate
 
+
+
+@dataclass
+class Options:
+    """Set once by the root command (--width, --all-columns); RECOQUE_WIDTH works without the flag."""
+
+    width: int | None = None
+    all_columns: bool = False
+
+
+OPTIONS = Options(width=int(os.environ["RECOQUE_WIDTH"]) if os.environ.get("RECOQUE_WIDTH", "").isdigit() else None)
+TOKEN_CAP = 40  # a token longer than this (a path) may still fold; numbers and shapes never do
+
+
+def configure(width: int | None = None, all_columns: bool = False) -> None:
+    OPTIONS.width = width if width and width > 0 else OPTIONS.width
+    OPTIONS.all_columns = all_columns
+
+
+class FitConsole(Console):
+    """A console that gives each table the width it needs instead of folding numbers mid-token.
+
+    In a terminal: the terminal width (or --width), hiding the table's secondary columns when it
+    does not fit unless --all-columns; never narrower than the longest number or shape. Into a
+    file or a pipe (a Slurm log): the table's natural width, however wide, or --width.
+    """
+
+    def print(self, *objects: Any, **kw: Any) -> None:  # type: ignore[override]
+        if len(objects) == 1 and isinstance(objects[0], Table) and "width" not in kw:
+            t = _without_secondary(objects[0], self)
+            saved = self._width
+            self._width = fit_width(self, t)  # print(width=) alone is capped at the console width
+            try:
+                super().print(t, **kw)
+            finally:
+                self._width = saved
+            return
+        if not self.is_terminal and not OPTIONS.width:
+            kw.setdefault("soft_wrap", True)  # a log line stays one line, however long
+        super().print(*objects, **kw)
+
+
+def _measure(con: Console, t: Table) -> tuple[int, int]:
+    """(narrowest width that splits no token, natural width). Rich's own minimum ignores padding."""
+    m = Measurement.get(con, con.options.update(width=100_000), t)
+    pad = t.padding[1] + t.padding[3] if t.padding else 2
+    tokens = sum((c.min_width or 1) + pad for c in t.columns) + len(t.columns) + 1
+    return max(m.minimum, tokens), m.maximum
+
+
+def fit_width(con: Console, t: Table) -> int:
+    minimum, natural = _measure(con, t)
+    if OPTIONS.width:
+        target = OPTIONS.width
+    elif con.is_terminal:
+        target = con.width
+    else:
+        target = natural
+    width = max(minimum, min(target, natural) if not con.is_terminal and not OPTIONS.width else target)
+    return _settle(con, t, width)
+
+
+def _settle(con: Console, t: Table, width: int) -> int:
+    """Rich may lay a squeezed table out wider than asked (then crops it): widen until it fits."""
+    for _ in range(8):
+        try:
+            inner = t._calculate_column_widths(con, con.options.update(width=width - t._extra_width))
+            laid_out = sum(inner) + t._extra_width
+        except Exception:  # private rich API: if it changes, keep the width we had
+            return width
+        if laid_out <= width:
+            return width
+        width = laid_out
+    return width
+
+
+def _without_secondary(t: Table, con: Console) -> Table:
+    data = getattr(t, "_recoque_data", None)
+    if not data or not data[3] or OPTIONS.all_columns or not con.is_terminal:
+        return t
+    width = OPTIONS.width or con.width
+    if _measure(con, t)[1] <= width:
+        return t
+    title, columns, rows, secondary = data
+    keep = [i for i, c in enumerate(columns) if c not in secondary]
+    hidden = [c for c in columns if c in secondary]
+    slim = table(title, [columns[i] for i in keep], [[r[i] for i in keep] for r in rows])
+    slim.caption = Text(f"hidden: {', '.join(hidden)} (--all-columns shows them)")
+    slim.caption_justify = "left"
+    return slim
+
+
 # markup=False: names and notes come from user files; "[" in them must print as text, never as markup.
-console = Console(markup=False)
+console = FitConsole(markup=False)
 err_console = Console(stderr=True, soft_wrap=True, markup=False)
 
 
@@ -29,12 +126,32 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+_NUMERIC = re.compile(r"^[-+~<>]?[\d.,]+(e[-+]?\d+)?\s?(%|x|[kMGTPE]?(B|FLOP)?(/s)?)?$")
+
+
+def _numeric(cells: list[str]) -> bool:
+    filled = [c for c in cells if c and c not in ("unknown", "none", "n/a", "-")]
+    return bool(filled) and all(_NUMERIC.match(c) for c in filled)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+          secondary: Sequence[str] = ()) -> Table:
+    """A table whose cells never split inside a number or shape: each column is at least as wide as
+    its longest token (up to TOKEN_CAP). `secondary` columns hide in a narrow terminal (--all-columns)."""
+    text_rows = [["" if v is None else str(v) for v in r] for r in rows]
     t = Table(title=Text(title), title_justify="left")
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*(Text("" if v is None else str(v)) for v in r))
+    for i, c in enumerate(columns):
+        cells = [r[i] for r in text_rows if i < len(r)]
+        longest = max((len(tok) for cell in cells + [c] for tok in cell.split()), default=1)
+        if _numeric(cells):
+            # Exactly as wide as the widest number (or header word): numbers never wrap, headers wrap at spaces.
+            w = max([len(x) for x in cells] + [len(tok) for tok in c.split()] + [min(len(c), 14)])
+            t.add_column(c, justify="right", overflow="fold", min_width=w, width=w)
+        else:
+            t.add_column(c, overflow="fold", min_width=min(longest, TOKEN_CAP))
+    for r in text_rows:
+        t.add_row(*(Text(v) for v in r))
+    t._recoque_data = (title, tuple(columns), text_rows, tuple(secondary))  # type: ignore[attr-defined]
     return t
 
 
@@ -44,7 +161,7 @@ def fmt(x: float | None, digits: int = 3) -> str:
         return "unknown"
     if x == 0:
         return "0"
-    return f"{x:.{digits}g}" if abs(x) < 1e6 else f"{x:,.0f}"
+    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"  # 1,307 rather than 1.31e+03
 
 
 def warn(line: str) -> None:
@@ -92,24 +209,45 @@ def rows_table(title: str, rows: list[tuple[str, Estimate | str | None]]):
 
 # --- benchmark results -----------------------------------------------------------------------------
 
+def rate_unit(doc: Any, unit: str) -> tuple[float, str]:
+    """(scale, unit shown): CPU compute rates read better in GFLOP/s than in TFLOP/s."""
+    if unit == "TFLOP/s" and doc.device.get("kind") == "cpu":
+        return 1e3, "GFLOP/s"
+    return 1.0, unit
+
+
+BENCH_SECONDARY = ("CoV", "public best", "% of public best", "backend")
+
+
 def bench_tables(doc: Any, all_rows: bool) -> None:
-    """The results tables: best per benchmark/op/dtype against datasheet and public bests."""
+    """The results tables: best per benchmark/op/dtype against datasheet and public bests, one table per
+    unit so the unit sits in the headers; secondary columns hide in a narrow terminal (--all-columns)."""
     from recoque.bench import summary as report
 
     dev = doc.device
     console.print(f"{dev.get('name', 'device')} ({dev.get('kind', '?')}, {dev.get('arch') or 'arch unknown'})",
                   markup=False, highlight=False)
-    cols = ["benchmark", "dtype", "best shape (of n)", "achieved ± CoV", "peak", "% peak", "% public best", "backend"]
-    rows = [[f"{r['benchmark']} {r['op']}" + (" (LLM layers)" if r["kind"] == "llm" else ""), r["dtype"],
-             f"{r['best_shape']} (of {r['cases']})", f"{fmt(r['achieved'])} {r['unit']} ± {r['cov'] * 100:.1f}%",
-             fmt(r["peak"]) if r["peak"] else "unknown", _pct(r["fraction_of_peak"]),
-             (_pct(r["fraction_of_public_best"]) + f" of {fmt(r['public_best'])}") if r["public_best"] else "no public figure",
-             r["backend"] or ""] for r in report.best_rows(doc)]
-    console.print(table("Best per benchmark, op and dtype (median time)", cols, rows))
+    best = report.best_rows(doc)
+    for unit in dict.fromkeys(r["unit"] for r in best):
+        k, shown = rate_unit(doc, unit)
+        rows = [[f"{r['benchmark']} {r['op']}" + (" (LLM layers)" if r["kind"] == "llm" else ""), r["dtype"],
+                 r["best_shape"], r["cases"], fmt(r["achieved"] * k), f"{r['cov'] * 100:.1f}%",
+                 fmt(r["peak"] * k) if r["peak"] else "unknown", _pct(r["fraction_of_peak"]),
+                 fmt(r["public_best"] * k) if r["public_best"] else "none",
+                 _pct(r["fraction_of_public_best"]) if r["public_best"] else "", r["backend"] or ""]
+                for r in best if r["unit"] == unit]
+        cols = ["benchmark", "dtype", "best shape", "cases", f"achieved ({shown})", "CoV", f"peak ({shown})",
+                "% of peak", "public best", "% of public best", "backend"]
+        console.print(table(f"Best per benchmark, op and dtype, {shown} at the median time", cols, rows,
+                            secondary=BENCH_SECONDARY))
     if all_rows:
-        every = [[r.benchmark, r.op, r.dtype, report.shape(r), f"{fmt(r.achieved)} {r.unit}", _pct(r.fraction_of_peak),
-                  len(r.times_s), r.backend or ""] for r in doc.results]
-        console.print(table("Every verified case", ["benchmark", "op", "dtype", "shape", "achieved", "% peak", "samples", "backend"], every))
+        for unit in dict.fromkeys(r.unit for r in doc.results):
+            k, shown = rate_unit(doc, unit)
+            every = [[r.benchmark, r.op, r.dtype, report.shape(r), fmt(r.achieved * k), _pct(r.fraction_of_peak),
+                      len(r.times_s), r.backend or ""] for r in doc.results if r.unit == unit]
+            console.print(table(f"Every verified case ({shown})", ["benchmark", "op", "dtype", "shape",
+                                                                   f"achieved ({shown})", "% of peak", "samples",
+                                                                   "backend"], every, secondary=("backend",)))
     if doc.skipped:
         reasons: dict[str, int] = defaultdict(int)
         for s in doc.skipped:
@@ -119,3 +257,92 @@ def bench_tables(doc: Any, all_rows: bool) -> None:
 
 def _pct(x: float | None) -> str:
     return "unknown" if x is None else f"{x * 100:.1f}%"
+
+
+# --- plain words for plans ------------------------------------------------------------------------
+
+GLOSSARY = ("TP: tensor parallel (each layer split over GPUs); PP: pipeline parallel (layers in stages; "
+            "'x N virtual': interleaved stages per GPU); DP: data parallel (model replicas); EP: expert parallel; "
+            "mb: micro-batch (sequences per pipeline step); SP: sequence parallel; ZeRO-1/2/3: optimizer state / "
+            "gradients / weights sharded over DP; recompute: activations recomputed in the backward pass "
+            "(none, selective, full); overlap: DP gradient communication hidden behind compute; "
+            "MFU/HFU: model/hardware FLOP utilisation (useful FLOPs, or all FLOPs incl. recompute, over peak); "
+            "H100e: H100-equivalents (the system's figure over one H100's).")
+
+
+def plan_words(plan: Any) -> str:
+    """A training plan in plain words: "tensor parallel 2, pipeline 16 stages x 3 virtual, data parallel
+    128, micro-batch 1, no recompute, ZeRO-1, comm overlapped". Takes the plan dict of `--json` or an
+    object with the same attribute names (tp, pp, dp, micro_batch, recompute, interleave, ...)."""
+    get = plan.get if isinstance(plan, dict) else (lambda k, d=None: getattr(plan, k, d))
+    parts = [f"tensor parallel {get('tp', 1)}"]
+    pp, vpp = get("pp", 1), get("interleave", 1) or 1
+    parts.append(f"pipeline {pp} stage{'s' if pp != 1 else ''}" + (f" x {vpp} virtual" if vpp > 1 else ""))
+    parts.append(f"data parallel {get('dp', 1)}")
+    if (get("ep", 1) or 1) > 1:
+        parts.append(f"expert parallel {get('ep')}")
+    parts.append(f"micro-batch {get('micro_batch', 1)}")
+    rc = get("recompute", "none") or "none"
+    parts.append("no recompute" if rc == "none" else f"{rc} recompute")
+    if get("sequence_parallel", False):
+        parts.append("sequence parallel")
+    z = get("zero_stage", 0) or 0
+    parts.append(f"ZeRO-{z}" if z else "no ZeRO")
+    parts.append("comm overlapped" if get("dp_overlap", False) else "comm not overlapped")
+    return ", ".join(parts)
+
+
+# --- progress in logs -------------------------------------------------------------------------------
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class StageLog:
+    """Progress for logs (stderr not a terminal, e.g. Slurm): one line per finished stage (benchmark and
+    dtype) with the elapsed time and an estimate of what remains, from the mean time per case so far.
+    Same interface as the terminal progress bar: add(n), done(case, record, skip), context manager."""
+
+    def __init__(self, enabled: bool = True, stream: Any = None, clock: Any = time.monotonic) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self.clock = clock
+        self.total = self.finished = 0
+        self._stage: str | None = None
+        self._stage_counts = [0, 0, 0]  # cases, verified, skipped
+        self._t0 = clock()
+
+    def __enter__(self) -> "StageLog":
+        self._t0 = self.clock()
+        return self
+
+    def add(self, n: int) -> None:
+        self.total += n
+
+    def done(self, case: Any, rec: Any, skip: Any) -> None:
+        stage = f"{getattr(case, 'benchmark', '?')} {getattr(case, 'dtype', '')}".strip()
+        if self._stage is not None and stage != self._stage:
+            self._emit()
+        self._stage = stage
+        self.finished += 1
+        c = self._stage_counts
+        c[0] += 1
+        c[1] += rec is not None
+        c[2] += skip is not None
+
+    def _emit(self) -> None:
+        if not self.enabled or self._stage is None:
+            return
+        elapsed = self.clock() - self._t0
+        left = self.total - self.finished
+        eta = f", about {_hms(elapsed / self.finished * left)} left" if self.finished and left > 0 else ""
+        n, ok, skipped = self._stage_counts
+        line = (f"progress: {self._stage} done ({n} cases, {ok} verified, {skipped} skipped); "
+                f"{self.finished}/{self.total or self.finished} cases in {_hms(elapsed)}{eta}")
+        print(line, file=self.stream or sys.stderr, flush=True)
+        self._stage_counts = [0, 0, 0]
+
+    def __exit__(self, *exc: Any) -> None:
+        self._emit()
+        self._stage = None

@@ -1,6 +1,7 @@
 """`recoque bench`: measure GEMM, attention, memory and link bandwidth, against datasheet and public bests."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -10,27 +11,31 @@ from typing import Any, Optional
 import typer
 
 from recoque import __version__
-from recoque.bench.schema import ResultsDocument, load_results, save_results
-from recoque.errors import BadInput
+from recoque.bench.schema import ResultsDocument, check_same_machine, load_results, save_results, store_results
+from recoque.bench.dtypes import completions as dtype_completions  # H13: light, no torch
+from recoque.errors import BadInput, Interrupted, WriteFailed, interrupt_of
 
 app = typer.Typer(help="Run benchmarks: all, gemm, attention, stream, transfer, collective.", no_args_is_help=True)
 
 QUICK = typer.Option(False, "--quick", help="Small sweep and short sampling (about a minute).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, gpu[:N], cuda[:N] or rocm[:N].")
-DTYPE = typer.Option(None, "--dtype", help="Repeatable: fp64 fp32 tf32 bf16 fp16 fp8 (default: all).")
+DTYPE = typer.Option(None, "--dtype", help="Repeatable or comma-separated: fp64 fp32 tf32 bf16 fp16 fp8, or torch's "
+                                           "names (float32, bfloat16, float8_e4m3fn...) (default: all).",
+                     autocompletion=dtype_completions)
 OUT = typer.Option(None, "--out", help="Write the results JSON here (atomically).")
 APPEND = typer.Option(False, "--append", help="Add to an existing --out file from the same machine.")
 JSON = typer.Option(False, "--json", help="Print the results document as JSON instead of tables.")
 SEED = typer.Option(0, "--seed", help="Seed of the random normal inputs.")
 ROWS = typer.Option(False, "--all-rows", help="Show every measured case, not only the best per op and dtype.")
+FORCE = typer.Option(False, "--force", help="Replace an existing --out file even if it holds more results.")
 
 
 def _command(name: str):
     def cmd(quick: bool = QUICK, device: str = DEVICE, dtype: Optional[list[str]] = DTYPE,
             out: Optional[Path] = OUT, append: bool = APPEND, json_out: bool = JSON, seed: int = SEED,
-            all_rows: bool = ROWS) -> None:
+            all_rows: bool = ROWS, force: bool = FORCE) -> None:
         names = ("gemm", "attention", "stream", "transfer", "collective") if name == "all" else (name,)
-        run_bench(names, quick, device, tuple(dtype or ()), out, append, json_out, seed, all_rows)
+        run_bench(names, quick, device, tuple(dtype or ()), out, append, json_out, seed, all_rows, force)
 
     cmd.__doc__ = f"Run the {name} benchmark{'s' if name == 'all' else ''}."
     return cmd
@@ -41,87 +46,242 @@ for _name in ("all", "gemm", "attention", "stream", "transfer", "collective"):
 
 
 def run_bench(names: tuple[str, ...], quick: bool, device_str: str, dtypes: tuple[str, ...], out: Path | None,
-              append: bool, json_out: bool, seed: int, all_rows: bool) -> None:
+              append: bool, json_out: bool, seed: int, all_rows: bool, force: bool = False) -> None:
+    """Measure, then write and report. Nothing measured is lost: SIGINT/SIGTERM/SIGHUP at any point
+    keep what finished (written marked incomplete, exit 128 + signal); a failed write keeps the
+    tables and --json output and saves the file elsewhere (exit 4)."""
+    from recoque import signals
+
+    signals.install()
+    kept = _Kept()
+    try:
+        _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_rows, force, kept)
+    except KeyboardInterrupt as exc:
+        sig = interrupt_of(exc)
+        if kept.finished:  # the signal came during the write or the report: the file is whole
+            raise typer.Exit(sig.exit_code) from None
+        if not kept.records or kept.rank != 0:
+            _say(f"recoque: error: interrupted by {sig.name} before any verified result: nothing written")
+            raise typer.Exit(sig.exit_code) from None
+        with signals.deferred():
+            doc = kept.document(complete=False)
+            where, failure = _store(doc, out, append, force)
+            _report(doc, kept.outcome(), [], json_out, all_rows, kept.elapsed_s(), where, sig.name)
+            _say_failure(failure, where, doc, json_out)
+        raise typer.Exit(sig.exit_code) from None
+
+
+def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_rows, force, kept: "_Kept") -> None:
+    from recoque.bench.extras import require_bench_stack  # H13: say what to install, before importing torch
+
+    require_bench_stack()
     from recoque.bench import environment
     from recoque.bench.devices import detect
-    from recoque.kernels import collectives
     from recoque.bench.suite import ALL_DTYPES, check_dtypes, run_suite
+    from recoque import signals
 
     explicit = bool(dtypes)
-    dtypes = check_dtypes(dtypes) or ALL_DTYPES
-    world, rank, local_rank = collectives.world()
-    if world > 1 and device_str == "auto":  # under torchrun each rank takes its own GPU
-        device_str = f"gpu:{local_rank}"
+    from recoque.bench.dtypes import parse_dtypes  # H13: torch spellings, case-insensitive, comma lists
+
+    dtypes = check_dtypes(parse_dtypes(dtypes)) or ALL_DTYPES
+    from recoque.bench import distributed  # scale-out (issue 11): torchrun or srun, one GPU per rank
+
+    dworld = distributed.discover()
+    rank = kept.rank = dworld.rank
+    device_str = distributed.rank_device(device_str, dworld)
     if rank != 0:  # only rank 0 reports and writes; the others take part in the collectives
         json_out, out, append = False, None, False
-    previous = _previous(out) if append else None
-    device = detect(device_str)
-    env = environment.capture(device)
-    if previous is not None:
-        _same_machine(previous, env, out)
-    started = time.perf_counter()
-    with _Progress(enabled=not json_out) as progress:
-        outcome, notes = run_suite(names, device, quick, dtypes, seed, dtypes_explicit=explicit,
-                                   on_plan=progress.add, on_done=progress.done)
-    doc = ResultsDocument(
-        environment={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json(),
-        results=tuple((previous.results if previous else ()) + tuple(outcome.records)),
-        skipped=tuple((previous.skipped if previous else ()) + tuple(outcome.skipped)),
-        warnings=tuple(w.to_json() for w in outcome.warnings), complete=not outcome.interrupted,
-        command=" ".join(["recoque"] + sys.argv[1:]), created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        tool_version=__version__,
-    )
+    if append and out is None:
+        raise BadInput("--append needs --out FILE", "name the file to add to")
     if out is not None:
-        save_results(str(out), doc)
-    if rank != 0:
-        return
-    _report(doc, outcome, notes, json_out, all_rows, time.perf_counter() - started, out)
+        _check_target(out, append)
+    device = detect(device_str)
+    session = distributed.start(dworld, device) if dworld.distributed else None
+    env = environment.capture(device)
+    kept.start(env={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json())
+    if append and out is not None and out.is_file():  # refuse another machine's file before measuring
+        check_same_machine(load_results(str(out)), kept.env["fingerprint"], str(out))
+    from recoque.render import StageLog  # H13: one line per finished stage in logs (stderr not a terminal)
+
+    bar = sys.stderr.isatty() or os.environ.get("RECOQUE_PROGRESS", "").strip().lower() == "lines"
+    with (_Progress(enabled=not json_out) if bar else StageLog(enabled=not json_out)) as progress:
+        def done(case: Any, rec: Any, skip: Any) -> None:
+            kept.add(rec, skip)
+            progress.done(case, rec, skip)
+
+        outcome, notes = run_suite(names, device, quick, dtypes, seed, dtypes_explicit=explicit,
+                                   on_plan=progress.add,
+                                   on_done=distributed.stop_checked(done) if session else done)
+    with signals.deferred():
+        kept.finished = True
+        doc = kept.document(complete=not outcome.interrupted, outcome=outcome)
+        if session is not None:  # every rank's results, merged into one document on rank 0
+            doc = distributed.finish(session, doc, outcome.interrupted)
+            if doc is None:
+                distributed.raise_if_failed(session)
+                return
+            notes.append(distributed.summary_line(doc))
+            from recoque.planner.commfit import fit_lines
+
+            notes += fit_lines(doc)  # the alpha-beta fit per collective, group size and tier
+        where, failure = _store(doc, out, append, force) if rank == 0 else (None, None)
+        if rank != 0:
+            return
+        sig = _signal_of(outcome) if outcome.interrupted else None
+        _report(doc, outcome, notes, json_out, all_rows, kept.elapsed_s(), where, sig.name if sig else None)
+        _say_failure(failure, where, doc, json_out)
+    distributed.raise_if_failed(session)
     failed = [s for s in outcome.skipped if s.reason.startswith("verification failed")]
-    if outcome.interrupted:
-        raise typer.Exit(130)
+    if sig is not None:
+        raise typer.Exit(sig.exit_code)
+    if failure is not None:
+        raise typer.Exit(failure.exit_code)
     if failed or not outcome.records:
         raise typer.Exit(1)
 
 
-def _previous(out: Path | None) -> ResultsDocument | None:
+def _signal_of(outcome: Any) -> Interrupted:
+    """Which signal stopped the runner's loop: the first one this process received (a plain
+    KeyboardInterrupt, as in tests, is SIGINT)."""
+    from recoque import signals
+
+    first = signals.first()
+    return Interrupted(first) if first is not None else interrupt_of(KeyboardInterrupt())
+
+
+class _Kept:
+    """What the run has measured so far, case by case (on_done), so a signal that lands outside the
+    runner's own loop (between benchmarks, in a refinement step) still finds every finished case."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.skipped: list[Any] = []
+        self.rank = 0
+        self.finished = False
+        self.env: dict[str, Any] = {}
+        self.device: dict[str, Any] = {}
+        self._t0 = time.perf_counter()
+
+    def start(self, env: dict[str, Any], device: dict[str, Any]) -> None:
+        self.env, self.device, self._t0 = env, device, time.perf_counter()
+
+    def add(self, rec: Any, skip: Any) -> None:
+        if rec is not None:
+            self.records.append(rec)
+        if skip is not None:
+            self.skipped.append(skip)
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def outcome(self) -> Any:
+        from recoque.bench.runner import RunOutcome
+
+        return RunOutcome(records=list(self.records), skipped=list(self.skipped), interrupted=True)
+
+    def document(self, complete: bool, outcome: Any = None) -> ResultsDocument:
+        src = outcome if outcome is not None else self.outcome()
+        return ResultsDocument(
+            environment=self.env, device=self.device, results=tuple(src.records), skipped=tuple(src.skipped),
+            warnings=tuple(w.to_json() for w in src.warnings), complete=complete,
+            command=" ".join(["recoque"] + sys.argv[1:]),
+            created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), tool_version=__version__)
+
+
+def _check_target(out: Path, append: bool) -> None:
+    """Say at the start, not after an hour, when --out cannot be written; the run goes on and the
+    results then go to a fallback file."""
+    folder = out.parent if str(out.parent) else Path(".")
+    problem = ("it is a folder" if out.is_dir() else "its folder does not exist" if not folder.is_dir()
+               else "its folder is not writable" if not os.access(folder, os.W_OK) else None)
+    if problem:
+        _say(f"warning: --out {out}: {problem}; the results will be saved to a fallback file")
+
+
+def _store(doc: ResultsDocument, out: Path | None, append: bool, force: bool) -> tuple[Path | None, WriteFailed | None]:
+    """Write `doc` to --out; on failure save it to a fallback file. (where it went, the failure)."""
+    if not doc.results:
+        if out is not None:
+            _say(f"no verified result: nothing written to {out}" + (" (it is unchanged)" if out.exists() else ""))
+        return None, None
     if out is None:
-        raise BadInput("--append needs --out FILE", "name the file to add to")
-    return load_results(str(out)) if out.exists() else None
+        return None, None
+    try:
+        store_results(str(out), doc, append=append, force=force)
+        return out, None
+    except WriteFailed as exc:
+        return _fallback(doc, out), exc
 
 
-def _same_machine(previous: ResultsDocument, env: dict[str, Any], out: Path | None) -> None:
-    from recoque.bench import environment
+def _fallback(doc: ResultsDocument, out: Path) -> Path | None:
+    """The working directory first, then the temp dir; a name that says when and which run."""
+    import tempfile
 
-    old = previous.environment.get("fingerprint")
-    if old != environment.fingerprint(env):
-        raise BadInput(f"{out} was measured on another machine or software stack (fingerprint {old})",
-                       "write to a new --out file; results from different machines are not merged")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = f"recoque-results-{stamp}-{os.getpid()}.json"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            save_results(str(folder / name), doc)
+            return folder / name
+        except WriteFailed:
+            continue
+    return None
+
+
+def _say_failure(failure: WriteFailed | None, where: Path | None, doc: ResultsDocument, json_out: bool) -> None:
+    """One line: why --out was not written and where the results are instead."""
+    if failure is None:
+        return
+    if where is not None:
+        _say(f"recoque: error: {failure.one_line()}; the results are saved in {where}")
+        return
+    _say(f"recoque: error: {failure.one_line()}; no fallback file could be written either"
+         + ("" if json_out else ": the results document follows on stdout"))
+    if not json_out:
+        from recoque.render import emit_json
+
+        emit_json(doc.to_json())
+
+
+def _say(line: str) -> None:
+    from recoque.render import err_console
+
+    err_console.print(line, highlight=False, markup=False)
 
 
 def _report(doc: ResultsDocument, outcome: Any, notes: list[str], json_out: bool, all_rows: bool,
-            elapsed_s: float, out: Path | None) -> None:
+            elapsed_s: float, where: Path | None, signal_name: str | None = None) -> None:
+    """Tables (or --json), notes, then one status line: how many results, where they went, and, when
+    a signal ended the run, which one."""
     from recoque.render import bench_tables, emit_json, err_console
 
-    for w in outcome.warnings:
-        err_console.print(f"warning: {w.line()}", highlight=False, markup=False)
+    from recoque.bench.noise import group_lines
+
+    # One line per kind (every case is in the results file; --all-rows lists them here too).
+    for line in group_lines(outcome.warnings, verbose=all_rows):
+        err_console.print(f"warning: {line}", highlight=False, markup=False)
     if json_out:
         emit_json(doc.to_json())
-    else:
+    elif doc.results or doc.skipped:
         bench_tables(doc, all_rows)
     for note in notes:
         err_console.print(f"note: {note}", highlight=False, markup=False)
-    where = f" into {out}" if out else ""
-    status = "interrupted: kept" if outcome.interrupted else "measured"
-    err_console.print(f"{status} {len(outcome.records)} verified results{where}, {len(outcome.skipped)} skipped, "
-                      f"in {elapsed_s:.1f} s", highlight=False, markup=False)
+    into = f" into {where}" if where else ""
+    status = f"interrupted by {signal_name}: kept" if signal_name else "measured"
+    incomplete = " (marked incomplete)" if signal_name and where else ""
+    err_console.print(f"{status} {len(outcome.records)} verified results{into}{incomplete}, {len(outcome.skipped)} "
+                      f"skipped, in {elapsed_s:.1f} s", highlight=False, markup=False)
 
 
 class _Progress:
-    """A progress bar on stderr during long sweeps; silent with --json or when stderr is no terminal."""
+    """A progress bar on stderr during long sweeps; silent with --json or when stderr is no terminal.
+    RECOQUE_PROGRESS=lines prints one plain line per finished case instead (batch logs, Slurm)."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.lines = os.environ.get("RECOQUE_PROGRESS", "").strip().lower() == "lines"
+        self.enabled = enabled and sys.stderr.isatty() and not self.lines
         self._bar = None
+        self._planned = self._done = 0
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
@@ -136,10 +296,17 @@ class _Progress:
         return self
 
     def add(self, n: int) -> None:
+        self._planned += n
+        if self.lines:
+            print(f"progress: planned {n} more cases", file=sys.stderr, flush=True)
         if self._bar is not None:
             self._bar.update(self._task, total=(self._bar.tasks[0].total or 0) + n)
 
     def done(self, case: Any, rec: Any, skip: Any) -> None:
+        self._done += 1
+        if self.lines:
+            what = "measured" if rec is not None else "skipped"
+            print(f"progress: {self._done}/{self._planned} {what} {case.label()}", file=sys.stderr, flush=True)
         if self._bar is not None:
             self._bar.update(self._task, advance=1, description=case.label()[:60])
 

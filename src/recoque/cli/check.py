@@ -22,8 +22,12 @@ def check(claim: Optional[List[str]] = typer.Option(None, "--claim", help="check
         return
     for r in results:
         console.print(f"{r.key}: {r.summary}", highlight=False)
-        console.print(f"  stated: {r.stated}  ({r.file}, {r.locator})", highlight=False, soft_wrap=True)
+        console.print(f"  stated: {r.stated}  ({r.document}, {r.locator})", highlight=False, soft_wrap=True)
         console.print(f"  verdict: {r.verdict_line}", highlight=False, soft_wrap=True)
         console.print(f"  holds under: {r.holds_under}", highlight=False)
         for line in r.arithmetic:
             console.print(f"    {line}", highlight=False, soft_wrap=True)
+        for src in r.sources:
+            console.print(f"    source: {src}", highlight=False, soft_wrap=True)
+    counts = {v: sum(r.verdict == v for r in results) for v in dict.fromkeys(r.verdict for r in results)}
+    console.print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)

@@ -7,7 +7,7 @@ import typer
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.planner.capacity import load_profile, plan_any, resolve_system
+from recoque.planner.capacity import plan_any, profile_for_systems, resolve_system
 from recoque.render import console, emit_json, human, table
 
 
@@ -20,10 +20,11 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
     names = [s.strip() for s in systems.split(",") if s.strip()]
     if not names:
         raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
-    prof = load_profile(profile)
+    resolved = [resolve_system(n) for n in names]
+    prof = profile_for_systems(resolved, profile)  # refused when it is for none of their devices (issue 7)
     plans = []
-    for n in names:
-        d = plan_any(resolve_system(n), workload, prof)
+    for s in resolved:
+        d = plan_any(s, workload, prof)
         d.pop("_sections")
         plans.append(d)
     if as_json:

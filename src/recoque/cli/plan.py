@@ -10,7 +10,8 @@ import typer
 
 from recoque.cli import plan_hpl, plan_infer, plan_stencil, plan_train
 from recoque.errors import BadInput
-from recoque.planner.capacity import load_profile, plan_any, resolve_system
+from recoque.cli._edge import profile_anyway_option
+from recoque.planner.capacity import plan_any, profile_for, resolve_system
 from recoque.render import console, emit_json, rows_table
 
 app = typer.Typer(help="Plan workloads on systems (run with --system and --workload, or a subcommand).",
@@ -38,7 +39,8 @@ def show(data: dict[str, Any], as_json: bool) -> None:
 def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
          workload: Optional[str] = typer.Option(None, "--workload", "-w", help="workload (seeds/workloads.toml) or model name"),
          gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
-         profile: Optional[str] = PROFILE_OPT, as_json: bool = JSON_OPT) -> None:
+         profile: Optional[str] = PROFILE_OPT, as_json: bool = JSON_OPT,
+         profile_anyway: bool = profile_anyway_option()) -> None:
     """Plan a workload on a system with default assumptions, each printed."""
     if ctx.invoked_subcommand is not None:
         return
@@ -47,7 +49,8 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
         raise typer.Exit(0)
     if not system or not workload:
         raise BadInput("plan needs both --system and --workload", "e.g. recoque plan --system alice-recoque --workload mistral-large-2")
-    show(plan_any(resolve_system(system, gpus), workload, load_profile(profile)), as_json)
+    s, prof = profile_for(resolve_system(system, gpus), profile, profile_anyway)
+    show(plan_any(s, workload, prof), as_json)
 
 
 app.command("hpl", help=plan_hpl.__doc__)(plan_hpl.hpl)

@@ -5,17 +5,20 @@ from typing import Optional
 
 import typer
 
-from recoque.planner.capacity import assemble, load_profile, plan_hpl, resolve_system
+from recoque.cli._edge import profile_anyway_option
+from recoque.planner.capacity import assemble, plan_hpl, profile_for, resolve_system
 
 
 def hpl(system: str = typer.Option(..., "--system", "-s", help="system preset or a TOML file"),
         gpus: Optional[int] = typer.Option(None, "--gpus"),
         efficiency: Optional[float] = typer.Option(None, "--efficiency", help="fix the HPL efficiency (Rmax/Rpeak-basis)"),
         profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
+        profile_anyway: bool = profile_anyway_option(),
         as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
     """HPL Rmax, GFLOP/s per W and H100-equivalents of a system."""
     from recoque.cli.plan import show
 
     s = resolve_system(system, gpus)
-    rows, d, notes, dl, _ = plan_hpl(s, load_profile(profile), efficiency)
+    s, prof = profile_for(s, profile, profile_anyway)
+    rows, d, notes, dl, _ = plan_hpl(s, prof, efficiency)
     show(assemble(s, "hpl", "HPL", rows, d, notes, dl, None), as_json)

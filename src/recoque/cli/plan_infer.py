@@ -1,37 +1,108 @@
-"""LLM serving: tokens/s per GPU and system, time per output token, concurrent users."""
+"""LLM serving: output tokens/s per GPU and system, TTFT and TPOT, batch, what bounds a step."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from recoque.errors import BadInput
-from recoque.planner.capacity import assemble, load_profile, plan_infer, resolve_system
-from recoque.planner.workloads import get_workload
+from recoque.cli._edge import profile_anyway_option
+from recoque.planner.capacity import assemble, plan_infer, profile_for, resolve_system
+from recoque.planner.serving import ServingRequest
+from recoque.planner.workloads import WorkloadEntry, load_workloads
 
 
-def infer(system: str = typer.Option(..., "--system", "-s", help="system preset or a TOML file"),
-          workload: Optional[str] = typer.Option(None, "--workload", "-w", help="an infer workload (default le-chat)"),
-          model: Optional[str] = typer.Option(None, "--model", help="a model from seeds/models.toml"),
-          gpus: Optional[int] = typer.Option(None, "--gpus"),
-          batch: Optional[int] = typer.Option(None, "--batch", help="fixed batch (default: largest meeting the latency)"),
-          prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens"),
-          output_tokens: Optional[int] = typer.Option(None, "--output-tokens"),
-          tpot_ms: Optional[float] = typer.Option(None, "--tpot-ms", help="target time per output token"),
-          dtype: Optional[str] = typer.Option(None, "--dtype", help="weight and KV dtype: bf16, fp8"),
-          gpus_per_replica: Optional[int] = typer.Option(None, "--gpus-per-replica"),
+def _workload_or_model(workload: Optional[str], model: Optional[str]) -> tuple[WorkloadEntry | None, str]:
+    """--workload: an infer workload (seeds/workloads.toml), a model preset or a model TOML file."""
+    if workload and model:
+        raise BadInput("--workload and --model both given", "pass one: a serving workload or a model")
+    name = workload or model or "le-chat"
+    entries = load_workloads()
+    if name in entries:
+        w = entries[name]
+        if w.kind != "infer":
+            raise BadInput(f"workload {name!r} is a {w.kind} workload", "use an infer workload such as le-chat, or a model preset")
+        return w, str(w.model)
+    return None, name
+
+
+def _gemm_shapes(path: Optional[str]) -> Any:
+    """Measured GEMM rates by shape from the --profile results file (None without GEMM records)."""
+    if not path:
+        return None
+    from recoque.bench.schema import load_results
+    from recoque.planner.serving_rates import GemmShapes
+
+    return GemmShapes.from_results(load_results(path), source=str(path))
+
+
+def _request(w: WorkloadEntry | None, flags: dict[str, Any]) -> ServingRequest:
+    """The workload's scenario (or the defaults), then every flag the user gave."""
+    from recoque.planner.inference import Serving
+
+    base = Serving.from_workload(w).request() if w else ServingRequest()
+    dtype = flags.pop("dtype")
+    if dtype:
+        for k in ("weights", "kv_cache"):
+            flags[k] = flags[k] or dtype
+        flags["activations"] = flags["activations"] or (dtype if dtype in ("fp8", "fp4") else "bf16")
+    if flags.get("weights") in ("fp8", "fp4") and flags.get("activations") is None and base.activations not in ("fp8", "fp4"):
+        flags["activations"] = flags["weights"]
+    given = {k: v for k, v in flags.items() if v is not None}
+    fields = base.knobs()
+    load_flags = {"batch", "concurrency", "request_rate_per_s", "ttft_target_s", "tpot_target_s"}
+    if given.keys() & load_flags:  # the user's load replaces the workload's latency target
+        fields.update(batch=None, concurrency=None, request_rate_per_s=None, ttft_target_s=None, tpot_target_s=None)
+        if given.keys() & (load_flags - {"batch"}):
+            fields["mode"] = "server"
+    elif not w:
+        fields["mode"] = "offline"
+    fields.update(given)
+    return ServingRequest(**fields)
+
+
+def infer(system: str = typer.Option(..., "--system", "-s", help="system preset (seeds/systems.toml) or a TOML file"),
+          workload: Optional[str] = typer.Option(None, "--workload", "-w",
+                                                 help="infer workload (seeds/workloads.toml), model preset or model TOML file (default le-chat)"),
+          model: Optional[str] = typer.Option(None, "--model", help="model preset (seeds/models.toml) or TOML file"),
+          gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
+          mode: Optional[str] = typer.Option(None, "--mode", help="offline (max throughput) | server (a load or latency targets)"),
+          prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", help="mean prompt length"),
+          output_tokens: Optional[int] = typer.Option(None, "--output-tokens", help="mean output length"),
+          batch: Optional[int] = typer.Option(None, "--batch", help="fixed running streams per replica"),
+          concurrency: Optional[int] = typer.Option(None, "--concurrency", help="concurrent requests over the system (closed loop)"),
+          request_rate: Optional[float] = typer.Option(None, "--request-rate", help="requests/s over the system (Poisson)"),
+          ttft_ms: Optional[float] = typer.Option(None, "--ttft-ms", help="time-to-first-token target"),
+          tpot_ms: Optional[float] = typer.Option(None, "--tpot-ms", help="time-per-output-token target"),
+          percentile: Optional[str] = typer.Option(None, "--percentile", help="p50 | p90 | p99 for the targets and latencies"),
+          tp: Optional[int] = typer.Option(None, "--tp", help="tensor parallel GPUs per replica (default: best per GPU)"),
+          pp: Optional[int] = typer.Option(None, "--pp", help="pipeline stages per replica"),
+          ep: Optional[int] = typer.Option(None, "--ep", help="expert-parallel GPUs (MoE)"),
+          weights: Optional[str] = typer.Option(None, "--weights", help="weight dtype: bf16 | fp8 | fp4"),
+          activations: Optional[str] = typer.Option(None, "--activations", help="activation dtype (fp8 with fp8 weights = fp8 GEMMs)"),
+          kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="KV cache dtype: bf16 | fp8"),
+          dtype: Optional[str] = typer.Option(None, "--dtype", help="shorthand: weights, KV cache (and fp8 activations)"),
+          engine: Optional[str] = typer.Option(None, "--engine", help="vllm | trtllm | sglang (seeds/serving.toml)"),
+          engine_efficiency: Optional[float] = typer.Option(None, "--engine-efficiency", help="measured engine efficiency (0-1]"),
+          hbm_fraction: Optional[float] = typer.Option(None, "--hbm-fraction", help="usable fraction of HBM (engine default 0.9)"),
+          length_cv2: Optional[float] = typer.Option(None, "--length-cv2", help="spread of prompt/output lengths, squared CV (0 = fixed; default 0.6, chat datasets)"),
+          max_batch: Optional[int] = typer.Option(None, "--max-batch", help="engine batch cap (max_num_seqs)"),
+          gpus_per_replica: Optional[int] = typer.Option(None, "--gpus-per-replica", help="same as --tp"),
           profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
+          profile_anyway: bool = profile_anyway_option(),
           as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
-    """LLM serving: tokens/s per GPU and system, time per output token, concurrent users."""
+    """LLM serving: output tokens/s per GPU and system, TTFT and TPOT, batch, what bounds a step."""
     from recoque.cli.plan import show
 
     s = resolve_system(system, gpus)
-    w = get_workload(workload or ("le-chat" if not model else "")) if (workload or not model) else None
-    if w is not None and w.kind != "infer":
-        raise BadInput(f"workload {w.key!r} is a {w.kind} workload", "use an infer workload such as le-chat")
-    name = model or w.model
-    over = dict(batch=batch, prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-                target_tpot_s=tpot_ms / 1e3 if tpot_ms is not None else None,
-                weight_dtype=dtype, kv_dtype=dtype, gpus_per_replica=gpus_per_replica)
-    rows, d, notes, dl, _ = plan_infer(s, w, name, load_profile(profile), **over)
+    w, name = _workload_or_model(workload, model)
+    flags = dict(mode=mode, prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch, concurrency=concurrency,
+                 request_rate_per_s=request_rate, ttft_target_s=ttft_ms / 1e3 if ttft_ms is not None else None,
+                 tpot_target_s=tpot_ms / 1e3 if tpot_ms is not None else None, percentile=percentile,
+                 tp=tp or gpus_per_replica, pp=pp, ep=ep, weights=weights, activations=activations, kv_cache=kv_cache,
+                 dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
+                 max_batch=max_batch)
+    req = _request(w, flags)
+    s, prof = profile_for(s, profile, profile_anyway)
+    rows, d, notes, dl, _ = plan_infer(s, w, name, prof, request=req, gemm_shapes=_gemm_shapes(profile))
     show(assemble(s, w.key if w else name, "inference", rows, d, notes, dl, None), as_json)

@@ -6,7 +6,8 @@ from typing import Optional
 import typer
 
 from recoque.errors import BadInput
-from recoque.planner.capacity import assemble, load_profile, plan_stencil, resolve_system
+from recoque.cli._edge import profile_anyway_option
+from recoque.planner.capacity import assemble, plan_stencil, profile_for, resolve_system
 from recoque.planner.workloads import get_workload
 
 
@@ -16,6 +17,7 @@ def stencil(system: str = typer.Option(..., "--system", "-s", help="system prese
             grid_points: Optional[float] = typer.Option(None, "--grid-points"),
             sweeps: Optional[float] = typer.Option(None, "--sweeps"),
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
+            profile_anyway: bool = profile_anyway_option(),
             as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
     """A bandwidth-bound stencil / HPCG-class kernel from the (measured) memory bandwidth."""
     from recoque.cli.plan import show
@@ -24,5 +26,6 @@ def stencil(system: str = typer.Option(..., "--system", "-s", help="system prese
     w = get_workload(workload)
     if w.kind != "stencil":
         raise BadInput(f"workload {workload!r} is a {w.kind} workload", "use a stencil workload such as climate-km or hpcg")
-    rows, d, notes, dl, secs = plan_stencil(s, w, load_profile(profile), grid_points=grid_points, sweeps=sweeps)
+    s, prof = profile_for(s, profile, profile_anyway)
+    rows, d, notes, dl, secs = plan_stencil(s, w, prof, grid_points=grid_points, sweeps=sweeps)
     show(assemble(s, workload, "stencil", rows, d, notes, dl, secs), as_json)

@@ -1,11 +1,13 @@
 """Best training plans for a workload on N GPUs of a system: time to train, throughput, MFU/HFU, memory."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
 import typer
 
-from recoque.catalog import DeviceSpec, get_device_spec, match_device
+from recoque.cli._edge import profile_anyway_option
+from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput, DoesNotFit
 from recoque.planner.profile import DeviceProfile
 from recoque.planner.system import SystemSpec, load_system
@@ -39,24 +41,26 @@ def resolve_device(key: str) -> DeviceSpec:
         return validation_device(key)
 
 
-def resolve_profile(spec: DeviceSpec, results_path: Optional[str]) -> DeviceProfile:
+def resolve_profile(spec: DeviceSpec, results_path: Optional[str], anyway: bool = False) -> DeviceProfile:
     if results_path:
+        from dataclasses import replace
+
         from recoque.bench.schema import load_results
+        from recoque.inputs import check_profile_device
 
         doc = load_results(results_path)
-        name = str(doc.device.get("name", ""))
-        found = match_device(name, doc.device.get("gfx_arch")) if name else None
-        if found is not None and found.key != spec.key:
-            warn(f"results in {results_path} were measured on {found.name}, the system uses {spec.name}; "
-                 "using them anyway")
-        return DeviceProfile.from_results(doc, spec)
-    from recoque.planner.validation import shipped_profile
+        # another device's file is refused unless --profile-anyway; then every output carries the mark (issue 7)
+        mark = check_profile_device(dict(doc.device), spec.key, results_path, anyway)
+        prof = DeviceProfile.from_results(doc, spec)
+        if mark:
+            warn(mark)
+            prof = replace(prof, assumptions=(mark, *prof.assumptions))
+        return prof
+    from recoque.planner.validation import shipped_profile, training_profile
 
-    prof = shipped_profile(spec.key)
-    if prof is None:
+    if shipped_profile(spec.key) is None:
         warn(f"no measured profile for {spec.name}: datasheet x default efficiency (pass --profile results.json)")
-        prof = DeviceProfile.from_datasheet(spec)
-    return prof
+    return training_profile(spec)
 
 
 def _span(e: Any, scale: float = 1.0, digits: int = 3) -> str:
@@ -67,7 +71,7 @@ def _pct(e: Any) -> str:
     return f"{e.value:.1%} [{e.low:.1%}-{e.high:.1%}]"
 
 
-def render(res: SearchResult, workload_name: str, tokens: float) -> None:
+def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = None) -> None:
     b = res.best[0]
     console.print(f"{workload_name} on {res.gpus} GPUs of {res.system}: {tokens:.3g} tokens")
     rows = []
@@ -83,7 +87,13 @@ def render(res: SearchResult, workload_name: str, tokens: float) -> None:
     it = bd["iteration_time_s"]
     console.print("best plan, where the time goes: " + ", ".join(
         f"{k[:-2]} {v / it:.0%}" for k, v in bd.items() if k != "iteration_time_s"), highlight=False)
+    if b.mfu_fp8_peak is not None:
+        console.print(f"MFU against the bf16 peak {_pct(b.mfu)}; against the fp8 peak {_pct(b.mfu_fp8_peak)}")
     console.print(f"goodput {_pct(b.goodput)} (failures and checkpoints), shown apart from steady-state throughput")
+    if curve is not None:
+        console.print(table(f"GPU count: fastest is {curve.fastest_gpus:,} GPUs", ("GPUs", "days (steady)", "MFU", "best plan"),
+                            [(f"{p.gpus:,}", fmt(p.days) if p.fits else "does not fit",
+                              f"{p.mfu:.1%}" if p.fits else "", p.plan) for p in curve.curve]))
     for line in res.reasons:
         console.print(line, highlight=False)
     console.print("assumptions:", highlight=False)
@@ -96,19 +106,65 @@ def train(
     system: str = typer.Option(..., "--system", "-s", help="system preset (seeds/systems.toml) or a TOML file"),
     gpus: Optional[int] = typer.Option(None, "--gpus", "-n", help="GPUs to use (default: the whole system)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="results JSON from `recoque bench`"),
+    profile_anyway: bool = profile_anyway_option(),
     top: int = typer.Option(5, "--top", help="how many plans to show"),
     full: bool = typer.Option(False, "--full", help="search every switch (slower) instead of the pruned space"),
-    dtype: str = typer.Option("bf16", "--dtype", help="training precision of the GEMMs"),
+    dtype: str = typer.Option("bf16", "--dtype", help="training precision of the GEMMs (fp8: linear layers only)"),
+    stack: Optional[str] = typer.Option(None, "--stack", help="software stack (seeds/stacks.toml); default by vendor"),
+    tp: Optional[int] = typer.Option(None, "--tp", help="pin tensor parallelism"),
+    pp: Optional[int] = typer.Option(None, "--pp", help="pin pipeline stages"),
+    vpp: Optional[int] = typer.Option(None, "--vpp", help="pin virtual stages per GPU (interleave)"),
+    dp: Optional[int] = typer.Option(None, "--dp", help="pin data parallelism"),
+    cp: Optional[int] = typer.Option(None, "--cp", help="pin context parallelism"),
+    micro_batch: Optional[int] = typer.Option(None, "--micro-batch", help="pin sequences per micro-batch"),
+    global_batch: Optional[int] = typer.Option(None, "--global-batch", help="global batch in sequences"),
+    recompute: Optional[str] = typer.Option(None, "--recompute", help="pin none | selective | full"),
+    zero: Optional[int] = typer.Option(None, "--zero", help="pin the ZeRO stage 0-3"),
+    sp: Optional[bool] = typer.Option(None, "--sp/--no-sp", help="pin sequence parallelism"),
+    grad_reduce: Optional[str] = typer.Option(None, "--grad-reduce-dtype", help="fp32 | bf16 gradient reduction"),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="sequence length in tokens (default: the model's)"),
+    lora_rank: int = typer.Option(0, "--lora-rank", help="LoRA fine-tuning: adapter rank (0 = full training)"),
+    lora_targets: str = typer.Option("all", "--lora-targets", help="LoRA adapters on: all | attention linear layers"),
     as_json: bool = typer.Option(False, "--json", help="emit JSON with the same content"),
 ) -> None:
     """Best training plans for a workload on N GPUs of a system: time to train, throughput, MFU/HFU, memory."""
-    wl = load_training_workload(workload)
+    from recoque.planner.search import fastest_gpu_count, search, with_global_batch
+    from recoque.planner.stacks import default_stack_for, load_stack
+
+    wl = with_global_batch(load_training_workload(workload), global_batch)
+    if seq_len is not None:
+        if seq_len <= 0:
+            raise BadInput(f"--seq-len must be positive, got {seq_len}", "give tokens per sequence")
+        wl = replace(wl, seq_len=int(seq_len))
+    if lora_rank or lora_targets != "all":
+        if lora_rank <= 0:
+            raise BadInput("--lora-targets needs --lora-rank", "give the adapter rank, e.g. --lora-rank 16")
+        wl = replace(wl, lora_rank=int(lora_rank), lora_targets=lora_targets)
     sysspec = resolve_system(system)
+    from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
+
+    check_gpus(gpus, sysspec)
     spec = resolve_device(sysspec.device)
-    prof = resolve_profile(spec, profile)
+    prof = resolve_profile(spec, profile, profile_anyway)
+    if profile:  # measured collectives in the file replace the datasheet link figures (issue 11, planner/commfit.py)
+        from recoque.planner.commfit import measured_links
+        from recoque.render import err_console
+
+        sysspec, prof, link_lines = measured_links(profile, sysspec, prof)
+        for line in ([] if as_json else link_lines):  # --json carries them as "link_figures"
+            err_console.print(f"link figures: {line}", highlight=False, markup=False)
     if top <= 0:
         raise BadInput("--top must be positive", "give --top 1 or more")
-    res = best_plans(wl, sysspec, prof, top=top, gpus=gpus, dtype=dtype, full=full)
+    st = load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
+    pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
+            "zero": zero, "sp": sp}
+    pins = {k: v for k, v in pins.items() if v is not None}
+    curve = None
+    if gpus is None:
+        curve = fastest_gpu_count(wl, sysspec, prof, top=top, dtype=dtype, full=full, stack=st, pins=pins)
+        res = curve.best
+    else:
+        res = search(wl, sysspec, prof, top=top, gpus=gpus, dtype=dtype, full=full, stack=st, pins=pins)
     n = res.gpus
     if not res.best:
         name = wl.model.name
@@ -124,9 +180,12 @@ def train(
     if as_json:
         emit_json({"workload": wl.model.key, "tokens_to_train": wl.tokens_to_train,
                    "tokens_published": wl.tokens_published, "global_batch_seqs": wl.global_batch_seqs,
-                   "seq_len_tokens": wl.seq_len, "params_total": wl.model.params_total(),
-                   "params_active": wl.model.params_active(), "profile_origin": prof.origin, **res.to_json()})
+                   "seq_len_tokens": wl.seq_len, "lora_rank": wl.lora_rank, "lora_targets": wl.lora_targets,
+                   "params_total": wl.model.params_total(),
+                   "params_active": wl.model.params_active(), "profile_origin": prof.origin, "stack": st.key,
+                   "pins": pins, "gpu_count_curve": None if curve is None else curve.to_json(),
+                   "link_figures": list(link_lines) if profile else [], **res.to_json()})
         return
     if not wl.tokens_published:
         warn(f"{wl.model.name}: tokens_to_train is a stated placeholder, not a published figure")
-    render(res, wl.model.name, wl.tokens_to_train)
+    render(res, wl.model.name, wl.tokens_to_train, curve)

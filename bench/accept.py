@@ -1,0 +1,257 @@
+"""Node acceptance: every measured figure against a published floor, a stated fraction of the
+datasheet peak, and the same figure on the sibling GPUs of the node; a verdict per GPU and figure.
+
+Floors and fractions live in seeds/acceptance.toml (with their sources). One results document is
+one GPU (or the CPU); several documents from one host are siblings. No torch import here: the
+verdicts are computed from results files, so they can be re-run anywhere.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, Iterable, Mapping, Sequence
+
+from recoque.bench.headline import headline
+from recoque.bench.schema import Record, ResultsDocument
+from recoque.errors import BadInput
+from recoque.fileio import read_json, read_seed_toml, write_json_atomic
+
+PASS, FAIL, NOT_MEASURED, NO_FLOOR = "pass", "fail", "not measured", "no floor"
+UNIT_OF_KEY = {"min_gb_s": "GB/s", "min_tflops": "TFLOP/s"}
+JUDGED = ("gemm", "stream", "collective")  # figures with floors or peaks; the rest is not judged
+
+
+@dataclass(frozen=True)
+class Floor:
+    device: str
+    benchmark: str
+    op: str
+    dtype: str
+    minimum: float
+    unit: str
+    source: str
+    shape: tuple[int, int, int] | None = None  # GEMM floors are for one shape (rocBLAS 4000^3)
+    world_size: int | None = None  # collective floors: GPUs in the all-reduce
+    min_message_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    floors: tuple[Floor, ...]
+    gemm_fraction: float
+    stream_fraction: float
+    cpu_gemm_fraction: float
+    sibling_tolerance: float
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict: a GPU's figure against one threshold."""
+
+    gpu: str
+    figure: str  # "stream copy fp64", "gemm matmul bf16"
+    measured: float | None
+    unit: str
+    threshold: float | None
+    basis: str  # what the threshold is: "AMD acceptance floor", "0.45 x datasheet peak", ...
+    source: str
+    verdict: str  # pass | fail | not measured | no floor
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == FAIL]
+
+    def per_gpu(self) -> dict[str, str]:
+        """Overall verdict per GPU: fail if any of its checks failed."""
+        out: dict[str, str] = {}
+        for c in self.checks:
+            out[c.gpu] = FAIL if c.verdict == FAIL or out.get(c.gpu) == FAIL else PASS
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "per_gpu": self.per_gpu(), "checks": [c.to_json() for c in self.checks]}
+
+
+# --------------------------------------------------------------------------- seeds
+
+def _floor(i: int, raw: Mapping[str, Any]) -> Floor:
+    keys = [k for k in UNIT_OF_KEY if k in raw]
+    if len(keys) != 1 or not raw.get("source"):
+        raise BadInput(f"seeds/acceptance.toml floor {i}: needs one of {sorted(UNIT_OF_KEY)} and a source",
+                       "fix seeds/acceptance.toml")
+    shape = tuple(int(x) for x in str(raw["shape"]).split("x")) if raw.get("shape") else None
+    return Floor(str(raw["device"]), str(raw["benchmark"]), str(raw["op"]), str(raw["dtype"]), float(raw[keys[0]]),
+                 UNIT_OF_KEY[keys[0]], str(raw["source"]), shape,  # type: ignore[arg-type]
+                 raw.get("world_size"), raw.get("min_message_bytes"))
+
+
+def policy_from(data: Mapping[str, Any]) -> Policy:
+    p = data.get("policy", {})
+    try:
+        return Policy(tuple(_floor(i, f) for i, f in enumerate(data.get("floors", []))),
+                      float(p["gemm_fraction_of_peak"]), float(p["stream_fraction_of_peak"]),
+                      float(p["cpu_gemm_fraction_of_peak"]), float(p["sibling_tolerance"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(f"seeds/acceptance.toml [policy]: missing or bad {exc}", "fix seeds/acceptance.toml") from None
+
+
+@lru_cache(maxsize=1)
+def load_policy() -> Policy:
+    return policy_from(read_seed_toml("acceptance.toml"))
+
+
+# --------------------------------------------------------------------------- figures of one document
+
+def gpu_label(doc: ResultsDocument) -> str:
+    d, env = doc.device, doc.environment
+    host = env.get("hostname", "?")
+    return f"{host} {d.get('torch_device', '?')} {d.get('name', '?')}"
+
+
+def figures(doc: ResultsDocument) -> dict[tuple[str, str, str], Record]:
+    """The headline record per (benchmark, op, dtype), sweep cases only (LLM layers, acceptance
+    shapes and fast-accumulation variants are figures of their own, not headlines)."""
+    groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
+    for r in doc.results:
+        if r.benchmark in JUDGED and not {"llm", "acceptance", "fast_accum"} & set(r.tags):
+            groups[(r.benchmark, r.op, r.dtype)].append(r)
+    return {k: headline(v) or max(v, key=lambda r: r.achieved) for k, v in groups.items()}
+
+
+def _label(key: tuple[str, str, str]) -> str:
+    return " ".join(key)
+
+
+def _floor_record(doc: ResultsDocument, f: Floor) -> Record | None:
+    recs = [r for r in doc.results if (r.benchmark, r.op, r.dtype) == (f.benchmark, f.op, f.dtype)]
+    if f.shape is not None:
+        recs = [r for r in recs if (r.params.get("m"), r.params.get("n"), r.params.get("k")) == f.shape]
+    if f.world_size is not None:
+        recs = [r for r in recs if r.params.get("world_size") == f.world_size]
+    if f.min_message_bytes is not None:
+        recs = [r for r in recs if int(r.params.get("bytes", 0)) >= f.min_message_bytes]
+    return max(recs, key=lambda r: r.achieved, default=None)
+
+
+def _verdict(value: float | None, threshold: float | None) -> str:
+    if value is None:
+        return NOT_MEASURED
+    if threshold is None:
+        return NO_FLOOR
+    return PASS if value >= threshold else FAIL
+
+
+def check_document(doc: ResultsDocument, policy: Policy) -> list[Check]:
+    """Vendor floors for this device, then the datasheet fraction for every other judged figure."""
+    gpu, key = gpu_label(doc), doc.device.get("catalog_key")
+    out: list[Check] = []
+    covered: set[tuple[str, str, str]] = set()
+    for f in (f for f in policy.floors if f.device == key):
+        rec = _floor_record(doc, f)
+        what = f"{f.benchmark} {f.op} {f.dtype}" + (f" {'x'.join(map(str, f.shape))}" if f.shape else "")
+        value = rec.achieved if rec else None
+        out.append(Check(gpu, what, value, f.unit, f.minimum, "vendor acceptance floor", f.source,
+                         _verdict(value, f.minimum)))
+        if f.shape is None:
+            covered.add((f.benchmark, f.op, f.dtype))
+    cpu = doc.device.get("kind") == "cpu"
+    for fig, rec in sorted(figures(doc).items()):
+        if fig in covered:
+            continue
+        frac = (policy.cpu_gemm_fraction if cpu else policy.gemm_fraction) if fig[0] == "gemm" else \
+            policy.stream_fraction if fig[0] == "stream" else None
+        threshold = frac * rec.peak if frac is not None and rec.peak else None
+        basis = f"{frac:g} x {'computed' if cpu else 'datasheet'} peak" if threshold else "no published floor or peak"
+        out.append(Check(gpu, _label(fig), rec.achieved, rec.unit, threshold, basis,
+                         (rec.peak_source or "") if threshold else "", _verdict(rec.achieved, threshold)))
+    return out
+
+
+# --------------------------------------------------------------------------- siblings
+
+def check_siblings(docs: Sequence[ResultsDocument], policy: Policy) -> list[Check]:
+    """Each GPU against the median of the same figure on the same-model GPUs of its host."""
+    nodes: dict[tuple[Any, Any], list[ResultsDocument]] = defaultdict(list)
+    for d in docs:
+        nodes[(d.environment.get("hostname"), d.device.get("name"))].append(d)
+    out: list[Check] = []
+    for group in nodes.values():
+        if len(group) < 2:
+            continue
+        figs = [figures(d) for d in group]
+        for fig in sorted(set().union(*figs)):
+            values = [f[fig].achieved for f in figs if fig in f]
+            if len(values) < 2:
+                continue
+            median = statistics.median(values)
+            threshold = (1 - policy.sibling_tolerance) * median
+            for d, f in zip(group, figs):
+                if fig in f:
+                    out.append(Check(gpu_label(d), _label(fig), f[fig].achieved, f[fig].unit, threshold,
+                                     f"siblings: {policy.sibling_tolerance:.0%} below the median of {len(values)} GPUs",
+                                     "seeds/acceptance.toml [policy] sibling_tolerance",
+                                     _verdict(f[fig].achieved, threshold)))
+    return out
+
+
+def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> Acceptance:
+    docs = list(docs)
+    if not docs:
+        raise BadInput("acceptance needs at least one results document", "pass results files or let it run the quick suite")
+    policy = policy or load_policy()
+    checks = [c for d in docs for c in check_document(d, policy)] + check_siblings(docs, policy)
+    order = {gpu_label(d): i for i, d in enumerate(docs)}
+    return Acceptance(tuple(sorted(checks, key=lambda c: (order.get(c.gpu, 0), c.figure))))  # stable: floors first
+
+
+def checks_for(acceptance: Acceptance, doc: ResultsDocument) -> list[Check]:
+    gpu = gpu_label(doc)
+    return [c for c in acceptance.checks if c.gpu == gpu]
+
+
+def write_into(path: str, doc_json: Mapping[str, Any] | None, acceptance: Acceptance, gpu: str | None = None) -> None:
+    """Add the verdicts (this GPU's, or all) to a results file under "acceptance", atomically."""
+    data = dict(doc_json) if doc_json is not None else dict(read_json(path))
+    checks = [c for c in acceptance.checks if gpu is None or c.gpu == gpu]
+    data["acceptance"] = {"passed": not any(c.verdict == FAIL for c in checks),
+                          "checks": [c.to_json() for c in checks]}
+    write_json_atomic(path, data)
+
+
+# --------------------------------------------------------------------------- measuring, when no file is given
+
+ACCEPT_BENCHMARKS = ("gemm", "stream")
+ACCEPT_DTYPES = ("fp64", "fp32", "bf16")
+
+
+def measure_quick(device: Any, seed: int = 0) -> ResultsDocument:
+    """The quick GEMM and stream suite on one device, as a results document (what `accept` judges
+    when it is given no results file)."""
+    from datetime import datetime, timezone
+
+    from recoque import __version__
+    from recoque.bench import environment
+    from recoque.bench.suite import run_suite
+
+    env = environment.capture(device)
+    outcome, _notes = run_suite(ACCEPT_BENCHMARKS, device, True, ACCEPT_DTYPES, seed)
+    return ResultsDocument(
+        environment={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json(),
+        results=tuple(outcome.records), skipped=tuple(outcome.skipped),
+        warnings=tuple(w.to_json() for w in outcome.warnings), complete=not outcome.interrupted,
+        command="recoque bench accept", created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tool_version=__version__)

@@ -1,0 +1,255 @@
+"""Alpha-beta fits of measured collectives, and their use as the planner's link figures.
+
+A `recoque bench collective` results file holds, per collective, group size and tier (intra- or
+inter-node), the time of one call at many message sizes S. Each such series is fitted with
+    t(S) = a + b S        (Hockney's latency-bandwidth model)
+by least squares on the relative residuals (t_fit - t) / t, so that 8-byte and 8-GiB points weigh
+alike. Then algbw = 1/b and busbw = factor/b (nccl-tests' factors, kernels/collectives.py).
+In planner/comm.py's terms (all-reduce t = 2(n-1) alpha + 2(n-1)/n S / busbw; all-gather and
+reduce-scatter t = (n-1) alpha + (n-1)/n S / busbw; point-to-point t = alpha + S / bw) the per-hop
+latency is alpha = a / hops, hops = 2(n-1), n-1 and 1.
+
+`apply_links` puts the fitted figures in place of a system's datasheet link bandwidth and latency
+for a training plan and says, for each of the four figures, where it came from.
+No torch import: results are read through recoque.bench.schema.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Iterable
+
+import numpy as np
+
+from recoque.errors import BadInput
+
+TIERS = ("intra", "inter")
+# Which fit sets a tier's bandwidth: the all-reduce first (what data parallelism runs), then the
+# halves of it, then a point-to-point exchange. The latency prefers a point-to-point pair (one hop).
+BANDWIDTH_FROM = ("all_reduce", "reduce_scatter", "all_gather", "send_recv")
+LATENCY_FROM = ("send_recv", "all_reduce", "reduce_scatter", "all_gather")
+_FACTOR_K = {"all_reduce": (2, True), "all_gather": (1, True), "reduce_scatter": (1, True),
+             "all_to_all": (1, True), "broadcast": (1, False), "send_recv": (1, False)}
+MIN_POINTS = 3
+SYSTEM_ATTRS = {"intra": ("intra_node_bandwidth_bytes_s", "intra_node_latency_s"),
+                "inter": ("inter_node_bandwidth_bytes_s", "inter_node_latency_s")}
+
+
+def busbw_factor(op: str, n: int) -> float:
+    """nccl-tests' bus-bandwidth factor (doc/PERFORMANCE.md), as kernels/collectives.py has it."""
+    if op not in _FACTOR_K:
+        raise BadInput(f"unknown collective {op!r} in the results", f"expected one of {sorted(_FACTOR_K)}")
+    k, scaled = _FACTOR_K[op]
+    return k * (n - 1) / n if scaled else float(k)
+
+
+def hops(op: str, n: int) -> float:
+    """Latency terms per call in planner/comm.py's model (ring steps)."""
+    return {"all_reduce": 2.0 * (n - 1), "all_gather": n - 1.0, "reduce_scatter": n - 1.0,
+            "all_to_all": n - 1.0}.get(op, 1.0)
+
+
+@dataclass(frozen=True)
+class LinkFit:
+    op: str
+    dtype: str
+    placement: str
+    group_size: int
+    tier: str
+    sizes_bytes: tuple[int, ...]
+    times_s: tuple[float, ...]
+    latency_s: float  # a: the time of an empty call
+    seconds_per_byte: float  # b; 0 when the times did not grow with size
+    r2: float
+    max_rel_residual: float
+
+    @property
+    def bandwidth_known(self) -> bool:
+        return self.seconds_per_byte > 0
+
+    @property
+    def algbw_bytes_s(self) -> float:
+        return 1.0 / self.seconds_per_byte if self.bandwidth_known else float("nan")
+
+    @property
+    def busbw_bytes_s(self) -> float:
+        return busbw_factor(self.op, self.group_size) * self.algbw_bytes_s
+
+    @property
+    def alpha_s(self) -> float:
+        """Per-hop latency in planner/comm.py's convention."""
+        return self.latency_s / hops(self.op, self.group_size)
+
+    def label(self) -> str:
+        return f"{self.op} {self.dtype} {self.placement}, {self.group_size} ranks {self.tier}-node"
+
+    def quality(self) -> str:
+        return (f"{len(self.sizes_bytes)} sizes {_b(min(self.sizes_bytes))}..{_b(max(self.sizes_bytes))}, "
+                f"R^2 {self.r2:.4f}, max residual {self.max_rel_residual:.0%}")
+
+    def predict(self, size_bytes: Any) -> Any:
+        return self.latency_s + self.seconds_per_byte * np.asarray(size_bytes, dtype=float)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op, "dtype": self.dtype, "placement": self.placement, "group_size": self.group_size,
+                "tier": self.tier, "points": len(self.sizes_bytes), "latency_s": self.latency_s,
+                "alpha_s": self.alpha_s, "algbw_bytes_s": self.algbw_bytes_s if self.bandwidth_known else None,
+                "busbw_bytes_s": self.busbw_bytes_s if self.bandwidth_known else None, "r2": self.r2,
+                "max_rel_residual": self.max_rel_residual}
+
+
+def _b(n: float) -> str:
+    for unit, k in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= k:
+            return f"{n / k:g} {unit}"
+    return f"{n:g} B"
+
+
+def fit_alpha_beta(sizes_bytes: Iterable[float], times_s: Iterable[float]) -> tuple[float, float, float, float]:
+    """(a, b, R^2, max relative residual) of t = a + b S, least squares on relative residuals,
+    with a >= 0 and b >= 0 (a negative coefficient is refitted at zero)."""
+    s = np.asarray(list(sizes_bytes), dtype=float)
+    t = np.asarray(list(times_s), dtype=float)
+    if s.size != t.size or s.size < 2 or len(np.unique(s)) < 2:
+        raise BadInput("an alpha-beta fit needs at least two message sizes", "measure a size sweep (drop --quick)")
+    if np.any(t <= 0) or np.any(s <= 0):
+        raise BadInput("message sizes and times must be positive", "re-run `recoque bench collective`")
+    w = 1.0 / t  # relative residuals: (a + b s - t) / t
+    (a, b), *_ = np.linalg.lstsq(np.column_stack([w, s * w]), np.ones_like(t), rcond=None)
+    if a < 0:  # no measurable latency: through the origin
+        a, b = 0.0, float(np.sum(s * w) / np.sum((s * w) ** 2))
+    if b < 0:  # times do not grow with size: latency only
+        a, b = float(np.sum(w) / np.sum(w * w)), 0.0
+    fit = a + b * s
+    ss_tot = float(np.sum((t - t.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((t - fit) ** 2)) / ss_tot if ss_tot > 0 else 1.0
+    return float(a), float(b), r2, float(np.max(np.abs(fit - t) / t))
+
+
+def fit_document(doc: Any) -> list[LinkFit]:
+    """One fit per (collective, dtype, placement, group size, tier) series of MIN_POINTS sizes or more."""
+    series: dict[tuple[str, str, str, int, str], dict[int, float]] = {}
+    for r in doc.select("collective"):
+        p = r.params
+        if not r.verified or "bytes" not in p:
+            continue
+        n = int(p.get("group_size", p.get("world_size", 0)) or 0)
+        if n < 2:
+            continue
+        key = (r.op, r.dtype, str(p.get("placement", "in_place" if r.op == "all_reduce" else "out_of_place")),
+               n, str(p.get("tier", "intra")))
+        series.setdefault(key, {})[int(p["bytes"])] = r.median_s  # a size measured twice: the later one
+    out = []
+    for (op, dtype, place, n, tier), pts in sorted(series.items()):
+        if len(pts) < MIN_POINTS:  # two points always fit exactly: no test of the model
+            continue
+        sizes = tuple(sorted(pts))
+        times = tuple(pts[s] for s in sizes)
+        a, b, r2, worst = fit_alpha_beta(sizes, times)
+        out.append(LinkFit(op, dtype, place, n, tier, sizes, times, a, b, r2, worst))
+    return out
+
+
+def fit_file(path: str) -> list[LinkFit]:
+    from recoque.bench.schema import load_results
+
+    return fit_document(load_results(path))
+
+
+def _pick(fits: list[LinkFit], tier: str, order: tuple[str, ...], need_bw: bool) -> LinkFit | None:
+    for op in order:
+        mine = [f for f in fits if f.op == op and f.tier == tier and (f.bandwidth_known or not need_bw)]
+        if mine:
+            # The largest group, then fp32 (nccl-tests' default type), then the most sizes.
+            return max(mine, key=lambda f: (f.group_size, f.dtype == "fp32", len(f.sizes_bytes)))
+    return None
+
+
+@dataclass(frozen=True)
+class LinkFigure:
+    attr: str  # the SystemSpec attribute it replaces
+    value: float
+    low: float
+    high: float
+    source: str
+
+
+def link_figures(fits: list[LinkFit], origin: str = "") -> list[LinkFigure]:
+    """Bandwidth (bus bandwidth per GPU, bytes/s) and per-hop latency (s) per tier that the fits
+    determine; the range is the fit's worst relative residual either way."""
+    where = f" in {origin}" if origin else ""
+    out = []
+    for tier in TIERS:
+        bw_attr, lat_attr = SYSTEM_ATTRS[tier]
+        f = _pick(fits, tier, BANDWIDTH_FROM, need_bw=True)
+        if f is not None:
+            v, u = f.busbw_bytes_s, min(f.max_rel_residual, 0.9)
+            out.append(LinkFigure(bw_attr, v, v * (1 - u), v * (1 + u),
+                                  f"measured: busbw of {f.label()}{where} ({f.quality()})"))
+        f = _pick(fits, tier, LATENCY_FROM, need_bw=False)
+        if f is not None and f.latency_s > 0:
+            v, u = f.alpha_s, min(f.max_rel_residual, 0.9)
+            out.append(LinkFigure(lat_attr, v, v * (1 - u), v * (1 + u),
+                                  f"measured: latency of {f.label()} / {hops(f.op, f.group_size):g} hops{where} ({f.quality()})"))
+    return out
+
+
+def apply_links(system: Any, profile: Any, figures: list[LinkFigure]) -> tuple[Any, Any, list[str]]:
+    """The system with measured link figures in place of its datasheet ones (their ranges from the
+    fit), the profile with link efficiency 1 where the bandwidth was measured (a measured busbw is
+    already what the collective achieves), and one line per figure naming its source."""
+    from recoque.planner.profile import Rate
+
+    by_attr = {f.attr: f for f in figures}
+    changes, ranges, sources = {}, dict(system.ranges), dict(system.sources)
+    for attr, f in by_attr.items():
+        changes[attr] = f.value
+        ranges[attr] = (f.low, f.high)
+        sources[attr] = f.source
+    extra = dict(getattr(system, "extra", {}) or {})
+    if SYSTEM_ATTRS["inter"][0] in by_attr:  # a measured busbw already includes the GPUs' share of the NICs
+        extra = {k: v for k, v in extra.items() if k not in ("nics_per_node", "nic_bandwidth_gb_s")}
+    new_sys = replace(system, **changes, ranges=ranges, sources=sources, extra=extra)
+    prof_changes = {}
+    for tier, eff_field in (("intra", "intra_link_efficiency"), ("inter", "inter_link_efficiency")):
+        if SYSTEM_ATTRS[tier][0] in by_attr:
+            prof_changes[eff_field] = Rate(1.0, 1.0, 1.0)
+    new_prof = replace(profile, **prof_changes) if prof_changes else profile
+    lines = []
+    for tier in TIERS:
+        for attr, what, unit, scale in ((SYSTEM_ATTRS[tier][0], "bandwidth", "GB/s", 1e-9),
+                                        (SYSTEM_ATTRS[tier][1], "latency", "us", 1e6)):
+            if attr in by_attr:
+                f = by_attr[attr]
+                lines.append(f"{tier}-node {what}: {f.value * scale:.4g} {unit} [{f.low * scale:.3g}-{f.high * scale:.3g}] "
+                             f"{f.source}")
+            else:
+                v = float(getattr(system, attr))
+                src = system.sources.get(attr, "")
+                eff = ""
+                if what == "bandwidth":
+                    e = getattr(profile, f"{tier}_link_efficiency").value
+                    eff = f" x link efficiency {e:.2f}"
+                lines.append(f"{tier}-node {what}: {v * scale:.4g} {unit}{eff} datasheet: system {system.key}"
+                             + (f" ({src})" if src else "") + " (not measured)")
+    return new_sys, new_prof, lines
+
+
+def measured_links(path: str, system: Any, profile: Any) -> tuple[Any, Any, list[str]]:
+    """For `plan ... --profile FILE`: apply the collectives in FILE, if it has any, to a plan's
+    system and profile; with none, both come back unchanged and the lines say so."""
+    fits = fit_file(path)
+    figures = link_figures(fits, origin=path)
+    if not figures:
+        return system, profile, [f"link figures: datasheet ({path} has no collective size sweep to fit)"]
+    return apply_links(system, profile, figures)
+
+
+def fit_lines(doc: Any) -> list[str]:
+    """One line per fitted series: latency, per-hop alpha, bandwidths and how well the line fits."""
+    out = []
+    for f in fit_document(doc):
+        bw = (f"busbw {f.busbw_bytes_s / 1e9:.4g} GB/s (algbw {f.algbw_bytes_s / 1e9:.4g})" if f.bandwidth_known
+              else "bandwidth not resolved (times flat in size)")
+        out.append(f"alpha-beta {f.label()}: latency {f.latency_s * 1e6:.4g} us ({f.alpha_s * 1e6:.3g} us/hop), "
+                   f"{bw}; {f.quality()}")
+    return out

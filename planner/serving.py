@@ -1,0 +1,486 @@
+"""LLM serving estimate: continuous batching with chunked prefill, offline and server modes.
+
+A replica is tp x pp GPUs (ep spreads MoE experts inside it). Streams running: B per replica.
+In steady state every step carries B decode tokens and, because requests finish at B/O per step
+and each new one brings P prompt tokens, B x P/O prefill tokens (chunked prefill). The step time
+comes from planner.serving_step (per layer: weight GEMMs, KV read, elementwise, all-reduces,
+launches; per step: LM head and CPU scheduling), divided by the engine efficiency.
+  output tokens/s per replica  X(B) = B / (pp x t_stage(B))       (pp stages pipeline B/pp streams each)
+  time per output token        TPOT = pp x t_stage(B)
+Offline: B is the largest the KV memory (and the engine's batch cap) allows. Server: Poisson
+arrivals at a rate set B through Little's law (rate = X(B) / O); latency targets set the largest B
+that meets them at the chosen percentile. With both a TTFT and a TPOT target the engine holds the
+running batch at the largest that meets the TPOT target (admission cap) and queues the rest, so
+the TTFT target keeps that many slots below full use (M/G/c: square-root headroom from Poisson
+arrivals), which is why MLPerf Server runs below Offline. TPOT at a percentile: the step at that
+quantile of the running streams (Poisson around B, at most the cap) plus the spread of the
+per-request TPOT from prefill work arriving in lumps (tpot_tail_s). TTFT = half a step (admission
+at step boundaries) + the wait for the per-step prefill token budget (M/D/1) + the wait for a
+slot (M/G/c, Sakasegawa 1977, Allen-Cunneen) + the prefill of a prompt at that quantile of the
+prompt lengths (lognormal, stated spread); waits at a percentile from the heavy-traffic
+exponential tail (Kingman 1962). Memory: weights per GPU, workspace, the engine's
+usable fraction of HBM; KV per stream is prompt + output (reserved up front) or prompt + output/2
+(paged, allocated as produced).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from recoque.catalog import get_device_spec
+from recoque.errors import BadInput, DoesNotFit
+from recoque.estimate import Estimate
+from recoque.planner import serving_rates as sr
+from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
+from recoque.planner.serving_step import Layout, Precision, StepTime, kv_bytes_per_token_per_gpu, step_time
+from recoque.planner.system import SystemSpec
+
+DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5}
+MODES = ("offline", "server")
+PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+def _positive(name: str, v: float | None, flag: str) -> None:
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise BadInput(f"{name} must be a positive finite number, got {v!r}", f"pass {flag} > 0")
+
+
+@dataclass(frozen=True)
+class ServingRequest:
+    """Everything a user can set; units in the names. None = derived (stated in the assumptions)."""
+
+    prompt_tokens: float = 2000
+    output_tokens: float = 500
+    mode: str = "offline"
+    batch: int | None = None               # running streams per replica (fixed)
+    concurrency: int | None = None         # concurrent requests over the whole system (closed loop)
+    request_rate_per_s: float | None = None  # over the whole system
+    ttft_target_s: float | None = None
+    tpot_target_s: float | None = None
+    percentile: str = "p50"
+    tp: int | None = None
+    pp: int = 1
+    ep: int = 1
+    weights: str = "bf16"
+    activations: str = "bf16"
+    kv_cache: str = "bf16"
+    engine: str = "vllm"
+    hbm_fraction: float | None = None
+    max_batch: int | None = None           # engine batch cap (max_num_seqs / max_batch_size)
+    engine_efficiency: float | None = None  # measured on your engine: replaces the engine class default
+    length_cv2: float | None = None        # squared coefficient of variation of prompt and output lengths (0: fixed)
+
+    def __post_init__(self) -> None:
+        _positive("prompt tokens", self.prompt_tokens, "--prompt-tokens")
+        _positive("output tokens", self.output_tokens, "--output-tokens")
+        for name, flag in (("batch", "--batch"), ("concurrency", "--concurrency"), ("request_rate_per_s", "--request-rate"),
+                           ("ttft_target_s", "--ttft-ms"), ("tpot_target_s", "--tpot-ms"), ("tp", "--tp"),
+                           ("pp", "--pp"), ("ep", "--ep"), ("max_batch", "--max-batch")):
+            _positive(name, getattr(self, name), flag)
+        if self.mode not in MODES:
+            raise BadInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", "pass --mode offline or --mode server")
+        if self.percentile not in PERCENTILES:
+            raise BadInput(f"percentile must be one of {', '.join(PERCENTILES)}, got {self.percentile!r}", "pass --percentile p50 or p99")
+        for name in ("weights", "activations", "kv_cache"):
+            if getattr(self, name) not in DTYPE_BYTES:
+                raise BadInput(f"unknown {name} dtype {getattr(self, name)!r}", f"use one of {', '.join(DTYPE_BYTES)}")
+        if self.engine not in sr.ENGINES:
+            raise BadInput(f"unknown engine {self.engine!r}", f"use one of {', '.join(sr.ENGINES)}")
+        if self.engine_efficiency is not None and not (isinstance(self.engine_efficiency, (int, float))
+                                                       and math.isfinite(self.engine_efficiency) and 0 < self.engine_efficiency <= 1):
+            raise BadInput(f"engine efficiency must be in (0, 1], got {self.engine_efficiency!r}", "pass --engine-efficiency 0.85")
+        if self.length_cv2 is not None and (isinstance(self.length_cv2, bool) or not isinstance(self.length_cv2, (int, float))
+                                            or not math.isfinite(self.length_cv2) or not 0 <= self.length_cv2 <= 4):
+            raise BadInput(f"length cv2 must be a number in [0, 4], got {self.length_cv2!r}",
+                           "pass --length-cv2 0 for fixed lengths, ~0.6 for chat datasets")
+        if self.hbm_fraction is not None and not (isinstance(self.hbm_fraction, (int, float))
+                                                  and math.isfinite(self.hbm_fraction) and 0 < self.hbm_fraction <= 1):
+            raise BadInput(f"HBM fraction must be in (0, 1], got {self.hbm_fraction!r}", "pass --hbm-fraction 0.9")
+        if self.batch is not None and self.concurrency is not None:
+            raise BadInput("--batch and --concurrency both given", "pass one: --batch per replica or --concurrency for the system")
+        fixed = self.batch is not None or self.concurrency is not None
+        if fixed and self.request_rate_per_s is not None:
+            raise BadInput("a fixed batch/concurrency and a request rate both given", "pass one of them")
+        if self.mode == "server" and not fixed and self.request_rate_per_s is None \
+                and self.ttft_target_s is None and self.tpot_target_s is None:
+            raise BadInput("server mode needs a load or a latency target",
+                           "pass --request-rate, --ttft-ms/--tpot-ms, or --concurrency")
+        if self.request_rate_per_s is not None and (self.ttft_target_s or self.tpot_target_s):
+            raise BadInput("a request rate and latency targets both given", "pass --request-rate or --ttft-ms/--tpot-ms")
+
+    @property
+    def compute_dtype(self) -> str:
+        """GEMMs run in fp8 (fp4) only when weights and activations both are; else in the activation dtype."""
+        if self.weights == self.activations and self.weights in ("fp8", "fp4"):
+            return self.weights
+        return "bf16" if self.activations in ("fp8", "fp4") else self.activations
+
+    def knobs(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Memory:
+    usable_bytes: float
+    weights_bytes: float
+    workspace_bytes: float
+    kv_bytes_per_token: float   # on one GPU (its layers, its KV heads)
+    kv_tokens_per_stream: float
+    max_streams: int            # by KV memory, per replica
+
+
+@dataclass(frozen=True)
+class ServingEstimate:
+    system: str
+    model: str
+    mode: str
+    engine: str
+    tp: int
+    pp: int
+    ep: int
+    gpus_per_replica: int
+    replicas: int
+    batch: Estimate                 # running streams per replica
+    tpot: Estimate                  # s, at the chosen percentile
+    ttft: Estimate                  # s, at the chosen percentile (queueing included in server mode)
+    tokens_per_s_per_gpu: Estimate
+    tokens_per_s_replica: Estimate
+    tokens_per_s_system: Estimate
+    requests_per_s_system: Estimate
+    concurrent_users: Estimate
+    memory: Memory
+    step_shares: Mapping[str, float]
+    bound: str
+    knobs: Mapping[str, Any]
+    assumptions: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["memory"] = dict(vars(self.memory))
+        d["assumptions"] = list(self.assumptions)
+        return d
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout) -> float:
+    """Layers split over pp stages; attention and dense weights over tp; experts over ep (else tp).
+    Embedding and LM head split over tp (vocab-parallel)."""
+    wb = DTYPE_BYTES[req.weights]
+    experts = int(getattr(model, "experts", 1) or 1)
+    per_expert = float(model.expert_params()) if experts > 1 else 0.0
+    dense_layer = float(model.layer_params()) - experts * per_expert
+    expert_share = experts * per_expert / (lay.ep if lay.ep > 1 else lay.tp)
+    layers = model.layers / lay.pp
+    return (layers * (dense_layer / lay.tp + expert_share) + float(model.embedding_params()) / lay.tp) * wb
+
+
+def workspace_bytes(model: Any, lay: Layout) -> float:
+    t = float(sr.kernel_constants().get("workspace_tokens", 8192))
+    return t * (4.0 * model.hidden + 2.0 * model.ffn_hidden / lay.tp) * 2.0 + t * model.vocab * 4.0 / lay.tp
+
+
+def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
+    frac = req.hbm_fraction or engine.usable_hbm_fraction
+    usable = frac * sr.hbm_capacity_bytes(spec)
+    w, ws = weights_bytes_per_gpu(model, req, lay), workspace_bytes(model, lay)
+    kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache])
+    per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full" else req.output_tokens / 2.0)
+    free = usable - w - ws
+    streams = int(free // (kv_tok * per_stream)) if free > 0 else 0
+    return Memory(usable, w, ws, kv_tok, per_stream, streams)
+
+
+def _check_layout(model: Any, system: SystemSpec, lay: Layout) -> None:
+    if model.heads % lay.tp:
+        raise BadInput(f"--tp {lay.tp} does not divide the model's {model.heads} attention heads", "pass a tp that divides it")
+    if lay.pp > model.layers:
+        raise BadInput(f"--pp {lay.pp} is more than the model's {model.layers} layers", "pass a smaller --pp")
+    experts = int(getattr(model, "experts", 1) or 1)
+    if lay.ep > 1 and (experts <= 1 or experts % lay.ep or lay.ep > lay.tp * lay.pp):
+        raise BadInput(f"--ep {lay.ep} needs a MoE model whose expert count it divides, at most tp x pp",
+                       "drop --ep or pass a divisor of the expert count")
+    if lay.tp * lay.pp > system.gpus:
+        raise DoesNotFit(f"one replica needs tp x pp = {lay.tp * lay.pp} GPUs, the system {system.key} has {system.gpus:g}",
+                         "lower --tp/--pp or use a larger system")
+
+
+# --- one corner ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Point:
+    batch: float
+    tpot_s: float
+    ttft_s: float
+    tokens_per_s: float   # per replica
+    step: StepTime
+
+
+class _Replica:
+    """The step model of one replica at one corner of the rates."""
+
+    def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float):
+        self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
+        self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache])
+        self.ctx = req.prompt_tokens + req.output_tokens / 2.0
+
+    def stage(self, batch: float, extra_prefill: float = 0.0) -> StepTime:
+        dec = batch / self.lay.pp
+        pre = dec * self.req.prompt_tokens / self.req.output_tokens + extra_prefill
+        return step_time(self.m, self.lay, self.prec, dec, pre, self.ctx, self.req.prompt_tokens, self.r)
+
+    def tpot(self, batch: float) -> float:
+        """Mean time per output token at `batch` running streams (prefill share included)."""
+        return self.lay.pp * self.stage(batch).total_s / self.eff
+
+    def throughput(self, batch: float) -> float:
+        return batch / self.tpot(batch)
+
+    def prefill_s(self, batch: float, prompt: float | None = None) -> float:
+        """The prompt's own prefill: ceil(P / chunk) steps that carry its chunk on top of the load."""
+        prompt = self.req.prompt_tokens if prompt is None else prompt
+        steps = max(1.0, math.ceil(prompt / self.budget))
+        chunk = min(prompt, self.budget)
+        return steps * self.lay.pp * self.stage(batch, chunk).total_s / self.eff
+
+
+def _bisect(fn, lo: float, hi: float, iters: int = 60) -> float:
+    """Largest x in [lo, hi] with fn(x) True, fn monotone (True then False)."""
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if fn(mid) else (lo, mid)
+    return lo
+
+
+def tpot_tail_s(rep: _Replica, req: ServingRequest, b: float, q: float) -> float:
+    """How far the q-quantile of the per-request TPOT sits above the mean step. New prompts arrive
+    at random (b / O per step, Poisson) and bring lumps of prefill work (P tokens each, spread
+    cv2): a step carries X prefill tokens with variance (b / O) E[P^2], so its time varies by
+    sigma = c sqrt((b / O) P^2 (1 + cv2)), c = the marginal step time per prefill token. A request's
+    TPOT (MLPerf: (latency - TTFT) / (tokens - 1)) averages its n - 1 steps (serving_queue.mean_tail)."""
+    if q <= 0.5 or b <= 0:
+        return 0.0
+    c = max(0.0, (rep.lay.pp * rep.stage(b, 1000.0).total_s / rep.eff - rep.tpot(b)) / 1000.0)
+    p = req.prompt_tokens
+    sigma = c * math.sqrt(b / req.output_tokens * p * p * (1.0 + rep.r.prompt_cv2))
+    return mean_tail(sigma, req.output_tokens, rep.r.service_cv2, q)
+
+
+def server_point(rep: _Replica, req: ServingRequest, b: float, cap: float, q: float) -> Point:
+    """Poisson arrivals that keep b streams running on average (Little: rate = X(b) / O).
+    TPOT at quantile q: the step at the q-quantile of the running streams, which are Poisson around
+    b (M/G/infinity occupancy), b + z_q sqrt(b), at most the cap. TTFT: half a step to the next
+    step boundary + the prefill-budget queue + the KV-slot queue + the prefill itself."""
+    lam = rep.throughput(b) / req.output_tokens
+    step = rep.tpot(b)
+    b_q = min(cap, b + Z[q] * math.sqrt(b))
+    tpot_q = rep.tpot(b_q) + tpot_tail_s(rep, req, b, q)
+    service = req.output_tokens * step + rep.prefill_s(b)
+    ttft = (0.5 * step + prefill_wait(lam, step / rep.lay.pp, req.prompt_tokens, rep.budget, q)
+            + slot_wait(lam, service, cap, q, rep.r.service_cv2) + rep.prefill_s(b, prompt_quantile(req.prompt_tokens, q, rep.r.prompt_cv2)))
+    return Point(b, tpot_q, ttft, rep.throughput(b), rep.stage(b))
+
+
+def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict: bool = True) -> Point:
+    """Batch, latency and throughput of one replica at one corner, for the mode the user chose.
+    strict=False (the low/high corners): a load the corner cannot carry saturates instead of failing."""
+    q = PERCENTILES[req.percentile]
+    x_max = rep.throughput(cap)
+
+    def fixed(b: float, ttft: float) -> Point:
+        return Point(b, rep.tpot(b), ttft, rep.throughput(b), rep.stage(b))
+
+    if req.batch is not None:
+        if req.batch > cap:
+            raise DoesNotFit(f"batch {req.batch} per replica needs more KV cache (or a larger batch cap) than the replica has ({cap:g} max)",
+                             "lower --batch, use fp8 KV cache, raise --max-batch or use more GPUs per replica")
+        return fixed(req.batch, rep.prefill_s(req.batch) + 0.5 * rep.tpot(req.batch))
+    if req.concurrency is not None:
+        # Closed loop: each user sends the next request when the last one ends. Users beyond what the
+        # KV memory admits wait; Little's law then gives TTFT = users / request rate - decode time.
+        users = req.concurrency / replicas
+        b = min(users, cap)
+        x = rep.throughput(b)
+        return fixed(b, max(rep.prefill_s(b) + 0.5 * rep.tpot(b),
+                            users * req.output_tokens / x - (req.output_tokens - 1) * rep.tpot(b)))
+    if req.mode == "offline":
+        return fixed(cap, rep.prefill_s(cap) + 0.5 * rep.tpot(cap))
+    if req.request_rate_per_s:
+        lam = req.request_rate_per_s / replicas
+        if lam * req.output_tokens >= x_max:
+            if not strict:
+                return Point(cap, rep.tpot(cap), math.inf, x_max, rep.stage(cap))
+            raise DoesNotFit(f"{req.request_rate_per_s:g} requests/s is above what {replicas} replica(s) sustain "
+                             f"({x_max / req.output_tokens * replicas:.3g}/s)", "lower --request-rate or add GPUs")
+        b = _bisect(lambda x: rep.throughput(x) < lam * req.output_tokens, 1e-6, cap)
+        return server_point(rep, req, max(b, 1e-6), cap, q)
+
+    lo = min(1.0, cap)
+    slots = admission_cap(rep, req, cap, lo)
+
+    def meets(b: float) -> bool:
+        p = server_point(rep, req, b, slots, q)
+        return (not req.tpot_target_s or p.tpot_s <= req.tpot_target_s) and (not req.ttft_target_s or p.ttft_s <= req.ttft_target_s)
+
+    if not meets(lo):
+        p = server_point(rep, req, lo, slots, q)
+        if not strict:
+            return p
+        raise DoesNotFit(f"even one stream gives TPOT {p.tpot_s * 1e3:.1f} ms / TTFT {p.ttft_s * 1e3:.0f} ms ({req.percentile}), "
+                         "above the target", "relax --tpot-ms/--ttft-ms, use more GPUs per replica or fp8")
+    return server_point(rep, req, _bisect(meets, lo, slots * (1 - 1e-9)), slots, q)
+
+
+def admission_cap(rep: _Replica, req: ServingRequest, cap: float, lo: float) -> float:
+    """Slots a latency-targeted server runs with. A TPOT target makes the engine hold the running
+    batch at the largest that meets it (MLPerf server submissions cap their decode batch; vLLM
+    --max-num-seqs, TensorRT-LLM max_batch_size): when the queue is not empty exactly that many
+    streams run, so the step at that batch is the TPOT every stream sees at the tail, and arrivals
+    beyond it wait for a slot, which the TTFT target then bounds (serving_queue.slot_wait).
+    Without both targets the slots are the KV-memory cap (a TPOT target alone would let the queue,
+    and so the TTFT, grow without bound at the cap)."""
+    q = PERCENTILES[req.percentile]
+
+    def tpot_at(c: float) -> float:
+        return rep.tpot(c) + tpot_tail_s(rep, req, c, q)
+
+    if not req.tpot_target_s or not req.ttft_target_s or tpot_at(lo) > req.tpot_target_s:
+        return cap
+    return max(lo, _bisect(lambda c: tpot_at(c) <= req.tpot_target_s, lo, cap, iters=40))
+
+
+# --- layout choice and the estimate ------------------------------------------------------------
+
+def _pow2_upto(n: int) -> list[int]:
+    out, g = [], 1
+    while g <= n:
+        out.append(g)
+        g *= 2
+    return out
+
+
+def _layouts(model: Any, system: SystemSpec, req: ServingRequest) -> list[Layout]:
+    if req.tp:
+        return [Layout(int(req.tp), int(req.pp), int(req.ep))]
+    node = int(min(system.gpus_per_node, system.gpus))
+    pps = [int(req.pp)] if req.pp > 1 else [1] + [p for p in (2, 4, 8, 16) if p * node <= system.gpus]
+    return [Layout(tp, pp, int(req.ep)) for pp in pps for tp in _pow2_upto(node)
+            if model.heads % tp == 0 and (req.ep <= 1 or req.ep <= tp * pp)]
+
+
+@dataclass(frozen=True)
+class _Run:
+    lay: Layout
+    mem: Memory
+    replicas: int
+    points: Mapping[str, Point]
+    notes: tuple[str, ...]
+
+
+def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
+         profile: Any, shapes: Any = None) -> _Run:
+    _check_layout(model, system, lay)
+    mem = memory(model, spec, req, lay, engine)
+    if mem.max_streams < 1:
+        raise DoesNotFit(f"tp={lay.tp} pp={lay.pp}: {mem.weights_bytes / 1e9:.0f} GB of weights + {mem.workspace_bytes / 1e9:.1f} GB "
+                         f"workspace + one stream's KV do not fit in {mem.usable_bytes / 1e9:.0f} GB usable per GPU",
+                         "use more GPUs per replica (--tp/--pp), fp8 weights/KV, or a larger --hbm-fraction")
+    cap = float(min(mem.max_streams, req.max_batch or engine.max_batch))
+    replicas = int(system.gpus // (lay.tp * lay.pp))
+    rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes)  # TP inside a node when it fits
+    if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
+        rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
+    budget = float(sr.kernel_constants().get("workspace_tokens", 8192))
+    points = {c: solve(_Replica(model, req, lay, rs.rates[c], rs.efficiency[c], budget), req, cap, replicas,
+                       strict=(c == "value")) for c in sr.CORNERS}
+    return _Run(lay, mem, replicas, points, rs.notes)
+
+
+def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: ServingRequest, profile: Any = None,
+                     gemm_shapes: Any = None) -> ServingEstimate:
+    """`gemm_shapes` (serving_rates.GemmShapes from the --profile results file): measured GEMM
+    rates by shape, used for the device the profile was measured on."""
+    spec = get_device_spec(system.device)
+    if req.compute_dtype not in ("bf16", "fp16", "fp32") and not spec.peak(req.compute_dtype):
+        raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate", "use --weights/--activations bf16 or fp8")
+    engine = sr.load_engine(req.engine)
+    if req.engine_efficiency:
+        engine = replace(engine, efficiency=(req.engine_efficiency,) * 3, source="set by the user")
+    best, errors = None, []
+    for lay in _layouts(model, system, req):
+        if best is not None and lay.pp > best[1].lay.pp:
+            break  # pipeline stages across nodes only when no single-node replica fits
+        try:
+            run = _run(model, system, spec, req, lay, engine, profile, gemm_shapes)
+        except DoesNotFit as exc:
+            errors.append(exc)
+            continue
+        per_gpu = run.points["value"].tokens_per_s / (lay.tp * lay.pp)
+        if best is None or per_gpu > best[0] * 1.02:  # prefer the smaller replica unless >2% better per GPU
+            best = (per_gpu, run)
+    if best is None:
+        raise errors[-1] if errors else DoesNotFit(f"no layout of {model_name} fits {system.key}", "use more GPUs or fp8")
+    return _estimate(best[1], model, model_name, system, spec, req, engine)
+
+
+def _est(run: _Run, attr: str, unit: str, scale: float = 1.0) -> Estimate:
+    vals = {c: getattr(run.points[c], attr) * scale for c in sr.CORNERS}
+    return Estimate(vals["value"], min(vals.values()), max(vals.values()), unit)
+
+
+def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: Any, req: ServingRequest,
+              engine: sr.Engine) -> ServingEstimate:
+    lay, g = run.lay, run.lay.tp * run.lay.pp
+    rep_tps = _est(run, "tokens_per_s", "tokens/s")
+    per_gpu = rep_tps.scale(1.0 / g, "tokens/s")
+    system_tps = rep_tps.scale(float(run.replicas), "tokens/s")
+    batch = _est(run, "batch", "stream")
+    value = run.points["value"]
+    frac = req.hbm_fraction or engine.usable_hbm_fraction
+    notes = tuple(dict.fromkeys(run.notes + (
+        f"replica = tp {lay.tp} x pp {lay.pp}" + (f" (ep {lay.ep})" if lay.ep > 1 else "") + f" of {spec.key}; "
+        f"{run.replicas} replica(s) in {system.key}" + ("" if req.tp else " (tp chosen for the most tokens/s per GPU)"),
+        f"weights {req.weights}, activations {req.activations} (GEMMs in {req.compute_dtype}), KV cache {req.kv_cache}; "
+        f"prompt {req.prompt_tokens:g}, output {req.output_tokens:g} tokens",
+        f"memory per GPU: {frac:.0%} of {sr.hbm_capacity_bytes(spec) / 1e9:.0f} GB usable, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
+        f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
+        f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",
+        _mode_note(req),
+        "continuous batching with chunked prefill: each step carries B decode tokens + B x prompt/output prefill tokens",
+        "low/high: the model at the pessimistic/optimistic end of every rate and engine constant (not fitted)")
+        + _missed_target_note(run.points["low"], req)))
+    return ServingEstimate(
+        system=system.key, model=model_name, mode=req.mode, engine=req.engine, tp=lay.tp, pp=lay.pp, ep=lay.ep,
+        gpus_per_replica=g, replicas=run.replicas, batch=batch, tpot=_est(run, "tpot_s", "s"), ttft=_est(run, "ttft_s", "s"),
+        tokens_per_s_per_gpu=per_gpu, tokens_per_s_replica=rep_tps, tokens_per_s_system=system_tps,
+        requests_per_s_system=system_tps.scale(1.0 / req.output_tokens, "request/s"),
+        concurrent_users=batch.scale(float(run.replicas), "user"), memory=run.mem,
+        step_shares=value.step.shares(), bound=value.step.bound, knobs=req.knobs(), assumptions=notes)
+
+
+def _missed_target_note(low: Point, req: ServingRequest) -> tuple[str, ...]:
+    if req.mode != "server" or req.batch or req.concurrency or req.request_rate_per_s:
+        return ()
+    missed = ((req.tpot_target_s and low.tpot_s > req.tpot_target_s * (1 + 1e-6))
+              or (req.ttft_target_s and low.ttft_s > req.ttft_target_s * (1 + 1e-6)))
+    return ("at the pessimistic corner even one stream misses the latency target: the low bounds are one stream's",) if missed else ()
+
+
+def _mode_note(req: ServingRequest) -> str:
+    if req.batch or req.concurrency:
+        return f"fixed load: {req.batch or req.concurrency} {'streams per replica' if req.batch else 'concurrent requests (system)'}"
+    if req.mode == "offline":
+        return "offline: batch = the most streams the KV memory and the engine's batch cap allow; TTFT = prefill only (no queue)"
+    if req.request_rate_per_s:
+        return (f"server: {req.request_rate_per_s:g} requests/s (Poisson) -> batch by Little's law; TTFT = half a step + "
+                f"M/D/1 wait ({req.percentile}, exponential-tail approximation) + prefill")
+    tgt = ", ".join(x for x in (f"TTFT <= {req.ttft_target_s * 1e3:g} ms" if req.ttft_target_s else "",
+                                 f"TPOT <= {req.tpot_target_s * 1e3:g} ms" if req.tpot_target_s else "") if x)
+    return f"server: the largest load meeting {tgt} at {req.percentile}"
+
+
+def with_overrides(req: ServingRequest, **kw: Any) -> ServingRequest:
+    return replace(req, **{k: v for k, v in kw.items() if v is not None})

@@ -1,0 +1,241 @@
+"""Rates and engine constants for the serving model, at three corners: the central value, the
+pessimistic corner ("low": every constant at the end of its range that lowers throughput) and the
+optimistic corner ("high"). The printed low-high range of a serving estimate is the model run at
+those corners, so it comes from the stated uncertainty of the constants, never from the answer.
+
+Where the rates come from, in order: a measured profile for this device (`--profile`), the best
+public measurements in seeds/serving.toml [rates.<device>], the datasheet x achieved fraction of
+seeds/workloads.toml [efficiency]. Engine constants: seeds/serving.toml [engines.<class>].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Mapping
+
+from recoque.catalog import DeviceSpec
+from recoque.errors import BadInput
+from recoque.fileio import read_seed_toml
+from recoque.planner.serving_step import Rates
+from recoque.planner.system import SystemSpec
+from recoque.planner.workloads import gemm_rate, memory_rate, profile_applies
+
+CORNERS = ("value", "low", "high")
+ENGINES = ("vllm", "trtllm", "sglang")
+# Link efficiency of a ring all-reduce against the stated per-GPU one-direction bandwidth:
+# RCCL 8x MI300X 318 of 448 GB/s (0.71); NCCL 8x H200 482 of 450 with NVLS (>1)
+# (../shared/reference/bench_anchors.md table 1c).
+LINK_EFFICIENCY = {"value": 0.8, "low": 0.7, "high": 1.0}
+
+
+@lru_cache(maxsize=1)
+def _seed() -> dict[str, Any]:
+    return read_seed_toml("serving.toml")
+
+
+def _ranged(table: Mapping[str, Any], key: str, where: str) -> tuple[float, float, float]:
+    if key not in table:
+        raise BadInput(f"seeds/serving.toml {where}: `{key}` is missing", "add it with _low/_high and a source")
+    v = float(table[key])
+    return v, float(table.get(f"{key}_low", v)), float(table.get(f"{key}_high", v))
+
+
+def _corner(vlh: tuple[float, float, float], corner: str, higher_is_faster: bool) -> float:
+    v, lo, hi = vlh
+    if corner == "value":
+        return v
+    return (lo if higher_is_faster else hi) if corner == "low" else (hi if higher_is_faster else lo)
+
+
+@dataclass(frozen=True)
+class Engine:
+    key: str
+    name: str
+    efficiency: tuple[float, float, float]
+    step_overhead_s: tuple[float, float, float]
+    kv_reserve: str           # "full": prompt + max output reserved; "live": blocks as produced
+    max_batch: int
+    usable_hbm_fraction: float
+    source: str
+
+    def note(self) -> str:
+        v, lo, hi = self.efficiency
+        return (f"engine {self.name}: efficiency {v:.2f} ({lo:.2f}-{hi:.2f}) of the kernel-level step, "
+                f"{self.step_overhead_s[0] * 1e3:g} ms CPU per step, KV reserved '{self.kv_reserve}', "
+                f"default batch cap {self.max_batch} (seeds/serving.toml [engines.{self.key}]: {self.source})")
+
+
+def load_engine(key: str) -> Engine:
+    table = _seed().get("engines", {})
+    if key not in table:
+        raise BadInput(f"unknown engine {key!r}", f"use one of {', '.join(sorted(table))}")
+    t, where = table[key], f"[engines.{key}]"
+    ms = _ranged(t, "step_overhead_ms", where)
+    return Engine(key=key, name=str(t.get("name", key)), efficiency=_ranged(t, "engine_efficiency", where),
+                  step_overhead_s=tuple(x / 1e3 for x in ms), kv_reserve=str(t.get("kv_reserve", "live")),
+                  max_batch=int(t.get("max_batch", 256)), usable_hbm_fraction=float(t.get("usable_hbm_fraction", 0.9)),
+                  source=str(t.get("sources", {}).get("engine_efficiency", "")))
+
+
+def kernel_constants() -> Mapping[str, Any]:
+    return _seed().get("kernel", {})
+
+
+def hbm_capacity_bytes(spec: DeviceSpec) -> float:
+    if not spec.hbm_bytes:
+        raise BadInput(f"device {spec.key}: HBM capacity unknown", "complete seeds/hardware.toml")
+    return spec.hbm_bytes * float(kernel_constants().get("hbm_capacity_gib_per_gb", 1.0))
+
+
+def _device_rate(spec: DeviceSpec, key: str) -> tuple[float, float, float] | None:
+    table = _seed().get("rates", {}).get(spec.key)
+    if not table or key not in table:
+        return None
+    return _ranged(table, key, f"[rates.{spec.key}]")
+
+
+def _unverified(spec: DeviceSpec, key: str) -> bool:
+    """The seed's source for this rate starts with 'U:' (an argued estimate, not a measurement)."""
+    src = str(_seed().get("rates", {}).get(spec.key, {}).get("sources", {}).get(key, ""))
+    return src.startswith("U:")
+
+
+def gemm_rates(spec: DeviceSpec, dtype: str, profile: Any = None) -> tuple[tuple[float, float, float], str]:
+    """Large-shape GEMM FLOP/s (value, low, high) in `dtype` and where it came from."""
+    measured = profile_applies(spec, profile) and not getattr(profile, "uses_datasheet_for", lambda d: False)(dtype)
+    if measured:
+        e = gemm_rate(spec, dtype, profile)
+        return (e.value, e.low, e.high), f"{spec.key} {dtype} GEMM from the measured profile (large shape)"
+    seeded = _device_rate(spec, f"{dtype}_gemm_tflops")
+    if seeded:
+        what = ("stated estimate, no public measurement" if _unverified(spec, f"{dtype}_gemm_tflops")
+                else "best public measurement")
+        return tuple(x * 1e12 for x in seeded), f"{spec.key} {dtype} GEMM {seeded[0]:g} TFLOP/s ({seeded[1]:g}-{seeded[2]:g}), {what} (seeds/serving.toml)"
+    e = gemm_rate(spec, dtype)
+    return (e.value, e.low, e.high), f"{spec.key} {dtype} GEMM = datasheet x achieved fraction ({e.value / 1e12:.0f} TFLOP/s; no measurement on file)"
+
+
+def hbm_rates(spec: DeviceSpec, profile: Any = None) -> tuple[tuple[float, float, float], str]:
+    if profile_applies(spec, profile):
+        e = memory_rate(spec, profile)
+        return (e.value, e.low, e.high), f"{spec.key} HBM from the measured profile"
+    seeded = _device_rate(spec, "hbm_read_tb_s")
+    if seeded:
+        return tuple(x * 1e12 for x in seeded), f"{spec.key} HBM read {seeded[0]:g} TB/s ({seeded[1]:g}-{seeded[2]:g}) (seeds/serving.toml)"
+    e = memory_rate(spec)
+    return (e.value, e.low, e.high), f"{spec.key} HBM = datasheet x achieved fraction ({e.value / 1e12:.2f} TB/s)"
+
+
+def link_rates(system: SystemSpec, gpus: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(bandwidth, per-hop latency) triples for a group of `gpus`: inside one node or across nodes."""
+    inside = gpus <= system.gpus_per_node
+    bw_attr = "intra_node_bandwidth_bytes_s" if inside else "inter_node_bandwidth_bytes_s"
+    lat_attr = "intra_node_latency_s" if inside else "inter_node_latency_s"
+    bw, lat = system.estimate(bw_attr), system.estimate(lat_attr)
+    bws = (bw.value * LINK_EFFICIENCY["value"], bw.low * LINK_EFFICIENCY["low"], bw.high * LINK_EFFICIENCY["high"])
+    return bws, (lat.value, lat.low, lat.high)
+
+
+@dataclass(frozen=True)
+class RateSet:
+    """Rates at the three corners, the engine efficiency at each, and the notes saying where from."""
+
+    rates: Mapping[str, Rates]
+    efficiency: Mapping[str, float]
+    notes: tuple[str, ...]
+
+
+def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_group: int, engine: Engine,
+             profile: Any = None, shapes: "GemmShapes | None" = None) -> RateSet:
+    gemm, g_note = gemm_rates(spec, compute_dtype, profile)
+    by_shape = shapes is not None and profile_applies(spec, profile) and shapes.has(compute_dtype)
+    if by_shape:
+        g_note = (f"{spec.key} {compute_dtype} GEMMs at the measured rate of the nearest measured (n, k), interpolated "
+                  f"in m ({len(shapes.points[compute_dtype])} shapes{', ' + shapes.source if shapes.source else ''}); "
+                  "the measured time already holds the math/weight-read overlap")
+    attn_base, _ = gemm_rates(spec, "bf16", profile) if spec.peak("bf16") else (gemm, "")
+    hbm, h_note = hbm_rates(spec, profile)
+    link, lat = link_rates(system, gpus_per_group)
+    k = kernel_constants()
+    m_half = _ranged(k, "gemm_m_half_rows", "[kernel]")
+    gap = tuple(x * 1e-6 for x in _ranged(k, "kernel_gap_us", "[kernel]"))
+    afrac = _ranged(k, "attention_fraction_of_gemm", "[kernel]")
+    p_ov = _ranged(k, "gemm_overlap_p", "[kernel]")
+    moe = _ranged(k, "moe_gemm_efficiency", "[kernel]") if "moe_gemm_efficiency" in k else (1.0, 1.0, 1.0)
+    cv2 = _ranged(k, "service_cv2", "[kernel]") if "service_cv2" in k else (0.0, 0.0, 0.0)
+    pcv2 = _ranged(k, "prompt_cv2", "[kernel]") if "prompt_cv2" in k else (0.0, 0.0, 0.0)
+    rates, eff = {}, {}
+    for c in CORNERS:
+        rates[c] = Rates(gemm_flop_s=_corner(gemm, c, True),
+                         attention_flop_s=_corner(attn_base, c, True) * _corner(afrac, c, True),
+                         hbm_bytes_s=_corner(hbm, c, True), link_bytes_s=_corner(link, c, True),
+                         hop_latency_s=_corner(lat, c, False), kernel_gap_s=_corner(gap, c, False),
+                         step_overhead_s=_corner(engine.step_overhead_s, c, False), m_half=_corner(m_half, c, False),
+                         overlap_p=_corner(p_ov, c, True), moe_gemm_efficiency=_corner(moe, c, True),
+                         service_cv2=_corner(cv2, c, False), prompt_cv2=_corner(pcv2, c, False),
+                         gemm_at=shapes.at(compute_dtype, c) if by_shape else None)
+        eff[c] = _corner(engine.efficiency, c, True)
+    notes = (g_note, h_note,
+             f"TP all-reduce: {link[0] / 1e9:.0f} GB/s achieved per GPU ({LINK_EFFICIENCY['value']:.0%} of the system's link), "
+             f"{lat[0] * 1e6:g} us per ring hop ({system.key})",
+             f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:g} us per kernel launch; "
+             f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
+             engine.note())
+    return RateSet(rates=rates, efficiency=eff, notes=notes)
+
+
+# --- measured GEMM rates by shape (--profile) ---------------------------------------------------
+
+@dataclass(frozen=True)
+class GemmShapes:
+    """GEMM rates measured by `recoque bench` at given (m, n, k), per dtype: (m, n, k, value, low,
+    high) in FLOP/s. The serving step asks for the rate of each of a layer's weight GEMMs at its
+    row count m: the measured (n, k) nearest in log distance, interpolated log-log in m between the
+    measured row counts. Below the smallest measured m the time per call stays that of the
+    smallest (the weight read bounds a skinny GEMM: rate ~ m); above the largest, the rate stays
+    flat. The low/high corners use the sample spread (the 90th-percentile and best times)."""
+
+    points: Mapping[str, tuple[tuple[float, ...], ...]]
+    source: str = ""
+
+    @classmethod
+    def from_results(cls, doc: Any, source: str = "") -> "GemmShapes | None":
+        table: dict[str, list[tuple[float, ...]]] = {}
+        for r in doc.select("gemm"):
+            if r.unit != "TFLOP/s" or not r.verified or not all(x in r.params for x in "mnk"):
+                continue
+            m, n, k = (float(r.params[x]) for x in "mnk")
+            ts = sorted(r.times_s)
+            slow = ts[min(len(ts) - 1, int(0.9 * len(ts)))]
+            work = 2.0 * m * n * k
+            med = ts[len(ts) // 2] if len(ts) % 2 else 0.5 * (ts[len(ts) // 2 - 1] + ts[len(ts) // 2])
+            table.setdefault(r.dtype, []).append((m, n, k, work / med, work / slow, work / ts[0]))
+        return cls({d: tuple(v) for d, v in table.items()}, source) if table else None
+
+    def has(self, dtype: str) -> bool:
+        return bool(self.points.get(dtype))
+
+    def rate(self, dtype: str, m: float, n: float, k: float, which: str = "value") -> float:
+        import math
+
+        pts = self.points[dtype]
+        col = {"value": 3, "low": 4, "high": 5}[which]
+        nk = min({(p[1], p[2]) for p in pts}, key=lambda q: math.log(q[0] / n) ** 2 + math.log(q[1] / k) ** 2)
+        best: dict[float, float] = {}
+        for p in pts:  # one rate per measured m at that (n, k): the best, as a sweep keeps
+            if (p[1], p[2]) == nk:
+                best[p[0]] = max(best.get(p[0], 0.0), p[col])
+        ms = sorted(best)
+        m = max(float(m), 1e-9)
+        if m <= ms[0]:
+            return best[ms[0]] * m / ms[0]
+        if m >= ms[-1]:
+            return best[ms[-1]]
+        i = next(j for j in range(1, len(ms)) if ms[j] >= m)
+        x0, x1 = math.log(ms[i - 1]), math.log(ms[i])
+        y0, y1 = math.log(best[ms[i - 1]]), math.log(best[ms[i]])
+        return math.exp(y0 + (y1 - y0) * (math.log(m) - x0) / (x1 - x0))
+
+    def at(self, dtype: str, which: str):
+        """A (m, n, k) -> FLOP/s callable for one corner (what serving_step.Rates.gemm_at holds)."""
+        return lambda m, n, k: self.rate(dtype, m, n, k, which)

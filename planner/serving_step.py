@@ -1,0 +1,219 @@
+"""One continuous-batching step of an LLM replica, from its parts (planner.serving's inner model).
+
+A step runs every layer once over T tokens: B decode tokens (one per running stream) plus C prefill
+tokens of other requests (chunked prefill). Per layer, on one GPU of a tensor-parallel group of g:
+
+  weight GEMMs  math = 2 T P_layer / g / (R_gemm x m/(m + m_half)), memory = W_layer / g / BW,
+                t = (math^p + memory^p)^(1/p)  (the weights are read once per step whatever T is; a
+                skinny m = T GEMM is bound by that read, a fat one by the math; m/(m + m_half) is the
+                last partial row tile; p < infinity: imperfect overlap near the ridge point)
+  attention     decode: KV read of B x context x 2 x kv_heads_per_gpu x head_dim x bytes at BW;
+                prefill: 2 x C x prompt x heads/g x head_dim FLOPs (causal) at the attention rate
+  elementwise   norms, rotary, residuals, activation: ~ T x (10 hidden + 3 ffn/g) x 2 bytes at BW
+  all-reduce    2 per layer (after attention and after the MLP), ring: 2(g-1) hops x latency
+                + 2(g-1)/g x T x hidden x 2 bytes / link bandwidth
+  launches      kernels_per_layer x per-kernel gap (graph replay)
+then once per step: the LM head (a GEMM over the decode tokens and the vocabulary) and the engine's
+CPU scheduling time, which does not overlap the GPU work.
+Mixture-of-experts layers: each token runs k of E experts; the weights read are those of the experts
+the step touches (E(1 - (1 - k/E)^T) in expectation, uniform routing); with expert parallelism (ep)
+the experts are spread over ep GPUs and two all-to-alls (dispatch, combine) move T x k x hidden
+activations. Everything here is floats in base units; planner.serving wraps it in Estimates.
+Formula sources: the weights-over-bandwidth decode floor and 2 x params FLOPs per token are the usual
+LLM-serving arithmetic (e.g. Pope et al. 2022, Efficiently Scaling Transformer Inference, section 2);
+ring all-reduce cost 2(g-1)/g x bytes / bandwidth + 2(g-1) x latency (Thakur et al. 2005).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all three engine classes
+KERNELS_PER_LAYER = 12   # norm, qkv, rotary+KV write, attention, o-proj, all-reduce, norm, gate/up, act, down, all-reduce, residual
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What one GPU (and its links) deliver, for one bound of the estimate. Base units."""
+
+    gemm_flop_s: float        # large-shape GEMM rate in the weights' compute dtype
+    attention_flop_s: float   # prefill attention rate (flash-attention class kernel)
+    hbm_bytes_s: float        # achieved streaming bandwidth
+    link_bytes_s: float       # per-GPU one-direction bandwidth the all-reduce achieves
+    hop_latency_s: float      # per ring hop
+    kernel_gap_s: float       # per kernel launch with graph replay
+    step_overhead_s: float    # CPU scheduling per step (not overlapped)
+    m_half: float = 32.0      # GEMM rows at which a skinny GEMM runs at half its large-shape rate
+    overlap_p: float = 2.0    # math/memory overlap inside a GEMM: t = (t_math^p + t_mem^p)^(1/p)
+    moe_gemm_efficiency: float = 1.0  # grouped (MoE expert) GEMM rate / dense GEMM rate at the same rows
+    service_cv2: float = 0.0  # squared coefficient of variation of a request's time in the engine
+    prompt_cv2: float = 0.0   # squared coefficient of variation of prompt lengths (tail TTFT)
+    gemm_at: Any = None       # measured (m, n, k) -> FLOP/s (serving_rates.GemmShapes); None: the m/(m + m_half) model
+
+
+@dataclass(frozen=True)
+class Layout:
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+
+
+@dataclass(frozen=True)
+class Precision:
+    weight_bytes: float = 2.0
+    kv_bytes: float = 2.0
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Seconds one step takes on one pipeline stage, by part, and the part that bounds it."""
+
+    gemm_compute_s: float
+    gemm_memory_s: float
+    gemm_s: float
+    attention_s: float
+    elementwise_s: float
+    comm_s: float
+    launch_s: float
+    overhead_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.gemm_s + self.attention_s + self.elementwise_s + self.comm_s + self.launch_s + self.overhead_s
+
+    @property
+    def bound(self) -> str:
+        parts = {"weight read (memory)": self.gemm_memory_s if self.gemm_memory_s >= self.gemm_compute_s else 0.0,
+                 "GEMM math (compute)": self.gemm_compute_s if self.gemm_compute_s > self.gemm_memory_s else 0.0,
+                 "KV-cache read / attention": self.attention_s, "communication": self.comm_s,
+                 "launches, CPU scheduling, elementwise": self.launch_s + self.overhead_s + self.elementwise_s}
+        return max(parts, key=parts.get)
+
+    def shares(self) -> dict[str, float]:
+        t = self.total_s
+        return {"gemm": self.gemm_s / t, "attention": self.attention_s / t, "elementwise": self.elementwise_s / t,
+                "communication": self.comm_s / t, "launch": self.launch_s / t, "cpu_overhead": self.overhead_s / t}
+
+
+def head_dim(model: Any) -> float:
+    return float(getattr(model, "head_dim", 0) or model.hidden / model.heads)
+
+
+def kv_heads_per_gpu(model: Any, tp: int) -> float:
+    """GQA KV heads held by one GPU: split over TP, replicated once TP exceeds the KV head count."""
+    return max(model.kv_heads / tp, 1.0)
+
+
+def kv_bytes_per_token_per_gpu(model: Any, layout: Layout, kv_bytes: float) -> float:
+    """K and V of one token, for the layers one pipeline stage holds, on one GPU."""
+    return 2.0 * (model.layers / layout.pp) * kv_heads_per_gpu(model, layout.tp) * head_dim(model) * kv_bytes
+
+
+def _expert_split(model: Any) -> tuple[float, float, int, int]:
+    """(dense params per layer, params of one expert, experts, active experts)."""
+    experts = int(getattr(model, "experts", 1) or 1)
+    active = int(getattr(model, "active_experts", 1) or 1)
+    per_expert = float(model.expert_params()) if experts > 1 else 0.0
+    dense = float(model.layer_params()) - experts * per_expert
+    return dense, per_expert, experts, active
+
+
+def experts_touched(experts: int, active: int, tokens: float) -> float:
+    """Expected distinct experts a batch of `tokens` routes to (uniform top-k routing)."""
+    if experts <= 1:
+        return 1.0
+    return experts * (1.0 - (1.0 - active / experts) ** max(tokens, 1.0))
+
+
+def overlap(math_s: float, mem_s: float, p: float) -> float:
+    """Time of a kernel whose math and operand reads overlap imperfectly: the p-norm of the two,
+    the roofline max when p is large, their sum when p = 1. A GEMM keeps a few tiles in flight, so
+    near the ridge point each unit stalls the other part of the time (p = 2: 71% of the roofline there)."""
+    return (math_s ** p + mem_s ** p) ** (1.0 / p)
+
+
+def _gemm(flops: float, nbytes: float, m: float, r: Rates, shapes: tuple[tuple[float, float], ...] = ()) -> tuple[float, float]:
+    """(math time, weight-read time). With measured rates by shape, the math time is the measured
+    time of the GEMMs (n, k) in `shapes` at m rows, FLOP-weighted (sum of their times)."""
+    if r.gemm_at is not None and shapes and m > 0:
+        work = sum(n * k for n, k in shapes)
+        rate = work / sum(n * k / r.gemm_at(m, n, k) for n, k in shapes)
+    else:
+        rate = r.gemm_flop_s * m / (m + r.m_half) if m > 0 else r.gemm_flop_s
+    return flops / rate, nbytes / r.hbm_bytes_s
+
+
+def gemm_shapes(model: Any, lay: Layout) -> tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]:
+    """(n, k) of one layer's weight GEMMs on one GPU: (dense ones, one expert's) - QKV, output
+    projection, MLP up(+gate) and down, split over tp (experts over ep when ep > 1)."""
+    hd, g, h = head_dim(model), lay.tp, float(model.hidden)
+    up = (2.0 if getattr(model, "gated_ffn", True) else 1.0) * model.ffn_hidden
+    attn = (((model.heads + 2.0 * model.kv_heads) * hd / g, h), (h, model.heads * hd / g))
+    mlp_g = 1 if lay.ep > 1 else g
+    mlp = ((up / mlp_g, h), (h, model.ffn_hidden / mlp_g))
+    if int(getattr(model, "experts", 1) or 1) > 1:
+        return attn, mlp
+    return attn + ((up / g, h), (h, model.ffn_hidden / g)), ()
+
+
+def _allreduce_s(nbytes: float, g: int, r: Rates) -> float:
+    if g <= 1:
+        return 0.0
+    return 2.0 * (g - 1) * r.hop_latency_s + 2.0 * (g - 1) / g * nbytes / r.link_bytes_s
+
+
+def _alltoall_s(nbytes: float, g: int, r: Rates) -> float:
+    if g <= 1:
+        return 0.0
+    return (g - 1) * r.hop_latency_s + (g - 1) / g * nbytes / r.link_bytes_s
+
+
+def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
+    """(compute-bound time, memory-bound time) of one layer's weight GEMMs on one GPU; the GEMM time
+    is their max (operand reads overlap the math inside a kernel)."""
+    dense, per_expert, experts, active = _expert_split(model)
+    sh_d, sh_e = gemm_shapes(model, lay) if r.gemm_at is not None else ((), ())
+    c_d, m_d = _gemm(2.0 * tokens * dense / lay.tp, dense * prec.weight_bytes / lay.tp, tokens, r, sh_d)
+    if experts <= 1:
+        return c_d, m_d
+    shard = lay.ep if lay.ep > 1 else lay.tp          # experts over ep GPUs, or each expert split over tp
+    routed = tokens * active                           # token-expert pairs in the step
+    per_gpu_pairs = routed / lay.ep if lay.ep > 1 else routed
+    touched = experts_touched(experts, active, tokens) / (lay.ep if lay.ep > 1 else 1)
+    m_exp = routed / experts                           # rows of one expert's GEMM
+    flops = 2.0 * per_gpu_pairs * per_expert / (1 if lay.ep > 1 else shard)
+    nbytes = touched * per_expert * prec.weight_bytes / (1 if lay.ep > 1 else shard)
+    c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e)
+    c_e /= r.moe_gemm_efficiency  # grouped GEMMs gather their rows by index and are tuned per (experts, n, k)
+    return c_d + c_e, m_d + m_e
+
+
+def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
+              context: float, prompt: float, r: Rates) -> StepTime:
+    """One step of one pipeline stage: `decode` streams at mean context `context` plus `prefill`
+    prompt tokens from prompts of length `prompt`."""
+    tokens = decode + prefill
+    layers = model.layers / lay.pp
+    hd, g = head_dim(model), lay.tp
+    comp, mem = layer_gemm_s(model, lay, prec, tokens, r)
+    kv_read = decode * context * 2.0 * kv_heads_per_gpu(model, g) * hd * prec.kv_bytes
+    attn = kv_read / r.hbm_bytes_s + 2.0 * prefill * prompt * (model.heads / g) * hd / r.attention_flop_s
+    elem = tokens * (10.0 * model.hidden + 3.0 * model.ffn_hidden * max(getattr(model, "active_experts", 1), 1) / g) \
+        * ACT_BYTES / r.hbm_bytes_s
+    comm = 2.0 * _allreduce_s(tokens * model.hidden * ACT_BYTES, g, r)
+    experts = int(getattr(model, "experts", 1) or 1)
+    if experts > 1 and lay.ep > 1:
+        comm += 2.0 * _alltoall_s(tokens * model.active_experts * model.hidden * ACT_BYTES, lay.ep, r)
+    if lay.pp > 1:  # activations to the next stage once per step
+        comm += r.hop_latency_s + tokens * model.hidden * ACT_BYTES / r.link_bytes_s / layers
+    # LM head over the tokens that sample (decode streams + the last token of finishing prompts ~ decode)
+    head_c, head_m = _gemm(2.0 * decode * model.hidden * model.vocab / g,
+                           model.hidden * model.vocab * prec.weight_bytes / g, decode, r, ((model.vocab / g, model.hidden),))
+    # a measured GEMM time already holds the kernel's own math/weight-read overlap: the roofline
+    # weight read is then only a floor; the modelled rate overlaps the two by the p-norm
+    ov = (lambda c, m: max(c, m)) if r.gemm_at is not None else (lambda c, m: overlap(c, m, r.overlap_p))
+    head = ov(head_c, head_m) / layers  # spread over the stage's layers (only the last stage runs it)
+    return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
+                    gemm_s=layers * (ov(comp, mem) + head), attention_s=layers * attn,
+                    elementwise_s=layers * elem, comm_s=layers * comm,
+                    launch_s=layers * KERNELS_PER_LAYER * r.kernel_gap_s, overhead_s=r.step_overhead_s)

@@ -1,0 +1,141 @@
+"""Software stacks (seeds/stacks.toml): what a training stack supports and its sustained efficiency.
+
+A stack limits the plan search (a switch it does not support is never turned on) and scales every
+compute rate of the device profile by its stated `efficiency` (the only stack quantity that is
+calibrated, with `zero3_compute_slowdown` where a stack states it; seeds/stacks.toml says on
+what). `grad_reduce_dtype` is the default dtype of the
+gradient reduction; `zero3_regather_on_recompute` says whether a recomputed forward gathers the
+sharded weights again (DeepSpeed) or reuses the backward's gather (FSDP).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any, Mapping
+
+from recoque.errors import BadInput
+from recoque.fileio import read_seed_toml
+
+DEFAULT_STACK = "megatron-core"
+DEFAULT_STACK_AMD = "megatron-lm-rocm"
+REDUCE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
+_BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distributed_optimizer", "zero2", "zero3", "dp_overlap",
+          "interleave", "context_parallel", "fp8", "zero3_regather_on_recompute")
+
+
+@dataclass(frozen=True)
+class Stack:
+    key: str
+    name: str
+    flash_attention: bool = True
+    sequence_parallel: bool = True
+    selective_recompute: bool = True
+    distributed_optimizer: bool = True
+    zero2: bool = True
+    zero3: bool = True
+    dp_overlap: bool = True
+    interleave: bool = True
+    context_parallel: bool = True
+    fp8: bool = True
+    grad_reduce_dtype: str = "fp32"
+    zero3_regather_on_recompute: bool = False
+    efficiency: float = 1.0
+    # How much slower compute runs while ZeRO-3/FSDP collectives stream beside it (NCCL/RCCL
+    # channels hold SMs/CUs, the gathered buffers are copied into parameters on the device);
+    # None = the planner's generic OVERLAP_COMPUTE_SLOWDOWN.
+    zero3_compute_slowdown: float | None = None
+    # Recompute modes the stack's runs use ("none", "selective", "full"); empty = every mode the
+    # switches allow. An era's practice where the memory model alone would allow more (Megatron-LM
+    # 2021 ran everything with full recomputation: seeds/stacks.toml says why).
+    recompute_modes: tuple[str, ...] = ()
+    # dtype of the gradient buffers kept in memory, when it differs from the reduction dtype
+    # (DeepSpeed's BF16_Optimizer accumulates bf16 gradients into full fp32 buffers); None = same
+    grad_buffer_dtype: str | None = None
+    fitted_on: tuple[str, ...] = ()  # validation case groups `efficiency` was fitted on
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def grad_reduce_bytes(self) -> float:
+        return REDUCE_BYTES[self.grad_reduce_dtype]
+
+    @property
+    def grad_buffer_bytes(self) -> float:
+        return REDUCE_BYTES[self.grad_buffer_dtype or self.grad_reduce_dtype]
+
+    def zero_stages(self) -> tuple[int, ...]:
+        out = [0]
+        if self.distributed_optimizer:
+            out.append(1)
+        if self.zero2:
+            out.append(2)
+        if self.zero3:
+            out.append(3)
+        return tuple(out)
+
+    def recompute_codes(self) -> tuple[int, ...]:
+        """Recompute codes (0 none, 1 selective, 2 full) the search may use with this stack."""
+        codes = (0, 1, 2) if self.selective_recompute else (0, 2)
+        if self.recompute_modes:
+            codes = tuple(c for c in codes if ("none", "selective", "full")[c] in self.recompute_modes)
+        return codes
+
+    def with_reduce_dtype(self, dtype: str | None) -> "Stack":
+        if dtype is None:
+            return self
+        if dtype not in REDUCE_BYTES:
+            raise BadInput(f"gradient reduction dtype {dtype!r} unknown", f"use one of {sorted(REDUCE_BYTES)}")
+        return replace(self, grad_reduce_dtype=dtype)
+
+    def describe(self) -> str:
+        off = [k for k in _BOOLS[:-1] if not getattr(self, k)]
+        return (f"stack {self.key} ({self.name}): sustained efficiency {self.efficiency:g} x the profile's compute "
+                f"rates; gradients reduced in {self.grad_reduce_dtype}"
+                + (f"; not available: {', '.join(off)}" if off else ""))
+
+
+# Everything on, efficiency 1: what the planner assumed before stacks existed.
+NEUTRAL = Stack(key="neutral", name="every feature, efficiency 1 (no stack named)")
+
+
+@lru_cache(maxsize=1)
+def _raw() -> Mapping[str, Any]:
+    return read_seed_toml("stacks.toml").get("stacks", {})
+
+
+def list_stacks() -> list[str]:
+    return sorted(_raw())
+
+
+def load_stack(key: str | None) -> Stack:
+    if key is None or key == "neutral":
+        return NEUTRAL
+    raw = _raw()
+    if key not in raw:
+        raise BadInput(f"unknown stack {key!r}", f"known stacks: {', '.join(sorted(raw))}")
+    r = raw[key]
+    kw: dict[str, Any] = {k: bool(r[k]) for k in _BOOLS if k in r}
+    eff = float(r.get("efficiency", 1.0))
+    if not 0.0 < eff <= 1.0:
+        raise BadInput(f"stack {key}: efficiency must be in (0, 1], got {eff}", "fix seeds/stacks.toml")
+    gd = str(r.get("grad_reduce_dtype", "fp32"))
+    if gd not in REDUCE_BYTES:
+        raise BadInput(f"stack {key}: grad_reduce_dtype {gd!r} unknown", f"use one of {sorted(REDUCE_BYTES)}")
+    modes = tuple(str(m) for m in r.get("recompute_modes", ()))
+    bad = [m for m in modes if m not in ("none", "selective", "full")]
+    if bad or ("selective" in modes and not kw.get("selective_recompute", True)):
+        raise BadInput(f"stack {key}: recompute_modes {list(modes)} invalid", "use none/selective/full, selective only "
+                       "when selective_recompute is on")
+    gb = r.get("grad_buffer_dtype")
+    if gb is not None and gb not in REDUCE_BYTES:
+        raise BadInput(f"stack {key}: grad_buffer_dtype {gb!r} unknown", f"use one of {sorted(REDUCE_BYTES)}")
+    slow = r.get("zero3_compute_slowdown")
+    if slow is not None and (isinstance(slow, bool) or not isinstance(slow, (int, float)) or not 0.0 <= slow < 1.0):
+        raise BadInput(f"stack {key}: zero3_compute_slowdown must be in [0, 1), got {slow!r}", "fix seeds/stacks.toml")
+    return Stack(key=key, name=str(r.get("name", key)), grad_reduce_dtype=gd, efficiency=eff,
+                 zero3_compute_slowdown=None if slow is None else float(slow), recompute_modes=modes,
+                 grad_buffer_dtype=None if gb is None else str(gb),
+                 fitted_on=tuple(r.get("fitted_on", ())), sources=dict(r.get("sources", {})), **kw)
+
+
+def default_stack_for(vendor: str | None) -> str:
+    return DEFAULT_STACK_AMD if (vendor or "").lower() == "amd" else DEFAULT_STACK

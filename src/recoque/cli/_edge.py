@@ -1,0 +1,127 @@
+"""The CLI edge's two duties for every command alike: every numeric option passes the one rule of
+recoque.inputs (finite, in range) on its way in, and every failure leaves as one line,
+`recoque: error: what (fix)`, with its documented exit code. No typer usage box, no traceback."""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+try:  # typer >= 0.2x vendors click; its exceptions are what the parser raises
+    from typer import _click
+except ImportError:  # older typer runs on the click package
+    import click as _click  # type: ignore[no-redef]
+
+import typer
+
+from recoque import inputs, signals
+from recoque.errors import interrupt_of
+
+_CHECKED = "_recoque_checked"
+_ABORT = typer.Abort  # click's Abort, re-exported by every typer (its vendored click has none of its own)
+
+
+def check_numeric_options(group: Any) -> None:
+    """Give every int/float option of every (sub)command the shared check (once per command tree)."""
+    for cmd in _walk(group):
+        for param in getattr(cmd, "params", ()):
+            if not _numeric(param) or getattr(param, _CHECKED, False):
+                continue
+            param.callback = _checked(param.callback)
+            setattr(param, _CHECKED, True)
+
+
+def _numeric(param: Any) -> bool:
+    """An int or float option: typer's own annotation, or click's parameter type on older typer."""
+    desc = getattr(param, "type_descriptor", None)
+    if desc is not None:
+        return getattr(desc, "annotation", None) in (int, float)
+    return getattr(getattr(param, "type", None), "name", "") in ("integer", "float")
+
+
+def _walk(cmd: Any):
+    yield cmd
+    for sub in getattr(cmd, "commands", {}).values():
+        yield from _walk(sub)
+
+
+def _checked(inner: Callable[..., Any] | None) -> Callable[..., Any]:
+    def callback(ctx: Any, param: Any, value: Any) -> Any:
+        if inner is not None:
+            value = inner(ctx, param, value)
+        flag = (param.opts or [f"--{param.name}"])[0]
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            if v is None:
+                continue
+            problem = inputs.flag_problem(param.name, v)
+            if problem is not None:
+                raise _click.exceptions.BadParameter(problem, ctx=ctx, param_hint=flag)
+        return value
+    return callback
+
+
+def interrupted(exc: BaseException, detail: str = "") -> int:
+    """One line for a signal; the shell's exit code for it (128 + number)."""
+    sig = interrupt_of(exc)
+    print(f"recoque: error: interrupted by {sig.name}{detail}", file=sys.stderr, flush=True)
+    return sig.exit_code
+
+
+def usage_line(exc: Any) -> str:
+    """A click usage error as `what (fix)`, on one line."""
+    ctx = getattr(exc, "ctx", None)
+    where = f"see `{ctx.command_path} --help`" if ctx is not None else "see `recoque --help`"
+    what = " ".join(str(exc.message if hasattr(exc, "possibilities") else exc.format_message()).split()).rstrip(".")
+    possible = sorted(getattr(exc, "possibilities", None) or ())
+    fix = (f"did you mean {' or '.join(possible)}? " if possible else "") + where
+    return f"{what[0].lower() + what[1:] if what else 'bad usage'} ({fix})"
+
+
+def one_line_main(run: Callable[..., Any], args: Any = None, prog_name: Any = None, complete_var: Any = None,
+                  standalone_mode: bool = True, **extra: Any) -> Any:
+    """click's main() with standalone handling replaced by ours (one line, our exit codes)."""
+    if not standalone_mode:
+        return run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+    try:
+        rv = run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        if code == 130 and signals.first() not in (None, 2):  # typer's own KeyboardInterrupt exit
+            code = 128 + int(signals.first() or 2)
+    except _click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        code = 2
+    except _click.exceptions.UsageError as exc:
+        print(f"recoque: error: {usage_line(exc)}", file=sys.stderr)
+        code = 2
+    except _click.exceptions.ClickException as exc:
+        print(f"recoque: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt as exc:
+        code = interrupted(exc)
+    except _ABORT as exc:  # click's Abort (EOF on a prompt)
+        cause = exc.__cause__ or exc.__context__
+        code = interrupted(cause) if isinstance(cause, KeyboardInterrupt) else 1
+    except BrokenPipeError:
+        code = _closed_pipe()
+    except SystemExit as exc:  # rich exits this way when the reader of a pipe goes away (`| head`)
+        code = _closed_pipe() if isinstance((exc.__context__), BrokenPipeError) else exc.code
+    sys.exit(code)
+
+
+def _closed_pipe() -> int:
+    """The reader left (`recoque check | head`): stop quietly, as Unix tools do, without a traceback
+    from the interpreter's final flush (Python docs, signal module: "Note on SIGPIPE")."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a pipe reader that left
+
+
+def profile_anyway_option() -> Any:
+    """`--profile-anyway`, the same on every command that takes --profile and a system."""
+    import typer
+
+    return typer.Option(False, "--profile-anyway",
+                        help="Use a --profile measured on another device than the system's (every output is marked).")

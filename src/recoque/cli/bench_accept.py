@@ -1,0 +1,72 @@
+"""Node acceptance: each GPU's figures against the vendor's published floors (AMD Instinct), a stated
+fraction of the datasheet peak elsewhere, and its sibling GPUs; a pass/fail table, exit 1 on a fail."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from recoque.render import console, emit_json, err_console, fmt, table
+
+
+def accept(files: Optional[List[Path]] = typer.Argument(None, help="results files, one per GPU (from `recoque bench "
+                                                                   "--out`); none: run the quick suite here"),
+           device: str = typer.Option("all", "--device", help="without files: all (every visible GPU, else the CPU), "
+                                                              "cpu, gpu:N ..."),
+           out: Optional[Path] = typer.Option(None, "--out", help="without files: write the measured results here "
+                                                                  "(one file per GPU: NAME.gpuN.json when several)"),
+           write: bool = typer.Option(True, "--write/--no-write", help="add the verdicts to the results files"),
+           as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
+    """Accept or reject this node: vendor floors, datasheet fractions and siblings, per GPU and figure."""
+    from recoque.bench import accept as A
+    from recoque.bench.schema import load_results
+
+    if files:
+        docs = [load_results(str(f)) for f in files]
+        paths: list[Optional[Path]] = list(files)
+    else:
+        docs = [A.measure_quick(d) for d in _devices(device)]
+        paths = _out_paths(out, len(docs))
+    result = A.evaluate(docs)
+    if write:
+        for doc, path in zip(docs, paths):
+            if path is not None:
+                A.write_into(str(path), None if files else doc.to_json(), result, A.gpu_label(doc))
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        _show(result)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def _devices(requested: str) -> list:
+    from recoque.bench.devices import detect, visible_gpus
+
+    if requested != "all":
+        return [detect(requested)]
+    return list(visible_gpus()) or [detect("cpu")]
+
+
+def _out_paths(out: Optional[Path], n: int) -> list[Optional[Path]]:
+    if out is None:
+        return [None] * n
+    if n == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}.gpu{i}{out.suffix or '.json'}") for i in range(n)]
+
+
+def _show(result) -> None:  # noqa: ANN001 - bench.accept.Acceptance
+    rows = [(c.gpu, c.figure, fmt(c.measured), fmt(c.threshold) if c.threshold is not None else "-", c.unit,
+             c.basis, c.verdict.upper() if c.verdict == "fail" else c.verdict) for c in result.checks]
+    console.print(table("Node acceptance: each figure against its floor", ("device", "figure", "measured", "floor",
+                                                                           "unit", "basis", "verdict"), rows))
+    per_gpu = result.per_gpu()
+    console.print(table("Verdict per device", ("device", "verdict"), [(g, v.upper()) for g, v in per_gpu.items()]))
+    for c in result.failed:
+        err_console.print(f"FAIL {c.gpu}: {c.figure} {fmt(c.measured)} {c.unit} < {fmt(c.threshold)} ({c.basis}; "
+                          f"{c.source})", highlight=False, markup=False)
+    word = "ACCEPTED" if result.passed else "REJECTED"
+    err_console.print(f"{word}: {len(per_gpu)} device(s), {len(result.checks)} checks, {len(result.failed)} failed",
+                      highlight=False, markup=False)

@@ -1,0 +1,107 @@
+"""List what recoque knows: system presets, named workloads, model architectures and the device catalog
+(seeds/*.toml). `--json` gives the same rows."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Callable
+
+import typer
+
+from recoque.errors import RecoqueError
+from recoque.render import console, emit_json, fmt, table
+
+
+class What(str, Enum):
+    systems = "systems"
+    workloads = "workloads"
+    models = "models"
+    devices = "devices"
+
+
+def _systems() -> list[dict[str, Any]]:
+    from recoque.fileio import read_seed_toml
+    from recoque.planner.system import system_from_toml
+
+    rows = []
+    for key, raw in read_seed_toml("systems.toml").get("systems", {}).items():
+        try:
+            s = system_from_toml(key, raw)
+        except RecoqueError as exc:
+            rows.append({"key": key, "name": str(raw.get("name", "")), "problem": exc.one_line()})
+            continue
+        lo, hi = s.ranges.get("gpus", (s.gpus, s.gpus))
+        rows.append({"key": key, "name": s.name, "device": s.device, "gpus": s.gpus, "gpus_low": lo, "gpus_high": hi,
+                     "gpus_per_node": s.gpus_per_node, "node_power_w": s.node_power_w, "pue": s.pue})
+    return rows
+
+
+def _workloads() -> list[dict[str, Any]]:
+    from recoque.planner.workloads import load_workloads
+
+    return [{"key": k, "name": w.name, "kind": w.kind, "model": w.model} for k, w in load_workloads().items()]
+
+
+def _models() -> list[dict[str, Any]]:
+    from recoque.planner.workload import list_models, load_model
+
+    rows = []
+    for key in list_models():
+        try:
+            m = load_model(key)
+            rows.append({"key": key, "name": getattr(m, "name", key), "params_total": m.params_total(),
+                         "params_active": m.params_active(), "layers": m.layers, "hidden": m.hidden})
+        except (RecoqueError, AttributeError, TypeError) as exc:
+            rows.append({"key": key, "problem": str(exc)})
+    return rows
+
+
+def _devices() -> list[dict[str, Any]]:
+    from recoque.catalog import load_catalog
+
+    return [{"key": k, "vendor": d.vendor, "name": d.name, "status": d.status,
+             "bf16_flop_s": d.peak("bf16"), "fp64_flop_s": d.peak("fp64"), "hbm_bytes": d.hbm_bytes,
+             "hbm_bandwidth_bytes_s": d.hbm_bandwidth_bytes_s, "tdp_w": d.tdp_w} for k, d in load_catalog().items()]
+
+
+def _scaled(x: float | None, scale: float) -> str:
+    return "unknown" if x is None else fmt(x / scale)
+
+
+def _gpus(r: dict[str, Any]) -> str:
+    if r.get("gpus") is None:
+        return ""
+    if r["gpus_low"] != r["gpus_high"]:
+        return f"{r['gpus']:,.0f} ({r['gpus_low']:,.0f}-{r['gpus_high']:,.0f})"
+    return f"{r['gpus']:,.0f}"
+
+
+# title, column headers, row -> cells
+VIEWS: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple[Any, ...]]]] = {
+    "systems": ("Systems (seeds/systems.toml; --system KEY)",
+                ("key", "device", "GPUs (range)", "GPUs/node", "node power (kW)", "PUE", "name"),
+                lambda r: (r["key"], r.get("device", ""), _gpus(r), r.get("gpus_per_node", ""),
+                           _scaled(r.get("node_power_w"), 1e3), fmt(r.get("pue")), r.get("problem") or r["name"])),
+    "workloads": ("Workloads (seeds/workloads.toml; --workload KEY)", ("key", "kind", "model", "name"),
+                  lambda r: (r["key"], r["kind"], r["model"] or "", r["name"])),
+    "models": ("Models (seeds/models.toml; plan train --workload KEY)",
+               ("key", "parameters (B)", "active (B)", "layers", "hidden", "name"),
+               lambda r: (r["key"], _scaled(r.get("params_total"), 1e9), _scaled(r.get("params_active"), 1e9),
+                          r.get("layers", ""), r.get("hidden", ""), r.get("problem") or r.get("name", ""))),
+    "devices": ("Devices (seeds/hardware.toml; dense datasheet peaks)",
+                ("key", "vendor", "BF16 (TFLOP/s)", "FP64 (TFLOP/s)", "HBM (GB)", "HBM (TB/s)", "TDP (W)", "name"),
+                lambda r: (r["key"], r["vendor"], _scaled(r["bf16_flop_s"], 1e12), _scaled(r["fp64_flop_s"], 1e12),
+                           _scaled(r["hbm_bytes"], 1e9), _scaled(r["hbm_bandwidth_bytes_s"], 1e12),
+                           _scaled(r["tdp_w"], 1), r["name"])),
+}
+LOADERS = {"systems": _systems, "workloads": _workloads, "models": _models, "devices": _devices}
+
+
+def list_known(what: What = typer.Argument(..., help="systems, workloads, models or devices"),
+               as_json: bool = typer.Option(False, "--json", help="emit the same rows as JSON")) -> None:
+    """List the known systems, workloads, models or devices (the keys other commands take)."""
+    rows = LOADERS[what.value]()
+    if as_json:
+        emit_json({what.value: rows})
+        return
+    title, columns, cells = VIEWS[what.value]
+    console.print(table(title, columns, [cells(r) for r in rows]))

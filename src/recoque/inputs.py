@@ -1,0 +1,460 @@
+"""The one validation layer: every user TOML (model/workload, system, named workloads), every results
+JSON and every numeric command-line option passes here on its way in, and anything wrong becomes one
+`BadInput` line naming the key, what was wrong and how to fix it.
+
+A field is declared once, as data (`Field`): its kind (a count is a positive integer, a physical
+quantity a finite positive number), bounds, whether it is required and whether `<key>_low` /
+`<key>_high` may bracket it. NaN and infinity are refused everywhere a number enters. Unknown keys
+are refused with a did-you-mean (`kv_head` -> `kv_heads`), so a typo never silently becomes a
+default.
+
+Known keys are derived, not listed by hand, so that adding a field in one place is enough: from the
+dataclass a file becomes (`TransformerSpec`, `TrainingWorkload`, `SystemSpec` through its
+`_NUMERIC` table) and from the keys the shipped seed files already use (a key one preset has is a
+key every user file may have). `OVERRIDES` holds the few fields whose rule is narrower than their
+type says (pue >= 1, a norm among two names).
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from dataclasses import MISSING, dataclass, fields
+from functools import lru_cache
+from typing import Any, Iterable, Mapping
+
+from recoque.errors import BadInput
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one key is checked. kind: count (int > 0 unless min says otherwise), number, bool, text,
+    texts (a list of text), table (free-form: sources, environment)."""
+
+    kind: str
+    required: bool = False
+    min: float | None = None  # inclusive lower bound
+    above: float | None = None  # exclusive lower bound
+    max: float | None = None  # inclusive upper bound
+    choices: tuple[str, ...] = ()
+    ranged: bool = False  # <key>_low and <key>_high may bracket the value
+
+    def describe(self) -> str:
+        what = {"count": "an integer", "number": "a finite number", "bool": "true or false", "text": "text",
+                "texts": "a list of text", "table": "a table"}[self.kind]
+        if self.kind in ("count", "number"):
+            if self.above == 0 and self.max is None:
+                what = what.replace("an integer", "a positive integer").replace("a finite number", "a finite positive number")
+            elif self.above is not None:
+                what += f" above {self.above:g}"
+            elif self.min is not None:
+                what += f" >= {self.min:g}" if self.min else ", not negative"
+            if self.max is not None:
+                what += f" and at most {self.max:g}"
+        if self.choices:
+            what = f"one of {', '.join(self.choices)}"
+        return what
+
+
+COUNT = Field("count", above=0)
+COUNT0 = Field("count", min=0)  # a count where 0 means "none" or "default"
+POSITIVE = Field("number", above=0)
+NONNEG = Field("number", min=0)
+FRACTION = Field("number", above=0, max=1)
+TEXT = Field("text")
+BOOL = Field("bool")
+TABLE = Field("table")
+TEXTS = Field("texts")
+
+
+def _number_ok(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def value_problem(value: Any, field: Field) -> str | None:
+    """Why `value` does not satisfy `field` (None when it does)."""
+    kind = field.kind
+    if kind in ("count", "number"):
+        if not _number_ok(value):
+            return f"must be {field.describe()}, got {value!r}"
+        if kind == "count" and value != int(value):
+            return f"must be {field.describe()}, got {value!r}"
+        low_ok = (field.above is None or value > field.above) and (field.min is None or value >= field.min)
+        if not low_ok or (field.max is not None and value > field.max):
+            return f"must be {field.describe()}, got {value!r}"
+        return None
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if kind == "text":
+        if not isinstance(value, str):
+            return f"must be text, got {value!r}"
+        if field.choices and value not in field.choices:
+            return f"must be one of {', '.join(field.choices)}, got {value!r}"
+        return None
+    if kind == "texts":
+        ok = isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
+        return None if ok else f"must be a list of text, got {value!r}"
+    if kind == "table":
+        return None if isinstance(value, Mapping) else f"must be a table, got {value!r}"
+    raise ValueError(f"unknown field kind {kind!r}")  # our bug, not the user's
+
+
+def closest(key: str, known: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(key, sorted(set(known)), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_key(key: str, known: Iterable[str], where: str, fix: str) -> BadInput:
+    """`where: unknown key `kv_head` (rename it to `kv_heads`)`: the did-you-mean is the fix."""
+    near = closest(str(key), known)
+    return BadInput(f"{where}: unknown key `{key}`", f"did you mean `{near}`? rename it" if near else fix)
+
+
+def check_table(raw: Any, spec: Mapping[str, Field], where: str, fix: str,
+                subtables: Mapping[str, Mapping[str, Field]] | None = None) -> None:
+    """Check one TOML/JSON table against its spec: a table, no unknown key, every required key, every
+    value of its kind and range, `_low <= _high`. Raises BadInput on the first problem."""
+    subtables = subtables or {}
+    if not isinstance(raw, Mapping):
+        raise BadInput(f"{where}: must be a table, got {type(raw).__name__}", fix)
+    known = set(spec) | set(subtables) | {f"{k}_{s}" for k, f in spec.items() if f.ranged for s in ("low", "high")}
+    for key in raw:
+        if key not in known:
+            raise unknown_key(key, known, where, f"remove it; known keys: {', '.join(sorted(known))}")
+    for key, field in spec.items():
+        if field.required and key not in raw and not (field.ranged and f"{key}_low" in raw and f"{key}_high" in raw):
+            raise BadInput(f"{where}: missing `{key}`", f"add it ({field.describe()}; the unit is in the key)")
+        for k in (key, f"{key}_low", f"{key}_high") if field.ranged else (key,):
+            if k in raw:
+                problem = value_problem(raw[k], field)
+                if problem:
+                    raise BadInput(f"{where}: `{k}` {problem}", fix)
+        lo, hi = raw.get(f"{key}_low"), raw.get(f"{key}_high")
+        if field.ranged and lo is not None and hi is not None and lo > hi:
+            raise BadInput(f"{where}: `{key}_low` {lo} is above `{key}_high` {hi}", "swap them")
+    for key, sub in subtables.items():
+        if key in raw:
+            check_table(raw[key], sub, f"{where} [{key}]" if "[" not in where else f"{where[:-1]}.{key}]", fix)
+
+
+# --- derived specs ----------------------------------------------------------------------------------
+
+def _hints(cls: type) -> dict[str, Any]:
+    import sys
+
+    module = sys.modules[cls.__module__]
+    return typing.get_type_hints(cls, vars(module))
+
+
+def spec_from_dataclass(cls: type, rename: Mapping[str, str] = {}, skip: Iterable[str] = (),
+                        optional: Iterable[str] = ()) -> dict[str, Field]:
+    """A field per dataclass attribute: int -> count (0 allowed when the default is 0), float ->
+    number, bool, str, a mapping -> table. Required when the dataclass has no default, unless named in
+    `optional` (the loader fills it in)."""
+    hints, out = _hints(cls), {}
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        tp = hints.get(f.name)
+        base = {int: COUNT, float: POSITIVE, bool: BOOL, str: TEXT}.get(_strip_optional(tp))
+        if base is None:
+            base = TABLE if _is_mapping(tp) else TEXTS if _is_sequence(tp) else None
+        if base is None:
+            continue
+        if base is COUNT and f.default == 0:
+            base = COUNT0
+        required = f.default is MISSING and f.default_factory is MISSING and f.name not in optional  # type: ignore[misc]
+        out[rename.get(f.name, f.name)] = Field(**{**base.__dict__, "required": required})
+    return out
+
+
+def _strip_optional(tp: Any) -> Any:
+    """`int | None` -> int (both spellings of a union)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    is_union = typing.get_origin(tp) in (typing.Union, getattr(types, "UnionType", None))
+    return args[0] if is_union and len(args) == 1 else tp
+
+
+def _is_mapping(tp: Any) -> bool:
+    origin = typing.get_origin(_strip_optional(tp)) or _strip_optional(tp)
+    return isinstance(origin, type) and issubclass(origin, Mapping)
+
+
+def _is_sequence(tp: Any) -> bool:
+    origin = typing.get_origin(_strip_optional(tp))
+    return origin in (tuple, list)
+
+
+def _seed_keys(file: str, top: str, nested: str | None = None) -> dict[str, Field]:
+    """Keys the shipped presets use, with a generic rule from their values: a number is finite and
+    >= 0, text is text, a table is free-form. What a preset has, a user file may have."""
+    from recoque.fileio import read_seed_toml
+
+    out: dict[str, Field] = {}
+    for entry in read_seed_toml(file).get(top, {}).values():
+        table = entry.get(nested, {}) if nested else entry
+        if not isinstance(table, Mapping):
+            continue
+        for k, v in table.items():
+            if k in out:
+                continue
+            out[k] = NONNEG if _number_ok(v) else BOOL if isinstance(v, bool) else TEXT if isinstance(v, str) \
+                else TEXTS if isinstance(v, list) else TABLE
+    return out
+
+
+# Narrower than the type says; keys in the TOML's spelling.
+OVERRIDES: dict[str, dict[str, Field]] = {
+    "model": {"norm": Field("text", choices=("layernorm", "rmsnorm"))},
+    "system": {"pue": Field("number", min=1.0, ranged=True), "gpus": Field("number", above=0, ranged=True, required=True),
+               "gpus_per_node": Field("count", above=0, ranged=True, required=True), "device": Field("text", required=True),
+               "name": TEXT, "sources": TABLE, "notes": TEXTS},
+    "workload": {"kind": Field("text", required=True, choices=("train", "infer", "hpl", "stencil")),
+                 "target_tpot_ms": Field("number", above=0, ranged=True), "prompt_tokens": Field("count", above=0, ranged=True),
+                 "output_tokens": Field("count", above=0, ranged=True)},
+}
+
+
+def _merge(*specs: Mapping[str, Field]) -> dict[str, Field]:
+    out: dict[str, Field] = {}
+    for s in specs:
+        out.update(s)
+    return out
+
+
+def _with_ranges(spec: Mapping[str, Field]) -> dict[str, Field]:
+    """Seed keys named `<x>_low`/`<x>_high` become a ranged `<x>`."""
+    out = dict(spec)
+    for k in list(out):
+        for suffix in ("_low", "_high"):
+            base = k[: -len(suffix)]
+            if k.endswith(suffix) and base in out:
+                out.pop(k, None)
+                out[base] = Field(**{**out[base].__dict__, "ranged": True})
+    return out
+
+
+@lru_cache(maxsize=1)
+def model_spec() -> tuple[dict[str, Field], dict[str, Field]]:
+    """(model table, its [training] subtable)."""
+    from recoque.planner.workload import TrainingWorkload, TransformerSpec
+
+    model = _merge(_seed_keys("models.toml", "models"),
+                   spec_from_dataclass(TransformerSpec, rename={"seq_len": "seq_len_tokens"}, skip=("key",),
+                                       optional=("name", "kv_heads", "gated_ffn")), OVERRIDES["model"])
+    model.pop("training", None)
+    training = _merge(_seed_keys("models.toml", "models", "training"),
+                      spec_from_dataclass(TrainingWorkload, rename={"seq_len": "seq_len_tokens"}, skip=("model",)))
+    return _with_ranges(model), _with_ranges(training)
+
+
+@lru_cache(maxsize=1)
+def system_spec() -> dict[str, Field]:
+    from recoque.planner import system
+
+    numeric = {k: Field("number", above=0, ranged=True) for k in getattr(system, "_NUMERIC", {})}
+    required = {k: Field(**{**f.__dict__, "required": True}) for k, f in numeric.items()
+                if k in getattr(system, "_REQUIRED", ())}
+    return _with_ranges(_merge(_seed_keys("systems.toml", "systems"), numeric, required, OVERRIDES["system"]))
+
+
+@lru_cache(maxsize=1)
+def workload_spec() -> dict[str, Field]:
+    spec = _merge(_seed_keys("workloads.toml", "workloads"), OVERRIDES["workload"],
+                  {"name": TEXT, "model": TEXT, "sources": TABLE})
+    return _with_ranges(spec)
+
+
+# --- entry points the loaders call ---------------------------------------------------------------
+
+def check_model(raw: Any, where: str) -> None:
+    """A `[models.<key>]` table (user file or preset), with its optional [training] subtable."""
+    model, training = model_spec()
+    check_table(raw, model, where, "fix the model file; seeds/models.toml shows the layout", {"training": training})
+
+
+def check_system(raw: Any, where: str) -> None:
+    check_table(raw, system_spec(), where, "fix the system file; seeds/systems.toml shows the layout")
+    most = max((raw.get(k) for k in ("gpus", "gpus_high") if raw.get(k) is not None), default=None)
+    per_node = raw.get("gpus_per_node")
+    if most is not None and per_node is not None and per_node > most:
+        raise BadInput(f"{where}: `gpus_per_node` {per_node} is more than `gpus` {most:g}",
+                       "gpus is the whole system's count; gpus_per_node one node's")
+
+
+def check_workload(raw: Any, where: str) -> None:
+    check_table(raw, workload_spec(), where, "fix the workload; seeds/workloads.toml shows the layout")
+
+
+def check_single_table(data: Mapping[str, Any], top: str, path: str) -> tuple[str, Any]:
+    """A user file holds exactly one `[<top>.<key>]` table and nothing else."""
+    extra = [k for k in data if k != top]
+    if extra:
+        raise unknown_key(extra[0], [top], path, f"put everything under [{top}.<key>]")
+    tables = data.get(top, {})
+    if not isinstance(tables, Mapping) or len(tables) != 1:
+        n = len(tables) if isinstance(tables, Mapping) else 0
+        raise BadInput(f"{path}: expected exactly one [{top}.<key>] table, found {n}", f"see seeds/{top}.toml for the layout")
+    return next(iter(tables.items()))
+
+
+# --- command-line numbers: one rule for every subcommand ------------------------------------------
+
+# Option name (python spelling) -> rule; every other int/float option must be finite and > 0.
+FLAG_RULES: dict[str, Field] = {
+    "seed": Field("count", min=0, max=2**32 - 1),  # numpy's and torch's generators all take 32 bits
+    "efficiency": FRACTION,
+    "engine_efficiency": FRACTION,
+    "hbm_fraction": FRACTION,
+    "lora_rank": COUNT0,
+    "zero": Field("count", min=0, max=3),  # ZeRO stage 0-3
+    "min_effect": NONNEG,
+    "length_cv2": Field("number", min=0, max=4),  # plan infer: 0 = fixed prompt/output lengths (issue 9)
+}
+_ZERO_OK = ("seed", "warmup", "offset", "retries", "rank", "skip")
+
+
+def flag_rule(name: str) -> Field:
+    if name in FLAG_RULES:
+        return FLAG_RULES[name]
+    if any(w in name for w in _ZERO_OK):
+        return NONNEG
+    return POSITIVE
+
+
+def flag_problem(name: str, value: Any) -> str | None:
+    """Why a command-line number is unusable (NaN, inf, zero or negative where a quantity must be
+    positive), as the message of a usage error; None when it is fine."""
+    rule = flag_rule(name)
+    if isinstance(value, bool):
+        return None
+    kind = "count" if isinstance(value, int) else "number"
+    return value_problem(value, Field(kind, above=rule.above, min=rule.min, max=rule.max))
+
+
+def check_gpus(gpus: int | None, system: Any) -> None:
+    """--gpus: a positive count no larger than the system has (the high end of a published range)."""
+    if gpus is None:
+        return
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus <= 0:
+        raise BadInput(f"--gpus must be a positive count, got {gpus}", "pass a positive number of GPUs")
+    high = max(float(getattr(system, "gpus", 0) or 0), float(getattr(system, "ranges", {}).get("gpus", (0, 0))[1]))
+    if high and gpus > high:
+        raise BadInput(f"--gpus {gpus:,} is more than the {high:,.0f} GPUs of system {getattr(system, 'key', '') or getattr(system, 'name', '?')}",
+                       f"pass --gpus {int(high)} or fewer, or a system file with more GPUs")
+
+
+# --- results files --------------------------------------------------------------------------------
+
+SHAPE_PARAMS = frozenset({"m", "n", "k", "batch", "heads_q", "heads_kv", "head_dim", "seq_q", "seq_k",
+                          "n_elements", "elem_bytes", "bytes", "world_size", "group_size"})
+
+
+@lru_cache(maxsize=1)
+def _results_keys() -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
+    """(document keys, record keys, required record keys, skip keys), from what the writer writes."""
+    from recoque.bench.schema import Record, ResultsDocument, Skip
+
+    rec = Record("gemm", "matmul", "fp32", {}, (1.0,), "TFLOP/s", flop_count=1)
+    required = frozenset(f.name for f in fields(Record)
+                         if f.default is MISSING and f.default_factory is MISSING)  # type: ignore[misc]
+    doc = ResultsDocument({}, {}, ())
+    return (frozenset(doc.to_json()), frozenset(rec.to_json()), required, frozenset(f.name for f in fields(Skip)))
+
+
+def check_results(doc: Mapping[str, Any], origin: str) -> None:
+    """A migrated (current-version) results document, every field: the layer under `load_results`."""
+    top, rec_keys, rec_required, skip_keys = _results_keys()
+    fix = "re-run `recoque bench --out`, or pass a file it wrote"
+    _known(doc, top, origin, fix)
+    for key, kind in (("environment", TABLE), ("device", TABLE), ("complete", BOOL), ("tool", TABLE),
+                      ("command", TEXT), ("created_utc", TEXT)):
+        if key in doc and value_problem(doc[key], kind):
+            raise BadInput(f"{origin}: `{key}` {value_problem(doc[key], kind)}", fix)
+    for key in ("results", "skipped", "warnings"):
+        if key in doc and not isinstance(doc[key], list):
+            raise BadInput(f"{origin}: `{key}` must be a list, got {type(doc[key]).__name__}", fix)
+    for i, rec in enumerate(doc.get("results", [])):
+        _check_record(rec, f"{origin}: results[{i}]", rec_keys, rec_required, fix)
+    for i, skip in enumerate(doc.get("skipped", [])):
+        where = f"{origin}: skipped[{i}]"
+        _known(skip, skip_keys, where, fix)
+        for k in skip_keys:
+            want = TABLE if k == "params" else TEXT
+            if k not in skip or value_problem(skip[k], want):
+                raise BadInput(f"{where}: `{k}` " + (value_problem(skip.get(k), want) or "is missing"), fix)
+    for i, w in enumerate(doc.get("warnings", [])):
+        if not isinstance(w, Mapping):
+            raise BadInput(f"{origin}: warnings[{i}] must be a table, got {w!r}", fix)
+
+
+def _known(raw: Any, known: frozenset[str], where: str, fix: str) -> None:
+    if not isinstance(raw, Mapping):
+        raise BadInput(f"{where}: must be a JSON object, got {type(raw).__name__}", fix)
+    for key in raw:
+        if key not in known:
+            raise unknown_key(key, known, where, fix)
+
+
+def _check_record(rec: Any, where: str, known: frozenset[str], required: frozenset[str], fix: str) -> None:
+    _known(rec, known, where, fix)
+    for k in sorted(required):
+        if k not in rec:
+            raise BadInput(f"{where}: missing `{k}`", fix)
+    checks: dict[str, Field] = {"benchmark": TEXT, "op": TEXT, "dtype": TEXT, "unit": TEXT, "params": TABLE,
+                                "verified": BOOL, "verify": TABLE, "telemetry": TABLE, "tags": TEXTS, "timer": TEXT}
+    for k, f in checks.items():
+        if k in rec and value_problem(rec[k], f):
+            raise BadInput(f"{where}: `{k}` {value_problem(rec[k], f)}", fix)
+    times = rec["times_s"]
+    if not isinstance(times, list) or not times:
+        raise BadInput(f"{where}: `times_s` must be a non-empty list of seconds", fix)
+    for t in times:
+        if value_problem(t, POSITIVE):
+            raise BadInput(f"{where}: `times_s` holds {t!r}; every sample must be a finite positive time", fix)
+    for k in ("flop_count", "bytes_moved"):
+        if rec.get(k) is not None and value_problem(rec[k], COUNT):
+            raise BadInput(f"{where}: `{k}` {value_problem(rec[k], COUNT)}", fix)
+    for k in ("peak", "achieved", "fraction_of_peak"):
+        if rec.get(k) is not None and value_problem(rec[k], POSITIVE):
+            raise BadInput(f"{where}: `{k}` {value_problem(rec[k], POSITIVE)} (or null)", fix)
+    for k in ("peak_source", "backend"):
+        if rec.get(k) is not None and not isinstance(rec[k], str):
+            raise BadInput(f"{where}: `{k}` must be text or null, got {rec[k]!r}", fix)
+    for k, v in dict(rec["params"]).items():
+        rule = COUNT if k in SHAPE_PARAMS else NONNEG
+        if isinstance(v, (bool, str)) or v is None or isinstance(v, (list, dict)):
+            if k in SHAPE_PARAMS:
+                raise BadInput(f"{where}: params.{k} must be a positive integer, got {v!r}", fix)
+            continue
+        if value_problem(v, rule):
+            raise BadInput(f"{where}: params.{k} {value_problem(v, rule)}", fix)
+
+
+# --- a measured profile meets a system ---------------------------------------------------------------
+
+def profile_mismatch(device: Mapping[str, Any], system_device: str) -> str | None:
+    """Why a results file's device is not the system's (None when it is): the CPU case says so."""
+    from recoque.catalog import match_device
+
+    name = str(device.get("name", "") or "an unnamed device")
+    if str(device.get("kind", "")).lower() == "cpu":
+        return f"this profile is for a CPU ({name}), not {system_device}"
+    found = match_device(name, device.get("gfx_arch") or device.get("arch"))
+    if found is None:
+        return f"this profile is for {name}, which the hardware catalog does not know, not {system_device}"
+    if found.key != system_device:
+        return f"this profile is for {found.key} ({name}), not {system_device}"
+    return None
+
+
+def check_profile_device(device: Mapping[str, Any], system_device: str, path: str, anyway: bool) -> str | None:
+    """Refuse a profile from another device unless `anyway`; then return the mark every output carries."""
+    why = profile_mismatch(device, system_device)
+    if why is None:
+        return None
+    if not anyway:
+        raise BadInput(f"{path}: {why}", f"pass a results file measured on {system_device}, or --profile-anyway "
+                                         "to use it regardless; every output is then marked")
+    return f"PROFILE FROM ANOTHER DEVICE (--profile-anyway): {path}: {why}; its measured rates stand in for {system_device}'s"

@@ -1,0 +1,39 @@
+"""The report as GitHub-flavoured Markdown, for wikis and tickets. Plots become image links to the
+files written with --plots DIR (Markdown cannot embed them portably)."""
+from __future__ import annotations
+
+from recoque.report.model import Report, Section, Table
+
+
+def cell(v: str) -> str:
+    """Escape what would break a table cell: pipes, newlines, and a leading/trailing backslash."""
+    return v.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def table(t: Table) -> str:
+    lines = [f"**{cell(t.title)}**", "", "| " + " | ".join(cell(c) for c in t.columns) + " |",
+             "|" + "|".join("---" for _ in t.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in t.rows]
+    if t.note:
+        lines += ["", f"_{cell(t.note)}_"]
+    return "\n".join(lines) + "\n"
+
+
+def section(s: Section, plots_dir: str | None) -> str:
+    parts = [f"## {s.title}", ""]
+    parts += [p + "\n" for p in s.paragraphs]
+    parts += [table(t) for t in s.tables]
+    parts += [f"- {i}" for i in s.items]
+    for p in s.plots:
+        if plots_dir:
+            parts.append(f"![{p.title}]({plots_dir.rstrip('/')}/{p.name}.png)\n")
+        else:
+            parts.append(f"- plot: {p.title} (write the images with --plots DIR)")
+    return "\n".join(parts) + "\n"
+
+
+def render(report: Report, plots_dir: str | None = None) -> str:
+    from recoque import __version__
+
+    head = f"# {report.title}\n\nrecoque {__version__}; from {', '.join(report.sources)}\n\n"
+    return head + "\n".join(section(s, plots_dir) for s in report.sections)

@@ -1,0 +1,52 @@
+"""`recoque bench accept`: the pass/fail table, the exit code, --json, and the verdicts in the file."""
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from recoque.bench import accept as A
+from recoque.bench.schema import load_results
+from recoque.cli import app
+
+FIX = Path(__file__).parent / "fixtures"
+runner = CliRunner()
+
+
+def test_passing_node_exits_zero():
+    res = runner.invoke(app, ["bench", "accept", str(FIX / "accept_mi300x_gpu0.json"),
+                              str(FIX / "accept_mi300x_gpu1.json"), "--no-write"])
+    assert res.exit_code == 0, res.output
+    assert "stream triad fp64" in res.output and "ACCEPTED" in res.output
+
+
+def test_sibling_outlier_fails_the_node_and_is_named():
+    files = [str(FIX / f"accept_mi300x_gpu{i}.json") for i in (0, 1, 2)]
+    res = runner.invoke(app, ["bench", "accept", *files, "--no-write", "--json"])
+    assert res.exit_code == 1
+    data = json.loads(res.stdout)
+    assert data["passed"] is False
+    assert data["per_gpu"]["node-a cuda:2 AMD Instinct MI300X"] == "fail"
+    assert [c["figure"] for c in data["checks"] if c["verdict"] == "fail"] == ["gemm matmul bf16"]
+
+
+def test_verdicts_go_into_the_given_file(tmp_path):
+    f = tmp_path / "gpu3.json"
+    shutil.copy(FIX / "accept_mi300x_gpu3_fail.json", f)
+    res = runner.invoke(app, ["bench", "accept", str(f)])
+    assert res.exit_code == 1 and "REJECTED" in res.output
+    data = json.loads(f.read_text())
+    assert data["acceptance"]["passed"] is False
+    assert load_results(str(f)).results  # still a results document
+
+
+def test_without_files_it_measures_then_judges(monkeypatch, tmp_path):
+    doc = load_results(str(FIX / "accept_mi300x_gpu0.json"))
+    measured = []
+    monkeypatch.setattr(A, "measure_quick", lambda device: measured.append(device) or doc)
+    out = tmp_path / "node.json"
+    res = runner.invoke(app, ["bench", "accept", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert len(measured) == 1 and measured[0].kind == "cpu"
+    written = json.loads(out.read_text())
+    assert written["acceptance"]["passed"] is True and written["results"]

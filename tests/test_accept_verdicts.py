@@ -1,0 +1,92 @@
+"""Acceptance verdicts on stored fixtures (tests/fixtures/accept_*.json, made by make_accept_fixtures.py)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from recoque.bench import accept
+from recoque.bench.schema import Record, ResultsDocument, load_results
+from recoque.errors import BadInput
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def node(*names):
+    return [load_results(str(FIX / f"accept_mi300x_{n}.json")) for n in names]
+
+
+def verdicts(a, gpu_index):
+    return {c.figure + " | " + c.basis: c.verdict for c in a.checks if f"cuda:{gpu_index} " in c.gpu}
+
+
+def test_floors_are_sourced_and_in_units():
+    p = accept.load_policy()
+    assert p.floors and all(f.source and f.unit in ("GB/s", "TFLOP/s") for f in p.floors)
+    triad = next(f for f in p.floors if f.device == "mi300x" and f.op == "triad")
+    assert triad.minimum == pytest.approx(3885.301) and triad.unit == "GB/s"  # AMD: 3,885,301 MB/s
+    assert {f.device for f in p.floors} >= {"mi300x", "mi325x", "mi350x", "mi355x"}
+    assert 0 < p.gemm_fraction < 1 and 0 < p.sibling_tolerance < 0.5
+
+
+def test_healthy_gpu_passes_every_floor():
+    a = accept.evaluate(node("gpu0"))
+    v = verdicts(a, 0)
+    assert v["stream triad fp64 | vendor acceptance floor"] == "pass"
+    assert v["gemm matmul fp32 4000x4000x4000 | vendor acceptance floor"] == "pass"
+    assert v["gemm matmul bf16 | 0.45 x datasheet peak"] == "pass"
+    assert v["collective all_reduce fp32 | vendor acceptance floor"] == "not measured"  # single GPU: no RCCL run
+    assert a.passed and a.per_gpu() == {"node-a cuda:0 AMD Instinct MI300X": "pass"}
+
+
+def test_gpu_below_the_floor_fails_with_the_figure_named():
+    a = accept.evaluate(node("gpu3_fail"))
+    failed = {c.figure: c.threshold for c in a.failed}
+    assert failed == {"stream triad fp64": pytest.approx(3885.301), "gemm matmul fp32 4000x4000x4000": 94.1}
+    assert not a.passed
+
+
+def test_sibling_outlier_is_named():
+    a = accept.evaluate(node("gpu0", "gpu1", "gpu2"))
+    assert [(c.gpu, c.figure) for c in a.failed] == [("node-a cuda:2 AMD Instinct MI300X", "gemm matmul bf16")]
+    bad = a.failed[0]
+    assert bad.basis.startswith("siblings: 10% below the median of 3")
+    assert bad.measured == pytest.approx(600.0) and bad.threshold == pytest.approx(0.9 * 690.0)
+    assert a.per_gpu()["node-a cuda:0 AMD Instinct MI300X"] == "pass"
+    # alone, the same GPU passes: only its siblings show it is slow
+    assert accept.evaluate(node("gpu2")).passed
+
+
+def test_verdicts_are_written_into_the_results_file(tmp_path):
+    src = FIX / "accept_mi300x_gpu3_fail.json"
+    dst = tmp_path / "r.json"
+    dst.write_text(src.read_text())
+    a = accept.evaluate([load_results(str(dst))])
+    accept.write_into(str(dst), None, a)
+    data = json.loads(dst.read_text())
+    assert data["acceptance"]["passed"] is False
+    assert any(c["verdict"] == "fail" and c["figure"] == "stream triad fp64" for c in data["acceptance"]["checks"])
+    assert load_results(str(dst)).results  # still a readable results document
+
+
+def test_cpu_node_is_judged_against_its_computed_peak():
+    f = 2 * 1024**3
+
+    def rec(tflops):
+        return Record("gemm", "matmul", "fp64", {"m": 1024, "n": 1024, "k": 1024}, (f / (tflops * 1e12),) * 9,
+                      "TFLOP/s", flop_count=f, peak=0.1, peak_source="computed", tags=("sweep",))
+
+    stream = Record("stream", "copy", "fp64", {"n_elements": 10}, (1e-3,) * 9, "GB/s", bytes_moved=10**8)
+    doc = lambda r: ResultsDocument({"hostname": "h"}, {"kind": "cpu", "torch_device": "cpu", "name": "EPYC"},
+                                    (r, stream))
+    ok = accept.evaluate([doc(rec(0.05))])
+    assert {c.figure: c.verdict for c in ok.checks} == {"gemm matmul fp64": "pass", "stream copy fp64": "no floor"}
+    slow = accept.evaluate([doc(rec(0.02))])  # 20% of the computed peak: below the stated 30%
+    assert [c.figure for c in slow.failed] == ["gemm matmul fp64"] and "computed peak" in slow.failed[0].basis
+
+
+def test_bad_seed_entry_is_bad_input():
+    with pytest.raises(BadInput, match="acceptance.toml"):
+        accept.policy_from({"floors": [{"device": "x", "benchmark": "gemm", "op": "matmul", "dtype": "fp32"}],
+                            "policy": {}})
+    with pytest.raises(BadInput):
+        accept.evaluate([])

@@ -1,0 +1,151 @@
+"""Every stated figure: its arithmetic, and an input that flips its verdict (a check that cannot fail
+is not a check)."""
+import pytest
+
+from recoque.planner import claimkit, claims as cl
+
+SEED = cl._seed()["claims"]
+
+
+def run(key, **changes):
+    return cl.run_claim(key, claim={**SEED[key], **changes})
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {r.key: r for r in cl.run_all()}
+
+
+def test_at_least_25_claims_with_title_locator_arithmetic_and_sources(results):
+    assert len(results) >= 25
+    for r in results.values():
+        assert r.document and not r.document.endswith(".txt"), r.key   # titles, not hashed file names
+        assert r.locator and r.arithmetic and r.verdict in (cl.CONSISTENT, cl.ONLY_IF, cl.NOT)
+        j = r.to_json()
+        assert j["document"] == r.document and isinstance(j["sources"], list)
+    with_sources = [r for r in results.values() if r.sources]
+    assert len(with_sources) >= 20
+
+
+def test_units_print_once(results):
+    for r in results.values():
+        for line in r.arithmetic:
+            for doubled in (" M MEUR", " G GEUR", " k kEUR", " T TFLOP"):
+                assert doubled not in line, (r.key, line)
+
+
+# (claim, its verdict today, changed inputs, verdict after the change)
+FLIPS = [
+    ("sites-35-1200ha", cl.CONSISTENT, {"value_ha": 500}, cl.NOT),
+    ("sites-availability", cl.CONSISTENT, {"value_available_2028": 25}, cl.NOT),
+    ("sites-15-at-750mw", cl.ONLY_IF, {"value_sites": 10}, cl.CONSISTENT),
+    ("fast-track-1gw-2028", cl.CONSISTENT, {"value_gw": 20.0}, cl.NOT),
+    ("dc-queue-5gw", cl.CONSISTENT, {"value_gw": 12.0}, cl.ONLY_IF),
+    ("export-balance-89twh", cl.CONSISTENT, {"value_twh": 80}, cl.NOT),
+    ("low-carbon-95pct", cl.CONSISTENT, {"value_share": 0.97}, cl.NOT),
+    ("co2-21g-vs-292g", cl.CONSISTENT, {"value_gco2_per_kwh": 15.0}, cl.NOT),
+    ("installed-150gw", cl.CONSISTENT, {"value_gw": 50}, cl.NOT),
+    ("grid-availability", cl.CONSISTENT, {"value_availability": 0.9999999}, cl.NOT),
+    ("electricity-70eur", cl.ONLY_IF, {"value_tax_rebate_eur_per_mwh": 30.0}, cl.NOT),
+    ("uae-50bn-1gw", cl.CONSISTENT, {"value_beur": 5}, cl.NOT),
+    ("fluidstack-10bn-1gw", cl.ONLY_IF, {"value_beur": 50}, cl.CONSISTENT),
+    ("evroc-4bn-96mw", cl.CONSISTENT, {"value_beur": 0.5}, cl.NOT),
+    ("telehouse-400m-25000gpus", cl.ONLY_IF, {"value_beur": 1.5}, cl.CONSISTENT),
+    ("sesterce-400m-600mw", cl.ONLY_IF, {"phase": None}, cl.NOT),
+    ("data4-15bn", cl.ONLY_IF, {"value_beur": 5}, cl.NOT),
+    ("digital-realty-666mw", cl.ONLY_IF, {"value_mw": 2000}, cl.NOT),
+    ("prologis-400mw", cl.ONLY_IF, {"value_beur": 20}, cl.CONSISTENT),
+    ("eclairion-100mw", cl.CONSISTENT, {"value_mw": 20}, cl.NOT),
+    ("total-109bn", cl.ONLY_IF, {"value_beur": 100}, cl.CONSISTENT),
+    ("scaleway-5000gpus", cl.CONSISTENT, {"value_beur": 0.1}, cl.NOT),
+    ("jean-zay-most-powerful", cl.ONLY_IF, {"value_pflops": 50}, cl.NOT),
+    ("adastra2-green500-3rd", cl.CONSISTENT, {"value_gflops_per_w": 71.0}, cl.NOT),
+    ("alice-second-european-exascale", cl.CONSISTENT, {"value_rank": 1}, cl.NOT),
+    ("ai-factories-7-sites", cl.CONSISTENT, {"value_beur": 0.5}, cl.NOT),
+    ("eurohpc-double-capacity", cl.ONLY_IF, {"value_beur": 0.2}, cl.NOT),
+    ("campus-1gw", cl.CONSISTENT, {"value_gw": 10.0}, cl.ONLY_IF),
+    ("evroc-96mw", cl.ONLY_IF, {"value_mw": 400}, cl.CONSISTENT),
+    ("telehouse-25000-inference", cl.ONLY_IF, {"value_meur": 2000}, cl.CONSISTENT),
+    ("adastra2-69gfw", cl.CONSISTENT, {"value_gflops_per_w": 300.0}, cl.NOT),
+    ("jean-zay-125pf", cl.ONLY_IF, {"value_h100_min": 2000}, cl.NOT),
+    ("h100e-25000", cl.ONLY_IF, {"system": "jean-zay-h100", "value_h100": 1456}, cl.CONSISTENT),
+]
+
+
+@pytest.mark.parametrize("key,today,change,after", FLIPS, ids=[f[0] for f in FLIPS])
+def test_each_verdict_can_flip(key, today, change, after):
+    assert run(key).verdict == today
+    assert run(key, **change).verdict == after
+
+
+def test_every_claim_has_a_flip_test():
+    assert {f[0] for f in FLIPS} | {"exaflop"} == set(SEED)
+
+
+def test_exaflop_depends_on_the_gpu_count_it_needs(results):
+    # the exaflop claim is conditional by construction: the count is not published; the arithmetic moves with it
+    r = results["exaflop"]
+    r2 = run("exaflop", value_flop_s=2e18)
+    assert r2.implied["gpus_for_hpl"].value == pytest.approx(2 * r.implied["gpus_for_hpl"].value)
+
+
+def test_site_and_grid_arithmetic(results):
+    assert results["sites-35-1200ha"].implied["mean_ha_per_site"] == pytest.approx(1200 / 35)
+    assert results["sites-15-at-750mw"].implied["energy_twh_per_year"] == pytest.approx(15 * 0.75 * 8.76)
+    assert results["dc-queue-5gw"].implied["share_of_net_export"] == pytest.approx(5 * 8.76 / 89)
+    assert results["export-balance-89twh"].implied["net_export_twh"] == pytest.approx(101.3 - 12.3)
+    assert results["low-carbon-95pct"].implied["low_carbon_share"] == pytest.approx(1 - 19.9 / 536.5)
+    co2 = results["co2-21g-vs-292g"].implied
+    assert co2["intensity_from_rte_g_per_kwh"] == pytest.approx(11.3e12 / 536.5e9)
+    assert co2["fossil_intensity_g_per_kwh"] == pytest.approx(11.3e12 / 19.9e9)
+    assert co2["eu_over_france"] == pytest.approx(292 / 21.3)
+    assert results["installed-150gw"].implied["mean_generation_gw"] == pytest.approx(536.5e3 / 8760)
+    assert results["grid-availability"].implied["outage_min_per_year"] == pytest.approx(5e-6 * 8760 * 60)
+    growth = results["fast-track-1gw-2028"].implied["growth_twh"]
+    assert growth == pytest.approx(536.5 * (1.02 ** 4 - 1))
+
+
+def test_investment_arithmetic(results):
+    b = claimkit.building_eur_per_mw().value
+    assert b == pytest.approx(11.7e6 / 1.08 / 1.2)                     # per MW of site power
+    w = 700 * 1.5 * 1.2                                                  # W per H100 at the meter
+    assert claimkit.all_in_eur_per_mw(700).value == pytest.approx(b + 1e6 / w * 40000 / 1.08)
+    r = results["evroc-4bn-96mw"].implied
+    assert r["eur_per_mw"] == pytest.approx(4e9 / 96) and r["eur_per_gpu"] == pytest.approx(80000)
+    assert results["telehouse-400m-25000gpus"].implied["eur_per_gpu"] == pytest.approx(16000)
+    s = results["sesterce-400m-600mw"].implied
+    assert s["mw_of_buildings_it_pays"] == pytest.approx(0.4e9 / b)
+    t = results["total-109bn"].implied
+    assert t["sum_listed_eur"] == pytest.approx(104.13e9) and t["sum_larger_reading_eur"] == pytest.approx(109.68e9)
+
+
+def test_list_arithmetic(results):
+    assert results["adastra2-green500-3rd"].implied["implied_rank"] == 3
+    assert results["alice-second-european-exascale"].implied["european_exascale_before"] == ["jupiter"]
+    a = results["ai-factories-7-sites"].implied
+    assert a["meur_per_site"] == pytest.approx(1500 / 7) and a["contracts_meur"] == pytest.approx(971.56)
+    d = results["eurohpc-double-capacity"].implied
+    assert d["base_pflops"] == pytest.approx(379.7 + 241.2 + 175.3 + 35)
+    assert d["buys_pflops_low"] == pytest.approx(1500 / 500 * 1e3)
+
+
+def test_site_fits_only_if_its_central_estimate_fits():
+    r = run("evroc-96mw")
+    kw = r.implied["kw_per_gpu_at_meter"]
+    for key, n in r.implied.items():
+        if key.startswith("gpus_in_site_"):
+            dev = key[len("gpus_in_site_"):]
+            central_fits = 96e6 / n.value / 1e3 <= kw + 1e-9
+            assert (dev in r.implied["devices_that_fit"]) == central_fits, dev
+    # 80 MW for 50,000 GPUs = 1.6 kW each: a 1 kW B200 needs 1.8 kW centrally (1.375 kW at its best corner)
+    r80 = run("evroc-96mw", value_mw=80)
+    assert "b200" in r80.implied["devices_that_do_not"] and "h100_pcie" in r80.implied["devices_that_fit"]
+
+
+def test_exascale_order_flips_when_jupiter_is_not_listed(monkeypatch):
+    from recoque.planner import claims_lists
+
+    real = claims_lists.load_entries()
+    monkeypatch.setattr(claims_lists, "load_entries", lambda: {k: v for k, v in real.items() if v.machine != "jupiter"})
+    r = cl.run_claim("alice-second-european-exascale")
+    assert r.verdict == cl.NOT and r.implied["european_exascale_before"] == []

@@ -1,0 +1,103 @@
+"""HPL per vendor and device family on the TOP500 rate basis, GPUs of the measured run, leave-one-out."""
+import statistics
+
+import pytest
+
+from recoque.catalog import get_device_spec
+from recoque.planner import hpl, top500
+from recoque.planner.system import load_system
+
+
+def test_gpus_of_the_run_come_from_the_top500_core_count():
+    e = top500.load_entries()
+    # cores / (GPU compute units + CPU cores per GPU), exact divisions
+    assert e["el-capitan-2025-06"].gpus_in_run == 11039616 / (228 + 24) == 43808
+    assert e["frontier-2025-06"].gpus_in_run == 9066176 / (220 + 16) == 38416
+    assert e["lumi-g-2025-06"].gpus_in_run == 2752704 / 236 == 11664
+    assert e["eos-2025-06"].gpus_in_run == 485888 / (132 + 14) == 3328   # 416 of Eos's 576 DGX nodes ran HPL
+    assert e["jupiter-2025-06"].gpus_in_run == 18600                      # 4,650 nodes x 4, stated
+
+
+def test_efficiency_is_per_family_not_pooled_across_vendors():
+    amd = hpl.hpl_efficiency("mi250x")
+    nvidia = hpl.hpl_efficiency("h100_sxm")
+    assert "family mi250x" in amd.assumptions[0] and "frontier" in amd.assumptions[0] and "eos" not in amd.assumptions[0]
+    assert "family h100" in nvidia.assumptions[0] and "frontier" not in nvidia.assumptions[0]
+    # MI250X: median of Frontier 1353/(38416 x 47.9) and LUMI-G 379.7/(11664 x 47.9)
+    f, l = 1353e15 / (38416 * 47.9e12), 379.7e15 / (11664 * 47.9e12)
+    assert amd.value == pytest.approx(statistics.median([f, l]))
+    # one reference run in the H100 family (Eos): +/-16% floor
+    eos = 121.4e15 / (3328 * 66.9e12)
+    assert nvidia.value == pytest.approx(eos)
+    assert nvidia.low == pytest.approx(eos * 0.84) and nvidia.high == pytest.approx(eos * 1.16)
+
+
+def test_in_family_range_never_narrower_than_the_floor():
+    e = hpl.hpl_efficiency("mi250x")
+    assert e.low <= e.value * 0.92 + 1e-12 and e.high >= e.value * 1.08 - 1e-12
+
+
+def test_device_outside_every_family_takes_its_vendor_with_a_wider_stated_range():
+    e = hpl.hpl_efficiency("mi430x")
+    assert "outside every calibrated family" in e.assumptions[0] and "ASSUMED" in e.assumptions[0]
+    amd = [v for k, v in hpl.reference_efficiencies().items() if k.split("-2025")[0] in ("el-capitan", "frontier", "lumi-g")]
+    assert e.low == pytest.approx(min(amd) * 0.85) and e.high == pytest.approx(max(amd) * 1.15)
+    assert "eos" not in e.assumptions[0]
+
+
+def test_leave_one_out_by_machine_drops_every_list_of_that_machine():
+    e = hpl.hpl_efficiency("gh200", exclude_machines=("jupiter",))
+    assert "jupiter" not in e.assumptions[0].split("(left out")[0]
+    assert "outside every calibrated family" in e.assumptions[0]  # JUPITER is the only GH200 reference
+
+
+def test_preset_compares_with_top500_only_at_the_listed_gpu_count():
+    jup = load_system("jupiter")
+    est = hpl.estimate_hpl(jup)
+    assert est.top500 is not None and est.top500.key == "jupiter-2025-11"
+    small = hpl.estimate_hpl(jup.with_gpus(4000))
+    assert small.top500 is None and small.error_vs_top500 is None
+    assert "18,600 GPUs (2025-06)" in small.note and "not 4,000" in small.note
+    june = hpl.estimate_hpl(jup.with_gpus(18600))
+    assert june.top500.key == "jupiter-2025-06" and abs(june.error_vs_top500) < 0.2
+
+
+def test_gflops_per_w_from_top500_power_when_no_node_power():
+    from dataclasses import replace
+
+    s = replace(load_system("frontier"), node_power_w=None)
+    est = hpl.estimate_hpl(s)
+    w = 24607e3 / 38416
+    assert est.gflops_per_w.value == pytest.approx(est.rmax_per_gpu.value / w / 1e9)
+
+
+def test_new_devices_of_the_lists_are_in_the_catalog():
+    a = get_device_spec("a100_sxm_64gb")
+    # Leonardo's custom part: 124 SMs (TOP500 core count), rates x 124/108, the 108-SM datasheet kept as low end
+    assert a.compute_units == 124 and a.peak("fp64_matrix") == pytest.approx(19.5e12 * 124 / 108, rel=1e-3)
+    assert a.peak_range("fp64_matrix")[0] == pytest.approx(19.5e12) and a.hbm_bytes == pytest.approx(64e9)
+    n = get_device_spec("h100_nvl")
+    assert n.hbm_bytes == pytest.approx(94e9) and top500.family_of("h100_nvl") == "h100"
+
+
+def test_held_out_gpu_machines_of_the_june_2025_list():
+    rows = hpl.check_against_top500(("check",))
+    assert len(rows) >= 8
+    errs = [abs(r["error"]) for r in rows]
+    inside = sum(r["inside_range"] for r in rows) / len(rows)
+    # regression guard on machines never used for calibration (A100 Leonardo is outside every family)
+    assert statistics.mean(errs) < 0.10 and inside >= 0.75
+    in_family = [abs(r["error"]) for r in rows if r["device"] != "a100_sxm_64gb"]
+    assert statistics.mean(in_family) < 0.06
+
+
+def test_a_broken_top500_entry_is_one_clear_line():
+    from recoque.errors import BadInput
+
+    with pytest.raises(BadInput, match="rmax_pflops"):
+        top500.entry_from_toml("x", {"role": "check", "device": "mi250x", "gpus_in_run": 10})
+    with pytest.raises(BadInput, match="role"):
+        top500.entry_from_toml("x", {"role": "calibrate", "device": "mi250x", "gpus_in_run": 10, "rmax_pflops": 1})
+    with pytest.raises(BadInput, match="cores"):
+        top500.entry_from_toml("x", {"role": "check", "device": "mi250x", "rmax_pflops": 1.0, "cores": float("nan"),
+                                     "gpu_compute_units": 220, "cpu_cores_per_gpu": 16})

@@ -1,0 +1,97 @@
+"""Devices without a TOP500 reference run of their own family (A100): a published single-node HPL figure
+x the multi-node retention of the reference runs, never a figure of a checked machine."""
+import pytest
+from typer.testing import CliRunner
+
+from recoque.cli import app
+from recoque.errors import BadInput
+from recoque.planner import hpl, top500
+from recoque.planner.system import load_system
+
+A100_NODE = 109.7e12 / 8            # NVIDIA DeepOps README: best DGX A100 80GB single-node run, 8 GPUs
+H100_NODE = 365.4e12 / 8            # vpbenchmarking README: 8x H100 SXM single node
+EOS_PER_GPU = 121.4e15 / 3328       # Eos June 2025: Rmax / GPUs of the run
+
+
+def test_the_published_single_node_figures_are_per_gpu():
+    sn = top500.single_node_flop_s()
+    assert sn["a100_sxm_80gb"] == pytest.approx(A100_NODE, rel=1e-3)
+    assert sn["h100_sxm"] == pytest.approx(H100_NODE, rel=1e-3)
+
+
+def test_retention_is_rmax_per_gpu_over_the_single_node_figure_of_reference_runs_only():
+    ret = hpl.retention_ratios()
+    assert set(ret) == {"eos-2025-06"}                   # the only reference run with a single-node figure
+    assert ret["eos-2025-06"] == pytest.approx(EOS_PER_GPU / (H100_NODE), rel=1e-3)
+    checked = {e.key for e in top500.load_entries().values() if e.role == "check"}
+    assert not checked & set(ret)
+
+
+def test_a100_efficiency_is_single_node_times_retention_on_the_counted_rate():
+    e = hpl.hpl_efficiency("a100_sxm_80gb")
+    retention = EOS_PER_GPU / H100_NODE
+    assert e.value * 19.5e12 == pytest.approx(A100_NODE * retention, rel=1e-3)
+    assert e.high * 19.5e12 == pytest.approx(A100_NODE * 1.15, rel=1e-3)       # up to the single node +15%
+    assert e.low == pytest.approx(e.value * 0.84, rel=1e-6)                   # one retention run: -16% floor
+    assert "single-node HPL" in e.assumptions[0] and "eos-2025-06" in e.assumptions[0]
+
+
+def test_a_same_family_device_scales_the_figure_by_its_counted_rate():
+    val, note = hpl.single_node_hpl("a100_sxm_64gb")
+    assert val == pytest.approx(A100_NODE * (19.5 * 124 / 108) / 19.5, rel=1e-3) and "ratio" in note
+    e64, e80 = hpl.hpl_efficiency("a100_sxm_64gb"), hpl.hpl_efficiency("a100_sxm_80gb")
+    assert e64.value == pytest.approx(e80.value, rel=1e-3)     # same efficiency, on a larger counted rate
+
+
+def test_leaving_out_the_retention_reference_falls_back_to_the_vendor_pool():
+    e = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=("eos",))
+    assert "single-node" not in e.assumptions[0] and "jupiter" in e.assumptions[0]
+
+
+def test_a_family_with_its_own_reference_ignores_the_single_node_figure():
+    e = hpl.hpl_efficiency("h100_sxm")
+    assert "family h100" in e.assumptions[0] and "single-node" not in e.assumptions[0]
+
+
+def test_leonardo_gpus_of_the_run_from_its_core_count():
+    e = top500.load_entries()["leonardo-2025-06"]
+    assert e.gpus_in_run == 1824768 / (124 + 8) == 13824
+
+
+def test_a_bad_single_node_value_is_one_clear_line(monkeypatch):
+    seed = dict(top500._seed())
+    seed["single_node"] = {"a100_sxm_80gb": -1.0}
+    monkeypatch.setattr(top500, "_seed", lambda: seed)
+    with pytest.raises(BadInput, match="single_node"):
+        top500.single_node_flop_s()
+
+
+USER = """[systems.mine]
+device = "a100_sxm_80gb"
+gpus = 2240
+gpus_per_node = 8
+intra_node_bandwidth_gb_s = 300
+inter_node_bandwidth_gb_s = 25
+node_power_kw = 6.5
+"""
+
+
+def test_plan_hpl_on_a_user_system_file(tmp_path):
+    import json
+
+    p = tmp_path / "my.toml"
+    p.write_text(USER)
+    r = CliRunner().invoke(app, ["plan", "hpl", "--system", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    h = json.loads(r.output)["hpl"]
+    per_gpu = hpl.estimate_hpl(load_system(str(p))).rmax_per_gpu.value
+    assert h["rmax_flop_s"]["value"] == pytest.approx(2240 * per_gpu)
+    assert h["top500_entry"] is None
+    assert h["gflops_per_w"]["value"] == pytest.approx(per_gpu / (6500 / 8) / 1e9)
+
+
+@pytest.mark.parametrize("preset", ["el-capitan", "frontier", "lumi-g", "jupiter"])
+def test_each_preset_at_its_listed_gpu_count_prints_the_top500_comparison(preset):
+    r = CliRunner().invoke(app, ["plan", "hpl", "--system", preset])
+    assert r.exit_code == 0, r.output
+    assert "model vs TOP500" in r.output and "TOP500 Rmax" in r.output

@@ -1,0 +1,221 @@
+"""`recoque report`: self-contained HTML (parsed, images decodable, text escaped), Markdown and CSV round
+trips, one plot per kind, on the stored fixtures."""
+import base64
+import csv
+import json
+import struct
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recoque.bench.schema import load_results
+from recoque.cli import app
+from recoque.report import build_report, html, markdown
+from recoque.report.csv import BABELSTREAM_COLUMNS, NCCL_COLUMNS, export
+from recoque.report.model import build, load_input
+
+FIX = Path(__file__).parent / "fixtures"
+A, B = str(FIX / "compare_a.json"), str(FIX / "compare_b.json")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+PLAN = {  # the shape of `recoque plan --system S --workload W --json` (the keys the plots read)
+    "system": "alice-recoque", "workload": "mistral-large-2",
+    "train": {"best": [{"gpus": 4096, "plan_label": "TP2 PP16 DP128",
+                        "time_to_train": {"value": 3.0e6, "low": 2.0e6, "high": 5.0e6, "unit": "s"},
+                        "tokens_per_s": {"value": 4.0e6, "low": 3.0e6, "high": 5.0e6, "unit": "tokens/s"}}]},
+    "h100e": {"peak": [{"metric": "fp64_vector", "h100e": {"value": 45000.0, "low": 40000.0, "high": 47000.0,
+                                                          "unit": "H100e"}}]},
+    "assumptions": ["an assumption <b>with markup</b>"],
+}
+
+
+def _plan_with_gpus(gpus, days):
+    p = json.loads(json.dumps(PLAN))
+    p["train"]["best"][0]["gpus"] = gpus
+    p["train"]["best"][0]["time_to_train"] = {"value": days * 86400.0, "low": days * 0.7 * 86400.0,
+                                               "high": days * 1.6 * 86400.0, "unit": "s"}
+    return p
+
+
+class Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.imgs, self.text, self.external = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        for key in ("src", "href"):
+            if key in a and not a[key].startswith("data:"):
+                self.external.append(a[key])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def report_with_plots():
+    pytest.importorskip("matplotlib")
+    inputs = [load_input(A), load_input(B)]
+    return build(inputs, [("plan-4096.json", PLAN), ("plan-8192.json", _plan_with_gpus(8192, 20.0))])
+
+
+def test_html_is_self_contained_with_decodable_images(report_with_plots):
+    page = html.render(report_with_plots)
+    p = Collector()
+    p.feed(page)
+    assert "script" not in p.tags and "link" not in p.tags
+    assert p.external == []  # no network: every src is a data: URI
+    assert len(p.imgs) >= 6
+    for img in p.imgs:
+        head, data = img["src"].split(",", 1)
+        assert head == "data:image/png;base64"
+        w, h = png_size(base64.b64decode(data))
+        assert w > 300 and h > 100
+    text = " ".join(p.text)
+    for must in ("Environment", "Noise", "Acceptance", "Comparison", "slower", "high_cov", "Power and efficiency",
+                 "GFLOP/s/W", "driver_version", "Capacity estimates"):
+        assert must in text, must
+
+
+def test_html_escapes_user_text(tmp_path):
+    raw = json.loads(Path(A).read_text())
+    raw["command"] = "<script>alert(1)</script>"
+    raw["environment"]["hostname"] = '<img src="http://evil/x">'
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(raw))
+    page = html.render(build_report([str(path)], with_plots=False))
+    assert "<script>" not in page and "<img src=\"http://evil" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    p = Collector()
+    p.feed(page)
+    assert p.external == [] and "script" not in p.tags
+
+
+def test_every_plot_kind_is_in_the_report(report_with_plots):
+    names = {p.name for s in report_with_plots.sections for p in s.plots}
+    assert {"roofline_1", "roofline_2", "gemm_sweep", "stream_bandwidth", "collective_busbw", "training_scaling",
+            "h100_equivalents_1", "h100_equivalents_2"} == names
+
+
+def test_training_points_one_per_gpu_count():
+    from recoque.report.plots import training_points
+
+    pts = training_points([_plan_with_gpus(8192, 20.0), PLAN])
+    assert [p["gpus"] for p in pts] == [4096, 8192]
+    assert pts[1]["time_to_train"][0] == pytest.approx(20 * 86400)
+
+
+def _md_tables(text: str) -> list[tuple[str, list[list[str]]]]:
+    """Parse the Markdown back: **title** then a pipe table, in order."""
+    out, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        if lines[i].startswith("**") and i + 2 < len(lines) and lines[i + 2].startswith("| "):
+            title, rows, j = lines[i].strip("*"), [], i + 2
+            while j < len(lines) and lines[j].startswith("|"):
+                if not lines[j].startswith("|---"):
+                    cells = [c.strip().replace("\\|", "|") for c in lines[j].strip()[1:-1].split(" | ")]
+                    rows.append(cells)
+                j += 1
+            out.append((title, rows))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+def test_markdown_round_trip():
+    rep = build_report([A, B], with_plots=False)
+    parsed = _md_tables(markdown.render(rep))
+    tables = [t for s in rep.sections for t in s.tables]
+    assert len(parsed) == len(tables)
+    for (title, rows), t in zip(parsed, tables):
+        assert title == t.title
+        assert rows[0] == list(t.columns)
+        assert rows[1:] == [list(r) for r in t.rows]
+
+
+def test_csv_round_trip(tmp_path):
+    doc = load_results(A)
+    paths = export([("a", doc)], str(tmp_path / "res.csv"))
+    assert [Path(p).name for p in paths] == ["res.csv", "res-babelstream.csv", "res-nccl-tests.csv"]
+    with open(paths[0], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(doc.results)
+    for row, rec in zip(rows, doc.results):
+        assert (row["benchmark"], row["op"], row["dtype"]) == (rec.benchmark, rec.op, rec.dtype)
+        assert json.loads(row["params"]) == dict(rec.params)
+        assert float(row["median_s"]) == rec.median_s and float(row["achieved"]) == pytest.approx(rec.achieved)
+    with open(paths[1], newline="") as fh:
+        stream = list(csv.reader(fh))
+    assert tuple(stream[0]) == BABELSTREAM_COLUMNS
+    triad = next(r for r in doc.results if r.op == "triad")
+    row = next(r for r in stream[1:] if r[0] == "Triad" and int(r[2]) == triad.params["n_elements"])
+    assert float(row[4]) == pytest.approx(3 * triad.params["n_elements"] * 8 / triad.min_s / 1e6)
+    with open(paths[2], newline="") as fh:
+        coll = list(csv.DictReader(fh))
+    assert tuple(coll[0].keys()) == NCCL_COLUMNS
+    ar = next(r for r in coll if r["op"] == "all_reduce" and r["size"] == str(256 * 2**20))
+    rec = next(r for r in doc.results if r.op == "all_reduce" and r.params["bytes"] == 256 * 2**20)
+    # nccl-tests: busbw = algbw x 2(n-1)/n for all-reduce
+    assert float(ar["busbw"]) == pytest.approx(float(ar["algbw"]) * 2 * 7 / 8, rel=1e-6)
+    assert float(ar["busbw"]) == pytest.approx(rec.achieved)
+    assert ar["type"] == "float" and ar["redop"] == "sum" and int(ar["count"]) == 256 * 2**20 // 4
+
+
+def test_acceptance_verdicts_shown_when_present(tmp_path):
+    raw = json.loads(Path(A).read_text())
+    # the layout bench/accept.py writes under "acceptance"
+    raw["acceptance"] = {"passed": False, "checks": [
+        {"gpu": "gpu0", "figure": "gemm matmul bf16", "measured": 700.3, "unit": "TFLOP/s", "threshold": 784.4,
+         "basis": "0.6 x datasheet peak", "source": "seeds/acceptance.toml", "verdict": "fail"}]}
+    path = tmp_path / "acc.json"
+    path.write_text(json.dumps(raw))
+    rep = build_report([str(path)], with_plots=False)
+    acc = next(s for s in rep.sections if s.title == "Acceptance")
+    checks = next(t for t in acc.tables if t.title.endswith("checks"))
+    row = dict(zip(checks.columns, checks.rows[0]))
+    assert row["verdict"] == "fail" and row["figure"] == "gemm matmul bf16" and row["threshold"] == "784.4"
+    assert any(r[:2] == ("passed", "no") for t in acc.tables for r in t.rows)
+    none = next(s for s in build_report([A], with_plots=False).sections if s.title == "Acceptance")
+    assert not none.tables and "No acceptance verdicts" in none.paragraphs[0]
+
+
+runner = CliRunner()
+
+
+def test_cli_report_writes_html_md_csv_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(PLAN))
+    out = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", A, "--plan", str(plan), "--out", str(out), "--plots", str(tmp_path / "p"),
+                            "--csv", str(tmp_path / "r.csv")])
+    assert r.exit_code == 0, r.output
+    assert out.read_text().startswith("<!DOCTYPE html>") and out.read_text().count("data:image/png;base64,") == 6
+    assert (tmp_path / "r-nccl-tests.csv").exists()
+    names = {"roofline", "gemm_sweep", "stream_bandwidth", "collective_busbw", "training_scaling", "h100_equivalents"}
+    assert {f.name for f in (tmp_path / "p").iterdir()} == {f"{n}.{ext}" for n in names for ext in ("png", "svg")}
+    for name in names:  # every plot kind as a decodable PNG and an SVG document
+        assert png_size((tmp_path / "p" / f"{name}.png").read_bytes())[0] > 300
+        assert (tmp_path / "p" / f"{name}.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    md = tmp_path / "r.md"
+    r = runner.invoke(app, ["report", A, "--out", str(md), "--no-plots"])
+    assert r.exit_code == 0, r.output
+    assert md.read_text().startswith("# recoque report")
+
+
+def test_cli_report_needs_an_output_and_a_known_format(tmp_path):
+    r = runner.invoke(app, ["report", A])
+    assert r.exit_code == 2 and "--out report.html" in r.output
+    r = runner.invoke(app, ["report", A, "--out", str(tmp_path / "r.pdf"), "--no-plots"])
+    assert r.exit_code == 2 and ".html or .md" in r.output

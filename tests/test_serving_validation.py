@@ -1,0 +1,60 @@
+"""The serving calibration set (seeds/validation.toml [[serving]]) against the model: thresholds of
+issue 9, honest ranges, and that the seeds carry units and sources."""
+import pytest
+
+from recoque.fileio import read_seed_toml
+from recoque.planner import serving_validation as sv
+
+
+@pytest.fixture(scope="module")
+def checks():
+    return sv.run_all()
+
+
+def test_calibration_set_meets_the_thresholds(checks):
+    cal = [c for c in checks if c.case.role == "calibration"]
+    assert len(cal) == 4
+    s = sv.summarize(checks, "calibration")
+    assert s.mean_abs_error <= 0.10 and s.max_abs_error <= 0.15
+    assert s.inside == 4 and s.passed
+
+
+def test_every_case_runs_and_its_range_holds_the_published_figure(checks):
+    for c in checks:
+        assert c.estimate is not None, f"{c.case.key}: {c.note}"
+        t = c.estimate.tokens_per_s_system
+        assert t.low <= t.value <= t.high
+    sanity = [c for c in checks if c.case.role == "sanity"]
+    assert len(sanity) >= 3
+    assert sum(c.inside for c in sanity) >= 0.8 * len(sanity)
+
+
+def test_amd_case_is_in_the_calibration_set(checks):
+    amd = [c for c in checks if c.case.role == "calibration" and "mi300x" in c.case.system]
+    assert amd and abs(amd[0].error) <= 0.15 and amd[0].case.request.engine == "vllm"
+
+
+def test_cases_carry_sources_and_units_in_keys():
+    for raw in read_seed_toml("validation.toml")["serving"]:
+        assert raw["sources"].get("published"), raw["key"]
+        assert "published_output_tokens_per_s" in raw and "prompt_tokens_mean" in raw
+
+
+def test_engine_and_rate_constants_have_sources_and_ranges():
+    seed = read_seed_toml("serving.toml")
+    for key, eng in seed["engines"].items():
+        assert eng["engine_efficiency_low"] <= eng["engine_efficiency"] <= eng["engine_efficiency_high"] <= 1.0
+        assert eng["sources"]["engine_efficiency"] and eng["sources"]["step_overhead_ms"], key
+    for dev, rates in seed["rates"].items():
+        for k in ("fp8_gemm_tflops", "bf16_gemm_tflops", "hbm_read_tb_s"):
+            assert rates[f"{k}_low"] <= rates[k] <= rates[f"{k}_high"], (dev, k)
+            assert rates["sources"][k], (dev, k)
+
+
+def test_a_bad_case_is_a_one_line_error():
+    from recoque.errors import BadInput
+    with pytest.raises(BadInput):
+        sv.case_from_toml({"key": "x", "model": "llama2-70b"}, 0)
+    with pytest.raises(BadInput):
+        sv.case_from_toml({"key": "x", "model": "llama2-70b", "system": "node-8x-h100", "role": "tuned",
+                           "published_output_tokens_per_s": 1, "prompt_tokens_mean": 1, "output_tokens_mean": 1}, 0)

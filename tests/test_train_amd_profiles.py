@@ -1,0 +1,23 @@
+"""AMD device profiles (issue 12): a multi-die package takes its die's fractions, not the datasheet default."""
+import pytest
+
+from recoque.catalog import get_device_spec
+from recoque.planner.validation import shipped_profile, training_profile
+
+
+def test_mi250x_package_takes_the_per_gcd_fractions():
+    pkg = shipped_profile("mi250x", spec=get_device_spec("mi250x"))
+    gcd = shipped_profile("mi250x_gcd")
+    assert pkg is not None and gcd is not None
+    # the same fraction of a peak twice as large
+    assert pkg.spec.peak("bf16") == pytest.approx(2 * gcd.spec.peak("bf16"))
+    big = (8192, 8192, 8192)
+    assert pkg.gemm_flop_s("bf16", *big) == pytest.approx(2 * gcd.gemm_flop_s("bf16", *big), rel=2e-3)  # but the fixed launch overhead
+    assert any("per-die profile" in a for a in training_profile(get_device_spec("mi250x")).assumptions)
+
+
+def test_cdna4_attention_rate_is_not_the_cdna3_carry_over():
+    a355 = shipped_profile("mi355x").attention_curve("bf16", "fwd").at(1e12)
+    a300 = shipped_profile("mi300x").attention_curve("bf16", "fwd").at(1e12)
+    # per unit of bf16 peak, CDNA4's fused attention sustains more (aiter/FlyDSL figures, seeds)
+    assert a355 / get_device_spec("mi355x").peak("bf16") > a300 / get_device_spec("mi300x").peak("bf16")

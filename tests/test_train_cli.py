@@ -1,0 +1,67 @@
+"""Issue 12 CLI: pinned plan flags round-trip through --json; plan train == plan; validate thresholds."""
+import json
+
+from typer.testing import CliRunner
+
+from recoque.cli import app
+
+runner = CliRunner()
+
+
+def _json(args):
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def test_pinned_flags_round_trip_through_json():
+    args = ["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--gpus", "512", "--top", "2", "--json",
+            "--tp", "8", "--pp", "8", "--vpp", "2", "--micro-batch", "1", "--global-batch", "512",
+            "--recompute", "selective", "--zero", "1", "--sp", "--stack", "megatron-core"]
+    d = _json(args)
+    assert d["stack"] == "megatron-core" and d["global_batch_seqs"] == 512 and d["gpu_count_curve"] is None
+    assert d["pins"] == {"tp": 8, "pp": 8, "vpp": 2, "micro_batch": 1, "recompute": "selective", "zero": 1, "sp": True}
+    for b in d["best"]:
+        p = b["plan"]
+        assert (p["tp"], p["pp"], p["interleave"], p["micro_batch"], p["recompute"], p["zero_stage"],
+                p["sequence_parallel"], p["dp"] * p["cp"]) == (8, 8, 2, 1, "selective", 1, True, 8)
+        bd = b["breakdown_s"]
+        assert abs(sum(v for k, v in bd.items() if k != "iteration_time_s") - bd["iteration_time_s"]) < 1e-9 * bd[
+            "iteration_time_s"]
+
+
+def test_bad_pin_is_bad_input():
+    res = runner.invoke(app, ["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--gpus", "512",
+                              "--recompute", "sometimes"])
+    assert res.exit_code == 2, res.output
+    res = runner.invoke(app, ["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--gpus", "512",
+                              "--stack", "nope"])
+    assert res.exit_code == 2, res.output
+
+
+def test_curve_in_json_and_plan_agrees_with_plan_train():
+    d = _json(["plan", "train", "-w", "mistral-large-2", "-s", "alice-recoque", "--top", "1", "--json"])
+    curve = d["gpu_count_curve"]["curve"]
+    fit = [p for p in curve if p["fits"]]
+    best = min(fit, key=lambda p: (p["days"], p["gpus"]))
+    assert d["gpus"] == best["gpus"] == d["gpu_count_curve"]["fastest_gpus"]
+    res = runner.invoke(app, ["plan", "--system", "alice-recoque", "--workload", "mistral-large-2"])
+    assert res.exit_code == 0, res.output
+    assert d["best"][0]["plan_label"] in res.output
+
+
+def test_validate_thresholds_and_new_cases():
+    # the training verdict only: the exit status also carries the serving section (issue 9)
+    d = json.loads(runner.invoke(app, ["validate", "--json"]).output)
+    assert d["passed"] and d["mean_abs_error"] <= 0.05 and d["max_abs_error"] <= 0.10
+    names = {c["case"]: c for c in d["cases"]}
+    assert sum(1 for n in names if n.startswith("narayanan-zero3-")) == 6
+    for n, c in names.items():
+        assert c["low_high_contains_published"], n
+        if c["in_verdict"] and c["threshold_max"] <= 0.10:
+            assert abs(c["error"]) <= 0.10, n
+        if n.startswith("narayanan-zero3-"):
+            assert c["threshold_max"] == 0.10, n  # no looser per-case limit any more
+    for n in ("mlperf-lora-70b-8x-mi300x", "mlperf-lora-70b-8x-mi325x"):
+        assert names[n]["in_verdict"] and abs(names[n]["error"]) <= 0.10, n
+        assert names[n]["low_high_contains_published"], n
