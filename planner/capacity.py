@@ -256,6 +256,15 @@ def _hpcg_rows(system: SystemSpec, profile: Any):
     return rows, h
 
 
+TRAIN_ROWS = (("time_to_train", "time to train (steady state)"),
+              ("time_to_train_wall", "time to train, wall clock (with failures and checkpoints)"),
+              ("iteration_time", "time per iteration"), ("tokens_per_s", "training throughput"),
+              ("mfu", "model FLOP utilisation (MFU)"), ("hfu", "hardware FLOP utilisation (HFU, with recompute)"),
+              ("model_flop_s_per_gpu", "useful FLOP/s per GPU"), ("hardware_flop_s_per_gpu", "executed FLOP/s per GPU"),
+              ("comm_share", "share of time in exposed communication"), ("memory_per_gpu", "memory per GPU"),
+              ("goodput", "goodput (useful share of wall time)"))
+
+
 def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | None = None):
     """Delegates to the planner core (planner.train.best_plans); no second training model here."""
     from dataclasses import replace
@@ -291,8 +300,10 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     if not res.best:
         return [("training", "no plan fits: " + "; ".join(res.reasons))], {"train": res}, notes, None, None
     b = res.best[0]
-    rows = [("training plan", b.plan.label() if hasattr(b.plan, "label") else str(b.plan))]
-    rows += [(f"training {k.replace('_', ' ')}", v) for k, v in vars(b).items() if isinstance(v, Estimate)]
+    # The plan itself as the value: the table spells it out (recoque.render.plan_words), --json keeps
+    # the compact fields. Row names written for a reader, not derived from field names.
+    rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", f"{used:,}")]
+    rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
     d = None
     try:
         d = equivalents.training_delivered(system, model_name, used, b)

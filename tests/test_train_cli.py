@@ -4,6 +4,7 @@ import json
 from typer.testing import CliRunner
 
 from recoque.cli import app
+from recoque.render import plan_words
 
 runner = CliRunner()
 
@@ -45,9 +46,13 @@ def test_curve_in_json_and_plan_agrees_with_plan_train():
     fit = [p for p in curve if p["fits"]]
     best = min(fit, key=lambda p: (p["days"], p["gpus"]))
     assert d["gpus"] == best["gpus"] == d["gpu_count_curve"]["fastest_gpus"]
-    res = runner.invoke(app, ["plan", "--system", "alice-recoque", "--workload", "mistral-large-2"])
+    res = runner.invoke(app, ["plan", "--system", "alice-recoque", "--workload", "mistral-large-2", "--json"])
     assert res.exit_code == 0, res.output
-    assert d["best"][0]["plan_label"] in res.output
+    rows = {r["quantity"]: r["value"] for r in json.loads(res.output)["sections"]["training"]}
+    assert rows["training plan"] == d["best"][0]["plan"]
+    assert rows["GPUs used"] == f"{d['gpus']:,}"
+    table = runner.invoke(app, ["plan", "--system", "alice-recoque", "--workload", "mistral-large-2"]).output
+    assert plan_words(d["best"][0]["plan"]) in table  # spelled out in the table, compact in --json
 
 
 def test_validate_thresholds_and_new_cases():

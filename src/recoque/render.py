@@ -202,6 +202,8 @@ def rows_table(title: str, rows: list[tuple[str, Estimate | str | None]]):
     for name, e in rows:
         if isinstance(e, Estimate):
             out.append((name, *human(e)))
+        elif hasattr(e, "label") and hasattr(e, "to_json"):  # an execution plan: spelled out
+            out.append((name, plan_words(e), "", "", ""))
         else:
             out.append((name, "unknown" if e is None else str(e), "", "", ""))
     return table(title, ("quantity", "value", "low", "high", "unit"), out)
@@ -263,7 +265,7 @@ def _pct(x: float | None) -> str:
 
 GLOSSARY = ("TP: tensor parallel (each layer split over GPUs); PP: pipeline parallel (layers in stages; "
             "'x N virtual': interleaved stages per GPU); DP: data parallel (model replicas); EP: expert parallel; "
-            "mb: micro-batch (sequences per pipeline step); SP: sequence parallel; ZeRO-1/2/3: optimizer state / "
+            "CP: context parallel (a sequence split over GPUs); mb: micro-batch (sequences per pipeline step); SP: sequence parallel; ZeRO-1/2/3: optimizer state / "
             "gradients / weights sharded over DP; recompute: activations recomputed in the backward pass "
             "(none, selective, full); overlap: DP gradient communication hidden behind compute; "
             "MFU/HFU: model/hardware FLOP utilisation (useful FLOPs, or all FLOPs incl. recompute, over peak); "
@@ -276,6 +278,8 @@ def plan_words(plan: Any) -> str:
     object with the same attribute names (tp, pp, dp, micro_batch, recompute, interleave, ...)."""
     get = plan.get if isinstance(plan, dict) else (lambda k, d=None: getattr(plan, k, d))
     parts = [f"tensor parallel {get('tp', 1)}"]
+    if (get("cp", 1) or 1) > 1:
+        parts.append(f"context parallel {get('cp')}")
     pp, vpp = get("pp", 1), get("interleave", 1) or 1
     parts.append(f"pipeline {pp} stage{'s' if pp != 1 else ''}" + (f" x {vpp} virtual" if vpp > 1 else ""))
     parts.append(f"data parallel {get('dp', 1)}")

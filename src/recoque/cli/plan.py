@@ -12,10 +12,10 @@ from recoque.cli import plan_hpl, plan_infer, plan_stencil, plan_train
 from recoque.errors import BadInput
 from recoque.cli._edge import profile_anyway_option
 from recoque.planner.capacity import plan_any, profile_for, resolve_system
-from recoque.render import console, emit_json, rows_table
+from recoque.render import GLOSSARY, console, emit_json, rows_table
 
 app = typer.Typer(help="Plan workloads on systems (run with --system and --workload, or a subcommand).",
-                  invoke_without_command=True)
+                  epilog="Abbreviations: " + GLOSSARY, invoke_without_command=True)
 
 SYSTEM_OPT = typer.Option(None, "--system", "-s", help="system preset (seeds/systems.toml) or a TOML file")
 PROFILE_OPT = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates")
@@ -56,4 +56,4 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
 app.command("hpl", help=plan_hpl.__doc__)(plan_hpl.hpl)
 app.command("stencil", help=plan_stencil.__doc__)(plan_stencil.stencil)
 app.command("infer", help=plan_infer.__doc__)(plan_infer.infer)
-app.command("train", help=plan_train.__doc__)(plan_train.train)
+app.command("train", help=plan_train.__doc__, epilog="Abbreviations: " + GLOSSARY)(plan_train.train)

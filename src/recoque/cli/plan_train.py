@@ -13,7 +13,7 @@ from recoque.planner.profile import DeviceProfile
 from recoque.planner.system import SystemSpec, load_system
 from recoque.planner.train import SearchResult, best_plans
 from recoque.planner.workload import load_training_workload
-from recoque.render import console, emit_json, fmt, table, warn
+from recoque.render import console, emit_json, fmt, plan_words, table, warn
 
 DAY = 86400.0
 
@@ -63,6 +63,12 @@ def resolve_profile(spec: DeviceSpec, results_path: Optional[str], anyway: bool 
     return training_profile(spec)
 
 
+BREAKDOWN_WORDS = {"compute": "compute", "tp_comm": "tensor-parallel comm", "ep_comm": "expert-parallel comm",
+                   "cp_comm": "context-parallel comm", "p2p": "pipeline sends", "bubble": "pipeline bubble",
+                   "dp_exposed": "exposed data-parallel comm", "zero3_exposed": "exposed ZeRO-3 gathers",
+                   "optimizer": "optimizer step", "emb_sync": "embedding sync"}
+
+
 def _span(e: Any, scale: float = 1.0, digits: int = 3) -> str:
     return f"{fmt(e.value * scale, digits)} [{fmt(e.low * scale, digits)}-{fmt(e.high * scale, digits)}]"
 
@@ -76,7 +82,7 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
     console.print(f"{workload_name} on {res.gpus} GPUs of {res.system}: {tokens:.3g} tokens")
     rows = []
     for i, r in enumerate(res.best, 1):
-        rows.append((i, r.plan.label(), _span(r.iteration_time), _span(r.tokens_per_s),
+        rows.append((i, plan_words(r.plan), _span(r.iteration_time), _span(r.tokens_per_s),
                      _span(r.time_to_train, 1 / DAY), _span(r.time_to_train_wall, 1 / DAY),
                      _span(r.model_flop_s_per_gpu, 1e-12), _pct(r.mfu), _pct(r.hfu),
                      fmt(r.memory_per_gpu.value / 1e9), _pct(r.comm_share)))
@@ -85,8 +91,9 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
                          "TFLOP/s/GPU (model)", "MFU", "HFU", "GB/GPU", "comm share"), rows))
     bd = b.breakdown
     it = bd["iteration_time_s"]
-    console.print("best plan, where the time goes: " + ", ".join(
-        f"{k[:-2]} {v / it:.0%}" for k, v in bd.items() if k != "iteration_time_s"), highlight=False)
+    console.print("best plan, where the time goes (sums to the iteration time): " + ", ".join(
+        f"{BREAKDOWN_WORDS.get(k[:-2], k[:-2])} {v / it:.0%}" for k, v in bd.items()
+        if k != "iteration_time_s" and v > 0), highlight=False)
     if b.mfu_fp8_peak is not None:
         console.print(f"MFU against the bf16 peak {_pct(b.mfu)}; against the fp8 peak {_pct(b.mfu_fp8_peak)}")
     console.print(f"goodput {_pct(b.goodput)} (failures and checkpoints), shown apart from steady-state throughput")
