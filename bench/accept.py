@@ -253,5 +253,5 @@ def measure_quick(device: Any, seed: int = 0) -> ResultsDocument:
         environment={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json(),
         results=tuple(outcome.records), skipped=tuple(outcome.skipped),
         warnings=tuple(w.to_json() for w in outcome.warnings), complete=not outcome.interrupted,
-        command="recoque bench accept", created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        sweeps=tuple(outcome.sweeps), command="recoque bench accept", created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tool_version=__version__)

@@ -12,6 +12,7 @@ import numpy as np
 
 from recoque.bench import features
 from recoque.bench.base import Case, Unsupported, Verification, Work
+from recoque.bench.sweep import SweepPlan, neighbours
 from recoque.bench.timing import device_scope
 from recoque.bench.verify import TOLERANCE, compare
 from recoque.kernels import gemm as K
@@ -156,13 +157,25 @@ def cu_tiled_shapes(compute_units: int, k: int = 32896) -> list[tuple[int, int, 
 
 def refine_shapes(best: tuple[int, int, int], step: int = 256) -> list[tuple[int, int, int]]:
     """Neighbours of the best shape, one step along each dimension (MAMF's fine range, locally)."""
-    m, n, k = best
-    out = []
-    for dm, dn, dk in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
-        s = (m + dm * step, n + dn * step, k + dk * step)
-        if min(s) > 0:
-            out.append(s)
-    return out
+    return neighbours(best, step, lo=1)
+
+
+# Refinement after the coarse grid (bench/sweep.py): GPU grids are 2048-4096 apart, so the search
+# starts at 1024 and halves down to MAMF's usual fine step of 256; CPU grids (squares 512-4096) start
+# at 512. On the CPU the rate is flat over large shapes, so fewer refinement shapes are allowed.
+REFINE_GPU = {"step": 1024, "min_step": 256, "top": 2, "max_shapes": 64}
+REFINE_CPU = {"step": 512, "min_step": 256, "top": 1, "max_shapes": 8}
+
+
+def sweep_plan(device: Any, quick: bool, dtype: str, coarse: Iterable[tuple[int, int, int]]) -> SweepPlan | None:
+    """How the sweep refines around its best coarse shapes; None when it does not (--quick, fp16 on
+    a CPU without fp16 arithmetic: about 1 GFLOP/s, where more shapes only cost time)."""
+    coarse = tuple(dict.fromkeys(coarse))
+    if quick or not coarse or (device.kind == "cpu" and dtype == "fp16"):
+        return None
+    knobs = REFINE_CPU if device.kind == "cpu" else REFINE_GPU
+    return SweepPlan(coarse=coarse, lo=knobs["min_step"], hi=max(max(s) for s in coarse), step=knobs["step"],
+                     min_step=knobs["min_step"], top=knobs["top"], max_shapes=knobs["max_shapes"])
 
 
 def cpu_sweep_shapes(quick: bool, dtype: str) -> list[tuple[int, int, int]]:

@@ -63,7 +63,7 @@ def merge(docs: list[ResultsDocument | None], topo: Mapping[str, Any], failures:
     return ResultsDocument(
         environment={**dict(base.environment), "distributed": dist_info}, device=base.device,
         results=tuple(results), skipped=tuple(_one_skip(v) for v in skipped.values()), warnings=tuple(warnings), complete=complete,
-        command=base.command, created_utc=base.created_utc, tool_version=base.tool_version)
+        command=base.command, sweeps=base.sweeps, created_utc=base.created_utc, tool_version=base.tool_version)
 
 
 def _one_skip(per_rank: list[tuple[int, Skip]]) -> Skip:

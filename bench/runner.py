@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from recoque.bench.base import Case, Unsupported
@@ -24,11 +24,13 @@ class RunOutcome:
     skipped: list[Skip] = field(default_factory=list)
     warnings: list[NoiseWarning] = field(default_factory=list)
     interrupted: bool = False
+    sweeps: list[dict[str, Any]] = field(default_factory=list)  # per GEMM sweep: shapes and seconds (bench/suite.py)
 
     def extend(self, other: "RunOutcome") -> None:
         self.records += other.records
         self.skipped += other.skipped
         self.warnings += other.warnings
+        self.sweeps += other.sweeps
         self.interrupted = self.interrupted or other.interrupted
 
 
@@ -126,6 +128,7 @@ def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry
                  times_s=timing.times_s, unit=work.unit, flop_count=work.flop_count, bytes_moved=work.bytes_moved,
                  peak=peak, peak_source=src, verified=True, verify=check.to_json(), backend=case.backend,
                  timer=timing.timer, tags=tuple(case.tags) + (f"rotation_sets:{n_sets}",), telemetry=tele)
+    rec = _per_watt(rec)
     warns = check_samples(label, timing.times_s, timing.timer) + check_peak(label, rec.fraction_of_peak)
     if case.benchmark in ("gemm", "attention"):
         warns += check_rotation(label, n_sets * case.bytes_per_set(), device.llc_bytes)
@@ -135,13 +138,19 @@ def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry
 def _timed(case: Case, device: Any, policy: TimingPolicy, n_sets: int, telemetry: bool):
     if not telemetry:
         return measure(case.run, device, policy, n_sets), {}
-    from recoque.bench.power import PowerSampler
     from recoque.bench.telemetry import Sampler
 
-    with Sampler(device) as sampler, PowerSampler(device, interval_s=0.2) as power:  # power: H13, bench/power.py
+    with Sampler(device) as sampler:  # clocks, power, energy, temperature, throttling: one thread
         timing = measure(case.run, device, policy, n_sets)
-    watts = power.summary()  # avg power, energy, throttling; only kept when something was read
-    return timing, ({**sampler.summary(), "power": watts} if "duration_s" in watts else sampler.summary())
+    return timing, sampler.summary()
+
+
+def _per_watt(rec: Record) -> Record:
+    """The record with GFLOP/s per W or GB/s per W beside the average power it was measured at."""
+    from recoque.bench.power import efficiency
+
+    eff = {k: v for k, v in efficiency(rec.achieved, rec.unit, rec.telemetry).items() if k.endswith("_per_w")}
+    return replace(rec, telemetry={**rec.telemetry, **eff}) if eff else rec
 
 
 def _skip(case: Case, reason: str) -> Skip:

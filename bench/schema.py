@@ -5,7 +5,8 @@ No torch import here: the planner reads results through this module without touc
 Document layout (schema_version 2):
     {"schema_version": 2, "tool": {...}, "created_utc": "...", "command": "...",
      "environment": {...}, "device": {...}, "complete": bool,
-     "results": [Record...], "skipped": [Skip...], "warnings": [NoiseWarning...]}
+     "results": [Record...], "skipped": [Skip...], "warnings": [NoiseWarning...], "acceptance": {...},
+     "sweeps": [{GEMM sweep: shapes, seconds}...], "summary": [best per op and dtype, derived, not read]}
 
 Version 1 (recoque 0.0.x) stored raw samples in milliseconds (`times_ms`) and the achieved rate
 under `value`; `load_results` migrates it. Anything else gets one clear line.
@@ -140,6 +141,7 @@ class ResultsDocument:
     created_utc: str = ""
     tool_version: str = ""
     acceptance: Mapping[str, Any] = field(default_factory=dict)  # `bench accept` verdicts (H8), {} if not judged
+    sweeps: tuple[Mapping[str, Any], ...] = ()  # per GEMM sweep: shapes measured and seconds (bench/suite.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,11 +156,21 @@ class ResultsDocument:
             "skipped": [s.to_json() for s in self.skipped],
             "warnings": [dict(w) for w in self.warnings],
             "acceptance": dict(self.acceptance),
+            "sweeps": [dict(w) for w in self.sweeps],
+            # What the tables show (best per op and dtype, public anchors, headline confirmation), for
+            # readers that do not use this module; recomputed from the records, never read back.
+            "summary": _summary(self),
         }
 
     def select(self, benchmark: str, dtype: str | None = None, op: str | None = None) -> list[Record]:
         return [r for r in self.results if r.benchmark == benchmark
                 and (dtype is None or r.dtype == dtype) and (op is None or r.op == op)]
+
+
+def _summary(doc: "ResultsDocument") -> list[dict[str, Any]]:
+    from recoque.bench.summary import json_rows  # summary imports this module
+
+    return json_rows(doc)
 
 
 def _migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
@@ -210,7 +222,7 @@ def document_from_json(doc: Any, origin: str = "results") -> ResultsDocument:
         warnings=tuple(doc.get("warnings", [])), complete=bool(doc.get("complete", True)),
         command=str(doc.get("command", "")), created_utc=str(doc.get("created_utc", "")),
         tool_version=str(doc.get("tool", {}).get("version", "")),
-        acceptance=dict(doc.get("acceptance") or {}),
+        acceptance=dict(doc.get("acceptance") or {}), sweeps=tuple(doc.get("sweeps") or ()),
     )
 
 
@@ -225,7 +237,8 @@ def save_results(path: str, doc: ResultsDocument) -> None:
 def merge(old: ResultsDocument, new: ResultsDocument) -> ResultsDocument:
     """`new` added to `old` (same machine): every record and skip of both; incomplete if either is."""
     return replace(new, results=tuple(old.results) + tuple(new.results), skipped=tuple(old.skipped) + tuple(new.skipped),
-                   warnings=tuple(old.warnings) + tuple(new.warnings), complete=old.complete and new.complete)
+                   warnings=tuple(old.warnings) + tuple(new.warnings), complete=old.complete and new.complete,
+                   sweeps=tuple(old.sweeps) + tuple(new.sweeps))
 
 
 def check_same_machine(old: ResultsDocument, fingerprint: Any, path: str) -> None:

@@ -1,10 +1,11 @@
 """Which cases make up `bench all` and each named benchmark, in what order, with what refinement."""
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from recoque.bench import attention, environment, gemm, headline, noise
+from recoque.bench import attention, environment, gemm, headline, noise, sweep
 from recoque.bench.base import Case
 from recoque.bench.runner import RunOutcome, run_cases
 from recoque.bench.timing import FULL, QUICK, TimingPolicy
@@ -59,16 +60,13 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
     for name in names:
         if name == "gemm":
             for dtype in dtypes:
-                if not run(gemm.sweep_cases(device, quick, dtype)):
+                if not _sweep(out, device, quick, dtype, run):
                     return out, notes
-                best = headline.candidate(out.records, dtype)  # refine around a steady best, not a lucky one
-                if best is not None and device.kind != "cpu" and not quick:
-                    p = best.params
-                    refine = [gemm.GemmCase(*s, dtype, tags=("sweep", "refine")) for s in gemm.refine_shapes((p["m"], p["n"], p["k"]))]
-                    if not run(refine):
-                        return out, notes
+                t0 = time.perf_counter()
                 if not _confirm(out, dtype, policy, run):
                     return out, notes
+                if out.sweeps and out.sweeps[-1]["dtype"] == dtype:
+                    out.sweeps[-1]["confirm_s"] = time.perf_counter() - t0
             out.records[:], ratio = headline.mark_tf32(out.records)
             out.warnings += noise.check_tf32(ratio)
             if not run(gemm.llm_cases(device, quick, dtypes)):
@@ -104,6 +102,52 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
         else:
             raise BadInput(f"unknown benchmark {name!r}", f"use one of all, {', '.join(BENCHMARKS)}")
     return out, notes
+
+
+def _sweep(out: RunOutcome, device: Any, quick: bool, dtype: str, run: Callable[..., bool]) -> bool:
+    """The coarse grid (gemm.sweep_cases), then, unless --quick, the search around its best shapes
+    (bench/sweep.py); how many shapes it measured and how long it took go into out.sweeps."""
+    t0, n0 = time.perf_counter(), len(out.records)
+    cases = gemm.sweep_cases(device, quick, dtype)
+    plan = gemm.sweep_plan(device, quick, dtype, [(c.m, c.n, c.k) for c in cases if "sweep" in c.tags])
+    backend: list[str] = []  # the backend of the coarse grid's best, refined alone (CPU grids run two)
+
+    def measure(batch: list[sweep.Shape]) -> dict[sweep.Shape, float] | None:
+        if not backend:
+            ok = run(cases)
+            best = headline.candidate(out.records[n0:], dtype)
+            backend.append((best.backend if best is not None else None) or "torch")
+        else:
+            ok = run([gemm.GemmCase(*s, dtype, backend=backend[0], tags=("sweep", "refine")) for s in batch])
+        return sweep_rates(out.records[n0:], dtype, backend[0]) if ok else None
+
+    if plan is None:
+        log = sweep.SearchLog({}, len(cases), 0, 0, stopped=not run(cases))
+        backend.append("")
+    else:
+        log = sweep.drive(plan, measure)
+    mine = [r for r in out.records[n0:] if r.dtype == dtype and "sweep" in r.tags]
+    if mine:
+        best = headline.candidate(mine, dtype)
+        out.sweeps.append({
+            "benchmark": "gemm", "dtype": dtype, "backend": backend[0] or None, "refined": plan is not None,
+            "coarse_cases": len(cases), "refine_shapes": log.refine_shapes, "refine_rounds": log.refine_rounds,
+            "cases_measured": len(mine), "sweep_s": time.perf_counter() - t0, "complete": not log.stopped,
+            "best_shape": [best.params["m"], best.params["n"], best.params["k"]] if best is not None else None})
+    return not log.stopped
+
+
+def sweep_rates(records: list[Any], dtype: str, backend: str) -> dict[sweep.Shape, float]:
+    """Rate per shape of the sweep's records of one backend, steady ones only when any is steady (the
+    search then follows real gains, not one lucky median)."""
+    mine = [r for r in records if r.benchmark == "gemm" and r.dtype == dtype and (r.backend or "torch") == backend
+            and "sweep" in r.tags and headline.CONFIRM_TAG not in r.tags]
+    steady = [r for r in mine if headline.is_stable(r)] or mine
+    rates: dict[sweep.Shape, float] = {}
+    for r in steady:
+        s = (r.params["m"], r.params["n"], r.params["k"])
+        rates[s] = max(rates.get(s, 0.0), r.achieved)
+    return rates
 
 
 def confirm_policy(policy: TimingPolicy) -> TimingPolicy:

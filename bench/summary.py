@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from recoque.bench.anchors import find_anchor
-from recoque.bench.headline import headline
+from recoque.bench.headline import HEADLINE_TAG, headline, is_stable
 from recoque.bench.schema import Record, ResultsDocument
 
 
@@ -42,5 +42,62 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
             "public_best": anchor.achieved if anchor else None, "public_source": anchor.source if anchor else None,
             "fraction_of_public_best": best.achieved / anchor.achieved if anchor else None,
             "cov": st["cov"], "samples": len(best.times_s), "backend": best.backend,
+            "peak_source": best.peak_source, "params": dict(best.params), "headline": headline_status(best),
         })
     return rows
+
+
+def headline_status(rec: Record) -> str:
+    """How a row's figure was chosen: 'confirmed' (re-measured with a longer run, MAMF-style),
+    'steady' (the fastest case within the CoV limit) or 'unsteady' (no case was steady)."""
+    if HEADLINE_TAG in rec.tags:
+        return "confirmed"
+    return "steady" if is_stable(rec) else "unsteady"
+
+
+# Base units for --json: rates per second, the unit in the key (style rule 1).
+BASE = {"TFLOP/s": (1e12, "flop_per_s"), "GB/s": (1e9, "bytes_per_s")}
+
+
+def json_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
+    """best_rows in base units, one key per column of the table (recoque.render.bench_tables), plus
+    the peak's and the public figure's sources, how the headline was chosen and the sweep's cost."""
+    out = []
+    for r in best_rows(doc):
+        scale, unit = BASE[r["unit"]]
+        sw = sweep_totals(doc, r["benchmark"], r["dtype"]) if r["kind"] == "sweep" else None
+        out.append({
+            "benchmark": r["benchmark"], "op": r["op"], "dtype": r["dtype"], "kind": r["kind"], "cases": r["cases"],
+            "best_shape": r["best_shape"], "best_params": r["params"], "backend": r["backend"],
+            f"achieved_{unit}": r["achieved"] * scale, "cov": r["cov"], "samples": r["samples"],
+            f"peak_{unit}": r["peak"] * scale if r["peak"] else None, "peak_source": r["peak_source"],
+            "fraction_of_peak": r["fraction_of_peak"],
+            f"public_best_{unit}": r["public_best"] * scale if r["public_best"] else None,
+            "public_source": r["public_source"], "fraction_of_public_best": r["fraction_of_public_best"],
+            "headline": r["headline"],
+            "sweep_s": sw["sweep_s"] if sw else None, "sweep_cases": sw["cases_measured"] if sw else None,
+        })
+    return out
+
+
+def sweep_totals(doc: ResultsDocument, benchmark: str, dtype: str) -> dict[str, Any] | None:
+    """The sweeps of one benchmark and dtype in this document (several after --append), added up."""
+    mine = [s for s in doc.sweeps if s.get("benchmark") == benchmark and s.get("dtype") == dtype]
+    if not mine:
+        return None
+    counts = ("cases_measured", "coarse_cases", "refine_shapes", "refine_rounds")
+    out: dict[str, Any] = {k: sum(float(s.get(k) or 0) for s in mine) for k in ("sweep_s", "confirm_s")}
+    return out | {k: sum(int(s.get(k) or 0) for s in mine) for k in counts} | {"sweeps": len(mine)}
+
+
+def sweep_lines(doc: ResultsDocument) -> list[str]:
+    """One line per GEMM sweep: the shapes it measured and the time it took (issue 8)."""
+    out = []
+    for s in doc.sweeps:
+        how = (f"{s.get('coarse_cases')} coarse + {s.get('refine_shapes')} refined in {s.get('refine_rounds')} rounds"
+               if s.get("refined") else f"{s.get('coarse_cases')} coarse, not refined")
+        confirm = f", confirmation {s['confirm_s']:.1f} s" if s.get("confirm_s") is not None else ""
+        shape = "x".join(str(d) for d in s["best_shape"]) if s.get("best_shape") else "none"
+        out.append(f"{s.get('benchmark')} {s.get('dtype')} sweep: {s.get('cases_measured')} cases ({how}) in "
+                   f"{float(s.get('sweep_s') or 0):.1f} s{confirm}; best shape {shape}")
+    return out

@@ -1,13 +1,21 @@
-"""Best-effort clock / power / temperature readings while a benchmark runs.
+"""The one background sampler: clocks, power, energy and temperature while a benchmark runs.
 
 Nothing here may break a benchmark: every source is guarded, and an unreadable metric is simply
 absent. GPU order of preference: the vendor library in process (nvidia-ml-py's `pynvml` on NVIDIA,
-`amdsmi` on ROCm; both optional extras), then torch.cuda.clock_rate / power_draw / temperature
-(which wrap the same libraries), then the vendor CLI (`nvidia-smi`, `amd-smi`, `rocm-smi`) with a
-short timeout, only when the binary is on PATH. The vendor tools count GPUs physically while
-torch counts only the visible ones, so torch's index is mapped through CUDA_VISIBLE_DEVICES /
-ROCR_VISIBLE_DEVICES + HIP_VISIBLE_DEVICES (indices or UUIDs) first. CPU: current MHz from
-/proc/cpuinfo. Units: clock_mhz, power_w, temp_c.
+`amdsmi` on ROCm; both optional extras, and the only ones with an energy counter), then
+torch.cuda.clock_rate / power_draw / temperature (which wrap the same libraries), then the vendor
+CLI (`nvidia-smi`, `amd-smi`, `rocm-smi`) with a short timeout, only when the binary is on PATH;
+the cheapest source that reads power wins, else the first that reads anything. The vendor tools
+count GPUs physically while torch counts only the visible ones, so torch's index is mapped through
+CUDA_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES + HIP_VISIBLE_DEVICES (indices or UUIDs) first. CPU:
+current MHz from /proc/cpuinfo plus the RAPL energy counter where readable (bench/power.py, which
+also derives energy, average power, throttling and efficiency). When no source reads power, the
+summary says why in a note, printed once per process. Units: clock_mhz, power_w, temp_c, energy_j.
+
+    with Sampler(device) as s:
+        run()
+    s.summary()  # {"source", "clock_mhz": {"min", "median", "mean", "max", "n"}, "power_w", "temp_c",
+                 #  "duration_s", "energy_j", "avg_power_w", "energy_from", "throttled", ["note"]}
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ import subprocess
 import threading
 import time
 from typing import Any, Callable
+
+from recoque.bench import power
 
 METRICS = ("clock_mhz", "power_w", "temp_c")
 CLI_TIMEOUT_S = 2.0
@@ -64,70 +74,60 @@ def physical_id(index: int, hip: bool, environ: Any = None) -> str:
 # --------------------------------------------------------------------------- vendor libraries
 
 
-def nvml_reader(phys: str) -> Reader | None:
-    """A reader through nvidia-ml-py (import pynvml), or None when it is absent or fails."""
-    try:
-        import pynvml  # type: ignore[import-not-found]
-
-        pynvml.nvmlInit()
-        handle = (pynvml.nvmlDeviceGetHandleByIndex(int(phys)) if phys.isdigit()
-                  else pynvml.nvmlDeviceGetHandleByUUID(phys))
-    except Exception:
-        return None
-
-    def read() -> dict[str, float]:
-        out: dict[str, float] = {}
-        for metric, fn in (("clock_mhz", lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
-                           ("power_w", lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0),  # mW
-                           ("temp_c", lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU))):
-            try:
-                v = _positive(fn())
-            except Exception:
-                v = None
-            if v is not None:
-                out[metric] = v
-        return out
-
-    return read
+def _guarded(calls: Any, conv: Callable[[Any], float | None]) -> dict[str, float]:
+    """Each (metric, fn) read on its own: an unsupported sensor or a driver error drops only that metric."""
+    out: dict[str, float] = {}
+    for metric, fn in calls:
+        try:
+            v = conv(fn())
+        except Exception:  # NVMLError, AmdSmiException, AttributeError on an older binding
+            v = None
+        if v is not None:
+            out[metric] = v
+    return out
 
 
-def amdsmi_reader(phys: str) -> Reader | None:
-    """A reader through the amdsmi Python package (ROCm), or None when it is absent or fails."""
-    try:
-        import amdsmi  # type: ignore[import-not-found]
+def nvml_reader(phys: str) -> Reader:
+    """A reader through nvidia-ml-py (import pynvml); raises when it is absent or fails."""
+    import pynvml  # type: ignore[import-not-found]
 
-        amdsmi.amdsmi_init()
-        handles = amdsmi.amdsmi_get_processor_handles()
-        if phys.isdigit():
-            handle = handles[int(phys)]
-        else:
-            handle = next(h for h in handles
-                          if str(amdsmi.amdsmi_get_gpu_device_uuid(h)).lower() in phys.lower())
-    except Exception:
-        return None
+    pynvml.nvmlInit()
+    handle = (pynvml.nvmlDeviceGetHandleByIndex(int(phys)) if phys.isdigit()
+              else pynvml.nvmlDeviceGetHandleByUUID(phys))
+    calls = (("clock_mhz", lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)),
+             ("power_w", lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0),  # mW
+             ("temp_c", lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
+             # mJ since the driver loaded (Volta and later): a counter, differenced over the run
+             ("energy_j", lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1000.0))
+    return lambda: _guarded(calls, _positive)
 
-    def power() -> Any:
+
+def amdsmi_reader(phys: str) -> Reader:
+    """A reader through the amdsmi Python package (ROCm); raises when it is absent or fails."""
+    import amdsmi  # type: ignore[import-not-found]
+
+    amdsmi.amdsmi_init()
+    handles = amdsmi.amdsmi_get_processor_handles()
+    if phys.isdigit():
+        handle = handles[int(phys)]
+    else:
+        handle = next(h for h in handles if str(amdsmi.amdsmi_get_gpu_device_uuid(h)).lower() in phys.lower())
+
+    def socket_power() -> Any:
         info = amdsmi.amdsmi_get_power_info(handle)
-        for key in ("current_socket_power", "average_socket_power", "socket_power"):
-            if _positive(info.get(key)) is not None:
-                return info[key]
-        return None
+        return next((info[k] for k in ("current_socket_power", "average_socket_power", "socket_power")
+                     if _number(info.get(k)) is not None), None)  # watts
 
-    def read() -> dict[str, float]:
-        out: dict[str, float] = {}
-        for metric, fn in (("clock_mhz", lambda: amdsmi.amdsmi_get_clock_info(handle, amdsmi.AmdSmiClkType.GFX)["clk"]),
-                           ("power_w", power),
-                           ("temp_c", lambda: amdsmi.amdsmi_get_temp_metric(
-                               handle, amdsmi.AmdSmiTemperatureType.HOTSPOT, amdsmi.AmdSmiTemperatureMetric.CURRENT))):
-            try:
-                v = _number(fn())
-            except Exception:
-                v = None
-            if v is not None:
-                out[metric] = v
-        return out
+    def energy() -> Any:
+        e = amdsmi.amdsmi_get_energy_count(handle)  # counts x counter_resolution microjoules
+        return _positive(e["energy_accumulator"]) * _positive(e["counter_resolution"]) * 1e-6  # type: ignore[operator]
 
-    return read
+    calls = (("clock_mhz", lambda: amdsmi.amdsmi_get_clock_info(handle, amdsmi.AmdSmiClkType.GFX)["clk"]),
+             ("power_w", socket_power),
+             ("temp_c", lambda: amdsmi.amdsmi_get_temp_metric(
+                 handle, amdsmi.AmdSmiTemperatureType.HOTSPOT, amdsmi.AmdSmiTemperatureMetric.CURRENT)),
+             ("energy_j", energy))
+    return lambda: _guarded(calls, _number)
 
 
 def _positive(v: Any) -> float | None:
@@ -147,20 +147,13 @@ def torch_reading(index: int, hip: bool) -> dict[str, float]:
         import torch
     except Exception:
         return {}
-    out: dict[str, float] = {}
-    calls = (("clock_mhz", "clock_rate", 1.0), ("temp_c", "temperature", 1.0),
-             # NVML gives milliwatts; torch's amdsmi path gives watts (socket power).
-             ("power_w", "power_draw", 1.0 if hip else 1e-3))
-    for metric, fn_name, scale in calls:
-        fn = getattr(torch.cuda, fn_name, None)
-        if fn is None:
-            continue
-        try:
-            v = _positive(fn(index))
-        except Exception:  # missing pynvml/amdsmi, unsupported sensor, driver error
-            v = None
-        if v is not None:
-            out[metric] = v * scale
+
+    def call(name: str, scale: float = 1.0) -> Callable[[], float]:
+        return lambda: getattr(torch.cuda, name)(index) * scale  # missing pynvml/amdsmi raises: guarded
+
+    # NVML gives milliwatts; torch's amdsmi path gives watts (socket power).
+    out = _guarded((("clock_mhz", call("clock_rate")), ("temp_c", call("temperature")),
+                    ("power_w", call("power_draw", 1.0 if hip else 1e-3))), _positive)
     if "temp_c" in out and out["temp_c"] > 1000:  # some stacks report millidegrees
         out["temp_c"] /= 1000
     return out
@@ -205,6 +198,9 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _number(v: Any) -> float | None:
+    """A positive number, or the first one in a text such as "702 W" or "(1700Mhz)"."""
+    if _positive(v) is not None:
+        return _positive(v)
     m = re.search(r"-?\d+(?:\.\d+)?", str(v))
     return _positive(m.group(0)) if m else None
 
@@ -264,85 +260,123 @@ def cpu_reading() -> dict[str, float]:
     return {"clock_mhz": mhz} if mhz else {}
 
 
+def cpu_rapl_reader() -> Reader:
+    """/proc/cpuinfo clocks plus the RAPL package energy counter; raises when RAPL is unreadable."""
+    rapl = power.rapl_reader()
+    return lambda: {**cpu_reading(), **rapl()}
+
+
 # --------------------------------------------------------------------------- choosing a source
 
 
-def make_reader(device: Any) -> tuple[Reader | None, str]:
-    """Probe once and return the cheapest source that reads anything, with its name."""
+def _candidates(device: Any) -> tuple[list[tuple[str, Callable[[], Reader]]], str]:
+    """(name, reader factory) in order of preference, and the hint for a missing power reading."""
     if device is None or getattr(device, "kind", "cpu") == "cpu":
-        return (cpu_reading, "/proc/cpuinfo") if cpu_reading() else (None, "none")
+        return ([("RAPL + /proc/cpuinfo", cpu_rapl_reader), ("/proc/cpuinfo", lambda: cpu_reading)],
+                "RAPL counters need a Linux host that exposes /sys/class/powercap and read access (often root)")
     index, hip = _device_index(device), device.kind == "rocm"
     phys = physical_id(index, hip)
-    lib = amdsmi_reader(phys) if hip else nvml_reader(phys)
-    if lib is not None and lib():
-        return lib, f"{'amdsmi' if hip else 'pynvml'} (physical GPU {phys})"
-    if torch_reading(index, hip):
-        return (lambda: torch_reading(index, hip)), "torch.cuda (amdsmi)" if hip else "torch.cuda (pynvml)"
-    if cli_reading(phys, hip):
-        return (lambda: cli_reading(phys, hip)), f"{'amd-smi/rocm-smi' if hip else 'nvidia-smi'} (physical GPU {phys})"
-    return None, "none"
+    lib, cli = ("amdsmi", "amd-smi/rocm-smi") if hip else ("pynvml", "nvidia-smi")
+    return ([(f"{lib} (physical GPU {phys})", lambda: (amdsmi_reader if hip else nvml_reader)(phys)),
+             (f"torch.cuda ({lib})", lambda: lambda: torch_reading(index, hip)),
+             (f"{cli} (physical GPU {phys})", lambda: lambda: cli_reading(phys, hip))],
+            "install ROCm's amdsmi Python package for GPU power readings" if hip
+            else "install nvidia-ml-py for GPU power readings")
+
+
+def make_reader(device: Any) -> tuple[Reader | None, str, str]:
+    """Probe once: (reader, its name, note). The cheapest source that reads power or energy wins,
+    else the first that reads anything, with a note saying why power is unavailable."""
+    candidates, hint = _candidates(device)
+    why: list[str] = []
+    fallback: tuple[Reader | None, str] = (None, "none")
+    for name, make in candidates:
+        try:
+            reader = make()
+            got = reader()
+        except Exception as exc:  # ImportError, NVMLError, PermissionError, missing sysfs
+            why.append(f"{name}: {type(exc).__name__}: {exc}")
+            continue
+        if "power_w" in got or "energy_j" in got:
+            return reader, name, ""
+        why.append(f"{name}: {'no power reading' if got else 'nothing readable'}")
+        if got and fallback[0] is None:
+            fallback = (reader, name)
+    return (*fallback, f"power unavailable ({'; '.join(why)}): {hint}")
 
 
 def read_once(device: Any) -> dict[str, float]:
-    """One reading now (environment capture); {} when nothing is readable."""
+    """One reading now (environment capture), without the energy counter; {} when nothing is readable."""
     try:
-        reader, _ = make_reader(device)
-        return reader() if reader else {}
+        reader, _, _ = make_reader(device)
+        got = reader() if reader else {}
     except Exception:
         return {}
+    return {k: v for k, v in got.items() if k != "energy_j"}
 
 
-def summarize(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    out = {}
+def summarize(samples: list[dict[str, float]], source: str = "none", note: str = "") -> dict[str, Any]:
+    """Each metric's min/median/mean/max/n, then duration, energy, average power and throttling
+    (bench/power.py) over time-stamped samples (t_s, monotonic seconds)."""
+    samples = sorted(samples, key=lambda s: s.get("t_s", 0.0))
+    out: dict[str, Any] = {"source": source, **({"note": note} if note else {})}
     for metric in METRICS:
         vals = [s[metric] for s in samples if metric in s]
         if vals:
-            out[metric] = {"min": min(vals), "median": statistics.median(vals), "max": max(vals), "n": len(vals)}
-    return out
+            out[metric] = {"min": min(vals), "median": statistics.median(vals), "mean": statistics.fmean(vals),
+                           "max": max(vals), "n": len(vals)}
+    return {**out, **power.energy_summary(samples)}
 
 
 class Sampler:
-    """Sample telemetry in a background thread every ~interval_s while a benchmark runs.
+    """Sample telemetry in a background thread every ~interval_s while a benchmark runs, with one
+    reading at the start and one at the end so a short case still has an energy span.
 
         with Sampler(device) as s:
             run()
-        s.summary()  # {"clock_mhz": {"min", "median", "max", "n"}, ...}; {} if nothing readable
+        s.summary()  # see the module docstring; {"source": "none", "note": ...} if nothing readable
     """
 
     def __init__(self, device: Any, interval_s: float = 0.2) -> None:
         self.device = device
         self.interval_s = interval_s
         self.samples: list[dict[str, float]] = []
-        self.source = "none"
+        self.source, self.note = "none", ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reader: Reader | None = None
 
     def __enter__(self) -> "Sampler":
         try:
-            self._reader, self.source = make_reader(self.device)
+            self._reader, self.source, self.note = make_reader(self.device)
         except Exception:
-            self._reader, self.source = None, "none"
+            self._reader, self.source, self.note = None, "none", ""
+        if self.note:
+            power.note_once(self.note)
         if self._reader is not None:
+            self._sample()
             self._thread = threading.Thread(target=self._loop, name="recoque-telemetry", daemon=True)
             self._thread.start()
         return self
 
+    def _sample(self) -> None:
+        t_s = time.monotonic()
+        try:
+            got = self._reader() if self._reader else {}
+        except Exception:
+            got = {}
+        if got:
+            self.samples.append({"t_s": t_s, **got})
+
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            try:
-                got = self._reader() if self._reader else {}
-            except Exception:
-                got = {}
-            if got:
-                self.samples.append(got)
-            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - t0)))
+        while not self._stop.wait(self.interval_s):
+            self._sample()
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=CLI_TIMEOUT_S + 1.0)
+            self._sample()
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        return summarize(list(self.samples))
+    def summary(self) -> dict[str, Any]:
+        return summarize(list(self.samples), self.source, self.note)

@@ -27,12 +27,49 @@ def profile_for(system: SystemSpec, path: str | None, anyway: bool = False) -> t
     from recoque.inputs import check_profile_device
     from recoque.planner.profile import DeviceProfile
 
+    from recoque.planner.workloads import spec_with_assumed_peaks
+
     doc = load_results(path)
     mark = check_profile_device(dict(doc.device), system.device, path, anyway)
     if mark is None:
         return system, load_profile(path)
-    prof = DeviceProfile.from_results(doc, get_device_spec(system.device))
-    return replace(system, notes=(mark, *system.notes)), replace(prof, assumptions=(mark, *prof.assumptions))
+    spec, peak_notes = spec_with_assumed_peaks(get_device_spec(system.device))  # MI430X: no public BF16 peak
+    prof = DeviceProfile.from_results(doc, spec)
+    return (replace(system, notes=(mark, *system.notes)),
+            replace(prof, assumptions=(mark, *prof.assumptions, *peak_notes)))
+
+
+def profiles_for_systems(systems: list[SystemSpec], path: str | None, anyway: bool = False
+                         ) -> list[tuple[SystemSpec, Any]]:
+    """(system, profile) per system for `compare`: without `anyway` the profile applies to the systems of
+    its device and must match one; with it, it stands in for every system's device (profile_for), and
+    each system it was not measured on carries the mark in its notes, so every output shows it."""
+    if anyway and path:
+        return [profile_for(s, path, True) for s in systems]
+    prof = profile_for_systems(systems, path)
+    return [(s, prof) for s in systems]
+
+
+def check_claims(path: str | None, only: list[str] | None, anyway: bool = False) -> tuple[list[Any], str | None]:
+    """`recoque check` with --profile: the claims and the mark of a foreign profile (None when none).
+    With `anyway`, the profile stands in for the device of each claim's system (profile_for)."""
+    from dataclasses import replace
+
+    from recoque.planner.claims import _seed, claim_keys, run_all, run_claim
+
+    if not (path and anyway):
+        return run_all(load_profile(path), only), None
+    claims, marks, out = _seed().get("claims", {}), [], []
+    for key in only or claim_keys():
+        name = claims.get(key, {}).get("system")
+        system, prof = profile_for(load_system(name), path, True) if name else (None, None)
+        mark = next((n for n in getattr(system, "notes", ()) if n.startswith("PROFILE FROM ANOTHER DEVICE")), None)
+        r = run_claim(key, prof)
+        out.append(replace(r, arithmetic=(mark, *r.arithmetic)) if mark else r)
+        marks += [mark] if mark else []
+    if not marks:  # no claim has a system of another device: the profile changed nothing foreign
+        return out, None
+    return out, marks[0].split("; its measured rates")[0] + "; its measured rates stand in for each claim's device"
 
 
 def profile_for_systems(systems: list[SystemSpec], path: str | None) -> Any:
@@ -66,7 +103,13 @@ def load_profile(path: str | None) -> Any:
     spec = match_device(str(dev.get("name", "")), dev.get("gfx_arch"))
     if spec is None:
         raise BadInput(f"{path}: device {dev.get('name')!r} is not in the hardware catalog", "add it to seeds/hardware.toml")
-    return DeviceProfile.from_results(doc, spec)
+    from dataclasses import replace
+
+    from recoque.planner.workloads import spec_with_assumed_peaks
+
+    spec, peak_notes = spec_with_assumed_peaks(spec)  # a peak the catalog lacks (MI430X BF16): assumed, noted
+    prof = DeviceProfile.from_results(doc, spec)
+    return replace(prof, assumptions=(*prof.assumptions, *peak_notes)) if peak_notes else prof
 
 
 def check_gpus(n: int | None) -> None:
@@ -348,7 +391,8 @@ def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:
     if name in models:
         return "model", None, name
     raise BadInput(f"unknown workload {name!r}",
-                   f"known workloads: {', '.join(sorted(table_))}; or a model: {', '.join(models) or 'none installed'}")
+                   f"known workloads: {', '.join(sorted(table_))}; or a model: {', '.join(models) or 'none installed'}; "
+                   "a model TOML file goes to `plan train -w FILE` or `plan infer --model FILE`")
 
 
 def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str, Any]:

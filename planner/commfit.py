@@ -240,7 +240,7 @@ def measured_links(path: str, system: Any, profile: Any) -> tuple[Any, Any, list
     fits = fit_file(path)
     figures = link_figures(fits, origin=path)
     if not figures:
-        return system, profile, [f"link figures: datasheet ({path} has no collective size sweep to fit)"]
+        return system, profile, [f"datasheet ({path} has no collective size sweep to fit)"]
     return apply_links(system, profile, figures)
 
 

@@ -93,7 +93,7 @@ def parallel_efficiency(system: SystemSpec) -> float:
         return 1.0
     lat = system.inter_node_latency_s
     face = pts ** (2.0 / 3.0) * 8.0
-    t_halo = kernel("halo_exchanges_per_iteration") * (6 * face / system.inter_node_bandwidth_bytes_s + 6 * lat)
+    t_halo = kernel("halo_exchanges_per_iteration") * (6 * face / system.known("inter_node_bandwidth_bytes_s") + 6 * lat)
     t_red = kernel("allreduces_per_iteration") * 2 * math.log2(system.gpus) * lat
     return t_local / (t_local + t_halo + t_red)
 

@@ -80,7 +80,9 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
     if spec.hbm_bytes is not None:
         resident = k.grid_points / system.gpus * k.fields * FP64_BYTES * 2  # two time levels
         if resident > spec.hbm_bytes:
-            raise DoesNotFit(f"{resident / 1e9:.0f} GB per GPU exceeds {spec.hbm_bytes / 1e9:.0f} GB HBM on {spec.key}",
+            gb = resident / 1e9
+            shown = f"{gb:,.0f}" if gb < 1e6 else f"{gb:.3g}"  # a 1e300-point grid must not print 300 digits
+            raise DoesNotFit(f"{shown} GB per GPU exceeds {spec.hbm_bytes / 1e9:.0f} GB HBM on {spec.key}",
                              "use a smaller grid or a larger system")
     bw = memory_rate(spec, profile)
     fl = peak_estimate(spec, "fp64_vector") or peak_estimate(spec, "fp64_matrix")

@@ -40,7 +40,9 @@ _NUMERIC = {
     "node_power_kw": ("node_power_w", 1e3, "W"),
     "pue": ("pue", 1.0, "1"),
 }
-_REQUIRED = ("device", "gpus_per_node", "intra_node_bandwidth_gb_s", "inter_node_bandwidth_gb_s")
+# The link bandwidths are optional: an HPL-only system file (device, GPUs, power) needs none; a command
+# that does need one (train, infer across GPUs, stencil, HPCG) says which key to add (SystemSpec.known).
+_REQUIRED = ("device", "gpus_per_node")
 _DEFAULTS = {"intra_node_latency_us": 3.0, "inter_node_latency_us": 5.0}
 
 
@@ -51,8 +53,8 @@ class SystemSpec:
     device: str
     gpus: float
     gpus_per_node: int
-    intra_node_bandwidth_bytes_s: float
-    inter_node_bandwidth_bytes_s: float
+    intra_node_bandwidth_bytes_s: float | None = None  # None: unknown (not in the system file)
+    inter_node_bandwidth_bytes_s: float | None = None
     intra_node_latency_s: float = 3e-6
     inter_node_latency_s: float = 5e-6
     node_power_w: float | None = None
@@ -68,13 +70,20 @@ class SystemSpec:
 
     def estimate(self, attr: str, unit: str = "") -> Estimate:
         """The attribute as an Estimate with its published range (exact when none)."""
-        v = getattr(self, attr)
-        if v is None:
-            raise BadInput(f"system {self.key}: {attr} is unknown", f"add it to the system file for {self.key}")
+        v = self.known(attr)
         lo, hi = self.ranges.get(attr, (v, v))
         src = self.sources.get(attr, "")
         note = f"{self.key}.{attr}" + (f" from {src}" if src else "")
         return Estimate(float(v), float(lo), float(hi), unit, (note,) if lo != hi else ())
+
+    def known(self, attr: str) -> float:
+        """The attribute's value; BadInput naming the TOML key to add when the system file left it out."""
+        v = getattr(self, attr)
+        if v is None:
+            key = next((k for k, (a, _s, _u) in _NUMERIC.items() if a == attr), attr)
+            raise BadInput(f"system {self.key}: `{key}` is unknown and this command needs it",
+                           f"add `{key}` to the system file for {self.key}")
+        return v
 
     def with_gpus(self, gpus: int) -> "SystemSpec":
         r = {k: v for k, v in self.ranges.items() if k != "gpus"}
@@ -126,8 +135,8 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     return SystemSpec(
         key=key, name=str(raw.get("name", key)), device=str(raw["device"]),
         gpus=values["gpus"], gpus_per_node=int(values["gpus_per_node"]),
-        intra_node_bandwidth_bytes_s=values["intra_node_bandwidth_bytes_s"],
-        inter_node_bandwidth_bytes_s=values["inter_node_bandwidth_bytes_s"],
+        intra_node_bandwidth_bytes_s=values.get("intra_node_bandwidth_bytes_s"),
+        inter_node_bandwidth_bytes_s=values.get("inter_node_bandwidth_bytes_s"),
         intra_node_latency_s=values["intra_node_latency_s"], inter_node_latency_s=values["inter_node_latency_s"],
         node_power_w=values.get("node_power_w"), pue=values.get("pue"), ranges=ranges,
         sources=dict(raw.get("sources", {})), notes=tuple(raw.get("notes", ())), extra=extra,

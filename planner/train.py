@@ -150,7 +150,7 @@ class Hardware:
 
 def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> Hardware:
     def pick(attr: str, best_is_high: bool = True) -> float:
-        v = float(getattr(system, attr))
+        v = float(system.known(attr) if hasattr(system, "known") else getattr(system, attr))  # unknown: says what to add
         lo, hi = system.ranges.get(attr, (v, v))
         if which == "value":
             return v

@@ -283,7 +283,10 @@ def test_sampler_is_empty_when_nothing_readable(monkeypatch):
     monkeypatch.setattr(telemetry, "cli_reading", lambda i, hip: {})
     with telemetry.Sampler(SimpleNamespace(kind="cuda", torch_device="cuda:0"), interval_s=0.01) as s:
         time.sleep(0.03)
-    assert s.summary() == {} and s.source == "none"
+    summ = s.summary()
+    assert s.source == "none" and summ["source"] == "none" and not s.samples
+    assert not {"clock_mhz", "power_w", "temp_c", "energy_j"} & set(summ)
+    assert "power unavailable" in summ["note"] and "nvidia-ml-py" in summ["note"]
 
 
 def test_cpu_mhz_from_cpuinfo():

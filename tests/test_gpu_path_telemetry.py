@@ -34,9 +34,9 @@ def test_nvml_reads_the_mapped_gpu_in_process(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(calls))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     dev = types.SimpleNamespace(kind="cuda", torch_device="cuda:1")
-    reader, source = telemetry.make_reader(dev)
+    reader, source, note = telemetry.make_reader(dev)
     assert calls[0] == ("index", 5) and "pynvml" in source and "5" in source
-    assert reader() == {"clock_mhz": 1980, "power_w": 650.0, "temp_c": 61}
+    assert reader() == {"clock_mhz": 1980, "power_w": 650.0, "temp_c": 61} and note == ""
 
 
 def test_amdsmi_reads_the_mapped_gpu_in_process(monkeypatch):
@@ -53,10 +53,27 @@ def test_amdsmi_reads_the_mapped_gpu_in_process(monkeypatch):
     monkeypatch.setitem(sys.modules, "amdsmi", m)
     monkeypatch.setenv("HIP_VISIBLE_DEVICES", "2,7")
     monkeypatch.delenv("ROCR_VISIBLE_DEVICES", raising=False)
-    reader, source = telemetry.make_reader(types.SimpleNamespace(kind="rocm", torch_device="cuda:1"))
+    reader, source, _ = telemetry.make_reader(types.SimpleNamespace(kind="rocm", torch_device="cuda:1"))
     assert "amdsmi" in source
     assert reader() == {"clock_mhz": 2100, "power_w": 712, "temp_c": 70}
     assert set(seen) == {"h7"}  # physical GPU 7, not torch's index 1
+    m.amdsmi_get_energy_count = lambda h: {"energy_accumulator": 2_000_000 if h == "h7" else 1,
+                                           "counter_resolution": 15.3}
+    assert reader()["energy_j"] == pytest.approx(30.6)  # counts x 15.3 uJ, of the same physical GPU
+
+
+def test_nvml_energy_counter_gives_the_energy_of_the_run(monkeypatch):
+    calls, mj = [], iter([1_000_000, 1_000_000] + [1_100_000] * 1000)  # the probe, the start, the rest
+    m = fake_pynvml(calls)
+    m.nvmlDeviceGetTotalEnergyConsumption = lambda h: next(mj)  # millijoules
+    monkeypatch.setitem(sys.modules, "pynvml", m)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-abc")
+    with telemetry.Sampler(types.SimpleNamespace(kind="cuda", torch_device="cuda:0"), interval_s=0.01) as s:
+        pass
+    out = s.summary()
+    assert calls[0] == ("uuid", "GPU-abc") and "pynvml" in out["source"] and "note" not in out
+    assert out["energy_j"] == pytest.approx(100.0) and out["energy_from"] == "counter"
+    assert out["power_w"]["mean"] == 650.0 and out["throttled"] is False
 
 
 def test_environment_records_blas_and_performance_variables(monkeypatch):

@@ -1,29 +1,36 @@
-"""bench/power.py: energy from counters and from power samples, throttling, GFLOP/s per W, RAPL on a fake
-sysfs tree (with counter wrap-around), and the one 'power unavailable' note."""
+"""bench/power.py through the one sampler (bench/telemetry.py): energy from counters and from power
+samples, throttling, GFLOP/s per W, RAPL on a fake sysfs tree (with counter wrap-around), and the one
+'power unavailable' note."""
+import types
+
 import pytest
 
 from recoque.bench import power as P
+from recoque.bench import telemetry as T
+
+CPU = types.SimpleNamespace(kind="cpu")
 
 
 def _readings(powers, clocks, energies=None, dt=0.5):
     out = []
     for i, (p, c) in enumerate(zip(powers, clocks)):
-        out.append(P.Reading(t_s=100.0 + i * dt, power_w=p, clock_mhz=c,
-                             energy_j=None if energies is None else energies[i]))
+        out.append({"t_s": 100.0 + i * dt, "power_w": p, "clock_mhz": c,
+                    **({} if energies is None else {"energy_j": energies[i]})})
     return out
 
 
 def test_energy_from_power_samples_is_the_trapezoid_integral():
-    s = P.summarize(_readings([100.0, 200.0, 200.0], [2000.0] * 3), "test")
+    s = T.summarize(_readings([100.0, 200.0, 200.0], [2000.0] * 3), "test")
     # 0.5 s at (100+200)/2 + 0.5 s at 200 = 75 + 100 J over 1 s
     assert s["energy_j"] == pytest.approx(175.0)
     assert s["avg_power_w"] == pytest.approx(175.0)
     assert s["energy_from"] == "power samples"
-    assert s["power_w"]["max"] == 200.0 and s["throttled"] is False
+    assert s["power_w"]["max"] == 200.0 and s["power_w"]["mean"] == pytest.approx(500 / 3)
+    assert s["throttled"] is False and s["source"] == "test" and "note" not in s
 
 
 def test_energy_counter_wins_over_samples():
-    s = P.summarize(_readings([100.0] * 3, [2000.0] * 3, energies=[5000.0, 5200.0, 5300.0]), "test")
+    s = T.summarize(_readings([100.0] * 3, [2000.0] * 3, energies=[5000.0, 5200.0, 5300.0]), "test")
     assert s["energy_j"] == pytest.approx(300.0) and s["avg_power_w"] == pytest.approx(300.0)
     assert s["energy_from"] == "counter"
 
@@ -34,7 +41,7 @@ def test_throttling_is_a_clock_drop_under_load():
     assert not P.throttled(steady)
     assert P.throttled(dropping)
     assert not P.throttled(dropping[:6])  # too few samples to say
-    s = P.summarize(_readings([700.0] * 16, dropping), "test")
+    s = T.summarize(_readings([700.0] * 16, dropping), "test")
     assert s["throttled"] is True and s["clock_mhz"]["min"] == 1800.0
 
 
@@ -64,25 +71,87 @@ def test_rapl_counter_unwraps_overflow(tmp_path):
     assert e1 - e0 == pytest.approx(200e-6)
 
 
-def test_sampler_with_a_source_collects_and_summarizes(tmp_path):
+def test_cpu_sampler_reads_rapl_energy_and_clocks(tmp_path, monkeypatch):
     _fake_rapl(tmp_path, 1_000_000, span=10**12)
-    reader = P.rapl_source(str(tmp_path))
-    s = P.PowerSampler(source=reader, source_name="rapl", interval_s=0.01)
-    with s:
+    monkeypatch.setattr(P, "RAPL_ROOT", str(tmp_path))
+    with T.Sampler(CPU, interval_s=0.01) as s:
         (tmp_path / "intel-rapl:0" / "energy_uj").write_text("3000000\n")  # +2 J
     out = s.summary()
-    assert out["source"] == "rapl"
-    assert out["energy_j"] == pytest.approx(2.0)
-    assert out["samples"] and out["samples"][0]["t_s"] == 0
+    assert out["source"].startswith("RAPL") and "note" not in out
+    assert out["energy_j"] == pytest.approx(2.0) and out["energy_from"] == "counter"
+    assert out["avg_power_w"] == pytest.approx(2.0 / out["duration_s"])
+    assert "energy_j" not in T.read_once(CPU)  # a counter, not a reading for the environment
 
 
-def test_unavailable_power_says_so_once(capsys, monkeypatch):
+def test_unavailable_power_says_so_once(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(P, "_NOTED", set())
-    monkeypatch.setattr(P, "rapl_source", lambda root="/sys/class/powercap": (_ for _ in ()).throw(
-        PermissionError("energy_uj is not readable")))
+    _fake_rapl(tmp_path, 5)
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("not a number\n")  # as unreadable as root-only
+    monkeypatch.setattr(P, "RAPL_ROOT", str(tmp_path))
     for _ in range(3):
-        with P.PowerSampler(None, interval_s=0.01) as s:
+        with T.Sampler(CPU, interval_s=0.01) as s:
             pass
     err = capsys.readouterr().err
     assert err.count("power unavailable") == 1 and "energy_uj is not readable" in err
-    assert s.summary()["source"] == "none" and "power unavailable" in s.summary()["note"]
+    out = s.summary()
+    assert "power unavailable" in out["note"] and "energy_j" not in out and "power_w" not in out
+    assert out["source"] in ("/proc/cpuinfo", "none")  # the clock alone where /proc/cpuinfo has one
+
+
+class _EnergyCase:
+    """A tiny case whose every call adds 1 J to the fake RAPL counter: a known energy per run."""
+
+    benchmark, op, dtype, backend, tags = "gemm", "matmul", "fp32", "test", ()
+    params = {"m": 8, "n": 8, "k": 8}
+
+    def __init__(self, counter):
+        self.counter, self.calls = counter, 0
+
+    def label(self):
+        return "gemm/matmul/fp32/8"
+
+    def work(self):
+        from recoque.bench.base import Work
+
+        return Work(flop_count=10**9)
+
+    def bytes_per_set(self):
+        return 1024
+
+    def setup(self, device, n_sets, seed):
+        pass
+
+    def verify(self):
+        from recoque.bench.base import Verification
+
+        return Verification(True, 0.0, 1e-5, (0, 0), 1.0, 1.0, "C")
+
+    def run(self, i):
+        self.calls += 1
+        self.counter.write_text(f"{(1 + self.calls) * 10**6}\n")
+
+    def teardown(self):
+        pass
+
+
+def test_record_telemetry_carries_energy_and_efficiency_the_report_reads(tmp_path, monkeypatch):
+    from recoque.bench.devices import detect
+    from recoque.bench.runner import run_cases
+    from recoque.bench.schema import ResultsDocument
+    from recoque.bench.timing import TimingPolicy
+    from recoque.report.model import power_table
+
+    monkeypatch.setattr(P, "RAPL_ROOT", str(tmp_path))
+    case = _EnergyCase(_fake_rapl(tmp_path, 10**6, span=10**12) / "energy_uj")
+    fast = TimingPolicy(warmup_s=0.0, budget_s=0.0, min_samples=3, max_samples=3)
+    rec = run_cases([case], detect("cpu"), fast).records[0]
+    tel = rec.telemetry
+    assert tel["energy_j"] == pytest.approx(case.calls) and tel["energy_from"] == "counter"
+    assert tel["gflop_s_per_w"] == pytest.approx(rec.achieved * 1e3 / tel["avg_power_w"])
+    assert "power" not in tel  # one flat summary, no second sampler's copy
+    old = type(rec)(**{**rec.__dict__, "telemetry": {"clock_mhz": tel.get("clock_mhz", {}),
+                                                     "power": {"avg_power_w": 400.0, "energy_j": 4.0}}})
+    table = power_table(ResultsDocument({}, {}, (rec, old)))
+    (new_row, old_row) = table.rows
+    assert new_row[5] != "" and "GFLOP/s/W" in new_row[6]  # energy and efficiency of the flat layout
+    assert old_row[4] == "400" and old_row[5] == "4"  # files written before the merge (nested "power") still read

@@ -39,6 +39,7 @@ class Field:
     max: float | None = None  # inclusive upper bound
     choices: tuple[str, ...] = ()
     ranged: bool = False  # <key>_low and <key>_high may bracket the value
+    capped: bool = False  # a count in a user file or a flag: at most MAX_COUNT (not a results file's FLOPs)
 
     def describe(self) -> str:
         what = {"count": "an integer", "number": "a finite number", "bool": "true or false", "text": "text",
@@ -51,7 +52,7 @@ class Field:
             elif self.min is not None:
                 what += f" >= {self.min:g}" if self.min else ", not negative"
             if self.max is not None:
-                what += f" and at most {self.max:g}"
+                what += f" and at most {self.max:,.0f}" if float(self.max).is_integer() else f" and at most {self.max:g}"
         if self.choices:
             what = f"one of {', '.join(self.choices)}"
         return what
@@ -80,6 +81,8 @@ def value_problem(value: Any, field: Field) -> str | None:
             return f"must be {field.describe()}, got {value!r}"
         if kind == "count" and value != int(value):
             return f"must be {field.describe()}, got {value!r}"
+        if kind == "count" and field.capped and field.max is None and value > MAX_COUNT:
+            return f"must be {field.describe()}, got {value:.3g}, more than the {MAX_COUNT:,} any count may be"
         low_ok = (field.above is None or value > field.above) and (field.min is None or value >= field.min)
         if not low_ok or (field.max is not None and value > field.max):
             return f"must be {field.describe()}, got {value!r}"
@@ -127,7 +130,7 @@ def check_table(raw: Any, spec: Mapping[str, Field], where: str, fix: str,
             raise BadInput(f"{where}: missing `{key}`", f"add it ({field.describe()}; the unit is in the key)")
         for k in (key, f"{key}_low", f"{key}_high") if field.ranged else (key,):
             if k in raw:
-                problem = value_problem(raw[k], field)
+                problem = value_problem(raw[k], Field(**{**field.__dict__, "capped": True}))
                 if problem:
                     raise BadInput(f"{where}: `{k}` {problem}", fix)
         lo, hi = raw.get(f"{key}_low"), raw.get(f"{key}_high")
@@ -311,7 +314,15 @@ FLAG_RULES: dict[str, Field] = {
     "zero": Field("count", min=0, max=3),  # ZeRO stage 0-3
     "min_effect": NONNEG,
     "length_cv2": Field("number", min=0, max=4),  # plan infer: 0 = fixed prompt/output lengths (issue 9)
+    # validate: the accepted mean/max relative error, a fraction (0.05 = 5%); above 1 nothing is ever refused
+    "grid_points": Field("number", min=1),  # plan stencil: a grid has at least one point
+    "threshold_mean": Field("number", above=0, max=1),
+    "threshold_max": Field("number", above=0, max=1),
 }
+# No count, in a file or on the command line, is larger than this (2**40, about 1.1e12: GPUs, tokens,
+# sequences, requests). Far above any real run, it keeps a 31-digit `--global-batch` out of a divisor
+# search that never ends and 30-digit numbers out of the answers.
+MAX_COUNT = 2**40
 _ZERO_OK = ("seed", "warmup", "offset", "retries", "rank", "skip")
 
 
@@ -330,7 +341,7 @@ def flag_problem(name: str, value: Any) -> str | None:
     if isinstance(value, bool):
         return None
     kind = "count" if isinstance(value, int) else "number"
-    return value_problem(value, Field(kind, above=rule.above, min=rule.min, max=rule.max))
+    return value_problem(value, Field(kind, above=rule.above, min=rule.min, max=rule.max, capped=True))
 
 
 def check_gpus(gpus: int | None, system: Any) -> None:
@@ -372,7 +383,7 @@ def check_results(doc: Mapping[str, Any], origin: str) -> None:
                       ("command", TEXT), ("created_utc", TEXT)):
         if key in doc and value_problem(doc[key], kind):
             raise BadInput(f"{origin}: `{key}` {value_problem(doc[key], kind)}", fix)
-    for key in ("results", "skipped", "warnings"):
+    for key in ("results", "skipped", "warnings", "sweeps", "summary"):
         if key in doc and not isinstance(doc[key], list):
             raise BadInput(f"{origin}: `{key}` must be a list, got {type(doc[key]).__name__}", fix)
     for i, rec in enumerate(doc.get("results", [])):
@@ -384,9 +395,10 @@ def check_results(doc: Mapping[str, Any], origin: str) -> None:
             want = TABLE if k == "params" else TEXT
             if k not in skip or value_problem(skip[k], want):
                 raise BadInput(f"{where}: `{k}` " + (value_problem(skip.get(k), want) or "is missing"), fix)
-    for i, w in enumerate(doc.get("warnings", [])):
-        if not isinstance(w, Mapping):
-            raise BadInput(f"{origin}: warnings[{i}] must be a table, got {w!r}", fix)
+    for key in ("warnings", "sweeps", "summary"):  # summary: derived, checked for shape only, never read
+        for i, w in enumerate(doc.get(key, [])):
+            if not isinstance(w, Mapping):
+                raise BadInput(f"{origin}: {key}[{i}] must be a table, got {w!r}", fix)
 
 
 def _known(raw: Any, known: frozenset[str], where: str, fix: str) -> None:

@@ -78,5 +78,7 @@ def main() -> None:
         raise SystemExit(_edge.interrupted(exc, " before anything ran: nothing written")) from None
     try:
         app()
+    except KeyboardInterrupt as exc:  # a signal while typer builds the command tree, before our main() runs
+        raise SystemExit(_edge.interrupted(exc, " before anything ran: nothing written")) from None
     finally:
         signals.hold()

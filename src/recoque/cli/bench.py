@@ -183,7 +183,7 @@ class _Kept:
         src = outcome if outcome is not None else self.outcome()
         return ResultsDocument(
             environment=self.env, device=self.device, results=tuple(src.records), skipped=tuple(src.skipped),
-            warnings=tuple(w.to_json() for w in src.warnings), complete=complete,
+            warnings=tuple(w.to_json() for w in src.warnings), complete=complete, sweeps=tuple(src.sweeps),
             command=" ".join(["recoque"] + sys.argv[1:]),
             created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), tool_version=__version__)
 
@@ -264,7 +264,9 @@ def _report(doc: ResultsDocument, outcome: Any, notes: list[str], json_out: bool
         emit_json(doc.to_json())
     elif doc.results or doc.skipped:
         bench_tables(doc, all_rows)
-    for note in notes:
+    from recoque.bench.summary import sweep_lines
+
+    for note in notes + sweep_lines(doc):  # the GEMM sweeps' shapes and seconds, also in the file's `sweeps`
         err_console.print(f"note: {note}", highlight=False, markup=False)
     into = f" into {where}" if where else ""
     status = f"interrupted by {signal_name}: kept" if signal_name else "measured"

@@ -22,6 +22,11 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
     from recoque.bench import accept as A
     from recoque.bench.schema import load_results
 
+    if files and (device != "all" or out is not None):  # both apply only to a run here; never ignored silently
+        from recoque.errors import BadInput
+
+        raise BadInput("--device and --out apply only when measuring here (no results files given)",
+                       "drop them to judge the files, or drop the files to measure this node")
     if files:
         docs = [load_results(str(f)) for f in files]
         paths: list[Optional[Path]] = list(files)

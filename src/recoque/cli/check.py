@@ -7,19 +7,22 @@ from typing import List, Optional
 import typer
 
 from recoque.render import console, emit_json
-from recoque.planner.claims import run_all
+from recoque.cli._edge import profile_anyway_option
 
 
 def check(claim: Optional[List[str]] = typer.Option(None, "--claim", help="check only this claim (repeatable)"),
           profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
-          as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
+          as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON"),
+          profile_anyway: bool = profile_anyway_option()) -> None:
     """Check the figures the documents state, with verdict and arithmetic."""
-    from recoque.planner.capacity import load_profile
+    from recoque.planner.capacity import check_claims
 
-    results = run_all(load_profile(profile), list(claim) if claim else None)
+    results, mark = check_claims(profile, list(claim) if claim else None, profile_anyway)
     if as_json:
-        emit_json({"claims": [r.to_json() for r in results]})
+        emit_json({"claims": [r.to_json() for r in results], **({"profile_note": mark} if mark else {})})
         return
+    if mark:
+        console.print(mark, highlight=False, markup=False, soft_wrap=True)
     for r in results:
         console.print(f"{r.key}: {r.summary}", highlight=False)
         console.print(f"  stated: {r.stated}  ({r.document}, {r.locator})", highlight=False, soft_wrap=True)

@@ -7,23 +7,25 @@ import typer
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.planner.capacity import plan_any, profile_for_systems, resolve_system
+from recoque.cli._edge import profile_anyway_option
+from recoque.planner.capacity import plan_any, profiles_for_systems, resolve_system
 from recoque.render import console, emit_json, human, table
 
 
 def compare(systems: str = typer.Option(..., "--systems", help="comma-separated presets or TOML files"),
             workload: str = typer.Option("hpl", "--workload", help="workload (seeds/workloads.toml) or model name"),
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
-            as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
+            as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON"),
+            profile_anyway: bool = profile_anyway_option()) -> None:
     """Side by side: the same workload on several systems."""
 
     names = [s.strip() for s in systems.split(",") if s.strip()]
     if not names:
         raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
     resolved = [resolve_system(n) for n in names]
-    prof = profile_for_systems(resolved, profile)  # refused when it is for none of their devices (issue 7)
+    # refused when it is for none of their devices, unless --profile-anyway (then marked; issue 7)
     plans = []
-    for s in resolved:
+    for s, prof in profiles_for_systems(resolved, profile, profile_anyway):
         d = plan_any(s, workload, prof)
         d.pop("_sections")
         plans.append(d)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from recoque.cli import plan_hpl, plan_infer, plan_stencil, plan_train
-from recoque.errors import BadInput
+from recoque.errors import BadInput, DoesNotFit
 from recoque.cli._edge import profile_anyway_option
 from recoque.planner.capacity import plan_any, profile_for, resolve_system
 from recoque.render import GLOSSARY, console, emit_json, rows_table
@@ -50,7 +50,12 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
     if not system or not workload:
         raise BadInput("plan needs both --system and --workload", "e.g. recoque plan --system alice-recoque --workload mistral-large-2")
     s, prof = profile_for(resolve_system(system, gpus), profile, profile_anyway)
-    show(plan_any(s, workload, prof), as_json)
+    data = plan_any(s, workload, prof)
+    train = data.get("train")
+    if train is not None and not getattr(train, "best", True):  # an impossible plan is exit 3, not a table row
+        raise DoesNotFit(f"{workload} does not fit on {s.gpus:,.0f} GPUs of {s.key}: {train.reasons[0]}",
+                         "use more GPUs (--gpus) or a system with more memory per GPU")
+    show(data, as_json)
 
 
 app.command("hpl", help=plan_hpl.__doc__)(plan_hpl.hpl)

@@ -49,6 +49,11 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any]) -> ServingRequest:
     if flags.get("weights") in ("fp8", "fp4") and flags.get("activations") is None and base.activations not in ("fp8", "fp4"):
         flags["activations"] = flags["weights"]
     given = {k: v for k, v in flags.items() if v is not None}
+    server_only = sorted(given.keys() & {"concurrency", "request_rate_per_s", "ttft_target_s", "tpot_target_s"})
+    if given.get("mode") == "offline" and server_only:
+        flag = "--" + server_only[0].replace("_per_s", "").replace("_target_s", "-ms").replace("_", "-")
+        raise BadInput(f"{flag} sets a load or a latency target, which --mode offline ignores",
+                       "drop it, or use --mode server")
     fields = base.knobs()
     load_flags = {"batch", "concurrency", "request_rate_per_s", "ttft_target_s", "tpot_target_s"}
     if given.keys() & load_flags:  # the user's load replaces the workload's latency target

@@ -51,7 +51,12 @@ def resolve_profile(spec: DeviceSpec, results_path: Optional[str], anyway: bool 
         doc = load_results(results_path)
         # another device's file is refused unless --profile-anyway; then every output carries the mark (issue 7)
         mark = check_profile_device(dict(doc.device), spec.key, results_path, anyway)
-        prof = DeviceProfile.from_results(doc, spec)
+        from recoque.planner.workloads import spec_with_assumed_peaks
+
+        spec2, peak_notes = spec_with_assumed_peaks(spec)  # MI430X: no public BF16 peak; assumed, with its note
+        prof = DeviceProfile.from_results(doc, spec2)
+        if peak_notes:
+            prof = replace(prof, assumptions=(*prof.assumptions, *peak_notes))
         if mark:
             warn(mark)
             prof = replace(prof, assumptions=(mark, *prof.assumptions))
@@ -151,6 +156,9 @@ def train(
     from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
 
     check_gpus(gpus, sysspec)
+    if not profile:  # the link figures come from the system file: a missing one is said before any warning
+        for attr in ("intra_node_bandwidth_bytes_s", "inter_node_bandwidth_bytes_s"):
+            sysspec.known(attr)
     spec = resolve_device(sysspec.device)
     prof = resolve_profile(spec, profile, profile_anyway)
     if profile:  # measured collectives in the file replace the datasheet link figures (issue 11, planner/commfit.py)
@@ -166,6 +174,7 @@ def train(
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
             "zero": zero, "sp": sp}
     pins = {k: v for k, v in pins.items() if v is not None}
+    _check_pinned_shape(pins, gpus, sysspec)
     curve = None
     if gpus is None:
         curve = fastest_gpu_count(wl, sysspec, prof, top=top, dtype=dtype, full=full, stack=st, pins=pins)
@@ -181,7 +190,7 @@ def train(
                              f"{wl.global_batch_seqs})", "choose a GPU count with more small factors (a power of two)")
         sm = res.smallest_memory
         raise DoesNotFit(f"{name} does not fit on {n} GPUs of {spec.name}: the leanest of {res.evaluated:,} plans "
-                         f"({sm.plan.label()}) needs {sm.memory_per_gpu.value / 1e9:.1f} GB per GPU, "
+                         f"({sm.plan.label()}) needs {_gb(sm.memory_per_gpu.value)} GB per GPU, "
                          f"{sm.memory_capacity_bytes / 1e9:.1f} GB usable",
                          "use more GPUs or a device with more memory")
     if as_json:
@@ -196,3 +205,26 @@ def train(
     if not wl.tokens_published:
         warn(f"{wl.model.name}: tokens_to_train is a stated placeholder, not a published figure")
     render(res, wl.model.name, wl.tokens_to_train, curve)
+
+
+def _gb(nbytes: float) -> str:
+    gb = nbytes / 1e9
+    return f"{gb:,.1f}" if gb < 1e6 else f"{gb:.3g}"  # a 1e12-token sequence must not print 20 digits
+
+
+def _check_pinned_shape(pins: dict, gpus: Optional[int], system) -> None:  # noqa: ANN001 - SystemSpec
+    """Pinned tp x pp x dp x cp must fit the GPUs: say so plainly instead of an empty search (issue 7)."""
+    given = {k: int(pins[k]) for k in ("tp", "pp", "dp", "cp") if k in pins}
+    if not given:
+        return
+    product = 1
+    for v in given.values():
+        product *= v
+    shown = " x ".join(f"--{k} {v}" for k, v in given.items())
+    total = int(gpus) if gpus is not None else int(system.gpus)
+    where = f"--gpus {total:,}" if gpus is not None else f"the {total:,} GPUs of {system.key}"
+    if product > total or (gpus is not None and total % product):  # without --gpus every usable count is searched
+        raise BadInput(f"{shown} = {product:,} GPUs, which does not divide {where}",
+                       "make tp x pp x dp x cp divide the GPU count (or pass --gpus to match)")
+    if all(k in given for k in ("tp", "pp", "dp")) and gpus is not None and product != total:
+        raise BadInput(f"{shown} = {product:,} GPUs, but --gpus is {total:,}", "make tp x pp x dp x cp equal --gpus")

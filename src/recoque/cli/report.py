@@ -25,6 +25,12 @@ def report(files: List[Path] = typer.Argument(..., help="results files from `rec
     if out is None and plots is None and csv_out is None and not as_json:
         raise BadInput("nothing to write", "name an output: --out report.html, --out report.md, --csv results.csv "
                                            "or --plots DIR")
+    # the names are checked before anything is built or written: no half-written set of outputs
+    if out is not None and out.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
+        raise BadInput(f"--out {out}: unknown report format {out.suffix or '(no extension)'}",
+                       "end the file name in .html or .md")
+    if csv_out is not None and csv_out.suffix.lower() != ".csv":
+        raise BadInput(f"--csv {csv_out}: a CSV export must end in .csv", "e.g. --csv results.csv")
     with_plots = not no_plots and (out is not None or plots is not None) and _have_matplotlib()
     rep = build_report([str(f) for f in files], [str(p) for p in plan or ()], with_plots=with_plots,
                        svg=plots is not None)

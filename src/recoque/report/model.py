@@ -59,7 +59,33 @@ def load_plan(path: str) -> Mapping[str, Any]:
     raw = read_json(path)
     if not isinstance(raw, Mapping):
         raise BadInput(f"{path}: planner output must be a JSON object", "pass a file written by `recoque plan ... --json`")
+    problem = _plan_problem(raw)
+    if problem:
+        raise BadInput(f"{path}: {problem}", "pass a file written by `recoque plan|check|compare|bench accept ... --json`")
     return raw
+
+
+def _plan_problem(raw: Mapping[str, Any]) -> str | None:
+    """Why a JSON object is not what `plan`, `check`, `compare` or `bench accept` write with --json."""
+    def records(k: str) -> bool:
+        return isinstance(raw.get(k), list) and all(isinstance(x, Mapping) for x in raw[k])
+
+    if "system" in raw or ("workload" in raw and not records("systems")):  # compare: workload + systems
+        for k in ("system", "workload"):
+            if not isinstance(raw.get(k), str):
+                return f"`{k}` must be text, got {raw.get(k)!r}" if k in raw else f"missing `{k}`"
+    elif not any(records(k) for k in ("claims", "systems", "checks")):
+        return "not planner output (no `system` and `workload`, nor a list of `claims`, `systems` or `checks`)"
+    for k in ("claims", "systems", "checks"):
+        if k in raw and not records(k):
+            return f"`{k}` must be a list of objects"
+    if "assumptions" in raw and not (isinstance(raw["assumptions"], list)
+                                     and all(isinstance(a, str) for a in raw["assumptions"])):
+        return "`assumptions` must be a list of text"
+    if "sections" in raw and not (isinstance(raw["sections"], Mapping)
+                                  and all(isinstance(v, list) for v in raw["sections"].values())):
+        return "`sections` must map each title to a list of rows"
+    return None
 
 
 # --------------------------------------------------------------------------- formatting
