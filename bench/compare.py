@@ -212,16 +212,17 @@ def compare_records(ra: Record, rb: Record, min_effect: float = MIN_EFFECT) -> C
 # --------------------------------------------------------------------------- environment
 
 
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings and lists of mappings as one level of dotted keys (`a.b[0].c`)."""
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     if isinstance(obj, list) and any(isinstance(v, (Mapping, list)) for v in obj):
         out = {}
         for i, v in enumerate(obj):
-            out.update(_flatten(v, f"{prefix}[{i}]"))
+            out.update(flatten(v, f"{prefix}[{i}]"))
         return out
     return {prefix: obj}
 
@@ -229,7 +230,7 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 def environment_differences(a: ResultsDocument, b: ResultsDocument) -> list[tuple[str, Any, Any]]:
     """(field, value in A, value in B) for every environment/device/tool field that differs."""
     def flat(doc: ResultsDocument) -> dict[str, Any]:
-        d = _flatten({"environment": doc.environment, "device": doc.device})
+        d = flatten({"environment": doc.environment, "device": doc.device})
         d["tool.version"] = doc.tool_version or None
         return {k: v for k, v in d.items() if k.rsplit(".", 1)[-1] not in VOLATILE_ENV}
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from recoque.bench.compare import flatten
 from recoque.bench.schema import ResultsDocument, document_from_json
 from recoque.errors import BadInput
 from recoque.fileio import read_json
@@ -130,15 +131,9 @@ def overview(inputs: Sequence[Input]) -> Section:
                                                              "results", "skipped", "complete", "command"), tuple(rows)),))
 
 
-def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(obj, list):
-        return {prefix: ", ".join(map(str, obj))}
-    return {prefix: obj}
+def _flat(obj: Any) -> dict[str, Any]:
+    """bench.compare's flattening, with a list of plain values shown as one comma-separated cell."""
+    return {k: ", ".join(map(str, v)) if isinstance(v, list) else v for k, v in flatten(obj).items()}
 
 
 def environment(inputs: Sequence[Input]) -> Section:
