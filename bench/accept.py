@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-from recoque.bench.headline import headline
+from recoque.bench.headline import figure
 from recoque.bench.schema import Record, ResultsDocument
 from recoque.errors import BadInput
 from recoque.fileio import read_json, read_seed_toml, write_json_atomic
@@ -129,7 +129,7 @@ def figures(doc: ResultsDocument) -> dict[tuple[str, str, str], Record]:
     for r in doc.results:
         if r.benchmark in JUDGED and not {"llm", "acceptance", "fast_accum"} & set(r.tags):
             groups[(r.benchmark, r.op, r.dtype)].append(r)
-    return {k: headline(v) or max(v, key=lambda r: r.achieved) for k, v in groups.items()}
+    return {k: figure(v)[0] for k, v in groups.items()}  # the figure the results table shows
 
 
 def _label(key: tuple[str, str, str]) -> str:

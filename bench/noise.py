@@ -1,7 +1,9 @@
 """The fixed set of noise warnings, each with its hint (style rule 7). Printed on stderr."""
 from __future__ import annotations
 
+import os
 import statistics
+import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -69,8 +71,12 @@ def check_rotation(case: str, rotated_bytes: int, llc_bytes: int | None) -> list
 HINTS.update({
     "tf32_unconfirmed": ("tf32 GEMM is within 5% of fp32: tf32 was probably not used (on ROCm set "
                          "HIPBLASLT_ALLOW_TF32=1 before torch starts); the tf32 figure is really fp32"),
-    "unstable_headline": ("no case of the sweep stayed under 10% CoV, even re-measured: the headline is "
-                          "shown but is not a stable figure; close other jobs and run without --quick"),
+    "unstable_headline": ("the confirmation of the best case spread by more than 10% (quartiles): the row "
+                          "shows its median marked unsteady, not a headline; close other jobs and run "
+                          "without --quick"),
+    "contended": ("other processes kept part of a core busy in every round of the headline's confirmation "
+                  "(value: their cores); on a machine this small that can halve a multi-threaded figure: "
+                  "close other jobs and measure again"),
 })
 
 
@@ -104,3 +110,43 @@ def group_lines(warnings: Sequence[NoiseWarning], verbose: bool = False) -> list
         if verbose:
             lines += [f"    {w.case}: {w.value:.3g}" for w in mine]
     return lines
+
+
+# -- other processes' load while a case runs ---------------------------------------------------------
+# On a 2-core machine a numba or torch kernel splits its work over both cores; when another process
+# holds one of them, the kernel waits for its slower half and takes up to twice as long (the STREAM
+# figures flipped between 17 and 34 GB/s from case to case here). The suite measures how many cores
+# the rest of the machine used around each confirmation round, from /proc/stat (all CPUs: busy and
+# steal time, i.e. also time the hypervisor gave to other guests) minus this process's own CPU time.
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    wall_s: float
+    machine_busy_s: float | None  # busy + steal seconds over all CPUs since boot, None off Linux
+    own_cpu_s: float  # user + system seconds of this process, all threads
+
+
+def _machine_busy_s(path: str = "/proc/stat") -> float | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            fields = fh.readline().split()
+        ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError, IndexError):
+        return None
+    busy = sum(ticks) - ticks[3] - ticks[4]  # everything but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    t = os.times()
+    return CpuSnapshot(time.perf_counter(), _machine_busy_s(), t.user + t.system)
+
+
+def other_cores(before: CpuSnapshot, after: CpuSnapshot) -> float | None:
+    """Average number of cores kept busy by other processes (or other guests) between two snapshots."""
+    wall = after.wall_s - before.wall_s
+    if before.machine_busy_s is None or after.machine_busy_s is None or wall <= 0:
+        return None
+    others = (after.machine_busy_s - before.machine_busy_s) - (after.own_cpu_s - before.own_cpu_s)
+    return max(0.0, others / wall)

@@ -44,14 +44,16 @@ def array_elements(device: Any, dtype: str, quick: bool) -> int:
     return int(n)
 
 
-def cases(device: Any, quick: bool, dtypes: Sequence[str] = ("fp64",)) -> list[Case]:
-    """One case per kernel and supported dtype (dtypes other than fp64/fp32 are not STREAM's)."""
+def cases(device: Any, quick: bool, dtypes: Sequence[str] = ("fp64",), tags: tuple[str, ...] = (),
+          pool: dict[str, Any] | None = None) -> list[Case]:
+    """One case per kernel and supported dtype (dtypes other than fp64/fp32 are not STREAM's).
+    pool: one dict shared by the cases, so that the five kernels use one set of arrays a, b, c."""
     out: list[Case] = []
     for dtype in dtypes:
         if dtype not in SUPPORTED_DTYPES:
             continue
         n = array_elements(device, dtype, quick)
-        out.extend(StreamCase(op, dtype, n) for op in K.OPS)
+        out.extend(StreamCase(op, dtype, n, tags=tags, pool=pool) for op in K.OPS)
     return out
 
 
@@ -79,7 +81,8 @@ def _fill_normal_cpu(arr: np.ndarray, seed: int) -> None:
 class StreamCase(Case):
     benchmark = "stream"
 
-    def __init__(self, op: str, dtype: str = "fp64", n_elements: int = GPU_MIN_ELEMENTS) -> None:
+    def __init__(self, op: str, dtype: str = "fp64", n_elements: int = GPU_MIN_ELEMENTS,
+                 tags: tuple[str, ...] = (), pool: dict[str, Any] | None = None) -> None:
         if op not in K.OPS:
             raise ValueError(f"unknown STREAM kernel {op!r}; expected one of {K.OPS}")
         if dtype not in SUPPORTED_DTYPES:
@@ -87,6 +90,10 @@ class StreamCase(Case):
         self.op, self.dtype = op, dtype
         self.params = {"n_elements": int(n_elements), "elem_bytes": K.ELEM_BYTES[dtype]}
         self.backend: str | None = None
+        self.tags = tuple(tags)
+        # Arrays shared with the other kernels' cases (the headline confirmation keeps all five set up
+        # at once and alternates them, as BabelStream's loop does: one a, b, c, not one set per kernel).
+        self._pool = pool
         self._sets: list[dict[str, Any]] | None = None
         self._device: Any = None
         self._kern: Any = None  # kernels.stream_numba or kernels.stream_torch
@@ -116,12 +123,25 @@ class StreamCase(Case):
         else:
             from recoque.kernels import stream_torch as kern  # type: ignore[no-redef]
         self._kern = kern
-        if device.kind == "cpu" and kern.STREAMING_STORES and K.WRITES[self.op]:
-            self.tags = ("streaming-stores",)  # no write-allocate reads: traffic = what is counted
+        if device.kind == "cpu" and kern.STREAMING_STORES and K.WRITES[self.op] and "streaming-stores" not in self.tags:
+            self.tags += ("streaming-stores",)  # no write-allocate reads: traffic = what is counted
         make = self._make_cpu_set if device.kind == "cpu" else self._make_gpu_set
         # One set whatever n_sets is: each array alone is >= 4x the LLC, so rotating would only
         # multiply the memory (several GiB on MI300-class parts) without evicting anything more.
-        self._sets = [make(seed)]
+        self._sets = [self._shared(make, seed)]
+
+    def _shared(self, make: Any, seed: int) -> dict[str, Any]:
+        """The arrays from the pool where it has them (same size and dtype), the rest made and added."""
+        pool = self._pool
+        if pool is None:
+            return make(seed)
+        if pool.get("_key") != (self.n_elements, self.dtype, self._device.kind):
+            pool.clear()
+            pool["_key"] = (self.n_elements, self.dtype, self._device.kind)
+        if any(n not in pool for n in self._names()):
+            made = make(seed)
+            pool.update({n: a for n, a in made.items() if n not in pool})
+        return {n: pool[n] for n in self._names()}
 
     def _make_cpu_set(self, seed: int) -> dict[str, Any]:
         dt = K.NUMPY_DTYPE[self.dtype]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from recoque.bench import attention, environment, gemm, headline, noise, sweep
 from recoque.bench.base import Case
@@ -57,23 +57,31 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
         return _merge(out, run_cases(cases, device, policy, seed, telemetry, on_done))
 
     environment.prepare(device)
+    on_cpu = device.kind == "cpu"  # other processes' load is measured where it slows the kernels
     for name in names:
         if name == "gemm":
+            n0 = len(out.records)
             for dtype in dtypes:
                 if not _sweep(out, device, quick, dtype, run):
                     return out, notes
-                t0 = time.perf_counter()
-                if not _confirm(out, dtype, policy, run):
-                    return out, notes
-                if out.sweeps and out.sweeps[-1]["dtype"] == dtype:
-                    out.sweeps[-1]["confirm_s"] = time.perf_counter() - t0
+            # Every dtype's candidate, confirmed in alternating rounds once all sweeps are done.
+            ok, seconds = _confirm(out, out.records[n0:], "gemm", policy, run, on_cpu)
+            _note_confirm_seconds(out, seconds)
+            if not ok:
+                return out, notes
             out.records[:], ratio = headline.mark_tf32(out.records)
             out.warnings += noise.check_tf32(ratio)
+            n0 = len(out.records)
             if not run(gemm.llm_cases(device, quick, dtypes)):
+                return out, notes
+            if not _confirm(out, out.records[n0:], "gemm", policy, run, on_cpu)[0]:
                 return out, notes
         elif name == "attention":
             att = tuple(d for d in dtypes if d in ("bf16", "fp16", "fp32")) or ("bf16",)
+            n0 = len(out.records)
             if not run(attention.cases(device, quick, att)):
+                return out, notes
+            if not _confirm(out, out.records[n0:], name, policy, run, on_cpu)[0]:
                 return out, notes
         elif name == "stream":
             from recoque.bench import stream
@@ -81,15 +89,22 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
             sd = tuple(d for d in dtypes if d in ("fp64", "fp32")) or ("fp64",)
             if quick and not dtypes_explicit:
                 sd = ("fp64",)  # quick mode: BabelStream's default precision only
-            if not run(stream.cases(device, quick, sd)):
-                return out, notes
+            # One case per kernel and dtype: the candidate is known, so the kernels are measured
+            # straight away in alternating confirmation rounds (BabelStream's loop does the same).
+            for dtype in sd:
+                pool: dict[str, Any] = {}
+                tags = (headline.HEADLINE_TAG, headline.CONFIRM_TAG)
+                if not _rounds(out, stream.cases(device, quick, (dtype,), tags, pool), policy, run, (), on_cpu)[0]:
+                    return out, notes
+                pool.clear()
         elif name == "transfer":
             from recoque.bench import transfer
 
             cases = transfer.cases(device, quick)
             if not cases:
                 notes.append("transfer: host-device bandwidth needs a GPU")
-            if not run(cases):
+            n0 = len(out.records)
+            if not run(cases) or not _confirm(out, out.records[n0:], name, policy, run, on_cpu)[0]:
                 return out, notes
         elif name == "collective":
             from recoque.bench import collective
@@ -151,38 +166,184 @@ def sweep_rates(records: list[Any], dtype: str, backend: str) -> dict[sweep.Shap
 
 
 def confirm_policy(policy: TimingPolicy) -> TimingPolicy:
-    """A longer run for the headline candidate (the budget x CONFIRM_BUDGET_FACTOR, twice the samples)."""
-    f = headline.CONFIRM_BUDGET_FACTOR
-    return replace(policy, budget_s=policy.budget_s * f, min_samples=policy.min_samples * 2,
-                   max_samples=policy.max_samples * f)
+    """One round of a headline's confirmation: the budget x CONFIRM_BUDGET_FACTOR spread over
+    CONFIRM_ROUNDS rounds (each longer than the sweep's run), and a warm-up of at least 0.1 s: the
+    rounds alternate between thread pools (OpenBLAS for numpy, OpenMP for torch and numba), and an
+    idle pool busy-waits a while before it sleeps (OpenBLAS: OPENBLAS_THREAD_TIMEOUT; GNU OpenMP:
+    GOMP_SPINCOUNT), taking cores from the next case's first calls."""
+    f, n = headline.CONFIRM_BUDGET_FACTOR, headline.CONFIRM_ROUNDS
+    return replace(policy, warmup_s=max(policy.warmup_s, 0.1), budget_s=policy.budget_s * f / n,
+                   max_samples=max(policy.max_samples, policy.max_samples * f // n))
 
 
-def confirmation_cases(rec: Any) -> list[Case]:
-    """The best shape measured again (and fp8 once more with fast accumulation, when it differs)."""
-    p = rec.params
-    tags = ("sweep", headline.HEADLINE_TAG, headline.CONFIRM_TAG)
-    cases: list[Case] = [gemm.GemmCase(p["m"], p["n"], p["k"], rec.dtype, backend=rec.backend or "torch",
-                                       tags=tags, fast_accum=bool(p.get("fast_accum", False)))]
-    if rec.dtype == "fp8" and not p.get("fast_accum"):
-        cases.append(gemm.GemmCase(p["m"], p["n"], p["k"], "fp8", tags=("sweep", headline.CONFIRM_TAG, "fast_accum"),
-                                   fast_accum=True))
-    return cases
+_OWN_TAGS = ("rotation_sets:", headline.ROUND_PREFIX, headline.OTHER_CPU_PREFIX, attention.TAG_PREFIX)
+_DROPPED_TAGS = {headline.HEADLINE_TAG, headline.CONFIRM_TAG, headline.TF32_UNCONFIRMED_TAG, "refine",
+                 "streaming-stores"}
 
 
-def _confirm(out: RunOutcome, dtype: str, policy: TimingPolicy, run: Callable[..., bool]) -> bool:
-    """Re-measure the sweep's candidate with a longer run; its median is the dtype's headline."""
-    cand = headline.candidate(out.records, dtype)
-    if cand is None:
-        return True
-    n_before = len(out.records)
-    if not run(confirmation_cases(cand), confirm_policy(policy)):
-        return False
-    confirmed = [r for r in out.records[n_before:] if headline.HEADLINE_TAG in r.tags]
-    if confirmed and not headline.is_stable(confirmed[0]):
-        label = f"gemm/{dtype} headline {confirmed[0].params}"
-        out.warnings.append(noise.NoiseWarning("unstable_headline", label, confirmed[0].stats()["cov"],
-                                               noise.HINTS["unstable_headline"]))
-    return True
+def _kept_tags(rec: Any) -> tuple[str, ...]:
+    """The candidate's tags that describe the case (sweep, llm layer...), not how it was measured."""
+    return tuple(t for t in rec.tags if t not in _DROPPED_TAGS and not t.startswith(_OWN_TAGS))
+
+
+def confirmation_cases(rec: Any, pool: dict[str, Any] | None = None) -> list[Case]:
+    """The candidate measured again, first; then what is measured once beside it (fp8 with fast
+    accumulation, when the candidate ran without). pool: arrays the STREAM kernels share."""
+    p, tags = rec.params, _kept_tags(rec) + (headline.HEADLINE_TAG, headline.CONFIRM_TAG)
+    if rec.benchmark == "gemm":
+        cases: list[Case] = [gemm.GemmCase(p["m"], p["n"], p["k"], rec.dtype, backend=rec.backend or "torch",
+                                           tags=tags, fast_accum=bool(p.get("fast_accum", False)))]
+        if rec.dtype == "fp8" and not p.get("fast_accum"):
+            cases.append(gemm.GemmCase(p["m"], p["n"], p["k"], "fp8", tags=_kept_tags(rec) + (
+                headline.CONFIRM_TAG, "fast_accum"), fast_accum=True))
+        return cases
+    if rec.benchmark == "attention":
+        probed = tuple(t for t in rec.tags if t.startswith(attention.TAG_PREFIX))  # every backend's probe
+        return [attention.AttentionCase(p["batch"], p["heads_q"], p["heads_kv"], p["seq_q"], p["head_dim"],
+                                        p["causal"], p["direction"], rec.dtype, tags=tags + probed,
+                                        backend=rec.backend)]
+    if rec.benchmark == "stream":
+        from recoque.bench import stream
+
+        return [stream.StreamCase(rec.op, rec.dtype, p["n_elements"], tags=tags, pool=pool)]
+    if rec.benchmark == "transfer":
+        from recoque.bench import transfer
+
+        case = transfer.TransferCase(rec.op, p["bytes"])
+        case.tags = tags
+        return [case]
+    return []
+
+
+class HeldCase(Case):
+    """A case set up and verified once, then timed in several rounds (the runner's teardown is
+    deferred to release()), so that rounds alternate between candidates without paying for the
+    allocation, the random fill and the float64 check again."""
+
+    def __init__(self, inner: Case) -> None:
+        self.inner = inner
+        self.round_tags: tuple[str, ...] = ()
+        self.n_sets: int | None = None
+        self.check: Any = None
+
+    benchmark = property(lambda self: self.inner.benchmark)  # type: ignore[assignment]
+    op = property(lambda self: self.inner.op)  # type: ignore[assignment]
+    dtype = property(lambda self: self.inner.dtype)  # type: ignore[assignment]
+    params = property(lambda self: self.inner.params)  # type: ignore[assignment]
+    backend = property(lambda self: self.inner.backend)  # type: ignore[assignment]
+    tags = property(lambda self: tuple(self.inner.tags) + self.round_tags)  # type: ignore[assignment]
+
+    def work(self) -> Any:
+        return self.inner.work()
+
+    def bytes_per_set(self) -> int:
+        return self.inner.bytes_per_set()
+
+    def setup(self, device: Any, n_sets: int, seed: int) -> None:
+        if self.n_sets is None:
+            self.inner.setup(device, n_sets, seed)
+            self.n_sets = n_sets
+
+    def verify(self) -> Any:
+        if self.check is None:
+            self.check = self.inner.verify()
+        return self.check
+
+    def run(self, i: int) -> None:
+        self.inner.run(i % (self.n_sets or 1))  # the sets it was set up with, whatever this round's count
+
+    def teardown(self) -> None:
+        """Kept for the next round: release() frees it."""
+
+    def release(self) -> None:
+        if self.n_sets is not None:
+            self.inner.teardown()
+        self.n_sets = self.check = None
+
+
+def _confirm(out: RunOutcome, records: list[Any], benchmark: str, policy: TimingPolicy,
+             run: Callable[..., bool], contention: bool = True) -> tuple[bool, dict[tuple, float]]:
+    """Re-measure the candidate of every group of `benchmark` in `records` in alternating rounds
+    (_rounds); the headline is the median of the rounds' medians (bench/headline.py). Returns (not
+    interrupted, seconds spent per group)."""
+    cands = headline.candidates(records, benchmark)
+    pool: dict[str, Any] = {}
+    built = [cases for cases in (confirmation_cases(c, pool) for c in cands) if cases]
+    ok, seconds = _rounds(out, [cases[0] for cases in built], policy, run, [x for cases in built for x in cases[1:]],
+                          contention)
+    pool.clear()
+    return ok, seconds
+
+
+def _rounds(out: RunOutcome, cases: list[Case], policy: TimingPolicy, run: Callable[..., bool],
+            extras: Sequence[Case] = (), contention: bool = True) -> tuple[bool, dict[tuple, float]]:
+    """CONFIRM_ROUNDS rounds, each case once per round, in turn, set up and verified once; each
+    round's record is tagged with its round and, with `contention` (CPU devices: a GPU kernel does
+    not wait for host cores), the cores other processes used meanwhile. `extras` are measured once,
+    after the first round. Returns (not interrupted, seconds per group)."""
+    held = [HeldCase(c) for c in cases]
+    seconds: dict[tuple, float] = {}
+    pol, n = confirm_policy(policy), headline.CONFIRM_ROUNDS
+    n0 = len(out.records)
+    try:
+        live = list(held)
+        for k in range(1, n + 1):
+            for case in list(live):
+                case.round_tags = (headline.round_tag(k, n),)
+                t0, before, n_before = time.perf_counter(), noise.cpu_snapshot(), len(out.records)
+                ok = run([case], pol)
+                key = (case.benchmark, case.op, case.dtype, "llm" if "llm" in case.tags else "sweep")
+                seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+                if not ok:
+                    return False, seconds
+                if len(out.records) == n_before:  # skipped (out of memory, failed check): no more rounds
+                    live.remove(case)
+                    continue
+                if contention:
+                    _tag_contention(out, n_before, noise.other_cores(before, noise.cpu_snapshot()))
+            if k == 1 and extras and not run(list(extras), pol):
+                return False, seconds
+    finally:
+        for case in held:
+            case.release()
+    out.warnings += confirmation_warnings(out.records[n0:])
+    return True, seconds
+
+
+def _tag_contention(out: RunOutcome, index: int, cores: float | None) -> None:
+    if cores is not None:
+        rec = out.records[index]
+        out.records[index] = replace(rec, tags=tuple(rec.tags) + (f"{headline.OTHER_CPU_PREFIX}{cores:.2f}",))
+
+
+def confirmation_warnings(records: list[Any]) -> list[noise.NoiseWarning]:
+    """unstable_headline when a group's confirmation spread too much to be its headline; contended
+    when every round of it ran beside another busy process."""
+    out = []
+    groups = dict.fromkeys(headline.group_key(r) for r in records if headline.HEADLINE_TAG in r.tags)
+    for key in groups:
+        group = [r for r in records if headline.group_key(r) == key]
+        conf = headline.confirmed(group)
+        if conf is None:
+            continue
+        label = f"{'/'.join(key[:3])} headline {dict(conf.params)}"
+        if not headline.is_stable(conf):
+            out.append(noise.NoiseWarning("unstable_headline", label, headline.spread(conf.times_s),
+                                          noise.HINTS["unstable_headline"]))
+        busy = [headline.other_cores(r) for r in headline.rounds(group)]
+        if busy and all(b is not None and b > headline.CONTENDED_CORES for b in busy):
+            least = min(b for b in busy if b is not None)
+            out.append(noise.NoiseWarning("contended", label, least, noise.HINTS["contended"]))
+    return out
+
+
+def _note_confirm_seconds(out: RunOutcome, seconds: dict[tuple, float]) -> None:
+    """The GEMM sweeps' confirmation time, per dtype, beside their sweep time."""
+    for sweep_info in out.sweeps:
+        key = (sweep_info.get("benchmark"), "scaled_mm" if sweep_info.get("dtype") == "fp8" else "matmul",
+               sweep_info.get("dtype"), "sweep")
+        if key in seconds and sweep_info.get("confirm_s") is None:
+            sweep_info["confirm_s"] = seconds[key]
 
 
 def _merge(out: RunOutcome, part: RunOutcome) -> bool:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from recoque.bench.anchors import find_anchor
-from recoque.bench.headline import HEADLINE_TAG, headline, is_stable
+from recoque.bench.headline import HEADLINE_TAG, figure, rounds, spread
 from recoque.bench.schema import Record, ResultsDocument
 
 
@@ -32,8 +32,10 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
     device_key = doc.device.get("catalog_key")
     rows = []
     for (bench, op, dtype, kind), recs in groups.items():
-        # The confirmed headline (bench/headline.py) when there is one, else the fastest steady case.
-        best = headline(recs) or max(recs, key=lambda r: r.achieved)
+        # bench/headline.py: a confirmed group shows the median of its rounds' medians, marked
+        # unsteady when that round spreads more than 10%; an unconfirmed one its fastest steady case.
+        best, status = figure(recs)
+        conf_rounds = rounds(recs) if HEADLINE_TAG in best.tags else []
         anchor = find_anchor(device_key, bench, op, dtype) if kind == "sweep" else None
         st = best.stats()
         rows.append({
@@ -42,17 +44,10 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
             "public_best": anchor.achieved if anchor else None, "public_source": anchor.source if anchor else None,
             "fraction_of_public_best": best.achieved / anchor.achieved if anchor else None,
             "cov": st["cov"], "samples": len(best.times_s), "backend": best.backend,
-            "peak_source": best.peak_source, "params": dict(best.params), "headline": headline_status(best),
+            "peak_source": best.peak_source, "params": dict(best.params), "headline": status,
+            "spread": spread(best.times_s), "confirm_rounds": [r.achieved for r in conf_rounds],
         })
     return rows
-
-
-def headline_status(rec: Record) -> str:
-    """How a row's figure was chosen: 'confirmed' (re-measured with a longer run, MAMF-style),
-    'steady' (the fastest case within the CoV limit) or 'unsteady' (no case was steady)."""
-    if HEADLINE_TAG in rec.tags:
-        return "confirmed"
-    return "steady" if is_stable(rec) else "unsteady"
 
 
 # Base units for --json: rates per second, the unit in the key (style rule 1).
@@ -74,7 +69,8 @@ def json_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
             "fraction_of_peak": r["fraction_of_peak"],
             f"public_best_{unit}": r["public_best"] * scale if r["public_best"] else None,
             "public_source": r["public_source"], "fraction_of_public_best": r["fraction_of_public_best"],
-            "headline": r["headline"],
+            "headline": r["headline"], "spread": r["spread"],
+            f"confirm_rounds_{unit}": [x * scale for x in r["confirm_rounds"]],
             "sweep_s": sw["sweep_s"] if sw else None, "sweep_cases": sw["cases_measured"] if sw else None,
         })
     return out

@@ -4,6 +4,7 @@ assumptions used. No rendering here (the CLI renders through recoque.render).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from recoque.catalog import match_device
@@ -179,7 +180,10 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
         rows.append(("TOP500", h.note))
     if h.it_power is not None:
         rows += [("IT power during HPL", h.it_power), ("energy efficiency (GFLOP/s per W)", h.gflops_per_w)]
-    ref = hpl.estimate_hpl(equivalents.h100_reference(1), equivalents.measured_profile_for(equivalents.H100))
+    # the H100 of the ratio is calibrated as this system is: with the same TOP500 machine left out
+    ref_sys = equivalents.h100_reference(1)
+    ref_sys = replace(ref_sys, extra={**ref_sys.extra, "top500_machine": system.extra.get("top500_machine") or system.key})
+    ref = hpl.estimate_hpl(ref_sys, equivalents.measured_profile_for(equivalents.H100))
     d = equivalents.Delivered("hpl", "hpl", h.rmax, ref.rmax_per_gpu,
                               equivalents.Equivalent("delivered:hpl", None,
                                                      combine(lambda a, b: a / b, h.rmax, ref.rmax_per_gpu, unit="H100e"),

@@ -1,16 +1,24 @@
 """HPCG-class (sparse, bandwidth-bound) rate of a system, calibrated on published HPCG results.
 
-    HPCG FLOP/s = GPUs x HBM bandwidth x memory efficiency (device family) x parallel efficiency
-                  / bytes per FLOP of the kernel                     (seeds/hpcg.toml [kernel])
-    parallel efficiency (weak scaling, fixed work per GPU as HPCG runs it)
+    HPCG FLOP/s = GPUs x sustained bandwidth per GPU x parallel efficiency x code efficiency
+      sustained bandwidth: STREAM triad of one GPU (seeds/hpcg.toml [stream_triad_tb_s], or the measured
+                           profile); a device without a figure takes its memory family's fraction
+                           of datasheet bandwidth
+      parallel efficiency (weak scaling, fixed work per GPU as HPCG runs it)
                 = t_local / (t_local + t_halo + t_allreduce) per CG iteration, with
-      t_local     = rows touched per iteration x local points x bytes per row / datasheet bandwidth
-      t_halo      = exchanges x (6 faces x points^(2/3) x 8 B / link bandwidth + 6 x latency)
-      t_allreduce = allreduces x 2 log2(GPUs) x latency
-The memory efficiency of a family = published HPCG x bytes per FLOP / (GPUs x datasheet bandwidth x
-parallel efficiency) of its reference results, the estimated machine left out. With a measured
-profile, the measured STREAM bandwidth replaces the datasheet and the efficiency is divided by the
-datasheet-to-STREAM fraction (ASSUMED, printed).
+          t_local     = rows touched per iteration x local points x bytes per row / sustained bandwidth
+          t_halo      = exchanges x (6 faces x points^(2/3) x 8 B / link bandwidth + 6 x latency)
+          t_allreduce = allreduces x 2 log2(GPUs) x latency
+      code efficiency (FLOP per sustained byte) = published HPCG / (GPUs x sustained bandwidth x
+                parallel efficiency) of the reference results, the estimated machine left out:
+                one constant for all ([calibration] pooling = "global") or one per vendor code,
+                the median (or mean) of the references; leave-one-out on the references chose
+                global + median (benchmarks/hpcg_holdout.py prints every variant).
+The range multiplies two bands: the code band (the 90% Student-t prediction interval of the
+references' own leave-one-out errors, never narrower than the worst of them; the estimated machine
+left out of those too; widened for a memory family without any reference) and
+the memory band (the spread of the sustained bandwidth: one tool vs another for a measured device,
+the family's measured fractions for an unmeasured one). Check entries never enter either.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from recoque.catalog import get_device_spec
@@ -25,9 +34,15 @@ from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
 from recoque.planner.system import SystemSpec, system_from_toml
-from recoque.planner.workloads import efficiency, memory_rate, profile_applies
+from recoque.planner.workloads import memory_rate, profile_applies
 
 PETA = 1e15
+# Student t, 0.95 quantile (two-sided 90%), by degrees of freedom 1..10 (standard tables): the
+# prediction interval of a new machine from n leave-one-out errors is t(n-1) x s x sqrt(1 + 1/n).
+T_95 = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812)
+TERA = 1e12
+POOLINGS = ("global", "vendor")
+CENTRALS = ("median", "mean")
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,8 @@ class HpcgEntry:
     gpus: float
     hpcg_flop_s: float
     status: str
+    hpcg_list: str = ""
+    gpus_per_node: int = 4
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -47,50 +64,156 @@ def _seed() -> dict[str, Any]:
     return read_seed_toml("hpcg.toml")
 
 
+def _table(name: str) -> dict[str, Any]:
+    return _seed().get(name, {})
+
+
 def kernel(name: str) -> float:
-    k = _seed().get("kernel", {})
+    k = _table("kernel")
     if name not in k:
         raise BadInput(f"hpcg.toml [kernel]: missing `{name}`", "add it with its source")
     return float(k[name])
 
 
-def family_of(device: str) -> str | None:
-    return _seed().get("families", {}).get(device)
+def range_knob(name: str) -> float:
+    r = _table("range")
+    if name not in r:
+        raise BadInput(f"hpcg.toml [range]: missing `{name}`", "add it with its source")
+    return float(r[name])
 
 
 def bytes_per_flop() -> float:
     return kernel("bytes_per_row") / kernel("flops_per_row")
 
 
-def load_entries() -> dict[str, HpcgEntry]:
+def memory_family(device: str) -> str | None:
+    return _table("memory_families").get(device)
+
+
+def central_rule() -> str:
+    c = str(_table("calibration").get("central", "median"))
+    if c not in CENTRALS:
+        raise BadInput(f"hpcg.toml [calibration] central = {c!r}", f"use one of {', '.join(CENTRALS)}")
+    return c
+
+
+def pooling() -> str:
+    p = str(_table("calibration").get("pooling", "global"))
+    if p not in POOLINGS:
+        raise BadInput(f"hpcg.toml [calibration] pooling = {p!r}", f"use one of {', '.join(POOLINGS)}")
+    return p
+
+
+# --- entries -----------------------------------------------------------------------------------------
+
+def _gpus_of(key: str, v: Mapping[str, Any]) -> float:
+    """GPUs of the HPCG run: `gpus`, or TOP500 cores / cores per GPU, which must divide exactly."""
+    if "gpus" in v:
+        return float(v["gpus"])
+    cores, per = int(v["cores"]), int(v["cores_per_gpu"])
+    if per <= 0 or cores % per:
+        raise BadInput(f"hpcg.toml [entries.{key}]: {cores} cores do not divide by {per} per GPU",
+                       "fix cores_per_gpu (GPU compute units + host cores per GPU) or give gpus")
+    return float(cores // per)
+
+
+@lru_cache(maxsize=1)
+def load_entries() -> Mapping[str, HpcgEntry]:
     out = {}
-    for k, v in _seed().get("entries", {}).items():
+    for k, v in _table("entries").items():
         if v.get("role") not in ("reference", "check"):
             raise BadInput(f"hpcg.toml [entries.{k}]: role must be reference or check", "fix seeds/hpcg.toml")
-        out[k] = HpcgEntry(k, str(v["role"]), str(v["device"]), str(v.get("top500_machine", k)), float(v["gpus"]),
-                           float(v["hpcg_pflops"]) * PETA, str(v.get("status", "")), dict(v.get("sources", {})))
-    return out
+        out[k] = HpcgEntry(k, str(v["role"]), str(v["device"]), str(v.get("machine", k)), _gpus_of(k, v),
+                           float(v["hpcg_pflops"]) * PETA, str(v.get("status", "")), str(v.get("hpcg_list", "")),
+                           int(v.get("gpus_per_node", 4)), dict(v.get("sources", {})))
+    return MappingProxyType(out)
+
+
+def references(exclude_machines: tuple[str, ...] = ()) -> list[HpcgEntry]:
+    """The reference results left for calibration: never a check entry, never an excluded machine."""
+    return [e for e in load_entries().values() if e.role == "reference" and e.machine not in exclude_machines]
+
+
+# --- sustained bandwidth ---------------------------------------------------------------------------
+
+def _datasheet(device: str) -> float:
+    bw = get_device_spec(device).hbm_bandwidth_bytes_s
+    if bw is None:
+        raise BadInput(f"device {device}: HBM bandwidth unknown", "complete seeds/hardware.toml or pass --profile")
+    return bw
+
+
+def _in_catalog(device: str) -> bool:
+    try:
+        get_device_spec(device)
+    except BadInput:
+        return False
+    return True
+
+
+def measured_fractions(devices: list[str]) -> list[float]:
+    """STREAM triad / datasheet of the catalog devices that have a [stream_triad_tb_s] figure."""
+    s = _table("stream_triad_tb_s")
+    return [float(s[d]) * TERA / _datasheet(d) for d in devices
+            if d in s and isinstance(s[d], (int, float)) and _in_catalog(d)]
+
+
+def _family_fractions(device: str) -> tuple[list[float], str]:
+    fam = memory_family(device)
+    members = [d for d, f in _table("memory_families").items() if fam is not None and f == fam]
+    fr = measured_fractions(members)
+    if fr:
+        return fr, f"memory family {fam}"
+    vendor = get_device_spec(device).vendor
+    same_vendor = [d for d in _table("stream_triad_tb_s")
+                   if d != "sources" and _in_catalog(d) and get_device_spec(d).vendor == vendor]
+    return measured_fractions(same_vendor), f"every measured {vendor} device (no measured member of family {fam})"
+
+
+def sustained_bandwidth(device: str) -> Estimate:
+    """STREAM triad of one GPU, bytes/s, with the spread of that figure (no profile given)."""
+    s, src = _table("stream_triad_tb_s"), _table("stream_triad_tb_s").get("sources", {})
+    if device in s and device != "sources":
+        v, spread = float(s[device]) * TERA, range_knob("measured_stream_spread")
+        note = f"{device} sustained HBM {v / TERA:.3g} TB/s STREAM triad +/-{spread:.0%} ({src.get(device, 'no source')})"
+        return Estimate(v, v * (1 - spread), v * (1 + spread), "bytes/s", (note,))
+    fr, where = _family_fractions(device)
+    if not fr:
+        raise BadInput(f"device {device}: no STREAM figure for it or its vendor",
+                       "add it to seeds/hpcg.toml [stream_triad_tb_s] or pass --profile")
+    ds, floor = _datasheet(device), range_knob("unmeasured_stream_floor")
+    mid = statistics.median(fr)
+    lo, hi = min(min(fr), mid * (1 - floor)), max(max(fr), mid * (1 + floor))
+    note = (f"{device} sustained HBM: no STREAM figure; datasheet {ds / TERA:g} TB/s x the median fraction "
+            f"{mid:.2f} of {where} (span {lo:.2f}-{hi:.2f}, at least +/-{floor:.0%}: ASSUMED)")
+    return Estimate(ds * mid, ds * lo, ds * hi, "bytes/s", (note,))
+
+
+# --- parallel efficiency ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _presets() -> dict[str, Any]:
+    return read_seed_toml("systems.toml").get("systems", {})
 
 
 def _system_for(e: HpcgEntry) -> SystemSpec:
-    """The preset of this machine resized to the HPCG run, else a generic 4-GPU-node system (stated)."""
-    presets = read_seed_toml("systems.toml").get("systems", {})
-    for key, raw in presets.items():
-        if raw.get("top500_machine") == e.machine:
+    """The preset of this machine resized to the HPCG run, else generic nodes of the listed layout (stated)."""
+    for key, raw in _presets().items():
+        if e.machine in (key, raw.get("top500_machine")):
             return system_from_toml(key, raw).with_gpus(int(e.gpus))
-    return system_from_toml(e.machine, {"device": e.device, "gpus": e.gpus, "gpus_per_node": 4,
+    return system_from_toml(e.machine, {"device": e.device, "gpus": e.gpus, "gpus_per_node": e.gpus_per_node,
                                         "intra_node_bandwidth_gb_s": 100, "inter_node_bandwidth_gb_s": 25,
-                                        "top500_machine": e.machine, "notes": ["generic 4-GPU nodes, 200 Gb/s per GPU (assumed)"]})
+                                        "top500_machine": e.machine,
+                                        "notes": ["generic nodes, 200 Gb/s NIC per GPU (assumed)"]})
 
 
-def parallel_efficiency(system: SystemSpec) -> float:
-    spec = get_device_spec(system.device)
-    if spec.hbm_bandwidth_bytes_s is None:
-        raise BadInput(f"device {spec.key}: HBM bandwidth unknown", "complete seeds/hardware.toml")
-    pts = kernel("local_grid_points")
-    t_local = kernel("rows_touched_per_iteration") * pts * kernel("bytes_per_row") / spec.hbm_bandwidth_bytes_s
+def parallel_efficiency(system: SystemSpec, bandwidth_bytes_s: float | None = None) -> float:
+    """Weak-scaling efficiency of one CG iteration at the HPCG work per GPU (halo + allreduce cost)."""
     if system.gpus <= 1:
         return 1.0
+    bw = bandwidth_bytes_s if bandwidth_bytes_s is not None else sustained_bandwidth(system.device).value
+    pts = kernel("local_grid_points")
+    t_local = kernel("rows_touched_per_iteration") * pts * kernel("bytes_per_row") / bw
     lat = system.inter_node_latency_s
     face = pts ** (2.0 / 3.0) * 8.0
     t_halo = kernel("halo_exchanges_per_iteration") * (6 * face / system.known("inter_node_bandwidth_bytes_s") + 6 * lat)
@@ -98,85 +221,182 @@ def parallel_efficiency(system: SystemSpec) -> float:
     return t_local / (t_local + t_halo + t_red)
 
 
-def entry_memory_efficiency(e: HpcgEntry) -> float:
-    spec = get_device_spec(e.device)
-    return e.hpcg_flop_s * bytes_per_flop() / (e.gpus * spec.hbm_bandwidth_bytes_s * parallel_efficiency(_system_for(e)))
+# --- code efficiency (the one calibrated constant) -------------------------------------------------
+
+def entry_code_efficiency(e: HpcgEntry) -> float:
+    """FLOP per sustained byte this published result implies."""
+    return _code_efficiency_of(e.key, e.device, e.machine, e.gpus, e.hpcg_flop_s, e.gpus_per_node)
 
 
-def memory_efficiency(device: str, exclude_machines: tuple[str, ...] = ()) -> Estimate:
-    refs = [e for e in load_entries().values() if e.role == "reference" and e.machine not in exclude_machines]
+def _implied(e: HpcgEntry) -> float:
+    bw = sustained_bandwidth(e.device).value
+    return e.hpcg_flop_s / (e.gpus * bw * parallel_efficiency(_system_for(e), bw))
+
+
+@lru_cache(maxsize=256)
+def _code_efficiency_of(key: str, device: str, machine: str, gpus: float, flop_s: float, per_node: int) -> float:
+    return _implied(HpcgEntry(key, "reference", device, machine, gpus, flop_s, "", gpus_per_node=per_node))
+
+
+def _pool(refs: list[HpcgEntry], device: str, how: str) -> list[HpcgEntry]:
+    if how == "vendor":
+        vendor = get_device_spec(device).vendor
+        same = [e for e in refs if get_device_spec(e.device).vendor == vendor]
+        return same or refs
+    return refs
+
+
+def _central(refs: list[HpcgEntry], rule: str) -> float:
+    agg = statistics.median if rule == "median" else statistics.mean
+    return agg(entry_code_efficiency(e) for e in refs)
+
+
+def loo_ratios(device: str, exclude_machines: tuple[str, ...] = (), how: str | None = None,
+               rule: str | None = None) -> list[float]:
+    """published / predicted of each reference of the pool, predicted without it (nor the excluded machines)."""
+    how, rule = how or pooling(), rule or central_rule()
+    refs = references(exclude_machines)
+    out = []
+    for e in _pool(refs, device, how):
+        rest = _pool([r for r in refs if r.machine != e.machine], e.device, how)
+        if rest:
+            out.append(entry_code_efficiency(e) / _central(rest, rule))
+    return out
+
+
+def band_half_width(ratios: list[float]) -> float:
+    """Half-width (in log ratio) of the 90% prediction interval of the leave-one-out errors.
+
+    Four references show little of the spread between machines: their largest error is a floor, and
+    the Student-t prediction interval t(n-1) x s x sqrt(1 + 1/n) of the log errors (centred on 0, the
+    constant's own estimate) widens it for the few references there are."""
+    logs = [math.log(r) for r in ratios]
+    worst = max((abs(x) for x in logs), default=0.0)
+    if len(logs) < 2:
+        return worst
+    s = math.sqrt(sum(x * x for x in logs) / (len(logs) - 1))
+    t = T_95[min(len(logs) - 1, len(T_95)) - 1]
+    return max(worst, t * s * math.sqrt(1 + 1 / len(logs)))
+
+
+def code_efficiency(device: str, exclude_machines: tuple[str, ...] = (), how: str | None = None,
+                    rule: str | None = None) -> Estimate:
+    """FLOP per sustained byte: the references' constant; its band the 90% prediction interval of
+    their leave-one-out errors (symmetric in ratio: a machine left out can fall either side)."""
+    how, rule = how or pooling(), rule or central_rule()
+    refs = references(exclude_machines)
     if not refs:
         raise BadInput("no HPCG reference result left to calibrate on", "keep role = \"reference\" in seeds/hpcg.toml")
-    left = f" (left out: {', '.join(exclude_machines)})" if exclude_machines else ""
-    fam = family_of(device)
-    same = [e for e in refs if fam is not None and family_of(e.device) == fam]
-    listing = ", ".join(f"{e.machine} {entry_memory_efficiency(e):.3f}" for e in (same or refs))
-    r = _seed().get("range", {})
-    if same:
-        effs = [entry_memory_efficiency(e) for e in same]
-        mid, floor = statistics.median(effs), float(r["single_reference_floor"])
-        note = f"HBM efficiency on HPCG, family {fam}: median of {listing}, at least +/-{floor:.0%}{left}"
-        return Estimate(mid, min(min(effs), mid * (1 - floor)), max(max(effs), mid * (1 + floor)), "1", (note,))
-    effs = [entry_memory_efficiency(e) for e in refs]
-    widen = float(r["outside_family_widen"])
-    note = (f"HBM efficiency on HPCG: {device} is outside every calibrated family; median of {listing}, "
-            f"their span widened by +/-{widen:.0%} (ASSUMED){left}")
-    return Estimate(statistics.median(effs), min(effs) * (1 - widen), max(effs) * (1 + widen), "1", (note,))
+    used = _pool(refs, device, how)
+    mid = _central(used, rule)
+    ratios = loo_ratios(device, exclude_machines, how, rule)
+    h = band_half_width(ratios)
+    lo, hi = math.exp(-h), math.exp(h)
+    dropped = [m for m in dict.fromkeys(exclude_machines) if m in {e.machine for e in references()}]
+    left = f"; left out: {', '.join(dropped)}" if dropped else ""
+    listing = ", ".join(f"{e.machine} {entry_code_efficiency(e):.3f}" for e in used)
+    errs = ", ".join(f"{1 / r - 1:+.0%}" for r in ratios)
+    note = (f"HPCG code efficiency {mid:.3f} FLOP per sustained byte ({how}, {rule} of {listing}{left}); "
+            f"band {lo:.2f}-{hi:.2f} x: 90% prediction interval of the references' leave-one-out errors ({errs})")
+    fam = memory_family(device)
+    if fam is None or fam not in {memory_family(e.device) for e in refs}:
+        w = range_knob("unreferenced_family_widen")
+        lo, hi = lo * (1 - w), hi * (1 + w)
+        where = f"memory family {fam}" if fam else f"a memory family of {device}"
+        note += f", widened +/-{w:.0%}: no HPCG reference in {where} (ASSUMED)"
+    return Estimate(mid, mid * lo, mid * hi, "flop/byte", (note,))
 
+
+# --- estimate --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class HpcgEstimate:
     system: str
     gpus: Estimate
-    bandwidth_per_gpu: Estimate      # bytes/s (datasheet or measured)
-    memory_efficiency: Estimate
+    bandwidth_per_gpu: Estimate      # bytes/s: datasheet, or measured with a profile
+    memory_efficiency: Estimate      # HPCG bytes at the reference format / bandwidth_per_gpu
     parallel_efficiency: float
     bytes_per_flop: float
     rate: Estimate                   # flop/s, whole system
     published: HpcgEntry | None
+    sustained_bandwidth: Estimate | None = None  # bytes/s per GPU, STREAM triad
+    code_efficiency: Estimate | None = None      # flop per sustained byte
 
     @property
     def error(self) -> float | None:
         return None if self.published is None else self.rate.value / self.published.hpcg_flop_s - 1
 
+    @property
+    def inside(self) -> bool | None:
+        p = self.published
+        return None if p is None else self.rate.low <= p.hpcg_flop_s <= self.rate.high
+
     def to_json(self) -> dict[str, Any]:
         p = self.published
         return {"system": self.system, "gpus": self.gpus, "bandwidth_per_gpu_bytes_s": self.bandwidth_per_gpu,
+                "sustained_bandwidth_per_gpu_bytes_s": self.sustained_bandwidth,
+                "code_efficiency_flop_per_byte": self.code_efficiency,
                 "memory_efficiency": self.memory_efficiency, "parallel_efficiency": self.parallel_efficiency,
                 "bytes_per_flop": self.bytes_per_flop, "hpcg_flop_s": self.rate,
                 "published_hpcg_flop_s": p.hpcg_flop_s if p else None, "error_vs_published": self.error,
-                "published_inside_range": (self.rate.low <= p.hpcg_flop_s <= self.rate.high) if p else None}
+                "published_inside_range": self.inside}
 
 
-def estimate_hpcg(system: SystemSpec, profile: Any = None) -> HpcgEstimate:
+def _bandwidths(system: SystemSpec, profile: Any) -> tuple[Estimate, Estimate]:
+    """(bandwidth shown per GPU, sustained bandwidth the model uses): measured when a profile applies."""
     spec = get_device_spec(system.device)
-    machine = str(system.extra.get("top500_machine", system.key))
-    eff = memory_efficiency(spec.key, (machine,))
     if profile_applies(spec, profile):
         bw = memory_rate(spec, profile)
-        stream = efficiency("memory_fraction")
-        eff = combine(lambda e, s: e / s, eff, stream, unit="1",
-                      assumptions=("measured STREAM bandwidth: the HPCG efficiency is divided by the datasheet-to-STREAM fraction (ASSUMED)",))
-    elif spec.hbm_bandwidth_bytes_s is None:
-        raise BadInput(f"device {spec.key}: HBM bandwidth unknown", "complete seeds/hardware.toml or pass --profile")
-    else:
-        bw = Estimate.exact(spec.hbm_bandwidth_bytes_s, "bytes/s", f"{spec.key} datasheet HBM {spec.hbm_bandwidth_bytes_s / 1e12:g} TB/s")
-    pe, bpf = parallel_efficiency(system), bytes_per_flop()
+        return bw, bw
+    ds = _datasheet(spec.key)
+    return Estimate.exact(ds, "bytes/s", f"{spec.key} datasheet HBM {ds / TERA:g} TB/s"), sustained_bandwidth(spec.key)
+
+
+def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = None,
+                  rule: str | None = None) -> HpcgEstimate:
+    spec = get_device_spec(system.device)
+    machine = str(system.extra.get("top500_machine", system.key))
+    shown, sus = _bandwidths(system, profile)
+    code = code_efficiency(spec.key, tuple(dict.fromkeys((machine, system.key))), how, rule)
+    pe, bpf = parallel_efficiency(system, sus.value), bytes_per_flop()
     gpus = system.estimate("gpus", "gpu")
-    rate = combine(lambda n, b, e: n * b * e * pe / bpf, gpus, bw, eff, unit="flop/s",
-                   assumptions=(f"{bpf:.2f} B/FLOP (340 B per 54-FLOP row), parallel efficiency {pe:.3f} (weak scaling, "
-                                f"{kernel('local_grid_points'):.2g} points per GPU)",))
-    pub = [e for e in load_entries().values() if e.machine == machine and round(e.gpus) == round(system.gpus)]
-    return HpcgEstimate(system.key, gpus, bw, eff, pe, bpf, rate, pub[0] if pub else None)
+    rate = combine(lambda n, b, c: n * b * c * pe, gpus, sus, code, unit="flop/s",
+                   assumptions=(f"parallel efficiency {pe:.3f} (weak scaling, {kernel('local_grid_points'):.2g} "
+                                f"points per GPU, halo + allreduce per CG iteration)",))
+    mem = combine(lambda s, c: s * c * bpf / shown.value, sus, code, unit="1",
+                  assumptions=(f"HBM efficiency = sustained bandwidth x code efficiency x {bpf:.2f} B/FLOP "
+                               f"(340 B per 54-FLOP row) / the bandwidth shown",))
+    pub = [e for e in load_entries().values()
+           if e.machine in (machine, system.key) and round(e.gpus) == round(system.gpus)]
+    return HpcgEstimate(system.key, gpus, shown, mem, pe, bpf, rate, pub[0] if pub else None, sus, code)
 
 
-def check_against_hpcg(roles: tuple[str, ...] = ("check",)) -> list[dict[str, Any]]:
+def estimate_entry(e: HpcgEntry, how: str | None = None, rule: str | None = None) -> HpcgEstimate:
+    """A published result estimated with its machine left out of the calibration (and of the band)."""
+    est = estimate_hpcg(_system_for(e), how=how, rule=rule)
+    if est.published is None or est.published.key != e.key:
+        est = HpcgEstimate(est.system, est.gpus, est.bandwidth_per_gpu, est.memory_efficiency, est.parallel_efficiency,
+                           est.bytes_per_flop, est.rate, e, est.sustained_bandwidth, est.code_efficiency)
+    return est
+
+
+def check_against_hpcg(roles: tuple[str, ...] = ("check",), how: str | None = None,
+                       rule: str | None = None) -> list[dict[str, Any]]:
     """Each published HPCG result of the given roles, estimated with its machine left out."""
     rows = []
     for e in load_entries().values():
         if e.role in roles:
-            est = estimate_hpcg(_system_for(e))
-            rows.append({"entry": e.key, "model": est.rate, "published_flop_s": e.hpcg_flop_s,
+            est = estimate_entry(e, how, rule)
+            rows.append({"entry": e.key, "role": e.role, "device": e.device, "gpus": e.gpus,
+                         "hpcg_list": e.hpcg_list, "model": est.rate, "published_flop_s": e.hpcg_flop_s,
                          "error": est.rate.value / e.hpcg_flop_s - 1,
                          "inside_range": est.rate.low <= e.hpcg_flop_s <= est.rate.high})
     return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean |error| and the fraction of published figures inside the printed range."""
+    if not rows:
+        return {"n": 0, "mean_abs_error": float("nan"), "inside_fraction": float("nan")}
+    return {"n": len(rows), "mean_abs_error": statistics.mean(abs(r["error"]) for r in rows),
+            "inside_fraction": sum(r["inside_range"] for r in rows) / len(rows)}

@@ -6,15 +6,21 @@ matrix), and NVIDIA parts at their FP64 *tensor* rate (submitted at the HPL cloc
 Rpeak per GPU varies by site). On MI430X and Blackwell the two rates are equal.
 
 The efficiency: Rmax / (GPUs of the run x that rate) of the TOP500 reference runs in
-seeds/top500.toml (role "reference"), per device family (seeds/top500.toml [families]). A machine
-is never estimated from its own runs (leave-one-out by machine). In a family the range is the
-family's spread, never narrower than a stated floor. A device outside every calibrated family with a
-published single-node HPL figure (seeds/top500.toml [single_node]; A100: NVIDIA DeepOps, DGX A100)
-gets that figure x the multi-node retention of the reference runs (their Rmax per GPU / their
-device's single-node figure), ranging from the retention floor up to the single-node figure + a
-stated margin; any other device takes its vendor's references with a wider range, stated. Checked
-machines never calibrate anything. CPU cores are ignored (about 1% of Rpeak).
-With a measured profile for the device: Rmax = GPUs x measured DGEMM x the HPL-to-DGEMM fraction.
+seeds/top500.toml (role "reference"), per device family (seeds/top500.toml [families]; Hopper =
+H100/H200/GH200, one die). A family's centre is its pooled efficiency (total Rmax / total counted
+peak: each run weighs by its GPUs); its range is +/- a stated half-width that covers the references'
+leave-one-out errors and the within-family spread the lists show, never narrower than the family's
+own runs. A machine is never estimated from its own runs (leave-one-out by machine). A scale term
+(ln efficiency linear in ln GPUs, within families) was tried on the references: it comes out
+positive, +0.07 per e-fold (Frontier above LUMI-G, JUPITER above Eos and Jean Zay), the opposite of
+the loss at scale it stands for, from five runs in three families; not adopted.
+Outside every calibrated family: a device with a published single-node HPL figure
+(seeds/top500.toml [single_node]; A100: NVIDIA DeepOps, DGX A100) gets that figure x the pooled
+multi-node retention of the reference runs (their Rmax / their GPUs x their device's single-node
+figure); a device with a measured DGEMM only ([measured_dgemm]; Max 1550: ALCF) gets DGEMM x the
+HPL-to-DGEMM fraction of seeds/workloads.toml; any other device takes its vendor's references with a
+wider range, stated. Checked machines never calibrate anything. CPU cores are ignored (about 1% of
+Rpeak). With a measured profile for the device: Rmax = GPUs x measured DGEMM x the HPL-to-DGEMM fraction.
 """
 from __future__ import annotations
 
@@ -26,8 +32,8 @@ from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.planner.system import SystemSpec
-from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, range_setting,
-                                    single_node_flop_s)
+from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, measured_dgemm_flop_s,
+                                    range_setting, single_node_flop_s)
 from recoque.planner.workloads import efficiency, peak_estimate, profile_applies, profile_estimate
 
 
@@ -52,6 +58,13 @@ def hpl_rate(spec: DeviceSpec) -> Estimate:
 def entry_efficiency(e: Top500Entry) -> float:
     """Rmax / (GPUs of the run x the rate TOP500 counts the device at), central rate."""
     return e.rmax_flop_s / (e.gpus_in_run * hpl_rate(get_device_spec(e.device)).value)
+
+
+def pooled_efficiency(entries: list[Top500Entry]) -> float:
+    """Ratio estimator: total Rmax / total counted peak (GPUs x rate) of the runs.
+    Each run weighs by its GPUs, so a family's centre is the efficiency of its GPUs taken together."""
+    peak = sum(e.gpus_in_run * hpl_rate(get_device_spec(e.device)).value for e in entries)
+    return sum(e.rmax_flop_s for e in entries) / peak
 
 
 def reference_entries(exclude_machines: tuple[str, ...] = ()) -> list[Top500Entry]:
@@ -93,29 +106,63 @@ def retention_ratios(exclude_machines: tuple[str, ...] = ()) -> dict[str, float]
     return out
 
 
+def pooled_retention(exclude_machines: tuple[str, ...] = ()) -> float | None:
+    """Total Rmax / total single-node HPL of the reference runs that have a single-node figure."""
+    runs = [e for e in reference_entries(exclude_machines) if single_node_hpl(e.device) is not None]
+    if not runs:
+        return None
+    return sum(e.rmax_flop_s for e in runs) / sum(e.gpus_in_run * single_node_hpl(e.device)[0] for e in runs)
+
+
 def _single_node_prior(device: str, exclude_machines: tuple[str, ...], left: str) -> Estimate | None:
     """Efficiency of a device outside every calibrated family, from its published single-node HPL
-    x the multi-node retention of the reference runs, expressed on its counted FP64 rate."""
+    x the pooled multi-node retention of the reference runs, expressed on its counted FP64 rate."""
     sn = single_node_hpl(device)
     ret = retention_ratios(exclude_machines)
     if sn is None or not ret:
         return None
     rate = hpl_rate(get_device_spec(device)).value
-    mid_ret = statistics.median(ret.values())
-    floor = range_setting("in_family_floor" if len(ret) > 1 else "single_reference_floor")
-    widen = range_setting("single_node_widen")
+    mid_ret = pooled_retention(exclude_machines)
+    w, widen = range_setting("in_family_halfwidth"), range_setting("single_node_widen")
     mid = sn[0] * mid_ret / rate
-    low = min(min(ret.values()) / mid_ret, 1 - floor) * mid
-    high = sn[0] * (1 + widen) / rate
     listing = ", ".join(f"{k} {v:.3f}" for k, v in ret.items())
     note = (f"HPL efficiency: {device} is outside every calibrated family; {sn[1]}; x multi-node retention "
-            f"{mid_ret:.3f} (median of reference runs: {listing}) = {sn[0] * mid_ret / 1e12:.2f} TFLOP/s per GPU; "
-            f"range: retention floor -{floor:.0%}, up to the single-node figure +{widen:.0%} (ASSUMED){left}")
-    return Estimate(mid, low, max(high, mid), "1", (note,))
+            f"{mid_ret:.3f} (total Rmax / total single-node HPL of the reference runs: {listing}) = "
+            f"{sn[0] * mid_ret / 1e12:.2f} TFLOP/s per GPU; range: -{w:.0%}, up to the single-node figure "
+            f"+{widen:.0%} (ASSUMED){left}")
+    return Estimate(mid, mid * (1 - w), max(sn[0] * (1 + widen) / rate, mid * (1 + w)), "1", (note,))
+
+
+def _dgemm_prior(device: str, left: str) -> Estimate | None:
+    """A device with neither a reference run nor a single-node HPL figure but a measured DGEMM:
+    HPL = DGEMM x the HPL-to-DGEMM fraction (the rule of a measured profile), on its counted rate."""
+    dgemm = measured_dgemm_flop_s().get(device)
+    if dgemm is None:
+        return None
+    rate = hpl_rate(get_device_spec(device)).value
+    frac = efficiency("hpl_fraction_of_measured_dgemm")
+    widen = range_setting("single_node_widen")
+    note = (f"HPL efficiency: {device} is outside every calibrated family; measured DGEMM {dgemm / 1e12:.1f} TFLOP/s "
+            f"per GPU x HPL fraction {frac.value:.2f} ({frac.low:.2f}-{frac.high:.2f}) = {dgemm * frac.value / 1e12:.1f} "
+            f"TFLOP/s per GPU; top of the range +{widen:.0%} (ASSUMED: no TOP500 reference of this family){left}")
+    return Estimate(dgemm * frac.value / rate, dgemm * frac.low / rate, dgemm * frac.high * (1 + widen) / rate,
+                    "1", (note,))
+
+
+def _family_estimate(fam: str, in_family: list[Top500Entry], left: str) -> Estimate:
+    """Centre: the family's pooled efficiency; range: +/- the stated half-width, never narrower than the
+    spread of the family's own runs."""
+    effs = [entry_efficiency(e) for e in in_family]
+    mid, w = pooled_efficiency(in_family), range_setting("in_family_halfwidth")
+    note = (f"HPL efficiency, family {fam}: total Rmax / total counted peak of {_listing(in_family)} = {mid:.3f}; "
+            f"range +/-{w:.0%} (leave-one-out errors of the references and the within-family spread of the lists)"
+            f"{' (one reference run)' if len(effs) == 1 else ''}{left}")
+    return Estimate(mid, min(min(effs), mid * (1 - w)), max(max(effs), mid * (1 + w)), "1", (note,))
 
 
 def hpl_efficiency(device: str | None = None, exclude_machines: tuple[str, ...] = ()) -> Estimate:
-    """HPL efficiency for a device: its family's reference runs, else its vendor's with a wider range."""
+    """HPL efficiency for a device: its family's reference runs; else its single-node HPL or measured DGEMM
+    anchor; else its vendor's references with a wider range, stated."""
     refs = reference_entries(exclude_machines)
     if not refs:
         raise BadInput("no TOP500 reference run left to calibrate the HPL efficiency",
@@ -124,13 +171,8 @@ def hpl_efficiency(device: str | None = None, exclude_machines: tuple[str, ...] 
     fam = family_of(device) if device else None
     in_family = [e for e in refs if fam is not None and family_of(e.device) == fam]
     if in_family:
-        effs = [entry_efficiency(e) for e in in_family]
-        mid = statistics.median(effs)
-        floor = range_setting("in_family_floor" if len(effs) > 1 else "single_reference_floor")
-        note = (f"HPL efficiency, family {fam}: median of {_listing(in_family)}; range = their spread, at least "
-                f"+/-{floor:.0%}{' (one reference run: no spread observed)' if len(effs) == 1 else ''}{left}")
-        return Estimate(mid, min(min(effs), mid * (1 - floor)), max(max(effs), mid * (1 + floor)), "1", (note,))
-    prior = _single_node_prior(device, exclude_machines, left) if device else None
+        return _family_estimate(fam, in_family, left)
+    prior = (_single_node_prior(device, exclude_machines, left) or _dgemm_prior(device, left)) if device else None
     if prior is not None:
         return prior
     vendor = get_device_spec(device).vendor if device else None
@@ -243,7 +285,8 @@ def check_against_top500(roles: tuple[str, ...] = ("check",)) -> list[dict[str, 
         spec = get_device_spec(e.device)
         rate, eff, _ = rate_and_efficiency(spec, e.machine, None, None)
         rmax = combine(lambda r, x: e.gpus_in_run * r * x, rate, eff, unit="flop/s")
-        rows.append({"entry": e.key, "device": e.device, "gpus": e.gpus_in_run, "model": rmax,
+        rows.append({"entry": e.key, "machine": e.machine, "role": e.role, "device": e.device,
+                     "family": family_of(e.device), "gpus": e.gpus_in_run, "model": rmax,
                      "top500_rmax_flop_s": e.rmax_flop_s, "error": rmax.value / e.rmax_flop_s - 1,
                      "inside_range": rmax.low <= e.rmax_flop_s <= rmax.high})
     return rows

@@ -40,6 +40,13 @@ def activation_bytes_per_layer(model: Any, micro_batch: Any, tp: Any, sequence_p
                                recompute_code: Any, flash: Any) -> Any:
     """Stored activation bytes of one layer, one micro-batch, one GPU. recompute_code 0/1/2 =
     none/selective/full. Arrays broadcast."""
+    return activation_bytes_and_whole(model, micro_batch, tp, sequence_parallel, recompute_code, flash)[0]
+
+
+def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any,
+                               recompute_code: Any, flash: Any) -> tuple[Any, Any]:
+    """(stored bytes under the recompute mode, bytes of the whole layer with nothing recomputed),
+    one layer, one micro-batch, one GPU, from one pass (the search evaluates both per plan)."""
     s, h, d = float(model.seq_len), float(model.hidden), float(model.head_dim)
     sb = s * micro_batch
     q, kv = model.heads * d, model.kv_heads * d
@@ -60,7 +67,7 @@ def activation_bytes_per_layer(model: Any, micro_batch: Any, tp: Any, sequence_p
     selective = outside / out_div + inside / t
     full = 2.0 * sb * h / out_div
     rc = np.asarray(recompute_code)
-    return np.where(rc == 2, full, np.where(rc == 1, selective, none))
+    return np.where(rc == 2, full, np.where(rc == 1, selective, none)), none
 
 
 def frozen_ffn_input_bytes(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any) -> Any:

@@ -4,14 +4,16 @@ Space: tp over the divisors of N (across nodes too), cp over the divisors of N /
 stack has context parallelism and the sequence splits into 2 cp chunks), pp over the divisors of
 the rest (dp = N / (tp cp pp)); micro-batch over the divisors of the per-replica batch;
 interleave 1, 2, 3, 4, 6 or 8 (stack permitting; needs pp > 1, micro-batches a multiple of pp,
-pp * interleave <= layers; layers may split unevenly over stages); recompute none/selective/full;
-sequence parallelism on/off (tp > 1); the ZeRO stages the stack has, with FSDP reshard on/off for
-ZeRO-3; overlap on/off (dp > 1); expert parallelism over the divisors of the expert count that
-divide dp (MoE). Flash attention is a property of the stack, not a switch: a stack that has it
-uses it. Any field may be pinned (`pins`); the rest is searched.
+pp * interleave <= layers; layers may split unevenly over stages unless the stack's code forbids
+it, and interleaving may need more stages: `Stack.pipeline_ok`); recompute none/selective/full;
+sequence parallelism on/off (tp > 1); the ZeRO stages the stack has (with pp > 1 up to its
+`pipeline_max_zero`), with FSDP reshard on/off for ZeRO-3; overlap on/off (dp > 1; never with
+pp > 1 on DeepSpeed's pipeline engine); expert parallelism over the divisors of the expert count
+that divide dp (MoE). Flash attention is a property of the stack, not a switch: a stack that has
+it uses it. Any field may be pinned (`pins`); the rest is searched.
 
 The default (pruned) search drops only choices the model itself proves dominated, so it returns
-the same best plan as the full search (tested on a grid of cases):
+the same best plan as the full search (tests/test_search_pruned_full.py: a grid of cases):
   * overlap off: exposed = t - hidden + 0.1 hidden <= t at the same memory;
   * sequence parallelism off when the TP group is inside one node: there the all-reduce costs
     exactly two all-gathers (comm.py), and SP stores and moves less elementwise data;
@@ -77,7 +79,7 @@ def _ok(pins: Mapping[str, Any], key: str, value: Any) -> bool:
 
 
 def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Mapping[str, Any],
-               tp_intra: bool, dp_intra: bool) -> dict[str, np.ndarray]:
+               tp_intra: bool, dp_intra: bool, pp: int = 1) -> dict[str, np.ndarray]:
     """Every combination of the per-plan switches for one (tp, dp), as parallel arrays."""
     # A pinned mode only needs the stack to be capable of it; unpinned, the stack's practice
     # (recompute_modes) limits the choice.
@@ -88,10 +90,14 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
         sp_all = [True]
     sp = [x for x in sp_all if _ok(pins, "sequence_parallel", x)] if tp > 1 else [False]
     zs = list(stack.zero_stages()) if dp > 1 else [0]
+    if pp > 1:  # DeepSpeed's pipeline engine asserts ZeRO < 2 (seeds/stacks.toml)
+        zs = [z for z in zs if z <= stack.pipeline_max_zero]
     if not full and dp_intra and 1 in zs and len(zs) > 1:
         zs = [z for z in zs if z != 0]
     zs = [z for z in zs if _ok(pins, "zero_stage", z)]
-    ov_all = ([False, True] if stack.dp_overlap else [False]) if dp > 1 else [False]
+    # DeepSpeed's pipeline engine reduces gradients after the whole schedule: no overlap with pp > 1.
+    can_overlap = stack.dp_overlap and (pp == 1 or stack.dp_overlap_with_pp)
+    ov_all = ([False, True] if can_overlap else [False]) if dp > 1 else [False]
     if not full and True in ov_all:
         ov_all = [True]
     ov = [x for x in ov_all if _ok(pins, "dp_overlap", x)]
@@ -147,7 +153,7 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                         continue
                     tp_intra = tp <= gpus_per_node
                     dp_intra = tp * cp * dp <= gpus_per_node
-                    flags = _flag_grid(tp, dp, model, full, stack, pins, tp_intra, dp_intra)
+                    flags = _flag_grid(tp, dp, model, full, stack, pins, tp_intra, dp_intra, pp)
                     nf = len(flags["recompute"])
                     raw = len(b_all) * len(v_all)
                     ok_shape = (model.heads % tp == 0 and (model.kv_heads % tp == 0 or tp % model.kv_heads == 0)
@@ -161,7 +167,8 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                             continue
                         m = B // (dp * b)
                         for v in v_all:
-                            if pp * v <= model.layers and (v == 1 or (pp > 1 and m % pp == 0)):
+                            if (pp * v <= model.layers and (v == 1 or (pp > 1 and m % pp == 0))
+                                    and stack.pipeline_ok(model.layers, pp, v)):
                                 pairs.append((b, v))
                     counts["invalid"] += (raw - len(pairs)) * nf
                     if not pairs:

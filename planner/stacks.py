@@ -5,7 +5,10 @@ compute rate of the device profile by its stated `efficiency` (the only stack qu
 calibrated, with `zero3_compute_slowdown` where a stack states it; seeds/stacks.toml says on
 what). `grad_reduce_dtype` is the default dtype of the
 gradient reduction; `zero3_regather_on_recompute` says whether a recomputed forward gathers the
-sharded weights again (DeepSpeed) or reuses the backward's gather (FSDP).
+sharded weights again (DeepSpeed) or reuses the backward's gather (FSDP). The pipeline fields say
+what the stack's pipeline code accepts and costs (even layer splits, fewest stages for
+interleaving, gradient reduction after the schedule, 16-bit gradients kept), each cited to the
+code in seeds/stacks.toml.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ DEFAULT_STACK_AMD = "megatron-lm-rocm"
 REDUCE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distributed_optimizer", "zero2", "zero3", "dp_overlap",
           "interleave", "context_parallel", "fp8", "zero3_regather_on_recompute")
+# How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
+_PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,17 @@ class Stack:
     # dtype of the gradient buffers kept in memory, when it differs from the reduction dtype
     # (DeepSpeed's BF16_Optimizer accumulates bf16 gradients into full fp32 buffers); None = same
     grad_buffer_dtype: str | None = None
+    # Pipeline constraints and costs of the stack's code (seeds/stacks.toml cites each):
+    # layers must split evenly over the stages (and over the virtual stages when interleaving);
+    # interleaving needs at least this many stages; the data-parallel gradient reduction can
+    # overlap the backward when the plan has a pipeline (DeepSpeed's pipeline engine reduces after
+    # the whole schedule); 16-bit gradients stay allocated beside the fp32 gradient buffers through
+    # the pipeline's backward passes (DeepSpeed bf16 optimizer under the pipeline engine).
+    even_pipeline_split: bool = False
+    interleave_min_pp: int = 2
+    pipeline_max_zero: int = 3  # highest ZeRO stage the stack runs with pp > 1 (DeepSpeed's pipeline engine: 1)
+    dp_overlap_with_pp: bool = True
+    pipeline_16bit_grads: bool = False
     fitted_on: tuple[str, ...] = ()  # validation case groups `efficiency` was fitted on
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -79,6 +95,14 @@ class Stack:
             codes = tuple(c for c in codes if ("none", "selective", "full")[c] in self.recompute_modes)
         return codes
 
+    def pipeline_ok(self, layers: int, pp: int, interleave: int) -> bool:
+        """Whether the stack's code can lay `layers` over `pp` stages of `interleave` virtual
+        stages each (Megatron-LM before 2024: layers divisible by pp x interleave, interleaving
+        only with pp >= 3; seeds/stacks.toml cites the asserts)."""
+        if interleave > 1 and pp < self.interleave_min_pp:
+            return False
+        return not self.even_pipeline_split or layers % (pp * interleave) == 0
+
     def with_reduce_dtype(self, dtype: str | None) -> "Stack":
         if dtype is None:
             return self
@@ -88,9 +112,14 @@ class Stack:
 
     def describe(self) -> str:
         off = [k for k in _BOOLS[:-1] if not getattr(self, k)]
+        pipe = ([f"layers split evenly over pp x interleave, interleaving from pp >= {self.interleave_min_pp}"]
+                if self.even_pipeline_split else [])
+        pipe += [] if self.dp_overlap_with_pp else ["with pp > 1 the gradient reduction runs after the pipeline schedule"]
+        pipe += [f"with pp > 1 ZeRO stage {self.pipeline_max_zero} at most"] if self.pipeline_max_zero < 3 else []
+        pipe += ["with pp > 1 16-bit gradients kept beside the fp32 ones"] if self.pipeline_16bit_grads else []
         return (f"stack {self.key} ({self.name}): sustained efficiency {self.efficiency:g} x the profile's compute "
                 f"rates; gradients reduced in {self.grad_reduce_dtype}"
-                + (f"; not available: {', '.join(off)}" if off else ""))
+                + (f"; not available: {', '.join(off)}" if off else "") + "".join(f"; {p}" for p in pipe))
 
 
 # Everything on, efficiency 1: what the planner assumed before stacks existed.
@@ -113,7 +142,15 @@ def load_stack(key: str | None) -> Stack:
     if key not in raw:
         raise BadInput(f"unknown stack {key!r}", f"known stacks: {', '.join(sorted(raw))}")
     r = raw[key]
-    kw: dict[str, Any] = {k: bool(r[k]) for k in _BOOLS if k in r}
+    kw: dict[str, Any] = {k: bool(r[k]) for k in _BOOLS + _PIPE_BOOLS if k in r}
+    min_pp = r.get("interleave_min_pp", 2)
+    if isinstance(min_pp, bool) or not isinstance(min_pp, int) or min_pp < 2:
+        raise BadInput(f"stack {key}: interleave_min_pp must be an integer >= 2, got {min_pp!r}", "fix seeds/stacks.toml")
+    kw["interleave_min_pp"] = int(min_pp)
+    max_z = r.get("pipeline_max_zero", 3)
+    if isinstance(max_z, bool) or not isinstance(max_z, int) or not 0 <= max_z <= 3:
+        raise BadInput(f"stack {key}: pipeline_max_zero must be 0..3, got {max_z!r}", "fix seeds/stacks.toml")
+    kw["pipeline_max_zero"] = int(max_z)
     eff = float(r.get("efficiency", 1.0))
     if not 0.0 < eff <= 1.0:
         raise BadInput(f"stack {key}: efficiency must be in (0, 1], got {eff}", "fix seeds/stacks.toml")

@@ -7,6 +7,9 @@ Per sweep and GPU (domain split in cubes, one per GPU):
     time    = max(bytes / HBM rate, flops / FP64 rate) + halo time (no overlap: conservative)
 The arithmetic intensity (FLOP/byte) is well below every GPU's machine balance, so the HBM rate
 decides; measured STREAM bandwidth replaces the datasheet x fraction when a profile is given.
+The `hpcg` workload runs as HPCG does (weak scaling): a fixed number of points per GPU
+(seeds/hpcg.toml [kernel] local_grid_points), so the grid grows with the GPUs; --grid-points
+overrides that with a fixed grid (strong scaling).
 """
 from __future__ import annotations
 
@@ -30,17 +33,28 @@ class StencilKernel:
     bytes_per_point_field: float
     halo_width: float = 1.0
     sweeps: float = 1.0
+    points_per_gpu: float | None = None  # weak scaling: the grid is this x the GPUs (grid_points unused)
 
     def __post_init__(self) -> None:
         for k in ("grid_points", "fields", "flops_per_point_field", "bytes_per_point_field", "sweeps"):
             if getattr(self, k) <= 0:
                 raise BadInput(f"stencil `{k}` must be positive, got {getattr(self, k)}", "fix the workload")
+        if self.points_per_gpu is not None and self.points_per_gpu <= 0:
+            raise BadInput(f"stencil `points_per_gpu` must be positive, got {self.points_per_gpu}", "fix the workload")
+
+    def points(self, gpus: float) -> float:
+        """Grid points of the whole run on `gpus` GPUs (weak scaling when points_per_gpu is set)."""
+        return self.points_per_gpu * gpus if self.points_per_gpu is not None else self.grid_points
 
     @classmethod
     def from_workload(cls, w: WorkloadEntry, **overrides: Any) -> "StencilKernel":
         kw = {k: w.number(k) for k in ("grid_points", "fields", "flops_per_point_field", "bytes_per_point_field")}
         kw["halo_width"] = w.number("halo_width", 1)
         kw["sweeps"] = w.number("sweeps", 1)
+        if w.key == "hpcg" and overrides.get("grid_points") is None:
+            from recoque.planner.hpcg import kernel  # HPCG's fixed work per GPU
+
+            kw["points_per_gpu"] = kernel("local_grid_points")
         kw.update({k: float(v) for k, v in overrides.items() if v is not None})
         return cls(**kw)
 
@@ -68,7 +82,7 @@ class StencilEstimate:
 
 
 def _sweep_time(n: float, k: StencilKernel, bw: float, fl: float, link: float, lat: float) -> tuple[float, float]:
-    pts = k.grid_points / n
+    pts = k.points(n) / n
     local = max(pts * k.fields * k.bytes_per_point_field / bw, pts * k.fields * k.flops_per_point_field / fl)
     side = pts ** (1.0 / 3.0)
     halo = 6.0 * side ** 2 * k.halo_width * k.fields * FP64_BYTES / link + 6.0 * lat if n > 1 else 0.0
@@ -78,7 +92,7 @@ def _sweep_time(n: float, k: StencilKernel, bw: float, fl: float, link: float, l
 def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) -> StencilEstimate:
     spec = get_device_spec(system.device)
     if spec.hbm_bytes is not None:
-        resident = k.grid_points / system.gpus * k.fields * FP64_BYTES * 2  # two time levels
+        resident = k.points(system.gpus) / system.gpus * k.fields * FP64_BYTES * 2  # two time levels
         if resident > spec.hbm_bytes:
             gb = resident / 1e9
             shown = f"{gb:,.0f}" if gb < 1e6 else f"{gb:.3g}"  # a 1e300-point grid must not print 300 digits
@@ -94,12 +108,12 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
     t = combine(lambda n, b, f, li: _sweep_time(n, k, b, f, li, lat)[0], gpus, bw, fl, link, unit="s")
     halo_share = _sweep_time(gpus.value, k, bw.value, fl.value, link.value, lat)[1] / t.value
     total = t.scale(k.sweeps, "s")
-    work = k.grid_points * k.fields * k.flops_per_point_field
-    achieved = t.map(lambda x: work / x, "flop/s")
+    achieved = combine(lambda n, x: k.points(n) * k.fields * k.flops_per_point_field / x, gpus, t, unit="flop/s")
     frac = combine(lambda a, n, f: a / (n * f), achieved, gpus, fl, unit="1")
     notes = tuple(dict.fromkeys(bw.assumptions + fl.assumptions + link.assumptions + (
         f"{k.flops_per_point_field:g} FLOP and {k.bytes_per_point_field:g} B per point and field "
         f"({k.intensity_flop_per_byte:.3f} FLOP/B): bandwidth-bound",
         "one cubic subdomain per GPU; halo over the inter-node link, not overlapped with compute (conservative)",
-    )))
+    ) + ((f"weak scaling as HPCG runs it: {k.points_per_gpu:.3g} points per GPU, {k.points(gpus.value):.3g} in all",)
+         if k.points_per_gpu is not None else ())))
     return StencilEstimate(system.key, gpus, k.intensity_flop_per_byte, t, total, achieved, frac, halo_share, notes)

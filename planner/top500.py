@@ -2,7 +2,8 @@
 
 The GPUs of a run are derived from the TOP500 core count (every CPU core plus every GPU compute unit):
     gpus_in_run = cores / (gpu_compute_units + cpu_cores_per_gpu)
-so a machine is calibrated on the GPUs that ran HPL, not on its installed count.
+so a machine is calibrated on the GPUs that ran HPL, not on its installed count. Where the list's
+"accelerator cores" column is given, gpus_in_run = accelerator_cores / gpu_compute_units (exact).
 """
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def entry_from_toml(key: str, raw: Mapping[str, Any]) -> Top500Entry:
     if raw.get("role") not in ROLES:
         raise BadInput(f"{where}: role must be one of {ROLES}, got {raw.get('role')!r}", "fix seeds/top500.toml")
     gpus = _positive(raw, "gpus_in_run", where, required=False)
+    acc = _positive(raw, "accelerator_cores", where, required=False)
+    if gpus is None and acc is not None:
+        gpus = acc / _positive(raw, "gpu_compute_units", where)
     if gpus is None:
         gpus = gpus_from_cores(_positive(raw, "cores", where), _positive(raw, "gpu_compute_units", where),
                                _positive(raw, "cpu_cores_per_gpu", where))
@@ -99,16 +103,26 @@ def range_setting(name: str) -> float:
     return float(_seed().get("range", {})[name])
 
 
-def single_node_flop_s() -> dict[str, float]:
-    """Published single-node HPL per GPU (flop/s) by device ([single_node] of seeds/top500.toml)."""
+def _per_gpu_table(name: str) -> dict[str, float]:
+    """A [name] table of TFLOP/s per GPU by device, in flop/s; its `sources` sub-table skipped."""
     out = {}
-    for k, v in _seed().get("single_node", {}).items():
+    for k, v in _seed().get(name, {}).items():
         if k == "sources":
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise BadInput(f"top500.toml [single_node]: `{k}` must be a positive number, got {v!r}", "fix seeds/top500.toml")
+            raise BadInput(f"top500.toml [{name}]: `{k}` must be a positive number, got {v!r}", "fix seeds/top500.toml")
         out[k] = float(v) * 1e12
     return out
+
+
+def single_node_flop_s() -> dict[str, float]:
+    """Published single-node HPL per GPU (flop/s) by device ([single_node] of seeds/top500.toml)."""
+    return _per_gpu_table("single_node")
+
+
+def measured_dgemm_flop_s() -> dict[str, float]:
+    """Measured single-GPU DGEMM (flop/s) by device ([measured_dgemm] of seeds/top500.toml)."""
+    return _per_gpu_table("measured_dgemm")
 
 
 def family_of(device_key: str) -> str | None:

@@ -34,8 +34,9 @@ all-reduces forward and 2 backward, or the same volume as all-gather + reduce-sc
 sequence parallelism) and expert all-to-alls. A pipeline stage runs L/p layers (+ the logits on
 the last stage); 1F1B time = m * T_slowest + (p - 1)/v * T_mean (bubble (p-1)/(m v), Narayanan
 et al. 2021), plus activation sends between stages. Then the data-parallel gradient reduction
-(hierarchical, in the stack's reduction dtype; ZeRO-1: reduce-scatter + all-gather of the weights;
-ZeRO-2: a reduce-scatter per micro-batch), hidden with overlap behind at most OVERLAP_EFFICIENCY
+(hierarchical, in the stack's reduction dtype; ZeRO-1: reduce-scatter + all-gather of the weights,
+or DeepSpeed's bf16 pipeline path: an fp32 all-reduce + the weight all-gather; ZeRO-2: a
+reduce-scatter per micro-batch), hidden with overlap behind at most OVERLAP_EFFICIENCY
 (0.7) of the backward it runs beside, which it slows by OVERLAP_COMPUTE_SLOWDOWN (10%). ZeRO-3
 (FSDP full sharding): per micro-batch and layer, the weights all-gathered in the forward, again in
 the backward (unless reshard_after_forward is off) and again in a recomputed forward when the
@@ -52,8 +53,10 @@ adapters in bf16; MFU against the bf16 peak (mfu_fp8_peak beside it). LoRA: no w
 GEMMs, gradients and optimizer state for the adapters only. The software stack (planner/stacks.py)
 scales compute by its sustained efficiency and sets the reduction dtype. Memory: `memory.py`
 (Korthikanti et al. 2022 activations for none / selective / full / block-partial recompute, full
-with checkpoints distributed over TP, divided by CP; AdamW states by ZeRO stage, gradients in the
-accumulation dtype) against 94% of the device memory.
+with checkpoints distributed over TP, divided by CP, plus one layer whole while it is recomputed;
+AdamW states by ZeRO stage, gradients in the accumulation dtype, plus the 16-bit gradients a
+DeepSpeed pipeline keeps beside them) against 94% of the device memory. The stack's pipeline code
+also sets whether the DP reduction may overlap when pp > 1 (not under DeepSpeed's pipeline engine).
 
 Calibration (what was fitted, on what): nothing in this file is fitted; device efficiencies live
 in the profile (seeds/validation.toml [profiles.*], provenance beside each number). A100: the
@@ -232,6 +235,8 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     sp = np.asarray(a["sequence_parallel"], dtype=bool) & (tp > 1)
     zero = np.asarray(a["zero_stage"])
     overlap = np.asarray(a["dp_overlap"], dtype=bool)
+    if not stack.dp_overlap_with_pp:  # DeepSpeed's pipeline engine reduces after the schedule (stacks.toml)
+        overlap = overlap & (pp == 1)
     flash = np.asarray(a["flash_attention"], dtype=bool)
     lora = workload.lora_rank > 0
     n_mb = B / (dp * b)
@@ -259,6 +264,10 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     else:
         p_ad = 0.0 * tp
         w, g_, o_ = memory.state_bytes(p_gpu, dpc, zero, stack.grad_buffer_bytes)
+        if stack.pipeline_16bit_grads and dtype == "bf16":
+            # DeepSpeed's bf16 optimizer under the pipeline engine keeps the 16-bit .grad tensors
+            # beside its fp32 gradient buffers (pipe/engine.py update_hp_grads(clear_lp_grads=False)).
+            g_ = g_ + np.where((pp > 1) & (zero < 2), p_gpu * memory.GRAD_BYTES, 0.0)
         # FSDP without resharding keeps the whole stage's weights between forward and backward.
         w = np.where((zero >= 3) & ~reshard, p_gpu * memory.WEIGHT_BYTES, w)
     # Partial recomputation (Megatron --recompute-method block --recompute-num-layers N): with
@@ -267,7 +276,8 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     rl = np.asarray(a.get("recompute_layers", np.zeros(tp.shape)), dtype=float)
     n_rc = np.where(rc == 2, np.where(rl > 0, np.minimum(rl, lps), lps), 0.0)
     frac = n_rc / lps
-    act_rc = memory.activation_bytes_per_layer(m_, b, tp, sp, rc, flash) / cp
+    act_rc, act_whole = memory.activation_bytes_and_whole(m_, b, tp, sp, rc, flash)
+    act_rc, act_whole = act_rc / cp, act_whole / cp
     # Full recompute with the checkpointed layer inputs split over the TP ranks (Megatron
     # --distribute-saved-activations, OPT-175B's setting): 2sbh/t stored without SP too; the
     # recompute all-gathers the input back (counted below).
@@ -278,14 +288,23 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     frozen_ffn = (memory.frozen_ffn_input_bytes(m_, b, tp, sp) / cp
                   if lora and workload.lora_targets == "attention" else 0.0 * tp)
     act_rc = np.where(rc == 2, act_rc, act_rc - frozen_ffn)
-    if np.any((rc == 2) & (rl > 0)):
-        act_keep = memory.activation_bytes_per_layer(m_, b, tp, sp, 0 * rc, flash) / cp - frozen_ffn
-        act_layer = np.where(rc == 2, frac * act_rc + (1.0 - frac) * act_keep, act_rc)
+    full_rc = rc == 2
+    if np.any(full_rc):
+        act_keep = act_whole - frozen_ffn
+        act_layer = np.where(full_rc, frac * act_rc + (1.0 - frac) * act_keep, act_rc)
+        # Checkpointing holds the stored inputs plus the whole of the one segment being recomputed
+        # (Chen et al. 2016, arXiv 1604.06174, sec. 3): a layer's full activations, less its
+        # already stored input, exist during its recomputed forward and backward. With block-partial
+        # recompute the backward reaches the recomputed layers (the first N) after freeing the
+        # stored layers' activations, so only whole-stage recompute adds it; the loss's logits are
+        # freed before the layers' backward, so the two never coincide.
+        rc_working = np.where(full_rc & (n_rc >= lps), act_keep - act_rc, 0.0)
     else:
-        act_layer = act_rc
+        act_layer, rc_working = act_rc, 0.0 * tp
     logits_mem = memory.logits_bytes(m_, b, tp) / cp
-    act_first = lps * act_layer * memory.pipeline_activation_factor(pp, v, n_mb) + np.where(pp == 1, logits_mem, 0.0)
-    act_last = lps * act_layer + logits_mem
+    act_first = (lps * act_layer * memory.pipeline_activation_factor(pp, v, n_mb)
+                 + np.maximum(np.where(pp == 1, logits_mem, 0.0), rc_working))
+    act_last = lps * act_layer + np.maximum(logits_mem, rc_working)
     mem = w + g_ + o_ + np.maximum(act_first, act_last)
     out: dict[str, np.ndarray] = {"memory_bytes": mem, "fits": mem <= hw.capacity_bytes}
     if memory_only:
@@ -386,6 +405,11 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     t_z1 = t_rs + t_ag_w
     # ZeRO-2 cannot accumulate whole gradients: it reduce-scatters after every micro-batch.
     t_dp = np.where(zero == 2, n_mb * t_rs + t_ag_w, np.where(zero >= 1, t_z1, t_ar))
+    if stack.pipeline_16bit_grads and dtype == "bf16" and not lora:
+        # DeepSpeed's bf16 optimizer under the pipeline engine all-reduces its fp32 gradient
+        # buffers (pipe/engine.py _bf16_reduce_grads) and all-gathers the updated 16-bit weights.
+        t_bf16opt = comm.hierarchical_allreduce_time(dense * 4.0, *args) + t_ag_w
+        t_dp = np.where((pp > 1) & (zero == 1), t_bf16opt, t_dp)
     if m_.moe and not lora:
         edp = dpc / ep
         xloc, xnod = comm.group_layout(edp, tp * ep, gpn)

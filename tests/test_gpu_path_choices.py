@@ -151,19 +151,22 @@ def test_suite_confirms_the_best_stable_shape(monkeypatch):
 
     def fake_run(cases, policy=None):
         ran.append((cases, policy))
-        out.records.append(rec("fp64", cases[0].m, [0.55, 0.6, 0.5, 0.55] * 3, tags=cases[0].tags))
+        out.records.append(rec("fp64", cases[0].params["m"], [0.55, 0.6, 0.5, 0.55] * 3, tags=cases[0].tags))
         return True
 
-    assert suite._confirm(out, "fp64", suite.QUICK, fake_run)
-    (cases, policy), = ran
-    assert cases[0].m == 1024 and "headline" in cases[0].tags
-    assert policy.budget_s == suite.QUICK.budget_s * headline.CONFIRM_BUDGET_FACTOR
+    assert suite._confirm(out, list(out.records), "gemm", suite.QUICK, fake_run)[0]
+    assert len(ran) == headline.CONFIRM_ROUNDS  # one longer run per round
+    cases, policy = ran[0]
+    assert cases[0].params["m"] == 1024 and "headline" in cases[0].tags
+    assert policy.budget_s == pytest.approx(suite.QUICK.budget_s * headline.CONFIRM_BUDGET_FACTOR / headline.CONFIRM_ROUNDS)
     assert [w.code for w in out.warnings] == []
     ran.clear()
     out2 = RunOutcome(records=[rec("fp8", 512, [1.0] * 5)])
-    out2.records[0] = Record(**{**out2.records[0].__dict__, "params": {"m": 512, "n": 512, "k": 512, "fast_accum": False}})
-    suite._confirm(out2, "fp8", suite.QUICK, fake_run)
-    assert [c.fast_accum for c in ran[0][0]] == [False, True]  # fp8: both accumulation modes
+    out2.records[0] = Record(**{**out2.records[0].__dict__, "op": "scaled_mm",
+                                "params": {"m": 512, "n": 512, "k": 512, "fast_accum": False}})
+    suite._confirm(out2, list(out2.records), "gemm", suite.QUICK, fake_run)
+    firsts = [c for cases, _ in ran for c in cases]
+    assert [getattr(c, "inner", c).fast_accum for c in firsts[:2]] == [False, True]  # fp8: both accumulation modes (the second once)
 
 
 # --------------------------------------------------------------------------- grouped warnings

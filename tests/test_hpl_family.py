@@ -22,19 +22,21 @@ def test_efficiency_is_per_family_not_pooled_across_vendors():
     amd = hpl.hpl_efficiency("mi250x")
     nvidia = hpl.hpl_efficiency("h100_sxm")
     assert "family mi250x" in amd.assumptions[0] and "frontier" in amd.assumptions[0] and "eos" not in amd.assumptions[0]
-    assert "family h100" in nvidia.assumptions[0] and "frontier" not in nvidia.assumptions[0]
-    # MI250X: median of Frontier 1353/(38416 x 47.9) and LUMI-G 379.7/(11664 x 47.9)
-    f, l = 1353e15 / (38416 * 47.9e12), 379.7e15 / (11664 * 47.9e12)
-    assert amd.value == pytest.approx(statistics.median([f, l]))
-    # one reference run in the H100 family (Eos): +/-16% floor
-    eos = 121.4e15 / (3328 * 66.9e12)
-    assert nvidia.value == pytest.approx(eos)
-    assert nvidia.low == pytest.approx(eos * 0.84) and nvidia.high == pytest.approx(eos * 1.16)
+    assert "family hopper" in nvidia.assumptions[0] and "frontier" not in nvidia.assumptions[0]
+    # MI250X: total Rmax / total counted peak of Frontier and LUMI-G (vector rate 47.9 TF)
+    assert amd.value == pytest.approx((1353e15 + 379.7e15) / ((38416 + 11664) * 47.9e12))
+    # Hopper (H100, H200, GH200: one die, one tensor rate): JUPITER, Eos and Jean Zay H100 pooled
+    gpus = 18600 + 3328 + 1456
+    assert nvidia.value == pytest.approx((793.4e15 + 121.4e15 + 52.18e15) / (gpus * 66.9e12))
+    w = top500.range_setting("in_family_halfwidth")
+    assert nvidia.low == pytest.approx(nvidia.value * (1 - w)) and nvidia.high == pytest.approx(nvidia.value * (1 + w))
 
 
-def test_in_family_range_never_narrower_than_the_floor():
+def test_in_family_range_never_narrower_than_the_half_width_or_the_family_spread():
     e = hpl.hpl_efficiency("mi250x")
-    assert e.low <= e.value * 0.92 + 1e-12 and e.high >= e.value * 1.08 - 1e-12
+    w = top500.range_setting("in_family_halfwidth")
+    effs = [hpl.entry_efficiency(x) for x in hpl.reference_entries() if top500.family_of(x.device) == "mi250x"]
+    assert e.low <= min(min(effs), e.value * (1 - w)) + 1e-12 and e.high >= max(max(effs), e.value * (1 + w)) - 1e-12
 
 
 def test_device_outside_every_family_takes_its_vendor_with_a_wider_stated_range():
@@ -48,7 +50,9 @@ def test_device_outside_every_family_takes_its_vendor_with_a_wider_stated_range(
 def test_leave_one_out_by_machine_drops_every_list_of_that_machine():
     e = hpl.hpl_efficiency("gh200", exclude_machines=("jupiter",))
     assert "jupiter" not in e.assumptions[0].split("(left out")[0]
-    assert "outside every calibrated family" in e.assumptions[0]  # JUPITER is the only GH200 reference
+    # the Hopper family still has Eos and Jean Zay H100
+    assert "family hopper" in e.assumptions[0] and "eos" in e.assumptions[0] and "left out: jupiter" in e.assumptions[0]
+    assert e.value == pytest.approx((121.4e15 + 52.18e15) / ((3328 + 1456) * 66.9e12))
 
 
 def test_preset_compares_with_top500_only_at_the_listed_gpu_count():
@@ -77,18 +81,21 @@ def test_new_devices_of_the_lists_are_in_the_catalog():
     assert a.compute_units == 124 and a.peak("fp64_matrix") == pytest.approx(19.5e12 * 124 / 108, rel=1e-3)
     assert a.peak_range("fp64_matrix")[0] == pytest.approx(19.5e12) and a.hbm_bytes == pytest.approx(64e9)
     n = get_device_spec("h100_nvl")
-    assert n.hbm_bytes == pytest.approx(94e9) and top500.family_of("h100_nvl") == "h100"
+    assert n.hbm_bytes == pytest.approx(94e9) and top500.family_of("h100_nvl") == "hopper"
+    for key, fam in (("a100_sxm_40gb", "a100"), ("v100_sxm2", "volta"), ("max1550", "pvc"), ("h200", "hopper")):
+        assert top500.family_of(key) == fam and hpl.hpl_rate(get_device_spec(key)).value > 0
 
 
 def test_held_out_gpu_machines_of_the_june_2025_list():
     rows = hpl.check_against_top500(("check",))
-    assert len(rows) >= 8
+    assert len(rows) >= 60
     errs = [abs(r["error"]) for r in rows]
     inside = sum(r["inside_range"] for r in rows) / len(rows)
-    # regression guard on machines never used for calibration (A100 Leonardo is outside every family)
-    assert statistics.mean(errs) < 0.10 and inside >= 0.75
-    in_family = [abs(r["error"]) for r in rows if r["device"] != "a100_sxm_64gb"]
-    assert statistics.mean(in_family) < 0.06
+    # regression guard on machines never used for calibration (benchmarks/hpl_holdout.py prints them):
+    # June 2025, all 72 GPU machines of the top 100 outside the references: mean 12.2%, 85% inside
+    assert statistics.mean(errs) < 0.13 and inside >= 0.80
+    in_family = [abs(r["error"]) for r in rows if r["family"] in ("hopper", "mi250x")]
+    assert statistics.mean(in_family) < 0.11
 
 
 def test_a_broken_top500_entry_is_one_clear_line():

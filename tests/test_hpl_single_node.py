@@ -19,20 +19,28 @@ def test_the_published_single_node_figures_are_per_gpu():
     assert sn["h100_sxm"] == pytest.approx(H100_NODE, rel=1e-3)
 
 
+HOPPER_RUNS = {"eos-2025-06": (121.4e15, 3328), "jupiter-2025-06": (793.4e15, 18600),
+               "jean-zay-h100-2025-06": (52.18e15, 1456)}   # Rmax, GPUs of the run (June 2025)
+
+
 def test_retention_is_rmax_per_gpu_over_the_single_node_figure_of_reference_runs_only():
     ret = hpl.retention_ratios()
-    assert set(ret) == {"eos-2025-06"}                   # the only reference run with a single-node figure
-    assert ret["eos-2025-06"] == pytest.approx(EOS_PER_GPU / (H100_NODE), rel=1e-3)
+    # the Hopper reference runs: GH200 takes the H100 SXM figure (same die, same counted rate)
+    assert set(ret) == set(HOPPER_RUNS)
+    assert ret["eos-2025-06"] == pytest.approx(EOS_PER_GPU / H100_NODE, rel=1e-3)
     checked = {e.key for e in top500.load_entries().values() if e.role == "check"}
     assert not checked & set(ret)
+    pooled = sum(r for r, _ in HOPPER_RUNS.values()) / sum(g * H100_NODE for _, g in HOPPER_RUNS.values())
+    assert hpl.pooled_retention() == pytest.approx(pooled, rel=1e-3)
 
 
 def test_a100_efficiency_is_single_node_times_retention_on_the_counted_rate():
     e = hpl.hpl_efficiency("a100_sxm_80gb")
-    retention = EOS_PER_GPU / H100_NODE
+    retention = hpl.pooled_retention()
+    w = top500.range_setting("in_family_halfwidth")
     assert e.value * 19.5e12 == pytest.approx(A100_NODE * retention, rel=1e-3)
-    assert e.high * 19.5e12 == pytest.approx(A100_NODE * 1.15, rel=1e-3)       # up to the single node +15%
-    assert e.low == pytest.approx(e.value * 0.84, rel=1e-6)                   # one retention run: -16% floor
+    assert e.high * 19.5e12 == pytest.approx(max(A100_NODE * 1.15, A100_NODE * retention * (1 + w)), rel=1e-3)
+    assert e.low == pytest.approx(e.value * (1 - w), rel=1e-6)
     assert "single-node HPL" in e.assumptions[0] and "eos-2025-06" in e.assumptions[0]
 
 
@@ -43,14 +51,25 @@ def test_a_same_family_device_scales_the_figure_by_its_counted_rate():
     assert e64.value == pytest.approx(e80.value, rel=1e-3)     # same efficiency, on a larger counted rate
 
 
-def test_leaving_out_the_retention_reference_falls_back_to_the_vendor_pool():
-    e = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=("eos",))
-    assert "single-node" not in e.assumptions[0] and "jupiter" in e.assumptions[0]
+def test_leaving_out_every_retention_reference_falls_back_to_the_vendor_pool():
+    e = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=("eos", "jupiter", "jean-zay-h100"))
+    assert "single-node" not in e.assumptions[0] and "outside every calibrated family" in e.assumptions[0]
+    left_one = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=("eos",))
+    assert "single-node" in left_one.assumptions[0] and "eos-2025-06" not in left_one.assumptions[0]
 
 
 def test_a_family_with_its_own_reference_ignores_the_single_node_figure():
     e = hpl.hpl_efficiency("h100_sxm")
-    assert "family h100" in e.assumptions[0] and "single-node" not in e.assumptions[0]
+    assert "family hopper" in e.assumptions[0] and "single-node" not in e.assumptions[0]
+
+
+def test_a_device_with_only_a_measured_dgemm_takes_the_hpl_to_dgemm_fraction():
+    e = hpl.hpl_efficiency("max1550")
+    frac = (0.70, 0.80, 0.90)                       # seeds/workloads.toml hpl_fraction_of_measured_dgemm
+    rate = 52e12
+    assert e.value * rate == pytest.approx(17e12 * frac[1]) and e.low * rate == pytest.approx(17e12 * frac[0])
+    assert e.high * rate == pytest.approx(17e12 * frac[2] * 1.15)
+    assert "measured DGEMM" in e.assumptions[0] and "ASSUMED" in e.assumptions[0]
 
 
 def test_leonardo_gpus_of_the_run_from_its_core_count():

@@ -62,7 +62,8 @@ def test_validate_thresholds_and_new_cases():
     names = {c["case"]: c for c in d["cases"]}
     assert sum(1 for n in names if n.startswith("narayanan-zero3-")) == 6
     for n, c in names.items():
-        assert c["low_high_contains_published"], n
+        # a case kept out of the verdict (its stated reason printed) is shown, not held to its range
+        assert c["low_high_contains_published"] or not c["in_verdict"], n
         if c["in_verdict"] and c["threshold_max"] <= 0.10:
             assert abs(c["error"]) <= 0.10, n
         if n.startswith("narayanan-zero3-"):

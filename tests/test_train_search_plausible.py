@@ -8,19 +8,31 @@ from recoque.planner.search import search
 from recoque.planner.validation import load_cases, run_case, shipped_profile, validate_all
 
 # Runs whose published plan was the authors' best (not an ablation baseline such as Korthikanti's
-# full-recompute rows or Narayanan's ZeRO-3 comparison rows).
+# full-recompute rows or Narayanan's ZeRO-3 comparison rows). narayanan-76.1b and BLOOM passed
+# once the stacks' pipeline rules and memory were modelled (seeds/stacks.toml `pipeline`): Megatron-LM
+# 2021 cannot split 60 layers over 8 stages, and DeepSpeed's pipeline engine neither overlaps the
+# gradient reduction nor frees the 16-bit gradients, which puts BLOOM's TP4 PP6 DP16 over memory
+# (BigScience measured it out of memory at 184B: chronicles-prequel.md).
 BEST_PLAN_RUNS = ("korthikanti-22b-selective", "korthikanti-175b-selective", "korthikanti-530b-selective",
-                  "korthikanti-1t-selective", "narayanan-1.7b", "narayanan-3.6b", "narayanan-145.6b",
-                  "narayanan-310.1b", "narayanan-529.6b", "narayanan-1008b")
-# Known gap: on these the model ranks other plans 9-23% ahead of the published one (lower TP with
-# deeper interleaved pipelines for Narayanan's TP-8 plans; half BLOOM's pipeline depth); nothing
-# published measures those alternative plans on the runs' code.
-RANKING_GAP = ("narayanan-7.5b", "narayanan-18.4b", "narayanan-39.1b", "narayanan-76.1b", "bloom-176b-jean-zay")
+                  "korthikanti-1t-selective", "narayanan-1.7b", "narayanan-3.6b", "narayanan-76.1b",
+                  "narayanan-145.6b", "narayanan-310.1b", "narayanan-529.6b", "narayanan-1008b",
+                  "bloom-176b-jean-zay")
+# Known gap, measured: the model ranks a lower-TP plan with an interleaved pipeline ahead of
+# Narayanan et al.'s TP-first plan (7.5B: TP1 PP4x3 by 10%; 18.4B: TP2 PP4x2 by 20%; 39.1B:
+# TP2 PP8x6 by 23%), each legal in the 2021 code and within memory. Every part of the
+# difference is a modelled cost (TP all-reduces on NVLink, hierarchical DP all-reduce over more
+# NICs per group, bubble and sends of the interleaved schedule), and no measurement of those
+# plans on the 2021 code exists to say which one is off; Table 1 follows the paper's rule of
+# thumb (TP up to the node size first), a weak-scaling series rather than a per-size search.
+RANKING_GAP = ("narayanan-7.5b", "narayanan-18.4b", "narayanan-39.1b")
 
 
-@lru_cache(maxsize=1)
-def _model_error():
-    return validate_all(with_public=False).max_abs_error
+@lru_cache(maxsize=None)
+def _model_error(device):
+    """The model's own error on runs of this device: the largest |error| over the verdict cases
+    on the same device (runs of other devices, still being calibrated, do not widen it)."""
+    rep = validate_all(with_public=False)
+    return max(abs(r.error) for r in rep.verdict_results if r.case.system.device == device)
 
 
 def _gain(name):
@@ -34,18 +46,23 @@ def _gain(name):
 @pytest.mark.parametrize("name", BEST_PLAN_RUNS)
 def test_search_does_not_beat_the_published_plan_beyond_model_error(name):
     c, best, gain = _gain(name)
-    assert gain <= _model_error(), (name, best.plan.label(), gain)
+    assert gain <= _model_error(c.system.device), (name, best.plan.label(), gain)
     # the stack limits the search: no switch the run's software lacked
     assert not best.plan.flash_attention and best.plan.zero_stage < 2
+    # ... nor a pipeline layout its code rejects
+    assert c.stack.pipeline_ok(c.workload.model.layers, best.plan.pp, best.plan.interleave)
+    assert c.stack.dp_overlap_with_pp or best.plan.pp == 1 or not best.plan.dp_overlap
+    assert best.plan.pp == 1 or best.plan.zero_stage <= c.stack.pipeline_max_zero
     if c.stack.key == "megatron-lm-2021":
         assert best.plan.recompute == "full" and not best.plan.sequence_parallel
 
 
 @pytest.mark.parametrize("name", RANKING_GAP)
-@pytest.mark.xfail(strict=True, reason="known gap: alternative plans ranked 9-23% ahead of the published one (issue 12)")
+@pytest.mark.xfail(strict=True, reason="known gap: lower-TP interleaved plans ranked 10-23% ahead of Narayanan's "
+                   "TP-first plans; no measurement of them on the 2021 code (issue 12)")
 def test_ranking_gap_rows(name):
-    _c, _best, gain = _gain(name)
-    assert gain <= _model_error()
+    c, _best, gain = _gain(name)
+    assert gain <= _model_error(c.system.device)
 
 
 def test_pinned_recompute_overrides_the_stack_practice():
