@@ -12,6 +12,8 @@ from dataclasses import replace
 
 import pytest
 
+from sweep_fakes import measuring
+
 from recoque.bench import sweep, timing
 from recoque.bench.timing import TimingPolicy
 
@@ -29,16 +31,6 @@ def plan_for(hi, radius=2, top=3, max_shapes=40, patience=2, stride=1):
     coarse = sweep.mamf_grid(axis, axis, axis) + [(hi, hi, hi)]
     return sweep.SweepPlan(tuple(dict.fromkeys(coarse)), step=radius * STEP, min_step=STEP, lo=LO, hi=hi, top=top,
                            max_shapes=max_shapes, patience=patience, stride=stride)
-
-
-def measuring(rate):
-    seen = {}
-
-    def measure(batch):
-        seen.update({s: rate(s) for s in batch})
-        return dict(seen)
-
-    return measure, seen
 
 
 def peak(centre, width):

@@ -3,6 +3,8 @@ landscapes: no timing, so the assertions are about which shapes get measured."""
 import numpy as np
 import pytest
 
+from sweep_fakes import measuring
+
 from recoque.bench import gemm, suite, sweep
 from recoque.bench.devices import detect
 from recoque.bench.runner import RunOutcome
@@ -15,16 +17,6 @@ def wave_rate(m, n, k, cus, tile):
     tiles = np.ceil(m / tile[0]) * np.ceil(n / tile[1])
     padding = m * n / (np.ceil(m / tile[0]) * tile[0] * np.ceil(n / tile[1]) * tile[1])
     return 1000.0 * tiles / (np.ceil(tiles / cus) * cus) * padding * k / (k + 1024)
-
-
-def measuring(rate):
-    seen = {}
-
-    def measure(batch):
-        seen.update({s: rate(s) for s in batch})
-        return dict(seen)
-
-    return measure, seen
 
 
 def test_mamf_range_reads_a_zero_start_as_one_step():
