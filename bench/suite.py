@@ -292,7 +292,7 @@ def _rounds(out: RunOutcome, cases: list[Case], policy: TimingPolicy, run: Calla
                 case.round_tags = (headline.round_tag(k, n),)
                 t0, before, n_before = time.perf_counter(), noise.cpu_snapshot(), len(out.records)
                 ok = run([case], pol)
-                key = (case.benchmark, case.op, case.dtype, "llm" if "llm" in case.tags else "sweep")
+                key = headline.group_key(case)
                 seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
                 if not ok:
                     return False, seconds
