@@ -11,6 +11,10 @@
     sequence_parallel      Korthikanti et al. 2022 sec. 4.2.2 (LayerNorm/dropout split over tp)
     zero_stage             0..3 (Rajbhandari et al. 2020): 1 optimizer, 2 + gradients, 3 + weights
     dp_overlap             overlap the gradient reduction with the last micro-batch's backward
+    tp_overlap             with sequence parallelism: pipeline the TP all-gathers/reduce-scatters
+                           with the GEMMs they feed, in tp chunks (Transformer Engine userbuffers,
+                           Megatron-Core --tp-comm-overlap, NeMo ub_tp_comm_overlap; torchtitan
+                           async TP): only the first chunk and what the GEMMs cannot cover show
     flash_attention        fused attention (Dao et al. 2022): no s x s activations stored
     reshard_after_forward  ZeRO-3/FSDP only: free the gathered weights after the forward and
                            gather them again in the backward (FSDP FULL_SHARD); off = FSDP
@@ -48,6 +52,7 @@ class ExecutionPlan:
     reshard_after_forward: bool = True
     recompute_layers: int = 0  # with recompute "full": layers per stage recomputed (0 = all; Megatron block method)
     distribute_checkpoints: bool = False  # full recompute: checkpointed inputs split over TP (OPT-175B)
+    tp_overlap: bool = False
 
     def __post_init__(self) -> None:
         for k in ("tp", "pp", "dp", "micro_batch", "interleave", "ep", "cp"):
@@ -102,7 +107,7 @@ class ExecutionPlan:
         parts = [f"TP{self.tp}"] + ([f"CP{self.cp}"] if self.cp > 1 else []) + [f"PP{self.pp}" + (f"x{self.interleave}" if self.interleave > 1 else ""),
                  f"DP{self.dp}", f"mb{self.micro_batch}", f"rc:{self.recompute}" + (f"({self.recompute_layers})" if self.recompute == "full" and self.recompute_layers else "")]
         if self.sequence_parallel and self.tp > 1:
-            parts.append("SP")
+            parts.append("SP" + ("+tp-overlap" if self.tp_overlap else ""))
         if self.distribute_checkpoints and self.recompute == "full" and self.tp > 1:
             parts.append("dist-ckpt")
         parts.append(f"ZeRO{self.zero_stage}" + ("" if self.zero_stage < 3 or self.reshard_after_forward else "-noreshard"))

@@ -43,7 +43,8 @@ PIN_KEYS = {"tp": "tp", "pp": "pp", "vpp": "interleave", "interleave": "interlea
             "micro_batch": "micro_batch", "recompute": "recompute", "zero": "zero_stage", "zero_stage": "zero_stage",
             "sp": "sequence_parallel", "sequence_parallel": "sequence_parallel", "ep": "ep",
             "reshard_after_forward": "reshard_after_forward", "dp_overlap": "dp_overlap",
-            "recompute_layers": "recompute_layers", "distribute_checkpoints": "distribute_checkpoints"}
+            "recompute_layers": "recompute_layers", "distribute_checkpoints": "distribute_checkpoints",
+            "tp_overlap": "tp_overlap"}
 
 
 def divisors(n: int) -> list[int]:
@@ -64,7 +65,7 @@ def normalise_pins(pins: Mapping[str, Any] | None) -> dict[str, Any]:
             if v not in RECOMPUTE_CODE:
                 raise BadInput(f"--recompute {v!r} unknown", f"use one of {sorted(RECOMPUTE_CODE)}")
             v = RECOMPUTE_CODE[v]
-        elif f in ("sequence_parallel", "reshard_after_forward", "dp_overlap", "distribute_checkpoints"):
+        elif f in ("sequence_parallel", "reshard_after_forward", "dp_overlap", "distribute_checkpoints", "tp_overlap"):
             v = bool(v)
         else:
             v = int(v)
@@ -186,6 +187,8 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     chunk["flash_attention"] = np.full(n, flash)
                     chunk["recompute_layers"] = np.full(n, int(pins.get("recompute_layers", 0)))
                     chunk["distribute_checkpoints"] = np.full(n, bool(pins.get("distribute_checkpoints", False)))
+                    # TP overlap never slows a plan in the model: on wherever the stack has it (or as pinned)
+                    chunk["tp_overlap"] = chunk["sequence_parallel"] & bool(pins.get("tp_overlap", stack.tp_comm_overlap))
                     buf.append(chunk)
                     size += n
                     if size >= CHUNK:

@@ -23,7 +23,7 @@ DEFAULT_STACK = "megatron-core"
 DEFAULT_STACK_AMD = "megatron-lm-rocm"
 REDUCE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distributed_optimizer", "zero2", "zero3", "dp_overlap",
-          "interleave", "context_parallel", "fp8", "zero3_regather_on_recompute")
+          "interleave", "context_parallel", "fp8", "tp_comm_overlap", "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads")
 
@@ -42,6 +42,7 @@ class Stack:
     interleave: bool = True
     context_parallel: bool = True
     fp8: bool = True
+    tp_comm_overlap: bool = False  # TP collectives pipelined with the GEMMs (ExecutionPlan.tp_overlap)
     grad_reduce_dtype: str = "fp32"
     zero3_regather_on_recompute: bool = False
     efficiency: float = 1.0

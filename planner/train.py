@@ -129,7 +129,7 @@ CHECKPOINT_OVERHEAD = (0.005, 0.01, 0.03)
 
 PLAN_FIELDS = ("tp", "pp", "dp", "micro_batch", "interleave", "recompute", "sequence_parallel",
                "zero_stage", "dp_overlap", "flash_attention", "ep", "cp", "reshard_after_forward", "recompute_layers",
-               "distribute_checkpoints")
+               "distribute_checkpoints", "tp_overlap")
 BREAKDOWN_KEYS = ("compute_s", "tp_comm_s", "ep_comm_s", "cp_comm_s", "p2p_s", "bubble_s", "dp_exposed_s",
                   "zero3_exposed_s", "optimizer_s", "emb_sync_s")
 
@@ -233,6 +233,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     reshard = np.asarray(a.get("reshard_after_forward", np.ones(tp.shape, dtype=bool)), dtype=bool)
     rc = np.asarray(a["recompute"])
     sp = np.asarray(a["sequence_parallel"], dtype=bool) & (tp > 1)
+    tp_overlap = np.asarray(a.get("tp_overlap", np.zeros(tp.shape, dtype=bool)), dtype=bool) & sp
     zero = np.asarray(a["zero_stage"])
     overlap = np.asarray(a["dp_overlap"], dtype=bool)
     if not stack.dp_overlap_with_pp:  # DeepSpeed's pipeline engine reduces after the schedule (stacks.toml)
@@ -363,6 +364,12 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     ag = comm.hierarchical_allgather_time(act_bytes, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     n_ar = 4.0 + 2.0 * frac  # forward 2, backward 2, recomputed forward 2
     tp_comm = np.where(sp, n_ar * 2.0 * ag, n_ar * ar) + np.where(dist, frac * ag, 0.0)
+    # TP overlap (Transformer Engine userbuffers, split-pipelined): each all-gather/reduce-scatter
+    # is cut into tp chunks, chunk i's transfer runs beside chunk i-1's GEMM, so the first chunk
+    # shows and the rest only where the layer's GEMMs (forward, recomputed forward, backward)
+    # are shorter than it.
+    gemm_all = t_gemm_f * (1.0 + frac) + t_gemm_b
+    tp_comm = np.where(tp_overlap, tp_comm / tp + np.maximum(tp_comm * (tp - 1.0) / tp - gemm_all, 0.0), tp_comm)
     # Context parallelism: K and V chunks pass round a ring of cp ranks (cp - 1 steps forward,
     # twice that backward for dK, dV), overlapped with the attention blocks; only the excess shows.
     cp_intra = tp * cp <= gpn
@@ -492,6 +499,7 @@ def plan_arrays(plans: list[ExecutionPlan]) -> dict[str, np.ndarray]:
         "reshard_after_forward": np.array([p.reshard_after_forward for p in plans]),
         "recompute_layers": np.array([p.recompute_layers for p in plans]),
         "distribute_checkpoints": np.array([p.distribute_checkpoints for p in plans]),
+        "tp_overlap": np.array([p.tp_overlap for p in plans]),
     }
 
 
@@ -505,7 +513,8 @@ def plan_from_arrays(a: Mapping[str, np.ndarray], i: int) -> ExecutionPlan:
                          cp=int(a["cp"][i]) if "cp" in a else 1,
                          reshard_after_forward=bool(a["reshard_after_forward"][i]) if "reshard_after_forward" in a else True,
                          recompute_layers=int(a["recompute_layers"][i]) if "recompute_layers" in a else 0,
-                         distribute_checkpoints=bool(a["distribute_checkpoints"][i]) if "distribute_checkpoints" in a else False)
+                         distribute_checkpoints=bool(a["distribute_checkpoints"][i]) if "distribute_checkpoints" in a else False,
+                         tp_overlap=bool(a["tp_overlap"][i]) if "tp_overlap" in a else False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -169,10 +169,25 @@ def _case_model(raw: Mapping[str, Any], where: str) -> TransformerSpec:
     return model.with_overrides(**over) if over else model
 
 
-def load_cases() -> list[Case]:
+def _system_for(key: str, seed: Mapping[str, Any], seed_file: str) -> SystemSpec:
+    """A case's system: from its own seed file first, else from validation.toml."""
+    systems = seed.get("systems", {})
+    if key in systems:
+        return system_from_toml(key, systems[key], origin=seed_file)
+    return validation_system(key)
+
+
+def load_cases(seed_file: str = "validation.toml") -> list[Case]:
+    """The cases of seeds/validation.toml, or of another seed file of the same layout (a check set
+    such as seeds/train_checks.toml, whose systems may be its own and whose devices use the shipped
+    profiles: nothing in a check set is fitted)."""
+    return cases_from_seed(_seed() if seed_file == "validation.toml" else read_seed_toml(seed_file), seed_file)
+
+
+def cases_from_seed(seed: Mapping[str, Any], seed_file: str) -> list[Case]:
     out = []
-    for raw in _seed().get("cases", []):
-        where = f"validation.toml case {raw.get('name', '?')}"
+    for raw in seed.get("cases", []):
+        where = f"{seed_file} case {raw.get('name', '?')}"
         model = _case_model(raw, where)
         B = int(raw["global_batch_seqs"])
         wl = TrainingWorkload(model=model, tokens_to_train=1e9, global_batch_seqs=B, seq_len=model.seq_len,
@@ -207,11 +222,13 @@ def load_cases() -> list[Case]:
             text = f"{x:g} TFLOP/s/GPU" + (f" ({raw['tflop_s_per_gpu_low']:g}-{raw['tflop_s_per_gpu_high']:g})"
                                            if "tflop_s_per_gpu_low" in raw else "")
         out.append(Case(name=str(raw["name"]), group=str(raw.get("group", "")), workload=wl,
-                        system=validation_system(str(raw["system"])), plan=plan, dtype=str(raw.get("dtype", "bf16")),
+                        system=_system_for(str(raw["system"]), seed, seed_file), plan=plan,
+                        dtype=str(raw.get("dtype", "bf16")),
                         published_time_s=t, published_low_s=lo, published_high_s=hi, published_text=text,
                         tuned=tuple(raw.get("tuned", ())), source=str(raw.get("source", "")),
                         threshold_max=float(raw["threshold_max"]) if "threshold_max" in raw else None,
-                        stack=load_stack(raw.get("stack")), in_verdict=bool(raw.get("in_verdict", True)),
+                        stack=load_stack(raw.get("stack")).with_reduce_dtype(raw.get("grad_reduce_dtype")),
+                        in_verdict=bool(raw.get("in_verdict", True)),
                         why_not_in_verdict=str(raw.get("why_not_in_verdict", ""))))
     return out
 

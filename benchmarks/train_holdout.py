@@ -1,0 +1,83 @@
+"""Training model held against published runs it was not calibrated on (seeds/train_checks.toml).
+
+Every case is fed through `recoque validate`'s machinery (shipped device profiles, the case's
+stack, its published plan) but nothing in the check set was used to fit anything. Each row prints
+the published figure, the predicted iteration time with its [low-high] range, the error and
+whether the published time lies inside the range; the end gives mean and max |error| per vendor over the runs in the verdict (a run whose hardware
+or plan the model cannot represent is shown with its reason, `why_not_in_verdict`, and left out).
+
+    python benchmarks/train_holdout.py [--file PATH] [--json]
+
+Exit 0 always (it measures; tests/test_train_holdout.py holds the guards).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tomllib
+
+from recoque.catalog import load_catalog
+from recoque.planner.validation import cases_from_seed, load_cases, run_case
+
+
+def rows(cases) -> list[dict]:
+    out = []
+    cat = load_catalog()
+    for c in cases:
+        r = run_case(c)
+        dev = cat.get(c.system.device)
+        out.append({**r.to_json(), "vendor": dev.vendor if dev else "?", "device": c.system.device,
+                    "inside_range": r.predicted_low_s <= c.published_time_s <= r.predicted_high_s,
+                    "in_verdict": c.in_verdict, "why_not_in_verdict": c.why_not_in_verdict})
+    return out
+
+
+def summary(rs: list[dict]) -> dict:
+    """Mean/max |error| and inside fraction over the runs in the verdict (the others are shown only)."""
+    rs = [r for r in rs if r["in_verdict"]]
+    errs = [abs(r["error"]) for r in rs]
+    return {"runs": len(rs), "mean_abs_error": statistics.mean(errs) if errs else None,
+            "max_abs_error": max(errs) if errs else None,
+            "inside_fraction": sum(r["inside_range"] for r in rs) / len(rs) if rs else None}
+
+
+def report(rs: list[dict]) -> str:
+    out = [f"{'case':<34} {'device':<12} {'GPUs':>6} {'published':>22} {'model s':>8} {'[low-high] s':>17} "
+           f"{'error':>7} {'inside':>6}"]
+    for r in rs:
+        out.append(f"{r['case']:<34} {r['device']:<12} {r['gpus']:>6} {r['published']:>22} "
+                   f"{r['predicted_time_s']:>8.3g} [{r['predicted_low_s']:>7.3g}-{r['predicted_high_s']:>7.3g}] "
+                   f"{r['error']:>+7.1%} {'yes' if r['inside_range'] else 'NO':>6}"
+                   + ("" if r["in_verdict"] else "  (not in the verdict)"))
+    for r in rs:
+        if not r["in_verdict"]:
+            out.append(f"  not in the verdict: {r['case']}: {r['why_not_in_verdict']}")
+    for vendor in sorted({r["vendor"] for r in rs}):
+        s = summary([r for r in rs if r["vendor"] == vendor])
+        out.append(f"  {vendor:<8} n={s['runs']:>3}  mean |error| {s['mean_abs_error']:.1%}  "
+                   f"max {s['max_abs_error']:.1%}  inside {s['inside_fraction']:.0%}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file", help="a check file of the validation.toml layout (default: the shipped one)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    if a.file:
+        with open(a.file, "rb") as fh:
+            cases = cases_from_seed(tomllib.load(fh), a.file)
+    else:
+        cases = load_cases("train_checks.toml")
+    rs = rows(cases)
+    if a.json:
+        json.dump({"rows": rs, "summary": summary(rs)}, sys.stdout, indent=2, default=str)
+    else:
+        print(report(rs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""The training check set (seeds/train_checks.toml): published runs never fitted, held against the
+model by benchmarks/train_holdout.py. Guards: every case loads with a source, nothing in it was a
+calibration group, and the errors and ranges stay where they were when the set was built."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from recoque.fileio import read_seed_toml
+from recoque.planner.stacks import load_stack
+from recoque.planner.validation import fitted_groups, load_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _holdout():
+    spec = importlib.util.spec_from_file_location("train_holdout", ROOT / "benchmarks" / "train_holdout.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def rows():
+    mod = _holdout()
+    return mod, mod.rows(load_cases("train_checks.toml"))
+
+
+def test_every_check_case_has_a_source_and_was_never_fitted():
+    cases = load_cases("train_checks.toml")
+    assert len(cases) >= 30
+    calibration = {c.group for c in load_cases()}
+    for c in cases:
+        assert c.source, c.name
+        assert c.group not in calibration, c.name
+        assert c.group not in fitted_groups(c.system.device), c.name
+        assert c.group not in c.stack.fitted_on, c.name
+        assert c.in_verdict or c.why_not_in_verdict, c.name
+    raw = read_seed_toml("train_checks.toml")
+    for key, sysraw in raw.get("systems", {}).items():
+        assert sysraw.get("sources"), key
+
+
+def test_case_level_gradient_reduction_dtype():
+    cases = {c.name: c for c in load_cases("train_checks.toml")}
+    assert cases["mbridge2511-h100-llama3-70b-fp8"].stack.grad_reduce_dtype == "bf16"
+    assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
+
+
+@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.07, 0.13), ("amd", 0.09, 0.26)])
+def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
+    """Regression guards at the values measured when the set was built (nvidia 5.7% / 12.0%,
+    amd 7.8% / 24.7% in the verdict); the issue's target is max <= 15% on both."""
+    mod, rs = rows
+    s = mod.summary([r for r in rs if r["vendor"] == vendor])
+    assert s["runs"] >= 12
+    assert s["mean_abs_error"] <= mean_max
+    assert s["max_abs_error"] <= max_max
+    assert s["inside_fraction"] >= 0.80
+
+
+def test_report_names_the_runs_left_out_of_the_verdict(rows):
+    mod, rs = rows
+    text = mod.report(rs)
+    assert "not in the verdict: torchtitan-8b-8gpu-fsdp-float8" in text
+    assert "500 W" in text
