@@ -85,8 +85,14 @@ def case_from_toml(raw: Mapping[str, Any], i: int) -> ServingCase:
                        sources=dict(raw.get("sources", {})))
 
 
-def load_cases(role: str | None = None) -> list[ServingCase]:
-    raw = read_seed_toml("validation.toml").get("serving", [])
+def load_cases(role: str | None = None, seed_file: str = "validation.toml") -> list[ServingCase]:
+    """The [[serving]] cases of seeds/validation.toml, or of a check file of the same layout
+    (seeds/serving_checks.toml: never used to set a constant)."""
+    return cases_from_seed(read_seed_toml(seed_file), role)
+
+
+def cases_from_seed(seed: Mapping[str, Any], role: str | None = None) -> list[ServingCase]:
+    raw = seed.get("serving", [])
     cases = [case_from_toml(r, i) for i, r in enumerate(raw)]
     return [c for c in cases if role is None or c.role == role]
 

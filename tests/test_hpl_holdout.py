@@ -76,7 +76,7 @@ def test_unknown_family_range_is_wider_than_a_calibrated_family():
         return (e.high - e.low) / e.value
 
     inside = hpl.hpl_efficiency("h100_sxm")
-    for device in ("v100_sxm2", "mi300x", "b200"):
+    for device in ("v100_sxm2", "mi300x", "mi355x"):
         out = hpl.hpl_efficiency(device)
         assert "outside every calibrated family" in out.assumptions[0] and "ASSUMED" in out.assumptions[0]
         assert rel_width(out) > rel_width(inside), device
@@ -103,3 +103,15 @@ def test_holdout_script_prints_every_row_and_the_summaries(capsys):
     rows = hpl.check_against_top500(("check",))
     assert data["check"]["machines"] == len(rows)
     assert data["check"]["inside_fraction"] == pytest.approx(sum(r["inside_range"] for r in rows) / len(rows))
+
+
+def test_blackwell_has_its_own_reference_and_holds_on_the_other_b200_runs():
+    """B200's FP64 peak is one rate for FMA and tensor units; Hopper's efficiency on its 67 TF tensor
+    basis does not carry over (CHIE-4 left out: -34%), CHIE-4 as the family's reference does."""
+    eff = hpl.hpl_efficiency("b200")
+    assert "family blackwell" in eff.assumptions[0] and "chie-4" in eff.assumptions[0]
+    rows = [r for r in hpl.check_against_top500(("check",)) if r["device"] == "b200"]
+    assert len(rows) >= 3
+    assert all(r["inside_range"] and abs(r["error"]) < 0.10 for r in rows)
+    loo = [r for r in hpl.check_against_top500(("reference",)) if r["machine"] == "chie-4"][0]
+    assert loo["error"] < -0.2     # without its own reference B200 falls to the Hopper-dominated pool

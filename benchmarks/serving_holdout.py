@@ -1,0 +1,77 @@
+"""Serving model held against published runs it set no constant on (seeds/serving_checks.toml).
+
+Each row: published output tokens/s, the predicted figure with its [low-high] range, the error
+and whether the published figure lies inside; the end gives mean and max |error| per vendor.
+
+    python benchmarks/serving_holdout.py [--file PATH] [--json]
+
+Exit 0 always (it measures; tests/test_serving_holdout.py holds the guards).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tomllib
+
+from recoque.planner.serving_validation import cases_from_seed, load_cases, run_case
+from recoque.catalog import get_device_spec
+from recoque.planner.system import load_system
+
+
+def rows(cases) -> list[dict]:
+    out = []
+    for c in cases:
+        chk = run_case(c)
+        vendor = get_device_spec(load_system(c.system).device).vendor
+        e = chk.estimate
+        out.append({**chk.to_json(), "vendor": vendor,
+                    "predicted_low": e.tokens_per_s_system.low if e else None,
+                    "predicted_high": e.tokens_per_s_system.high if e else None})
+    return out
+
+
+def summary(rs: list[dict]) -> dict:
+    errs = [abs(r["error"]) for r in rs if r["error"] is not None]
+    return {"runs": len(rs), "failed": len(rs) - len(errs),
+            "mean_abs_error": statistics.mean(errs) if errs else None, "max_abs_error": max(errs) if errs else None,
+            "inside_fraction": sum(r["inside"] for r in rs) / len(rs) if rs else None}
+
+
+def report(rs: list[dict]) -> str:
+    out = [f"{'case':<52} {'published':>10} {'model':>10} {'[low-high]':>21} {'error':>7} {'inside':>6}"]
+    for r in rs:
+        if r["error"] is None:
+            out.append(f"{r['key']:<52} {r['published_tokens_per_s']:>10,.0f}  failed: {r['note']}")
+            continue
+        out.append(f"{r['key']:<52} {r['published_tokens_per_s']:>10,.0f} {r['predicted_tokens_per_s'].value:>10,.0f} "
+                   f"[{r['predicted_low']:>9,.0f}-{r['predicted_high']:>9,.0f}] {r['error']:>+7.1%} "
+                   f"{'yes' if r['inside'] else 'NO':>6}")
+    for vendor in sorted({r["vendor"] for r in rs}):
+        s = summary([r for r in rs if r["vendor"] == vendor])
+        out.append(f"  {vendor:<8} n={s['runs']:>3}  mean |error| {s['mean_abs_error']:.1%}  "
+                   f"max {s['max_abs_error']:.1%}  inside {s['inside_fraction']:.0%}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file", help="a check file with [[serving]] cases (default: the shipped one)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    if a.file:
+        with open(a.file, "rb") as fh:
+            cases = cases_from_seed(tomllib.load(fh))
+    else:
+        cases = load_cases(seed_file="serving_checks.toml")
+    rs = rows(cases)
+    if a.json:
+        json.dump({"rows": rs, "summary": summary(rs)}, sys.stdout, indent=2, default=str)
+    else:
+        print(report(rs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
