@@ -47,16 +47,19 @@ def test_case_level_gradient_reduction_dtype():
     assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.07, 0.13), ("amd", 0.09, 0.26)])
-def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
-    """Regression guards at the values measured when the set was built (nvidia 5.7% / 12.0%,
-    amd 7.8% / 24.7% in the verdict); the issue's target is max <= 15% on both."""
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.07, 0.13, 0.85),
+                                                                   ("amd", 0.14, 0.34, 0.70)])
+def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
+    """Regression guards at the values measured when the set was built (in the verdict: nvidia
+    5.7% mean / 12.0% max / 93% inside; amd 12.9% / 32.6% / 74%, the FORGE runs on 512-1,024
+    Frontier GCDs 27-33% slower than the model). The issue's target is max <= 15% on both: not met
+    on AMD."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["runs"] >= 12
     assert s["mean_abs_error"] <= mean_max
     assert s["max_abs_error"] <= max_max
-    assert s["inside_fraction"] >= 0.80
+    assert s["inside_fraction"] >= inside_min
 
 
 def test_report_names_the_runs_left_out_of_the_verdict(rows):
