@@ -28,7 +28,7 @@ def rows():
 
 def test_every_check_case_has_a_source_and_was_never_fitted():
     cases = load_cases("train_checks.toml")
-    assert len(cases) >= 30
+    assert len(cases) >= 100
     calibration = {c.group for c in load_cases()}
     for c in cases:
         assert c.source, c.name
@@ -47,16 +47,17 @@ def test_case_level_gradient_reduction_dtype():
     assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.07, 0.13, 0.85),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.10, 0.56, 0.80),
                                                                    ("amd", 0.14, 0.34, 0.70)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
-    5.7% mean / 12.0% max / 93% inside; amd 12.9% / 32.6% / 74%, the FORGE runs on 512-1,024
-    Frontier GCDs 27-33% slower than the model). The issue's target is max <= 15% on both: not met
-    on AMD."""
+    8.9% mean / 54.6% max / 83% inside over 76 runs, the worst MPT-70B on 32 A100s (model 55% slow)
+    and NeMo Megatron 2022 GPT-3 175B (27-29% fast); amd 12.9% / 32.6% / 74% over 23, the FORGE runs
+    on 512-1,024 Frontier GCDs 27-33% slower than the model). The issue's target is max <= 15% on
+    both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
-    assert s["runs"] >= 12
+    assert s["runs"] >= 20
     assert s["mean_abs_error"] <= mean_max
     assert s["max_abs_error"] <= max_max
     assert s["inside_fraction"] >= inside_min
