@@ -207,19 +207,27 @@ def load_model(name_or_path: str) -> TransformerSpec:
     return _model_from_raw(key, models[key], f"{origin} [models.{key}]")
 
 
-def load_training_workload(name_or_path: str) -> TrainingWorkload:
-    """The model and its `[models.X.training]` table (tokens_to_train, global_batch_seqs, seq_len_tokens)."""
+def load_training_workload(name_or_path: str, tokens_to_train: float | None = None,
+                           global_batch_seqs: int | None = None) -> TrainingWorkload:
+    """The model and its `[models.X.training]` table (tokens_to_train, global_batch_seqs, seq_len_tokens).
+    A model without that table (an architecture preset such as Llama 3.1 8B) trains on the given
+    tokens and batch (`plan train --tokens --global-batch`), marked as given, not published."""
     models, key, origin = _models_table(name_or_path)
     raw = models[key]
     where = f"{origin} [models.{key}.training]"
     model = _model_from_raw(key, raw, f"{origin} [models.{key}]")
     tr = raw.get("training")
     if not isinstance(tr, Mapping):
-        raise BadInput(f"{where}: missing", "add tokens_to_train and global_batch_seqs")
+        if tokens_to_train is None or global_batch_seqs is None:
+            raise BadInput(f"{where}: missing (the preset has no training run)",
+                           "give --tokens and --global-batch, or add tokens_to_train and global_batch_seqs")
+        tr = {"tokens_to_train": tokens_to_train, "global_batch_seqs": global_batch_seqs, "tokens_published": False}
     for k in ("tokens_to_train", "global_batch_seqs"):
         v = tr.get(k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
             raise BadInput(f"{where}: `{k}` must be a positive number, got {v!r}", "fix the workload file")
+    if tokens_to_train is not None:
+        tr = {**tr, "tokens_to_train": tokens_to_train, "tokens_published": False}
     return TrainingWorkload(model=model, tokens_to_train=float(tr["tokens_to_train"]),
                             global_batch_seqs=int(tr["global_batch_seqs"]),
                             seq_len=int(tr.get("seq_len_tokens", model.seq_len)),

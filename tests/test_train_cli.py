@@ -71,3 +71,19 @@ def test_validate_thresholds_and_new_cases():
     for n in ("mlperf-lora-70b-8x-mi300x", "mlperf-lora-70b-8x-mi325x"):
         assert names[n]["in_verdict"] and abs(names[n]["error"]) <= 0.10, n
         assert names[n]["low_high_contains_published"], n
+
+
+def test_a_preset_without_a_training_run_trains_on_given_tokens_and_batch():
+    base = ["plan", "train", "-w", "llama3.1-8b", "-s", "jean-zay-h100", "--gpus", "64", "--seq-len", "8192"]
+    res = runner.invoke(app, base)
+    assert res.exit_code == 2 and "--tokens and --global-batch" in res.output
+    d = _json(base + ["--tokens", "1e12", "--global-batch", "512", "--top", "1", "--json"])
+    assert d["tokens_to_train"] == 1e12 and d["global_batch_seqs"] == 512 and d["tokens_published"] is False
+    assert d["best"][0]["plan"]["tp_overlap"] == (d["best"][0]["plan"]["sequence_parallel"]
+                                                  and d["best"][0]["plan"]["tp"] > 1)
+    # a preset with its run: --tokens overrides the published count and says so
+    d = _json(["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--gpus", "512", "--top", "1", "--json",
+               "--tokens", "3e11"])
+    assert d["tokens_to_train"] == 3e11 and d["tokens_published"] is False
+    bad = runner.invoke(app, base + ["--tokens", "-5", "--global-batch", "512"])
+    assert bad.exit_code == 2 and "--tokens" in bad.output

@@ -289,7 +289,7 @@ def plan_words(plan: Any) -> str:
     rc = get("recompute", "none") or "none"
     parts.append("no recompute" if rc == "none" else f"{rc} recompute")
     if get("sequence_parallel", False):
-        parts.append("sequence parallel")
+        parts.append("sequence parallel" + (" with TP comm overlapped" if get("tp_overlap", False) else ""))
     z = get("zero_stage", 0) or 0
     parts.append(f"ZeRO-{z}" if z else "no ZeRO")
     parts.append("comm overlapped" if get("dp_overlap", False) else "comm not overlapped")

@@ -130,6 +130,7 @@ def train(
     cp: Optional[int] = typer.Option(None, "--cp", help="pin context parallelism"),
     micro_batch: Optional[int] = typer.Option(None, "--micro-batch", help="pin sequences per micro-batch"),
     global_batch: Optional[int] = typer.Option(None, "--global-batch", help="global batch in sequences"),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="tokens to train (default: the preset's run)"),
     recompute: Optional[str] = typer.Option(None, "--recompute", help="pin none | selective | full"),
     zero: Optional[int] = typer.Option(None, "--zero", help="pin the ZeRO stage 0-3"),
     sp: Optional[bool] = typer.Option(None, "--sp/--no-sp", help="pin sequence parallelism"),
@@ -143,7 +144,9 @@ def train(
     from recoque.planner.search import fastest_gpu_count, search, with_global_batch
     from recoque.planner.stacks import default_stack_for, load_stack
 
-    wl = with_global_batch(load_training_workload(workload), global_batch)
+    if tokens is not None and not (tokens > 0 and tokens < float("inf")):
+        raise BadInput(f"--tokens must be a positive number, got {tokens}", "give the tokens to train, e.g. 1e12")
+    wl = with_global_batch(load_training_workload(workload, tokens, global_batch), global_batch)
     if seq_len is not None:
         if seq_len <= 0:
             raise BadInput(f"--seq-len must be positive, got {seq_len}", "give tokens per sequence")
@@ -202,7 +205,7 @@ def train(
                    "pins": pins, "gpu_count_curve": None if curve is None else curve.to_json(),
                    "link_figures": list(link_lines) if profile else [], **res.to_json()})
         return
-    if not wl.tokens_published:
+    if not wl.tokens_published and tokens is None:
         warn(f"{wl.model.name}: tokens_to_train is a stated placeholder, not a published figure")
     render(res, wl.model.name, wl.tokens_to_train, curve)
 
