@@ -9,11 +9,9 @@ Exit 0 always (it measures; tests/test_serving_holdout.py holds the guards).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
-import tomllib
+
+import holdout_cli
 
 from recoque.planner.serving_validation import cases_from_seed, load_cases, run_case
 from recoque.catalog import get_device_spec
@@ -48,29 +46,12 @@ def report(rs: list[dict]) -> str:
         out.append(f"{r['key']:<52} {r['published_tokens_per_s']:>10,.0f} {r['predicted_tokens_per_s'].value:>10,.0f} "
                    f"[{r['predicted_low']:>9,.0f}-{r['predicted_high']:>9,.0f}] {r['error']:>+7.1%} "
                    f"{'yes' if r['inside'] else 'NO':>6}")
-    for vendor in sorted({r["vendor"] for r in rs}):
-        s = summary([r for r in rs if r["vendor"] == vendor])
-        out.append(f"  {vendor:<8} n={s['runs']:>3}  mean |error| {s['mean_abs_error']:.1%}  "
-                   f"max {s['max_abs_error']:.1%}  inside {s['inside_fraction']:.0%}")
-    return "\n".join(out)
+    return "\n".join(out + holdout_cli.vendor_lines(rs, summary))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", help="a check file with [[serving]] cases (default: the shipped one)")
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args(argv)
-    if a.file:
-        with open(a.file, "rb") as fh:
-            cases = cases_from_seed(tomllib.load(fh))
-    else:
-        cases = load_cases(seed_file="serving_checks.toml")
-    rs = rows(cases)
-    if a.json:
-        json.dump({"rows": rs, "summary": summary(rs)}, sys.stdout, indent=2, default=str)
-    else:
-        print(report(rs))
-    return 0
+    return holdout_cli.run(__doc__.splitlines()[0], argv, lambda: load_cases(seed_file="serving_checks.toml"),
+                           lambda seed, path: cases_from_seed(seed), rows, summary, report)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ Exit 0 always (it measures; tests/test_train_holdout.py holds the guards).
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
-import tomllib
+
+import holdout_cli
 
 from recoque.catalog import load_catalog
 from recoque.planner.validation import cases_from_seed, load_cases, run_case
@@ -54,29 +52,12 @@ def report(rs: list[dict]) -> str:
     for r in rs:
         if not r["in_verdict"]:
             out.append(f"  not in the verdict: {r['case']}: {r['why_not_in_verdict']}")
-    for vendor in sorted({r["vendor"] for r in rs}):
-        s = summary([r for r in rs if r["vendor"] == vendor])
-        out.append(f"  {vendor:<8} n={s['runs']:>3}  mean |error| {s['mean_abs_error']:.1%}  "
-                   f"max {s['max_abs_error']:.1%}  inside {s['inside_fraction']:.0%}")
-    return "\n".join(out)
+    return "\n".join(out + holdout_cli.vendor_lines(rs, summary))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", help="a check file of the validation.toml layout (default: the shipped one)")
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args(argv)
-    if a.file:
-        with open(a.file, "rb") as fh:
-            cases = cases_from_seed(tomllib.load(fh), a.file)
-    else:
-        cases = load_cases("train_checks.toml")
-    rs = rows(cases)
-    if a.json:
-        json.dump({"rows": rs, "summary": summary(rs)}, sys.stdout, indent=2, default=str)
-    else:
-        print(report(rs))
-    return 0
+    return holdout_cli.run(__doc__.splitlines()[0], argv, lambda: load_cases("train_checks.toml"), cases_from_seed,
+                           rows, summary, report)
 
 
 if __name__ == "__main__":

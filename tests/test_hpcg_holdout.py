@@ -1,7 +1,5 @@
 """The HPCG hold-out script and the measured-profile path of the HPCG model."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -9,15 +7,12 @@ from recoque.catalog import get_device_spec
 from recoque.planner import hpcg
 from recoque.planner.profile import DeviceProfile
 from recoque.planner.system import load_system
+from bench_scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "hpcg_holdout.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("hpcg_holdout", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("hpcg_holdout")
 
 
 def test_holdout_script_reports_every_entry_by_role(capsys):

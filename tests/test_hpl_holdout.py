@@ -1,23 +1,18 @@
 """The TOP500 check set (June 2025 list), leave-one-out of the references, the range's half-width and
 benchmarks/hpl_holdout.py."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from recoque.catalog import get_device_spec
 from recoque.planner import hpl, top500
+from bench_scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _holdout_module():
-    spec = importlib.util.spec_from_file_location("hpl_holdout", ROOT / "benchmarks" / "hpl_holdout.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("hpl_holdout")
 
 
 def test_the_check_set_loads_with_units_sources_and_whole_gpu_counts():

@@ -1,21 +1,17 @@
 """The serving check set (seeds/serving_checks.toml): published results never calibrated on, held
 against the serving model by benchmarks/serving_holdout.py. Guards at the values measured when the
 set was built: every case runs, none is a calibration case, errors and ranges stay put."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from recoque.planner.serving_validation import load_cases
+from bench_scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def rows():
-    spec = importlib.util.spec_from_file_location("serving_holdout", ROOT / "benchmarks" / "serving_holdout.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("serving_holdout")
     return mod, mod.rows(load_cases(seed_file="serving_checks.toml"))
 
 

@@ -1,17 +1,12 @@
 """benchmarks/three_run_stability.py: the verdict, and the machine probe that says when the
 machine's own reference kernels moved as much as the headlines."""
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
+from bench_scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _mod():
-    spec = importlib.util.spec_from_file_location("three_run_stability", ROOT / "benchmarks" / "three_run_stability.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("three_run_stability")
 
 
 def _fake_docs(mod, monkeypatch, rows):

@@ -1,23 +1,18 @@
 """The training check set (seeds/train_checks.toml): published runs never fitted, held against the
 model by benchmarks/train_holdout.py. Guards: every case loads with a source, nothing in it was a
 calibration group, and the errors and ranges stay where they were when the set was built."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
 from recoque.fileio import read_seed_toml
 from recoque.planner.stacks import load_stack
 from recoque.planner.validation import fitted_groups, load_cases
+from bench_scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _holdout():
-    spec = importlib.util.spec_from_file_location("train_holdout", ROOT / "benchmarks" / "train_holdout.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("train_holdout")
 
 
 @pytest.fixture(scope="module")
