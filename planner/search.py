@@ -136,6 +136,9 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
     """Chunks of valid plans (dicts of arrays) and a live count of invalid combinations."""
     model, B = workload.model, workload.global_batch_seqs
     pins = normalise_pins(pins) if pins and any(k not in PLAN_FIELDS for k in pins) else dict(pins or {})
+    if pins.get("tp_overlap") and not stack.tp_comm_overlap:
+        raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
+                       "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
     counts = {"invalid": 0}
     b_all = [b for b in divisors(B) if _ok(pins, "micro_batch", b)]
     v_all = [v for v in (INTERLEAVE if stack.interleave else (1,)) if _ok(pins, "interleave", v)]

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from recoque.errors import BadInput
 from recoque.planner.execution import ExecutionPlan, plan_from_mapping
 from recoque.planner.search import search
 from recoque.planner.stacks import load_stack
@@ -59,3 +60,8 @@ def test_tp_overlap_round_trips_through_arrays_mapping_and_json():
     assert plan_from_mapping(p.to_json()) == p
     assert "tp-overlap" in p.label()
     assert plan_from_mapping({k: v for k, v in p.to_json().items() if k != "tp_overlap"}).tp_overlap is False
+
+
+def test_pinning_overlap_on_a_stack_without_it_is_one_clear_error():
+    with pytest.raises(BadInput, match="no TP communication overlap"):
+        search(GPT3, SEL, PROF, top=1, gpus=512, stack=load_stack("megatron-lm"), pins={"tp_overlap": True})
