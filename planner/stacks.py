@@ -25,7 +25,7 @@ REDUCE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distributed_optimizer", "zero2", "zero3", "dp_overlap",
           "interleave", "context_parallel", "fp8", "tp_comm_overlap", "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
-_PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads")
+_PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,11 @@ class Stack:
     pipeline_max_zero: int = 3  # highest ZeRO stage the stack runs with pp > 1 (DeepSpeed's pipeline engine: 1)
     dp_overlap_with_pp: bool = True
     pipeline_16bit_grads: bool = False
+    # ZeRO-3/FSDP collectives as NCCL/RCCL build them: multi-channel rings that pass through every
+    # GPU of a node, so a node's NICs share the inter-node part (comm.hierarchical_allgather_time);
+    # False: each rank's whole (n-1)/n share over its own NIC share (comm.sharded_allgather_time),
+    # what DeepSpeed's 2021-22 ZeRO-3 runs delivered (seeds/stacks.toml says on what evidence)
+    zero3_node_rings: bool = False
     fitted_on: tuple[str, ...] = ()  # validation case groups `efficiency` was fitted on
     sources: Mapping[str, str] = field(default_factory=dict)
 

@@ -40,8 +40,9 @@ reduce-scatter per micro-batch), hidden with overlap behind at most OVERLAP_EFFI
 (0.7) of the backward it runs beside, which it slows by OVERLAP_COMPUTE_SLOWDOWN (10%). ZeRO-3
 (FSDP full sharding): per micro-batch and layer, the weights all-gathered in the forward, again in
 the backward (unless reshard_after_forward is off) and again in a recomputed forward when the
-stack re-fetches there (DeepSpeed), the gradients reduce-scattered; each collective a flat ring
-over the DP ranks bound by the per-GPU share of the node's NICs (comm.sharded_allgather_time);
+stack re-fetches there (DeepSpeed), the gradients reduce-scattered; each collective a ring over the DP ranks, either node-aware
+(the stack's zero3_node_rings: a node's NICs share the inter-node part) or bound by each rank's
+per-GPU share of the node's NICs for its whole (n-1)/n share (comm.sharded_allgather_time);
 one layer of prefetch puts a layer's traffic beside the previous layer's compute
 (ZERO3_PREFETCH_EFFICIENCY, 0.5 at the pessimistic corner), and compute runs slower by the stack's
 zero3_compute_slowdown while it streams: a pass takes max(traffic, compute + slowdown x traffic);
@@ -439,8 +440,9 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # prefetch: a layer's traffic hides behind OVERLAP_EFFICIENCY of the previous layer's compute;
     # the first gather and the last reduce-scatter of each pass are never hidden.
     w_l = dense / lps
-    ag_l = comm.sharded_allgather_time(w_l * memory.WEIGHT_BYTES, *args)
-    rs_l = comm.sharded_allgather_time(w_l * grb, *args)
+    gather = comm.hierarchical_allgather_time if stack.zero3_node_rings else comm.sharded_allgather_time
+    ag_l = gather(w_l * memory.WEIGHT_BYTES, *args)
+    rs_l = gather(w_l * grb, *args)
     regather = (rc == 2) & bool(stack.zero3_regather_on_recompute)
     comm_f = ag_l
     comm_b = ag_l * (np.where(reshard, 1.0, 0.0) + np.where(regather, frac, 0.0)) + rs_l

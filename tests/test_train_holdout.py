@@ -42,12 +42,12 @@ def test_case_level_gradient_reduction_dtype():
     assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.10, 0.56, 0.80),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.09, 0.31, 0.80),
                                                                    ("amd", 0.14, 0.34, 0.70)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
-    8.6% mean / 54.6% max / 84% inside over 97 runs, the worst MPT-70B on 32 A100s (model 55% slow)
-    and NeMo Megatron 2022 GPT-3 175B (27-29% fast); amd 12.9% / 32.6% / 74% over 23, the FORGE runs
+    8.3% mean / 29.7% max / 85% inside over 97 runs, the worst NeMo Megatron 2022 GPT-3 175B (27-29%
+    fast) and MPT-1B/70B on A100 (23-30%); amd 12.3% / 32.6% / 73% over 26, the FORGE runs
     on 512-1,024 Frontier GCDs 27-33% slower than the model). The issue's target is max <= 15% on
     both: not met."""
     mod, rs = rows

@@ -173,3 +173,17 @@ def test_stack_efficiency_fit_reproduces_the_seed():
 
     assert fit_stack("deepspeed-2022")["efficiency"] == pytest.approx(load_stack("deepspeed-2022").efficiency, abs=1e-9)
     assert load_stack("deepspeed").efficiency == load_stack("deepspeed-2022").efficiency  # carried over, stated
+
+
+def test_zero3_node_rings_share_the_nodes_nics():
+    """FSDP-type stacks run ZeRO-3 collectives as node-crossing rings (the node's NICs share the
+    inter-node part); the DeepSpeed stacks keep the per-rank NIC bound they were checked with."""
+    plan = ExecutionPlan(tp=1, pp=1, dp=64, micro_batch=1, recompute="full", zero_stage=3, sequence_parallel=False)
+    wl = replace(GPT3, global_batch_seqs=512)
+    fsdp = load_stack("fsdp")
+    assert fsdp.zero3_node_rings and not load_stack("deepspeed-2022").zero3_node_rings
+    rings = evaluate(wl, SEL, plan, PROF, stack=fsdp)
+    per_rank = evaluate(wl, SEL, plan, PROF, stack=replace(fsdp, zero3_node_rings=False))
+    assert rings.breakdown["zero3_exposed_s"] < per_rank.breakdown["zero3_exposed_s"]
+    z1 = evaluate(wl, SEL, replace(plan, zero_stage=1), PROF, stack=fsdp)
+    assert rings.iteration_time.value >= z1.iteration_time.value
