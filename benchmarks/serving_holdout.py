@@ -9,32 +9,14 @@ Exit 0 always (it measures; tests/test_serving_holdout.py holds the guards).
 """
 from __future__ import annotations
 
-import statistics
-
 import holdout_cli
 
-from recoque.planner.serving_validation import cases_from_seed, load_cases, run_case
-from recoque.catalog import get_device_spec
-from recoque.planner.system import load_system
+from recoque.planner.checksets import serving_rows, summary
+from recoque.planner.serving_validation import cases_from_seed, load_cases
 
 
 def rows(cases) -> list[dict]:
-    out = []
-    for c in cases:
-        chk = run_case(c)
-        vendor = get_device_spec(load_system(c.system).device).vendor
-        e = chk.estimate
-        out.append({**chk.to_json(), "vendor": vendor,
-                    "predicted_low": e.tokens_per_s_system.low if e else None,
-                    "predicted_high": e.tokens_per_s_system.high if e else None})
-    return out
-
-
-def summary(rs: list[dict]) -> dict:
-    errs = [abs(r["error"]) for r in rs if r["error"] is not None]
-    return {"runs": len(rs), "failed": len(rs) - len(errs),
-            "mean_abs_error": statistics.mean(errs) if errs else None, "max_abs_error": max(errs) if errs else None,
-            "inside_fraction": sum(r["inside"] for r in rs) / len(rs) if rs else None}
+    return serving_rows(cases)
 
 
 def report(rs: list[dict]) -> str:

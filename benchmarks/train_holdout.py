@@ -12,33 +12,14 @@ Exit 0 always (it measures; tests/test_train_holdout.py holds the guards).
 """
 from __future__ import annotations
 
-import statistics
-
 import holdout_cli
 
-from recoque.catalog import load_catalog
-from recoque.planner.validation import cases_from_seed, load_cases, run_case
+from recoque.planner.checksets import summary, training_rows
+from recoque.planner.validation import cases_from_seed, load_cases
 
 
 def rows(cases) -> list[dict]:
-    out = []
-    cat = load_catalog()
-    for c in cases:
-        r = run_case(c)
-        dev = cat.get(c.system.device)
-        out.append({**r.to_json(), "vendor": dev.vendor if dev else "?", "device": c.system.device,
-                    "inside_range": r.predicted_low_s <= c.published_time_s <= r.predicted_high_s,
-                    "in_verdict": c.in_verdict, "why_not_in_verdict": c.why_not_in_verdict})
-    return out
-
-
-def summary(rs: list[dict]) -> dict:
-    """Mean/max |error| and inside fraction over the runs in the verdict (the others are shown only)."""
-    rs = [r for r in rs if r["in_verdict"]]
-    errs = [abs(r["error"]) for r in rs]
-    return {"runs": len(rs), "mean_abs_error": statistics.mean(errs) if errs else None,
-            "max_abs_error": max(errs) if errs else None,
-            "inside_fraction": sum(r["inside_range"] for r in rs) / len(rs) if rs else None}
+    return training_rows(cases)
 
 
 def report(rs: list[dict]) -> str:
@@ -47,7 +28,7 @@ def report(rs: list[dict]) -> str:
     for r in rs:
         out.append(f"{r['case']:<34} {r['device']:<12} {r['gpus']:>6} {r['published']:>22} "
                    f"{r['predicted_time_s']:>8.3g} [{r['predicted_low_s']:>7.3g}-{r['predicted_high_s']:>7.3g}] "
-                   f"{r['error']:>+7.1%} {'yes' if r['inside_range'] else 'NO':>6}"
+                   f"{r['error']:>+7.1%} {'yes' if r['inside'] else 'NO':>6}"
                    + ("" if r["in_verdict"] else "  (not in the verdict)"))
     for r in rs:
         if not r["in_verdict"]:

@@ -74,3 +74,16 @@ def test_cli_validate_json():
     data = json.loads(res.output)
     assert data["passed"] and len(data["cases"]) == 31 and data["held_out"]["cases"] == 13  # 28 + 3 Dash et al. (Frontier)
     assert {"case", "published_time_s", "predicted_time_s", "error"} <= set(data["cases"][0])
+
+
+def test_cli_validate_checks_reports_the_check_sets_without_changing_the_verdict():
+    res = runner.invoke(app, ["validate", "--checks", "--json"])
+    assert res.exit_code == 0, res.output
+    checks = json.loads(res.output)["checks"]
+    assert set(checks) == {"training", "serving"}
+    assert {"nvidia", "amd"} <= set(checks["training"]["by_vendor"]) and len(checks["serving"]["rows"]) >= 30
+    s = checks["training"]["by_vendor"]["nvidia"]
+    assert s["runs"] >= 90 and 0 < s["mean_abs_error"] < 0.10
+    text = runner.invoke(app, ["validate", "--checks"])
+    assert text.exit_code == 0 and "check set, training, amd" in text.output and "worst:" in text.output
+    assert runner.invoke(app, ["validate", "--checks", "--threshold-max", "0.001"]).exit_code == 1

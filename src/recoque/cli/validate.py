@@ -13,6 +13,9 @@ def validate(
                                          help="fail above this mean absolute error (fraction)"),
     threshold_max: float = typer.Option(DEFAULT_THRESHOLD_MAX, "--threshold-max",
                                         help="fail above this largest absolute error (fraction)"),
+    checks: bool = typer.Option(False, "--checks", help="also hold the models against the check sets "
+                                "(seeds/train_checks.toml, seeds/serving_checks.toml): never calibrated on, "
+                                "reported, not part of the verdict"),
 ) -> None:
     """Published training runs through the planner: predicted vs published iteration time, error per case."""
     rep = validate_all(threshold_mean, threshold_max)
@@ -21,6 +24,8 @@ def validate(
     if as_json:
         data = rep.to_json()
         data["serving"], serving_ok = serving_section(True)
+        if checks:
+            data["checks"] = check_sets()
         emit_json(data)
     else:
         rows = []
@@ -60,5 +65,30 @@ def validate(
                       f"{rep.max_abs_error:.1%} (threshold {threshold_max:.0%} per case"
                       + (f"; looser limits stated in seeds/validation.toml: {', '.join(loose)}" if loose else "") + f"): {verdict}")
         _, serving_ok = serving_section(False)
+        if checks:
+            print_check_sets(check_sets())
     if not rep.passed or not serving_ok:
         raise typer.Exit(1)
+
+
+def check_sets() -> dict:
+    """Training and serving check-set rows with their per-vendor summaries (planner/checksets.py)."""
+    from recoque.planner import checksets
+
+    out = {}
+    for name, rows in (("training", checksets.training_rows()), ("serving", checksets.serving_rows())):
+        out[name] = {"rows": rows, "by_vendor": checksets.by_vendor(rows)}
+    return out
+
+
+def print_check_sets(sets: dict, worst: int = 5) -> None:
+    """Per vendor: runs, mean and max |error|, inside fraction; then the worst runs of each set."""
+    for name, data in sets.items():
+        for vendor, s in data["by_vendor"].items():
+            console.print(f"check set, {name}, {vendor}: {s['runs']} runs (never calibrated on), mean |error| "
+                          f"{s['mean_abs_error']:.1%}, max {s['max_abs_error']:.1%}, published inside low-high "
+                          f"{s['inside_fraction']:.0%}" + (f", {s['failed']} without an estimate" if s["failed"] else ""),
+                          highlight=False, markup=False)
+        shown = [r for r in data["rows"] if r.get("in_verdict", True) and r["error"] is not None]
+        for r in sorted(shown, key=lambda r: -abs(r["error"]))[:worst]:
+            console.print(f"  worst: {r.get('case') or r.get('key')} {r['error']:+.1%}", highlight=False, markup=False)
