@@ -221,13 +221,13 @@ def load_training_workload(name_or_path: str, tokens_to_train: float | None = No
         if tokens_to_train is None or global_batch_seqs is None:
             raise BadInput(f"{where}: missing (the preset has no training run)",
                            "give --tokens and --global-batch, or add tokens_to_train and global_batch_seqs")
-        tr = {"tokens_to_train": tokens_to_train, "global_batch_seqs": global_batch_seqs, "tokens_published": False}
+        tr = {"global_batch_seqs": global_batch_seqs}
+    if tokens_to_train is not None:  # given on the command line: replaces the run's, and is not published
+        tr = {**tr, "tokens_to_train": tokens_to_train, "tokens_published": False}
     for k in ("tokens_to_train", "global_batch_seqs"):
         v = tr.get(k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
             raise BadInput(f"{where}: `{k}` must be a positive number, got {v!r}", "fix the workload file")
-    if tokens_to_train is not None:
-        tr = {**tr, "tokens_to_train": tokens_to_train, "tokens_published": False}
     return TrainingWorkload(model=model, tokens_to_train=float(tr["tokens_to_train"]),
                             global_batch_seqs=int(tr["global_batch_seqs"]),
                             seq_len=int(tr.get("seq_len_tokens", model.seq_len)),

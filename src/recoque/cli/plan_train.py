@@ -146,8 +146,6 @@ def train(
     from recoque.planner.search import fastest_gpu_count, search, with_global_batch
     from recoque.planner.stacks import default_stack_for, load_stack
 
-    if tokens is not None and not (tokens > 0 and tokens < float("inf")):
-        raise BadInput(f"--tokens must be a positive number, got {tokens}", "give the tokens to train, e.g. 1e12")
     wl = with_global_batch(load_training_workload(workload, tokens, global_batch), global_batch)
     if seq_len is not None:
         if seq_len <= 0:
