@@ -8,15 +8,13 @@ import sys
 import tomllib
 from typing import Any, Callable
 
+from recoque.planner.checksets import by_vendor
 
-def vendor_lines(rs: list[dict], summary: Callable[[list[dict]], dict]) -> list[str]:
+
+def vendor_lines(rs: list[dict]) -> list[str]:
     """One summary line per vendor: runs, mean and max |error|, share inside the printed range."""
-    out = []
-    for vendor in sorted({r["vendor"] for r in rs}):
-        s = summary([r for r in rs if r["vendor"] == vendor])
-        out.append(f"  {vendor:<8} n={s['runs']:>3}  mean |error| {s['mean_abs_error']:.1%}  "
-                   f"max {s['max_abs_error']:.1%}  inside {s['inside_fraction']:.0%}")
-    return out
+    return [f"  {vendor:<8} n={s['runs']:>3}  mean |error| {s['mean_abs_error']:.1%}  "
+            f"max {s['max_abs_error']:.1%}  inside {s['inside_fraction']:.0%}" for vendor, s in by_vendor(rs).items()]
 
 
 def run(description: str, argv: list[str] | None, shipped: Callable[[], list[Any]],

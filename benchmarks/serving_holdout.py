@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import holdout_cli
 
-from recoque.planner.checksets import serving_rows, summary
+from recoque.planner.checksets import serving_rows as rows, summary
 from recoque.planner.serving_validation import cases_from_seed, load_cases
-
-
-def rows(cases) -> list[dict]:
-    return serving_rows(cases)
 
 
 def report(rs: list[dict]) -> str:
@@ -28,7 +24,7 @@ def report(rs: list[dict]) -> str:
         out.append(f"{r['key']:<52} {r['published_tokens_per_s']:>10,.0f} {r['predicted_tokens_per_s'].value:>10,.0f} "
                    f"[{r['predicted_low']:>9,.0f}-{r['predicted_high']:>9,.0f}] {r['error']:>+7.1%} "
                    f"{'yes' if r['inside'] else 'NO':>6}")
-    return "\n".join(out + holdout_cli.vendor_lines(rs, summary))
+    return "\n".join(out + holdout_cli.vendor_lines(rs))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,9 @@
 Every case is fed through `recoque validate`'s machinery (shipped device profiles, the case's
 stack, its published plan) but nothing in the check set was used to fit anything. Each row prints
 the published figure, the predicted iteration time with its [low-high] range, the error and
-whether the published time lies inside the range; the end gives mean and max |error| per vendor over the runs in the verdict (a run whose hardware
-or plan the model cannot represent is shown with its reason, `why_not_in_verdict`, and left out).
+whether the published time lies inside the range; the end gives mean and max |error| per vendor
+over the runs in the verdict (a run whose hardware or plan the model cannot represent is shown
+with its reason, `why_not_in_verdict`, and left out).
 
     python benchmarks/train_holdout.py [--file PATH] [--json]
 
@@ -14,12 +15,8 @@ from __future__ import annotations
 
 import holdout_cli
 
-from recoque.planner.checksets import summary, training_rows
+from recoque.planner.checksets import summary, training_rows as rows
 from recoque.planner.validation import cases_from_seed, load_cases
-
-
-def rows(cases) -> list[dict]:
-    return training_rows(cases)
 
 
 def report(rs: list[dict]) -> str:
@@ -33,7 +30,7 @@ def report(rs: list[dict]) -> str:
     for r in rs:
         if not r["in_verdict"]:
             out.append(f"  not in the verdict: {r['case']}: {r['why_not_in_verdict']}")
-    return "\n".join(out + holdout_cli.vendor_lines(rs, summary))
+    return "\n".join(out + holdout_cli.vendor_lines(rs))
 
 
 def main(argv: list[str] | None = None) -> int:
