@@ -4,7 +4,11 @@ A replica is tp x pp GPUs (ep spreads MoE experts inside it). Streams running: B
 In steady state every step carries B decode tokens and, because requests finish at B/O per step
 and each new one brings P prompt tokens, B x P/O prefill tokens (chunked prefill). The step time
 comes from planner.serving_step (per layer: weight GEMMs, KV read, elementwise, all-reduces,
-launches; per step: LM head and CPU scheduling), divided by the engine efficiency.
+launches; per step: LM head and CPU scheduling) at the engine efficiency e: the compute rates
+(GEMM math, prefill attention) run at e x the kernel rates and the other parts (KV read, elementwise,
+all-reduces, launches, CPU time) take 1/e longer, but the GEMMs' weight read stays at the achieved
+HBM rate, a floor the engine reaches (that rate is already an achieved-bandwidth figure, and e was
+calibrated where the math bounds the step: seeds/serving.toml [engines]).
   output tokens/s per replica  X(B) = B / (pp x t_stage(B))       (pp stages pipeline B/pp streams each)
   time per output token        TPOT = pp x t_stage(B)
 Offline: B is the largest the KV memory (and the engine's batch cap) allows. Server: Poisson
@@ -223,9 +227,17 @@ class _Replica:
     """The step model of one replica at one corner of the rates."""
 
     def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float):
+        measured = rates.gemm_at
+        rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, attention_flop_s=rates.attention_flop_s * eff,
+                        gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache])
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0
+
+    def seconds(self, st: StepTime) -> float:
+        """Engine time of a kernel-level step: the GEMMs (math already at e x the rate, weight read
+        at the achieved HBM rate) plus everything else at 1/e."""
+        return st.gemm_s + (st.total_s - st.gemm_s) / self.eff
 
     def stage(self, batch: float, extra_prefill: float = 0.0) -> StepTime:
         dec = batch / self.lay.pp
@@ -234,7 +246,7 @@ class _Replica:
 
     def tpot(self, batch: float) -> float:
         """Mean time per output token at `batch` running streams (prefill share included)."""
-        return self.lay.pp * self.stage(batch).total_s / self.eff
+        return self.lay.pp * self.seconds(self.stage(batch))
 
     def throughput(self, batch: float) -> float:
         return batch / self.tpot(batch)
@@ -244,7 +256,7 @@ class _Replica:
         prompt = self.req.prompt_tokens if prompt is None else prompt
         steps = max(1.0, math.ceil(prompt / self.budget))
         chunk = min(prompt, self.budget)
-        return steps * self.lay.pp * self.stage(batch, chunk).total_s / self.eff
+        return steps * self.lay.pp * self.seconds(self.stage(batch, chunk))
 
 
 def _bisect(fn, lo: float, hi: float, iters: int = 60) -> float:
@@ -263,7 +275,7 @@ def tpot_tail_s(rep: _Replica, req: ServingRequest, b: float, q: float) -> float
     TPOT (MLPerf: (latency - TTFT) / (tokens - 1)) averages its n - 1 steps (serving_queue.mean_tail)."""
     if q <= 0.5 or b <= 0:
         return 0.0
-    c = max(0.0, (rep.lay.pp * rep.stage(b, 1000.0).total_s / rep.eff - rep.tpot(b)) / 1000.0)
+    c = max(0.0, (rep.lay.pp * rep.seconds(rep.stage(b, 1000.0)) - rep.tpot(b)) / 1000.0)
     p = req.prompt_tokens
     sigma = c * math.sqrt(b / req.output_tokens * p * p * (1.0 + rep.r.prompt_cv2))
     return mean_tail(sigma, req.output_tokens, rep.r.service_cv2, q)

@@ -60,7 +60,8 @@ class Engine:
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
-        return (f"engine {self.name}: efficiency {v:.2f} ({lo:.2f}-{hi:.2f}) of the kernel-level step, "
+        return (f"engine {self.name}: efficiency {v:.2f} ({lo:.2f}-{hi:.2f}) of the kernel-level step (the GEMMs' weight "
+                f"read excepted: it runs at the achieved HBM rate), "
                 f"{self.step_overhead_s[0] * 1e3:g} ms CPU per step, KV reserved '{self.kv_reserve}', "
                 f"default batch cap {self.max_batch} (seeds/serving.toml [engines.{self.key}]: {self.source})")
 

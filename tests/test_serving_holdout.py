@@ -24,11 +24,12 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.11, 0.18), ("amd", 0.20, 0.45)])
+@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.18), ("amd", 0.14, 0.35)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
     33 (every MI300X/MI325X Llama-2-70B Interactive submission 28-43% low), every published figure
-    inside its range."""
+    inside its range. Since the engine efficiency no longer divides the weight read: nvidia 7.8% /
+    16.3%, amd 11.7% / 31.1%."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0

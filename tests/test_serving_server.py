@@ -125,3 +125,18 @@ def test_per_request_tpot_tail_comes_from_short_answers():
     assert fixed == pytest.approx(2.3263 * 0.02 / 299 ** 0.5, rel=1e-3)
     assert spread > 1.2 * fixed
     assert mean_tail(0.02, 30, 0.6, 0.99) > mean_tail(0.02, 300, 0.6, 0.99)
+
+
+def test_engine_efficiency_slows_the_math_but_not_the_weight_read():
+    """e scales the compute rates and the non-GEMM parts; the GEMMs' weight read stays at the
+    achieved HBM rate (a floor the engine reaches), so a memory-bound decode step loses less than
+    1/e while a compute-bound (offline-sized) step loses about 1/e."""
+    system, spec, engine = load_system("node-8x-mi325x").with_gpus(1), get_device_spec("mi325x"), sv.sr.load_engine("vllm")
+    req = sv.ServingRequest(**MLPERF)
+    r = sv.sr.rate_set(spec, system, "fp8", 1, engine).rates["value"]
+    ideal, slow = (sv._Replica(L70, req, Layout(1), r, e, 8192.0) for e in (1.0, 0.5))
+    decode = slow.tpot(1.0) / ideal.tpot(1.0)
+    assert 1.0 < decode < 1.5
+    weight_read = slow.stage(1.0).gemm_memory_s
+    assert slow.tpot(1.0) > weight_read and ideal.stage(1.0).gemm_memory_s == pytest.approx(weight_read)
+    assert slow.tpot(2000.0) / ideal.tpot(2000.0) == pytest.approx(2.0, rel=0.1)
