@@ -150,7 +150,7 @@ def test_units_convert_to_base_units(cat):
     ("AMD Instinct MI308X", "gfx942", 80, None),
     ("NVIDIA GH200 480GB", None, 132, "gh200"),  # holds "H200" but is the Grace Hopper part
     ("NVIDIA H200 NVL", None, 132, None),
-    ("NVIDIA GB200", None, 152, None),
+    ("NVIDIA GB200", None, 152, "gb200"),  # holds "B200" but is the 1200 W Grace Blackwell part
     ("NVIDIA A100-SXM4-40GB", None, 108, None),
     ("Some Unknown Accelerator", None, None, None),
 ])
