@@ -151,6 +151,8 @@ def test_units_convert_to_base_units(cat):
     ("NVIDIA GH200 480GB", None, 132, "gh200"),  # holds "H200" but is the Grace Hopper part
     ("NVIDIA H200 NVL", None, 132, None),
     ("NVIDIA GB200", None, 152, "gb200"),  # holds "B200" but is the 1200 W Grace Blackwell part
+    ("NVIDIA GB300", None, 152, "gb300"),
+    ("NVIDIA B300 SXM6 AC", None, 148, "b300"),
     ("NVIDIA A100-SXM4-40GB", None, 108, None),
     ("Some Unknown Accelerator", None, None, None),
 ])

@@ -187,3 +187,16 @@ def test_zero3_node_rings_share_the_nodes_nics():
     assert rings.breakdown["zero3_exposed_s"] < per_rank.breakdown["zero3_exposed_s"]
     z1 = evaluate(wl, SEL, replace(plan, zero_stage=1), PROF, stack=fsdp)
     assert rings.iteration_time.value >= z1.iteration_time.value
+
+
+def test_nvl72_keeps_a_pipeline_of_64_gpus_inside_its_nvlink_domain():
+    """A GB200 NVL72 rack is one 72-GPU NVLink domain: TP 8 x PP 8 sends activations between stages
+    over NVLink there, while the same plan on 8-GPU nodes of the same GPUs sends them over the NICs."""
+    from recoque.planner.system import load_system
+
+    rack = load_system("nvl72-gb200").with_gpus(64)
+    eight = replace(rack, gpus_per_node=8)
+    plan = ExecutionPlan(tp=8, pp=8, dp=1, micro_batch=1, recompute="full", sequence_parallel=True)
+    wl = replace(GPT3, global_batch_seqs=64)
+    t_rack, t_eight = (evaluate(wl, s, plan, shipped_profile("gb200")).breakdown["p2p_s"] for s in (rack, eight))
+    assert 0 < t_rack < 0.5 * t_eight

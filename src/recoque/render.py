@@ -170,7 +170,7 @@ def warn(line: str) -> None:
 
 # --- planner quantities ---------------------------------------------------------------------------
 
-_SCALES = {"flop/s": [(1e18, "EFLOP/s"), (1e15, "PFLOP/s"), (1e12, "TFLOP/s"), (1, "FLOP/s")],
+_SCALES = {"flop/s": [(1e18, "EFLOP/s"), (1e15, "PFLOP/s"), (1e12, "TFLOP/s"), (1e9, "GFLOP/s"), (1, "FLOP/s")],
            "bytes/s": [(1e15, "PB/s"), (1e12, "TB/s"), (1e9, "GB/s"), (1, "B/s")],
            "bytes": [(1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1, "B")],
            "W": [(1e6, "MW"), (1e3, "kW"), (1, "W")], "J": [(3.6e12, "GWh"), (3.6e9, "MWh"), (3.6e6, "kWh")],
