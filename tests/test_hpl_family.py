@@ -92,8 +92,10 @@ def test_held_out_gpu_machines_of_the_june_2025_list():
     errs = [abs(r["error"]) for r in rows]
     inside = sum(r["inside_range"] for r in rows) / len(rows)
     # regression guard on machines never used for calibration (benchmarks/hpl_holdout.py prints them):
-    # June 2025, all 72 GPU machines of the top 100 outside the references: mean 12.2%, 85% inside
-    assert statistics.mean(errs) < 0.13 and inside >= 0.80
+    # June 2025, all 72 GPU machines of the top 100 outside the references: mean 12.2%, 85% inside;
+    # with 85 more GPU machines of the November 2025 list (160 in all): mean 11.2%, 88% inside
+    assert len(rows) >= 150
+    assert statistics.mean(errs) < 0.12 and inside >= 0.85
     in_family = [abs(r["error"]) for r in rows if r["family"] in ("hopper", "mi250x")]
     assert statistics.mean(in_family) < 0.11
 
