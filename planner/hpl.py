@@ -10,7 +10,10 @@ seeds/top500.toml (role "reference"), per device family (seeds/top500.toml [fami
 H100/H200/GH200, one die). A family's centre is its pooled efficiency (total Rmax / total counted
 peak: each run weighs by its GPUs); its range is +/- a stated half-width that covers the references'
 leave-one-out errors and the within-family spread the lists show, never narrower than the family's
-own runs. A machine is never estimated from its own runs (leave-one-out by machine). A scale term
+own runs. Each reference run is carried to the estimated device's memory per GPU by
+(M / M_run)^0.2 (seeds/top500.toml [memory]: HPL runs the largest matrix that fits, and a larger one
+spends less of its time in O(N^2) work; H200 141 GB vs H100 80 GB: +12%). A machine is never
+estimated from its own runs (leave-one-out by machine). A scale term
 (ln efficiency linear in ln GPUs, within families) was tried on the references: it comes out
 positive, +0.07 per e-fold (Frontier above LUMI-G, JUPITER above Eos and Jean Zay), the opposite of
 the loss at scale it stands for, from five runs in three families; not adopted.
@@ -32,7 +35,7 @@ from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.planner.system import SystemSpec
-from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, measured_dgemm_flop_s,
+from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, measured_dgemm_flop_s, memory_exponent,
                                     range_setting, single_node_flop_s)
 from recoque.planner.workloads import efficiency, peak_estimate, profile_applies, profile_estimate
 
@@ -60,11 +63,22 @@ def entry_efficiency(e: Top500Entry) -> float:
     return e.rmax_flop_s / (e.gpus_in_run * hpl_rate(get_device_spec(e.device)).value)
 
 
-def pooled_efficiency(entries: list[Top500Entry]) -> float:
-    """Ratio estimator: total Rmax / total counted peak (GPUs x rate) of the runs.
+def memory_factor(device: str, other: str) -> float:
+    """HPL efficiency of `device` relative to `other` from memory per GPU alone: (M / M_other)^exponent
+    (seeds/top500.toml [memory]: a larger matrix per GPU, a smaller share of O(N^2) work)."""
+    m, m_other = get_device_spec(device).hbm_bytes, get_device_spec(other).hbm_bytes
+    if not m or not m_other:
+        return 1.0
+    return (m / m_other) ** memory_exponent()
+
+
+def pooled_efficiency(entries: list[Top500Entry], device: str | None = None) -> float:
+    """Ratio estimator: total Rmax / total counted peak (GPUs x rate) of the runs, each run's Rmax
+    carried to `device`'s memory per GPU (memory_factor) when one is given.
     Each run weighs by its GPUs, so a family's centre is the efficiency of its GPUs taken together."""
     peak = sum(e.gpus_in_run * hpl_rate(get_device_spec(e.device)).value for e in entries)
-    return sum(e.rmax_flop_s for e in entries) / peak
+    rmax = sum(e.rmax_flop_s * (memory_factor(device, e.device) if device else 1.0) for e in entries)
+    return rmax / peak
 
 
 def reference_entries(exclude_machines: tuple[str, ...] = ()) -> list[Top500Entry]:
@@ -90,8 +104,9 @@ def single_node_hpl(device: str) -> tuple[float, str] | None:
     for other, v in sorted(table.items()):
         if fam is not None and family_of(other) == fam:
             ratio = hpl_rate(get_device_spec(device)).value / hpl_rate(get_device_spec(other)).value
-            return v * ratio, (f"{device} single-node HPL = {other}'s published {v / 1e12:.2f} TFLOP/s per GPU "
-                               f"x FP64 rate ratio {ratio:.3f} = {v * ratio / 1e12:.2f}")
+            mem = memory_factor(device, other)
+            return v * ratio * mem, (f"{device} single-node HPL = {other}'s published {v / 1e12:.2f} TFLOP/s per GPU "
+                                     f"x FP64 rate ratio {ratio:.3f} x memory factor {mem:.3f} = {v * ratio * mem / 1e12:.2f}")
     return None
 
 
@@ -149,12 +164,16 @@ def _dgemm_prior(device: str, left: str) -> Estimate | None:
                     "1", (note,))
 
 
-def _family_estimate(fam: str, in_family: list[Top500Entry], left: str) -> Estimate:
-    """Centre: the family's pooled efficiency; range: +/- the stated half-width, never narrower than the
-    spread of the family's own runs."""
-    effs = [entry_efficiency(e) for e in in_family]
-    mid, w = pooled_efficiency(in_family), range_setting("in_family_halfwidth")
-    note = (f"HPL efficiency, family {fam}: total Rmax / total counted peak of {_listing(in_family)} = {mid:.3f}; "
+def _family_estimate(fam: str, in_family: list[Top500Entry], left: str, device: str | None = None) -> Estimate:
+    """Centre: the family's pooled efficiency, each reference run carried to the device's memory per
+    GPU; range: +/- the stated half-width, never narrower than the spread of the family's own runs."""
+    effs = [entry_efficiency(e) * (memory_factor(device, e.device) if device else 1.0) for e in in_family]
+    mid, w = pooled_efficiency(in_family, device), range_setting("in_family_halfwidth")
+    mem = ""
+    if device and any(abs(memory_factor(device, e.device) - 1.0) > 1e-9 for e in in_family):
+        mem = (f", each run x ({device} memory / its device's)^{memory_exponent():g} "
+               f"(seeds/top500.toml [memory])")
+    note = (f"HPL efficiency, family {fam}: total Rmax / total counted peak of {_listing(in_family)}{mem} = {mid:.3f}; "
             f"range +/-{w:.0%} (leave-one-out errors of the references and the within-family spread of the lists)"
             f"{' (one reference run)' if len(effs) == 1 else ''}{left}")
     return Estimate(mid, min(min(effs), mid * (1 - w)), max(max(effs), mid * (1 + w)), "1", (note,))
@@ -171,7 +190,7 @@ def hpl_efficiency(device: str | None = None, exclude_machines: tuple[str, ...] 
     fam = family_of(device) if device else None
     in_family = [e for e in refs if fam is not None and family_of(e.device) == fam]
     if in_family:
-        return _family_estimate(fam, in_family, left)
+        return _family_estimate(fam, in_family, left, device)
     prior = (_single_node_prior(device, exclude_machines, left) or _dgemm_prior(device, left)) if device else None
     if prior is not None:
         return prior

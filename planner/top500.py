@@ -103,6 +103,11 @@ def range_setting(name: str) -> float:
     return float(_seed().get("range", {})[name])
 
 
+def memory_exponent() -> float:
+    """HPL efficiency ~ memory per GPU ^ this (seeds/top500.toml [memory])."""
+    return float(_seed().get("memory", {}).get("exponent", 0.0))
+
+
 def _per_gpu_table(name: str) -> dict[str, float]:
     """A [name] table of TFLOP/s per GPU by device, in flop/s; its `sources` sub-table skipped."""
     out = {}

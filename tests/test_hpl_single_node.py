@@ -30,7 +30,10 @@ def test_retention_is_rmax_per_gpu_over_the_single_node_figure_of_reference_runs
     assert ret["eos-2025-06"] == pytest.approx(EOS_PER_GPU / H100_NODE, rel=1e-3)
     checked = {e.key for e in top500.load_entries().values() if e.role == "check"}
     assert not checked & set(ret)
-    pooled = sum(r for r, _ in HOPPER_RUNS.values()) / sum(g * H100_NODE for _, g in HOPPER_RUNS.values())
+    # the GH200's single-node figure is the H100's x its memory factor (96 / 80 GB)^0.2
+    node = {"eos-2025-06": H100_NODE, "jean-zay-h100-2025-06": H100_NODE,
+            "jupiter-2025-06": H100_NODE * (96 / 80) ** top500.memory_exponent()}
+    pooled = sum(r for r, _ in HOPPER_RUNS.values()) / sum(g * node[k] for k, (_, g) in HOPPER_RUNS.items())
     assert hpl.pooled_retention() == pytest.approx(pooled, rel=1e-3)
 
 
@@ -44,11 +47,12 @@ def test_a100_efficiency_is_single_node_times_retention_on_the_counted_rate():
     assert "single-node HPL" in e.assumptions[0] and "eos-2025-06" in e.assumptions[0]
 
 
-def test_a_same_family_device_scales_the_figure_by_its_counted_rate():
+def test_a_same_family_device_scales_the_figure_by_its_counted_rate_and_memory():
     val, note = hpl.single_node_hpl("a100_sxm_64gb")
-    assert val == pytest.approx(A100_NODE * (19.5 * 124 / 108) / 19.5, rel=1e-3) and "ratio" in note
+    mem = (64 / 80) ** top500.memory_exponent()
+    assert val == pytest.approx(A100_NODE * (22.39 / 19.5) * mem, rel=2e-3) and "ratio" in note and "memory" in note
     e64, e80 = hpl.hpl_efficiency("a100_sxm_64gb"), hpl.hpl_efficiency("a100_sxm_80gb")
-    assert e64.value == pytest.approx(e80.value, rel=1e-3)     # same efficiency, on a larger counted rate
+    assert e64.value == pytest.approx(e80.value * mem, rel=1e-3)   # smaller memory, on a larger counted rate
 
 
 def test_leaving_out_every_retention_reference_falls_back_to_the_vendor_pool():
