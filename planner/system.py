@@ -153,11 +153,28 @@ def load_system(name_or_path: str) -> SystemSpec:
 
     if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
         data = read_toml(name_or_path)
-        key, raw = check_single_table(data, "systems", name_or_path)  # the validation layer (recoque.inputs)
+        devices = data.get("devices")
+        key, raw = check_single_table({k: v for k, v in data.items() if k != "devices"}, "systems", name_or_path)
         check_system(raw, f"{name_or_path} [systems.{key}]")
+        if devices is not None:
+            _register_file_device(devices, raw, name_or_path)
         return system_from_toml(key, raw, origin=name_or_path)
     presets = read_seed_toml("systems.toml").get("systems", {})
     if name_or_path not in presets:
         raise BadInput(f"unknown system {name_or_path!r}", f"known systems: {', '.join(sorted(presets))}")
     check_system(presets[name_or_path], f"systems.toml [systems.{name_or_path}]")
     return system_from_toml(name_or_path, presets[name_or_path])
+
+
+def _register_file_device(devices: Any, system_raw: Mapping[str, Any], path: str) -> None:
+    """A system file may define the one device its system uses, in the layout of seeds/hardware.toml
+    ([devices.<key>] with vendor, name and the *_tflops / hbm_* keys): a part the catalog lacks
+    (a new or announced GPU) is then planned from its datasheet with the stated default efficiencies."""
+    from recoque.catalog import register_device, spec_from_toml
+
+    want = system_raw.get("device")
+    if not isinstance(devices, Mapping) or list(devices) != [want]:
+        names = list(devices) if isinstance(devices, Mapping) else devices
+        raise BadInput(f"{path}: [devices] must hold exactly the system's device [devices.{want}], found {names!r}",
+                       f"name the table [devices.{want}] or set the system's `device` to its key")
+    register_device(spec_from_toml(want, devices[want], origin=path))

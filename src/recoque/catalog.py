@@ -6,6 +6,8 @@ A value may carry a range (`fp64_matrix_tflops_low`, `..._high`) when sources di
 """
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -94,13 +96,15 @@ def _num(raw: Mapping[str, Any], key: str, scale: float, where: str) -> float | 
     if key not in raw:
         return None
     v = raw[key]
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-        raise BadInput(f"{where}: {key} must be a non-negative number, got {v!r}", "fix seeds/hardware.toml")
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+        raise BadInput(f"{where}: {key} must be a finite non-negative number, got {v!r}", "fix the [devices] table")
     return float(v) * scale
 
 
-def spec_from_toml(key: str, raw: Mapping[str, Any]) -> DeviceSpec:
-    where = f"hardware.toml [devices.{key}]"
+def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.toml") -> DeviceSpec:
+    where = f"{origin} [devices.{key}]"
+    if not isinstance(raw, Mapping):
+        raise BadInput(f"{where}: must be a table", "see seeds/hardware.toml for the layout")
     for required in ("vendor", "name"):
         if required not in raw:
             raise BadInput(f"{where}: missing `{required}`", "add it")
@@ -136,9 +140,27 @@ def spec_from_toml(key: str, raw: Mapping[str, Any]) -> DeviceSpec:
 
 
 @lru_cache(maxsize=1)
-def load_catalog() -> dict[str, DeviceSpec]:
+def _shipped_catalog() -> dict[str, DeviceSpec]:
     data = read_seed_toml("hardware.toml")
     return {k: spec_from_toml(k, v) for k, v in data.get("devices", {}).items()}
+
+
+# Devices a user's system file defines ([devices.<key>] beside its [systems.<key>]): known to every
+# later lookup of this process, never replacing a shipped entry.
+_USER_DEVICES: dict[str, DeviceSpec] = {}
+
+
+def register_device(spec: DeviceSpec) -> None:
+    """Make a user-defined device known (planner.system.load_system calls this for a system file's
+    [devices] table). A shipped key cannot be redefined: the catalog entry carries sources."""
+    if spec.key in _shipped_catalog():
+        raise BadInput(f"device {spec.key!r} is already in the catalog (seeds/hardware.toml)",
+                       "drop the [devices] table to use the catalog entry, or give your device another key")
+    _USER_DEVICES[spec.key] = spec
+
+
+def load_catalog() -> dict[str, DeviceSpec]:
+    return {**_shipped_catalog(), **_USER_DEVICES}
 
 
 def get_device_spec(key: str) -> DeviceSpec:

@@ -1,0 +1,81 @@
+"""A system file may define the device its system uses ([devices.<key>] in the layout of
+seeds/hardware.toml): a GPU the catalog lacks is planned from its datasheet; a bad table is one line."""
+import pytest
+from typer.testing import CliRunner
+
+from recoque import catalog
+from recoque.catalog import get_device_spec
+from recoque.cli import app
+from recoque.errors import BadInput
+from recoque.planner.system import load_system
+
+SYSTEM = """[systems.mine]
+device = "{key}"
+gpus = 144
+gpus_per_node = 72
+intra_node_bandwidth_gb_s = 1800
+inter_node_bandwidth_gb_s = 100
+node_power_kw = 190
+"""
+DEVICE = """
+[devices.{key}]
+vendor = "nvidia"
+name = "An announced GPU (assumed figures)"
+fp64_matrix_tflops = 33
+bf16_tflops = 4000
+fp8_tflops = 8000
+hbm_capacity_gb = 288
+hbm_bandwidth_tb_s = 13
+tdp_w = 1800
+"""
+
+
+@pytest.fixture(autouse=True)
+def _forget_user_devices():
+    """A registered device lives for the process: leave the catalog as the other tests expect it."""
+    yield
+    catalog._USER_DEVICES.clear()
+
+
+def _write(tmp_path, text, name="sys.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_a_device_defined_in_the_system_file_is_planned_from_its_datasheet(tmp_path):
+    path = _write(tmp_path, SYSTEM.format(key="gpu-x1") + DEVICE.format(key="gpu-x1"))
+    assert load_system(path).device == "gpu-x1"
+    assert get_device_spec("gpu-x1").peak("bf16") == pytest.approx(4000e12)
+    for args in (["plan", "train", "-s", path, "-w", "mistral-7b", "--gpus", "144"],
+                 ["plan", "infer", "-s", path, "-w", "llama3.1-8b", "--gpus", "8"],
+                 ["plan", "hpl", "-s", path]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, (args, r.output)
+        assert "mine" in r.output
+
+
+BAD = {
+    "NaN peak": (DEVICE.replace("bf16_tflops = 4000", "bf16_tflops = nan"), "bf16_tflops"),
+    "unknown key": (DEVICE.replace("bf16_tflops", "bf16_tflop"), "unknown key"),
+    "missing vendor": (DEVICE.replace('vendor = "nvidia"\n', ""), "vendor"),
+    "other key than the system's": (DEVICE.replace("[devices.{key}]", "[devices.gpu-y]"), "exactly the system's device"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_device_table_is_one_clear_line(tmp_path, case):
+    text, word = BAD[case]
+    path = _write(tmp_path, SYSTEM.format(key="gpu-x2") + text.format(key="gpu-x2"))
+    with pytest.raises(BadInput) as exc:
+        load_system(path)
+    assert word in exc.value.one_line() and "\n" not in exc.value.one_line()
+    r = CliRunner().invoke(app, ["plan", "hpl", "--system", path])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_a_catalog_device_cannot_be_redefined(tmp_path):
+    path = _write(tmp_path, SYSTEM.format(key="h100_sxm") + DEVICE.format(key="h100_sxm"))
+    with pytest.raises(BadInput, match="already in the catalog"):
+        load_system(path)
+    assert get_device_spec("h100_sxm").peak("bf16") == pytest.approx(989.4e12, rel=1e-3)
