@@ -42,15 +42,15 @@ def test_case_level_gradient_reduction_dtype():
     assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.095, 0.52, 0.80),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.09, 0.38, 0.80),
                                                                    ("amd", 0.11, 0.34, 0.78)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
     8.3% mean / 29.7% max / 85% inside over 97 runs, the worst NeMo Megatron 2022 GPT-3 175B (27-29%
     fast) and MPT-1B/70B on A100 (23-30%); amd 12.3% / 32.6% / 73% over 26, the FORGE runs
     on 512-1,024 Frontier GCDs 27-33% slower than the model). With the GB200 NVL72 MLPerf runs and
-    17 more AMD MLPerf partner runs: nvidia 8.7% / 51.0% / 83% over 108 (worst: MLPerf v5.1 Llama 3.1
-    8B on 512 GB200, the model 51% slow), amd 9.3% / 32.6% / 83% over 42. The issue's target is
+    17 more AMD MLPerf partner runs: nvidia 8.5% / 36.2% / 83% over 108 (worst: MLPerf v5.1 Llama 3.1
+    8B on 512 GB200, the model 36% fast), amd 9.3% / 32.6% / 83% over 42. The issue's target is
     max <= 15% on both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
