@@ -52,10 +52,19 @@ DEFAULT_UNCERTAINTY = 0.15  # +/- on every datasheet-derived efficiency
 # (../shared/reference/bench_anchors.md). The default is the lowest of the three.
 DEFAULT_FP8_RELATIVE_EFFICIENCY = 0.88
 FP8_DTYPES = ("fp8", "fp8_e4m3", "fp8_e5m2")
+# fp4 (NVFP4/MXFP4 block-scaled) GEMMs against the same 16-bit fraction: the one public large-GEMM
+# measurement on a Blackwell part, B200 at 8192^3, MXFP4 4,520 / 9,000 = 50.2% (NVFP4 4,230 = 47.0%)
+# against the MAMF BF16 1,745 / 2,250 = 77.6% -> 0.65 (github.com/tmoreau89/triton
+# python/triton_cublas_bench/RESULTS.md, third-party, Triton block-scaled matmul; cuBLAS 13.0 had none).
+DEFAULT_FP4_RELATIVE_EFFICIENCY = 0.65
+FP4_DTYPES = ("fp4",)
+# Training precisions whose GEMMs run only the linear layers in low precision (attention, logits
+# and adapters stay 16-bit): Transformer Engine's fp8 and NVFP4 recipes.
+LOW_PRECISION_DTYPES = FP8_DTYPES + FP4_DTYPES
 # Output tiles a cuBLAS/hipBLASLt-class library chooses among for large 16-bit GEMMs; the wave
 # model takes the one that wastes the least of the last wave (the library's heuristic does the same).
 GEMM_TILES = ((256.0, 128.0), (128.0, 256.0), (128.0, 128.0))
-ELEMENT_BYTES = {"fp64": 8.0, "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0}
+ELEMENT_BYTES = {"fp64": 8.0, "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5625}
 
 
 def wave_efficiency(m: Any, n: Any, batch: Any, units: float) -> Any:
@@ -163,6 +172,8 @@ class DeviceProfile:
         eff = float(fb.get("gemm_efficiency", DEFAULT_GEMM_EFFICIENCY))
         if dtype in FP8_DTYPES:
             eff = eff * float(fb.get("fp8_gemm_relative_efficiency", DEFAULT_FP8_RELATIVE_EFFICIENCY))
+        elif dtype in FP4_DTYPES:
+            eff = eff * float(fb.get("fp4_gemm_relative_efficiency", DEFAULT_FP4_RELATIVE_EFFICIENCY))
         eff = min(1.0, eff * {"value": 1.0, "low": 1.0 - unc, "high": 1.0 + unc}[which])
         rate = eff * self.peak_flop_s(dtype) * self.thin_gemm_factor(k)
         units = float(fb.get("compute_units", 0.0) or (self.spec.compute_units or 0))

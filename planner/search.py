@@ -219,9 +219,9 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
         raise BadInput(f"--gpus must be positive, got {n}", "give a GPU count")
     if n > system.gpus:
         raise BadInput(f"{n} GPUs requested, system {system.key} has {system.gpus:.0f}", "lower --gpus")
-    if dtype.startswith("fp8") and not stack.fp8:
-        raise BadInput(f"stack {stack.key} has no fp8 training", "pick a stack with fp8 (megatron-core, fsdp, "
-                       "megatron-lm-rocm) or --dtype bf16")
+    if (dtype.startswith("fp8") or dtype == "fp4") and not stack.fp8:
+        raise BadInput(f"stack {stack.key} has no {dtype} training", "pick a stack with low-precision training "
+                       "(megatron-core, fsdp, megatron-lm-rocm) or --dtype bf16")
     pins = normalise_pins(pins)
     hw = hardware_for(system, profile)
     t0 = time.perf_counter()

@@ -49,7 +49,8 @@ zero3_compute_slowdown while it streams: a pass takes max(traffic, compute + slo
 never less exposed time than ZeRO-1 on the same plan. Then the AdamW step (memory-bound, 42 bytes per local parameter) and the
 tied-embedding all-reduce between the first and last stages. One accounting: the breakdown keys
 (BREAKDOWN_KEYS) sum to the iteration time. fp8: the linear-layer GEMMs at the fp8 peak times
-the profile's fp8 relative efficiency, plus cast/scale traffic; attention, logits and LoRA
+the profile's fp8 relative efficiency, plus cast/scale traffic (fp4, NVFP4: the same at the fp4 peak x its
+relative efficiency, planner/profile.py); attention, logits and LoRA
 adapters in bf16; MFU against the bf16 peak (mfu_fp8_peak beside it). LoRA: no weight-gradient
 GEMMs, gradients and optimizer state for the adapters only. The software stack (planner/stacks.py)
 scales compute by its sustained efficiency and sets the reduction dtype. Memory: `memory.py`
@@ -99,7 +100,7 @@ from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner import comm, flops, memory
 from recoque.planner.execution import RECOMPUTE, RECOMPUTE_CODE, ExecutionPlan
-from recoque.planner.profile import FP8_DTYPES, DeviceProfile
+from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
 from recoque.planner.workload import TrainingWorkload
 
@@ -248,9 +249,9 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     tokens = b * s / cp  # tokens of one micro-batch on one GPU (context parallelism splits them)
     dpc = dp * cp  # gradients and ZeRO shards span data- and context-parallel ranks
     grb = stack.grad_reduce_bytes
-    # fp8 training (Transformer Engine and its ROCm port): fp8 GEMMs for the linear layers only;
-    # attention, logits and the adapters stay 16-bit.
-    fp8 = dtype in FP8_DTYPES
+    # fp8 training (Transformer Engine and its ROCm port), and NVFP4 the same way: low-precision
+    # GEMMs for the linear layers only; attention, logits and the adapters stay 16-bit.
+    fp8 = dtype in LOW_PRECISION_DTYPES
     lin_dt, att_dt = dtype, ("bf16" if fp8 else dtype)
 
     # ---- memory ----
@@ -328,7 +329,9 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
         t_gemm_b = t_gemm_b + count * (gt(lin_dt, mm, kk, nn) + (0.0 if lora else gt(lin_dt, kk, nn, mm)))
         if fp8:
             # Cast/scale: quantise the input (read 2, write 1 byte) in the forward; in the backward
-            # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes).
+            # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes). NVFP4
+            # writes half a byte plus block scales but adds its own transforms (random Hadamard on
+            # the weight-gradient inputs): the same traffic is counted (stated, not measured).
             t_cast_f = t_cast_f + count * 3.0 * mm * kk / hw.hbm_bw
             t_cast_b = t_cast_b + count * (3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw
     if lora:
@@ -595,14 +598,14 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
     corners = _corners(workload, system, profile, dtype, arrays, stack)
     model = workload.model
     n = len(np.asarray(arrays["tp"]))
-    fp8 = dtype in FP8_DTYPES
-    # MFU as published runs quote it: against the 16-bit peak, also for fp8 runs.
+    fp8 = dtype in LOW_PRECISION_DTYPES
+    # MFU as published runs quote it: against the 16-bit peak, also for fp8 and fp4 runs.
     peak = profile.peak_flop_s("bf16" if fp8 else dtype)
     peak_fp8 = profile.peak_flop_s(dtype) if fp8 else None
     cap = hardware_for(system, profile).capacity_bytes
     lora = workload.lora_rank > 0
     base_notes = profile.describe(dtype) + (
-        (f"{dtype} training: fp8 GEMMs for the linear layers only (cast/scale traffic counted), attention and "
+        (f"{dtype} training: {dtype} GEMMs for the linear layers only (cast/scale traffic counted), attention and "
          "logits in bf16, fp32 master weights" if fp8 else f"{dtype} training") + (
             f", LoRA rank {workload.lora_rank} on {workload.lora_targets} linear layers: base weights frozen "
             f"(no weight gradients or optimizer state{', kept in fp8' if fp8 else ''}"
@@ -611,7 +614,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         stack.describe(),
         "model FLOPs count attention over the full s x s matrix (Megatron convention); MFU/HFU against the "
         f"dense {'bf16' if fp8 else dtype} datasheet peak {peak / 1e12:.0f} TFLOP/s"
-        + (f" (fp8 peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
+        + (f" ({dtype} peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
         f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GB",
     )
     sys_notes = tuple(f"{system.key}.{k} range {lo:.3g}-{hi:.3g}" for k, (lo, hi) in system.ranges.items())

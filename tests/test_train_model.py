@@ -89,6 +89,28 @@ def test_fp8_linear_only_attention_stays_bf16():
     assert asked and set(asked) == {"bf16"}
 
 
+def test_fp4_runs_the_linear_layers_at_the_fp4_rate_and_attention_in_bf16():
+    """NVFP4 training as fp8 is handled: only the linear GEMMs change precision, at the fp4 peak x
+    the fp4 relative efficiency (B200 measurement: 0.65 of the 16-bit fraction); parts without an fp4
+    rate refuse it in one line."""
+    from recoque.planner.profile import DEFAULT_FP4_RELATIVE_EFFICIENCY
+    from recoque.planner.system import load_system
+
+    prof = shipped_profile("b200")
+    sysx = load_system("node-8x-b200")
+    wl = replace(load_training_workload("llama3-405b"), global_batch_seqs=8)
+    plan = ExecutionPlan(tp=8, pp=1, dp=1, micro_batch=1, recompute="full")
+    f8, f4 = (evaluate(wl, sysx, plan, prof, d) for d in ("fp8", "fp4"))
+    assert f4.iteration_time.value < f8.iteration_time.value < evaluate(wl, sysx, plan, prof, "bf16").iteration_time.value
+    # the fp4 GEMM rate relative to fp8: peak ratio 2 x (0.65 / the fp8 relative efficiency)
+    rel8 = float(prof.fallback.get("fp8_gemm_relative_efficiency"))
+    t8, t4 = (prof.gemm_time_s(d, 8192, 8192, 8192) for d in ("fp8", "fp4"))
+    assert t8 / t4 == pytest.approx(2.0 * DEFAULT_FP4_RELATIVE_EFFICIENCY / rel8, rel=0.02)
+    assert f4.mfu.value == pytest.approx(4.0 * f4.mfu_fp8_peak.value, rel=0.01)  # against bf16, fp4 peak beside
+    with pytest.raises(BadInput, match="fp4"):
+        evaluate(wl, validation_system("meta-llama3-h100"), plan, shipped_profile("h100_sxm"), "fp4")
+
+
 def test_lora_drops_weight_gradients_and_optimizer_state():
     prof = shipped_profile("mi300x")
     c = [c for c in load_cases() if c.name == "mlperf-lora-70b-8x-mi300x"][0]

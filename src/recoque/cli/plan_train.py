@@ -121,7 +121,7 @@ def train(
     profile_anyway: bool = profile_anyway_option(),
     top: int = typer.Option(5, "--top", help="how many plans to show"),
     full: bool = typer.Option(False, "--full", help="search every switch (slower) instead of the pruned space"),
-    dtype: str = typer.Option("bf16", "--dtype", help="training precision of the GEMMs (fp8: linear layers only)"),
+    dtype: str = typer.Option("bf16", "--dtype", help="training precision of the GEMMs (fp8, fp4: linear layers only)"),
     stack: Optional[str] = typer.Option(None, "--stack", help="software stack (seeds/stacks.toml); default by vendor"),
     tp: Optional[int] = typer.Option(None, "--tp", help="pin tensor parallelism"),
     pp: Optional[int] = typer.Option(None, "--pp", help="pin pipeline stages"),
