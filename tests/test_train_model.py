@@ -91,7 +91,7 @@ def test_fp8_linear_only_attention_stays_bf16():
 
 def test_fp4_runs_the_linear_layers_at_the_fp4_rate_and_attention_in_bf16():
     """NVFP4 training as fp8 is handled: only the linear GEMMs change precision, at the fp4 peak x
-    the fp4 relative efficiency (B200 measurement: 0.65 of the 16-bit fraction); parts without an fp4
+    the fp4 relative efficiency (the fp8 rule once more: 0.88 of the 16-bit fraction); parts without an fp4
     rate refuse it in one line."""
     from recoque.planner.profile import DEFAULT_FP4_RELATIVE_EFFICIENCY
     from recoque.planner.system import load_system
