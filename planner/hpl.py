@@ -35,8 +35,8 @@ from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.planner.system import SystemSpec
-from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, measured_dgemm_flop_s, memory_exponent,
-                                    range_setting, single_node_flop_s)
+from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, measured_dgemm_flop_s,
+                                    memory_exponent, range_setting, single_node_flop_s)
 from recoque.planner.workloads import efficiency, peak_estimate, profile_applies, profile_estimate
 
 

@@ -251,8 +251,8 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     grb = stack.grad_reduce_bytes
     # fp8 training (Transformer Engine and its ROCm port), and NVFP4 the same way: low-precision
     # GEMMs for the linear layers only; attention, logits and the adapters stay 16-bit.
-    fp8 = dtype in LOW_PRECISION_DTYPES
-    lin_dt, att_dt = dtype, ("bf16" if fp8 else dtype)
+    low_precision = dtype in LOW_PRECISION_DTYPES
+    lin_dt, att_dt = dtype, ("bf16" if low_precision else dtype)
 
     # ---- memory ----
     p_gpu, p_exp = _params_per_gpu(m_, tp, pp, ep, lps)
@@ -261,7 +261,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
         # updates the base, so under fp8 training it is kept only as fp8 (1 byte: Transformer
         # Engine fp8_model_init, NeMo fp8_params, as the MLPerf v5.0 LoRA configs set); 16-bit else.
         p_ad = _lora_adapter_params(workload, float(workload.lora_rank), tp, lps)
-        wb = 1.0 if fp8 else memory.WEIGHT_BYTES
+        wb = 1.0 if low_precision else memory.WEIGHT_BYTES
         w = p_gpu * wb / np.where((zero >= 3) & reshard, dpc, 1.0)
         g_, o_ = p_ad * memory.GRAD_BYTES, p_ad * memory.OPTIMIZER_BYTES / np.where(zero >= 1, dpc, 1.0)
         w = w + p_ad * memory.WEIGHT_BYTES
@@ -327,7 +327,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     for mm, nn, kk, count in flops.layer_gemm_shapes_fwd(m_, tokens, tp, ep):
         t_gemm_f = t_gemm_f + count * gt(lin_dt, mm, nn, kk)
         t_gemm_b = t_gemm_b + count * (gt(lin_dt, mm, kk, nn) + (0.0 if lora else gt(lin_dt, kk, nn, mm)))
-        if fp8:
+        if low_precision:
             # Cast/scale: quantise the input (read 2, write 1 byte) in the forward; in the backward
             # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes). NVFP4
             # writes half a byte plus block scales but adds its own transforms (random Hadamard on
@@ -598,22 +598,22 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
     corners = _corners(workload, system, profile, dtype, arrays, stack)
     model = workload.model
     n = len(np.asarray(arrays["tp"]))
-    fp8 = dtype in LOW_PRECISION_DTYPES
+    low_precision = dtype in LOW_PRECISION_DTYPES
     # MFU as published runs quote it: against the 16-bit peak, also for fp8 and fp4 runs.
-    peak = profile.peak_flop_s("bf16" if fp8 else dtype)
-    peak_fp8 = profile.peak_flop_s(dtype) if fp8 else None
+    peak = profile.peak_flop_s("bf16" if low_precision else dtype)
+    peak_fp8 = profile.peak_flop_s(dtype) if low_precision else None
     cap = hardware_for(system, profile).capacity_bytes
     lora = workload.lora_rank > 0
     base_notes = profile.describe(dtype) + (
         (f"{dtype} training: {dtype} GEMMs for the linear layers only (cast/scale traffic counted), attention and "
-         "logits in bf16, fp32 master weights" if fp8 else f"{dtype} training") + (
+         "logits in bf16, fp32 master weights" if low_precision else f"{dtype} training") + (
             f", LoRA rank {workload.lora_rank} on {workload.lora_targets} linear layers: base weights frozen "
-            f"(no weight gradients or optimizer state{', kept in fp8' if fp8 else ''}"
+            f"(no weight gradients or optimizer state{', kept in fp8' if low_precision else ''}"
             f"{'; frozen FFN stores no GEMM inputs' if workload.lora_targets == 'attention' else ''})"
             if lora else ", mixed-precision AdamW 16 bytes/param"),
         stack.describe(),
         "model FLOPs count attention over the full s x s matrix (Megatron convention); MFU/HFU against the "
-        f"dense {'bf16' if fp8 else dtype} datasheet peak {peak / 1e12:.0f} TFLOP/s"
+        f"dense {'bf16' if low_precision else dtype} datasheet peak {peak / 1e12:.0f} TFLOP/s"
         + (f" ({dtype} peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
         f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GB",
     )

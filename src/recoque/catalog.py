@@ -7,7 +7,6 @@ A value may carry a range (`fp64_matrix_tflops_low`, `..._high`) when sources di
 from __future__ import annotations
 
 import math
-
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
