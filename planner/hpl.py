@@ -167,10 +167,11 @@ def _dgemm_prior(device: str, left: str) -> Estimate | None:
 def _family_estimate(fam: str, in_family: list[Top500Entry], left: str, device: str | None = None) -> Estimate:
     """Centre: the family's pooled efficiency, each reference run carried to the device's memory per
     GPU; range: +/- the stated half-width, never narrower than the spread of the family's own runs."""
-    effs = [entry_efficiency(e) * (memory_factor(device, e.device) if device else 1.0) for e in in_family]
+    factors = [memory_factor(device, e.device) if device else 1.0 for e in in_family]
+    effs = [entry_efficiency(e) * f for e, f in zip(in_family, factors)]
     mid, w = pooled_efficiency(in_family, device), range_setting("in_family_halfwidth")
     mem = ""
-    if device and any(abs(memory_factor(device, e.device) - 1.0) > 1e-9 for e in in_family):
+    if any(abs(f - 1.0) > 1e-9 for f in factors):
         mem = (f", each run x ({device} memory / its device's)^{memory_exponent():g} "
                f"(seeds/top500.toml [memory])")
     note = (f"HPL efficiency, family {fam}: total Rmax / total counted peak of {_listing(in_family)}{mem} = {mid:.3f}; "

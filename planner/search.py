@@ -31,7 +31,7 @@ import numpy as np
 
 from recoque.errors import BadInput
 from recoque.planner.execution import RECOMPUTE_CODE
-from recoque.planner.profile import DeviceProfile
+from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
 from recoque.planner.train import (PLAN_FIELDS, SearchResult, core, hardware_for, results_from_arrays)
 from recoque.planner.workload import TrainingWorkload
@@ -219,7 +219,7 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
         raise BadInput(f"--gpus must be positive, got {n}", "give a GPU count")
     if n > system.gpus:
         raise BadInput(f"{n} GPUs requested, system {system.key} has {system.gpus:.0f}", "lower --gpus")
-    if (dtype.startswith("fp8") or dtype == "fp4") and not stack.fp8:
+    if dtype in LOW_PRECISION_DTYPES and not stack.fp8:
         raise BadInput(f"stack {stack.key} has no {dtype} training", "pick a stack with low-precision training "
                        "(megatron-core, fsdp, megatron-lm-rocm) or --dtype bf16")
     pins = normalise_pins(pins)
