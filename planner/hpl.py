@@ -17,8 +17,10 @@ estimated from its own runs (leave-one-out by machine). A scale term
 (ln efficiency linear in ln GPUs, within families) was tried on the references: it comes out
 positive, +0.07 per e-fold (Frontier above LUMI-G, JUPITER above Eos and Jean Zay), the opposite of
 the loss at scale it stands for, from five runs in three families; not adopted.
+Families none of the issue's machines covers have their own reference (Aurora for PVC, CHIE-4 for
+Blackwell, Selene for A100, Sierra for V100; seeds/top500.toml says why each).
 Outside every calibrated family: a device with a published single-node HPL figure
-(seeds/top500.toml [single_node]; A100: NVIDIA DeepOps, DGX A100) gets that figure x the pooled
+(seeds/top500.toml [single_node]; A100: NVIDIA DeepOps, DGX A100, used when Selene is left out) gets that figure x the pooled
 multi-node retention of the reference runs (their Rmax / their GPUs x their device's single-node
 figure); a device with a measured DGEMM only ([measured_dgemm]; Max 1550: ALCF) gets DGEMM x the
 HPL-to-DGEMM fraction of seeds/workloads.toml; any other device takes its vendor's references with a

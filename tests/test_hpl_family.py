@@ -97,9 +97,12 @@ def test_held_out_gpu_machines_of_the_june_2025_list():
     # regression guard on machines never used for calibration (benchmarks/hpl_holdout.py prints them):
     # June 2025, all 72 GPU machines of the top 100 outside the references: mean 12.2%, 85% inside;
     # with 85 more GPU machines of the November 2025 list (160 in all): mean 11.2%, 88% inside;
-    # with the memory-per-GPU term (H200 4.8% instead of 9.4%): 11.1%, 85% inside
+    # with the memory-per-GPU term (H200 4.8% instead of 9.4%): 11.1%, 85% inside;
+    # Selene (A100) and Sierra (V100) as their families' references (158 checks): 10.8%, 85% inside
     assert len(rows) >= 150
-    assert statistics.mean(errs) < 0.12 and inside >= 0.83
+    assert statistics.mean(errs) < 0.115 and inside >= 0.83
+    a100 = [abs(r["error"]) for r in rows if r["family"] == "a100"]
+    assert statistics.mean(a100) < 0.12   # 14.0% from the single-node figure, 11.0% from Selene
     in_family = [abs(r["error"]) for r in rows if r["family"] in ("hopper", "mi250x")]
     assert statistics.mean(in_family) < 0.11
 

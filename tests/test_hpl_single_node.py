@@ -1,5 +1,6 @@
-"""Devices without a TOP500 reference run of their own family (A100): a published single-node HPL figure
-x the multi-node retention of the reference runs, never a figure of a checked machine."""
+"""Devices without a TOP500 reference run of their own family: a published single-node HPL figure x the
+multi-node retention of the reference runs, never a figure of a checked machine. The A100 family has
+its own reference (Selene) and takes this path only with Selene left out (its own leave-one-out)."""
 import pytest
 from typer.testing import CliRunner
 
@@ -23,8 +24,13 @@ HOPPER_RUNS = {"eos-2025-06": (121.4e15, 3328), "jupiter-2025-06": (793.4e15, 18
                "jean-zay-h100-2025-06": (52.18e15, 1456)}   # Rmax, GPUs of the run (June 2025)
 
 
+NO_SELENE = ("selene",)
+
+
 def test_retention_is_rmax_per_gpu_over_the_single_node_figure_of_reference_runs_only():
-    ret = hpl.retention_ratios()
+    assert set(hpl.retention_ratios()) == set(HOPPER_RUNS) | {"selene-2025-06"}
+    assert hpl.retention_ratios()["selene-2025-06"] == pytest.approx(63.46e15 / 4480 / A100_NODE, rel=1e-3)
+    ret = hpl.retention_ratios(NO_SELENE)
     # the Hopper reference runs: GH200 takes the H100 SXM figure (same die, same counted rate)
     assert set(ret) == set(HOPPER_RUNS)
     assert ret["eos-2025-06"] == pytest.approx(EOS_PER_GPU / H100_NODE, rel=1e-3)
@@ -34,12 +40,12 @@ def test_retention_is_rmax_per_gpu_over_the_single_node_figure_of_reference_runs
     node = {"eos-2025-06": H100_NODE, "jean-zay-h100-2025-06": H100_NODE,
             "jupiter-2025-06": H100_NODE * (96 / 80) ** top500.memory_exponent()}
     pooled = sum(r for r, _ in HOPPER_RUNS.values()) / sum(g * node[k] for k, (_, g) in HOPPER_RUNS.items())
-    assert hpl.pooled_retention() == pytest.approx(pooled, rel=1e-3)
+    assert hpl.pooled_retention(NO_SELENE) == pytest.approx(pooled, rel=1e-3)
 
 
 def test_a100_efficiency_is_single_node_times_retention_on_the_counted_rate():
-    e = hpl.hpl_efficiency("a100_sxm_80gb")
-    retention = hpl.pooled_retention()
+    e = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=NO_SELENE)
+    retention = hpl.pooled_retention(NO_SELENE)
     w = top500.range_setting("in_family_halfwidth")
     assert e.value * 19.5e12 == pytest.approx(A100_NODE * retention, rel=1e-3)
     assert e.high * 19.5e12 == pytest.approx(max(A100_NODE * 1.15, A100_NODE * retention * (1 + w)), rel=1e-3)
@@ -51,20 +57,23 @@ def test_a_same_family_device_scales_the_figure_by_its_counted_rate_and_memory()
     val, note = hpl.single_node_hpl("a100_sxm_64gb")
     mem = (64 / 80) ** top500.memory_exponent()
     assert val == pytest.approx(A100_NODE * (22.39 / 19.5) * mem, rel=2e-3) and "ratio" in note and "memory" in note
-    e64, e80 = hpl.hpl_efficiency("a100_sxm_64gb"), hpl.hpl_efficiency("a100_sxm_80gb")
+    e64, e80 = (hpl.hpl_efficiency(d, exclude_machines=NO_SELENE) for d in ("a100_sxm_64gb", "a100_sxm_80gb"))
     assert e64.value == pytest.approx(e80.value * mem, rel=1e-3)   # smaller memory, on a larger counted rate
 
 
 def test_leaving_out_every_retention_reference_falls_back_to_the_vendor_pool():
-    e = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=("eos", "jupiter", "jean-zay-h100"))
+    e = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=("eos", "jupiter", "jean-zay-h100", "selene"))
     assert "single-node" not in e.assumptions[0] and "outside every calibrated family" in e.assumptions[0]
-    left_one = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=("eos",))
+    left_one = hpl.hpl_efficiency("a100_sxm_80gb", exclude_machines=("eos", "selene"))
     assert "single-node" in left_one.assumptions[0] and "eos-2025-06" not in left_one.assumptions[0]
 
 
 def test_a_family_with_its_own_reference_ignores_the_single_node_figure():
     e = hpl.hpl_efficiency("h100_sxm")
     assert "family hopper" in e.assumptions[0] and "single-node" not in e.assumptions[0]
+    a100 = hpl.hpl_efficiency("a100_sxm_80gb")
+    assert "family a100" in a100.assumptions[0] and "selene" in a100.assumptions[0]
+    assert a100.value * 19.5e12 == pytest.approx(63.46e15 / 4480, rel=1e-3)   # Selene's Rmax per GPU
 
 
 def test_a_device_with_only_a_measured_dgemm_takes_the_hpl_to_dgemm_fraction():
