@@ -184,14 +184,17 @@ class DeviceProfile:
         if fb.get("wave_quantization") and units > 0:
             rate = rate * wave_efficiency(m, n, batch, units)
         nbytes = ELEMENT_BYTES.get(dtype, 2.0) * (m * k + k * n + m * n) * batch
-        ovh = float(fb.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S))
-        return np.maximum(work / rate, nbytes / self.memory_bandwidth.get(which)) + ovh
+        return np.maximum(work / rate, nbytes / self.memory_bandwidth.get(which)) + self.kernel_overhead_s()
 
     def attention_flop_s(self, dtype: str, batch: int, heads: int, seq: int, head_dim: int,
                          direction: str = "fwd", which: str = "value") -> float:
         """Achieved attention-core FLOP/s in full (non-causal) FLOPs, by forward work 4*b*h*s^2*d."""
         work = 4.0 * batch * heads * seq * seq * head_dim
         return float(self.attention_curve(dtype, direction).at(work, which))
+
+    def kernel_overhead_s(self) -> float:
+        """Launch and tail time every kernel pays at least (the profile's stated kernel_overhead_s)."""
+        return float(self.fallback.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S))
 
     def thin_gemm_factor(self, inner_dim: Any) -> Any:
         """Efficiency multiplier for a GEMM whose inner dimension is `inner_dim` (attention's
@@ -227,8 +230,7 @@ class DeviceProfile:
     def _fallback_curve(self, dtype: str, key: str, default: float) -> Curve:
         eff = float(self.fallback.get(key, default))
         unc = float(self.fallback.get("uncertainty", DEFAULT_UNCERTAINTY))
-        ovh = float(self.fallback.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S))
-        return Curve.parametric(self.peak_flop_s(dtype), eff, ovh, unc)
+        return Curve.parametric(self.peak_flop_s(dtype), eff, self.kernel_overhead_s(), unc)
 
     def uses_datasheet_for(self, dtype: str) -> bool:
         return dtype not in self.gemm

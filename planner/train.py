@@ -124,6 +124,12 @@ ZERO3_PREFETCH_EFFICIENCY = 1.0
 # FSDP limit_all_gathers) hides only half; a stated bound, not fitted.
 ZERO3_PREFETCH_RANGE = (0.5, ZERO3_PREFETCH_EFFICIENCY, ZERO3_PREFETCH_EFFICIENCY)
 ELEMENTWISE_BYTES_PER_H = 22.0  # 2 LayerNorms (4h each), 2 bias-dropout-residual (7h each), per token
+# Non-GEMM kernels of one layer's forward, each at least the profile's kernel_overhead_s: 2 norms,
+# 2 bias-dropout-residual adds, the activation and the rotary embedding (Megatron-Core's layer with
+# Transformer Engine's fused kernels); the backward runs one per forward kernel and its gradient
+# counterpart, i.e. twice as many (counted by `2.0 * t_elem`). fp8/fp4 casts: one kernel per
+# linear-layer input forward, two backward (t_cast_*).
+ELEMENTWISE_KERNELS_FWD = 6.0
 # Failures: Llama 3 (arXiv 2407.21783 sec. 3.3.4) saw 419 unexpected interruptions in 54 days on
 # 16,384 GPUs = 1.97e-5 per GPU-hour; each costs the restart plus work since the last checkpoint.
 FAILURES_PER_GPU_HOUR = 419 / (54 * 24 * 16384)
@@ -324,6 +330,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # GEMMs at the profile's shape-aware rate: forward (m, n, k), backward data gradient
     # (m, k, n) and weight gradient (k, n, m). LoRA: no weight gradient of the frozen base.
     t_gemm_f = t_gemm_b = t_cast_f = t_cast_b = t_ad = 0.0
+    ovh = profile.kernel_overhead_s()
     for mm, nn, kk, count in flops.layer_gemm_shapes_fwd(m_, tokens, tp, ep):
         t_gemm_f = t_gemm_f + count * gt(lin_dt, mm, nn, kk)
         t_gemm_b = t_gemm_b + count * (gt(lin_dt, mm, kk, nn) + (0.0 if lora else gt(lin_dt, kk, nn, mm)))
@@ -332,8 +339,8 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
             # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes). NVFP4
             # writes half a byte plus block scales but adds its own transforms (random Hadamard on
             # the weight-gradient inputs): the same traffic is counted (stated, not measured).
-            t_cast_f = t_cast_f + count * 3.0 * mm * kk / hw.hbm_bw
-            t_cast_b = t_cast_b + count * (3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw
+            t_cast_f = t_cast_f + count * (3.0 * mm * kk / hw.hbm_bw + ovh)
+            t_cast_b = t_cast_b + count * ((3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw + 2.0 * ovh)
     if lora:
         r = float(workload.lora_rank)
         for mm, nn, kk, count in _lora_shapes(workload, tokens, tp, ep):
@@ -356,7 +363,10 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     t_att_b = np.where(flash, 2.0 * att / profile.attention_curve(att_dt, "bwd").at(att, which) / eff, unf_b)
     act_mult = (3.0 if m_.gated_ffn else 2.0) * 2.0 * m_.active_experts  # bytes/token/f: read+write
     elem_bytes = ELEMENTWISE_BYTES_PER_H * tokens * h / np.where(sp, tp, 1.0) + act_mult * tokens * m_.ffn_hidden / tp
-    t_elem = elem_bytes / hw.hbm_bw
+    # Each of these kernels (ELEMENTWISE_KERNELS_FWD in the forward, twice as many backward) also pays
+    # the launch-and-tail time every GEMM pays in gemm_time_s: it sets the floor when a GPU's share
+    # of a micro-batch is small (a few thousand tokens on a Blackwell GPU).
+    t_elem = elem_bytes / hw.hbm_bw + ELEMENTWISE_KERNELS_FWD * ovh
     fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad
     bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad
     recomp = np.where(rc == 2, frac * fwd, np.where(rc == 1, t_att_f, 0.0))
