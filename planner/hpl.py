@@ -29,6 +29,7 @@ Rpeak). With a measured profile for the device: Rmax = GPUs x measured DGEMM x t
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -166,18 +167,27 @@ def _dgemm_prior(device: str, left: str) -> Estimate | None:
                     "1", (note,))
 
 
+def in_family_halfwidth(machines: int) -> float:
+    """Range half-width of a family centre pooled from `machines` reference machines: the stated
+    half-width (sized on `in_family_halfwidth_machines` of them) x sqrt(1 + 1/n) / sqrt(1 + 1/n_sized),
+    the prediction-interval factor of one more machine about a mean of n (seeds/top500.toml [range])."""
+    sized = range_setting("in_family_halfwidth_machines")
+    return range_setting("in_family_halfwidth") * math.sqrt((1 + 1 / machines) / (1 + 1 / sized))
+
+
 def _family_estimate(fam: str, in_family: list[Top500Entry], left: str, device: str | None = None) -> Estimate:
     """Centre: the family's pooled efficiency, each reference run carried to the device's memory per
     GPU; range: +/- the stated half-width, never narrower than the spread of the family's own runs."""
     factors = [memory_factor(device, e.device) if device else 1.0 for e in in_family]
     effs = [entry_efficiency(e) * f for e, f in zip(in_family, factors)]
-    mid, w = pooled_efficiency(in_family, device), range_setting("in_family_halfwidth")
+    mid, w = pooled_efficiency(in_family, device), in_family_halfwidth(len({e.machine for e in in_family}))
     mem = ""
     if any(abs(f - 1.0) > 1e-9 for f in factors):
         mem = (f", each run x ({device} memory / its device's)^{memory_exponent():g} "
                f"(seeds/top500.toml [memory])")
     note = (f"HPL efficiency, family {fam}: total Rmax / total counted peak of {_listing(in_family)}{mem} = {mid:.3f}; "
-            f"range +/-{w:.0%} (leave-one-out errors of the references and the within-family spread of the lists)"
+            f"range +/-{w:.0%} (leave-one-out errors of the references and the within-family spread of the lists, "
+            f"x sqrt(1 + 1/n) for a centre from n reference machines)"
             f"{' (one reference run)' if len(effs) == 1 else ''}{left}")
     return Estimate(mid, min(min(effs), mid * (1 - w)), max(max(effs), mid * (1 + w)), "1", (note,))
 
