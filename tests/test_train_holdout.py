@@ -42,8 +42,8 @@ def test_case_level_gradient_reduction_dtype():
     assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.09, 0.38, 0.80),
-                                                                   ("amd", 0.11, 0.34, 0.78)])
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.09, 0.38, 0.88),
+                                                                   ("amd", 0.11, 0.34, 0.90)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
     8.3% mean / 29.7% max / 85% inside over 97 runs, the worst NeMo Megatron 2022 GPT-3 175B (27-29%
@@ -51,7 +51,8 @@ def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min
     on 512-1,024 Frontier GCDs 27-33% slower than the model). With the GB200 NVL72 MLPerf runs and
     17 more AMD MLPerf partner runs and 12 NVFP4 v5.1 runs: nvidia 8.5% / 36.2% / 83% over 120 (worst:
     MLPerf v5.1 Llama 3.1 8B on 512 GB200, the model 36% fast), amd 9.3% / 32.6% / 83% over 42. With the
-    kernel overhead on every non-GEMM kernel (and the refits it moved): nvidia 8.4% / 33.7% / 82%, amd 9.6% / 32.6% / 83%. The issue's target is
+    kernel overhead on every non-GEMM kernel (and the refits it moved): nvidia 8.4% / 33.7% / 82%, amd 9.6% / 32.6% / 83%;
+    with the run-to-run spread on the slow side of the range: inside 92% (nvidia), 95% (amd). The issue's target is
     max <= 15% on both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
