@@ -15,6 +15,9 @@
                            with the GEMMs they feed, in tp chunks (Transformer Engine userbuffers,
                            Megatron-Core --tp-comm-overlap, NeMo ub_tp_comm_overlap; torchtitan
                            async TP): only the first chunk and what the GEMMs cannot cover show
+    cp_a2a                 context parallelism by all-to-all (Ulysses; Megatron-Core/Transformer
+                           Engine cp_comm_type "a2a": heads split over the cp ranks for attention)
+                           instead of the default ring of K/V chunks ("p2p")
     flash_attention        fused attention (Dao et al. 2022): no s x s activations stored
     reshard_after_forward  ZeRO-3/FSDP only: free the gathered weights after the forward and
                            gather them again in the backward (FSDP FULL_SHARD); off = FSDP
@@ -53,6 +56,7 @@ class ExecutionPlan:
     recompute_layers: int = 0  # with recompute "full": layers per stage recomputed (0 = all; Megatron block method)
     distribute_checkpoints: bool = False  # full recompute: checkpointed inputs split over TP (OPT-175B)
     tp_overlap: bool = False
+    cp_a2a: bool = False  # context parallelism by all-to-all instead of the K/V ring
 
     def __post_init__(self) -> None:
         for k in ("tp", "pp", "dp", "micro_batch", "interleave", "ep", "cp"):
@@ -97,6 +101,8 @@ class ExecutionPlan:
             out.append(f"dp*micro_batch {self.dp * self.micro_batch} does not divide batch {global_batch_seqs}")
         elif self.interleave > 1 and (self.pp == 1 or self.micro_batches(global_batch_seqs) % self.pp):
             out.append("interleaving needs pp > 1 and micro-batches a multiple of pp")
+        if self.cp > 1 and self.cp_a2a and (model.heads // self.tp) % self.cp:
+            out.append(f"cp {self.cp} by all-to-all must divide the {model.heads // self.tp} heads per TP rank")
         if self.cp > 1 and model.seq_len % (2 * self.cp):
             out.append(f"cp {self.cp}: sequence {model.seq_len} must split into 2*cp equal chunks")
         if self.ep > 1 and (self.dp % self.ep or model.experts % self.ep):
@@ -104,7 +110,7 @@ class ExecutionPlan:
         return out
 
     def label(self) -> str:
-        parts = [f"TP{self.tp}"] + ([f"CP{self.cp}"] if self.cp > 1 else []) + [f"PP{self.pp}" + (f"x{self.interleave}" if self.interleave > 1 else ""),
+        parts = [f"TP{self.tp}"] + ([f"CP{self.cp}" + ("a2a" if self.cp_a2a else "")] if self.cp > 1 else []) + [f"PP{self.pp}" + (f"x{self.interleave}" if self.interleave > 1 else ""),
                  f"DP{self.dp}", f"mb{self.micro_batch}", f"rc:{self.recompute}" + (f"({self.recompute_layers})" if self.recompute == "full" and self.recompute_layers else "")]
         if self.sequence_parallel and self.tp > 1:
             parts.append("SP" + ("+tp-overlap" if self.tp_overlap else ""))

@@ -75,10 +75,14 @@ def wave_efficiency(m: Any, n: Any, batch: Any, units: float) -> Any:
     """Fraction of the device's SMs/CUs busy over a GEMM's waves of output tiles: tiles /
     (ceil(tiles / units) * units), the best over GEMM_TILES (wave quantisation)."""
     m, n, batch = (np.asarray(x, dtype=float) for x in (m, n, batch))
-    best = 0.0 * m * n * batch
+    cols: dict[tuple[str, float], Any] = {}   # ceil(m / tm) and ceil(n / tn), each computed once over the tile set
+    best = None
     for tm, tn in GEMM_TILES:
-        tiles = batch * np.ceil(m / tm) * np.ceil(n / tn)
-        best = np.maximum(best, tiles / (np.ceil(tiles / units) * units))
+        cm = cols.setdefault(("m", tm), np.ceil(m / tm))
+        cn = cols.setdefault(("n", tn), np.ceil(n / tn))
+        tiles = cm * cn if batch.ndim == 0 and batch == 1.0 else batch * cm * cn
+        eff = tiles / (np.ceil(tiles / units) * units)
+        best = eff if best is None else np.maximum(best, eff)
     return best
 
 

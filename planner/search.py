@@ -44,7 +44,7 @@ PIN_KEYS = {"tp": "tp", "pp": "pp", "vpp": "interleave", "interleave": "interlea
             "sp": "sequence_parallel", "sequence_parallel": "sequence_parallel", "ep": "ep",
             "reshard_after_forward": "reshard_after_forward", "dp_overlap": "dp_overlap",
             "recompute_layers": "recompute_layers", "distribute_checkpoints": "distribute_checkpoints",
-            "tp_overlap": "tp_overlap"}
+            "tp_overlap": "tp_overlap", "cp_a2a": "cp_a2a"}
 
 
 def divisors(n: int) -> list[int]:
@@ -65,7 +65,8 @@ def normalise_pins(pins: Mapping[str, Any] | None) -> dict[str, Any]:
             if v not in RECOMPUTE_CODE:
                 raise BadInput(f"--recompute {v!r} unknown", f"use one of {sorted(RECOMPUTE_CODE)}")
             v = RECOMPUTE_CODE[v]
-        elif f in ("sequence_parallel", "reshard_after_forward", "dp_overlap", "distribute_checkpoints", "tp_overlap"):
+        elif f in ("sequence_parallel", "reshard_after_forward", "dp_overlap", "distribute_checkpoints", "tp_overlap",
+                   "cp_a2a"):
             v = bool(v)
         else:
             v = int(v)
@@ -192,6 +193,9 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     chunk["distribute_checkpoints"] = np.full(n, bool(pins.get("distribute_checkpoints", False)))
                     # TP overlap never slows a plan in the model: on wherever the stack has it (or as pinned)
                     chunk["tp_overlap"] = chunk["sequence_parallel"] & bool(pins.get("tp_overlap", stack.tp_comm_overlap))
+                    # context parallelism as the ring (Megatron-Core's default) unless all-to-all is pinned
+                    chunk["cp_a2a"] = np.full(n, cp > 1 and bool(pins.get("cp_a2a", False))
+                                              and (model.heads // tp) % cp == 0)
                     buf.append(chunk)
                     size += n
                     if size >= CHUNK:

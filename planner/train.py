@@ -130,6 +130,12 @@ ELEMENTWISE_BYTES_PER_H = 22.0  # 2 LayerNorms (4h each), 2 bias-dropout-residua
 # counterpart, i.e. twice as many (counted by `2.0 * t_elem`). fp8/fp4 casts: one kernel per
 # linear-layer input forward, two backward (t_cast_*).
 ELEMENTWISE_KERNELS_FWD = 6.0
+
+
+def cp_merge_bytes_fwd(cp: Any) -> Any:
+    """Forward bytes per (token x query width) of context parallelism's partial outputs: cp - 1 extra
+    2-byte writes and cp merges of 6 bytes, each over 3/4 of the queries (see core())."""
+    return 0.75 * (2.0 * (cp - 1.0) + 6.0 * cp)
 # Failures: Llama 3 (arXiv 2407.21783 sec. 3.3.4) saw 419 unexpected interruptions in 54 days on
 # 16,384 GPUs = 1.97e-5 per GPU-hour; each costs the restart plus work since the last checkpoint.
 FAILURES_PER_GPU_HOUR = 419 / (54 * 24 * 16384)
@@ -146,7 +152,7 @@ RUN_TO_RUN_SLOWER = {"one_node": 0.06, "multi_node": 0.24}
 
 PLAN_FIELDS = ("tp", "pp", "dp", "micro_batch", "interleave", "recompute", "sequence_parallel",
                "zero_stage", "dp_overlap", "flash_attention", "ep", "cp", "reshard_after_forward", "recompute_layers",
-               "distribute_checkpoints", "tp_overlap")
+               "distribute_checkpoints", "tp_overlap", "cp_a2a")
 BREAKDOWN_KEYS = ("compute_s", "tp_comm_s", "ep_comm_s", "cp_comm_s", "p2p_s", "bubble_s", "dp_exposed_s",
                   "zero3_exposed_s", "optimizer_s", "emb_sync_s")
 
@@ -247,6 +253,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     tp, pp, dp = (np.asarray(a[k], dtype=float) for k in ("tp", "pp", "dp"))
     b, v, ep = (np.asarray(a[k], dtype=float) for k in ("micro_batch", "interleave", "ep"))
     cp = np.asarray(a.get("cp", np.ones_like(tp)), dtype=float)
+    cp_a2a = np.asarray(a.get("cp_a2a", np.zeros(tp.shape, dtype=bool)), dtype=bool) & (cp > 1)
     reshard = np.asarray(a.get("reshard_after_forward", np.ones(tp.shape, dtype=bool)), dtype=bool)
     rc = np.asarray(a["recompute"])
     sp = np.asarray(a["sequence_parallel"], dtype=bool) & (tp > 1)
@@ -375,8 +382,20 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # the launch-and-tail time every GEMM pays in gemm_time_s: it sets the floor when a GPU's share
     # of a micro-batch is small (a few thousand tokens on a Blackwell GPU).
     t_elem = elem_bytes / hw.hbm_bw + ELEMENTWISE_KERNELS_FWD * ovh
-    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad
-    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad
+    # Context parallelism's own memory work in the ring ("p2p", Transformer Engine context_parallel.py
+    # AttnFuncWithCPAndKVP2P): each of the cp steps writes a partial output and merges it into the
+    # running one by its softmax statistics (read the partial, read and write the output: 6 bytes per
+    # 16-bit element), and the backward accumulates each step's dQ and dK/dV the same way; with the
+    # causal load balancing a step covers 3/4 of the rank's queries on average. Two merge kernels per
+    # step each way, at the kernel floor. The all-to-all form ("a2a") runs one attention over the
+    # whole sequence for its share of the heads: no partials to merge.
+    q_w = m_.heads * d_h / tp
+    kv_w = 2.0 * m_.kv_heads * d_h / np.minimum(tp, float(m_.kv_heads))
+    has_cp = (cp > 1) & ~cp_a2a
+    t_cpx_f = np.where(has_cp, tokens * q_w * cp_merge_bytes_fwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
+    t_cpx_b = np.where(has_cp, tokens * (q_w + kv_w) * 4.5 * cp / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
+    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f
+    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b
     recomp = np.where(rc == 2, frac * fwd, np.where(rc == 1, t_att_f, 0.0))
 
     # ---- tensor-, context- and expert-parallel communication per layer per micro-batch ----
@@ -401,6 +420,13 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
                                       np.where(cp_intra, hw.alpha_intra, hw.alpha_inter))
     cp_f = np.maximum(ring - t_att_f, 0.0)
     cp_comm = np.where(cp > 1, cp_f * (1.0 + frac) + np.maximum(2.0 * ring - t_att_b, 0.0), 0.0)
+    # All-to-all (Ulysses): Q, K, V to head-split layout before attention and the output back, the
+    # same volumes again for their gradients; each rank keeps 1/cp and sends the rest, on the critical path.
+    if np.any(cp_a2a):  # (the search leaves it off unless pinned: skip the arrays then)
+        a2a_bytes = tokens * (2.0 * q_w + kv_w) * 2.0 * (cp - 1.0) / cp
+        a2a_one = comm.p2p_time(a2a_bytes, np.where(cp_intra, hw.bw_intra, hw.bw_inter),
+                                (cp - 1.0) * np.where(cp_intra, hw.alpha_intra, hw.alpha_inter))
+        cp_comm = np.where(cp_a2a, a2a_one * (2.0 + frac), cp_comm)
     if m_.moe:
         eloc, enod = comm.group_layout(ep, tp, gpn)
         a2a_bytes = tokens * m_.active_experts * h * 2.0 / np.where(sp, tp, 1.0)
@@ -524,6 +550,7 @@ def plan_arrays(plans: list[ExecutionPlan]) -> dict[str, np.ndarray]:
         "recompute_layers": np.array([p.recompute_layers for p in plans]),
         "distribute_checkpoints": np.array([p.distribute_checkpoints for p in plans]),
         "tp_overlap": np.array([p.tp_overlap for p in plans]),
+        "cp_a2a": np.array([p.cp_a2a for p in plans]),
     }
 
 
@@ -538,7 +565,8 @@ def plan_from_arrays(a: Mapping[str, np.ndarray], i: int) -> ExecutionPlan:
                          reshard_after_forward=bool(a["reshard_after_forward"][i]) if "reshard_after_forward" in a else True,
                          recompute_layers=int(a["recompute_layers"][i]) if "recompute_layers" in a else 0,
                          distribute_checkpoints=bool(a["distribute_checkpoints"][i]) if "distribute_checkpoints" in a else False,
-                         tp_overlap=bool(a["tp_overlap"][i]) if "tp_overlap" in a else False)
+                         tp_overlap=bool(a["tp_overlap"][i]) if "tp_overlap" in a else False,
+                         cp_a2a=bool(a["cp_a2a"][i]) if "cp_a2a" in a else False)
 
 
 # --------------------------------------------------------------------------------------------

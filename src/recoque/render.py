@@ -279,7 +279,7 @@ def plan_words(plan: Any) -> str:
     get = plan.get if isinstance(plan, dict) else (lambda k, d=None: getattr(plan, k, d))
     parts = [f"tensor parallel {get('tp', 1)}"]
     if (get("cp", 1) or 1) > 1:
-        parts.append(f"context parallel {get('cp')}")
+        parts.append(f"context parallel {get('cp')}" + (" (all-to-all)" if get("cp_a2a", False) else ""))
     pp, vpp = get("pp", 1), get("interleave", 1) or 1
     parts.append(f"pipeline {pp} stage{'s' if pp != 1 else ''}" + (f" x {vpp} virtual" if vpp > 1 else ""))
     parts.append(f"data parallel {get('dp', 1)}")

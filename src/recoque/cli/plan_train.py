@@ -136,6 +136,8 @@ def train(
     sp: Optional[bool] = typer.Option(None, "--sp/--no-sp", help="pin sequence parallelism"),
     tp_overlap: Optional[bool] = typer.Option(None, "--tp-overlap/--no-tp-overlap",
                                               help="pin TP communication overlap (with sequence parallelism)"),
+    cp_a2a: Optional[bool] = typer.Option(None, "--cp-a2a/--cp-ring",
+                                          help="context parallelism by all-to-all (Ulysses) or the K/V ring (default)"),
     grad_reduce: Optional[str] = typer.Option(None, "--grad-reduce-dtype", help="fp32 | bf16 gradient reduction"),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="sequence length in tokens (default: the model's)"),
     lora_rank: int = typer.Option(0, "--lora-rank", help="LoRA fine-tuning: adapter rank (0 = full training)"),
@@ -175,7 +177,7 @@ def train(
         raise BadInput("--top must be positive", "give --top 1 or more")
     st = load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
-            "zero": zero, "sp": sp, "tp_overlap": tp_overlap}
+            "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a}
     pins = {k: v for k, v in pins.items() if v is not None}
     _check_pinned_shape(pins, gpus, sysspec)
     curve = None
