@@ -152,6 +152,8 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
             if not _ok(pins, "tp", tp):
                 continue
             for cp in _cp_options(model, gpus // tp, stack, pins):
+                if pins.get("cp_a2a") and cp > 1 and (model.heads // tp) % cp:
+                    continue  # all-to-all splits each TP rank's heads over the cp ranks
                 for pp in divisors(gpus // (tp * cp)):
                     dp = gpus // (tp * cp * pp)
                     if not (_ok(pins, "pp", pp) and _ok(pins, "dp", dp)):
@@ -194,8 +196,7 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     # TP overlap never slows a plan in the model: on wherever the stack has it (or as pinned)
                     chunk["tp_overlap"] = chunk["sequence_parallel"] & bool(pins.get("tp_overlap", stack.tp_comm_overlap))
                     # context parallelism as the ring (Megatron-Core's default) unless all-to-all is pinned
-                    chunk["cp_a2a"] = np.full(n, cp > 1 and bool(pins.get("cp_a2a", False))
-                                              and (model.heads // tp) % cp == 0)
+                    chunk["cp_a2a"] = np.full(n, cp > 1 and bool(pins.get("cp_a2a", False)))
                     buf.append(chunk)
                     size += n
                     if size >= CHUNK:

@@ -133,9 +133,16 @@ ELEMENTWISE_KERNELS_FWD = 6.0
 
 
 def cp_merge_bytes_fwd(cp: Any) -> Any:
-    """Forward bytes per (token x query width) of context parallelism's partial outputs: cp - 1 extra
-    2-byte writes and cp merges of 6 bytes, each over 3/4 of the queries (see core())."""
+    """Forward bytes per (token x query width) of the context-parallel ring's partial outputs: cp - 1
+    extra 2-byte writes and cp merges of 6 bytes, each over 3/4 of the queries (see core())."""
     return 0.75 * (2.0 * (cp - 1.0) + 6.0 * cp)
+
+
+def cp_merge_bytes_bwd(cp: Any) -> Any:
+    """Backward bytes per (token x gradient width): cp accumulations of 6 bytes over 3/4 of the rows."""
+    return 0.75 * 6.0 * cp
+
+
 # Failures: Llama 3 (arXiv 2407.21783 sec. 3.3.4) saw 419 unexpected interruptions in 54 days on
 # 16,384 GPUs = 1.97e-5 per GPU-hour; each costs the restart plus work since the last checkpoint.
 FAILURES_PER_GPU_HOUR = 419 / (54 * 24 * 16384)
@@ -393,7 +400,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     kv_w = 2.0 * m_.kv_heads * d_h / np.minimum(tp, float(m_.kv_heads))
     has_cp = (cp > 1) & ~cp_a2a
     t_cpx_f = np.where(has_cp, tokens * q_w * cp_merge_bytes_fwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
-    t_cpx_b = np.where(has_cp, tokens * (q_w + kv_w) * 4.5 * cp / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
+    t_cpx_b = np.where(has_cp, tokens * (q_w + kv_w) * cp_merge_bytes_bwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
     fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f
     bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b
     recomp = np.where(rc == 2, frac * fwd, np.where(rc == 1, t_att_f, 0.0))

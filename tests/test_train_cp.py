@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from recoque.cli import app
 from recoque.planner.execution import ExecutionPlan
-from recoque.planner.train import cp_merge_bytes_fwd, evaluate
+from recoque.planner.search import search
+from recoque.planner.train import cp_merge_bytes_bwd, cp_merge_bytes_fwd, evaluate
 from recoque.planner.validation import shipped_profile, validation_system
 from recoque.planner.workload import load_training_workload
 
@@ -21,6 +22,7 @@ def test_the_ring_merges_cost_more_with_more_ranks():
     assert cp_merge_bytes_fwd(1) == pytest.approx(4.5)          # one merge, no extra partials
     assert cp_merge_bytes_fwd(2) == pytest.approx(0.75 * (2 + 12))
     assert cp_merge_bytes_fwd(8) > cp_merge_bytes_fwd(4) > cp_merge_bytes_fwd(2)
+    assert cp_merge_bytes_bwd(2) == pytest.approx(9.0)
 
 
 def test_all_to_all_has_no_merges_but_exposed_transfers():
@@ -49,3 +51,11 @@ def test_cli_pins_all_to_all_and_round_trips_it():
         assert r.exit_code == 0, r.output
         out = json.loads(r.output)
         assert out["best"][0]["plan"]["cp_a2a"] is want and out["pins"]["cp_a2a"] is want
+
+
+def test_a_pinned_all_to_all_never_falls_back_to_the_ring():
+    # 32 heads: with TP 8 each rank has 4, which 8 context-parallel ranks cannot split
+    res = search(WL, SYS, PROF, top=3, gpus=64, pins={"tp": 8, "cp": 8, "cp_a2a": True})
+    assert not res.best
+    ok = search(WL, SYS, PROF, top=3, gpus=64, pins={"tp": 8, "cp": 4, "cp_a2a": True})
+    assert ok.best and all(r.plan.cp_a2a and r.plan.cp == 4 for r in ok.best)
