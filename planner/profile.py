@@ -75,12 +75,13 @@ def wave_efficiency(m: Any, n: Any, batch: Any, units: float) -> Any:
     """Fraction of the device's SMs/CUs busy over a GEMM's waves of output tiles: tiles /
     (ceil(tiles / units) * units), the best over GEMM_TILES (wave quantisation)."""
     m, n, batch = (np.asarray(x, dtype=float) for x in (m, n, batch))
-    cols: dict[tuple[str, float], Any] = {}   # ceil(m / tm) and ceil(n / tn), each computed once over the tile set
+    # ceil(m / tm) and ceil(n / tn) once per distinct tile edge, shared by the tiles that use it
+    cm = {tm: np.ceil(m / tm) for tm in {t[0] for t in GEMM_TILES}}
+    cn = {tn: np.ceil(n / tn) for tn in {t[1] for t in GEMM_TILES}}
     best = None
     for tm, tn in GEMM_TILES:
-        cm = cols.setdefault(("m", tm), np.ceil(m / tm))
-        cn = cols.setdefault(("n", tn), np.ceil(n / tn))
-        tiles = cm * cn if batch.ndim == 0 and batch == 1.0 else batch * cm * cn
+        cm_, cn_ = cm[tm], cn[tn]
+        tiles = cm_ * cn_ if batch.ndim == 0 and batch == 1.0 else batch * cm_ * cn_
         eff = tiles / (np.ceil(tiles / units) * units)
         best = eff if best is None else np.maximum(best, eff)
     return best

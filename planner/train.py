@@ -398,9 +398,9 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # whole sequence for its share of the heads: no partials to merge.
     q_w = m_.heads * d_h / tp
     kv_w = 2.0 * m_.kv_heads * d_h / np.minimum(tp, float(m_.kv_heads))
-    has_cp = (cp > 1) & ~cp_a2a
-    t_cpx_f = np.where(has_cp, tokens * q_w * cp_merge_bytes_fwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
-    t_cpx_b = np.where(has_cp, tokens * (q_w + kv_w) * cp_merge_bytes_bwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
+    ring_cp = (cp > 1) & ~cp_a2a
+    t_cpx_f = np.where(ring_cp, tokens * q_w * cp_merge_bytes_fwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
+    t_cpx_b = np.where(ring_cp, tokens * (q_w + kv_w) * cp_merge_bytes_bwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
     fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f
     bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b
     recomp = np.where(rc == 2, frac * fwd, np.where(rc == 1, t_att_f, 0.0))
@@ -682,10 +682,11 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         why = "" if fits else (f"needs {mem_v / 1e9:.1f} GB per GPU, {cap / 1e9:.1f} GB usable "
                                f"({plan.label()})")
         it = [float(corners[c]["iteration_time_s"][i]) for c in ("value", "high", "low")]  # high rates: low time
-        spread = RUN_TO_RUN_SLOWER["one_node" if gpus <= system.gpus_per_node else "multi_node"]
+        one_node = gpus <= system.gpus_per_node
+        spread = RUN_TO_RUN_SLOWER["one_node" if one_node else "multi_node"]
         notes = base_notes + sys_notes + (
             f"range: slow side +{spread:.0%} for run-to-run software and host differences of one plan "
-            f"({'one node' if gpus <= system.gpus_per_node else 'across nodes'}; published MLPerf repeats)",)
+            f"({'one node' if one_node else 'across nodes'}; published MLPerf repeats)",)
         t_it = Estimate(it[0], min(it), max(it) * (1.0 + spread), "s", notes)
         tok = workload.tokens_per_iteration
         mf = float(flops.model_flops_per_iteration(model, workload.global_batch_seqs, lora=lora))

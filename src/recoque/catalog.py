@@ -159,7 +159,8 @@ def register_device(spec: DeviceSpec) -> None:
 
 
 def load_catalog() -> dict[str, DeviceSpec]:
-    return {**_shipped_catalog(), **_USER_DEVICES}
+    # the cached shipped table itself unless a system file defined a device (no copy per lookup)
+    return {**_shipped_catalog(), **_USER_DEVICES} if _USER_DEVICES else _shipped_catalog()
 
 
 def get_device_spec(key: str) -> DeviceSpec:
