@@ -147,6 +147,7 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
 
     def gen() -> Iterator[dict[str, np.ndarray]]:
         buf: list[dict[str, np.ndarray]] = []
+        flag_cache: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         size = 0
         for tp in divisors(gpus):
             if not _ok(pins, "tp", tp):
@@ -160,7 +161,11 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                         continue
                     tp_intra = tp <= gpus_per_node
                     dp_intra = tp * cp * dp <= gpus_per_node
-                    flags = _flag_grid(tp, dp, model, full, stack, pins, tp_intra, dp_intra, pp)
+                    # the switches depend on tp, dp and pp only through these (dp itself for MoE's ep)
+                    fkey = (tp > 1, dp if model.moe else dp > 1, pp > 1, tp_intra, dp_intra)
+                    if fkey not in flag_cache:
+                        flag_cache[fkey] = _flag_grid(tp, dp, model, full, stack, pins, tp_intra, dp_intra, pp)
+                    flags = flag_cache[fkey]
                     nf = len(flags["recompute"])
                     raw = len(b_all) * len(v_all)
                     ok_shape = (model.heads % tp == 0 and (model.kv_heads % tp == 0 or tp % model.kv_heads == 0)

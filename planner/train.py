@@ -92,7 +92,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -245,6 +245,81 @@ def _lora_adapter_params(workload: TrainingWorkload, r: float, tp: Any, lps: Any
     return lps * tot
 
 
+def _per_shape(fn: Callable[[np.ndarray], dict[str, Any]], *cols: np.ndarray) -> dict[str, np.ndarray]:
+    """fn evaluated once per distinct row of the integer columns `cols`, spread back to every row.
+    fn takes the indices of one representative row per distinct row (or `...`, every row)."""
+    cols = tuple(np.asarray(c, dtype=float) for c in cols)
+    n = cols[0].shape
+    spans = [float(np.max(c)) + 1.0 if c.size else 1.0 for c in cols]
+    exact = (len(n) == 1 and float(np.prod(spans)) < 2.0 ** 52
+             and all(np.array_equal(c, np.floor(c)) and (not c.size or c.min() >= 0) for c in cols))
+    if not exact:  # not integer rows of one dimension: evaluate every row
+        out = fn(...)  # type: ignore[arg-type]
+        return {k: np.broadcast_to(v, n) if np.ndim(v) == 0 else v for k, v in out.items()}
+    key = np.zeros(n)
+    for c, span in zip(cols, spans):
+        key = key * span + c  # mixed radix: exact below 2**52
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    out = fn(first)
+    return {k: (np.full(n, v) if np.ndim(v) == 0 else np.asarray(v)[inv]) for k, v in out.items()}
+
+
+def _kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype: str, which: str,
+                  eff: float, b: Any, tp: Any, cp: Any, ep: Any) -> dict[str, Any]:
+    """Seconds per layer and micro-batch of each kernel group (forward and backward GEMMs, casts,
+    adapters, attention fused and unfused) and of the logits, for micro-batches of b sequences."""
+    m_ = workload.model
+    s, h = float(m_.seq_len), float(m_.hidden)
+    tokens = b * s / cp
+    # fp8 / NVFP4: only the linear layers' GEMMs run in low precision (see core)
+    low_precision = dtype in LOW_PRECISION_DTYPES
+    lin_dt, att_dt = dtype, ("bf16" if low_precision else dtype)
+    lora = workload.lora_rank > 0
+
+    def gt(dt: str, mm: Any, nn: Any, kk: Any, batch: Any = 1.0) -> Any:
+        return profile.gemm_time_s(dt, mm, nn, kk, which, batch) / eff
+
+    # GEMMs at the profile's shape-aware rate: forward (m, n, k), backward data gradient
+    # (m, k, n) and weight gradient (k, n, m). LoRA: no weight gradient of the frozen base.
+    t_gemm_f = t_gemm_b = t_cast_f = t_cast_b = t_ad = 0.0
+    ovh = profile.kernel_overhead_s()
+    for mm, nn, kk, count in flops.layer_gemm_shapes_fwd(m_, tokens, tp, ep):
+        t_gemm_f = t_gemm_f + count * gt(lin_dt, mm, nn, kk)
+        t_gemm_b = t_gemm_b + count * (gt(lin_dt, mm, kk, nn) + (0.0 if lora else gt(lin_dt, kk, nn, mm)))
+        if low_precision:
+            # Cast/scale: quantise the input (read 2, write 1 byte) in the forward; in the backward
+            # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes). NVFP4
+            # writes half a byte plus block scales but adds its own transforms (random Hadamard on
+            # the weight-gradient inputs): the same traffic is counted (stated, not measured).
+            t_cast_f = t_cast_f + count * (3.0 * mm * kk / hw.hbm_bw + ovh)
+            t_cast_b = t_cast_b + count * ((3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw + 2.0 * ovh)
+    if lora:
+        r = float(workload.lora_rank)
+        for mm, nn, kk, count in _lora_shapes(workload, tokens, tp, ep):
+            t_ad = t_ad + count * (gt(att_dt, mm, r, kk) + gt(att_dt, mm, nn, r))
+    att = flops.attention_core_flops_fwd(m_, b, tp) / cp
+    # Fused (flash) attention: the measured attention curve. Unfused (Megatron before flash):
+    # batched GEMMs per head (Q K^T: s x s x d, P V: s x d x s; backward dQ, dK, dV: s x d x s and
+    # dP: s x s x d) at the GEMM model, plus the softmax and dropout over the a x s x s scores at
+    # memory bandwidth: forward reads/writes 9 bytes per score (softmax 2+2, dropout 2+2 and a
+    # 1-byte mask), backward 11.
+    d_h = float(m_.head_dim)
+    nbat = b * m_.heads / tp
+    sq = s / cp
+    scores = b * sq * s * m_.heads / tp
+    vt = m_.vocab / tp
+    return {
+        "gemm_f": t_gemm_f, "gemm_b": t_gemm_b, "cast_f": t_cast_f, "cast_b": t_cast_b, "ad": t_ad,
+        "att_flash_f": att / profile.attention_curve(att_dt, "fwd").at(att, which) / eff,
+        "att_flash_b": 2.0 * att / profile.attention_curve(att_dt, "bwd").at(att, which) / eff,
+        "att_unfused_f": (gt(att_dt, sq, s, d_h, nbat) + gt(att_dt, sq, d_h, s, nbat) + 9.0 * scores / hw.hbm_bw),
+        "att_unfused_b": (3.0 * gt(att_dt, sq, d_h, s, nbat) + gt(att_dt, sq, s, d_h, nbat)
+                          + 11.0 * scores / hw.hbm_bw),
+        "logits": (gt(att_dt, tokens, vt, h) + gt(att_dt, tokens, h, vt) + gt(att_dt, vt, h, tokens)
+                   + 16.0 * tokens * vt / hw.hbm_bw),
+    }
+
+
 def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype: str,
          a: Mapping[str, np.ndarray], which: str = "value", memory_only: bool = False,
          stack: Stack = NEUTRAL) -> dict[str, np.ndarray]:
@@ -280,7 +355,6 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # fp8 training (Transformer Engine and its ROCm port), and NVFP4 the same way: low-precision
     # GEMMs for the linear layers only; attention, logits and the adapters stay 16-bit.
     low_precision = dtype in LOW_PRECISION_DTYPES
-    lin_dt, att_dt = dtype, ("bf16" if low_precision else dtype)
 
     # ---- memory ----
     p_gpu, p_exp = _params_per_gpu(m_, tp, pp, ep, lps)
@@ -346,43 +420,16 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # The stack's sustained efficiency scales every compute kernel (GEMM, attention).
     eff = float(stack.efficiency)
 
-    def gt(dt: str, mm: Any, nn: Any, kk: Any, batch: Any = 1.0) -> Any:
-        return profile.gemm_time_s(dt, mm, nn, kk, which, batch) / eff
-
-    # GEMMs at the profile's shape-aware rate: forward (m, n, k), backward data gradient
-    # (m, k, n) and weight gradient (k, n, m). LoRA: no weight gradient of the frozen base.
-    t_gemm_f = t_gemm_b = t_cast_f = t_cast_b = t_ad = 0.0
+    # Kernel times depend only on the micro-batch's shape (b, tp, cp, ep): a search's thousands of
+    # plans share a few dozen shapes, so each shape is timed once.
+    kt = _per_shape(lambda i: _kernel_times(workload, hw, profile, dtype, which, eff, b[i], tp[i], cp[i], ep[i]),
+                    b, tp, cp, ep)
+    t_gemm_f, t_gemm_b, t_cast_f, t_cast_b, t_ad = (kt[k] for k in ("gemm_f", "gemm_b", "cast_f", "cast_b", "ad"))
+    t_att_f = np.where(flash, kt["att_flash_f"], kt["att_unfused_f"])
+    t_att_b = np.where(flash, kt["att_flash_b"], kt["att_unfused_b"])
+    t_logits = kt["logits"]
     ovh = profile.kernel_overhead_s()
-    for mm, nn, kk, count in flops.layer_gemm_shapes_fwd(m_, tokens, tp, ep):
-        t_gemm_f = t_gemm_f + count * gt(lin_dt, mm, nn, kk)
-        t_gemm_b = t_gemm_b + count * (gt(lin_dt, mm, kk, nn) + (0.0 if lora else gt(lin_dt, kk, nn, mm)))
-        if low_precision:
-            # Cast/scale: quantise the input (read 2, write 1 byte) in the forward; in the backward
-            # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes). NVFP4
-            # writes half a byte plus block scales but adds its own transforms (random Hadamard on
-            # the weight-gradient inputs): the same traffic is counted (stated, not measured).
-            t_cast_f = t_cast_f + count * (3.0 * mm * kk / hw.hbm_bw + ovh)
-            t_cast_b = t_cast_b + count * ((3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw + 2.0 * ovh)
-    if lora:
-        r = float(workload.lora_rank)
-        for mm, nn, kk, count in _lora_shapes(workload, tokens, tp, ep):
-            t_ad = t_ad + count * (gt(att_dt, mm, r, kk) + gt(att_dt, mm, nn, r))
-    att = flops.attention_core_flops_fwd(m_, b, tp) / cp
-    # Fused (flash) attention: the measured attention curve. Unfused (Megatron before flash):
-    # batched GEMMs per head (Q K^T: s x s x d, P V: s x d x s; backward dQ, dK, dV: s x d x s and
-    # dP: s x s x d) at the GEMM model, plus the softmax and dropout over the a x s x s scores at
-    # memory bandwidth: forward reads/writes 9 bytes per score (softmax 2+2, dropout 2+2 and a
-    # 1-byte mask), backward 11.
     d_h = float(m_.head_dim)
-    nbat = b * m_.heads / tp
-    sq = s / cp
-    bmm_f = gt(att_dt, sq, s, d_h, nbat) + gt(att_dt, sq, d_h, s, nbat)
-    bmm_b = 3.0 * gt(att_dt, sq, d_h, s, nbat) + gt(att_dt, sq, s, d_h, nbat)
-    scores = b * sq * s * m_.heads / tp
-    unf_f = bmm_f + 9.0 * scores / hw.hbm_bw
-    unf_b = bmm_b + 11.0 * scores / hw.hbm_bw
-    t_att_f = np.where(flash, att / profile.attention_curve(att_dt, "fwd").at(att, which) / eff, unf_f)
-    t_att_b = np.where(flash, 2.0 * att / profile.attention_curve(att_dt, "bwd").at(att, which) / eff, unf_b)
     act_mult = (3.0 if m_.gated_ffn else 2.0) * 2.0 * m_.active_experts  # bytes/token/f: read+write
     elem_bytes = ELEMENTWISE_BYTES_PER_H * tokens * h / np.where(sp, tp, 1.0) + act_mult * tokens * m_.ffn_hidden / tp
     # Each of these kernels (ELEMENTWISE_KERNELS_FWD in the forward, twice as many backward) also pays
@@ -446,9 +493,6 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     layer_t = layer_compute + tp_comm + ep_comm + cp_comm
 
     # ---- pipeline: 1F1B, m micro-batches at the busiest stage's pace plus the bubble ----
-    vt = m_.vocab / tp
-    t_logits = (gt(att_dt, tokens, vt, h) + gt(att_dt, tokens, h, vt) + gt(att_dt, vt, h, tokens)
-                + 16.0 * tokens * vt / hw.hbm_bw)
     pp_intra = tp * cp * dp * pp <= gpn
     p2p_bw = np.where(pp_intra, hw.bw_intra, hw.bw_inter)
     p2p_alpha = np.where(pp_intra, hw.alpha_intra, hw.alpha_inter)
