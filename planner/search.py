@@ -300,9 +300,11 @@ class CurvePoint:
     mfu: float | None
     plan: str
     fits: bool
+    why: str = ""  # when no plan: "does not fit" (in memory) or "no valid layout" (the count does not factor)
 
     def to_json(self) -> dict[str, Any]:
-        return {"gpus": self.gpus, "days": self.days, "mfu": self.mfu, "plan": self.plan, "fits": self.fits}
+        return {"gpus": self.gpus, "days": self.days, "mfu": self.mfu, "plan": self.plan, "fits": self.fits,
+                "why": self.why}
 
 
 @dataclass(frozen=True)
@@ -335,7 +337,8 @@ def fastest_gpu_count(workload: TrainingWorkload, system: Any, profile: DevicePr
             if d < best_t * (1 - 1e-9):
                 best, best_t = res, d
         else:
-            pts.append(CurvePoint(n, None, None, "", False))
+            why = "does not fit" if res.evaluated else "no valid layout"
+            pts.append(CurvePoint(n, None, None, "", False, why))
             if best is None and n == cs[-1]:
                 best = res
     if best is None:

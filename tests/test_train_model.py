@@ -222,3 +222,12 @@ def test_nvl72_keeps_a_pipeline_of_64_gpus_inside_its_nvlink_domain():
     wl = replace(GPT3, global_batch_seqs=64)
     t_rack, t_eight = (evaluate(wl, s, plan, shipped_profile("gb200")).breakdown["p2p_s"] for s in (rack, eight))
     assert 0 < t_rack < 0.5 * t_eight
+
+
+def test_gpu_count_curve_says_why_a_count_has_no_plan():
+    wl = replace(GPT3, global_batch_seqs=512)
+    # 1,021 GPUs (prime): no TP x CP x PP x DP layout; 8 GPUs: layouts exist but 175B does not fit
+    sc = fastest_gpu_count(wl, replace(SEL, gpus=1024), PROF, top=1, counts=[8, 512, 1021])
+    why = {p.gpus: p.why for p in sc.curve}
+    assert why[8] == "does not fit" and why[1021] == "no valid layout" and why[512] == ""
+    assert sc.to_json()["curve"][2]["why"] == "no valid layout"

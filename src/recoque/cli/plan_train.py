@@ -104,7 +104,7 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
     console.print(f"goodput {_pct(b.goodput)} (failures and checkpoints), shown apart from steady-state throughput")
     if curve is not None:
         console.print(table(f"GPU count: fastest is {curve.fastest_gpus:,} GPUs", ("GPUs", "days (steady)", "MFU", "best plan"),
-                            [(f"{p.gpus:,}", fmt(p.days) if p.fits else "does not fit",
+                            [(f"{p.gpus:,}", fmt(p.days) if p.fits else p.why,
                               f"{p.mfu:.1%}" if p.fits else "", p.plan) for p in curve.curve]))
     for line in res.reasons:
         console.print(line, highlight=False)
