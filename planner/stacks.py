@@ -73,6 +73,10 @@ class Stack:
     # False: each rank's whole (n-1)/n share over its own NIC share (comm.sharded_allgather_time),
     # what DeepSpeed's 2021-22 ZeRO-3 runs delivered (seeds/stacks.toml says on what evidence)
     zero3_node_rings: bool = False
+    # The distributed optimizer's (and ZeRO-3's) weight all-gather moves the fp8 copy of the weights,
+    # 1 byte per parameter, under fp8/fp4 training: Megatron-Core DistributedDataParallelConfig
+    # fp8_param_gather, NeMo FP8_PARAM_GATHER. A run's setting (off unless its config says so).
+    fp8_param_gather: bool = False
     fitted_on: tuple[str, ...] = ()  # validation case groups `efficiency` was fitted on
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -116,6 +120,16 @@ class Stack:
             raise BadInput(f"gradient reduction dtype {dtype!r} unknown", f"use one of {sorted(REDUCE_BYTES)}")
         return replace(self, grad_reduce_dtype=dtype)
 
+    def with_fp8_param_gather(self, on: bool | None) -> "Stack":
+        if on is None:
+            return self
+        if not isinstance(on, bool):
+            raise BadInput(f"fp8_param_gather must be true or false, got {on!r}", "write fp8_param_gather = true")
+        if on and not self.fp8:
+            raise BadInput(f"stack {self.key} has no fp8 training, so no fp8 parameter gather",
+                           "drop fp8_param_gather or pick a stack with fp8")
+        return replace(self, fp8_param_gather=on)
+
     def describe(self) -> str:
         off = [k for k in _BOOLS[:-1] if not getattr(self, k)]
         pipe = ([f"layers split evenly over pp x interleave, interleaving from pp >= {self.interleave_min_pp}"]
@@ -123,6 +137,7 @@ class Stack:
         pipe += [] if self.dp_overlap_with_pp else ["with pp > 1 the gradient reduction runs after the pipeline schedule"]
         pipe += [f"with pp > 1 ZeRO stage {self.pipeline_max_zero} at most"] if self.pipeline_max_zero < 3 else []
         pipe += ["with pp > 1 16-bit gradients kept beside the fp32 ones"] if self.pipeline_16bit_grads else []
+        pipe += ["weights all-gathered in fp8 under fp8/fp4 training"] if self.fp8_param_gather else []
         return (f"stack {self.key} ({self.name}): sustained efficiency {self.efficiency:g} x the profile's compute "
                 f"rates; gradients reduced in {self.grad_reduce_dtype}"
                 + (f"; not available: {', '.join(off)}" if off else "") + "".join(f"; {p}" for p in pipe))

@@ -508,7 +508,11 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     args = (dloc, dnod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     t_ar = comm.hierarchical_allreduce_time(grad_b, *args)
     t_rs = comm.hierarchical_allgather_time(grad_b, *args)
-    t_ag_w = comm.hierarchical_allgather_time(dense * memory.WEIGHT_BYTES, *args)
+    # Weight all-gather bytes: the fp8 copy (1 byte) when the run gathers fp8 parameters under
+    # fp8/fp4 training (stack.fp8_param_gather); adapters and 16-bit training move 16-bit weights.
+    # (Memory still counts 16-bit weights: the fp8 copy's saving is not modelled.)
+    gather_bytes = 1.0 if (stack.fp8_param_gather and low_precision and not lora) else memory.WEIGHT_BYTES
+    t_ag_w = comm.hierarchical_allgather_time(dense * gather_bytes, *args)
     t_z1 = t_rs + t_ag_w
     # ZeRO-2 cannot accumulate whole gradients: it reduce-scatters after every micro-batch.
     t_dp = np.where(zero == 2, n_mb * t_rs + t_ag_w, np.where(zero >= 1, t_z1, t_ar))
@@ -540,7 +544,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # the first gather and the last reduce-scatter of each pass are never hidden.
     w_l = dense / lps
     gather = comm.hierarchical_allgather_time if stack.zero3_node_rings else comm.sharded_allgather_time
-    ag_l = gather(w_l * memory.WEIGHT_BYTES, *args)
+    ag_l = gather(w_l * gather_bytes, *args)
     rs_l = gather(w_l * grb, *args)
     regather = (rc == 2) & bool(stack.zero3_regather_on_recompute)
     comm_f = ag_l

@@ -42,7 +42,7 @@ def test_case_level_gradient_reduction_dtype():
     assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.09, 0.38, 0.88),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.09, 0.42, 0.88),
                                                                    ("amd", 0.11, 0.34, 0.90)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
@@ -53,8 +53,10 @@ def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min
     MLPerf v5.1 Llama 3.1 8B on 512 GB200, the model 36% fast), amd 9.3% / 32.6% / 83% over 42. With the
     kernel overhead on every non-GEMM kernel (and the refits it moved): nvidia 8.4% / 33.7% / 82%, amd 9.6% / 32.6% / 83%;
     with the run-to-run spread on the slow side of the range: inside 92% (nvidia), 95% (amd); with the
-    context-parallel merges and all-to-all: nvidia 8.3% / 31.2% / 90%, amd 9.5% / 32.6% / 95%. The issue's target is
-    max <= 15% on both: not met."""
+    context-parallel merges and all-to-all: nvidia 8.3% / 31.2% / 90%, amd 9.5% / 32.6% / 95%. With the fp8
+    weight all-gather and bf16 gradient reduction the runs' configs state: nvidia 8.3% / 40.6% / 91%, amd
+    9.0% / 32.6% / 98% (the 512-GB200 Llama 3.1 8B run, already the worst, loses DP time it never showed:
+    -31% -> -41%). The issue's target is max <= 15% on both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["runs"] >= 20

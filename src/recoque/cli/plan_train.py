@@ -139,6 +139,9 @@ def train(
     cp_a2a: Optional[bool] = typer.Option(None, "--cp-a2a/--cp-ring",
                                           help="context parallelism by all-to-all (Ulysses) or the K/V ring (default)"),
     grad_reduce: Optional[str] = typer.Option(None, "--grad-reduce-dtype", help="fp32 | bf16 gradient reduction"),
+    fp8_param_gather: bool = typer.Option(False, "--fp8-param-gather",
+                                          help="fp8/fp4 training: the optimizer all-gathers the weights' fp8 copy "
+                                               "(Megatron-Core fp8_param_gather, NeMo FP8_PARAM_GATHER)"),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="sequence length in tokens (default: the model's)"),
     lora_rank: int = typer.Option(0, "--lora-rank", help="LoRA fine-tuning: adapter rank (0 = full training)"),
     lora_targets: str = typer.Option("all", "--lora-targets", help="LoRA adapters on: all | attention linear layers"),
@@ -175,7 +178,8 @@ def train(
             err_console.print(f"link figures: {line}", highlight=False, markup=False)
     if top <= 0:
         raise BadInput("--top must be positive", "give --top 1 or more")
-    st = load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
+    st = (load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
+          .with_fp8_param_gather(fp8_param_gather or None))
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
             "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a}
     pins = {k: v for k, v in pins.items() if v is not None}
@@ -204,6 +208,7 @@ def train(
                    "seq_len_tokens": wl.seq_len, "lora_rank": wl.lora_rank, "lora_targets": wl.lora_targets,
                    "params_total": wl.model.params_total(),
                    "params_active": wl.model.params_active(), "profile_origin": prof.origin, "stack": st.key,
+                   "grad_reduce_dtype": st.grad_reduce_dtype, "fp8_param_gather": st.fp8_param_gather,
                    "pins": pins, "gpu_count_curve": None if curve is None else curve.to_json(),
                    "link_figures": list(link_lines) if profile else [], **res.to_json()})
         return
