@@ -193,6 +193,9 @@ def cases_from_seed(seed: Mapping[str, Any], seed_file: str) -> list[Case]:
         wl = TrainingWorkload(model=model, tokens_to_train=1e9, global_batch_seqs=B, seq_len=model.seq_len,
                               lora_rank=int(raw.get("lora_rank", 0)), lora_targets=str(raw.get("lora_targets", "all")))
         plan = plan_from_mapping(raw["plan"], where)
+        if not isinstance(raw.get("fp8_param_gather", False), bool):
+            raise BadInput(f"{where}: fp8_param_gather must be true or false, got {raw['fp8_param_gather']!r}",
+                           f"fix {seed_file}")
         if "iteration_time_s" in raw:
             t = float(raw["iteration_time_s"])
             lo = hi = t

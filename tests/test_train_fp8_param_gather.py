@@ -58,3 +58,13 @@ def test_seed_and_cli_take_the_setting():
         runs[bool(flag)] = json.loads(r.output)
     assert runs[True]["fp8_param_gather"] is True and runs[False]["fp8_param_gather"] is False
     assert any("fp8" in a and "all-gathered" in a for a in runs[True]["best"][0]["assumptions"])
+
+
+def test_a_seed_case_with_a_non_boolean_setting_is_named():
+    from recoque.fileio import read_seed_toml
+    from recoque.planner.validation import cases_from_seed
+
+    seed = read_seed_toml("train_checks.toml")
+    raw = dict(next(c for c in seed["cases"] if c["name"] == "mlperf51-llama31-8b-8x-mi355x"), fp8_param_gather="yes")
+    with pytest.raises(BadInput, match="mlperf51-llama31-8b-8x-mi355x: fp8_param_gather must be true or false"):
+        cases_from_seed({**seed, "cases": [raw]}, "train_checks.toml")
