@@ -25,7 +25,8 @@ REDUCE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distributed_optimizer", "zero2", "zero3", "dp_overlap",
           "interleave", "context_parallel", "fp8", "tp_comm_overlap", "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
-_PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings")
+_PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
+               "fp8_param_gather")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Stack:
     zero3_node_rings: bool = False
     # The distributed optimizer's (and ZeRO-3's) weight all-gather moves the fp8 copy of the weights,
     # 1 byte per parameter, under fp8/fp4 training: Megatron-Core DistributedDataParallelConfig
-    # fp8_param_gather, NeMo FP8_PARAM_GATHER. A run's setting (off unless its config says so).
+    # fp8_param_gather, NeMo FP8_PARAM_GATHER. The stack's practice (seeds/stacks.toml), or a run's setting.
     fp8_param_gather: bool = False
     fitted_on: tuple[str, ...] = ()  # validation case groups `efficiency` was fitted on
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -172,6 +173,8 @@ def load_stack(key: str | None) -> Stack:
     if isinstance(max_z, bool) or not isinstance(max_z, int) or not 0 <= max_z <= 3:
         raise BadInput(f"stack {key}: pipeline_max_zero must be 0..3, got {max_z!r}", "fix seeds/stacks.toml")
     kw["pipeline_max_zero"] = int(max_z)
+    if kw.get("fp8_param_gather") and not kw.get("fp8", True):
+        raise BadInput(f"stack {key}: fp8_param_gather without fp8 training", "set fp8 = true or drop fp8_param_gather")
     eff = float(r.get("efficiency", 1.0))
     if not 0.0 < eff <= 1.0:
         raise BadInput(f"stack {key}: efficiency must be in (0, 1], got {eff}", "fix seeds/stacks.toml")

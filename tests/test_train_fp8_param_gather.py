@@ -44,7 +44,10 @@ def test_seed_and_cli_take_the_setting():
     cases = {c.name: c for c in load_cases("train_checks.toml")}
     c = cases["mlperf51-llama31-8b-8x-mi355x"]
     assert c.stack.fp8_param_gather and c.stack.grad_reduce_dtype == "bf16"
-    assert not cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.fp8_param_gather  # not stated: off
+    assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.fp8_param_gather  # not stated: the stack's practice
+    assert not cases["mlperf51-llama31-8b-nv-8-gb200-fp4"].stack.fp8_param_gather  # the NVFP4 recipe: off
+    assert load_stack("megatron-core").fp8_param_gather and load_stack("megatron-lm-rocm").fp8_param_gather
+    assert not load_stack("fsdp").fp8_param_gather
     with pytest.raises(BadInput, match="true or false"):
         load_stack("megatron-core").with_fp8_param_gather("yes")
     with pytest.raises(BadInput, match="no fp8"):
@@ -52,11 +55,14 @@ def test_seed_and_cli_take_the_setting():
     base = ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-mi300x", "--gpus", "8", "--dtype", "fp8",
             "--top", "1", "--json", "--tp", "1", "--pp", "1", "--tokens", "1e9", "--global-batch", "32"]
     runs = {}
-    for flag in ([], ["--fp8-param-gather"]):
+    for flag in ([], ["--fp8-param-gather"], ["--no-fp8-param-gather"]):
         r = CliRunner().invoke(app, base + flag)
         assert r.exit_code == 0, r.output
-        runs[bool(flag)] = json.loads(r.output)
-    assert runs[True]["fp8_param_gather"] is True and runs[False]["fp8_param_gather"] is False
+        runs[" ".join(flag)] = json.loads(r.output)
+    assert runs[""]["fp8_param_gather"] is True  # megatron-lm-rocm's practice
+    assert runs["--fp8-param-gather"]["fp8_param_gather"] is True
+    assert runs["--no-fp8-param-gather"]["fp8_param_gather"] is False
+    runs[True] = runs["--fp8-param-gather"]
     assert any("fp8" in a and "all-gathered" in a for a in runs[True]["best"][0]["assumptions"])
 
 
@@ -68,3 +74,12 @@ def test_a_seed_case_with_a_non_boolean_setting_is_named():
     raw = dict(next(c for c in seed["cases"] if c["name"] == "mlperf51-llama31-8b-8x-mi355x"), fp8_param_gather="yes")
     with pytest.raises(BadInput, match="mlperf51-llama31-8b-8x-mi355x: fp8_param_gather must be true or false"):
         cases_from_seed({**seed, "cases": [raw]}, "train_checks.toml")
+
+
+def test_a_stack_cannot_gather_fp8_weights_without_fp8_training(monkeypatch):
+    from recoque.planner import stacks
+
+    raw = {"bad": {"name": "bad", "fp8": False, "fp8_param_gather": True}}
+    monkeypatch.setattr(stacks, "_raw", lambda: raw)
+    with pytest.raises(BadInput, match="fp8_param_gather without fp8"):
+        stacks.load_stack("bad")

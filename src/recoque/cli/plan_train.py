@@ -139,9 +139,10 @@ def train(
     cp_a2a: Optional[bool] = typer.Option(None, "--cp-a2a/--cp-ring",
                                           help="context parallelism by all-to-all (Ulysses) or the K/V ring (default)"),
     grad_reduce: Optional[str] = typer.Option(None, "--grad-reduce-dtype", help="fp32 | bf16 gradient reduction"),
-    fp8_param_gather: bool = typer.Option(False, "--fp8-param-gather",
-                                          help="fp8/fp4 training: the optimizer all-gathers the weights' fp8 copy "
-                                               "(Megatron-Core fp8_param_gather, NeMo FP8_PARAM_GATHER)"),
+    fp8_param_gather: Optional[bool] = typer.Option(
+        None, "--fp8-param-gather/--no-fp8-param-gather",
+        help="fp8/fp4 training: the optimizer all-gathers the weights' fp8 copy (Megatron-Core fp8_param_gather, "
+             "NeMo FP8_PARAM_GATHER); default: the stack's practice"),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="sequence length in tokens (default: the model's)"),
     lora_rank: int = typer.Option(0, "--lora-rank", help="LoRA fine-tuning: adapter rank (0 = full training)"),
     lora_targets: str = typer.Option("all", "--lora-targets", help="LoRA adapters on: all | attention linear layers"),
@@ -179,7 +180,7 @@ def train(
     if top <= 0:
         raise BadInput("--top must be positive", "give --top 1 or more")
     st = (load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
-          .with_fp8_param_gather(fp8_param_gather or None))
+          .with_fp8_param_gather(fp8_param_gather))
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
             "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a}
     pins = {k: v for k, v in pins.items() if v is not None}
