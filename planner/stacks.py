@@ -121,11 +121,13 @@ class Stack:
             raise BadInput(f"gradient reduction dtype {dtype!r} unknown", f"use one of {sorted(REDUCE_BYTES)}")
         return replace(self, grad_reduce_dtype=dtype)
 
-    def with_fp8_param_gather(self, on: bool | None) -> "Stack":
+    def with_fp8_param_gather(self, on: bool | None, where: str = "") -> "Stack":
+        """`where` names the input the setting came from in the error line (a seed case)."""
         if on is None:
             return self
         if not isinstance(on, bool):
-            raise BadInput(f"fp8_param_gather must be true or false, got {on!r}", "write fp8_param_gather = true")
+            raise BadInput(f"{where + ': ' if where else ''}fp8_param_gather must be true or false, got {on!r}",
+                           "write fp8_param_gather = true or false")
         if on and not self.fp8:
             raise BadInput(f"stack {self.key} has no fp8 training, so no fp8 parameter gather",
                            "drop fp8_param_gather or pick a stack with fp8")
