@@ -210,7 +210,7 @@ def load_model(name_or_path: str) -> TransformerSpec:
 def load_training_workload(name_or_path: str, tokens_to_train: float | None = None,
                            global_batch_seqs: int | None = None) -> TrainingWorkload:
     """The model and its `[models.X.training]` table (tokens_to_train, global_batch_seqs, seq_len_tokens).
-    A model without that table (an architecture preset such as Llama 3.1 8B) trains on the given
+    A model without that table (an architecture preset such as Llama 3.3 70B) trains on the given
     tokens and batch (`plan train --tokens --global-batch`), marked as given, not published."""
     models, key, origin = _models_table(name_or_path)
     raw = models[key]

@@ -4,6 +4,7 @@ import json
 from typer.testing import CliRunner
 
 from recoque.cli import app
+from recoque.planner.workload import load_model, load_training_workload
 from recoque.render import plan_words
 
 runner = CliRunner()
@@ -74,7 +75,7 @@ def test_validate_thresholds_and_new_cases():
 
 
 def test_a_preset_without_a_training_run_trains_on_given_tokens_and_batch():
-    base = ["plan", "train", "-w", "llama3.1-8b", "-s", "jean-zay-h100", "--gpus", "64", "--seq-len", "8192"]
+    base = ["plan", "train", "-w", "llama3.3-70b", "-s", "jean-zay-h100", "--gpus", "64", "--seq-len", "8192"]
     res = runner.invoke(app, base)
     assert res.exit_code == 2 and "--tokens and --global-batch" in res.output
     d = _json(base + ["--tokens", "1e12", "--global-batch", "512", "--top", "1", "--json"])
@@ -87,3 +88,11 @@ def test_a_preset_without_a_training_run_trains_on_given_tokens_and_batch():
     assert d["tokens_to_train"] == 3e11 and d["tokens_published"] is False
     bad = runner.invoke(app, base + ["--tokens", "-5", "--global-batch", "512"])
     assert bad.exit_code == 2 and "--tokens" in bad.output
+
+
+def test_llama31_presets_train_at_their_pretraining_length_on_published_tokens():
+    """Llama 3.1 pre-trained at 8,192 tokens on ~15T tokens; the 128K window is not the training length."""
+    for w in ("llama3.1-8b", "llama3.1-70b"):
+        wl = load_training_workload(w)
+        assert wl.seq_len == 8192 and wl.tokens_to_train == 15e12 and wl.tokens_published, w
+        assert load_model(w).seq_len == 131072 and "placeholder" in wl.sources["training"], w
