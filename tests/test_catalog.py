@@ -149,7 +149,7 @@ def test_units_convert_to_base_units(cat):
     ("AMD Instinct MI210", "gfx90a", 104, None),  # same arch, other part
     ("AMD Instinct MI308X", "gfx942", 80, None),
     ("NVIDIA GH200 480GB", None, 132, "gh200"),  # holds "H200" but is the Grace Hopper part
-    ("NVIDIA H200 NVL", None, 132, None),
+    ("NVIDIA H200 NVL", None, 132, "h200_nvl"),  # its own entry, not the 700 W SXM part
     ("NVIDIA GB200", None, 152, "gb200"),  # holds "B200" but is the 1200 W Grace Blackwell part
     ("NVIDIA GB300", None, 152, "gb300"),
     ("NVIDIA B300 SXM6 AC", None, 148, "b300"),

@@ -85,6 +85,11 @@ def test_new_devices_of_the_lists_are_in_the_catalog():
     assert a.peak_range("fp64_matrix")[0] == pytest.approx(19.5e12) and a.hbm_bytes == pytest.approx(64e9)
     n = get_device_spec("h100_nvl")
     assert n.hbm_bytes == pytest.approx(94e9) and top500.family_of("h100_nvl") == "hopper"
+    # H200 NVL: the H200's 141 GB on the NVL board; HPL counts its 60 TF FP64 tensor rate, and its
+    # memory carries the Hopper references up by (141 / their memory)^0.2, as the H200's does
+    h = get_device_spec("h200_nvl")
+    assert h.hbm_bytes == pytest.approx(141e9) and hpl.hpl_rate(h).value == pytest.approx(60e12)
+    assert hpl.hpl_efficiency("h200_nvl").value == pytest.approx(hpl.hpl_efficiency("h200").value)
     for key, fam in (("a100_sxm_40gb", "a100"), ("v100_sxm2", "volta"), ("max1550", "pvc"), ("h200", "hopper")):
         assert top500.family_of(key) == fam and hpl.hpl_rate(get_device_spec(key)).value > 0
 
