@@ -35,6 +35,7 @@ from typing import Any, Mapping
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput, DoesNotFit
 from recoque.estimate import Estimate
+from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
 from recoque.planner.serving_step import Layout, Precision, StepTime, kv_bytes_per_token_per_gpu, step_time
@@ -388,8 +389,11 @@ class _Run:
     lay: Layout
     mem: Memory
     replicas: int
-    points: Mapping[str, Point]
+    value: Point
     notes: tuple[str, ...]
+    solve_at: Any          # (rates, efficiency) -> Point, saturating: the bounds re-run the model with it
+    rates: Mapping[str, Any]
+    efficiency: Mapping[str, float]
 
 
 def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
@@ -406,9 +410,12 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
     budget = float(sr.kernel_constants().get("workspace_tokens", 8192))
-    points = {c: solve(_Replica(model, req, lay, rs.rates[c], rs.efficiency[c], budget), req, cap, replicas,
-                       strict=(c == "value")) for c in sr.CORNERS}
-    return _Run(lay, mem, replicas, points, rs.notes)
+    value = solve(_Replica(model, req, lay, rs.rates["value"], rs.efficiency["value"], budget), req, cap, replicas)
+
+    def solve_at(rates: Any, eff: float) -> Point:
+        return solve(_Replica(model, req, lay, rates, eff, budget), req, cap, replicas, strict=False)
+
+    return _Run(lay, mem, replicas, value, rs.notes, solve_at, rs.rates, rs.efficiency)
 
 
 def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: ServingRequest, profile: Any = None,
@@ -430,7 +437,7 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
         except DoesNotFit as exc:
             errors.append(exc)
             continue
-        per_gpu = run.points["value"].tokens_per_s / (lay.tp * lay.pp)
+        per_gpu = run.value.tokens_per_s / (lay.tp * lay.pp)
         if best is None or per_gpu > best[0] * 1.02:  # prefer the smaller replica unless >2% better per GPU
             best = (per_gpu, run)
     if best is None:
@@ -438,19 +445,23 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
     return _estimate(best[1], model, model_name, system, spec, req, engine)
 
 
-def _est(run: _Run, attr: str, unit: str, scale: float = 1.0) -> Estimate:
-    vals = {c: getattr(run.points[c], attr) * scale for c in sr.CORNERS}
-    return Estimate(vals["value"], min(vals.values()), max(vals.values()), unit)
+BOUNDED = ("tokens_per_s", "tpot_s", "ttft_s", "batch")
+
+
+def _est(run: _Run, span: Mapping[str, tuple[float, float]], attr: str, unit: str, scale: float = 1.0) -> Estimate:
+    lo, hi = span[attr]
+    return Estimate(getattr(run.value, attr) * scale, lo * scale, hi * scale, unit)
 
 
 def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: Any, req: ServingRequest,
               engine: sr.Engine) -> ServingEstimate:
     lay, g = run.lay, run.lay.tp * run.lay.pp
-    rep_tps = _est(run, "tokens_per_s", "tokens/s")
+    span, corners = sb.bounds(run.solve_at, run.rates, run.efficiency, run.value, BOUNDED)
+    rep_tps = _est(run, span, "tokens_per_s", "tokens/s")
     per_gpu = rep_tps.scale(1.0 / g, "tokens/s")
     system_tps = rep_tps.scale(float(run.replicas), "tokens/s")
-    batch = _est(run, "batch", "stream")
-    value = run.points["value"]
+    batch = _est(run, span, "batch", "stream")
+    value = run.value
     frac = req.hbm_fraction or engine.usable_hbm_fraction
     notes = tuple(dict.fromkeys(run.notes + (
         f"replica = tp {lay.tp} x pp {lay.pp}" + (f" (ep {lay.ep})" if lay.ep > 1 else "") + f" of {spec.key}; "
@@ -462,11 +473,14 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",
         _mode_note(req),
         "continuous batching with chunked prefill: each step carries B decode tokens + B x prompt/output prefill tokens",
-        "low/high: the model at the pessimistic/optimistic end of every rate and engine constant (not fitted)")
-        + _missed_target_note(run.points["low"], req)))
+        sb.NOTE,
+        f"every constant at its pessimistic / optimistic end at once: {corners['low'].tokens_per_s / g:,.4g} / "
+        f"{corners['high'].tokens_per_s / g:,.4g} output tokens/s per GPU")
+        + _missed_target_note(corners["low"], req)))
     return ServingEstimate(
         system=system.key, model=model_name, mode=req.mode, engine=req.engine, tp=lay.tp, pp=lay.pp, ep=lay.ep,
-        gpus_per_replica=g, replicas=run.replicas, batch=batch, tpot=_est(run, "tpot_s", "s"), ttft=_est(run, "ttft_s", "s"),
+        gpus_per_replica=g, replicas=run.replicas, batch=batch, tpot=_est(run, span, "tpot_s", "s"),
+        ttft=_est(run, span, "ttft_s", "s"),
         tokens_per_s_per_gpu=per_gpu, tokens_per_s_replica=rep_tps, tokens_per_s_system=system_tps,
         requests_per_s_system=system_tps.scale(1.0 / req.output_tokens, "request/s"),
         concurrent_users=batch.scale(float(run.replicas), "user"), memory=run.mem,
@@ -478,7 +492,7 @@ def _missed_target_note(low: Point, req: ServingRequest) -> tuple[str, ...]:
         return ()
     missed = ((req.tpot_target_s and low.tpot_s > req.tpot_target_s * (1 + 1e-6))
               or (req.ttft_target_s and low.ttft_s > req.ttft_target_s * (1 + 1e-6)))
-    return ("at the pessimistic corner even one stream misses the latency target: the low bounds are one stream's",) if missed else ()
+    return ("with every constant at its pessimistic end at once, even one stream misses the latency target",) if missed else ()
 
 
 def _mode_note(req: ServingRequest) -> str:

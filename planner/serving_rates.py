@@ -1,7 +1,8 @@
 """Rates and engine constants for the serving model, at three corners: the central value, the
 pessimistic corner ("low": every constant at the end of its range that lowers throughput) and the
-optimistic corner ("high"). The printed low-high range of a serving estimate is the model run at
-those corners, so it comes from the stated uncertainty of the constants, never from the answer.
+optimistic corner ("high"). The printed low-high range of a serving estimate comes from them, so from
+the stated uncertainty of the constants, never from the answer: planner/serving_bounds.py moves one
+group of constants at a time to a corner and combines the shifts in quadrature.
 
 Where the rates come from, in order: a measured profile for this device (`--profile`), the best
 public measurements in seeds/serving.toml [rates.<device>], the datasheet x achieved fraction of
