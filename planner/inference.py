@@ -78,6 +78,7 @@ class Serving:
     prompt_tokens: int = 2000
     output_tokens: int = 500
     target_tpot_s: float = 0.05
+    target_ttft_s: float | None = None  # without one, a load at the TPOT-bound batch cap queues without end
     batch: int | None = None
     gpus_per_replica: int | None = None
     engine: str = DEFAULT_ENGINE
@@ -88,6 +89,9 @@ class Serving:
                 raise BadInput(f"{name} must be positive, got {getattr(self, name)}", "pass a positive count")
         if not self.target_tpot_s > 0:
             raise BadInput(f"target time per output token must be positive, got {self.target_tpot_s}", "pass --tpot-ms > 0")
+        if self.target_ttft_s is not None and not self.target_ttft_s > 0:
+            raise BadInput(f"target time to first token must be positive, got {self.target_ttft_s}",
+                           "set target_ttft_ms > 0 in the workload")
         for name in ("batch", "gpus_per_replica"):
             v = getattr(self, name)
             if v is not None and v <= 0:
@@ -100,6 +104,8 @@ class Serving:
         base = dict(weight_dtype=w.text("weight_dtype", "bf16"), kv_dtype=w.text("kv_dtype", "bf16"),
                     prompt_tokens=int(w.number("prompt_tokens", 2000)), output_tokens=int(w.number("output_tokens", 500)),
                     target_tpot_s=w.number("target_tpot_ms", 50) / 1e3, engine=w.text("engine", DEFAULT_ENGINE))
+        if "target_ttft_ms" in w.values:
+            base["target_ttft_s"] = w.number("target_ttft_ms") / 1e3
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
@@ -112,7 +118,8 @@ class Serving:
         acts = self.weight_dtype if self.weight_dtype in ("fp8", "fp4") else "bf16"
         return ServingRequest(prompt_tokens=self.prompt_tokens, output_tokens=self.output_tokens,
                               mode="server", batch=self.batch,
-                              tpot_target_s=None if self.batch else self.target_tpot_s, tp=self.gpus_per_replica,
+                              tpot_target_s=None if self.batch else self.target_tpot_s,
+                              ttft_target_s=None if self.batch else self.target_ttft_s, tp=self.gpus_per_replica,
                               weights=self.weight_dtype, activations=acts, kv_cache=self.kv_dtype, engine=self.engine)
 
 
@@ -153,6 +160,6 @@ def from_serving(model: Any, kv_dtype: str, weight_dtype: str, e: ServingEstimat
 
 
 def estimate_inference(model: Any, model_name: str, system: SystemSpec, s: Serving, profile: Any = None) -> InferenceEstimate:
-    """The workload-level estimate: server mode at the workload's TPOT target (p50), or a fixed batch."""
+    """The workload-level estimate: server mode at the workload's TPOT (and TTFT, when set) target (p50), or a fixed batch."""
     e = estimate_serving(model, model_name, system, s.request(), profile)
     return from_serving(model, s.kv_dtype, s.weight_dtype, e)

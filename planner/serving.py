@@ -40,6 +40,7 @@ from recoque.planner import serving_rates as sr
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
 from recoque.planner.serving_step import Layout, Precision, StepTime, kv_bytes_per_token_per_gpu, step_time
 from recoque.planner.system import SystemSpec
+from recoque.planner.workloads import assumed_peak
 
 DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5}
 MODES = ("offline", "server")
@@ -423,7 +424,8 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
     """`gemm_shapes` (serving_rates.GemmShapes from the --profile results file): measured GEMM
     rates by shape, used for the device the profile was measured on."""
     spec = get_device_spec(system.device)
-    if req.compute_dtype not in ("bf16", "fp16", "fp32") and not spec.peak(req.compute_dtype):
+    if req.compute_dtype not in ("bf16", "fp16", "fp32") and not (spec.peak(req.compute_dtype)
+                                                                     or assumed_peak(spec, req.compute_dtype)):
         raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate", "use --weights/--activations bf16 or fp8")
     engine = sr.load_engine(req.engine)
     if req.engine_efficiency:

@@ -114,7 +114,9 @@ def gemm_rates(spec: DeviceSpec, dtype: str, profile: Any = None) -> tuple[tuple
                 else "best public measurement")
         return tuple(x * 1e12 for x in seeded), f"{spec.key} {dtype} GEMM {seeded[0]:g} TFLOP/s ({seeded[1]:g}-{seeded[2]:g}), {what} (seeds/serving.toml)"
     e = gemm_rate(spec, dtype)
-    return (e.value, e.low, e.high), f"{spec.key} {dtype} GEMM = datasheet x achieved fraction ({e.value / 1e12:.0f} TFLOP/s; no measurement on file)"
+    basis = "datasheet" if spec.peak(dtype) else "an ASSUMED peak (seeds/workloads.toml [assumed_peaks])"
+    return (e.value, e.low, e.high), (f"{spec.key} {dtype} GEMM = {basis} x achieved fraction ({e.value / 1e12:.0f} TFLOP/s, "
+                                      f"{e.low / 1e12:.0f}-{e.high / 1e12:.0f}; no measurement on file)")
 
 
 def hbm_rates(spec: DeviceSpec, profile: Any = None) -> tuple[tuple[float, float, float], str]:

@@ -1,0 +1,40 @@
+"""The serving workloads the documents name (seeds/workloads.toml: le-chat, llmaas, inference-fleet)
+on the Alice Recoque preset: latency targets from the workload, an MI430X fp8 rate only as an
+assumed bracket, stated."""
+import math
+
+import pytest
+
+from recoque.errors import BadInput
+from recoque.planner import inference as inf
+from recoque.planner.system import load_system
+from recoque.planner.workloads import get_workload, workload_from_toml
+
+
+def _estimate(key):
+    w = get_workload(key)
+    s = inf.Serving.from_workload(w)
+    return s, inf.estimate_inference(inf.load_model_spec(w.model), w.model, load_system("alice-recoque"), s)
+
+
+@pytest.mark.parametrize("key", ["le-chat", "llmaas", "inference-fleet"])
+def test_named_serving_workloads_have_a_bounded_first_token(key):
+    s, e = _estimate(key)
+    assert s.request().ttft_target_s == pytest.approx(2.0) and s.request().tpot_target_s == s.target_tpot_s
+    # with a TPOT target alone the inference fleet ran at its batch cap with a queue that never drains
+    assert math.isfinite(e.ttft.value) and e.ttft.value <= 2.0 * (1 + 1e-6)
+    assert e.tpot.value <= s.target_tpot_s * (1 + 1e-6)
+
+
+def test_fp8_serving_on_mi430x_uses_the_assumed_bracket_and_says_so():
+    _, e = _estimate("llmaas")  # fp8 weights; the MI430X fp8 rate is not published
+    notes = " ".join(e.assumptions)
+    assert "mi430x fp8 GEMM = an ASSUMED peak" in notes
+    assert e.tokens_per_s_per_gpu.low < e.tokens_per_s_per_gpu.value < e.tokens_per_s_per_gpu.high
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_a_workload_ttft_target_must_be_positive(bad):
+    raw = {"kind": "infer", "model": "mistral-7b", "target_ttft_ms": bad}
+    with pytest.raises(BadInput):
+        inf.Serving.from_workload(workload_from_toml("x", raw))
