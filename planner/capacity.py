@@ -11,6 +11,7 @@ from recoque.catalog import match_device
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner import energy, equivalents, hpl, inference, stencil
+from recoque.planner.serving_bounds import ratio_span
 from recoque.planner.system import SystemSpec, load_system
 from recoque.planner.workloads import WorkloadEntry, load_workloads, memory_rate
 
@@ -249,11 +250,22 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         for pp in (1, 2, 4, 8, 16):
             try:
                 ref = s.with_gpus(int(s.gpus_per_node) * pp) if pp > 1 else s
-                return estimate_serving(model, model_name, ref, replace(request, tp=None, pp=pp, ep=1, **fit), p).tokens_per_s_per_gpu
+                h100_runs.append(estimate_serving(model, model_name, ref, replace(request, tp=None, pp=pp, ep=1, **fit), p))
+                return h100_runs[-1].tokens_per_s_per_gpu
             except DoesNotFit:
                 continue
         raise DoesNotFit(f"{model_name} does not fit 16 H100 nodes: no H100-equivalent", "use fp8 weights")
-    d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}), sys_rate, h100_rate, profile)
+
+    def ratio(sys_total: Estimate, h100: Estimate) -> Estimate:
+        # the two predictions share the serving method's constants: the ratio's own range (serving_bounds)
+        h = h100_runs[-1]
+        v = e.tokens_per_s_per_gpu.value / h.tokens_per_s_per_gpu.value
+        lo, hi = ratio_span(e.tokens_per_s_per_gpu.value, e.group_tokens_per_s_per_gpu,
+                            h.tokens_per_s_per_gpu.value, h.group_tokens_per_s_per_gpu)
+        return Estimate(v, lo, hi, "1")
+    h100_runs: list[Any] = []
+    d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}), sys_rate, h100_rate,
+                              profile, ratio)
     try:
         p = energy.facility_power(system)
         per_mtok = combine(lambda pw, t: pw / t * 1e6, p, r.tokens_per_s_system, unit="J")

@@ -127,15 +127,23 @@ class Delivered:
 
 
 def delivered(system: SystemSpec, w: WorkloadEntry, system_rate: Callable[[SystemSpec, Any], Estimate],
-              h100_per_gpu: Callable[[SystemSpec, Any], Estimate], profile: Any = None) -> Delivered:
-    """Generic: a function giving the system's rate, one giving an H100's rate per GPU."""
+              h100_per_gpu: Callable[[SystemSpec, Any], Estimate], profile: Any = None,
+              ratio_per_gpu: Callable[[Estimate, Estimate], Estimate] | None = None) -> Delivered:
+    """Generic: a function giving the system's rate, one giving an H100's rate per GPU. Without
+    `ratio_per_gpu` (system rate, H100 rate -> ratio per GPU) the ratio's range takes every corner
+    of the two ranges, as if their errors were unrelated; a model that knows which of its constants
+    the two predictions share gives the ratio its own range (serving: serving_bounds.ratio_span)."""
     h100_profile = profile if (profile is not None and getattr(getattr(profile, "spec", None), "key", None) == H100) \
         else measured_profile_for(H100)
     sys_rate = system_rate(system, profile)
     ref_rate = h100_per_gpu(h100_reference(), h100_profile)
-    eq = combine(lambda s, r: s / r, sys_rate, ref_rate, unit="H100e")
     gpus = system.estimate("gpus", "gpu")
-    per_gpu = combine(lambda e, n: e / n, eq, gpus, unit="1")
+    if ratio_per_gpu is None:
+        eq = combine(lambda s, r: s / r, sys_rate, ref_rate, unit="H100e")
+        per_gpu = combine(lambda e, n: e / n, eq, gpus, unit="1")
+    else:
+        per_gpu = ratio_per_gpu(sys_rate, ref_rate)
+        eq = combine(lambda r, n: r * n, per_gpu, gpus, unit="H100e")
     src = "measured H100 profile" if h100_profile is not None else "H100 datasheet x achieved fraction"
     note = f"{w.key}: system prediction / one H100's prediction ({src})"
     return Delivered(w.key, w.kind, sys_rate, ref_rate, Equivalent(f"delivered:{w.key}", per_gpu, eq, "delivered", note))

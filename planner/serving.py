@@ -162,6 +162,9 @@ class ServingEstimate:
     bound: str
     knobs: Mapping[str, Any]
     assumptions: tuple[str, ...] = field(default_factory=tuple)
+    # output tokens/s per GPU with one group of constants at its low / high corner (serving_bounds):
+    # what the range is made of, and what a ratio to another estimate needs (serving_bounds.ratio_span)
+    group_tokens_per_s_per_gpu: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -458,7 +461,7 @@ def _est(run: _Run, span: Mapping[str, tuple[float, float]], attr: str, unit: st
 def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: Any, req: ServingRequest,
               engine: sr.Engine) -> ServingEstimate:
     lay, g = run.lay, run.lay.tp * run.lay.pp
-    span, corners = sb.bounds(run.solve_at, run.rates, run.efficiency, run.value, BOUNDED)
+    span, corners, runs = sb.bounds(run.solve_at, run.rates, run.efficiency, run.value, BOUNDED)
     rep_tps = _est(run, span, "tokens_per_s", "tokens/s")
     per_gpu = rep_tps.scale(1.0 / g, "tokens/s")
     system_tps = rep_tps.scale(float(run.replicas), "tokens/s")
@@ -486,7 +489,9 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         tokens_per_s_per_gpu=per_gpu, tokens_per_s_replica=rep_tps, tokens_per_s_system=system_tps,
         requests_per_s_system=system_tps.scale(1.0 / req.output_tokens, "request/s"),
         concurrent_users=batch.scale(float(run.replicas), "user"), memory=run.mem,
-        step_shares=value.step.shares(), bound=value.step.bound, knobs=req.knobs(), assumptions=notes)
+        step_shares=value.step.shares(), bound=value.step.bound, knobs=req.knobs(), assumptions=notes,
+        group_tokens_per_s_per_gpu={name: tuple(runs[(name, s)].tokens_per_s / g for s in sb.SIDES)
+                                    for name, _, _ in sb.GROUPS})
 
 
 def _missed_target_note(low: Point, req: ServingRequest) -> tuple[str, ...]:

@@ -59,8 +59,9 @@ def combine_shifts(v: float, shifts: list[tuple[float, float]]) -> tuple[float, 
 
 
 def bounds(solve_at: Callable[[Any, float], Any], rates: Mapping[str, Any], eff: Mapping[str, float], value: Any,
-           attrs: tuple[str, ...]) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
-    """Per output attribute (low, high), and the points of the two all-at-once corners.
+           attrs: tuple[str, ...]) -> tuple[dict[str, tuple[float, float]], dict[str, Any], dict[tuple[str, str], Any]]:
+    """Per output attribute (low, high), the points of the two all-at-once corners, and each
+    (group, side) run.
     `solve_at(rates, efficiency)` runs the model (saturating, never failing) at one set of constants."""
     runs = {(g[0], s): solve_at(*group_corner(rates, eff, g, s)) for g in GROUPS for s in SIDES}
     out = {}
@@ -69,7 +70,30 @@ def bounds(solve_at: Callable[[Any, float], Any], rates: Mapping[str, Any], eff:
         shifts = [tuple(_log_shift(getattr(runs[(g[0], s)], a), v) for s in SIDES) for g in GROUPS]
         out[a] = combine_shifts(v, shifts)
     corners = {s: solve_at(rates[s], eff[s]) for s in SIDES}
-    return out, corners
+    return out, corners, runs
+
+
+# Groups whose constants belong to the device or the system (their sources differ between two
+# machines); the others are the serving method's own constants, the same for every machine.
+DEVICE_GROUPS = ("GEMM and attention rates", "HBM bandwidth", "links")
+
+
+def ratio_span(a: float, a_groups: Mapping[str, tuple[float, float]], b: float,
+               b_groups: Mapping[str, tuple[float, float]]) -> tuple[float, float]:
+    """(low, high) of a / b for two serving estimates (per-GPU tokens/s, their per-group runs).
+    A method group is one set of constants for both: it moves both at once and much of it cancels.
+    A device group moves each machine alone (independent sources): two terms. In quadrature, as above."""
+    shifts = []
+    for name, _, _ in GROUPS:
+        la = tuple(_log_shift(x, a) for x in a_groups[name])
+        lb = tuple(_log_shift(x, b) for x in b_groups[name])
+        if name in DEVICE_GROUPS:
+            shifts += [la, tuple(-x for x in lb)]
+        else:
+            d = tuple(x - y for x, y in zip(la, lb))
+            # both machines collapse at the same end (inf - inf): the ratio is unknown there
+            shifts.append((-math.inf, math.inf) if any(math.isnan(v) for v in d) else d)
+    return combine_shifts(a / b, shifts)
 
 
 NOTE = ("low/high: each group of constants (GEMM and attention rates, HBM, links, launches, engine, GEMM shape, "

@@ -73,3 +73,36 @@ def test_under_a_latency_target_the_range_no_longer_collapses_to_one_stream():
     worst_per_gpu = float(corner.split(": ")[1].split(" / ")[0].replace(",", ""))
     assert g.low > 10 * worst_per_gpu
     assert t.low <= case.published_tokens_per_s <= t.high
+
+
+def _groups(**moved):
+    """Per-group (low, high) runs of an estimate at 100 tokens/s that only the named groups move."""
+    return {name: moved.get(name, (100.0, 100.0)) for name, _, _ in sb.GROUPS}
+
+
+def test_a_shared_method_group_cancels_in_a_ratio_and_a_device_group_counts_for_each_machine():
+    engine = "engine (step overhead, efficiency)"
+    lo, hi = sb.ratio_span(100.0, _groups(**{engine: (50.0, 150.0)}), 100.0, _groups(**{engine: (50.0, 150.0)}))
+    assert (lo, hi) == (1.0, 1.0)  # the same engine constants on both machines: no spread in the ratio
+    gemm = "GEMM and attention rates"
+    lo, hi = sb.ratio_span(100.0, _groups(**{gemm: (90.0, 110.0)}), 100.0, _groups(**{gemm: (90.0, 110.0)}))
+    # each machine's own rates err independently: two terms of ln 1.1 (up) and ln 0.9 (down)
+    assert hi == pytest.approx(math.exp(math.hypot(math.log(1.1), -math.log(0.9))))
+    assert lo == pytest.approx(math.exp(-math.hypot(math.log(0.9), -math.log(1.1))))
+    # both collapse at one end of a shared group: the ratio is unknown there
+    lo, hi = sb.ratio_span(100.0, _groups(**{engine: (0.0, 100.0)}), 100.0, _groups(**{engine: (0.0, 100.0)}))
+    assert lo == 0.0 and hi == math.inf
+
+
+def test_delivered_h100_equivalents_of_a_serving_run_get_the_ratio_range():
+    """8 MI300X against H100s on MLPerf-interactive-like targets: the engine and method constants
+    are the same for both predictions, so the ratio's range is narrower than its two ranges taken
+    crosswise (which gave 0.03 to 4,000 H100s before the ranges themselves were combined by group)."""
+    from recoque.planner.capacity import plan_infer
+
+    rows, data, notes, d, _ = plan_infer(load_system("node-8x-mi300x"), None, "llama2-70b",
+                                         request=sv.ServingRequest(**INTERACTIVE))
+    eq = d.equivalent.h100e
+    assert eq.low < eq.value < eq.high and eq.high / eq.low < 10
+    crosswise = d.system_rate.high / d.h100_rate_per_gpu.low / (d.system_rate.low / d.h100_rate_per_gpu.high)
+    assert crosswise > 2 * eq.high / eq.low
