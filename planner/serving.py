@@ -481,7 +481,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         sb.NOTE,
         f"every constant at its pessimistic / optimistic end at once: {corners['low'].tokens_per_s / g:,.4g} / "
         f"{corners['high'].tokens_per_s / g:,.4g} output tokens/s per GPU")
-        + _missed_target_note(corners["low"], req)))
+        + _missed_target_note(corners["low"], req) + _unbounded_ttft_note(value, req)))
     return ServingEstimate(
         system=system.key, model=model_name, mode=req.mode, engine=req.engine, tp=lay.tp, pp=lay.pp, ep=lay.ep,
         gpus_per_replica=g, replicas=run.replicas, batch=batch, tpot=_est(run, span, "tpot_s", "s"),
@@ -500,6 +500,13 @@ def _missed_target_note(low: Point, req: ServingRequest) -> tuple[str, ...]:
     missed = ((req.tpot_target_s and low.tpot_s > req.tpot_target_s * (1 + 1e-6))
               or (req.ttft_target_s and low.ttft_s > req.ttft_target_s * (1 + 1e-6)))
     return ("with every constant at its pessimistic end at once, even one stream misses the latency target",) if missed else ()
+
+
+def _unbounded_ttft_note(value: Point, req: ServingRequest) -> tuple[str, ...]:
+    if math.isfinite(value.ttft_s):
+        return ()
+    return ("TTFT unbounded: the TPOT target holds even at the batch cap, so the load sits at the cap and arrivals "
+            "queue without end; give a TTFT target (--ttft-ms) to keep the queue finite",)
 
 
 def _mode_note(req: ServingRequest) -> str:

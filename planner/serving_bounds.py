@@ -67,6 +67,9 @@ def bounds(solve_at: Callable[[Any, float], Any], rates: Mapping[str, Any], eff:
     out = {}
     for a in attrs:
         v = getattr(value, a)
+        if not math.isfinite(v):  # an unbounded centre (a queue that never drains): the groups' least, and unbounded
+            out[a] = (min(v, *(getattr(p, a) for p in runs.values())), v)
+            continue
         shifts = [tuple(_log_shift(getattr(runs[(g[0], s)], a), v) for s in SIDES) for g in GROUPS]
         out[a] = combine_shifts(v, shifts)
     corners = {s: solve_at(rates[s], eff[s]) for s in SIDES}

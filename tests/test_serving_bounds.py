@@ -106,3 +106,34 @@ def test_delivered_h100_equivalents_of_a_serving_run_get_the_ratio_range():
     assert eq.low < eq.value < eq.high and eq.high / eq.low < 10
     crosswise = d.system_rate.high / d.h100_rate_per_gpu.low / (d.system_rate.low / d.h100_rate_per_gpu.high)
     assert crosswise > 2 * eq.high / eq.low
+
+
+def test_a_tpot_target_alone_at_the_batch_cap_says_the_first_token_is_unbounded():
+    """A 7B model on MI430X meets a 30 ms TPOT even at the 256-stream cap: the load sits at the cap,
+    the queue never drains; the table says 'unbounded' (not 'inf days') and how to bound it."""
+    from typer.testing import CliRunner
+
+    from recoque.cli import app
+
+    e = sv.estimate_serving(load_model("mistral-7b"), "m", load_system("alice-recoque"),
+                            sv.ServingRequest(mode="server", tpot_target_s=0.03))
+    assert math.isinf(e.ttft.value) and e.ttft.high == math.inf and e.ttft.low <= e.ttft.value
+    assert any(a.startswith("TTFT unbounded") for a in e.assumptions)
+    res = CliRunner().invoke(app, ["plan", "infer", "-s", "alice-recoque", "-w", "mistral-7b", "--mode", "server",
+                                   "--tpot-ms", "30"])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if "time to first token" in x)
+    assert "unbounded" in line and "inf" not in line.replace("unbounded", "")
+
+
+def test_json_output_is_strict_an_unbounded_figure_is_null(capsys):
+    import json
+
+    import numpy as np
+
+    from recoque.estimate import Estimate
+    from recoque.render import emit_json
+
+    emit_json({"ttft": Estimate(math.inf, 0.06, math.inf, "s"), "x": [float("nan"), np.float64(2.5)], 3: (1, "a")})
+    d = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-standard JSON literal {c}"))
+    assert d["ttft"]["value"] is None and d["ttft"]["low"] == 0.06 and d["x"] == [None, 2.5] and d["3"] == [1, "a"]

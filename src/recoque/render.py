@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -115,7 +116,22 @@ err_console = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=1, default=_default) + "\n")
+    """Strict JSON: an unbounded figure (a queue that never drains) or a NaN is null, as in every
+    results file (fileio.finite_or_null); the assumptions say why."""
+    sys.stdout.write(json.dumps(_plain(data), indent=1, allow_nan=False) + "\n")
+
+
+def _plain(obj: Any) -> Any:
+    """Objects through their to_json, then only dicts, lists, str, bool, int, finite floats and None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_plain(v) for v in obj]
+    return _plain(_default(obj))
 
 
 def _default(obj: Any) -> Any:
@@ -183,8 +199,10 @@ _SCALES = {"flop/s": [(1e18, "EFLOP/s"), (1e15, "PFLOP/s"), (1e12, "TFLOP/s"), (
 def human(e: Estimate) -> tuple[str, str, str, str]:
     """(value, low, high, unit) in human units; the one place that picks them."""
     scale, unit = 1.0, e.unit
+    finite = [x for x in (e.value, e.low, e.high) if math.isfinite(x)]
+    pick = e.value if math.isfinite(e.value) else max(finite, key=abs, default=0.0)  # scale on what is finite
     for s, u in _SCALES.get(e.unit, []):
-        if abs(e.value) >= s:
+        if abs(pick) >= s:
             scale, unit = s, u
             break
     else:
@@ -192,6 +210,8 @@ def human(e: Estimate) -> tuple[str, str, str, str]:
             scale, unit = _SCALES[e.unit][-1]
 
     def f(x: float) -> str:
+        if math.isinf(x):
+            return "unbounded" if x > 0 else "-unbounded"
         x /= scale
         return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
     return f(e.value), f(e.low), f(e.high), "" if unit == "1" else unit
