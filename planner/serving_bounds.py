@@ -86,6 +86,8 @@ def ratio_span(a: float, a_groups: Mapping[str, tuple[float, float]], b: float,
     """(low, high) of a / b for two serving estimates (per-GPU tokens/s, their per-group runs).
     A method group is one set of constants for both: it moves both at once and much of it cancels.
     A device group moves each machine alone (independent sources): two terms. In quadrature, as above."""
+    if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
+        return (0.0, math.inf)  # no finite ratio to put a range on
     shifts = []
     for name, _, _ in GROUPS:
         la = tuple(_log_shift(x, a) for x in a_groups[name])
