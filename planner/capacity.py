@@ -261,7 +261,8 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         h = h100_runs[-1]
         v = e.tokens_per_s_per_gpu.value / h.tokens_per_s_per_gpu.value
         lo, hi = ratio_span(e.tokens_per_s_per_gpu.value, e.group_tokens_per_s_per_gpu,
-                            h.tokens_per_s_per_gpu.value, h.group_tokens_per_s_per_gpu)
+                            h.tokens_per_s_per_gpu.value, h.group_tokens_per_s_per_gpu,
+                            same_device=system.device == ref_sys.device)
         return Estimate(v, lo, hi, "1")
     h100_runs: list[Any] = []
     d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}), sys_rate, h100_rate,

@@ -82,17 +82,18 @@ DEVICE_GROUPS = ("GEMM and attention rates", "HBM bandwidth", "links")
 
 
 def ratio_span(a: float, a_groups: Mapping[str, tuple[float, float]], b: float,
-               b_groups: Mapping[str, tuple[float, float]]) -> tuple[float, float]:
+               b_groups: Mapping[str, tuple[float, float]], same_device: bool = False) -> tuple[float, float]:
     """(low, high) of a / b for two serving estimates (per-GPU tokens/s, their per-group runs).
     A method group is one set of constants for both: it moves both at once and much of it cancels.
-    A device group moves each machine alone (independent sources): two terms. In quadrature, as above."""
+    A device group moves each machine alone (independent sources): two terms; on the same device
+    (same rates, same sources) it is shared too. In quadrature, as above."""
     if not (a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)):
         return (0.0, math.inf)  # no finite ratio to put a range on
     shifts = []
     for name, _, _ in GROUPS:
         la = tuple(_log_shift(x, a) for x in a_groups[name])
         lb = tuple(_log_shift(x, b) for x in b_groups[name])
-        if name in DEVICE_GROUPS:
+        if name in DEVICE_GROUPS and not same_device:
             shifts += [la, tuple(-x for x in lb)]
         else:
             d = tuple(x - y for x, y in zip(la, lb))

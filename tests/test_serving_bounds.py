@@ -89,6 +89,9 @@ def test_a_shared_method_group_cancels_in_a_ratio_and_a_device_group_counts_for_
     # each machine's own rates err independently: two terms of ln 1.1 (up) and ln 0.9 (down)
     assert hi == pytest.approx(math.exp(math.hypot(math.log(1.1), -math.log(0.9))))
     assert lo == pytest.approx(math.exp(-math.hypot(math.log(0.9), -math.log(1.1))))
+    # the same device on both sides: its rates are one set of constants too, and cancel
+    assert sb.ratio_span(100.0, _groups(**{gemm: (90.0, 110.0)}), 100.0, _groups(**{gemm: (90.0, 110.0)}),
+                         same_device=True) == (1.0, 1.0)
     # both collapse at one end of a shared group: the ratio is unknown there
     lo, hi = sb.ratio_span(100.0, _groups(**{engine: (0.0, 100.0)}), 100.0, _groups(**{engine: (0.0, 100.0)}))
     assert lo == 0.0 and hi == math.inf
