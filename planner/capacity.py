@@ -366,7 +366,7 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
     d = None
     try:
-        d = equivalents.training_delivered(system, model_name, used, b)
+        d = equivalents.training_delivered(system, model_name, used, b, profile=prof)
     except RecoqueError as exc:
         notes = tuple(notes) + (f"delivered H100-equivalents for training not computed: {exc.one_line()}",)
     return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, b.time_to_train

@@ -9,6 +9,7 @@ The delivered ratio is the honest one; `explain` says why the two differ.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable
@@ -174,14 +175,19 @@ def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
 # --- delivered, training (issue 12) ---------------------------------------------------------------
 
 def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_result: Any,
-                       stack_key: str | None = None, dtype: str = "bf16") -> Delivered:
+                       stack_key: str | None = None, dtype: str = "bf16", profile: Any = None) -> Delivered:
     """Delivered H100-equivalents for training a named workload: the system's searched time per
     iteration on `gpus` GPUs against the H100 reference's on as many GPUs, with the same stack
     and the same plan search (planner.search). Equivalents = gpus x t_H100 / t_system, so a system
-    whose GPU trains like 1.5 H100s counts 1.5 per GPU. `system_result` is the system's PlanResult."""
+    whose GPU trains like 1.5 H100s counts 1.5 per GPU. `system_result` is the system's PlanResult,
+    `profile` the one it was planned with (default: the shipped profile of its device).
+    The ratio's range (time_ratio_span): on H100s both times move with the same profile corner
+    and the ratio is taken corner by corner; on another device the two profiles err independently,
+    so their spreads add in quadrature, each side's run-to-run spread a term of its own."""
     from recoque.errors import DoesNotFit
     from recoque.planner.search import search
     from recoque.planner.stacks import default_stack_for, load_stack
+    from recoque.planner.train import corner_iteration_times, run_to_run_spread
     from recoque.planner.validation import training_profile
     from recoque.planner.workload import load_training_workload
 
@@ -190,7 +196,8 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
     ref = h100_reference(gpus)
     # Same stack features on both; a vendor build (ROCm) maps to its NVIDIA counterpart.
     ref_stack = load_stack(stack_key) if stack_key else load_stack(default_stack_for("nvidia"))
-    ref_res = search(wl, ref, training_profile(get_device_spec(H100)), top=1, gpus=gpus, dtype=dtype, stack=ref_stack)
+    h100_prof = training_profile(get_device_spec(H100))
+    ref_res = search(wl, ref, h100_prof, top=1, gpus=gpus, dtype=dtype, stack=ref_stack)
     tok = float(wl.tokens_per_iteration)
     sys_rate = system_result.tokens_per_s
     if not ref_res.best:
@@ -200,9 +207,40 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
     h_rate = Estimate(tok / h.value / gpus, tok / h.high / gpus, tok / h.low / gpus, "tokens/s per GPU",
                       (f"H100 reference ({H100_SYSTEM}) on {gpus} GPUs, best searched plan "
                        f"{ref_res.best[0].plan.label()}, stack {ref_res.best[0].stack}",))
-    eq = combine(lambda s, r: s / r, sys_rate, h_rate, unit="H100e")
-    per_gpu = eq.scale(1.0 / gpus, "1")
+    sys_prof = profile or training_profile(get_device_spec(system.device))
+    t_sys = corner_iteration_times(wl, system.with_gpus(gpus), sys_prof, dtype, system_result.plan, stack)
+    t_ref = corner_iteration_times(wl, ref, h100_prof, dtype, ref_res.best[0].plan, ref_stack)
+    same = get_device_spec(system.device).key == H100
+    lo, hi = time_ratio_span(t_ref, t_sys, run_to_run_spread(gpus, ref.gpus_per_node),
+                             run_to_run_spread(gpus, system.gpus_per_node), same)
+    v = t_ref["value"] / t_sys["value"]
+    per_gpu = Estimate(v, lo, hi, "1")
+    eq = per_gpu.scale(float(gpus), "H100e")
     note = (f"{workload_key}: tokens/s on {gpus} GPUs of {system.key} ({system_result.plan.label()}, stack "
-            f"{stack.key}) / tokens/s per H100 on {gpus} H100s, same search")
+            f"{stack.key}) / tokens/s per H100 on {gpus} H100s, same search; range: "
+            + ("one profile on both, ratio corner by corner" if same else
+               "the two profiles' spreads and each side's run-to-run spread in quadrature"))
     return Delivered(workload_key, "train", sys_rate, h_rate, Equivalent(f"delivered:{workload_key}", per_gpu, eq,
                                                                          "delivered", note))
+
+
+def time_ratio_span(t_ref: dict[str, float], t_sys: dict[str, float], spread_ref: float, spread_sys: float,
+                    same_device: bool) -> tuple[float, float]:
+    """(low, high) of t_ref / t_sys from each side's corner times (value/low/high, s).
+    Same device: one profile moves both times, so the ratio is taken at each corner; the run-to-run
+    spread is one and the same software on one part, and cancels. Different devices: independent
+    errors, so the log spreads add in quadrature (as serving_bounds does), the system's slow side
+    and run-to-run spread lowering the ratio, the reference's raising it."""
+    v = t_ref["value"] / t_sys["value"]
+    if same_device:
+        rs = [t_ref[c] / t_sys[c] for c in t_ref] + [v]
+        return min(rs), max(rs)
+
+    def spans(t: dict[str, float]) -> tuple[float, float]:  # (slower, faster) log half-widths
+        return math.log(max(t.values()) / t["value"]), math.log(t["value"] / min(t.values()))
+
+    slow_s, fast_s = spans(t_sys)
+    slow_r, fast_r = spans(t_ref)
+    down = math.sqrt(slow_s ** 2 + fast_r ** 2 + math.log1p(spread_sys) ** 2)
+    up = math.sqrt(fast_s ** 2 + slow_r ** 2 + math.log1p(spread_ref) ** 2)
+    return v * math.exp(-down), v * math.exp(up)

@@ -692,6 +692,19 @@ def _corners(workload: TrainingWorkload, system: Any, profile: DeviceProfile, dt
     return out
 
 
+def corner_iteration_times(workload: TrainingWorkload, system: Any, profile: DeviceProfile, dtype: str,
+                           plan: ExecutionPlan, stack: Stack = NEUTRAL) -> dict[str, float]:
+    """One plan's iteration time at the profile's and system's value / low / high corners (s), before
+    the run-to-run spread a PlanResult's range adds on its slow side."""
+    c = _corners(workload, system, profile, dtype, plan_arrays([plan]), stack)
+    return {k: float(c[k]["iteration_time_s"][0]) for k in ("value", "low", "high")}
+
+
+def run_to_run_spread(gpus: int, gpus_per_node: int) -> float:
+    """The slow-side spread of one plan's time between repeats (RUN_TO_RUN_SLOWER)."""
+    return RUN_TO_RUN_SLOWER["one_node" if gpus <= gpus_per_node else "multi_node"]
+
+
 def results_from_arrays(workload: TrainingWorkload, system: Any, profile: DeviceProfile, dtype: str,
                         arrays: Mapping[str, np.ndarray], goodput: Estimate | None = None,
                         stack: Stack = NEUTRAL) -> list[PlanResult]:
@@ -731,7 +744,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
                                f"({plan.label()})")
         it = [float(corners[c]["iteration_time_s"][i]) for c in ("value", "high", "low")]  # high rates: low time
         one_node = gpus <= system.gpus_per_node
-        spread = RUN_TO_RUN_SLOWER["one_node" if one_node else "multi_node"]
+        spread = run_to_run_spread(gpus, system.gpus_per_node)
         notes = base_notes + sys_notes + (
             f"range: slow side +{spread:.0%} for run-to-run software and host differences of one plan "
             f"({'one node' if one_node else 'across nodes'}; published MLPerf repeats)",)
