@@ -96,6 +96,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner import comm, flops, memory
@@ -705,6 +706,15 @@ def run_to_run_spread(gpus: int, gpus_per_node: int) -> float:
     return RUN_TO_RUN_SLOWER["one_node" if gpus <= gpus_per_node else "multi_node"]
 
 
+def _peak_basis(profile: DeviceProfile, dtype: str) -> str:
+    """'datasheet', or 'ASSUMED' where the catalog has no such peak and [assumed_peaks] filled it in."""
+    try:
+        listed = get_device_spec(profile.spec.key).peak(dtype)
+    except BadInput:  # a device defined in the user's system file: its peaks are its datasheet
+        return "datasheet"
+    return "datasheet" if listed else "ASSUMED (seeds/workloads.toml [assumed_peaks])"
+
+
 def results_from_arrays(workload: TrainingWorkload, system: Any, profile: DeviceProfile, dtype: str,
                         arrays: Mapping[str, np.ndarray], goodput: Estimate | None = None,
                         stack: Stack = NEUTRAL) -> list[PlanResult]:
@@ -727,7 +737,8 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
             if lora else ", mixed-precision AdamW 16 bytes/param"),
         stack.describe(),
         "model FLOPs count attention over the full s x s matrix (Megatron convention); MFU/HFU against the "
-        f"dense {'bf16' if low_precision else dtype} datasheet peak {peak / 1e12:.0f} TFLOP/s"
+        f"dense {'bf16' if low_precision else dtype} {_peak_basis(profile, 'bf16' if low_precision else dtype)} "
+        f"peak {peak / 1e12:.0f} TFLOP/s"
         + (f" ({dtype} peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
         f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GB",
     )

@@ -37,3 +37,11 @@ def test_an_h100_system_is_worth_about_its_own_count_with_a_tight_range():
     assert 0.85 < r.value <= 1.05 and r.low <= r.value <= r.high and r.high / r.low < 1.15
     crosswise = (d.system_rate.high / d.h100_rate_per_gpu.low) / (d.system_rate.low / d.h100_rate_per_gpu.high)
     assert crosswise > 2 * r.high / r.low
+
+
+def test_mfu_says_when_its_peak_is_assumed():
+    rows, data, notes, d, _ = capacity.plan_train(load_system("alice-recoque"), "mistral-large-2")
+    line = next(n for n in notes if n.startswith("model FLOPs count attention"))
+    assert "ASSUMED" in line and "datasheet" not in line  # the MI430X bf16 peak is not published
+    rows, data, notes, d, _ = capacity.plan_train(load_system("jean-zay-h100"), "mistral-large-2")
+    assert "datasheet peak 989" in next(n for n in notes if n.startswith("model FLOPs count attention"))
