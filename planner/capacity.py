@@ -256,8 +256,9 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
                 continue
         raise DoesNotFit(f"{model_name} does not fit 16 H100 nodes: no H100-equivalent", "use fp8 weights")
 
-    def ratio(sys_total: Estimate, h100: Estimate) -> Estimate:
-        # the two predictions share the serving method's constants: the ratio's own range (serving_bounds)
+    def ratio(_system_rate: Estimate, _h100_rate: Estimate) -> Estimate:
+        # From the two ServingEstimates, not their ranges: the predictions share the serving method's
+        # constants, so the ratio gets its own range (serving_bounds); h100_rate has just filled h100_runs.
         h = h100_runs[-1]
         v = e.tokens_per_s_per_gpu.value / h.tokens_per_s_per_gpu.value
         lo, hi = ratio_span(e.tokens_per_s_per_gpu.value, e.group_tokens_per_s_per_gpu,
