@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
+from recoque.planner import power
 from recoque.planner.system import SystemSpec
 
 HOURS_PER_YEAR = 8760.0
@@ -80,12 +81,24 @@ def load_grid(name: str = "france") -> Grid:
     return g
 
 
+def capped_watts_per_node(system: SystemSpec) -> float:
+    """Watts a GPU power limit takes off one node at full load: GPUs per node x (board power - limit)."""
+    cap = system.gpu_power_limit_w
+    tdp = power.board_power_w(system) if cap is not None else None
+    return float(system.gpus_per_node * max(tdp - cap, 0.0)) if tdp else 0.0
+
+
 def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
     """IT power (W) of `gpus` GPUs of this system (all of them by default)."""
     n = gpus or system.estimate("gpus", "gpu")
     if system.node_power_w is not None:
-        return combine(lambda g, p: g / system.gpus_per_node * p, n, system.estimate("node_power_w", "W"),
-                       unit="W", assumptions=(f"{system.key}: node power x nodes used",))
+        node, notes = system.estimate("node_power_w", "W"), (f"{system.key}: node power x nodes used",)
+        shed = capped_watts_per_node(system)
+        if shed:
+            node = node.map(lambda w: max(w - shed, 0.0), "W")
+            notes += (f"{system.key}: node power is stated at the GPUs' board power; the {system.gpu_power_limit_w:g} W "
+                      f"limit takes {shed:g} W off each node ({system.gpus_per_node} GPUs x board power - limit)",)
+        return combine(lambda g, p: g / system.gpus_per_node * p, n, node, unit="W", assumptions=notes)
     site = system.extra.get("site_power_mw")
     if site is not None and system.pue is not None:
         return combine(lambda g, pue: site * 1e6 * g / system.gpus / pue, n, system.estimate("pue", "1"), unit="W",

@@ -11,6 +11,7 @@ TOML (seeds/systems.toml or a user file) carries units in its keys:
     intra_node_latency_us = 3
     inter_node_latency_us = 5
     node_power_kw = 4.5                   # optional, with _low/_high
+    gpu_power_limit_w = 500               # optional: a power cap below the device's board power
     pue = 1.1                             # optional, with _low/_high
     [systems.<key>.sources]  field = "where it comes from"
 Any numeric field may carry `<field>_low` and `<field>_high`; the plain value is the central one
@@ -39,6 +40,7 @@ _NUMERIC = {
     "inter_node_latency_us": ("inter_node_latency_s", 1e-6, "s"),
     "node_power_kw": ("node_power_w", 1e3, "W"),
     "pue": ("pue", 1.0, "1"),
+    "gpu_power_limit_w": ("gpu_power_limit_w", 1.0, "W"),
 }
 # The link bandwidths are optional: an HPL-only system file (device, GPUs, power) needs none; a command
 # that does need one (train, infer across GPUs, stencil, HPCG) says which key to add (SystemSpec.known).
@@ -59,6 +61,7 @@ class SystemSpec:
     inter_node_latency_s: float = 5e-6
     node_power_w: float | None = None
     pue: float | None = None
+    gpu_power_limit_w: float | None = None  # None: the device's own board power (no cap)
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # attribute -> (low, high)
     sources: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -132,15 +135,23 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         raise BadInput(f"{where}: `gpus` and `gpus_per_node` must be positive", "fix the counts")
     known = set(_NUMERIC) | {f"{k}_{s}" for k in _NUMERIC for s in ("low", "high")} | {"device", "name", "sources", "notes"}
     extra = {k: v for k, v in raw.items() if k not in known}
-    return SystemSpec(
+    spec = SystemSpec(
         key=key, name=str(raw.get("name", key)), device=str(raw["device"]),
         gpus=values["gpus"], gpus_per_node=int(values["gpus_per_node"]),
         intra_node_bandwidth_bytes_s=values.get("intra_node_bandwidth_bytes_s"),
         inter_node_bandwidth_bytes_s=values.get("inter_node_bandwidth_bytes_s"),
         intra_node_latency_s=values["intra_node_latency_s"], inter_node_latency_s=values["inter_node_latency_s"],
-        node_power_w=values.get("node_power_w"), pue=values.get("pue"), ranges=ranges,
+        node_power_w=values.get("node_power_w"), pue=values.get("pue"),
+        gpu_power_limit_w=values.get("gpu_power_limit_w"), ranges=ranges,
         sources=dict(raw.get("sources", {})), notes=tuple(raw.get("notes", ())), extra=extra,
     )
+    if any(f"gpu_power_limit_w_{s}" in raw for s in ("low", "high")):
+        raise BadInput(f"{where}: a power limit is one setting, not a range", "give `gpu_power_limit_w` alone")
+    if spec.gpu_power_limit_w is not None:
+        from recoque.planner import power
+
+        power.clock_factor(spec)  # a limit above the device's board power is refused here, where it enters
+    return spec
 
 
 def load_system(name_or_path: str) -> SystemSpec:

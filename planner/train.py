@@ -99,7 +99,7 @@ import numpy as np
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.planner import comm, flops, memory
+from recoque.planner import comm, flops, memory, power
 from recoque.planner.execution import RECOMPUTE, RECOMPUTE_CODE, ExecutionPlan
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
@@ -180,6 +180,7 @@ class Hardware:
     hbm_bw: float
     capacity_bytes: float
     zero3_prefetch: float = 1.0  # ZeRO-3 prefetch efficiency at this corner (ZERO3_PREFETCH_RANGE)
+    clock_factor: float = 1.0  # compute clock under the system's GPU power limit (planner/power.py)
 
 
 def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> Hardware:
@@ -200,6 +201,7 @@ def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> H
         alpha_intra=pick("intra_node_latency_s", False), alpha_inter=pick("inter_node_latency_s", False),
         hbm_bw=profile.memory_bandwidth_bytes_s(which), capacity_bytes=cap * USABLE_MEMORY_FRACTION,
         zero3_prefetch=ZERO3_PREFETCH_RANGE[{"low": 0, "value": 1, "high": 2}[which]],
+        clock_factor=power.clock_factor(system, profile),
     )
 
 
@@ -418,8 +420,9 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
         return out
 
     # ---- compute per layer per micro-batch ----
-    # The stack's sustained efficiency scales every compute kernel (GEMM, attention).
-    eff = float(stack.efficiency)
+    # The stack's sustained efficiency scales every compute kernel (GEMM, attention), and so does
+    # the clock a GPU power limit leaves (planner/power.py); memory-bound kernels keep the HBM rate.
+    eff = float(stack.efficiency) * hw.clock_factor
 
     # Kernel times depend only on the micro-batch's shape (b, tp, cp, ep): a search's thousands of
     # plans share a few dozen shapes, so each shape is timed once.
@@ -743,6 +746,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GB",
     )
     sys_notes = tuple(f"{system.key}.{k} range {lo:.3g}-{hi:.3g}" for k, (lo, hi) in system.ranges.items())
+    sys_notes += tuple(n for n in (power.note(system, profile),) if n)
     results = []
     for i in range(n):
         plan = plan_from_arrays(arrays, i)

@@ -1,0 +1,104 @@
+"""A GPU power limit below the board power (system `gpu_power_limit_w`, planner/power.py): compute
+slows by (limit / board power) ** exponent, memory-bound work does not, a measured profile is not
+slowed twice, node power drops, and a bad limit is one clear line where the file enters."""
+import dataclasses
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from recoque.cli import app
+from recoque.errors import BadInput
+from recoque.planner import energy, power
+from recoque.planner.serving_rates import load_engine, rate_set
+from recoque.planner.system import load_system, system_from_toml
+from recoque.planner.train import hardware_for
+from recoque.planner.validation import training_profile
+from recoque.catalog import get_device_spec
+
+NODE = {"device": "h100_sxm", "gpus": 8, "gpus_per_node": 8, "intra_node_bandwidth_gb_s": 450,
+        "inter_node_bandwidth_gb_s": 50, "node_power_kw": 10.2, "pue": 1.2}
+
+
+def _system(**extra):
+    return system_from_toml("capped", {**NODE, **extra})
+
+
+def test_the_clock_follows_the_stated_power_law():
+    e = power.clock_exponent()
+    assert 0 < e <= 1
+    assert power.clock_factor(_system()) == 1.0
+    assert power.clock_factor(_system(gpu_power_limit_w=700)) == 1.0  # at the board power: no change
+    assert power.clock_factor(_system(gpu_power_limit_w=500)) == pytest.approx((500 / 700) ** e)
+    # the exponent is the MI355X / MI350X pair it is sourced from: 1400 W -> 1000 W gives their rate ratio
+    assert (1000 / 1400) ** e == pytest.approx(99.709 / 122.929, rel=2e-3)
+
+
+@pytest.mark.parametrize("bad, why", [(800, "above the h100_sxm board power"), (0, "finite positive"),
+                                      (float("nan"), "finite positive"), ("500", "finite positive")])
+def test_a_bad_limit_is_refused_where_the_file_enters(bad, why):
+    with pytest.raises(BadInput, match=why):
+        _system(gpu_power_limit_w=bad)
+
+
+def test_a_limit_is_one_setting_not_a_range():
+    with pytest.raises(BadInput, match="one setting"):
+        _system(gpu_power_limit_w=500, gpu_power_limit_w_low=400)
+
+
+def test_a_bad_limit_in_a_user_file_is_one_line_and_exit_2(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text("[systems.capped]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in NODE.items())
+                 + "gpu_power_limit_w = 900\n")
+    r = CliRunner().invoke(app, ["plan", "train", "-s", str(f), "-w", "llama3.1-8b"])
+    assert r.exit_code == 2 and "gpu_power_limit_w 900 W is above" in r.output and "Traceback" not in r.output
+
+
+def _iteration_s(system):
+    r = CliRunner().invoke(app, ["plan", "train", "-s", system, "-w", "llama3.1-8b", "--gpus", "8", "--tp", "1",
+                                 "--pp", "1", "--micro-batch", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    d = json.loads(r.output)["best"][0]
+    return d["iteration_time"]["value"], d["assumptions"]
+
+
+def test_training_slows_by_at_most_the_clock_ratio(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text("[systems.capped]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in NODE.items())
+                 + "gpu_power_limit_w = 500\n")
+    t_cap, notes = _iteration_s(str(f))
+    t_full, _ = _iteration_s("node-8x-h100")
+    c = power.clock_factor(load_system(str(f)))
+    # compute-bound kernels slow by 1/c, HBM-bound ones not at all: the step lands in between
+    assert t_full < t_cap < t_full / c
+    assert t_cap > t_full * (1 + 0.6 * (1 / c - 1))  # an 8B step on one node is mostly GEMM time
+    assert any("capped at 500 W of 700 W" in n for n in notes)
+
+
+def test_a_measured_profile_is_not_slowed_again():
+    sys_ = _system(gpu_power_limit_w=500)
+    shipped = training_profile(get_device_spec("h100_sxm"))
+    measured = dataclasses.replace(shipped, origin="measured")
+    assert hardware_for(sys_, shipped).clock_factor == pytest.approx(power.clock_factor(sys_))
+    assert hardware_for(sys_, measured).clock_factor == 1.0
+    assert "already holds the limit" in power.note(sys_, measured)
+
+
+def test_serving_scales_compute_rates_not_memory():
+    spec, eng = get_device_spec("h100_sxm"), load_engine("vllm")
+    full = rate_set(spec, _system(), "bf16", 1, eng).rates["value"]
+    cap = rate_set(spec, _system(gpu_power_limit_w=500), "bf16", 1, eng).rates["value"]
+    c = power.clock_factor(_system(gpu_power_limit_w=500))
+    assert cap.gemm_flop_s == pytest.approx(full.gemm_flop_s * c)
+    assert cap.attention_flop_s == pytest.approx(full.attention_flop_s * c)
+    assert cap.hbm_bytes_s == full.hbm_bytes_s
+
+
+def test_node_power_drops_by_the_gpus_shed_watts():
+    full = energy.it_power(_system())
+    cap = energy.it_power(_system(gpu_power_limit_w=500))
+    assert full.value - cap.value == pytest.approx(8 * (700 - 500))
+    assert any("takes 1600 W off each node" in a for a in cap.assumptions)
+    assert math.isclose(energy.capped_watts_per_node(_system()), 0.0)
