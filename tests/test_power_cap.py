@@ -102,3 +102,14 @@ def test_node_power_drops_by_the_gpus_shed_watts():
     assert full.value - cap.value == pytest.approx(8 * (700 - 500))
     assert any("takes 1600 W off each node" in a for a in cap.assumptions)
     assert math.isclose(energy.capped_watts_per_node(_system()), 0.0)
+
+
+def test_the_law_holds_on_the_same_die_pairs_it_was_not_set_on():
+    from recoque.fileio import read_seed_toml
+
+    checks = read_seed_toml("validation.toml")["power_cap"]["checks"]
+    assert len(checks) >= 3
+    e = power.clock_exponent()
+    errors = {k: (c["high_power_w"] / c["low_power_w"]) ** e / c["rate_ratio"] - 1 for k, c in checks.items()}
+    assert all(abs(x) < 0.08 for x in errors.values()), errors  # the weakest: a short MAMF burst, +7%
+    assert sorted(abs(x) for x in errors.values())[len(errors) // 2] < 0.02  # the typical pair within 2%
