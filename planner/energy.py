@@ -95,9 +95,12 @@ def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
         node, notes = system.estimate("node_power_w", "W"), (f"{system.key}: node power x nodes used",)
         shed = capped_watts_per_node(system)
         if shed:
-            node = node.map(lambda w: max(w - shed, 0.0), "W")
-            notes += (f"{system.key}: node power is stated at the GPUs' board power; the {system.gpu_power_limit_w:g} W "
-                      f"limit takes {shed:g} W off each node ({system.gpus_per_node} GPUs x board power - limit)",)
+            # The central and high node powers are full load (GPUs at board power): the limit sheds
+            # its watts there; a lower bound already below that stays where it is.
+            v, hi = max(node.value - shed, 0.0), max(node.high - shed, 0.0)
+            node = Estimate(v, min(node.low, v), hi, "W", node.assumptions)
+            notes += (f"{system.key}: the {system.gpu_power_limit_w:g} W limit takes {shed:g} W off a node at full load "
+                      f"({system.gpus_per_node} GPUs x (board power - limit)); a lower node power stays",)
         return combine(lambda g, p: g / system.gpus_per_node * p, n, node, unit="W", assumptions=notes)
     site = system.extra.get("site_power_mw")
     if site is not None and system.pue is not None:

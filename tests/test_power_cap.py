@@ -100,7 +100,11 @@ def test_node_power_drops_by_the_gpus_shed_watts():
     full = energy.it_power(_system())
     cap = energy.it_power(_system(gpu_power_limit_w=500))
     assert full.value - cap.value == pytest.approx(8 * (700 - 500))
-    assert any("takes 1600 W off each node" in a for a in cap.assumptions)
+    assert any("takes 1600 W off a node at full load" in a for a in cap.assumptions)
+    ranged = {**NODE, "node_power_kw_low": 6.5, "node_power_kw_high": 10.2}
+    lo_full = energy.it_power(system_from_toml("r", ranged))
+    lo_cap = energy.it_power(system_from_toml("r", {**ranged, "gpu_power_limit_w": 500}))
+    assert lo_cap.high == pytest.approx(lo_full.high - 1600) and lo_cap.low == lo_full.low  # 6.5 kW < 10.2 - 1.6
     assert math.isclose(energy.capped_watts_per_node(_system()), 0.0)
 
 
