@@ -202,6 +202,35 @@ def _gpu_clocks(device: Any) -> dict[str, Any]:
     return {f"gpu_{k}": v for k, v in got.items()}
 
 
+def _power_limit_w(device: Any) -> float | None:
+    """The power limit the GPU runs under now (W): NVIDIA through nvidia-smi (power.limit, watts),
+    AMD through amdsmi (power_cap, microwatts on bare metal). The planner reads it to tell a profile
+    measured under a cap from one at board power (planner/power.py)."""
+    from recoque.bench.telemetry import physical_id
+
+    tail = str(getattr(device, "torch_device", "cuda:0")).partition(":")[2]
+    phys = physical_id(int(tail) if tail.isdigit() else 0, device.kind == "rocm")
+    if device.kind == "cuda":
+        line = _smi_line(["nvidia-smi", f"--id={phys}", "--query-gpu=power.limit", "--format=csv,noheader,nounits"])
+        return _watts(line, 1.0)
+    if device.kind == "rocm" and phys.isdigit():
+        import amdsmi  # type: ignore[import-not-found]  # absent: _try drops the key
+
+        amdsmi.amdsmi_init()
+        handle = amdsmi.amdsmi_get_processor_handles()[int(phys)]
+        return _watts(amdsmi.amdsmi_get_power_cap_info(handle).get("power_cap"), 1e-6)
+    return None
+
+
+def _watts(raw: Any, scale: float) -> float | None:
+    """A power reading in watts, or None when it is not a plausible GPU limit (10 W - 5 kW)."""
+    try:
+        w = float(raw) * scale
+    except (TypeError, ValueError):
+        return None
+    return w if 10.0 <= w <= 5000.0 else None
+
+
 def capture(device: Any) -> dict[str, Any]:
     """Everything readable about host, device and software; unreadable keys are absent."""
     env: dict[str, Any] = {}
@@ -222,6 +251,7 @@ def capture(device: Any) -> dict[str, Any]:
         lambda: {"numa_balancing": _read("/proc/sys/kernel/numa_balancing")},
         lambda: {"cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")},
         lambda: _gpu_clocks(device) if device.kind != "cpu" else {},
+        lambda: {"gpu_power_limit_w": _power_limit_w(device)} if device.kind != "cpu" else {},
     ]
     for part in parts:
         got = _try(part) or {}

@@ -330,6 +330,10 @@ class DeviceProfile:
         notes.append("link efficiencies: stated defaults (collectives measured per system, not per device)")
         dev = dict(getattr(doc, "device", {}) or {})
         head = f"measured profile of {dev.get('name', spec.name)}"
+        limit = (getattr(doc, "environment", {}) or {}).get("gpu_power_limit_w")
+        if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+            board = f" of {spec.tdp_w:g} W board power" if spec.tdp_w else ""
+            head += f", measured with the GPU limited to {limit:g} W{board}"
         return replace(base, origin="measured", gemm={**gemm}, attention_fwd=att_f, attention_bwd=att_b,
                        memory_bandwidth=mem, assumptions=(head, *notes))
 

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
+from recoque.planner import power
 
 # Field specs (src/recoque/inputs.py derives its checks from these two tables and from the keys the
 # shipped presets use): every key of _NUMERIC is a finite number above 0 and may carry `_low`/`_high`;
@@ -148,8 +149,6 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     if any(f"gpu_power_limit_w_{s}" in raw for s in ("low", "high")):
         raise BadInput(f"{where}: a power limit is one setting, not a range", "give `gpu_power_limit_w` alone")
     if spec.gpu_power_limit_w is not None:
-        from recoque.planner import power
-
         power.clock_factor(spec)  # a limit above the device's board power is refused here, where it enters
     return spec
 

@@ -117,3 +117,29 @@ def test_the_law_holds_on_the_same_die_pairs_it_was_not_set_on():
     errors = {k: (c["high_power_w"] / c["low_power_w"]) ** e / c["rate_ratio"] - 1 for k, c in checks.items()}
     assert all(abs(x) < 0.08 for x in errors.values()), errors  # the weakest: a short MAMF burst, +7%
     assert sorted(abs(x) for x in errors.values())[len(errors) // 2] < 0.02  # the typical pair within 2%
+
+
+def test_the_bench_records_the_limit_the_gpu_ran_under(monkeypatch):
+    from types import SimpleNamespace
+
+    from recoque.bench import environment
+
+    seen = []
+    monkeypatch.setattr(environment, "_smi_line", lambda cmd: seen.append(cmd) or "500.00")
+    gpu = SimpleNamespace(kind="cuda", torch_device="cuda:1")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert environment._power_limit_w(gpu) == 500.0 and "--id=1" in seen[0] and "--query-gpu=power.limit" in seen[0]
+    monkeypatch.setattr(environment, "_smi_line", lambda cmd: "[N/A]")
+    assert environment._power_limit_w(gpu) is None  # unreadable: the key is left out, not guessed
+    assert environment._watts(5e8, 1e-6) == 500.0 and environment._watts(2.0, 1.0) is None
+
+
+def test_a_measured_profile_says_the_limit_it_was_measured_at():
+    from types import SimpleNamespace
+
+    from recoque.planner.profile import DeviceProfile
+
+    doc = SimpleNamespace(results=(), device={"name": "NVIDIA H100 80GB HBM3"},
+                          environment={"gpu_power_limit_w": 500.0}, select=lambda *a, **k: [])
+    prof = DeviceProfile.from_results(doc, get_device_spec("h100_sxm"))
+    assert prof.assumptions[0].endswith("measured with the GPU limited to 500 W of 700 W board power")
