@@ -37,6 +37,8 @@ from typing import Any
 from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
+from recoque.planner import energy
+from recoque.planner.power import clock_factor, note as cap_note
 from recoque.planner.system import SystemSpec
 from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, measured_dgemm_flop_s,
                                     memory_exponent, range_setting, single_node_flop_s)
@@ -271,6 +273,10 @@ def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Ent
     """IT power during HPL and GF/W: from node power when given, else from the TOP500 run's power."""
     if system.node_power_w is not None:
         node = system.estimate("node_power_w", "W")
+        shed = energy.capped_watts_per_node(system)
+        if shed:  # a GPU power limit: the nodes draw that much less at full load (planner/energy.py)
+            v = max(node.value - shed, 0.0)
+            node = Estimate(v, min(node.low, v), max(node.high - shed, 0.0), "W", node.assumptions)
         power = combine(lambda n, p: n / system.gpus_per_node * p, gpus, node, unit="W",
                         assumptions=("HPL draws the full node power (IT, PUE excluded, as TOP500 reports)",))
         return power, combine(lambda r, p: r / p / 1e9, per_gpu, node.scale(1 / system.gpus_per_node), unit="GFLOP/s/W")
@@ -287,11 +293,15 @@ def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: E
     machine = system.extra.get("top500_machine")
     rate, eff, measured = rate_and_efficiency(spec, machine or system.key, profile, efficiency_override)
     gpus = system.estimate("gpus", "gpu")
-    per_gpu = combine(lambda r, e: r * e, rate, eff, unit="flop/s")
+    clock = clock_factor(system, profile if measured else None)
+    per_gpu = combine(lambda r, e: r * e * clock, rate, eff, unit="flop/s",
+                      assumptions=tuple(n for n in (cap_note(system, profile if measured else None),) if n))
     rmax = combine(lambda n, r: n * r, gpus, per_gpu, unit="flop/s", assumptions=("CPU cores not counted",))
-    top = matching_entry(machine, system.gpus) if "gpus" not in system.ranges else None
-    note = ""
-    if machine and top is None:
+    capped = system.gpu_power_limit_w is not None
+    top = matching_entry(machine, system.gpus) if "gpus" not in system.ranges and not capped else None
+    note = "no TOP500 comparison: the listed runs were at board power, this system caps its GPUs" if (
+        machine and capped) else ""
+    if machine and top is None and not capped:
         runs = [e for e in load_entries().values() if e.machine == machine]
         note = ("no TOP500 comparison: the listed runs used " +
                 ", ".join(f"{e.gpus_in_run:,.0f} GPUs ({e.list_date})" for e in runs) +

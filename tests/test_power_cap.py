@@ -143,3 +143,18 @@ def test_a_measured_profile_says_the_limit_it_was_measured_at():
                           environment={"gpu_power_limit_w": 500.0}, select=lambda *a, **k: [])
     prof = DeviceProfile.from_results(doc, get_device_spec("h100_sxm"))
     assert prof.assumptions[0].endswith("measured with the GPU limited to 500 W of 700 W board power")
+
+
+def test_hpl_slows_by_the_clock_ratio_and_skips_the_top500_comparison():
+    from recoque.planner import hpl
+    from recoque.planner.system import load_system
+
+    full = hpl.estimate_hpl(_system())
+    cap = hpl.estimate_hpl(_system(gpu_power_limit_w=500))
+    c = power.clock_factor(_system(gpu_power_limit_w=500))
+    assert cap.rmax.value == pytest.approx(full.rmax.value * c)  # DGEMM-bound: the whole clock ratio
+    assert cap.it_power.value == pytest.approx(full.it_power.value - 8 * 200)
+    frontier = load_system("frontier")  # MI250X, 500 W board power
+    assert hpl.estimate_hpl(frontier).top500 is not None
+    got = hpl.estimate_hpl(dataclasses.replace(frontier, gpu_power_limit_w=400.0))
+    assert got.top500 is None and "board power" in got.note
