@@ -88,20 +88,26 @@ def capped_watts_per_node(system: SystemSpec) -> float:
     return float(system.gpus_per_node * max(tdp - cap, 0.0)) if tdp else 0.0
 
 
+def node_power(system: SystemSpec) -> Estimate:
+    """The stated node power (W) at full load, less what a GPU power limit sheds: the central and
+    high figures are full load (GPUs at board power), so they lose it; a lower bound already below
+    that stays where it is."""
+    node = system.estimate("node_power_w", "W")
+    shed = capped_watts_per_node(system)
+    if not shed:
+        return node
+    v = max(node.value - shed, 0.0)
+    return Estimate(v, min(node.low, v), max(node.high - shed, 0.0), "W", node.assumptions + (
+        f"{system.key}: the {system.gpu_power_limit_w:g} W limit takes {shed:g} W off a node at full load "
+        f"({system.gpus_per_node} GPUs x (board power - limit)); a lower node power stays",))
+
+
 def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
     """IT power (W) of `gpus` GPUs of this system (all of them by default)."""
     n = gpus or system.estimate("gpus", "gpu")
     if system.node_power_w is not None:
-        node, notes = system.estimate("node_power_w", "W"), (f"{system.key}: node power x nodes used",)
-        shed = capped_watts_per_node(system)
-        if shed:
-            # The central and high node powers are full load (GPUs at board power): the limit sheds
-            # its watts there; a lower bound already below that stays where it is.
-            v, hi = max(node.value - shed, 0.0), max(node.high - shed, 0.0)
-            node = Estimate(v, min(node.low, v), hi, "W", node.assumptions)
-            notes += (f"{system.key}: the {system.gpu_power_limit_w:g} W limit takes {shed:g} W off a node at full load "
-                      f"({system.gpus_per_node} GPUs x (board power - limit)); a lower node power stays",)
-        return combine(lambda g, p: g / system.gpus_per_node * p, n, node, unit="W", assumptions=notes)
+        return combine(lambda g, p: g / system.gpus_per_node * p, n, node_power(system), unit="W",
+                       assumptions=(f"{system.key}: node power x nodes used",))
     site = system.extra.get("site_power_mw")
     if site is not None and system.pue is not None:
         return combine(lambda g, pue: site * 1e6 * g / system.gpus / pue, n, system.estimate("pue", "1"), unit="W",

@@ -272,11 +272,7 @@ def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
 def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Entry | None):
     """IT power during HPL and GF/W: from node power when given, else from the TOP500 run's power."""
     if system.node_power_w is not None:
-        node = system.estimate("node_power_w", "W")
-        shed = energy.capped_watts_per_node(system)
-        if shed:  # a GPU power limit: the nodes draw that much less at full load (planner/energy.py)
-            v = max(node.value - shed, 0.0)
-            node = Estimate(v, min(node.low, v), max(node.high - shed, 0.0), "W", node.assumptions)
+        node = energy.node_power(system)  # less what a GPU power limit sheds
         power = combine(lambda n, p: n / system.gpus_per_node * p, gpus, node, unit="W",
                         assumptions=("HPL draws the full node power (IT, PUE excluded, as TOP500 reports)",))
         return power, combine(lambda r, p: r / p / 1e9, per_gpu, node.scale(1 / system.gpus_per_node), unit="GFLOP/s/W")
@@ -298,10 +294,11 @@ def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: E
                       assumptions=tuple(n for n in (cap_note(system, profile if measured else None),) if n))
     rmax = combine(lambda n, r: n * r, gpus, per_gpu, unit="flop/s", assumptions=("CPU cores not counted",))
     capped = system.gpu_power_limit_w is not None
-    top = matching_entry(machine, system.gpus) if "gpus" not in system.ranges and not capped else None
-    note = "no TOP500 comparison: the listed runs were at board power, this system caps its GPUs" if (
-        machine and capped) else ""
-    if machine and top is None and not capped:
+    top = None if capped or "gpus" in system.ranges else matching_entry(machine, system.gpus)
+    note = ""
+    if machine and capped:
+        note = "no TOP500 comparison: the listed runs were at board power, this system caps its GPUs"
+    elif machine and top is None:
         runs = [e for e in load_entries().values() if e.machine == machine]
         note = ("no TOP500 comparison: the listed runs used " +
                 ", ".join(f"{e.gpus_in_run:,.0f} GPUs ({e.list_date})" for e in runs) +
