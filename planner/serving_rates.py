@@ -161,7 +161,8 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     attn_base, _ = gemm_rates(spec, "bf16", profile) if spec.peak("bf16") else (gemm, "")
     # A GPU power limit slows the compute-bound kernels by its clock ratio; the weight and KV reads
     # keep the HBM rate (planner/power.py).
-    clock = power.clock_factor(system, profile if profile_applies(spec, profile) else None)
+    measured = profile if profile_applies(spec, profile) else None
+    clock = power.clock_factor(system, measured)
     gemm, attn_base = (tuple(x * clock for x in r) for r in (gemm, attn_base))
     hbm, h_note = hbm_rates(spec, profile)
     link, lat = link_rates(system, gpus_per_group)
@@ -189,8 +190,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
              f"{lat[0] * 1e6:g} us per ring hop ({system.key})",
              f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:g} us per kernel launch; "
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
-             engine.note()) + tuple(
-        n for n in (power.note(system, profile if profile_applies(spec, profile) else None),) if n)
+             engine.note()) + tuple(n for n in (power.note(system, measured),) if n)
     return RateSet(rates=rates, efficiency=eff, notes=notes)
 
 
