@@ -2,6 +2,7 @@
 slows by (limit / board power) ** exponent, memory-bound work does not, a measured profile is not
 slowed twice, node power drops, and a bad limit is one clear line where the file enters."""
 import dataclasses
+import json
 import math
 
 import pytest
@@ -22,6 +23,13 @@ NODE = {"device": "h100_sxm", "gpus": 8, "gpus_per_node": 8, "intra_node_bandwid
 
 def _system(**extra):
     return system_from_toml("capped", {**NODE, **extra})
+
+
+def _user_file(tmp_path, limit_w):
+    f = tmp_path / "s.toml"
+    f.write_text("[systems.capped]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in NODE.items())
+                 + f"gpu_power_limit_w = {limit_w}\n")
+    return str(f)
 
 
 def test_the_clock_follows_the_stated_power_law():
@@ -47,10 +55,7 @@ def test_a_limit_is_one_setting_not_a_range():
 
 
 def test_a_bad_limit_in_a_user_file_is_one_line_and_exit_2(tmp_path):
-    f = tmp_path / "s.toml"
-    f.write_text("[systems.capped]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in NODE.items())
-                 + "gpu_power_limit_w = 900\n")
-    r = CliRunner().invoke(app, ["plan", "train", "-s", str(f), "-w", "llama3.1-8b"])
+    r = CliRunner().invoke(app, ["plan", "train", "-s", _user_file(tmp_path, 900), "-w", "llama3.1-8b"])
     assert r.exit_code == 2 and "gpu_power_limit_w 900 W is above" in r.output and "Traceback" not in r.output
 
 
@@ -58,19 +63,15 @@ def _iteration_s(system):
     r = CliRunner().invoke(app, ["plan", "train", "-s", system, "-w", "llama3.1-8b", "--gpus", "8", "--tp", "1",
                                  "--pp", "1", "--micro-batch", "1", "--json"])
     assert r.exit_code == 0, r.output
-    import json
-
     d = json.loads(r.output)["best"][0]
     return d["iteration_time"]["value"], d["assumptions"]
 
 
 def test_training_slows_by_at_most_the_clock_ratio(tmp_path):
-    f = tmp_path / "s.toml"
-    f.write_text("[systems.capped]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in NODE.items())
-                 + "gpu_power_limit_w = 500\n")
-    t_cap, notes = _iteration_s(str(f))
+    f = _user_file(tmp_path, 500)
+    t_cap, notes = _iteration_s(f)
     t_full, _ = _iteration_s("node-8x-h100")
-    c = power.clock_factor(load_system(str(f)))
+    c = power.clock_factor(load_system(f))
     # compute-bound kernels slow by 1/c, HBM-bound ones not at all: the step lands in between
     assert t_full < t_cap < t_full / c
     assert t_cap > t_full * (1 + 0.6 * (1 / c - 1))  # an 8B step on one node is mostly GEMM time
