@@ -119,11 +119,12 @@ def check_gpus(n: int | None) -> None:
         raise BadInput(f"--gpus must be a positive count, got {n}", "pass a positive number of GPUs")
 
 
-def resolve_system(name: str, gpus: int | None = None) -> SystemSpec:
+def resolve_system(name: str, gpus: int | None = None, power_limit_w: float | None = None) -> SystemSpec:
     from recoque.inputs import check_gpus as check_gpus_on  # one --gpus rule for every subcommand
+    from recoque.planner.power import limited
 
     check_gpus(gpus)
-    s = load_system(name)
+    s = limited(load_system(name), power_limit_w)
     check_gpus_on(gpus, s)
     return s.with_gpus(gpus) if gpus else s
 

@@ -17,6 +17,7 @@ whatever limit its GPUs ran at, so it is not slowed again.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -56,12 +57,23 @@ def clock_factor(system: Any, profile: Any = None) -> float:
         return 1.0
     tdp = board_power_w(system)
     if not tdp:
-        raise BadInput(f"system {system.key}: gpu_power_limit_w is set but {system.device} has no board power "
-                       "in the catalog", "add tdp_w to the device, or drop gpu_power_limit_w")
+        raise BadInput(f"system {system.key}: a GPU power limit is set but {system.device} has no board power "
+                       "in the catalog", "define the device with its tdp_w in the system file, or drop the limit")
     if cap > tdp:
-        raise BadInput(f"system {system.key}: gpu_power_limit_w {cap:g} W is above the {system.device} board "
-                       f"power {tdp:g} W", f"use a limit of at most {tdp:g} W, or drop it")
+        raise BadInput(f"system {system.key}: a GPU power limit of {cap:g} W is above the {system.device} board "
+                       f"power {tdp:g} W", f"use at most {tdp:g} W (gpu_power_limit_w or --power-limit-w), or none")
     return (cap / tdp) ** clock_exponent()
+
+
+def limited(system: Any, watts: float | None) -> Any:
+    """The system with its GPUs held to `watts` (the --power-limit-w flag, which replaces the system
+    file's gpu_power_limit_w); the system unchanged without one. A limit above the board power is
+    refused here, where the flag enters."""
+    if watts is None:
+        return system
+    out = replace(system, gpu_power_limit_w=float(watts))
+    clock_factor(out)
+    return out
 
 
 def note(system: Any, profile: Any = None) -> str | None:

@@ -42,7 +42,7 @@ def test_the_clock_follows_the_stated_power_law():
     assert (1000 / 1400) ** e == pytest.approx(99.709 / 122.929, rel=2e-3)
 
 
-@pytest.mark.parametrize("bad, why", [(800, "above the h100_sxm board power"), (0, "finite positive"),
+@pytest.mark.parametrize("bad, why", [(800, "800 W is above the h100_sxm board power"), (0, "finite positive"),
                                       (float("nan"), "finite positive"), ("500", "finite positive")])
 def test_a_bad_limit_is_refused_where_the_file_enters(bad, why):
     with pytest.raises(BadInput, match=why):
@@ -56,7 +56,7 @@ def test_a_limit_is_one_setting_not_a_range():
 
 def test_a_bad_limit_in_a_user_file_is_one_line_and_exit_2(tmp_path):
     r = CliRunner().invoke(app, ["plan", "train", "-s", _user_file(tmp_path, 900), "-w", "llama3.1-8b"])
-    assert r.exit_code == 2 and "gpu_power_limit_w 900 W is above" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "a GPU power limit of 900 W is above" in r.output and "Traceback" not in r.output
 
 
 def _iteration_s(system):
@@ -159,3 +159,23 @@ def test_hpl_slows_by_the_clock_ratio_and_skips_the_top500_comparison():
     assert hpl.estimate_hpl(frontier).top500 is not None
     got = hpl.estimate_hpl(dataclasses.replace(frontier, gpu_power_limit_w=400.0))
     assert got.top500 is None and "board power" in got.note
+
+
+@pytest.mark.parametrize("args", [["plan", "train", "-w", "llama3.1-8b", "--gpus", "8", "--tp", "1", "--pp", "1",
+                                   "--micro-batch", "1"],
+                                  ["plan", "hpl"], ["plan", "infer", "-w", "llama3.1-8b"],
+                                  ["plan", "--workload", "hpl"]])
+def test_the_flag_caps_a_preset_on_every_plan_command(args):
+    runner = CliRunner()
+    full = runner.invoke(app, args + ["-s", "node-8x-h100", "--json"])
+    cap = runner.invoke(app, args + ["-s", "node-8x-h100", "--json", "--power-limit-w", "500"])
+    assert full.exit_code == 0 and cap.exit_code == 0, cap.output
+    assert "capped at 500 W of 700 W" in cap.output and "capped at" not in full.output
+    assert json.loads(cap.output) != json.loads(full.output)
+
+
+def test_the_flag_above_the_board_power_is_one_line_and_exit_2():
+    r = CliRunner().invoke(app, ["plan", "hpl", "-s", "node-8x-h100", "--power-limit-w", "800"])
+    assert r.exit_code == 2 and "a GPU power limit of 800 W is above the h100_sxm board power" in r.output
+    r = CliRunner().invoke(app, ["compare", "--systems", "node-8x-h100,node-8x-h200", "--power-limit-w", "0"])
+    assert r.exit_code == 2 and "--power-limit-w" in r.output

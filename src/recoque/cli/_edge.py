@@ -119,6 +119,16 @@ def _closed_pipe() -> int:
     return 141  # 128 + SIGPIPE, what a shell reports for a pipe reader that left
 
 
+def power_limit_option() -> Any:
+    """`--power-limit-w`, the same on every plan command: the GPUs held below their board power
+    (replaces the system file's gpu_power_limit_w; planner/power.py)."""
+    import typer
+
+    return typer.Option(None, "--power-limit-w",
+                        help="Cap every GPU at this many watts (at most its board power): compute slows by the "
+                             "stated power law, node power drops.")
+
+
 def profile_anyway_option() -> Any:
     """`--profile-anyway`, the same on every command that takes --profile and a system."""
     import typer

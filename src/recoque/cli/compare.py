@@ -7,8 +7,9 @@ import typer
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.cli._edge import profile_anyway_option
+from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.planner.capacity import plan_any, profiles_for_systems, resolve_system
+from recoque.planner.power import limited
 from recoque.render import console, emit_json, human, table
 
 
@@ -16,13 +17,14 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
             workload: str = typer.Option("hpl", "--workload", help="workload (seeds/workloads.toml) or model name"),
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
             as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON"),
-            profile_anyway: bool = profile_anyway_option()) -> None:
+            profile_anyway: bool = profile_anyway_option(),
+            power_limit_w: Optional[float] = power_limit_option()) -> None:
     """Side by side: the same workload on several systems."""
 
     names = [s.strip() for s in systems.split(",") if s.strip()]
     if not names:
         raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
-    resolved = [resolve_system(n) for n in names]
+    resolved = [limited(resolve_system(n), power_limit_w) for n in names]
     # refused when it is for none of their devices, unless --profile-anyway (then marked; issue 7)
     plans = []
     for s, prof in profiles_for_systems(resolved, profile, profile_anyway):

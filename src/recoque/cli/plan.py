@@ -10,7 +10,7 @@ import typer
 
 from recoque.cli import plan_hpl, plan_infer, plan_stencil, plan_train
 from recoque.errors import BadInput, DoesNotFit
-from recoque.cli._edge import profile_anyway_option
+from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.planner.capacity import plan_any, profile_for, resolve_system
 from recoque.render import GLOSSARY, console, emit_json, rows_table
 
@@ -40,7 +40,8 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
          workload: Optional[str] = typer.Option(None, "--workload", "-w", help="workload (seeds/workloads.toml) or model name"),
          gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
          profile: Optional[str] = PROFILE_OPT, as_json: bool = JSON_OPT,
-         profile_anyway: bool = profile_anyway_option()) -> None:
+         profile_anyway: bool = profile_anyway_option(),
+         power_limit_w: Optional[float] = power_limit_option()) -> None:
     """Plan a workload on a system with default assumptions, each printed."""
     if ctx.invoked_subcommand is not None:
         return
@@ -49,7 +50,7 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
         raise typer.Exit(0)
     if not system or not workload:
         raise BadInput("plan needs both --system and --workload", "e.g. recoque plan --system alice-recoque --workload mistral-large-2")
-    s, prof = profile_for(resolve_system(system, gpus), profile, profile_anyway)
+    s, prof = profile_for(resolve_system(system, gpus, power_limit_w), profile, profile_anyway)
     data = plan_any(s, workload, prof)
     train = data.get("train")
     if train is not None and not getattr(train, "best", True):  # an impossible plan is exit 3, not a table row

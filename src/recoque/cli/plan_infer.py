@@ -6,7 +6,7 @@ from typing import Any, Optional
 import typer
 
 from recoque.errors import BadInput
-from recoque.cli._edge import profile_anyway_option
+from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.planner.capacity import assemble, plan_infer, profile_for, resolve_system
 from recoque.planner.serving import ServingRequest
 from recoque.planner.workloads import WorkloadEntry, load_workloads
@@ -95,11 +95,12 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           gpus_per_replica: Optional[int] = typer.Option(None, "--gpus-per-replica", help="same as --tp"),
           profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
           profile_anyway: bool = profile_anyway_option(),
+          power_limit_w: Optional[float] = power_limit_option(),
           as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
     """LLM serving: output tokens/s per GPU and system, TTFT and TPOT, batch, what bounds a step."""
     from recoque.cli.plan import show
 
-    s = resolve_system(system, gpus)
+    s = resolve_system(system, gpus, power_limit_w)
     w, name = _workload_or_model(workload, model)
     flags = dict(mode=mode, prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch, concurrency=concurrency,
                  request_rate_per_s=request_rate, ttft_target_s=ttft_ms / 1e3 if ttft_ms is not None else None,

@@ -6,9 +6,10 @@ from typing import Any, Optional
 
 import typer
 
-from recoque.cli._edge import profile_anyway_option
+from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput, DoesNotFit
+from recoque.planner.power import limited
 from recoque.planner.profile import DeviceProfile
 from recoque.planner.system import SystemSpec, load_system
 from recoque.planner.train import SearchResult, best_plans
@@ -119,6 +120,7 @@ def train(
     gpus: Optional[int] = typer.Option(None, "--gpus", "-n", help="GPUs to use (default: the whole system)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="results JSON from `recoque bench`"),
     profile_anyway: bool = profile_anyway_option(),
+    power_limit_w: Optional[float] = power_limit_option(),
     top: int = typer.Option(5, "--top", help="how many plans to show"),
     full: bool = typer.Option(False, "--full", help="search every switch (slower) instead of the pruned space"),
     dtype: str = typer.Option("bf16", "--dtype", help="training precision of the GEMMs (fp8, fp4: linear layers only)"),
@@ -161,7 +163,7 @@ def train(
         if lora_rank <= 0:
             raise BadInput("--lora-targets needs --lora-rank", "give the adapter rank, e.g. --lora-rank 16")
         wl = replace(wl, lora_rank=int(lora_rank), lora_targets=lora_targets)
-    sysspec = resolve_system(system)
+    sysspec = limited(resolve_system(system), power_limit_w)
     from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
 
     check_gpus(gpus, sysspec)
