@@ -11,6 +11,7 @@ from recoque.catalog import match_device
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner import energy, equivalents, hpl, inference, stencil
+from recoque.planner.power import limited
 from recoque.planner.serving_bounds import ratio_span
 from recoque.planner.system import SystemSpec, load_system
 from recoque.planner.workloads import WorkloadEntry, load_workloads, memory_rate
@@ -121,7 +122,6 @@ def check_gpus(n: int | None) -> None:
 
 def resolve_system(name: str, gpus: int | None = None, power_limit_w: float | None = None) -> SystemSpec:
     from recoque.inputs import check_gpus as check_gpus_on  # one --gpus rule for every subcommand
-    from recoque.planner.power import limited
 
     check_gpus(gpus)
     s = limited(load_system(name), power_limit_w)
