@@ -235,6 +235,8 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         rows.insert(1, ("latency target", fallback))
     ref_sys = equivalents.h100_reference()
 
+    h100_runs: list[Any] = []  # h100_rate keeps each H100 ServingEstimate: ratio() reads the last
+
     def sys_rate(s, p):
         return r.tokens_per_s_system
 
@@ -266,7 +268,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
                             h.tokens_per_s_per_gpu.value, h.group_tokens_per_s_per_gpu,
                             same_device=system.device == ref_sys.device)
         return Estimate(v, lo, hi, "1")
-    h100_runs: list[Any] = []
+
     d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}), sys_rate, h100_rate,
                               profile, ratio)
     try:

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from recoque.catalog import DeviceSpec, get_device_spec, match_device
 from recoque.errors import RecoqueError
 from recoque.estimate import Estimate, combine
+from recoque.planner.serving_bounds import combine_shifts
 from recoque.planner.system import SystemSpec, load_system
 from recoque.planner.workloads import WorkloadEntry, peak_estimate
 
@@ -229,8 +230,8 @@ def time_ratio_span(t_ref: dict[str, float], t_sys: dict[str, float], spread_ref
     """(low, high) of t_ref / t_sys from each side's corner times (value/low/high, s).
     Same device: one profile moves both times, so the ratio is taken at each corner; the run-to-run
     spread is one and the same software on one part, and cancels. Different devices: independent
-    errors, so the log spreads add in quadrature (as serving_bounds does), the system's slow side
-    and run-to-run spread lowering the ratio, the reference's raising it."""
+    errors, so the log shifts add in quadrature (serving_bounds.combine_shifts), the system's slow
+    side and run-to-run spread lowering the ratio, the reference's raising it."""
     v = t_ref["value"] / t_sys["value"]
     if same_device:
         rs = [t_ref[c] / t_sys[c] for c in t_ref] + [v]
@@ -241,6 +242,6 @@ def time_ratio_span(t_ref: dict[str, float], t_sys: dict[str, float], spread_ref
 
     slow_s, fast_s = spans(t_sys)
     slow_r, fast_r = spans(t_ref)
-    down = math.sqrt(slow_s ** 2 + fast_r ** 2 + math.log1p(spread_sys) ** 2)
-    up = math.sqrt(fast_s ** 2 + slow_r ** 2 + math.log1p(spread_ref) ** 2)
-    return v * math.exp(-down), v * math.exp(up)
+    # each source's two log shifts of the ratio (down, up)
+    return combine_shifts(v, [(-slow_s, fast_s), (-fast_r, slow_r),
+                              (-math.log1p(spread_sys), 0.0), (0.0, math.log1p(spread_ref))])
