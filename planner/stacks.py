@@ -22,6 +22,9 @@ from recoque.fileio import read_seed_toml
 DEFAULT_STACK = "megatron-core"
 DEFAULT_STACK_AMD = "megatron-lm-rocm"
 REDUCE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
+# Communicators whose NCCL CTA (channel) cap a run may set (Megatron-Core's per-communicator
+# nccl_communicator_config_path file: its keys dp/dp_cp, cp, tp, pp); "dp" stands for dp and dp_cp.
+COMM_GROUPS = ("dp", "cp", "tp", "pp")
 _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distributed_optimizer", "zero2", "zero3", "dp_overlap",
           "interleave", "context_parallel", "fp8", "tp_comm_overlap", "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
@@ -78,6 +81,10 @@ class Stack:
     # 1 byte per parameter, under fp8/fp4 training: Megatron-Core DistributedDataParallelConfig
     # fp8_param_gather, NeMo FP8_PARAM_GATHER. The stack's practice (seeds/stacks.toml), or a run's setting.
     fp8_param_gather: bool = False
+    # NCCL CTAs a communicator may use (Megatron-Core nccl_communicator_config_path, max_ctas per
+    # group); empty: NCCL's own choice, which fills the scale-up links. A cap bounds the group's
+    # scale-up bandwidth (planner/train.py Hardware.cta_bytes_s). A run's setting, not a stack default.
+    comm_max_ctas: Mapping[str, int] = field(default_factory=dict)
     fitted_on: tuple[str, ...] = ()  # validation case groups `efficiency` was fitted on
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -133,6 +140,21 @@ class Stack:
                            "drop fp8_param_gather or pick a stack with fp8")
         return replace(self, fp8_param_gather=on)
 
+    def with_comm_max_ctas(self, caps: Mapping[str, Any] | None, where: str = "") -> "Stack":
+        """The run's per-communicator NCCL CTA caps ({"cp": 1, "dp": 8, ...}); `where` names the input."""
+        if caps is None:
+            return self
+        pre = f"{where + ': ' if where else ''}nccl_max_ctas"
+        if not isinstance(caps, Mapping):
+            raise BadInput(f"{pre} must be a table such as {{ dp = 8, cp = 1 }}", f"use keys among {', '.join(COMM_GROUPS)}")
+        unknown = sorted(set(caps) - set(COMM_GROUPS))
+        if unknown:
+            raise BadInput(f"{pre}: unknown communicator(s) {', '.join(unknown)}", f"use keys among {', '.join(COMM_GROUPS)}")
+        bad = {k: v for k, v in caps.items() if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64}
+        if bad:
+            raise BadInput(f"{pre}: CTA counts must be integers 1..64, got {bad}", "write e.g. nccl_max_ctas = { cp = 1 }")
+        return replace(self, comm_max_ctas={k: int(v) for k, v in caps.items()})
+
     def describe(self) -> str:
         off = [k for k in _BOOLS[:-1] if not getattr(self, k)]
         pipe = ([f"layers split evenly over pp x interleave, interleaving from pp >= {self.interleave_min_pp}"]
@@ -141,6 +163,9 @@ class Stack:
         pipe += [f"with pp > 1 ZeRO stage {self.pipeline_max_zero} at most"] if self.pipeline_max_zero < 3 else []
         pipe += ["with pp > 1 16-bit gradients kept beside the fp32 ones"] if self.pipeline_16bit_grads else []
         pipe += ["weights all-gathered in fp8 under fp8/fp4 training"] if self.fp8_param_gather else []
+        if self.comm_max_ctas:
+            caps = ", ".join(f"{k} {v}" for k, v in sorted(self.comm_max_ctas.items()))
+            pipe += [f"NCCL CTAs per communicator capped ({caps}): each CTA moves half of one scale-up link"]
         return (f"stack {self.key} ({self.name}): sustained efficiency {self.efficiency:g} x the profile's compute "
                 f"rates; gradients reduced in {self.grad_reduce_dtype}"
                 + (f"; not available: {', '.join(off)}" if off else "") + "".join(f"; {p}" for p in pipe))

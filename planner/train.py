@@ -181,6 +181,11 @@ class Hardware:
     capacity_bytes: float
     zero3_prefetch: float = 1.0  # ZeRO-3 prefetch efficiency at this corner (ZERO3_PREFETCH_RANGE)
     clock_factor: float = 1.0  # compute clock under the system's GPU power limit (planner/power.py)
+    # What one NCCL CTA moves point to point over the scale-up links, bytes/s one direction (None:
+    # links unknown). NCCL launches 2 CTAs per NVLink link to saturate it (NVIDIA/nccl issue #1703,
+    # maintainer, 2025-05-07), so one CTA moves half a link: the stated per-GPU bandwidth / links / 2.
+    # Only a run that caps a communicator's CTAs (Stack.comm_max_ctas) meets this bound.
+    cta_bytes_s: float | None = None
 
 
 def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> Hardware:
@@ -202,7 +207,34 @@ def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> H
         hbm_bw=profile.memory_bandwidth_bytes_s(which), capacity_bytes=cap * USABLE_MEMORY_FRACTION,
         zero3_prefetch=ZERO3_PREFETCH_RANGE[{"low": 0, "value": 1, "high": 2}[which]],
         clock_factor=power.clock_factor(system, profile),
+        cta_bytes_s=_cta_bytes_s(pick("intra_node_bandwidth_bytes_s"), profile, which),
     )
+
+
+def _cta_bytes_s(intra_bytes_s: float, profile: DeviceProfile, which: str) -> float | None:
+    """Half of one scale-up link's stated rate (Hardware.cta_bytes_s). The corners bracket what a
+    CTA really moves: a whole link (fast), half a link at the profile's achieved link efficiency (slow)."""
+    links = profile.spec.scaleup_links
+    if not links:
+        return None
+    half_link = intra_bytes_s / links / 2.0
+    return half_link * {"value": 1.0, "high": 2.0, "low": profile.intra_link_efficiency.get("value")}[which]
+
+
+def capped_bw(bw_intra: float, hw: Hardware, stack: Stack, group: str) -> float:
+    """The scale-up bandwidth of a point-to-point transfer (context-parallel ring, pipeline send) when
+    the run caps its communicator's NCCL CTAs: at most CTAs x Hardware.cta_bytes_s (a 1-CTA ring on
+    NVLink5 moves 25 GB/s, not 675). Ring collectives (TP, DP) keep the bus bandwidth: NVIDIA's
+    MLPerf v5.1 Llama 3.1 405B NVFP4 run on 512 GB200 runs its TP collectives through NCCL (no
+    userbuffers) at 8 CTAs in 17.3 s per step, which a half-link-per-CTA bound (200 GB/s) would put
+    above 24 s (seeds/train_checks.toml), so the figure is not carried over to them."""
+    ctas = stack.comm_max_ctas.get(group)
+    if ctas is None:
+        return bw_intra
+    if hw.cta_bytes_s is None:
+        raise BadInput(f"the run caps the NCCL CTAs of its {group} communicator, but the device's scale-up links "
+                       "are not in the catalog", "add scaleup_links to the device, or drop nccl_max_ctas")
+    return min(bw_intra, ctas * hw.cta_bytes_s)
 
 
 def _inter_per_gpu(system: Any, stated: float) -> float:
@@ -473,8 +505,9 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # Context parallelism: K and V chunks pass round a ring of cp ranks (cp - 1 steps forward,
     # twice that backward for dK, dV), overlapped with the attention blocks; only the excess shows.
     cp_intra = tp * cp <= gpn
+    bw_cp = capped_bw(hw.bw_intra, hw, stack, "cp")
     kv_bytes = 2.0 * tokens * m_.kv_heads * d_h / np.minimum(tp, float(m_.kv_heads)) * 2.0
-    ring = (cp - 1.0) * comm.p2p_time(kv_bytes, np.where(cp_intra, hw.bw_intra, hw.bw_inter),
+    ring = (cp - 1.0) * comm.p2p_time(kv_bytes, np.where(cp_intra, bw_cp, hw.bw_inter),
                                       np.where(cp_intra, hw.alpha_intra, hw.alpha_inter))
     cp_f = np.maximum(ring - t_att_f, 0.0)
     cp_comm = np.where(cp > 1, cp_f * (1.0 + frac) + np.maximum(2.0 * ring - t_att_b, 0.0), 0.0)
@@ -482,7 +515,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     # same volumes again for their gradients; each rank keeps 1/cp and sends the rest, on the critical path.
     if np.any(cp_a2a):  # (the search leaves it off unless pinned: skip the arrays then)
         a2a_bytes = tokens * (2.0 * q_w + kv_w) * 2.0 * (cp - 1.0) / cp
-        a2a_one = comm.p2p_time(a2a_bytes, np.where(cp_intra, hw.bw_intra, hw.bw_inter),
+        a2a_one = comm.p2p_time(a2a_bytes, np.where(cp_intra, bw_cp, hw.bw_inter),
                                 (cp - 1.0) * np.where(cp_intra, hw.alpha_intra, hw.alpha_inter))
         cp_comm = np.where(cp_a2a, a2a_one * (2.0 + frac), cp_comm)
     if m_.moe:
@@ -498,7 +531,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
 
     # ---- pipeline: 1F1B, m micro-batches at the busiest stage's pace plus the bubble ----
     pp_intra = tp * cp * dp * pp <= gpn
-    p2p_bw = np.where(pp_intra, hw.bw_intra, hw.bw_inter)
+    p2p_bw = np.where(pp_intra, capped_bw(hw.bw_intra, hw, stack, "pp"), hw.bw_inter)
     p2p_alpha = np.where(pp_intra, hw.alpha_intra, hw.alpha_inter)
     p2p = np.where(pp > 1, 2.0 * v * comm.p2p_time(act_bytes / tp, p2p_bw, p2p_alpha), 0.0)
     t_max = lps * layer_t + t_logits + p2p

@@ -228,7 +228,8 @@ def cases_from_seed(seed: Mapping[str, Any], seed_file: str) -> list[Case]:
                         tuned=tuple(raw.get("tuned", ())), source=str(raw.get("source", "")),
                         threshold_max=float(raw["threshold_max"]) if "threshold_max" in raw else None,
                         stack=load_stack(raw.get("stack")).with_reduce_dtype(raw.get("grad_reduce_dtype"))
-                        .with_fp8_param_gather(raw.get("fp8_param_gather"), where),
+                        .with_fp8_param_gather(raw.get("fp8_param_gather"), where)
+                        .with_comm_max_ctas(raw.get("nccl_max_ctas"), where),
                         in_verdict=bool(raw.get("in_verdict", True)),
                         why_not_in_verdict=str(raw.get("why_not_in_verdict", ""))))
     return out

@@ -42,7 +42,7 @@ def test_case_level_gradient_reduction_dtype():
     assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.09, 0.45, 0.88),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.085, 0.32, 0.90),
                                                                    ("amd", 0.11, 0.34, 0.90)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
@@ -60,7 +60,9 @@ def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min
     -31% -> -41%). With the rest of the v5.1 Llama 3.1 8B NVIDIA submissions (UF ladder, GB300 72/512,
     Cisco H100, single-node B200/B300; the 500 W limit of the torchtitan hosts and the GB300 anchor from
     the B300 by the power-cap law): nvidia 8.6% / 43.7% / 90% over 131 (worst: the same recipe on 512
-    GB300, -44%). The issue's target is max <= 15% on both: not met."""
+    GB300, -44%). With the runs' NCCL CTA caps (one CTA for the context-parallel ring, half a link each):
+    nvidia 7.6% / 29.6% / 92% (worst: Cisco's 16 x 8 H100 TP2 8B run, -29%; the 512-GPU 8B runs +2%
+    and +0.4%). The issue's target is max <= 15% on both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["runs"] >= 20

@@ -27,7 +27,7 @@ SOURCE_GROUPS = {
     "compute": tuple(f"{rk}_tflops{sfx}" for rk in RATE_KEYS for sfx in ("", "_low", "_high")),
     "memory": ("hbm_capacity_gb", "hbm_bandwidth_tb_s"),
     "power": ("tdp_w",),
-    "scaleup": ("scaleup_bandwidth_gb_s",),
+    "scaleup": ("scaleup_bandwidth_gb_s", "scaleup_links"),
     "cache": ("llc_mib",),
     "units": ("compute_units",),
 }
@@ -56,6 +56,7 @@ class DeviceSpec:
     hbm_bandwidth_bytes_s: float | None = None
     tdp_w: float | None = None
     scaleup_bandwidth_bytes_s: float | None = None  # per GPU, bidirectional aggregate
+    scaleup_links: int | None = None  # scale-up links per GPU (NVLink: 12 on A100, 18 from H100)
     llc_bytes: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     status: str = ""
@@ -130,6 +131,7 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
         hbm_bandwidth_bytes_s=_num(raw, "hbm_bandwidth_tb_s", TERA, where),
         tdp_w=_num(raw, "tdp_w", 1.0, where),
         scaleup_bandwidth_bytes_s=_num(raw, "scaleup_bandwidth_gb_s", GIGA, where),
+        scaleup_links=int(n) if (n := _num(raw, "scaleup_links", 1.0, where)) is not None else None,
         llc_bytes=_num(raw, "llc_mib", 2**20, where),
         sources=dict(raw.get("sources", {})), status=str(raw.get("status", "")),
         compute_units=int(cu) if (cu := _num(raw, "compute_units", 1.0, where)) is not None else None,

@@ -1,0 +1,97 @@
+"""A run's per-communicator NCCL CTA caps (Megatron-Core nccl_communicator_config_path): a capped
+context-parallel ring moves at most CTAs x half a scale-up link, collectives keep the bus bandwidth,
+and a bad cap or a device without known links is one clear line."""
+from dataclasses import replace
+
+import pytest
+
+from recoque.catalog import get_device_spec, spec_from_toml
+from recoque.errors import BadInput
+from recoque.planner.execution import ExecutionPlan
+from recoque.planner.stacks import load_stack
+from recoque.planner.train import capped_bw, evaluate, hardware_for
+from recoque.planner.validation import cases_from_seed, load_cases, shipped_profile, validation_system
+from recoque.planner.workload import load_training_workload
+
+WL = replace(load_training_workload("mistral-7b"), global_batch_seqs=16)
+SYS = validation_system("meta-llama3-h100")
+PROF = shipped_profile("h100_sxm")
+RING = ExecutionPlan(tp=1, pp=1, dp=4, cp=2, micro_batch=1, recompute="none", sequence_parallel=False)
+CORE = load_stack("megatron-core")
+
+
+def _t(plan, stack, which="value"):
+    r = evaluate(WL, SYS, plan, PROF, stack=stack)
+    return {"value": r.iteration_time.value, "low": r.iteration_time.low}[which]
+
+
+def test_the_catalog_counts_the_scale_up_links():
+    assert get_device_spec("h100_sxm").scaleup_links == 18
+    assert get_device_spec("gb200").scaleup_links == 18
+    assert get_device_spec("a100_sxm_80gb").scaleup_links == 12
+    assert get_device_spec("mi300x").scaleup_links is None          # Infinity Fabric: not NCCL CTAs
+    assert "NVLink" in get_device_spec("b200").sources["scaleup_links"]
+
+
+def test_one_cta_moves_half_a_link():
+    hw = hardware_for(SYS, PROF)
+    # H100: 450 GB/s one direction over 18 links = 25 GB/s a link, half of it a CTA
+    assert hw.cta_bytes_s == pytest.approx(450e9 / 18 / 2)
+    one = CORE.with_comm_max_ctas({"cp": 1})
+    assert capped_bw(hw.bw_intra, hw, one, "cp") == pytest.approx(12.5e9)
+    assert capped_bw(hw.bw_intra, hw, one, "dp") == hw.bw_intra                # not capped: NCCL's own choice
+    assert capped_bw(hw.bw_intra, hw, CORE.with_comm_max_ctas({"cp": 64}), "cp") == hw.bw_intra  # never above the link
+    # the corners bracket it: a whole link (fast), half a link at the achieved efficiency (slow)
+    fast, slow = hardware_for(SYS, PROF, "high"), hardware_for(SYS, PROF, "low")
+    assert fast.cta_bytes_s == pytest.approx(2 * hw.cta_bytes_s)
+    assert slow.cta_bytes_s == pytest.approx(hw.cta_bytes_s * PROF.intra_link_efficiency.get("value"))
+
+
+def test_a_capped_ring_slows_a_context_parallel_plan_and_only_it():
+    capped = CORE.with_comm_max_ctas({"cp": 1, "dp": 8, "tp": 8, "pp": 2})
+    assert _t(RING, capped) > _t(RING, CORE)
+    assert evaluate(WL, SYS, RING, PROF, stack=capped).breakdown["cp_comm_s"] > 0.0
+    no_cp = replace(RING, cp=1, dp=8)
+    assert _t(no_cp, capped) == pytest.approx(_t(no_cp, CORE), rel=1e-12)     # dp/tp caps leave collectives
+    # more CTAs never slow the ring
+    ts = [_t(RING, CORE.with_comm_max_ctas({"cp": n})) for n in (1, 2, 4, 8, 32)]
+    assert all(a >= b for a, b in zip(ts, ts[1:]))
+    assert ts[-1] == pytest.approx(_t(RING, CORE), rel=1e-12)
+
+
+@pytest.mark.parametrize("bad, why", [({"cp": 0}, "integers 1..64"), ({"cp": True}, "integers 1..64"),
+                                      ({"cp": 1.5}, "integers 1..64"), ({"ep": 1}, "unknown communicator"),
+                                      ([1], "must be a table")])
+def test_a_bad_cap_is_one_line(bad, why):
+    with pytest.raises(BadInput, match=why):
+        CORE.with_comm_max_ctas(bad, "case x")
+
+
+def test_caps_on_a_device_without_known_links_say_what_to_add():
+    sys = replace(SYS, device="mi300x")
+    prof = shipped_profile("mi300x")
+    with pytest.raises(BadInput, match="scale-up links are not in the catalog") as e:
+        evaluate(WL, sys, RING, prof, stack=CORE.with_comm_max_ctas({"cp": 1}))
+    assert "scaleup_links" in e.value.fix
+    assert evaluate(WL, sys, RING, prof, stack=CORE).iteration_time.value > 0   # no cap: no links needed
+
+
+def test_a_user_device_may_state_its_links():
+    spec = spec_from_toml("mygpu", {"vendor": "nvidia", "name": "x", "scaleup_bandwidth_gb_s": 900, "scaleup_links": 18})
+    assert spec.scaleup_links == 18
+
+
+def test_a_check_case_reads_its_caps():
+    seed = {"cases": [{"name": "c", "model": "mistral-7b", "system": "meta-llama3-h100", "global_batch_seqs": 16,
+                       "stack": "megatron-core", "nccl_max_ctas": {"cp": 1, "dp": 8},
+                       "plan": {"tp": 1, "pp": 1, "dp": 4, "cp": 2, "micro_batch": 1}, "iteration_time_s": 1.0}]}
+    (case,) = cases_from_seed(seed, "test")
+    assert case.stack.comm_max_ctas == {"cp": 1, "dp": 8}
+    assert "NCCL CTAs per communicator capped (cp 1, dp 8)" in case.stack.describe()
+
+
+def test_the_mlperf_context_parallel_runs_carry_their_caps():
+    # NVIDIA's MLPerf v5.1 NeMo recipes cap the cp communicator at one CTA (conf/nccl/custom_communicator_cta.yaml)
+    cases = {c.name: c for c in load_cases("train_checks.toml")}
+    for name in ("mlperf51-llama31-8b-nv-512-gb200", "mlperf51-llama31-8b-uf-4x8-b200", "mlperf51-llama31-8b-nv-72-gb300"):
+        assert cases[name].stack.comm_max_ctas.get("cp") == 1
