@@ -144,7 +144,7 @@ class Stack:
         """The run's per-communicator NCCL CTA caps ({"cp": 1, "dp": 8, ...}); `where` names the input."""
         if caps is None:
             return self
-        pre = f"{where + ': ' if where else ''}nccl_max_ctas"
+        pre = f"{where + ': ' if where else ''}NCCL CTA caps (nccl_max_ctas / comm_max_ctas)"
         if not isinstance(caps, Mapping):
             raise BadInput(f"{pre} must be a table such as {{ dp = 8, cp = 1 }}", f"use keys among {', '.join(COMM_GROUPS)}")
         unknown = sorted(set(caps) - set(COMM_GROUPS))
@@ -222,7 +222,8 @@ def load_stack(key: str | None) -> Stack:
     return Stack(key=key, name=str(r.get("name", key)), grad_reduce_dtype=gd, efficiency=eff,
                  zero3_compute_slowdown=None if slow is None else float(slow), recompute_modes=modes,
                  grad_buffer_dtype=None if gb is None else str(gb),
-                 fitted_on=tuple(r.get("fitted_on", ())), sources=dict(r.get("sources", {})), **kw)
+                 fitted_on=tuple(r.get("fitted_on", ())), sources=dict(r.get("sources", {})),
+                 **kw).with_comm_max_ctas(r.get("comm_max_ctas"), f"stack {key}")
 
 
 def default_stack_for(vendor: str | None) -> str:

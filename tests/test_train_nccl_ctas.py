@@ -95,3 +95,15 @@ def test_the_mlperf_context_parallel_runs_carry_their_caps():
     cases = {c.name: c for c in load_cases("train_checks.toml")}
     for name in ("mlperf51-llama31-8b-nv-512-gb200", "mlperf51-llama31-8b-uf-4x8-b200", "mlperf51-llama31-8b-nv-72-gb300"):
         assert cases[name].stack.comm_max_ctas.get("cp") == 1
+
+
+def test_a_stack_file_may_carry_caps(monkeypatch):
+    from recoque.planner import stacks
+    raw = dict(stacks._raw())
+    raw["capped-core"] = {**raw["megatron-core"], "comm_max_ctas": {"cp": 1}}
+    raw["bad-core"] = {**raw["megatron-core"], "comm_max_ctas": {"cp": 0}}
+    monkeypatch.setattr(stacks, "_raw", lambda: raw)
+    assert stacks.load_stack("capped-core").comm_max_ctas == {"cp": 1}
+    assert stacks.load_stack("megatron-core").comm_max_ctas == {}
+    with pytest.raises(BadInput, match="stack bad-core: NCCL CTA caps"):
+        stacks.load_stack("bad-core")
