@@ -1,0 +1,33 @@
+"""The H800 (DeepSeek-V3's GPU): the H100's die and rates, NVLink held to 400 GB/s, FP64 to 1 TFLOP/s."""
+from dataclasses import replace
+
+import pytest
+
+from recoque.catalog import get_device_spec, match_device
+from recoque.planner.execution import ExecutionPlan
+from recoque.planner.system import system_from_toml
+from recoque.planner.train import evaluate
+from recoque.planner.validation import shipped_profile
+from recoque.planner.workload import load_training_workload
+
+
+def test_same_die_rates_less_link_and_fp64():
+    h800, h100 = get_device_spec("h800"), get_device_spec("h100_sxm")
+    assert h800.peak("bf16") == h100.peak("bf16") and h800.peak("fp8") == h100.peak("fp8")
+    assert h800.scaleup_bandwidth_bytes_s == pytest.approx(400e9)
+    assert h800.peak("fp64_matrix") < 0.05 * h100.peak("fp64_matrix")
+    assert match_device("NVIDIA H800").key == "h800" and match_device("NVIDIA H100 80GB HBM3").key == "h100_sxm"
+
+
+def _node(device, intra_gb_s):
+    return system_from_toml(device, {"device": device, "gpus": 8, "gpus_per_node": 8, "intra_node_bandwidth_gb_s": intra_gb_s,
+                                     "inter_node_bandwidth_gb_s": 50, "node_power_kw": 10.2, "pue": 1.2})
+
+
+def test_tensor_parallel_pays_for_the_narrower_nvlink():
+    wl = replace(load_training_workload("llama3.1-8b"), global_batch_seqs=8)
+    plan = ExecutionPlan(tp=8, pp=1, dp=1, micro_batch=1, recompute="none", sequence_parallel=True)
+    t800 = evaluate(wl, _node("h800", 200), plan, shipped_profile("h800"))
+    t100 = evaluate(wl, _node("h100_sxm", 450), plan, shipped_profile("h100_sxm"))
+    assert t800.breakdown["compute_s"] == pytest.approx(t100.breakdown["compute_s"], rel=1e-9)
+    assert t800.breakdown["tp_comm_s"] > 2.0 * t100.breakdown["tp_comm_s"]
