@@ -147,6 +147,8 @@ def test_units_convert_to_base_units(cat):
     ("AMD Instinct MI250X/MI250", "gfx90a", 110, "mi250x_gcd"),
     ("", "gfx90a", 110, "mi250x_gcd"),  # nameless device: the arch and CU count agree
     ("AMD Instinct MI210", "gfx90a", 104, None),  # same arch, other part
+    ("AMD Instinct MI250", "gfx90a", 104, "mi250_gcd"),
+    ("", "gfx90a", 104, "mi250_gcd"),  # nameless: of the two gfx90a GCDs only the MI250's has 104 CUs
     ("AMD Instinct MI308X", "gfx942", 80, None),
     ("NVIDIA GH200 480GB", None, 132, "gh200"),  # holds "H200" but is the Grace Hopper part
     ("NVIDIA H200 NVL", None, 132, "h200_nvl"),  # its own entry, not the 700 W SXM part

@@ -178,8 +178,8 @@ def match_device(name: str, gfx_arch: str | None = None, compute_units: int | No
     Only entries torch can show as one device are candidates (an MI250X appears as two GCDs).
     The name decides first, longest pattern winning ("H100 PCIe" before "H100"); several AMD parts
     share one arch (MI300X/MI325X are both gfx942), so the arch alone decides only when exactly one
-    entry has it and nothing contradicts: a unit count that differs, or an MI product number in
-    the name that is not this entry's.
+    entry has it, or exactly one of its entries has the unit count, and nothing contradicts: a unit
+    count that differs, or an MI product number in the name that is not this entry's.
     """
     cat = [d for d in load_catalog().values() if d.detectable]
     base = gfx_arch.split(":")[0].strip().lower() if gfx_arch else None
@@ -196,6 +196,10 @@ def match_device(name: str, gfx_arch: str | None = None, compute_units: int | No
         if compute_units is not None and only.compute_units is not None:
             return only if compute_units == only.compute_units else None
         return None if _MI_PRODUCT.search(name) else only
+    # several parts share the arch (gfx90a: MI250X and MI250 GCDs): the unit count alone may decide
+    same_units = [d for d in pool if compute_units is not None and d.compute_units == compute_units]
+    if len(same_units) == 1 and not _MI_PRODUCT.search(name):
+        return same_units[0]
     return None
 
 

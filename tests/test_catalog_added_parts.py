@@ -1,4 +1,5 @@
-"""The H800 (DeepSeek-V3's GPU): the H100's die and rates, NVLink held to 400 GB/s, FP64 to 1 TFLOP/s."""
+"""Catalog parts added for published runs: the H800 (DeepSeek-V3's GPU: the H100's die and rates, NVLink held
+to 400 GB/s, FP64 to 1 TFLOP/s) and the MI250 (the MI250X's CDNA2 GCD with 104 CUs)."""
 from dataclasses import replace
 
 import pytest
@@ -31,3 +32,16 @@ def test_tensor_parallel_pays_for_the_narrower_nvlink():
     t100 = evaluate(wl, _node("h100_sxm", 450), plan, shipped_profile("h100_sxm"))
     assert t800.breakdown["compute_s"] == pytest.approx(t100.breakdown["compute_s"], rel=1e-9)
     assert t800.breakdown["tp_comm_s"] > 2.0 * t100.breakdown["tp_comm_s"]
+
+
+def test_the_mi250_is_the_mi250x_gcd_at_104_cus():
+    from recoque.planner.top500 import family_of
+    g, gx = get_device_spec("mi250_gcd"), get_device_spec("mi250x_gcd")
+    assert g.peak("bf16") / gx.peak("bf16") == pytest.approx(104 / 110, rel=2e-3)
+    assert family_of("mi250_gcd") == family_of("mi250x_gcd") == "mi250x"
+    assert shipped_profile("mi250_gcd").spec.key == "mi250_gcd"
+    wl = replace(load_training_workload("llama3.1-8b"), global_batch_seqs=8)
+    plan = ExecutionPlan(tp=8, pp=1, dp=1, micro_batch=1, recompute="full", sequence_parallel=True)
+    r = evaluate(wl, _node("mi250_gcd", 100), plan, shipped_profile("mi250_gcd"))
+    rx = evaluate(wl, _node("mi250x_gcd", 100), plan, shipped_profile("mi250x_gcd"))
+    assert r.breakdown["compute_s"] > rx.breakdown["compute_s"]      # fewer CUs, same fractions
