@@ -107,3 +107,35 @@ def test_a_stack_file_may_carry_caps(monkeypatch):
     assert stacks.load_stack("megatron-core").comm_max_ctas == {}
     with pytest.raises(BadInput, match="stack bad-core: NCCL CTA caps"):
         stacks.load_stack("bad-core")
+
+
+def _cli(*extra):
+    import json as _json
+    from typer.testing import CliRunner
+    from recoque.cli import app
+    r = CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-h100", "--gpus", "8",
+                                 "--global-batch", "16", "--cp", "2", "--top", "1", "--json", *extra])
+    return r, (_json.loads(r.output) if r.exit_code == 0 else None)
+
+
+def test_cli_caps_round_trip_and_slow_the_ring():
+    r0, free = _cli()
+    r1, capped = _cli("--nccl-max-ctas", "cp=1,dp=8")
+    assert r0.exit_code == 0 and r1.exit_code == 0, r1.output
+    assert free["nccl_max_ctas"] == {} and capped["nccl_max_ctas"] == {"cp": 1, "dp": 8}
+    assert capped["best"][0]["breakdown_s"]["cp_comm_s"] > free["best"][0]["breakdown_s"]["cp_comm_s"]
+
+
+@pytest.mark.parametrize("bad, why", [("cp1", "is not communicator=count"), ("ep=1", "unknown communicator"),
+                                      ("cp=0", "integers 1..64"), (",", "is empty")])
+def test_cli_bad_caps_are_one_line_and_exit_2(bad, why):
+    r, _ = _cli("--nccl-max-ctas", bad)
+    assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output
+
+
+def test_cli_caps_on_an_amd_node_say_what_to_add():
+    from typer.testing import CliRunner
+    from recoque.cli import app
+    r = CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-mi300x", "--gpus", "8",
+                                 "--global-batch", "16", "--top", "1", "--nccl-max-ctas", "cp=1"])
+    assert r.exit_code == 2 and "scale-up links are not in the catalog" in r.output and "scaleup_links" in r.output

@@ -145,6 +145,10 @@ def train(
         None, "--fp8-param-gather/--no-fp8-param-gather",
         help="fp8/fp4 training: the optimizer all-gathers the weights' fp8 copy (Megatron-Core fp8_param_gather, "
              "NeMo FP8_PARAM_GATHER); default: the stack's practice"),
+    nccl_max_ctas: Optional[str] = typer.Option(
+        None, "--nccl-max-ctas",
+        help="the run's NCCL CTA caps per communicator, e.g. cp=1,dp=8 (Megatron-Core nccl_communicator_config_path): "
+             "a capped context-parallel ring or pipeline send moves at most CTAs x half a scale-up link"),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="sequence length in tokens (default: the model's)"),
     lora_rank: int = typer.Option(0, "--lora-rank", help="LoRA fine-tuning: adapter rank (0 = full training)"),
     lora_targets: str = typer.Option("all", "--lora-targets", help="LoRA adapters on: all | attention linear layers"),
@@ -182,7 +186,7 @@ def train(
     if top <= 0:
         raise BadInput("--top must be positive", "give --top 1 or more")
     st = (load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
-          .with_fp8_param_gather(fp8_param_gather))
+          .with_fp8_param_gather(fp8_param_gather).with_comm_max_ctas(_ctas(nccl_max_ctas), "--nccl-max-ctas"))
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
             "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a}
     pins = {k: v for k, v in pins.items() if v is not None}
@@ -212,12 +216,28 @@ def train(
                    "params_total": wl.model.params_total(),
                    "params_active": wl.model.params_active(), "profile_origin": prof.origin, "stack": st.key,
                    "grad_reduce_dtype": st.grad_reduce_dtype, "fp8_param_gather": st.fp8_param_gather,
+                   "nccl_max_ctas": dict(st.comm_max_ctas),
                    "pins": pins, "gpu_count_curve": None if curve is None else curve.to_json(),
                    "link_figures": list(link_lines) if profile else [], **res.to_json()})
         return
     if not wl.tokens_published and tokens is None:
         warn(f"{wl.model.name}: tokens_to_train is a stated placeholder, not a published figure")
     render(res, wl.model.name, wl.tokens_to_train, curve)
+
+
+def _ctas(text: Optional[str]) -> Optional[dict]:
+    """'cp=1,dp=8' -> {"cp": 1, "dp": 8}; the values are checked by Stack.with_comm_max_ctas."""
+    if text is None:
+        return None
+    out: dict = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, val = part.partition("=")
+        if not sep or not val.strip().isdigit():
+            raise BadInput(f"--nccl-max-ctas: {part!r} is not communicator=count", "write e.g. --nccl-max-ctas cp=1,dp=8")
+        out[key.strip()] = int(val)
+    if not out:
+        raise BadInput("--nccl-max-ctas is empty", "write e.g. --nccl-max-ctas cp=1,dp=8")
+    return out
 
 
 def _gb(nbytes: float) -> str:
