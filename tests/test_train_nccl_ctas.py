@@ -1,13 +1,17 @@
 """A run's per-communicator NCCL CTA caps (Megatron-Core nccl_communicator_config_path): a capped
 context-parallel ring moves at most CTAs x half a scale-up link, collectives keep the bus bandwidth,
 and a bad cap or a device without known links is one clear line."""
+import json
 from dataclasses import replace
 
 import pytest
+from typer.testing import CliRunner
 
 from recoque.catalog import get_device_spec, spec_from_toml
+from recoque.cli import app
 from recoque.errors import BadInput
 from recoque.planner.execution import ExecutionPlan
+from recoque.planner import stacks
 from recoque.planner.stacks import load_stack
 from recoque.planner.train import capped_bw, evaluate, hardware_for
 from recoque.planner.validation import cases_from_seed, load_cases, shipped_profile, validation_system
@@ -20,9 +24,8 @@ RING = ExecutionPlan(tp=1, pp=1, dp=4, cp=2, micro_batch=1, recompute="none", se
 CORE = load_stack("megatron-core")
 
 
-def _t(plan, stack, which="value"):
-    r = evaluate(WL, SYS, plan, PROF, stack=stack)
-    return {"value": r.iteration_time.value, "low": r.iteration_time.low}[which]
+def _t(plan, stack):
+    return evaluate(WL, SYS, plan, PROF, stack=stack).iteration_time.value
 
 
 def test_the_catalog_counts_the_scale_up_links():
@@ -98,7 +101,6 @@ def test_the_mlperf_context_parallel_runs_carry_their_caps():
 
 
 def test_a_stack_file_may_carry_caps(monkeypatch):
-    from recoque.planner import stacks
     raw = dict(stacks._raw())
     raw["capped-core"] = {**raw["megatron-core"], "comm_max_ctas": {"cp": 1}}
     raw["bad-core"] = {**raw["megatron-core"], "comm_max_ctas": {"cp": 0}}
@@ -110,12 +112,9 @@ def test_a_stack_file_may_carry_caps(monkeypatch):
 
 
 def _cli(*extra):
-    import json as _json
-    from typer.testing import CliRunner
-    from recoque.cli import app
     r = CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-h100", "--gpus", "8",
                                  "--global-batch", "16", "--cp", "2", "--top", "1", "--json", *extra])
-    return r, (_json.loads(r.output) if r.exit_code == 0 else None)
+    return r, (json.loads(r.output) if r.exit_code == 0 else None)
 
 
 def test_cli_caps_round_trip_and_slow_the_ring():
@@ -134,8 +133,6 @@ def test_cli_bad_caps_are_one_line_and_exit_2(bad, why):
 
 
 def test_cli_caps_on_an_amd_node_say_what_to_add():
-    from typer.testing import CliRunner
-    from recoque.cli import app
     r = CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-mi300x", "--gpus", "8",
                                  "--global-batch", "16", "--top", "1", "--nccl-max-ctas", "cp=1"])
     assert r.exit_code == 2 and "scale-up links are not in the catalog" in r.output and "scaleup_links" in r.output
