@@ -158,6 +158,10 @@ def test_missing_and_folder_paths(tmp_path):
     refused(["plan", "hpl", "-s", str(tmp_path), "--profile", str(tmp_path)], )
 
 
+def test_a_device_file_is_named_as_such_not_as_missing():
+    refused(["bench", "compare", "/dev/null", "/dev/null"], "not a regular file")
+
+
 # --- results files -------------------------------------------------------------------------------
 
 def _results(tmp_path: Path, mutate=None, text: str | None = None) -> str:

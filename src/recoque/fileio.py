@@ -140,6 +140,8 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
 def _read_text(p: Path, fix: str) -> str:
     if p.is_dir():
         raise BadInput(f"{p}: is a folder, not a file", "give the file's path")
+    if p.exists() and not p.is_file():
+        raise BadInput(f"{p}: not a regular file (a device, pipe or socket)", "give a file's path")
     if not p.is_file():
         raise BadInput(f"{p}: no such file", "check the path")
     try:
