@@ -30,11 +30,11 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     33 (every MI300X/MI325X Llama-2-70B Interactive submission 28-43% low), every published figure
     inside its range. Since the engine efficiency no longer divides the weight read: nvidia 7.8% /
     16.3%, amd 11.7% / 31.1%. With the ROCm blog's vLLM batch caps read from ROCm/MAD config.csv
-    (1,500-3,200 streams instead of vLLM's default 256): amd 13.6% / 44.0% (128 in / 4,096 out at
-    1,500 streams runs 30% slower than the model says; not explained, not fitted). With the same
-    README's July 2025 rows (vLLM 0.9.1, 14 more): amd 16.5% / 44.0% over 47; the model's step is
-    too slow at one stream (-31%) and too fast from 128 streams up (+15-43%): its per-stream cost on
-    a TP 8 MI300X replica is about half the published one."""
+    (500-3,200 streams instead of vLLM's default 256): amd 13.6% / 44.0% (128 in / 4,096 out at
+    1,500 streams runs 30% slower than the model says; not explained, not fitted). With ROCm/vllm's
+    dev-docker README rows of July 2025 (vLLM 0.9.1, 14 more): amd 16.5% / 44.0% over 47; the model
+    is too slow at one stream (-31%) and too fast from 128 streams up (+3-43%): its per-stream cost
+    on a TP 8 MI300X replica is 1/2-2/3 of the published one."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0
