@@ -43,7 +43,7 @@ def test_case_level_gradient_reduction_dtype():
 
 
 @pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.085, 0.32, 0.90),
-                                                                   ("amd", 0.11, 0.34, 0.90)])
+                                                                   ("amd", 0.09, 0.34, 0.90)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
     8.3% mean / 29.7% max / 85% inside over 97 runs, the worst NeMo Megatron 2022 GPT-3 175B (27-29%
@@ -64,7 +64,9 @@ def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min
     nvidia 7.6% / 29.6% / 92% (worst: Cisco's 16 x 8 H100 TP2 8B run, -29%; the 512-GPU 8B runs +2%
     and +0.4%). Six more v5.1 8B B200 runs added after that (Oracle, Verda, Nebius, Dell; -8..+5%):
     nvidia 7.5% / 29.6% / 93% over 137; with eight single-node B200/B300 runs of the same recipes
-    (Lenovo, Supermicro, Oracle, Nebius; within 2%): 7.2% / 29.6% / 93% over 145. The issue's target is max <= 15% on both: not met."""
+    (Lenovo, Supermicro, Oracle, Nebius; within 2%): 7.2% / 29.6% / 93% over 145. With the MI355X/MI350X
+    FP8 GEMMs at the bf16 fraction of their doubled peak (hipBLASLt 3,130 TFLOP/s at 8192^3): amd 7.8% / 32.6% / 98%.
+    The issue's target is max <= 15% on both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["runs"] >= 20
