@@ -24,7 +24,10 @@ def test_floors_are_sourced_and_in_units():
     assert p.floors and all(f.source and f.unit in ("GB/s", "TFLOP/s") for f in p.floors)
     triad = next(f for f in p.floors if f.device == "mi300x" and f.op == "triad")
     assert triad.minimum == pytest.approx(3885.301) and triad.unit == "GB/s"  # AMD: 3,885,301 MB/s
-    assert {f.device for f in p.floors} >= {"mi300x", "mi325x", "mi350x", "mi355x"}
+    assert {f.device for f in p.floors} >= {"mi250_gcd", "mi300x", "mi325x", "mi350x", "mi355x"}
+    # the MI250 page states its floors per GCD: BabelStream triad 1,100,000 MB/s, RCCL 125 GB/s on 8 GCDs
+    gcd = {(f.benchmark, f.op): f.minimum for f in p.floors if f.device == "mi250_gcd"}
+    assert gcd[("stream", "triad")] == pytest.approx(1100.0) and gcd[("collective", "all_reduce")] == pytest.approx(125.0)
     assert 0 < p.gemm_fraction < 1 and 0 < p.sibling_tolerance < 0.5
 
 
