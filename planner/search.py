@@ -76,6 +76,27 @@ def normalise_pins(pins: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
+    """A pinned switch the stack cannot run is named here, not reported later as 'no valid plan'."""
+    z = pins.get("zero_stage")
+    if z is not None and z not in stack.zero_stages():
+        raise BadInput(f"--zero {z}: stack {stack.key} runs ZeRO stages {', '.join(map(str, stack.zero_stages()))} only",
+                       "pin a stage it runs, or pick a stack that shards further (--stack fsdp, deepspeed, "
+                       "torchtitan-rocm)")
+    needs = (("sequence_parallel", True, "sequence_parallel", "--sp"),
+             ("cp", lambda v: v > 1, "context_parallel", "--cp above 1"),
+             ("interleave", lambda v: v > 1, "interleave", "--vpp above 1"),
+             ("recompute", RECOMPUTE_CODE["selective"], "selective_recompute", "--recompute selective"))
+    if pins.get("tp_overlap") and not stack.tp_comm_overlap:
+        raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
+                       "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
+    for key, bad, capability, flag in needs:
+        if key not in pins or getattr(stack, capability):
+            continue
+        if (bad(pins[key]) if callable(bad) else pins[key] == bad):
+            raise BadInput(f"{flag}: stack {stack.key} does not run it", "drop the pin or pick another --stack")
+
+
 def _ok(pins: Mapping[str, Any], key: str, value: Any) -> bool:
     return key not in pins or pins[key] == value
 
@@ -137,9 +158,7 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
     """Chunks of valid plans (dicts of arrays) and a live count of invalid combinations."""
     model, B = workload.model, workload.global_batch_seqs
     pins = normalise_pins(pins) if pins and any(k not in PLAN_FIELDS for k in pins) else dict(pins or {})
-    if pins.get("tp_overlap") and not stack.tp_comm_overlap:
-        raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
-                       "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
+    check_pins_for_stack(pins, stack)
     counts = {"invalid": 0}
     b_all = [b for b in divisors(B) if _ok(pins, "micro_batch", b)]
     v_all = [v for v in (INTERLEAVE if stack.interleave else (1,)) if _ok(pins, "interleave", v)]

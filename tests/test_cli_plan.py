@@ -114,3 +114,13 @@ def test_bad_profile_file(tmp_path):
     p.write_text("{not json")
     r = run("check", "--profile", str(p))
     assert r.exit_code == 2 and "not valid JSON" in r.output
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("--zero", "3"), "--zero 3: stack megatron-lm-rocm runs ZeRO stages 0, 1 only"),
+    (("--micro-batch", "3", "--global-batch", "64"), "no plan on 8 GPUs satisfies --micro-batch 3"),
+])
+def test_a_pin_no_plan_can_meet_is_named(args, msg):
+    # before, both came out as 'no valid plan (0 combinations break a divisibility rule ...)'
+    r = run("plan", "train", "-s", "node-8x-mi355x", "-w", "llama3.1-8b", "--dtype", "bf16", *args)
+    assert r.exit_code != 0 and msg in " ".join(r.output.split())

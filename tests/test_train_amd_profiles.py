@@ -30,3 +30,25 @@ def test_cdna4_fp8_gemms_keep_the_bf16_fraction_of_their_doubled_peak():
     for dev, ratio in (("mi355x", 1.0), ("mi350x", 1.0), ("mi300x", 0.90), ("mi325x", 0.90)):
         p = shipped_profile(dev)
         assert p.gemm_flop_s("fp8", *big) / p.gemm_flop_s("bf16", *big) == pytest.approx(2 * ratio, rel=0.02), dev
+
+
+def _step_s(runner, system, dtype):
+    from recoque.cli import app
+    import json
+    r = runner.invoke(app, ["plan", "train", "-s", system, "-w", "llama3.1-8b", "--dtype", dtype, "--tp", "1", "--pp", "1",
+                            "--dp", "8", "--micro-batch", "1", "--global-batch", "64", "--recompute", "none",
+                            "--zero", "1", "--stack", "megatron-core", "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)["best"][0]["iteration_time"]["value"]
+
+
+@pytest.mark.parametrize("dtype,amd_ratio", [("fp8", 1.08), ("bf16", 1.02)])
+def test_mi355x_over_b200_holds_amds_published_single_node_ratio(dtype, amd_ratio):
+    # Held out, not fitted: ROCm blog 'Optimizing LLM Workloads: AMD Instinct MI355X GPUs Drive Competitive
+    # Performance' (2 Dec 2025, rocm-blogs ROCm7-MI355X-training-performance @7552dae): Llama3 8B, seq 8192,
+    # one node of 8 GPUs, Primus-Megatron v25.9, MI355X vs B200 tokens/s/GPU = 1.08 (FP8), 1.02 (BF16).
+    # The model gave 0.99 for FP8 before the CDNA4 FP8 GEMM fraction was sourced (1.05 now), 1.00 for BF16.
+    from typer.testing import CliRunner
+    runner = CliRunner()
+    ratio = _step_s(runner, "node-8x-b200", dtype) / _step_s(runner, "node-8x-mi355x", dtype)
+    assert ratio == pytest.approx(amd_ratio, rel=0.05)

@@ -65,3 +65,10 @@ def test_tp_overlap_round_trips_through_arrays_mapping_and_json():
 def test_pinning_overlap_on_a_stack_without_it_is_one_clear_error():
     with pytest.raises(BadInput, match="no TP communication overlap"):
         search(GPT3, SEL, PROF, top=1, gpus=512, stack=load_stack("megatron-lm"), pins={"tp_overlap": True})
+
+
+def test_pinning_a_zero_stage_the_stack_lacks_names_the_stack_not_the_divisibility_rules():
+    # megatron-lm runs ZeRO 0/1 only: before, this came out as 'no valid plan (0 combinations break a divisibility rule)'
+    with pytest.raises(BadInput, match=r"--zero 3: stack megatron-lm runs ZeRO stages 0, 1 only"):
+        search(GPT3, SEL, PROF, top=1, gpus=512, stack=load_stack("megatron-lm"), pins={"zero": 3})
+    search(GPT3, SEL, PROF, top=1, gpus=512, stack=load_stack("fsdp"), pins={"zero": 3})  # a stack that shards runs it
