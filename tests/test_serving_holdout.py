@@ -24,7 +24,7 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.18), ("amd", 0.17, 0.46)])
+@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.27), ("amd", 0.17, 0.46)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
     33 (every MI300X/MI325X Llama-2-70B Interactive submission 28-43% low), every published figure
@@ -34,7 +34,9 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     1,500 streams runs 30% slower than the model says; not explained, not fitted). With ROCm/vllm's
     dev-docker README rows of July 2025 (vLLM 0.9.1, 14 more): amd 16.5% / 44.0% over 47; the model
     is too slow at one stream (-31%) and too fast from 128 streams up (+3-43%): its per-stream cost
-    on a TP 8 MI300X replica is 1/2-2/3 of the published one."""
+    on a TP 8 MI300X replica is 1/2-2/3 of the published one. With every dense-model cell of the
+    TensorRT-LLM perf overview (95 more: Llama 3.3 70B, 3.1 405B and 8B on H100/H200 FP8 and B200/GB200
+    FP4): nvidia 7.9% / 25.8% / 94% over 126 (worst: 405B TP4 FP4 at 1000/2000, the model 24-26% fast)."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0
