@@ -25,9 +25,9 @@ def test_cdna4_attention_rate_is_not_the_cdna3_carry_over():
 
 def test_cdna4_fp8_gemms_keep_the_bf16_fraction_of_their_doubled_peak():
     # hipBLASLt FP8 3,130 TFLOP/s at 8192^3 on an MI355X = 2 x its 1,565 bf16 anchor (seeds/validation.toml);
-    # CDNA3 loses 10% in the same halving (AMD MAF blog: MI300X 1,273 vs 2 x 708)
     big = (8192, 8192, 8192)
-    for dev, ratio in (("mi355x", 1.0), ("mi350x", 1.0), ("mi300x", 0.90), ("mi325x", 0.90)):
+    # MI300X/MI325X: AMD's measured fp8 (MAF blog 1,273 / 1,519) over 2 x their MAMF bf16 anchors (668.4 / 784.9)
+    for dev, ratio in (("mi355x", 1.0), ("mi350x", 1.0), ("mi300x", 0.952), ("mi325x", 0.968)):
         p = shipped_profile(dev)
         assert p.gemm_flop_s("fp8", *big) / p.gemm_flop_s("bf16", *big) == pytest.approx(2 * ratio, rel=0.02), dev
 
@@ -52,3 +52,13 @@ def test_mi355x_over_b200_holds_amds_published_single_node_ratio(dtype, amd_rati
     runner = CliRunner()
     ratio = _step_s(runner, "node-8x-b200", dtype) / _step_s(runner, "node-8x-mi355x", dtype)
     assert ratio == pytest.approx(amd_ratio, rel=0.05)
+
+
+@pytest.mark.parametrize("dev,rvs_floor_tflops", [("mi300x", 1215.0), ("mi325x", 1438.0)])
+def test_cdna3_fp8_plateau_is_not_below_amds_own_acceptance_floor(dev, rvs_floor_tflops):
+    # ROCm/ROCmValidationSuite rvs/conf/<GPU>/gst_single.conf: hipBLASLt fp8 at 4864x4096x8192 must reach these;
+    # the profile's plateau (before the sustained fraction) at a large shape may not sit under them
+    p = shipped_profile(dev)
+    big = (8192, 8192, 8192)
+    rate_tflops = p.gemm_flop_s("fp8", *big) / 1e12  # what training sustains: the plateau x the sustained fraction
+    assert rate_tflops / p.fallback["gemm_sustained_fraction"] >= rvs_floor_tflops

@@ -43,7 +43,7 @@ def test_case_level_gradient_reduction_dtype():
 
 
 @pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.085, 0.32, 0.90),
-                                                                   ("amd", 0.09, 0.34, 0.90)])
+                                                                   ("amd", 0.08, 0.34, 0.90)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
     8.3% mean / 29.7% max / 85% inside over 97 runs, the worst NeMo Megatron 2022 GPT-3 175B (27-29%
@@ -67,6 +67,8 @@ def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min
     (Lenovo, Supermicro, Oracle, Nebius; within 2%): 7.2% / 29.6% / 93% over 145. With the MI355X/MI350X
     FP8 GEMMs at the bf16 fraction of their doubled peak (hipBLASLt 3,130 TFLOP/s at 8192^3): amd 7.8% / 32.6% / 98%.
     With GB200's NVFP4 GEMMs at the cuBLASLt fraction Azure measured (7.5-7.6 PFLOP/s at 8192^3): nvidia 7.0% / 29.6% / 94%.
+    With the MI300X/MI325X FP8 plateaus at AMD's measured FP8 rates (1,273 / 1,519, above AMD's RVS floors):
+    amd 6.9% / 32.6% / 100%.
     The issue's target is max <= 15% on both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
