@@ -224,12 +224,17 @@ def sweep_cases(device: Any, quick: bool, dtype: str) -> list[GemmCase]:
         return [GemmCase(m, n, k, dtype, backend=b, tags=("sweep",))
                 for (m, n, k) in cpu_sweep_shapes(quick, dtype) for b in backends]
     cases = [GemmCase(m, n, k, dtype, tags=("sweep",)) for (m, n, k) in gpu_sweep_shapes(quick, device.compute_units)]
-    if dtype == "fp32":  # AMD's acceptance shape (rocblas-bench fp32 4000^3), judged by `bench accept`
-        cases.append(GemmCase(*ACCEPTANCE_SHAPE, "fp32", tags=("acceptance",)))
+    # AMD's acceptance shapes for this dtype, judged by `bench accept` against seeds/acceptance.toml
+    cases += [GemmCase(m, n, k, dtype, tags=("acceptance",)) for (m, n, k) in ACCEPTANCE_SHAPES.get(dtype, ())]
     return cases
 
 
-ACCEPTANCE_SHAPE = (4000, 4000, 4000)
+# The shapes AMD's floors are stated at: rocblas-bench FP32 4000^3 (ROCm/system-acceptance-docs) and the
+# RVS GPU stress test's hipBLASLt GEMMs, 4864x4096x8192 on CDNA3 and 8192x8192x16384 on CDNA4, in bf16,
+# fp16 and fp8 (ROCm/ROCmValidationSuite rvs/conf/<GPU>/gst_single.conf); every GPU runs all of them.
+RVS_GST_SHAPES = ((4864, 4096, 8192), (8192, 8192, 16384))
+ACCEPTANCE_SHAPES = {"fp32": ((4000, 4000, 4000),), "bf16": RVS_GST_SHAPES, "fp16": RVS_GST_SHAPES,
+                     "fp8": RVS_GST_SHAPES}
 
 
 DEFAULT_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8")

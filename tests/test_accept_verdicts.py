@@ -93,3 +93,32 @@ def test_bad_seed_entry_is_bad_input():
                             "policy": {}})
     with pytest.raises(BadInput):
         accept.evaluate([])
+
+
+def test_rvs_gemm_targets_are_floors_at_their_shapes():
+    from types import SimpleNamespace
+    from recoque.bench.gemm import sweep_cases
+    p = accept.load_policy()
+    mi300 = {(f.dtype, f.shape): f.minimum for f in p.floors if f.device == "mi300x" and f.benchmark == "gemm"}
+    assert mi300[("bf16", (4864, 4096, 8192))] == pytest.approx(581.0)
+    assert mi300[("fp8", (4864, 4096, 8192))] == pytest.approx(1215.0)
+    mi355 = {(f.dtype, f.shape): f.minimum for f in p.floors if f.device == "mi355x" and f.benchmark == "gemm"}
+    assert mi355[("fp8", (8192, 8192, 16384))] == pytest.approx(2061.0)
+    # every GPU runs the shapes the floors name, tagged so they never become a sweep's headline
+    gpu = SimpleNamespace(kind="cuda", compute_units=304)
+    shapes = {(c.m, c.n, c.k) for c in sweep_cases(gpu, True, "bf16") if "acceptance" in c.tags}
+    assert shapes == {(4864, 4096, 8192), (8192, 8192, 16384)}
+
+
+def test_a_bf16_gemm_below_amds_rvs_target_fails_at_that_shape_only():
+    def rec(tflops, m=4864, n=4096, k=8192, tags=("acceptance",)):
+        return Record("gemm", "matmul", "bf16", {"m": m, "n": n, "k": k}, (2 * m * n * k / (tflops * 1e12),) * 9,
+                      "TFLOP/s", flop_count=2 * m * n * k, peak=1307.4, peak_source="datasheet", tags=tags)
+
+    def doc(*records):
+        return ResultsDocument({"hostname": "h"}, {"kind": "cuda", "torch_device": "cuda:0", "name": "AMD Instinct MI300X",
+                                                   "catalog_key": "mi300x"}, records)
+    ok = {c.figure: c.verdict for c in accept.evaluate([doc(rec(600.0), rec(650.0, 8192, 8192, 8192, ("sweep",)))]).checks}
+    assert ok["gemm matmul bf16 4864x4096x8192"] == "pass"
+    slow = accept.evaluate([doc(rec(500.0), rec(650.0, 8192, 8192, 8192, ("sweep",)))])
+    assert [(c.figure, c.threshold) for c in slow.failed] == [("gemm matmul bf16 4864x4096x8192", pytest.approx(581.0))]
