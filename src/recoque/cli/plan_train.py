@@ -204,8 +204,8 @@ def train(
             pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
             why = (f" (a micro-batch divides the {wl.global_batch_seqs}-sequence batch of each replica)"
                    if "micro_batch" in pins else "")
-            raise DoesNotFit(f"{name}: no plan on {n} GPUs satisfies {pinned} with stack {st.key}{why}",
-                             "drop a pin or pick another --stack")
+            raise DoesNotFit(f"{name}: no plan on {n} GPUs " + (f"satisfies {pinned} " if pins else "runs ")
+                             + f"with stack {st.key}{why}", "drop a pin or pick another --stack")
         if res.smallest_memory is None:
             raise DoesNotFit(f"{name}: no valid plan on {n} GPUs ({res.invalid:,} combinations break a divisibility rule: "
                              f"tp must divide {wl.model.heads} heads, pp {wl.model.layers} layers, dp the batch "
