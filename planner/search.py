@@ -83,13 +83,13 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
         raise BadInput(f"--zero {z}: stack {stack.key} runs ZeRO stages {', '.join(map(str, stack.zero_stages()))} only",
                        "pin a stage it runs, or pick a stack that shards further (--stack fsdp, deepspeed, "
                        "torchtitan-rocm)")
+    if pins.get("tp_overlap") and not stack.tp_comm_overlap:
+        raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
+                       "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
     needs = (("sequence_parallel", True, "sequence_parallel", "--sp"),
              ("cp", lambda v: v > 1, "context_parallel", "--cp above 1"),
              ("interleave", lambda v: v > 1, "interleave", "--vpp above 1"),
              ("recompute", RECOMPUTE_CODE["selective"], "selective_recompute", "--recompute selective"))
-    if pins.get("tp_overlap") and not stack.tp_comm_overlap:
-        raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
-                       "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
     for key, bad, capability, flag in needs:
         if key not in pins or getattr(stack, capability):
             continue
