@@ -19,6 +19,9 @@ references' own leave-one-out errors, never narrower than the worst of them; the
 left out of those too; widened for a memory family without any reference) and
 the memory band (the spread of the sustained bandwidth: one tool vs another for a measured device,
 the family's measured fractions for an unmeasured one). Check entries never enter either.
+A list entry of an Ampere-or-later NVIDIA GPU from before the HPCG FAQ's ban on matrix compression may
+have run NVIDIA HPCG's L2 data compression (seeds/hpcg.toml [l2_compression]): its range reaches the
+compressed rate and its centre sits at the geometric middle of the two cases.
 """
 from __future__ import annotations
 
@@ -307,6 +310,32 @@ def code_efficiency(device: str, exclude_machines: tuple[str, ...] = (), how: st
     return Estimate(mid, mid * lo, mid * hi, "flop/byte", (note,))
 
 
+# --- L2 data compression (runs before the FAQ ban) ---------------------------------------------------
+
+def compression_factor() -> float:
+    """Rate with the matrix values compressed / rate without: bytes per row with and without
+    (seeds/hpcg.toml [l2_compression]; the vector and index bytes stay)."""
+    c = _table("l2_compression")
+    full, values = kernel("bytes_per_row"), float(c["value_bytes_per_row"])
+    return full / (full - values * (1.0 - 1.0 / float(c["max_ratio"])))
+
+
+def may_compress(device: str, hpcg_list: str) -> bool:
+    """An Ampere-or-later NVIDIA device on a list from before the ban: the run may have compressed."""
+    c = _table("l2_compression")
+    return (bool(hpcg_list) and hpcg_list <= str(c.get("last_list_allowed", ""))
+            and memory_family(device) in set(c.get("families", ())))
+
+
+def _with_compression(rate: Estimate, pub: HpcgEntry) -> Estimate:
+    f = compression_factor()
+    note = (f"{pub.key} ({pub.hpcg_list} list, {pub.device}) may have run NVIDIA HPCG's L2 data compression "
+            f"(--l2cmp; allowed before the HPCG FAQ's ban, seeds/hpcg.toml [l2_compression]): "
+            f"the fully compressed rate is x{f:.2f} (matrix values at 1/{_table('l2_compression')['max_ratio']:g} "
+            f"of their bytes); centre x{math.sqrt(f):.2f} (geometric middle of the two cases), range up to x{f:.2f}")
+    return Estimate(rate.value * math.sqrt(f), rate.low, rate.high * f, rate.unit, rate.assumptions + (note,))
+
+
 # --- estimate --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -353,7 +382,9 @@ def _bandwidths(system: SystemSpec, profile: Any) -> tuple[Estimate, Estimate]:
 
 
 def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = None,
-                  rule: str | None = None) -> HpcgEstimate:
+                  rule: str | None = None, published: HpcgEntry | None = None) -> HpcgEstimate:
+    """The system's HPCG rate; `published`: the list entry it is held against (else the entry of the
+    same machine and GPU count, if any)."""
     spec = get_device_spec(system.device)
     machine = str(system.extra.get("top500_machine", system.key))
     shown, sus = _bandwidths(system, profile)
@@ -366,18 +397,17 @@ def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = Non
     mem = combine(lambda s, c: s * c * bpf / shown.value, sus, code, unit="1",
                   assumptions=(f"HBM efficiency = sustained bandwidth x code efficiency x {bpf:.2f} B/FLOP "
                                f"(340 B per 54-FLOP row) / the bandwidth shown",))
-    pub = [e for e in load_entries().values()
-           if e.machine in (machine, system.key) and round(e.gpus) == round(system.gpus)]
-    return HpcgEstimate(system.key, gpus, shown, mem, pe, bpf, rate, pub[0] if pub else None, sus, code)
+    if published is None:
+        published = next((e for e in load_entries().values()
+                          if e.machine in (machine, system.key) and round(e.gpus) == round(system.gpus)), None)
+    if published is not None and may_compress(published.device, published.hpcg_list):
+        rate = _with_compression(rate, published)
+    return HpcgEstimate(system.key, gpus, shown, mem, pe, bpf, rate, published, sus, code)
 
 
 def estimate_entry(e: HpcgEntry, how: str | None = None, rule: str | None = None) -> HpcgEstimate:
     """A published result estimated with its machine left out of the calibration (and of the band)."""
-    est = estimate_hpcg(_system_for(e), how=how, rule=rule)
-    if est.published is None or est.published.key != e.key:
-        est = HpcgEstimate(est.system, est.gpus, est.bandwidth_per_gpu, est.memory_efficiency, est.parallel_efficiency,
-                           est.bytes_per_flop, est.rate, e, est.sustained_bandwidth, est.code_efficiency)
-    return est
+    return estimate_hpcg(_system_for(e), how=how, rule=rule, published=e)
 
 
 def check_against_hpcg(roles: tuple[str, ...] = ("check",), how: str | None = None,

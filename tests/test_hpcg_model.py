@@ -170,3 +170,27 @@ def test_plan_stencil_hpcg_prints_the_calibrated_rate():
     assert d["hpcg"]["published_hpcg_flop_s"] == pytest.approx(4.587e15)
     assert d["hpcg"]["published_inside_range"] is True
     assert d["hpcg"]["code_efficiency_flop_per_byte"]["value"] > 0
+
+
+def test_compression_factor_from_the_bytes_per_row():
+    # 340 B per row, of which 27 x 8 = 216 B of matrix values; at 1/4 of their bytes: 340 - 216 x 3/4 = 178 B
+    assert hpcg.compression_factor() == pytest.approx(340 / 178)
+
+
+@pytest.mark.parametrize("device, listed, expected", [
+    ("a100_sxm_40gb", "2021-06", True), ("a100_sxm_80gb", "2022-06", True),  # Ampere, up to the last list allowed
+    ("a100_sxm_40gb", "2022-11", False), ("h100_sxm", "2025-06", False),     # after the FAQ's ban
+    ("v100_sxm2", "2021-06", False), ("mi250x", "2022-06", False),           # no generic compression
+])
+def test_which_runs_may_have_compressed(device, listed, expected):
+    assert hpcg.may_compress(device, listed) is expected
+
+
+def test_a_pre_ban_ampere_entry_centres_between_the_two_cases():
+    e = hpcg.load_entries()["perlmutter"]
+    est = hpcg.estimate_entry(e)
+    plain = hpcg.estimate_hpcg(hpcg._system_for(e), published=replace(e, hpcg_list="2023-06"))
+    f = hpcg.compression_factor()
+    assert est.rate.value == pytest.approx(plain.rate.value * math.sqrt(f))
+    assert est.rate.low == pytest.approx(plain.rate.low) and est.rate.high == pytest.approx(plain.rate.high * f)
+    assert "--l2cmp" in est.rate.assumptions[-1] and not any("--l2cmp" in a for a in plain.rate.assumptions)
