@@ -24,10 +24,18 @@ from recoque.planner.workloads import gemm_rate, memory_rate, profile_applies
 
 CORNERS = ("value", "low", "high")
 ENGINES = ("vllm", "trtllm", "sglang")
-# Link efficiency of a ring all-reduce against the stated per-GPU one-direction bandwidth:
-# RCCL 8x MI300X 318 of 448 GB/s (0.71); NCCL 8x H200 482 of 450 with NVLS (>1)
-# (../shared/reference/bench_anchors.md table 1c).
-LINK_EFFICIENCY = {"value": 0.8, "low": 0.7, "high": 1.0}
+# Link efficiency of a ring all-reduce against the stated per-GPU one-direction bandwidth, by vendor
+# (../shared/reference/bench_anchors.md table 1c and section 8.3). AMD: RCCL on 8x MI300X reaches
+# 318 GB/s busbw of 448 (0.71; AMD blog "mi300x-rccl-xgmi", RCCL 2.22.3, 8 GiB), 315-336 realised
+# (0.70-0.75), acceptance floor 304 (0.68): the slowest of the 7 xGMI links caps every ring.
+# NVIDIA and others: NVSwitch gives every GPU its full link; NCCL 8x H200 reaches 482 of 450 with
+# NVLS (>1), serving engines' own all-reduce kernels less: 0.8 (0.7-1.0), stated.
+LINK_EFFICIENCY = {"amd": {"value": 0.71, "low": 0.68, "high": 0.75},
+                   "other": {"value": 0.8, "low": 0.7, "high": 1.0}}
+
+
+def link_efficiency(vendor: str) -> Mapping[str, float]:
+    return LINK_EFFICIENCY.get(vendor, LINK_EFFICIENCY["other"])
 
 
 @lru_cache(maxsize=1)
@@ -131,13 +139,14 @@ def hbm_rates(spec: DeviceSpec, profile: Any = None) -> tuple[tuple[float, float
     return (e.value, e.low, e.high), f"{spec.key} HBM = datasheet x achieved fraction ({e.value / 1e12:.2f} TB/s)"
 
 
-def link_rates(system: SystemSpec, gpus: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """(bandwidth, per-hop latency) triples for a group of `gpus`: inside one node or across nodes."""
+def link_rates(system: SystemSpec, gpus: int, vendor: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(bandwidth, per-hop latency) triples for a group of `gpus` of `vendor`: inside one node or across nodes."""
     inside = gpus <= system.gpus_per_node
     bw_attr = "intra_node_bandwidth_bytes_s" if inside else "inter_node_bandwidth_bytes_s"
     lat_attr = "intra_node_latency_s" if inside else "inter_node_latency_s"
     bw, lat = system.estimate(bw_attr), system.estimate(lat_attr)
-    bws = (bw.value * LINK_EFFICIENCY["value"], bw.low * LINK_EFFICIENCY["low"], bw.high * LINK_EFFICIENCY["high"])
+    eff = link_efficiency(vendor)
+    bws = (bw.value * eff["value"], bw.low * eff["low"], bw.high * eff["high"])
     return bws, (lat.value, lat.low, lat.high)
 
 
@@ -165,7 +174,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     clock = power.clock_factor(system, measured)
     gemm, attn_base = (tuple(x * clock for x in r) for r in (gemm, attn_base))
     hbm, h_note = hbm_rates(spec, profile)
-    link, lat = link_rates(system, gpus_per_group)
+    link, lat = link_rates(system, gpus_per_group, spec.vendor)
     k = kernel_constants()
     m_half = _ranged(k, "gemm_m_half_rows", "[kernel]")
     gap = tuple(x * 1e-6 for x in _ranged(k, "kernel_gap_us", "[kernel]"))
@@ -186,7 +195,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None)
         eff[c] = _corner(engine.efficiency, c, True)
     notes = (g_note, h_note,
-             f"TP all-reduce: {link[0] / 1e9:.0f} GB/s achieved per GPU ({LINK_EFFICIENCY['value']:.0%} of the system's link), "
+             f"TP all-reduce: {link[0] / 1e9:.0f} GB/s achieved per GPU ({link_efficiency(spec.vendor)['value']:.0%} of the system's link), "
              f"{lat[0] * 1e6:g} us per ring hop ({system.key})",
              f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:g} us per kernel launch; "
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",

@@ -140,3 +140,14 @@ def test_engine_efficiency_slows_the_math_but_not_the_weight_read():
     weight_read = slow.stage(1.0).gemm_memory_s
     assert slow.tpot(1.0) > weight_read and ideal.stage(1.0).gemm_memory_s == pytest.approx(weight_read)
     assert slow.tpot(2000.0) / ideal.tpot(2000.0) == pytest.approx(2.0, rel=0.1)
+
+
+def test_tp_all_reduce_link_efficiency_is_per_vendor():
+    # AMD: RCCL 318 of 448 GB/s on 8x MI300X (0.71, bench_anchors 1c); NVIDIA keeps the stated 0.8
+    amd, nv = load_system("node-8x-mi300x"), load_system("node-8x-h100")
+    (bw_amd, _, _), _ = sv.sr.link_rates(amd, 8, "amd")
+    (bw_nv, _, _), _ = sv.sr.link_rates(nv, 8, "nvidia")
+    assert bw_amd == pytest.approx(amd.known("intra_node_bandwidth_bytes_s") * 0.71)
+    assert bw_nv == pytest.approx(nv.known("intra_node_bandwidth_bytes_s") * 0.8)
+    # the same links on an AMD part run the all-reduce slower than on an NVIDIA one
+    assert sv.sr.link_efficiency("amd")["value"] < sv.sr.link_efficiency("nvidia")["value"]
