@@ -175,6 +175,10 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     gemm, attn_base = (tuple(x * clock for x in r) for r in (gemm, attn_base))
     hbm, h_note = hbm_rates(spec, profile)
     link, lat = link_rates(system, gpus_per_group, spec.vendor)
+    table = system.extra.get("allreduce_measured")
+    if table is not None and (table.gpus != gpus_per_group or gpus_per_group > system.gpus_per_node):
+        table = None
+    ar_at = {"value": table.at, "high": table.at, "low": lambda b: table.at(b, slow=True)} if table else {}
     k = kernel_constants()
     m_half = _ranged(k, "gemm_m_half_rows", "[kernel]")
     gap = tuple(x * 1e-6 for x in _ranged(k, "kernel_gap_us", "[kernel]"))
@@ -192,11 +196,14 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          step_overhead_s=_corner(engine.step_overhead_s, c, False), m_half=_corner(m_half, c, False),
                          overlap_p=_corner(p_ov, c, True), moe_gemm_efficiency=_corner(moe, c, True),
                          service_cv2=_corner(cv2, c, False), prompt_cv2=_corner(pcv2, c, False),
-                         gemm_at=shapes.at(compute_dtype, c) if by_shape else None)
+                         gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
+                         allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0)
         eff[c] = _corner(engine.efficiency, c, True)
-    notes = (g_note, h_note,
-             f"TP all-reduce: {link[0] / 1e9:.0f} GB/s achieved per GPU ({link_efficiency(spec.vendor)['value']:.0%} of the system's link), "
-             f"{lat[0] * 1e6:g} us per ring hop ({system.key})",
+    ar_note = (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
+               f"in message size ({table.source})" if table else
+               f"TP all-reduce: {link[0] / 1e9:.0f} GB/s achieved per GPU ({link_efficiency(spec.vendor)['value']:.0%} "
+               f"of the system's link), {lat[0] * 1e6:g} us per ring hop ({system.key})")
+    notes = (g_note, h_note, ar_note,
              f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:g} us per kernel launch; "
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
              engine.note()) + tuple(n for n in (power.note(system, measured),) if n)

@@ -11,7 +11,8 @@ tokens of other requests (chunked prefill). Per layer, on one GPU of a tensor-pa
                 prefill: 2 x C x prompt x heads/g x head_dim FLOPs (causal) at the attention rate
   elementwise   norms, rotary, residuals, activation: ~ T x (10 hidden + 3 ffn/g) x 2 bytes at BW
   all-reduce    2 per layer (after attention and after the MLP), ring: 2(g-1) hops x latency
-                + 2(g-1)/g x T x hidden x 2 bytes / link bandwidth
+                + 2(g-1)/g x T x hidden x 2 bytes / link bandwidth; or, where the system file carries a
+                measured all-reduce table for g GPUs, its time at that message size
   launches      kernels_per_layer x per-kernel gap (graph replay)
 then once per step: the LM head (a GEMM over the decode tokens and the vocabulary) and the engine's
 CPU scheduling time, which does not overlap the GPU work.
@@ -49,6 +50,8 @@ class Rates:
     service_cv2: float = 0.0  # squared coefficient of variation of a request's time in the engine
     prompt_cv2: float = 0.0   # squared coefficient of variation of prompt lengths (tail TTFT)
     gemm_at: Any = None       # measured (m, n, k) -> FLOP/s (serving_rates.GemmShapes); None: the m/(m + m_half) model
+    allreduce_at: Any = None  # measured bytes -> seconds of one all-reduce over allreduce_gpus GPUs (planner.allreduce_table)
+    allreduce_gpus: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,8 @@ def gemm_shapes(model: Any, lay: Layout) -> tuple[tuple[tuple[float, float], ...
 def _allreduce_s(nbytes: float, g: int, r: Rates) -> float:
     if g <= 1:
         return 0.0
+    if r.allreduce_at is not None and g == r.allreduce_gpus:
+        return r.allreduce_at(nbytes)
     return 2.0 * (g - 1) * r.hop_latency_s + 2.0 * (g - 1) / g * nbytes / r.link_bytes_s
 
 

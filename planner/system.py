@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.planner import power
+from recoque.planner import allreduce_table, power
 
 # Field specs (src/recoque/inputs.py derives its checks from these two tables and from the keys the
 # shipped presets use): every key of _NUMERIC is a finite number above 0 and may carry `_low`/`_high`;
@@ -136,6 +136,8 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         raise BadInput(f"{where}: `gpus` and `gpus_per_node` must be positive", "fix the counts")
     known = set(_NUMERIC) | {f"{k}_{s}" for k in _NUMERIC for s in ("low", "high")} | {"device", "name", "sources", "notes"}
     extra = {k: v for k, v in raw.items() if k not in known}
+    if "allreduce_measured" in extra:
+        extra["allreduce_measured"] = allreduce_table.parse(extra["allreduce_measured"], where)
     spec = SystemSpec(
         key=key, name=str(raw.get("name", key)), device=str(raw["device"]),
         gpus=values["gpus"], gpus_per_node=int(values["gpus_per_node"]),
