@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from recoque.errors import BadInput
+from recoque.planner.commfit import fit_document
 
 KEYS = ("gpus", "bytes", "time_us", "time_us_slow", "source")
 
@@ -82,24 +83,15 @@ def parse(raw: Any, where: str) -> AllReduceTable:
 
 
 def from_results(doc: Any, source: str = "") -> AllReduceTable | None:
-    """The all-reduce table of a `recoque bench` results document: the verified intra-node all_reduce
-    series of the largest group measured (3 sizes or more; bf16 before fp16 before any other dtype,
-    a decode step's activations being bf16); median time per size, the slow end the largest sample.
-    None when the file has no such series."""
-    series: dict[tuple[int, str], dict[int, tuple[float, float]]] = {}
-    for r in doc.select("collective"):
-        p = r.params
-        n = int(p.get("group_size", p.get("world_size", 0)) or 0)
-        if r.op != "all_reduce" or not r.verified or "bytes" not in p or n < 2 or str(p.get("tier", "intra")) != "intra":
-            continue
-        series.setdefault((n, r.dtype), {})[int(p["bytes"])] = (r.median_s, max(r.times_s))
-    usable = {k: pts for k, pts in series.items() if len(pts) >= 3}
-    if not usable:
+    """The all-reduce table of a `recoque bench` results document (planner.commfit's series): the
+    intra-node all_reduce series of the largest group measured (bf16 before fp16 before any other
+    dtype, a decode step's activations being bf16); the median time per size, the slow end the
+    largest sample. None when the file has no such series."""
+    fits = [f for f in fit_document(doc) if f.op == "all_reduce" and f.tier == "intra"]
+    if not fits:
         return None
     rank = {"bf16": 0, "fp16": 1}
-    n, dtype = min(usable, key=lambda k: (-k[0], rank.get(k[1], 2), k[1]))
-    pts = usable[(n, dtype)]
-    sizes = tuple(sorted(pts))
-    return AllReduceTable(n, tuple(float(s) for s in sizes), tuple(pts[s][0] for s in sizes),
-                          tuple(pts[s][1] for s in sizes),
-                          f"measured {dtype} all_reduce, {n} GPUs, {len(sizes)} sizes{', ' + source if source else ''}")
+    f = min(fits, key=lambda x: (-x.group_size, rank.get(x.dtype, 2), x.dtype))
+    return AllReduceTable(f.group_size, tuple(float(s) for s in f.sizes_bytes), f.times_s, f.slowest_s,
+                          f"measured {f.dtype} all_reduce, {f.group_size} GPUs, {len(f.sizes_bytes)} sizes"
+                          f"{', ' + source if source else ''}")

@@ -61,6 +61,7 @@ class LinkFit:
     seconds_per_byte: float  # b; 0 when the times did not grow with size
     r2: float
     max_rel_residual: float
+    slowest_s: tuple[float, ...] = ()  # the largest sample at each size (the median is times_s)
 
     @property
     def bandwidth_known(self) -> bool:
@@ -127,7 +128,7 @@ def fit_alpha_beta(sizes_bytes: Iterable[float], times_s: Iterable[float]) -> tu
 
 def fit_document(doc: Any) -> list[LinkFit]:
     """One fit per (collective, dtype, placement, group size, tier) series of MIN_POINTS sizes or more."""
-    series: dict[tuple[str, str, str, int, str], dict[int, float]] = {}
+    series: dict[tuple[str, str, str, int, str], dict[int, tuple[float, float]]] = {}
     for r in doc.select("collective"):
         p = r.params
         if not r.verified or "bytes" not in p:
@@ -137,15 +138,15 @@ def fit_document(doc: Any) -> list[LinkFit]:
             continue
         key = (r.op, r.dtype, str(p.get("placement", "in_place" if r.op == "all_reduce" else "out_of_place")),
                n, str(p.get("tier", "intra")))
-        series.setdefault(key, {})[int(p["bytes"])] = r.median_s  # a size measured twice: the later one
+        series.setdefault(key, {})[int(p["bytes"])] = (r.median_s, max(r.times_s))  # a size measured twice: the later one
     out = []
     for (op, dtype, place, n, tier), pts in sorted(series.items()):
         if len(pts) < MIN_POINTS:  # two points always fit exactly: no test of the model
             continue
         sizes = tuple(sorted(pts))
-        times = tuple(pts[s] for s in sizes)
+        times = tuple(pts[s][0] for s in sizes)
         a, b, r2, worst = fit_alpha_beta(sizes, times)
-        out.append(LinkFit(op, dtype, place, n, tier, sizes, times, a, b, r2, worst))
+        out.append(LinkFit(op, dtype, place, n, tier, sizes, times, a, b, r2, worst, tuple(pts[s][1] for s in sizes)))
     return out
 
 
