@@ -10,7 +10,7 @@ from typing import Any
 from recoque.catalog import match_device
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate, combine
-from recoque.planner import energy, equivalents, hpl, inference, stencil
+from recoque.planner import allreduce_table, energy, equivalents, hpl, inference, stencil
 from recoque.planner.power import limited
 from recoque.planner.serving_bounds import ratio_span
 from recoque.planner.system import SystemSpec, load_system
@@ -34,6 +34,9 @@ def profile_for(system: SystemSpec, path: str | None, anyway: bool = False) -> t
 
     doc = load_results(path)
     mark = check_profile_device(dict(doc.device), system.device, path, anyway)
+    table = allreduce_table.from_results(doc, source=str(path))  # measured all-reduce: the TP collective of plan infer
+    if table is not None:
+        system = replace(system, extra={**system.extra, "allreduce_measured": table})
     if mark is None:
         return system, load_profile(path)
     spec, peak_notes = spec_with_assumed_peaks(get_device_spec(system.device))  # MI430X: no public BF16 peak

@@ -13,6 +13,7 @@ from recoque.cli import app
 from recoque.errors import BadInput
 from recoque.planner import allreduce_table as at
 from recoque.planner import serving_rates as sr
+from recoque.planner.capacity import profile_for
 from recoque.planner.serving_step import Rates, _allreduce_s
 from recoque.planner.system import load_system, system_from_toml
 
@@ -109,3 +110,25 @@ def test_plan_infer_takes_the_all_reduce_table_from_the_profile(tmp_path):
     assert str(path) in mine.output and "measured bf16 all_reduce, 8 GPUs" in mine.output
     tps = [json.loads(r.output)["inference"]["tokens_per_s_per_gpu"]["value"] for r in (base, mine)]
     assert tps[1] < 0.7 * tps[0]  # a slower measured all-reduce slows the TP 8 replica
+
+
+def test_plan_and_plan_infer_read_the_same_measured_table(tmp_path):
+    sizes = [2**k for k in range(10, 31, 2)]
+    path = tmp_path / "ar.json"
+    save_results(str(path), _ar_doc([_ar_record(8, s, 1e-3 + s / 20e9) for s in sizes]))
+    infer = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-mi300x", "-w", "le-chat", "--profile", str(path),
+                                     "--json"])
+    both = CliRunner().invoke(app, ["plan", "-s", "node-8x-mi300x", "-w", "le-chat", "--profile", str(path), "--json"])
+    assert infer.exit_code == 0 and both.exit_code == 0, both.output
+    a, b = json.loads(infer.output)["inference"], json.loads(both.output)["inference"]
+    assert a["tokens_per_s_per_gpu"] == b["tokens_per_s_per_gpu"]
+    assert [n for n in a["assumptions"] if "all-reduce" in n] == [n for n in b["assumptions"] if "all-reduce" in n]
+
+
+def test_every_command_with_a_profile_gets_its_all_reduce_table(tmp_path):
+    sizes = [2**k for k in range(10, 31, 2)]
+    path = tmp_path / "ar.json"
+    save_results(str(path), _ar_doc([_ar_record(8, s, 1e-3 + s / 20e9) for s in sizes]))
+    system, _ = profile_for(load_system("node-8x-mi300x"), str(path))
+    assert system.extra["allreduce_measured"].at(sizes[0]) == pytest.approx(1e-3 + sizes[0] / 20e9)
+    assert "ar.json" in system.extra["allreduce_measured"].source

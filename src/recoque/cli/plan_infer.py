@@ -36,19 +36,6 @@ def _gemm_shapes(path: Optional[str]) -> Any:
     return GemmShapes.from_results(load_results(path), source=str(path))
 
 
-def _with_measured_allreduce(s: Any, path: Optional[str]) -> Any:
-    """The --profile file's measured all-reduce series, if any, as the system's all-reduce table."""
-    if not path:
-        return s
-    from dataclasses import replace
-
-    from recoque.bench.schema import load_results
-    from recoque.planner.allreduce_table import from_results
-
-    table = from_results(load_results(path), source=str(path))
-    return replace(s, extra={**s.extra, "allreduce_measured": table}) if table else s
-
-
 def _request(w: WorkloadEntry | None, flags: dict[str, Any]) -> ServingRequest:
     """The workload's scenario (or the defaults), then every flag the user gave."""
     from recoque.planner.inference import Serving
@@ -123,6 +110,5 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  max_batch=max_batch)
     req = _request(w, flags)
     s, prof = profile_for(s, profile, profile_anyway)
-    s = _with_measured_allreduce(s, profile)
     rows, d, notes, dl, _ = plan_infer(s, w, name, prof, request=req, gemm_shapes=_gemm_shapes(profile))
     show(assemble(s, w.key if w else name, "inference", rows, d, notes, dl, None), as_json)
