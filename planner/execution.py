@@ -18,6 +18,9 @@
     cp_a2a                 context parallelism by all-to-all (Ulysses; Megatron-Core/Transformer
                            Engine cp_comm_type "a2a": heads split over the cp ranks for attention)
                            instead of the default ring of K/V chunks ("p2p")
+    ep_overlap             MoE: the expert all-to-alls of one micro-batch run beside the compute of
+                           another (Megatron-Core --overlap-moe-expert-parallel-comm, its combined
+                           1F1B schedule; DeepSeek-V3's DualPipe): only what that compute cannot cover shows
     flash_attention        fused attention (Dao et al. 2022): no s x s activations stored
     reshard_after_forward  ZeRO-3/FSDP only: free the gathered weights after the forward and
                            gather them again in the backward (FSDP FULL_SHARD); off = FSDP
@@ -57,6 +60,7 @@ class ExecutionPlan:
     distribute_checkpoints: bool = False  # full recompute: checkpointed inputs split over TP (OPT-175B)
     tp_overlap: bool = False
     cp_a2a: bool = False  # context parallelism by all-to-all instead of the K/V ring
+    ep_overlap: bool = False  # expert all-to-alls hidden behind another micro-batch's compute
 
     def __post_init__(self) -> None:
         for k in ("tp", "pp", "dp", "micro_batch", "interleave", "ep", "cp"):
@@ -118,7 +122,7 @@ class ExecutionPlan:
             parts.append("dist-ckpt")
         parts.append(f"ZeRO{self.zero_stage}" + ("" if self.zero_stage < 3 or self.reshard_after_forward else "-noreshard"))
         if self.ep > 1:
-            parts.append(f"EP{self.ep}")
+            parts.append(f"EP{self.ep}" + ("+a2a-overlap" if self.ep_overlap else ""))
         if self.dp_overlap and self.dp > 1:
             parts.append("overlap")
         if not self.flash_attention:

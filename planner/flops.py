@@ -35,24 +35,57 @@ def layer_gemms_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple
 
 def layer_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple[Any, Any, Any, Any]]:
     """The forward GEMMs of `layer_gemms_fwd` as (m, n, k, how many), for the shape-aware GEMM
-    model: m = tokens (per expert for MoE), n = output columns on this GPU, k = inner."""
+    model: m = tokens (per expert for MoE), n = output columns on this GPU, k = inner. The attention
+    GEMMs come first (`attention_gemm_shapes_fwd`), then the FFN's; "how many" may be a fraction:
+    the average layer of a model whose first layers are dense and the rest MoE."""
+    return attention_gemm_shapes_fwd(model, tokens, tp) + ffn_gemm_shapes_fwd(model, tokens, tp, ep)
+
+
+def attention_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any) -> list[tuple[Any, Any, Any, Any]]:
+    """QKV (GQA: kv heads projected separately) and the output projection. MLA (arXiv 2405.04434
+    sec. 2.1): the query and KV down-projections to their latents (replicated over TP), the
+    up-projections from them (split over TP), the output projection."""
     h, d = float(model.hidden), float(model.head_dim)
-    q, kv = model.heads * d, model.kv_heads * d
-    f = float(model.ffn_hidden) * (2.0 if model.gated_ffn else 1.0)
     tp = np.asarray(tp, dtype=float)
-    if model.experts > 1:
-        t_exp = tokens * model.active_experts * ep / model.experts
-        n_exp = model.experts / (ep * np.ones_like(tp))
-    else:
-        t_exp, n_exp = tokens, 1.0
-    return [(tokens, (q + 2.0 * kv) / tp, h, 1.0), (tokens, h, q / tp, 1.0),
-            (t_exp, f / tp, h, n_exp), (t_exp, h, float(model.ffn_hidden) / tp, n_exp)]
+    if getattr(model, "mla", False):
+        n, qk, v = float(model.heads), float(model.qk_head_dim), float(model.value_head_dim)
+        ql, kvl = float(model.q_lora_rank), float(model.kv_lora_rank)
+        q = [(tokens, ql + 0.0 * tp, h, 1.0), (tokens, n * qk / tp, ql, 1.0)] if ql else [(tokens, n * qk / tp, h, 1.0)]
+        return q + [(tokens, kvl + model.rope_head_dim + 0.0 * tp, h, 1.0), (tokens, n * (d + v) / tp, kvl, 1.0),
+                    (tokens, h, n * v / tp, 1.0)]
+    q, kv = model.heads * d, model.kv_heads * d
+    return [(tokens, (q + 2.0 * kv) / tp, h, 1.0), (tokens, h, q / tp, 1.0)]
+
+
+def ffn_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple[Any, Any, Any, Any]]:
+    """FFN in (gate and up fused when gated) and out. Mixture-of-experts: each GPU holds experts/ep
+    experts, each seeing tokens*active*ep/experts tokens (balanced routing); shared experts run as
+    one dense FFN of their joint width; dense-first layers count by their share of the layers."""
+    h = float(model.hidden)
+    g = 2.0 if model.gated_ffn else 1.0
+    tp = np.asarray(tp, dtype=float)
+    if model.experts <= 1:
+        f = float(model.ffn_hidden)
+        return [(tokens, g * f / tp, h, 1.0), (tokens, h, f / tp, 1.0)]
+    m = float(getattr(model, "moe_layer_fraction", 1.0))
+    f = float(model.ffn_hidden)
+    t_exp = tokens * model.active_experts * ep / model.experts
+    n_exp = m * model.experts / (ep * np.ones_like(tp))
+    out = [(t_exp, g * f / tp, h, n_exp), (t_exp, h, f / tp, n_exp)]
+    shared = float(getattr(model, "shared_experts", 0)) * f
+    if shared:
+        out += [(tokens, g * shared / tp, h, m), (tokens, h, shared / tp, m)]
+    if m < 1.0:
+        fd = float(model.dense_ffn_width)
+        out += [(tokens, g * fd / tp, h, 1.0 - m), (tokens, h, fd / tp, 1.0 - m)]
+    return out
 
 
 def attention_core_flops_fwd(model: Any, micro_batch: Any, tp: Any) -> Any:
-    """Q K^T and (softmax) V: 2 x 2 b s^2 (heads d) / tp."""
+    """Q K^T and (softmax) V: 2 b s^2 heads (qk width + value width) / tp (= 4 b s^2 heads d when
+    both are the head width)."""
     s = float(model.seq_len)
-    return 4.0 * micro_batch * s * s * model.heads * model.head_dim / tp
+    return micro_batch * s * s * model.heads * model.attention_flops_per_pair() / tp
 
 
 def logits_flops_fwd(model: Any, tokens: Any, tp: Any) -> Any:

@@ -5,9 +5,9 @@ planner.serving_rates); this module keeps the workload-level interface (`Serving
 dtypes, lengths and latency target) and the small closed-form helpers other modules quote.
 
 Bytes and FLOPs per token (the usual serving arithmetic, e.g. Pope et al. 2022, section 2):
-    KV per token = 2 (K and V) x layers x kv_heads x head_dim x bytes
-    decode FLOPs = 2 x active params + 4 x layers x heads x head_dim x context   per token
-    prefill FLOPs = 2 x active params x P + 2 x layers x heads x head_dim x P^2  (causal)
+    KV per token = 2 (K and V) x layers x kv_heads x head_dim x bytes (MLA: layers x (latent + RoPE key))
+    decode FLOPs = 2 x active params + layers x heads x (per-pair FLOPs) x context   per token
+    prefill FLOPs = 2 x active params x P + layers x heads x (qk + v widths) x P^2  (causal)
 The model is any object with the planner.workload.TransformerSpec fields.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner.serving import DTYPE_BYTES, ServingEstimate, ServingRequest, estimate_serving
-from recoque.planner.serving_step import experts_touched, head_dim
+from recoque.planner.serving_step import experts_touched
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import WorkloadEntry
 
@@ -38,8 +38,9 @@ def dtype_bytes(dtype: str) -> float:
 
 
 def kv_bytes_per_token(model: Any, kv_dtype: str) -> float:
-    """Whole model, one token: 2 x layers x kv_heads x head_dim x bytes (GQA: kv_heads, not heads)."""
-    return 2.0 * model.layers * model.kv_heads * head_dim(model) * dtype_bytes(kv_dtype)
+    """Whole model, one token: 2 x layers x kv_heads x head_dim x bytes (GQA: kv_heads, not heads;
+    MLA: layers x (kv_lora_rank + rope_head_dim) x bytes)."""
+    return model.layers * model.kv_cache_elems_per_token_layer(1.0) * dtype_bytes(kv_dtype)
 
 
 def weight_bytes(model: Any, dtype: str) -> float:
@@ -60,12 +61,13 @@ def weight_bytes_read(model: Any, dtype: str, batch: float) -> float:
 
 
 def decode_flops(model: Any, batch: float, context: float) -> float:
-    attn = 4.0 * model.layers * model.heads * head_dim(model) * context
+    attn = model.layers * model.heads * model.decode_attention_flops_per_pair() * context
     return batch * (2.0 * float(model.params_active()) + attn)
 
 
 def prefill_flops(model: Any, prompt: float) -> float:
-    return 2.0 * float(model.params_active()) * prompt + 2.0 * model.layers * model.heads * head_dim(model) * prompt ** 2
+    return (2.0 * float(model.params_active()) * prompt
+            + model.layers * model.heads * model.attention_flops_per_pair() / 2.0 * prompt ** 2)
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,12 @@ def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_p
                                recompute_code: Any, flash: Any) -> tuple[Any, Any]:
     """(stored bytes under the recompute mode, bytes of the whole layer with nothing recomputed),
     one layer, one micro-batch, one GPU, from one pass (the search evaluates both per plan)."""
-    s, h, d = float(model.seq_len), float(model.hidden), float(model.head_dim)
+    s, h = float(model.seq_len), float(model.hidden)
     sb = s * micro_batch
-    q, kv = model.heads * d, model.kv_heads * d
-    f = float(model.ffn_hidden)
-    k = float(model.active_experts)
+    kvh = float(model.heads if getattr(model, "mla", False) else model.kv_heads)  # MLA trains with per-head K, V
+    q, k_w = model.heads * float(model.qk_head_dim), kvh * float(model.qk_head_dim)
+    v_w, o_w = kvh * float(model.value_head_dim), model.heads * float(model.value_head_dim)
+    fk = float(model.active_ffn_width())  # routed + shared expert widths (dense FFN in dense layers)
     sp = np.asarray(sequence_parallel, dtype=bool)
     t = np.asarray(tp, dtype=float)
     # Outside the tensor-parallel region (split by t only with SP): 2 LayerNorm inputs (4sbh),
@@ -59,7 +60,7 @@ def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_p
     outside = 10.0 * sb * h
     # Inside the region (split by t): Q, K, V (2 bytes each), output-projection input, FFN
     # activation input (gate and up when gated), FFN-out input; for GPT shapes 24 sbh.
-    inside = sb * (2.0 * q + 2.0 * kv + 2.0 * kv + 2.0 * q + k * (2.0 * f * (2.0 if model.gated_ffn else 1.0) + 2.0 * f))
+    inside = sb * (2.0 * q + 2.0 * k_w + 2.0 * v_w + 2.0 * o_w + 2.0 * fk * (2.0 if model.gated_ffn else 1.0) + 2.0 * fk)
     # Softmax output (2 bytes), its dropout mask (1) and dropout output (2): 5 a s^2 b.
     scores = np.where(np.asarray(flash, dtype=bool), 0.0, 5.0 * model.heads * s * sb)
     out_div = np.where(sp, t, 1.0)
@@ -79,7 +80,7 @@ def frozen_ffn_input_bytes(model: Any, micro_batch: Any, tp: Any, sequence_paral
     sb = float(model.seq_len) * micro_batch
     t = np.asarray(tp, dtype=float)
     out_div = np.where(np.asarray(sequence_parallel, dtype=bool), t, 1.0)
-    return 2.0 * sb * float(model.hidden) / out_div + 2.0 * sb * float(model.ffn_hidden) * model.active_experts / t
+    return 2.0 * sb * float(model.hidden) / out_div + 2.0 * sb * float(model.active_ffn_width()) / t
 
 
 def pipeline_activation_factor(pp: Any, interleave: Any, micro_batches: Any) -> Any:

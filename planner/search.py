@@ -44,7 +44,7 @@ PIN_KEYS = {"tp": "tp", "pp": "pp", "vpp": "interleave", "interleave": "interlea
             "sp": "sequence_parallel", "sequence_parallel": "sequence_parallel", "ep": "ep",
             "reshard_after_forward": "reshard_after_forward", "dp_overlap": "dp_overlap",
             "recompute_layers": "recompute_layers", "distribute_checkpoints": "distribute_checkpoints",
-            "tp_overlap": "tp_overlap", "cp_a2a": "cp_a2a"}
+            "tp_overlap": "tp_overlap", "cp_a2a": "cp_a2a", "ep_overlap": "ep_overlap"}
 
 
 def divisors(n: int) -> list[int]:
@@ -66,7 +66,7 @@ def normalise_pins(pins: Mapping[str, Any] | None) -> dict[str, Any]:
                 raise BadInput(f"--recompute {v!r} unknown", f"use one of {sorted(RECOMPUTE_CODE)}")
             v = RECOMPUTE_CODE[v]
         elif f in ("sequence_parallel", "reshard_after_forward", "dp_overlap", "distribute_checkpoints", "tp_overlap",
-                   "cp_a2a"):
+                   "cp_a2a", "ep_overlap"):
             v = bool(v)
         else:
             v = int(v)
@@ -86,6 +86,9 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
     if pins.get("tp_overlap") and not stack.tp_comm_overlap:
         raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
                        "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
+    if pins.get("ep_overlap") and not stack.ep_comm_overlap:
+        raise BadInput(f"stack {stack.key} has no expert all-to-all overlap (seeds/stacks.toml)",
+                       "drop --ep-overlap or pick a stack that has it (--stack megatron-core)")
     needs = (("sequence_parallel", True, "sequence_parallel", "--sp"),
              ("cp", lambda v: v > 1, "context_parallel", "--cp above 1"),
              ("interleave", lambda v: v > 1, "interleave", "--vpp above 1"),
@@ -221,6 +224,8 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     chunk["tp_overlap"] = chunk["sequence_parallel"] & bool(pins.get("tp_overlap", stack.tp_comm_overlap))
                     # context parallelism as the ring (Megatron-Core's default) unless all-to-all is pinned
                     chunk["cp_a2a"] = np.full(n, cp > 1 and bool(pins.get("cp_a2a", False)))
+                    # the expert all-to-all overlap never slows a plan in the model either
+                    chunk["ep_overlap"] = (chunk["ep"] > 1) & bool(pins.get("ep_overlap", stack.ep_comm_overlap))
                     buf.append(chunk)
                     size += n
                     if size >= CHUNK:

@@ -70,6 +70,7 @@ class ServingRequest:
     tp: int | None = None
     pp: int = 1
     ep: int = 1
+    attention_dp: bool = False             # attention data-parallel over the tp GPUs (TensorRT-LLM, SGLang)
     weights: str = "bf16"
     activations: str = "bf16"
     kv_cache: str = "bf16"
@@ -88,6 +89,8 @@ class ServingRequest:
             _positive(name, getattr(self, name), flag)
         if self.mode not in MODES:
             raise BadInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", "pass --mode offline or --mode server")
+        if not isinstance(self.attention_dp, bool):
+            raise BadInput(f"attention DP must be true or false, got {self.attention_dp!r}", "pass --attention-dp or leave it out")
         if self.percentile not in PERCENTILES:
             raise BadInput(f"percentile must be one of {', '.join(PERCENTILES)}, got {self.percentile!r}", "pass --percentile p50 or p99")
         for name in ("weights", "activations", "kv_cache"):
@@ -179,17 +182,17 @@ def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout) -> float
     """Layers split over pp stages; attention and dense weights over tp; experts over ep (else tp).
     Embedding and LM head split over tp (vocab-parallel)."""
     wb = DTYPE_BYTES[req.weights]
-    experts = int(getattr(model, "experts", 1) or 1)
-    per_expert = float(model.expert_params()) if experts > 1 else 0.0
-    dense_layer = float(model.layer_params()) - experts * per_expert
-    expert_share = experts * per_expert / (lay.ep if lay.ep > 1 else lay.tp)
+    dense_layer = float(model.nonexpert_params_per_layer()) if model.moe else float(model.layer_params())
+    if lay.attn_dp:  # each GPU holds the whole attention weights
+        dense_layer += (lay.tp - 1.0) * model.attention_params_per_layer()
+    expert_share = model.routed_expert_params_per_layer() / (lay.ep if lay.ep > 1 else lay.tp)
     layers = model.layers / lay.pp
     return (layers * (dense_layer / lay.tp + expert_share) + float(model.embedding_params()) / lay.tp) * wb
 
 
 def workspace_bytes(model: Any, lay: Layout) -> float:
     t = float(sr.kernel_constants().get("workspace_tokens", 8192))
-    return t * (4.0 * model.hidden + 2.0 * model.ffn_hidden / lay.tp) * 2.0 + t * model.vocab * 4.0 / lay.tp
+    return t * (4.0 * model.hidden + 2.0 * model.dense_ffn_width / lay.tp) * 2.0 + t * model.vocab * 4.0 / lay.tp
 
 
 def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
@@ -209,6 +212,9 @@ def _check_layout(model: Any, system: SystemSpec, lay: Layout) -> None:
     if lay.pp > model.layers:
         raise BadInput(f"--pp {lay.pp} is more than the model's {model.layers} layers", "pass a smaller --pp")
     experts = int(getattr(model, "experts", 1) or 1)
+    if lay.attn_dp and (experts <= 1 or lay.ep != lay.tp):
+        raise BadInput("--attention-dp spreads the attention over the tp GPUs and the experts over the same GPUs",
+                       "use it with a MoE model and --ep equal to --tp")
     if lay.ep > 1 and (experts <= 1 or experts % lay.ep or lay.ep > lay.tp * lay.pp):
         raise BadInput(f"--ep {lay.ep} needs a MoE model whose expert count it divides, at most tp x pp",
                        "drop --ep or pass a divisor of the expert count")
@@ -380,11 +386,18 @@ def _pow2_upto(n: int) -> list[int]:
 
 
 def _layouts(model: Any, system: SystemSpec, req: ServingRequest) -> list[Layout]:
+    """The layouts to try: the user's tp, else every power of two within a node (and pipelines of
+    nodes). Attention DP spreads the experts over the same tp GPUs (ep = tp unless given)."""
+    def lay(tp: int, pp: int) -> Layout:
+        dp_attn = req.attention_dp and tp > 1
+        ep = tp if dp_attn and req.ep <= 1 else int(req.ep)
+        return Layout(tp, pp, ep, dp_attn)
+
     if req.tp:
-        return [Layout(int(req.tp), int(req.pp), int(req.ep))]
+        return [lay(int(req.tp), int(req.pp))]
     node = int(min(system.gpus_per_node, system.gpus))
     pps = [int(req.pp)] if req.pp > 1 else [1] + [p for p in (2, 4, 8, 16) if p * node <= system.gpus]
-    return [Layout(tp, pp, int(req.ep)) for pp in pps for tp in _pow2_upto(node)
+    return [lay(tp, pp) for pp in pps for tp in _pow2_upto(node)
             if model.heads % tp == 0 and (req.ep <= 1 or req.ep <= tp * pp)]
 
 
@@ -469,7 +482,9 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
     value = run.value
     frac = req.hbm_fraction or engine.usable_hbm_fraction
     notes = tuple(dict.fromkeys(run.notes + (
-        f"replica = tp {lay.tp} x pp {lay.pp}" + (f" (ep {lay.ep})" if lay.ep > 1 else "") + f" of {spec.key}; "
+        f"replica = tp {lay.tp} x pp {lay.pp}" + (f" (ep {lay.ep})" if lay.ep > 1 else "")
+        + (" with attention data-parallel over the tp GPUs (each keeps its own streams' KV and the whole attention weights)"
+           if lay.attn_dp else "") + f" of {spec.key}; "
         f"{run.replicas} replica(s) in {system.key}" + ("" if req.tp else " (tp chosen for the most tokens/s per GPU)"),
         f"weights {req.weights}, activations {req.activations} (GEMMs in {req.compute_dtype}), KV cache {req.kv_cache}; "
         f"prompt {req.prompt_tokens:g}, output {req.output_tokens:g} tokens",

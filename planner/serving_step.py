@@ -7,8 +7,9 @@ tokens of other requests (chunked prefill). Per layer, on one GPU of a tensor-pa
                 t = (math^p + memory^p)^(1/p)  (the weights are read once per step whatever T is; a
                 skinny m = T GEMM is bound by that read, a fat one by the math; m/(m + m_half) is the
                 last partial row tile; p < infinity: imperfect overlap near the ridge point)
-  attention     decode: KV read of B x context x 2 x kv_heads_per_gpu x head_dim x bytes at BW;
-                prefill: 2 x C x prompt x heads/g x head_dim FLOPs (causal) at the attention rate
+  attention     decode: KV read of B x context x cached elements per token (K and V of the GPU's KV
+                heads; MLA: latent + RoPE key) x bytes at BW (MLA: or its latent math, if slower);
+                prefill: C x prompt x heads/g x (qk + v head widths) FLOPs (causal) at the attention rate
   elementwise   norms, rotary, residuals, activation: ~ T x (10 hidden + 3 ffn/g) x 2 bytes at BW
   all-reduce    2 per layer (after attention and after the MLP), ring: 2(g-1) hops x latency
                 + 2(g-1)/g x T x hidden x 2 bytes / link bandwidth; or, where the system file carries a
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from recoque.planner import flops
 
 ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all three engine classes
 KERNELS_PER_LAYER = 12   # norm, qkv, rotary+KV write, attention, o-proj, all-reduce, norm, gate/up, act, down, all-reduce, residual
@@ -59,6 +62,11 @@ class Layout:
     tp: int = 1
     pp: int = 1
     ep: int = 1
+    # Attention data parallelism inside the tp group (TensorRT-LLM enable_attention_dp, SGLang
+    # --enable-dp-attention): each GPU runs the attention of its own streams with the whole attention
+    # weights and keeps only their KV; the experts stay spread over ep and the tokens travel by
+    # all-to-all. What MLA needs: under TP every rank would hold the whole latent cache.
+    attn_dp: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,18 +115,29 @@ def kv_heads_per_gpu(model: Any, tp: int) -> float:
     return max(model.kv_heads / tp, 1.0)
 
 
+def kv_elems_per_token_layer_per_gpu(model: Any, layout: Layout) -> float:
+    """Cached elements of one of the replica's tokens in one layer, per GPU: under TP the GPU's share
+    of the KV heads (MLA: all of the latent, on every rank); with attention DP a GPU holds whole
+    caches of 1/tp of the streams."""
+    if layout.attn_dp:
+        return model.kv_cache_elems_per_token_layer(1.0) / layout.tp
+    return model.kv_cache_elems_per_token_layer(layout.tp)
+
+
 def kv_bytes_per_token_per_gpu(model: Any, layout: Layout, kv_bytes: float) -> float:
-    """K and V of one token, for the layers one pipeline stage holds, on one GPU."""
-    return 2.0 * (model.layers / layout.pp) * kv_heads_per_gpu(model, layout.tp) * head_dim(model) * kv_bytes
+    """The cache of one token (K and V of the GPU's KV heads; MLA: the latent and RoPE key), for the
+    layers one pipeline stage holds, on one GPU (an average over the GPUs with attention DP)."""
+    return (model.layers / layout.pp) * kv_elems_per_token_layer_per_gpu(model, layout) * kv_bytes
 
 
 def _expert_split(model: Any) -> tuple[float, float, int, int]:
     """(dense params per layer, params of one expert, experts, active experts)."""
     experts = int(getattr(model, "experts", 1) or 1)
     active = int(getattr(model, "active_experts", 1) or 1)
-    per_expert = float(model.expert_params()) if experts > 1 else 0.0
-    dense = float(model.layer_params()) - experts * per_expert
-    return dense, per_expert, experts, active
+    if experts <= 1:
+        return float(model.layer_params()), 0.0, experts, active
+    # an average layer: the routed experts by the share of layers that have them
+    return float(model.nonexpert_params_per_layer()), model.moe_layer_fraction * float(model.expert_params()), experts, active
 
 
 def experts_touched(experts: int, active: int, tokens: float) -> float:
@@ -147,11 +166,11 @@ def _gemm(flops: float, nbytes: float, m: float, r: Rates, shapes: tuple[tuple[f
 
 
 def gemm_shapes(model: Any, lay: Layout) -> tuple[tuple[tuple[float, float], ...], tuple[tuple[float, float], ...]]:
-    """(n, k) of one layer's weight GEMMs on one GPU: (dense ones, one expert's) - QKV, output
-    projection, MLP up(+gate) and down, split over tp (experts over ep when ep > 1)."""
-    hd, g, h = head_dim(model), lay.tp, float(model.hidden)
+    """(n, k) of one layer's weight GEMMs on one GPU: (dense ones, one expert's) - the attention
+    projections (planner.flops), MLP up(+gate) and down, split over tp (experts over ep when ep > 1)."""
+    g, h = lay.tp, float(model.hidden)
     up = (2.0 if getattr(model, "gated_ffn", True) else 1.0) * model.ffn_hidden
-    attn = (((model.heads + 2.0 * model.kv_heads) * hd / g, h), (h, model.heads * hd / g))
+    attn = tuple((float(n), float(k)) for _, n, k, _ in flops.attention_gemm_shapes_fwd(model, 1.0, g))
     mlp_g = 1 if lay.ep > 1 else g
     mlp = ((up / mlp_g, h), (h, model.ffn_hidden / mlp_g))
     if int(getattr(model, "experts", 1) or 1) > 1:
@@ -178,7 +197,10 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     is their max (operand reads overlap the math inside a kernel)."""
     dense, per_expert, experts, active = _expert_split(model)
     sh_d, sh_e = gemm_shapes(model, lay) if r.gemm_at is not None else ((), ())
-    c_d, m_d = _gemm(2.0 * tokens * dense / lay.tp, dense * prec.weight_bytes / lay.tp, tokens, r, sh_d)
+    # attention DP: every GPU reads the whole attention weights for its 1/tp of the tokens
+    read = dense + (lay.tp - 1.0) * model.attention_params_per_layer() if lay.attn_dp else dense
+    c_d, m_d = _gemm(2.0 * tokens * dense / lay.tp, read * prec.weight_bytes / lay.tp,
+                     tokens / lay.tp if lay.attn_dp else tokens, r, sh_d)
     if experts <= 1:
         return c_d, m_d
     shard = lay.ep if lay.ep > 1 else lay.tp          # experts over ep GPUs, or each expert split over tp
@@ -193,22 +215,47 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     return c_d + c_e, m_d + m_e
 
 
+def _busiest_rank_prefill_s(model: Any, lay: Layout, prefill: float, prompt: float, r: Rates) -> float:
+    """Attention DP: the ranks run each step together (the expert all-to-all joins them), so a step
+    lasts as long as its busiest rank, and a new prompt is prefilled by the one rank that holds its
+    stream. The step's prefill tokens come from prefill/prompt prompts, on at most that many ranks:
+    the busiest rank runs prefill / min(tp, max(1, prompts)) of them through the attention (whole
+    attention weights, all heads), not prefill / tp. What that costs above the even share, per layer.
+    (TensorRT-LLM's attention_dp_config.enable_balance withholds context requests to even this out;
+    trtllm-bench runs without it unless configured.)"""
+    g = float(lay.tp)
+    spread = min(g, max(1.0, prefill / max(prompt, 1.0)))
+    extra = prefill / spread - prefill / g
+    per_token = (2.0 * model.attention_params_per_layer() / r.gemm_flop_s
+                 + prompt * model.heads * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s)
+    return max(extra, 0.0) * per_token
+
+
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
               context: float, prompt: float, r: Rates) -> StepTime:
     """One step of one pipeline stage: `decode` streams at mean context `context` plus `prefill`
     prompt tokens from prompts of length `prompt`."""
     tokens = decode + prefill
     layers = model.layers / lay.pp
-    hd, g = head_dim(model), lay.tp
+    g = lay.tp
     comp, mem = layer_gemm_s(model, lay, prec, tokens, r)
-    kv_read = decode * context * 2.0 * kv_heads_per_gpu(model, g) * hd * prec.kv_bytes
-    attn = kv_read / r.hbm_bytes_s + 2.0 * prefill * prompt * (model.heads / g) * hd / r.attention_flop_s
-    elem = tokens * (10.0 * model.hidden + 3.0 * model.ffn_hidden * max(getattr(model, "active_experts", 1), 1) / g) \
-        * ACT_BYTES / r.hbm_bytes_s
-    comm = 2.0 * _allreduce_s(tokens * model.hidden * ACT_BYTES, g, r)
+    kv_read = decode * context * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes
+    # decode attention reads the cache at HBM bandwidth; MLA's latent-space scores and values are
+    # heavy enough to be bound by the attention rate instead (arithmetic intensity ~ heads x 4)
+    dec_math = decode * context * (model.heads / g) * model.decode_attention_flops_per_pair() / r.attention_flop_s
+    attn = max(kv_read / r.hbm_bytes_s, dec_math if model.mla else 0.0) \
+        + prefill * prompt * (model.heads / g) * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s
+    if lay.attn_dp and prefill > 0:
+        attn += _busiest_rank_prefill_s(model, lay, prefill, prompt, r)
+    elem = tokens * (10.0 * model.hidden + 3.0 * model.active_ffn_width() / g) * ACT_BYTES / r.hbm_bytes_s
+    # TP: two all-reduces of the activations per layer; attention DP: none (the all-to-all below
+    # carries the tokens to and from the experts)
+    comm = 0.0 if lay.attn_dp else 2.0 * _allreduce_s(tokens * model.hidden * ACT_BYTES, g, r)
     experts = int(getattr(model, "experts", 1) or 1)
     if experts > 1 and lay.ep > 1:
-        comm += 2.0 * _alltoall_s(tokens * model.active_experts * model.hidden * ACT_BYTES, lay.ep, r)
+        # each GPU sends its own tokens' expert copies (attention DP: 1/tp of the replica's tokens)
+        own = tokens / lay.tp if lay.attn_dp else tokens
+        comm += 2.0 * _alltoall_s(own * model.routed_per_layer * model.hidden * ACT_BYTES, lay.ep, r)
     if lay.pp > 1:  # activations to the next stage once per step
         comm += r.hop_latency_s + tokens * model.hidden * ACT_BYTES / r.link_bytes_s / layers
     # LM head over the tokens that sample (decode streams + the last token of finishing prompts ~ decode)

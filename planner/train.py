@@ -160,7 +160,7 @@ RUN_TO_RUN_SLOWER = {"one_node": 0.06, "multi_node": 0.24}
 
 PLAN_FIELDS = ("tp", "pp", "dp", "micro_batch", "interleave", "recompute", "sequence_parallel",
                "zero_stage", "dp_overlap", "flash_attention", "ep", "cp", "reshard_after_forward", "recompute_layers",
-               "distribute_checkpoints", "tp_overlap", "cp_a2a")
+               "distribute_checkpoints", "tp_overlap", "cp_a2a", "ep_overlap")
 BREAKDOWN_KEYS = ("compute_s", "tp_comm_s", "ep_comm_s", "cp_comm_s", "p2p_s", "bubble_s", "dp_exposed_s",
                   "zero3_exposed_s", "optimizer_s", "emb_sync_s")
 
@@ -246,8 +246,8 @@ def _inter_per_gpu(system: Any, stated: float) -> float:
 
 def _params_per_gpu(model: Any, tp: Any, pp: Any, ep: Any, lps: Any) -> tuple[Any, Any]:
     """(parameters on the most loaded stage of `lps` layers, of which expert parameters), per GPU."""
-    dense_layer = model.attention_params_per_layer() + model.norm_params_per_layer() + model.router_params_per_layer()
-    expert = model.experts * model.expert_params() if model.moe else model.expert_params()
+    dense_layer = model.nonexpert_params_per_layer() - (0.0 if model.moe else model.expert_params())
+    expert = model.routed_expert_params_per_layer() if model.moe else model.expert_params()
     emb = np.where(pp == 1, float(model.embedding_params()),
                    float(model.vocab * model.hidden + (model.seq_len * model.hidden if model.learned_positions else 0)))
     exp_pg = lps * expert / (tp * (ep if model.moe else 1))
@@ -268,8 +268,9 @@ def nic_share_bytes_s(system: Any) -> float | None:
 def _lora_shapes(workload: TrainingWorkload, tokens: Any, tp: Any, ep: Any) -> list[tuple[Any, Any, Any, Any]]:
     """The forward GEMMs that carry adapters: all four, or QKV and the projection (the first two
     of `flops.layer_gemm_shapes_fwd`) when lora_targets is "attention"."""
-    shapes = flops.layer_gemm_shapes_fwd(workload.model, tokens, tp, ep)
-    return shapes[:2] if workload.lora_targets == "attention" else shapes
+    if workload.lora_targets == "attention":
+        return flops.attention_gemm_shapes_fwd(workload.model, tokens, tp)
+    return flops.layer_gemm_shapes_fwd(workload.model, tokens, tp, ep)
 
 
 def _lora_adapter_params(workload: TrainingWorkload, r: float, tp: Any, lps: Any) -> Any:
@@ -466,8 +467,8 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     t_logits = kt["logits"]
     ovh = profile.kernel_overhead_s()
     d_h = float(m_.head_dim)
-    act_mult = (3.0 if m_.gated_ffn else 2.0) * 2.0 * m_.active_experts  # bytes/token/f: read+write
-    elem_bytes = ELEMENTWISE_BYTES_PER_H * tokens * h / np.where(sp, tp, 1.0) + act_mult * tokens * m_.ffn_hidden / tp
+    act_mult = (3.0 if m_.gated_ffn else 2.0) * 2.0  # bytes/token/f: read+write
+    elem_bytes = ELEMENTWISE_BYTES_PER_H * tokens * h / np.where(sp, tp, 1.0) + act_mult * tokens * m_.active_ffn_width() / tp
     # Each of these kernels (ELEMENTWISE_KERNELS_FWD in the forward, twice as many backward) also pays
     # the launch-and-tail time every GEMM pays in gemm_time_s: it sets the floor when a GPU's share
     # of a micro-batch is small (a few thousand tokens on a Blackwell GPU).
@@ -520,10 +521,15 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
         cp_comm = np.where(cp_a2a, a2a_one * (2.0 + frac), cp_comm)
     if m_.moe:
         eloc, enod = comm.group_layout(ep, tp, gpn)
-        a2a_bytes = tokens * m_.active_experts * h * 2.0 / np.where(sp, tp, 1.0)
+        a2a_bytes = tokens * m_.routed_per_layer * h * 2.0 / np.where(sp, tp, 1.0)
         a2a = comm.hierarchical_allgather_time(a2a_bytes, eloc, enod, hw.bw_intra, hw.bw_inter,
                                                hw.alpha_intra, hw.alpha_inter)
         ep_comm = (4.0 + 2.0 * frac) * a2a
+        # Combined 1F1B (Megatron-Core combined_1f1b.py) / DualPipe: the forward of one micro-batch
+        # and the backward of another run as one unit, each one's all-to-alls beside the other's
+        # compute; there must be a second micro-batch in flight, and what the compute cannot cover shows.
+        ep_ov = np.asarray(a.get("ep_overlap", np.zeros(tp.shape, dtype=bool)), dtype=bool) & (n_mb >= 2)
+        ep_comm = np.where(ep_ov, np.maximum(ep_comm - (fwd + bwd + recomp), 0.0), ep_comm)
     else:
         ep_comm = 0.0 * tp
     layer_compute = fwd + bwd + recomp
@@ -643,6 +649,7 @@ def plan_arrays(plans: list[ExecutionPlan]) -> dict[str, np.ndarray]:
         "distribute_checkpoints": np.array([p.distribute_checkpoints for p in plans]),
         "tp_overlap": np.array([p.tp_overlap for p in plans]),
         "cp_a2a": np.array([p.cp_a2a for p in plans]),
+        "ep_overlap": np.array([p.ep_overlap for p in plans]),
     }
 
 
@@ -658,7 +665,8 @@ def plan_from_arrays(a: Mapping[str, np.ndarray], i: int) -> ExecutionPlan:
                          recompute_layers=int(a["recompute_layers"][i]) if "recompute_layers" in a else 0,
                          distribute_checkpoints=bool(a["distribute_checkpoints"][i]) if "distribute_checkpoints" in a else False,
                          tp_overlap=bool(a["tp_overlap"][i]) if "tp_overlap" in a else False,
-                         cp_a2a=bool(a["cp_a2a"][i]) if "cp_a2a" in a else False)
+                         cp_a2a=bool(a["cp_a2a"][i]) if "cp_a2a" in a else False,
+                         ep_overlap=bool(a["ep_overlap"][i]) if "ep_overlap" in a else False)
 
 
 # --------------------------------------------------------------------------------------------

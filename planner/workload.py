@@ -14,7 +14,8 @@ from typing import Any, Mapping
 from recoque.errors import BadInput
 
 _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len_tokens",
-             "experts", "active_experts", "head_dim")
+             "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",
+             "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim")
 _BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias")
 
 
@@ -38,6 +39,20 @@ class TransformerSpec:
     head_dim: int = 0  # 0: hidden // heads
     norm: str = "layernorm"  # "layernorm" (weight + bias) or "rmsnorm" (weight)
     linear_bias: bool = False
+    # DeepSeek-V2/V3 shape (DeepSeek-V3 technical report, arXiv 2412.19437, sec. 2.1 and 4.2):
+    # shared experts every token passes through beside its routed ones (width ffn_hidden each); the
+    # first `dense_layers` layers with one dense FFN of `dense_ffn_hidden` instead of experts.
+    shared_experts: int = 0
+    dense_layers: int = 0
+    dense_ffn_hidden: int = 0  # 0: ffn_hidden
+    # Multi-head latent attention (MLA; arXiv 2405.04434 sec. 2.1): K and V are up-projected from a
+    # cached latent of kv_lora_rank plus one shared RoPE key of rope_head_dim; queries through a
+    # q_lora_rank latent (0: a direct projection). head_dim is then the non-RoPE part of a query/key
+    # head, v_head_dim the value head (0: head_dim). 0 = ordinary (GQA) attention.
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    rope_head_dim: int = 0
+    v_head_dim: int = 0
     key: str = ""
     sources: Mapping[str, str] = None  # type: ignore[assignment]
 
@@ -52,6 +67,20 @@ class TransformerSpec:
                            "kv_heads must divide heads (GQA)")
         if self.active_experts > self.experts:
             raise BadInput(f"model {self.name}: active_experts above experts", "fix the model file")
+        for k in ("shared_experts", "dense_layers", "dense_ffn_hidden", "q_lora_rank", "kv_lora_rank",
+                  "rope_head_dim", "v_head_dim"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise BadInput(f"model {self.name}: `{k}` must be a non-negative integer, got {v!r}", "fix the model file")
+        if (self.shared_experts or self.dense_layers) and self.experts <= 1:
+            raise BadInput(f"model {self.name}: shared_experts and dense_layers need a mixture of experts",
+                           "set experts and active_experts, or drop them")
+        if self.dense_layers >= self.layers:
+            raise BadInput(f"model {self.name}: dense_layers {self.dense_layers} leaves no MoE layer of {self.layers}",
+                           "dense_layers counts the first layers with a dense FFN; it must be below layers")
+        if (self.q_lora_rank or self.rope_head_dim) and not self.kv_lora_rank:
+            raise BadInput(f"model {self.name}: q_lora_rank / rope_head_dim are latent-attention (MLA) keys",
+                           "give kv_lora_rank too, or drop them")
         if self.head_dim == 0:
             if self.hidden % self.heads:
                 raise BadInput(f"model {self.name}: hidden not divisible by heads", "give head_dim explicitly")
@@ -59,12 +88,75 @@ class TransformerSpec:
         if self.sources is None:
             object.__setattr__(self, "sources", {})
 
-    # --- parameter counts -------------------------------------------------------------------
+    # --- attention shape ---------------------------------------------------------------------
+    @property
+    def mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def qk_head_dim(self) -> int:
+        """Width of one query/key head (MLA: the non-RoPE part plus the RoPE part)."""
+        return self.head_dim + self.rope_head_dim
+
+    @property
+    def value_head_dim(self) -> int:
+        return self.v_head_dim or self.head_dim
+
+    def kv_cache_elems_per_token_layer(self, tp: float = 1.0) -> float:
+        """Cached elements of one token in one layer on one of `tp` GPUs: K and V of the GPU's KV
+        heads (GQA: split over TP, replicated once TP exceeds them); MLA: the latent and the RoPE
+        key, which every head reads, so each TP rank holds all of it (arXiv 2405.04434 sec. 2.1.2)."""
+        if self.mla:
+            return float(self.kv_lora_rank + self.rope_head_dim)
+        return 2.0 * max(self.kv_heads / tp, 1.0) * self.head_dim
+
+    def attention_flops_per_pair(self) -> float:
+        """Forward FLOPs per head per (query, key) pair: Q.K over qk_head_dim and P.V over the value width."""
+        return 2.0 * (self.qk_head_dim + self.value_head_dim)
+
+    def decode_attention_flops_per_pair(self) -> float:
+        """Per head per cached token in decode. MLA decodes in the latent space (the up-projections
+        absorbed into the query and output, arXiv 2405.04434 sec. 2.1.2): scores over kv_lora_rank +
+        rope_head_dim, values over kv_lora_rank."""
+        if self.mla:
+            return 2.0 * (2 * self.kv_lora_rank + self.rope_head_dim)
+        return self.attention_flops_per_pair()
+
+    # --- layer mix (MoE layers, dense-first layers, shared experts) ---------------------------
     @property
     def moe(self) -> bool:
         return self.experts > 1
 
+    @property
+    def moe_layer_fraction(self) -> float:
+        """Share of layers with experts (the rest carry one dense FFN)."""
+        return (self.layers - self.dense_layers) / self.layers if self.moe else 0.0
+
+    @property
+    def dense_ffn_width(self) -> int:
+        return self.dense_ffn_hidden or self.ffn_hidden
+
+    def active_ffn_width(self) -> float:
+        """FFN width one token passes through in an average layer: routed + shared experts in MoE
+        layers, the dense FFN in the others (= ffn_hidden x active_experts for a plain MoE)."""
+        if not self.moe:
+            return float(self.ffn_hidden)
+        m = self.moe_layer_fraction
+        return m * (self.active_experts + self.shared_experts) * self.ffn_hidden + (1.0 - m) * self.dense_ffn_width
+
+    @property
+    def routed_per_layer(self) -> float:
+        """Routed expert slots per token in an average layer (what crosses an expert all-to-all)."""
+        return self.active_experts * self.moe_layer_fraction if self.moe else 0.0
+
+    # --- parameter counts -------------------------------------------------------------------
     def attention_params_per_layer(self) -> int:
+        h, n = self.hidden, self.heads
+        if self.mla:
+            qk, v = self.qk_head_dim, self.value_head_dim
+            q = (h * self.q_lora_rank + self.q_lora_rank * n * qk + self.q_lora_rank) if self.q_lora_rank else h * n * qk
+            kv = h * (self.kv_lora_rank + self.rope_head_dim) + self.kv_lora_rank * n * (self.head_dim + v) + self.kv_lora_rank
+            return q + kv + n * v * h  # latent RMSNorm weights counted with their latents
         q = self.heads * self.head_dim
         kv = self.kv_heads * self.head_dim
         bias = (q + 2 * kv + self.hidden) if self.linear_bias else 0
@@ -72,9 +164,12 @@ class TransformerSpec:
 
     def expert_params(self) -> int:
         """One expert's FFN (one dense FFN when not MoE)."""
+        return self._ffn_params(self.ffn_hidden)
+
+    def _ffn_params(self, width: int) -> int:
         mats = 3 if self.gated_ffn else 2
-        bias = ((2 if self.gated_ffn else 1) * self.ffn_hidden + self.hidden) if self.linear_bias else 0
-        return mats * self.hidden * self.ffn_hidden + bias
+        bias = ((2 if self.gated_ffn else 1) * width + self.hidden) if self.linear_bias else 0
+        return mats * self.hidden * width + bias
 
     def norm_params_per_layer(self) -> int:
         return 2 * self.hidden * (2 if self.norm == "layernorm" else 1)
@@ -82,10 +177,25 @@ class TransformerSpec:
     def router_params_per_layer(self) -> int:
         return self.hidden * self.experts if self.moe else 0
 
-    def layer_params(self, active_only: bool = False) -> int:
-        n_exp = self.active_experts if active_only else self.experts
-        return (self.attention_params_per_layer() + n_exp * self.expert_params()
-                + self.norm_params_per_layer() + self.router_params_per_layer())
+    def nonexpert_params_per_layer(self) -> float:
+        """Average layer: attention, norms and everything not split over expert parallelism (router and
+        shared experts of the MoE layers, the dense FFN of the dense-first layers)."""
+        base = self.attention_params_per_layer() + self.norm_params_per_layer()
+        if not self.moe:
+            return float(base + self.expert_params())
+        m = self.moe_layer_fraction
+        return (base + m * (self.router_params_per_layer() + self.shared_experts * self.expert_params())
+                + (1.0 - m) * self._ffn_params(self.dense_ffn_width))
+
+    def routed_expert_params_per_layer(self, active_only: bool = False) -> float:
+        """Average layer: the routed experts (all of them, or the active ones of one token)."""
+        if not self.moe:
+            return 0.0
+        return self.moe_layer_fraction * (self.active_experts if active_only else self.experts) * self.expert_params()
+
+    def layer_params(self, active_only: bool = False) -> float:
+        """Parameters of an average layer (exact for a uniform stack)."""
+        return self.nonexpert_params_per_layer() + self.routed_expert_params_per_layer(active_only)
 
     def embedding_params(self) -> int:
         """Input embedding, output projection when untied, position table, final norm."""
@@ -95,11 +205,11 @@ class TransformerSpec:
         return emb + pos + final_norm
 
     def params_total(self) -> int:
-        return self.layers * self.layer_params() + self.embedding_params()
+        return round(self.layers * self.layer_params()) + self.embedding_params()
 
     def params_active(self) -> int:
         """Parameters touched per token (MoE: the active experts only)."""
-        return self.layers * self.layer_params(active_only=True) + self.embedding_params()
+        return round(self.layers * self.layer_params(active_only=True)) + self.embedding_params()
 
     def with_overrides(self, **kw: Any) -> "TransformerSpec":
         if "seq_len_tokens" in kw:

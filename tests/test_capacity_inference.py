@@ -8,7 +8,7 @@ from recoque.errors import BadInput, DoesNotFit
 from recoque.planner import inference as inf
 from recoque.planner.serving_step import Layout, Precision, Rates, step_time
 from recoque.planner.system import load_system
-from recoque.planner.workload import load_model
+from recoque.planner.workload import TransformerSpec, load_model
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,19 @@ class Stub:
 
     def expert_params(self):
         return 3 * self.hidden * self.ffn_hidden
+
+    # attention shape: the real model's own rules (ordinary GQA here)
+    kv_lora_rank: int = 0
+    rope_head_dim: int = 0
+    v_head_dim: int = 0
+    mla = TransformerSpec.mla
+    qk_head_dim = TransformerSpec.qk_head_dim
+    value_head_dim = TransformerSpec.value_head_dim
+    kv_cache_elems_per_token_layer = TransformerSpec.kv_cache_elems_per_token_layer
+    attention_flops_per_pair = TransformerSpec.attention_flops_per_pair
+    decode_attention_flops_per_pair = TransformerSpec.decode_attention_flops_per_pair
+    active_ffn_width = TransformerSpec.active_ffn_width
+    moe = TransformerSpec.moe
 
 
 RATES = Rates(gemm_flop_s=989.4e12, attention_flop_s=700e12, hbm_bytes_s=3.35e12, link_bytes_s=360e9,

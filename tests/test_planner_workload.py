@@ -6,7 +6,8 @@ from recoque.fileio import read_seed_toml
 from recoque.planner.workload import list_models, load_model, load_training_workload
 
 REQUIRED = ("bloom-176b", "gpt3-175b", "megatron-22b", "megatron-530b", "megatron-1t", "mistral-7b",
-            "mistral-large-2", "mixtral-8x22b", "llama3-405b", "qwen3-235b-a22b", "qwen3-30b-a3b")
+            "mistral-large-2", "mixtral-8x22b", "llama3-405b", "qwen3-235b-a22b", "qwen3-30b-a3b", "deepseek-v3",
+            "deepseek-r1")
 
 
 def test_required_presets_present():

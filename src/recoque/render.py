@@ -304,7 +304,7 @@ def plan_words(plan: Any) -> str:
     parts.append(f"pipeline {pp} stage{'s' if pp != 1 else ''}" + (f" x {vpp} virtual" if vpp > 1 else ""))
     parts.append(f"data parallel {get('dp', 1)}")
     if (get("ep", 1) or 1) > 1:
-        parts.append(f"expert parallel {get('ep')}")
+        parts.append(f"expert parallel {get('ep')}" + (" (all-to-all overlapped)" if get("ep_overlap", False) else ""))
     parts.append(f"micro-batch {get('micro_batch', 1)}")
     rc = get("recompute", "none") or "none"
     parts.append("no recompute" if rc == "none" else f"{rc} recompute")

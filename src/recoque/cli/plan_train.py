@@ -140,6 +140,8 @@ def train(
                                               help="pin TP communication overlap (with sequence parallelism)"),
     cp_a2a: Optional[bool] = typer.Option(None, "--cp-a2a/--cp-ring",
                                           help="context parallelism by all-to-all (Ulysses) or the K/V ring (default)"),
+    ep_overlap: Optional[bool] = typer.Option(None, "--ep-overlap/--no-ep-overlap",
+                                              help="pin the MoE all-to-all overlap (Megatron-Core combined 1F1B, DualPipe)"),
     grad_reduce: Optional[str] = typer.Option(None, "--grad-reduce-dtype", help="fp32 | bf16 gradient reduction"),
     fp8_param_gather: Optional[bool] = typer.Option(
         None, "--fp8-param-gather/--no-fp8-param-gather",
@@ -188,7 +190,7 @@ def train(
     st = (load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
           .with_fp8_param_gather(fp8_param_gather).with_comm_max_ctas(_ctas(nccl_max_ctas), "--nccl-max-ctas"))
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
-            "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a}
+            "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a, "ep_overlap": ep_overlap}
     pins = {k: v for k, v in pins.items() if v is not None}
     _check_pinned_shape(pins, gpus, sysspec)
     curve = None

@@ -1,0 +1,108 @@
+"""DeepSeek-V3 shape: latent attention (MLA), shared experts, dense-first layers.
+
+Each piece is held to a count done by hand from the config, and the ordinary (GQA, plain MoE)
+shapes must come out as before."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recoque.errors import BadInput
+from recoque.planner import flops
+from recoque.planner.inference import kv_bytes_per_token, prefill_flops
+from recoque.planner.workload import TransformerSpec, load_model
+
+
+@pytest.fixture(scope="module")
+def v3():
+    return load_model("deepseek-v3")
+
+
+def test_mla_cache_is_the_latent_and_rope_key(v3):
+    # 61 layers x (512 latent + 64 RoPE key) x 1 byte (fp8): 35,136 B per token, whatever the TP
+    assert kv_bytes_per_token(v3, "fp8") == 61 * 576
+    assert v3.kv_cache_elems_per_token_layer(8) == v3.kv_cache_elems_per_token_layer(1) == 576
+    # the same 128 heads as ordinary multi-head attention would cache 2 x 128 x 128 per layer
+    mha = replace(v3, kv_lora_rank=0, q_lora_rank=0, rope_head_dim=0)
+    assert mha.kv_cache_elems_per_token_layer(1) == 2 * 128 * 128
+
+
+def test_gqa_cache_unchanged():
+    m = load_model("llama3.1-70b")
+    assert m.kv_cache_elems_per_token_layer(1) == 2 * 8 * 128
+    assert m.kv_cache_elems_per_token_layer(16) == 2 * 1 * 128  # replicated past 8 KV heads
+
+
+def test_mla_attention_params_by_hand(v3):
+    h, n = 7168, 128
+    q = h * 1536 + 1536 * n * 192 + 1536          # down, up (128 nope + 64 rope per head), latent norm
+    kv = h * (512 + 64) + 512 * n * (128 + 128) + 512
+    o = n * 128 * h
+    assert v3.attention_params_per_layer() == q + kv + o
+
+
+def test_layer_mix_by_hand(v3):
+    e = 3 * 7168 * 2048                              # one gated expert
+    dense_ffn = 3 * 7168 * 18432
+    moe_layer = 256 * e + e + 7168 * 256             # routed, shared, router
+    per_layer_common = v3.attention_params_per_layer() + 2 * 7168
+    body = 61 * per_layer_common + 58 * moe_layer + 3 * dense_ffn
+    assert v3.params_total() == body + 2 * 129280 * 7168 + 7168
+    active = 61 * per_layer_common + 58 * (9 * e + 7168 * 256) + 3 * dense_ffn
+    assert v3.params_active() == active + 2 * 129280 * 7168 + 7168
+    assert v3.active_ffn_width() == pytest.approx((58 * 9 * 2048 + 3 * 18432) / 61)
+
+
+def test_gemm_flops_match_the_active_linear_weights(v3):
+    """Forward GEMM FLOPs per token = 2 x the active linear weights (norms and router apart)."""
+    per_token = sum(2.0 * m * n * k * c for m, n, k, c in flops.layer_gemm_shapes_fwd(v3, 1.0, 1.0, 1.0))
+    linear = (v3.layer_params(active_only=True) - v3.norm_params_per_layer() - 1536 - 512
+              - v3.moe_layer_fraction * v3.router_params_per_layer())
+    assert per_token == pytest.approx(2.0 * linear, rel=1e-9)
+    # expert parallelism spreads the experts, each GPU then takes its experts' tokens from ep GPUs:
+    # with balanced routing the FLOPs per GPU are the same at any ep, over fewer, taller GEMMs
+    ep8 = flops.ffn_gemm_shapes_fwd(v3, 1.0, 1.0, 8.0)
+    ep1 = flops.ffn_gemm_shapes_fwd(v3, 1.0, 1.0, 1.0)
+    assert sum(2.0 * m * n * k * c for m, n, k, c in ep8) == pytest.approx(sum(2.0 * m * n * k * c for m, n, k, c in ep1))
+    assert ep8[0][0] == 8 * ep1[0][0] and ep8[0][3] == ep1[0][3] / 8
+
+
+def test_attention_core_uses_qk_and_value_widths(v3):
+    s = float(v3.seq_len)
+    assert flops.attention_core_flops_fwd(v3, 1.0, 1.0) == pytest.approx(2.0 * s * s * 128 * (192 + 128))
+    m = load_model("llama3.1-8b")
+    assert flops.attention_core_flops_fwd(m, 1.0, 1.0) == pytest.approx(4.0 * m.seq_len ** 2 * m.heads * m.head_dim)
+    assert prefill_flops(m, 100.0) == pytest.approx(2.0 * m.params_active() * 100 + 2.0 * m.layers * m.heads * 128 * 100 ** 2)
+
+
+def test_mla_decode_attention_works_in_the_latent(v3):
+    # scores over 512 + 64, values over 512: 2 x (2 x 512 + 64) FLOPs per head per cached token
+    assert v3.decode_attention_flops_per_pair() == 2 * (2 * 512 + 64)
+    m = load_model("llama3.1-70b")
+    assert m.decode_attention_flops_per_pair() == 4 * 128
+
+
+@pytest.mark.parametrize("kw, what", [
+    ({"shared_experts": 1}, "mixture of experts"),
+    ({"experts": 8, "active_experts": 2, "dense_layers": 4}, "below layers"),
+    ({"q_lora_rank": 64}, "kv_lora_rank"),
+    ({"experts": 8, "active_experts": 2, "shared_experts": -1}, "non-negative"),
+])
+def test_bad_shapes_refused(kw, what):
+    base = dict(name="x", layers=4, hidden=64, heads=4, kv_heads=4, ffn_hidden=128, gated_ffn=True, vocab=100, seq_len=32)
+    with pytest.raises(BadInput) as e:
+        TransformerSpec(**{**base, **kw})
+    assert what in str(e.value) + e.value.fix
+
+
+def test_plain_moe_unchanged():
+    m = load_model("mixtral-8x7b")
+    assert m.moe_layer_fraction == 1.0 and m.routed_per_layer == m.active_experts
+    assert m.active_ffn_width() == m.active_experts * m.ffn_hidden
+    assert m.layer_params() == m.nonexpert_params_per_layer() + m.routed_expert_params_per_layer()
+
+
+def test_dense_shapes_keep_two_attention_gemms():
+    m = load_model("llama3.1-8b")
+    shapes = flops.attention_gemm_shapes_fwd(m, 10.0, np.array([1.0, 2.0]))
+    assert len(shapes) == 2
