@@ -185,6 +185,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     afrac = _ranged(k, "attention_fraction_of_gemm", "[kernel]")
     p_ov = _ranged(k, "gemm_overlap_p", "[kernel]")
     moe = _ranged(k, "moe_gemm_efficiency", "[kernel]") if "moe_gemm_efficiency" in k else (1.0, 1.0, 1.0)
+    imb = _ranged(k, "moe_rank_imbalance_ep32", "[kernel]") if "moe_rank_imbalance_ep32" in k else (0.0, 0.0, 0.0)
     cv2 = _ranged(k, "service_cv2", "[kernel]") if "service_cv2" in k else (0.0, 0.0, 0.0)
     pcv2 = _ranged(k, "prompt_cv2", "[kernel]") if "prompt_cv2" in k else (0.0, 0.0, 0.0)
     rates, eff = {}, {}
@@ -195,6 +196,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          hop_latency_s=_corner(lat, c, False), kernel_gap_s=_corner(gap, c, False),
                          step_overhead_s=_corner(engine.step_overhead_s, c, False), m_half=_corner(m_half, c, False),
                          overlap_p=_corner(p_ov, c, True), moe_gemm_efficiency=_corner(moe, c, True),
+                         moe_rank_imbalance_ep32=_corner(imb, c, False),
                          service_cv2=_corner(cv2, c, False), prompt_cv2=_corner(pcv2, c, False),
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0)

@@ -27,7 +27,9 @@ ring all-reduce cost 2(g-1)/g x bytes / bandwidth + 2(g-1) x latency (Thakur et 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 from recoque.planner import flops
@@ -50,6 +52,7 @@ class Rates:
     m_half: float = 32.0      # GEMM rows at which a skinny GEMM runs at half its large-shape rate
     overlap_p: float = 2.0    # math/memory overlap inside a GEMM: t = (t_math^p + t_mem^p)^(1/p)
     moe_gemm_efficiency: float = 1.0  # grouped (MoE expert) GEMM rate / dense GEMM rate at the same rows
+    moe_rank_imbalance_ep32: float = 0.0  # busiest EP rank's tokens / mean - 1, DeepSeek-R1 at EP 32 (seeds/serving.toml)
     service_cv2: float = 0.0  # squared coefficient of variation of a request's time in the engine
     prompt_cv2: float = 0.0   # squared coefficient of variation of prompt lengths (tail TTFT)
     gemm_at: Any = None       # measured (m, n, k) -> FLOP/s (serving_rates.GemmShapes); None: the m/(m + m_half) model
@@ -192,6 +195,25 @@ def _alltoall_s(nbytes: float, g: int, r: Rates) -> float:
     return (g - 1) * r.hop_latency_s + (g - 1) / g * nbytes / r.link_bytes_s
 
 
+def _expected_max_z(n: int) -> float:
+    """Expected maximum of n standard normal draws (Blom's approximation, Phi^-1((n - 3/8) / (n + 1/4)))."""
+    return NormalDist().inv_cdf((n - 0.375) / (n + 0.25)) if n > 1 else 0.0
+
+
+def rank_imbalance(model: Any, ep: int, r: Rates) -> float:
+    """How much more than the mean the busiest of `ep` expert-parallel ranks receives, from the
+    published DeepSeek-R1 figure at EP 32: a rank's share of the routed slots is 1/ep, its spread
+    taken to fall as 1/sqrt(share of slots) (ep/32 the other way: independent loads summed), and the
+    busiest of n ranks sits at the expected maximum of n normal draws; at most every token on one
+    rank. The share, not the expert count, so a coarse-expert model (Mixtral: 8 experts) is not
+    charged the fine-grained model's per-expert spread."""
+    experts = int(getattr(model, "experts", 1) or 1)
+    if ep <= 1 or experts <= 1 or r.moe_rank_imbalance_ep32 <= 0:
+        return 0.0
+    x = r.moe_rank_imbalance_ep32 * math.sqrt(ep / 32.0) * _expected_max_z(ep) / _expected_max_z(32)
+    return min(x, ep - 1.0)
+
+
 def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
     """(compute-bound time, memory-bound time) of one layer's weight GEMMs on one GPU; the GEMM time
     is their max (operand reads overlap the math inside a kernel)."""
@@ -212,6 +234,7 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     nbytes = touched * per_expert * prec.weight_bytes / (1 if lay.ep > 1 else shard)
     c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e)
     c_e /= r.moe_gemm_efficiency  # grouped GEMMs gather their rows by index and are tuned per (experts, n, k)
+    c_e *= 1.0 + rank_imbalance(model, lay.ep, r)  # the busiest rank's tokens set the step (expert parallelism)
     return c_d + c_e, m_d + m_e
 
 
@@ -255,7 +278,8 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     if experts > 1 and lay.ep > 1:
         # each GPU sends its own tokens' expert copies (attention DP: 1/tp of the replica's tokens)
         own = tokens / lay.tp if lay.attn_dp else tokens
-        comm += 2.0 * _alltoall_s(own * model.routed_per_layer * model.hidden * ACT_BYTES, lay.ep, r)
+        comm += 2.0 * _alltoall_s(own * model.routed_per_layer * model.hidden * ACT_BYTES, lay.ep, r) \
+            * (1.0 + rank_imbalance(model, lay.ep, r))  # the busiest rank receives (and returns) the most
     if lay.pp > 1:  # activations to the next stage once per step
         comm += r.hop_latency_s + tokens * model.hidden * ACT_BYTES / r.link_bytes_s / layers
     # LM head over the tokens that sample (decode streams + the last token of finishing prompts ~ decode)

@@ -9,7 +9,7 @@ from recoque.cli import app
 from recoque.errors import BadInput
 from recoque.planner.execution import ExecutionPlan, plan_from_mapping
 from recoque.planner.serving import ServingRequest, estimate_serving, weights_bytes_per_gpu
-from recoque.planner.serving_step import Layout, Rates, _busiest_rank_prefill_s, kv_bytes_per_token_per_gpu
+from recoque.planner.serving_step import Layout, Rates, _busiest_rank_prefill_s, kv_bytes_per_token_per_gpu, rank_imbalance
 from recoque.planner.search import search
 from recoque.planner.stacks import load_stack
 from recoque.planner.system import load_system
@@ -99,3 +99,15 @@ def test_cli_attention_dp():
                                    "--mode", "offline", "--json"])
     assert res.exit_code == 0, res.output
     assert '"attention_dp": true' in res.output
+
+
+def test_busiest_expert_rank_from_the_published_ep32_figure():
+    r = Rates(gemm_flop_s=1e15, attention_flop_s=7e14, hbm_bytes_s=4e12, link_bytes_s=4e11, hop_latency_s=1e-6,
+              kernel_gap_s=0.0, step_overhead_s=0.0, moe_rank_imbalance_ep32=1.564)
+    assert rank_imbalance(R1, 32, r) == pytest.approx(1.564)          # the published figure where it was measured
+    assert rank_imbalance(R1, 1, r) == 0.0 and rank_imbalance(load_model("llama3.1-8b"), 8, r) == 0.0
+    seq = [rank_imbalance(R1, ep, r) for ep in (2, 4, 8, 16, 32, 64)]
+    assert seq == sorted(seq) and all(x <= ep - 1 for x, ep in zip(seq, (2, 4, 8, 16, 32, 64)))
+    # the share of routed slots, not the expert count: Mixtral at EP 8 as DeepSeek at EP 8
+    assert rank_imbalance(load_model("mixtral-8x7b"), 8, r) == pytest.approx(rank_imbalance(R1, 8, r))
+    assert rank_imbalance(R1, 8, replace(r, moe_rank_imbalance_ep32=0.0)) == 0.0

@@ -24,7 +24,7 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.43), ("amd", 0.12, 0.34)])
+@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.27), ("amd", 0.12, 0.34)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
     33 (every MI300X/MI325X Llama-2-70B Interactive submission 28-43% low), every published figure
@@ -40,8 +40,10 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     With the TP all-reduce on AMD at RCCL's measured 0.71 of the xGMI links (0.8 before, both vendors):
     amd 14.7% / 39.0% / 96%. With the 8x MI300X preset's TP 8 all-reduce read from AMD's published RCCL
     table by message size: amd 11.0% / 32.3% / 98%. With DeepSeek-R1 (MLA, attention DP over TP 8,
-    EP 8: TensorRT-LLM's own two max-throughput rows, 8x H200 FP8 and 8x B200 FP4) the model is 33% and
-    41% fast, outside its range on both (not fitted; README known gaps): nvidia 8.5% / 41.5% / 92% over 122."""
+    EP 8: TensorRT-LLM's own two max-throughput rows, 8x H200 FP8 and 8x B200 FP4) the model was 64%
+    fast on both; with the busiest attention-DP rank's prefill 33% / 41%; with the busiest EP rank's
+    share from TensorRT-LLM's published DeepSeek-R1 load statistics +17% / +19%, both inside:
+    nvidia 8.1% / 25.8% / 93% over 122."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0
