@@ -75,6 +75,23 @@ def hierarchical_allgather_time(nbytes: Any, local: Any, nodes: Any, bw_intra: A
     return np.where(n > 1, intra + inter, 0.0)
 
 
+def alltoall_time(nbytes: Any, local: Any, nodes: Any, bw_intra: Any, bw_inter: Any,
+                  alpha_intra: Any, alpha_inter: Any, inter_nbytes: Any = None) -> Any:
+    """All-to-all in which every rank of local x nodes sends `nbytes` in all, spread evenly over the
+    ranks (MoE token dispatch or combine). Unlike an all-gather nothing is shared between
+    destinations, so the (nodes-1)/nodes of it bound for other nodes crosses this GPU's NIC share,
+    beside the (local-1)/n for its node's peers on the scale-up links (the two overlap: separate
+    links); one round of latency. `inter_nbytes`: what crosses the NIC when the dispatcher sends one
+    copy per destination node and forwards inside it (DeepEP, HybridEP)."""
+    local, nodes = _f(local), _f(nodes)
+    n = local * nodes
+    intra = (local - 1.0) / np.maximum(n, 1.0) * nbytes / bw_intra
+    off = (nodes - 1.0) / np.maximum(nodes, 1.0) * nbytes if inter_nbytes is None else inter_nbytes
+    inter = np.where(nodes > 1, off / bw_inter, 0.0)
+    lat = np.where(nodes > 1, alpha_inter, alpha_intra)
+    return np.where(n > 1, np.maximum(intra, inter) + lat, 0.0)
+
+
 def p2p_time(nbytes: Any, bw: Any, alpha: Any) -> Any:
     return alpha + nbytes / bw
 

@@ -26,7 +26,8 @@ REDUCE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0}
 # nccl_communicator_config_path file: its keys dp/dp_cp, cp, tp, pp); "dp" stands for dp and dp_cp.
 COMM_GROUPS = ("dp", "cp", "tp", "pp")
 _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distributed_optimizer", "zero2", "zero3", "dp_overlap",
-          "interleave", "context_parallel", "fp8", "tp_comm_overlap", "ep_comm_overlap", "zero3_regather_on_recompute")
+          "interleave", "context_parallel", "fp8", "tp_comm_overlap", "ep_comm_overlap", "ep_node_dedup",
+          "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
                "fp8_param_gather")
@@ -48,6 +49,7 @@ class Stack:
     fp8: bool = True
     tp_comm_overlap: bool = False  # TP collectives pipelined with the GEMMs (ExecutionPlan.tp_overlap)
     ep_comm_overlap: bool = False  # MoE all-to-alls beside another micro-batch's compute (ExecutionPlan.ep_overlap)
+    ep_node_dedup: bool = False    # MoE dispatch sends a token once per destination node (DeepEP, HybridEP)
     grad_reduce_dtype: str = "fp32"
     zero3_regather_on_recompute: bool = False
     efficiency: float = 1.0

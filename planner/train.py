@@ -522,8 +522,14 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     if m_.moe:
         eloc, enod = comm.group_layout(ep, tp, gpn)
         a2a_bytes = tokens * m_.routed_per_layer * h * 2.0 / np.where(sp, tp, 1.0)
-        a2a = comm.hierarchical_allgather_time(a2a_bytes, eloc, enod, hw.bw_intra, hw.bw_inter,
-                                               hw.alpha_intra, hw.alpha_inter)
+        # a deduplicating dispatcher (DeepEP, HybridEP) sends a token once to each other node its
+        # experts sit on and forwards it there over the scale-up links; built for group-limited
+        # gating (DeepSeek-V3), so taken only for a model that routes that way
+        dedup = None
+        if stack.ep_node_dedup and m_.group_topk:
+            per_node = np.vectorize(m_.offnode_destinations)(enod)
+            dedup = tokens * m_.moe_layer_fraction * per_node * h * 2.0 / np.where(sp, tp, 1.0)
+        a2a = comm.alltoall_time(a2a_bytes, eloc, enod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter, dedup)
         ep_comm = (4.0 + 2.0 * frac) * a2a
         # Combined 1F1B (Megatron-Core combined_1f1b.py) / DualPipe: the forward of one micro-batch
         # and the backward of another run as one unit, each one's all-to-alls beside the other's

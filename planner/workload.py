@@ -15,7 +15,7 @@ from recoque.errors import BadInput
 
 _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len_tokens",
              "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",
-             "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim")
+             "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "expert_groups", "group_topk")
 _BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias")
 
 
@@ -49,6 +49,11 @@ class TransformerSpec:
     # cached latent of kv_lora_rank plus one shared RoPE key of rope_head_dim; queries through a
     # q_lora_rank latent (0: a direct projection). head_dim is then the non-RoPE part of a query/key
     # head, v_head_dim the value head (0: head_dim). 0 = ordinary (GQA) attention.
+    # Group-limited routing (DeepSeek-V3 sec. 2.1.2 / 4.2: experts in `expert_groups` groups, a
+    # token's experts from at most `group_topk` of them; with experts spread over nodes by group, at
+    # most that many nodes). 0 = unlimited.
+    expert_groups: int = 0
+    group_topk: int = 0
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     rope_head_dim: int = 0
@@ -68,7 +73,7 @@ class TransformerSpec:
         if self.active_experts > self.experts:
             raise BadInput(f"model {self.name}: active_experts above experts", "fix the model file")
         for k in ("shared_experts", "dense_layers", "dense_ffn_hidden", "q_lora_rank", "kv_lora_rank",
-                  "rope_head_dim", "v_head_dim"):
+                  "rope_head_dim", "v_head_dim", "expert_groups", "group_topk"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise BadInput(f"model {self.name}: `{k}` must be a non-negative integer, got {v!r}", "fix the model file")
@@ -78,6 +83,11 @@ class TransformerSpec:
         if self.dense_layers >= self.layers:
             raise BadInput(f"model {self.name}: dense_layers {self.dense_layers} leaves no MoE layer of {self.layers}",
                            "dense_layers counts the first layers with a dense FFN; it must be below layers")
+        if (self.expert_groups or self.group_topk) and not (
+                self.experts > 1 and self.expert_groups and 0 < self.group_topk <= self.expert_groups
+                and self.experts % self.expert_groups == 0):
+            raise BadInput(f"model {self.name}: group-limited routing needs expert_groups dividing the experts "
+                           "and 0 < group_topk <= expert_groups", "fix expert_groups / group_topk, or drop both")
         if (self.q_lora_rank or self.rope_head_dim) and not self.kv_lora_rank:
             raise BadInput(f"model {self.name}: q_lora_rank / rope_head_dim are latent-attention (MLA) keys",
                            "give kv_lora_rank too, or drop them")
@@ -148,6 +158,19 @@ class TransformerSpec:
     def routed_per_layer(self) -> float:
         """Routed expert slots per token in an average layer (what crosses an expert all-to-all)."""
         return self.active_experts * self.moe_layer_fraction if self.moe else 0.0
+
+    def offnode_destinations(self, nodes: float) -> float:
+        """Other nodes one token's routed experts land on, in expectation, when the experts are spread
+        evenly over `nodes` nodes (uniform routing: each of active_experts picks hits a given node with
+        probability 1/nodes); group-limited routing caps the nodes at group_topk when a node holds
+        whole groups. What a deduplicating dispatcher (one copy per node) sends across the network."""
+        if not self.moe or nodes <= 1:
+            return 0.0
+        hit = 1.0 - (1.0 - 1.0 / nodes) ** self.active_experts
+        d = (nodes - 1.0) * hit
+        if self.group_topk and self.expert_groups % nodes == 0:
+            d = min(d, self.group_topk * (nodes - 1.0) / nodes)
+        return d
 
     # --- parameter counts -------------------------------------------------------------------
     def attention_params_per_layer(self) -> int:

@@ -106,3 +106,36 @@ def test_dense_shapes_keep_two_attention_gemms():
     m = load_model("llama3.1-8b")
     shapes = flops.attention_gemm_shapes_fwd(m, 10.0, np.array([1.0, 2.0]))
     assert len(shapes) == 2
+
+
+def test_group_limited_routing_caps_the_nodes_a_token_reaches(v3):
+    # 8 picks over 8 nodes: 7 x (1 - (7/8)^8) = 4.59 other nodes uniform; group-limited to 4 of 8 groups: 3.5
+    plain = replace(v3, expert_groups=0, group_topk=0)
+    assert plain.offnode_destinations(8) == pytest.approx(7 * (1 - (7 / 8) ** 8))
+    assert v3.offnode_destinations(8) == pytest.approx(4 * 7 / 8)
+    assert v3.offnode_destinations(1) == 0.0
+    assert v3.offnode_destinations(2) == pytest.approx(1 - 0.5 ** 8)  # the limit does not bind on 2 nodes
+
+
+@pytest.mark.parametrize("kw", [{"expert_groups": 8}, {"expert_groups": 8, "group_topk": 9},
+                                {"expert_groups": 3, "group_topk": 1}])
+def test_bad_group_limits_refused(kw):
+    base = dict(name="x", layers=4, hidden=64, heads=4, kv_heads=4, ffn_hidden=128, gated_ffn=True, vocab=100,
+                seq_len=32, experts=16, active_experts=2)
+    with pytest.raises(BadInput, match="group-limited routing"):
+        TransformerSpec(**{**base, **kw})
+
+
+def test_alltoall_is_not_an_allgather():
+    """An all-to-all shares nothing between destinations: (nodes-1)/nodes of what a GPU sends crosses
+    its NIC, where a hierarchical all-gather moves only (nodes-1)/n of its output there."""
+    from recoque.planner import comm
+    n_bytes, bw_in, bw_out = 1e9, 900e9, 50e9
+    a2a = comm.alltoall_time(n_bytes, 8, 4, bw_in, bw_out, 0.0, 0.0)
+    assert a2a == pytest.approx(3 / 4 * n_bytes / bw_out)
+    ag = comm.hierarchical_allgather_time(n_bytes, 8, 4, bw_in, bw_out, 0.0, 0.0)
+    assert a2a > 3 * ag
+    # one node: only the scale-up links; deduplicated: what the dispatcher says crosses the NIC
+    assert comm.alltoall_time(n_bytes, 8, 1, bw_in, bw_out, 0.0, 0.0) == pytest.approx(7 / 8 * n_bytes / bw_in)
+    assert comm.alltoall_time(n_bytes, 8, 4, bw_in, bw_out, 0.0, 0.0, inter_nbytes=0.2 * n_bytes) \
+        == pytest.approx(max(7 / 32 * n_bytes / bw_in, 0.2 * n_bytes / bw_out))

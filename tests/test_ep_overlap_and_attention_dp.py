@@ -111,3 +111,16 @@ def test_busiest_expert_rank_from_the_published_ep32_figure():
     # the share of routed slots, not the expert count: Mixtral at EP 8 as DeepSeek at EP 8
     assert rank_imbalance(load_model("mixtral-8x7b"), 8, r) == pytest.approx(rank_imbalance(R1, 8, r))
     assert rank_imbalance(R1, 8, replace(r, moe_rank_imbalance_ep32=0.0)) == 0.0
+
+
+def test_node_dedup_only_for_group_limited_routing():
+    """Megatron-Core's flex dispatcher (DeepEP/HybridEP) sends a token once per destination node: the
+    expert all-to-all of DeepSeek-V3 (group-limited) over nodes costs less than on a stack without
+    it; Qwen3 (no group limit) pays the same on both."""
+    h100 = validation_system("selene").with_gpus(256)
+    plan = ExecutionPlan(tp=1, pp=8, dp=32, ep=32, micro_batch=1, recompute="none", sequence_parallel=False)
+    for model, cheaper in (("deepseek-v3", True), ("qwen3-235b-a22b", False)):
+        wl = replace(load_training_workload(model, tokens_to_train=1e9, global_batch_seqs=1024), seq_len=4096)
+        core = evaluate(wl, h100, plan, PROF, stack=CORE).breakdown["ep_comm_s"]
+        plain = evaluate(wl, h100, plan, PROF, stack=load_stack("megatron-lm")).breakdown["ep_comm_s"]
+        assert (core < 0.8 * plain) if cheaper else core == pytest.approx(plain, rel=1e-9)
