@@ -226,7 +226,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
                   f"KV {r.kv_bytes_per_token / 1e3:.0f} kB/token ({request.kv_cache})"),
         ("mode / engine", f"{e.mode} / {e.engine}"),
         ("replica layout", f"tp {e.tp} x pp {e.pp}" + (f", ep {e.ep}" if e.ep > 1 else "")
-         + (", attention DP" if request.attention_dp and e.tp > 1 else "") + f" = {e.gpus_per_replica} GPU(s)"),
+         + (", attention DP" if e.attention_dp else "") + f" = {e.gpus_per_replica} GPU(s)"),
         ("replicas", r.replicas), ("batch (running streams per replica)", r.batch),
         (f"time per output token ({pct})", r.tpot), (f"time to first token ({pct})", r.ttft),
         ("step bound by", e.bound),

@@ -70,7 +70,8 @@ class ServingRequest:
     tp: int | None = None
     pp: int = 1
     ep: int = 1
-    attention_dp: bool = False             # attention data-parallel over the tp GPUs (TensorRT-LLM, SGLang)
+    attention_dp: bool | None = None       # attention data-parallel over the tp GPUs (TensorRT-LLM, SGLang);
+                                           # None: tried beside plain TP for a MoE model when tp is searched
     weights: str = "bf16"
     activations: str = "bf16"
     kv_cache: str = "bf16"
@@ -89,7 +90,7 @@ class ServingRequest:
             _positive(name, getattr(self, name), flag)
         if self.mode not in MODES:
             raise BadInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", "pass --mode offline or --mode server")
-        if not isinstance(self.attention_dp, bool):
+        if self.attention_dp is not None and not isinstance(self.attention_dp, bool):
             raise BadInput(f"attention DP must be true or false, got {self.attention_dp!r}", "pass --attention-dp or leave it out")
         if self.percentile not in PERCENTILES:
             raise BadInput(f"percentile must be one of {', '.join(PERCENTILES)}, got {self.percentile!r}", "pass --percentile p50 or p99")
@@ -168,6 +169,7 @@ class ServingEstimate:
     # output tokens/s per GPU with one group of constants at its low / high corner (serving_bounds):
     # what the range is made of, and what a ratio to another estimate needs (serving_bounds.ratio_span)
     group_tokens_per_s_per_gpu: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    attention_dp: bool = False       # the chosen layout runs the attention data-parallel over its tp GPUs
 
     def to_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -387,18 +389,23 @@ def _pow2_upto(n: int) -> list[int]:
 
 def _layouts(model: Any, system: SystemSpec, req: ServingRequest) -> list[Layout]:
     """The layouts to try: the user's tp, else every power of two within a node (and pipelines of
-    nodes). Attention DP spreads the experts over the same tp GPUs (ep = tp unless given)."""
-    def lay(tp: int, pp: int) -> Layout:
-        dp_attn = req.attention_dp and tp > 1
+    nodes). Attention DP spreads the experts over the same tp GPUs (ep = tp unless given); unless
+    the user says, a MoE model's searched layouts are tried with and without it."""
+    def lay(tp: int, pp: int, dp_attn: bool) -> Layout:
+        dp_attn = dp_attn and tp > 1
         ep = tp if dp_attn and req.ep <= 1 else int(req.ep)
         return Layout(tp, pp, ep, dp_attn)
 
     if req.tp:
-        return [lay(int(req.tp), int(req.pp))]
+        return [lay(int(req.tp), int(req.pp), bool(req.attention_dp))]
+    moe = int(getattr(model, "experts", 1) or 1) > 1
+    modes = [req.attention_dp] if req.attention_dp is not None else ([False, True] if moe and req.ep <= 1 else [False])
     node = int(min(system.gpus_per_node, system.gpus))
     pps = [int(req.pp)] if req.pp > 1 else [1] + [p for p in (2, 4, 8, 16) if p * node <= system.gpus]
-    return [lay(tp, pp) for pp in pps for tp in _pow2_upto(node)
-            if model.heads % tp == 0 and (req.ep <= 1 or req.ep <= tp * pp)]
+    out = [lay(tp, pp, m) for pp in pps for tp in _pow2_upto(node) for m in modes
+           if model.heads % tp == 0 and (req.ep <= 1 or req.ep <= tp * pp)
+           and (not m or tp > 1) and (not m or int(getattr(model, "experts", 1) or 1) % tp == 0)]
+    return list(dict.fromkeys(out))
 
 
 @dataclass(frozen=True)
@@ -499,6 +506,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         + _missed_target_note(corners["low"], req) + _unbounded_ttft_note(value, req)))
     return ServingEstimate(
         system=system.key, model=model_name, mode=req.mode, engine=req.engine, tp=lay.tp, pp=lay.pp, ep=lay.ep,
+        attention_dp=lay.attn_dp,
         gpus_per_replica=g, replicas=run.replicas, batch=batch, tpot=_est(run, span, "tpot_s", "s"),
         ttft=_est(run, span, "ttft_s", "s"),
         tokens_per_s_per_gpu=per_gpu, tokens_per_s_replica=rep_tps, tokens_per_s_system=system_tps,

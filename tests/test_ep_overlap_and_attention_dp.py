@@ -124,3 +124,15 @@ def test_node_dedup_only_for_group_limited_routing():
         core = evaluate(wl, h100, plan, PROF, stack=CORE).breakdown["ep_comm_s"]
         plain = evaluate(wl, h100, plan, PROF, stack=load_stack("megatron-lm")).breakdown["ep_comm_s"]
         assert (core < 0.8 * plain) if cheaper else core == pytest.approx(plain, rel=1e-9)
+
+
+def test_searched_layouts_try_attention_dp_for_moe_only():
+    h200 = load_system("node-8x-h200")
+    req = ServingRequest(prompt_tokens=1024, output_tokens=2048, weights="fp8", activations="fp8", kv_cache="fp8",
+                         engine="trtllm")
+    best = estimate_serving(R1, "deepseek-r1", h200, req)
+    assert best.attention_dp and best.ep == best.tp == 8   # MLA's replicated latent makes plain TP lose here
+    dense = estimate_serving(load_model("llama3.1-70b"), "llama3.1-70b", h200, req)
+    assert not dense.attention_dp and dense.ep == 1
+    pinned = estimate_serving(R1, "deepseek-r1", h200, replace(req, attention_dp=False))
+    assert not pinned.attention_dp and pinned.tokens_per_s_system.value < best.tokens_per_s_system.value
