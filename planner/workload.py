@@ -88,6 +88,9 @@ class TransformerSpec:
                 and self.experts % self.expert_groups == 0):
             raise BadInput(f"model {self.name}: group-limited routing needs expert_groups dividing the experts "
                            "and 0 < group_topk <= expert_groups", "fix expert_groups / group_topk, or drop both")
+        if self.kv_lora_rank and self.kv_heads != self.heads:
+            raise BadInput(f"model {self.name}: latent attention (kv_lora_rank) up-projects a key and value per head",
+                           "set kv_heads equal to heads (or leave kv_heads out)")
         if (self.q_lora_rank or self.rope_head_dim) and not self.kv_lora_rank:
             raise BadInput(f"model {self.name}: q_lora_rank / rope_head_dim are latent-attention (MLA) keys",
                            "give kv_lora_rank too, or drop them")

@@ -87,6 +87,7 @@ def test_mla_decode_attention_works_in_the_latent(v3):
     ({"experts": 8, "active_experts": 2, "dense_layers": 4}, "below layers"),
     ({"q_lora_rank": 64}, "kv_lora_rank"),
     ({"experts": 8, "active_experts": 2, "shared_experts": -1}, "non-negative"),
+    ({"kv_lora_rank": 32, "kv_heads": 2}, "kv_heads equal to heads"),
 ])
 def test_bad_shapes_refused(kw, what):
     base = dict(name="x", layers=4, hidden=64, heads=4, kv_heads=4, ffn_hidden=128, gated_ffn=True, vocab=100, seq_len=32)
