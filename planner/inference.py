@@ -61,13 +61,14 @@ def weight_bytes_read(model: Any, dtype: str, batch: float) -> float:
 
 
 def decode_flops(model: Any, batch: float, context: float) -> float:
-    attn = model.layers * model.heads * model.decode_attention_flops_per_pair() * context
+    attn = model.layers * model.heads * model.decode_attention_flops_per_pair() * context * model.kv_layer_fraction(context)
     return batch * (2.0 * float(model.params_active()) + attn)
 
 
 def prefill_flops(model: Any, prompt: float) -> float:
     return (2.0 * float(model.params_active()) * prompt
-            + model.layers * model.heads * model.attention_flops_per_pair() / 2.0 * prompt ** 2)
+            + model.layers * model.heads * model.attention_flops_per_pair() / 2.0 * prompt ** 2
+            * model.attention_pair_fraction(prompt, causal=True))
 
 
 @dataclass(frozen=True)

@@ -201,8 +201,9 @@ def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.E
     frac = req.hbm_fraction or engine.usable_hbm_fraction
     usable = frac * sr.hbm_capacity_bytes(spec)
     w, ws = weights_bytes_per_gpu(model, req, lay), workspace_bytes(model, lay)
-    kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache])
     per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full" else req.output_tokens / 2.0)
+    # sliding-window layers keep only their window of a stream's tokens
+    kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache]) * model.kv_layer_fraction(per_stream)
     free = usable - w - ws
     streams = int(free // (kv_tok * per_stream)) if free > 0 else 0
     return Memory(usable, w, ws, kv_tok, per_stream, streams)

@@ -262,12 +262,14 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     layers = model.layers / lay.pp
     g = lay.tp
     comp, mem = layer_gemm_s(model, lay, prec, tokens, r)
-    kv_read = decode * context * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes
+    kv_read = decode * context * model.kv_layer_fraction(context) * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes
     # decode attention reads the cache at HBM bandwidth; MLA's latent-space scores and values are
     # heavy enough to be bound by the attention rate instead (arithmetic intensity ~ heads x 4)
-    dec_math = decode * context * (model.heads / g) * model.decode_attention_flops_per_pair() / r.attention_flop_s
+    dec_math = decode * context * model.kv_layer_fraction(context) * (model.heads / g) \
+        * model.decode_attention_flops_per_pair() / r.attention_flop_s
     attn = max(kv_read / r.hbm_bytes_s, dec_math if model.mla else 0.0) \
-        + prefill * prompt * (model.heads / g) * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s
+        + prefill * prompt * model.attention_pair_fraction(prompt, causal=True) * (model.heads / g) \
+        * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s
     if lay.attn_dp and prefill > 0:
         attn += _busiest_rank_prefill_s(model, lay, prefill, prompt, r)
     elem = tokens * (10.0 * model.hidden + 3.0 * model.active_ffn_width() / g) * ACT_BYTES / r.hbm_bytes_s

@@ -15,7 +15,8 @@ from recoque.errors import BadInput
 
 _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len_tokens",
              "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",
-             "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "expert_groups", "group_topk")
+             "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "expert_groups", "group_topk",
+             "sliding_window", "sliding_layers")
 _BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias")
 
 
@@ -54,6 +55,10 @@ class TransformerSpec:
     # most that many nodes). 0 = unlimited.
     expert_groups: int = 0
     group_topk: int = 0
+    # Sliding-window attention (gpt-oss: every other layer attends to the last `sliding_window`
+    # tokens only): `sliding_layers` of the layers do, the rest attend to the whole context.
+    sliding_window: int = 0
+    sliding_layers: int = 0
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     rope_head_dim: int = 0
@@ -73,7 +78,7 @@ class TransformerSpec:
         if self.active_experts > self.experts:
             raise BadInput(f"model {self.name}: active_experts above experts", "fix the model file")
         for k in ("shared_experts", "dense_layers", "dense_ffn_hidden", "q_lora_rank", "kv_lora_rank",
-                  "rope_head_dim", "v_head_dim", "expert_groups", "group_topk"):
+                  "rope_head_dim", "v_head_dim", "expert_groups", "group_topk", "sliding_window", "sliding_layers"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise BadInput(f"model {self.name}: `{k}` must be a non-negative integer, got {v!r}", "fix the model file")
@@ -88,6 +93,9 @@ class TransformerSpec:
                 and self.experts % self.expert_groups == 0):
             raise BadInput(f"model {self.name}: group-limited routing needs expert_groups dividing the experts "
                            "and 0 < group_topk <= expert_groups", "fix expert_groups / group_topk, or drop both")
+        if bool(self.sliding_window) != bool(self.sliding_layers) or self.sliding_layers > self.layers:
+            raise BadInput(f"model {self.name}: sliding_window and sliding_layers go together, at most `layers` layers",
+                           "give both (the window in tokens, how many layers use it), or neither")
         if self.kv_lora_rank and self.kv_heads != self.heads:
             raise BadInput(f"model {self.name}: latent attention (kv_lora_rank) up-projects a key and value per head",
                            "set kv_heads equal to heads (or leave kv_heads out)")
@@ -122,6 +130,25 @@ class TransformerSpec:
         if self.mla:
             return float(self.kv_lora_rank + self.rope_head_dim)
         return 2.0 * max(self.kv_heads / tp, 1.0) * self.head_dim
+
+    def attention_pair_fraction(self, tokens: float, causal: bool = False) -> float:
+        """Average over the layers of the (query, key) pairs one sequence of `tokens` computes, as a
+        fraction of a full-attention layer's (tokens^2, or tokens^2 / 2 causal): a sliding-window
+        layer sees at most `sliding_window` keys per query."""
+        if not self.sliding_layers or tokens <= 0:
+            return 1.0
+        w = min(float(self.sliding_window), tokens)
+        slid = (w * (tokens - w / 2.0)) / (tokens * tokens / 2.0) if causal else w / tokens
+        f = self.sliding_layers / self.layers
+        return (1.0 - f) + f * slid
+
+    def kv_layer_fraction(self, tokens: float) -> float:
+        """Share of the layers' cache one stream of `tokens` holds, against every layer holding all of
+        them: a sliding-window layer keeps only the last `sliding_window` tokens."""
+        if not self.sliding_layers or tokens <= 0:
+            return 1.0
+        f = self.sliding_layers / self.layers
+        return (1.0 - f) + f * min(float(self.sliding_window), tokens) / tokens
 
     def attention_flops_per_pair(self) -> float:
         """Forward FLOPs per head per (query, key) pair: Q.K over qk_head_dim and P.V over the value width."""

@@ -55,6 +55,10 @@ class Stub:
     decode_attention_flops_per_pair = TransformerSpec.decode_attention_flops_per_pair
     active_ffn_width = TransformerSpec.active_ffn_width
     moe = TransformerSpec.moe
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    kv_layer_fraction = TransformerSpec.kv_layer_fraction
+    attention_pair_fraction = TransformerSpec.attention_pair_fraction
 
 
 RATES = Rates(gemm_flop_s=989.4e12, attention_flop_s=700e12, hbm_bytes_s=3.35e12, link_bytes_s=360e9,

@@ -140,3 +140,17 @@ def test_alltoall_is_not_an_allgather():
     assert comm.alltoall_time(n_bytes, 8, 1, bw_in, bw_out, 0.0, 0.0) == pytest.approx(7 / 8 * n_bytes / bw_in)
     assert comm.alltoall_time(n_bytes, 8, 4, bw_in, bw_out, 0.0, 0.0, inter_nbytes=0.2 * n_bytes) \
         == pytest.approx(max(7 / 32 * n_bytes / bw_in, 0.2 * n_bytes / bw_out))
+
+
+def test_sliding_window_layers():
+    m = load_model("gpt-oss-120b")
+    assert m.params_total() / 1e9 == pytest.approx(116.83, rel=2e-3)
+    # half the layers see 128 keys: at 4,096 tokens a layer averages (1 + 128/4096) / 2 of full attention
+    assert m.attention_pair_fraction(4096.0) == pytest.approx((1 + 128 / 4096) / 2)
+    assert m.kv_layer_fraction(4096.0) == pytest.approx((1 + 128 / 4096) / 2)
+    assert m.kv_layer_fraction(100.0) == 1.0 and m.attention_pair_fraction(100.0, causal=True) == pytest.approx(1.0)
+    full = replace(m, sliding_window=0, sliding_layers=0)
+    assert flops.attention_core_flops_fwd(m, 1.0, 1.0) < 0.6 * flops.attention_core_flops_fwd(full, 1.0, 1.0)
+    assert kv_bytes_per_token(m, "bf16") == kv_bytes_per_token(full, "bf16")  # per token held; the window caps tokens
+    with pytest.raises(BadInput, match="sliding_window and sliding_layers"):
+        replace(m, sliding_layers=0)
