@@ -109,10 +109,6 @@ class StepTime:
                 "communication": self.comm_s / t, "launch": self.launch_s / t, "cpu_overhead": self.overhead_s / t}
 
 
-def head_dim(model: Any) -> float:
-    return float(getattr(model, "head_dim", 0) or model.hidden / model.heads)
-
-
 def kv_heads_per_gpu(model: Any, tp: int) -> float:
     """GQA KV heads held by one GPU: split over TP, replicated once TP exceeds the KV head count."""
     return max(model.kv_heads / tp, 1.0)
