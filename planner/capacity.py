@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from recoque.catalog import match_device
+from recoque.catalog import get_device_spec, match_device
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner import allreduce_table, energy, equivalents, hpl, inference, stencil
@@ -26,7 +26,6 @@ def profile_for(system: SystemSpec, path: str | None, anyway: bool = False) -> t
     from dataclasses import replace
 
     from recoque.bench.schema import load_results
-    from recoque.catalog import get_device_spec
     from recoque.inputs import check_profile_device
     from recoque.planner.profile import DeviceProfile
 
@@ -201,13 +200,15 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
                request: Any = None, model: Any = None, gemm_shapes: Any = None, **overrides: Any):
     """Serving rows (planner.serving through planner.inference). `request` (a ServingRequest) is what
     `plan infer` builds from its flags; without it the workload's own scenario (or the defaults) applies."""
-    from recoque.planner.serving import estimate_serving
+    from recoque.planner.serving import estimate_serving, supported_precision
 
     model = model or inference.load_model_spec(model_name)
-    fallback = ""
+    fallback = precision = ""
+    asked = request
     if request is None:  # `plan` / `compare`: the workload's scenario; offline if its latency target cannot be met
         serving = inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**{k: v for k, v in overrides.items() if v is not None})
-        request = serving.request()
+        asked = serving.request()
+        request, precision = supported_precision(get_device_spec(system.device), asked)
         try:
             e = estimate_serving(model, model_name, system, request, profile)
         except DoesNotFit as exc:
@@ -237,6 +238,8 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
                            f"{m.workspace_bytes / 1e9:.1f} GB, KV for {m.max_streams} streams")]
     if fallback:
         rows.insert(1, ("latency target", fallback))
+    if precision:
+        rows.insert(1, ("precision", precision))
     ref_sys = equivalents.h100_reference()
 
     h100_runs: list[Any] = []  # h100_rate keeps each H100 ServingEstimate: ratio() reads the last
@@ -245,19 +248,13 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         return r.tokens_per_s_system
 
     def h100_rate(s, p):
-        from dataclasses import replace
-
-        # the same scenario on H100 nodes, their own best layout: one node, or pipelined nodes when the model needs them;
-        # a dtype the H100 has no rate for (fp4) runs there in fp8, its narrowest
-        from recoque.catalog import get_device_spec
-
-        h = get_device_spec(s.device)
-        fit = {k: ("fp8" if getattr(request, k) == "fp4" and not h.peak("fp4") else getattr(request, k))
-               for k in ("weights", "activations", "kv_cache")}
+        # the scenario as asked on H100 nodes, their own best layout: one node, or pipelined nodes when the
+        # model needs them; a dtype the H100 has no rate for (fp4) runs there in fp8, its narrowest
+        on_h100 = replace(supported_precision(get_device_spec(s.device), asked)[0], tp=None, ep=1)
         for pp in (1, 2, 4, 8, 16):
             try:
                 ref = s.with_gpus(int(s.gpus_per_node) * pp) if pp > 1 else s
-                h100_runs.append(estimate_serving(model, model_name, ref, replace(request, tp=None, pp=pp, ep=1, **fit), p))
+                h100_runs.append(estimate_serving(model, model_name, ref, replace(on_h100, pp=pp), p))
                 return h100_runs[-1].tokens_per_s_per_gpu
             except DoesNotFit:
                 continue
@@ -291,7 +288,6 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
                                    ("time per sweep", r.sweep_time), ("halo share of a sweep", f"{r.halo_share:.1%}"),
                                    ("time to solution", r.total_time), ("achieved FP64", r.achieved_flop_s),
                                    ("fraction of FP64 peak", r.fraction_of_fp64_peak)]
-    from recoque.catalog import get_device_spec
 
     h100 = get_device_spec(equivalents.H100)
 
@@ -337,7 +333,6 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     """Delegates to the planner core (planner.train.best_plans); no second training model here."""
     from dataclasses import replace
 
-    from recoque.catalog import get_device_spec
     from recoque.planner import train
     from recoque.planner.profile import DeviceProfile
     from recoque.planner.workload import load_training_workload

@@ -443,14 +443,34 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     return _Run(lay, mem, replicas, value, rs.notes, solve_at, rs.rates, rs.efficiency)
 
 
+def has_rate(spec: Any, dtype: str) -> bool:
+    """Whether the device's GEMMs run in `dtype` (16/32-bit always; fp8/fp4 only with a stated rate)."""
+    return dtype in ("bf16", "fp16", "fp32") or bool(spec.peak(dtype) or assumed_peak(spec, dtype))
+
+
+def supported_precision(spec: Any, req: ServingRequest) -> tuple[ServingRequest, str]:
+    """`req` in the narrowest precision the device computes in: fp4 -> fp8 -> bf16 for weights and
+    activations, and the KV cache no narrower than them (a device without fp8 math, MI250X or A100,
+    serves bf16 as the engines do there). Returns the request and a note ('' when unchanged)."""
+    if has_rate(spec, req.compute_dtype):
+        return req, ""
+    to = "fp8" if req.compute_dtype == "fp4" and has_rate(spec, "fp8") else "bf16"
+    narrow = {"fp4": 0, "fp8": 1, "int8": 1, "bf16": 2, "fp16": 2, "fp32": 3}
+    fit = {k: to if narrow[getattr(req, k)] < narrow[to] else getattr(req, k) for k in ("weights", "activations", "kv_cache")}
+    note = (f"{spec.key} has no {req.compute_dtype} rate: served with weights {fit['weights']}, activations "
+            f"{fit['activations']}, KV cache {fit['kv_cache']} (the workload asks for {req.weights}/{req.activations}/{req.kv_cache})")
+    return replace(req, **fit), note
+
+
 def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: ServingRequest, profile: Any = None,
                      gemm_shapes: Any = None) -> ServingEstimate:
     """`gemm_shapes` (serving_rates.GemmShapes from the --profile results file): measured GEMM
     rates by shape, used for the device the profile was measured on."""
     spec = get_device_spec(system.device)
-    if req.compute_dtype not in ("bf16", "fp16", "fp32") and not (spec.peak(req.compute_dtype)
-                                                                     or assumed_peak(spec, req.compute_dtype)):
-        raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate", "use --weights/--activations bf16 or fp8")
+    if not has_rate(spec, req.compute_dtype):
+        usable = [d for d in ("fp4", "fp8") if has_rate(spec, d)] + ["bf16"]
+        raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate",
+                       f"use --weights/--activations {' or '.join(usable)}")
     engine = sr.load_engine(req.engine)
     if req.engine_efficiency:
         engine = replace(engine, efficiency=(req.engine_efficiency,) * 3, source="set by the user")

@@ -38,3 +38,26 @@ def test_a_workload_ttft_target_must_be_positive(bad):
     raw = {"kind": "infer", "model": "mistral-7b", "target_ttft_ms": bad}
     with pytest.raises(BadInput):
         inf.Serving.from_workload(workload_from_toml("x", raw))
+
+
+def test_a_workload_in_fp8_on_a_device_without_fp8_is_served_in_bf16_and_says_so():
+    import json
+
+    from typer.testing import CliRunner
+
+    from recoque.cli import app
+
+    out = CliRunner().invoke(app, ["plan", "-s", "frontier", "-w", "llmaas", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.dumps(json.loads(out.output))
+    assert "mi250x has no fp8 rate: served with weights bf16, activations bf16, KV cache bf16" in data
+    assert '"weights": "bf16"' in data
+
+
+def test_serving_a_dtype_the_device_lacks_names_the_ones_it_has():
+    from recoque.planner.serving import ServingRequest, estimate_serving
+
+    req = ServingRequest(weights="fp8", activations="fp8", kv_cache="fp8")
+    with pytest.raises(BadInput) as exc:
+        estimate_serving(inf.load_model_spec("mistral-7b"), "mistral-7b", load_system("frontier"), req)
+    assert "mi250x has no fp8 rate" in str(exc.value) and "or fp8" not in exc.value.one_line()
