@@ -23,7 +23,6 @@ def profile_for(system: SystemSpec, path: str | None, anyway: bool = False) -> t
     device and the mark is the first of the system's notes, so every output (table, JSON) carries it."""
     if not path:
         return system, None
-    from dataclasses import replace
 
     from recoque.bench.schema import load_results
     from recoque.inputs import check_profile_device
@@ -58,7 +57,6 @@ def profiles_for_systems(systems: list[SystemSpec], path: str | None, anyway: bo
 def check_claims(path: str | None, only: list[str] | None, anyway: bool = False) -> tuple[list[Any], str | None]:
     """`recoque check` with --profile: the claims and the mark of a foreign profile (None when none).
     With `anyway`, the profile stands in for the device of each claim's system (profile_for)."""
-    from dataclasses import replace
 
     from recoque.planner.claims import _seed, claim_keys, run_all, run_claim
 
@@ -108,7 +106,6 @@ def load_profile(path: str | None) -> Any:
     spec = match_device(str(dev.get("name", "")), dev.get("gfx_arch"))
     if spec is None:
         raise BadInput(f"{path}: device {dev.get('name')!r} is not in the hardware catalog", "add it to seeds/hardware.toml")
-    from dataclasses import replace
 
     from recoque.planner.workloads import spec_with_assumed_peaks
 
@@ -212,7 +209,6 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         try:
             e = estimate_serving(model, model_name, system, request, profile)
         except DoesNotFit as exc:
-            from dataclasses import replace
 
             fallback = f"the workload's target cannot be met ({exc.one_line()}): offline throughput shown"
             request = replace(request, mode="offline", tpot_target_s=None, ttft_target_s=None)
@@ -331,7 +327,6 @@ TRAIN_ROWS = (("time_to_train", "time to train (steady state)"),
 
 def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | None = None):
     """Delegates to the planner core (planner.train.best_plans); no second training model here."""
-    from dataclasses import replace
 
     from recoque.planner import train
     from recoque.planner.profile import DeviceProfile
