@@ -215,7 +215,10 @@ class DeviceProfile:
     def peak_flop_s(self, dtype: str) -> float:
         p = self.spec.peak(dtype)
         if not p:
-            raise BadInput(f"device {self.spec.key}: no datasheet peak for {dtype}", "add it to seeds/hardware.toml")
+            has = [d for d in ("fp4", "fp8", "bf16", "fp16", "fp32", "fp64") if self.spec.peak(d)]
+            raise BadInput(f"device {self.spec.key}: no datasheet peak for {dtype} (it has {', '.join(has) or 'none'})",
+                           f"use --dtype {'fp8' if dtype == 'fp4' and 'fp8' in has else 'bf16'}, or add the "
+                           f"{dtype} peak to seeds/hardware.toml if the part computes in it")
         return p
 
     # --- curves, with datasheet fallback per dtype ------------------------------------------

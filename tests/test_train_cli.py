@@ -96,3 +96,11 @@ def test_llama31_presets_train_at_their_pretraining_length_on_published_tokens()
         wl = load_training_workload(w)
         assert wl.seq_len == 8192 and wl.tokens_to_train == 15e12 and wl.tokens_published, w
         assert load_model(w).seq_len == 131072 and "placeholder" in wl.sources["training"], w
+
+
+def test_a_dtype_the_device_lacks_names_what_it_has_and_the_flag_to_use():
+    res = runner.invoke(app, ["plan", "train", "-w", "gpt3-175b", "-s", "lumi-g", "--gpus", "512", "--dtype", "fp8"])
+    assert res.exit_code == 2
+    assert "no datasheet peak for fp8 (it has bf16" in res.output and "use --dtype bf16" in res.output
+    res = runner.invoke(app, ["plan", "train", "-w", "gpt3-175b", "-s", "jean-zay-h100", "--gpus", "512", "--dtype", "fp4"])
+    assert res.exit_code == 2 and "use --dtype fp8" in res.output
