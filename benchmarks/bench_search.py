@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from recoque.planner.search import enumerate_plans, search
-from recoque.planner.train import core, hardware_for
+from recoque.planner.train import hardware_for
+from recoque.planner.train_core import core
 from recoque.planner.validation import shipped_profile, validation_system
 from recoque.planner.workload import load_training_workload
 

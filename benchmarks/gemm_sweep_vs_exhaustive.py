@@ -33,7 +33,6 @@ medians, and the fractions of shapes and time. Exit 1 if the ratio is more than 
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import time

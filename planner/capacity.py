@@ -327,9 +327,6 @@ TRAIN_ROWS = (("time_to_train", "time to train (steady state)"),
 
 def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | None = None):
     """Delegates to the planner core (planner.train.best_plans); no second training model here."""
-
-    from recoque.planner import train
-    from recoque.planner.profile import DeviceProfile
     from recoque.planner.workload import load_training_workload
     from recoque.planner.workloads import profile_applies, spec_with_assumed_peaks
 
@@ -384,15 +381,6 @@ def usable_gpu_counts(gpus: int, gpus_per_node: int) -> list[int]:
             out.append(n)
         step *= 2
     return sorted(set(out), reverse=True)
-
-
-def _search_usable_count(train: Any, wl: Any, system: SystemSpec, prof: Any) -> tuple[Any, int]:
-    res = None
-    for n in usable_gpu_counts(int(system.gpus), system.gpus_per_node):
-        res = train.best_plans(wl, system, prof, top=1, gpus=n)
-        if res.best:
-            return res, n
-    return res, int(system.gpus)
 
 
 def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:

@@ -31,7 +31,7 @@ def check_green500_rank(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     listed = list(zip(d["names"], [float(x) for x in d["gflops_per_w"]]))
     above = [n for n, v in listed if v > gfw]
     implied_rank = len(above) + 1
-    lines = [f"Green500 of Nov 2024 (current at the brochure's date): " + ", ".join(f"{n} {v:g}" for n, v in listed),
+    lines = ["Green500 of Nov 2024 (current at the brochure's date): " + ", ".join(f"{n} {v:g}" for n, v in listed),
              f"systems above {gfw:g} GFLOP/s/W: {len(above)} -> rank {implied_rank} (stated {rank})"]
     verdict = CONSISTENT if implied_rank == rank else NOT
     return result(verdict, "", "Green500 list of the document's date", {"implied_rank": implied_rank}, lines, [str(d["source"])])

@@ -33,7 +33,8 @@ from recoque.errors import BadInput
 from recoque.planner.execution import RECOMPUTE_CODE
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
-from recoque.planner.train import (PLAN_FIELDS, SearchResult, core, hardware_for, results_from_arrays)
+from recoque.planner.train import PLAN_FIELDS, SearchResult, hardware_for, results_from_arrays
+from recoque.planner.train_core import core
 from recoque.planner.workload import TrainingWorkload
 
 CHUNK = 1 << 19

@@ -86,7 +86,7 @@ class Stack:
     fp8_param_gather: bool = False
     # NCCL CTAs a communicator may use (Megatron-Core nccl_communicator_config_path, max_ctas per
     # group); empty: NCCL's own choice, which fills the scale-up links. A cap bounds the group's
-    # scale-up bandwidth (planner/train.py Hardware.cta_bytes_s). A run's setting, not a stack default.
+    # scale-up bandwidth (planner/train_kernels.py Hardware.cta_bytes_s). A run's setting, not a stack default.
     comm_max_ctas: Mapping[str, int] = field(default_factory=dict)
     fitted_on: tuple[str, ...] = ()  # validation case groups `efficiency` was fitted on
     sources: Mapping[str, str] = field(default_factory=dict)

@@ -29,7 +29,8 @@ from recoque.planner.execution import ExecutionPlan, plan_from_mapping
 from recoque.planner.profile import DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack, load_stack
 from recoque.planner.system import SystemSpec, system_from_toml
-from recoque.planner.train import core, hardware_for, plan_arrays, results_from_arrays
+from recoque.planner.train import hardware_for, plan_arrays, results_from_arrays
+from recoque.planner.train_core import core
 from recoque.planner.workload import TrainingWorkload, TransformerSpec, _model_from_raw, load_model
 
 DEFAULT_THRESHOLD_MEAN = 0.05

@@ -40,7 +40,6 @@ def test_append_refuses_another_machine(tmp_path):
 
 def test_interrupt_writes_partial_results(tmp_path, monkeypatch):
     from recoque.bench import suite
-    from recoque.bench.runner import RunOutcome
 
     def fake_suite(names, device, quick, dtypes, seed=0, telemetry=True, dtypes_explicit=True, on_plan=None, on_done=None):
         real = suite.run_cases(suite.gemm.sweep_cases(device, True, "fp16")[:1], device, suite.QUICK)

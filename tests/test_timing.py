@@ -1,9 +1,7 @@
 import types
 
-import pytest
-
 from recoque.bench.noise import HINTS, check_peak, check_rotation, check_samples
-from recoque.bench.timing import QUICK, TimingPolicy, measure, rotation_sets
+from recoque.bench.timing import TimingPolicy, measure, rotation_sets
 
 CPU = types.SimpleNamespace(kind="cpu", torch_device="cpu")
 

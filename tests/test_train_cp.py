@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 from recoque.cli import app
 from recoque.planner.execution import ExecutionPlan
 from recoque.planner.search import search
-from recoque.planner.train import cp_merge_bytes_bwd, cp_merge_bytes_fwd, evaluate
+from recoque.planner.train import evaluate
+from recoque.planner.train_core import cp_merge_bytes_bwd, cp_merge_bytes_fwd
 from recoque.planner.validation import shipped_profile, validation_system
 from recoque.planner.workload import load_training_workload
 

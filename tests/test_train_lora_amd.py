@@ -3,7 +3,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from recoque.planner.train import core, hardware_for, plan_arrays
+from recoque.planner.train import hardware_for, plan_arrays
+from recoque.planner.train_core import core
 from recoque.planner.validation import load_cases, run_case, shipped_profile
 
 

@@ -84,7 +84,8 @@ def test_fp8_linear_only_attention_stays_bf16():
             asked.append(dtype)
             return prof.attention_curve(dtype, direction)
 
-    from recoque.planner.train import core, hardware_for, plan_arrays
+    from recoque.planner.train import hardware_for, plan_arrays
+    from recoque.planner.train_core import core
     core(wl, hardware_for(sysx, prof), Spy(), "fp8", plan_arrays([plan]))
     assert asked and set(asked) == {"bf16"}
 

@@ -13,7 +13,8 @@ from recoque.errors import BadInput
 from recoque.planner.execution import ExecutionPlan
 from recoque.planner import stacks
 from recoque.planner.stacks import load_stack
-from recoque.planner.train import capped_bw, evaluate, hardware_for
+from recoque.planner.train import evaluate, hardware_for
+from recoque.planner.train_kernels import capped_bw
 from recoque.planner.validation import cases_from_seed, load_cases, shipped_profile, validation_system
 from recoque.planner.workload import load_training_workload
 

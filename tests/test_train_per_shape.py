@@ -1,4 +1,4 @@
-"""The plan model times each micro-batch shape once (planner/train.py `_per_shape`): a batch of
+"""The plan model times each micro-batch shape once (planner/train_kernels.py `per_shape`): a batch of
 plans gives, plan for plan, what each plan gives evaluated alone. Not a timed test."""
 from dataclasses import replace
 
@@ -7,7 +7,9 @@ import pytest
 
 from recoque.planner.search import enumerate_plans
 from recoque.planner.stacks import load_stack
-from recoque.planner.train import _per_shape, core, hardware_for
+from recoque.planner.train import hardware_for
+from recoque.planner.train_core import core
+from recoque.planner.train_kernels import per_shape
 from recoque.planner.validation import shipped_profile, validation_system
 from recoque.planner.workload import load_training_workload
 
@@ -44,7 +46,7 @@ def test_per_shape_calls_once_per_distinct_row():
         return {"x": np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])[i] * 0 + np.array([3.0, 5.0, 3.0, 5.0, 7.0, 3.0])[i],
                 "zero": 0.0}
 
-    out = _per_shape(fn, np.array([3, 5, 3, 5, 7, 3]), np.ones(6))
+    out = per_shape(fn, np.array([3, 5, 3, 5, 7, 3]), np.ones(6))
     assert calls == [3]
     assert out["x"].tolist() == [3.0, 5.0, 3.0, 5.0, 7.0, 3.0]
     assert out["zero"].tolist() == [0.0] * 6
@@ -57,6 +59,6 @@ def test_per_shape_falls_back_on_non_integer_columns():
         seen.append(i)
         return {"x": np.array([0.5, 1.5, 0.5])[i] * 2.0}
 
-    out = _per_shape(fn, np.array([0.5, 1.5, 0.5]))
+    out = per_shape(fn, np.array([0.5, 1.5, 0.5]))
     assert seen == [Ellipsis]
     assert out["x"].tolist() == [1.0, 3.0, 1.0]

@@ -6,7 +6,9 @@ import pytest
 
 from recoque.planner.execution import ExecutionPlan
 from recoque.planner.memory import activation_bytes_per_layer, logits_bytes
-from recoque.planner.train import _params_per_gpu, core, evaluate, hardware_for, plan_arrays
+from recoque.planner.train import evaluate, hardware_for, plan_arrays
+from recoque.planner.train_core import core
+from recoque.planner.train_kernels import params_on_stage
 from recoque.planner.validation import load_cases, shipped_profile
 
 BLOOM = [c for c in load_cases() if c.name == "bloom-176b-jean-zay"][0]
@@ -57,7 +59,7 @@ def test_deepspeed_pipeline_keeps_16bit_grads():
     without, _ = _memory(*shape, stack=off)
     m = BLOOM.workload.model.with_overrides(heads=64, kv_heads=64)
     lps = -(-m.layers // 12)
-    params, _exp = _params_per_gpu(m, 4.0, 12.0, 1.0, float(lps))
+    params, _exp = params_on_stage(m, 4.0, 12.0, 1.0, float(lps))
     assert with_g - without == pytest.approx(2.0 * float(params), rel=1e-9)
     # no pipeline: DeepSpeed's engine frees them (the plain engine path), nothing added
     assert _memory(14336, 70, 64, 96, 4, 1, 1)[0] == _memory(14336, 70, 64, 96, 4, 1, 1, stack=off)[0]

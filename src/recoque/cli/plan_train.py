@@ -12,7 +12,7 @@ from recoque.errors import BadInput, DoesNotFit
 from recoque.planner.power import limited
 from recoque.planner.profile import DeviceProfile
 from recoque.planner.system import SystemSpec, load_system
-from recoque.planner.train import SearchResult, best_plans
+from recoque.planner.train import SearchResult
 from recoque.planner.workload import load_training_workload
 from recoque.render import console, emit_json, fmt, plan_words, table, warn
 
