@@ -197,28 +197,47 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
                request: Any = None, model: Any = None, gemm_shapes: Any = None, **overrides: Any):
     """Serving rows (planner.serving through planner.inference). `request` (a ServingRequest) is what
     `plan infer` builds from its flags; without it the workload's own scenario (or the defaults) applies."""
+    model = model or inference.load_model_spec(model_name)
+    asked = request or (inference.Serving.from_workload(w, **overrides) if w else
+                        inference.Serving(**{k: v for k, v in overrides.items() if v is not None})).request()
+    e, request, changes = _serve(system, model, model_name, asked, profile, gemm_shapes, scenario=request is None)
+    r = inference.from_serving(model, request.kv_cache, request.weights, e)
+    rows = _serving_rows(model, model_name, request, e, r)
+    rows[1:1] = changes
+    h100_rate, ratio = _h100_serving(system, model, model_name, asked, e)
+    d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}),
+                              lambda s, p: r.tokens_per_s_system, h100_rate, profile, ratio)
+    try:
+        p = energy.facility_power(system)
+        per_mtok = combine(lambda pw, t: pw / t * 1e6, p, r.tokens_per_s_system, unit="J")
+        rows.append(("energy per million output tokens", per_mtok))
+    except BadInput:
+        pass
+    return rows, {"inference": r, "serving_request": request.knobs()}, r.assumptions, d, None
+
+
+def _serve(system: SystemSpec, model: Any, model_name: str, asked: Any, profile: Any, gemm_shapes: Any,
+           scenario: bool) -> tuple[Any, Any, list[tuple[str, str]]]:
+    """The serving estimate of `asked`. A workload's scenario (`plan`, `compare`) runs in the
+    narrowest precision the device has, and offline when its latency target cannot be met; each
+    change comes back as a row. A request from `plan infer`'s flags runs as given."""
     from recoque.planner.serving import estimate_serving, supported_precision
 
-    model = model or inference.load_model_spec(model_name)
-    fallback = precision = ""
-    asked = request
-    if request is None:  # `plan` / `compare`: the workload's scenario; offline if its latency target cannot be met
-        serving = inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**{k: v for k, v in overrides.items() if v is not None})
-        asked = serving.request()
-        request, precision = supported_precision(get_device_spec(system.device), asked)
-        try:
-            e = estimate_serving(model, model_name, system, request, profile)
-        except DoesNotFit as exc:
+    if not scenario:
+        return estimate_serving(model, model_name, system, asked, profile, gemm_shapes), asked, []
+    request, precision = supported_precision(get_device_spec(system.device), asked)
+    changes = [("precision", precision)] if precision else []
+    try:
+        return estimate_serving(model, model_name, system, request, profile), request, changes
+    except DoesNotFit as exc:
+        changes.append(("latency target", f"the workload's target cannot be met ({exc.one_line()}): offline throughput shown"))
+        request = replace(request, mode="offline", tpot_target_s=None, ttft_target_s=None)
+        return estimate_serving(model, model_name, system, request, profile), request, changes
 
-            fallback = f"the workload's target cannot be met ({exc.one_line()}): offline throughput shown"
-            request = replace(request, mode="offline", tpot_target_s=None, ttft_target_s=None)
-            e = estimate_serving(model, model_name, system, request, profile)
-    else:
-        e = estimate_serving(model, model_name, system, request, profile, gemm_shapes)
-    r = inference.from_serving(model, request.kv_cache, request.weights, e)
-    m = e.memory
-    pct = request.percentile
-    rows: list[tuple[str, Any]] = [
+
+def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> list[tuple[str, Any]]:
+    m, pct = e.memory, request.percentile
+    return [
         ("model", f"{model_name}: {model.params_total() / 1e9:.1f} B params, weights {r.weight_bytes / 1e9:.0f} GB ({request.weights}), "
                   f"KV {r.kv_bytes_per_token / 1e3:.0f} kB/token ({request.kv_cache})"),
         ("mode / engine", f"{e.mode} / {e.engine}"),
@@ -232,20 +251,18 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         ("requests/s, system", e.requests_per_s_system), ("concurrent users", r.concurrent_users),
         ("memory per GPU", f"{m.usable_bytes / 1e9:.0f} GB usable: weights {m.weights_bytes / 1e9:.1f} GB, workspace "
                            f"{m.workspace_bytes / 1e9:.1f} GB, KV for {m.max_streams} streams")]
-    if fallback:
-        rows.insert(1, ("latency target", fallback))
-    if precision:
-        rows.insert(1, ("precision", precision))
-    ref_sys = equivalents.h100_reference()
 
+
+def _h100_serving(system: SystemSpec, model: Any, model_name: str, asked: Any, e: Any) -> tuple[Any, Any]:
+    """The H100 side of the delivered equivalent: (H100 rate per GPU, ratio) for equivalents.delivered.
+    The scenario as asked runs on H100 nodes in their own best layout: one node, or pipelined nodes
+    when the model needs them; a dtype the H100 has no rate for (fp4) runs there in fp8, its narrowest."""
+    from recoque.planner.serving import estimate_serving, supported_precision
+
+    ref_sys = equivalents.h100_reference()
     h100_runs: list[Any] = []  # h100_rate keeps each H100 ServingEstimate: ratio() reads the last
 
-    def sys_rate(s, p):
-        return r.tokens_per_s_system
-
     def h100_rate(s, p):
-        # the scenario as asked on H100 nodes, their own best layout: one node, or pipelined nodes when the
-        # model needs them; a dtype the H100 has no rate for (fp4) runs there in fp8, its narrowest
         on_h100 = replace(supported_precision(get_device_spec(s.device), asked)[0], tp=None, ep=1)
         for pp in (1, 2, 4, 8, 16):
             try:
@@ -266,15 +283,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
                             same_device=system.device == ref_sys.device)
         return Estimate(v, lo, hi, "1")
 
-    d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}), sys_rate, h100_rate,
-                              profile, ratio)
-    try:
-        p = energy.facility_power(system)
-        per_mtok = combine(lambda pw, t: pw / t * 1e6, p, r.tokens_per_s_system, unit="J")
-        rows.append(("energy per million output tokens", per_mtok))
-    except BadInput:
-        pass
-    return rows, {"inference": r, "serving_request": request.knobs()}, r.assumptions, d, None
+    return h100_rate, ratio
 
 
 def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **overrides: Any):
