@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from recoque.bench import attention, environment, gemm, headline, noise, sweep
@@ -33,90 +33,121 @@ def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[st
               telemetry: bool = True, dtypes_explicit: bool = True, on_plan: Callable[[int], None] | None = None,
               on_done: Callable[[Case, Any, Any], None] | None = None) -> tuple[RunOutcome, list[str]]:
     """Run the named benchmarks; returns the outcome and notes (what was not run and why)."""
-    policy = policy_for(device, quick)
-    notes: list[str] = []
-    out = RunOutcome()
-    first = [True]
+    r = _Runner(device, quick, dtypes, dtypes_explicit, seed, telemetry, on_plan, on_done, policy_for(device, quick))
+    environment.prepare(device)
+    for name in names:
+        stage = _STAGES.get(name)
+        if stage is None:
+            raise BadInput(f"unknown benchmark {name!r}", f"use one of all, {', '.join(BENCHMARKS)}")
+        if not stage(r):  # interrupted or failed: keep what was measured
+            break
+    return r.out, r.notes
 
-    def run(cases: list[Case], fixed_policy: TimingPolicy | None = None) -> bool:
+
+@dataclass
+class _Runner:
+    """What every benchmark stage shares: the request, the timing policy, the outcome so far, and
+    the one call that runs cases (the first GPU case of the run gets the long warm-up)."""
+
+    device: Any
+    quick: bool
+    dtypes: tuple[str, ...]
+    dtypes_explicit: bool
+    seed: int
+    telemetry: bool
+    on_plan: Callable[[int], None] | None
+    on_done: Callable[[Case, Any, Any], None] | None
+    policy: TimingPolicy
+    out: RunOutcome = field(default_factory=RunOutcome)
+    notes: list[str] = field(default_factory=list)
+    first: bool = True
+
+    @property
+    def on_cpu(self) -> bool:  # other processes' load is measured where it slows the kernels
+        return self.device.kind == "cpu"
+
+    def __call__(self, cases: list[Case], fixed_policy: TimingPolicy | None = None) -> bool:
         if not cases:
             return True
-        if on_plan:
-            on_plan(len(cases))
+        if self.on_plan:
+            self.on_plan(len(cases))
         if fixed_policy is not None:  # every rank must make the same number of calls
-            return _merge(out, run_cases(cases, device, fixed_policy, seed, telemetry, on_done))
-        pol = policy
-        if first[0] and device.kind != "cpu":
-            pol = replace(policy, warmup_s=GPU_WARMUP_S[quick])
-            cases, rest = cases[:1], cases[1:]
-            first[0] = False
-            if not _merge(out, run_cases(cases, device, pol, seed, telemetry, on_done)):
+            return self._run(cases, fixed_policy)
+        if self.first and not self.on_cpu:
+            self.first = False
+            if not self._run(cases[:1], replace(self.policy, warmup_s=GPU_WARMUP_S[self.quick])):
                 return False
-            cases = rest
-        first[0] = False
-        return _merge(out, run_cases(cases, device, policy, seed, telemetry, on_done))
+            cases = cases[1:]
+        self.first = False
+        return self._run(cases, self.policy)
 
-    environment.prepare(device)
-    on_cpu = device.kind == "cpu"  # other processes' load is measured where it slows the kernels
-    for name in names:
-        if name == "gemm":
-            n0 = len(out.records)
-            for dtype in dtypes:
-                if not _sweep(out, device, quick, dtype, run):
-                    return out, notes
-            # Every dtype's candidate, confirmed in alternating rounds once all sweeps are done.
-            ok, seconds = _confirm(out, out.records[n0:], "gemm", policy, run, on_cpu)
-            _note_confirm_seconds(out, seconds)
-            if not ok:
-                return out, notes
-            out.records[:], ratio = headline.mark_tf32(out.records)
-            out.warnings += noise.check_tf32(ratio)
-            n0 = len(out.records)
-            if not run(gemm.llm_cases(device, quick, dtypes)):
-                return out, notes
-            if not _confirm(out, out.records[n0:], "gemm", policy, run, on_cpu)[0]:
-                return out, notes
-        elif name == "attention":
-            att = tuple(d for d in dtypes if d in ("bf16", "fp16", "fp32")) or ("bf16",)
-            n0 = len(out.records)
-            if not run(attention.cases(device, quick, att)):
-                return out, notes
-            if not _confirm(out, out.records[n0:], name, policy, run, on_cpu)[0]:
-                return out, notes
-        elif name == "stream":
-            from recoque.bench import stream
+    def _run(self, cases: list[Case], policy: TimingPolicy) -> bool:
+        return _merge(self.out, run_cases(cases, self.device, policy, self.seed, self.telemetry, self.on_done))
 
-            sd = tuple(d for d in dtypes if d in ("fp64", "fp32")) or ("fp64",)
-            if quick and not dtypes_explicit:
-                sd = ("fp64",)  # quick mode: BabelStream's default precision only
-            # One case per kernel and dtype: the candidate is known, so the kernels are measured
-            # straight away in alternating confirmation rounds (BabelStream's loop does the same).
-            for dtype in sd:
-                pool: dict[str, Any] = {}
-                tags = (headline.HEADLINE_TAG, headline.CONFIRM_TAG)
-                if not _rounds(out, stream.cases(device, quick, (dtype,), tags, pool), policy, run, (), on_cpu)[0]:
-                    return out, notes
-                pool.clear()
-        elif name == "transfer":
-            from recoque.bench import transfer
+    def confirmed(self, cases: list[Case], benchmark: str) -> bool:
+        """Run the cases, then confirm their candidates in alternating rounds."""
+        n0 = len(self.out.records)
+        return self(cases) and _confirm(self.out, self.out.records[n0:], benchmark, self.policy, self, self.on_cpu)[0]
 
-            cases = transfer.cases(device, quick)
-            if not cases:
-                notes.append("transfer: host-device bandwidth needs a GPU")
-            n0 = len(out.records)
-            if not run(cases) or not _confirm(out, out.records[n0:], name, policy, run, on_cpu)[0]:
-                return out, notes
-        elif name == "collective":
-            from recoque.bench import collective
 
-            cases = collective.cases(device, quick, dtypes if dtypes_explicit else None)
-            if not cases:
-                notes.append(f"collective: {collective.skip_reason(device) or 'nothing to run'}")
-            if not run(cases, collective.policy(quick)):
-                return out, notes
-        else:
-            raise BadInput(f"unknown benchmark {name!r}", f"use one of all, {', '.join(BENCHMARKS)}")
-    return out, notes
+def _stage_gemm(r: _Runner) -> bool:
+    out, n0 = r.out, len(r.out.records)
+    for dtype in r.dtypes:
+        if not _sweep(out, r.device, r.quick, dtype, r):
+            return False
+    # Every dtype's candidate, confirmed in alternating rounds once all sweeps are done.
+    ok, seconds = _confirm(out, out.records[n0:], "gemm", r.policy, r, r.on_cpu)
+    _note_confirm_seconds(out, seconds)
+    if not ok:
+        return False
+    out.records[:], ratio = headline.mark_tf32(out.records)
+    out.warnings += noise.check_tf32(ratio)
+    return r.confirmed(gemm.llm_cases(r.device, r.quick, r.dtypes), "gemm")
+
+
+def _stage_attention(r: _Runner) -> bool:
+    att = tuple(d for d in r.dtypes if d in ("bf16", "fp16", "fp32")) or ("bf16",)
+    return r.confirmed(attention.cases(r.device, r.quick, att), "attention")
+
+
+def _stage_stream(r: _Runner) -> bool:
+    from recoque.bench import stream
+
+    sd = tuple(d for d in r.dtypes if d in ("fp64", "fp32")) or ("fp64",)
+    if r.quick and not r.dtypes_explicit:
+        sd = ("fp64",)  # quick mode: BabelStream's default precision only
+    # One case per kernel and dtype: the candidate is known, so the kernels are measured
+    # straight away in alternating confirmation rounds (BabelStream's loop does the same).
+    for dtype in sd:
+        pool: dict[str, Any] = {}
+        tags = (headline.HEADLINE_TAG, headline.CONFIRM_TAG)
+        if not _rounds(r.out, stream.cases(r.device, r.quick, (dtype,), tags, pool), r.policy, r, (), r.on_cpu)[0]:
+            return False
+        pool.clear()
+    return True
+
+
+def _stage_transfer(r: _Runner) -> bool:
+    from recoque.bench import transfer
+
+    cases = transfer.cases(r.device, r.quick)
+    if not cases:
+        r.notes.append("transfer: host-device bandwidth needs a GPU")
+    return r.confirmed(cases, "transfer")
+
+
+def _stage_collective(r: _Runner) -> bool:
+    from recoque.bench import collective
+
+    cases = collective.cases(r.device, r.quick, r.dtypes if r.dtypes_explicit else None)
+    if not cases:
+        r.notes.append(f"collective: {collective.skip_reason(r.device) or 'nothing to run'}")
+    return r(cases, collective.policy(r.quick))
+
+
+_STAGES: dict[str, Callable[[_Runner], bool]] = {
+    "gemm": _stage_gemm, "attention": _stage_attention, "stream": _stage_stream,
+    "transfer": _stage_transfer, "collective": _stage_collective}
 
 
 def _sweep(out: RunOutcome, device: Any, quick: bool, dtype: str, run: Callable[..., bool]) -> bool:
