@@ -369,7 +369,13 @@ class DataParallel:
     args: tuple          # (ranks per node, nodes, bandwidths and latencies) for planner/comm.py
     dense: Any           # parameters per GPU reduced over all DP ranks (adapters only under LoRA)
     gather_bytes: float  # bytes per weight in the ZeRO weight all-gathers
-    t_z1: Any            # ZeRO-1: gradient reduce-scatter + weight all-gather, seconds
+    t_rs: Any            # gradient reduce-scatter, seconds
+    t_ag_w: Any          # weight all-gather, seconds
+
+    @property
+    def t_z1(self) -> Any:
+        """ZeRO-1: gradient reduce-scatter + weight all-gather, seconds."""
+        return self.t_rs + self.t_ag_w
 
 
 def data_parallel(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plans, q: Params, dtype: str) -> DataParallel:
@@ -384,7 +390,7 @@ def data_parallel(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Pla
     gather_bytes = 1.0 if (stack.fp8_param_gather and low_precision and not lora) else memory.WEIGHT_BYTES
     t_rs = comm.hierarchical_allgather_time(dense * stack.grad_reduce_bytes, *args)
     t_ag_w = comm.hierarchical_allgather_time(dense * gather_bytes, *args)
-    return DataParallel(args, dense, gather_bytes, t_rs + t_ag_w)
+    return DataParallel(args, dense, gather_bytes, t_rs, t_ag_w)
 
 
 def dp_exposed_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plans, q: Params, dtype: str,
@@ -393,12 +399,10 @@ def dp_exposed_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plan
     when it overlaps."""
     m_, zero, grb, args = workload.model, p.zero, stack.grad_reduce_bytes, d.args
     lora = workload.lora_rank > 0
-    grad_b = d.dense * grb
-    t_ar = comm.hierarchical_allreduce_time(grad_b, *args)
-    t_rs = comm.hierarchical_allgather_time(grad_b, *args)
-    t_ag_w = comm.hierarchical_allgather_time(d.dense * d.gather_bytes, *args)
+    t_ar = comm.hierarchical_allreduce_time(d.dense * grb, *args)
+    t_ag_w = d.t_ag_w
     # ZeRO-2 cannot accumulate whole gradients: it reduce-scatters after every micro-batch.
-    t_dp = np.where(zero == 2, p.n_mb * t_rs + t_ag_w, np.where(zero >= 1, d.t_z1, t_ar))
+    t_dp = np.where(zero == 2, p.n_mb * d.t_rs + t_ag_w, np.where(zero >= 1, d.t_z1, t_ar))
     if stack.pipeline_16bit_grads and dtype == "bf16" and not lora:
         # DeepSpeed's bf16 optimizer under the pipeline engine all-reduces its fp32 gradient
         # buffers (pipe/engine.py _bf16_reduce_grads) and all-gathers the updated 16-bit weights.
