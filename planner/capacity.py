@@ -339,7 +339,11 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     from recoque.planner.workload import load_training_workload
     from recoque.planner.workloads import profile_applies, spec_with_assumed_peaks
 
-    wl = load_training_workload(model_name)
+    try:
+        wl = load_training_workload(model_name)
+    except BadInput as exc:  # a model without a published run: `plan` still shows its serving summary
+        return [("training", f"not estimated: {exc.what}; `recoque plan train -s {system.key} -w {model_name} "
+                             "--tokens N --global-batch B` estimates a run you name")], {}, (), None, None
     if tokens:
         wl = replace(wl, tokens_to_train=float(tokens))
     from recoque.planner.validation import training_profile

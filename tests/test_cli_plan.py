@@ -124,3 +124,14 @@ def test_a_pin_no_plan_can_meet_is_named(args, msg):
     # before, both came out as 'no valid plan (0 combinations break a divisibility rule ...)'
     r = run("plan", "train", "-s", "node-8x-mi355x", "-w", "llama3.1-8b", "--dtype", "bf16", *args)
     assert r.exit_code != 0 and msg in " ".join(r.output.split())
+
+
+def test_plan_on_a_model_without_a_training_run_still_serves_it():
+    res = runner.invoke(app, ["plan", "-s", "node-8x-mi300x", "-w", "mixtral-8x7b", "--json"])
+    assert res.exit_code == 0, res.output
+    sections = json.loads(res.output)["sections"]
+    assert "has no training run" in sections["training"][0]["value"]
+    assert "recoque plan train -s node-8x-mi300x -w mixtral-8x7b --tokens N" in sections["training"][0]["value"]
+    assert any(r["quantity"] == "output tokens/s, system" for r in sections["inference (default serving)"])
+    # plan train itself still refuses: it has no run to time without --tokens and --global-batch
+    assert runner.invoke(app, ["plan", "train", "-s", "node-8x-mi300x", "-w", "mixtral-8x7b"]).exit_code == 2

@@ -41,6 +41,13 @@ def test_training_workload():
     assert w.iterations == pytest.approx(300e9 / (1536 * 2048))
 
 
+def test_llama2_70b_trains_on_its_published_run():
+    # Touvron et al. 2023 Table 1: 2.0T tokens at 4k context, a 4M-token global batch
+    wl = load_training_workload("llama2-70b")
+    assert wl.tokens_to_train == pytest.approx(2.0e12)
+    assert wl.global_batch_seqs * wl.model.seq_len == pytest.approx(4 * 1024 * 1024)
+
+
 def test_unknown_preset_lists_known():
     with pytest.raises(BadInput) as e:
         load_model("gpt5")
