@@ -205,15 +205,19 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     rows = _serving_rows(model, model_name, request, e, r)
     rows[1:1] = changes
     h100_rate, ratio = _h100_serving(system, model, model_name, asked, e)
-    d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}),
-                              lambda s, p: r.tokens_per_s_system, h100_rate, profile, ratio)
+    notes = tuple(r.assumptions)
+    try:
+        d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}),
+                                  lambda s, p: r.tokens_per_s_system, h100_rate, profile, ratio)
+    except DoesNotFit as exc:  # the system's answer stands; only the comparison is missing
+        d, notes = None, notes + (f"delivered H100-equivalents for serving not computed: {exc.one_line()}",)
     try:
         p = energy.facility_power(system)
         per_mtok = combine(lambda pw, t: pw / t * 1e6, p, r.tokens_per_s_system, unit="J")
         rows.append(("energy per million output tokens", per_mtok))
     except BadInput:
         pass
-    return rows, {"inference": r, "serving_request": request.knobs()}, r.assumptions, d, None
+    return rows, {"inference": r, "serving_request": request.knobs()}, notes, d, None
 
 
 def _serve(system: SystemSpec, model: Any, model_name: str, asked: Any, profile: Any, gemm_shapes: Any,
@@ -264,14 +268,16 @@ def _h100_serving(system: SystemSpec, model: Any, model_name: str, asked: Any, e
 
     def h100_rate(s, p):
         on_h100 = replace(supported_precision(get_device_spec(s.device), asked)[0], tp=None, ep=1)
+        why = ""
         for pp in (1, 2, 4, 8, 16):
             try:
                 ref = s.with_gpus(int(s.gpus_per_node) * pp) if pp > 1 else s
                 h100_runs.append(estimate_serving(model, model_name, ref, replace(on_h100, pp=pp), p))
                 return h100_runs[-1].tokens_per_s_per_gpu
-            except DoesNotFit:
-                continue
-        raise DoesNotFit(f"{model_name} does not fit 16 H100 nodes: no H100-equivalent", "use fp8 weights")
+            except DoesNotFit as exc:
+                why = exc.what
+        raise DoesNotFit(f"{model_name} cannot be served as asked on 1-16 H100 nodes, so no H100-equivalent "
+                         f"(at 16 nodes: {why})", "use fp8 weights or relax the latency targets")
 
     def ratio(_system_rate: Estimate, _h100_rate: Estimate) -> Estimate:
         # From the two ServingEstimates, not their ranges: the predictions share the serving method's
@@ -427,9 +433,15 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
         parts.append(("inference", plan_infer(system, w, model, profile)))
     elif kind == "train":
         parts.append(("training", plan_train(system, model, profile, w.number("train_tokens") if w and "train_tokens" in w.values else None)))
-    else:  # a bare model name: training and inference summaries
+    else:  # a bare model name: training and inference summaries, each shown when it can be estimated
         parts.append(("training", plan_train(system, model, profile)))
-        parts.append(("inference (default serving)", plan_infer(system, None, model, profile)))
+        try:
+            parts.append(("inference (default serving)", plan_infer(system, None, model, profile)))
+        except DoesNotFit as exc:
+            if not parts[0][1][1].get("train") or not parts[0][1][1]["train"].best:
+                raise  # neither estimate exists: an impossible plan
+            parts.append(("inference (default serving)",
+                          ([("serving", f"not estimated: {exc.one_line()}")], {}, (), None, None)))
     for title, (rows, d, n, dl, secs) in parts:
         sections.append((title, rows))
         data.update(d)

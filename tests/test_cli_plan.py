@@ -135,3 +135,28 @@ def test_plan_on_a_model_without_a_training_run_still_serves_it():
     assert any(r["quantity"] == "output tokens/s, system" for r in sections["inference (default serving)"])
     # plan train itself still refuses: it has no run to time without --tokens and --global-batch
     assert runner.invoke(app, ["plan", "train", "-s", "node-8x-mi300x", "-w", "mixtral-8x7b"]).exit_code == 2
+
+
+def test_plan_on_a_model_whose_training_does_not_fit_still_serves_it():
+    res = runner.invoke(app, ["plan", "-s", "node-8x-h200", "-w", "llama2-70b", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["sections"]["training"][0]["value"].startswith("no plan fits")
+    assert any(r["quantity"] == "output tokens/s, system" for r in data["sections"]["inference (default serving)"])
+    # a training workload that does not fit stays an impossible plan
+    assert runner.invoke(app, ["plan", "-s", "node-8x-h100", "-w", "mistral-large-2-pretrain"]).exit_code == 3
+
+
+def test_plan_keeps_the_system_answer_when_the_h100_comparison_cannot_be_made():
+    # 405B in bf16 meets the default 50 ms TPOT on 8 H200 but on no H100 layout up to 16 nodes
+    res = runner.invoke(app, ["plan", "-s", "node-8x-h200", "-w", "llama3-405b", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert any("delivered H100-equivalents for serving not computed" in a and "at 16 nodes" in a
+               for a in data["assumptions"])
+    assert any(r["quantity"] == "output tokens/s, system" for r in data["sections"]["inference (default serving)"])
+
+
+def test_plan_on_a_model_with_neither_estimate_is_an_impossible_plan():
+    res = runner.invoke(app, ["plan", "-s", "node-8x-h200", "-w", "megatron-1t"])
+    assert res.exit_code == 3 and "do not fit" in res.output

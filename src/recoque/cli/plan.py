@@ -53,7 +53,8 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
     s, prof = profile_for(resolve_system(system, gpus, power_limit_w), profile, profile_anyway)
     data = plan_any(s, workload, prof)
     train = data.get("train")
-    if train is not None and not getattr(train, "best", True):  # an impossible plan is exit 3, not a table row
+    # an impossible training plan is exit 3, not a table row; a bare model name still shows its serving
+    if train is not None and not getattr(train, "best", True) and not (data["kind"] == "model" and "inference" in data):
         raise DoesNotFit(f"{workload} does not fit on {s.gpus:,.0f} GPUs of {s.key}: {train.reasons[0]}",
                          "use more GPUs (--gpus) or a system with more memory per GPU")
     show(data, as_json)
