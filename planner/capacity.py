@@ -434,11 +434,12 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
     elif kind == "train":
         parts.append(("training", plan_train(system, model, profile, w.number("train_tokens") if w and "train_tokens" in w.values else None)))
     else:  # a bare model name: training and inference summaries, each shown when it can be estimated
-        parts.append(("training", plan_train(system, model, profile)))
+        training = plan_train(system, model, profile)
+        parts.append(("training", training))
         try:
             parts.append(("inference (default serving)", plan_infer(system, None, model, profile)))
         except DoesNotFit as exc:
-            if not parts[0][1][1].get("train") or not parts[0][1][1]["train"].best:
+            if not getattr(training[1].get("train"), "best", None):
                 raise  # neither estimate exists: an impossible plan
             parts.append(("inference (default serving)",
                           ([("serving", f"not estimated: {exc.one_line()}")], {}, (), None, None)))
