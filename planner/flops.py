@@ -85,7 +85,7 @@ def attention_core_flops_fwd(model: Any, micro_batch: Any, tp: Any) -> Any:
     """Q K^T and (softmax) V: 2 b s^2 heads (qk width + value width) / tp (= 4 b s^2 heads d when
     both are the head width); sliding-window layers over their window only."""
     s = float(model.seq_len)
-    pairs = s * s * float(getattr(model, "attention_pair_fraction", lambda _s: 1.0)(s))
+    pairs = s * s * model.attention_pair_fraction(s)
     return micro_batch * pairs * model.heads * model.attention_flops_per_pair() / tp
 
 

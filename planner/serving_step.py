@@ -258,11 +258,11 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     layers = model.layers / lay.pp
     g = lay.tp
     comp, mem = layer_gemm_s(model, lay, prec, tokens, r)
-    kv_read = decode * context * model.kv_layer_fraction(context) * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes
+    held = decode * context * model.kv_layer_fraction(context)  # cached tokens the decode streams attend to
+    kv_read = held * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes
     # decode attention reads the cache at HBM bandwidth; MLA's latent-space scores and values are
     # heavy enough to be bound by the attention rate instead (arithmetic intensity ~ heads x 4)
-    dec_math = decode * context * model.kv_layer_fraction(context) * (model.heads / g) \
-        * model.decode_attention_flops_per_pair() / r.attention_flop_s
+    dec_math = held * (model.heads / g) * model.decode_attention_flops_per_pair() / r.attention_flop_s
     attn = max(kv_read / r.hbm_bytes_s, dec_math if model.mla else 0.0) \
         + prefill * prompt * model.attention_pair_fraction(prompt, causal=True) * (model.heads / g) \
         * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s
