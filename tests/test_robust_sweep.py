@@ -20,30 +20,9 @@ FIX = Path(__file__).parent / "fixtures"
 GOOD = json.loads((FIX / "planner_results_v2.json").read_text())  # an H100 results file
 runner = CliRunner()
 
-SYSTEM = """[systems.mine]
-name = "my cluster"
-device = "h100_sxm"
-gpus = 64
-gpus_per_node = 8
-intra_node_bandwidth_gb_s = 450
-inter_node_bandwidth_gb_s = 50
-node_power_kw = 10.2
-pue = 1.2
-"""
+SYSTEM = (FIX / "user_system.toml").read_text()  # a valid user system file
 
-MODEL = """[models.mine]
-layers = 32
-hidden = 4096
-heads = 32
-kv_heads = 8
-ffn_hidden = 14336
-gated_ffn = true
-vocab = 32000
-seq_len_tokens = 4096
-[models.mine.training]
-tokens_to_train = 1e12
-global_batch_seqs = 512
-"""
+MODEL = (FIX / "user_model.toml").read_text()  # a valid user model file
 
 # --- how a refusal must look ----------------------------------------------------------------------
 
