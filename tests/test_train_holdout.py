@@ -42,7 +42,7 @@ def test_case_level_gradient_reduction_dtype():
     assert cases["nemo2407-gpt3-175b-128gpu-fp8"].stack.grad_reduce_dtype == load_stack("megatron-core").grad_reduce_dtype
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.085, 0.32, 0.90),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.085, 0.36, 0.90),
                                                                    ("amd", 0.08, 0.34, 0.90)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
@@ -69,6 +69,9 @@ def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min
     With GB200's NVFP4 GEMMs at the cuBLASLt fraction Azure measured (7.5-7.6 PFLOP/s at 8192^3): nvidia 7.0% / 29.6% / 94%.
     With the MI300X/MI325X FP8 plateaus at AMD's measured FP8 rates (1,273 / 1,519, above AMD's RVS floors):
     amd 6.9% / 32.6% / 100%.
+    With more check rows (not a model change): Megatron-Bridge 26.04.01 dense Llama 3 70B / 3.1 405B and 26.08
+    MoE, AMD's own Primus and ROCm-docs runs: nvidia 7.6% / 35.1% / 90% over 173 (worst: 405B NVFP4 on 256
+    GB200, +35%, slow: the model exposes its TP and pipeline transfers), amd 6.9% / 32.6% / 100% over 45.
     The issue's target is max <= 15% on both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
