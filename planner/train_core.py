@@ -290,16 +290,23 @@ def _attention_widths(m_: Any, tp: Any) -> tuple[Any, Any]:
     return m_.heads * d_h / tp, 2.0 * m_.kv_heads * d_h / np.minimum(tp, float(m_.kv_heads))
 
 
-def tp_comm_s(hw: Hardware, p: Plans, lt: LayerTimes, h: float) -> Any:
+def tp_comm_s(hw: Hardware, p: Plans, lt: LayerTimes, h: float, dtype: str) -> Any:
     """Tensor-parallel collectives per layer and micro-batch: 2 all-reduces forward, 2 backward,
     2 in a recomputed forward (with SP: an all-gather and a reduce-scatter each)."""
     loc, nod = comm.group_layout(p.tp, 1.0, hw.gpus_per_node)
     act_bytes = p.tokens * h * 2.0
     ar = comm.hierarchical_allreduce_time(act_bytes, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     ag = comm.hierarchical_allgather_time(act_bytes, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
+    # Under fp8/fp4 training with SP, Transformer Engine quantizes a linear layer's input before it
+    # all-gathers it (LayerNormLinear: gather_along_first_dim(ln_out, tp_group, quantizer=...),
+    # NVIDIA/TransformerEngine @d0067d0 transformer_engine/pytorch/module/layernorm_linear.py), and
+    # likewise the output gradient it gathers in the backward: those all-gathers move 1 byte an
+    # element (NVFP4 taken the same, not less: stated); the reduce-scatters stay 16-bit.
+    ag_q = (comm.hierarchical_allgather_time(act_bytes / 2.0, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra,
+                                             hw.alpha_inter) if dtype in LOW_PRECISION_DTYPES else ag)
     frac = p.frac
     n_ar = 4.0 + 2.0 * frac  # forward 2, backward 2, recomputed forward 2
-    tp_comm = np.where(p.sp, n_ar * 2.0 * ag, n_ar * ar) + np.where(p.dist, frac * ag, 0.0)
+    tp_comm = np.where(p.sp, n_ar * (ag_q + ag), n_ar * ar) + np.where(p.dist, frac * ag, 0.0)
     # TP overlap (Transformer Engine userbuffers, split-pipelined): each all-gather/reduce-scatter
     # is cut into tp chunks, chunk i's transfer runs beside chunk i-1's GEMM, so the first chunk
     # shows and the rest only where the layer's GEMMs (forward, recomputed forward, backward)
@@ -468,7 +475,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     if memory_only:
         return out
     lt = layer_times(workload, hw, profile, dtype, which, stack, p)
-    tp_comm, cp_comm = tp_comm_s(hw, p, lt, float(m_.hidden)), cp_comm_s(m_, hw, stack, p, lt)
+    tp_comm, cp_comm = tp_comm_s(hw, p, lt, float(m_.hidden), dtype), cp_comm_s(m_, hw, stack, p, lt)
     ep_comm = ep_comm_s(m_, hw, stack, p, lt)
     layer_compute = lt.fwd + lt.bwd + lt.recomp
     layer_t = layer_compute + tp_comm + ep_comm + cp_comm

@@ -72,3 +72,23 @@ def test_pinning_a_zero_stage_the_stack_lacks_names_the_stack_not_the_divisibili
     with pytest.raises(BadInput, match=r"--zero 3: stack megatron-lm runs ZeRO stages 0, 1 only"):
         search(GPT3, SEL, PROF, top=1, gpus=512, stack=load_stack("megatron-lm"), pins={"zero": 3})
     search(GPT3, SEL, PROF, top=1, gpus=512, stack=load_stack("fsdp"), pins={"zero": 3})  # a stack that shards runs it
+
+
+H100 = validation_system("meta-llama3-h100")
+H100_PROF = shipped_profile("h100_sxm")
+
+
+@pytest.mark.parametrize("sp", [True, False], ids=["sp", "no-sp"])
+def test_fp8_all_gathers_move_one_byte_only_with_sequence_parallelism(sp):
+    """Under fp8 with SP, Transformer Engine all-gathers the quantized linear inputs (and output
+    gradients): half the all-gather bytes, so less TP time than the same plan counted at 16 bits;
+    without SP the all-reduces stay 16-bit and the TP time is the bf16 one."""
+    plan = replace(SP_PLAN, sequence_parallel=sp)
+    bf16 = evaluate(GPT3, H100, plan, H100_PROF, dtype="bf16", stack=CORE).breakdown["tp_comm_s"]
+    fp8 = evaluate(GPT3, H100, plan, H100_PROF, dtype="fp8", stack=CORE).breakdown["tp_comm_s"]
+    if sp:
+        # half of each all-gather/reduce-scatter pair's bytes at 1 byte: between 3/4 and 1 of the
+        # 16-bit time (the latency term does not shrink)
+        assert 0.74 * bf16 <= fp8 < bf16
+    else:
+        assert fp8 == pytest.approx(bf16, rel=1e-12)
