@@ -10,7 +10,7 @@ softmax/dropout bytes), memory-bound elementwise work (LayerNorm, bias-dropout-r
 activation: bytes over the memory-bound bandwidth, twice in the backward), recomputation (full:
 the whole forward again; selective: the attention core), tensor-parallel collectives (2
 all-reduces forward and 2 backward, or the same volume as all-gather + reduce-scatter with
-sequence parallelism) and expert all-to-alls. A pipeline stage runs L/p layers (+ the logits on
+sequence parallelism, the all-gathers in fp8 under fp8/fp4 training) and expert all-to-alls. A pipeline stage runs L/p layers (+ the logits on
 the last stage); 1F1B time = m * T_slowest + (p - 1)/v * T_mean (bubble (p-1)/(m v), Narayanan
 et al. 2021), plus activation sends between stages. Then the data-parallel gradient reduction
 (hierarchical, in the stack's reduction dtype; ZeRO-1: reduce-scatter + all-gather of the weights,
