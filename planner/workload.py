@@ -144,11 +144,9 @@ class TransformerSpec:
 
     def kv_layer_fraction(self, tokens: float) -> float:
         """Share of the layers' cache one stream of `tokens` holds, against every layer holding all of
-        them: a sliding-window layer keeps only the last `sliding_window` tokens."""
-        if not self.sliding_layers or tokens <= 0:
-            return 1.0
-        f = self.sliding_layers / self.layers
-        return (1.0 - f) + f * min(float(self.sliding_window), tokens) / tokens
+        them: a sliding-window layer keeps only the last `sliding_window` tokens (the keys a query of
+        the non-causal count sees)."""
+        return self.attention_pair_fraction(tokens, causal=False)
 
     def attention_flops_per_pair(self) -> float:
         """Forward FLOPs per head per (query, key) pair: Q.K over qk_head_dim and P.V over the value width."""
