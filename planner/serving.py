@@ -11,7 +11,9 @@ HBM rate, a floor the engine reaches (that rate is already an achieved-bandwidth
 calibrated where the math bounds the step: seeds/serving.toml [engines]).
   output tokens/s per replica  X(B) = B / (pp x t_stage(B))       (pp stages pipeline B/pp streams each)
   time per output token        TPOT = pp x t_stage(B)
-Offline: B is the largest the KV memory (and the engine's batch cap) allows. Server: Poisson
+Offline: B is the largest the KV memory (and the engine's batch cap) allows; with `requests`, a
+finite run of that many requests submitted at once is followed to its end instead (planner.serving_wave:
+lockstep growth, and the preemptions when the KV at full length is more than the memory). Server: Poisson
 arrivals at a rate set B through Little's law (rate = X(B) / O); latency targets set the largest B
 that meets them at the chosen percentile. With both a TTFT and a TPOT target the engine holds the
 running batch at the largest that meets the TPOT target (admission cap) and queues the rest, so
@@ -37,8 +39,10 @@ from recoque.errors import BadInput, DoesNotFit
 from recoque.estimate import Estimate
 from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
+from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
 from recoque.planner.serving_step import Layout, Precision, StepTime, kv_bytes_per_token_per_gpu, step_time
+from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
 
@@ -80,13 +84,15 @@ class ServingRequest:
     max_batch: int | None = None           # engine batch cap (max_num_seqs / max_batch_size)
     engine_efficiency: float | None = None  # measured on your engine: replaces the engine class default
     length_cv2: float | None = None        # squared coefficient of variation of prompt and output lengths (0: fixed)
+    requests: int | None = None            # offline: this many requests submitted at once, over the system
+                                           # (vLLM benchmark_throughput --num-prompts); the run is followed to its end
 
     def __post_init__(self) -> None:
         _positive("prompt tokens", self.prompt_tokens, "--prompt-tokens")
         _positive("output tokens", self.output_tokens, "--output-tokens")
         for name, flag in (("batch", "--batch"), ("concurrency", "--concurrency"), ("request_rate_per_s", "--request-rate"),
                            ("ttft_target_s", "--ttft-ms"), ("tpot_target_s", "--tpot-ms"), ("tp", "--tp"),
-                           ("pp", "--pp"), ("ep", "--ep"), ("max_batch", "--max-batch")):
+                           ("pp", "--pp"), ("ep", "--ep"), ("max_batch", "--max-batch"), ("requests", "--requests")):
             _positive(name, getattr(self, name), flag)
         if self.mode not in MODES:
             raise BadInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", "pass --mode offline or --mode server")
@@ -118,6 +124,9 @@ class ServingRequest:
                 and self.ttft_target_s is None and self.tpot_target_s is None:
             raise BadInput("server mode needs a load or a latency target",
                            "pass --request-rate, --ttft-ms/--tpot-ms, or --concurrency")
+        if self.requests is not None and (self.mode != "offline" or fixed):
+            raise BadInput("--requests sizes an offline run (all requests submitted at once)",
+                           "drop --requests, or use --mode offline without --batch/--concurrency")
         if self.request_rate_per_s is not None and (self.ttft_target_s or self.tpot_target_s):
             raise BadInput("a request rate and latency targets both given", "pass --request-rate or --ttft-ms/--tpot-ms")
 
@@ -235,18 +244,21 @@ class Point:
     ttft_s: float
     tokens_per_s: float   # per replica
     step: StepTime
+    wave: WaveRun | None = None   # a finite offline run followed to its end (serving_wave)
 
 
 class _Replica:
     """The step model of one replica at one corner of the rates."""
 
-    def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float):
+    def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float,
+                 room: tuple[float, bool, float] = (0.0, False, 0.0)):
         measured = rates.gemm_at
         rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, attention_flop_s=rates.attention_flop_s * eff,
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache])
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0
+        self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
 
     def seconds(self, st: StepTime) -> float:
         """Engine time of a kernel-level step: the GEMMs (math already at e x the rate, weight read
@@ -332,6 +344,8 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         x = rep.throughput(b)
         return fixed(b, max(rep.prefill_s(b) + 0.5 * rep.tpot(b),
                             users * req.output_tokens / x - (req.output_tokens - 1) * rep.tpot(b)))
+    if req.requests is not None:
+        return wave_point(rep, req, replicas)
     if req.mode == "offline":
         return fixed(cap, rep.prefill_s(cap) + 0.5 * rep.tpot(cap))
     if req.request_rate_per_s:
@@ -358,6 +372,27 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         raise DoesNotFit(f"even one stream gives TPOT {p.tpot_s * 1e3:.1f} ms / TTFT {p.ttft_s * 1e3:.0f} ms ({req.percentile}), "
                          "above the target", "relax --tpot-ms/--ttft-ms, use more GPUs per replica or fp8")
     return server_point(rep, req, _bisect(meets, lo, slots * (1 - 1e-9)), slots, q)
+
+
+def wave_point(rep: _Replica, req: ServingRequest, replicas: int) -> Point:
+    """A finite offline run (req.requests over the system, an even share per replica) followed to
+    its end (planner.serving_wave): throughput = its output tokens / its wall time."""
+    m, lay, pp = rep.m, rep.lay, rep.lay.pp
+    per_token = kv_bytes_per_token_per_gpu(m, lay, rep.prec.kv_bytes)
+
+    def stage_s(decode: float, prefill: float, ctx: float, prompt: float) -> float:
+        return pp * rep.seconds(step_time(m, lay, rep.prec, decode / pp, prefill / pp, ctx, prompt, rep.r))
+
+    w = sw.Wave(requests=req.requests / replicas, prompt=req.prompt_tokens, output=req.output_tokens,
+                slots=rep.slots, kv_free_bytes=rep.kv_free_bytes,
+                kv_bytes=lambda c: per_token * c * m.kv_layer_fraction(c), reserve_full=rep.reserve_full,
+                decode_s=lambda n, c: stage_s(n, 0.0, c, req.prompt_tokens),
+                prefill_s=lambda tokens, length: stage_s(0.0, tokens, 1.0, length) - stage_s(0.0, 0.0, 1.0, length))
+    try:
+        r = sw.run(w)
+    except ValueError as exc:
+        raise DoesNotFit(f"--requests {req.requests}: {exc}", "use fp8 KV cache or more GPUs per replica") from exc
+    return Point(r.mean_streams, r.mean_step_s, r.first_prefill_s, r.tokens_per_s, rep.stage(r.mean_streams), r)
 
 
 def admission_cap(rep: _Replica, req: ServingRequest, cap: float, lo: float) -> float:
@@ -435,10 +470,12 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
     budget = float(sr.kernel_constants().get("workspace_tokens", 8192))
-    value = solve(_Replica(model, req, lay, rs.rates["value"], rs.efficiency["value"], budget), req, cap, replicas)
+    room = (mem.usable_bytes - mem.weights_bytes - mem.workspace_bytes, engine.kv_reserve == "full",
+            float(req.max_batch or engine.max_batch))
+    value = solve(_Replica(model, req, lay, rs.rates["value"], rs.efficiency["value"], budget, room), req, cap, replicas)
 
     def solve_at(rates: Any, eff: float) -> Point:
-        return solve(_Replica(model, req, lay, rates, eff, budget), req, cap, replicas, strict=False)
+        return solve(_Replica(model, req, lay, rates, eff, budget, room), req, cap, replicas, strict=False)
 
     return _Run(lay, mem, replicas, value, rs.notes, solve_at, rs.rates, rs.efficiency)
 
@@ -520,11 +557,13 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",
         _mode_note(req),
+        "every request exactly prompt + output tokens long (fixed lengths, as a throughput benchmark's random dataset); "
+        "each admission prefills its streams' tokens once" if value.wave else
         "continuous batching with chunked prefill: each step carries B decode tokens + B x prompt/output prefill tokens",
         sb.NOTE,
         f"every constant at its pessimistic / optimistic end at once: {corners['low'].tokens_per_s / g:,.4g} / "
         f"{corners['high'].tokens_per_s / g:,.4g} output tokens/s per GPU")
-        + _missed_target_note(corners["low"], req) + _unbounded_ttft_note(value, req)))
+        + _missed_target_note(corners["low"], req) + _unbounded_ttft_note(value, req) + _wave_note(value.wave)))
     return ServingEstimate(
         system=system.key, model=model_name, mode=req.mode, engine=req.engine, tp=lay.tp, pp=lay.pp, ep=lay.ep,
         attention_dp=lay.attn_dp,
@@ -553,9 +592,24 @@ def _unbounded_ttft_note(value: Point, req: ServingRequest) -> tuple[str, ...]:
             "queue without end; give a TTFT target (--ttft-ms) to keep the queue finite",)
 
 
+def _wave_note(w: WaveRun | None) -> tuple[str, ...]:
+    if w is None:
+        return ()
+    if not w.preempted_streams:
+        return (f"finite run: {w.requests:,.0f} requests per replica; their KV at full length is {w.peak_kv_fraction:.0%} "
+                "of the KV memory: no preemption",)
+    return (f"finite run: {w.requests:,.0f} requests per replica; their KV at full length is {w.peak_kv_fraction:.0%} "
+            f"of the KV memory, so the newest streams are preempted ({w.preempted_streams:,.0f} preemptions) and "
+            f"re-prefilled on return ({w.recomputed_tokens / 1e6:.3g}M tokens again; vLLM RECOMPUTE, charged in full "
+            f"though prefix caching may keep some); {w.mean_streams:,.0f} streams run on average",)
+
+
 def _mode_note(req: ServingRequest) -> str:
     if req.batch or req.concurrency:
         return f"fixed load: {req.batch or req.concurrency} {'streams per replica' if req.batch else 'concurrent requests (system)'}"
+    if req.requests is not None:
+        return (f"offline, {req.requests} requests submitted at once and followed to the end (planner/serving_wave.py): "
+                "they grow in lockstep; batch = the mean of the streams running; TTFT = the first admission's prefill")
     if req.mode == "offline":
         return "offline: batch = the most streams the KV memory and the engine's batch cap allow; TTFT = prefill only (no queue)"
     if req.request_rate_per_s:

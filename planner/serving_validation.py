@@ -27,7 +27,7 @@ _REQUEST_KEYS = {  # TOML key (unit in the name) -> (ServingRequest field, scale
     "tpot_target_ms": ("tpot_target_s", 1e-3), "percentile": ("percentile", None), "tp": ("tp", None),
     "pp": ("pp", None), "ep": ("ep", None), "attention_dp": ("attention_dp", None), "weights": ("weights", None), "activations": ("activations", None),
     "kv_cache": ("kv_cache", None), "engine": ("engine", None), "max_batch": ("max_batch", None),
-    "length_cv2": ("length_cv2", None),
+    "length_cv2": ("length_cv2", None), "requests": ("requests", None),
 }
 
 

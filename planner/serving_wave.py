@@ -1,0 +1,156 @@
+"""An offline run of a finite number of requests submitted at once, followed to its end.
+
+A throughput benchmark such as vLLM's benchmark_throughput (--num-prompts N, --max-num-seqs >= N)
+hands the engine all N requests at t = 0. They are admitted together and, with fixed lengths, grow
+in lockstep: the KV cache they hold peaks at N x (prompt + output) at the end of the run, not at
+the N x (prompt + output/2) of the steady state the offline model assumes. When that peak is more
+than the KV memory, a paged engine preempts. vLLM's scheduler, finding no free block for a running
+request's next token, evicts the most recently admitted request and puts it back at the head of
+the waiting queue with its computed tokens reset to zero (RECOMPUTE); it is readmitted when blocks
+free up, and its prompt and the tokens it had produced are prefilled again
+(vllm-project/vllm @00024d31 vllm/v1/core/sched/scheduler.py, Scheduler.schedule: "Preempt the
+lowest-priority request", `self.running.pop()`, and _preempt_request; Kwon et al. 2023, SOSP,
+section 4.5). Preempted streams still hold their produced tokens; the run ends when every request
+has its output.
+
+An engine that reserves prompt + output at admission (TensorRT-LLM's GUARANTEED_NO_EVICT) never
+preempts: it admits what fits at full length and the rest wait.
+
+The run is followed as a fluid: groups of streams at one context, advanced a few decode steps at a
+time; each advance costs `decode_s(streams, mean context)` per step, each admission
+`prefill_s(tokens, length)` once. With no preemption and no waiting it gives the steady-state
+throughput back (the prefill the steady state spreads over the steps is paid here at admission).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+TINY = 1e-9
+
+
+@dataclass(frozen=True)
+class WaveRun:
+    requests: float
+    seconds: float             # wall time of the run, prefills included
+    decode_seconds: float      # the decode steps alone
+    decode_steps: int
+    output_tokens: float
+    stream_steps: float        # sum over decode steps of the streams running
+    recomputed_tokens: float   # tokens prefilled again after a preemption
+    preempted_streams: float
+    first_prefill_s: float     # the first admission's prefill: the earliest first token
+    peak_kv_fraction: float    # KV of every request at full length / the KV memory
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.output_tokens / self.seconds
+
+    @property
+    def mean_streams(self) -> float:
+        return self.stream_steps / self.decode_steps if self.decode_steps else 0.0
+
+    @property
+    def mean_step_s(self) -> float:
+        return self.decode_seconds / self.decode_steps if self.decode_steps else 0.0
+
+
+@dataclass
+class _Group:
+    count: float
+    context: float
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class Wave:
+    """What one replica is given: `requests` of `prompt` + `output` tokens, at most `slots` running,
+    `kv_free_bytes` of cache, `kv_bytes(context)` per stream, `reserve_full` for a reserving engine."""
+    requests: float
+    prompt: float
+    output: float
+    slots: float
+    kv_free_bytes: float
+    kv_bytes: Callable[[float], float]
+    reserve_full: bool
+    decode_s: Callable[[float, float], float]
+    prefill_s: Callable[[float, float], float]
+    steps_per_advance: int = 0   # 0: output / 256, at least 1
+
+    @property
+    def length(self) -> float:
+        return self.prompt + self.output
+
+    def held(self, g: _Group) -> float:
+        return g.count * self.kv_bytes(self.length if self.reserve_full else g.context)
+
+
+def run(w: Wave) -> WaveRun:
+    """Follow the run from its first admission to its last token."""
+    chunk = w.steps_per_advance or max(1, int(w.output // 256))
+    running: list[_Group] = []                       # oldest first
+    waiting: list[_Group] = [_Group(w.requests, w.prompt)]
+    t = dec_t = out = stream_steps = recomputed = preempted = 0.0
+    steps, first = 0, None
+    while running or waiting:
+        t_adm, rec = _admit(w, running, waiting)
+        t += t_adm
+        recomputed += rec
+        first = t_adm if first is None else first
+        if not running:
+            raise ValueError("one stream of the run does not fit the KV memory")
+        n = sum(g.count for g in running)
+        ctx = sum(g.count * g.context for g in running) / n
+        k = max(1, min(chunk, int(round(min(w.length - g.context for g in running)))))
+        step = w.decode_s(n, ctx + 0.5 * k)
+        t, dec_t, out, stream_steps, steps = t + k * step, dec_t + k * step, out + n * k, stream_steps + n * k, steps + k
+        for g in running:
+            g.context += k
+        running[:] = [g for g in running if g.context < w.length - TINY]
+        if not w.reserve_full:
+            preempted += _preempt(w, running, waiting)
+    peak = w.requests * w.kv_bytes(w.length) / w.kv_free_bytes
+    return WaveRun(w.requests, t, dec_t, steps, out, stream_steps, recomputed, preempted, first or 0.0, peak)
+
+
+def _admit(w: Wave, running: list[_Group], waiting: list[_Group]) -> tuple[float, float]:
+    """Admit from the head of the queue while a slot and the KV memory allow: (prefill seconds,
+    tokens recomputed)."""
+    used = sum(w.held(g) for g in running)
+    n = sum(g.count for g in running)
+    seconds = recomputed = 0.0
+    while waiting and n < w.slots - TINY:
+        head = waiting[0]
+        if head.count <= TINY:   # a rounding remainder, not a stream
+            waiting.pop(0)
+            continue
+        per = w.kv_bytes(w.length if w.reserve_full else head.context)
+        take = min(head.count, w.slots - n, (w.kv_free_bytes - used) / per)
+        if take <= TINY:
+            break
+        running.append(_Group(take, head.context, head.resumed))
+        used, n = used + take * per, n + take
+        seconds += w.prefill_s(take * head.context, head.context)
+        recomputed += take * head.context if head.resumed else 0.0
+        head.count -= take
+        if head.count > TINY:
+            break
+        waiting.pop(0)
+    return seconds, recomputed
+
+
+def _preempt(w: Wave, running: list[_Group], waiting: list[_Group]) -> float:
+    """Evict the newest streams until the cache fits; they go back to the head of the queue."""
+    over = sum(w.held(g) for g in running) - w.kv_free_bytes
+    evicted = 0.0
+    while over > TINY * w.kv_free_bytes and running:
+        g = running[-1]
+        per = w.kv_bytes(g.context)
+        m = min(g.count, over / per)
+        g.count -= m
+        over -= m * per
+        evicted += m
+        waiting.insert(0, _Group(m, g.context, True))
+        if g.count <= TINY:
+            running.pop()
+    return evicted
