@@ -24,7 +24,7 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.27), ("amd", 0.105, 0.30)])
+@pytest.mark.parametrize("vendor,mean_max,max_max", [("nvidia", 0.09, 0.25), ("amd", 0.105, 0.30)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
     33 (every MI300X/MI325X Llama-2-70B Interactive submission 28-43% low), every published figure
@@ -46,7 +46,10 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max):
     nvidia 8.1% / 25.8% / 93% over 122. With the ROCm rows' one wave of requests followed to its end
     (planner/serving_wave.py: 1,500-2,000 requests at once, whose KV at full length is 121-154% of the
     405B replica's KV memory, so vLLM preempts): the four 405B rows at 128/4,096 and 500/2,000 from
-    +22..+32% to +2..+8%, the twelve that fit unchanged (within 0.5%): amd 9.2% / 27.2% / 100%."""
+    +22..+32% to +2..+8%, the twelve that fit unchanged (within 0.5%): amd 9.2% / 27.2% / 100%.
+    With the TensorRT-LLM perf-overview runs also followed to their end ($num_requests of the page, the
+    last wave of full-length reservations partly empty) and the trtllm efficiency recomputed on its
+    three calibration cases with that (0.83 -> 0.85): nvidia 8.1% / 23.9% / 95%."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0
