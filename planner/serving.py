@@ -595,11 +595,17 @@ def _unbounded_ttft_note(value: Point, req: ServingRequest) -> tuple[str, ...]:
 def _wave_note(w: WaveRun | None) -> tuple[str, ...]:
     if w is None:
         return ()
+    part = ("" if w.followed_requests >= w.requests else
+            f" (followed for {w.followed_requests:,.0f}: {sw.WAVES - 1} full waves and the run's own last one)")
+    if w.reserve_full:
+        return (f"finite run: {w.requests:,.0f} requests per replica{part}; the engine reserves prompt + output at "
+                f"admission, so about {w.mean_streams:,.0f} streams run at once (waves of full-length reservations) "
+                "and none is preempted",)
     if not w.preempted_streams:
-        return (f"finite run: {w.requests:,.0f} requests per replica; their KV at full length is {w.peak_kv_fraction:.0%} "
-                "of the KV memory: no preemption",)
-    return (f"finite run: {w.requests:,.0f} requests per replica; their KV at full length is {w.peak_kv_fraction:.0%} "
-            f"of the KV memory, so the newest streams are preempted ({w.preempted_streams:,.0f} preemptions) and "
+        return (f"finite run: {w.requests:,.0f} requests per replica{part}; those the slots admit at once hold "
+                f"{w.peak_kv_fraction:.0%} of the KV memory at full length: no preemption",)
+    return (f"finite run: {w.requests:,.0f} requests per replica{part}; those the slots admit at once would hold "
+            f"{w.peak_kv_fraction:.0%} of the KV memory at full length, so the newest streams are preempted ({w.preempted_streams:,.0f} preemptions) and "
             f"re-prefilled on return ({w.recomputed_tokens / 1e6:.3g}M tokens again; vLLM RECOMPUTE, charged in full "
             f"though prefix caching may keep some); {w.mean_streams:,.0f} streams run on average",)
 

@@ -23,6 +23,7 @@ throughput back (the prefill the steady state spreads over the steps is paid her
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,7 +41,9 @@ class WaveRun:
     recomputed_tokens: float   # tokens prefilled again after a preemption
     preempted_streams: float
     first_prefill_s: float     # the first admission's prefill: the earliest first token
-    peak_kv_fraction: float    # KV of every request at full length / the KV memory
+    peak_kv_fraction: float    # KV of the requests a slot admits at once, at full length / the KV memory
+    followed_requests: float = 0.0   # the requests followed (fewer than `requests` for a run of many waves)
+    reserve_full: bool = False       # the engine reserved prompt + output at admission (never preempts)
 
     @property
     def tokens_per_s(self) -> float:
@@ -87,9 +90,10 @@ class Wave:
 
 def run(w: Wave) -> WaveRun:
     """Follow the run from its first admission to its last token."""
-    chunk = w.steps_per_advance or max(1, int(w.output // 256))
+    followed = _followed(w)
+    chunk = w.steps_per_advance or _advance(w, followed)
     running: list[_Group] = []                       # oldest first
-    waiting: list[_Group] = [_Group(w.requests, w.prompt)]
+    waiting: list[_Group] = [_Group(followed, w.prompt)]
     t = dec_t = out = stream_steps = recomputed = preempted = 0.0
     steps, first = 0, None
     while running or waiting:
@@ -109,8 +113,33 @@ def run(w: Wave) -> WaveRun:
         running[:] = [g for g in running if g.context < w.length - TINY]
         if not w.reserve_full:
             preempted += _preempt(w, running, waiting)
-    peak = w.requests * w.kv_bytes(w.length) / w.kv_free_bytes
-    return WaveRun(w.requests, t, dec_t, steps, out, stream_steps, recomputed, preempted, first or 0.0, peak)
+    peak = min(w.requests, w.slots) * w.kv_bytes(w.length) / w.kv_free_bytes
+    return WaveRun(w.requests, t, dec_t, steps, out, stream_steps, recomputed, preempted, first or 0.0, peak, followed, w.reserve_full)
+
+
+ADVANCES = 4096   # decode advances a run is followed in, at most about (the cost of a long run stays bounded)
+WAVES = 64        # a run of more waves than this is followed for this many: its last, partly empty wave
+                  # then weighs the same share (at most 1/64 of the time is in question)
+
+
+def _together(w: Wave) -> float:
+    """Streams that run at once, about: the slots, or the requests at full length the KV memory holds."""
+    return max(1.0, min(w.requests, w.slots, w.kv_free_bytes / w.kv_bytes(w.length)))
+
+
+def _followed(w: Wave) -> float:
+    """The requests followed: all of them, or WAVES - 1 waves plus the run's own last partial wave."""
+    waves = w.requests / _together(w)
+    if waves <= WAVES:
+        return w.requests
+    last = waves - math.ceil(waves) + 1.0     # the last wave's share of a full one, in (0, 1]
+    return _together(w) * (WAVES - 1 + last)
+
+
+def _advance(w: Wave, followed: float) -> int:
+    """Steps per advance: 1/256 of the output, coarser when the requests run in many waves."""
+    steps = followed / _together(w) * w.output
+    return max(1, int(w.output // 256), math.ceil(steps / ADVANCES))
 
 
 def _admit(w: Wave, running: list[_Group], waiting: list[_Group]) -> tuple[float, float]:

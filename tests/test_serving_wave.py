@@ -115,3 +115,12 @@ def test_a_finite_run_that_fits_gives_the_steady_state_back():
     steady = run_case(replace(case, request=replace(case.request, requests=None))).estimate
     assert "no preemption" in " ".join(finite.assumptions)
     assert finite.tokens_per_s_system.value == pytest.approx(steady.tokens_per_s_system.value, rel=0.02)
+
+
+def test_a_run_of_many_waves_is_followed_for_a_bounded_number():
+    """50 slots: 100,000 requests are 2,000 waves; the run is followed for 63 of them plus its own
+    last one (a whole number of waves here), and its rate is that of any long run."""
+    long = sw.run(wave(requests=100_000, slots=50))
+    assert long.followed_requests == pytest.approx(50 * 64) and long.requests == 100_000
+    assert long.tokens_per_s == pytest.approx(sw.run(wave(requests=50 * 64, slots=50)).tokens_per_s, rel=1e-9)
+    assert long.decode_steps <= 64 * 400
