@@ -77,7 +77,7 @@ NUMERIC = [  # (command prefix, option, zero allowed)
     *((["plan", "infer", "-s", "node-8x-h100"], o, False) for o in (
         "--gpus", "--prompt-tokens", "--output-tokens", "--batch", "--concurrency", "--request-rate", "--ttft-ms",
         "--tpot-ms", "--percentile", "--tp", "--pp", "--ep", "--engine-efficiency", "--hbm-fraction",
-        "--max-batch", "--gpus-per-replica")),
+        "--max-batch", "--gpus-per-replica", "--requests")),
     (["plan", "infer", "-s", "node-8x-h100"], "--length-cv2", True),
     *((["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100"], o, False) for o in (
         "--gpus", "--top", "--tp", "--pp", "--vpp", "--dp", "--cp", "--micro-batch", "--global-batch", "--seq-len")),
@@ -104,7 +104,7 @@ def test_bad_numbers(args):
 
 HUGE = [  # an integer far beyond anything real, and 1e300: refused or answered sanely, never a crash
     *((["plan", "infer", "-s", "node-8x-h100", o, v]) for o in ("--prompt-tokens", "--output-tokens", "--batch",
-                                                                  "--concurrency", "--max-batch", "--tp")
+                                                                  "--concurrency", "--max-batch", "--tp", "--requests")
       for v in ("1" + "0" * 30,)),
     *((["plan", "infer", "-s", "node-8x-h100", o, "1e300"]) for o in ("--request-rate", "--ttft-ms", "--tpot-ms")),
     ["plan", "stencil", "-s", "alice-recoque", "--grid-points", "1e300"],
