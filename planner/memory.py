@@ -44,9 +44,16 @@ def activation_bytes_per_layer(model: Any, micro_batch: Any, tp: Any, sequence_p
 
 
 def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any,
-                               recompute_code: Any, flash: Any) -> tuple[Any, Any]:
+                               recompute_code: Any, flash: Any, gemm_input_bytes: float = 2.0) -> tuple[Any, Any]:
     """(stored bytes under the recompute mode, bytes of the whole layer with nothing recomputed),
-    one layer, one micro-batch, one GPU, from one pass (the search evaluates both per plan)."""
+    one layer, one micro-batch, one GPU, from one pass (the search evaluates both per plan).
+
+    `gemm_input_bytes`: what a linear layer keeps of its input for the weight gradient, per element:
+    2 (16-bit), or 1 under fp8/fp4 training with Transformer Engine, which saves the quantized input
+    it already made for the forward GEMM, column-wise only (NVIDIA/TransformerEngine @d0067d0
+    pytorch/module/linear.py: "Discard row-wise data since it is not needed in backward pass",
+    saved_inputmat = inputmat; module/layernorm_linear.py: ln_out_to_save = ln_out). The attention
+    output is then kept twice: 16-bit by flash attention for its own backward, fp8 by the projection."""
     s, h = float(model.seq_len), float(model.hidden)
     sb = s * micro_batch
     kvh = float(model.heads if getattr(model, "mla", False) else model.kv_heads)  # MLA trains with per-head K, V
@@ -55,12 +62,14 @@ def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_p
     fk = float(model.active_ffn_width())  # routed + shared expert widths (dense FFN in dense layers)
     sp = np.asarray(sequence_parallel, dtype=bool)
     t = np.asarray(tp, dtype=float)
+    g = float(gemm_input_bytes)
     # Outside the tensor-parallel region (split by t only with SP): 2 LayerNorm inputs (4sbh),
-    # the QKV and FFN-in GEMM inputs (2sbh each), 2 dropout masks (sbh each) = 10 sbh.
-    outside = 10.0 * sb * h
+    # the QKV and FFN-in GEMM inputs (2sbh each at 16 bits), 2 dropout masks (sbh each) = 10 sbh.
+    outside = (4.0 + 2.0 * g + 2.0) * sb * h
     # Inside the region (split by t): Q, K, V (2 bytes each), output-projection input, FFN
-    # activation input (gate and up when gated), FFN-out input; for GPT shapes 24 sbh.
-    inside = sb * (2.0 * q + 2.0 * k_w + 2.0 * v_w + 2.0 * o_w + 2.0 * fk * (2.0 if model.gated_ffn else 1.0) + 2.0 * fk)
+    # activation input (gate and up when gated), FFN-out input; for GPT shapes 24 sbh at 16 bits.
+    proj_in = g * o_w + np.where((g < 2.0) & np.asarray(flash, dtype=bool), 2.0 * o_w, 0.0)
+    inside = sb * (2.0 * q + 2.0 * k_w + 2.0 * v_w + proj_in + 2.0 * fk * (2.0 if model.gated_ffn else 1.0) + g * fk)
     # Softmax output (2 bytes), its dropout mask (1) and dropout output (2): 5 a s^2 b.
     scores = np.where(np.asarray(flash, dtype=bool), 0.0, 5.0 * model.heads * s * sb)
     out_div = np.where(sp, t, 1.0)
@@ -71,16 +80,17 @@ def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_p
     return np.where(rc == 2, full, np.where(rc == 1, selective, none)), none
 
 
-def frozen_ffn_input_bytes(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any) -> Any:
+def frozen_ffn_input_bytes(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any,
+                           gemm_input_bytes: float = 2.0) -> Any:
     """Activation bytes of one layer that a frozen FFN need not store: the FFN-in GEMM input
-    (2 s b h, split by t with SP) and the FFN-out GEMM input (2 s b f k / t). A linear layer keeps
+    (g s b h, split by t with SP) and the FFN-out GEMM input (g s b f k / t), g bytes per element. A linear layer keeps
     its input only for its weight gradient (dX = dY W^T needs W, not X); with LoRA adapters on the
     attention only, the FFN weights are frozen and get no gradient (PyTorch autograd and Transformer
     Engine save a linear input only when the weight requires grad)."""
-    sb = float(model.seq_len) * micro_batch
+    sb, g = float(model.seq_len) * micro_batch, float(gemm_input_bytes)
     t = np.asarray(tp, dtype=float)
     out_div = np.where(np.asarray(sequence_parallel, dtype=bool), t, 1.0)
-    return 2.0 * sb * float(model.hidden) / out_div + 2.0 * sb * float(model.active_ffn_width()) / t
+    return g * sb * float(model.hidden) / out_div + g * sb * float(model.active_ffn_width()) / t
 
 
 def pipeline_activation_factor(pp: Any, interleave: Any, micro_batches: Any) -> Any:

@@ -30,7 +30,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
           "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
-               "fp8_param_gather")
+               "fp8_param_gather", "fp8_saves_inputs")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Stack:
     interleave: bool = True
     context_parallel: bool = True
     fp8: bool = True
+    fp8_saves_inputs: bool = False  # under fp8 the linear layers keep their fp8 input for the backward (Transformer Engine)
     tp_comm_overlap: bool = False  # TP collectives pipelined with the GEMMs (ExecutionPlan.tp_overlap)
     ep_comm_overlap: bool = False  # MoE all-to-alls beside another micro-batch's compute (ExecutionPlan.ep_overlap)
     ep_node_dedup: bool = False    # MoE dispatch sends a token once per destination node (DeepEP, HybridEP)

@@ -175,7 +175,16 @@ def params_per_gpu(workload: TrainingWorkload, p: Plans) -> Params:
 def memory_bytes(workload: TrainingWorkload, p: Plans, q: Params, dtype: str, stack: Stack) -> Any:
     """Bytes per GPU: weights, gradients and optimizer state by ZeRO stage, plus the activations the
     busiest stage holds (Korthikanti et al. 2022, planner/memory.py)."""
-    return _state_bytes(workload, p, q, dtype, stack) + _activation_bytes(workload, p)
+    return _state_bytes(workload, p, q, dtype, stack) + _activation_bytes(workload, p, gemm_input_bytes(workload, dtype, stack))
+
+
+def gemm_input_bytes(workload: TrainingWorkload, dtype: str, stack: Stack) -> float:
+    """Bytes per element a linear layer keeps of its input for the backward: the fp8 copy under
+    fp8/fp4 training on a stack whose linear layers are Transformer Engine's (memory.py), else 16-bit.
+    LoRA: a frozen base layer keeps nothing (no weight gradient) and the adapters beside it are
+    16-bit layers that keep their 16-bit input."""
+    te_fp8 = dtype in LOW_PRECISION_DTYPES and stack.fp8_saves_inputs and workload.lora_rank == 0
+    return 1.0 if te_fp8 else memory.WEIGHT_BYTES
 
 
 def _state_bytes(workload: TrainingWorkload, p: Plans, q: Params, dtype: str, stack: Stack) -> Any:
@@ -198,9 +207,9 @@ def _state_bytes(workload: TrainingWorkload, p: Plans, q: Params, dtype: str, st
     return w + g_ + o_
 
 
-def _activation_bytes(workload: TrainingWorkload, p: Plans) -> Any:
+def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WEIGHT_BYTES) -> Any:
     m_, tp, cp, rc, frac, lps = workload.model, p.tp, p.cp, p.rc, p.frac, p.lps
-    act_rc, act_whole = memory.activation_bytes_and_whole(m_, p.b, tp, p.sp, rc, p.flash)
+    act_rc, act_whole = memory.activation_bytes_and_whole(m_, p.b, tp, p.sp, rc, p.flash, g)
     act_rc, act_whole = act_rc / cp, act_whole / cp
     # Full recompute with the checkpointed layer inputs split over the TP ranks (Megatron
     # --distribute-saved-activations, OPT-175B's setting): 2sbh/t stored without SP too; the
@@ -208,7 +217,7 @@ def _activation_bytes(workload: TrainingWorkload, p: Plans) -> Any:
     if np.any(p.dist):
         act_rc = np.where(p.dist, act_rc / tp, act_rc)
     # LoRA on the attention only: the frozen FFN stores no GEMM inputs (no weight gradient).
-    frozen_ffn = (memory.frozen_ffn_input_bytes(m_, p.b, tp, p.sp) / cp
+    frozen_ffn = (memory.frozen_ffn_input_bytes(m_, p.b, tp, p.sp, g) / cp
                   if workload.lora_rank > 0 and workload.lora_targets == "attention" else 0.0 * tp)
     act_rc = np.where(rc == 2, act_rc, act_rc - frozen_ffn)
     full_rc = rc == 2
