@@ -90,6 +90,8 @@ class Wave:
 
 def run(w: Wave) -> WaveRun:
     """Follow the run from its first admission to its last token."""
+    if w.kv_bytes(w.length) > w.kv_free_bytes:   # vLLM refuses to start when max_model_len cannot fit
+        raise ValueError(f"one request of {w.length:,.0f} tokens needs more KV cache than the replica holds")
     followed = _followed(w)
     chunk = w.steps_per_advance or _advance(w, followed)
     running: list[_Group] = []                       # oldest first
@@ -101,8 +103,8 @@ def run(w: Wave) -> WaveRun:
         t += t_adm
         recomputed += rec
         first = t_adm if first is None else first
-        if not running:
-            raise ValueError("one stream of the run does not fit the KV memory")
+        if not running:   # unreachable after the check above; kept so a rounding slip cannot loop
+            raise ValueError("no stream of the run fits the KV memory")
         n = sum(g.count for g in running)
         ctx = sum(g.count * g.context for g in running) / n
         k = max(1, min(chunk, int(round(min(w.length - g.context for g in running)))))

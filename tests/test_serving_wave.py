@@ -124,3 +124,12 @@ def test_a_run_of_many_waves_is_followed_for_a_bounded_number():
     assert long.followed_requests == pytest.approx(50 * 64) and long.requests == 100_000
     assert long.tokens_per_s == pytest.approx(sw.run(wave(requests=50 * 64, slots=50)).tokens_per_s, rel=1e-9)
     assert long.decode_steps <= 64 * 400
+
+
+def test_a_request_longer_than_the_kv_memory_is_refused_not_followed():
+    with pytest.raises(ValueError, match="more KV cache"):
+        sw.run(wave(kv_tokens=400))          # 100 + 400 tokens per request
+    r = runner.invoke(app, ["plan", "infer", "--system", "node-8x-h100", "--model", "llama3-405b", "--tp", "8",
+                            "--dtype", "fp8", "--prompt-tokens", "100000", "--output-tokens", "900000",
+                            "--requests", "4"])
+    assert r.exit_code != 0 and "Traceback" not in r.output and "KV" in r.output
