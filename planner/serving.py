@@ -391,7 +391,8 @@ def wave_point(rep: _Replica, req: ServingRequest, replicas: int) -> Point:
     try:
         r = sw.run(w)
     except ValueError as exc:
-        raise DoesNotFit(f"--requests {req.requests}: {exc}", "use fp8 KV cache or more GPUs per replica") from exc
+        raise DoesNotFit(f"--requests {req.requests}: {exc}",
+                         "use shorter requests, an fp8 KV cache or more GPUs per replica") from exc
     return Point(r.mean_streams, r.mean_step_s, r.first_prefill_s, r.tokens_per_s, rep.stage(r.mean_streams), r)
 
 
