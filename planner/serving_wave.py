@@ -16,10 +16,13 @@ has its output.
 An engine that reserves prompt + output at admission (TensorRT-LLM's GUARANTEED_NO_EVICT) never
 preempts: it admits what fits at full length and the rest wait.
 
-The run is followed as a fluid: groups of streams at one context, advanced a few decode steps at a
-time; each advance costs `decode_s(streams, mean context)` per step, each admission
-`prefill_s(tokens, length)` once. With no preemption and no waiting it gives the steady-state
-throughput back (the prefill the steady state spreads over the steps is paid here at admission).
+When no stream is ever preempted (a reserving engine, or a paged one whose slots' streams fit at
+full length), the run is whole lockstep waves and a last partial one, counted in closed form.
+Otherwise it is followed as a fluid: groups of streams at one context, advanced a few decode steps
+at a time; each advance costs `decode_s(streams, mean context)` per step, each admission
+`prefill_s(tokens, length)` once. With no preemption and no waiting either way gives the
+steady-state throughput back (the prefill the steady state spreads over the steps is paid here at
+admission).
 """
 from __future__ import annotations
 
@@ -92,6 +95,9 @@ def run(w: Wave) -> WaveRun:
     """Follow the run from its first admission to its last token."""
     if w.kv_bytes(w.length) > w.kv_free_bytes:   # vLLM refuses to start when max_model_len cannot fit
         raise ValueError(f"one request of {w.length:,.0f} tokens needs more KV cache than the replica holds")
+    wave = _lockstep_wave(w)
+    if wave:
+        return _in_waves(w, wave)
     followed = _followed(w)
     chunk = w.steps_per_advance or _advance(w, followed)
     running: list[_Group] = []                       # oldest first
@@ -117,6 +123,32 @@ def run(w: Wave) -> WaveRun:
             preempted += _preempt(w, running, waiting)
     peak = min(w.requests, w.slots) * w.kv_bytes(w.length) / w.kv_free_bytes
     return WaveRun(w.requests, t, dec_t, steps, out, stream_steps, recomputed, preempted, first or 0.0, peak, followed, w.reserve_full)
+
+
+def _lockstep_wave(w: Wave) -> float:
+    """Streams of one wave when the run goes in whole lockstep waves (0 when it does not): a reserving
+    engine admits what fits at full length; a paged engine whose slots' streams fit at full length
+    never preempts. Each wave then starts, grows and ends together."""
+    if w.reserve_full:
+        return max(1.0, min(w.requests, w.slots, math.floor(w.kv_free_bytes / w.kv_bytes(w.length))))
+    n = min(w.requests, w.slots)
+    return n if n * w.kv_bytes(w.length) <= w.kv_free_bytes else 0.0
+
+
+def _in_waves(w: Wave, n: float) -> WaveRun:
+    """Whole waves of n streams and a last one of the rest, in closed form: a wave is the prefill of
+    its prompts and `output` decode steps whose mean context is prompt + output/2 (a step's time is
+    linear in the context it reads)."""
+    full = math.floor(w.requests / n + TINY)
+    last = max(0.0, w.requests - full * n)
+    sizes = [(n, full)] + ([(last, 1)] if last > TINY else [])
+    ctx = w.prompt + 0.5 * w.output
+    dec = sum(k * w.output * w.decode_s(m, ctx) for m, k in sizes)
+    pre = sum(k * w.prefill_s(m * w.prompt, w.prompt) for m, k in sizes)
+    waves = sum(k for _, k in sizes)
+    peak = min(w.requests, w.slots) * w.kv_bytes(w.length) / w.kv_free_bytes
+    return WaveRun(w.requests, dec + pre, dec, int(waves * w.output), w.requests * w.output, w.requests * w.output,
+                   0.0, 0.0, w.prefill_s(min(n, w.requests) * w.prompt, w.prompt), peak, w.requests, w.reserve_full)
 
 
 ADVANCES = 4096   # decode advances a run is followed in, at most about (the cost of a long run stays bounded)

@@ -117,13 +117,24 @@ def test_a_finite_run_that_fits_gives_the_steady_state_back():
     assert finite.tokens_per_s_system.value == pytest.approx(steady.tokens_per_s_system.value, rel=0.02)
 
 
-def test_a_run_of_many_waves_is_followed_for_a_bounded_number():
-    """50 slots: 100,000 requests are 2,000 waves; the run is followed for 63 of them plus its own
-    last one (a whole number of waves here), and its rate is that of any long run."""
-    long = sw.run(wave(requests=100_000, slots=50))
-    assert long.followed_requests == pytest.approx(50 * 64) and long.requests == 100_000
-    assert long.tokens_per_s == pytest.approx(sw.run(wave(requests=50 * 64, slots=50)).tokens_per_s, rel=1e-9)
-    assert long.decode_steps <= 64 * 400
+def test_lockstep_waves_are_counted_in_closed_form():
+    """50 slots, everything fits: 100,000 requests are 2,000 waves of 50 (closed form, no following)."""
+    r = sw.run(wave(requests=100_000, slots=50))
+    assert r.followed_requests == 100_000 and r.decode_steps == 2000 * 400
+    assert r.seconds == pytest.approx(2000 * (50 * 100 * PREFILL_S + 400 * (A_S + B_S * 50)))
+    # a last, partial wave of 25 streams
+    r = sw.run(wave(requests=125, slots=50))
+    assert r.seconds == pytest.approx(2 * (50 * 100 * PREFILL_S + 400 * (A_S + B_S * 50))
+                                      + 25 * 100 * PREFILL_S + 400 * (A_S + B_S * 25))
+
+
+def test_a_preempting_run_of_many_waves_is_followed_for_a_bounded_number():
+    """50 slots but KV for 30 streams at full length: each wave preempts, so the run is followed,
+    for 63 waves and its own last one, and its rate is that of any long run."""
+    long = sw.run(wave(requests=100_000, slots=50, kv_tokens=30 * 500))
+    assert long.preempted_streams > 0 and 0 < long.followed_requests < 100_000
+    shorter = sw.run(wave(requests=long.followed_requests, slots=50, kv_tokens=30 * 500))
+    assert long.tokens_per_s == pytest.approx(shorter.tokens_per_s, rel=1e-9)
 
 
 def test_a_request_longer_than_the_kv_memory_is_refused_not_followed():
