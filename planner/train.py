@@ -63,7 +63,8 @@ import numpy as np
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.planner import flops, power
+from recoque.planner import flops, memory, power
+from recoque.planner import train_core as tc
 from recoque.planner.execution import RECOMPUTE, RECOMPUTE_CODE, ExecutionPlan
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
@@ -281,6 +282,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
     peak_fp8 = profile.peak_flop_s(dtype) if low_precision else None
     cap = hardware_for(system, profile).capacity_bytes
     lora = workload.lora_rank > 0
+    fp8_inputs = tc.gemm_input_bytes(workload, dtype, stack) < memory.WEIGHT_BYTES
     base_notes = profile.describe(dtype) + (
         (f"{dtype} training: {dtype} GEMMs for the linear layers only (cast/scale traffic counted), attention and "
          "logits in bf16, fp32 master weights" if low_precision else f"{dtype} training") + (
@@ -293,7 +295,8 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         f"dense {'bf16' if low_precision else dtype} {_peak_basis(profile, 'bf16' if low_precision else dtype)} "
         f"peak {peak / 1e12:.0f} TFLOP/s"
         + (f" ({dtype} peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
-        f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GB",
+        f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GB"
+        + ("; the linear layers keep their fp8 input for the backward (Transformer Engine)" if fp8_inputs else ""),
     )
     sys_notes = tuple(f"{system.key}.{k} range {lo:.3g}-{hi:.3g}" for k, (lo, hi) in system.ranges.items())
     sys_notes += tuple(n for n in (power.note(system, profile),) if n)
