@@ -151,7 +151,7 @@ def _in_waves(w: Wave, n: float) -> WaveRun:
                    0.0, 0.0, w.prefill_s(min(n, w.requests) * w.prompt, w.prompt), peak, w.requests, w.reserve_full)
 
 
-ADVANCES = 4096   # decode advances a run is followed in, at most about (the cost of a long run stays bounded)
+ADVANCES = 1024   # decode advances a run is followed in, at most about (the cost of a long run stays bounded)
 WAVES = 64        # a run of more waves than this is followed for this many: its last, partly empty wave
                   # then weighs the same share (at most 1/64 of the time is in question)
 
