@@ -88,7 +88,10 @@ class Wave:
         return self.prompt + self.output
 
     def held(self, g: _Group) -> float:
-        return g.count * self.kv_bytes(self.length if self.reserve_full else g.context)
+        return g.count * self.kv_bytes(g.context)
+
+    def peak_kv_fraction(self) -> float:
+        return min(self.requests, self.slots) * self.kv_bytes(self.length) / self.kv_free_bytes
 
 
 def run(w: Wave) -> WaveRun:
@@ -98,6 +101,10 @@ def run(w: Wave) -> WaveRun:
     wave = _lockstep_wave(w)
     if wave:
         return _in_waves(w, wave)
+    return _followed_run(w)   # a paged engine whose streams outgrow the cache: it preempts
+
+
+def _followed_run(w: Wave) -> WaveRun:
     followed = _followed(w)
     chunk = w.steps_per_advance or _advance(w, followed)
     running: list[_Group] = []                       # oldest first
@@ -119,10 +126,9 @@ def run(w: Wave) -> WaveRun:
         for g in running:
             g.context += k
         running[:] = [g for g in running if g.context < w.length - TINY]
-        if not w.reserve_full:
-            preempted += _preempt(w, running, waiting)
-    peak = min(w.requests, w.slots) * w.kv_bytes(w.length) / w.kv_free_bytes
-    return WaveRun(w.requests, t, dec_t, steps, out, stream_steps, recomputed, preempted, first or 0.0, peak, followed, w.reserve_full)
+        preempted += _preempt(w, running, waiting)
+    return WaveRun(w.requests, t, dec_t, steps, out, stream_steps, recomputed, preempted, first or 0.0,
+                   w.peak_kv_fraction(), followed, w.reserve_full)
 
 
 def _lockstep_wave(w: Wave) -> float:
@@ -146,9 +152,9 @@ def _in_waves(w: Wave, n: float) -> WaveRun:
     dec = sum(k * w.output * w.decode_s(m, ctx) for m, k in sizes)
     pre = sum(k * w.prefill_s(m * w.prompt, w.prompt) for m, k in sizes)
     waves = sum(k for _, k in sizes)
-    peak = min(w.requests, w.slots) * w.kv_bytes(w.length) / w.kv_free_bytes
     return WaveRun(w.requests, dec + pre, dec, int(waves * w.output), w.requests * w.output, w.requests * w.output,
-                   0.0, 0.0, w.prefill_s(min(n, w.requests) * w.prompt, w.prompt), peak, w.requests, w.reserve_full)
+                   0.0, 0.0, w.prefill_s(min(n, w.requests) * w.prompt, w.prompt), w.peak_kv_fraction(),
+                   w.requests, w.reserve_full)
 
 
 ADVANCES = 1024   # decode advances a run is followed in, at most about (the cost of a long run stays bounded)
@@ -177,8 +183,8 @@ def _advance(w: Wave, followed: float) -> int:
 
 
 def _admit(w: Wave, running: list[_Group], waiting: list[_Group]) -> tuple[float, float]:
-    """Admit from the head of the queue while a slot and the KV memory allow: (prefill seconds,
-    tokens recomputed)."""
+    """Admit from the head of the queue while a slot and the KV memory (as the streams hold it now)
+    allow: (prefill seconds, tokens recomputed)."""
     used = sum(w.held(g) for g in running)
     n = sum(g.count for g in running)
     seconds = recomputed = 0.0
@@ -187,7 +193,7 @@ def _admit(w: Wave, running: list[_Group], waiting: list[_Group]) -> tuple[float
         if head.count <= TINY:   # a rounding remainder, not a stream
             waiting.pop(0)
             continue
-        per = w.kv_bytes(w.length if w.reserve_full else head.context)
+        per = w.kv_bytes(head.context)
         take = min(head.count, w.slots - n, (w.kv_free_bytes - used) / per)
         if take <= TINY:
             break
