@@ -64,11 +64,10 @@ from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner import flops, memory, power
-from recoque.planner import train_core as tc
 from recoque.planner.execution import RECOMPUTE, RECOMPUTE_CODE, ExecutionPlan
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
-from recoque.planner.train_core import ZERO3_PREFETCH_RANGE, core
+from recoque.planner.train_core import ZERO3_PREFETCH_RANGE, core, gemm_input_bytes
 from recoque.planner.train_kernels import Hardware
 from recoque.planner.workload import TrainingWorkload
 
@@ -282,7 +281,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
     peak_fp8 = profile.peak_flop_s(dtype) if low_precision else None
     cap = hardware_for(system, profile).capacity_bytes
     lora = workload.lora_rank > 0
-    fp8_inputs = tc.gemm_input_bytes(workload, dtype, stack) < memory.WEIGHT_BYTES
+    fp8_inputs = gemm_input_bytes(workload, dtype, stack) < memory.WEIGHT_BYTES
     base_notes = profile.describe(dtype) + (
         (f"{dtype} training: {dtype} GEMMs for the linear layers only (cast/scale traffic counted), attention and "
          "logits in bf16, fp32 master weights" if low_precision else f"{dtype} training") + (
