@@ -14,7 +14,7 @@ except ImportError:  # older typer runs on the click package
 import typer
 
 from recoque import inputs, signals
-from recoque.errors import interrupt_of
+from recoque.errors import Interrupted, interrupt_of
 
 _CHECKED = "_recoque_checked"
 _ABORT = typer.Abort  # click's Abort, re-exported by every typer (its vendored click has none of its own)
@@ -84,8 +84,10 @@ def one_line_main(run: Callable[..., Any], args: Any = None, prog_name: Any = No
     try:
         rv = run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
-        if code == 130 and signals.first() not in (None, 2):  # typer's own KeyboardInterrupt exit
-            code = 128 + int(signals.first() or 2)
+        if code == 130 and signals.first() is not None:
+            # typer turns a KeyboardInterrupt raised while it parses or dispatches (before our
+            # invoke() can catch it) into Exit(130), silently: say it as every other signal exit does
+            code = interrupted(Interrupted(int(signals.first())))
     except _click.exceptions.NoArgsIsHelpError as exc:
         exc.show()
         code = 2
