@@ -197,6 +197,32 @@ class DeviceProfile:
         work = 4.0 * batch * heads * seq * seq * head_dim
         return float(self.attention_curve(dtype, direction).at(work, which))
 
+    def attention_time_s(self, dtype: str, direction: str, flops: Any, exps: Any, which: str = "value",
+                         work: Any = None) -> Any:
+        """Seconds of fused attention doing `flops` (full-count FLOPs) and `exps` softmax exponentials,
+        the curve read at `work` (default: `flops`).
+
+        The softmax sits on each tile's critical path between the two GEMMs (NVIDIA, 'Making Softmax
+        More Efficient with NVIDIA Blackwell Ultra', 2026: BMM2 waits for the exponentials), so a part
+        whose special function units run exponentials at another rate than the part its attention
+        efficiency was measured on gains or loses exps x (1/rate_reference - 1/rate_own) seconds; the
+        time never falls below the FLOPs at the datasheet peak. A measured curve is taken as it is."""
+        work = flops if work is None else work
+        t = flops / self.attention_curve(dtype, direction).at(work, which)
+        per_exp = self.exp_seconds_saved()
+        if per_exp is None:
+            return t
+        return np.maximum(t - exps * per_exp, flops / self.peak_flop_s(dtype))
+
+    def exp_seconds_saved(self) -> float | None:
+        """Seconds per softmax exponential this part saves against the part its attention efficiency
+        comes from (`attention_exp2_reference_tera_per_s`); None when either rate is unknown."""
+        ref = float(self.fallback.get("attention_exp2_reference_tera_per_s", 0.0)) * 1e12
+        own = self.spec.exp2_per_s
+        if self.origin == "measured" or ref <= 0 or not own:
+            return None
+        return 1.0 / ref - 1.0 / own
+
     def kernel_overhead_s(self) -> float:
         """Launch and tail time every kernel pays at least (the profile's stated kernel_overhead_s)."""
         return float(self.fallback.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S))

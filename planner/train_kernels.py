@@ -134,6 +134,8 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
         for mm, nn, kk, count in lora_shapes(workload, tokens, tp, ep):
             t_ad = t_ad + count * (gt(att_dt, mm, r, kk) + gt(att_dt, mm, nn, r))
     att = flops.attention_core_flops_fwd(m_, b, tp) / cp
+    # one softmax exponential per score, forward and again in the backward (which recomputes P)
+    exps = att / m_.attention_flops_per_pair()
     # Fused (flash) attention: the measured attention curve. Unfused (Megatron before flash):
     # batched GEMMs per head (Q K^T: s x s x d, P V: s x d x s; backward dQ, dK, dV: s x d x s and
     # dP: s x s x d) at the GEMM model, plus the softmax and dropout over the a x s x s scores at
@@ -146,8 +148,8 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
     vt = m_.vocab / tp
     return {
         "gemm_f": t_gemm_f, "gemm_b": t_gemm_b, "cast_f": t_cast_f, "cast_b": t_cast_b, "ad": t_ad,
-        "att_flash_f": att / profile.attention_curve(att_dt, "fwd").at(att, which) / eff,
-        "att_flash_b": 2.0 * att / profile.attention_curve(att_dt, "bwd").at(att, which) / eff,
+        "att_flash_f": profile.attention_time_s(att_dt, "fwd", att, exps, which) / eff,
+        "att_flash_b": profile.attention_time_s(att_dt, "bwd", 2.0 * att, exps, which, work=att) / eff,
         "att_unfused_f": (gt(att_dt, sq, s, d_h, nbat) + gt(att_dt, sq, d_h, s, nbat) + 9.0 * scores / hw.hbm_bw),
         "att_unfused_b": (3.0 * gt(att_dt, sq, d_h, s, nbat) + gt(att_dt, sq, s, d_h, nbat)
                           + 11.0 * scores / hw.hbm_bw),

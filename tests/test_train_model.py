@@ -84,6 +84,10 @@ def test_fp8_linear_only_attention_stays_bf16():
             asked.append(dtype)
             return prof.attention_curve(dtype, direction)
 
+        def attention_time_s(self, dtype, *args, **kw):
+            asked.append(dtype)
+            return prof.attention_time_s(dtype, *args, **kw)
+
     from recoque.planner.train import hardware_for, plan_arrays
     from recoque.planner.train_core import core
     core(wl, hardware_for(sysx, prof), Spy(), "fp8", plan_arrays([plan]))

@@ -30,6 +30,7 @@ SOURCE_GROUPS = {
     "scaleup": ("scaleup_bandwidth_gb_s", "scaleup_links"),
     "cache": ("llc_mib",),
     "units": ("compute_units",),
+    "sfu": ("exp2_tera_per_s",),
 }
 NUMERIC_KEYS = tuple(k for keys in SOURCE_GROUPS.values() for k in keys)
 _OTHER_KEYS = ("vendor", "name", "match_names", "exclude_names", "gfx_arch", "detectable", "fp8_format",
@@ -65,6 +66,7 @@ class DeviceSpec:
     notes: tuple[str, ...] = ()
     exclude_names: tuple[str, ...] = ()  # a torch name holding one of these never matches
     detectable: bool = True  # False: torch never shows this as one device (MI250X package)
+    exp2_per_s: float | None = None  # softmax exponentials (SFU EX2) per second, where the vendor states it
 
     def source_for(self, toml_key: str) -> str | None:
         """Where a TOML field's value comes from: its own entry, else its group's; None if neither."""
@@ -137,6 +139,7 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
         compute_units=int(cu) if (cu := _num(raw, "compute_units", 1.0, where)) is not None else None,
         fp8_format=fp8_format, notes=tuple(raw.get("notes", ())),
         exclude_names=tuple(raw.get("exclude_names", ())), detectable=bool(raw.get("detectable", True)),
+        exp2_per_s=_num(raw, "exp2_tera_per_s", TERA, where),
     )
 
 
