@@ -113,14 +113,25 @@ def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> H
         zero3_prefetch=ZERO3_PREFETCH_RANGE[{"low": 0, "value": 1, "high": 2}[which]],
         clock_factor=power.clock_factor(system, profile),
         cta_bytes_s=_cta_bytes_s(pick("intra_node_bandwidth_bytes_s"), profile, which),
+        bw_p2p_intra=_mesh_p2p_bytes_s(pick("intra_node_bandwidth_bytes_s"), profile, which),
     )
+
+
+def _mesh_p2p_bytes_s(intra_bytes_s: float, profile: DeviceProfile, which: str) -> float | None:
+    """One peer's link on a mesh scale-up (catalog scaleup_topology = "mesh"): the per-GPU bandwidth
+    over its links at the profile's link efficiency (MI300X: 448 / 7 = 64 GB/s a link, 45-48 GB/s
+    measured point to point, AMD's xGMI blog). None through switches."""
+    links = profile.spec.scaleup_links
+    if profile.spec.scaleup_topology != "mesh" or not links:
+        return None
+    return intra_bytes_s / links * profile.intra_link_efficiency.get(which)
 
 
 def _cta_bytes_s(intra_bytes_s: float, profile: DeviceProfile, which: str) -> float | None:
     """Half of one scale-up link's stated rate (Hardware.cta_bytes_s). The corners bracket what a
     CTA really moves: a whole link (fast), half a link at the profile's achieved link efficiency (slow)."""
     links = profile.spec.scaleup_links
-    if not links:
+    if not links or profile.spec.scaleup_topology == "mesh":  # the 2-CTAs-a-link rule is NCCL's on NVLink
         return None
     half_link = intra_bytes_s / links / 2.0
     return half_link * {"value": 1.0, "high": 2.0, "low": profile.intra_link_efficiency.get("value")}[which]

@@ -36,21 +36,28 @@ class Hardware:
     # maintainer, 2025-05-07), so one CTA moves half a link: the stated per-GPU bandwidth / links / 2.
     # Only a run that caps a communicator's CTAs (Stack.comm_max_ctas) meets this bound.
     cta_bytes_s: float | None = None
+    # Point to point to one peer over the scale-up links, bytes/s: on a mesh (AMD Infinity Fabric:
+    # every peer behind its own link) one link's share of bw_intra; None where switches let one
+    # transfer use every link (bw_intra then).
+    bw_p2p_intra: float | None = None
 
 
 def capped_bw(bw_intra: float, hw: Hardware, stack: Stack, group: str) -> float:
-    """The scale-up bandwidth of a point-to-point transfer (context-parallel ring, pipeline send) when
-    the run caps its communicator's NCCL CTAs: at most CTAs x Hardware.cta_bytes_s (a 1-CTA ring on
+    """The scale-up bandwidth of a point-to-point transfer (context-parallel ring, pipeline send): on a
+    mesh one peer's link (Hardware.bw_p2p_intra), and when the run caps its communicator's NCCL CTAs at most CTAs x Hardware.cta_bytes_s (a 1-CTA ring on
     NVLink5 moves 25 GB/s, not 675). Ring collectives (TP, DP) keep the bus bandwidth: NVIDIA's
     MLPerf v5.1 Llama 3.1 405B NVFP4 run on 512 GB200 runs its TP collectives through NCCL (no
     userbuffers) at 8 CTAs in 17.3 s per step, which a half-link-per-CTA bound (200 GB/s) would put
     above 24 s (seeds/train_checks.toml), so the figure is not carried over to them."""
+    if hw.bw_p2p_intra is not None:
+        bw_intra = min(bw_intra, hw.bw_p2p_intra)
     ctas = stack.comm_max_ctas.get(group)
     if ctas is None:
         return bw_intra
     if hw.cta_bytes_s is None:
-        raise BadInput(f"the run caps the NCCL CTAs of its {group} communicator, but the device's scale-up links "
-                       "are not in the catalog", "add scaleup_links to the device, or drop nccl_max_ctas")
+        raise BadInput(f"the run caps the NCCL CTAs of its {group} communicator, but what one CTA moves is known "
+                       "only for NVLink parts whose scale-up links are in the catalog",
+                       "add scaleup_links to an NVLink device, or drop nccl_max_ctas")
     return min(bw_intra, ctas * hw.cta_bytes_s)
 
 

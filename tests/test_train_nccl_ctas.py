@@ -33,7 +33,8 @@ def test_the_catalog_counts_the_scale_up_links():
     assert get_device_spec("h100_sxm").scaleup_links == 18
     assert get_device_spec("gb200").scaleup_links == 18
     assert get_device_spec("a100_sxm_80gb").scaleup_links == 12
-    assert get_device_spec("mi300x").scaleup_links is None          # Infinity Fabric: not NCCL CTAs
+    assert get_device_spec("mi300x").scaleup_links == 7             # Infinity Fabric mesh: not NCCL CTAs
+    assert get_device_spec("mi300x").scaleup_topology == "mesh"
     assert "NVLink" in get_device_spec("b200").sources["scaleup_links"]
 
 
@@ -74,7 +75,7 @@ def test_a_bad_cap_is_one_line(bad, why):
 def test_caps_on_a_device_without_known_links_say_what_to_add():
     sys = replace(SYS, device="mi300x")
     prof = shipped_profile("mi300x")
-    with pytest.raises(BadInput, match="scale-up links are not in the catalog") as e:
+    with pytest.raises(BadInput, match="known only for NVLink parts") as e:
         evaluate(WL, sys, RING, prof, stack=CORE.with_comm_max_ctas({"cp": 1}))
     assert "scaleup_links" in e.value.fix
     assert evaluate(WL, sys, RING, prof, stack=CORE).iteration_time.value > 0   # no cap: no links needed
@@ -136,4 +137,4 @@ def test_cli_bad_caps_are_one_line_and_exit_2(bad, why):
 def test_cli_caps_on_an_amd_node_say_what_to_add():
     r = CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-mi300x", "--gpus", "8",
                                  "--global-batch", "16", "--top", "1", "--nccl-max-ctas", "cp=1"])
-    assert r.exit_code == 2 and "scale-up links are not in the catalog" in r.output and "scaleup_links" in r.output
+    assert r.exit_code == 2 and "known only for NVLink parts" in r.output and "scaleup_links" in r.output

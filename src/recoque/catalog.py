@@ -34,7 +34,10 @@ SOURCE_GROUPS = {
 }
 NUMERIC_KEYS = tuple(k for keys in SOURCE_GROUPS.values() for k in keys)
 _OTHER_KEYS = ("vendor", "name", "match_names", "exclude_names", "gfx_arch", "detectable", "fp8_format",
-               "status", "notes", "sources")
+               "status", "notes", "sources", "scaleup_topology")
+# How a part's scale-up links reach its peers: through switches (NVSwitch: a transfer to one peer can
+# use every link) or as a direct mesh (AMD Infinity Fabric: one peer sits behind its own link(s)).
+SCALEUP_TOPOLOGIES = ("switch", "mesh")
 
 
 def source_group(toml_key: str) -> str | None:
@@ -67,6 +70,7 @@ class DeviceSpec:
     exclude_names: tuple[str, ...] = ()  # a torch name holding one of these never matches
     detectable: bool = True  # False: torch never shows this as one device (MI250X package)
     exp2_per_s: float | None = None  # softmax exponentials (SFU EX2) per second, where the vendor states it
+    scaleup_topology: str = "switch"  # "mesh": a point-to-point transfer gets one peer's link(s) only
 
     def source_for(self, toml_key: str) -> str | None:
         """Where a TOML field's value comes from: its own entry, else its group's; None if neither."""
@@ -117,6 +121,12 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
     fp8_format = raw.get("fp8_format")
     if fp8_format is not None and fp8_format not in FP8_FORMATS:
         raise BadInput(f"{where}: fp8_format {fp8_format!r} is not one of {FP8_FORMATS}", "fix seeds/hardware.toml")
+    topology = str(raw.get("scaleup_topology", "switch"))
+    if topology not in SCALEUP_TOPOLOGIES:
+        raise BadInput(f"{where}: scaleup_topology {topology!r} is not one of {SCALEUP_TOPOLOGIES}", "fix seeds/hardware.toml")
+    if topology == "mesh" and not raw.get("scaleup_links"):
+        raise BadInput(f"{where}: a mesh scale-up needs scaleup_links (the links one peer's share is counted in)",
+                       "add scaleup_links")
     peaks, ranges = {}, {}
     for rk in RATE_KEYS:
         v = _num(raw, f"{rk}_tflops", TERA, where)
@@ -139,7 +149,7 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
         compute_units=int(cu) if (cu := _num(raw, "compute_units", 1.0, where)) is not None else None,
         fp8_format=fp8_format, notes=tuple(raw.get("notes", ())),
         exclude_names=tuple(raw.get("exclude_names", ())), detectable=bool(raw.get("detectable", True)),
-        exp2_per_s=_num(raw, "exp2_tera_per_s", TERA, where),
+        exp2_per_s=_num(raw, "exp2_tera_per_s", TERA, where), scaleup_topology=topology,
     )
 
 
