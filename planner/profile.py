@@ -333,7 +333,7 @@ class DeviceProfile:
                                               "intra_link_efficiency"),
                    inter_link_efficiency=rate(p.get("inter_link_efficiency", DEFAULT_INTER_LINK_EFFICIENCY),
                                               "inter_link_efficiency"),
-                   assumptions=(note,) if note else (), fallback=p)
+                   assumptions=tuple(a for a in (note, _exp_note(spec, p)) if a), fallback=p)
 
     @classmethod
     def from_results(cls, doc: Any, spec: DeviceSpec,
@@ -437,6 +437,15 @@ def _gemm_curves(doc: Any, notes: list[str]) -> dict[str, Curve]:
 def _attention_full_work(p: Mapping[str, Any]) -> float:
     fwd = 4.0 * p["batch"] * p["heads_q"] * p["seq_q"] * p["seq_k"] * p["head_dim"]
     return fwd
+
+
+def _exp_note(spec: DeviceSpec, p: Mapping[str, float]) -> str:
+    """The assumption DeviceProfile.attention_time_s adds, where it applies."""
+    ref = p.get("attention_exp2_reference_tera_per_s", 0.0)
+    if ref <= 0 or not spec.exp2_per_s:
+        return ""
+    return (f"{spec.key} fused attention: the attention efficiency of a part whose SFUs run {ref:g} TeraExponentials/s, "
+            f"less the softmax time saved at this part's {spec.exp2_per_s / 1e12:g} (seeds/hardware.toml exp2_tera_per_s)")
 
 
 def _attention_curves(doc: Any, notes: list[str]) -> tuple[dict[str, Curve], dict[str, Curve]]:

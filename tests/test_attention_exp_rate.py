@@ -72,3 +72,8 @@ def test_gb300_lora_step_attention_is_faster_than_with_gb200_sfus():
     assert f_u < f_b and b_u < b_b
     # the backward does twice the GEMM work for the same exponentials: it gains less
     assert f_b / f_u > b_b / b_u
+
+
+def test_the_adjustment_is_stated_among_the_assumptions_where_it_applies():
+    assert any("TeraExponentials" in a for a in shipped_profile("gb300").assumptions)
+    assert not any("TeraExponentials" in a for a in shipped_profile("gb200").assumptions)
