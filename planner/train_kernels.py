@@ -45,10 +45,11 @@ class Hardware:
 def capped_bw(bw_intra: float, hw: Hardware, stack: Stack, group: str) -> float:
     """The scale-up bandwidth of a point-to-point transfer (context-parallel ring, pipeline send): on a
     mesh, one peer's link (Hardware.bw_p2p_intra); when the run caps its communicator's NCCL CTAs, at
-    most CTAs x Hardware.cta_bytes_s (a 1-CTA ring on NVLink5 moves 25 GB/s, not 675). Ring collectives (TP, DP) keep the bus bandwidth: NVIDIA's
-    MLPerf v5.1 Llama 3.1 405B NVFP4 run on 512 GB200 runs its TP collectives through NCCL (no
-    userbuffers) at 8 CTAs in 17.3 s per step, which a half-link-per-CTA bound (200 GB/s) would put
-    above 24 s (seeds/train_checks.toml), so the figure is not carried over to them."""
+    most CTAs x Hardware.cta_bytes_s (a 1-CTA ring on NVLink5 moves 25 GB/s, not 675). Ring
+    collectives (TP, DP) keep the bus bandwidth: NVIDIA's MLPerf v5.1 Llama 3.1 405B NVFP4 run on 512
+    GB200 runs its TP collectives through NCCL (no userbuffers) at 8 CTAs in 17.3 s per step, which a
+    half-link-per-CTA bound (200 GB/s) would put above 24 s (seeds/train_checks.toml), so the figure
+    is not carried over to them."""
     if hw.bw_p2p_intra is not None:
         bw_intra = min(bw_intra, hw.bw_p2p_intra)
     ctas = stack.comm_max_ctas.get(group)
