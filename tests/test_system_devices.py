@@ -60,6 +60,12 @@ BAD = {
     "unknown key": (DEVICE.replace("bf16_tflops", "bf16_tflop"), "unknown key"),
     "missing vendor": (DEVICE.replace('vendor = "nvidia"\n', ""), "vendor"),
     "other key than the system's": (DEVICE.replace("[devices.{key}]", "[devices.gpu-y]"), "exactly the system's device"),
+    "unknown scale-up topology": (DEVICE.replace("bf16_tflops = 4000", 'bf16_tflops = 4000\nscaleup_topology = "ring"'),
+                                  "scaleup_topology"),
+    "mesh without its links": (DEVICE.replace("bf16_tflops = 4000", 'bf16_tflops = 4000\nscaleup_topology = "mesh"'),
+                               "scaleup_links"),
+    "negative exponential rate": (DEVICE.replace("bf16_tflops = 4000", "bf16_tflops = 4000\nexp2_tera_per_s = -1"),
+                                  "exp2_tera_per_s"),
 }
 
 

@@ -120,10 +120,11 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
                        "use the keys listed at the top of seeds/hardware.toml")
     fp8_format = raw.get("fp8_format")
     if fp8_format is not None and fp8_format not in FP8_FORMATS:
-        raise BadInput(f"{where}: fp8_format {fp8_format!r} is not one of {FP8_FORMATS}", "fix seeds/hardware.toml")
+        raise BadInput(f"{where}: fp8_format {fp8_format!r} is not one of {FP8_FORMATS}", "fix the [devices] table")
     topology = str(raw.get("scaleup_topology", "switch"))
     if topology not in SCALEUP_TOPOLOGIES:
-        raise BadInput(f"{where}: scaleup_topology {topology!r} is not one of {SCALEUP_TOPOLOGIES}", "fix seeds/hardware.toml")
+        raise BadInput(f"{where}: scaleup_topology {topology!r} is not one of {SCALEUP_TOPOLOGIES}",
+                       "fix the [devices] table")
     if topology == "mesh" and not raw.get("scaleup_links"):
         raise BadInput(f"{where}: a mesh scale-up needs scaleup_links (the links one peer's share is counted in)",
                        "add scaleup_links")
