@@ -217,10 +217,10 @@ class DeviceProfile:
     def exp_seconds_saved(self) -> float | None:
         """Seconds per softmax exponential this part saves against the part its attention efficiency
         comes from (`attention_exp2_reference_tera_per_s`); None when either rate is unknown."""
-        ref = float(self.fallback.get("attention_exp2_reference_tera_per_s", 0.0)) * 1e12
-        own = self.spec.exp2_per_s
-        if self.origin == "measured" or ref <= 0 or not own:
+        rates = _exp_rates(self.spec, self.fallback)
+        if self.origin == "measured" or rates is None:
             return None
+        ref, own = rates
         return 1.0 / ref - 1.0 / own
 
     def kernel_overhead_s(self) -> float:
@@ -439,13 +439,22 @@ def _attention_full_work(p: Mapping[str, Any]) -> float:
     return fwd
 
 
-def _exp_note(spec: DeviceSpec, p: Mapping[str, float]) -> str:
-    """The assumption DeviceProfile.attention_time_s adds, where it applies."""
-    ref = p.get("attention_exp2_reference_tera_per_s", 0.0)
+def _exp_rates(spec: DeviceSpec, p: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(reference, own) softmax exponentials per second when both are stated, else None."""
+    ref = float(p.get("attention_exp2_reference_tera_per_s", 0.0)) * 1e12
     if ref <= 0 or not spec.exp2_per_s:
+        return None
+    return ref, spec.exp2_per_s
+
+
+def _exp_note(spec: DeviceSpec, p: Mapping[str, Any]) -> str:
+    """The assumption DeviceProfile.attention_time_s adds, where it applies."""
+    rates = _exp_rates(spec, p)
+    if rates is None:
         return ""
+    ref, own = (r / 1e12 for r in rates)
     return (f"{spec.key} fused attention: the attention efficiency of a part whose SFUs run {ref:g} TeraExponentials/s, "
-            f"less the softmax time saved at this part's {spec.exp2_per_s / 1e12:g} (seeds/hardware.toml exp2_tera_per_s)")
+            f"less the softmax time saved at this part's {own:g} (seeds/hardware.toml exp2_tera_per_s)")
 
 
 def _attention_curves(doc: Any, notes: list[str]) -> tuple[dict[str, Curve], dict[str, Curve]]:
