@@ -21,7 +21,8 @@ the TTFT target keeps that many slots below full use (M/G/c: square-root headroo
 arrivals), which is why MLPerf Server runs below Offline. TPOT at a percentile: the step at that
 quantile of the running streams (Poisson around B, at most the cap) plus the spread of the
 per-request TPOT from prefill work arriving in lumps (tpot_tail_s). TTFT = half a step (admission
-at step boundaries) + the wait for the per-step prefill token budget (M/D/1) + the wait for a
+at step boundaries) + the wait for the per-step token budget (M/G/1: a prompt of P tokens holds the
+room the budget leaves beside the decode tokens for P / room steps) + the wait for a
 slot (M/G/c, Sakasegawa 1977, Allen-Cunneen) + the prefill of a prompt at that quantile of the
 prompt lengths (lognormal, stated spread); waits at a percentile from the heavy-traffic
 exponential tail (Kingman 1962). Memory: weights per GPU, workspace, the engine's
@@ -82,6 +83,8 @@ class ServingRequest:
     engine: str = "vllm"
     hbm_fraction: float | None = None
     max_batch: int | None = None           # engine batch cap (max_num_seqs / max_batch_size)
+    max_num_tokens: int | None = None      # tokens one step may carry (TensorRT-LLM max_num_tokens,
+                                           # vLLM --max-num-batched-tokens, SGLang --chunked-prefill-size)
     engine_efficiency: float | None = None  # measured on your engine: replaces the engine class default
     length_cv2: float | None = None        # squared coefficient of variation of prompt and output lengths (0: fixed)
     requests: int | None = None            # offline: this many requests submitted at once, over the system
@@ -92,7 +95,8 @@ class ServingRequest:
         _positive("output tokens", self.output_tokens, "--output-tokens")
         for name, flag in (("batch", "--batch"), ("concurrency", "--concurrency"), ("request_rate_per_s", "--request-rate"),
                            ("ttft_target_s", "--ttft-ms"), ("tpot_target_s", "--tpot-ms"), ("tp", "--tp"),
-                           ("pp", "--pp"), ("ep", "--ep"), ("max_batch", "--max-batch"), ("requests", "--requests")):
+                           ("pp", "--pp"), ("ep", "--ep"), ("max_batch", "--max-batch"), ("requests", "--requests"),
+                           ("max_num_tokens", "--max-num-tokens")):
             _positive(name, getattr(self, name), flag)
         if self.mode not in MODES:
             raise BadInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", "pass --mode offline or --mode server")
@@ -201,15 +205,21 @@ def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout) -> float
     return (layers * (dense_layer / lay.tp + expert_share) + float(model.embedding_params()) / lay.tp) * wb
 
 
-def workspace_bytes(model: Any, lay: Layout) -> float:
-    t = float(sr.kernel_constants().get("workspace_tokens", 8192))
+def step_budget_tokens(req: ServingRequest, engine: sr.Engine) -> float:
+    """Tokens one engine step may carry: the user's setting, else the engine's default."""
+    return float(req.max_num_tokens or engine.max_num_tokens)
+
+
+def workspace_bytes(model: Any, lay: Layout, budget: float | None = None) -> float:
+    """Activations of the largest step the engine sizes for (its token budget)."""
+    t = budget or float(sr.kernel_constants().get("workspace_tokens", 8192))
     return t * (4.0 * model.hidden + 2.0 * model.dense_ffn_width / lay.tp) * 2.0 + t * model.vocab * 4.0 / lay.tp
 
 
 def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
     frac = req.hbm_fraction or engine.usable_hbm_fraction
     usable = frac * sr.hbm_capacity_bytes(spec)
-    w, ws = weights_bytes_per_gpu(model, req, lay), workspace_bytes(model, lay)
+    w, ws = weights_bytes_per_gpu(model, req, lay), workspace_bytes(model, lay, step_budget_tokens(req, engine))
     per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full" else req.output_tokens / 2.0)
     # sliding-window layers keep only their window of a stream's tokens
     kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache]) * model.kv_layer_fraction(per_stream)
@@ -251,11 +261,12 @@ class _Replica:
     """The step model of one replica at one corner of the rates."""
 
     def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float,
-                 room: tuple[float, bool, float] = (0.0, False, 0.0)):
+                 room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True):
         measured = rates.gemm_at
         rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, attention_flop_s=rates.attention_flop_s * eff,
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
+        self.budget_counts_decode = budget_counts_decode
         self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache])
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0
         self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
@@ -277,11 +288,25 @@ class _Replica:
     def throughput(self, batch: float) -> float:
         return batch / self.tpot(batch)
 
+    def prefill_room(self, batch: float) -> float:
+        """Prompt tokens a stage step can take: the budget less the step's decode tokens where the
+        engine counts them against it (TensorRT-LLM max_num_tokens, vLLM max_num_batched_tokens)."""
+        return self.budget - (batch / self.lay.pp if self.budget_counts_decode else 0.0)
+
+    def budget_streams(self) -> float:
+        """Most streams the budget sustains: every request brings P prompt tokens through it for
+        its O decode steps, so a stage step carries (B/pp)(P/O) prompt tokens on average, plus its
+        B/pp decode tokens where they count: B <= pp x budget x O / (P + O) (or O / P)."""
+        p, o = self.req.prompt_tokens, self.req.output_tokens
+        return self.lay.pp * self.budget * o / ((p + o) if self.budget_counts_decode else p)
+
     def prefill_s(self, batch: float, prompt: float | None = None) -> float:
-        """The prompt's own prefill: ceil(P / chunk) steps that carry its chunk on top of the load."""
+        """The prompt's own prefill: ceil(P / chunk) steps that carry its chunk on top of the load;
+        a chunk is what the budget leaves beside the running streams' decode tokens."""
         prompt = self.req.prompt_tokens if prompt is None else prompt
-        steps = max(1.0, math.ceil(prompt / self.budget))
-        chunk = min(prompt, self.budget)
+        room = max(1.0, self.prefill_room(batch))
+        steps = max(1.0, math.ceil(prompt / room))
+        chunk = min(prompt, room)
         return steps * self.lay.pp * self.seconds(self.stage(batch, chunk))
 
 
@@ -317,7 +342,7 @@ def server_point(rep: _Replica, req: ServingRequest, b: float, cap: float, q: fl
     b_q = min(cap, b + Z[q] * math.sqrt(b))
     tpot_q = rep.tpot(b_q) + tpot_tail_s(rep, req, b, q)
     service = req.output_tokens * step + rep.prefill_s(b)
-    ttft = (0.5 * step + prefill_wait(lam, step / rep.lay.pp, req.prompt_tokens, rep.budget, q)
+    ttft = (0.5 * step + prefill_wait(lam, step / rep.lay.pp, req.prompt_tokens, rep.prefill_room(b), q, rep.r.prompt_cv2)
             + slot_wait(lam, service, cap, q, rep.r.service_cv2) + rep.prefill_s(b, prompt_quantile(req.prompt_tokens, q, rep.r.prompt_cv2)))
     return Point(b, tpot_q, ttft, rep.throughput(b), rep.stage(b))
 
@@ -465,18 +490,24 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
         raise DoesNotFit(f"tp={lay.tp} pp={lay.pp}: {mem.weights_bytes / 1e9:.0f} GB of weights + {mem.workspace_bytes / 1e9:.1f} GB "
                          f"workspace + one stream's KV do not fit in {mem.usable_bytes / 1e9:.0f} GB usable per GPU",
                          "use more GPUs per replica (--tp/--pp), fp8 weights/KV, or a larger --hbm-fraction")
-    cap = float(min(mem.max_streams, req.max_batch or engine.max_batch))
+    # with attention DP each of the tp ranks schedules its own requests under its own budget
+    budget = step_budget_tokens(req, engine) * (lay.tp if lay.attn_dp else 1)
     replicas = int(system.gpus // (lay.tp * lay.pp))
     rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes)  # TP inside a node when it fits
     if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
-    budget = float(sr.kernel_constants().get("workspace_tokens", 8192))
     room = (mem.usable_bytes - mem.weights_bytes - mem.workspace_bytes, engine.kv_reserve == "full",
             float(req.max_batch or engine.max_batch))
-    value = solve(_Replica(model, req, lay, rs.rates["value"], rs.efficiency["value"], budget, room), req, cap, replicas)
+
+    def replica(rates: Any, eff: float) -> _Replica:
+        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode)
+
+    first = replica(rs.rates["value"], rs.efficiency["value"])
+    cap = float(min(mem.max_streams, req.max_batch or engine.max_batch, first.budget_streams()))
+    value = solve(first, req, cap, replicas)
 
     def solve_at(rates: Any, eff: float) -> Point:
-        return solve(_Replica(model, req, lay, rates, eff, budget, room), req, cap, replicas, strict=False)
+        return solve(replica(rates, eff), req, cap, replicas, strict=False)
 
     return _Run(lay, mem, replicas, value, rs.notes, solve_at, rs.rates, rs.efficiency)
 
@@ -618,10 +649,11 @@ def _mode_note(req: ServingRequest) -> str:
         return (f"offline, {req.requests} requests submitted at once and followed to the end (planner/serving_wave.py): "
                 "they grow in lockstep; batch = the mean of the streams running; TTFT = the first admission's prefill")
     if req.mode == "offline":
-        return "offline: batch = the most streams the KV memory and the engine's batch cap allow; TTFT = prefill only (no queue)"
+        return ("offline: batch = the most streams the KV memory, the engine's batch cap and its step token budget "
+                "(every prompt token passes through it) allow; TTFT = prefill only (no queue)")
     if req.request_rate_per_s:
         return (f"server: {req.request_rate_per_s:g} requests/s (Poisson) -> batch by Little's law; TTFT = half a step + "
-                f"M/D/1 wait ({req.percentile}, exponential-tail approximation) + prefill")
+                f"prefill-budget wait (M/G/1, {req.percentile}, exponential-tail approximation) + prefill")
     tgt = ", ".join(x for x in (f"TTFT <= {req.ttft_target_s * 1e3:g} ms" if req.ttft_target_s else "",
                                  f"TPOT <= {req.tpot_target_s * 1e3:g} ms" if req.tpot_target_s else "") if x)
     return f"server: the largest load meeting {tgt} at {req.percentile}"

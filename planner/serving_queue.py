@@ -1,5 +1,5 @@
 """Queueing and tails of the serving model's server mode (planner.serving): the prefill-budget queue
-(M/D/1) and the slot queue (M/G/c), with their quantiles from the heavy-traffic exponential tail;
+(M/G/1) and the slot queue (M/G/c), with their quantiles from the heavy-traffic exponential tail;
 tail prompt lengths and the spread of per-request TPOT."""
 from __future__ import annotations
 
@@ -17,14 +17,18 @@ def _wait_quantile(p_wait: float, mean_if_waiting_s: float, q: float) -> float:
     return mean_if_waiting_s * math.log(p_wait / (1.0 - q))
 
 
-def prefill_wait(lam: float, step_s: float, prompt: float, budget: float, q: float) -> float:
-    """Prompts share a per-step token budget: an M/D/1 queue whose service is the fraction of a
-    step a prompt takes (P / budget x step). Mean wait rho s / (2(1 - rho)); P(wait) = rho."""
-    s = step_s * min(prompt, budget) / budget
+def prefill_wait(lam: float, step_s: float, prompt: float, room: float, q: float, prompt_cv2: float = 0.0) -> float:
+    """Prompts go through the per-step token budget first come, first served: an M/G/1 queue whose
+    server is the `room` prompt tokens a step takes, so a prompt of P tokens holds it P / room
+    steps (a long prompt fills several steps; a short one shares a step). Pollaczek-Khinchine:
+    mean wait rho s (1 + cv2) / (2 (1 - rho)), P(wait) = rho, cv2 the spread of prompt lengths."""
+    if room <= 0:
+        return math.inf
+    s = step_s * prompt / room
     rho = lam * s
     if rho >= 1.0:
         return math.inf
-    return _wait_quantile(rho, s / (2.0 * (1.0 - rho)), q)
+    return _wait_quantile(rho, s * (1.0 + prompt_cv2) / (2.0 * (1.0 - rho)), q)
 
 
 def slot_wait(lam: float, service_s: float, slots: float, q: float, service_cv2: float = 0.0) -> float:

@@ -67,13 +67,17 @@ class Engine:
     max_batch: int
     usable_hbm_fraction: float
     source: str
+    max_num_tokens: int = 8192        # tokens one step may carry (the chunked-prefill budget)
+    budget_counts_decode: bool = True  # the budget holds the step's decode tokens too (TensorRT-LLM, vLLM)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
         return (f"engine {self.name}: efficiency {v:.2f} ({lo:.2f}-{hi:.2f}) of the kernel-level step (the GEMMs' weight "
                 f"read excepted: it runs at the achieved HBM rate), "
                 f"{self.step_overhead_s[0] * 1e3:g} ms CPU per step, KV reserved '{self.kv_reserve}', "
-                f"default batch cap {self.max_batch} (seeds/serving.toml [engines.{self.key}]: {self.source})")
+                f"default batch cap {self.max_batch}, default step budget {self.max_num_tokens} tokens "
+                f"({'prefill and decode' if self.budget_counts_decode else 'prefill only'}) "
+                f"(seeds/serving.toml [engines.{self.key}]: {self.source})")
 
 
 def load_engine(key: str) -> Engine:
@@ -85,7 +89,8 @@ def load_engine(key: str) -> Engine:
     return Engine(key=key, name=str(t.get("name", key)), efficiency=_ranged(t, "engine_efficiency", where),
                   step_overhead_s=tuple(x / 1e3 for x in ms), kv_reserve=str(t.get("kv_reserve", "live")),
                   max_batch=int(t.get("max_batch", 256)), usable_hbm_fraction=float(t.get("usable_hbm_fraction", 0.9)),
-                  source=str(t.get("sources", {}).get("engine_efficiency", "")))
+                  source=str(t.get("sources", {}).get("engine_efficiency", "")),
+                  max_num_tokens=int(t.get("max_num_tokens", 8192)), budget_counts_decode=bool(t.get("budget_counts_decode", True)))
 
 
 def kernel_constants() -> Mapping[str, Any]:

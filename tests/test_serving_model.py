@@ -163,7 +163,7 @@ def test_estimate_range_holds_the_value_and_says_where_rates_come_from():
 
 def test_queue_waits_vanish_at_light_load_and_grow_towards_saturation():
     from recoque.planner.serving_queue import prefill_wait, slot_wait
-    assert prefill_wait(lam=1.0, step_s=0.05, prompt=300, budget=8192, q=0.5) == 0.0  # rho 0.002: nobody waits
+    assert prefill_wait(lam=1.0, step_s=0.05, prompt=300, room=8192, q=0.5) == 0.0  # rho 0.002: nobody waits
     waits = [prefill_wait(lam, 0.05, 8192, 8192, 0.99) for lam in (5.0, 15.0, 19.0)]
     assert waits[0] < waits[1] < waits[2]
     assert prefill_wait(25.0, 0.05, 8192, 8192, 0.99) == math.inf  # rho >= 1
