@@ -347,7 +347,7 @@ def server_point(rep: _Replica, req: ServingRequest, b: float, cap: float, q: fl
     return Point(b, tpot_q, ttft, rep.throughput(b), rep.stage(b))
 
 
-def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict: bool = True) -> Point:
+def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict: bool = True, why: str = "") -> Point:
     """Batch, latency and throughput of one replica at one corner, for the mode the user chose.
     strict=False (the low/high corners): a load the corner cannot carry saturates instead of failing."""
     q = PERCENTILES[req.percentile]
@@ -358,8 +358,9 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
 
     if req.batch is not None:
         if req.batch > cap:
-            raise DoesNotFit(f"batch {req.batch} per replica needs more KV cache (or a larger batch cap) than the replica has ({cap:g} max)",
-                             "lower --batch, use fp8 KV cache, raise --max-batch or use more GPUs per replica")
+            raise DoesNotFit(f"batch {req.batch} per replica is more than the replica sustains ({cap:.3g} max{': ' + why if why else ''})",
+                             "lower --batch, or raise what binds: fp8 KV cache or more GPUs per replica (KV), "
+                             "--max-batch (batch cap), --max-num-tokens (step budget)")
         return fixed(req.batch, rep.prefill_s(req.batch) + 0.5 * rep.tpot(req.batch))
     if req.concurrency is not None:
         # Closed loop: each user sends the next request when the last one ends. Users beyond what the
@@ -480,6 +481,8 @@ class _Run:
     solve_at: Any          # (rates, efficiency) -> Point, saturating: the bounds re-run the model with it
     rates: Mapping[str, Any]
     efficiency: Mapping[str, float]
+    budget_tokens: float = 8192.0
+    caps: Mapping[str, float] = field(default_factory=dict)   # streams per replica each limit allows
 
 
 def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
@@ -503,13 +506,16 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
         return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode)
 
     first = replica(rs.rates["value"], rs.efficiency["value"])
-    cap = float(min(mem.max_streams, req.max_batch or engine.max_batch, first.budget_streams()))
-    value = solve(first, req, cap, replicas)
+    caps = {"KV memory": float(mem.max_streams), "batch cap": float(req.max_batch or engine.max_batch),
+            "step budget": first.budget_streams()}
+    cap = min(caps.values())
+    why = ", ".join(f"{k} {v:.3g}" for k, v in caps.items())
+    value = solve(first, req, cap, replicas, why=why)
 
     def solve_at(rates: Any, eff: float) -> Point:
-        return solve(replica(rates, eff), req, cap, replicas, strict=False)
+        return solve(replica(rates, eff), req, cap, replicas, strict=False, why=why)
 
-    return _Run(lay, mem, replicas, value, rs.notes, solve_at, rs.rates, rs.efficiency)
+    return _Run(lay, mem, replicas, value, rs.notes, solve_at, rs.rates, rs.efficiency, budget, caps)
 
 
 def has_rate(spec: Any, dtype: str) -> bool:
@@ -589,6 +595,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",
         _mode_note(req),
+        _budget_note(run, req, engine),
         "every request exactly prompt + output tokens long (fixed lengths, as a throughput benchmark's random dataset); "
         "each admission prefills its streams' tokens once" if value.wave else
         "continuous batching with chunked prefill: each step carries B decode tokens + B x prompt/output prefill tokens",
@@ -607,6 +614,16 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         step_shares=value.step.shares(), bound=value.step.bound, knobs=req.knobs(), assumptions=notes,
         group_tokens_per_s_per_gpu={name: tuple(runs[(name, s)].tokens_per_s / g for s in sb.SIDES)
                                     for name, _, _ in sb.GROUPS})
+
+
+def _budget_note(run: _Run, req: ServingRequest, engine: sr.Engine) -> str:
+    binds = min(run.caps, key=run.caps.get) if run.caps else ""
+    counted = "prefill and decode tokens" if engine.budget_counts_decode else "prefill tokens only"
+    return (f"step token budget {run.budget_tokens:g} tokens per replica ({counted}; "
+            f"{'--max-num-tokens' if req.max_num_tokens else engine.name + ' default'}"
+            f"{', x tp: each attention-DP rank schedules its own' if run.lay.attn_dp else ''}); "
+            f"streams per replica allowed by " + ", ".join(f"{k}: {v:,.4g}" for k, v in run.caps.items())
+            + f" (the {binds} binds)")
 
 
 def _missed_target_note(low: Point, req: ServingRequest) -> tuple[str, ...]:

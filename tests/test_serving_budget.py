@@ -71,6 +71,11 @@ def test_the_engine_default_budget_is_stated_and_used():
     e = _est()
     assert e.knobs["max_num_tokens"] is None
     assert any("default step budget 8192 tokens" in a for a in e.assumptions)
+    note = next(a for a in e.assumptions if a.startswith("step token budget"))
+    assert "8192 tokens per replica (prefill and decode tokens; TensorRT-LLM default)" in note
+    assert "(the KV memory binds)" in note
+    tight = next(a for a in _est(max_num_tokens=1024).assumptions if a.startswith("step token budget"))
+    assert "--max-num-tokens" in tight and "(the step budget binds)" in tight
     assert e.tokens_per_s_system.value == pytest.approx(_est(max_num_tokens=8192).tokens_per_s_system.value)
 
 
@@ -91,3 +96,13 @@ def test_cli_round_trips_the_budget_and_refuses_zero():
     assert json.loads(ok.output)["serving_request"]["max_num_tokens"] == 2048
     bad = CliRunner().invoke(app, base + ["--max-num-tokens", "0"])
     assert bad.exit_code == 2 and "max-num-tokens" in bad.output
+
+
+def test_a_fixed_batch_the_budget_cannot_carry_says_what_binds():
+    from recoque.errors import DoesNotFit
+
+    req = sv.ServingRequest(prompt_tokens=4, output_tokens=1, tp=1, batch=64, max_num_tokens=4, **FP8)
+    with pytest.raises(DoesNotFit) as exc:
+        sv.estimate_serving(L70, "llama2-70b", load_system("node-8x-mi300x").with_gpus(8), req)
+    # 4 tokens a step, 5 per request (4 prompt + 1 decode) for each output token: 0.8 streams
+    assert "step budget 0.8" in str(exc.value) and "--max-num-tokens" in exc.value.fix
