@@ -59,7 +59,9 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     row is +107%. Causes not found. With each row's step token budget from its config (max_num_tokens,
     52 rows) and the prefill queue charged P / room steps per prompt (it was one step at most): Llama 3.1
     405B Server on 8 x B300 (budget 1,024) +29% -> +17%, the 8 x B300 Interactive row (768) +61% -> +52%;
-    nvidia 10.6% / 106.9% / 89%, amd 8.7% / 29.4% / 100%."""
+    nvidia 10.6% / 106.9% / 89%, amd 8.7% / 29.4% / 100%. With the B300's FP4 rate taken from the GB300's
+    (same die) at 1100 W instead of 1400 W by the power-cap law (x 0.861, not the peak ratio 0.933): the
+    B300 Llama rows -2..+45% (were +2..+61%); nvidia 10.4% / 106.9% / 90%."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0
