@@ -42,7 +42,7 @@ from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
-from recoque.planner.serving_step import Layout, Precision, StepTime, kv_bytes_per_token_per_gpu, step_time
+from recoque.planner.serving_step import Layout, Precision, StepTime, draft_time, kv_bytes_per_token_per_gpu, step_time
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
@@ -89,6 +89,8 @@ class ServingRequest:
     length_cv2: float | None = None        # squared coefficient of variation of prompt and output lengths (0: fixed)
     requests: int | None = None            # offline: this many requests submitted at once, over the system
                                            # (vLLM benchmark_throughput --num-prompts); the run is followed to its end
+    spec_tokens: int = 0                   # speculative decoding: draft tokens verified per step (MTP / EAGLE)
+    spec_acceptance: float | None = None   # probability a draft token is accepted (None: seeds/serving.toml)
 
     def __post_init__(self) -> None:
         _positive("prompt tokens", self.prompt_tokens, "--prompt-tokens")
@@ -116,6 +118,19 @@ class ServingRequest:
                                             or not math.isfinite(self.length_cv2) or not 0 <= self.length_cv2 <= 4):
             raise BadInput(f"length cv2 must be a number in [0, 4], got {self.length_cv2!r}",
                            "pass --length-cv2 0 for fixed lengths, ~0.6 for chat datasets")
+        if isinstance(self.spec_tokens, bool) or not isinstance(self.spec_tokens, int) or not 0 <= self.spec_tokens <= 16:
+            raise BadInput(f"spec tokens must be a whole number from 0 to 16, got {self.spec_tokens!r}",
+                           "pass --spec-tokens 3 (draft tokens per step) or 0 for none")
+        if self.spec_acceptance is not None and (isinstance(self.spec_acceptance, bool)
+                                                 or not isinstance(self.spec_acceptance, (int, float))
+                                                 or not 0 < self.spec_acceptance < 1):
+            raise BadInput(f"spec acceptance must be a probability in (0, 1), got {self.spec_acceptance!r}",
+                           "pass --spec-acceptance 0.8 (the chance one draft token is accepted)")
+        if self.spec_acceptance is not None and not self.spec_tokens:
+            raise BadInput("--spec-acceptance without --spec-tokens", "pass --spec-tokens k (draft tokens per step) too")
+        if self.spec_tokens and self.requests is not None:
+            raise BadInput("speculative decoding is modelled in steady state, not for a finite --requests run",
+                           "drop --requests or --spec-tokens")
         if self.hbm_fraction is not None and not (isinstance(self.hbm_fraction, (int, float))
                                                   and math.isfinite(self.hbm_fraction) and 0 < self.hbm_fraction <= 1):
             raise BadInput(f"HBM fraction must be in (0, 1], got {self.hbm_fraction!r}", "pass --hbm-fraction 0.9")
@@ -276,14 +291,29 @@ class _Replica:
         at the achieved HBM rate) plus everything else at 1/e."""
         return st.gemm_s + (st.total_s - st.gemm_s) / self.eff
 
+    def accepted(self) -> float:
+        """Output tokens a stream gains per step: 1; with k draft tokens each accepted with
+        probability a (independently), (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, eq. 1)."""
+        k, a = self.req.spec_tokens, self.r.spec_acceptance
+        if k <= 0:
+            return 1.0
+        return k + 1.0 if a >= 1.0 else (1.0 - a ** (k + 1)) / (1.0 - a)
+
     def stage(self, batch: float, extra_prefill: float = 0.0) -> StepTime:
-        dec = batch / self.lay.pp
-        pre = dec * self.req.prompt_tokens / self.req.output_tokens + extra_prefill
-        return step_time(self.m, self.lay, self.prec, dec, pre, self.ctx, self.req.prompt_tokens, self.r)
+        """One stage step: B/pp streams each verifying 1 + k tokens (and its k draft passes), plus
+        the prompt tokens that keep B streams running: requests end every O / L steps."""
+        dec, k = batch / self.lay.pp, self.req.spec_tokens
+        pre = dec * self.req.prompt_tokens * self.accepted() / self.req.output_tokens + extra_prefill
+        st = step_time(self.m, self.lay, self.prec, dec, pre, self.ctx, self.req.prompt_tokens, self.r, 1.0 + k)
+        return st.plus(draft_time(self.m, self.lay, self.prec, dec, self.ctx, self.r, k)) if k else st
+
+    def step_s(self, batch: float, extra_prefill: float = 0.0) -> float:
+        """One engine step (every stage once) at `batch` running streams."""
+        return self.lay.pp * self.seconds(self.stage(batch, extra_prefill))
 
     def tpot(self, batch: float) -> float:
         """Mean time per output token at `batch` running streams (prefill share included)."""
-        return self.lay.pp * self.seconds(self.stage(batch))
+        return self.step_s(batch) / self.accepted()
 
     def throughput(self, batch: float) -> float:
         return batch / self.tpot(batch)
@@ -291,14 +321,16 @@ class _Replica:
     def prefill_room(self, batch: float) -> float:
         """Prompt tokens a stage step can take: the budget less the step's decode tokens where the
         engine counts them against it (TensorRT-LLM max_num_tokens, vLLM max_num_batched_tokens)."""
-        return self.budget - (batch / self.lay.pp if self.budget_counts_decode else 0.0)
+        return self.budget - (batch / self.lay.pp * (1.0 + self.req.spec_tokens) if self.budget_counts_decode else 0.0)
 
     def budget_streams(self) -> float:
         """Most streams the budget sustains: every request brings P prompt tokens through it for
         its O decode steps, so a stage step carries (B/pp)(P/O) prompt tokens on average, plus its
-        B/pp decode tokens where they count: B <= pp x budget x O / (P + O) (or O / P)."""
-        p, o = self.req.prompt_tokens, self.req.output_tokens
-        return self.lay.pp * self.budget * o / ((p + o) if self.budget_counts_decode else p)
+        B/pp decode tokens where they count: B <= pp x budget x O / (P + O) (or O / P). With k draft
+        tokens a stream verifies 1 + k tokens a step and ends after O / L steps."""
+        p, o, k = self.req.prompt_tokens, self.req.output_tokens, self.req.spec_tokens
+        per_stream = p * self.accepted() / o + ((1.0 + k) if self.budget_counts_decode else 0.0)
+        return self.lay.pp * self.budget / per_stream
 
     def prefill_s(self, batch: float, prompt: float | None = None) -> float:
         """The prompt's own prefill: ceil(P / chunk) steps that carry its chunk on top of the load;
@@ -307,7 +339,7 @@ class _Replica:
         room = max(1.0, self.prefill_room(batch))
         steps = max(1.0, math.ceil(prompt / room))
         chunk = min(prompt, room)
-        return steps * self.lay.pp * self.seconds(self.stage(batch, chunk))
+        return steps * self.step_s(batch, chunk)
 
 
 def _bisect(fn, lo: float, hi: float, iters: int = 60) -> float:
@@ -326,10 +358,10 @@ def tpot_tail_s(rep: _Replica, req: ServingRequest, b: float, q: float) -> float
     TPOT (MLPerf: (latency - TTFT) / (tokens - 1)) averages its n - 1 steps (serving_queue.mean_tail)."""
     if q <= 0.5 or b <= 0:
         return 0.0
-    c = max(0.0, (rep.lay.pp * rep.seconds(rep.stage(b, 1000.0)) - rep.tpot(b)) / 1000.0)
-    p = req.prompt_tokens
-    sigma = c * math.sqrt(b / req.output_tokens * p * p * (1.0 + rep.r.prompt_cv2))
-    return mean_tail(sigma, req.output_tokens, rep.r.service_cv2, q)
+    c = max(0.0, (rep.step_s(b, 1000.0) - rep.step_s(b)) / 1000.0)
+    p, n = req.prompt_tokens, rep.accepted()   # a speculative step yields n tokens: per token, 1/n of its spread
+    sigma = c * math.sqrt(b * n / req.output_tokens * p * p * (1.0 + rep.r.prompt_cv2)) / n
+    return mean_tail(sigma, req.output_tokens / n, rep.r.service_cv2, q)
 
 
 def server_point(rep: _Replica, req: ServingRequest, b: float, cap: float, q: float) -> Point:
@@ -338,10 +370,10 @@ def server_point(rep: _Replica, req: ServingRequest, b: float, cap: float, q: fl
     b (M/G/infinity occupancy), b + z_q sqrt(b), at most the cap. TTFT: half a step to the next
     step boundary + the prefill-budget queue + the KV-slot queue + the prefill itself."""
     lam = rep.throughput(b) / req.output_tokens
-    step = rep.tpot(b)
+    step = rep.step_s(b)
     b_q = min(cap, b + Z[q] * math.sqrt(b))
     tpot_q = rep.tpot(b_q) + tpot_tail_s(rep, req, b, q)
-    service = req.output_tokens * step + rep.prefill_s(b)
+    service = req.output_tokens * rep.tpot(b) + rep.prefill_s(b)
     ttft = (0.5 * step + prefill_wait(lam, step / rep.lay.pp, req.prompt_tokens, rep.prefill_room(b), q, rep.r.prompt_cv2)
             + slot_wait(lam, service, cap, q, rep.r.service_cv2) + rep.prefill_s(b, prompt_quantile(req.prompt_tokens, q, rep.r.prompt_cv2)))
     return Point(b, tpot_q, ttft, rep.throughput(b), rep.stage(b))
@@ -499,6 +531,8 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes)  # TP inside a node when it fits
     if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
+    if req.spec_acceptance is not None:  # a measured acceptance replaces the stated range
+        rs = replace(rs, rates={c: replace(r, spec_acceptance=req.spec_acceptance) for c, r in rs.rates.items()})
     room = (mem.usable_bytes - mem.weights_bytes - mem.workspace_bytes, engine.kv_reserve == "full",
             float(req.max_batch or engine.max_batch))
 
@@ -596,6 +630,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",
         _mode_note(req),
         _budget_note(run, req, engine),
+        *_spec_note(run, req),
         "every request exactly prompt + output tokens long (fixed lengths, as a throughput benchmark's random dataset); "
         "each admission prefills its streams' tokens once" if value.wave else
         "continuous batching with chunked prefill: each step carries B decode tokens + B x prompt/output prefill tokens",
@@ -614,6 +649,20 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         step_shares=value.step.shares(), bound=value.step.bound, knobs=req.knobs(), assumptions=notes,
         group_tokens_per_s_per_gpu={name: tuple(runs[(name, s)].tokens_per_s / g for s in sb.SIDES)
                                     for name, _, _ in sb.GROUPS})
+
+
+def _spec_note(run: _Run, req: ServingRequest) -> tuple[str, ...]:
+    if not req.spec_tokens:
+        return ()
+    acc = {c: run.rates[c].spec_acceptance for c in ("value", "low", "high")}
+    k = req.spec_tokens
+    gain = {c: (1.0 - a ** (k + 1)) / (1.0 - a) for c, a in acc.items()}
+    src = "--spec-acceptance" if req.spec_acceptance is not None else "seeds/serving.toml [kernel] spec_acceptance"
+    return (f"speculative decoding: {k} draft token(s) per step, each accepted with probability {acc['value']:.2f} "
+            f"({acc['low']:.2f}-{acc['high']:.2f}, {src}): {gain['value']:.2f} ({gain['low']:.2f}-{gain['high']:.2f}) "
+            f"tokens per stream per step (Leviathan et al. 2023); a step verifies {k + 1} tokens per stream in one pass "
+            f"(one KV read) after {k} draft pass(es) of one layer plus the LM head (an MTP module or EAGLE head, "
+            "not a separate draft model); the draft layer's own KV cache is not counted in memory",)
 
 
 def _budget_note(run: _Run, req: ServingRequest, engine: sr.Engine) -> str:

@@ -29,6 +29,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("skinny-GEMM shape", ("m_half", "overlap_p"), False),
     ("MoE grouped GEMMs and EP balance", ("moe_gemm_efficiency", "moe_rank_imbalance_ep32"), False),
     ("request-length spread", ("service_cv2", "prompt_cv2"), False),
+    ("speculative-decoding acceptance", ("spec_acceptance",), False),
 )
 SIDES = ("low", "high")
 

@@ -193,6 +193,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     imb = _ranged(k, "moe_rank_imbalance_ep32", "[kernel]") if "moe_rank_imbalance_ep32" in k else (0.0, 0.0, 0.0)
     cv2 = _ranged(k, "service_cv2", "[kernel]") if "service_cv2" in k else (0.0, 0.0, 0.0)
     pcv2 = _ranged(k, "prompt_cv2", "[kernel]") if "prompt_cv2" in k else (0.0, 0.0, 0.0)
+    acc = _ranged(k, "spec_acceptance", "[kernel]") if "spec_acceptance" in k else (0.0, 0.0, 0.0)
     rates, eff = {}, {}
     for c in CORNERS:
         rates[c] = Rates(gemm_flop_s=_corner(gemm, c, True),
@@ -203,6 +204,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          overlap_p=_corner(p_ov, c, True), moe_gemm_efficiency=_corner(moe, c, True),
                          moe_rank_imbalance_ep32=_corner(imb, c, False),
                          service_cv2=_corner(cv2, c, False), prompt_cv2=_corner(pcv2, c, False),
+                         spec_acceptance=_corner(acc, c, True),
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0)
         eff[c] = _corner(engine.efficiency, c, True)

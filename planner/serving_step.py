@@ -55,6 +55,7 @@ class Rates:
     moe_rank_imbalance_ep32: float = 0.0  # busiest EP rank's tokens / mean - 1, DeepSeek-R1 at EP 32 (seeds/serving.toml)
     service_cv2: float = 0.0  # squared coefficient of variation of a request's time in the engine
     prompt_cv2: float = 0.0   # squared coefficient of variation of prompt lengths (tail TTFT)
+    spec_acceptance: float = 0.0  # speculative decoding: probability a draft token is accepted
     gemm_at: Any = None       # measured (m, n, k) -> FLOP/s (serving_rates.GemmShapes); None: the m/(m + m_half) model
     allreduce_at: Any = None  # measured bytes -> seconds of one all-reduce over allreduce_gpus GPUs (planner.allreduce_table)
     allreduce_gpus: int = 0
@@ -102,6 +103,10 @@ class StepTime:
                  "KV-cache read / attention": self.attention_s, "communication": self.comm_s,
                  "launches, CPU scheduling, elementwise": self.launch_s + self.overhead_s + self.elementwise_s}
         return max(parts, key=parts.get)
+
+    def plus(self, other: "StepTime") -> "StepTime":
+        """This step and `other` run one after the other (a draft model's passes after the target's)."""
+        return StepTime(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
 
     def shares(self) -> dict[str, float]:
         t = self.total_s
@@ -250,11 +255,12 @@ def _busiest_rank_prefill_s(model: Any, lay: Layout, prefill: float, prompt: flo
     return max(extra, 0.0) * per_token
 
 
-def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
-              context: float, prompt: float, r: Rates) -> StepTime:
-    """One step of one pipeline stage: `decode` streams at mean context `context` plus `prefill`
-    prompt tokens from prompts of length `prompt`."""
-    tokens = decode + prefill
+def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float, context: float,
+                 prompt: float, r: Rates, queries: float = 1.0) -> tuple[float, float, float, float, float]:
+    """One layer on one GPU: (GEMM math, GEMM weight read, attention, elementwise, communication) s.
+    `queries` tokens per decode stream (1 + the draft tokens a speculative step verifies): they run
+    through the GEMMs together and share one read of the stream's KV cache."""
+    tokens = decode * queries + prefill
     layers = model.layers / lay.pp
     g = lay.tp
     comp, mem = layer_gemm_s(model, lay, prec, tokens, r)
@@ -262,7 +268,7 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     kv_read = held * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes
     # decode attention reads the cache at HBM bandwidth; MLA's latent-space scores and values are
     # heavy enough to be bound by the attention rate instead (arithmetic intensity ~ heads x 4)
-    dec_math = held * (model.heads / g) * model.decode_attention_flops_per_pair() / r.attention_flop_s
+    dec_math = queries * held * (model.heads / g) * model.decode_attention_flops_per_pair() / r.attention_flop_s
     attn = max(kv_read / r.hbm_bytes_s, dec_math if model.mla else 0.0) \
         + prefill * prompt * model.attention_pair_fraction(prompt, causal=True) * (model.heads / g) \
         * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s
@@ -280,14 +286,50 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
             * (1.0 + rank_imbalance(model, lay.ep, r))  # the busiest rank receives (and returns) the most
     if lay.pp > 1:  # activations to the next stage once per step
         comm += r.hop_latency_s + tokens * model.hidden * ACT_BYTES / r.link_bytes_s / layers
-    # LM head over the tokens that sample (decode streams + the last token of finishing prompts ~ decode)
-    head_c, head_m = _gemm(2.0 * decode * model.hidden * model.vocab / g,
-                           model.hidden * model.vocab * prec.weight_bytes / g, decode, r, ((model.vocab / g, model.hidden),))
+    return comp, mem, attn, elem, comm
+
+
+def _overlap_fn(r: Rates) -> Any:
     # a measured GEMM time already holds the kernel's own math/weight-read overlap: the roofline
     # weight read is then only a floor; the modelled rate overlaps the two by the p-norm
-    ov = (lambda c, m: max(c, m)) if r.gemm_at is not None else (lambda c, m: overlap(c, m, r.overlap_p))
-    head = ov(head_c, head_m) / layers  # spread over the stage's layers (only the last stage runs it)
+    return (lambda c, m: max(c, m)) if r.gemm_at is not None else (lambda c, m: overlap(c, m, r.overlap_p))
+
+
+def _head_s(model: Any, lay: Layout, prec: Precision, rows: float, r: Rates) -> float:
+    """The LM head: a GEMM over the sampling tokens and the (vocab-parallel) vocabulary."""
+    g = lay.tp
+    c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g, model.hidden * model.vocab * prec.weight_bytes / g,
+                 rows, r, ((model.vocab / g, model.hidden),))
+    return _overlap_fn(r)(c, m)
+
+
+def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
+              context: float, prompt: float, r: Rates, queries: float = 1.0) -> StepTime:
+    """One step of one pipeline stage: `decode` streams at mean context `context` plus `prefill`
+    prompt tokens from prompts of length `prompt`; each stream's `queries` tokens are verified
+    together (1 without speculative decoding)."""
+    layers = model.layers / lay.pp
+    comp, mem, attn, elem, comm = _layer_parts(model, lay, prec, decode, prefill, context, prompt, r, queries)
+    # LM head over the tokens that sample (decode streams' tokens + the last token of finishing prompts ~ decode)
+    head = _head_s(model, lay, prec, decode * queries, r) / layers  # spread over the stage's layers (only the last stage runs it)
     return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
-                    gemm_s=layers * (ov(comp, mem) + head), attention_s=layers * attn,
+                    gemm_s=layers * (_overlap_fn(r)(comp, mem) + head), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
                     launch_s=layers * KERNELS_PER_LAYER * r.kernel_gap_s, overhead_s=r.step_overhead_s)
+
+
+def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,
+               passes: int) -> StepTime:
+    """The draft of a speculative step: `passes` sequential passes, each one decode token per stream
+    through one layer of the target's shape and the LM head. That is DeepSeek-V3's multi-token
+    prediction module (one transformer block sharing the embedding and output head, DeepSeek-V3
+    technical report, section 2.2) and EAGLE's one-layer draft head (Li et al. 2024), run once per
+    draft token; a separate small draft model is not this."""
+    if passes <= 0:
+        return StepTime(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    one = Layout(lay.tp, 1, lay.ep, lay.attn_dp)
+    comp, mem, attn, elem, comm = _layer_parts(model, one, prec, decode, 0.0, context, context, r)
+    gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r)
+    return StepTime(gemm_compute_s=passes * comp, gemm_memory_s=passes * mem, gemm_s=passes * gemm,
+                    attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
+                    launch_s=passes * (KERNELS_PER_LAYER + 1) * r.kernel_gap_s, overhead_s=0.0)

@@ -99,6 +99,11 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           max_num_tokens: Optional[int] = typer.Option(None, "--max-num-tokens",
                                                        help="tokens one engine step may carry: TensorRT-LLM max_num_tokens, "
                                                             "vLLM --max-num-batched-tokens, SGLang --chunked-prefill-size (default: the engine's)"),
+          spec_tokens: Optional[int] = typer.Option(None, "--spec-tokens",
+                                                    help="speculative decoding: draft tokens verified per step "
+                                                         "(MTP / EAGLE one-layer draft; default 0)"),
+          spec_acceptance: Optional[float] = typer.Option(None, "--spec-acceptance",
+                                                          help="chance one draft token is accepted (measured; default 0.85, 0.6-0.9)"),
           requests: Optional[int] = typer.Option(None, "--requests",
                                                  help="offline: this many requests submitted at once, followed to the end "
                                                       "(vLLM benchmark_throughput --num-prompts; KV preemptions counted)"),
@@ -117,7 +122,8 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  tpot_target_s=tpot_ms / 1e3 if tpot_ms is not None else None, percentile=percentile,
                  tp=tp or gpus_per_replica, pp=pp, ep=ep, attention_dp=attention_dp, weights=weights, activations=activations, kv_cache=kv_cache,
                  dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
-                 max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests)
+                 max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
+                 spec_tokens=spec_tokens, spec_acceptance=spec_acceptance)
     req = _request(w, flags)
     s, prof = profile_for(s, profile, profile_anyway)
     rows, d, notes, dl, _ = plan_infer(s, w, name, prof, request=req, gemm_shapes=_gemm_shapes(profile))
