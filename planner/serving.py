@@ -42,7 +42,8 @@ from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
-from recoque.planner.serving_step import Layout, Precision, StepTime, draft_time, kv_bytes_per_token_per_gpu, step_time
+from recoque.planner.serving_step import (Layout, Precision, StepTime, draft_time, kv_bytes_per_token_per_gpu, moe_tp,
+                                          step_time)
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
@@ -215,7 +216,7 @@ def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout) -> float
     dense_layer = float(model.nonexpert_params_per_layer()) if model.moe else float(model.layer_params())
     if lay.attn_dp:  # each GPU holds the whole attention weights
         dense_layer += (lay.tp - 1.0) * model.attention_params_per_layer()
-    expert_share = model.routed_expert_params_per_layer() / (lay.ep if lay.ep > 1 else lay.tp)
+    expert_share = model.routed_expert_params_per_layer() / (lay.ep * moe_tp(lay))  # ep groups, each expert over tp / ep
     layers = model.layers / lay.pp
     return (layers * (dense_layer / lay.tp + expert_share) + float(model.embedding_params()) / lay.tp) * wb
 

@@ -215,6 +215,13 @@ def rank_imbalance(model: Any, ep: int, r: Rates) -> float:
     return min(x, ep - 1.0)
 
 
+def moe_tp(lay: Layout) -> float:
+    """GPUs one expert's matrices are split over: the experts go to ep groups of the tp GPUs and
+    each is tensor-parallel inside its group (TensorRT-LLM moe_tp_size = tp / ep; vLLM and SGLang
+    without expert parallelism: ep 1, every expert split over all tp GPUs)."""
+    return max(1.0, lay.tp / lay.ep)
+
+
 def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
     """(compute-bound time, memory-bound time) of one layer's weight GEMMs on one GPU; the GEMM time
     is their max (operand reads overlap the math inside a kernel)."""
@@ -226,13 +233,13 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
                      tokens / lay.tp if lay.attn_dp else tokens, r, sh_d)
     if experts <= 1:
         return c_d, m_d
-    shard = lay.ep if lay.ep > 1 else lay.tp          # experts over ep GPUs, or each expert split over tp
+    split = moe_tp(lay)                                # each expert's matrices split over tp / ep GPUs
     routed = tokens * active                           # token-expert pairs in the step
-    per_gpu_pairs = routed / lay.ep if lay.ep > 1 else routed
-    touched = experts_touched(experts, active, tokens) / (lay.ep if lay.ep > 1 else 1)
+    per_gpu_pairs = routed / lay.ep                    # experts spread over ep groups
+    touched = experts_touched(experts, active, tokens) / lay.ep
     m_exp = routed / experts                           # rows of one expert's GEMM
-    flops = 2.0 * per_gpu_pairs * per_expert / (1 if lay.ep > 1 else shard)
-    nbytes = touched * per_expert * prec.weight_bytes / (1 if lay.ep > 1 else shard)
+    flops = 2.0 * per_gpu_pairs * per_expert / split
+    nbytes = touched * per_expert * prec.weight_bytes / split
     c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e)
     c_e /= r.moe_gemm_efficiency  # grouped GEMMs gather their rows by index and are tuned per (experts, n, k)
     c_e *= 1.0 + rank_imbalance(model, lay.ep, r)  # the busiest rank's tokens set the step (expert parallelism)
