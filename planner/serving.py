@@ -280,6 +280,7 @@ class _Replica:
                  room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True):
         measured = rates.gemm_at
         rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, attention_flop_s=rates.attention_flop_s * eff,
+                        head_flop_s=rates.head_flop_s * eff,
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode = budget_counts_decode

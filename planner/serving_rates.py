@@ -205,6 +205,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          moe_rank_imbalance_ep32=_corner(imb, c, False),
                          service_cv2=_corner(cv2, c, False), prompt_cv2=_corner(pcv2, c, False),
                          spec_acceptance=_corner(acc, c, True),
+                         head_flop_s=_corner(attn_base, c, True),
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0)
         eff[c] = _corner(engine.efficiency, c, True)

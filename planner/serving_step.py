@@ -28,7 +28,7 @@ ring all-reduce cost 2(g-1)/g x bytes / bandwidth + 2(g-1) x latency (Thakur et 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -56,6 +56,7 @@ class Rates:
     service_cv2: float = 0.0  # squared coefficient of variation of a request's time in the engine
     prompt_cv2: float = 0.0   # squared coefficient of variation of prompt lengths (tail TTFT)
     spec_acceptance: float = 0.0  # speculative decoding: probability a draft token is accepted
+    head_flop_s: float = 0.0  # the LM head's GEMM rate: 16-bit (quantized checkpoints keep the head in bf16); 0: gemm_flop_s
     gemm_at: Any = None       # measured (m, n, k) -> FLOP/s (serving_rates.GemmShapes); None: the m/(m + m_half) model
     allreduce_at: Any = None  # measured bytes -> seconds of one all-reduce over allreduce_gpus GPUs (planner.allreduce_table)
     allreduce_gpus: int = 0
@@ -175,7 +176,7 @@ def gemm_shapes(model: Any, lay: Layout) -> tuple[tuple[tuple[float, float], ...
     g, h = lay.tp, float(model.hidden)
     up = (2.0 if getattr(model, "gated_ffn", True) else 1.0) * model.ffn_hidden
     attn = tuple((float(n), float(k)) for _, n, k, _ in flops.attention_gemm_shapes_fwd(model, 1.0, g))
-    mlp_g = 1 if lay.ep > 1 else g
+    mlp_g = moe_tp(lay)   # each expert's matrices over tp / ep GPUs (all tp without expert parallelism)
     mlp = ((up / mlp_g, h), (h, model.ffn_hidden / mlp_g))
     if int(getattr(model, "experts", 1) or 1) > 1:
         return attn, mlp
@@ -303,11 +304,18 @@ def _overlap_fn(r: Rates) -> Any:
 
 
 def _head_s(model: Any, lay: Layout, prec: Precision, rows: float, r: Rates) -> float:
-    """The LM head: a GEMM over the sampling tokens and the (vocab-parallel) vocabulary."""
+    """The LM head: a GEMM over the sampling tokens and the (vocab-parallel) vocabulary. FP8 and FP4
+    checkpoints keep it in 16 bits (NVIDIA ModelOpt, which makes the TensorRT-LLM FP8/NVFP4
+    checkpoints, disables the '*lm_head*' quantizers in its default configs: modelopt/torch/
+    quantization/config.py, _default_disabled_quantizer_cfg), so it reads 2-byte weights and runs at
+    the 16-bit GEMM rate whatever the body's dtype. It samples decode tokens only, so it is ~1% of a
+    step's math for Llama 3.1 8B on the MLPerf set (its 870-token prompts are not sampled)."""
     g = lay.tp
-    c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g, model.hidden * model.vocab * prec.weight_bytes / g,
-                 rows, r, ((model.vocab / g, model.hidden),))
-    return _overlap_fn(r)(c, m)
+    narrow = prec.weight_bytes < 2.0 and r.head_flop_s > 0
+    wb, hr = (2.0, replace(r, gemm_flop_s=r.head_flop_s, gemm_at=None)) if narrow else (prec.weight_bytes, r)
+    c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g, model.hidden * model.vocab * wb / g,
+                 rows, hr, ((model.vocab / g, model.hidden),))
+    return _overlap_fn(hr)(c, m)
 
 
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,

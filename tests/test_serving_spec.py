@@ -91,3 +91,4 @@ def test_cli_round_trips_the_speculation_flags():
     assert d["spec_tokens"] == 2 and math.isclose(d["spec_acceptance"], 0.75)
     bad = CliRunner().invoke(app, base + ["--spec-acceptance", "1.5", "--spec-tokens", "2"])
     assert bad.exit_code == 2 and "spec-acceptance" in bad.output
+
