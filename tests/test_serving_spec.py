@@ -91,4 +91,9 @@ def test_cli_round_trips_the_speculation_flags():
     assert d["spec_tokens"] == 2 and math.isclose(d["spec_acceptance"], 0.75)
     bad = CliRunner().invoke(app, base + ["--spec-acceptance", "1.5", "--spec-tokens", "2"])
     assert bad.exit_code == 2 and "spec-acceptance" in bad.output
+    none = CliRunner().invoke(app, base + ["--spec-tokens", "0", "--json"])   # 0 = no speculation
+    assert none.exit_code == 0, none.output
+    assert json.loads(none.output)["serving_request"]["spec_tokens"] == 0
+    neg = CliRunner().invoke(app, base + ["--spec-tokens", "-1"])
+    assert neg.exit_code == 2 and "not negative" in neg.output
 

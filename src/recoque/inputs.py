@@ -314,6 +314,8 @@ FLAG_RULES: dict[str, Field] = {
     "zero": Field("count", min=0, max=3),  # ZeRO stage 0-3
     "min_effect": NONNEG,
     "length_cv2": Field("number", min=0, max=4),  # plan infer: 0 = fixed prompt/output lengths (issue 9)
+    "spec_tokens": Field("count", min=0, max=16),  # plan infer: draft tokens per speculative step, 0 = none
+    "spec_acceptance": Field("number", above=0, max=0.999),  # plan infer: chance one draft token is accepted
     # validate: the accepted mean/max relative error, a fraction (0.05 = 5%); above 1 nothing is ever refused
     "grid_points": Field("number", min=1),  # plan stencil: a grid has at least one point
     "threshold_mean": Field("number", above=0, max=1),
