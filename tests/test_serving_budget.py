@@ -2,7 +2,6 @@
 --max-num-batched-tokens, SGLang --chunked-prefill-size. It bounds the streams a replica sustains
 (every prompt token passes through it), the prefill queue a server sees and a prompt's own chunks."""
 import dataclasses
-import json
 import math
 
 import pytest
@@ -14,6 +13,8 @@ from recoque.planner.serving_queue import prefill_wait
 from recoque.planner.serving_step import Layout
 from recoque.planner.system import load_system
 from recoque.planner.workload import load_model
+
+from infer_flags import round_trip
 
 L70 = load_model("llama2-70b")
 FP8 = dict(weights="fp8", activations="fp8", kv_cache="fp8")
@@ -86,16 +87,8 @@ def test_bad_budget_is_a_one_line_error(bad):
 
 
 def test_cli_round_trips_the_budget_and_refuses_zero():
-    from typer.testing import CliRunner
-
-    from recoque.cli import app
-
     base = ["plan", "infer", "-s", "node-8x-mi300x", "--model", "llama3.1-8b", "--engine", "trtllm"]
-    ok = CliRunner().invoke(app, base + ["--max-num-tokens", "2048", "--json"])
-    assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.output)["serving_request"]["max_num_tokens"] == 2048
-    bad = CliRunner().invoke(app, base + ["--max-num-tokens", "0"])
-    assert bad.exit_code == 2 and "max-num-tokens" in bad.output
+    assert round_trip(base, "--max-num-tokens", ["--max-num-tokens", "2048"], "0")["max_num_tokens"] == 2048
 
 
 def test_a_fixed_batch_the_budget_cannot_carry_says_what_binds():

@@ -2,7 +2,6 @@
 slot queue a TTFT target bounds (square-root headroom from Poisson arrivals), tail prompts, and
 the MoE grouped-GEMM rate."""
 import dataclasses
-import json
 import math
 
 import pytest
@@ -13,6 +12,8 @@ from recoque.planner.serving_queue import mean_tail, prompt_quantile, slot_wait
 from recoque.planner.serving_step import Layout, Precision, Rates, step_time
 from recoque.planner.system import load_system
 from recoque.planner.workload import load_model
+
+from infer_flags import round_trip
 
 L70 = load_model("llama2-70b")
 FP8 = dict(weights="fp8", activations="fp8", kv_cache="fp8")
@@ -104,17 +105,9 @@ def test_bad_length_spread_is_a_one_line_error(bad):
 
 
 def test_cli_takes_a_zero_length_spread_and_refuses_a_negative_one():
-    from typer.testing import CliRunner
-
-    from recoque.cli import app
-
     base = ["plan", "infer", "-s", "node-8x-mi300x", "--model", "llama3.1-8b", "--mode", "server", "--ttft-ms", "500",
             "--tpot-ms", "30", "--percentile", "p99"]
-    ok = CliRunner().invoke(app, base + ["--length-cv2", "0", "--json"])
-    assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.output)["serving_request"]["length_cv2"] == 0
-    bad = CliRunner().invoke(app, base + ["--length-cv2", "-1"])
-    assert bad.exit_code == 2 and "length-cv2" in bad.output
+    assert round_trip(base, "--length-cv2", ["--length-cv2", "0"], "-1")["length_cv2"] == 0
 
 
 def test_per_request_tpot_tail_comes_from_short_answers():

@@ -2,7 +2,6 @@
 per step, each accepted with probability a, verified in one pass of the target; the draft is k
 passes of one layer plus the LM head (an MTP module or EAGLE head)."""
 import dataclasses
-import json
 import math
 
 import pytest
@@ -12,6 +11,8 @@ from recoque.planner import serving as sv
 from recoque.planner.serving_step import Layout, Precision, Rates, draft_time, step_time
 from recoque.planner.system import load_system
 from recoque.planner.workload import load_model
+
+from infer_flags import round_trip
 
 L70 = load_model("llama2-70b")
 FP8 = dict(weights="fp8", activations="fp8", kv_cache="fp8")
@@ -80,20 +81,8 @@ def test_bad_speculation_settings_are_one_line_errors(kw):
 
 
 def test_cli_round_trips_the_speculation_flags():
-    from typer.testing import CliRunner
-
-    from recoque.cli import app
-
-    base = ["plan", "infer", "-s", "node-8x-h200", "--model", "llama3.1-8b", "--engine", "trtllm"]
-    ok = CliRunner().invoke(app, base + ["--spec-tokens", "2", "--spec-acceptance", "0.75", "--json"])
-    assert ok.exit_code == 0, ok.output
-    d = json.loads(ok.output)["serving_request"]
+    base = ["plan", "infer", "-s", "node-8x-h200", "--model", "llama3.1-8b", "--engine", "trtllm", "--spec-tokens", "2"]
+    d = round_trip(base, "--spec-acceptance", ["--spec-acceptance", "0.75"], "1.5")
     assert d["spec_tokens"] == 2 and math.isclose(d["spec_acceptance"], 0.75)
-    bad = CliRunner().invoke(app, base + ["--spec-acceptance", "1.5", "--spec-tokens", "2"])
-    assert bad.exit_code == 2 and "spec-acceptance" in bad.output
-    none = CliRunner().invoke(app, base + ["--spec-tokens", "0", "--json"])   # 0 = no speculation
-    assert none.exit_code == 0, none.output
-    assert json.loads(none.output)["serving_request"]["spec_tokens"] == 0
-    neg = CliRunner().invoke(app, base + ["--spec-tokens", "-1"])
-    assert neg.exit_code == 2 and "not negative" in neg.output
-
+    plain = base[:-2]
+    assert round_trip(plain, "--spec-tokens", ["--spec-tokens", "0"], "-1")["spec_tokens"] == 0   # 0 = no speculation
