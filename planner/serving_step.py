@@ -28,7 +28,7 @@ ring all-reduce cost 2(g-1)/g x bytes / bandwidth + 2(g-1) x latency (Thakur et 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -159,14 +159,17 @@ def overlap(math_s: float, mem_s: float, p: float) -> float:
     return (math_s ** p + mem_s ** p) ** (1.0 / p)
 
 
-def _gemm(flops: float, nbytes: float, m: float, r: Rates, shapes: tuple[tuple[float, float], ...] = ()) -> tuple[float, float]:
+def _gemm(flops: float, nbytes: float, m: float, r: Rates, shapes: tuple[tuple[float, float], ...] = (),
+          flop_s: float | None = None) -> tuple[float, float]:
     """(math time, weight-read time). With measured rates by shape, the math time is the measured
-    time of the GEMMs (n, k) in `shapes` at m rows, FLOP-weighted (sum of their times)."""
-    if r.gemm_at is not None and shapes and m > 0:
+    time of the GEMMs (n, k) in `shapes` at m rows, FLOP-weighted (sum of their times). `flop_s`:
+    a large-shape rate of another dtype than the body's (the 16-bit LM head), by the tile model."""
+    if flop_s is None and r.gemm_at is not None and shapes and m > 0:
         work = sum(n * k for n, k in shapes)
         rate = work / sum(n * k / r.gemm_at(m, n, k) for n, k in shapes)
     else:
-        rate = r.gemm_flop_s * m / (m + r.m_half) if m > 0 else r.gemm_flop_s
+        big = r.gemm_flop_s if flop_s is None else flop_s
+        rate = big * m / (m + r.m_half) if m > 0 else big
     return flops / rate, nbytes / r.hbm_bytes_s
 
 
@@ -311,11 +314,13 @@ def _head_s(model: Any, lay: Layout, prec: Precision, rows: float, r: Rates) -> 
     the 16-bit GEMM rate whatever the body's dtype. It samples decode tokens only, so it is ~1% of a
     step's math for Llama 3.1 8B on the MLPerf set (its 870-token prompts are not sampled)."""
     g = lay.tp
-    narrow = prec.weight_bytes < 2.0 and r.head_flop_s > 0
-    wb, hr = (2.0, replace(r, gemm_flop_s=r.head_flop_s, gemm_at=None)) if narrow else (prec.weight_bytes, r)
-    c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g, model.hidden * model.vocab * wb / g,
-                 rows, hr, ((model.vocab / g, model.hidden),))
-    return _overlap_fn(hr)(c, m)
+    if prec.weight_bytes < 2.0 and r.head_flop_s > 0:   # the modelled 16-bit rate, overlapped by the p-norm
+        c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g, model.hidden * model.vocab * 2.0 / g,
+                     rows, r, flop_s=r.head_flop_s)
+        return overlap(c, m, r.overlap_p)
+    c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g, model.hidden * model.vocab * prec.weight_bytes / g,
+                 rows, r, ((model.vocab / g, model.hidden),))
+    return _overlap_fn(r)(c, m)
 
 
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
