@@ -226,10 +226,10 @@ def step_budget_tokens(req: ServingRequest, engine: sr.Engine) -> float:
     return float(req.max_num_tokens or engine.max_num_tokens)
 
 
-def workspace_bytes(model: Any, lay: Layout, budget: float | None = None) -> float:
-    """Activations of the largest step the engine sizes for (its token budget)."""
-    t = budget or float(sr.kernel_constants().get("workspace_tokens", 8192))
-    return t * (4.0 * model.hidden + 2.0 * model.dense_ffn_width / lay.tp) * 2.0 + t * model.vocab * 4.0 / lay.tp
+def workspace_bytes(model: Any, lay: Layout, budget: float) -> float:
+    """Activations of the largest step the engine sizes for, its token budget t (vLLM profiles one
+    max-size batch at start-up): t x (4 hidden + 2 ffn/tp) x 2 bytes + t x vocab x 4 bytes of logits."""
+    return budget * (4.0 * model.hidden + 2.0 * model.dense_ffn_width / lay.tp) * 2.0 + budget * model.vocab * 4.0 / lay.tp
 
 
 def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
@@ -515,8 +515,8 @@ class _Run:
     solve_at: Any          # (rates, efficiency) -> Point, saturating: the bounds re-run the model with it
     rates: Mapping[str, Any]
     efficiency: Mapping[str, float]
-    budget_tokens: float = 8192.0
-    caps: Mapping[str, float] = field(default_factory=dict)   # streams per replica each limit allows
+    budget_tokens: float
+    caps: Mapping[str, float]   # streams per replica each limit allows
 
 
 def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
@@ -668,7 +668,7 @@ def _spec_note(run: _Run, req: ServingRequest) -> tuple[str, ...]:
 
 
 def _budget_note(run: _Run, req: ServingRequest, engine: sr.Engine) -> str:
-    binds = min(run.caps, key=run.caps.get) if run.caps else ""
+    binds = min(run.caps, key=run.caps.get)
     counted = "prefill and decode tokens" if engine.budget_counts_decode else "prefill tokens only"
     return (f"step token budget {run.budget_tokens:g} tokens per replica ({counted}; "
             f"{'--max-num-tokens' if req.max_num_tokens else engine.name + ' default'}"
