@@ -273,6 +273,14 @@ class Point:
     wave: WaveRun | None = None   # a finite offline run followed to its end (serving_wave)
 
 
+def accepted_tokens(k: int, a: float) -> float:
+    """Output tokens a stream gains per step: 1; with k draft tokens each accepted with probability
+    a (independently), (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, eq. 1)."""
+    if k <= 0:
+        return 1.0
+    return k + 1.0 if a >= 1.0 else (1.0 - a ** (k + 1)) / (1.0 - a)
+
+
 class _Replica:
     """The step model of one replica at one corner of the rates."""
 
@@ -294,12 +302,8 @@ class _Replica:
         return st.gemm_s + (st.total_s - st.gemm_s) / self.eff
 
     def accepted(self) -> float:
-        """Output tokens a stream gains per step: 1; with k draft tokens each accepted with
-        probability a (independently), (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, eq. 1)."""
-        k, a = self.req.spec_tokens, self.r.spec_acceptance
-        if k <= 0:
-            return 1.0
-        return k + 1.0 if a >= 1.0 else (1.0 - a ** (k + 1)) / (1.0 - a)
+        """Output tokens a stream gains per step (accepted_tokens at this corner's acceptance)."""
+        return accepted_tokens(self.req.spec_tokens, self.r.spec_acceptance)
 
     def stage(self, batch: float, extra_prefill: float = 0.0) -> StepTime:
         """One stage step: B/pp streams each verifying 1 + k tokens (and its k draft passes), plus
@@ -658,7 +662,7 @@ def _spec_note(run: _Run, req: ServingRequest) -> tuple[str, ...]:
         return ()
     acc = {c: run.rates[c].spec_acceptance for c in ("value", "low", "high")}
     k = req.spec_tokens
-    gain = {c: (1.0 - a ** (k + 1)) / (1.0 - a) for c, a in acc.items()}
+    gain = {c: accepted_tokens(k, a) for c, a in acc.items()}
     src = "--spec-acceptance" if req.spec_acceptance is not None else "seeds/serving.toml [kernel] spec_acceptance"
     return (f"speculative decoding: {k} draft token(s) per step, each accepted with probability {acc['value']:.2f} "
             f"({acc['low']:.2f}-{acc['high']:.2f}, {src}): {gain['value']:.2f} ({gain['low']:.2f}-{gain['high']:.2f}) "
