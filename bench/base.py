@@ -73,6 +73,11 @@ class Case(ABC):
     def verify(self) -> Verification:
         """Run once and compare against a float64 reference on the CPU (or the numba path)."""
 
+    def activate(self) -> None:
+        """Re-apply the process-wide settings this case's timing depends on (the tf32 switch), right
+        before each timed measurement: cases held across confirmation rounds are set up once, and
+        another case's setup in between may have changed them. Default: nothing to apply."""
+
     def teardown(self) -> None:
         for k in list(vars(self)):
             if k.startswith("_"):

@@ -75,6 +75,13 @@ class GemmCase(Case):
             return ()
         return tuple(f"setting:{k}={v}" for k, v in settings.items())
 
+    def activate(self) -> None:
+        # The tf32 switch is global to the process: a fp32 or bf16 case set up after this one (the
+        # confirmation rounds hold several) turns it off, and a tf32 case then times at fp32 speed
+        # (seen on an H200: 347 TFLOP/s in round 1, 51 in rounds 2 and 3).
+        if self._device.kind != "cpu":  # the numpy backend runs on the CPU only
+            K.set_tf32(self.dtype == "tf32")
+
     def _check_supported(self, device: Any) -> None:
         if self.backend == "numpy" and (device.kind != "cpu" or self.dtype not in ("fp64", "fp32")):
             raise Unsupported("the numpy backend runs fp64/fp32 on the CPU only")

@@ -112,6 +112,7 @@ def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry
         if not check.ok:
             print(f"recoque: verification failed, no result: {label}: {check.describe()}", file=sys.stderr)
             return None, _skip(case, f"verification failed: {check.describe()}"), []
+        case.activate()
         timing, tele = _timed(case, device, policy, n_sets, telemetry)
     except Unsupported as exc:
         return None, _skip(case, f"unsupported: {exc}"), []

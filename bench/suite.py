@@ -280,6 +280,9 @@ class HeldCase(Case):
             self.check = self.inner.verify()
         return self.check
 
+    def activate(self) -> None:
+        self.inner.activate()
+
     def run(self, i: int) -> None:
         self.inner.run(i % (self.n_sets or 1))  # the sets it was set up with, whatever this round's count
 

@@ -39,14 +39,20 @@ def sdpa(q: Any, k: Any, v: Any, causal: bool, backend: str | None = None) -> An
 
 def accepts(q: Any, k: Any, v: Any, causal: bool, need_grad: bool, backend: str) -> bool:
     """Whether this backend alone runs these inputs (torch raises when it cannot)."""
+    import warnings
+
     import torch
 
-    try:
-        out = sdpa(q, k, v, causal, backend)
-        if need_grad:
-            torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
-    except (RuntimeError, AttributeError, NotImplementedError, TypeError):
-        return False
+    # A backend that refuses the inputs first warns why (UserWarning), then raises: the refusal is
+    # the answer here, so its warnings would only fill the log of every GPU run.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            out = sdpa(q, k, v, causal, backend)
+            if need_grad:
+                torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
+        except (RuntimeError, AttributeError, NotImplementedError, TypeError):
+            return False
     return True
 
 

@@ -278,7 +278,14 @@ def test_sampler_summarizes_gpu_readings(monkeypatch):
     assert "temp_c" not in summ
 
 
+def _absent(phys):
+    raise ImportError("no vendor library here")
+
+
 def test_sampler_is_empty_when_nothing_readable(monkeypatch):
+    # On a GPU node with nvidia-ml-py installed the vendor library would answer: take it away too.
+    monkeypatch.setattr(telemetry, "nvml_reader", _absent)
+    monkeypatch.setattr(telemetry, "amdsmi_reader", _absent)
     monkeypatch.setattr(telemetry, "torch_reading", lambda i, hip: {})
     monkeypatch.setattr(telemetry, "cli_reading", lambda i, hip: {})
     with telemetry.Sampler(SimpleNamespace(kind="cuda", torch_device="cuda:0"), interval_s=0.01) as s:
