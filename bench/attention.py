@@ -14,6 +14,7 @@ import numpy as np
 
 from recoque.bench import features
 from recoque.bench.base import Case, Unsupported, Verification, Work
+from recoque.bench.schema import SDPA_TAG_PREFIX
 from recoque.bench.timing import TimingPolicy, device_scope, measure
 from recoque.bench.verify import TOLERANCE, compare
 from recoque.kernels import attention as K
@@ -21,7 +22,6 @@ from recoque.kernels.gemm import torch_dtype
 
 # A short look at each accepted backend; the chosen one then gets the case's full measurement.
 PROBE_POLICY = TimingPolicy(warmup_s=0.02, budget_s=0.1, min_samples=3, max_samples=20)
-TAG_PREFIX = "sdpa_backend_median_s:"
 
 
 def choose_fastest(accepted: list[str], median_s: Callable[[str], float]) -> tuple[str, dict[str, float]]:
@@ -33,17 +33,7 @@ def choose_fastest(accepted: list[str], median_s: Callable[[str], float]) -> tup
 
 def backend_tags(times: Mapping[str, float]) -> tuple[str, ...]:
     """Every accepted backend's probe median as tags, so the record keeps the ones not chosen."""
-    return tuple(f"{TAG_PREFIX}{name}={t:.6g}" for name, t in times.items())
-
-
-def backend_times(tags: tuple[str, ...] | list[str]) -> dict[str, float]:
-    """Read back backend_tags from a record's tags: {backend: median seconds} (nan when not probed)."""
-    out = {}
-    for tag in tags:
-        if tag.startswith(TAG_PREFIX):
-            name, _, value = tag[len(TAG_PREFIX):].partition("=")
-            out[name] = float(value)
-    return out
+    return tuple(f"{SDPA_TAG_PREFIX}{name}={t:.6g}" for name, t in times.items())
 
 
 # Backward errors are larger: dS = P*(dP - rowsum) loses bits in low precision.

@@ -23,6 +23,19 @@ from recoque.fileio import read_json, write_json_atomic
 SCHEMA_VERSION = 2
 BENCHMARKS = ("gemm", "attention", "stream", "transfer", "collective")
 UNITS = {"TFLOP/s": 1e12, "GB/s": 1e9}
+# An attention record keeps the probe median of every SDPA backend it tried as a tag
+# "<prefix><BACKEND>=<seconds>" (bench/attention.py writes them; the planner reads them here).
+SDPA_TAG_PREFIX = "sdpa_backend_median_s:"
+
+
+def sdpa_backend_times(tags: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """The SDPA probe tags of a record: {backend: median seconds} (nan when not probed)."""
+    out = {}
+    for tag in tags:
+        if tag.startswith(SDPA_TAG_PREFIX):
+            name, _, value = tag[len(SDPA_TAG_PREFIX):].partition("=")
+            out[name] = float(value)
+    return out
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any, Callable, Sequence
 
 from recoque.bench import attention, environment, gemm, headline, noise, sweep
 from recoque.bench.base import Case
+from recoque.bench.schema import SDPA_TAG_PREFIX
 from recoque.bench.runner import RunOutcome, run_cases
 from recoque.bench.timing import FULL, QUICK, TimingPolicy
 from recoque.errors import BadInput
@@ -207,7 +208,7 @@ def confirm_policy(policy: TimingPolicy) -> TimingPolicy:
                    max_samples=max(policy.max_samples, policy.max_samples * f // n))
 
 
-_OWN_TAGS = ("rotation_sets:", headline.ROUND_PREFIX, headline.OTHER_CPU_PREFIX, attention.TAG_PREFIX)
+_OWN_TAGS = ("rotation_sets:", headline.ROUND_PREFIX, headline.OTHER_CPU_PREFIX, SDPA_TAG_PREFIX)
 _DROPPED_TAGS = {headline.HEADLINE_TAG, headline.CONFIRM_TAG, headline.TF32_UNCONFIRMED_TAG, "refine",
                  "streaming-stores"}
 
@@ -229,7 +230,7 @@ def confirmation_cases(rec: Any, pool: dict[str, Any] | None = None) -> list[Cas
                 headline.CONFIRM_TAG, "fast_accum"), fast_accum=True))
         return cases
     if rec.benchmark == "attention":
-        probed = tuple(t for t in rec.tags if t.startswith(attention.TAG_PREFIX))  # every backend's probe
+        probed = tuple(t for t in rec.tags if t.startswith(SDPA_TAG_PREFIX))  # every backend's probe
         return [attention.AttentionCase(p["batch"], p["heads_q"], p["heads_kv"], p["seq_q"], p["head_dim"],
                                         p["causal"], p["direction"], rec.dtype, tags=tags + probed,
                                         backend=rec.backend)]

@@ -11,7 +11,7 @@ from recoque.bench import attention, features, headline, noise  # noqa: E402
 from recoque.bench.base import Unsupported  # noqa: E402
 from recoque.bench.gemm import GemmCase  # noqa: E402
 from recoque.bench.runner import run_one  # noqa: E402
-from recoque.bench.schema import Record  # noqa: E402
+from recoque.bench.schema import Record, sdpa_backend_times  # noqa: E402
 from recoque.bench.timing import TimingPolicy  # noqa: E402
 from recoque.kernels import gemm as KG  # noqa: E402
 
@@ -32,7 +32,7 @@ def test_fastest_backend_wins_and_the_others_are_kept():
     best, times = attention.choose_fastest(list(fake), fake.__getitem__)
     assert best == "CUDNN_ATTENTION"  # not the first accepted one
     assert times == fake
-    assert attention.backend_times(attention.backend_tags(times)) == pytest.approx(fake)
+    assert sdpa_backend_times(attention.backend_tags(times)) == pytest.approx(fake)
 
 
 def test_single_backend_is_not_probed():
@@ -49,7 +49,7 @@ def test_attention_case_measures_the_fastest_accepted_backend(monkeypatch):
     case = attention.AttentionCase(1, 2, 2, 64, 16, False, "fwd", "fp32")
     r, skip, _ = run_one(case, CPU, TINY, 0, telemetry=False)
     assert skip is None and r.backend == "MATH"
-    kept = attention.backend_times(r.tags)
+    kept = sdpa_backend_times(r.tags)
     assert set(kept) == {"FLASH_ATTENTION", "MATH"}  # CPU torch accepts these two
     assert kept["FLASH_ATTENTION"] == pytest.approx(5e-3)
 
@@ -222,4 +222,4 @@ def test_backend_failing_while_timed_is_left_out(monkeypatch):
     case = attention.AttentionCase(1, 2, 2, 64, 16, False, "fwd", "fp32")
     r, skip, _ = run_one(case, CPU, TINY, 0, telemetry=False)
     assert skip is None and r.backend == "FLASH_ATTENTION"
-    assert attention.backend_times(r.tags)["MATH"] == float("inf")
+    assert sdpa_backend_times(r.tags)["MATH"] == float("inf")

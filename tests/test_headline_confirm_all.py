@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from recoque.bench import attention, headline, noise, stream, suite, summary
+from recoque.bench import headline, noise, stream, suite, summary
 from recoque.bench.base import Case, Verification, Work
 from recoque.bench.runner import RunOutcome, run_cases
-from recoque.bench.schema import Record, ResultsDocument
+from recoque.bench.schema import SDPA_TAG_PREFIX, Record, ResultsDocument
 from recoque.bench.timing import TimingPolicy
 
 STREAM_BYTES = 3 * 8 * 2**24
@@ -28,7 +28,7 @@ def stream_rec(op, times, tags=()):
 
 def att_rec(times, causal=False, direction="bwd", dtype="bf16", tags=(), flops=ATT_FLOPS, backend="FLASH_ATTENTION"):
     params = {**ATT, "causal": causal, "direction": direction}
-    probes = (f"{attention.TAG_PREFIX}FLASH_ATTENTION=0.05", f"{attention.TAG_PREFIX}MATH=0.09")
+    probes = (f"{SDPA_TAG_PREFIX}FLASH_ATTENTION=0.05", f"{SDPA_TAG_PREFIX}MATH=0.09")
     return Record("attention", f"sdpa_{direction}", dtype, params, tuple(times), "TFLOP/s", flop_count=flops,
                   backend=backend, tags=tuple(tags) + probes + ("rotation_sets:16",))
 
@@ -151,7 +151,7 @@ def test_attention_candidates_are_confirmed_in_alternating_rounds_with_their_bac
         (case,) = cases
         order.append((case.op, case.params["causal"], round_in(case.tags)))
         assert case.backend == "FLASH_ATTENTION" and case.inner.pinned_backend == "FLASH_ATTENTION"
-        assert any(t.startswith(attention.TAG_PREFIX + "MATH") for t in case.tags)  # the probes are kept
+        assert any(t.startswith(SDPA_TAG_PREFIX + "MATH") for t in case.tags)  # the probes are kept
         base = 0.045 if case.op == "sdpa_bwd" else 0.018
         out.records.append(Record("attention", case.op, "bf16", dict(case.params), (base,) * 12, "TFLOP/s",
                                   flop_count=ATT_FLOPS, backend=case.backend, tags=tuple(case.tags)))
