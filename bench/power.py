@@ -15,6 +15,13 @@ import sys
 from typing import Any, Callable, Mapping, Sequence
 
 THROTTLE_DROP = 0.05  # clocks 5% under their early-run level while loaded: power or thermal capping
+# GPU power readings are averages: NVML's power usage "on Ampere (except GA100) or newer GPUs ...
+# averaged over 1 sec interval" (nvmlDeviceGetPowerUsage, NVML API reference), torch.cuda.power_draw
+# over a sample period "between 1 second and 1/6 second". A case shorter than that is mostly the
+# load before it: no energy or per-watt figure from its power samples. Seen on an H200 (quick
+# suite, 64 ms bf16 GEMM case): 361 W read during 740 TFLOP/s, and an NVML energy counter that did
+# not advance (0 J).
+GPU_POWER_WINDOW_S = 1.0
 RAPL_ROOT = "/sys/class/powercap"
 _NOTED: set[str] = set()
 
@@ -102,23 +109,33 @@ def throttled(clocks_mhz: list[float], drop: float = THROTTLE_DROP) -> bool:
     return first > 0 and last < (1 - drop) * first
 
 
-def energy_summary(samples: Sequence[Mapping[str, float]]) -> dict[str, Any]:
-    """duration_s, energy_j, avg_power_w, energy_from and throttled over time-stamped samples (t_s)."""
+def energy_summary(samples: Sequence[Mapping[str, float]], power_window_s: float = 0.0) -> dict[str, Any]:
+    """duration_s, energy_j, avg_power_w, energy_from and throttled over time-stamped samples (t_s).
+    Energy comes from a counter that advanced, else from power samples spanning at least
+    power_window_s (the averaging window of the power reading); otherwise `short_window` is set and
+    no energy is given."""
     if len(samples) < 2:
         return {}
     duration = samples[-1]["t_s"] - samples[0]["t_s"]
     counters = [s["energy_j"] for s in samples if "energy_j" in s]
-    energy = counters[-1] - counters[0] if len(counters) >= 2 else energy_from_power(samples)
+    counted = counters[-1] - counters[0] if len(counters) >= 2 else None
     out: dict[str, Any] = {"duration_s": duration}
-    if energy is not None and duration > 0:
-        out.update(energy_j=energy, avg_power_w=energy / duration,
-                   energy_from="counter" if len(counters) >= 2 else "power samples")
+    if counted is not None and counted > 0 and duration > 0:
+        out.update(energy_j=counted, avg_power_w=counted / duration, energy_from="counter")
+    elif duration < power_window_s:
+        out["short_window"] = True  # power samples here mostly average the load before the case
+    else:
+        energy = energy_from_power(samples)
+        if energy is not None and duration > 0:
+            out.update(energy_j=energy, avg_power_w=energy / duration, energy_from="power samples")
     out["throttled"] = throttled([s["clock_mhz"] for s in samples if "clock_mhz" in s])
     return out
 
 
 def efficiency(achieved: float, unit: str, power: Mapping[str, Any]) -> dict[str, float]:
     """GFLOP/s per W or GB/s per W from a record's rate (TFLOP/s or GB/s) and its average power."""
+    if power.get("short_window"):
+        return {}
     watts = _num(power.get("avg_power_w")) or _num((power.get("power_w") or {}).get("median"))
     if watts is None:
         return {}

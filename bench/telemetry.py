@@ -315,9 +315,11 @@ def read_once(device: Any) -> dict[str, float]:
     return {k: v for k, v in got.items() if k != "energy_j"}
 
 
-def summarize(samples: list[dict[str, float]], source: str = "none", note: str = "") -> dict[str, Any]:
+def summarize(samples: list[dict[str, float]], source: str = "none", note: str = "",
+              power_window_s: float = 0.0) -> dict[str, Any]:
     """Each metric's min/median/mean/max/n, then duration, energy, average power and throttling
-    (bench/power.py) over time-stamped samples (t_s, monotonic seconds)."""
+    (bench/power.py) over time-stamped samples (t_s, monotonic seconds); power_window_s is the
+    averaging window of the source's power reading (power.GPU_POWER_WINDOW_S on GPUs)."""
     samples = sorted(samples, key=lambda s: s.get("t_s", 0.0))
     out: dict[str, Any] = {"source": source, **({"note": note} if note else {})}
     for metric in METRICS:
@@ -325,7 +327,7 @@ def summarize(samples: list[dict[str, float]], source: str = "none", note: str =
         if vals:
             out[metric] = {"min": min(vals), "median": statistics.median(vals), "mean": statistics.fmean(vals),
                            "max": max(vals), "n": len(vals)}
-    return {**out, **power.energy_summary(samples)}
+    return {**out, **power.energy_summary(samples, power_window_s)}
 
 
 class Sampler:
@@ -379,4 +381,5 @@ class Sampler:
             self._sample()
 
     def summary(self) -> dict[str, Any]:
-        return summarize(list(self.samples), self.source, self.note)
+        gpu = getattr(self.device, "kind", "cpu") != "cpu"
+        return summarize(list(self.samples), self.source, self.note, power.GPU_POWER_WINDOW_S if gpu else 0.0)

@@ -130,6 +130,9 @@ class _EnergyCase:
         self.calls += 1
         self.counter.write_text(f"{(1 + self.calls) * 10**6}\n")
 
+    def activate(self):
+        pass
+
     def teardown(self):
         pass
 
@@ -155,3 +158,34 @@ def test_record_telemetry_carries_energy_and_efficiency_the_report_reads(tmp_pat
     (new_row, old_row) = table.rows
     assert new_row[5] != "" and "GFLOP/s/W" in new_row[6]  # energy and efficiency of the flat layout
     assert old_row[4] == "400" and old_row[5] == "4"  # files written before the merge (nested "power") still read
+
+
+def test_a_counter_that_did_not_advance_gives_no_energy():
+    """Seen on an H200: a 64 ms case read 0 J from NVML's counter and was stored as 0 J and 0 W."""
+    stuck = _readings([360.0, 361.0], [1965.0] * 2, energies=[5000.0, 5000.0], dt=0.06)
+    s = T.summarize(stuck, "pynvml", power_window_s=P.GPU_POWER_WINDOW_S)
+    assert "energy_j" not in s and "avg_power_w" not in s and s["short_window"]
+    s = T.summarize(stuck, "test")  # no averaging window: the power samples, never a 0 J counter
+    assert s["energy_from"] == "power samples" and s["energy_j"] > 0
+
+
+def test_a_gpu_case_shorter_than_the_power_window_has_no_per_watt_figure():
+    short = T.summarize(_readings([360.0, 361.0], [1965.0] * 2, dt=0.06), "pynvml", power_window_s=P.GPU_POWER_WINDOW_S)
+    assert short["short_window"] and "energy_j" not in short
+    assert short["power_w"]["median"] == pytest.approx(360.5)  # the readings themselves are kept
+    assert P.efficiency(740.0, "TFLOP/s", short) == {}
+    long = T.summarize(_readings([690.0] * 8, [1980.0] * 8, dt=0.2), "pynvml", power_window_s=P.GPU_POWER_WINDOW_S)
+    assert "short_window" not in long and long["energy_from"] == "power samples"
+    assert P.efficiency(740.0, "TFLOP/s", long)["gflop_s_per_w"] == pytest.approx(740e3 / 690.0)
+
+
+def test_the_sampler_applies_the_window_on_gpus_only(monkeypatch):
+    readings = iter([{"power_w": 300.0}, {"power_w": 310.0}] + [{"power_w": 320.0}] * 50)
+    monkeypatch.setattr(T, "make_reader", lambda device: (lambda: next(readings), "fake", ""))
+    with T.Sampler(types.SimpleNamespace(kind="cuda", torch_device="cuda:0"), interval_s=0.01) as gpu:
+        pass
+    assert gpu.summary().get("short_window") is True
+    readings = iter([{"power_w": 30.0}] * 50)
+    with T.Sampler(CPU, interval_s=0.01) as cpu:
+        pass
+    assert "short_window" not in cpu.summary()
