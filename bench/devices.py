@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
+from recoque.bench import hostlink
 from recoque.catalog import GEMM_DTYPE_TO_RATE, DeviceSpec, match_device
 from recoque.errors import BadInput
 
@@ -43,6 +44,8 @@ class Device:
     fp8_format: str | None = None  # "e4m3fn" | "e4m3fnuz" | None (no FP8 or unknown)
     llc_source: str = ""
     notes: tuple[str, ...] = ()
+    host_link_bytes_s: float | None = None  # one direction, as the PCIe link trained (bench/hostlink.py)
+    host_link_source: str = ""
 
     @property
     def is_gpu(self) -> bool:
@@ -96,6 +99,12 @@ class Device:
             return None, f"unknown: {self.spec.key} has no hbm_bandwidth_tb_s in seeds/hardware.toml"
         return bw, _spec_source(self.spec, "hbm_bandwidth_tb_s")
 
+    def peak_host_link(self) -> tuple[float | None, str | None]:
+        """Host-device bandwidth one direction in bytes/s with its source; None when unknown."""
+        if not self.is_gpu:
+            return None, None
+        return self.host_link_bytes_s, self.host_link_source or "unknown: host link not read"
+
     def _unknown_reason(self, dtype: str, key: str) -> str:
         if not self.is_gpu:
             return {"tf32": "none: CPUs have no TF32 arithmetic (torch runs FP32)",
@@ -109,6 +118,7 @@ class Device:
             v, s = self.peak(d)
             peaks[d] = {"flop_s": v, "source": s}
         bw, bw_src = self.peak_bandwidth()
+        link, link_src = self.peak_host_link()
         return {
             "kind": self.kind, "torch_device": self.torch_device, "name": self.name, "arch": self.arch,
             "catalog_key": self.spec.key if self.spec and self.is_gpu else None,
@@ -116,6 +126,7 @@ class Device:
             "llc_bytes": self.llc_bytes, "llc_source": self.llc_source, "memory_bytes": self.memory_bytes,
             "compute_units": self.compute_units, "cpu_isa": list(self.cpu_isa), "fp8_format": self.fp8_format,
             "peak_flop_s": peaks, "peak_bandwidth_bytes_s": {"bytes_s": bw, "source": bw_src},
+            "host_link_bytes_s": {"bytes_s": link, "source": link_src},
             "notes": list(self.notes),
         }
 
@@ -208,10 +219,11 @@ def gpu_device(kind: str, index: int, props: Any) -> Device:
     spec = match_device(name, gcn or None, units)
     notes = [] if spec else [f"no catalog entry matches {name!r} ({arch}): datasheet peaks unknown"]
     llc, llc_src = _gpu_llc(props, spec)
+    link, link_src = hostlink.link_peak(hostlink.bdf(props))
     return Device(kind=kind, torch_device=f"cuda:{index}", name=name, arch=arch, spec=spec, llc_bytes=llc,
                   memory_bytes=_int_or_none(getattr(props, "total_memory", None)), compute_units=units,
                   fp8_format=(spec.fp8_format if spec else None) or fp8_format_for_arch(arch),
-                  llc_source=llc_src, notes=tuple(notes))
+                  llc_source=llc_src, notes=tuple(notes), host_link_bytes_s=link, host_link_source=link_src)
 
 
 def _sm_arch(props: Any) -> str | None:

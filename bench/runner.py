@@ -75,6 +75,9 @@ def peak_for(case: Case, device: Any) -> tuple[float | None, str | None]:
     if case.benchmark == "stream" or (case.benchmark == "transfer" and case.op == "d2d"):
         value, src = device.peak_bandwidth()
         return (value / 1e9 if value else None), src
+    if case.benchmark == "transfer":  # h2d, d2h: the host link one direction
+        value, src = device.peak_host_link()
+        return (value / 1e9 if value else None), src
     return None, None
 
 

@@ -41,5 +41,8 @@ def rows(d: Device) -> list[tuple[str, str, str]]:
         out.append((f"peak {dt}", _bytes(v, "TFLOP/s", 1e12), src or ""))
     bw, bw_src = d.peak_bandwidth()
     out.append(("peak memory bandwidth", _bytes(bw, "TB/s", 1e12), bw_src or ""))
+    if d.is_gpu:
+        link, link_src = d.peak_host_link()
+        out.append(("host link, one direction", _bytes(link, "GB/s", 1e9), link_src or ""))
     out.extend(("note", n, "") for n in d.notes)
     return out
