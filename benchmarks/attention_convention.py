@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from recoque.bench.schema import load_results, sdpa_backend_times
+from recoque.planner.profile import attention_full_work
 
 DEFAULT = Path(__file__).resolve().parents[1] / "seeds" / "measured" / "h200.json"
 
@@ -32,7 +33,7 @@ def efficiencies(doc, dtype: str = "bf16") -> dict[tuple, dict[str, float]]:
             continue
         p = r.params
         key = (p["seq_q"], p["head_dim"], p["causal"], p["heads_q"], p["heads_kv"], p["batch"])
-        full[key] = 4.0 * p["batch"] * p["heads_q"] * p["seq_q"] * p["seq_k"] * p["head_dim"]
+        full[key] = attention_full_work(p)
         peak = r.peak * 1e12  # records keep the peak in their display unit
         for backend, t in sdpa_backend_times(r.tags).items():
             if t == t and t > 0:  # nan: not probed

@@ -451,9 +451,9 @@ def _gemm_curves(doc: Any, notes: list[str]) -> dict[str, Curve]:
     return out
 
 
-def _attention_full_work(p: Mapping[str, Any]) -> float:
-    fwd = 4.0 * p["batch"] * p["heads_q"] * p["seq_q"] * p["seq_k"] * p["head_dim"]
-    return fwd
+def attention_full_work(p: Mapping[str, Any]) -> float:
+    """Forward FLOPs of an attention record's shape in the full (non-causal) convention: 4 b h sq sk d."""
+    return 4.0 * p["batch"] * p["heads_q"] * p["seq_q"] * p["seq_k"] * p["head_dim"]
 
 
 def _exp_rates(spec: DeviceSpec, p: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -494,7 +494,7 @@ def _flash_times(r: Any) -> tuple[float, float, float]:
     own = tuple(r.work / x for x in _spread(r))  # median, 90th-percentile and fastest times
     flash = _flash_median_s(r)
     k = 1.0 if flash is None else flash / own[0]
-    return own[0] * k, own[1] * k, own[2] * k
+    return own[0] * k, own[1] * k, own[2] * k  # the flash median with the record's own spread
 
 
 def _attention_curves(doc: Any, notes: list[str]) -> tuple[dict[str, Curve], dict[str, Curve]]:
@@ -511,7 +511,7 @@ def _attention_curves(doc: Any, notes: list[str]) -> tuple[dict[str, Curve], dic
     def build(table: dict[str, list], factor: float, label: str) -> dict[str, Curve]:
         out = {}
         for dt, recs in table.items():
-            w_fwd = np.array([_attention_full_work(r.params) for r in recs])
+            w_fwd = np.array([attention_full_work(r.params) for r in recs])
             full = w_fwd * factor  # model FLOPs of this direction, full (non-causal) convention
             t = np.array([_flash_times(r) for r in recs])
             out[dt] = Curve.from_points(w_fwd, full / t[:, 0], full / t[:, 1], full / t[:, 2])
