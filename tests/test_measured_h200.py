@@ -88,3 +88,12 @@ def test_a_bench_measured_h200_plans_the_held_out_h200_runs(doc, monkeypatch):
     assert len(rows) == 5
     assert all(r["inside"] for r in rows), [(r["case"], r["error"]) for r in rows if not r["inside"]]
     assert max(abs(r["error"]) for r in rows) < 0.20
+
+
+def test_a_sweep_stopped_by_sigint_on_the_gpu_kept_what_it_measured():
+    """`timeout -s INT 140 recoque bench gemm --dtype bf16` on the H200: stopped as Ctrl-C stops it,
+    it wrote its 83 verified results, marked incomplete."""
+    cut = load_results(str(MEASURED / "h200_gemm_bf16_sweep.json"))
+    assert not cut.complete and len(cut.results) == 83
+    assert all(r.verified and r.dtype == "bf16" for r in cut.results)
+    assert 700 < max(r.achieved for r in cut.results) < 800  # TFLOP/s, against 989 on the datasheet
