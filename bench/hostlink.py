@@ -57,6 +57,7 @@ def link_peak(address: str | None, root: str | None = None) -> tuple[float | Non
     gt_s, lanes = float(m.group(1)), int(width)
     if gt_s <= 0:
         return None, f"unknown: {entry} reports {speed}"
-    peak = gt_s * 1e9 * lanes * line_code_efficiency(gt_s) / 8.0
+    code = line_code_efficiency(gt_s)
+    peak = gt_s * 1e9 * lanes * code / 8.0
     return peak, (f"PCIe link {gt_s:g} GT/s x{lanes} as trained ({entry}/current_link_speed, current_link_width), "
-                  f"line code {line_code_efficiency(gt_s):.4g}: {peak / 1e9:.1f} GB/s per direction")
+                  f"line code {code:.4g}: {peak / 1e9:.1f} GB/s per direction")

@@ -314,13 +314,11 @@ def _head_s(model: Any, lay: Layout, prec: Precision, rows: float, r: Rates) -> 
     the 16-bit GEMM rate whatever the body's dtype. It samples decode tokens only, so it is ~1% of a
     step's math for Llama 3.1 8B on the MLPerf set (its 870-token prompts are not sampled)."""
     g = lay.tp
-    if prec.weight_bytes < 2.0 and r.head_flop_s > 0:   # the modelled 16-bit rate, overlapped by the p-norm
-        c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g, model.hidden * model.vocab * 2.0 / g,
-                     rows, r, flop_s=r.head_flop_s)
-        return overlap(c, m, r.overlap_p)
-    c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g, model.hidden * model.vocab * prec.weight_bytes / g,
-                 rows, r, ((model.vocab / g, model.hidden),))
-    return _overlap_fn(r)(c, m)
+    narrow = prec.weight_bytes < 2.0 and r.head_flop_s > 0  # 16-bit head: its modelled rate, the p-norm overlap
+    c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g,
+                 model.hidden * model.vocab * (2.0 if narrow else prec.weight_bytes) / g,
+                 rows, r, ((model.vocab / g, model.hidden),), flop_s=r.head_flop_s if narrow else None)
+    return overlap(c, m, r.overlap_p) if narrow else _overlap_fn(r)(c, m)
 
 
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
