@@ -44,6 +44,7 @@ class Policy:
     stream_fraction: float
     cpu_gemm_fraction: float
     sibling_tolerance: float
+    ceiling_fraction: float
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def policy_from(data: Mapping[str, Any]) -> Policy:
     try:
         return Policy(tuple(_floor(i, f) for i, f in enumerate(data.get("floors", []))),
                       float(p["gemm_fraction_of_peak"]), float(p["stream_fraction_of_peak"]),
-                      float(p["cpu_gemm_fraction_of_peak"]), float(p["sibling_tolerance"]))
+                      float(p["cpu_gemm_fraction_of_peak"]), float(p["sibling_tolerance"]),
+                      float(p["ceiling_fraction_of_peak"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise BadInput(f"seeds/acceptance.toml [policy]: missing or bad {exc}", "fix seeds/acceptance.toml") from None
 
@@ -170,6 +172,11 @@ def check_document(doc: ResultsDocument, policy: Policy) -> list[Check]:
             covered.add((f.benchmark, f.op, f.dtype))
     cpu = doc.device.get("kind") == "cpu"
     for fig, rec in sorted(figures(doc).items()):
+        if rec.peak and (rec.unit == "TFLOP/s" or not cpu) and rec.achieved > policy.ceiling_fraction * rec.peak:
+            out.append(Check(gpu, _label(fig), rec.achieved, rec.unit, policy.ceiling_fraction * rec.peak,
+                             f"at most {policy.ceiling_fraction:g} x datasheet peak: above it the timing, work "
+                             "count or label is wrong", rec.peak_source or "", FAIL))
+            continue
         if fig in covered:
             continue
         frac = (policy.cpu_gemm_fraction if cpu else policy.gemm_fraction) if fig[0] == "gemm" else \
@@ -214,6 +221,9 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
         raise BadInput("acceptance needs at least one results document", "pass results files or let it run the quick suite")
     policy = policy or load_policy()
     checks = [c for d in docs for c in check_document(d, policy)] + check_siblings(docs, policy)
+    if not checks:
+        raise BadInput("nothing to judge: the results hold no GEMM, STREAM or collective figure",
+                       "run `recoque bench all --quick` (or pass files it wrote), then `recoque bench accept`")
     order = {gpu_label(d): i for i, d in enumerate(docs)}
     return Acceptance(tuple(sorted(checks, key=lambda c: (order.get(c.gpu, 0), c.figure))))  # stable: floors first
 

@@ -57,10 +57,12 @@ def parse_dtypes(values: Iterable[str] | str | None) -> tuple[str, ...]:
     out: list[str] = []
     for v in values:
         for part in str(getattr(v, "value", v)).split(","):
-            if part.strip():
-                d = parse_dtype(part)
-                if d not in out:
-                    out.append(d)
+            if not part.strip():  # `--dtype ''` or `bf16,,fp32`: a slip, not "every dtype"
+                raise BadInput(f"--dtype {str(getattr(v, 'value', v))!r}: an empty dtype name",
+                               f"name dtypes, e.g. --dtype bf16,fp32 (known: {', '.join(CANONICAL)})")
+            d = parse_dtype(part)
+            if d not in out:
+                out.append(d)
     return tuple(out)
 
 

@@ -433,6 +433,10 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         p = server_point(rep, req, lo, slots, q)
         if not strict:
             return p
+        if not math.isfinite(p.ttft_s):
+            raise DoesNotFit(f"no prompt gets through: the step budget leaves {max(0.0, rep.prefill_room(lo)):.3g} "
+                             f"prompt tokens per step beside the running streams, so a {req.prompt_tokens:g}-token "
+                             "prompt queues without end", "raise --max-num-tokens (the step token budget)")
         raise DoesNotFit(f"even one stream gives TPOT {p.tpot_s * 1e3:.1f} ms / TTFT {p.ttft_s * 1e3:.0f} ms ({req.percentile}), "
                          "above the target", "relax --tpot-ms/--ttft-ms, use more GPUs per replica or fp8")
     return server_point(rep, req, _bisect(meets, lo, slots * (1 - 1e-9)), slots, q)

@@ -163,7 +163,7 @@ def load_system(name_or_path: str) -> SystemSpec:
 
     from recoque.inputs import check_single_table, check_system
 
-    if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
+    if name_or_path.endswith(".toml") or Path(name_or_path).is_file() or "/" in name_or_path:  # a path, not a preset
         data = read_toml(name_or_path)
         devices = data.get("devices")
         key, raw = check_single_table({k: v for k, v in data.items() if k != "devices"}, "systems", name_or_path)

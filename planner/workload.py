@@ -349,7 +349,7 @@ def _models_table(name_or_path: str) -> tuple[dict[str, Any], str, str]:
 
     from recoque.inputs import check_model, check_single_table
 
-    if name_or_path.endswith(".toml") or Path(name_or_path).is_file():
+    if name_or_path.endswith(".toml") or Path(name_or_path).is_file() or "/" in name_or_path:  # a path, not a preset
         data = read_toml(name_or_path)
         key, _ = check_single_table(data, "models", name_or_path)  # the validation layer (recoque.inputs)
         models = data["models"]
@@ -393,7 +393,8 @@ def load_training_workload(name_or_path: str, tokens_to_train: float | None = No
                             global_batch_seqs=int(tr["global_batch_seqs"]),
                             seq_len=int(tr.get("seq_len_tokens", model.seq_len)),
                             tokens_published=bool(tr.get("tokens_published", True)),
-                            sources=dict(raw.get("sources", {})))
+                            sources=dict(raw.get("sources", {})),
+                            lora_rank=tr.get("lora_rank", 0), lora_targets=tr.get("lora_targets", "all"))
 
 
 def list_models() -> list[str]:

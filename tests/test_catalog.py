@@ -177,8 +177,8 @@ def test_get_device_spec_unknown_key_is_bad_input():
 @pytest.mark.parametrize("raw_entry,message", [
     ({"vendor": "amd"}, "missing `name`"),
     ({"vendor": "amd", "name": "x", "bf16_tflop": 1.0}, "unknown key"),
-    ({"vendor": "amd", "name": "x", "fp32_tflops": -1}, "non-negative"),
-    ({"vendor": "amd", "name": "x", "fp32_tflops": "fast"}, "non-negative"),
+    ({"vendor": "amd", "name": "x", "fp32_tflops": -1}, "finite positive"),
+    ({"vendor": "amd", "name": "x", "fp32_tflops": "fast"}, "finite positive"),
     ({"vendor": "amd", "name": "x", "fp8_format": "e5m2"}, "fp8_format"),
 ])
 def test_malformed_entries_are_bad_input(raw_entry, message):

@@ -219,3 +219,26 @@ def test_cli_report_needs_an_output_and_a_known_format(tmp_path):
     assert r.exit_code == 2 and "--out report.html" in r.output
     r = runner.invoke(app, ["report", A, "--out", str(tmp_path / "r.pdf"), "--no-plots"])
     assert r.exit_code == 2 and ".html or .md" in r.output
+
+
+def test_a_report_output_that_cannot_be_written_replaces_nothing(tmp_path):
+    """Every output is checked before any is written: a CSV path in a missing folder leaves an
+    existing HTML report as it was (it used to be overwritten first, then the run failed)."""
+    keep = tmp_path / "keep.html"
+    keep.write_text("keep")
+    r = CliRunner().invoke(app, ["report", A, "--out", str(keep), "--csv", str(tmp_path / "no" / "x.csv"), "--no-plots"])
+    assert r.exit_code == 4 and "does not exist" in r.output and "Traceback" not in r.output
+    assert keep.read_text() == "keep"
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    r = CliRunner().invoke(app, ["report", A, "--plots", str(afile)])
+    assert r.exit_code == 4 and "not a folder" in r.output and "Traceback" not in r.output
+
+
+def test_markdown_keeps_user_html_as_text(tmp_path):
+    doc = json.loads(Path(A).read_text())
+    doc["device"]["name"] = "<script>alert(1)</script>"
+    src = tmp_path / "inj.json"
+    src.write_text(json.dumps(doc))
+    md = markdown.render(build_report([str(src)], [], with_plots=False))
+    assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md

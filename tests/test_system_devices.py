@@ -66,6 +66,14 @@ BAD = {
                                "scaleup_links"),
     "negative exponential rate": (DEVICE.replace("bf16_tflops = 4000", "bf16_tflops = 4000\nexp2_tera_per_s = -1"),
                                   "exp2_tera_per_s"),
+    # a zero rate is no figure (it divides): leave the key out instead
+    "zero bf16 peak": (DEVICE.replace("bf16_tflops = 4000", "bf16_tflops = 0"), "bf16_tflops must be a finite positive"),
+    "zero HBM bandwidth": (DEVICE.replace("hbm_bandwidth_tb_s = 13", "hbm_bandwidth_tb_s = 0"), "hbm_bandwidth_tb_s"),
+    "notes not a list": (DEVICE.replace("tdp_w = 1800", "tdp_w = 1800\nnotes = 5"), "notes must be a list of text"),
+    "gfx_arch not a list": (DEVICE.replace("tdp_w = 1800", "tdp_w = 1800\ngfx_arch = 5"), "gfx_arch must be a list"),
+    "sources not a table": (DEVICE.replace("tdp_w = 1800", "tdp_w = 1800\nsources = 5"), "sources must be a table"),
+    "low above high": (DEVICE.replace("bf16_tflops = 4000", "bf16_tflops = 4000\nbf16_tflops_low = 5000\n"
+                                      "bf16_tflops_high = 4500"), "bf16_tflops_low 5000 is above"),
 }
 
 
@@ -85,3 +93,16 @@ def test_a_catalog_device_cannot_be_redefined(tmp_path):
     with pytest.raises(BadInput, match="already in the catalog"):
         load_system(path)
     assert get_device_spec("h100_sxm").peak("bf16") == pytest.approx(989.4e12, rel=1e-3)
+
+
+def test_two_system_files_cannot_give_one_device_key_different_figures(tmp_path):
+    """`compare --systems a.toml,b.toml` with [devices.gpu-x3] in both: the second would silently
+    replace the first's figures for both systems."""
+    a = _write(tmp_path, SYSTEM.format(key="gpu-x3") + DEVICE.format(key="gpu-x3"), "a.toml")
+    b = _write(tmp_path, SYSTEM.format(key="gpu-x3") + DEVICE.format(key="gpu-x3").replace("4000", "5000"), "b.toml")
+    same = _write(tmp_path, SYSTEM.format(key="gpu-x3") + DEVICE.format(key="gpu-x3"), "same.toml")
+    load_system(a)
+    load_system(same)  # the same figures again: no conflict
+    with pytest.raises(BadInput, match="defined twice with different figures"):
+        load_system(b)
+    assert get_device_spec("gpu-x3").peak("bf16") == pytest.approx(4000e12)

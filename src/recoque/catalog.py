@@ -102,9 +102,17 @@ def _num(raw: Mapping[str, Any], key: str, scale: float, where: str) -> float | 
     if key not in raw:
         return None
     v = raw[key]
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-        raise BadInput(f"{where}: {key} must be a finite non-negative number, got {v!r}", "fix the [devices] table")
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+        raise BadInput(f"{where}: {key} must be a finite positive number, got {v!r}",
+                       "fix the [devices] table (leave a figure out when the part has none)")
     return float(v) * scale
+
+
+def _texts(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    v = raw.get(key, ())
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise BadInput(f"{where}: {key} must be a list of text, got {v!r}", "fix the [devices] table")
+    return tuple(v)
 
 
 def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.toml") -> DeviceSpec:
@@ -118,6 +126,11 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
     if unknown:  # a typo such as `bf16_tflop` would otherwise silently read as unknown
         raise BadInput(f"{where}: unknown key(s) {', '.join(unknown)}",
                        "use the keys listed at the top of seeds/hardware.toml")
+    for text_key in ("vendor", "name", "status"):
+        if text_key in raw and not isinstance(raw[text_key], str):
+            raise BadInput(f"{where}: {text_key} must be text, got {raw[text_key]!r}", "fix the [devices] table")
+    if not isinstance(raw.get("sources", {}), Mapping):
+        raise BadInput(f"{where}: sources must be a table of text, got {raw['sources']!r}", "fix the [devices] table")
     fp8_format = raw.get("fp8_format")
     if fp8_format is not None and fp8_format not in FP8_FORMATS:
         raise BadInput(f"{where}: fp8_format {fp8_format!r} is not one of {FP8_FORMATS}", "fix the [devices] table")
@@ -135,10 +148,13 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
             peaks[rk] = v
         lo, hi = _num(raw, f"{rk}_tflops_low", TERA, where), _num(raw, f"{rk}_tflops_high", TERA, where)
         if lo is not None and hi is not None:
+            if lo > hi:
+                raise BadInput(f"{where}: {rk}_tflops_low {lo / TERA:g} is above {rk}_tflops_high {hi / TERA:g}",
+                               "swap them")
             ranges[rk] = (lo, hi)
     return DeviceSpec(
         key=key, vendor=str(raw["vendor"]), name=str(raw["name"]),
-        match_names=tuple(raw.get("match_names", ())), gfx_arch=tuple(raw.get("gfx_arch", ())),
+        match_names=_texts(raw, "match_names", where), gfx_arch=_texts(raw, "gfx_arch", where),
         peak_flop_s=peaks, peak_range_flop_s=ranges,
         hbm_bytes=_num(raw, "hbm_capacity_gb", GIGA, where),
         hbm_bandwidth_bytes_s=_num(raw, "hbm_bandwidth_tb_s", TERA, where),
@@ -148,8 +164,8 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
         llc_bytes=_num(raw, "llc_mib", 2**20, where),
         sources=dict(raw.get("sources", {})), status=str(raw.get("status", "")),
         compute_units=int(cu) if (cu := _num(raw, "compute_units", 1.0, where)) is not None else None,
-        fp8_format=fp8_format, notes=tuple(raw.get("notes", ())),
-        exclude_names=tuple(raw.get("exclude_names", ())), detectable=bool(raw.get("detectable", True)),
+        fp8_format=fp8_format, notes=_texts(raw, "notes", where),
+        exclude_names=_texts(raw, "exclude_names", where), detectable=bool(raw.get("detectable", True)),
         exp2_per_s=_num(raw, "exp2_tera_per_s", TERA, where), scaleup_topology=topology,
     )
 
@@ -171,6 +187,9 @@ def register_device(spec: DeviceSpec) -> None:
     if spec.key in _shipped_catalog():
         raise BadInput(f"device {spec.key!r} is already in the catalog (seeds/hardware.toml)",
                        "drop the [devices] table to use the catalog entry, or give your device another key")
+    if spec.key in _USER_DEVICES and _USER_DEVICES[spec.key] != spec:
+        raise BadInput(f"device {spec.key!r} is defined twice with different figures (two system files)",
+                       "give each system file's device its own key")
     _USER_DEVICES[spec.key] = spec
 
 

@@ -61,6 +61,29 @@ def new_file_mode(target: Path) -> int:
         return 0o666 & ~current_umask()
 
 
+def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
+    """WriteFailed now, before anything is written, when `path` (a file, or with folder=True a folder
+    that may not exist yet) cannot be written: a command with several outputs writes all or none."""
+    target = Path(path)
+    if folder and target.exists() and not target.is_dir():
+        raise WriteFailed(f"cannot write plots into {target}: it is a file, not a folder", "name a folder")
+    if not folder and target.is_dir():
+        raise WriteFailed(f"cannot write {target}: it is a folder", _FIXES[errno.EISDIR])
+    where = target if folder else target.parent
+    while not where.exists() and where != where.parent:
+        if not folder:
+            raise WriteFailed(f"cannot write {target}: folder {where} does not exist", _FIXES[errno.ENOENT])
+        where = where.parent
+    if not where.is_dir():
+        raise WriteFailed(f"cannot write {target}: {where} is not a folder", _FIXES[errno.ENOTDIR])
+    try:  # a real file, not os.access: root passes access() on read-only places such as /proc
+        fd, probe = tempfile.mkstemp(prefix=".recoque-probe.", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _failed(target, exc) from None
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> None:
     """Write to a temporary file in the same folder, fsync, chmod, then rename over the target."""
     target = Path(path)

@@ -45,7 +45,7 @@ class Field:
         what = {"count": "an integer", "number": "a finite number", "bool": "true or false", "text": "text",
                 "texts": "a list of text", "table": "a table"}[self.kind]
         if self.kind in ("count", "number"):
-            if self.above == 0 and self.max is None:
+            if self.above == 0:
                 what = what.replace("an integer", "a positive integer").replace("a finite number", "a finite positive number")
             elif self.above is not None:
                 what += f" above {self.above:g}"
@@ -210,7 +210,7 @@ def _seed_keys(file: str, top: str, nested: str | None = None) -> dict[str, Fiel
 # Narrower than the type says; keys in the TOML's spelling.
 OVERRIDES: dict[str, dict[str, Field]] = {
     "model": {"norm": Field("text", choices=("layernorm", "rmsnorm"))},
-    "system": {"pue": Field("number", min=1.0, ranged=True), "gpus": Field("number", above=0, ranged=True, required=True),
+    "system": {"pue": Field("number", min=1.0, ranged=True), "gpus": Field("number", above=0, max=float(2**40), ranged=True, required=True),
                "gpus_per_node": Field("count", above=0, ranged=True, required=True), "device": Field("text", required=True),
                "name": TEXT, "sources": TABLE, "notes": TEXTS},
     "workload": {"kind": Field("text", required=True, choices=("train", "infer", "hpl", "stencil")),
@@ -362,6 +362,16 @@ def check_gpus(gpus: int | None, system: Any) -> None:
 
 SHAPE_PARAMS = frozenset({"m", "n", "k", "batch", "heads_q", "heads_kv", "head_dim", "seq_q", "seq_k",
                           "n_elements", "elem_bytes", "bytes", "world_size", "group_size"})
+# The shape each benchmark's readers index (the work count, plots, CSV, the measured profile).
+REQUIRED_PARAMS = {"gemm": ("m", "n", "k"), "stream": ("n_elements",), "transfer": ("bytes",),
+                   "collective": ("bytes",)}
+# A timing sample outside [1 ns, 1 day] is no measurement: perf_counter_ns and device events resolve
+# no finer than a nanosecond, and no benchmark case runs for a day.
+SAMPLE_RANGE_S = (1e-9, 86400.0)
+# The device block: fields read as text (catalog matching, labels) and as non-negative numbers.
+DEVICE_TEXT = ("kind", "torch_device", "name", "arch", "gfx_arch", "catalog_key", "catalog_status",
+               "llc_source", "fp8_format", "vendor")
+DEVICE_NUMBERS = ("llc_bytes", "memory_bytes", "compute_units")
 
 
 @lru_cache(maxsize=1)
@@ -382,9 +392,11 @@ def check_results(doc: Mapping[str, Any], origin: str) -> None:
     fix = "re-run `recoque bench --out`, or pass a file it wrote"
     _known(doc, top, origin, fix)
     for key, kind in (("environment", TABLE), ("device", TABLE), ("complete", BOOL), ("tool", TABLE),
-                      ("command", TEXT), ("created_utc", TEXT)):
+                      ("command", TEXT), ("created_utc", TEXT), ("acceptance", TABLE)):
         if key in doc and value_problem(doc[key], kind):
             raise BadInput(f"{origin}: `{key}` {value_problem(doc[key], kind)}", fix)
+    _check_device(doc.get("device", {}), f"{origin}: device", fix)
+    _check_acceptance(doc.get("acceptance", {}), f"{origin}: acceptance", fix)
     for key in ("results", "skipped", "warnings", "sweeps", "summary"):
         if key in doc and not isinstance(doc[key], list):
             raise BadInput(f"{origin}: `{key}` must be a list, got {type(doc[key]).__name__}", fix)
@@ -401,6 +413,40 @@ def check_results(doc: Mapping[str, Any], origin: str) -> None:
         for i, w in enumerate(doc.get(key, [])):
             if not isinstance(w, Mapping):
                 raise BadInput(f"{origin}: {key}[{i}] must be a table, got {w!r}", fix)
+
+
+def _check_device(dev: Mapping[str, Any], where: str, fix: str) -> None:
+    for k in DEVICE_TEXT:
+        if dev.get(k) is not None and not isinstance(dev[k], str):
+            raise BadInput(f"{where}.{k} must be text, got {dev[k]!r}", fix)
+    for k in DEVICE_NUMBERS:
+        if dev.get(k) is not None and value_problem(dev[k], NONNEG):
+            raise BadInput(f"{where}.{k} {value_problem(dev[k], NONNEG)} (or null)", fix)
+
+
+def _check_acceptance(acc: Mapping[str, Any], where: str, fix: str) -> None:
+    """`bench accept`'s verdict as it writes it: {} (not judged) or passed + a list of checks."""
+    if not acc:
+        return
+    if not isinstance(acc.get("passed"), bool):
+        raise BadInput(f"{where}.passed must be true or false, got {acc.get('passed')!r}", fix)
+    checks = acc.get("checks", [])
+    if not isinstance(checks, list) or not all(isinstance(c, Mapping) for c in checks):
+        raise BadInput(f"{where}.checks must be a list of tables", fix)
+
+
+def _check_telemetry(tel: Mapping[str, Any], where: str, fix: str) -> None:
+    """Per-metric tables of numbers (clock_mhz, power_w, temp_c: min/median/mean/max/n); every other
+    entry one scalar (source, energy_j, throttled...)."""
+    from recoque.bench.telemetry import METRICS
+
+    for k, v in tel.items():
+        if k in METRICS:
+            if not isinstance(v, Mapping) or any(x is not None and not _number_ok(x) for x in v.values()):
+                raise BadInput(f"{where}.{k} must be a table of finite numbers (min, median, mean, max, n), "
+                               f"got {v!r}", fix)
+        elif v is not None and not isinstance(v, (str, bool)) and not _number_ok(v):
+            raise BadInput(f"{where}.{k} must be a number, text or true/false, got {v!r}", fix)
 
 
 def _known(raw: Any, known: frozenset[str], where: str, fix: str) -> None:
@@ -421,12 +467,23 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
     for k, f in checks.items():
         if k in rec and value_problem(rec[k], f):
             raise BadInput(f"{where}: `{k}` {value_problem(rec[k], f)}", fix)
+    from recoque.bench.schema import UNITS
+
+    if rec["unit"] not in UNITS:
+        raise BadInput(f"{where}: unknown unit {rec['unit']!r}", f"use one of {sorted(UNITS)}, or {fix}")
     times = rec["times_s"]
     if not isinstance(times, list) or not times:
         raise BadInput(f"{where}: `times_s` must be a non-empty list of seconds", fix)
+    lo, hi = SAMPLE_RANGE_S
     for t in times:
-        if value_problem(t, POSITIVE):
-            raise BadInput(f"{where}: `times_s` holds {t!r}; every sample must be a finite positive time", fix)
+        if value_problem(t, POSITIVE) or not lo <= t <= hi:
+            raise BadInput(f"{where}: `times_s` holds {t!r}; every sample must be a finite positive time "
+                           f"between {lo:g} s and {hi:g} s", fix)
+    if "telemetry" in rec:
+        _check_telemetry(rec["telemetry"], f"{where}: telemetry", fix)
+    missing = [k for k in REQUIRED_PARAMS.get(str(rec["benchmark"]), ()) if k not in rec["params"]]
+    if missing:
+        raise BadInput(f"{where}: a {rec['benchmark']} record needs params {', '.join(missing)}", fix)
     for k in ("flop_count", "bytes_moved"):
         if rec.get(k) is not None and value_problem(rec[k], COUNT):
             raise BadInput(f"{where}: `{k}` {value_problem(rec[k], COUNT)}", fix)
@@ -472,3 +529,33 @@ def check_profile_device(device: Mapping[str, Any], system_device: str, path: st
         raise BadInput(f"{path}: {why}", f"pass a results file measured on {system_device}, or --profile-anyway "
                                          "to use it regardless; every output is then marked")
     return f"PROFILE FROM ANOTHER DEVICE (--profile-anyway): {path}: {why}; its measured rates stand in for {system_device}'s"
+
+
+PROFILE_BENCHMARKS = ("gemm", "stream", "attention", "collective")  # what a measured profile reads
+
+
+def check_profile_rates(doc: Any, spec: Any, origin: str) -> None:
+    """A results file about to become a measured profile, measured on `spec` (None: a device the
+    catalog does not know): it must hold a verified figure a profile reads (GEMM, STREAM,
+    attention, collective), and no GEMM or STREAM figure above the acceptance ceiling of the
+    datasheet peak (seeds/acceptance.toml ceiling_fraction_of_peak): only a timing, work-count or
+    labelling error produces one."""
+    from recoque.bench.accept import load_policy
+
+    if not any(r.verified and r.benchmark in PROFILE_BENCHMARKS for r in doc.results):
+        raise BadInput(f"{origin}: no verified {', '.join(PROFILE_BENCHMARKS)} result to build a measured profile from",
+                       "pass a file written by `recoque bench all --quick` (or `bench gemm` / `bench stream`)")
+    if spec is None:  # a device the catalog does not know: no datasheet to hold the figures to
+        return
+    ceiling = load_policy().ceiling_fraction
+    for r in (r for r in doc.results if r.verified and r.benchmark in ("gemm", "stream")):
+        if r.benchmark == "gemm":
+            rng = spec.peak_range(r.dtype)
+            peak, what = (rng[1] if rng else None), f"{r.dtype} peak"
+            rate = r.achieved * 1e12
+        else:
+            peak, what, rate = spec.hbm_bandwidth_bytes_s, "memory bandwidth", r.achieved * 1e9
+        if peak and rate > ceiling * peak:
+            raise BadInput(f"{origin}: {r.benchmark} {r.op} {r.dtype} measured {rate / peak:.1f} x the {spec.key} "
+                           f"datasheet {what}, above the {ceiling:g} x that any real measurement stays under",
+                           "re-run `recoque bench` on this device: the file's times, work counts or labels are wrong")

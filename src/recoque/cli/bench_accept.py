@@ -70,8 +70,9 @@ def _show(result) -> None:  # noqa: ANN001 - bench.accept.Acceptance
     per_gpu = result.per_gpu()
     console.print(table("Verdict per device", ("device", "verdict"), [(g, v.upper()) for g, v in per_gpu.items()]))
     for c in result.failed:
-        err_console.print(f"FAIL {c.gpu}: {c.figure} {fmt(c.measured)} {c.unit} < {fmt(c.threshold)} ({c.basis}; "
-                          f"{c.source})", highlight=False, markup=False)
+        side = ">" if c.measured is not None and c.threshold is not None and c.measured > c.threshold else "<"
+        err_console.print(f"FAIL {c.gpu}: {c.figure} {fmt(c.measured)} {c.unit} {side} {fmt(c.threshold)} ({c.basis}"
+                          f"{'; ' + c.source if c.source else ''})", highlight=False, markup=False)
     word = "ACCEPTED" if result.passed else "REJECTED"
     err_console.print(f"{word}: {len(per_gpu)} device(s), {len(result.checks)} checks, {len(result.failed)} failed",
                       highlight=False, markup=False)

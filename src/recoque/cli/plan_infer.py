@@ -89,7 +89,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                                                       help="MoE: attention data-parallel over the tp GPUs, experts over --ep = --tp"),
           weights: Optional[str] = typer.Option(None, "--weights", help="weight dtype: bf16 | fp8 | fp4"),
           activations: Optional[str] = typer.Option(None, "--activations", help="activation dtype (fp8 with fp8 weights = fp8 GEMMs)"),
-          kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="KV cache dtype: bf16 | fp8"),
+          kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="KV cache dtype: bf16 | fp16 | fp8 | int8 | fp4 | fp32"),
           dtype: Optional[str] = typer.Option(None, "--dtype", help="shorthand: weights, KV cache (and fp8 activations)"),
           engine: Optional[str] = typer.Option(None, "--engine", help="vllm | trtllm | sglang (seeds/serving.toml)"),
           engine_efficiency: Optional[float] = typer.Option(None, "--engine-efficiency", help="measured engine efficiency (0-1]"),
@@ -115,6 +115,9 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
     """LLM serving: output tokens/s per GPU and system, TTFT and TPOT, batch, what bounds a step."""
     from recoque.cli.plan import show
 
+    if tp is not None and gpus_per_replica is not None and tp != gpus_per_replica:
+        raise BadInput(f"--tp {tp} and --gpus-per-replica {gpus_per_replica} disagree (they are the same setting)",
+                       "give one of them")
     s = resolve_system(system, gpus, power_limit_w)
     w, name = _workload_or_model(workload, model)
     flags = dict(mode=mode, prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch, concurrency=concurrency,

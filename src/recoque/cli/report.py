@@ -31,6 +31,12 @@ def report(files: List[Path] = typer.Argument(..., help="results files from `rec
                        "end the file name in .html or .md")
     if csv_out is not None and csv_out.suffix.lower() != ".csv":
         raise BadInput(f"--csv {csv_out}: a CSV export must end in .csv", "e.g. --csv results.csv")
+    from recoque.fileio import check_writable
+
+    for path in (p for p in (out, csv_out) if p is not None):
+        check_writable(path)  # every output checked before any is written: a failed run replaces nothing
+    if plots is not None:
+        check_writable(plots, folder=True)
     with_plots = not no_plots and (out is not None or plots is not None) and _have_matplotlib()
     rep = build_report([str(f) for f in files], [str(p) for p in plan or ()], with_plots=with_plots,
                        svg=plots is not None)

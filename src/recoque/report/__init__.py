@@ -25,17 +25,23 @@ def write_plots(report: Report, plots_dir: str) -> list[str]:
     """Each plot as PNG and SVG under plots_dir; the paths written."""
     from pathlib import Path
 
-    from recoque.fileio import write_atomic
+    from recoque.fileio import _failed, write_atomic
 
     d = Path(plots_dir)
-    d.mkdir(parents=True, exist_ok=True)
     written = []
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _failed(d, exc) from None
     for s in report.sections:
         for p in s.plots:
             png = d / f"{p.name}.png"
             tmp = png.with_suffix(".png.tmp")
-            tmp.write_bytes(p.png)
-            tmp.replace(png)
+            try:
+                tmp.write_bytes(p.png)
+                tmp.replace(png)
+            except OSError as exc:
+                raise _failed(png, exc) from None
             written.append(str(png))
             if p.svg is not None:
                 write_atomic(d / f"{p.name}.svg", p.svg)

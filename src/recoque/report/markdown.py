@@ -2,12 +2,20 @@
 files written with --plots DIR (Markdown cannot embed them portably)."""
 from __future__ import annotations
 
+import html
+
 from recoque.report.model import Report, Section, Table
 
 
+def text(v: str) -> str:
+    """User text (device names, results fields) as literal text: Markdown renderers pass raw HTML
+    through, so <, > and & become entities (a `<script>` in a device name stays text)."""
+    return html.escape(str(v), quote=False)
+
+
 def cell(v: str) -> str:
-    """Escape what would break a table cell: pipes, newlines, and a leading/trailing backslash."""
-    return v.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Escape what would break a table cell: pipes, newlines, a leading/trailing backslash, raw HTML."""
+    return text(v).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
 def table(t: Table) -> str:
@@ -20,20 +28,20 @@ def table(t: Table) -> str:
 
 
 def section(s: Section, plots_dir: str | None) -> str:
-    parts = [f"## {s.title}", ""]
-    parts += [p + "\n" for p in s.paragraphs]
+    parts = [f"## {text(s.title)}", ""]
+    parts += [text(p) + "\n" for p in s.paragraphs]
     parts += [table(t) for t in s.tables]
-    parts += [f"- {i}" for i in s.items]
+    parts += [f"- {text(i)}" for i in s.items]
     for p in s.plots:
         if plots_dir:
-            parts.append(f"![{p.title}]({plots_dir.rstrip('/')}/{p.name}.png)\n")
+            parts.append(f"![{text(p.title)}]({plots_dir.rstrip('/')}/{p.name}.png)\n")
         else:
-            parts.append(f"- plot: {p.title} (write the images with --plots DIR)")
+            parts.append(f"- plot: {text(p.title)} (write the images with --plots DIR)")
     return "\n".join(parts) + "\n"
 
 
 def render(report: Report, plots_dir: str | None = None) -> str:
     from recoque import __version__
 
-    head = f"# {report.title}\n\nrecoque {__version__}; from {', '.join(report.sources)}\n\n"
+    head = f"# {text(report.title)}\n\nrecoque {__version__}; from {text(', '.join(report.sources))}\n\n"
     return head + "\n".join(section(s, plots_dir) for s in report.sections)

@@ -51,9 +51,8 @@ class Input:
 
 def load_input(path: str) -> Input:
     raw = read_json(path)
-    # The acceptance verdicts (bench/accept.py) sit beside the results; the results loader checks only its own keys.
-    core = {k: v for k, v in raw.items() if k not in ACCEPT_KEYS} if isinstance(raw, Mapping) else raw
-    return Input(str(path), raw, document_from_json(core, origin=str(path)))
+    # The acceptance verdicts (bench/accept.py) sit beside the results; the results loader checks them too.
+    return Input(str(path), raw, document_from_json(raw, origin=str(path)))
 
 
 def load_plan(path: str) -> Mapping[str, Any]:

@@ -1,0 +1,129 @@
+"""Bad results files and flags found by a bad-input sweep: each is one clear line and a non-zero exit,
+never a traceback, a silent wrong answer or an ACCEPTED verdict on figures no device can reach."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recoque.cli import app
+
+FIX = Path(__file__).parent / "fixtures"
+BASE = json.loads((FIX / "planner_results_v2.json").read_text())  # one H100: GEMM, attention, STREAM
+
+
+def _write(tmp_path, doc, name="r.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(doc))
+    return str(p)
+
+
+def _mutated(fn):
+    doc = copy.deepcopy(BASE)
+    fn(doc)
+    return doc
+
+
+def _run(args):
+    r = CliRunner().invoke(app, args)
+    assert "Traceback" not in r.output, r.output
+    return r
+
+
+BAD_FILES = {
+    "arch is a number": (lambda d: d["device"].update(arch=90), "device.arch must be text"),
+    "gfx_arch is a table": (lambda d: d["device"].update(gfx_arch={"a": 1}), "device.gfx_arch must be text"),
+    "acceptance is text": (lambda d: d.update(acceptance="x"), "`acceptance` must be a table"),
+    "acceptance without a verdict": (lambda d: d.update(acceptance={"checks": []}), "acceptance.passed"),
+    "power_w is text": (lambda d: d["results"][0].update(telemetry={"power_w": "abc"}), "telemetry.power_w"),
+    "power_w holds text": (lambda d: d["results"][0].update(telemetry={"power_w": {"mean": "x"}}), "telemetry.power_w"),
+    "energy is a list": (lambda d: d["results"][0].update(telemetry={"energy_j": [1, 2]}), "telemetry.energy_j"),
+    "GEMM without m": (lambda d: d["results"][0]["params"].pop("m"), "a gemm record needs params m"),
+    "STREAM without its size": (lambda d: d["results"][6]["params"].pop("n_elements"), "needs params n_elements"),
+    "sample of 1e-300 s": (lambda d: d["results"][0].update(times_s=[1e-300] * 3), "between 1e-09 s and 86400 s"),
+    "sample of 1e300 s": (lambda d: d["results"][0].update(times_s=[1e300] * 3), "between 1e-09 s and 86400 s"),
+    "unknown unit": (lambda d: d["results"][0].update(unit="furlongs"), "r.json: results[0]: unknown unit"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_a_bad_field_is_refused_where_the_file_enters(tmp_path, case):
+    fn, words = BAD_FILES[case]
+    path = _write(tmp_path, _mutated(fn))
+    for args in (["report", path, "--json", "--no-plots"],
+                 ["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--profile", path],
+                 ["bench", "accept", path, "--no-write"]):
+        r = _run(args)
+        assert r.exit_code == 2, (args, r.output)
+        assert words in r.output, (args, r.output)
+
+
+def _faster(factor):
+    def fn(doc):
+        for rec in doc["results"]:
+            rec["times_s"] = [t / factor for t in rec["times_s"]]
+    return fn
+
+
+def test_figures_above_the_datasheet_peak_fail_acceptance_and_are_no_profile(tmp_path):
+    """5x faster than measured: every large GEMM is above the H100's 989 TFLOP/s bf16 peak (timer or
+    labelling error). Acceptance names them and rejects; a plan refuses to use them as a profile."""
+    path = _write(tmp_path, _mutated(_faster(5.0)))
+    r = _run(["bench", "accept", path, "--no-write"])
+    assert r.exit_code == 1 and "REJECTED" in r.output
+    assert "at most 1.1 x datasheet peak" in r.output and "TFLOP/s > " in r.output
+    for args in (["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--profile", path],
+                 ["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100", "--profile", path],
+                 ["plan", "hpl", "-s", "h100-reference", "--profile", path]):
+        r = _run(args)
+        assert r.exit_code == 2 and "x the h100_sxm datasheet bf16 peak" in r.output, (args, r.output)
+    # the same file at its own speed is a profile and passes the ceiling
+    ok = _write(tmp_path, copy.deepcopy(BASE), "ok.json")
+    assert _run(["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--profile", ok]).exit_code == 0
+
+
+def test_a_file_without_results_is_not_accepted_and_is_no_profile(tmp_path):
+    empty = _mutated(lambda d: d.update(results=[]))
+    path = _write(tmp_path, empty)
+    before = Path(path).read_text()
+    r = _run(["bench", "accept", path])
+    assert r.exit_code == 2 and "nothing to judge" in r.output
+    assert Path(path).read_text() == before  # no verdict stamped into the file
+    r = _run(["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--profile", path])
+    assert r.exit_code == 2 and "no verified gemm, stream, attention, collective result" in r.output
+
+
+def test_lora_keys_in_a_model_file_take_effect(tmp_path):
+    model = ("[models.mine]\nlayers = 32\nhidden = 4096\nheads = 32\nkv_heads = 8\nffn_hidden = 14336\n"
+             "gated_ffn = true\nvocab = 32000\nseq_len_tokens = 4096\n[models.mine.training]\n"
+             "tokens_to_train = 1e12\nglobal_batch_seqs = 512\nlora_rank = 16\nlora_targets = \"attention\"\n")
+    p = tmp_path / "m.toml"
+    p.write_text(model)
+    r = _run(["plan", "train", "-w", str(p), "-s", "node-8x-h100", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"lora_rank": 16' in r.output and '"lora_targets": "attention"' in r.output
+    p.write_text(model.replace('"attention"', '"bogus"'))
+    r = _run(["plan", "train", "-w", str(p), "-s", "node-8x-h100"])
+    assert r.exit_code == 2 and "lora_targets must be one of" in r.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--tp", "2", "--gpus-per-replica", "4"], "disagree"),
+    (["plan", "hpl", "-s", "/"], "is a folder"),
+    (["plan", "train", "-w", "/", "-s", "node-8x-h100"], "is a folder"),
+    (["bench", "gemm", "--dtype", ""], "an empty dtype name"),
+    (["bench", "gemm", "--dtype", "bf16,,fp32"], "an empty dtype name"),
+    (["plan", "infer", "-s", "node-8x-h100", "--max-num-tokens", "1"], "raise --max-num-tokens"),
+])
+def test_conflicting_or_empty_flags_are_one_line(args, words):
+    r = _run(args)
+    assert r.exit_code in (2, 3) and words in r.output, r.output
+
+
+def test_a_system_file_cannot_claim_more_gpus_than_any_count(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('[systems.mine]\ndevice = "h100_sxm"\ngpus = 1e300\ngpus_per_node = 8\n'
+                 "intra_node_bandwidth_gb_s = 450\ninter_node_bandwidth_gb_s = 50\n")
+    r = _run(["plan", "hpl", "-s", str(p)])
+    assert r.exit_code == 2 and "a finite positive number and at most 1,099,511,627,776" in r.output
