@@ -38,8 +38,7 @@ def profile_for(system: SystemSpec, path: str | None, anyway: bool = False) -> t
     if mark is None:
         return system, load_profile(path)
     spec, peak_notes = spec_with_assumed_peaks(get_device_spec(system.device))  # MI430X: no public BF16 peak
-    own = match_device(str(doc.device.get("name", "")), doc.device.get("gfx_arch") or doc.device.get("arch"))
-    check_profile_rates(doc, own, path)  # held to the peaks of the device it was measured on, when known
+    check_profile_rates(doc, path)
     prof = DeviceProfile.from_results(doc, spec)
     return (replace(system, notes=(mark, *system.notes)),
             replace(prof, assumptions=(mark, *prof.assumptions, *peak_notes)))
@@ -113,7 +112,7 @@ def load_profile(path: str | None) -> Any:
 
     from recoque.inputs import check_profile_rates
 
-    check_profile_rates(doc, spec, str(path))
+    check_profile_rates(doc, str(path))
     spec, peak_notes = spec_with_assumed_peaks(spec)  # a peak the catalog lacks (MI430X BF16): assumed, noted
     prof = DeviceProfile.from_results(doc, spec)
     return replace(prof, assumptions=(*prof.assumptions, *peak_notes)) if peak_notes else prof

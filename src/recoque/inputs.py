@@ -534,17 +534,19 @@ def check_profile_device(device: Mapping[str, Any], system_device: str, path: st
 PROFILE_BENCHMARKS = ("gemm", "stream", "attention", "collective")  # what a measured profile reads
 
 
-def check_profile_rates(doc: Any, spec: Any, origin: str) -> None:
-    """A results file about to become a measured profile, measured on `spec` (None: a device the
-    catalog does not know): it must hold a verified figure a profile reads (GEMM, STREAM,
-    attention, collective), and no GEMM or STREAM figure above the acceptance ceiling of the
-    datasheet peak (seeds/acceptance.toml ceiling_fraction_of_peak): only a timing, work-count or
-    labelling error produces one."""
+def check_profile_rates(doc: Any, origin: str) -> None:
+    """A results file about to become a measured profile: it must hold a verified figure a profile
+    reads (GEMM, STREAM, attention, collective), and no GEMM or STREAM figure above the acceptance
+    ceiling of the datasheet peak of the device it was measured on (seeds/acceptance.toml
+    ceiling_fraction_of_peak): only a timing, work-count or labelling error produces one."""
     from recoque.bench.accept import load_policy
+    from recoque.catalog import match_device
 
     if not any(r.verified and r.benchmark in PROFILE_BENCHMARKS for r in doc.results):
         raise BadInput(f"{origin}: no verified {', '.join(PROFILE_BENCHMARKS)} result to build a measured profile from",
                        "pass a file written by `recoque bench all --quick` (or `bench gemm` / `bench stream`)")
+    dev = doc.device
+    spec = match_device(str(dev.get("name", "")), dev.get("gfx_arch") or dev.get("arch"))
     if spec is None:  # a device the catalog does not know: no datasheet to hold the figures to
         return
     ceiling = load_policy().ceiling_fraction

@@ -47,15 +47,12 @@ def resolve_profile(spec: DeviceSpec, results_path: Optional[str], anyway: bool 
         from dataclasses import replace
 
         from recoque.bench.schema import load_results
-        from recoque.catalog import match_device
         from recoque.inputs import check_profile_device, check_profile_rates
 
         doc = load_results(results_path)
         # another device's file is refused unless --profile-anyway; then every output carries the mark (issue 7)
         mark = check_profile_device(dict(doc.device), spec.key, results_path, anyway)
-        own = spec if mark is None else match_device(str(doc.device.get("name", "")),
-                                                     doc.device.get("gfx_arch") or doc.device.get("arch"))
-        check_profile_rates(doc, own, results_path)
+        check_profile_rates(doc, results_path)
         from recoque.planner.workloads import spec_with_assumed_peaks
 
         spec2, peak_notes = spec_with_assumed_peaks(spec)  # MI430X: no public BF16 peak; assumed, with its note
