@@ -492,6 +492,18 @@ def _pow2_upto(n: int) -> list[int]:
     return out
 
 
+def _check_expert_flags(model: Any, model_name: str, req: ServingRequest) -> None:
+    """--attention-dp and --ep are about experts: on a dense model, or an --ep that no expert count
+    divides, no searched layout can take them, so say that instead of "no layout fits"."""
+    experts = int(getattr(model, "experts", 1) or 1)
+    if req.attention_dp and experts <= 1:
+        raise BadInput(f"--attention-dp spreads a MoE model's experts over the tp GPUs; {model_name} is dense",
+                       "drop --attention-dp, or plan a MoE model")
+    if req.ep > 1 and (experts <= 1 or experts % req.ep):
+        what = "is dense" if experts <= 1 else f"has {experts} experts, which {int(req.ep)} does not divide"
+        raise BadInput(f"--ep {int(req.ep)}: {model_name} {what}", "drop --ep or pass a divisor of the expert count")
+
+
 def _layouts(model: Any, system: SystemSpec, req: ServingRequest) -> list[Layout]:
     """The layouts to try: the user's tp, else every power of two within a node (and pipelines of
     nodes). Attention DP spreads the experts over the same tp GPUs (ep = tp unless given); unless
@@ -590,6 +602,7 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
         usable = [d for d in ("fp4", "fp8") if has_rate(spec, d)] + ["bf16"]
         raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate",
                        f"use --weights/--activations {' or '.join(usable)}")
+    _check_expert_flags(model, model_name, req)
     engine = sr.load_engine(req.engine)
     if req.engine_efficiency:
         engine = replace(engine, efficiency=(req.engine_efficiency,) * 3, source="set by the user")

@@ -115,6 +115,8 @@ def test_lora_keys_in_a_model_file_take_effect(tmp_path):
     (["bench", "gemm", "--dtype", ""], "an empty dtype name"),
     (["bench", "gemm", "--dtype", "bf16,,fp32"], "an empty dtype name"),
     (["plan", "infer", "-s", "node-8x-h100", "--max-num-tokens", "1"], "raise --max-num-tokens"),
+    (["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--attention-dp"], "mistral-7b is dense"),
+    (["plan", "infer", "-w", "mixtral-8x7b", "-s", "node-8x-h100", "--ep", "16"], "has 8 experts, which 16 does not"),
 ])
 def test_conflicting_or_empty_flags_are_one_line(args, words):
     r = _run(args)
