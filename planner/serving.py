@@ -249,13 +249,13 @@ def _check_layout(model: Any, system: SystemSpec, lay: Layout) -> None:
         raise BadInput(f"--tp {lay.tp} does not divide the model's {model.heads} attention heads", "pass a tp that divides it")
     if lay.pp > model.layers:
         raise BadInput(f"--pp {lay.pp} is more than the model's {model.layers} layers", "pass a smaller --pp")
-    experts = int(getattr(model, "experts", 1) or 1)
-    if lay.attn_dp and (experts <= 1 or lay.ep != lay.tp):
+    # The model-level conditions (a MoE model, an expert count --ep divides) are _check_expert_flags'.
+    if lay.attn_dp and lay.ep != lay.tp:
         raise BadInput("--attention-dp spreads the attention over the tp GPUs and the experts over the same GPUs",
-                       "use it with a MoE model and --ep equal to --tp")
-    if lay.ep > 1 and (experts <= 1 or experts % lay.ep or lay.ep > lay.tp * lay.pp):
-        raise BadInput(f"--ep {lay.ep} needs a MoE model whose expert count it divides, at most tp x pp",
-                       "drop --ep or pass a divisor of the expert count")
+                       "use it with --ep equal to --tp")
+    if lay.ep > lay.tp * lay.pp:
+        raise BadInput(f"--ep {lay.ep} is more than tp x pp = {lay.tp * lay.pp} GPUs per replica",
+                       "pass an --ep of at most tp x pp")
     if lay.tp * lay.pp > system.gpus:
         raise DoesNotFit(f"one replica needs tp x pp = {lay.tp * lay.pp} GPUs, the system {system.key} has {system.gpus:g}",
                          "lower --tp/--pp or use a larger system")
