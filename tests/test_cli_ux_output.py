@@ -3,6 +3,7 @@ narrow terminal, dtype aliases, plain plan labels, progress lines for logs, --ve
 planning commands that import neither torch nor numba."""
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -201,3 +202,17 @@ def test_bench_without_torch_says_what_to_install_and_compare_still_works():
     lines = p.stdout.strip().splitlines()
     assert lines[-1] == "EXIT 2 0", p.stdout + p.stderr[-2000:]
     assert "needs torch and numba" in p.stdout and "recoque[bench]" in p.stdout
+
+
+@pytest.mark.parametrize("value, why", [("abc", "valid integer"), ("10", "greater than or equal to 40")])
+def test_a_bad_recoque_width_is_refused_not_ignored(value, why):
+    r = subprocess.run([sys.executable, "-m", "recoque", "list"], capture_output=True, text=True,
+                       env={**os.environ, "RECOQUE_WIDTH": value})
+    assert r.returncode == 2 and "RECOQUE_WIDTH" in r.stderr and why in r.stderr
+
+
+def test_width_folds_plain_lines_too():
+    """--width 100 into a pipe: a 91-character claim line stays whole (it folded at rich's 80 before)."""
+    r = subprocess.run([sys.executable, "-m", "recoque", "--width", "100", "check"], capture_output=True, text=True)
+    first = r.stdout.splitlines()[0]
+    assert r.returncode == 0 and 80 < len(first) <= 100 and first.endswith("exascale")

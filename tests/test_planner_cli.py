@@ -56,3 +56,8 @@ def test_measured_profile_from_results(tmp_path):
     d = json.loads(res.output)
     assert d["profile_origin"] == "measured"
     assert any("measured curve" in a for a in d["best"][0]["assumptions"])
+
+
+def test_plan_with_nothing_to_plan_shows_help_and_exits_2():
+    res = runner.invoke(app, ["plan"])
+    assert res.exit_code == 2 and "--workload" in res.output and "train" in res.output

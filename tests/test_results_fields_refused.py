@@ -117,15 +117,34 @@ def test_lora_keys_in_a_model_file_take_effect(tmp_path):
     (["plan", "infer", "-s", "node-8x-h100", "--max-num-tokens", "1"], "raise --max-num-tokens"),
     (["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--attention-dp"], "mistral-7b is dense"),
     (["plan", "infer", "-w", "mixtral-8x7b", "-s", "node-8x-h100", "--ep", "16"], "has 8 experts, which 16 does not"),
+    (["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--vpp", "2", "--pp", "1"], "--vpp 2 needs --pp 2 or more"),
+    (["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--global-batch", "3", "--dp", "2"],
+     "--dp 2 does not divide the global batch of 3"),
+    (["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--tp", "5"], "--tp 5 does not divide the 96 attention heads"),
+    (["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--dp", "8", "--micro-batch", "7"],
+     "--micro-batch 7 does not divide the 192 sequences"),
+    (["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-h100", "--lora-rank", "16", "--lora-targets", "bogus"],
+     "--lora-targets must be one of all, attention"),
 ])
 def test_conflicting_or_empty_flags_are_one_line(args, words):
     r = _run(args)
     assert r.exit_code in (2, 3) and words in r.output, r.output
 
 
-def test_a_system_file_cannot_claim_more_gpus_than_any_count(tmp_path):
+@pytest.mark.parametrize("gpus", ["1e300", "63.5"])
+def test_a_system_file_gpu_count_is_a_whole_number_within_any_count(tmp_path, gpus):
     p = tmp_path / "s.toml"
-    p.write_text('[systems.mine]\ndevice = "h100_sxm"\ngpus = 1e300\ngpus_per_node = 8\n'
+    p.write_text(f'[systems.mine]\ndevice = "h100_sxm"\ngpus = {gpus}\ngpus_per_node = 8\n'
                  "intra_node_bandwidth_gb_s = 450\ninter_node_bandwidth_gb_s = 50\n")
     r = _run(["plan", "hpl", "-s", str(p)])
-    assert r.exit_code == 2 and "a finite positive number and at most 1,099,511,627,776" in r.output
+    assert r.exit_code == 2 and "a positive integer and at most 1,099,511,627,776" in r.output
+
+
+@pytest.mark.parametrize("extra", [[], ["--append"]])
+def test_bench_refuses_an_out_file_that_is_not_results_before_running(tmp_path, extra):
+    """Before, the run went ahead and only then said the file could not be replaced."""
+    out = tmp_path / "notes.json"
+    out.write_text("my notes\n")
+    r = _run(["bench", "stream", "--quick", "--out", str(out), *extra])
+    assert r.exit_code == 2 and "nothing was run" in r.output and "--force" in r.output
+    assert out.read_text() == "my notes\n" and list(tmp_path.iterdir()) == [out]  # no fallback file: nothing ran

@@ -210,7 +210,7 @@ def _seed_keys(file: str, top: str, nested: str | None = None) -> dict[str, Fiel
 # Narrower than the type says; keys in the TOML's spelling.
 OVERRIDES: dict[str, dict[str, Field]] = {
     "model": {"norm": Field("text", choices=("layernorm", "rmsnorm"))},
-    "system": {"pue": Field("number", min=1.0, ranged=True), "gpus": Field("number", above=0, max=float(2**40), ranged=True, required=True),
+    "system": {"pue": Field("number", min=1.0, ranged=True), "gpus": Field("count", above=0, max=2**40, ranged=True, required=True),
                "gpus_per_node": Field("count", above=0, ranged=True, required=True), "device": Field("text", required=True),
                "name": TEXT, "sources": TABLE, "notes": TEXTS},
     "workload": {"kind": Field("text", required=True, choices=("train", "infer", "hpl", "stencil")),

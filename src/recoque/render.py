@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sys
 import time
@@ -22,19 +21,20 @@ from recoque.estimate import Estimate
 
 @dataclass
 class Options:
-    """Set once by the root command (--width, --all-columns); RECOQUE_WIDTH works without the flag."""
+    """Set once by the root command (--width, --all-columns); RECOQUE_WIDTH stands in for the flag."""
 
     width: int | None = None
     all_columns: bool = False
 
 
-OPTIONS = Options(width=int(os.environ["RECOQUE_WIDTH"]) if os.environ.get("RECOQUE_WIDTH", "").isdigit() else None)
+OPTIONS = Options()  # the root command fills it from --width or RECOQUE_WIDTH (validated there)
 TOKEN_CAP = 40  # a token longer than this (a path) may still fold; numbers and shapes never do
 
 
 def configure(width: int | None = None, all_columns: bool = False) -> None:
-    OPTIONS.width = width if width and width > 0 else OPTIONS.width
+    OPTIONS.width = width if width and width > 0 else None
     OPTIONS.all_columns = all_columns
+    console.width = OPTIONS.width  # plain lines fold at --width too; None: the terminal's, or 80 into a pipe
 
 
 class FitConsole(Console):

@@ -94,7 +94,7 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
     if append and out is None:
         raise BadInput("--append needs --out FILE", "name the file to add to")
     if out is not None:
-        _check_target(out, append)
+        _check_target(out, append, force)
     device = detect(device_str)
     session = distributed.start(dworld, device) if dworld.distributed else None
     env = environment.capture(device)
@@ -188,9 +188,16 @@ class _Kept:
             created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), tool_version=__version__)
 
 
-def _check_target(out: Path, append: bool) -> None:
-    """Say at the start, not after an hour, when --out cannot be written; the run goes on and the
-    results then go to a fallback file."""
+def _check_target(out: Path, append: bool, force: bool) -> None:
+    """Say at the start, not after an hour, when --out cannot be written. A file that is not a results
+    file (and no --force) is refused before anything runs; for a folder problem the run goes on and
+    the results then go to a fallback file."""
+    if out.is_file() and not (force and not append):
+        try:
+            load_results(str(out))
+        except BadInput as exc:
+            raise BadInput(f"--out {out} exists and is not a readable results file ({exc.what}): nothing was run",
+                           "pass --force to replace it, or choose another --out") from None
     folder = out.parent if str(out.parent) else Path(".")
     problem = ("it is a folder" if out.is_dir() else "its folder does not exist" if not folder.is_dir()
                else "its folder is not writable" if not os.access(folder, os.W_OK) else None)

@@ -47,7 +47,7 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
         return
     if not system and not workload:
         typer.echo(ctx.get_help())
-        raise typer.Exit(0)
+        raise typer.Exit(2)  # a usage error, as `recoque plan train` with nothing to plan is
     if not system or not workload:
         raise BadInput("plan needs both --system and --workload", "e.g. recoque plan --system alice-recoque --workload mistral-large-2")
     s, prof = profile_for(resolve_system(system, gpus, power_limit_w), profile, profile_anyway)

@@ -13,7 +13,7 @@ from recoque.planner.power import limited
 from recoque.planner.profile import DeviceProfile
 from recoque.planner.system import SystemSpec, load_system
 from recoque.planner.train import SearchResult
-from recoque.planner.workload import load_training_workload
+from recoque.planner.workload import LORA_TARGETS, load_training_workload
 from recoque.render import console, emit_json, fmt, plan_words, table, warn
 
 DAY = 86400.0
@@ -169,6 +169,9 @@ def train(
     if lora_rank or lora_targets != "all":
         if lora_rank <= 0:
             raise BadInput("--lora-targets needs --lora-rank", "give the adapter rank, e.g. --lora-rank 16")
+        if lora_targets not in LORA_TARGETS:
+            raise BadInput(f"--lora-targets must be one of {', '.join(LORA_TARGETS)}, got {lora_targets!r}",
+                           "all: every linear layer; attention: the attention projections only")
         wl = replace(wl, lora_rank=int(lora_rank), lora_targets=lora_targets)
     sysspec = limited(resolve_system(system), power_limit_w)
     from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
@@ -194,6 +197,7 @@ def train(
             "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a, "ep_overlap": ep_overlap}
     pins = {k: v for k, v in pins.items() if v is not None}
     _check_pinned_shape(pins, gpus, sysspec)
+    _check_pins_against_model(pins, wl)
     curve = None
     if gpus is None:
         curve = fastest_gpu_count(wl, sysspec, prof, top=top, dtype=dtype, full=full, stack=st, pins=pins)
@@ -210,9 +214,12 @@ def train(
             raise DoesNotFit(f"{name}: no plan on {n} GPUs " + (f"satisfies {pinned} " if pins else "runs ")
                              + f"with stack {st.key}{why}", "drop a pin or pick another --stack")
         if res.smallest_memory is None:
-            raise DoesNotFit(f"{name}: no valid plan on {n} GPUs ({res.invalid:,} combinations break a divisibility rule: "
-                             f"tp must divide {wl.model.heads} heads, pp {wl.model.layers} layers, dp the batch "
-                             f"{wl.global_batch_seqs})", "choose a GPU count with more small factors (a power of two)")
+            pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
+            raise DoesNotFit(f"{name}: no valid plan on {n} GPUs" + (f" with {pinned}" if pins else "")
+                             + f" ({res.invalid:,} combinations break a divisibility rule: tp must divide "
+                             f"{wl.model.heads} heads, pp be at most {wl.model.layers} layers, dp divide the batch "
+                             f"{wl.global_batch_seqs}, interleaving have pp > 1)",
+                             "drop a pin" if pins else "choose a GPU count with more small factors (a power of two)")
         sm = res.smallest_memory
         raise DoesNotFit(f"{name} does not fit on {n} GPUs of {spec.name}: the leanest of {res.evaluated:,} plans "
                          f"({sm.plan.label()}) needs {_gb(sm.memory_per_gpu.value)} GB per GPU, "
@@ -252,6 +259,24 @@ def _ctas(text: Optional[str]) -> Optional[dict]:
 def _gb(nbytes: float) -> str:
     gb = nbytes / 1e9
     return f"{gb:,.1f}" if gb < 1e6 else f"{gb:.3g}"  # a 1e12-token sequence must not print 20 digits
+
+
+def _check_pins_against_model(pins: dict, wl) -> None:  # noqa: ANN001 - TrainingWorkload
+    """Pins that no GPU count can satisfy, named before the search (the search would only report an
+    empty space and blame the GPU count). The rules are the search's own (planner/search.py)."""
+    heads, batch = wl.model.heads, wl.global_batch_seqs
+    if pins.get("vpp", 1) > 1 and pins.get("pp") == 1:
+        raise BadInput(f"--vpp {pins['vpp']} needs --pp 2 or more", "interleaving splits each pipeline stage; drop --vpp or raise --pp")
+    if "tp" in pins and heads % pins["tp"]:
+        raise BadInput(f"--tp {pins['tp']} does not divide the {heads} attention heads of {wl.model.name}",
+                       "pick a --tp that divides the head count")
+    if "dp" in pins and batch % pins["dp"]:
+        raise BadInput(f"--dp {pins['dp']} does not divide the global batch of {batch} sequences",
+                       "pick a --dp that divides --global-batch, or a --global-batch that --dp divides")
+    per_replica = batch // pins.get("dp", 1)
+    if "micro_batch" in pins and "dp" in pins and per_replica % pins["micro_batch"]:
+        raise BadInput(f"--micro-batch {pins['micro_batch']} does not divide the {per_replica} sequences each of the "
+                       f"--dp {pins['dp']} replicas gets", "pick a --micro-batch that divides global batch / dp")
 
 
 def _check_pinned_shape(pins: dict, gpus: Optional[int], system) -> None:  # noqa: ANN001 - SystemSpec

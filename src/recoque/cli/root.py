@@ -16,7 +16,7 @@ def _version(value: bool) -> None:
 
 def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                       help="Print the version and exit."),
-         width: Optional[int] = typer.Option(None, "--width", min=40,
+         width: Optional[int] = typer.Option(None, "--width", min=40, envvar="RECOQUE_WIDTH",
                                              help="Output width in columns (default: the terminal's; into a file or "
                                                   "a pipe, as wide as the widest table). Also RECOQUE_WIDTH."),
          all_columns: bool = typer.Option(False, "--all-columns",
