@@ -224,6 +224,10 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
     if not checks:
         raise BadInput("nothing to judge: the results hold no GEMM, STREAM or collective figure",
                        "run `recoque bench all --quick` (or pass files it wrote), then `recoque bench accept`")
+    if all(c.verdict == "no floor" for c in checks):  # a CPU's figures: shown, but nothing was held to a bar
+        raise BadInput(f"nothing to judge: none of the {len(checks)} figures has a floor or ceiling for this device "
+                       f"({', '.join(sorted({c.figure for c in checks}))})",
+                       "acceptance floors exist for the GPUs in seeds/acceptance.toml; `recoque report` shows the figures")
     order = {gpu_label(d): i for i, d in enumerate(docs)}
     return Acceptance(tuple(sorted(checks, key=lambda c: (order.get(c.gpu, 0), c.figure))))  # stable: floors first
 

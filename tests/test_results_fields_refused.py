@@ -44,6 +44,17 @@ BAD_FILES = {
     "sample of 1e-300 s": (lambda d: d["results"][0].update(times_s=[1e-300] * 3), "between 1e-09 s and 86400 s"),
     "sample of 1e300 s": (lambda d: d["results"][0].update(times_s=[1e300] * 3), "between 1e-09 s and 86400 s"),
     "unknown unit": (lambda d: d["results"][0].update(unit="furlongs"), "r.json: results[0]: unknown unit"),
+    # sweep 2: a record the harness never writes is refused, not shown, accepted or planned with
+    "failed verification": (lambda d: d["results"][0].update(verified=False), "failed verification"),
+    "verify.ok false": (lambda d: d["results"][0].setdefault("verify", {}).update(ok=False), "failed verification"),
+    "bytes_moved 1e30": (lambda d: d["results"][6].update(bytes_moved=10**30), "but the kernel's count"),
+    "flop_count x1e5": (lambda d: d["results"][0].update(flop_count=d["results"][0]["flop_count"] * 10**5),
+                        "but the kernel's count"),
+    "dtype fp128": (lambda d: d["results"][0].update(dtype="fp128"), "unknown dtype 'fp128'"),
+    "dtype as markup": (lambda d: d["results"][0].update(dtype="[red]x[/red]"), "unknown dtype '[red]x[/red]'"),
+    "benchmark warp": (lambda d: d["results"][0].update(benchmark="warp"), "unknown benchmark 'warp'"),
+    "stream op teleport": (lambda d: d["results"][6].update(op="teleport"), "unknown stream op 'teleport'"),
+    "elem_bytes 3 on fp32": (lambda d: d["results"][6]["params"].update(elem_bytes=3), "params.elem_bytes 3 is not 4"),
 }
 
 
@@ -148,3 +159,32 @@ def test_bench_refuses_an_out_file_that_is_not_results_before_running(tmp_path, 
     r = _run(["bench", "stream", "--quick", "--out", str(out), *extra])
     assert r.exit_code == 2 and "nothing was run" in r.output and "--force" in r.output
     assert out.read_text() == "my notes\n" and list(tmp_path.iterdir()) == [out]  # no fallback file: nothing ran
+
+
+def test_record_ops_cover_every_benchmark_the_suite_runs():
+    from recoque.bench.suite import BENCHMARKS
+    from recoque.inputs import _record_ops
+    from recoque.kernels import transfer
+
+    assert set(_record_ops()) == set(BENCHMARKS) and _record_ops()["transfer"] == transfer.OPS
+
+
+def test_report_and_bench_compare_refuse_a_figure_above_its_own_peak(tmp_path):
+    """Times divided by 1e3: the GEMM records are far above their stated peak; accept says FAIL (above),
+    and the commands that only show figures refuse the file instead of printing thousands of % of peak."""
+    path = _write(tmp_path, _mutated(_faster(1e3)))
+    for args in (["report", path, "--no-plots", "--out", str(tmp_path / "r.md")],
+                 ["bench", "compare", str(FIX / "planner_results_v2.json"), path]):
+        r = _run(args)
+        assert r.exit_code == 2 and "x the record's peak" in r.output, (args, r.output)
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_accept_with_no_floor_or_ceiling_is_nothing_to_judge_and_a_file_counts_once(tmp_path):
+    stream_only = _mutated(lambda d: d.update(results=[d["results"][6]], device={"name": "cpu", "kind": "cpu"}))
+    path = _write(tmp_path, stream_only)
+    r = _run(["bench", "accept", path, "--no-write"])
+    assert r.exit_code == 2 and "nothing to judge: none of the 1 figures has a floor or ceiling" in r.output
+    good = str(FIX / "planner_results_v2.json")
+    r = _run(["bench", "accept", good, good, "--no-write"])
+    assert r.exit_code == 2 and "is given more than once" in r.output

@@ -76,7 +76,8 @@ def _catches(pid: int, signum: int) -> bool:
 
 
 def _big_doc(n: int) -> ResultsDocument:
-    recs = tuple(Record("gemm", "matmul", "fp32", {"m": 8, "n": 8, "k": 8 + i}, (1e-6, 2e-6), "TFLOP/s", flop_count=1024)
+    recs = tuple(Record("gemm", "matmul", "fp32", {"m": 8, "n": 8, "k": 8 + i}, (1e-6, 2e-6), "TFLOP/s",
+                        flop_count=2 * 8 * 8 * (8 + i))
                  for i in range(n))
     return ResultsDocument(environment={"fingerprint": "x"}, device={"name": "cpu", "kind": "cpu"}, results=recs)
 
@@ -229,7 +230,8 @@ def test_concurrent_appends_from_two_processes_lose_nothing(runs):
 
 def _append_many(path: str, worker: int, n: int) -> None:
     for i in range(n):
-        rec = Record("gemm", "matmul", "fp32", {"m": worker + 1, "n": i + 1, "k": 8}, (1e-6,), "TFLOP/s", flop_count=1024)
+        rec = Record("gemm", "matmul", "fp32", {"m": worker + 1, "n": i + 1, "k": 8}, (1e-6,), "TFLOP/s",
+                     flop_count=2 * (worker + 1) * (i + 1) * 8)
         store_results(path, ResultsDocument({"fingerprint": "x"}, {}, (rec,)), append=True)
 
 

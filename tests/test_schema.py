@@ -10,7 +10,7 @@ FIX = Path(__file__).parent / "fixtures"
 
 
 def _record(**kw):
-    base = dict(benchmark="gemm", op="matmul", dtype="bf16", params={"m": 8, "n": 8, "k": 8},
+    base = dict(benchmark="gemm", op="matmul", dtype="bf16", params={"m": 10**4, "n": 10**4, "k": 10**4},
                 times_s=(2e-3, 1e-3, 3e-3), unit="TFLOP/s", flop_count=2 * 10**12, peak=1000.0)
     base.update(kw)
     return Record(**base)

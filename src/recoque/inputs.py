@@ -501,6 +501,66 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
             continue
         if value_problem(v, rule):
             raise BadInput(f"{where}: params.{k} {value_problem(v, rule)}", fix)
+    _check_labels_and_work(rec, where, fix)
+
+
+RECORD_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "bytes", "u8")  # bench/suite.ALL_DTYPES, and transfers' units
+
+
+def _record_ops() -> dict[str, tuple[str, ...]]:
+    """The op names each benchmark (bench/suite.py BENCHMARKS) writes: the kernels' own lists where
+    they import without torch; gemm's from bench/gemm.py, attention's from bench/attention.py (and
+    'sdpa' from files written before it split forward and backward), transfer's from kernels/transfer.py."""
+    from recoque.kernels import collectives, stream
+
+    return {"gemm": ("matmul", "scaled_mm"), "attention": ("sdpa", "sdpa_fwd", "sdpa_bwd"), "stream": stream.OPS,
+            "transfer": ("h2d", "d2h", "d2d"), "collective": collectives.OPS}
+
+
+def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None:
+    """What the harness writes and nothing else: a verified record (a failed check goes to `skipped`),
+    a benchmark and dtype it knows, and the work per call as the kernel counts it (kernels/gemm.py,
+    kernels/stream.py). A hand-edited `bytes_moved` or label would change every rate read from it."""
+    from recoque.kernels import gemm as G, stream as S
+
+    verify = rec.get("verify") if isinstance(rec.get("verify"), Mapping) else {}
+    if rec.get("verified") is False or verify.get("ok") is False:
+        raise BadInput(f"{where}: the record failed verification (verified false or verify.ok false); a result "
+                       "counts only if its kernel was verified", "drop the record, or " + fix)
+    bench, dtype, p, known = rec["benchmark"], rec["dtype"], rec["params"], _record_ops()
+    if bench not in known:
+        raise BadInput(f"{where}: unknown benchmark {bench!r}", f"one of {', '.join(known)}; or {fix}")
+    if bench == "stream" and rec["op"] not in known[bench]:  # the op sets the bytes a call moves
+        raise BadInput(f"{where}: unknown stream op {rec['op']!r}", f"one of {', '.join(known[bench])}; or {fix}")
+    if dtype not in RECORD_DTYPES:
+        raise BadInput(f"{where}: unknown dtype {dtype!r}", f"one of {', '.join(RECORD_DTYPES)}; or {fix}")
+    want = None
+    if bench == "gemm" and all(_number_ok(p.get(k)) for k in "mnk"):
+        want = ("flop_count", G.flop_count(int(p["m"]), int(p["n"]), int(p["k"])))
+    elif bench == "stream":
+        if dtype not in S.ELEM_BYTES:
+            raise BadInput(f"{where}: a stream record is in {' or '.join(S.ELEM_BYTES)}, got {dtype!r}", fix)
+        if p.get("elem_bytes", S.ELEM_BYTES[dtype]) != S.ELEM_BYTES[dtype]:
+            raise BadInput(f"{where}: params.elem_bytes {p['elem_bytes']!r} is not {S.ELEM_BYTES[dtype]} for {dtype}", fix)
+        if _number_ok(p.get("n_elements")):
+            want = ("bytes_moved", S.bytes_moved(rec["op"], int(p["n_elements"]), S.ELEM_BYTES[dtype]))
+    if want and rec.get(want[0]) is not None and rec[want[0]] != want[1]:
+        raise BadInput(f"{where}: `{want[0]}` is {rec[want[0]]!r}, but the kernel's count for these params is "
+                       f"{want[1]:,}", fix)
+
+
+def check_rates_below_peak(doc: Any, origin: str) -> None:
+    """Reading a results file for its figures (report, bench compare): no record above the acceptance
+    ceiling of its own stated peak (seeds/acceptance.toml ceiling_fraction_of_peak); `bench accept`
+    judges the same rule as a FAIL line instead."""
+    from recoque.bench.accept import load_policy
+
+    ceiling = load_policy().ceiling_fraction
+    for i, r in enumerate(doc.results):
+        if r.peak and r.achieved > ceiling * r.peak:
+            raise BadInput(f"{origin}: results[{i}] {r.benchmark} {r.op} {r.dtype}: {r.achieved:.4g} {r.unit} is "
+                           f"{r.achieved / r.peak:.3g} x the record's peak {r.peak:.4g} (at most {ceiling:g} x)",
+                           "only a timing, work-count or label error gives this: re-run `recoque bench --out`")
 
 
 # --- a measured profile meets a system ---------------------------------------------------------------

@@ -28,6 +28,12 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
         raise BadInput("--device and --out apply only when measuring here (no results files given)",
                        "drop them to judge the files, or drop the files to measure this node")
     if files:
+        seen = [f.resolve() for f in files]
+        twice = next((f for f, r in zip(files, seen) if seen.count(r) > 1), None)
+        if twice is not None:  # one GPU counted twice would pass the sibling check with itself
+            from recoque.errors import BadInput
+
+            raise BadInput(f"{twice} is given more than once", "pass each GPU's results file once")
         docs = [load_results(str(f)) for f in files]
         paths: list[Optional[Path]] = list(files)
     else:

@@ -20,10 +20,14 @@ def compare(files: List[Path] = typer.Argument(..., help="baseline A.json, then 
     """Compare benchmark runs: ratio B/A per case with its uncertainty (bootstrap of medians)."""
     from recoque.bench.compare import compare_many, method_text
     from recoque.bench.schema import load_results
+    from recoque.inputs import check_rates_below_peak
 
     names = [f.name for f in files]
     labels = names if len(set(names)) == len(names) else [str(f) for f in files]
-    comps = compare_many([(label, load_results(str(f))) for label, f in zip(labels, files)], min_effect)
+    docs = [load_results(str(f)) for f in files]
+    for f, d in zip(files, docs):
+        check_rates_below_peak(d, str(f))
+    comps = compare_many(list(zip(labels, docs)), min_effect)
     if as_json:
         emit_json({"comparisons": [c.to_json() for c in comps]})
     else:

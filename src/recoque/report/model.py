@@ -13,6 +13,7 @@ from recoque.bench.compare import flatten
 from recoque.bench.schema import ResultsDocument, document_from_json
 from recoque.errors import BadInput
 from recoque.fileio import read_json
+from recoque.inputs import check_rates_below_peak
 
 MAX_PLAN_ROWS = 40
 ACCEPT_KEYS = ("acceptance",)  # where bench/accept.py writes its verdicts into a results file
@@ -52,7 +53,9 @@ class Input:
 def load_input(path: str) -> Input:
     raw = read_json(path)
     # The acceptance verdicts (bench/accept.py) sit beside the results; the results loader checks them too.
-    return Input(str(path), raw, document_from_json(raw, origin=str(path)))
+    doc = document_from_json(raw, origin=str(path))
+    check_rates_below_peak(doc, str(path))
+    return Input(str(path), raw, doc)
 
 
 def load_plan(path: str) -> Mapping[str, Any]:
