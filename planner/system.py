@@ -128,6 +128,9 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
             if lo > hi:
                 raise BadInput(f"{where}: `{tkey}_low` {lo} is above `{tkey}_high` {hi}", "swap them")
             ranges[attr] = (lo * scale, hi * scale)
+            if v is not None and not lo <= v <= hi:
+                raise BadInput(f"{where}: `{tkey}` {v:g} is outside its own range {lo:g}..{hi:g}",
+                               f"make `{tkey}_low` <= `{tkey}` <= `{tkey}_high`")
             if v is None:
                 v = (lo * hi) ** 0.5 if lo > 0 else (lo + hi) / 2
         if v is not None:

@@ -123,8 +123,8 @@ def test_lora_keys_in_a_model_file_take_effect(tmp_path):
     (["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--tp", "2", "--gpus-per-replica", "4"], "disagree"),
     (["plan", "hpl", "-s", "/"], "is a folder"),
     (["plan", "train", "-w", "/", "-s", "node-8x-h100"], "is a folder"),
-    (["bench", "gemm", "--dtype", ""], "an empty dtype name"),
-    (["bench", "gemm", "--dtype", "bf16,,fp32"], "an empty dtype name"),
+    (["bench", "gemm", "--dtype", ""], "--dtype has an empty value"),
+    (["bench", "gemm", "--dtype", "bf16,,fp32"], "--dtype has an empty entry in its list"),
     (["plan", "infer", "-s", "node-8x-h100", "--max-num-tokens", "1"], "raise --max-num-tokens"),
     (["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--attention-dp"], "mistral-7b is dense"),
     (["plan", "infer", "-w", "mixtral-8x7b", "-s", "node-8x-h100", "--ep", "16"], "has 8 experts, which 16 does not"),
@@ -136,6 +136,13 @@ def test_lora_keys_in_a_model_file_take_effect(tmp_path):
      "--micro-batch 7 does not divide the 192 sequences"),
     (["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-h100", "--lora-rank", "16", "--lora-targets", "bogus"],
      "--lora-targets must be one of all, attention"),
+    # sweep 2: empty values fell back to defaults (another model, no profile, the current folder)
+    (["plan", "infer", "-s", "node-8x-h100", "-w", ""], "-w has an empty value"),
+    (["plan", "hpl", "-s", "h100-reference", "--profile="], "--profile has an empty value"),
+    (["plan", "train", "-s", "node-8x-h100", "-w", "mistral-7b", "--stack", " "], "--stack has an empty value"),
+    (["bench", "stream", "--quick", "--out", ""], "--out has an empty value"),
+    (["compare", "--systems", "h100-reference,,lumi-g", "--workload", "mistral-7b"], "an empty entry in its list"),
+    (["plan", "hpl", "-s", "h100-reference", "--power-limit-w", "1"], "below 0.25 x the h100_sxm board power"),
 ])
 def test_conflicting_or_empty_flags_are_one_line(args, words):
     r = _run(args)
@@ -188,3 +195,15 @@ def test_accept_with_no_floor_or_ceiling_is_nothing_to_judge_and_a_file_counts_o
     good = str(FIX / "planner_results_v2.json")
     r = _run(["bench", "accept", good, good, "--no-write"])
     assert r.exit_code == 2 and "is given more than once" in r.output
+
+
+@pytest.mark.parametrize("lines, words", [
+    ("node_power_kw = 50\nnode_power_kw_low = 6.5\nnode_power_kw_high = 10.2\n", "outside its own range 6.5..10.2"),
+    ("pue = 1000\n", "at most 3"),
+])
+def test_system_values_outside_their_range_are_refused(tmp_path, lines, words):
+    p = tmp_path / "s.toml"
+    p.write_text('[systems.mine]\ndevice = "h100_sxm"\ngpus = 64\ngpus_per_node = 8\n'
+                 "intra_node_bandwidth_gb_s = 450\ninter_node_bandwidth_gb_s = 50\n" + lines)
+    r = _run(["plan", "hpl", "-s", str(p)])
+    assert r.exit_code == 2 and words in r.output, r.output

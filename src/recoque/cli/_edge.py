@@ -30,6 +30,22 @@ def check_numeric_options(group: Any) -> None:
             setattr(param, _CHECKED, True)
 
 
+def refuse_empty_values(argv: list[str]) -> None:
+    """An empty name, path or list entry (`-w ''`, `--profile ''`, `--out ''`, `--systems a,,b`) is a
+    usage error: before, each fell back to a default silently (another model, no profile, the
+    current folder). Checked on the raw words, before any option converts them."""
+    for i, word in enumerate(argv):
+        flag, eq, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        text = value if eq or not flag else None
+        if text is None:
+            continue
+        name = flag or (argv[i - 1] if i and argv[i - 1].startswith("-") else "an argument")
+        if not text.strip():
+            raise _click.exceptions.UsageError(f"{name} has an empty value ({word!r}): give a value or leave it out")
+        if name.startswith("-") and "," in text and any(not p.strip() for p in text.split(",")):
+            raise _click.exceptions.UsageError(f"{name} has an empty entry in its list ({text!r}): drop the extra comma")
+
+
 def _numeric(param: Any) -> bool:
     """An int or float option: typer's own annotation, or click's parameter type on older typer."""
     desc = getattr(param, "type_descriptor", None)
@@ -82,6 +98,7 @@ def one_line_main(run: Callable[..., Any], args: Any = None, prog_name: Any = No
     if not standalone_mode:
         return run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
     try:
+        refuse_empty_values(list(sys.argv[1:] if args is None else args))
         rv = run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         if code == 130 and signals.first() is not None:
