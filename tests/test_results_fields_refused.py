@@ -143,6 +143,7 @@ def test_lora_keys_in_a_model_file_take_effect(tmp_path):
     (["bench", "stream", "--quick", "--out", ""], "--out has an empty value"),
     (["compare", "--systems", "h100-reference,,lumi-g", "--workload", "mistral-7b"], "an empty entry in its list"),
     (["plan", "hpl", "-s", "h100-reference", "--power-limit-w", "1"], "below 0.25 x the h100_sxm board power"),
+    (["report", str(FIX / "planner_results_v2.json"), "--no-plots", "--plots", "pdir"], "contradict each other"),
 ])
 def test_conflicting_or_empty_flags_are_one_line(args, words):
     r = _run(args)

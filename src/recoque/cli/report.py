@@ -25,6 +25,8 @@ def report(files: List[Path] = typer.Argument(..., help="results files from `rec
     if out is None and plots is None and csv_out is None and not as_json:
         raise BadInput("nothing to write", "name an output: --out report.html, --out report.md, --csv results.csv "
                                            "or --plots DIR")
+    if no_plots and plots is not None:  # before, --plots was dropped silently and nothing was written
+        raise BadInput("--plots and --no-plots contradict each other", "drop one of them")
     # the names are checked before anything is built or written: no half-written set of outputs
     if out is not None and out.suffix.lower() not in (".html", ".htm", ".md", ".markdown"):
         raise BadInput(f"--out {out}: unknown report format {out.suffix or '(no extension)'}",
