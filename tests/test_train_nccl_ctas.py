@@ -128,7 +128,7 @@ def test_cli_caps_round_trip_and_slow_the_ring():
 
 
 @pytest.mark.parametrize("bad, why", [("cp1", "is not communicator=count"), ("ep=1", "unknown communicator"),
-                                      ("cp=0", "integers 1..64"), (",", "is empty")])
+                                      ("cp=0", "integers 1..64"), (",", "an empty entry")])
 def test_cli_bad_caps_are_one_line_and_exit_2(bad, why):
     r, _ = _cli("--nccl-max-ctas", bad)
     assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output
