@@ -506,9 +506,6 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
     _check_labels_and_work(rec, where, fix)
 
 
-RECORD_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "bytes", "u8")  # bench/suite.ALL_DTYPES, and transfers' units
-
-
 def _record_ops() -> dict[str, tuple[str, ...]]:
     """The op names each benchmark (bench/suite.py BENCHMARKS) writes: the kernels' own lists where
     they import without torch; gemm's from bench/gemm.py, attention's from bench/attention.py (and
@@ -534,8 +531,9 @@ def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None
         raise BadInput(f"{where}: unknown benchmark {bench!r}", f"one of {', '.join(known)}; or {fix}")
     if bench == "stream" and rec["op"] not in known[bench]:  # the op sets the bytes a call moves
         raise BadInput(f"{where}: unknown stream op {rec['op']!r}", f"one of {', '.join(known[bench])}; or {fix}")
-    if dtype not in RECORD_DTYPES:
-        raise BadInput(f"{where}: unknown dtype {dtype!r}", f"one of {', '.join(RECORD_DTYPES)}; or {fix}")
+    dtypes = G.DTYPES + ("bytes", "u8")  # the GEMM kernel's dtypes (the suite's too), and transfers' units
+    if dtype not in dtypes:
+        raise BadInput(f"{where}: unknown dtype {dtype!r}", f"one of {', '.join(dtypes)}; or {fix}")
     want = None
     if bench == "gemm" and all(_number_ok(p.get(k)) for k in "mnk"):
         want = ("flop_count", G.flop_count(int(p["m"]), int(p["n"]), int(p["k"])))
