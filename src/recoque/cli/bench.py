@@ -93,14 +93,13 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
         json_out, out, append = False, None, False
     if append and out is None:
         raise BadInput("--append needs --out FILE", "name the file to add to")
-    if out is not None:
-        _check_target(out, append, force)
+    existing = _check_target(out, append, force) if out is not None else None
     device = detect(device_str)
     session = distributed.start(dworld, device) if dworld.distributed else None
     env = environment.capture(device)
     kept.start(env={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json())
-    if append and out is not None and out.is_file():  # refuse another machine's file before measuring
-        check_same_machine(load_results(str(out)), kept.env["fingerprint"], str(out))
+    if append and existing is not None:  # refuse another machine's file before measuring
+        check_same_machine(existing, kept.env["fingerprint"], str(out))
     from recoque.render import StageLog  # H13: one line per finished stage in logs (stderr not a terminal)
 
     bar = sys.stderr.isatty() or os.environ.get("RECOQUE_PROGRESS", "").strip().lower() == "lines"
@@ -188,13 +187,15 @@ class _Kept:
             created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"), tool_version=__version__)
 
 
-def _check_target(out: Path, append: bool, force: bool) -> None:
+def _check_target(out: Path, append: bool, force: bool) -> ResultsDocument | None:
     """Say at the start, not after an hour, when --out cannot be written. A file that is not a results
     file (and no --force) is refused before anything runs; for a folder problem the run goes on and
-    the results then go to a fallback file."""
+    the results then go to a fallback file. Returns the existing results file it read (for --append's
+    machine check), or None."""
+    existing = None
     if out.is_file() and not (force and not append):
         try:
-            load_results(str(out))
+            existing = load_results(str(out))
         except BadInput as exc:
             raise BadInput(f"--out {out} exists and is not a readable results file ({exc.what}): nothing was run",
                            "pass --force to replace it, or choose another --out") from None
@@ -203,6 +204,7 @@ def _check_target(out: Path, append: bool, force: bool) -> None:
                else "its folder is not writable" if not os.access(folder, os.W_OK) else None)
     if problem:
         _say(f"warning: --out {out}: {problem}; the results will be saved to a fallback file")
+    return existing
 
 
 def _store(doc: ResultsDocument, out: Path | None, append: bool, force: bool) -> tuple[Path | None, WriteFailed | None]:
