@@ -186,7 +186,7 @@ def _summary(doc: "ResultsDocument") -> list[dict[str, Any]]:
     return json_rows(doc)
 
 
-def _migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
+def _migrate_v1(doc: dict[str, Any], origin: str) -> dict[str, Any]:
     """v1: `times_ms` raw samples, `value` for the achieved rate (dropped: recomputed)."""
     out = dict(doc)
     out["results"] = []
@@ -195,6 +195,9 @@ def _migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(rec, dict) or not isinstance(rec.get("times_ms", []), list):
             out["results"].append(rec)  # left as found: the field checks name what is wrong
             continue
+        if "times_ms" in rec and "times_s" in rec:  # which one holds the samples cannot be guessed
+            raise BadInput(f"{origin}: record {rec.get('op', '?')!r} holds both `times_ms` (schema 1) and `times_s`",
+                           "keep one: schema 1 files store times_ms; or set schema_version 2 and keep times_s")
         r = {k: v for k, v in rec.items() if k not in ("times_ms", "value")}
         r["times_s"] = [t / 1e3 if isinstance(t, (int, float)) and not isinstance(t, bool) else t
                         for t in rec.get("times_ms", [])]
@@ -221,7 +224,7 @@ def document_from_json(doc: Any, origin: str = "results") -> ResultsDocument:
     while version < SCHEMA_VERSION:
         if version not in _MIGRATIONS:
             raise BadInput(f"{origin}: schema_version {version} is too old to read", "re-run `recoque bench`")
-        doc = _MIGRATIONS[version](doc)
+        doc = _MIGRATIONS[version](doc, origin)
         version = doc["schema_version"]
     if not isinstance(doc.get("results"), list):
         raise BadInput(f"{origin}: `results` must be a list", "re-run `recoque bench`")

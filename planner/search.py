@@ -115,7 +115,9 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     sp_all = [False, True] if (tp > 1 and stack.sequence_parallel) else [False]
     if not full and tp_intra and True in sp_all and "sequence_parallel" not in pins:
         sp_all = [True]
-    sp = [x for x in sp_all if _ok(pins, "sequence_parallel", x)] if tp > 1 else [False]
+    sp = [x for x in (sp_all if tp > 1 else [False]) if _ok(pins, "sequence_parallel", x)]
+    if pins.get("tp_overlap"):  # the overlap runs on sequence parallelism's collectives: a pin needs it on
+        sp = [x for x in sp if x]
     zs = list(stack.zero_stages()) if dp > 1 else [0]
     if pp > 1:  # DeepSpeed's pipeline engine asserts ZeRO < 2 (seeds/stacks.toml)
         zs = [z for z in zs if z <= stack.pipeline_max_zero]
@@ -128,7 +130,8 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     if not full and True in ov_all:
         ov_all = [True]
     ov = [x for x in ov_all if _ok(pins, "dp_overlap", x)]
-    ep = [e for e in divisors(model.experts) if dp % e == 0 and _ok(pins, "ep", e)] if model.moe else [1]
+    ep = [e for e in divisors(model.experts) if dp % e == 0 and _ok(pins, "ep", e)
+          and (e > 1 or not pins.get("ep_overlap"))] if model.moe else [1]
     rows = []
     for z in zs:
         rs = [True, False] if z >= 3 else [True]
@@ -149,6 +152,8 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
 
 
 def _cp_options(model: Any, rest: int, stack: Stack, pins: Mapping[str, Any]) -> list[int]:
+    if pins.get("cp_a2a"):  # a pinned all-to-all needs context parallelism to run it
+        return [c for c in _cp_options(model, rest, stack, {k: v for k, v in pins.items() if k != "cp_a2a"}) if c > 1]
     if "cp" in pins:
         return [pins["cp"]] if rest % pins["cp"] == 0 else []
     if not stack.context_parallel:

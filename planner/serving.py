@@ -110,6 +110,10 @@ class ServingRequest:
         for name in ("weights", "activations", "kv_cache"):
             if getattr(self, name) not in DTYPE_BYTES:
                 raise BadInput(f"unknown {name} dtype {getattr(self, name)!r}", f"use one of {', '.join(DTYPE_BYTES)}")
+        if DTYPE_BYTES[self.activations] < DTYPE_BYTES[self.weights]:
+            # Weight-only quantisation (W8A16, W4A8) exists; activations narrower than the weights do not.
+            raise BadInput(f"activations {self.activations} are narrower than weights {self.weights}: no engine runs that",
+                           f"pass --weights {self.activations} too, or --activations {self.weights}")
         if self.engine not in sr.ENGINES:
             raise BadInput(f"unknown engine {self.engine!r}", f"use one of {', '.join(sr.ENGINES)}")
         if self.engine_efficiency is not None and not (isinstance(self.engine_efficiency, (int, float))
@@ -593,6 +597,15 @@ def supported_precision(spec: Any, req: ServingRequest) -> tuple[ServingRequest,
     return replace(req, **fit), note
 
 
+def _check_context(model: Any, model_name: str, req: ServingRequest) -> None:
+    """An engine refuses a request longer than the model's window (vLLM: max_model_len): no plan serves it."""
+    window = getattr(model, "context_window_tokens", 0)
+    if window and req.prompt_tokens + req.output_tokens > window:
+        raise DoesNotFit(f"prompt {req.prompt_tokens:,} + output {req.output_tokens:,} tokens exceed {model_name}'s "
+                       f"context window of {window:,} tokens",
+                       "shorten --prompt-tokens / --output-tokens, or use a model with a longer window")
+
+
 def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: ServingRequest, profile: Any = None,
                      gemm_shapes: Any = None) -> ServingEstimate:
     """`gemm_shapes` (serving_rates.GemmShapes from the --profile results file): measured GEMM
@@ -603,6 +616,7 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
         raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate",
                        f"use --weights/--activations {' or '.join(usable)}")
     _check_expert_flags(model, model_name, req)
+    _check_context(model, model_name, req)
     engine = sr.load_engine(req.engine)
     if req.engine_efficiency:
         engine = replace(engine, efficiency=(req.engine_efficiency,) * 3, source="set by the user")

@@ -39,6 +39,8 @@ class StencilKernel:
         for k in ("grid_points", "fields", "flops_per_point_field", "bytes_per_point_field", "sweeps"):
             if getattr(self, k) <= 0:
                 raise BadInput(f"stencil `{k}` must be positive, got {getattr(self, k)}", "fix the workload")
+        if self.grid_points != int(self.grid_points):
+            raise BadInput(f"stencil `grid_points` must be a whole number, got {self.grid_points!r}", "give a point count")
         if self.points_per_gpu is not None and self.points_per_gpu <= 0:
             raise BadInput(f"stencil `points_per_gpu` must be positive, got {self.points_per_gpu}", "fix the workload")
 
@@ -91,6 +93,11 @@ def _sweep_time(n: float, k: StencilKernel, bw: float, fl: float, link: float, l
 
 def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) -> StencilEstimate:
     spec = get_device_spec(system.device)
+    block = (2.0 * k.halo_width + 1.0) ** 3  # the smallest block with an interior beyond its halo on every side
+    if k.points(system.gpus) / system.gpus < block:
+        raise DoesNotFit(f"{k.points(system.gpus):,.0f} grid points over {system.gpus:,.0f} GPUs leave each GPU less than "
+                         f"a {block:.0f}-point block (halo width {k.halo_width:g} on every side)",
+                         "use a larger grid (--grid-points) or fewer GPUs (--gpus)")
     if spec.hbm_bytes is not None:
         resident = k.points(system.gpus) / system.gpus * k.fields * FP64_BYTES * 2  # two time levels
         if resident > spec.hbm_bytes:

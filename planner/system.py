@@ -155,7 +155,24 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         raise BadInput(f"{where}: a power limit is one setting, not a range", "give `gpu_power_limit_w` alone")
     if spec.gpu_power_limit_w is not None:
         power.clock_factor(spec)  # a limit above the device's board power is refused here, where it enters
+    _check_node_power_holds_gpus(spec, where)
     return spec
+
+
+def _check_node_power_holds_gpus(spec: SystemSpec, where: str) -> None:
+    """A node draws at least what its GPUs do at full load (board power, or the cap): the presets'
+    nodes state 1.2-1.8x that. A lower central figure is a unit slip (W for kW) or a per-GPU figure."""
+    from recoque.catalog import load_catalog
+
+    if spec.node_power_w is None or spec.device not in load_catalog():
+        return
+    tdp = power.board_power_w(spec)
+    if not tdp:
+        return
+    gpus_w = spec.gpus_per_node * min(tdp, spec.gpu_power_limit_w or tdp)
+    if spec.node_power_w < gpus_w:
+        raise BadInput(f"{where}: `node_power_kw` {spec.node_power_w / 1e3:g} is below what its {spec.gpus_per_node} GPUs "
+                       f"draw at full load ({gpus_w / 1e3:g} kW)", "give the whole node's power in kW")
 
 
 def load_system(name_or_path: str) -> SystemSpec:

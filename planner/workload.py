@@ -16,7 +16,7 @@ from recoque.errors import BadInput
 _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len_tokens",
              "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",
              "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "expert_groups", "group_topk",
-             "sliding_window", "sliding_layers")
+             "sliding_window", "sliding_layers", "context_window_tokens")
 _BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias")
 
 
@@ -59,6 +59,9 @@ class TransformerSpec:
     # tokens only): `sliding_layers` of the layers do, the rest attend to the whole context.
     sliding_window: int = 0
     sliding_layers: int = 0
+    # The longest prompt + output the released model serves (its config's max_position_embeddings,
+    # what vLLM takes as max_model_len); 0 = not stated, nothing checked.
+    context_window_tokens: int = 0
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     rope_head_dim: int = 0
@@ -78,7 +81,8 @@ class TransformerSpec:
         if self.active_experts > self.experts:
             raise BadInput(f"model {self.name}: active_experts above experts", "fix the model file")
         for k in ("shared_experts", "dense_layers", "dense_ffn_hidden", "q_lora_rank", "kv_lora_rank",
-                  "rope_head_dim", "v_head_dim", "expert_groups", "group_topk", "sliding_window", "sliding_layers"):
+                  "rope_head_dim", "v_head_dim", "expert_groups", "group_topk", "sliding_window", "sliding_layers",
+                  "context_window_tokens"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise BadInput(f"model {self.name}: `{k}` must be a non-negative integer, got {v!r}", "fix the model file")
@@ -339,8 +343,30 @@ def _model_from_raw(key: str, raw: Mapping[str, Any], where: str) -> Transformer
     norm = str(raw.get("norm", "layernorm"))
     if norm not in ("layernorm", "rmsnorm"):
         raise BadInput(f"{where}: norm must be layernorm or rmsnorm, got {norm!r}", "fix the model file")
-    return TransformerSpec(name=str(raw.get("name", key)), norm=norm, key=key,
+    if kw.get("experts", 1) > 1 and "active_experts" not in kw:
+        raise BadInput(f"{where}: `experts` without `active_experts` (the experts each token is routed to)",
+                       "add active_experts, e.g. 2 for Mixtral, 8 for DeepSeek-V3")
+    spec = TransformerSpec(name=str(raw.get("name", key)), norm=norm, key=key,
                            sources=dict(raw.get("sources", {})), **kw)
+    _check_published_size(spec, raw, where)
+    return spec
+
+
+# The architecture's count against the size the file states: the presets agree within 1.5%
+# (tests/test_planner_workload.py); beyond 10% a key is wrong (a per-expert width given as the total...).
+PUBLISHED_SIZE_TOLERANCE = 0.10
+
+
+def _check_published_size(spec: TransformerSpec, raw: Mapping[str, Any], where: str) -> None:
+    for key, count in (("published_params_b", spec.params_total), ("published_active_params_b", spec.params_active)):
+        stated = raw.get(key)
+        if stated is None:
+            continue
+        derived_b = count() / 1e9
+        if abs(derived_b / stated - 1.0) > PUBLISHED_SIZE_TOLERANCE:
+            raise BadInput(f"{where}: the architecture gives {derived_b:.3g} B parameters, `{key}` says {stated:g} B",
+                           "check layers, hidden, ffn_hidden, heads, experts and vocab against the model's config, "
+                           "or correct the stated size")
 
 
 def _models_table(name_or_path: str) -> tuple[dict[str, Any], str, str]:
@@ -385,6 +411,10 @@ def load_training_workload(name_or_path: str, tokens_to_train: float | None = No
         tr = {"global_batch_seqs": global_batch_seqs}
     if tokens_to_train is not None:  # given on the command line: replaces the run's, and is not published
         tr = {**tr, "tokens_to_train": tokens_to_train, "tokens_published": False}
+    if "seq_len_tokens" in tr and (isinstance(tr["seq_len_tokens"], bool) or not isinstance(tr["seq_len_tokens"], int)
+                                   or tr["seq_len_tokens"] <= 0):
+        raise BadInput(f"{where}: `seq_len_tokens` must be a positive integer, got {tr['seq_len_tokens']!r}",
+                       "give the training sequence length in tokens, or leave it out for the model's")
     for k in ("tokens_to_train", "global_batch_seqs"):
         v = tr.get(k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:

@@ -2,6 +2,8 @@
 case against the closed form, preemption when the lockstep peak exceeds the KV memory, and the
 --requests flag through the CLI."""
 import json
+import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -137,10 +139,15 @@ def test_a_preempting_run_of_many_waves_is_followed_for_a_bounded_number():
     assert long.tokens_per_s == pytest.approx(shorter.tokens_per_s, rel=1e-9)
 
 
-def test_a_request_longer_than_the_kv_memory_is_refused_not_followed():
+def test_a_request_longer_than_the_kv_memory_is_refused_not_followed(tmp_path):
     with pytest.raises(ValueError, match="more KV cache"):
         sw.run(wave(kv_tokens=400))          # 100 + 400 tokens per request
-    r = runner.invoke(app, ["plan", "infer", "--system", "node-8x-h100", "--model", "llama3-405b", "--tp", "8",
+    # a model file that states no context window: the KV memory is what refuses the request
+    text = (Path(__file__).parents[1] / "seeds" / "models.toml").read_text()
+    block = re.search(r"\[models\.llama3-405b\].*?(?=\n\[models\.llama2-70b\])", text, re.S).group(0)
+    model = tmp_path / "m.toml"
+    model.write_text(re.sub(r"\ncontext_window_tokens = \d+", "", block))
+    r = runner.invoke(app, ["plan", "infer", "--system", "node-8x-h100", "--model", str(model), "--tp", "8",
                             "--dtype", "fp8", "--prompt-tokens", "100000", "--output-tokens", "900000",
                             "--requests", "4"])
     assert r.exit_code != 0 and "Traceback" not in r.output and "KV" in r.output

@@ -74,6 +74,14 @@ BAD = {
     "sources not a table": (DEVICE.replace("tdp_w = 1800", "tdp_w = 1800\nsources = 5"), "sources must be a table"),
     "low above high": (DEVICE.replace("bf16_tflops = 4000", "bf16_tflops = 4000\nbf16_tflops_low = 5000\n"
                                       "bf16_tflops_high = 4500"), "bf16_tflops_low 5000 is above"),
+    "unknown vendor": (DEVICE.replace('vendor = "nvidia"', 'vendor = "quantum"'), "vendor 'quantum' is not one of"),
+    "fractional compute units": (DEVICE.replace("tdp_w = 1800", "tdp_w = 1800\ncompute_units = 132.5"),
+                                 "compute_units must be a whole number"),
+    "fractional scale-up links": (DEVICE.replace("tdp_w = 1800", "tdp_w = 1800\nscaleup_links = 17.5"),
+                                  "scaleup_links must be a whole number"),
+    "central figure outside its range": (DEVICE.replace("bf16_tflops = 4000", "bf16_tflops = 4000\nbf16_tflops_low = 4500\n"
+                                                        "bf16_tflops_high = 5000"), "outside its own range"),
+    "milliwatt board power": (DEVICE.replace("tdp_w = 1800", "tdp_w = 0.001"), "tdp_w 0.001 W is outside"),
 }
 
 

@@ -35,6 +35,10 @@ SOURCE_GROUPS = {
 NUMERIC_KEYS = tuple(k for keys in SOURCE_GROUPS.values() for k in keys)
 _OTHER_KEYS = ("vendor", "name", "match_names", "exclude_names", "gfx_arch", "detectable", "fp8_format",
                "status", "notes", "sources", "scaleup_topology")
+VENDORS = ("amd", "nvidia", "intel", "cpu")
+# A board power a datasheet could state: the catalog's parts span 250-1,400 W; a 10 W edge module
+# and a 5 kW superchip bound what a file may give (a 0.001 W typo would make every GF/W absurd).
+TDP_W_RANGE = (10.0, 5000.0)
 # How a part's scale-up links reach its peers: through switches (NVSwitch: a transfer to one peer can
 # use every link) or as a direct mesh (AMD Infinity Fabric: one peer sits behind its own link(s)).
 SCALEUP_TOPOLOGIES = ("switch", "mesh")
@@ -115,6 +119,23 @@ def _texts(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _check_counts_and_ranges(raw: Mapping[str, Any], where: str) -> None:
+    """Counts are whole; a central figure sits inside its own low-high; a board power is plausible."""
+    for count in ("compute_units", "scaleup_links"):
+        v = raw.get(count)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v != int(v):
+            raise BadInput(f"{where}: {count} must be a whole number, got {v!r}", "fix the [devices] table")
+    for rk in RATE_KEYS:
+        v, lo, hi = (raw.get(f"{rk}_tflops{sfx}") for sfx in ("", "_low", "_high"))
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (v, lo, hi)) and lo <= hi and not lo <= v <= hi:
+            raise BadInput(f"{where}: {rk}_tflops {v:g} lies outside its own range {lo:g}-{hi:g}",
+                           "fix the figure or its _low/_high")
+    tdp = raw.get("tdp_w")
+    if isinstance(tdp, (int, float)) and not isinstance(tdp, bool) and not TDP_W_RANGE[0] <= tdp <= TDP_W_RANGE[1]:
+        raise BadInput(f"{where}: tdp_w {tdp:g} W is outside {TDP_W_RANGE[0]:g}-{TDP_W_RANGE[1]:g} W",
+                       "give the board power in watts")
+
+
 def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.toml") -> DeviceSpec:
     where = f"{origin} [devices.{key}]"
     if not isinstance(raw, Mapping):
@@ -131,6 +152,9 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
             raise BadInput(f"{where}: {text_key} must be text, got {raw[text_key]!r}", "fix the [devices] table")
     if not isinstance(raw.get("sources", {}), Mapping):
         raise BadInput(f"{where}: sources must be a table of text, got {raw['sources']!r}", "fix the [devices] table")
+    if raw["vendor"] not in VENDORS:
+        raise BadInput(f"{where}: vendor {raw['vendor']!r} is not one of {', '.join(VENDORS)}", "fix the [devices] table")
+    _check_counts_and_ranges(raw, where)
     fp8_format = raw.get("fp8_format")
     if fp8_format is not None and fp8_format not in FP8_FORMATS:
         raise BadInput(f"{where}: fp8_format {fp8_format!r} is not one of {FP8_FORMATS}", "fix the [devices] table")

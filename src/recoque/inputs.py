@@ -108,9 +108,23 @@ def closest(key: str, known: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
+# A key in another unit than the one it resembles: renaming alone would keep the old numbers.
+UNIT_SUFFIX_FACTORS = {("_ms", "_s"): "divide the values by 1,000", ("_us", "_s"): "divide the values by 1,000,000",
+                       ("_ns", "_s"): "divide the values by 1e9", ("_kw", "_w"): "multiply the values by 1,000",
+                       ("_w", "_kw"): "divide the values by 1,000", ("_mb", "_gb"): "divide the values by 1,000",
+                       ("_tb", "_gb"): "multiply the values by 1,000"}
+
+
 def unknown_key(key: str, known: Iterable[str], where: str, fix: str) -> BadInput:
-    """`where: unknown key `kv_head` (rename it to `kv_heads`)`: the did-you-mean is the fix."""
-    near = closest(str(key), known)
+    """`where: unknown key `kv_head` (rename it to `kv_heads`)`: the did-you-mean is the fix; a key
+    that differs by its unit (`times_ms` for `times_s`) also says how to convert the numbers."""
+    key, known = str(key), list(known)
+    for (old, new), convert in UNIT_SUFFIX_FACTORS.items():
+        stem = key[: -len(old)] if key.endswith(old) else None
+        if stem and stem + new in known:
+            return BadInput(f"{where}: unknown key `{key}`",
+                            f"rename it to `{stem + new}` and {convert}: {old[1:]} -> {new[1:]}")
+    near = closest(key, known)
     return BadInput(f"{where}: unknown key `{key}`", f"did you mean `{near}`? rename it" if near else fix)
 
 
@@ -398,6 +412,7 @@ def check_results(doc: Mapping[str, Any], origin: str) -> None:
         if key in doc and value_problem(doc[key], kind):
             raise BadInput(f"{origin}: `{key}` {value_problem(doc[key], kind)}", fix)
     _check_device(doc.get("device", {}), f"{origin}: device", fix)
+    _check_provenance(doc, origin, fix)
     _check_acceptance(doc.get("acceptance", {}), f"{origin}: acceptance", fix)
     for key in ("results", "skipped", "warnings", "sweeps", "summary"):
         if key in doc and not isinstance(doc[key], list):
@@ -415,6 +430,27 @@ def check_results(doc: Mapping[str, Any], origin: str) -> None:
         for i, w in enumerate(doc.get(key, [])):
             if not isinstance(w, Mapping):
                 raise BadInput(f"{origin}: {key}[{i}] must be a table, got {w!r}", fix)
+
+
+DEVICE_KINDS = ("cuda", "rocm", "cpu")  # bench/devices.Device.kind
+
+
+def _check_provenance(doc: Mapping[str, Any], origin: str, fix: str) -> None:
+    """What only the harness writes: its own name, a UTC timestamp, a device kind it knows."""
+    from datetime import datetime
+
+    tool = doc.get("tool", {})
+    if tool.get("name", "recoque") != "recoque":
+        raise BadInput(f"{origin}: tool.name is {tool['name']!r}; only recoque's own results files are read", fix)
+    kind = doc.get("device", {}).get("kind")
+    if kind is not None and kind not in DEVICE_KINDS:
+        raise BadInput(f"{origin}: device.kind {kind!r} is not one of {', '.join(DEVICE_KINDS)}", fix)
+    stamp = doc.get("created_utc")
+    if stamp:
+        try:
+            datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadInput(f"{origin}: created_utc {stamp!r} is not an ISO 8601 time (2026-12-04T15:36:51+00:00)", fix) from None
 
 
 def _check_device(dev: Mapping[str, Any], where: str, fix: str) -> None:
@@ -489,6 +525,9 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
     for k in ("flop_count", "bytes_moved"):
         if rec.get(k) is not None and value_problem(rec[k], COUNT):
             raise BadInput(f"{where}: `{k}` {value_problem(rec[k], COUNT)}", fix)
+    work_key = "flop_count" if rec["unit"] == "TFLOP/s" else "bytes_moved"  # what the harness divides by time
+    if not rec.get(work_key):
+        raise BadInput(f"{where}: a record in {rec['unit']} needs `{work_key}` (the work per call), and has none", fix)
     for k in ("peak", "achieved", "fraction_of_peak"):
         if rec.get(k) is not None and value_problem(rec[k], POSITIVE):
             raise BadInput(f"{where}: `{k}` {value_problem(rec[k], POSITIVE)} (or null)", fix)

@@ -44,6 +44,12 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
          power_limit_w: Optional[float] = power_limit_option()) -> None:
     """Plan a workload on a system with default assumptions, each printed."""
     if ctx.invoked_subcommand is not None:
+        given = [f for f, v in (("--system", system), ("--workload", workload), ("--gpus", gpus), ("--profile", profile),
+                                ("--json", as_json), ("--profile-anyway", profile_anyway),
+                                ("--power-limit-w", power_limit_w)) if v not in (None, False)]
+        if given:  # they belong to `plan` itself; the subcommand would say its own are missing
+            raise BadInput(f"{given[0]} is given before `{ctx.invoked_subcommand}`",
+                           f"put the options after the subcommand: recoque plan {ctx.invoked_subcommand} {given[0]} ...")
         return
     if not system and not workload:
         typer.echo(ctx.get_help())

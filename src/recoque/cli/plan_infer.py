@@ -42,6 +42,10 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any]) -> ServingRequest:
 
     base = Serving.from_workload(w).request() if w else ServingRequest()
     dtype = flags.pop("dtype")
+    clash = [k for k in ("weights", "activations") if dtype and flags[k] and flags[k] != dtype]
+    if clash:  # --kv-cache may differ: the shorthand with a wider or narrower cache is a common setting
+        raise BadInput(f"--dtype {dtype} and --{clash[0]} {flags[clash[0]]} disagree",
+                       f"give --dtype alone, or --weights/--activations/--kv-cache without it")
     if dtype:
         for k in ("weights", "kv_cache"):
             flags[k] = flags[k] or dtype

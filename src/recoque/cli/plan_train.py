@@ -196,6 +196,10 @@ def train(
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
             "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a, "ep_overlap": ep_overlap}
     pins = {k: v for k, v in pins.items() if v is not None}
+    if fp8_param_gather and dtype not in ("fp8", "fp4"):
+        raise BadInput(f"--fp8-param-gather gathers the weights' fp8 copy, which --dtype {dtype} training does not keep",
+                       "drop --fp8-param-gather, or train with --dtype fp8")
+    _check_tokens(wl)
     _check_pinned_shape(pins, gpus, sysspec)
     _check_pins_against_model(pins, wl)
     curve = None
@@ -250,6 +254,8 @@ def _ctas(text: Optional[str]) -> Optional[dict]:
         key, sep, val = part.partition("=")
         if not sep or not val.strip().isdigit():
             raise BadInput(f"--nccl-max-ctas: {part!r} is not communicator=count", "write e.g. --nccl-max-ctas cp=1,dp=8")
+        if key.strip() in out:
+            raise BadInput(f"--nccl-max-ctas: {key.strip()!r} given twice", "give each communicator once")
         out[key.strip()] = int(val)
     if not out:
         raise BadInput("--nccl-max-ctas is empty", "write e.g. --nccl-max-ctas cp=1,dp=8")
@@ -265,6 +271,7 @@ def _check_pins_against_model(pins: dict, wl) -> None:  # noqa: ANN001 - Trainin
     """Pins that no GPU count can satisfy, named before the search (the search would only report an
     empty space and blame the GPU count). The rules are the search's own (planner/search.py)."""
     heads, batch = wl.model.heads, wl.global_batch_seqs
+    _check_switch_pins(pins, wl)
     if pins.get("vpp", 1) > 1 and pins.get("pp") == 1:
         raise BadInput(f"--vpp {pins['vpp']} needs --pp 2 or more", "interleaving splits each pipeline stage; drop --vpp or raise --pp")
     if "tp" in pins and heads % pins["tp"]:
@@ -277,6 +284,29 @@ def _check_pins_against_model(pins: dict, wl) -> None:  # noqa: ANN001 - Trainin
     if "micro_batch" in pins and "dp" in pins and per_replica % pins["micro_batch"]:
         raise BadInput(f"--micro-batch {pins['micro_batch']} does not divide the {per_replica} sequences each of the "
                        f"--dp {pins['dp']} replicas gets", "pick a --micro-batch that divides global batch / dp")
+
+
+def _check_switch_pins(pins: dict, wl) -> None:  # noqa: ANN001 - TrainingWorkload
+    """A switch pinned on needs the parallelism it runs on; pinned off that parallelism, it could only
+    come back as a plan with the switch off."""
+    if pins.get("tp") == 1 and (pins.get("sp") or pins.get("tp_overlap")):
+        flag = "--sp" if pins.get("sp") else "--tp-overlap"
+        raise BadInput(f"{flag} needs tensor parallelism, but --tp is 1", f"drop {flag}, or pin --tp 2 or more")
+    if pins.get("tp_overlap") and pins.get("sp") is False:
+        raise BadInput("--tp-overlap overlaps sequence parallelism's collectives, and --no-sp turns it off",
+                       "drop one of --tp-overlap / --no-sp")
+    if pins.get("cp_a2a") and pins.get("cp") == 1:
+        raise BadInput("--cp-a2a runs context parallelism, but --cp is 1", "drop --cp-a2a, or pin --cp 2 or more")
+    if pins.get("ep_overlap") and not wl.model.moe:
+        raise BadInput(f"--ep-overlap overlaps the experts' all-to-all, and {wl.model.name} has no experts",
+                       "drop --ep-overlap; it applies to mixture-of-experts models")
+
+
+def _check_tokens(wl) -> None:  # noqa: ANN001 - TrainingWorkload
+    if wl.tokens_to_train < wl.tokens_per_iteration:
+        raise BadInput(f"{wl.tokens_to_train:.3g} tokens to train are less than one iteration "
+                       f"({wl.global_batch_seqs:,} sequences x {wl.seq_len:,} tokens = {wl.tokens_per_iteration:,})",
+                       "give --tokens of at least one global batch, or a smaller --global-batch")
 
 
 def _check_pinned_shape(pins: dict, gpus: Optional[int], system) -> None:  # noqa: ANN001 - SystemSpec
