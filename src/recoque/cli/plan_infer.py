@@ -45,7 +45,7 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any]) -> ServingRequest:
     clash = [k for k in ("weights", "activations") if dtype and flags[k] and flags[k] != dtype]
     if clash:  # --kv-cache may differ: the shorthand with a wider or narrower cache is a common setting
         raise BadInput(f"--dtype {dtype} and --{clash[0]} {flags[clash[0]]} disagree",
-                       f"give --dtype alone, or --weights/--activations/--kv-cache without it")
+                       "give --dtype alone, or --weights/--activations/--kv-cache without it")
     if dtype:
         for k in ("weights", "kv_cache"):
             flags[k] = flags[k] or dtype
