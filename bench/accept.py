@@ -220,7 +220,8 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
     if not docs:
         raise BadInput("acceptance needs at least one results document", "pass results files or let it run the quick suite")
     policy = policy or load_policy()
-    checks = [c for d in docs for c in check_document(d, policy)] + check_siblings(docs, policy)
+    checks = [c for d in docs for c in check_document(d, policy) + _whole_run(d, check_document(d, policy))]
+    checks += check_siblings(docs, policy)
     if not checks:
         raise BadInput("nothing to judge: the results hold no GEMM, STREAM or collective figure",
                        "run `recoque bench all --quick` (or pass files it wrote), then `recoque bench accept`")
@@ -230,6 +231,20 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
                        "acceptance floors exist for the GPUs in seeds/acceptance.toml; `recoque report` shows the figures")
     order = {gpu_label(d): i for i, d in enumerate(docs)}
     return Acceptance(tuple(sorted(checks, key=lambda c: (order.get(c.gpu, 0), c.figure))))  # stable: floors first
+
+
+def _whole_run(doc: ResultsDocument, checks: list[Check]) -> list[Check]:
+    """A device is accepted on what it was measured to do: an interrupted run (complete false), or
+    floors none of which was measured, fail it (an empty results file was ACCEPTED before)."""
+    gpu, out = gpu_label(doc), []
+    if not doc.complete:
+        out.append(Check(gpu, "run complete", None, "", None, "the run was interrupted (complete false)",
+                         "re-run `recoque bench all` to the end", FAIL))
+    held = [c for c in checks if c.threshold is not None]
+    if held and all(c.measured is None for c in held):
+        out.append(Check(gpu, "anything measured", 0.0, "figures", float(len(held)),
+                         f"none of the {len(held)} figures with a floor was measured", "the results file", FAIL))
+    return out
 
 
 def checks_for(acceptance: Acceptance, doc: ResultsDocument) -> list[Check]:

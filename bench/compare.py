@@ -84,23 +84,24 @@ class Comparison:
     only_in_b: tuple[str, ...] = ()
     environment_differences: tuple[tuple[str, Any, Any], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    min_effect: float = MIN_EFFECT
 
     @property
     def n_significant(self) -> int:
         return sum(c.significant for c in self.cases)
 
     def to_json(self) -> dict[str, Any]:
-        return {"a": self.label_a, "b": self.label_b, "method": method_text(),
+        return {"a": self.label_a, "b": self.label_b, "method": method_text(self.min_effect),
                 "cases": [c.to_json() for c in self.cases], "only_in_a": list(self.only_in_a),
                 "only_in_b": list(self.only_in_b), "n_significant": self.n_significant,
                 "environment_differences": [{"field": k, "a": a, "b": b} for k, a, b in self.environment_differences],
                 "notes": list(self.notes)}
 
 
-def method_text() -> str:
+def method_text(min_effect: float = MIN_EFFECT) -> str:
     return (f"ratio = rate B / rate A at the median time; {int(CONFIDENCE * 100)}% percentile bootstrap of the "
             f"ratio of medians ({BOOTSTRAP_N} resamples, seed {BOOTSTRAP_SEED}); real when the interval excludes 1 "
-            f"and |ratio - 1| >= {MIN_EFFECT:.0%}")
+            f"and |ratio - 1| >= {min_effect:.0%}")
 
 
 # --------------------------------------------------------------------------- matching
@@ -259,7 +260,7 @@ def compare_documents(a: ResultsDocument, b: ResultsDocument, label_a: str = "A"
     if a.environment.get("fingerprint") and a.environment.get("fingerprint") == b.environment.get("fingerprint"):
         notes.append("same machine fingerprint: same host and software stack")
     return Comparison(label_a, label_b, cases, tuple(only_a), tuple(only_b),
-                      tuple(environment_differences(a, b)), tuple(dict.fromkeys(notes)))
+                      tuple(environment_differences(a, b)), tuple(dict.fromkeys(notes)), min_effect)
 
 
 def compare_many(docs: Sequence[tuple[str, ResultsDocument]], min_effect: float = MIN_EFFECT) -> list[Comparison]:

@@ -163,7 +163,7 @@ def _detect(req: str) -> Device:
         if gpus:
             return gpus[0]
         # Plain text, one line: the library does not render (the CLI owns rich).
-        print(f"WARNING: no GPU visible to torch: benchmarking the CPU ({why})", file=sys.stderr)
+        print(f"WARNING: no GPU visible to torch: using the CPU ({why})", file=sys.stderr)
         return detect_cpu()
     family, index = _GPU_FORM.match(req).groups()  # type: ignore[union-attr]
     if not gpus:

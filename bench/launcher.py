@@ -9,6 +9,7 @@ Backend: "nccl" on CUDA and ROCm (RCCL answers to that name), "gloo" on the CPU.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -158,7 +159,17 @@ def _from_slurm(env: Mapping[str, str]) -> World:
     return _checked(w)
 
 
+# The largest job any launcher here has run is ~10^5 ranks (Frontier: 37,888 GPUs); 2**20 leaves room
+# and keeps a typo (WORLD_SIZE=10^12) from waiting forever for ranks that never come.
+MAX_WORLD_SIZE = 2**20
+
+
 def _checked(w: World) -> World:
+    if not 1 <= w.master_port <= 65535:
+        raise BadInput(f"MASTER_PORT={w.master_port} is not a TCP port", "give a port from 1 to 65535, e.g. 29500")
+    if w.world_size > MAX_WORLD_SIZE:
+        raise BadInput(f"a world of {w.world_size:,} ranks ({w.launcher}) is more than {MAX_WORLD_SIZE:,}",
+                       "check WORLD_SIZE / SLURM_NTASKS")
     if w.world_size < 1 or not 0 <= w.rank < w.world_size:
         raise BadInput(f"rank {w.rank} is outside a world of {w.world_size} ({w.launcher})", "check the launcher's environment")
     if not 0 <= w.local_rank < max(1, w.local_world_size) or not 0 <= w.node_rank < max(1, w.nodes):
@@ -205,7 +216,8 @@ def timeouts(env: Mapping[str, str] | None = None) -> tuple[float, float]:
             v = float(env.get(key, default))
         except ValueError:
             raise BadInput(f"{key}={env[key]!r} is not a number of seconds", f"unset it or give seconds, e.g. {default:g}") from None
-        if v <= 0:
-            raise BadInput(f"{key} must be positive, got {v:g}", f"unset it or give seconds, e.g. {default:g}")
+        if not math.isfinite(v) or v <= 0:  # nan or inf later failed in the rendezvous, blamed on the port
+            raise BadInput(f"{key}={env.get(key)!r} is not a positive, finite number of seconds",
+                           f"unset it or give seconds, e.g. {default:g}")
         out.append(v)
     return out[0], out[1]

@@ -279,11 +279,23 @@ def store_results(path: str, doc: ResultsDocument, append: bool = False, force: 
         if append and old is not None:
             check_same_machine(old, doc.environment.get("fingerprint"), path)
             doc = merge(old, doc)
-        elif old is not None and not force and len(old.results) > len(doc.results):
-            raise WriteFailed(f"{path} holds {len(old.results)} results, this run {len(doc.results)}: not replaced",
-                              "pass --force to replace it, or --append to add to it")
+        elif old is not None and not force:
+            _check_replaceable(old, doc, path)
         save_results(path, doc)
     return doc
+
+
+def _check_replaceable(old: ResultsDocument, doc: ResultsDocument, path: str) -> None:
+    """Without --force a run replaces a results file only with at least as many results, of the same
+    machine, and never an interrupted run a complete one: a Ctrl-C or another node's run cannot lose it."""
+    add = "pass --force to replace it, or --append to add to it"
+    if old.environment.get("fingerprint") != doc.environment.get("fingerprint"):
+        raise WriteFailed(f"{path} holds results of another machine or software stack: not replaced",
+                          "pass --force to replace it, or choose another --out")
+    if len(old.results) > len(doc.results):
+        raise WriteFailed(f"{path} holds {len(old.results)} results, this run {len(doc.results)}: not replaced", add)
+    if old.complete and not doc.complete:
+        raise WriteFailed(f"{path} holds a complete run and this one was interrupted: not replaced", add)
 
 
 def _existing(path: str, forced: bool) -> ResultsDocument | None:

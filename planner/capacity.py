@@ -61,9 +61,12 @@ def check_claims(path: str | None, only: list[str] | None, anyway: bool = False)
 
     from recoque.planner.claims import _seed, claim_keys, run_all, run_claim
 
+    claims = _seed().get("claims", {})
     if not (path and anyway):
+        if path and all(k in claims for k in only or ()):  # (an unknown claim is named by run_all)
+            _check_profile_concerns([claims[k].get("system") for k in (only or claim_keys())], path)
         return run_all(load_profile(path), only), None
-    claims, marks, out = _seed().get("claims", {}), [], []
+    marks, out = [], []
     for key in only or claim_keys():
         name = claims.get(key, {}).get("system")
         system, prof = profile_for(load_system(name), path, True) if name else (None, None)
@@ -74,6 +77,15 @@ def check_claims(path: str | None, only: list[str] | None, anyway: bool = False)
     if not marks:  # no claim has a system of another device: the profile changed nothing foreign
         return out, None
     return out, marks[0].split("; its measured rates")[0] + "; its measured rates stand in for each claim's device"
+
+
+def _check_profile_concerns(system_names: list[str | None], path: str) -> None:
+    """A profile none of the checked claims' systems runs on would change nothing, silently."""
+    names = list(dict.fromkeys(n for n in system_names if n))
+    if not names:
+        raise BadInput(f"--profile {path}: the claims checked name no system, so no measured rate enters them",
+                       "drop --profile")
+    profile_for_systems([load_system(n) for n in names], path)
 
 
 def profile_for_systems(systems: list[SystemSpec], path: str | None) -> Any:

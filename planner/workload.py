@@ -306,6 +306,9 @@ class TrainingWorkload:
             object.__setattr__(self, "sources", {})
         if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
             raise BadInput(f"workload {self.model.name}: lora_rank must be a non-negative integer", "fix the workload")
+        if self.lora_rank >= self.model.hidden:  # not low-rank: the adapters would outweigh the frozen layers
+            raise BadInput(f"workload {self.model.name}: LoRA rank {self.lora_rank} is not below the hidden size "
+                           f"{self.model.hidden}", "give a rank well below it; MLPerf's Llama-2-70B LoRA uses 16")
         if self.lora_targets not in LORA_TARGETS:
             raise BadInput(f"workload {self.model.name}: lora_targets must be one of {LORA_TARGETS}, "
                            f"got {self.lora_targets!r}", "fix the workload")

@@ -189,3 +189,101 @@ def test_provenance_only_the_harness_writes_is_checked(edit, match):
     doc = _doc()
     edit(doc)
     _bad(doc, match)
+
+
+# --- sweep 3: outputs that cannot be written, bounds, repeats, inert flags, kept files --------------
+
+def test_a_full_disk_on_stdout_is_one_line_and_exit_4():
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "recoque", "list", "systems"], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+    assert r.returncode == 4 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [next(x for x in r.stderr.splitlines() if "cannot write the output" in x)]
+
+
+@pytest.mark.parametrize("args, word", [
+    (["plan", "infer", "-s", "node-8x-h100", "-w", "mistral-7b", "--engine-efficiency", "1e-100"], ">= 0.05"),
+    (["plan", "infer", "-s", "node-8x-h100", "-w", "mistral-7b", "--request-rate", "1e-9"], ">= 0.0001"),
+    (["plan", "infer", "-s", "node-8x-h100", "-w", "mistral-7b", "--ttft-ms", "1e308"], "at most 3,600,000"),
+    (["plan", "train", "-s", "node-8x-h100", "-w", "mistral-7b", "--tokens", "1e308"], "at most 1,000,000,000,000,000"),
+    (["plan", "stencil", "-s", "jupiter", "--sweeps", "0.5"], "--sweeps"),
+    (["plan", "hpl", "-s", "jupiter", "--efficiency", "5e-324"], ">= 0.05"),
+    (["plan", "train", "-s", "node-8x-h100", "-w", "mistral-7b", "--lora-rank", "8192"], "not below the hidden size"),
+    (["compare", "--systems", "jupiter,jupiter"], "given twice"),
+    (["check", "--claim", "exaflop", "--claim", "exaflop"], "given twice"),
+    (["check", "--profile-anyway"], "--profile-anyway acts on --profile"),
+    (["validate", "--threshold-mean", "0.5", "--threshold-max", "0.1"], "is above --threshold-max"),
+    (["check", "--profile", str(FIXTURES / "compare_a.json")], "this profile is for mi300x"),
+])
+def test_sweep3_inputs_are_refused_in_one_line(args, word):
+    _refused(args, word)
+
+
+def test_bench_accept_rejects_a_file_that_measured_nothing(tmp_path):
+    doc = _doc("compare_a.json")
+    doc["results"] = []
+    p = tmp_path / "empty.json"
+    p.write_text(json.dumps(doc))
+    r = CliRunner().invoke(app, ["bench", "accept", "--no-write", str(p)])
+    assert r.exit_code == 1 and "anything measured" in r.output and "REJECTED" in r.output
+
+
+def test_an_interrupted_or_foreign_run_does_not_replace_a_complete_results_file(tmp_path):
+    import dataclasses
+
+    from recoque.bench.schema import load_results, store_results
+    from recoque.errors import WriteFailed
+
+    path = tmp_path / "r.json"
+    path.write_text((FIXTURES / "compare_a.json").read_text())
+    old = load_results(str(path))
+    partial = dataclasses.replace(old, results=old.results[:len(old.results)], complete=False)
+    with pytest.raises(WriteFailed, match="interrupted"):
+        store_results(str(path), partial)
+    other = dataclasses.replace(old, environment={**old.environment, "fingerprint": "another-node"})
+    with pytest.raises(WriteFailed, match="another machine"):
+        store_results(str(path), other)
+    assert load_results(str(path)).complete and path.read_text() == (FIXTURES / "compare_a.json").read_text()
+    store_results(str(path), other, force=True)  # --force still replaces it
+
+
+def test_an_out_symlink_is_written_through(tmp_path):
+    from recoque.fileio import write_atomic
+
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "t.md"
+    target.write_text("old")
+    link = tmp_path / "link.md"
+    link.symlink_to(target)
+    write_atomic(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_report_refuses_the_catalog_listing_as_planner_output(tmp_path):
+    listing = CliRunner().invoke(app, ["list", "systems", "--json"])
+    p = tmp_path / "list.json"
+    p.write_text(listing.output)
+    _refused(["report", str(FIXTURES / "compare_a.json"), "--plan", str(p), "--out", str(tmp_path / "r.md"),
+              "--no-plots"], "is the catalog")
+
+
+def test_bench_compare_states_the_threshold_it_used_and_why_it_failed():
+    r = CliRunner().invoke(app, ["bench", "compare", str(FIXTURES / "compare_a.json"), str(FIXTURES / "compare_b.json"),
+                                 "--min-effect", "0", "--fail-on-slower"])
+    assert r.exit_code == 1 and ">= 0%" in r.output and "slower beyond the noise, first:" in r.output
+
+
+def test_launcher_environment_is_checked(monkeypatch):
+    from recoque.bench import launcher
+
+    env = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "MASTER_PORT": "70000"}
+    with pytest.raises(BadInput, match="not a TCP port"):
+        launcher.discover(env)
+    with pytest.raises(BadInput, match="more than"):
+        launcher.discover({**env, "MASTER_PORT": "29500", "WORLD_SIZE": str(10**12)})
+    for bad in ("nan", "inf"):
+        with pytest.raises(BadInput, match="finite number of seconds"):
+            launcher.timeouts({"RECOQUE_JOIN_TIMEOUT_S": bad})

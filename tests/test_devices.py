@@ -135,7 +135,7 @@ def test_auto_falls_back_to_cpu_loudly(capsys):
     d = detect("auto")
     assert d.kind == "cpu"
     err = capsys.readouterr().err
-    assert "no GPU visible to torch: benchmarking the CPU" in err
+    assert "no GPU visible to torch: using the CPU" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -85,8 +85,9 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, chmod, then rename over the target."""
-    target = Path(path)
+    """Write to a temporary file in the same folder, fsync, chmod, then rename over the target. A
+    symbolic link is written through: the file it names is replaced, the link stays a link."""
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     if target.is_dir():
         raise WriteFailed(f"cannot write {target}: it is a folder", _FIXES[errno.EISDIR])
     folder = target.parent
@@ -211,9 +212,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, fix: str = "pass a file written by `recoque bench --out`") -> Any:
     p = Path(path)
-    fix = "pass a file written by `recoque bench --out`"
     text = _read_text(p, fix)
     try:
         data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)

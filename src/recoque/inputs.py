@@ -323,12 +323,24 @@ def check_single_table(data: Mapping[str, Any], top: str, path: str) -> tuple[st
 # Option name (python spelling) -> rule; every other int/float option must be finite and > 0.
 FLAG_RULES: dict[str, Field] = {
     "seed": Field("count", min=0, max=2**32 - 1),  # numpy's and torch's generators all take 32 bits
-    "efficiency": FRACTION,
-    "engine_efficiency": FRACTION,
+    # plan hpl --efficiency, plan infer --engine-efficiency: the slowest published HPL runs on GPUs
+    # reach ~0.3 of peak and serving engines ~0.3 of the step model; below 0.05 is no measured run (a
+    # 1e-100 efficiency overflowed the step model's overlap power).
+    "efficiency": Field("number", min=0.05, max=1),
+    "engine_efficiency": Field("number", min=0.05, max=1),
     "hbm_fraction": FRACTION,
     "lora_rank": COUNT0,
     "zero": Field("count", min=0, max=3),  # ZeRO stage 0-3
-    "min_effect": NONNEG,
+    "min_effect": Field("number", min=0, max=10),  # bench compare: a ratio beyond 11x is no "effect size"
+    # plan infer latency targets: above an hour a target is no interactive latency (ttft 1e308 ms printed
+    # a TTFT of billions of days); a request rate below one per ~3 hours falls under the model's
+    # smallest batch and was answered at another load than the one asked.
+    "ttft_ms": Field("number", above=0, max=3.6e6),
+    "tpot_ms": Field("number", above=0, max=3.6e6),
+    "request_rate": Field("number", min=1e-4),
+    # plan train --tokens: 1e15 is 25x the largest published pre-training run (Llama 4 Behemoth's
+    # ~40T tokens, Meta, April 2025); beyond it the day counts were hundreds of digits long.
+    "tokens": Field("number", above=0, max=1e15),
     "length_cv2": Field("number", min=0, max=4),  # plan infer: 0 = fixed prompt/output lengths (issue 9)
     "spec_tokens": Field("count", min=0, max=16),  # plan infer: draft tokens per speculative step, 0 = none
     "spec_acceptance": Field("number", above=0, max=0.999),  # plan infer: chance one draft token is accepted

@@ -14,7 +14,7 @@ except ImportError:  # older typer runs on the click package
 import typer
 
 from recoque import inputs, signals
-from recoque.errors import Interrupted, interrupt_of
+from recoque.errors import BadInput, Interrupted, interrupt_of
 
 _CHECKED = "_recoque_checked"
 _ABORT = typer.Abort  # click's Abort, re-exported by every typer (its vendored click has none of its own)
@@ -44,6 +44,29 @@ def refuse_empty_values(argv: list[str]) -> None:
             raise _click.exceptions.UsageError(f"{name} has an empty value ({word!r}): give a value or leave it out")
         if name.startswith("-") and "," in text and any(not p.strip() for p in text.split(",")):
             raise _click.exceptions.UsageError(f"{name} has an empty entry in its list ({text!r}): drop the extra comma")
+
+
+# A flag that only changes how another one acts: alone it does nothing, which the user would not see.
+NEEDS = {"--profile-anyway": ("--profile",), "--force": ("--out",)}
+
+
+def refuse_inert_flags(argv: list[str]) -> None:
+    """`--profile-anyway` without `--profile`, `--force` without `--out`: a usage error, not a no-op."""
+    flags = {w.partition("=")[0] for w in argv if w.startswith("--")}
+    for flag, needs in NEEDS.items():
+        if flag in flags and not flags & set(needs):
+            raise _click.exceptions.UsageError(f"{flag} acts on {' or '.join(needs)}, which is not given: "
+                                               f"drop {flag} or add {needs[0]}")
+
+
+def refuse_repeats(values: list[Any], flag: str, same: Callable[[Any], Any] = str) -> None:
+    """The same system, claim or file named twice would be computed and shown twice, silently."""
+    seen: dict[Any, Any] = {}
+    for v in values:
+        k = same(v)
+        if k in seen:
+            raise BadInput(f"{flag}: {str(v)!r} is given twice", "name each once")
+        seen[k] = v
 
 
 def _numeric(param: Any) -> bool:
@@ -99,6 +122,7 @@ def one_line_main(run: Callable[..., Any], args: Any = None, prog_name: Any = No
         return run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
     try:
         refuse_empty_values(list(sys.argv[1:] if args is None else args))
+        refuse_inert_flags(list(sys.argv[1:] if args is None else args))
         rv = run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         if code == 130 and signals.first() is not None:
@@ -123,7 +147,20 @@ def one_line_main(run: Callable[..., Any], args: Any = None, prog_name: Any = No
         code = _closed_pipe()
     except SystemExit as exc:  # rich exits this way when the reader of a pipe goes away (`| head`)
         code = _closed_pipe() if isinstance((exc.__context__), BrokenPipeError) else exc.code
+    except OSError as exc:  # what is left: the output itself could not be written (a full disk, EIO)
+        code = _failed_output(exc)
     sys.exit(code)
+
+
+def _failed_output(exc: OSError) -> int:
+    """stdout refused a write (`> /dev/full`): one line on stderr, the failed-write exit code, and
+    no second error from the interpreter's final flush of the same stdout."""
+    from recoque.errors import WriteFailed
+
+    print(f"recoque: error: cannot write the output: {exc.strerror or exc} "
+          "(free space on the device, or send the output elsewhere)", file=sys.stderr)
+    _closed_pipe()
+    return WriteFailed.exit_code
 
 
 def _closed_pipe() -> int:

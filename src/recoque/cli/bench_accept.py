@@ -77,8 +77,9 @@ def _show(result) -> None:  # noqa: ANN001 - bench.accept.Acceptance
     console.print(table("Verdict per device", ("device", "verdict"), [(g, v.upper()) for g, v in per_gpu.items()]))
     for c in result.failed:
         side = ">" if c.measured is not None and c.threshold is not None and c.measured > c.threshold else "<"
-        err_console.print(f"FAIL {c.gpu}: {c.figure} {fmt(c.measured)} {c.unit} {side} {fmt(c.threshold)} ({c.basis}"
-                          f"{'; ' + c.source if c.source else ''})", highlight=False, markup=False)
+        figures = f" {fmt(c.measured)} {c.unit} {side} {fmt(c.threshold)}" if c.threshold is not None else ""
+        err_console.print(f"FAIL {c.gpu}: {c.figure}{figures} ({c.basis}{'; ' + c.source if c.source else ''})",
+                          highlight=False, markup=False)
     word = "ACCEPTED" if result.passed else "REJECTED"
     err_console.print(f"{word}: {len(per_gpu)} device(s), {len(result.checks)} checks, {len(result.failed)} failed",
                       highlight=False, markup=False)

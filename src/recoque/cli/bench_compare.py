@@ -33,8 +33,12 @@ def compare(files: List[Path] = typer.Argument(..., help="baseline A.json, then 
     else:
         for c in comps:
             _show(c, all_rows)
-        err_console.print(f"method: {method_text()}", highlight=False)
-    if fail_on_slower and any(cc.verdict == "slower" for c in comps for cc in c.cases):
+        err_console.print(f"method: {method_text(min_effect)}", highlight=False)
+    slower = [(c, cc) for c in comps for cc in c.cases if cc.verdict == "slower"]
+    if fail_on_slower and slower:  # a CI log says which case, not only the exit code
+        c, cc = slower[0]
+        err_console.print(f"recoque: {len(slower)} case(s) slower beyond the noise, first: {cc.benchmark} {cc.op} "
+                          f"{cc.dtype} in {c.label_b}: x{cc.ratio:.3f} of {c.label_a}", highlight=False, markup=False)
         raise typer.Exit(1)
 
 

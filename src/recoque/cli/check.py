@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from recoque.render import console, emit_json
-from recoque.cli._edge import profile_anyway_option
+from recoque.cli._edge import profile_anyway_option, refuse_repeats
 
 
 def check(claim: Optional[List[str]] = typer.Option(None, "--claim", help="check only this claim (repeatable)"),
@@ -17,6 +17,7 @@ def check(claim: Optional[List[str]] = typer.Option(None, "--claim", help="check
     """Check the figures the documents state, with verdict and arithmetic."""
     from recoque.planner.capacity import check_claims
 
+    refuse_repeats(list(claim or []), "--claim")
     results, mark = check_claims(profile, list(claim) if claim else None, profile_anyway)
     if as_json:
         emit_json({"claims": [r.to_json() for r in results], **({"profile_note": mark} if mark else {})})

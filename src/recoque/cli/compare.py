@@ -7,10 +7,10 @@ import typer
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.cli._edge import power_limit_option, profile_anyway_option
+from recoque.cli._edge import power_limit_option, profile_anyway_option, refuse_repeats
 from recoque.planner.capacity import plan_any, profiles_for_systems, resolve_system
 from recoque.planner.power import limited
-from recoque.render import console, emit_json, human, table
+from recoque.render import console, emit_json, human, plan_words, table
 
 
 def compare(systems: str = typer.Option(..., "--systems", help="comma-separated presets or TOML files"),
@@ -24,6 +24,7 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
     names = [s.strip() for s in systems.split(",") if s.strip()]
     if not names:
         raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
+    refuse_repeats(names, "--systems", _same_system)
     resolved = [limited(resolve_system(n), power_limit_w) for n in names]
     # refused when it is for none of their devices, unless --profile-anyway (then marked; issue 7)
     plans = []
@@ -48,6 +49,8 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
                 if isinstance(v, Estimate):
                     val, lo, hi, unit = human(v)
                     return f"{val} {unit}" + (f" ({lo}..{hi})" if lo != hi else "")
+                if hasattr(v, "label") and hasattr(v, "to_json"):  # an execution plan: in words, as `plan` shows it
+                    return plan_words(v)
                 return "unknown" if v is None else str(v)
         return ""
     rows = [(f"{q}", *(cell(d, t, q) for d in plans)) for t, q in quantities]
@@ -55,3 +58,11 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
     console.print("assumptions (all systems)", style="bold")
     for a in dict.fromkeys(a for d in plans for a in d["assumptions"]):
         console.print(f"  - {a}", highlight=False, soft_wrap=True)
+
+
+def _same_system(name: str) -> str:
+    """A preset by its name, a file by where it is (`a.toml` and `./a.toml` are one system)."""
+    from pathlib import Path
+
+    p = Path(name)
+    return str(p.resolve()) if p.is_file() else name

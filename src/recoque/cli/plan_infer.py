@@ -21,7 +21,7 @@ def _workload_or_model(workload: Optional[str], model: Optional[str]) -> tuple[W
     if name in entries:
         w = entries[name]
         if w.kind != "infer":
-            raise BadInput(f"workload {name!r} is a {w.kind} workload", "use an infer workload such as le-chat, or a model preset")
+            raise BadInput(f"workload {name!r} is of kind {w.kind}, not infer", "use an infer workload such as le-chat, or a model preset")
         return w, str(w.model)
     return None, name
 

@@ -15,7 +15,7 @@ def stencil(system: str = typer.Option(..., "--system", "-s", help="system prese
             workload: str = typer.Option("climate-km", "--workload", "-w"),
             gpus: Optional[int] = typer.Option(None, "--gpus"),
             grid_points: Optional[float] = typer.Option(None, "--grid-points"),
-            sweeps: Optional[float] = typer.Option(None, "--sweeps"),
+            sweeps: Optional[int] = typer.Option(None, "--sweeps"),
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
             profile_anyway: bool = profile_anyway_option(),
             power_limit_w: Optional[float] = power_limit_option(),
@@ -26,7 +26,7 @@ def stencil(system: str = typer.Option(..., "--system", "-s", help="system prese
     s = resolve_system(system, gpus, power_limit_w)
     w = get_workload(workload)
     if w.kind != "stencil":
-        raise BadInput(f"workload {workload!r} is a {w.kind} workload", "use a stencil workload such as climate-km or hpcg")
+        raise BadInput(f"workload {workload!r} is of kind {w.kind}, not stencil", "use a stencil workload such as climate-km or hpcg")
     s, prof = profile_for(s, profile, profile_anyway)
     rows, d, notes, dl, secs = plan_stencil(s, w, prof, grid_points=grid_points, sweeps=sweeps)
     show(assemble(s, workload, "stencil", rows, d, notes, dl, secs), as_json)

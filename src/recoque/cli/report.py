@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from recoque.cli._edge import refuse_repeats
 from recoque.errors import BadInput
 from recoque.render import emit_json, err_console
 
@@ -25,6 +26,8 @@ def report(files: List[Path] = typer.Argument(..., help="results files from `rec
     if out is None and plots is None and csv_out is None and not as_json:
         raise BadInput("nothing to write", "name an output: --out report.html, --out report.md, --csv results.csv "
                                            "or --plots DIR")
+    refuse_repeats(list(files), "results file", lambda f: Path(f).resolve())
+    refuse_repeats(list(plan or []), "--plan", lambda f: Path(f).resolve())
     if no_plots and plots is not None:  # before, --plots was dropped silently and nothing was written
         raise BadInput("--plots and --no-plots contradict each other", "drop one of them")
     # the names are checked before anything is built or written: no half-written set of outputs

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import typer
 
+from recoque.errors import BadInput
+
 from recoque.planner.validation import DEFAULT_THRESHOLD_MAX, DEFAULT_THRESHOLD_MEAN, validate_all
 from recoque.render import console, emit_json, table
 
@@ -18,6 +20,10 @@ def validate(
                                 "reported, not part of the verdict"),
 ) -> None:
     """Published training runs through the planner: predicted vs published iteration time, error per case."""
+    if threshold_mean != DEFAULT_THRESHOLD_MEAN and threshold_mean > threshold_max:
+        # a mean never exceeds the largest error: a mean threshold given above the max one never acts
+        raise BadInput(f"--threshold-mean {threshold_mean:g} is above --threshold-max {threshold_max:g}",
+                       "a mean cannot exceed the largest error; give --threshold-mean at most --threshold-max")
     rep = validate_all(threshold_mean, threshold_max)
     from recoque.cli.validate_serving import serving_section  # LLM serving cases (issue 9)
 

@@ -59,9 +59,10 @@ def load_input(path: str) -> Input:
 
 
 def load_plan(path: str) -> Mapping[str, Any]:
-    raw = read_json(path)
+    raw = read_json(path, "pass a file written by `recoque plan|check|compare ... --json`")
     if not isinstance(raw, Mapping):
-        raise BadInput(f"{path}: planner output must be a JSON object", "pass a file written by `recoque plan ... --json`")
+        raise BadInput(f"{path}: planner output must be a JSON object",
+                       "pass a file written by `recoque plan|check|compare ... --json`")
     problem = _plan_problem(raw)
     if problem:
         raise BadInput(f"{path}: {problem}", "pass a file written by `recoque plan|check|compare|bench accept ... --json`")
@@ -82,6 +83,8 @@ def _plan_problem(raw: Mapping[str, Any]) -> str | None:
     for k in ("claims", "systems", "checks"):
         if k in raw and not records(k):
             return f"`{k}` must be a list of objects"
+    if records("systems") and "workload" not in raw:  # what `recoque list systems --json` writes
+        return "a `systems` list without a `workload` is the catalog (`recoque list systems`), not planner output"
     if "assumptions" in raw and not (isinstance(raw["assumptions"], list)
                                      and all(isinstance(a, str) for a in raw["assumptions"])):
         return "`assumptions` must be a list of text"
