@@ -220,8 +220,8 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
     if not docs:
         raise BadInput("acceptance needs at least one results document", "pass results files or let it run the quick suite")
     policy = policy or load_policy()
-    checks = [c for d in docs for c in check_document(d, policy) + _whole_run(d, check_document(d, policy))]
-    checks += check_siblings(docs, policy)
+    per_doc = [(d, check_document(d, policy)) for d in docs]
+    checks = [c for d, cs in per_doc for c in cs + _whole_run(d, cs)] + check_siblings(docs, policy)
     if not checks:
         raise BadInput("nothing to judge: the results hold no GEMM, STREAM or collective figure",
                        "run `recoque bench all --quick` (or pass files it wrote), then `recoque bench accept`")

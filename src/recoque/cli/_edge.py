@@ -14,7 +14,7 @@ except ImportError:  # older typer runs on the click package
 import typer
 
 from recoque import inputs, signals
-from recoque.errors import BadInput, Interrupted, interrupt_of
+from recoque.errors import BadInput, Interrupted, WriteFailed, interrupt_of
 
 _CHECKED = "_recoque_checked"
 _ABORT = typer.Abort  # click's Abort, re-exported by every typer (its vendored click has none of its own)
@@ -155,8 +155,6 @@ def one_line_main(run: Callable[..., Any], args: Any = None, prog_name: Any = No
 def _failed_output(exc: OSError) -> int:
     """stdout refused a write (`> /dev/full`): one line on stderr, the failed-write exit code, and
     no second error from the interpreter's final flush of the same stdout."""
-    from recoque.errors import WriteFailed
-
     print(f"recoque: error: cannot write the output: {exc.strerror or exc} "
           "(free space on the device, or send the output elsewhere)", file=sys.stderr)
     _closed_pipe()
