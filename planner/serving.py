@@ -599,7 +599,7 @@ def supported_precision(spec: Any, req: ServingRequest) -> tuple[ServingRequest,
 
 def _check_context(model: Any, model_name: str, req: ServingRequest) -> None:
     """An engine refuses a request longer than the model's window (vLLM: max_model_len): no plan serves it."""
-    window = getattr(model, "context_window_tokens", 0)
+    window = model.context_window_tokens
     if window and req.prompt_tokens + req.output_tokens > window:
         raise DoesNotFit(f"prompt {req.prompt_tokens:,} + output {req.output_tokens:,} tokens exceed {model_name}'s "
                        f"context window of {window:,} tokens",
