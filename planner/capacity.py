@@ -426,11 +426,11 @@ def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:
     from recoque.planner.workload import list_models
 
     models = list_models()
-    if name in models:
+    if name in models or name.endswith(".toml"):  # a preset, or a model file (load_model reads and checks it)
         return "model", None, name
     raise BadInput(f"unknown workload {name!r}",
                    f"known workloads: {', '.join(sorted(table_))}; or a model: {', '.join(models) or 'none installed'}; "
-                   "a model TOML file goes to `plan train -w FILE` or `plan infer --model FILE`")
+                   "or a model TOML file (FILE.toml)")
 
 
 def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from recoque.errors import BadInput
+from recoque.inputs import check_gpus
 from recoque.planner.execution import RECOMPUTE_CODE
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
@@ -255,10 +256,7 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
            dtype: str = "bf16", full: bool = False, stack: Stack = NEUTRAL,
            pins: Mapping[str, Any] | None = None) -> SearchResult:
     n = int(gpus if gpus is not None else system.gpus)
-    if n <= 0:
-        raise BadInput(f"--gpus must be positive, got {n}", "give a GPU count")
-    if n > system.gpus:
-        raise BadInput(f"{n} GPUs requested, system {system.key} has {system.gpus:.0f}", "lower --gpus")
+    check_gpus(n, system)  # the same --gpus rule as every other plan (up to the high end of a published range)
     if dtype in LOW_PRECISION_DTYPES and not stack.fp8:
         raise BadInput(f"stack {stack.key} has no {dtype} training", "pick a stack with low-precision training "
                        "(megatron-core, fsdp, megatron-lm-rocm) or --dtype bf16")

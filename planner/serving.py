@@ -543,13 +543,21 @@ class _Run:
     caps: Mapping[str, float]   # streams per replica each limit allows
 
 
+def _gb(nbytes: float) -> str:
+    """Gigabytes for a message: three figures when small, whole and comma-grouped when large."""
+    gb = nbytes / 1e9
+    return f"{gb:,.0f}" if gb >= 100 else f"{gb:.3g}"
+
+
 def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
          profile: Any, shapes: Any = None) -> _Run:
     _check_layout(model, system, lay)
     mem = memory(model, spec, req, lay, engine)
     if mem.max_streams < 1:
-        raise DoesNotFit(f"tp={lay.tp} pp={lay.pp}: {mem.weights_bytes / 1e9:.0f} GB of weights + {mem.workspace_bytes / 1e9:.1f} GB "
-                         f"workspace + one stream's KV do not fit in {mem.usable_bytes / 1e9:.0f} GB usable per GPU",
+        raise DoesNotFit(f"tp={lay.tp} pp={lay.pp}: {_gb(mem.weights_bytes)} GB of weights + {_gb(mem.workspace_bytes)} GB "
+                         f"workspace + one stream's KV do not fit in {_gb(mem.usable_bytes)} GB usable per GPU",
+                         "lower --max-num-tokens: the workspace alone is larger than the memory"
+                         if mem.workspace_bytes >= mem.usable_bytes else
                          "use more GPUs per replica (--tp/--pp), fp8 weights/KV, or a larger --hbm-fraction")
     # with attention DP each of the tp ranks schedules its own requests under its own budget
     budget = step_budget_tokens(req, engine) * (lay.tp if lay.attn_dp else 1)

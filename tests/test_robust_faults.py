@@ -247,6 +247,7 @@ def test_store_results_appends_under_a_lock(tmp_path):
     doc = load_results(path)
     assert len(doc.results) == 45
     assert {(r.params["m"], r.params["n"]) for r in doc.results} == {(w + 1, i + 1) for w in range(3) for i in range(15)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # the lock file goes with its last holder
 
 
 def test_new_files_follow_the_umask(tmp_path):

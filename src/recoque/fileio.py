@@ -5,7 +5,7 @@ than MAX_DEPTH, JSON's NaN/Infinity literals and duplicate keys. Writing goes to
 the target's folder, fsync, chmod to the user's umask (mkstemp makes 0600), then rename: a reader
 sees the old file or the new one, never half of one. Every OS failure becomes `WriteFailed`, one
 line naming the path and the reason. `locked()` serialises writers of one file (flock on a lock
-file beside it), for read-modify-write such as `bench --append`.
+file beside it, removed on release), for read-modify-write such as `bench --append`.
 """
 from __future__ import annotations
 
@@ -146,19 +146,35 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 
 @contextmanager
 def locked(path: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive flock on `.<name>.lock` beside `path` (created if needed, never removed:
-    removing a lock file races with the next writer)."""
+    """Hold an exclusive flock on `.<name>.lock` beside `path`, removed on release. A waiter that
+    wakes holding a lock file someone removed (or replaced) meanwhile opens it afresh: the lock only
+    counts when the locked file is still the one at the path (the usual flock-and-recheck)."""
     target = Path(path)
     lock = target.parent / f".{target.name}.lock"
+    fd = _lock_fd(lock, target)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise _failed(target, exc) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
+        try:
+            os.unlink(lock)  # while still holding it: a waiter then sees a stale inode and retries
+        except OSError:
+            pass
         os.close(fd)  # closing releases the lock
+
+
+def _lock_fd(lock: Path, target: Path) -> int:
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise _failed(target, exc) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def _read_text(p: Path, fix: str) -> str:

@@ -98,10 +98,15 @@ def _checked(inner: Callable[..., Any] | None) -> Callable[..., Any]:
     return callback
 
 
+_SAID: set[str] = set()  # the signals already reported: one line per run, however many layers catch it
+
+
 def interrupted(exc: BaseException, detail: str = "") -> int:
     """One line for a signal; the shell's exit code for it (128 + number)."""
     sig = interrupt_of(exc)
-    print(f"recoque: error: interrupted by {sig.name}{detail}", file=sys.stderr, flush=True)
+    if sig.name not in _SAID:
+        _SAID.add(sig.name)
+        print(f"recoque: error: interrupted by {sig.name}{detail}", file=sys.stderr, flush=True)
     return sig.exit_code
 
 
@@ -118,6 +123,7 @@ def usage_line(exc: Any) -> str:
 def one_line_main(run: Callable[..., Any], args: Any = None, prog_name: Any = None, complete_var: Any = None,
                   standalone_mode: bool = True, **extra: Any) -> Any:
     """click's main() with standalone handling replaced by ours (one line, our exit codes)."""
+    _SAID.clear()  # a new run (tests invoke many in one process)
     if not standalone_mode:
         return run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
     try:

@@ -94,6 +94,7 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
     if append and out is None:
         raise BadInput("--append needs --out FILE", "name the file to add to")
     existing = _check_target(out, append, force) if out is not None else None
+    lines = progress_lines()  # before measuring: a mistyped setting is one line, not a silent default
     device = detect(device_str)
     session = distributed.start(dworld, device) if dworld.distributed else None
     env = environment.capture(device)
@@ -102,8 +103,8 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
         check_same_machine(existing, kept.env["fingerprint"], str(out))
     from recoque.render import StageLog  # H13: one line per finished stage in logs (stderr not a terminal)
 
-    bar = sys.stderr.isatty() or os.environ.get("RECOQUE_PROGRESS", "").strip().lower() == "lines"
-    with (_Progress(enabled=not json_out) if bar else StageLog(enabled=not json_out)) as progress:
+    bar = sys.stderr.isatty() or lines
+    with (_Progress(enabled=not json_out, lines=lines) if bar else StageLog(enabled=not json_out)) as progress:
         def done(case: Any, rec: Any, skip: Any) -> None:
             kept.add(rec, skip)
             progress.done(case, rec, skip)
@@ -284,12 +285,24 @@ def _report(doc: ResultsDocument, outcome: Any, notes: list[str], json_out: bool
                       f"skipped, in {elapsed_s:.1f} s", highlight=False, markup=False)
 
 
+PROGRESS_MODES = ("", "bar", "lines")  # RECOQUE_PROGRESS: unset or bar = a bar on a terminal; lines = one line per case
+
+
+def progress_lines() -> bool:
+    """RECOQUE_PROGRESS, read once: True for one plain line per finished case."""
+    mode = os.environ.get("RECOQUE_PROGRESS", "").strip().lower()
+    if mode not in PROGRESS_MODES:
+        raise BadInput(f"RECOQUE_PROGRESS={mode!r} is not a progress mode",
+                       "set it to `lines` (one line per finished case) or `bar`, or unset it")
+    return mode == "lines"
+
+
 class _Progress:
     """A progress bar on stderr during long sweeps; silent with --json or when stderr is no terminal.
     RECOQUE_PROGRESS=lines prints one plain line per finished case instead (batch logs, Slurm)."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.lines = os.environ.get("RECOQUE_PROGRESS", "").strip().lower() == "lines"
+    def __init__(self, enabled: bool, lines: bool) -> None:
+        self.lines = lines
         self.enabled = enabled and sys.stderr.isatty() and not self.lines
         self._bar = None
         self._planned = self._done = 0

@@ -126,7 +126,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
     w, name = _workload_or_model(workload, model)
     flags = dict(mode=mode, prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch, concurrency=concurrency,
                  request_rate_per_s=request_rate, ttft_target_s=ttft_ms / 1e3 if ttft_ms is not None else None,
-                 tpot_target_s=tpot_ms / 1e3 if tpot_ms is not None else None, percentile=percentile,
+                 tpot_target_s=tpot_ms / 1e3 if tpot_ms is not None else None, percentile=percentile.strip().lower() if percentile else None,
                  tp=tp or gpus_per_replica, pp=pp, ep=ep, attention_dp=attention_dp, weights=weights, activations=activations, kv_cache=kv_cache,
                  dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,

@@ -116,7 +116,7 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
 
 
 def train(
-    workload: str = typer.Option(..., "--workload", "-w", help="model preset (seeds/models.toml) or a TOML file"),
+    workload: str = typer.Option(..., "--workload", "-w", help="model preset (seeds/models.toml), a training workload (seeds/workloads.toml) or a TOML file"),
     system: str = typer.Option(..., "--system", "-s", help="system preset (seeds/systems.toml) or a TOML file"),
     gpus: Optional[int] = typer.Option(None, "--gpus", "-n", help="GPUs to use (default: the whole system)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="results JSON from `recoque bench`"),
@@ -161,7 +161,10 @@ def train(
     from recoque.planner.search import fastest_gpu_count, search, with_global_batch
     from recoque.planner.stacks import default_stack_for, load_stack
 
-    wl = with_global_batch(load_training_workload(workload, tokens, global_batch), global_batch)
+    from recoque.planner.workloads import training_target
+
+    model_name, tokens = training_target(workload, tokens)
+    wl = with_global_batch(load_training_workload(model_name, tokens, global_batch), global_batch)
     if seq_len is not None:
         if seq_len <= 0:
             raise BadInput(f"--seq-len must be positive, got {seq_len}", "give tokens per sequence")
