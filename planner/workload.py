@@ -269,6 +269,11 @@ class TransformerSpec:
     def with_overrides(self, **kw: Any) -> "TransformerSpec":
         if "seq_len_tokens" in kw:
             kw["seq_len"] = kw.pop("seq_len_tokens")
+        derived = self.heads and self.head_dim == self.hidden // self.heads
+        if ("hidden" in kw or "heads" in kw) and "head_dim" not in kw and derived:
+            # a head size that was hidden / heads follows the new shape (re-derived in __post_init__);
+            # kept, it would give 64 heads of BLOOM's 128 on a 12,288-wide model 8,192-wide projections
+            kw["head_dim"] = 0
         return replace(self, **kw)
 
 

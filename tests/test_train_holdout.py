@@ -43,7 +43,7 @@ def test_case_level_gradient_reduction_dtype():
 
 
 @pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.085, 0.36, 0.90),
-                                                                   ("amd", 0.08, 0.34, 0.90)])
+                                                                   ("amd", 0.09, 0.38, 0.90)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Regression guards at the values measured when the set was built (in the verdict: nvidia
     8.3% mean / 29.7% max / 85% inside over 97 runs, the worst NeMo Megatron 2022 GPT-3 175B (27-29%
@@ -86,6 +86,11 @@ def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min
     rate), Lambda's 72-GB300 8B -14%: nvidia 7.8% / 30.7% / 92% over 202. Five more (Dell XE9780 B200/B300,
     Oracle 2 x 4 GB300 8B and LoRA; Oracle's LoRA +15%): 7.8% / 30.7% / 92% over 207. With a torchtitan FSDP2
     Llama 3 8B run on 64 Frontier GCDs (-15%): amd 7.7% / 32.6% / 100% over 67.
+    A model override of hidden or heads now re-derives a head size that was hidden / heads (it kept the
+    preset's: BigScience's 64-head 12,288-wide rows had 8,192-wide attention projections, Dash's 48-head
+    22B 4,608): the BigScience rows -12..-27% -> -4..-21%, nvidia 7.5% / 30.7% / 92%; the deepspeed-rocm
+    stack refitted on the corrected Dash runs by its stated grid (0.60 -> 0.65; Dash 22B/175B +0.3 / -4.6%,
+    the 1T kept out at +4.7%) makes the FORGE and NeoX Frontier rows 5 points faster: amd 8.4% / 37.2% / 99%.
     The issue's target is max <= 15% on both: not met."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
