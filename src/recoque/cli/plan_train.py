@@ -160,7 +160,6 @@ def train(
     """Best training plans for a workload on N GPUs of a system: time to train, throughput, MFU/HFU, memory."""
     from recoque.planner.search import fastest_gpu_count, search, with_global_batch
     from recoque.planner.stacks import default_stack_for, load_stack
-
     from recoque.planner.workloads import training_target
 
     model_name, tokens = training_target(workload, tokens)
