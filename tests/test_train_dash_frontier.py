@@ -40,8 +40,9 @@ def test_the_three_dash_cases_load_on_frontier_gcds_in_the_verdict():
     for c in cs.values():
         assert c.system.device == "mi250x_gcd" and c.system.gpus_per_node == 8
         assert c.stack.key == "deepspeed-rocm" and c.dtype == "fp16"
-        # 1T stays out of the verdict: its plan is the launch script's, not the paper's (seed says why)
-        assert c.in_verdict == (c.name != "dash-1t-frontier-3072gcd")
+        # all three in the verdict: the 1T, once kept out when a kept head size made it 18-22% slow,
+        # lands within 5% on its launch-script plan with the head size derived (the seed says so)
+        assert c.in_verdict
         assert c.plan.recompute == "full" and c.plan.flash_attention and not c.plan.sequence_parallel
         assert not c.plan.dp_overlap  # the DeepSpeed pipeline engine reduces after the schedule
     # 4 Slingshot-11 NICs of 25 GB/s per node shared by 8 GCDs (OLCF user guide)
@@ -110,18 +111,14 @@ def test_cases_fall_inside_their_ranges_and_limits():
     for c in cs.values():
         r = run_case(c)
         assert r.fits, c.name
-        if c.in_verdict:
-            assert r.predicted_low_s <= c.published_high_s and c.published_low_s <= r.predicted_high_s, c.name
-            assert abs(r.error) <= 0.10, (c.name, r.error)
+        assert r.predicted_low_s <= c.published_high_s and c.published_low_s <= r.predicted_high_s, c.name
+        assert abs(r.error) <= 0.10, (c.name, r.error)
         errs.append(abs(r.error))
-    assert np.mean(errs) <= 0.12  # 1T's +22% included
-    # no looser per-case limit: 1T is shown with its error but kept out of the verdict, because its
-    # script plan leaves 127 bubble slots per 512 micro-batches (the seed says why)
-    assert all(c.threshold_max is None for c in cs.values())
-    assert cs["dash-1t-frontier-3072gcd"].why_not_in_verdict
+    assert np.mean(errs) <= 0.05
+    assert all(c.threshold_max is None for c in cs.values())  # no looser per-case limit
 
 
-def test_1t_script_plan_bubble_is_what_sets_its_miss():
+def test_1t_script_plan_bubble_is_a_quarter_of_its_compute():
     c = _cases()["dash-1t-frontier-3072gcd"]
     res = results_from_arrays(c.workload, c.system, shipped_profile(c.system.device), c.dtype,
                               plan_arrays([c.plan]), stack=c.stack)[0]
