@@ -205,10 +205,9 @@ def spec_with_assumed_peaks(spec: DeviceSpec) -> tuple[DeviceSpec, tuple[str, ..
 def training_target(name: str, tokens: float | None) -> tuple[str, float | None]:
     """(model preset or file, tokens) for `plan train -w NAME`: a named training workload gives its
     model and token count (unless --tokens is given); a model preset or file passes through."""
-    table = _seed().get("workloads", {})
-    if name not in table:
+    if name not in _seed().get("workloads", {}):
         return name, tokens
-    w = workload_from_toml(name, table[name])
+    w = get_workload(name)
     if w.kind != "train":
         raise BadInput(f"workload {name!r} is not a training run (its kind is {w.kind})",
                        f"plan it with `recoque plan -s SYSTEM -w {name}`")
