@@ -35,3 +35,34 @@ def run(description: str, argv: list[str] | None, shipped: Callable[[], list[Any
     else:
         print(report(rs))
     return 0
+
+
+def best_constant(ratios: list[float]) -> float:
+    """The c that minimises mean |c r - 1| over ratios r = predicted / published: sum r |c - 1/r| is
+    least at the median of 1/r weighted by r (a weighted L1 fit)."""
+    pts = sorted((1.0 / r, r) for r in ratios)
+    half, run_w = sum(r for r in ratios) / 2.0, 0.0
+    for inv, w in pts:
+        run_w += w
+        if run_w >= half:
+            return inv
+    raise ValueError("no ratios")
+
+
+def recalibration_floor(groups: dict[str, list[float]]) -> tuple[float, dict[str, float]]:
+    """Mean |error| left if each group's constant were re-fitted on these very rows (one constant per
+    device family, the best one for the rows), and each group's best constant. No model may fit its
+    check set; this is the spread inside the families, which no estimate built from the device and
+    the GPU count alone can go below."""
+    errs, best = [], {}
+    for g, rs in groups.items():
+        best[g] = best_constant(rs)
+        errs += [abs(best[g] * r - 1.0) for r in rs]
+    return sum(errs) / len(errs), best
+
+
+def floor_line(groups: dict[str, list[float]]) -> str:
+    floor, _ = recalibration_floor(groups)
+    n = sum(len(v) for v in groups.values())
+    return (f"  floor: one constant per family re-fitted on these {n} rows themselves would still leave mean "
+            f"|error| {floor:.1%} (the spread inside the families: out of reach of any estimate from device and GPU count)")

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+import holdout_cli
 from recoque.planner import hpcg
 
 PF = 1e15
@@ -37,6 +38,15 @@ def summaries(rows: list[dict]) -> dict[str, dict]:
     return {role: hpcg.summary([r for r in rows if r["role"] == role]) for role in ("reference", "check")}
 
 
+def family_ratios(rows: list[dict]) -> dict[str, list[float]]:
+    """predicted / published HPCG of each check row, by memory family (seeds/hpcg.toml [memory_families])."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if r["role"] == "check":
+            out.setdefault(str(hpcg.memory_family(r["device"])), []).append(1.0 + r["error"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pooling", choices=hpcg.POOLINGS, default=None)
@@ -48,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = {f"{h}/{c}": summaries(rows_for(h, c)) for h in hpcg.POOLINGS for c in hpcg.CENTRALS}
     if a.json:
         out = {"pooling": how, "central": rule, "summary": summaries(rows), "variants": grid,
+               "recalibration_floor": holdout_cli.recalibration_floor(family_ratios(rows))[0],
                "rows": [{**r, "model": r["model"].to_json()} for r in rows]}
         json.dump(out, sys.stdout, indent=1)
         print()
@@ -56,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print_rows(rows)
     for role, s in summaries(rows).items():
         print(f"{role:9s}: n={s['n']:2d}  mean |error| {s['mean_abs_error']:.1%}  inside {s['inside_fraction']:.0%}")
+    print(holdout_cli.floor_line(family_ratios(rows)))
     print("variants (reference leave-one-out | check):")
     for k, s in grid.items():
         r, c = s["reference"], s["check"]

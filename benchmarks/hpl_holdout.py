@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 
+import holdout_cli
 from recoque.planner.hpl import check_against_top500
 
 
@@ -24,6 +25,14 @@ def summary(rows: list[dict]) -> dict:
     return {"machines": len(rows),
             "mean_abs_error": statistics.mean(abs(r["error"]) for r in rows) if rows else None,
             "inside_fraction": sum(r["inside_range"] for r in rows) / len(rows) if rows else None}
+
+
+def family_ratios(rows: list[dict]) -> dict[str, list[float]]:
+    """predicted / published Rmax of each row, by device family."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        out.setdefault(str(r["family"]), []).append(1.0 + r["error"])
+    return out
 
 
 def _line(r: dict) -> str:
@@ -50,6 +59,8 @@ def report(rows: list[dict], roles: list[str]) -> str:
         if s["machines"]:
             out.append(f"  {role} overall n={s['machines']}  mean |error| {s['mean_abs_error']:.1%}  "
                        f"inside {s['inside_fraction']:.0%}")
+        if role == "check" and mine:
+            out.append(holdout_cli.floor_line(family_ratios(mine)))
     return "\n".join(out)
 
 
@@ -61,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     roles = a.role or ["reference", "check"]
     rows = check_against_top500(tuple(roles))
     if a.json:
-        print(json.dumps({role: summary([r for r in rows if r["role"] == role]) for role in roles}, indent=2))
+        out = {role: summary([r for r in rows if r["role"] == role]) for role in roles}
+        checks = [r for r in rows if r["role"] == "check"]
+        if checks:
+            out["check"]["recalibration_floor"] = holdout_cli.recalibration_floor(family_ratios(checks))[0]
+        print(json.dumps(out, indent=2))
     else:
         print(report(rows, roles))
     return 0
