@@ -1,5 +1,6 @@
 """The command line the check-set scripts share (train_holdout.py, serving_holdout.py): the shipped
-check file or --file PATH, a table or --json with the rows and their summary."""
+check file or --file PATH, a table or --json with the rows and their summary; and the recalibration
+floor the HPL and HPCG scripts print under their check rows."""
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,14 @@ def run(description: str, argv: list[str] | None, shipped: Callable[[], list[Any
     else:
         print(report(rs))
     return 0
+
+
+def ratios_by(rows: list[dict], family: Callable[[dict], str]) -> dict[str, list[float]]:
+    """predicted / published (1 + error) of each row, grouped by `family(row)`."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        out.setdefault(family(r), []).append(1.0 + r["error"])
+    return out
 
 
 def best_constant(ratios: list[float]) -> float:

@@ -40,11 +40,8 @@ def summaries(rows: list[dict]) -> dict[str, dict]:
 
 def family_ratios(rows: list[dict]) -> dict[str, list[float]]:
     """predicted / published HPCG of each check row, by memory family (seeds/hpcg.toml [memory_families])."""
-    out: dict[str, list[float]] = {}
-    for r in rows:
-        if r["role"] == "check":
-            out.setdefault(str(hpcg.memory_family(r["device"])), []).append(1.0 + r["error"])
-    return out
+    checks = [r for r in rows if r["role"] == "check"]
+    return holdout_cli.ratios_by(checks, lambda r: str(hpcg.memory_family(r["device"])))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,10 +29,7 @@ def summary(rows: list[dict]) -> dict:
 
 def family_ratios(rows: list[dict]) -> dict[str, list[float]]:
     """predicted / published Rmax of each row, by device family."""
-    out: dict[str, list[float]] = {}
-    for r in rows:
-        out.setdefault(str(r["family"]), []).append(1.0 + r["error"])
-    return out
+    return holdout_cli.ratios_by(rows, lambda r: str(r["family"]))
 
 
 def _line(r: dict) -> str:
