@@ -61,6 +61,20 @@ def report(rows: list[dict], roles: list[str]) -> str:
     return "\n".join(out)
 
 
+def as_json(rows: list[dict], roles: list[str]) -> dict:
+    """What the table prints: per role its summary, per family and every machine (model as an estimate)."""
+    out = {}
+    for role in roles:
+        mine = [r for r in rows if r["role"] == role]
+        out[role] = summary(mine)
+        out[role]["families"] = {f: summary([r for r in mine if str(r["family"]) == f])
+                                 for f in sorted({str(r["family"]) for r in mine})}
+        out[role]["rows"] = [{**r, "model": r["model"].to_json()} for r in mine]
+        if role == "check" and mine:
+            out[role]["recalibration_floor"] = holdout_cli.recalibration_floor(family_ratios(mine))[0]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--role", action="append", choices=["reference", "check"])
@@ -69,11 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     roles = a.role or ["reference", "check"]
     rows = check_against_top500(tuple(roles))
     if a.json:
-        out = {role: summary([r for r in rows if r["role"] == role]) for role in roles}
-        checks = [r for r in rows if r["role"] == "check"]
-        if checks:
-            out["check"]["recalibration_floor"] = holdout_cli.recalibration_floor(family_ratios(checks))[0]
-        print(json.dumps(out, indent=2))
+        print(json.dumps(as_json(rows, roles), indent=2))
     else:
         print(report(rows, roles))
     return 0

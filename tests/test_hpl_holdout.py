@@ -98,6 +98,16 @@ def test_holdout_script_prints_every_row_and_the_summaries(capsys):
     rows = hpl.check_against_top500(("check",))
     assert data["check"]["machines"] == len(rows)
     assert data["check"]["inside_fraction"] == pytest.approx(sum(r["inside_range"] for r in rows) / len(rows))
+    # --json carries what the table shows: every machine with its range, and the family lines
+    by_entry = {r["entry"]: r for r in data["check"]["rows"]}
+    assert set(by_entry) == {r["entry"] for r in rows}
+    for r in rows:
+        got = by_entry[r["entry"]]
+        assert got["model"]["value"] == pytest.approx(r["model"].value) and got["error"] == pytest.approx(r["error"])
+        assert got["model"]["low"] <= got["model"]["value"] <= got["model"]["high"]
+    fams = data["check"]["families"]
+    assert sum(f["machines"] for f in fams.values()) == len(rows)
+    assert fams["hopper"]["machines"] == sum(str(r["family"]) == "hopper" for r in rows)
 
 
 def test_blackwell_has_its_own_reference_and_holds_on_the_other_b200_runs():

@@ -30,6 +30,16 @@ ROWS = typer.Option(False, "--all-rows", help="Show every measured case, not onl
 FORCE = typer.Option(False, "--force", help="Replace an existing --out file even if it holds more results.")
 
 
+DOCS = {
+    "all": "Run every benchmark: GEMM, attention, memory (STREAM), copies and collectives.",
+    "gemm": "Matrix multiply per dtype over a shape sweep (TFLOP/s against the datasheet peak).",
+    "attention": "Fused attention forward and backward (TFLOP/s against the matrix peak).",
+    "stream": "Memory bandwidth: STREAM copy/mul/add/triad/dot (GB/s against the datasheet).",
+    "transfer": "Copy bandwidth host-to-device, device-to-host (pinned) and device-to-device (GB/s).",
+    "collective": "Collectives across ranks (torchrun or srun): bus bandwidth per message size (GB/s).",
+}
+
+
 def _command(name: str):
     def cmd(quick: bool = QUICK, device: str = DEVICE, dtype: Optional[list[str]] = DTYPE,
             out: Optional[Path] = OUT, append: bool = APPEND, json_out: bool = JSON, seed: int = SEED,
@@ -37,7 +47,7 @@ def _command(name: str):
         names = ("gemm", "attention", "stream", "transfer", "collective") if name == "all" else (name,)
         run_bench(names, quick, device, tuple(dtype or ()), out, append, json_out, seed, all_rows, force)
 
-    cmd.__doc__ = f"Run the {name} benchmark{'s' if name == 'all' else ''}."
+    cmd.__doc__ = DOCS[name]
     return cmd
 
 
