@@ -118,12 +118,24 @@ def test_bad_profile_file(tmp_path):
 
 @pytest.mark.parametrize("args,msg", [
     (("--zero", "3"), "--zero 3: stack megatron-lm-rocm runs ZeRO stages 0, 1 only"),
-    (("--micro-batch", "3", "--global-batch", "64"), "no plan on 8 GPUs satisfies --micro-batch 3"),
+    (("--micro-batch", "3", "--global-batch", "64"),
+     "no plan on any of the 4 usable GPU counts up to 8 satisfies --micro-batch 3"),
+    (("--micro-batch", "3", "--global-batch", "64", "--gpus", "8"), "no plan on 8 GPUs satisfies --micro-batch 3"),
+    # tp 4 divides 32 heads but Llama 3.1 8B has 8 KV heads: 4 divides 8 -> fine; tp 16 is a multiple; tp 3 named up front
+    (("--tp", "3"), "--tp 3 does not divide the 32 attention heads"),
 ])
 def test_a_pin_no_plan_can_meet_is_named(args, msg):
     # before, both came out as 'no valid plan (0 combinations break a divisibility rule ...)'
     r = run("plan", "train", "-s", "node-8x-mi355x", "-w", "llama3.1-8b", "--dtype", "bf16", *args)
     assert r.exit_code != 0 and msg in " ".join(r.output.split())
+
+
+def test_a_tp_the_kv_heads_cannot_take_is_named_before_the_search():
+    # Mistral Large 2: 96 heads, 8 KV heads; tp 3 divides the heads but not the KV heads, so no GPU
+    # count can run it (before: the whole GPU-count search ran, then blamed one count's divisibility)
+    r = run("plan", "train", "-s", "alice-recoque", "-w", "mistral-large-2", "--tp", "3")
+    assert r.exit_code == 2
+    assert "--tp 3 neither divides nor is a multiple of the 8 KV heads of Mistral Large 2" in " ".join(r.output.split())
 
 
 def test_plan_on_a_model_without_a_training_run_still_serves_it():

@@ -213,17 +213,19 @@ def train(
     n = res.gpus
     if not res.best:
         name = wl.model.name
+        where = (f"on {n} GPUs" if curve is None else
+                 f"on any of the {len(curve.curve)} usable GPU counts up to {n:,}")
         if res.smallest_memory is None and not res.invalid:
             pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
             why = (f" (a micro-batch divides the {wl.global_batch_seqs}-sequence batch of each replica)"
                    if "micro_batch" in pins else "")
-            raise DoesNotFit(f"{name}: no plan on {n} GPUs " + (f"satisfies {pinned} " if pins else "runs ")
+            raise DoesNotFit(f"{name}: no plan {where} " + (f"satisfies {pinned} " if pins else "runs ")
                              + f"with stack {st.key}{why}", "drop a pin or pick another --stack")
         if res.smallest_memory is None:
             pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
-            raise DoesNotFit(f"{name}: no valid plan on {n} GPUs" + (f" with {pinned}" if pins else "")
+            raise DoesNotFit(f"{name}: no valid plan {where}" + (f" with {pinned}" if pins else "")
                              + f" ({res.invalid:,} combinations break a divisibility rule: tp must divide "
-                             f"{wl.model.heads} heads, pp be at most {wl.model.layers} layers, dp divide the batch "
+                             f"{wl.model.heads} heads and divide or be a multiple of {wl.model.kv_heads} KV heads, pp be at most {wl.model.layers} layers, dp divide the batch "
                              f"{wl.global_batch_seqs}, interleaving have pp > 1)",
                              "drop a pin" if pins else "choose a GPU count with more small factors (a power of two)")
         sm = res.smallest_memory
@@ -279,6 +281,10 @@ def _check_pins_against_model(pins: dict, wl) -> None:  # noqa: ANN001 - Trainin
     if "tp" in pins and heads % pins["tp"]:
         raise BadInput(f"--tp {pins['tp']} does not divide the {heads} attention heads of {wl.model.name}",
                        "pick a --tp that divides the head count")
+    kv, tp = wl.model.kv_heads, pins.get("tp", 1)
+    if kv % tp and tp % kv:  # Megatron shards KV heads over TP ranks, or replicates them when tp > kv heads
+        raise BadInput(f"--tp {tp} neither divides nor is a multiple of the {kv} KV heads of {wl.model.name}",
+                       f"pick a --tp that divides {kv} or is a multiple of it")
     if "dp" in pins and batch % pins["dp"]:
         raise BadInput(f"--dp {pins['dp']} does not divide the global batch of {batch} sequences",
                        "pick a --dp that divides --global-batch, or a --global-batch that --dp divides")
