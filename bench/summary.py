@@ -94,6 +94,7 @@ def sweep_lines(doc: ResultsDocument) -> list[str]:
                if s.get("refined") else f"{s.get('coarse_cases')} coarse, not refined")
         confirm = f", confirmation {s['confirm_s']:.1f} s" if s.get("confirm_s") is not None else ""
         shape = "x".join(str(d) for d in s["best_shape"]) if s.get("best_shape") else "none"
-        out.append(f"{s.get('benchmark')} {s.get('dtype')} sweep: {s.get('cases_measured')} cases ({how}) in "
+        out.append(f"{s.get('benchmark')} {s.get('dtype')} sweep: {s.get('cases_measured')} "
+                   f"{'case' if s.get('cases_measured') == 1 else 'cases'} ({how}) in "
                    f"{float(s.get('sweep_s') or 0):.1f} s{confirm}; best shape {shape}")
     return out

@@ -133,3 +133,14 @@ def test_summary_and_sweeps_must_be_lists_of_tables(fake_run, tmp_path):
     for key, bad in (("summary", "best"), ("sweeps", [1]), ("summary", [["gemm"]])):
         with pytest.raises(BadInput, match=key):
             document_from_json({**good, key: bad})
+
+
+def test_a_sweep_of_one_case_says_case():
+    class Doc:
+        sweeps = [{"benchmark": "gemm", "dtype": "fp16", "cases_measured": 1, "coarse_cases": 1, "refined": False,
+                   "sweep_s": 0.5, "confirm_s": 2.3, "best_shape": [256, 256, 256]},
+                  {"benchmark": "gemm", "dtype": "bf16", "cases_measured": 4, "coarse_cases": 4, "refined": False,
+                   "sweep_s": 4.5, "confirm_s": None, "best_shape": None}]
+    one, four = summary.sweep_lines(Doc())
+    assert one == "gemm fp16 sweep: 1 case (1 coarse, not refined) in 0.5 s, confirmation 2.3 s; best shape 256x256x256"
+    assert four == "gemm bf16 sweep: 4 cases (4 coarse, not refined) in 4.5 s; best shape none"
