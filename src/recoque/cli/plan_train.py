@@ -225,7 +225,8 @@ def train(
             pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
             raise DoesNotFit(f"{name}: no valid plan {where}" + (f" with {pinned}" if pins else "")
                              + f" ({res.invalid:,} combinations break a divisibility rule: tp must divide "
-                             f"{wl.model.heads} heads and divide or be a multiple of {wl.model.kv_heads} KV heads, pp be at most {wl.model.layers} layers, dp divide the batch "
+                             f"{wl.model.heads} heads and divide or be a multiple of {wl.model.kv_heads} KV heads, "
+                             f"pp be at most {wl.model.layers} layers, dp divide the batch "
                              f"{wl.global_batch_seqs}, interleaving have pp > 1)",
                              "drop a pin" if pins else "choose a GPU count with more small factors (a power of two)")
         sm = res.smallest_memory
