@@ -97,7 +97,7 @@ class ExecutionPlan:
             out.append(f"tp*cp*pp*dp = {self.gpus} but {gpus} GPUs")
         if model.heads % self.tp:
             out.append(f"tp {self.tp} does not divide {model.heads} heads")
-        if model.kv_heads % self.tp and self.tp % model.kv_heads:
+        if not model.tp_takes_kv_heads(self.tp):
             out.append(f"tp {self.tp} and {model.kv_heads} kv heads do not divide one another")
         if self.pp * self.interleave > model.layers:
             out.append(f"pp*interleave {self.pp * self.interleave} is more than {model.layers} layers")

@@ -197,7 +197,7 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     flags = flag_cache[fkey]
                     nf = len(flags["recompute"])
                     raw = len(b_all) * len(v_all)
-                    ok_shape = (model.heads % tp == 0 and (model.kv_heads % tp == 0 or tp % model.kv_heads == 0)
+                    ok_shape = (model.heads % tp == 0 and model.tp_takes_kv_heads(tp)
                                 and pp <= model.layers and B % dp == 0)
                     if not ok_shape or nf == 0:
                         counts["invalid"] += raw * nf

@@ -127,6 +127,11 @@ class TransformerSpec:
     def value_head_dim(self) -> int:
         return self.v_head_dim or self.head_dim
 
+    def tp_takes_kv_heads(self, tp: int) -> bool:
+        """Megatron shards the KV heads over the TP ranks, or replicates them once TP exceeds them:
+        either tp divides the KV heads or they divide tp."""
+        return self.kv_heads % tp == 0 or tp % self.kv_heads == 0
+
     def kv_cache_elems_per_token_layer(self, tp: float = 1.0) -> float:
         """Cached elements of one token in one layer on one of `tp` GPUs: K and V of the GPU's KV
         heads (GQA: split over TP, replicated once TP exceeds them); MLA: the latent and the RoPE

@@ -282,9 +282,9 @@ def _check_pins_against_model(pins: dict, wl) -> None:  # noqa: ANN001 - Trainin
     if "tp" in pins and heads % pins["tp"]:
         raise BadInput(f"--tp {pins['tp']} does not divide the {heads} attention heads of {wl.model.name}",
                        "pick a --tp that divides the head count")
-    kv, tp = wl.model.kv_heads, pins.get("tp", 1)
-    if kv % tp and tp % kv:  # Megatron shards KV heads over TP ranks, or replicates them when tp > kv heads
-        raise BadInput(f"--tp {tp} neither divides nor is a multiple of the {kv} KV heads of {wl.model.name}",
+    if "tp" in pins and not wl.model.tp_takes_kv_heads(pins["tp"]):
+        kv = wl.model.kv_heads
+        raise BadInput(f"--tp {pins['tp']} neither divides nor is a multiple of the {kv} KV heads of {wl.model.name}",
                        f"pick a --tp that divides {kv} or is a multiple of it")
     if "dp" in pins and batch % pins["dp"]:
         raise BadInput(f"--dp {pins['dp']} does not divide the global batch of {batch} sequences",
