@@ -134,7 +134,10 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
             # Cast/scale: quantise the input (read 2, write 1 byte) in the forward; in the backward
             # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes). NVFP4
             # writes half a byte plus block scales but adds its own transforms (random Hadamard on
-            # the weight-gradient inputs): the same traffic is counted (stated, not measured).
+            # the weight-gradient inputs): the same traffic is counted (stated, not measured). ROCm
+            # TE's MXFP4 Hadamard is no extra pass either: a 16-point transform in registers inside
+            # the cast-transpose kernel (ROCm/TransformerEngine @0a91c99, transformer_engine/common/
+            # transpose/cast_transpose_mxfp4_shuffled.cu, USE_HADAMARD).
             t_cast_f = t_cast_f + count * (3.0 * mm * kk / hw.hbm_bw + ovh)
             t_cast_b = t_cast_b + count * ((3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw + 2.0 * ovh)
     if lora:
