@@ -67,7 +67,8 @@ FP8_DTYPES = ("fp8", "fp8_e4m3", "fp8_e5m2")
 # third-party); it is Triton's tutorial block-scaled kernel, not the cuBLASLt/CUTLASS kernels
 # Transformer Engine calls, and with it the MLPerf v5.1 NVFP4 training runs of seeds/train_checks.toml
 # come out 8-36% slow (0.7-10% on 10 of 12 with the rule). Serving keeps the measured figure
-# (seeds/serving.toml [rates.b200] fp4), whose TensorRT-LLM rows it fits.
+# (seeds/serving.toml [rates.b200] fp4), whose TensorRT-LLM rows it fits. A profile with its own
+# measured table states its own factor (MI355X/MI350X: 0.74, seeds/validation.toml).
 DEFAULT_FP4_RELATIVE_EFFICIENCY = 0.88
 FP4_DTYPES = ("fp4",)
 # Training precisions whose GEMMs run only the linear layers in low precision (attention, logits
