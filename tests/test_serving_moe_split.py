@@ -32,3 +32,20 @@ def test_expert_weight_read_at_one_token_is_shared_over_the_tp_gpus():
     # busiest rank's excess only to the math, not the read)
     assert reads[1] == pytest.approx(reads[0], rel=1e-9)
     assert reads[2] == pytest.approx(reads[0], rel=1e-9)
+
+
+def test_expert_math_at_one_token_charges_the_touched_experts_only():
+    """One token runs k experts; a grouped GEMM launches no tile for an expert nobody routed to, so
+    the expert math at one token is k experts at one row each, whatever the number of experts E
+    (it used to average the rows over all E, charging every idle expert a padded tile)."""
+    from dataclasses import replace
+
+    prec = Precision(1.0, 1.0)
+    one = Rates(**{**RATES.__dict__, "hbm_bytes_s": 1e30})   # math only: the weight read is free
+    rate = one.gemm_flop_s / (1.0 + one.m_half)   # a 1-row GEMM at 1 / (1 + m_half) of the large-shape rate
+    for e in (64, 256, 1024):
+        m = replace(DS, experts=e)
+        # the dense part (its router grows with E) and k experts of one row each
+        expert = 2.0 * m.active_experts * m.moe_layer_fraction * m.expert_params() / rate / one.moe_gemm_efficiency
+        expect = 2.0 * m.nonexpert_params_per_layer() / rate + expert
+        assert layer_gemm_s(m, Layout(1, 1, 1), prec, 1.0, one)[0] == pytest.approx(expect, rel=1e-9), e

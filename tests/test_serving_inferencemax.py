@@ -1,0 +1,46 @@
+"""The InferenceMAX check set (seeds/serving_checks_inferencemax.toml): 407 single-node closed-loop
+runs (fixed concurrency, synthetic lengths) on H100/H200/B200/MI300X/MI325X/MI355X, gpt-oss-120b and
+DeepSeek-R1, never calibrated on. Guards at the values measured when the set was added (stop 41):
+every case runs and names its run; the errors stay where they were.
+
+Measured then (python benchmarks/serving_holdout.py --file seeds/serving_checks_inferencemax.toml):
+amd 40.1% mean / 238.7% max / 53% inside over 130, nvidia 29.8% / 89.5% / 59% over 277. Where it
+misses: gpt-oss-120b on every part 30-45% slow (at low concurrency the model's step is dominated by
+per-step CPU time and launches that the 2025-26 engines hide: at TP 8 and 4 streams the published
+TPOT is 3.3-3.7 ms, the model's 6.4 ms, of which 43% is vLLM's 2 ms CPU step); DeepSeek-R1 with SGLang
+on MI300X / MI325X 73-79% fast (published TPOT at 4 streams 26.6 ms against 12.1 ms on H200 with
+the same engine and plan, where the model fits within 15%). Causes stated, not modelled."""
+import pytest
+
+from bench_scripts import load_script
+from recoque.planner.serving_validation import load_cases
+
+SEED = "serving_checks_inferencemax.toml"
+
+
+@pytest.fixture(scope="module")
+def rows():
+    mod = load_script("serving_holdout")
+    return mod.rows(load_cases(seed_file=SEED))
+
+
+def test_cases_are_new_sanity_and_name_their_run():
+    cases = load_cases(seed_file=SEED)
+    assert len(cases) == 407
+    known = {c.key for c in load_cases()} | {c.key for c in load_cases(seed_file="serving_checks.toml")}
+    for c in cases:
+        assert c.role == "sanity" and c.key not in known, c.key
+        assert c.sources["published"].startswith("run_") and "agg_bmk.json" in c.sources["published"], c.key
+        assert c.request.concurrency and c.request.length_cv2 == pytest.approx(0.004)
+
+
+def test_every_case_runs(rows):
+    assert [r["key"] for r in rows if r["error"] is None] == []
+
+
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.31, 0.55), ("amd", 0.42, 0.50)])
+def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
+    mine = [r for r in rows if r["vendor"] == vendor]
+    mean = sum(abs(r["error"]) for r in mine) / len(mine)
+    assert mean <= mean_max
+    assert sum(r["inside"] for r in mine) / len(mine) >= inside_min
