@@ -240,10 +240,11 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     split = moe_tp(lay)                                # each expert's matrices split over tp / ep GPUs
     routed = tokens * active                           # token-expert pairs in the step
     per_gpu_pairs = routed / lay.ep                    # experts spread over ep groups
-    touched = experts_touched(experts, active, tokens) / lay.ep
+    touched_all = experts_touched(experts, active, tokens)
+    touched = touched_all / lay.ep
     # rows of one expert's GEMM: the pairs over the experts the step touches (a grouped GEMM runs no
     # tile for an expert no token routed to; over all E it would charge every idle expert a padded tile)
-    m_exp = routed / max(experts_touched(experts, active, tokens), 1.0)
+    m_exp = routed / max(touched_all, 1.0)
     flops = 2.0 * per_gpu_pairs * per_expert / split
     nbytes = touched * per_expert * prec.weight_bytes / split
     c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e)

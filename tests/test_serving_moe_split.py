@@ -41,7 +41,7 @@ def test_expert_math_at_one_token_charges_the_touched_experts_only():
     from dataclasses import replace
 
     prec = Precision(1.0, 1.0)
-    one = Rates(**{**RATES.__dict__, "hbm_bytes_s": 1e30})   # math only: the weight read is free
+    one = replace(RATES, hbm_bytes_s=1e30)   # math only: the weight read is free
     rate = one.gemm_flop_s / (1.0 + one.m_half)   # a 1-row GEMM at 1 / (1 + m_half) of the large-shape rate
     for e in (64, 256, 1024):
         m = replace(DS, experts=e)
