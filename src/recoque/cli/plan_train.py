@@ -215,14 +215,13 @@ def train(
         name = wl.model.name
         where = (f"on {n} GPUs" if curve is None else
                  f"on any of the {len(curve.curve)} usable GPU counts up to {n:,}")
+        pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
         if res.smallest_memory is None and not res.invalid:
-            pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
             why = (f" (a micro-batch divides the {wl.global_batch_seqs}-sequence batch of each replica)"
                    if "micro_batch" in pins else "")
             raise DoesNotFit(f"{name}: no plan {where} " + (f"satisfies {pinned} " if pins else "runs ")
                              + f"with stack {st.key}{why}", "drop a pin or pick another --stack")
         if res.smallest_memory is None:
-            pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
             raise DoesNotFit(f"{name}: no valid plan {where}" + (f" with {pinned}" if pins else "")
                              + f" ({res.invalid:,} combinations break a divisibility rule: tp must divide "
                              f"{wl.model.heads} heads and divide or be a multiple of {wl.model.kv_heads} KV heads, "
