@@ -314,7 +314,8 @@ class _Replica:
         the prompt tokens that keep B streams running: requests end every O / L steps."""
         dec, k = batch / self.lay.pp, self.req.spec_tokens
         pre = dec * self.req.prompt_tokens * self.accepted() / self.req.output_tokens + extra_prefill
-        st = step_time(self.m, self.lay, self.prec, dec, pre, self.ctx, self.req.prompt_tokens, self.r, 1.0 + k)
+        st = step_time(self.m, self.lay, self.prec, dec, pre, self.ctx, self.req.prompt_tokens, self.r, 1.0 + k,
+                       chunk=self.chunk(batch))
         return st.plus(draft_time(self.m, self.lay, self.prec, dec, self.ctx, self.r, k)) if k else st
 
     def step_s(self, batch: float, extra_prefill: float = 0.0) -> float:
@@ -341,6 +342,10 @@ class _Replica:
         p, o, k = self.req.prompt_tokens, self.req.output_tokens, self.req.spec_tokens
         per_stream = p * self.accepted() / o + ((1.0 + k) if self.budget_counts_decode else 0.0)
         return self.lay.pp * self.budget / per_stream
+
+    def chunk(self, batch: float) -> float:
+        """Prompt tokens a step that carries prefill holds: the prompt, or what the budget leaves."""
+        return min(self.req.prompt_tokens, max(1.0, self.prefill_room(batch)))
 
     def prefill_s(self, batch: float, prompt: float | None = None) -> float:
         """The prompt's own prefill: ceil(P / chunk) steps that carry its chunk on top of the load;
@@ -453,7 +458,9 @@ def wave_point(rep: _Replica, req: ServingRequest, replicas: int) -> Point:
     per_token = kv_bytes_per_token_per_gpu(m, lay, rep.prec.kv_bytes)
 
     def stage_s(decode: float, prefill: float, ctx: float, prompt: float) -> float:
-        return pp * rep.seconds(step_time(m, lay, rep.prec, decode / pp, prefill / pp, ctx, prompt, rep.r))
+        # the wave schedules its prefill tokens explicitly: a step's prefill is its own chunk
+        return pp * rep.seconds(step_time(m, lay, rep.prec, decode / pp, prefill / pp, ctx, prompt, rep.r,
+                                          chunk=prefill / pp))
 
     w = sw.Wave(requests=req.requests / replicas, prompt=req.prompt_tokens, output=req.output_tokens,
                 slots=rep.slots, kv_free_bytes=rep.kv_free_bytes,

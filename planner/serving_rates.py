@@ -23,7 +23,7 @@ from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import gemm_rate, memory_rate, profile_applies
 
 CORNERS = ("value", "low", "high")
-ENGINES = ("vllm", "trtllm", "sglang")
+ENGINES = ("vllm", "vllm-v0", "trtllm", "sglang")
 # Link efficiency of a ring all-reduce against the stated per-GPU one-direction bandwidth, by vendor
 # (../shared/reference/bench_anchors.md table 1c and section 8.3). AMD: RCCL on 8x MI300X reaches
 # 318 GB/s busbw of 448 (0.71; AMD blog "mi300x-rccl-xgmi", RCCL 2.22.3, 8 GiB), 315-336 realised

@@ -35,7 +35,31 @@ from typing import Any
 from recoque.planner import flops
 
 ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all three engine classes
-KERNELS_PER_LAYER = 12   # norm, qkv, rotary+KV write, attention, o-proj, all-reduce, norm, gate/up, act, down, all-reduce, residual
+# Kernels one decode step launches per layer (CUDA/HIP graph replay), counted from the engines'
+# model code: vLLM llama.py @e06c9ba2 (LlamaDecoderLayer: fused add+norm, qkv GEMM, rotary, KV
+# write, attention, o-proj, all-reduce; fused add+norm, gate/up GEMM, SiLU-and-mul, down GEMM,
+# all-reduce: 12); SGLang deepseek_v2.py @3e4a39ee (DeepseekV2AttentionMLA absorbed decode: the
+# q_a/kv_a GEMM in place of qkv, plus q_a and kv_a norms, the q_b GEMM and the two absorbed bmms
+# q.W_UK and attn.W_UV: +5; DeepseekV2MoE: router GEMM, top-k, align/sort, combine: +4; a shared
+# expert's gate/up GEMM, activation and down GEMM: +3); vLLM gpt_oss.py @a6b6cfaa (the same MoE
+# steps in triton routing and matmul kernels). Not counted: FP8 per-token quantisation kernels
+# (engines fuse them into the norm or activation where they can) and split-KV combine kernels;
+# SGLang folds DeepSeek-V3's shared expert into the grouped GEMM without expert parallelism.
+ATTENTION_KERNELS = 7
+MLP_KERNELS = 5
+KERNELS_PER_LAYER = ATTENTION_KERNELS + MLP_KERNELS
+MLA_EXTRA_KERNELS = 5
+MOE_EXTRA_KERNELS = 4
+SHARED_EXPERT_KERNELS = 3
+
+
+def kernels_per_layer(model: Any) -> float:
+    """Kernels a decode step launches in an average layer of `model` (counts above)."""
+    n = float(KERNELS_PER_LAYER) + (MLA_EXTRA_KERNELS if model.mla else 0.0)
+    if int(getattr(model, "experts", 1) or 1) > 1:
+        shared = SHARED_EXPERT_KERNELS if getattr(model, "shared_experts", 0) else 0.0
+        n += model.moe_layer_fraction * (MOE_EXTRA_KERNELS + shared)
+    return n
 
 
 @dataclass(frozen=True)
@@ -269,15 +293,38 @@ def _busiest_rank_prefill_s(model: Any, lay: Layout, prefill: float, prompt: flo
     return max(extra, 0.0) * per_token
 
 
+def mixed_step_gemm_s(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float, chunk: float,
+                      r: Rates) -> tuple[float, float]:
+    """(math, weight read) of one layer's GEMMs on an average step carrying `decode` tokens and, on
+    average, `prefill` prompt tokens that arrive as whole chunks of `chunk` tokens.
+
+    The prompt tokens are not spread over the steps: a share q = prefill / chunk of the steps carries
+    a chunk, the rest decode only. Everything in layer_gemm_s is linear in the step's tokens except
+    the experts a MoE step touches, E(1 - (1 - k/E)^T), which is concave in T: the touches of the
+    average step overstate the average touches (gpt-oss-120b, 4 streams, 922-token prompts: ~28 of
+    128 experts per layer at the 8 average tokens, ~16 on the decode steps that are 99.6% of them).
+    So a MoE layer is timed on both kinds of step and weighted by q; a dense layer is unchanged."""
+    tokens = decode + prefill
+    experts = int(getattr(model, "experts", 1) or 1)
+    q = prefill / chunk if prefill > 0.0 and chunk > 0.0 else 1.0
+    if experts <= 1 or q >= 1.0:
+        return layer_gemm_s(model, lay, prec, tokens, r)
+    c_dec, m_dec = layer_gemm_s(model, lay, prec, decode, r)
+    c_pre, m_pre = layer_gemm_s(model, lay, prec, decode + chunk, r)
+    return (1.0 - q) * c_dec + q * c_pre, (1.0 - q) * m_dec + q * m_pre
+
+
 def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float, context: float,
-                 prompt: float, r: Rates, queries: float = 1.0) -> tuple[float, float, float, float, float]:
+                 prompt: float, r: Rates, queries: float = 1.0,
+                 chunk: float | None = None) -> tuple[float, float, float, float, float]:
     """One layer on one GPU: (GEMM math, GEMM weight read, attention, elementwise, communication) s.
     `queries` tokens per decode stream (1 + the draft tokens a speculative step verifies): they run
-    through the GEMMs together and share one read of the stream's KV cache."""
+    through the GEMMs together and share one read of the stream's KV cache. `chunk`: the prompt
+    tokens a step that carries prefill holds (default the whole prompt)."""
     tokens = decode * queries + prefill
     layers = model.layers / lay.pp
     g = lay.tp
-    comp, mem = layer_gemm_s(model, lay, prec, tokens, r)
+    comp, mem = mixed_step_gemm_s(model, lay, prec, decode * queries, prefill, prompt if chunk is None else chunk, r)
     held = decode * context * model.kv_layer_fraction(context)  # cached tokens the decode streams attend to
     kv_read = held * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes
     # decode attention reads the cache at HBM bandwidth; MLA's latent-space scores and values are
@@ -325,18 +372,18 @@ def _head_s(model: Any, lay: Layout, prec: Precision, rows: float, r: Rates) -> 
 
 
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
-              context: float, prompt: float, r: Rates, queries: float = 1.0) -> StepTime:
+              context: float, prompt: float, r: Rates, queries: float = 1.0, chunk: float | None = None) -> StepTime:
     """One step of one pipeline stage: `decode` streams at mean context `context` plus `prefill`
-    prompt tokens from prompts of length `prompt`; each stream's `queries` tokens are verified
-    together (1 without speculative decoding)."""
+    prompt tokens from prompts of length `prompt`, in chunks of `chunk` tokens (default: whole
+    prompts); each stream's `queries` tokens are verified together (1 without speculative decoding)."""
     layers = model.layers / lay.pp
-    comp, mem, attn, elem, comm = _layer_parts(model, lay, prec, decode, prefill, context, prompt, r, queries)
+    comp, mem, attn, elem, comm = _layer_parts(model, lay, prec, decode, prefill, context, prompt, r, queries, chunk)
     # LM head over the tokens that sample (decode streams' tokens + the last token of finishing prompts ~ decode)
     head = _head_s(model, lay, prec, decode * queries, r) / layers  # spread over the stage's layers (only the last stage runs it)
     return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
                     gemm_s=layers * (_overlap_fn(r)(comp, mem) + head), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
-                    launch_s=layers * KERNELS_PER_LAYER * r.kernel_gap_s, overhead_s=r.step_overhead_s)
+                    launch_s=layers * kernels_per_layer(model) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
 
 
 def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,
@@ -353,4 +400,4 @@ def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context:
     gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r)
     return StepTime(gemm_compute_s=passes * comp, gemm_memory_s=passes * mem, gemm_s=passes * gemm,
                     attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
-                    launch_s=passes * (KERNELS_PER_LAYER + 1) * r.kernel_gap_s, overhead_s=0.0)
+                    launch_s=passes * (kernels_per_layer(model) + 1) * r.kernel_gap_s, overhead_s=0.0)

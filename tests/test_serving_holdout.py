@@ -24,8 +24,8 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 1.10, 0.87),
-                                                                   ("amd", 0.105, 0.30, 0.90)])
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.115, 0.95, 0.87),
+                                                                   ("amd", 0.105, 0.52, 0.90)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
     33 (every MI300X/MI325X Llama-2-70B Interactive submission 28-43% low), every published figure
@@ -72,7 +72,16 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     nvidia 10.9% / 105.8% / 88%. With a MoE expert's GEMM rows counted over the experts the step
     touches (not all E): only the two DeepSeek-R1 min-latency rows move, +44% -> +66% (B200) and
     +40% -> +93% (H200): the idle experts' padded tiles had stood in for the per-layer kernels of MLA
-    and MoE routing that the fixed 12 kernels per layer do not count; nvidia 11.4% / 105.8% / 88%."""
+    and MoE routing that the fixed 12 kernels per layer do not count; nvidia 11.4% / 105.8% / 88%.
+    With three changes (stop 42): a MoE step's expert reads mixed over the steps that carry a prompt
+    chunk and those that decode only (the touched-expert count is concave in the tokens); the kernels
+    per layer counted by architecture (+5 for MLA, +4 for MoE routing, +3 for a shared expert, from
+    the engines' model code); vLLM's V1 engine (>= 0.8) at 0.5 ms CPU per step, the 2024 V0 rows
+    (ROCm vllm-dev of January 2025, OCI's 405B blog) kept at 2 ms as engine "vllm-v0": the DeepSeek-R1
+    min-latency rows +66/+93% -> +24/+65%, both inside; AMD's vLLM rows at one to 32 streams move 8-20 points
+    faster, the MI325X Interactive rows -16..-18% -> -4..-6%, but the Dell MI300X Interactive row
+    (8,455 tokens/s where the same engine gives 15,566-18,846 on MI325X) +28.6% -> +51.1%:
+    nvidia 10.9% / 90.5% / 88%, amd 9.0% / 51.1% / 100%."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0

@@ -9,7 +9,14 @@ misses: gpt-oss-120b on every part 30-45% slow (at low concurrency the model's s
 per-step CPU time and launches that the 2025-26 engines hide: at TP 8 and 4 streams the published
 TPOT is 3.3-3.7 ms, the model's 6.4 ms, of which 43% is vLLM's 2 ms CPU step); DeepSeek-R1 with SGLang
 on MI300X / MI325X 73-79% fast (published TPOT at 4 streams 26.6 ms against 12.1 ms on H200 with
-the same engine and plan, where the model fits within 15%). Causes stated, not modelled."""
+the same engine and plan, where the model fits within 15%). Causes stated, not modelled.
+
+Stop 42, three changes (tests/test_serving_holdout.py says which): the expert reads of a MoE step
+mixed over prefill-carrying and decode-only steps, kernels per layer by architecture, vLLM's V1
+engine at 0.5 ms CPU per step: amd 35.9% / 175.3% / 70%, nvidia 17.9% / 86.4% / 84%. Mean signed
+error by part: gpt-oss-120b -8% (H100, vLLM), -3% (H200, vLLM), -23% (B200, vLLM), -26% (B200,
+TensorRT-LLM), -25% (MI355X, ATOM); DeepSeek-R1 -5% (B200), +6% (H200), +7% (MI355X, ATOM), +16%
+(MI355X, SGLang), +98% / +101% (MI300X / MI325X, SGLang)."""
 import pytest
 
 from bench_scripts import load_script
@@ -38,7 +45,7 @@ def test_every_case_runs(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
 
 
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.31, 0.55), ("amd", 0.42, 0.50)])
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.19, 0.80), ("amd", 0.37, 0.65)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
     mine = [r for r in rows if r["vendor"] == vendor]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)

@@ -49,3 +49,56 @@ def test_expert_math_at_one_token_charges_the_touched_experts_only():
         expert = 2.0 * m.active_experts * m.moe_layer_fraction * m.expert_params() / rate / one.moe_gemm_efficiency
         expect = 2.0 * m.nonexpert_params_per_layer() / rate + expert
         assert layer_gemm_s(m, Layout(1, 1, 1), prec, 1.0, one)[0] == pytest.approx(expect, rel=1e-9), e
+
+
+def test_prompt_arrives_whole_so_decode_steps_read_only_their_own_experts():
+    """4 streams with 1,024-token prompts and outputs: one step in 256 carries a prompt (q = 4/1024
+    prompt tokens per step over a 1,024-token chunk), the rest decode 4 tokens. The expert read is
+    the q-weighted mix of the two kinds of step, not the read of an average 8-token step, which
+    touches about twice the experts (E(1 - (1 - k/E)^T) is concave in T)."""
+    from recoque.planner.serving_step import experts_touched, mixed_step_gemm_s
+
+    prec, lay = Precision(1.0, 1.0), Layout(8, 1, 1)
+    prefill, chunk = 4.0, 1024.0
+    q = prefill / chunk
+    read = mixed_step_gemm_s(DS, lay, prec, 4.0, prefill, chunk, RATES)[1]
+    dec, pre = (layer_gemm_s(DS, lay, prec, t, RATES)[1] for t in (4.0, 4.0 + chunk))
+    assert read == pytest.approx((1.0 - q) * dec + q * pre, rel=1e-12)
+    averaged = layer_gemm_s(DS, lay, prec, 4.0 + prefill, RATES)[1]
+    assert read < 0.75 * averaged
+    assert experts_touched(256, 8, 8.0) > 1.8 * experts_touched(256, 8, 4.0)
+
+
+def test_step_mix_leaves_a_dense_model_and_a_prefill_every_step_unchanged():
+    """A dense layer reads all its weights on every step and its math is linear in the tokens, so
+    the mix changes nothing; nor does it when every step carries prefill (q >= 1)."""
+    from recoque.planner.serving_step import mixed_step_gemm_s
+
+    prec, lay = Precision(1.0, 1.0), Layout(8, 1, 1)
+    dense = load_model("llama3.1-70b")
+    mixed = mixed_step_gemm_s(dense, lay, prec, 4.0, 4.0, 1024.0, RATES)
+    assert mixed == pytest.approx(layer_gemm_s(dense, lay, prec, 8.0, RATES), rel=1e-9)
+    full = mixed_step_gemm_s(DS, lay, prec, 64.0, 2048.0, 1024.0, RATES)
+    assert full == layer_gemm_s(DS, lay, prec, 64.0 + 2048.0, RATES)
+
+
+def test_kernels_per_layer_count_the_architecture():
+    """A dense GQA layer launches 12 kernels a decode step; MLA adds its norms, q_b GEMM and the two
+    absorbed bmms (+5), a MoE layer its router, top-k, sort and combine (+4), a shared expert its
+    two GEMMs and activation (+3), weighted by the share of layers that are MoE (DeepSeek: 58 of 61)."""
+    from recoque.planner.serving_step import kernels_per_layer
+
+    assert kernels_per_layer(load_model("llama3.1-70b")) == 12.0
+    assert kernels_per_layer(load_model("gpt-oss-120b")) == pytest.approx(16.0)
+    assert kernels_per_layer(DS) == pytest.approx(12.0 + 5.0 + 58.0 / 61.0 * 7.0)
+
+
+def test_vllm_v0_engine_keeps_the_2024_cpu_step():
+    """vLLM's V1 engine (>= 0.8) takes the API server and detokenizer off the step's critical path;
+    the 2024 V0 engine's CPU time per step is the larger one (seeds/serving.toml)."""
+    from recoque.planner.serving_rates import ENGINES, load_engine
+
+    assert {"vllm", "vllm-v0"} <= set(ENGINES)
+    v1, v0 = load_engine("vllm"), load_engine("vllm-v0")
+    assert v0.step_overhead_s[0] > 2.0 * v1.step_overhead_s[0]
+    assert v0.efficiency == v1.efficiency
