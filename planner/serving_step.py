@@ -43,8 +43,10 @@ ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all thre
 # q.W_UK and attn.W_UV: +5; DeepseekV2MoE: router GEMM, top-k, align/sort, combine: +4; a shared
 # expert's gate/up GEMM, activation and down GEMM: +3); vLLM gpt_oss.py @a6b6cfaa (the same MoE
 # steps in triton routing and matmul kernels). Not counted: FP8 per-token quantisation kernels
-# (engines fuse them into the norm or activation where they can) and split-KV combine kernels;
-# SGLang folds DeepSeek-V3's shared expert into the grouped GEMM without expert parallelism.
+# (engines fuse them into the norm or activation where they can) and split-KV combine kernels.
+# The shared expert's +3 is kept where SGLang folds it into the grouped GEMM (DeepSeek-V3 without
+# expert parallelism): TensorRT-LLM and vLLM run it apart, and the quantisation kernels left out
+# above are of the same size.
 ATTENTION_KERNELS = 7
 MLP_KERNELS = 5
 KERNELS_PER_LAYER = ATTENTION_KERNELS + MLP_KERNELS
@@ -56,8 +58,8 @@ SHARED_EXPERT_KERNELS = 3
 def kernels_per_layer(model: Any) -> float:
     """Kernels a decode step launches in an average layer of `model` (counts above)."""
     n = float(KERNELS_PER_LAYER) + (MLA_EXTRA_KERNELS if model.mla else 0.0)
-    if int(getattr(model, "experts", 1) or 1) > 1:
-        shared = SHARED_EXPERT_KERNELS if getattr(model, "shared_experts", 0) else 0.0
+    if model.moe:
+        shared = SHARED_EXPERT_KERNELS if model.shared_experts else 0.0
         n += model.moe_layer_fraction * (MOE_EXTRA_KERNELS + shared)
     return n
 
@@ -304,11 +306,9 @@ def mixed_step_gemm_s(model: Any, lay: Layout, prec: Precision, decode: float, p
     average step overstate the average touches (gpt-oss-120b, 4 streams, 922-token prompts: ~28 of
     128 experts per layer at the 8 average tokens, ~16 on the decode steps that are 99.6% of them).
     So a MoE layer is timed on both kinds of step and weighted by q; a dense layer is unchanged."""
-    tokens = decode + prefill
-    experts = int(getattr(model, "experts", 1) or 1)
     q = prefill / chunk if prefill > 0.0 and chunk > 0.0 else 1.0
-    if experts <= 1 or q >= 1.0:
-        return layer_gemm_s(model, lay, prec, tokens, r)
+    if not model.moe or q >= 1.0:
+        return layer_gemm_s(model, lay, prec, decode + prefill, r)
     c_dec, m_dec = layer_gemm_s(model, lay, prec, decode, r)
     c_pre, m_pre = layer_gemm_s(model, lay, prec, decode + chunk, r)
     return (1.0 - q) * c_dec + q * c_pre, (1.0 - q) * m_dec + q * m_pre
