@@ -156,10 +156,18 @@ class ServingRequest:
 
     @property
     def compute_dtype(self) -> str:
-        """GEMMs run in fp8 (fp4) only when weights and activations both are; else in the activation dtype."""
-        if self.weights == self.activations and self.weights in ("fp8", "fp4"):
-            return self.weights
-        return "bf16" if self.activations in ("fp8", "fp4") else self.activations
+        """GEMMs run in fp8 (fp4) only when weights and activations both are 8-bit (4-bit) or
+        narrower; else in the activation dtype (W8A16 / W4A16 dequantise to 16 bits, as Marlin does).
+        A mixed fp4 x fp8 GEMM runs at the fp8 rate, the wider operand's: Blackwell's tcgen05.mma
+        kind::f8f6f4 takes any pairing of e4m3/e5m2/e3m2/e2m3/e2m1 operands at the FP8 rate, only
+        kind::mxf4 / mxf4nvf4 (both operands fp4) at the doubled one (NVIDIA PTX ISA 8.7, section
+        "tcgen05.mma"); CDNA4's V_MFMA_SCALE_F32_*_F8F6F4 likewise takes mixed A / B formats (AMD
+        Instinct CDNA4 ISA reference, MFMA section). So MXFP4 weights with MXFP8 activations (vLLM's
+        FlashInfer MXFP4 x MXFP8 MoE on B200) are not the 16-bit GEMMs of a W4A16 kernel."""
+        narrow = ("fp8", "fp4")
+        if self.weights in narrow and self.activations in narrow:
+            return "fp8" if "fp8" in (self.weights, self.activations) else "fp4"
+        return "bf16" if self.activations in narrow else self.activations
 
     def knobs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

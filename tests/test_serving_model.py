@@ -1,6 +1,7 @@
 """Serving model physics (planner.serving_step / planner.serving): what bounds a step, KV bytes with
 GQA, TP all-reduce hops, fp8 bytes, memory, server vs offline, latency targets."""
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -64,8 +65,22 @@ def test_fp8_weights_read_one_byte_and_use_the_fp8_rate():
     assert fp8.gemm_memory_s == pytest.approx(bf16.gemm_memory_s / 2, rel=1e-12)
     assert sv.ServingRequest(**FP8).compute_dtype == "fp8"
     assert sv.ServingRequest(weights="fp8", activations="bf16").compute_dtype == "bf16"  # W8A16 runs bf16 GEMMs
+    assert sv.ServingRequest(weights="fp4", activations="bf16").compute_dtype == "bf16"  # W4A16 (Marlin)
+    assert sv.ServingRequest(weights="fp4", activations="fp4").compute_dtype == "fp4"
     m = sv.memory(L70, _spec("h200"), sv.ServingRequest(**FP8), Layout(), _engine("trtllm"))
     assert m.weights_bytes == pytest.approx(L70.params_total() * 1.0)
+
+
+def test_fp4_weights_with_fp8_activations_run_at_the_fp8_rate():
+    """MXFP4 x MXFP8 (vLLM's FlashInfer MoE on B200): the wider operand's tensor rate, not 16 bits."""
+    w4a8 = sv.ServingRequest(weights="fp4", activations="fp8", kv_cache="bf16")
+    assert w4a8.compute_dtype == "fp8"
+    gpt_oss, node = load_model("gpt-oss-120b"), load_system("node-8x-b200").with_gpus(1)
+    req = sv.ServingRequest(weights="fp4", activations="fp8", kv_cache="bf16", concurrency=64, tp=1,
+                            prompt_tokens=1024, output_tokens=1024, engine="vllm")
+    as_w4a16 = sv.estimate_serving(gpt_oss, "gpt-oss-120b", node, replace(req, activations="bf16"))
+    as_w4a8 = sv.estimate_serving(gpt_oss, "gpt-oss-120b", node, req)
+    assert as_w4a8.tokens_per_s_per_gpu.value > 1.05 * as_w4a16.tokens_per_s_per_gpu.value
 
 
 def _spec(key):
