@@ -304,7 +304,8 @@ class _Replica:
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode = budget_counts_decode
-        self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache])
+        self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
+                              quantized_activations=req.compute_dtype in ("fp8", "fp4"))
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0
         self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
 

@@ -42,22 +42,32 @@ ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all thre
 # q_a/kv_a GEMM in place of qkv, plus q_a and kv_a norms, the q_b GEMM and the two absorbed bmms
 # q.W_UK and attn.W_UV: +5; DeepseekV2MoE: router GEMM, top-k, align/sort, combine: +4; a shared
 # expert's gate/up GEMM, activation and down GEMM: +3); vLLM gpt_oss.py @a6b6cfaa (the same MoE
-# steps in triton routing and matmul kernels). Not counted: FP8 per-token quantisation kernels
-# (engines fuse them into the norm or activation where they can) and split-KV combine kernels.
+# steps in triton routing and matmul kernels). Activation quantisation for 8- and 4-bit GEMMs:
+# engines fuse it into the norm or activation kernel that produces the input where they can; MLA's
+# absorbed decode has three inputs no such kernel produces, each quantised in a kernel of its own
+# before its fp8 GEMM: q_nope before the q.W_UK bmm and the attention output before the attn.W_UV
+# bmm (SGLang forward_mla per_tensor_quant_mla_fp8 then bmm_fp8), and the W_UV output before the
+# o-proj (block-scaled checkpoints: SGLang/vLLM apply_w8a8_block_fp8_linear runs
+# per_token_group_quant_fp8, TensorRT-LLM's FP8BlockScalesLinearMethod fp8_quantize_1x128 on
+# sm89/sm90, before the GEMM): +3 with fp8/fp4 activations. Not counted: split-KV combine kernels.
 # The shared expert's +3 is kept where SGLang folds it into the grouped GEMM (DeepSeek-V3 without
-# expert parallelism): TensorRT-LLM and vLLM run it apart, and the quantisation kernels left out
-# above are of the same size.
+# expert parallelism): TensorRT-LLM and vLLM run it apart, and the MoE's own input quantisations
+# (fused-MoE per-token-group quant before each grouped GEMM) are of the same size.
 ATTENTION_KERNELS = 7
 MLP_KERNELS = 5
 KERNELS_PER_LAYER = ATTENTION_KERNELS + MLP_KERNELS
 MLA_EXTRA_KERNELS = 5
+MLA_QUANT_KERNELS = 3
 MOE_EXTRA_KERNELS = 4
 SHARED_EXPERT_KERNELS = 3
 
 
-def kernels_per_layer(model: Any) -> float:
-    """Kernels a decode step launches in an average layer of `model` (counts above)."""
-    n = float(KERNELS_PER_LAYER) + (MLA_EXTRA_KERNELS if model.mla else 0.0)
+def kernels_per_layer(model: Any, quantized_activations: bool = False) -> float:
+    """Kernels a decode step launches in an average layer of `model` (counts above); with
+    `quantized_activations` (fp8/fp4 GEMMs) MLA's three stand-alone quantisations too."""
+    n = float(KERNELS_PER_LAYER)
+    if model.mla:
+        n += MLA_EXTRA_KERNELS + (MLA_QUANT_KERNELS if quantized_activations else 0.0)
     if model.moe:
         shared = SHARED_EXPERT_KERNELS if model.shared_experts else 0.0
         n += model.moe_layer_fraction * (MOE_EXTRA_KERNELS + shared)
@@ -104,6 +114,7 @@ class Layout:
 class Precision:
     weight_bytes: float = 2.0
     kv_bytes: float = 2.0
+    quantized_activations: bool = False  # the GEMMs run in fp8/fp4: activations are quantised first
 
 
 @dataclass(frozen=True)
@@ -383,7 +394,7 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
                     gemm_s=layers * (_overlap_fn(r)(comp, mem) + head), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
-                    launch_s=layers * kernels_per_layer(model) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
+                    launch_s=layers * kernels_per_layer(model, prec.quantized_activations) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
 
 
 def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,
@@ -400,4 +411,4 @@ def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context:
     gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r)
     return StepTime(gemm_compute_s=passes * comp, gemm_memory_s=passes * mem, gemm_s=passes * gemm,
                     attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
-                    launch_s=passes * (kernels_per_layer(model) + 1) * r.kernel_gap_s, overhead_s=0.0)
+                    launch_s=passes * (kernels_per_layer(model, prec.quantized_activations) + 1) * r.kernel_gap_s, overhead_s=0.0)

@@ -22,7 +22,11 @@ Stop 43, fp4 x fp8 GEMMs at the fp8 rate: amd 34.5% / 70% inside, nvidia 15.3% /
 TP all-reduce hop latency of the 8-GPU serving nodes at its graph-replay figure (0.43 us per hop, 6 us
 for 8 GPUs, seeds/systems.toml): nvidia 12.8% / 92% inside; amd 36.9% / 72%: the DeepSeek-R1 rows on
 MI355X, already fast, get faster (ATOM +7 -> +15%, SGLang +16 -> +26%) while gpt-oss on MI355X gains
-(-17 -> -11%); the DeepSeek-R1 step misses a cost of its own the slower all-reduce had hidden."""
+(-17 -> -11%); the DeepSeek-R1 step misses a cost of its own the slower all-reduce had hidden.
+Stop 45, MLA's three stand-alone activation quantisations with fp8/fp4 GEMMs (planner/serving_step.py
+kernel counts): amd 32.4% / 73% inside, nvidia 12.7% / 92%; DeepSeek-R1 +3.1 -> -1.4% (B200, SGLang),
++12.8 -> +8.7% (H200), +15.4 -> +10.0% (MI355X, ATOM), +25.5 -> +19.4% (MI355X, SGLang), +98 / +101 ->
++90 / +94% (MI300X / MI325X)."""
 import pytest
 
 from bench_scripts import load_script
@@ -51,7 +55,7 @@ def test_every_case_runs(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
 
 
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.14, 0.90), ("amd", 0.375, 0.70)])
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.14, 0.90), ("amd", 0.345, 0.70)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
     mine = [r for r in rows if r["vendor"] == vendor]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)

@@ -4,7 +4,7 @@ holds 1/tp of the expert weights whatever ep is, and reads 1/tp of the experts a
 import pytest
 
 from recoque.planner import serving as sv
-from recoque.planner.serving_step import Layout, Precision, Rates, layer_gemm_s, moe_tp
+from recoque.planner.serving_step import Layout, Precision, Rates, layer_gemm_s, moe_tp, step_time
 from recoque.planner.workload import load_model
 
 DS = load_model("deepseek-r1")
@@ -91,6 +91,23 @@ def test_kernels_per_layer_count_the_architecture():
     assert kernels_per_layer(load_model("llama3.1-70b")) == 12.0
     assert kernels_per_layer(load_model("gpt-oss-120b")) == pytest.approx(16.0)
     assert kernels_per_layer(DS) == pytest.approx(12.0 + 5.0 + 58.0 / 61.0 * 7.0)
+
+
+def test_quantized_activations_add_mlas_standalone_quantisations():
+    """With fp8/fp4 GEMMs, MLA's three inputs that no norm or activation kernel produces (q_nope
+    before q.W_UK, the attention output before attn.W_UV, the W_UV output before the o-proj) are
+    quantised in kernels of their own: +3 per layer, and only for MLA; the decode step's launch time
+    grows by exactly those kernels and nothing else moves."""
+    from recoque.planner.serving_step import kernels_per_layer
+
+    dense = load_model("llama3.1-70b")
+    assert kernels_per_layer(dense, True) == kernels_per_layer(dense, False) == 12.0
+    assert kernels_per_layer(DS, True) - kernels_per_layer(DS, False) == pytest.approx(3.0)
+    lay = Layout(8, 1, 1)
+    plain = step_time(DS, lay, Precision(1.0, 1.0), 4.0, 0.0, 1024.0, 1024.0, RATES)
+    quant = step_time(DS, lay, Precision(1.0, 1.0, quantized_activations=True), 4.0, 0.0, 1024.0, 1024.0, RATES)
+    assert quant.launch_s - plain.launch_s == pytest.approx(DS.layers * 3.0 * RATES.kernel_gap_s)
+    assert quant.gemm_s == plain.gemm_s
 
 
 def test_vllm_v0_engine_keeps_the_2024_cpu_step():
