@@ -26,7 +26,10 @@ MI355X, already fast, get faster (ATOM +7 -> +15%, SGLang +16 -> +26%) while gpt
 Stop 45, MLA's three stand-alone activation quantisations with fp8/fp4 GEMMs (planner/serving_step.py
 kernel counts): amd 32.4% / 73% inside, nvidia 12.7% / 92%; DeepSeek-R1 +3.1 -> -1.4% (B200, SGLang),
 +12.8 -> +8.7% (H200), +15.4 -> +10.0% (MI355X, ATOM), +25.5 -> +19.4% (MI355X, SGLang), +98 / +101 ->
-+90 / +94% (MI300X / MI325X)."""
++90 / +94% (MI300X / MI325X). Then the KV cache of the B200 rows and of MI355X SGLang DeepSeek-R1 fp4 in
+fp8, as their run scripts set it (seeds/serving_checks_inferencemax.toml head): nvidia 11.7% / 96%
+inside (B200: gpt-oss vLLM -12.6 -> -9.3%, TensorRT-LLM -16.3 -> -12.7%, DeepSeek-R1 SGLang -1.4 ->
++4.1%), amd 33.1% / 73% (MI355X SGLang DeepSeek-R1 +19.4 -> +21.9%)."""
 import pytest
 
 from bench_scripts import load_script
@@ -55,7 +58,7 @@ def test_every_case_runs(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
 
 
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.14, 0.90), ("amd", 0.345, 0.70)])
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.125, 0.94), ("amd", 0.345, 0.70)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
     mine = [r for r in rows if r["vendor"] == vendor]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)
