@@ -92,6 +92,9 @@ class ServingRequest:
                                            # (vLLM benchmark_throughput --num-prompts); the run is followed to its end
     spec_tokens: int = 0                   # speculative decoding: draft tokens verified per step (MTP / EAGLE)
     spec_acceptance: float | None = None   # probability a draft token is accepted (None: seeds/serving.toml)
+    allreduce_fusion: bool | None = None   # TP all-reduce fused with the residual add + RMSNorm (vLLM
+                                           # fuse_allreduce_rms, SGLang --enable-flashinfer-allreduce-fusion);
+                                           # None: the engine's default (seeds/serving.toml)
 
     def __post_init__(self) -> None:
         _positive("prompt tokens", self.prompt_tokens, "--prompt-tokens")
@@ -105,6 +108,9 @@ class ServingRequest:
             raise BadInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", "pass --mode offline or --mode server")
         if self.attention_dp is not None and not isinstance(self.attention_dp, bool):
             raise BadInput(f"attention DP must be true or false, got {self.attention_dp!r}", "pass --attention-dp or leave it out")
+        if self.allreduce_fusion is not None and not isinstance(self.allreduce_fusion, bool):
+            raise BadInput(f"all-reduce fusion must be true or false, got {self.allreduce_fusion!r}",
+                           "pass --allreduce-fusion or --no-allreduce-fusion, or leave it out for the engine's default")
         if self.percentile not in PERCENTILES:
             raise BadInput(f"percentile must be one of {', '.join(PERCENTILES)}, got {self.percentile!r}", "pass --percentile p50 or p99")
         for name in ("weights", "activations", "kv_cache"):
@@ -297,7 +303,8 @@ class _Replica:
     """The step model of one replica at one corner of the rates."""
 
     def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float,
-                 room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True):
+                 room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True,
+                 allreduce_norm_fusion: bool = False):
         measured = rates.gemm_at
         rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, attention_flop_s=rates.attention_flop_s * eff,
                         head_flop_s=rates.head_flop_s * eff,
@@ -305,7 +312,8 @@ class _Replica:
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode = budget_counts_decode
         self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
-                              quantized_activations=req.compute_dtype in ("fp8", "fp4"))
+                              quantized_activations=req.compute_dtype in ("fp8", "fp4"),
+                              fused_allreduce_norm=allreduce_norm_fusion)
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0
         self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
 
@@ -512,6 +520,21 @@ def _pow2_upto(n: int) -> list[int]:
     return out
 
 
+def fused_norms(req: ServingRequest, engine: Any) -> bool:
+    """Whether the TP all-reduces carry the residual add and RMSNorm: the request's setting, else
+    the engine's default."""
+    return engine.allreduce_norm_fusion if req.allreduce_fusion is None else req.allreduce_fusion
+
+
+def _fusion_note(req: ServingRequest, engine: Any, lay: Layout) -> tuple[str, ...]:
+    if lay.tp <= 1 or lay.attn_dp:
+        return ()
+    how = "the engine's default" if req.allreduce_fusion is None else "as set"
+    if fused_norms(req, engine):
+        return (f"TP all-reduce fused with the residual add and RMSNorm ({how}): 2 kernels fewer per layer",)
+    return (f"TP all-reduce not fused with the residual add and RMSNorm ({how}; --allreduce-fusion if the engine runs it)",)
+
+
 def _check_expert_flags(model: Any, model_name: str, req: ServingRequest) -> None:
     """--attention-dp and --ep are about experts: on a dense model, or an --ep that no expert count
     divides, no searched layout can take them, so say that instead of "no layout fits"."""
@@ -587,7 +610,7 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
             float(req.max_batch or engine.max_batch))
 
     def replica(rates: Any, eff: float) -> _Replica:
-        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode)
+        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, fused_norms(req, engine))
 
     first = replica(rs.rates["value"], rs.efficiency["value"])
     caps = {"KV memory": float(mem.max_streams), "batch cap": float(req.max_batch or engine.max_batch),
@@ -686,6 +709,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         f"{run.replicas} replica(s) in {system.key}" + ("" if req.tp else " (tp chosen for the most tokens/s per GPU)"),
         f"weights {req.weights}, activations {req.activations} (GEMMs in {req.compute_dtype}), KV cache {req.kv_cache}; "
         f"prompt {req.prompt_tokens:g}, output {req.output_tokens:g} tokens",
+        *_fusion_note(req, engine, lay),
         f"memory per GPU: {frac:.0%} of {sr.hbm_capacity_bytes(spec) / 1e9:.0f} GB usable, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
         f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",

@@ -69,6 +69,7 @@ class Engine:
     source: str
     max_num_tokens: int = 8192        # tokens one step may carry (the chunked-prefill budget)
     budget_counts_decode: bool = True  # the budget holds the step's decode tokens too (TensorRT-LLM, vLLM)
+    allreduce_norm_fusion: bool = False  # by default each TP all-reduce also adds the residual and runs the RMSNorm
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
@@ -76,7 +77,8 @@ class Engine:
                 f"read excepted: it runs at the achieved HBM rate), "
                 f"{self.step_overhead_s[0] * 1e3:g} ms CPU per step, KV reserved '{self.kv_reserve}', "
                 f"default batch cap {self.max_batch}, default step budget {self.max_num_tokens} tokens "
-                f"({'prefill and decode' if self.budget_counts_decode else 'prefill only'}) "
+                f"({'prefill and decode' if self.budget_counts_decode else 'prefill only'}), "
+                f"TP all-reduce {'fused' if self.allreduce_norm_fusion else 'not fused'} with the residual add and RMSNorm by default "
                 f"(seeds/serving.toml [engines.{self.key}]: {self.source})")
 
 
@@ -90,7 +92,8 @@ def load_engine(key: str) -> Engine:
                   step_overhead_s=tuple(x / 1e3 for x in ms), kv_reserve=str(t.get("kv_reserve", "live")),
                   max_batch=int(t.get("max_batch", 256)), usable_hbm_fraction=float(t.get("usable_hbm_fraction", 0.9)),
                   source=str(t.get("sources", {}).get("engine_efficiency", "")),
-                  max_num_tokens=int(t.get("max_num_tokens", 8192)), budget_counts_decode=bool(t.get("budget_counts_decode", True)))
+                  max_num_tokens=int(t.get("max_num_tokens", 8192)), budget_counts_decode=bool(t.get("budget_counts_decode", True)),
+                  allreduce_norm_fusion=bool(t.get("allreduce_norm_fusion", False)))
 
 
 def kernel_constants() -> Mapping[str, Any]:

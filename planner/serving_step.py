@@ -58,14 +58,16 @@ MLP_KERNELS = 5
 KERNELS_PER_LAYER = ATTENTION_KERNELS + MLP_KERNELS
 MLA_EXTRA_KERNELS = 5
 MLA_QUANT_KERNELS = 3
+FUSED_NORM_KERNELS = 2
 MOE_EXTRA_KERNELS = 4
 SHARED_EXPERT_KERNELS = 3
 
 
-def kernels_per_layer(model: Any, quantized_activations: bool = False) -> float:
+def kernels_per_layer(model: Any, quantized_activations: bool = False, fused_norms: bool = False) -> float:
     """Kernels a decode step launches in an average layer of `model` (counts above); with
-    `quantized_activations` (fp8/fp4 GEMMs) MLA's three stand-alone quantisations too."""
-    n = float(KERNELS_PER_LAYER)
+    `quantized_activations` (fp8/fp4 GEMMs) MLA's three stand-alone quantisations too; with
+    `fused_norms` the two add+norm kernels run inside the layer's two TP all-reduces."""
+    n = float(KERNELS_PER_LAYER) - (FUSED_NORM_KERNELS if fused_norms else 0.0)
     if model.mla:
         n += MLA_EXTRA_KERNELS + (MLA_QUANT_KERNELS if quantized_activations else 0.0)
     if model.moe:
@@ -115,6 +117,7 @@ class Precision:
     weight_bytes: float = 2.0
     kv_bytes: float = 2.0
     quantized_activations: bool = False  # the GEMMs run in fp8/fp4: activations are quantised first
+    fused_allreduce_norm: bool = False   # each TP all-reduce also adds the residual and runs the next RMSNorm
 
 
 @dataclass(frozen=True)
@@ -382,6 +385,12 @@ def _head_s(model: Any, lay: Layout, prec: Precision, rows: float, r: Rates) -> 
     return overlap(c, m, r.overlap_p) if narrow else _overlap_fn(r)(c, m)
 
 
+def _fused_norms(lay: Layout, prec: Precision) -> bool:
+    """The add+norm kernels ride in the TP all-reduces only where the layer has them: tp > 1 and the
+    attention not data-parallel (TensorRT-LLM enables the fusion under the same condition)."""
+    return prec.fused_allreduce_norm and lay.tp > 1 and not lay.attn_dp
+
+
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
               context: float, prompt: float, r: Rates, queries: float = 1.0, chunk: float | None = None) -> StepTime:
     """One step of one pipeline stage: `decode` streams at mean context `context` plus `prefill`
@@ -394,7 +403,7 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
                     gemm_s=layers * (_overlap_fn(r)(comp, mem) + head), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
-                    launch_s=layers * kernels_per_layer(model, prec.quantized_activations) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
+                    launch_s=layers * kernels_per_layer(model, prec.quantized_activations, _fused_norms(lay, prec)) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
 
 
 def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,
@@ -411,4 +420,4 @@ def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context:
     gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r)
     return StepTime(gemm_compute_s=passes * comp, gemm_memory_s=passes * mem, gemm_s=passes * gemm,
                     attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
-                    launch_s=passes * (kernels_per_layer(model, prec.quantized_activations) + 1) * r.kernel_gap_s, overhead_s=0.0)
+                    launch_s=passes * (kernels_per_layer(model, prec.quantized_activations, _fused_norms(lay, prec)) + 1) * r.kernel_gap_s, overhead_s=0.0)

@@ -29,7 +29,7 @@ _REQUEST_KEYS = {  # TOML key (unit in the name) -> (ServingRequest field, scale
     "kv_cache": ("kv_cache", None), "engine": ("engine", None), "max_batch": ("max_batch", None),
     "length_cv2": ("length_cv2", None), "requests": ("requests", None),
     "max_num_tokens": ("max_num_tokens", None), "spec_tokens": ("spec_tokens", None),
-    "spec_acceptance": ("spec_acceptance", None),
+    "spec_acceptance": ("spec_acceptance", None), "allreduce_fusion": ("allreduce_fusion", None),
 }
 
 

@@ -29,7 +29,10 @@ kernel counts): amd 32.4% / 73% inside, nvidia 12.7% / 92%; DeepSeek-R1 +3.1 -> 
 +90 / +94% (MI300X / MI325X). Then the KV cache of the B200 rows and of MI355X SGLang DeepSeek-R1 fp4 in
 fp8, as their run scripts set it (seeds/serving_checks_inferencemax.toml head): nvidia 11.7% / 96%
 inside (B200: gpt-oss vLLM -12.6 -> -9.3%, TensorRT-LLM -16.3 -> -12.7%, DeepSeek-R1 SGLang -1.4 ->
-+4.1%), amd 33.1% / 73% (MI355X SGLang DeepSeek-R1 +19.4 -> +21.9%)."""
++4.1%), amd 33.1% / 73% (MI355X SGLang DeepSeek-R1 +19.4 -> +21.9%). Then the TP all-reduce fused with
+the residual add and RMSNorm where the engine does it by default (TensorRT-LLM) or the script asks for
+it (B200 vLLM gpt-oss, B200 SGLang DeepSeek-R1): nvidia 10.5% / 96% (B200: gpt-oss vLLM -9.3 -> -5.5%,
+TensorRT-LLM -12.7 -> -9.4%, DeepSeek-R1 SGLang +4.1 -> +7.2%)."""
 import pytest
 
 from bench_scripts import load_script
@@ -58,7 +61,7 @@ def test_every_case_runs(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
 
 
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.125, 0.94), ("amd", 0.345, 0.70)])
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.115, 0.94), ("amd", 0.345, 0.70)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
     mine = [r for r in rows if r["vendor"] == vendor]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)

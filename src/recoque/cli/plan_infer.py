@@ -108,6 +108,10 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                                                          "(MTP / EAGLE one-layer draft; default 0)"),
           spec_acceptance: Optional[float] = typer.Option(None, "--spec-acceptance",
                                                           help="chance one draft token is accepted (measured; default 0.85, 0.6-0.9)"),
+          allreduce_fusion: Optional[bool] = typer.Option(None, "--allreduce-fusion/--no-allreduce-fusion",
+                                                          help="TP all-reduce fused with the residual add + RMSNorm (vLLM "
+                                                               "fuse_allreduce_rms, SGLang --enable-flashinfer-allreduce-fusion; "
+                                                               "default: the engine's, TensorRT-LLM on)"),
           requests: Optional[int] = typer.Option(None, "--requests",
                                                  help="offline: this many requests submitted at once, followed to the end "
                                                       "(vLLM benchmark_throughput --num-prompts; KV preemptions counted)"),
@@ -130,7 +134,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  tp=tp or gpus_per_replica, pp=pp, ep=ep, attention_dp=attention_dp, weights=weights, activations=activations, kv_cache=kv_cache,
                  dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
-                 spec_tokens=spec_tokens, spec_acceptance=spec_acceptance)
+                 spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, allreduce_fusion=allreduce_fusion)
     req = _request(w, flags)
     s, prof = profile_for(s, profile, profile_anyway)
     rows, d, notes, dl, _ = plan_infer(s, w, name, prof, request=req, gemm_shapes=_gemm_shapes(profile))
