@@ -42,8 +42,8 @@ from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
-from recoque.planner.serving_step import (Layout, Precision, StepTime, draft_time, kv_bytes_per_token_per_gpu, moe_tp,
-                                          step_time)
+from recoque.planner.serving_step import (Layout, Precision, StepTime, draft_time, has_tp_allreduce,
+                                          kv_bytes_per_token_per_gpu, moe_tp, step_time)
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
@@ -520,17 +520,17 @@ def _pow2_upto(n: int) -> list[int]:
     return out
 
 
-def fused_norms(req: ServingRequest, engine: Any) -> bool:
+def allreduce_fusion_on(req: ServingRequest, engine: Any) -> bool:
     """Whether the TP all-reduces carry the residual add and RMSNorm: the request's setting, else
     the engine's default."""
     return engine.allreduce_norm_fusion if req.allreduce_fusion is None else req.allreduce_fusion
 
 
 def _fusion_note(req: ServingRequest, engine: Any, lay: Layout) -> tuple[str, ...]:
-    if lay.tp <= 1 or lay.attn_dp:
+    if not has_tp_allreduce(lay):
         return ()
     how = "the engine's default" if req.allreduce_fusion is None else "as set"
-    if fused_norms(req, engine):
+    if allreduce_fusion_on(req, engine):
         return (f"TP all-reduce fused with the residual add and RMSNorm ({how}): 2 kernels fewer per layer",)
     return (f"TP all-reduce not fused with the residual add and RMSNorm ({how}; --allreduce-fusion if the engine runs it)",)
 
@@ -610,7 +610,7 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
             float(req.max_batch or engine.max_batch))
 
     def replica(rates: Any, eff: float) -> _Replica:
-        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, fused_norms(req, engine))
+        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, allreduce_fusion_on(req, engine))
 
     first = replica(rs.rates["value"], rs.efficiency["value"])
     caps = {"KV memory": float(mem.max_streams), "batch cap": float(req.max_batch or engine.max_batch),

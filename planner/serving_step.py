@@ -385,10 +385,14 @@ def _head_s(model: Any, lay: Layout, prec: Precision, rows: float, r: Rates) -> 
     return overlap(c, m, r.overlap_p) if narrow else _overlap_fn(r)(c, m)
 
 
-def _fused_norms(lay: Layout, prec: Precision) -> bool:
-    """The add+norm kernels ride in the TP all-reduces only where the layer has them: tp > 1 and the
-    attention not data-parallel (TensorRT-LLM enables the fusion under the same condition)."""
-    return prec.fused_allreduce_norm and lay.tp > 1 and not lay.attn_dp
+def has_tp_allreduce(lay: Layout) -> bool:
+    """A layer all-reduces over its TP group: tp > 1 and the attention not data-parallel (where
+    TensorRT-LLM fuses the add+norm into the all-reduce, and the only place it can)."""
+    return lay.tp > 1 and not lay.attn_dp
+
+
+def _layer_kernels(model: Any, lay: Layout, prec: Precision) -> float:
+    return kernels_per_layer(model, prec.quantized_activations, prec.fused_allreduce_norm and has_tp_allreduce(lay))
 
 
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
@@ -403,7 +407,7 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
                     gemm_s=layers * (_overlap_fn(r)(comp, mem) + head), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
-                    launch_s=layers * kernels_per_layer(model, prec.quantized_activations, _fused_norms(lay, prec)) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
+                    launch_s=layers * _layer_kernels(model, lay, prec) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
 
 
 def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,
@@ -420,4 +424,4 @@ def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context:
     gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r)
     return StepTime(gemm_compute_s=passes * comp, gemm_memory_s=passes * mem, gemm_s=passes * gemm,
                     attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
-                    launch_s=passes * (kernels_per_layer(model, prec.quantized_activations, _fused_norms(lay, prec)) + 1) * r.kernel_gap_s, overhead_s=0.0)
+                    launch_s=passes * (_layer_kernels(model, lay, prec) + 1) * r.kernel_gap_s, overhead_s=0.0)

@@ -41,9 +41,9 @@ def test_no_tp_all_reduce_nothing_to_fuse(lay):
 def test_engine_defaults_and_the_request_override():
     assert load_engine("trtllm").allreduce_norm_fusion is True
     assert not load_engine("vllm").allreduce_norm_fusion and not load_engine("sglang").allreduce_norm_fusion
-    assert sv.fused_norms(sv.ServingRequest(engine="trtllm"), load_engine("trtllm"))
-    assert not sv.fused_norms(sv.ServingRequest(engine="trtllm", allreduce_fusion=False), load_engine("trtllm"))
-    assert sv.fused_norms(sv.ServingRequest(engine="vllm", allreduce_fusion=True), load_engine("vllm"))
+    assert sv.allreduce_fusion_on(sv.ServingRequest(engine="trtllm"), load_engine("trtllm"))
+    assert not sv.allreduce_fusion_on(sv.ServingRequest(engine="trtllm", allreduce_fusion=False), load_engine("trtllm"))
+    assert sv.allreduce_fusion_on(sv.ServingRequest(engine="vllm", allreduce_fusion=True), load_engine("vllm"))
 
 
 @pytest.mark.parametrize("bad", ["yes", 1, 0.0])
