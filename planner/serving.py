@@ -306,8 +306,9 @@ class _Replica:
                  room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True,
                  allreduce_norm_fusion: bool = False):
         measured = rates.gemm_at
-        rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, attention_flop_s=rates.attention_flop_s * eff,
-                        head_flop_s=rates.head_flop_s * eff,
+        # the GEMMs take e inside their rate (their time overlaps math with the weight read); the
+        # attention rate stays the kernel's: its time is in the parts seconds() takes at 1/e
+        rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, head_flop_s=rates.head_flop_s * eff,
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode = budget_counts_decode

@@ -293,20 +293,20 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     return c_d + c_e, m_d + m_e
 
 
-def _busiest_rank_prefill_s(model: Any, lay: Layout, prefill: float, prompt: float, r: Rates) -> float:
+def _busiest_rank_prefill_s(model: Any, lay: Layout, prefill: float, prompt: float, r: Rates) -> tuple[float, float]:
     """Attention DP: the ranks run each step together (the expert all-to-all joins them), so a step
     lasts as long as its busiest rank, and a new prompt is prefilled by the one rank that holds its
     stream. The step's prefill tokens come from prefill/prompt prompts, on at most that many ranks:
     the busiest rank runs prefill / min(tp, max(1, prompts)) of them through the attention (whole
     attention weights, all heads), not prefill / tp. What that costs above the even share, per layer.
     (TensorRT-LLM's attention_dp_config.enable_balance withholds context requests to even this out;
-    trtllm-bench runs without it unless configured.)"""
+    trtllm-bench runs without it unless configured.) Returned apart, (GEMM math, attention) s: the
+    attention projections are GEMM math of the step, the scores and values attention."""
     g = float(lay.tp)
     spread = min(g, max(1.0, prefill / max(prompt, 1.0)))
-    extra = prefill / spread - prefill / g
-    per_token = (2.0 * model.attention_params_per_layer() / r.gemm_flop_s
-                 + prompt * model.heads * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s)
-    return max(extra, 0.0) * per_token
+    extra = max(prefill / spread - prefill / g, 0.0)
+    return (extra * 2.0 * model.attention_params_per_layer() / r.gemm_flop_s,
+            extra * prompt * model.heads * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s)
 
 
 def mixed_step_gemm_s(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float, chunk: float,
@@ -348,7 +348,8 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
         + prefill * prompt * model.attention_pair_fraction(prompt, causal=True) * (model.heads / g) \
         * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s
     if lay.attn_dp and prefill > 0:
-        attn += _busiest_rank_prefill_s(model, lay, prefill, prompt, r)
+        busiest_math, busiest_attn = _busiest_rank_prefill_s(model, lay, prefill, prompt, r)
+        comp, attn = comp + busiest_math, attn + busiest_attn
     elem = tokens * (10.0 * model.hidden + 3.0 * model.active_ffn_width() / g) * ACT_BYTES / r.hbm_bytes_s
     # TP: two all-reduces of the activations per layer; attention DP: none (the all-to-all below
     # carries the tokens to and from the experts)

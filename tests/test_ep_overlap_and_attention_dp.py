@@ -87,10 +87,9 @@ def test_busiest_rank_prefill():
     r = Rates(gemm_flop_s=1e15, attention_flop_s=7e14, hbm_bytes_s=4e12, link_bytes_s=4e11, hop_latency_s=1e-6,
               kernel_gap_s=0.0, step_overhead_s=0.0)
     lay = Layout(8, 1, 8, True)
-    one_prompt = _busiest_rank_prefill_s(R1, lay, 512.0, 1024.0, r)   # half a prompt per step: one rank does it
-    assert one_prompt > 0
-    spread = _busiest_rank_prefill_s(R1, lay, 8 * 1024.0, 1024.0, r)  # eight prompts: one per rank, even
-    assert spread == 0.0
+    math_s, attn_s = _busiest_rank_prefill_s(R1, lay, 512.0, 1024.0, r)   # half a prompt per step: one rank does it
+    assert math_s > 0 and attn_s > 0
+    assert _busiest_rank_prefill_s(R1, lay, 8 * 1024.0, 1024.0, r) == (0.0, 0.0)  # eight prompts: one per rank, even
 
 
 def test_cli_attention_dp():

@@ -24,7 +24,7 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 0.97, 0.86),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 1.02, 0.84),
                                                                    ("amd", 0.105, 0.52, 0.90)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
@@ -86,7 +86,15 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     without graphs; seeds/systems.toml): the Llama 3.1 405B TP 8 rows 1-5 points faster, the
     DeepSeek-R1 min-latency rows faster still (+24/+65% -> +44/+89%), CoreWeave's GB300 Server row
     +90.5% -> +95.6%; nvidia 11.4% / 95.6% / 87%, amd unchanged; the InferenceMAX set gains
-    (nvidia 15.3% -> 12.8%, tests/test_serving_inferencemax.py)."""
+    (nvidia 15.3% -> 12.8%, tests/test_serving_inferencemax.py). With the engine efficiency applied once
+    to the attention math (prefill attention, MLA's decode math; it had been applied twice: the rate at
+    e and the attention time at 1/e again, e^2) and the busiest attention-DP rank's projection GEMMs
+    counted as GEMM math: the rows that move were already fast and move faster: TensorRT-LLM's
+    DeepSeek-R1 attention-DP rows +16..+20% -> +24%, two of them and the v5.1 Llama 3.1 405B GB300
+    Offline row (+18%) just past their high ends, CoreWeave's GB300 Server row +91.9% -> +101.7%;
+    the long-prompt TensorRT-LLM rows the model ran slow move 2 points up; nvidia 11.4% / 91.9% / 87%
+    -> 11.6% / 101.7% / 85%, amd unchanged (9.0% / 51.3% / 100%). The guard follows the fix: e^2 was
+    an unsourced extra factor standing in for costs of those rows that are still not found."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0

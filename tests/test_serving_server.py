@@ -135,6 +135,20 @@ def test_engine_efficiency_slows_the_math_but_not_the_weight_read():
     assert slow.tpot(2000.0) / ideal.tpot(2000.0) == pytest.approx(2.0, rel=0.1)
 
 
+def test_engine_efficiency_charges_the_attention_math_once():
+    """Prefill attention runs at e x the kernel attention rate: its time at e = 0.5 is twice the
+    time at e = 1, not four times (the rate at e and the time at 1/e again was e^2)."""
+    system, spec, engine = load_system("node-8x-mi325x").with_gpus(1), get_device_spec("mi325x"), sv.sr.load_engine("vllm")
+    req = sv.ServingRequest(**{**MLPERF, "prompt_tokens": 8192.0})
+    r = sv.sr.rate_set(spec, system, "fp8", 1, engine).rates["value"]
+    ideal, slow = (sv._Replica(L70, req, Layout(1), r, e, 8192.0) for e in (1.0, 0.5))
+    assert slow.r.attention_flop_s == ideal.r.attention_flop_s == r.attention_flop_s
+    only_attention = dataclasses.replace(ideal.stage(0.0, 8192.0), gemm_s=0.0, elementwise_s=0.0, comm_s=0.0,
+                                         launch_s=0.0, overhead_s=0.0)
+    assert only_attention.attention_s > 0
+    assert slow.seconds(only_attention) == pytest.approx(2.0 * ideal.seconds(only_attention))
+
+
 def test_tp_all_reduce_link_efficiency_is_per_vendor():
     # AMD: RCCL 318 of 448 GB/s on 8x MI300X (0.71, bench_anchors 1c); NVIDIA keeps the stated 0.8
     amd, nv = load_system("node-8x-mi300x"), load_system("node-8x-h100")
