@@ -7,7 +7,8 @@ short-k factor, a roofline floor on the bytes, a per-kernel overhead), the backw
 GEMMs of their own shapes (data gradient m x k x n, weight gradient k x n x m), the attention
 core (fused: the profile's attention rate; unfused: per-head batched GEMMs at the GEMM model plus
 softmax/dropout bytes), memory-bound elementwise work (LayerNorm, bias-dropout-residual,
-activation: bytes over the memory-bound bandwidth, twice in the backward), recomputation (full:
+activation: bytes over the memory-bound bandwidth, twice in the backward), the MoE token
+permutation around the experts (MOE_PERMUTE_PASSES, once each way), recomputation (full:
 the whole forward again; selective: the attention core), tensor-parallel collectives (2
 all-reduces forward and 2 backward, or the same volume as all-gather + reduce-scatter with
 sequence parallelism, the all-gathers in fp8 under fp8/fp4 training) and expert all-to-alls. A pipeline stage runs L/p layers (+ the logits on
@@ -81,6 +82,17 @@ ELEMENTWISE_BYTES_PER_H = 22.0  # 2 LayerNorms (4h each), 2 bias-dropout-residua
 # counterpart, i.e. twice as many (counted by `2.0 * t_elem`). fp8/fp4 casts: one kernel per
 # linear-layer input forward, two backward (t_cast_*).
 ELEMENTWISE_KERNELS_FWD = 6.0
+# MoE token permutation (Megatron-Core transformer/moe/moe_utils.py permute / unpermute, the fused
+# forms Transformer Engine's moe_permute / moe_unpermute): before the experts each token is copied
+# to its top-k experts' contiguous rows (read and write k x h elements), after them the k rows are
+# weighted and summed back into one (read k x h, write h): 3k + 1 elements of h per token, two
+# kernels, 16-bit, in the forward and again (the gradients' scatter and gather) in the backward.
+# The flex dispatcher (DeepEP / HybridEP, what the Megatron-Bridge MoE recipes run) does no more
+# locally; the alltoall dispatcher's two chunk sorts when an EP rank holds several experts
+# (sort_chunks_by_idxs) would add 4k and are not counted. The router (a tokens x h x experts GEMM,
+# softmax and top-k) is under 1% of the experts' work for every preset and is left out.
+MOE_PERMUTE_PASSES = 3.0
+MOE_PERMUTE_KERNELS = 2.0
 
 
 def cp_merge_bytes_fwd(cp: Any) -> Any:
@@ -286,10 +298,20 @@ def layer_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile
     ring_cp = (cp > 1) & ~p.cp_a2a
     t_cpx_f = np.where(ring_cp, tokens * q_w * cp_merge_bytes_fwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
     t_cpx_b = np.where(ring_cp, tokens * (q_w + kv_w) * cp_merge_bytes_bwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
-    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f
-    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b
+    t_moe = moe_dispatch_s(m_, hw, tokens / np.where(p.sp, tp, 1.0), ovh)
+    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f + t_moe
+    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b + t_moe
     recomp = np.where(p.rc == 2, p.frac * fwd, np.where(p.rc == 1, t_att_f, 0.0))
     return LayerTimes(fwd, bwd, recomp, t_gemm_f, t_gemm_b, t_att_f, t_att_b, kt["logits"])
+
+
+def moe_dispatch_s(m_: Any, hw: Hardware, tokens: Any, ovh: float) -> Any:
+    """Seconds per layer and micro-batch, one direction, of the MoE token permutation around the
+    experts of `tokens` tokens (the backward moves the same bytes the other way)."""
+    if not m_.moe:
+        return 0.0 * tokens
+    elements = tokens * float(m_.hidden) * (MOE_PERMUTE_PASSES * float(m_.active_experts) + 1.0)
+    return m_.moe_layer_fraction * (2.0 * elements / hw.hbm_bw + MOE_PERMUTE_KERNELS * ovh)
 
 
 def _attention_widths(m_: Any, tp: Any) -> tuple[Any, Any]:
