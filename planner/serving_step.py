@@ -10,7 +10,8 @@ tokens of other requests (chunked prefill). Per layer, on one GPU of a tensor-pa
   attention     decode: KV read of B x context x cached elements per token (K and V of the GPU's KV
                 heads; MLA: latent + RoPE key) x bytes at BW (MLA: or its latent math, if slower);
                 prefill: C x prompt x heads/g x (qk + v head widths) FLOPs (causal) at the attention rate
-  elementwise   norms, rotary, residuals, activation: ~ T x (10 hidden + 3 ffn/g) x 2 bytes at BW
+  elementwise   norms, rotary, residuals, activation: ~ T x (10 hidden + 3 ffn/g) x 2 bytes at BW;
+                MoE: + the combine of each token's k expert outputs, (k + 1) hidden x 2 bytes
   all-reduce    2 per layer (after attention and after the MLP), ring: 2(g-1) hops x latency
                 + 2(g-1)/g x T x hidden x 2 bytes / link bandwidth; or, where the system file carries a
                 measured all-reduce table for g GPUs, its time at that message size
@@ -351,6 +352,7 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
         busiest_math, busiest_attn = _busiest_rank_prefill_s(model, lay, prefill, prompt, r)
         comp, attn = comp + busiest_math, attn + busiest_attn
     elem = tokens * (10.0 * model.hidden + 3.0 * model.active_ffn_width() / g) * ACT_BYTES / r.hbm_bytes_s
+    elem += moe_combine_bytes(model, lay, tokens) / r.hbm_bytes_s
     # TP: two all-reduces of the activations per layer; attention DP: none (the all-to-all below
     # carries the tokens to and from the experts)
     comm = 0.0 if lay.attn_dp else 2.0 * _allreduce_s(tokens * model.hidden * ACT_BYTES, g, r)
@@ -363,6 +365,19 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
     if lay.pp > 1:  # activations to the next stage once per step
         comm += r.hop_latency_s + tokens * model.hidden * ACT_BYTES / r.link_bytes_s / layers
     return comp, mem, attn, elem, comm
+
+
+def moe_combine_bytes(model: Any, lay: Layout, tokens: float) -> float:
+    """Bytes of the MoE combine per layer on one GPU: each token's k expert outputs weighted and
+    summed into one row, read k x hidden and write hidden, a pass of its own in every engine (vLLM
+    and SGLang fused_moe's moe_sum, TensorRT-LLM's finalizeMoeRouting kernel). The expert GEMMs'
+    own activation reads and writes are theirs, as for a dense layer; TensorRT-LLM's expand pass
+    before the experts (read hidden, write k x hidden) is not counted. Under attention DP a GPU
+    sums only its own tokens."""
+    if int(getattr(model, "experts", 1) or 1) <= 1:
+        return 0.0
+    own = tokens / lay.tp if lay.attn_dp else tokens
+    return own * (model.routed_per_layer + model.moe_layer_fraction) * model.hidden * ACT_BYTES
 
 
 def _overlap_fn(r: Rates) -> Any:

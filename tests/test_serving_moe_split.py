@@ -119,3 +119,19 @@ def test_vllm_v0_engine_keeps_the_2024_cpu_step():
     v1, v0 = load_engine("vllm"), load_engine("vllm-v0")
     assert v0.step_overhead_s[0] > 2.0 * v1.step_overhead_s[0]
     assert v0.efficiency == v1.efficiency
+
+
+def test_moe_combine_reads_k_rows_and_writes_one_per_token(monkeypatch):
+    """DeepSeek-R1: 8 routed experts in 58 of its 61 layers; attention DP sums only a GPU's own tokens."""
+    from recoque.planner.serving_step import moe_combine_bytes
+    frac = (DS.layers - DS.dense_layers) / DS.layers
+    tp_bytes = moe_combine_bytes(DS, Layout(8, 1, 8), 1000.0)
+    assert tp_bytes == pytest.approx(1000.0 * (8 + 1) * frac * DS.hidden * 2.0, rel=1e-12)
+    assert moe_combine_bytes(DS, Layout(8, 1, 8, attn_dp=True), 1000.0) == pytest.approx(tp_bytes / 8, rel=1e-12)
+    assert moe_combine_bytes(load_model("llama2-70b"), Layout(8), 1000.0) == 0.0
+    # the step's elementwise time holds it on every layer (tp_bytes is already the average layer's)
+    def step():
+        return step_time(DS, Layout(8, 1, 8), Precision(1.0, 1.0), 1000.0, 0.0, 1000.0, 1000.0, RATES)
+    with_combine = step().elementwise_s
+    monkeypatch.setattr("recoque.planner.serving_step.moe_combine_bytes", lambda *a: 0.0)
+    assert with_combine - step().elementwise_s == pytest.approx(DS.layers * tp_bytes / RATES.hbm_bytes_s, rel=1e-9)
