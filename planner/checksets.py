@@ -38,7 +38,8 @@ def serving_rows(cases: Iterable[Any] | None = None) -> list[dict[str, Any]]:
         e = chk.estimate
         out.append({**chk.to_json(), "vendor": get_device_spec(load_system(c.system).device).vendor,
                     "predicted_low": e.tokens_per_s_system.low if e else None,
-                    "predicted_high": e.tokens_per_s_system.high if e else None, "in_verdict": True})
+                    "predicted_high": e.tokens_per_s_system.high if e else None, "in_verdict": c.in_verdict,
+                    "why_not_in_verdict": c.why_not_in_verdict})
     return out
 
 

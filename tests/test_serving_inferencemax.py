@@ -32,7 +32,13 @@ inside (B200: gpt-oss vLLM -12.6 -> -9.3%, TensorRT-LLM -16.3 -> -12.7%, DeepSee
 +4.1%), amd 33.1% / 73% (MI355X SGLang DeepSeek-R1 +19.4 -> +21.9%). Then the TP all-reduce fused with
 the residual add and RMSNorm where the engine does it by default (TensorRT-LLM) or the script asks for
 it (B200 vLLM gpt-oss, B200 SGLang DeepSeek-R1): nvidia 10.5% / 96% (B200: gpt-oss vLLM -9.3 -> -5.5%,
-TensorRT-LLM -12.7 -> -9.4%, DeepSeek-R1 SGLang +4.1 -> +7.2%)."""
+TensorRT-LLM -12.7 -> -9.4%, DeepSeek-R1 SGLang +4.1 -> +7.2%).
+
+Stop 47: the MoE combine pass (planner/serving_step.moe_combine_bytes): nvidia 10.4%, amd 32.6%. The
+SGLang DeepSeek-R1 scripts' memory fraction, prefill chunk and request cap entered (the B200 fp8 TP4
+rows had been queued for seconds behind a KV cache the 0.88 default leaves empty: -24..-74% -> +29..+69%);
+13 B200 SGLang DeepSeek-R1 rows whose throughput is 0.52-0.81 of their own medians' closed loop left
+out of the verdict (CLOSED_LOOP_MIN_RATIO): nvidia 8.6% / 97% inside over 264, amd 32.6% / 73%."""
 import pytest
 
 from bench_scripts import load_script
@@ -61,9 +67,18 @@ def test_every_case_runs(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
 
 
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.115, 0.94), ("amd", 0.345, 0.70)])
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.09, 0.96), ("amd", 0.335, 0.72)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
-    mine = [r for r in rows if r["vendor"] == vendor]
+    mine = [r for r in rows if r["vendor"] == vendor and r["in_verdict"]]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)
     assert mean <= mean_max
     assert sum(r["inside"] for r in mine) / len(mine) >= inside_min
+
+
+def test_runs_short_of_their_own_medians_leave_the_verdict(rows):
+    out = [r for r in rows if not r["in_verdict"]]
+    assert len(out) == 13 and all(r["key"].startswith("ix-b200-dsr1-sglang-") for r in out)
+    assert all("of what its own median TTFT and TPOT give" in r["why_not_in_verdict"] for r in out)
+    ratios = {c.key: c.closed_loop_ratio() for c in load_cases(seed_file=SEED)}
+    assert all(ratios[r["key"]] < 0.85 for r in out)
+    assert sorted(ratios.values())[len(ratios) // 20] > 0.9  # the run-of-the-mill row agrees with its medians

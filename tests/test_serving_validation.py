@@ -58,3 +58,27 @@ def test_a_bad_case_is_a_one_line_error():
     with pytest.raises(BadInput):
         sv.case_from_toml({"key": "x", "model": "llama2-70b", "system": "node-8x-h100", "role": "tuned",
                            "published_output_tokens_per_s": 1, "prompt_tokens_mean": 1, "output_tokens_mean": 1}, 0)
+
+
+def _closed_loop_case(**extra):
+    raw = {"key": "x", "model": "llama2-70b", "system": "node-8x-h100", "published_output_tokens_per_s": 400.0,
+           "prompt_tokens_mean": 1000, "output_tokens_mean": 1000, "concurrency": 8, **extra}
+    return sv.case_from_toml(raw, 0)
+
+
+def test_closed_loop_ratio_holds_the_run_against_its_own_medians():
+    # 8 streams x 1000 tokens / (0.5 s + 1000 x 19.5 ms) = 400 tokens/s: consistent
+    ok = _closed_loop_case(published_ttft_ms=500.0, published_tpot_ms=19.5)
+    assert ok.closed_loop_ratio() == pytest.approx(1.0) and ok.in_verdict and ok.why_not_in_verdict == ""
+    slow = _closed_loop_case(published_ttft_ms=500.0, published_tpot_ms=9.75)  # medians say 2x the throughput
+    assert slow.closed_loop_ratio() == pytest.approx(400.0 / (8 * 1000 / 10.25), rel=1e-9)
+    assert not slow.in_verdict and "0.51 of what its own median TTFT and TPOT give 8" in slow.why_not_in_verdict
+    assert _closed_loop_case().closed_loop_ratio() is None and _closed_loop_case().in_verdict  # no medians: kept
+
+
+def test_a_case_carries_the_runs_memory_fraction():
+    c = _closed_loop_case(hbm_fraction=0.95)
+    assert c.request.hbm_fraction == 0.95
+    from recoque.errors import BadInput
+    with pytest.raises(BadInput, match="HBM fraction"):
+        _closed_loop_case(hbm_fraction=1.5)
