@@ -374,7 +374,7 @@ def moe_combine_bytes(model: Any, lay: Layout, tokens: float) -> float:
     own activation reads and writes are theirs, as for a dense layer; TensorRT-LLM's expand pass
     before the experts (read hidden, write k x hidden) is not counted. Under attention DP a GPU
     sums only its own tokens."""
-    if int(getattr(model, "experts", 1) or 1) <= 1:
+    if not model.moe:
         return 0.0
     own = tokens / lay.tp if lay.attn_dp else tokens
     return own * (model.routed_per_layer + model.moe_layer_fraction) * model.hidden * ACT_BYTES
