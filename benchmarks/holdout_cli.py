@@ -12,6 +12,16 @@ from typing import Any, Callable
 from recoque.planner.checksets import by_vendor
 
 
+def verdict_mark(r: dict) -> str:
+    """What a row's line ends with when the row is shown but not in the verdict."""
+    return "" if r["in_verdict"] else "  (not in the verdict)"
+
+
+def left_out_lines(rs: list[dict], name: str) -> list[str]:
+    """One line per row left out of the verdict, with why; `name` is the rows' key field."""
+    return [f"  not in the verdict: {r[name]}: {r['why_not_in_verdict']}" for r in rs if not r["in_verdict"]]
+
+
 def vendor_lines(rs: list[dict]) -> list[str]:
     """One summary line per vendor: runs, mean and max |error|, share inside the printed range."""
     return [f"  {vendor:<8} n={s['runs']:>3}  mean |error| {s['mean_abs_error']:.1%}  "

@@ -23,9 +23,8 @@ def report(rs: list[dict]) -> str:
             continue
         out.append(f"{r['key']:<52} {r['published_tokens_per_s']:>10,.0f} {r['predicted_tokens_per_s'].value:>10,.0f} "
                    f"[{r['predicted_low']:>9,.0f}-{r['predicted_high']:>9,.0f}] {r['error']:>+7.1%} "
-                   f"{'yes' if r['inside'] else 'NO':>6}" + ("  (not in the verdict)" if not r["in_verdict"] else ""))
-    out += [f"  not in the verdict: {r['key']}: {r['why_not_in_verdict']}" for r in rs if not r["in_verdict"]]
-    return "\n".join(out + holdout_cli.vendor_lines(rs))
+                   f"{'yes' if r['inside'] else 'NO':>6}" + holdout_cli.verdict_mark(r))
+    return "\n".join(out + holdout_cli.left_out_lines(rs, "key") + holdout_cli.vendor_lines(rs))
 
 
 def main(argv: list[str] | None = None) -> int:

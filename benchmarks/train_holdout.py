@@ -26,11 +26,8 @@ def report(rs: list[dict]) -> str:
         out.append(f"{r['case']:<34} {r['device']:<12} {r['gpus']:>6} {r['published']:>22} "
                    f"{r['predicted_time_s']:>8.3g} [{r['predicted_low_s']:>7.3g}-{r['predicted_high_s']:>7.3g}] "
                    f"{r['error']:>+7.1%} {'yes' if r['inside'] else 'NO':>6}"
-                   + ("" if r["in_verdict"] else "  (not in the verdict)"))
-    for r in rs:
-        if not r["in_verdict"]:
-            out.append(f"  not in the verdict: {r['case']}: {r['why_not_in_verdict']}")
-    return "\n".join(out + holdout_cli.vendor_lines(rs))
+                   + holdout_cli.verdict_mark(r))
+    return "\n".join(out + holdout_cli.left_out_lines(rs, "case") + holdout_cli.vendor_lines(rs))
 
 
 def main(argv: list[str] | None = None) -> int:
