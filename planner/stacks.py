@@ -30,7 +30,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
           "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
-               "fp8_param_gather", "fp8_saves_inputs")
+               "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Stack:
     tp_comm_overlap: bool = False  # TP collectives pipelined with the GEMMs (ExecutionPlan.tp_overlap)
     ep_comm_overlap: bool = False  # MoE all-to-alls beside another micro-batch's compute (ExecutionPlan.ep_overlap)
     ep_node_dedup: bool = False    # MoE dispatch sends a token once per destination node (DeepEP, HybridEP)
+    pp_comm_overlap: bool = False  # interleaved schedule: pipeline sends run beside the next chunk's compute
     grad_reduce_dtype: str = "fp32"
     zero3_regather_on_recompute: bool = False
     efficiency: float = 1.0
@@ -167,6 +168,7 @@ class Stack:
         pipe += [f"with pp > 1 ZeRO stage {self.pipeline_max_zero} at most"] if self.pipeline_max_zero < 3 else []
         pipe += ["with pp > 1 16-bit gradients kept beside the fp32 ones"] if self.pipeline_16bit_grads else []
         pipe += ["weights all-gathered in fp8 under fp8/fp4 training"] if self.fp8_param_gather else []
+        pipe += ["interleaved pipeline sends overlap compute"] if self.pp_comm_overlap else []
         if self.comm_max_ctas:
             caps = ", ".join(f"{k} {v}" for k, v in sorted(self.comm_max_ctas.items()))
             pipe += [f"NCCL CTAs per communicator capped ({caps}): each CTA moves half of one scale-up link"]

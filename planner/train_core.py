@@ -393,6 +393,13 @@ def ep_comm_s(m_: Any, hw: Hardware, stack: Stack, p: Plans, lt: LayerTimes) -> 
     return np.where(p.ep_overlap, np.maximum(ep_comm - (lt.fwd + lt.bwd + lt.recomp), 0.0), ep_comm)
 
 
+def pp_warmup_fraction(pp: Any, v: Any, n_mb: Any) -> Any:
+    """Share of the first stage's chunk passes that run in the interleaved schedule's warm-up (and,
+    as many, cool-down): (pp - 1) x 2 + (v - 1) x pp forward chunks out of n_mb x v (Megatron-Core
+    pipeline_parallel/schedules.py get_pp_rank_microbatches, rank 0), at most all of them."""
+    return np.minimum(1.0, (2.0 * (pp - 1.0) + (v - 1.0) * pp) / (n_mb * v))
+
+
 def _exposed(t: Any, win: Any, overlap: Any) -> Any:
     """Communication `t` beside a compute window `win`: what the window hides costs only the
     slowdown it causes there (OVERLAP_COMPUTE_SLOWDOWN); without overlap all of it shows."""
@@ -517,6 +524,14 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     p2p_bw = np.where(pp_intra, capped_bw(hw.bw_intra, hw, stack, "pp"), hw.bw_inter)
     p2p_alpha = np.where(pp_intra, hw.alpha_intra, hw.alpha_inter)
     p2p = np.where(pp > 1, 2.0 * v * comm.p2p_time(p.tokens * float(m_.hidden) * 2.0 / p.tp, p2p_bw, p2p_alpha), 0.0)
+    # With the interleaved schedule the stack may post each chunk's send and receive without
+    # waiting and wait only before the chunk that needs them (Megatron overlap_p2p_comm, on with
+    # virtual stages: seeds/stacks.toml pp_comm_overlap): in the steady state the sends hide behind
+    # the stage's compute as the gradient reduction does (at most OVERLAP_EFFICIENCY of it, slowed
+    # meanwhile); the warm-up forwards and the cool-down backwards wait on theirs (Megatron's
+    # overlap_p2p_comm_warmup_flush is off by default).
+    steady = np.where(stack.pp_comm_overlap & (v > 1), 1.0 - pp_warmup_fraction(pp, v, n_mb), 0.0)
+    p2p = p2p * (1.0 - steady) + _exposed(p2p * steady, OVERLAP_EFFICIENCY * steady * lps * layer_compute, True)
     t_max = lps * layer_t + lt.logits + p2p
     t_mean = p.lps_mean * layer_t + lt.logits / pp + p2p
     bubble = (pp - 1.0) / v * t_mean
