@@ -395,8 +395,9 @@ def ep_comm_s(m_: Any, hw: Hardware, stack: Stack, p: Plans, lt: LayerTimes) -> 
 
 def pp_warmup_fraction(pp: Any, v: Any, n_mb: Any) -> Any:
     """Share of the first stage's chunk passes that run in the interleaved schedule's warm-up (and,
-    as many, cool-down): (pp - 1) x 2 + (v - 1) x pp forward chunks out of n_mb x v (Megatron-Core
-    pipeline_parallel/schedules.py get_pp_rank_microbatches, rank 0), at most all of them."""
+    as many, cool-down): (pp - 1) x 2 + (v - 1) x pp forward chunks out of n_mb x v, at most all of
+    them (Megatron-Core pipeline_parallel/schedules.py, the interleaved schedule's
+    num_warmup_microbatches at rank 0 with the default microbatch_group_size_per_vp_stage = pp)."""
     return np.minimum(1.0, (2.0 * (pp - 1.0) + (v - 1.0) * pp) / (n_mb * v))
 
 
