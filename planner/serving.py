@@ -43,7 +43,7 @@ from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
 from recoque.planner.serving_step import (Layout, Precision, StepTime, draft_time, has_tp_allreduce,
-                                          kv_bytes_per_token_per_gpu, moe_tp, step_time)
+                                          kv_bytes_per_token_per_gpu, layer_kernels, moe_tp, step_time)
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
@@ -304,7 +304,7 @@ class _Replica:
 
     def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float,
                  room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True,
-                 allreduce_norm_fusion: bool = False):
+                 allreduce_norm_fusion: bool = False, prefill_eager: bool = False):
         measured = rates.gemm_at
         # the GEMMs take e inside their rate (their time overlaps math with the weight read); the
         # attention rate stays the kernel's: its time is in the parts seconds() takes at 1/e
@@ -312,6 +312,7 @@ class _Replica:
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode = budget_counts_decode
+        self.prefill_eager = prefill_eager   # the engine runs prefill forwards without graph replay
         self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
                               quantized_activations=req.compute_dtype in ("fp8", "fp4"),
                               fused_allreduce_norm=allreduce_norm_fusion)
@@ -334,7 +335,21 @@ class _Replica:
         pre = dec * self.req.prompt_tokens * self.accepted() / self.req.output_tokens + extra_prefill
         st = step_time(self.m, self.lay, self.prec, dec, pre, self.ctx, self.req.prompt_tokens, self.r, 1.0 + k,
                        chunk=self.chunk(batch))
+        if self.prefill_eager:  # the eager prefill forwards, spread over the steps (x eff: seconds() divides by it,
+            # and eager_kernel_s is a wall-time measurement already)
+            st = replace(st, launch_s=st.launch_s + self.eff * self.prefill_forwards(batch) * self.eager_forward_s() / self.lay.pp)
         return st.plus(draft_time(self.m, self.lay, self.prec, dec, self.ctx, self.r, k)) if k else st
+
+    def eager_forward_s(self) -> float:
+        """Wall time a prefill forward adds when the engine runs it without graph replay: every
+        layer's kernels x eager_kernel_s (seeds/serving.toml [kernel]); 0 where prefill replays graphs."""
+        return self.m.layers * layer_kernels(self.m, self.lay, self.prec) * self.r.eager_kernel_s if self.prefill_eager else 0.0
+
+    def prefill_forwards(self, batch: float) -> float:
+        """Prefill forwards per stage step: B/pp streams end every O/L steps and each new prompt
+        takes ceil(P / chunk) forwards; prompts that wait together share one, so at most one a step."""
+        chunks = max(1.0, math.ceil(self.req.prompt_tokens / max(1.0, self.prefill_room(batch))))
+        return min(1.0, batch / self.lay.pp * self.accepted() / self.req.output_tokens * chunks)
 
     def step_s(self, batch: float, extra_prefill: float = 0.0) -> float:
         """One engine step (every stage once) at `batch` running streams."""
@@ -372,7 +387,7 @@ class _Replica:
         room = max(1.0, self.prefill_room(batch))
         steps = max(1.0, math.ceil(prompt / room))
         chunk = min(prompt, room)
-        return steps * self.step_s(batch, chunk)
+        return steps * (self.step_s(batch, chunk) + self.eager_forward_s())
 
 
 def _bisect(fn, lo: float, hi: float, iters: int = 60) -> float:
@@ -484,7 +499,8 @@ def wave_point(rep: _Replica, req: ServingRequest, replicas: int) -> Point:
                 slots=rep.slots, kv_free_bytes=rep.kv_free_bytes,
                 kv_bytes=lambda c: per_token * c * m.kv_layer_fraction(c), reserve_full=rep.reserve_full,
                 decode_s=lambda n, c: stage_s(n, 0.0, c, req.prompt_tokens),
-                prefill_s=lambda tokens, length: stage_s(0.0, tokens, 1.0, length) - stage_s(0.0, 0.0, 1.0, length))
+                prefill_s=lambda tokens, length: (stage_s(0.0, tokens, 1.0, length) - stage_s(0.0, 0.0, 1.0, length)
+                                                  + rep.eager_forward_s() * max(1.0, math.ceil(tokens / max(1.0, rep.budget)))))
     try:
         r = sw.run(w)
     except ValueError as exc:
@@ -611,7 +627,8 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
             float(req.max_batch or engine.max_batch))
 
     def replica(rates: Any, eff: float) -> _Replica:
-        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, allreduce_fusion_on(req, engine))
+        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, allreduce_fusion_on(req, engine),
+                        not engine.prefill_graphs)
 
     first = replica(rs.rates["value"], rs.efficiency["value"])
     caps = {"KV memory": float(mem.max_streams), "batch cap": float(req.max_batch or engine.max_batch),

@@ -70,6 +70,7 @@ class Engine:
     max_num_tokens: int = 8192        # tokens one step may carry (the chunked-prefill budget)
     budget_counts_decode: bool = True  # the budget holds the step's decode tokens too (TensorRT-LLM, vLLM)
     allreduce_norm_fusion: bool = False  # by default each TP all-reduce also adds the residual and runs the RMSNorm
+    prefill_graphs: bool = True  # forwards that carry prompt tokens replay captured graphs (False: they run eagerly)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
@@ -78,7 +79,8 @@ class Engine:
                 f"{self.step_overhead_s[0] * 1e3:g} ms CPU per step, KV reserved '{self.kv_reserve}', "
                 f"default batch cap {self.max_batch}, default step budget {self.max_num_tokens} tokens "
                 f"({'prefill and decode' if self.budget_counts_decode else 'prefill only'}), "
-                f"TP all-reduce {'fused' if self.allreduce_norm_fusion else 'not fused'} with the residual add and RMSNorm by default "
+                f"TP all-reduce {'fused' if self.allreduce_norm_fusion else 'not fused'} with the residual add and RMSNorm by default, "
+                f"prefill forwards {'replay graphs' if self.prefill_graphs else 'run eagerly (no graph replay)'} "
                 f"(seeds/serving.toml [engines.{self.key}]: {self.source})")
 
 
@@ -93,7 +95,8 @@ def load_engine(key: str) -> Engine:
                   max_batch=int(t.get("max_batch", 256)), usable_hbm_fraction=float(t.get("usable_hbm_fraction", 0.9)),
                   source=str(t.get("sources", {}).get("engine_efficiency", "")),
                   max_num_tokens=int(t.get("max_num_tokens", 8192)), budget_counts_decode=bool(t.get("budget_counts_decode", True)),
-                  allreduce_norm_fusion=bool(t.get("allreduce_norm_fusion", False)))
+                  allreduce_norm_fusion=bool(t.get("allreduce_norm_fusion", False)),
+                  prefill_graphs=bool(t.get("prefill_graphs", True)))
 
 
 def kernel_constants() -> Mapping[str, Any]:
@@ -190,6 +193,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     k = kernel_constants()
     m_half = _ranged(k, "gemm_m_half_rows", "[kernel]")
     gap = tuple(x * 1e-6 for x in _ranged(k, "kernel_gap_us", "[kernel]"))
+    eager = tuple(x * 1e-6 for x in _ranged(k, "eager_kernel_us", "[kernel]"))
     afrac = _ranged(k, "attention_fraction_of_gemm", "[kernel]")
     p_ov = _ranged(k, "gemm_overlap_p", "[kernel]")
     moe = _ranged(k, "moe_gemm_efficiency", "[kernel]") if "moe_gemm_efficiency" in k else (1.0, 1.0, 1.0)
@@ -210,14 +214,16 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          spec_acceptance=_corner(acc, c, True),
                          head_flop_s=_corner(attn_base, c, True),
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
-                         allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0)
+                         allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0,
+                         eager_kernel_s=_corner(eager, c, False))
         eff[c] = _corner(engine.efficiency, c, True)
     ar_note = (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
                f"in message size ({table.source})" if table else
                f"TP all-reduce: {link[0] / 1e9:.0f} GB/s achieved per GPU ({link_efficiency(spec.vendor)['value']:.0%} "
                f"of the system's link), {lat[0] * 1e6:g} us per ring hop ({system.key})")
     notes = (g_note, h_note, ar_note,
-             f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:g} us per kernel launch; "
+             f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:g} us per kernel launch "
+             f"with graph replay, {eager[0] * 1e6:g} us more without (eager prefill forwards); "
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
              engine.note()) + tuple(n for n in (power.note(system, measured),) if n)
     return RateSet(rates=rates, efficiency=eff, notes=notes)

@@ -99,6 +99,7 @@ class Rates:
     gemm_at: Any = None       # measured (m, n, k) -> FLOP/s (serving_rates.GemmShapes); None: the m/(m + m_half) model
     allreduce_at: Any = None  # measured bytes -> seconds of one all-reduce over allreduce_gpus GPUs (planner.allreduce_table)
     allreduce_gpus: int = 0
+    eager_kernel_s: float = 0.0  # what a kernel launched without graph replay (eager) adds to a forward's wall time
 
 
 @dataclass(frozen=True)
@@ -407,7 +408,7 @@ def has_tp_allreduce(lay: Layout) -> bool:
     return lay.tp > 1 and not lay.attn_dp
 
 
-def _layer_kernels(model: Any, lay: Layout, prec: Precision) -> float:
+def layer_kernels(model: Any, lay: Layout, prec: Precision) -> float:
     return kernels_per_layer(model, prec.quantized_activations, prec.fused_allreduce_norm and has_tp_allreduce(lay))
 
 
@@ -423,7 +424,7 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
                     gemm_s=layers * (_overlap_fn(r)(comp, mem) + head), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
-                    launch_s=layers * _layer_kernels(model, lay, prec) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
+                    launch_s=layers * layer_kernels(model, lay, prec) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
 
 
 def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,
@@ -440,4 +441,4 @@ def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context:
     gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r)
     return StepTime(gemm_compute_s=passes * comp, gemm_memory_s=passes * mem, gemm_s=passes * gemm,
                     attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
-                    launch_s=passes * (_layer_kernels(model, lay, prec) + 1) * r.kernel_gap_s, overhead_s=0.0)
+                    launch_s=passes * (layer_kernels(model, lay, prec) + 1) * r.kernel_gap_s, overhead_s=0.0)

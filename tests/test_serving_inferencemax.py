@@ -38,7 +38,14 @@ Stop 47: the MoE combine pass (planner/serving_step.moe_combine_bytes): nvidia 1
 SGLang DeepSeek-R1 scripts' memory fraction, prefill chunk and request cap entered (the B200 fp8 TP4
 rows had been queued for seconds behind a KV cache the 0.88 default leaves empty: -24..-74% -> +29..+69%);
 13 B200 SGLang DeepSeek-R1 rows whose throughput is 0.52-0.81 of their own medians' closed loop left
-out of the verdict (CLOSED_LOOP_MIN_RATIO): nvidia 8.6% / 97% inside over 264, amd 32.6% / 73%."""
+out of the verdict (CLOSED_LOOP_MIN_RATIO): nvidia 8.6% / 97% inside over 264, amd 32.6% / 73%.
+
+Stop 49: SGLang's prefill forwards run eagerly (no graph replay; seeds/serving.toml [engines.sglang]
+prefill_graphs, [kernel] eager_kernel_us from SGLang PR #12160): nvidia 8.5% / 96% inside (max 65.6 ->
+45.0%), amd 29.2% / 73%. Signed median by group: H200 SGLang DeepSeek-R1 +11.4 / +1.1 / +13.8% -> +2.3 /
++0.1 / +6.9% (1k/1k, 1k/8k, 8k/1k), MI355X SGLang +18.2 / +13.5 / +23.6% -> +7.7 / +11.3 / +14.2%, B200
+SGLang +1.8 / -0.1 / +31.0% -> -4.6 / -1.5 / +26.3% (its fp4 rows at 128 streams now 22-31% slow);
+median model/published TTFT 0.43 -> 0.85 (H200 SGLang), 0.43 -> 0.97 (MI355X SGLang), 0.20 -> 0.36 (B200)."""
 import pytest
 
 from bench_scripts import load_script
@@ -67,7 +74,7 @@ def test_every_case_runs(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
 
 
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.09, 0.96), ("amd", 0.335, 0.72)])
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.09, 0.95), ("amd", 0.30, 0.72)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
     mine = [r for r in rows if r["vendor"] == vendor and r["in_verdict"]]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)
