@@ -304,7 +304,7 @@ class _Replica:
 
     def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float,
                  room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True,
-                 allreduce_norm_fusion: bool = False, prefill_eager: bool = False):
+                 allreduce_norm_fusion: bool = False):
         measured = rates.gemm_at
         # the GEMMs take e inside their rate (their time overlaps math with the weight read); the
         # attention rate stays the kernel's: its time is in the parts seconds() takes at 1/e
@@ -312,7 +312,6 @@ class _Replica:
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode = budget_counts_decode
-        self.prefill_eager = prefill_eager   # the engine runs prefill forwards without graph replay
         self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
                               quantized_activations=req.compute_dtype in ("fp8", "fp4"),
                               fused_allreduce_norm=allreduce_norm_fusion)
@@ -335,15 +334,16 @@ class _Replica:
         pre = dec * self.req.prompt_tokens * self.accepted() / self.req.output_tokens + extra_prefill
         st = step_time(self.m, self.lay, self.prec, dec, pre, self.ctx, self.req.prompt_tokens, self.r, 1.0 + k,
                        chunk=self.chunk(batch))
-        if self.prefill_eager:  # the eager prefill forwards, spread over the steps (x eff: seconds() divides by it,
+        if self.r.eager_kernel_s:  # the eager prefill forwards, spread over the steps (x eff: seconds() divides by it,
             # and eager_kernel_s is a wall-time measurement already)
             st = replace(st, launch_s=st.launch_s + self.eff * self.prefill_forwards(batch) * self.eager_forward_s() / self.lay.pp)
         return st.plus(draft_time(self.m, self.lay, self.prec, dec, self.ctx, self.r, k)) if k else st
 
     def eager_forward_s(self) -> float:
         """Wall time a prefill forward adds when the engine runs it without graph replay: every
-        layer's kernels x eager_kernel_s (seeds/serving.toml [kernel]); 0 where prefill replays graphs."""
-        return self.m.layers * layer_kernels(self.m, self.lay, self.prec) * self.r.eager_kernel_s if self.prefill_eager else 0.0
+        layer's kernels x eager_kernel_s (seeds/serving.toml [kernel]; 0 where prefill replays graphs,
+        serving_rates._eager_kernel_s)."""
+        return self.m.layers * layer_kernels(self.m, self.lay, self.prec) * self.r.eager_kernel_s
 
     def prefill_forwards(self, batch: float) -> float:
         """Prefill forwards per stage step: B/pp streams end every O/L steps and each new prompt
@@ -627,8 +627,7 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
             float(req.max_batch or engine.max_batch))
 
     def replica(rates: Any, eff: float) -> _Replica:
-        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, allreduce_fusion_on(req, engine),
-                        not engine.prefill_graphs)
+        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, allreduce_fusion_on(req, engine))
 
     first = replica(rs.rates["value"], rs.efficiency["value"])
     caps = {"KV memory": float(mem.max_streams), "batch cap": float(req.max_batch or engine.max_batch),

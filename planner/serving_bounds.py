@@ -24,7 +24,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("GEMM and attention rates", ("gemm_flop_s", "attention_flop_s", "gemm_at"), False),
     ("HBM bandwidth", ("hbm_bytes_s",), False),
     ("links", ("link_bytes_s", "hop_latency_s", "allreduce_at", "allreduce_gpus"), False),
-    ("kernel launches", ("kernel_gap_s",), False),
+    ("kernel launches", ("kernel_gap_s", "eager_kernel_s"), False),
     ("engine (step overhead, efficiency)", ("step_overhead_s",), True),
     ("skinny-GEMM shape", ("m_half", "overlap_p"), False),
     ("MoE grouped GEMMs and EP balance", ("moe_gemm_efficiency", "moe_rank_imbalance_ep32"), False),

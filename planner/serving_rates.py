@@ -215,7 +215,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          head_flop_s=_corner(attn_base, c, True),
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0,
-                         eager_kernel_s=_corner(eager, c, False))
+                         eager_kernel_s=_eager_kernel_s(engine, eager, c))
         eff[c] = _corner(engine.efficiency, c, True)
     ar_note = (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
                f"in message size ({table.source})" if table else
@@ -227,6 +227,17 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
              engine.note()) + tuple(n for n in (power.note(system, measured),) if n)
     return RateSet(rates=rates, efficiency=eff, notes=notes)
+
+
+def _eager_kernel_s(engine: Engine, eager: tuple[float, float, float], corner: str) -> float:
+    """What a prefill forward's kernel adds without graph replay, at one corner. An engine that runs
+    prefill eagerly (SGLang) pays it at every corner. One that replays graphs pays none, except at
+    the slow corner: whether a step's tokens fall inside its capture sizes is the build's and the
+    run's setting (vLLM max_cudagraph_capture_size, 512 by default, InferenceX sets 2048; TensorRT-LLM
+    graphs generation-only batches), so the slow corner takes the eager figure."""
+    if not engine.prefill_graphs:
+        return _corner(eager, corner, False)
+    return eager[0] if corner == "low" else 0.0
 
 
 # --- measured GEMM rates by shape (--profile) ---------------------------------------------------

@@ -19,17 +19,32 @@ SYSTEM = load_system("node-8x-h200")
 FP8 = dict(weights="fp8", activations="fp8", kv_cache="fp8")
 
 
+def _rates(engine="sglang", corner="value"):
+    return sv.sr.rate_set(get_device_spec("h200"), SYSTEM, "fp8", 8, load_engine(engine)).rates[corner]
+
+
 def _replica(prefill_eager: bool, prompt=1000.0, output=1000.0):
     req = sv.ServingRequest(prompt_tokens=prompt, output_tokens=output, engine="sglang", tp=8, **FP8)
-    rs = sv.sr.rate_set(get_device_spec("h200"), SYSTEM, "fp8", 8, load_engine("sglang"))
-    return sv._Replica(DS, req, Layout(8), rs.rates["value"], rs.efficiency["value"], 16384.0,
-                       budget_counts_decode=False, prefill_eager=prefill_eager)
+    rates = _rates() if prefill_eager else dataclasses.replace(_rates(), eager_kernel_s=0.0)
+    eff = sv.sr.rate_set(get_device_spec("h200"), SYSTEM, "fp8", 8, load_engine("sglang")).efficiency["value"]
+    return sv._Replica(DS, req, Layout(8), rates, eff, 16384.0, budget_counts_decode=False)
 
 
 def test_engines_say_whether_prefill_replays_graphs():
     assert load_engine("sglang").prefill_graphs is False
     assert load_engine("vllm").prefill_graphs and load_engine("trtllm").prefill_graphs
     assert "run eagerly" in load_engine("sglang").note() and "replay graphs" in load_engine("vllm").note()
+
+
+def test_each_corner_pays_what_the_engine_does():
+    """SGLang at every corner (fast: 20 us, slow: 55 us); vLLM and TensorRT-LLM only at the slow one,
+    where the run's capture sizes may stop below a prefill step's tokens."""
+    k = kernel_constants()
+    assert [_rates("sglang", c).eager_kernel_s * 1e6 for c in ("value", "high", "low")] == pytest.approx(
+        [k["eager_kernel_us"], k["eager_kernel_us_low"], k["eager_kernel_us_high"]])
+    for engine in ("vllm", "trtllm"):
+        assert _rates(engine, "value").eager_kernel_s == _rates(engine, "high").eager_kernel_s == 0.0
+        assert _rates(engine, "low").eager_kernel_s == pytest.approx(k["eager_kernel_us"] * 1e-6)
 
 
 def test_the_stated_eager_cost_is_the_cited_measurement_per_counted_kernel():
