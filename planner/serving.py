@@ -346,10 +346,12 @@ class _Replica:
         return self.m.layers * layer_kernels(self.m, self.lay, self.prec) * self.r.eager_kernel_s
 
     def prefill_forwards(self, batch: float) -> float:
-        """Prefill forwards per stage step: B/pp streams end every O/L steps and each new prompt
-        takes ceil(P / chunk) forwards; prompts that wait together share one, so at most one a step."""
+        """Prefill forwards per stage step: B/pp streams end every O/L steps, x = (B/pp) L / O new
+        prompts a step, each in ceil(P / chunk) chunks. The prompts ready at one step boundary share
+        one forward, so a step is followed by one when at least one is ready: 1 - exp(-x chunks)
+        (Poisson), ~x chunks when few arrive, at most one."""
         chunks = max(1.0, math.ceil(self.req.prompt_tokens / max(1.0, self.prefill_room(batch))))
-        return min(1.0, batch / self.lay.pp * self.accepted() / self.req.output_tokens * chunks)
+        return -math.expm1(-batch / self.lay.pp * self.accepted() / self.req.output_tokens * chunks)
 
     def step_s(self, batch: float, extra_prefill: float = 0.0) -> float:
         """One engine step (every stage once) at `batch` running streams."""

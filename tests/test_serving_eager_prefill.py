@@ -4,6 +4,7 @@ prompt's prefill runs eagerly, as a forward of its own, and pays every layer's k
 cost on top of its GPU work, in its own TTFT and, spread over the steps, in every running stream's
 TPOT. vLLM and TensorRT-LLM keep the graph-replay kernel gap."""
 import dataclasses
+import math
 
 import pytest
 
@@ -71,24 +72,25 @@ def test_the_prompts_own_forward_lands_in_its_ttft():
 
 
 def test_the_running_streams_wait_for_the_prefill_forwards():
-    """b streams end every O steps each: b/O prompts a step, each one eager forward (one chunk)."""
+    """b streams end every O steps each: b/O prompts a step, a forward after each step that has one."""
     eager, graphed = _replica(True), _replica(False)
     for b in (4.0, 64.0):
-        per_step = b / 1000.0
+        per_step = 1.0 - math.exp(-b / 1000.0)
         assert eager.prefill_forwards(b) == pytest.approx(per_step)
         assert eager.step_s(b) - graphed.step_s(b) == pytest.approx(per_step * eager.eager_forward_s())
         assert eager.throughput(b) < graphed.throughput(b)
 
 
 def test_prompts_that_wait_together_share_one_forward():
-    # 4,000 streams of 100-token outputs: 40 prompts end a step, one forward takes them all
     eager = _replica(True, prompt=100.0, output=100.0)
-    assert eager.prefill_forwards(4000.0) == 1.0
+    assert eager.prefill_forwards(4000.0) == pytest.approx(1.0)   # 40 prompts a step: one forward takes them
+    assert eager.prefill_forwards(100.0) == pytest.approx(1.0 - math.exp(-1.0))   # one a step on average
+    assert eager.prefill_forwards(1.0) == pytest.approx(0.01, rel=0.01)
 
 
 def test_a_prompt_in_several_chunks_takes_as_many_forwards():
     eager = _replica(True, prompt=40000.0, output=1000.0)
-    assert eager.prefill_forwards(4.0) == pytest.approx(4.0 / 1000.0 * 3)   # ceil(40,000 / 16,384) = 3
+    assert eager.prefill_forwards(4.0) == pytest.approx(1.0 - math.exp(-4.0 / 1000.0 * 3))   # ceil(40,000 / 16,384) = 3
 
 
 def test_an_sglang_plan_pays_it_and_says_so(monkeypatch):
