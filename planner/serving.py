@@ -350,7 +350,7 @@ class _Replica:
         prompts a step, each in ceil(P / chunk) chunks. The prompts ready at one step boundary share
         one forward, so a step is followed by one when at least one is ready: 1 - exp(-x chunks)
         (Poisson), ~x chunks when few arrive, at most one."""
-        chunks = max(1.0, math.ceil(self.req.prompt_tokens / max(1.0, self.prefill_room(batch))))
+        chunks = prompt_chunks(self.req.prompt_tokens, self.prefill_room(batch))
         return -math.expm1(-batch / self.lay.pp * self.accepted() / self.req.output_tokens * chunks)
 
     def step_s(self, batch: float, extra_prefill: float = 0.0) -> float:
@@ -387,9 +387,14 @@ class _Replica:
         a chunk is what the budget leaves beside the running streams' decode tokens."""
         prompt = self.req.prompt_tokens if prompt is None else prompt
         room = max(1.0, self.prefill_room(batch))
-        steps = max(1.0, math.ceil(prompt / room))
+        steps = prompt_chunks(prompt, room)
         chunk = min(prompt, room)
         return steps * (self.step_s(batch, chunk) + self.eager_forward_s())
+
+
+def prompt_chunks(tokens: float, room: float) -> float:
+    """Forwards a prefill of `tokens` takes when a forward holds `room` prompt tokens (at least one)."""
+    return max(1.0, math.ceil(tokens / max(1.0, room)))
 
 
 def _bisect(fn, lo: float, hi: float, iters: int = 60) -> float:
@@ -502,7 +507,7 @@ def wave_point(rep: _Replica, req: ServingRequest, replicas: int) -> Point:
                 kv_bytes=lambda c: per_token * c * m.kv_layer_fraction(c), reserve_full=rep.reserve_full,
                 decode_s=lambda n, c: stage_s(n, 0.0, c, req.prompt_tokens),
                 prefill_s=lambda tokens, length: (stage_s(0.0, tokens, 1.0, length) - stage_s(0.0, 0.0, 1.0, length)
-                                                  + rep.eager_forward_s() * max(1.0, math.ceil(tokens / max(1.0, rep.budget)))))
+                                                  + rep.eager_forward_s() * prompt_chunks(tokens, rep.budget)))
     try:
         r = sw.run(w)
     except ValueError as exc:
