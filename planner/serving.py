@@ -42,8 +42,9 @@ from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
-from recoque.planner.serving_step import (Layout, Precision, StepTime, draft_time, has_tp_allreduce,
-                                          kv_bytes_per_token_per_gpu, layer_kernels, moe_tp, step_time)
+from recoque.planner.serving_step import (Layout, Precision, StepTime, blockscale_kblocks_per_layer, draft_time,
+                                          has_tp_allreduce, kv_bytes_per_token_per_gpu, layer_kernels, moe_tp,
+                                          step_time)
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
@@ -559,6 +560,18 @@ def _fusion_note(req: ServingRequest, engine: Any, lay: Layout) -> tuple[str, ..
     return (f"TP all-reduce not fused with the residual add and RMSNorm ({how}; --allreduce-fusion if the engine runs it)",)
 
 
+def _untuned_blockscale_note(model: Any, run: "_Run", req: ServingRequest) -> tuple[str, ...]:
+    r = run.rates["value"]
+    if not (r.blockscale_kblock_s and getattr(model, "fp8_weight_block", 0) and req.weights == "fp8"):
+        return ()
+    kb = blockscale_kblocks_per_layer(model, run.lay)
+    return (f"block-scaled FP8 GEMMs untuned on this device for {req.engine} (no tuned aiter config for its gfx arch and "
+            f"CU count): each dense GEMM call walks its K in 128-wide blocks at {r.blockscale_kblock_s * 1e6:.2g} us "
+            f"({run.rates['high'].blockscale_kblock_s * 1e6:.3g}-{run.rates['low'].blockscale_kblock_s * 1e6:.3g}), "
+            f"{kb:.3g} blocks a layer: at least {model.layers * kb * r.blockscale_kblock_s * 1e3:.3g} ms a forward "
+            "(seeds/serving.toml [untuned_blockscale]; a build with tuned configs for these shapes does not pay it)",)
+
+
 def _check_expert_flags(model: Any, model_name: str, req: ServingRequest) -> None:
     """--attention-dp and --ep are about experts: on a dense model, or an --ep that no expert count
     divides, no searched layout can take them, so say that instead of "no layout fits"."""
@@ -734,6 +747,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         f"weights {req.weights}, activations {req.activations} (GEMMs in {req.compute_dtype}), KV cache {req.kv_cache}; "
         f"prompt {req.prompt_tokens:g}, output {req.output_tokens:g} tokens",
         *_fusion_note(req, engine, lay),
+        *_untuned_blockscale_note(model, run, req),
         f"memory per GPU: {frac:.0%} of {sr.hbm_capacity_bytes(spec) / 1e9:.0f} GB usable, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
         f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",

@@ -30,6 +30,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("MoE grouped GEMMs and EP balance", ("moe_gemm_efficiency", "moe_rank_imbalance_ep32"), False),
     ("request-length spread", ("service_cv2", "prompt_cv2"), False),
     ("speculative-decoding acceptance", ("spec_acceptance",), False),
+    ("untuned block-scaled GEMMs", ("blockscale_kblock_s",), False),
 )
 SIDES = ("low", "high")
 
@@ -104,5 +105,5 @@ def ratio_span(a: float, a_groups: Mapping[str, tuple[float, float]], b: float,
 
 
 NOTE = ("low/high: each group of constants (GEMM and attention rates, HBM, links, launches, engine, GEMM shape, "
-        "MoE, request spread) at either end of its stated range in turn, the shifts combined in quadrature "
+        "MoE, request spread, speculative acceptance, untuned block-scaled GEMMs) at either end of its stated range in turn, the shifts combined in quadrature "
         "(independent sources; planner/serving_bounds.py); not fitted")

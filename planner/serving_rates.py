@@ -201,6 +201,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     cv2 = _ranged(k, "service_cv2", "[kernel]") if "service_cv2" in k else (0.0, 0.0, 0.0)
     pcv2 = _ranged(k, "prompt_cv2", "[kernel]") if "prompt_cv2" in k else (0.0, 0.0, 0.0)
     acc = _ranged(k, "spec_acceptance", "[kernel]") if "spec_acceptance" in k else (0.0, 0.0, 0.0)
+    kblock = untuned_blockscale_kblock_s(spec, engine)
     rates, eff = {}, {}
     for c in CORNERS:
         rates[c] = Rates(gemm_flop_s=_corner(gemm, c, True),
@@ -215,7 +216,8 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          head_flop_s=_corner(attn_base, c, True),
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0,
-                         eager_kernel_s=_eager_kernel_s(engine, eager, c))
+                         eager_kernel_s=_eager_kernel_s(engine, eager, c),
+                         blockscale_kblock_s=_corner(kblock, c, False))
         eff[c] = _corner(engine.efficiency, c, True)
     ar_note = (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
                f"in message size ({table.source})" if table else
@@ -227,6 +229,17 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
              engine.note()) + tuple(n for n in (power.note(system, measured),) if n)
     return RateSet(rates=rates, efficiency=eff, notes=notes)
+
+
+def untuned_blockscale_kblock_s(spec: DeviceSpec, engine: Engine) -> tuple[float, float, float]:
+    """Seconds per 128-wide K-block of a block-scaled FP8 GEMM call where the engine's kernel library
+    holds no tuned config for the device (seeds/serving.toml [untuned_blockscale]: aiter keys its
+    tables by gfx arch and CU count); zeros elsewhere (value, low, high)."""
+    t = _seed().get("untuned_blockscale", {})
+    here = {f"{arch}:{spec.compute_units}" for arch in spec.gfx_arch}
+    if engine.key not in t.get("engines", ()) or not here & set(t.get("targets", ())):
+        return 0.0, 0.0, 0.0
+    return tuple(x * 1e-6 for x in _ranged(t, "kblock_us", "[untuned_blockscale]"))
 
 
 def _eager_kernel_s(engine: Engine, eager: tuple[float, float, float], corner: str) -> float:

@@ -100,6 +100,7 @@ class Rates:
     allreduce_at: Any = None  # measured bytes -> seconds of one all-reduce over allreduce_gpus GPUs (planner.allreduce_table)
     allreduce_gpus: int = 0
     eager_kernel_s: float = 0.0  # what a kernel launched without graph replay (eager) adds to a forward's wall time
+    blockscale_kblock_s: float = 0.0  # per 128-wide K-block of an untuned block-scaled FP8 GEMM call (0: tuned)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class StepTime:
     comm_s: float
     launch_s: float
     overhead_s: float
+    untuned_gemm_s: float = 0.0  # of gemm_s: what untuned block-scaled GEMM calls take beyond the tuned model
 
     @property
     def total_s(self) -> float:
@@ -144,7 +146,8 @@ class StepTime:
         parts = {"weight read (memory)": self.gemm_memory_s if self.gemm_memory_s >= self.gemm_compute_s else 0.0,
                  "GEMM math (compute)": self.gemm_compute_s if self.gemm_compute_s > self.gemm_memory_s else 0.0,
                  "KV-cache read / attention": self.attention_s, "communication": self.comm_s,
-                 "launches, CPU scheduling, elementwise": self.launch_s + self.overhead_s + self.elementwise_s}
+                 "launches, CPU scheduling, elementwise": self.launch_s + self.overhead_s + self.elementwise_s,
+                 "untuned block-scaled GEMMs (latency)": self.untuned_gemm_s}
         return max(parts, key=parts.get)
 
     def plus(self, other: "StepTime") -> "StepTime":
@@ -412,6 +415,46 @@ def layer_kernels(model: Any, lay: Layout, prec: Precision) -> float:
     return kernels_per_layer(model, prec.quantized_activations, prec.fused_allreduce_norm and has_tp_allreduce(lay))
 
 
+BLOCKSCALE_K_BLOCK = 128  # K columns one iteration of a block-scaled GEMM consumes: the weight block's width
+
+
+def blockscale_kblocks_per_layer(model: Any, lay: Layout) -> float:
+    """K-blocks (ceil(K / 128)) summed over the block-scaled dense GEMM calls of an average layer's
+    decode forward on one GPU (seeds/serving.toml [untuned_blockscale.sources] kernels). MLA: the
+    fused q_a + kv_a projection (K hidden), q_b (K q_lora_rank), o_proj (K heads x v_head_dim / tp);
+    kv_b is absorbed into per-tensor bmms. Otherwise the fused QKV (K hidden) and o_proj. Dense FFNs
+    (a dense model's, MoE models' dense-first layers by their share, the shared expert only under
+    expert parallelism: without it SGLang folds it into the fused MoE): gate/up (K hidden), down."""
+    def kb(k: float) -> float:
+        return float(math.ceil(k / BLOCKSCALE_K_BLOCK))
+
+    g, h = lay.tp, float(model.hidden)
+    if model.mla:
+        attn = kb(h) + (kb(model.q_lora_rank) if model.q_lora_rank else 0.0) + kb(model.heads * model.value_head_dim / g)
+    else:
+        attn = kb(h) + kb(model.heads * model.head_dim / g)
+    if not model.moe:
+        return attn + kb(h) + kb(model.ffn_hidden / g)
+    ffn = (1.0 - model.moe_layer_fraction) * (kb(h) + kb(model.dense_ffn_width / g))
+    if lay.ep > 1 and model.shared_experts:
+        ffn += model.moe_layer_fraction * (kb(h) + kb(model.shared_experts * model.ffn_hidden / g))
+    return attn + ffn
+
+
+def untuned_blockscale_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> float:
+    """What one layer's untuned block-scaled GEMM calls take beyond their tuned time (the dense GEMMs
+    at the modelled rate): each call walks ceil(K / 128) blocks at r.blockscale_kblock_s whatever
+    its rows, so it is a floor that larger batches grow into. 0 unless the weights are FP8 with
+    per-block scales (model fp8_weight_block) and the rates say the device's kernels are untuned."""
+    if r.blockscale_kblock_s <= 0.0 or not getattr(model, "fp8_weight_block", 0) or prec.weight_bytes != 1.0:
+        return 0.0
+    dense = float(model.nonexpert_params_per_layer()) if model.moe else float(model.layer_params())
+    read = dense + (lay.tp - 1.0) * model.attention_params_per_layer() if lay.attn_dp else dense
+    rows = tokens / lay.tp if lay.attn_dp else tokens
+    tuned = overlap(*_gemm(2.0 * rows * read / lay.tp, read * prec.weight_bytes / lay.tp, rows, r), r.overlap_p)
+    return max(0.0, blockscale_kblocks_per_layer(model, lay) * r.blockscale_kblock_s - tuned)
+
+
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,
               context: float, prompt: float, r: Rates, queries: float = 1.0, chunk: float | None = None) -> StepTime:
     """One step of one pipeline stage: `decode` streams at mean context `context` plus `prefill`
@@ -421,10 +464,12 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     comp, mem, attn, elem, comm = _layer_parts(model, lay, prec, decode, prefill, context, prompt, r, queries, chunk)
     # LM head over the tokens that sample (decode streams' tokens + the last token of finishing prompts ~ decode)
     head = _head_s(model, lay, prec, decode * queries, r) / layers  # spread over the stage's layers (only the last stage runs it)
+    untuned = untuned_blockscale_s(model, lay, prec, decode * queries + prefill, r)
     return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
-                    gemm_s=layers * (_overlap_fn(r)(comp, mem) + head), attention_s=layers * attn,
+                    gemm_s=layers * (_overlap_fn(r)(comp, mem) + head + untuned), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
-                    launch_s=layers * layer_kernels(model, lay, prec) * r.kernel_gap_s, overhead_s=r.step_overhead_s)
+                    launch_s=layers * layer_kernels(model, lay, prec) * r.kernel_gap_s, overhead_s=r.step_overhead_s,
+                    untuned_gemm_s=layers * untuned)
 
 
 def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,
@@ -438,7 +483,9 @@ def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context:
         return StepTime(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     one = Layout(lay.tp, 1, lay.ep, lay.attn_dp)
     comp, mem, attn, elem, comm = _layer_parts(model, one, prec, decode, 0.0, context, context, r)
-    gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r)
+    untuned = untuned_blockscale_s(model, one, prec, decode, r)
+    gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r) + untuned
     return StepTime(gemm_compute_s=passes * comp, gemm_memory_s=passes * mem, gemm_s=passes * gemm,
                     attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
-                    launch_s=passes * (layer_kernels(model, lay, prec) + 1) * r.kernel_gap_s, overhead_s=0.0)
+                    launch_s=passes * (layer_kernels(model, lay, prec) + 1) * r.kernel_gap_s, overhead_s=0.0,
+                    untuned_gemm_s=passes * untuned)

@@ -16,7 +16,7 @@ from recoque.errors import BadInput
 _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len_tokens",
              "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",
              "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "expert_groups", "group_topk",
-             "sliding_window", "sliding_layers", "context_window_tokens")
+             "sliding_window", "sliding_layers", "context_window_tokens", "fp8_weight_block")
 _BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias")
 
 
@@ -66,6 +66,10 @@ class TransformerSpec:
     kv_lora_rank: int = 0
     rope_head_dim: int = 0
     v_head_dim: int = 0
+    # The released FP8 checkpoint scales its weights per square block of this many rows and columns
+    # (DeepSeek-V3/R1: quantization_config weight_block_size [128, 128]); 0: per-tensor or
+    # per-channel scales, or no FP8 checkpoint. Engines run such weights through block-scaled GEMMs.
+    fp8_weight_block: int = 0
     key: str = ""
     sources: Mapping[str, str] = None  # type: ignore[assignment]
 
@@ -82,7 +86,7 @@ class TransformerSpec:
             raise BadInput(f"model {self.name}: active_experts above experts", "fix the model file")
         for k in ("shared_experts", "dense_layers", "dense_ffn_hidden", "q_lora_rank", "kv_lora_rank",
                   "rope_head_dim", "v_head_dim", "expert_groups", "group_topk", "sliding_window", "sliding_layers",
-                  "context_window_tokens"):
+                  "context_window_tokens", "fp8_weight_block"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise BadInput(f"model {self.name}: `{k}` must be a non-negative integer, got {v!r}", "fix the model file")

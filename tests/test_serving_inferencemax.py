@@ -48,7 +48,16 @@ SGLang +1.8 / -0.1 / +31.0% -> -4.6 / -1.5 / +26.3% (its fp4 rows at 128 streams
 median model/published TTFT 0.43 -> 0.85 (H200 SGLang), 0.43 -> 0.97 (MI355X SGLang), 0.20 -> 0.36 (B200).
 The slow corner of vLLM and TensorRT-LLM runs the prefill forwards eagerly too (the run's capture sizes
 may stop below a prefill step's tokens): the published TTFT inside its printed range for 99 of 264
-NVIDIA rows in the verdict (was 2) and 91 of 130 AMD rows (was 6); throughput inside: amd 74%."""
+NVIDIA rows in the verdict (was 2) and 91 of 130 AMD rows (was 6); throughput inside: amd 74%.
+
+Stop 50: block-scaled FP8 GEMMs on gfx942 with 304 CUs (MI300X, MI325X) under SGLang run aiter's
+default tile with no split-K (no tuned config for DeepSeek's shapes there: aiter issue #3852, PR
+#4816), ceil(K / 128) x 2.2 us a call whatever its rows (seeds/serving.toml [untuned_blockscale],
+from aiter PR #1232's kernel timings and PR #1930's TPOT): 11.8 ms more a DeepSeek-R1 decode step at
+TP8. MI300X / MI325X SGLang DeepSeek-R1 signed medians +76 / +70 / +73% and +79 / +80 / +71% ->
++12.5 / +6.7 / +27.5% and +10.7 / +9.9 / +23.6% (1k/1k, 1k/8k, 8k/1k); TPOT model/published medians
+about 0.45 -> 0.90 / 0.92; amd 29.2% / 74% inside -> 13.5% / 92%, nvidia unchanged. The 8k/1k rows
+stay fast: their TTFT is 0.55-0.6 of the published (prefill on these builds, not modelled)."""
 import pytest
 
 from bench_scripts import load_script
@@ -77,7 +86,7 @@ def test_every_case_runs(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
 
 
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.09, 0.95), ("amd", 0.30, 0.72)])
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.09, 0.95), ("amd", 0.15, 0.90)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
     mine = [r for r in rows if r["vendor"] == vendor and r["in_verdict"]]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)
