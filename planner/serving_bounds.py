@@ -105,5 +105,5 @@ def ratio_span(a: float, a_groups: Mapping[str, tuple[float, float]], b: float,
 
 
 NOTE = ("low/high: each group of constants (GEMM and attention rates, HBM, links, launches, engine, GEMM shape, "
-        "MoE, request spread, speculative acceptance, untuned block-scaled GEMMs) at either end of its stated range in turn, the shifts combined in quadrature "
-        "(independent sources; planner/serving_bounds.py); not fitted")
+        "MoE, request spread, speculative acceptance, untuned block-scaled GEMMs) at either end of its stated range "
+        "in turn, the shifts combined in quadrature (independent sources; planner/serving_bounds.py); not fitted")

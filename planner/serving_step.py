@@ -271,15 +271,22 @@ def moe_tp(lay: Layout) -> float:
     return max(1.0, lay.tp / lay.ep)
 
 
+def dense_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
+    """(compute-bound time, memory-bound time) of one layer's non-expert weight GEMMs on one GPU."""
+    dense = _expert_split(model)[0]
+    sh_d = gemm_shapes(model, lay)[0] if r.gemm_at is not None else ()
+    # attention DP: every GPU reads the whole attention weights for its 1/tp of the tokens
+    read = dense + (lay.tp - 1.0) * model.attention_params_per_layer() if lay.attn_dp else dense
+    return _gemm(2.0 * tokens * dense / lay.tp, read * prec.weight_bytes / lay.tp,
+                 tokens / lay.tp if lay.attn_dp else tokens, r, sh_d)
+
+
 def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
     """(compute-bound time, memory-bound time) of one layer's weight GEMMs on one GPU; the GEMM time
     is their max (operand reads overlap the math inside a kernel)."""
-    dense, per_expert, experts, active = _expert_split(model)
-    sh_d, sh_e = gemm_shapes(model, lay) if r.gemm_at is not None else ((), ())
-    # attention DP: every GPU reads the whole attention weights for its 1/tp of the tokens
-    read = dense + (lay.tp - 1.0) * model.attention_params_per_layer() if lay.attn_dp else dense
-    c_d, m_d = _gemm(2.0 * tokens * dense / lay.tp, read * prec.weight_bytes / lay.tp,
-                     tokens / lay.tp if lay.attn_dp else tokens, r, sh_d)
+    _, per_expert, experts, active = _expert_split(model)
+    sh_e = gemm_shapes(model, lay)[1] if r.gemm_at is not None else ()
+    c_d, m_d = dense_gemm_s(model, lay, prec, tokens, r)
     if experts <= 1:
         return c_d, m_d
     split = moe_tp(lay)                                # each expert's matrices split over tp / ep GPUs
@@ -448,10 +455,7 @@ def untuned_blockscale_s(model: Any, lay: Layout, prec: Precision, tokens: float
     per-block scales (model fp8_weight_block) and the rates say the device's kernels are untuned."""
     if r.blockscale_kblock_s <= 0.0 or not getattr(model, "fp8_weight_block", 0) or prec.weight_bytes != 1.0:
         return 0.0
-    dense = float(model.nonexpert_params_per_layer()) if model.moe else float(model.layer_params())
-    read = dense + (lay.tp - 1.0) * model.attention_params_per_layer() if lay.attn_dp else dense
-    rows = tokens / lay.tp if lay.attn_dp else tokens
-    tuned = overlap(*_gemm(2.0 * rows * read / lay.tp, read * prec.weight_bytes / lay.tp, rows, r), r.overlap_p)
+    tuned = _overlap_fn(r)(*dense_gemm_s(model, lay, prec, tokens, r))
     return max(0.0, blockscale_kblocks_per_layer(model, lay) * r.blockscale_kblock_s - tuned)
 
 
