@@ -44,7 +44,7 @@ from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
 from recoque.planner.serving_step import (Layout, Precision, StepTime, blockscale_kblocks_per_layer, draft_time,
                                           has_tp_allreduce, kv_bytes_per_token_per_gpu, layer_kernels, moe_tp,
-                                          step_time)
+                                          pays_untuned_blockscale, step_time)
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
@@ -300,6 +300,13 @@ def accepted_tokens(k: int, a: float) -> float:
     return k + 1.0 if a >= 1.0 else (1.0 - a ** (k + 1)) / (1.0 - a)
 
 
+def precision(req: ServingRequest, fused_allreduce_norm: bool = False) -> Precision:
+    """The byte widths and GEMM formats of a request, as the step model takes them."""
+    return Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
+                     quantized_activations=req.compute_dtype in ("fp8", "fp4"),
+                     fused_allreduce_norm=fused_allreduce_norm, fp8_weights=req.weights == "fp8")
+
+
 class _Replica:
     """The step model of one replica at one corner of the rates."""
 
@@ -313,9 +320,7 @@ class _Replica:
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode = budget_counts_decode
-        self.prec = Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
-                              quantized_activations=req.compute_dtype in ("fp8", "fp4"),
-                              fused_allreduce_norm=allreduce_norm_fusion)
+        self.prec = precision(req, allreduce_norm_fusion)
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0
         self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
 
@@ -562,7 +567,7 @@ def _fusion_note(req: ServingRequest, engine: Any, lay: Layout) -> tuple[str, ..
 
 def _untuned_blockscale_note(model: Any, run: "_Run", req: ServingRequest) -> tuple[str, ...]:
     r = run.rates["value"]
-    if not (r.blockscale_kblock_s and getattr(model, "fp8_weight_block", 0) and req.weights == "fp8"):
+    if not pays_untuned_blockscale(model, precision(req), r):
         return ()
     kb = blockscale_kblocks_per_layer(model, run.lay)
     return (f"block-scaled FP8 GEMMs untuned on this device for {req.engine} (no tuned aiter config for its gfx arch and "

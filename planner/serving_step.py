@@ -121,6 +121,7 @@ class Precision:
     kv_bytes: float = 2.0
     quantized_activations: bool = False  # the GEMMs run in fp8/fp4: activations are quantised first
     fused_allreduce_norm: bool = False   # each TP all-reduce also adds the residual and runs the next RMSNorm
+    fp8_weights: bool = False            # the weights are FP8 (not int8, the other 1-byte format)
 
 
 @dataclass(frozen=True)
@@ -448,12 +449,17 @@ def blockscale_kblocks_per_layer(model: Any, lay: Layout) -> float:
     return attn + ffn
 
 
+def pays_untuned_blockscale(model: Any, prec: Precision, r: Rates) -> bool:
+    """FP8 weights with per-block scales (model fp8_weight_block) on rates whose kernels are untuned."""
+    return r.blockscale_kblock_s > 0.0 and bool(getattr(model, "fp8_weight_block", 0)) and prec.fp8_weights
+
+
 def untuned_blockscale_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> float:
     """What one layer's untuned block-scaled GEMM calls take beyond their tuned time (the dense GEMMs
     at the modelled rate): each call walks ceil(K / 128) blocks at r.blockscale_kblock_s whatever
     its rows, so it is a floor that larger batches grow into. 0 unless the weights are FP8 with
     per-block scales (model fp8_weight_block) and the rates say the device's kernels are untuned."""
-    if r.blockscale_kblock_s <= 0.0 or not getattr(model, "fp8_weight_block", 0) or prec.weight_bytes != 1.0:
+    if not pays_untuned_blockscale(model, prec, r):
         return 0.0
     tuned = _overlap_fn(r)(*dense_gemm_s(model, lay, prec, tokens, r))
     return max(0.0, blockscale_kblocks_per_layer(model, lay) * r.blockscale_kblock_s - tuned)

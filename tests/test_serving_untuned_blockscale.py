@@ -17,7 +17,7 @@ from recoque.planner.system import load_system
 from recoque.planner.workload import load_model
 
 DS = load_model("deepseek-r1")
-FP8 = Precision(weight_bytes=1.0, kv_bytes=1.0, quantized_activations=True)
+FP8 = Precision(weight_bytes=1.0, kv_bytes=1.0, quantized_activations=True, fp8_weights=True)
 TP8 = Layout(tp=8)
 
 
