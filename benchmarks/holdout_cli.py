@@ -4,12 +4,11 @@ floor the HPL and HPCG scripts print under their check rows."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tomllib
 from typing import Any, Callable
 
 from recoque.planner.checksets import by_vendor
+from recoque.render import emit_json
 
 
 def verdict_mark(r: dict) -> str:
@@ -42,7 +41,7 @@ def run(description: str, argv: list[str] | None, shipped: Callable[[], list[Any
         cases = shipped()
     rs = rows(cases)
     if a.json:
-        json.dump({"rows": rs, "summary": summary(rs)}, sys.stdout, indent=2, default=str)
+        emit_json({"rows": rs, "summary": summary(rs)})  # estimates as value / low / high, not their repr
     else:
         print(report(rs))
     return 0

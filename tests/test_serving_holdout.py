@@ -100,3 +100,17 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     assert s["failed"] == 0
     assert s["mean_abs_error"] <= mean_max and s["max_abs_error"] <= max_max
     assert s["inside_fraction"] >= inside_min
+
+
+def test_holdout_json_carries_numbers_not_reprs(capsys):
+    """--json gives each predicted figure as value / low / high numbers (it printed the estimate's
+    repr string, which no JSON reader can use)."""
+    import json
+
+    mod = load_script("serving_holdout")
+    one = load_cases(seed_file="serving_checks.toml")[:1]
+    mod.holdout_cli.run("t", ["--json"], lambda: one, lambda *_: one, mod.rows, mod.summary, mod.report)
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    for key in ("predicted_tokens_per_s", "predicted_ttft_s", "predicted_tpot_s"):
+        est = row[key]
+        assert isinstance(est["value"], float) and est["low"] <= est["value"] <= est["high"], key
