@@ -2,6 +2,8 @@
 against the serving model by benchmarks/serving_holdout.py. Guards at the values measured when the
 set was built: every case runs, none is a calibration case, errors and ranges stay put."""
 
+import json
+
 import pytest
 
 from recoque.planner.serving_validation import load_cases
@@ -105,8 +107,6 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
 def test_holdout_json_carries_numbers_not_reprs(capsys):
     """--json gives each predicted figure as value / low / high numbers (it printed the estimate's
     repr string, which no JSON reader can use)."""
-    import json
-
     mod = load_script("serving_holdout")
     one = load_cases(seed_file="serving_checks.toml")[:1]
     mod.holdout_cli.run("t", ["--json"], lambda: one, lambda *_: one, mod.rows, mod.summary, mod.report)
