@@ -451,7 +451,7 @@ def blockscale_kblocks_per_layer(model: Any, lay: Layout) -> float:
 
 def pays_untuned_blockscale(model: Any, prec: Precision, r: Rates) -> bool:
     """FP8 weights with per-block scales (model fp8_weight_block) on rates whose kernels are untuned."""
-    return r.blockscale_kblock_s > 0.0 and bool(getattr(model, "fp8_weight_block", 0)) and prec.fp8_weights
+    return r.blockscale_kblock_s > 0.0 and bool(model.fp8_weight_block) and prec.fp8_weights
 
 
 def untuned_blockscale_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> float:
