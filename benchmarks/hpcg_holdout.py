@@ -38,8 +38,8 @@ def summaries(rows: list[dict]) -> dict[str, dict]:
     return {role: hpcg.summary([r for r in rows if r["role"] == role]) for role in ("reference", "check")}
 
 
-def family_ratios(rows: list[dict]) -> dict[str, list[float]]:
-    """predicted / published HPCG of each check row, by memory family (seeds/hpcg.toml [memory_families])."""
+def family_ratios(rows: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """(predicted / published HPCG, GPUs) of each check row, by memory family (seeds/hpcg.toml [memory_families])."""
     checks = [r for r in rows if r["role"] == "check"]
     return holdout_cli.ratios_by(checks, lambda r: str(hpcg.memory_family(r["device"])))
 
@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows_for(how, rule)
     grid = {f"{h}/{c}": summaries(rows_for(h, c)) for h in hpcg.POOLINGS for c in hpcg.CENTRALS}
     if a.json:
+        scaled, b = holdout_cli.scaled_recalibration_floor(family_ratios(rows))
         out = {"pooling": how, "central": rule, "summary": summaries(rows), "variants": grid,
                "recalibration_floor": holdout_cli.recalibration_floor(family_ratios(rows))[0],
+               "recalibration_floor_with_scale": {"mean_abs_error": scaled, "gpu_exponent": b},
                "rows": [{**r, "model": r["model"].to_json()} for r in rows]}
         json.dump(out, sys.stdout, indent=1)
         print()

@@ -27,8 +27,8 @@ def summary(rows: list[dict]) -> dict:
             "inside_fraction": sum(r["inside_range"] for r in rows) / len(rows) if rows else None}
 
 
-def family_ratios(rows: list[dict]) -> dict[str, list[float]]:
-    """predicted / published Rmax of each row, by device family."""
+def family_ratios(rows: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """(predicted / published Rmax, GPUs) of each row, by device family."""
     return holdout_cli.ratios_by(rows, lambda r: str(r["family"]))
 
 
@@ -72,6 +72,8 @@ def as_json(rows: list[dict], roles: list[str]) -> dict:
         out[role]["rows"] = [{**r, "model": r["model"].to_json()} for r in mine]
         if role == "check" and mine:
             out[role]["recalibration_floor"] = holdout_cli.recalibration_floor(family_ratios(mine))[0]
+            scaled, b = holdout_cli.scaled_recalibration_floor(family_ratios(mine))
+            out[role]["recalibration_floor_with_scale"] = {"mean_abs_error": scaled, "gpu_exponent": b}
     return out
 
 
