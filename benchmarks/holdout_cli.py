@@ -89,14 +89,9 @@ def scaled_recalibration_floor(groups: dict[str, list[tuple[float, float]]],
     """Mean |error| left if each family's constant and one shared power of the GPU count (prediction x
     c_family x GPUs^b) were re-fitted on these very rows, and that b: how much of what a constant per
     family leaves a scale term (the machine's size, the one other input the check rows give) could take."""
-    best: tuple[float, float] | None = None
-    for b in exponents:
-        floor, _ = recalibration_floor({g: [(r * n ** b, n) for r, n in pairs] for g, pairs in groups.items()})
-        if best is None or floor < best[0] - 1e-15:
-            best = (floor, b)
-    if best is None:
-        raise ValueError("no exponents")
-    return best
+    def floor_at(b: float) -> float:
+        return recalibration_floor({g: [(r * n ** b, n) for r, n in pairs] for g, pairs in groups.items()})[0]
+    return min(((floor_at(b), b) for b in exponents), key=lambda fb: fb[0])
 
 
 def floor_line(groups: dict[str, list[tuple[float, float]]]) -> str:

@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows_for(how, rule)
     grid = {f"{h}/{c}": summaries(rows_for(h, c)) for h in hpcg.POOLINGS for c in hpcg.CENTRALS}
     if a.json:
-        scaled, b = holdout_cli.scaled_recalibration_floor(family_ratios(rows))
+        groups = family_ratios(rows)
+        scaled, b = holdout_cli.scaled_recalibration_floor(groups)
         out = {"pooling": how, "central": rule, "summary": summaries(rows), "variants": grid,
-               "recalibration_floor": holdout_cli.recalibration_floor(family_ratios(rows))[0],
+               "recalibration_floor": holdout_cli.recalibration_floor(groups)[0],
                "recalibration_floor_with_scale": {"mean_abs_error": scaled, "gpu_exponent": b},
                "rows": [{**r, "model": r["model"].to_json()} for r in rows]}
         json.dump(out, sys.stdout, indent=1)

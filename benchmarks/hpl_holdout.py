@@ -71,8 +71,9 @@ def as_json(rows: list[dict], roles: list[str]) -> dict:
                                  for f in sorted({str(r["family"]) for r in mine})}
         out[role]["rows"] = [{**r, "model": r["model"].to_json()} for r in mine]
         if role == "check" and mine:
-            out[role]["recalibration_floor"] = holdout_cli.recalibration_floor(family_ratios(mine))[0]
-            scaled, b = holdout_cli.scaled_recalibration_floor(family_ratios(mine))
+            groups = family_ratios(mine)
+            out[role]["recalibration_floor"] = holdout_cli.recalibration_floor(groups)[0]
+            scaled, b = holdout_cli.scaled_recalibration_floor(groups)
             out[role]["recalibration_floor_with_scale"] = {"mean_abs_error": scaled, "gpu_exponent": b}
     return out
 
