@@ -214,14 +214,18 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     """Serving rows (planner.serving through planner.inference). `request` (a ServingRequest) is what
     `plan infer` builds from its flags; without it the workload's own scenario (or the defaults) applies."""
     model = model or inference.load_model_spec(model_name)
-    asked = request or (inference.Serving.from_workload(w, **overrides) if w else
-                        inference.Serving(**{k: v for k, v in overrides.items() if v is not None})).request()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    released = "" if (w or request or "weight_dtype" in given or model.released_weights == "bf16") else model.released_weights
+    if released:  # a bare model is served in the precision it was released in
+        given["weight_dtype"] = released
+    asked = request or (inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**given)).request()
     e, request, changes = _serve(system, model, model_name, asked, profile, gemm_shapes, scenario=request is None)
     r = inference.from_serving(model, request.kv_cache, request.weights, e)
     rows = _serving_rows(model, model_name, request, e, r)
     rows[1:1] = changes
     h100_rate, ratio = _h100_serving(system, model, model_name, asked, e)
-    notes = tuple(r.assumptions)
+    served_as_released = released and request.weights == released  # else the precision row says what it became
+    notes = tuple(r.assumptions) + ((released_weights_note(model_name, released),) if served_as_released else ())
     try:
         d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}),
                                   lambda s, p: r.tokens_per_s_system, h100_rate, profile, ratio)
@@ -234,6 +238,11 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     except BadInput:
         pass
     return rows, {"inference": r, "serving_request": request.knobs()}, notes, d, None
+
+
+def released_weights_note(model_name: str, dtype: str) -> str:
+    return (f"weights {dtype}: {model_name} as released (seeds/models.toml released_weights); "
+            "--weights bf16 (plan infer) for the 16-bit model")
 
 
 def _serve(system: SystemSpec, model: Any, model_name: str, asked: Any, profile: Any, gemm_shapes: Any,

@@ -703,7 +703,8 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
     if not has_rate(spec, req.compute_dtype):
         usable = [d for d in ("fp4", "fp8") if has_rate(spec, d)] + ["bf16"]
         raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate",
-                       f"use --weights/--activations {' or '.join(usable)}")
+                       f"use --activations {' or '.join(usable)}: narrower weights are then dequantised in the GEMM "
+                       "(weight-only quantisation, W4A16 / W8A16)")
     _check_expert_flags(model, model_name, req)
     _check_context(model, model_name, req)
     engine = sr.load_engine(req.engine)

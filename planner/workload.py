@@ -70,6 +70,10 @@ class TransformerSpec:
     # (DeepSeek-V3/R1: quantization_config weight_block_size [128, 128]); 0: per-tensor or
     # per-channel scales, or no FP8 checkpoint. Engines run such weights through block-scaled GEMMs.
     fp8_weight_block: int = 0
+    # The precision of the released weights (DeepSeek-V3/R1: an FP8 checkpoint; gpt-oss: MXFP4
+    # experts): what serving takes when no dtype is asked for (bf16 | fp8 | fp4, checked where the
+    # model file is read: recoque.inputs).
+    released_weights: str = "bf16"
     key: str = ""
     sources: Mapping[str, str] = None  # type: ignore[assignment]
 
@@ -364,6 +368,7 @@ def _model_from_raw(key: str, raw: Mapping[str, Any], where: str) -> Transformer
         raise BadInput(f"{where}: `experts` without `active_experts` (the experts each token is routed to)",
                        "add active_experts, e.g. 2 for Mixtral, 8 for DeepSeek-V3")
     spec = TransformerSpec(name=str(raw.get("name", key)), norm=norm, key=key,
+                           released_weights=str(raw.get("released_weights", "bf16")),
                            sources=dict(raw.get("sources", {})), **kw)
     _check_published_size(spec, raw, where)
     return spec

@@ -61,3 +61,66 @@ def test_serving_a_dtype_the_device_lacks_names_the_ones_it_has():
     with pytest.raises(BadInput) as exc:
         estimate_serving(inf.load_model_spec("mistral-7b"), "mistral-7b", load_system("frontier"), req)
     assert "mi250x has no fp8 rate" in str(exc.value) and "or fp8" not in exc.value.one_line()
+
+
+def _served_precision(*args):
+    import json
+
+    from typer.testing import CliRunner
+
+    from recoque.cli import app
+
+    out = CliRunner().invoke(app, ["plan", "infer", "--model", "gpt-oss-120b", *args, "--json"])
+    assert out.exit_code == 0, out.output
+    r = json.loads(out.output)["serving_request"]
+    return r["weights"], r["activations"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["-s", "node-8x-h100", "--weights", "fp4"], ("fp4", "bf16")),    # W4A16: no fp4 math on Hopper
+    (["-s", "node-8x-mi300x", "--dtype", "fp4"], ("fp4", "bf16")),    # nor on CDNA3
+    (["-s", "node-8x-b200", "--weights", "fp4"], ("fp4", "fp4")),     # Blackwell computes in fp4
+    (["-s", "node-8x-mi355x", "--dtype", "fp4"], ("fp4", "fp4")),     # and CDNA4
+    (["-s", "node-8x-h100", "--weights", "fp8"], ("fp8", "fp8")),
+])
+def test_narrow_weights_alone_imply_the_activations_the_device_computes_in(args, expected):
+    assert _served_precision(*args) == expected
+
+
+def test_asking_for_activations_the_device_lacks_points_at_weight_only_quantisation():
+    from typer.testing import CliRunner
+
+    from recoque.cli import app
+
+    out = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "--model", "gpt-oss-120b",
+                                   "--weights", "fp4", "--activations", "fp4"])
+    assert out.exit_code == 2
+    assert "h100_sxm has no fp4 rate" in out.output and "--activations fp8 or bf16" in out.output
+
+
+def _plan_json(*args):
+    import json
+
+    from typer.testing import CliRunner
+
+    from recoque.cli import app
+
+    out = CliRunner().invoke(app, ["plan", *args, "--json"])
+    assert out.exit_code == 0, out.output
+    return json.loads(out.output)
+
+
+def test_a_model_named_alone_is_served_in_its_released_precision_and_says_so():
+    d = _plan_json("infer", "-s", "node-8x-h200", "-m", "deepseek-r1")
+    assert (d["serving_request"]["weights"], d["serving_request"]["activations"]) == ("fp8", "fp8")
+    assert any("deepseek-r1 as released" in a for a in d["assumptions"])
+    # the same model on the bare `plan` path, and an explicit dtype wins
+    assert _plan_json("--system", "node-8x-h200", "--workload", "deepseek-r1")["serving_request"]["weights"] == "fp8"
+    d = _plan_json("infer", "-s", "node-8x-h200", "--model", "deepseek-r1", "--weights", "fp8", "--kv-cache", "fp8")
+    assert not any("as released" in a for a in d["assumptions"])
+
+
+def test_a_release_the_device_cannot_compute_in_is_not_claimed_as_served():
+    d = _plan_json("--system", "frontier", "--workload", "gpt-oss-120b")   # MI250X: no fp4 or fp8 math
+    assert d["serving_request"]["weights"] == "bf16"
+    assert not any("as released" in a for a in d["assumptions"])

@@ -70,3 +70,20 @@ def test_bad_user_file(tmp_path):
     p.write_text('[models.x]\nlayers = 2\nhidden = 64\nheads = 5\nkv_heads = 2\nffn_hidden = 256\nvocab = 100\nseq_len_tokens = 32\n')
     with pytest.raises(BadInput):
         load_model(str(p))
+
+
+def test_released_weights_default_to_16_bits_and_name_the_published_checkpoints():
+    assert load_model("llama2-70b").released_weights == "bf16"
+    assert load_model("deepseek-r1").released_weights == load_model("deepseek-v3").released_weights == "fp8"
+    assert load_model("gpt-oss-120b").released_weights == "fp4"
+
+
+@pytest.mark.parametrize("bad", ['"int4"', "8", '"FP8 "'])
+def test_released_weights_outside_the_served_dtypes_is_one_clear_error(tmp_path, bad):
+    p = tmp_path / "bad.toml"
+    p.write_text('[models.x]\nlayers = 2\nhidden = 64\nheads = 4\nffn_hidden = 256\nvocab = 100\n'
+                 f'seq_len_tokens = 32\nreleased_weights = {bad}\n')
+    with pytest.raises(BadInput) as e:
+        load_model(str(p))
+    assert "released_weights" in e.value.one_line()
+    assert bad == "8" or "bf16, fp8, fp4" in e.value.one_line()  # a number is refused as not text first

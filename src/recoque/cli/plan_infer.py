@@ -5,10 +5,12 @@ from typing import Any, Optional
 
 import typer
 
+from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.cli._edge import power_limit_option, profile_anyway_option
-from recoque.planner.capacity import assemble, plan_infer, profile_for, resolve_system
-from recoque.planner.serving import ServingRequest
+from recoque.planner.capacity import assemble, plan_infer, profile_for, released_weights_note, resolve_system
+from recoque.planner.inference import load_model_spec
+from recoque.planner.serving import ServingRequest, has_rate
 from recoque.planner.workloads import WorkloadEntry, load_workloads
 
 
@@ -36,8 +38,29 @@ def _gemm_shapes(path: Optional[str]) -> Any:
     return GemmShapes.from_results(load_results(path), source=str(path))
 
 
-def _request(w: WorkloadEntry | None, flags: dict[str, Any]) -> ServingRequest:
-    """The workload's scenario (or the defaults), then every flag the user gave."""
+def _released_default(w: WorkloadEntry | None, name: str, flags: dict[str, Any]) -> str:
+    """A model asked for by name, with no --weights or --dtype, is served in the precision it was
+    released in (seeds/models.toml released_weights): sets flags['weights'] and returns it ('' when
+    the user or a workload chose, or the release is 16-bit)."""
+    if w is not None or flags["weights"] or flags["dtype"]:
+        return ""
+    released = load_model_spec(name).released_weights
+    if released == "bf16":
+        return ""
+    flags["weights"] = released
+    return released
+
+
+def _activations_for(weights: str, spec: Any) -> str:
+    """The activation dtype narrow weights imply when the user names none: the weights' own where the
+    device computes in it, else 16 bits, a weight-only quantised GEMM (W4A16 / W8A16: vLLM's Marlin
+    and triton MXFP4 kernels serve gpt-oss on H100 and MI300X that way, FP8 checkpoints on A100)."""
+    return weights if has_rate(spec, weights) else "bf16"
+
+
+def _request(w: WorkloadEntry | None, flags: dict[str, Any], spec: Any) -> ServingRequest:
+    """The workload's scenario (or the defaults), then every flag the user gave; `spec`, the
+    system's device, decides the activations a narrow --weights or --dtype implies."""
     from recoque.planner.inference import Serving
 
     base = Serving.from_workload(w).request() if w else ServingRequest()
@@ -49,9 +72,9 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any]) -> ServingRequest:
     if dtype:
         for k in ("weights", "kv_cache"):
             flags[k] = flags[k] or dtype
-        flags["activations"] = flags["activations"] or (dtype if dtype in ("fp8", "fp4") else "bf16")
+        flags["activations"] = flags["activations"] or (_activations_for(dtype, spec) if dtype in ("fp8", "fp4") else "bf16")
     if flags.get("weights") in ("fp8", "fp4") and flags.get("activations") is None and base.activations not in ("fp8", "fp4"):
-        flags["activations"] = flags["weights"]
+        flags["activations"] = _activations_for(flags["weights"], spec)
     given = {k: v for k, v in flags.items() if v is not None}
     server_only = sorted(given.keys() & {"concurrency", "request_rate_per_s", "ttft_target_s", "tpot_target_s"})
     if given.get("mode") == "offline" and server_only:
@@ -75,7 +98,7 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any]) -> ServingRequest:
 def infer(system: str = typer.Option(..., "--system", "-s", help="system preset (seeds/systems.toml) or a TOML file"),
           workload: Optional[str] = typer.Option(None, "--workload", "-w",
                                                  help="infer workload (seeds/workloads.toml), model preset or model TOML file (default le-chat)"),
-          model: Optional[str] = typer.Option(None, "--model", help="model preset (seeds/models.toml) or TOML file"),
+          model: Optional[str] = typer.Option(None, "--model", "-m", help="model preset (seeds/models.toml) or TOML file"),
           gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
           mode: Optional[str] = typer.Option(None, "--mode", help="offline (max throughput) | server (a load or latency targets)"),
           prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", help="mean prompt length"),
@@ -135,7 +158,9 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
                  spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, allreduce_fusion=allreduce_fusion)
-    req = _request(w, flags)
+    released = _released_default(w, name, flags)
+    req = _request(w, flags, get_device_spec(s.device))
     s, prof = profile_for(s, profile, profile_anyway)
     rows, d, notes, dl, _ = plan_infer(s, w, name, prof, request=req, gemm_shapes=_gemm_shapes(profile))
+    notes = notes + ((released_weights_note(name, released),) if released else ())
     show(assemble(s, w.key if w else name, "inference", rows, d, notes, dl, None), as_json)
