@@ -215,7 +215,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     `plan infer` builds from its flags; without it the workload's own scenario (or the defaults) applies."""
     model = model or inference.load_model_spec(model_name)
     given = {k: v for k, v in overrides.items() if v is not None}
-    released = "" if (w or request or "weight_dtype" in given or model.released_weights == "bf16") else model.released_weights
+    released = "" if (w or request or "weight_dtype" in given) else released_default(model)
     if released:  # a bare model is served in the precision it was released in
         given["weight_dtype"] = released
     asked = request or (inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**given)).request()
@@ -238,6 +238,12 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     except BadInput:
         pass
     return rows, {"inference": r, "serving_request": request.knobs()}, notes, d, None
+
+
+def released_default(model: Any) -> str:
+    """The narrow precision a model was released in ('' for a 16-bit release): what it is served in
+    when neither a workload nor the user names one."""
+    return "" if model.released_weights == "bf16" else model.released_weights
 
 
 def released_weights_note(model_name: str, dtype: str) -> str:

@@ -8,7 +8,8 @@ import typer
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.cli._edge import power_limit_option, profile_anyway_option
-from recoque.planner.capacity import assemble, plan_infer, profile_for, released_weights_note, resolve_system
+from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_default, released_weights_note,
+                                      resolve_system)
 from recoque.planner.inference import load_model_spec
 from recoque.planner.serving import ServingRequest, has_rate
 from recoque.planner.workloads import WorkloadEntry, load_workloads
@@ -36,19 +37,6 @@ def _gemm_shapes(path: Optional[str]) -> Any:
     from recoque.planner.serving_rates import GemmShapes
 
     return GemmShapes.from_results(load_results(path), source=str(path))
-
-
-def _released_default(w: WorkloadEntry | None, name: str, flags: dict[str, Any]) -> str:
-    """A model asked for by name, with no --weights or --dtype, is served in the precision it was
-    released in (seeds/models.toml released_weights): sets flags['weights'] and returns it ('' when
-    the user or a workload chose, or the release is 16-bit)."""
-    if w is not None or flags["weights"] or flags["dtype"]:
-        return ""
-    released = load_model_spec(name).released_weights
-    if released == "bf16":
-        return ""
-    flags["weights"] = released
-    return released
 
 
 def _activations_for(weights: str, spec: Any) -> str:
@@ -158,9 +146,12 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
                  spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, allreduce_fusion=allreduce_fusion)
-    released = _released_default(w, name, flags)
+    model_spec = None if w else load_model_spec(name)
+    # a model named alone, with no --weights or --dtype, is served in the precision it was released in
+    released = "" if (model_spec is None or flags["weights"] or flags["dtype"]) else released_default(model_spec)
+    flags["weights"] = flags["weights"] or released or None
     req = _request(w, flags, get_device_spec(s.device))
     s, prof = profile_for(s, profile, profile_anyway)
-    rows, d, notes, dl, _ = plan_infer(s, w, name, prof, request=req, gemm_shapes=_gemm_shapes(profile))
+    rows, d, notes, dl, _ = plan_infer(s, w, name, prof, request=req, model=model_spec, gemm_shapes=_gemm_shapes(profile))
     notes = notes + ((released_weights_note(name, released),) if released else ())
     show(assemble(s, w.key if w else name, "inference", rows, d, notes, dl, None), as_json)
