@@ -11,6 +11,7 @@ from recoque.catalog import get_device_spec, match_device
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner import allreduce_table, energy, equivalents, hpl, inference, stencil
+from recoque.planner.names import resolve_key
 from recoque.planner.power import limited
 from recoque.planner.serving_bounds import ratio_span
 from recoque.planner.system import SystemSpec, load_system
@@ -435,14 +436,18 @@ def usable_gpu_counts(gpus: int, gpus_per_node: int) -> list[int]:
 
 def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:
     table_ = load_workloads()
-    if name in table_:
-        w = table_[name]
+    named = resolve_key(name, table_)
+    if named is not None:
+        w = table_[named]
         return w.kind, w, w.model
-    from recoque.planner.workload import list_models
-
-    models = list_models()
-    if name in models or name.endswith(".toml"):  # a preset, or a model file (load_model reads and checks it)
+    from recoque.fileio import read_seed_toml
+    presets = read_seed_toml("models.toml").get("models", {})
+    models = sorted(presets)
+    if name.endswith(".toml"):  # a model file (load_model reads and checks it)
         return "model", None, name
+    key = resolve_key(name, presets)
+    if key is not None:
+        return "model", None, key
     raise BadInput(f"unknown workload {name!r}",
                    f"known workloads: {', '.join(sorted(table_))}; or a model: {', '.join(models) or 'none installed'}; "
                    "or a model TOML file (FILE.toml)")
@@ -451,6 +456,7 @@ def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:
 def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str, Any]:
     """Everything `plan` and `compare` show for one system and one workload, with default assumptions."""
     kind, w, model = _workload_kind(workload)
+    workload = w.key if w is not None else str(model)  # the preset's key, however it was typed
     sections: list[tuple[str, list]] = []
     data: dict[str, Any] = {"system": system.key, "workload": workload, "kind": kind}
     notes: list[str] = list(system.notes)

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner import allreduce_table, power
+from recoque.planner.names import resolve_key, unknown_hint
 
 # Field specs (src/recoque/inputs.py derives its checks from these two tables and from the keys the
 # shipped presets use): every key of _NUMERIC is a finite number above 0 and may carry `_low`/`_high`;
@@ -192,10 +193,11 @@ def load_system(name_or_path: str) -> SystemSpec:
             _register_file_device(devices, raw, name_or_path)
         return system_from_toml(key, raw, origin=name_or_path)
     presets = read_seed_toml("systems.toml").get("systems", {})
-    if name_or_path not in presets:
-        raise BadInput(f"unknown system {name_or_path!r}", f"known systems: {', '.join(sorted(presets))}")
-    check_system(presets[name_or_path], f"systems.toml [systems.{name_or_path}]")
-    return system_from_toml(name_or_path, presets[name_or_path])
+    key = resolve_key(name_or_path, presets)
+    if key is None:
+        raise BadInput(f"unknown system {name_or_path!r}", unknown_hint(name_or_path, presets, "systems"))
+    check_system(presets[key], f"systems.toml [systems.{key}]")
+    return system_from_toml(key, presets[key])
 
 
 def _register_file_device(devices: Any, system_raw: Mapping[str, Any], path: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from recoque.errors import BadInput
+from recoque.planner.names import resolve_key, unknown_hint
 
 _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len_tokens",
              "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",
@@ -404,10 +405,18 @@ def _models_table(name_or_path: str) -> tuple[dict[str, Any], str, str]:
         check_model(models[key], f"{name_or_path} [models.{key}]")
         return models, key, name_or_path
     models = read_seed_toml("models.toml").get("models", {})
-    if name_or_path not in models:
-        raise BadInput(f"unknown workload {name_or_path!r}", f"known workloads: {', '.join(sorted(models))}")
-    check_model(models[name_or_path], f"models.toml [models.{name_or_path}]")
-    return models, name_or_path, "models.toml"
+    key = resolve_key(name_or_path, models)  # any case and punctuation, or a published alias
+    if key is None:
+        raise BadInput(f"unknown model {name_or_path!r}", unknown_hint(name_or_path, models, "models"))
+    check_model(models[key], f"models.toml [models.{key}]")
+    return models, key, "models.toml"
+
+
+def preset_key(name: str) -> str:
+    """The preset key `name` spells (any case, punctuation or alias); `name` itself otherwise (a file)."""
+    from recoque.fileio import read_seed_toml
+
+    return resolve_key(name, read_seed_toml("models.toml").get("models", {})) or name
 
 
 def load_model(name_or_path: str) -> TransformerSpec:

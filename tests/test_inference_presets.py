@@ -120,6 +120,13 @@ def test_a_model_named_alone_is_served_in_its_released_precision_and_says_so():
     assert not any("as released" in a for a in d["assumptions"])
 
 
+def test_a_model_is_named_as_its_release_is_on_both_paths():
+    d = _plan_json("--system", "node-8x-h200", "--workload", "DeepSeek-R1-0528")
+    assert d["kind"] == "model" and d["serving_request"]["weights"] == "fp8"
+    assert _plan_json("infer", "-s", "node-8x-h200", "-m", "Llama-3.1-70B")["inference"] == \
+        _plan_json("infer", "-s", "node-8x-h200", "-m", "llama3.1-70b")["inference"]
+
+
 def test_a_release_the_device_cannot_compute_in_is_not_claimed_as_served():
     d = _plan_json("--system", "frontier", "--workload", "gpt-oss-120b")   # MI250X: no fp4 or fp8 math
     assert d["serving_request"]["weights"] == "bf16"

@@ -54,6 +54,32 @@ def test_unknown_preset_lists_known():
     assert "bloom-176b" in e.value.fix
 
 
+@pytest.mark.parametrize("typed,key", [("Llama-3.1-70B", "llama3.1-70b"), ("LLAMA3.1-8B", "llama3.1-8b"),
+                                       ("llama3.1-405b", "llama3-405b"), ("DeepSeek-R1-0528", "deepseek-r1"),
+                                       ("Mistral-Large-Instruct-2407", "mistral-large-2"), ("gpt_oss_120b", "gpt-oss-120b")])
+def test_a_model_is_found_by_any_spelling_or_published_alias(typed, key):
+    assert load_model(typed).key == key
+
+
+def test_every_alias_names_one_preset_only():
+    from recoque.planner.names import spelling
+
+    models = read_seed_toml("models.toml")["models"]
+    owners: dict[str, str] = {}
+    for key, raw in models.items():
+        for name in (key, *raw.get("aliases", [])):
+            assert owners.setdefault(spelling(name), key) == key, f"{name} names {owners[spelling(name)]} and {key}"
+
+
+def test_a_near_miss_suggests_the_presets_it_resembles():
+    with pytest.raises(BadInput, match="unknown model 'qwen3-235b'") as e:
+        load_model("qwen3-235b")
+    assert "did you mean qwen3-235b-a22b" in e.value.fix
+    with pytest.raises(BadInput) as e:
+        load_model("zzzz")
+    assert "did you mean" not in e.value.fix and "known models: bloom-176b" in e.value.fix
+
+
 def test_user_file(tmp_path):
     p = tmp_path / "mine.toml"
     p.write_text('[models.tiny]\nlayers = 2\nhidden = 64\nheads = 4\nffn_hidden = 256\nvocab = 100\n'

@@ -11,6 +11,7 @@ from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_default, released_weights_note,
                                       resolve_system)
 from recoque.planner.inference import load_model_spec
+from recoque.planner.workload import preset_key
 from recoque.planner.serving import ServingRequest, has_rate
 from recoque.planner.workloads import WorkloadEntry, load_workloads
 
@@ -146,6 +147,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
                  spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, allreduce_fusion=allreduce_fusion)
+    name = name if w else preset_key(name)  # a preset under any spelling or alias prints as its key
     model_spec = None if w else load_model_spec(name)
     # a model named alone, with no --weights or --dtype, is served in the precision it was released in
     released = "" if (model_spec is None or flags["weights"] or flags["dtype"]) else released_default(model_spec)

@@ -1,0 +1,33 @@
+"""Preset names as typed: case and punctuation, published aliases, and a suggestion for a near miss."""
+import pytest
+
+from recoque.errors import BadInput
+from recoque.planner.capacity import plan_any
+from recoque.planner.names import resolve_key, spelling, unknown_hint
+from recoque.planner.system import load_system
+
+TABLE = {"llama3-405b": {"aliases": ["llama3.1-405b"]}, "llama3.1-70b": {}, "alice-recoque": {}}
+
+
+@pytest.mark.parametrize("typed,key", [("llama3-405b", "llama3-405b"), ("Llama-3.1-405B", "llama3-405b"),
+                                       ("LLAMA_3.1_70B", "llama3.1-70b"), ("Alice Recoque", "alice-recoque")])
+def test_a_name_resolves_in_any_case_punctuation_or_alias(typed, key):
+    assert resolve_key(typed, TABLE) == key
+
+
+def test_an_unknown_name_resolves_to_nothing_and_the_hint_names_the_nearest():
+    assert resolve_key("llama4", TABLE) is None
+    assert unknown_hint("alice", TABLE, "systems").startswith("did you mean alice-recoque? known systems:")
+    assert unknown_hint("qqqq", TABLE, "systems") == "known systems: alice-recoque, llama3-405b, llama3.1-70b"
+    assert spelling("") == "" and resolve_key("", TABLE) is None
+
+
+def test_a_system_typed_as_people_write_it_is_the_preset():
+    assert load_system("Alice-Recoque").key == "alice-recoque"
+    with pytest.raises(BadInput, match="unknown system 'alice'") as e:
+        load_system("alice")
+    assert "did you mean alice-recoque?" in e.value.fix
+
+
+def test_the_bare_plan_reports_the_preset_key_not_the_typing():
+    assert plan_any(load_system("alice-recoque"), "HPL")["workload"] == "hpl"
