@@ -39,6 +39,10 @@ def test_compare_side_by_side():
     r = run("compare", "--systems", "alice-recoque,jean-zay-h100,jupiter", "--workload", "hpl", "--json")
     assert r.exit_code == 0, r.output
     assert [s["system"] for s in json.loads(r.output)["systems"]] == ["alice-recoque", "jean-zay-h100", "jupiter"]
+    # the short flags `plan` takes, and names as people type them
+    r2 = run("compare", "-s", "Alice-Recoque,Jean-Zay-H100,JUPITER", "-w", "HPL", "--json")
+    assert r2.exit_code == 0, r2.output
+    assert json.loads(r2.output) == json.loads(r.output)
 
 
 def test_check_json_has_every_claim():

@@ -9,12 +9,13 @@ from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.cli._edge import power_limit_option, profile_anyway_option, refuse_repeats
 from recoque.planner.capacity import plan_any, profiles_for_systems, resolve_system
+from recoque.planner.names import spelling
 from recoque.planner.power import limited
 from recoque.render import console, emit_json, human, plan_words, table
 
 
-def compare(systems: str = typer.Option(..., "--systems", help="comma-separated presets or TOML files"),
-            workload: str = typer.Option("hpl", "--workload", help="workload (seeds/workloads.toml) or model name"),
+def compare(systems: str = typer.Option(..., "--systems", "-s", help="comma-separated presets or TOML files"),
+            workload: str = typer.Option("hpl", "--workload", "-w", help="workload (seeds/workloads.toml) or model name"),
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
             as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON"),
             profile_anyway: bool = profile_anyway_option(),
@@ -32,6 +33,7 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
         d = plan_any(s, workload, prof)
         d.pop("_sections")
         plans.append(d)
+    workload = plans[0]["workload"]  # the preset's key, however it was typed
     if as_json:
         emit_json({"workload": workload, "systems": plans})
         return
@@ -54,7 +56,7 @@ def compare(systems: str = typer.Option(..., "--systems", help="comma-separated 
                 return "unknown" if v is None else str(v)
         return ""
     rows = [(f"{q}", *(cell(d, t, q) for d in plans)) for t, q in quantities]
-    console.print(table(f"compare: {workload}", ["quantity", *names], rows))
+    console.print(table(f"compare: {workload}", ["quantity", *(d["system"] for d in plans)], rows))
     console.print("assumptions (all systems)", style="bold")
     for a in dict.fromkeys(a for d in plans for a in d["assumptions"]):
         console.print(f"  - {a}", highlight=False, soft_wrap=True)
@@ -65,4 +67,4 @@ def _same_system(name: str) -> str:
     from pathlib import Path
 
     p = Path(name)
-    return str(p.resolve()) if p.is_file() else name
+    return str(p.resolve()) if p.is_file() else spelling(name)
