@@ -472,14 +472,17 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
         parts.append(("training", plan_train(system, model, profile, w.number("train_tokens") if w and "train_tokens" in w.values else None)))
     else:  # a bare model name: training and inference summaries, each shown when it can be estimated
         training = plan_train(system, model, profile)
+        trained = bool(getattr(training[1].get("train"), "best", None))
         parts.append(("training", training))
         try:
             parts.append(("inference (default serving)", plan_infer(system, None, model, profile)))
         except DoesNotFit as exc:
-            if not getattr(training[1].get("train"), "best", None):
+            if not trained:
                 raise  # neither estimate exists: an impossible plan
             parts.append(("inference (default serving)",
                           ([("serving", f"not estimated: {exc.one_line()}")], {}, (), None, None)))
+        if not trained:  # a serving-only preset (no training run): what was estimated comes first
+            parts.reverse()
     for title, (rows, d, n, dl, secs) in parts:
         sections.append((title, rows))
         data.update(d)

@@ -123,6 +123,8 @@ def test_a_model_named_alone_is_served_in_its_released_precision_and_says_so():
 def test_a_model_is_named_as_its_release_is_on_both_paths():
     d = _plan_json("--system", "node-8x-h200", "--workload", "DeepSeek-R1-0528")
     assert d["kind"] == "model" and d["serving_request"]["weights"] == "fp8"
+    # a serving-only preset (no training run): the estimate leads, the training row follows
+    assert list(d["sections"])[:2] == ["inference (default serving)", "training"]
     assert _plan_json("infer", "-s", "node-8x-h200", "-m", "Llama-3.1-70B")["inference"] == \
         _plan_json("infer", "-s", "node-8x-h200", "-m", "llama3.1-70b")["inference"]
 
