@@ -15,6 +15,7 @@ from recoque.catalog import DeviceSpec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
+from recoque.planner.names import resolve_key, unknown_hint
 
 KINDS = ("train", "infer", "hpl", "stencil")
 _TEXT_KEYS = ("name", "kind", "model", "weight_dtype", "kv_dtype")
@@ -94,10 +95,12 @@ def load_workloads() -> dict[str, WorkloadEntry]:
     return {k: workload_from_toml(k, v) for k, v in _seed().get("workloads", {}).items()}
 
 
-def get_workload(key: str) -> WorkloadEntry:
+def get_workload(name: str) -> WorkloadEntry:
+    """A named workload, in any case and punctuation (planner/names.py)."""
     table = _seed().get("workloads", {})
-    if key not in table:
-        raise BadInput(f"unknown workload {key!r}", f"known workloads: {', '.join(sorted(table))}")
+    key = resolve_key(name, table)
+    if key is None:
+        raise BadInput(f"unknown workload {name!r}", unknown_hint(name, table, "workloads"))
     return workload_from_toml(key, table[key])
 
 
@@ -205,12 +208,12 @@ def spec_with_assumed_peaks(spec: DeviceSpec) -> tuple[DeviceSpec, tuple[str, ..
 def training_target(name: str, tokens: float | None) -> tuple[str, float | None]:
     """(model preset or file, tokens) for `plan train -w NAME`: a named training workload gives its
     model and token count (unless --tokens is given); a model preset or file passes through."""
-    if name not in _seed().get("workloads", {}):
+    if resolve_key(name, _seed().get("workloads", {})) is None:
         return name, tokens
     w = get_workload(name)
     if w.kind != "train":
         raise BadInput(f"workload {name!r} is not a training run (its kind is {w.kind})",
-                       f"plan it with `recoque plan -s SYSTEM -w {name}`")
+                       f"plan it with `recoque plan -s SYSTEM -w {w.key}`")
     if tokens is None and "train_tokens" in w.values:
         tokens = w.number("train_tokens")
     return w.model, tokens

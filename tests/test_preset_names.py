@@ -31,3 +31,14 @@ def test_a_system_typed_as_people_write_it_is_the_preset():
 
 def test_the_bare_plan_reports_the_preset_key_not_the_typing():
     assert plan_any(load_system("alice-recoque"), "HPL")["workload"] == "hpl"
+
+
+def test_named_workloads_resolve_on_every_subcommand():
+    from recoque.planner.workloads import get_workload, training_target
+
+    assert get_workload("HPCG").key == "hpcg"
+    assert training_target("Mistral-Large-2-Pretrain", None)[0] == "mistral-large-2"
+    assert training_target("Llama-3.1-8B", 1e9) == ("Llama-3.1-8B", 1e9)  # a model passes through to load_model
+    with pytest.raises(BadInput, match="unknown workload 'hpcgg'") as e:
+        get_workload("hpcgg")
+    assert e.value.fix.startswith("did you mean hpcg?")

@@ -11,6 +11,7 @@ from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_default, released_weights_note,
                                       resolve_system)
 from recoque.planner.inference import load_model_spec
+from recoque.planner.names import resolve_key
 from recoque.planner.workload import preset_key
 from recoque.planner.serving import ServingRequest, has_rate
 from recoque.planner.workloads import WorkloadEntry, load_workloads
@@ -22,10 +23,11 @@ def _workload_or_model(workload: Optional[str], model: Optional[str]) -> tuple[W
         raise BadInput("--workload and --model both given", "pass one: a serving workload or a model")
     name = workload or model or "le-chat"
     entries = load_workloads()
-    if name in entries:
-        w = entries[name]
+    key = resolve_key(name, entries)
+    if key is not None:
+        w = entries[key]
         if w.kind != "infer":
-            raise BadInput(f"workload {name!r} is of kind {w.kind}, not infer", "use an infer workload such as le-chat, or a model preset")
+            raise BadInput(f"workload {key!r} is of kind {w.kind}, not infer", "use an infer workload such as le-chat, or a model preset")
         return w, str(w.model)
     return None, name
 
