@@ -11,7 +11,7 @@ from recoque.catalog import get_device_spec, match_device
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner import allreduce_table, energy, equivalents, hpl, inference, stencil
-from recoque.planner.names import resolve_key
+from recoque.names import resolve_key
 from recoque.planner.power import limited
 from recoque.planner.serving_bounds import ratio_span
 from recoque.planner.system import SystemSpec, load_system

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner import allreduce_table, power
-from recoque.planner.names import resolve_key, unknown_hint
+from recoque.names import resolve_key, unknown_hint
 
 # Field specs (src/recoque/inputs.py derives its checks from these two tables and from the keys the
 # shipped presets use): every key of _NUMERIC is a finite number above 0 and may carry `_low`/`_high`;
@@ -143,7 +143,7 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     if "allreduce_measured" in extra:
         extra["allreduce_measured"] = allreduce_table.parse(extra["allreduce_measured"], where)
     spec = SystemSpec(
-        key=key, name=str(raw.get("name", key)), device=str(raw["device"]),
+        key=key, name=str(raw.get("name", key)), device=_device_key(str(raw["device"])),
         gpus=values["gpus"], gpus_per_node=int(values["gpus_per_node"]),
         intra_node_bandwidth_bytes_s=values.get("intra_node_bandwidth_bytes_s"),
         inter_node_bandwidth_bytes_s=values.get("inter_node_bandwidth_bytes_s"),
@@ -158,6 +158,14 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         power.clock_factor(spec)  # a limit above the device's board power is refused here, where it enters
     _check_node_power_holds_gpus(spec, where)
     return spec
+
+
+def _device_key(name: str) -> str:
+    """The catalog key a system's `device` spells ("MI300X", "H100-SXM" -> mi300x, h100_sxm); as given
+    when none matches (a validation-only device, or an unknown one get_device_spec refuses with a hint)."""
+    from recoque.catalog import load_catalog
+
+    return resolve_key(name, load_catalog()) or name
 
 
 def _check_node_power_holds_gpus(spec: SystemSpec, where: str) -> None:

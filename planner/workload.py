@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from recoque.errors import BadInput
-from recoque.planner.names import resolve_key, unknown_hint
+from recoque.names import resolve_key, unknown_hint
 
 _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "seq_len_tokens",
              "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",

@@ -15,7 +15,7 @@ from recoque.catalog import DeviceSpec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
-from recoque.planner.names import resolve_key, unknown_hint
+from recoque.names import resolve_key, unknown_hint
 
 KINDS = ("train", "infer", "hpl", "stencil")
 _TEXT_KEYS = ("name", "kind", "model", "weight_dtype", "kv_dtype")

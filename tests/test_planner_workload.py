@@ -62,7 +62,7 @@ def test_a_model_is_found_by_any_spelling_or_published_alias(typed, key):
 
 
 def test_every_alias_names_one_preset_only():
-    from recoque.planner.names import spelling
+    from recoque.names import spelling
 
     models = read_seed_toml("models.toml")["models"]
     owners: dict[str, str] = {}

@@ -3,7 +3,7 @@ import pytest
 
 from recoque.errors import BadInput
 from recoque.planner.capacity import plan_any
-from recoque.planner.names import resolve_key, spelling, unknown_hint
+from recoque.names import resolve_key, spelling, unknown_hint
 from recoque.planner.system import load_system
 
 TABLE = {"llama3-405b": {"aliases": ["llama3.1-405b"]}, "llama3.1-70b": {}, "alice-recoque": {}}
@@ -42,3 +42,15 @@ def test_named_workloads_resolve_on_every_subcommand():
     with pytest.raises(BadInput, match="unknown workload 'hpcgg'") as e:
         get_workload("hpcgg")
     assert e.value.fix.startswith("did you mean hpcg?")
+
+
+def test_a_device_is_its_catalog_key_however_a_system_file_spells_it(tmp_path):
+    from recoque.catalog import get_device_spec
+
+    assert get_device_spec("MI300X").key == "mi300x" and get_device_spec("H100-SXM").key == "h100_sxm"
+    f = tmp_path / "s.toml"
+    f.write_text('[systems.x]\ndevice = "MI300X"\ngpus = 8\ngpus_per_node = 8\n')
+    assert load_system(str(f)).device == "mi300x"
+    with pytest.raises(BadInput, match="unknown device 'MI3000X'") as e:
+        get_device_spec("MI3000X")
+    assert "did you mean mi300x" in e.value.fix

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 from recoque.errors import BadInput
 from recoque.fileio import read_seed_toml
+from recoque.names import resolve_key, unknown_hint
 
 # Compute rates the catalog can hold, in TFLOP/s in the TOML (dense, never sparse).
 RATE_KEYS = ("fp64_vector", "fp64_matrix", "fp32", "tf32", "bf16", "fp16", "fp8", "fp6", "fp4")
@@ -224,9 +225,10 @@ def load_catalog() -> dict[str, DeviceSpec]:
 
 def get_device_spec(key: str) -> DeviceSpec:
     cat = load_catalog()
-    if key not in cat:
-        raise BadInput(f"unknown device {key!r}", f"known devices: {', '.join(sorted(cat))}")
-    return cat[key]
+    found = resolve_key(key, cat)  # any case and punctuation: "MI300X", "H100-SXM"
+    if found is None:
+        raise BadInput(f"unknown device {key!r}", unknown_hint(key, cat, "devices"))
+    return cat[found]
 
 
 def match_device(name: str, gfx_arch: str | None = None, compute_units: int | None = None) -> DeviceSpec | None:

@@ -1,4 +1,5 @@
-"""Preset names as people type them: any case and punctuation, published aliases, near misses."""
+"""Preset names (models, systems, workloads, devices) as people type them: any case and
+punctuation, published aliases, and a suggestion for a near miss."""
 from __future__ import annotations
 
 import difflib
