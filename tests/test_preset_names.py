@@ -54,3 +54,13 @@ def test_a_device_is_its_catalog_key_however_a_system_file_spells_it(tmp_path):
     with pytest.raises(BadInput, match="unknown device 'MI3000X'") as e:
         get_device_spec("MI3000X")
     assert "did you mean mi300x" in e.value.fix
+
+
+@pytest.mark.parametrize("seed,top", [("systems.toml", "systems"), ("workloads.toml", "workloads"), ("hardware.toml", None)])
+def test_no_two_presets_share_a_spelling(seed, top):
+    from recoque.catalog import load_catalog
+    from recoque.fileio import read_seed_toml
+
+    table = load_catalog() if top is None else read_seed_toml(seed)[top]
+    spelled = [spelling(k) for k in table]
+    assert len(spelled) == len(set(spelled)), "two presets would answer to one name"
