@@ -162,6 +162,12 @@ def test_list(what, key):
     assert table.exit_code == 0 and key in table.stdout
 
 
+def test_list_models_shows_the_names_each_key_also_answers_to():
+    rows = {r["key"]: r for r in json.loads(_cli("list", "models", "--json").stdout)["models"]}
+    assert "llama3.1-405b" in rows["llama3-405b"]["aliases"] and rows["gpt3-175b"]["aliases"] == []
+    assert "(also: llama3.1-405b)" in _cli("--width", "200", "list", "models").stdout
+
+
 def test_list_unknown_kind_is_a_usage_error():
     assert _cli("list", "gpus").exit_code == 2
 

@@ -42,14 +42,17 @@ def _workloads() -> list[dict[str, Any]]:
 
 
 def _models() -> list[dict[str, Any]]:
+    from recoque.fileio import read_seed_toml
     from recoque.planner.workload import list_models, load_model
 
+    raw = read_seed_toml("models.toml").get("models", {})
     rows = []
     for key in list_models():
         try:
             m = load_model(key)
-            rows.append({"key": key, "name": getattr(m, "name", key), "params_total": m.params_total(),
-                         "params_active": m.params_active(), "layers": m.layers, "hidden": m.hidden})
+            rows.append({"key": key, "name": getattr(m, "name", key), "aliases": list(raw[key].get("aliases", [])),
+                         "params_total": m.params_total(), "params_active": m.params_active(),
+                         "layers": m.layers, "hidden": m.hidden})
         except (RecoqueError, AttributeError, TypeError) as exc:
             rows.append({"key": key, "problem": str(exc)})
     return rows
@@ -65,6 +68,12 @@ def _devices() -> list[dict[str, Any]]:
 
 def _scaled(x: float | None, scale: float) -> str:
     return "unknown" if x is None else fmt(x / scale)
+
+
+def _also(r: dict[str, Any]) -> str:
+    """The name, and the other published names the key answers to."""
+    aliases = r.get("aliases") or []
+    return r.get("name", "") + (f" (also: {', '.join(aliases)})" if aliases else "")
 
 
 def _gpus(r: dict[str, Any]) -> str:
@@ -86,7 +95,7 @@ VIEWS: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple[An
     "models": ("Models (seeds/models.toml; plan train --workload KEY)",
                ("key", "parameters (B)", "active (B)", "layers", "hidden", "name"),
                lambda r: (r["key"], _scaled(r.get("params_total"), 1e9), _scaled(r.get("params_active"), 1e9),
-                          r.get("layers", ""), r.get("hidden", ""), r.get("problem") or r.get("name", ""))),
+                          r.get("layers", ""), r.get("hidden", ""), r.get("problem") or _also(r))),
     "devices": ("Devices (seeds/hardware.toml; dense datasheet peaks)",
                 ("key", "vendor", "BF16 (TFLOP/s)", "FP64 (TFLOP/s)", "HBM (GB)", "HBM (TB/s)", "TDP (W)", "name"),
                 lambda r: (r["key"], r["vendor"], _scaled(r["bf16_flop_s"], 1e12), _scaled(r["fp64_flop_s"], 1e12),
