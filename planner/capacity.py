@@ -10,8 +10,8 @@ from typing import Any
 from recoque.catalog import get_device_spec, match_device
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate, combine
-from recoque.planner import allreduce_table, energy, equivalents, hpl, inference, stencil
 from recoque.names import resolve_key
+from recoque.planner import allreduce_table, energy, equivalents, hpl, inference, stencil
 from recoque.planner.power import limited
 from recoque.planner.serving_bounds import ratio_span
 from recoque.planner.system import SystemSpec, load_system
@@ -440,13 +440,12 @@ def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:
     if named is not None:
         w = table_[named]
         return w.kind, w, w.model
-    from recoque.fileio import read_seed_toml
-    presets = read_seed_toml("models.toml").get("models", {})
-    models = sorted(presets)
+    from recoque.planner.workload import list_models, preset_key
+
     if name.endswith(".toml"):  # a model file (load_model reads and checks it)
         return "model", None, name
-    key = resolve_key(name, presets)
-    if key is not None:
+    key, models = preset_key(name), list_models()
+    if key in models:
         return "model", None, key
     raise BadInput(f"unknown workload {name!r}",
                    f"known workloads: {', '.join(sorted(table_))}; or a model: {', '.join(models) or 'none installed'}; "

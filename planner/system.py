@@ -24,8 +24,8 @@ from typing import Any, Mapping
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
-from recoque.planner import allreduce_table, power
 from recoque.names import resolve_key, unknown_hint
+from recoque.planner import allreduce_table, power
 
 # Field specs (src/recoque/inputs.py derives its checks from these two tables and from the keys the
 # shipped presets use): every key of _NUMERIC is a finite number above 0 and may carry `_low`/`_high`;

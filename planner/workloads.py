@@ -96,7 +96,7 @@ def load_workloads() -> dict[str, WorkloadEntry]:
 
 
 def get_workload(name: str) -> WorkloadEntry:
-    """A named workload, in any case and punctuation (planner/names.py)."""
+    """A named workload, in any case and punctuation (recoque/names.py)."""
     table = _seed().get("workloads", {})
     key = resolve_key(name, table)
     if key is None:

@@ -8,8 +8,8 @@ import typer
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.cli._edge import power_limit_option, profile_anyway_option, refuse_repeats
-from recoque.planner.capacity import plan_any, profiles_for_systems, resolve_system
 from recoque.names import spelling
+from recoque.planner.capacity import plan_any, profiles_for_systems, resolve_system
 from recoque.planner.power import limited
 from recoque.render import console, emit_json, human, plan_words, table
 

@@ -8,10 +8,10 @@ import typer
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.cli._edge import power_limit_option, profile_anyway_option
+from recoque.names import resolve_key
 from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_default, released_weights_note,
                                       resolve_system)
 from recoque.planner.inference import load_model_spec
-from recoque.names import resolve_key
 from recoque.planner.workload import preset_key
 from recoque.planner.serving import ServingRequest, has_rate
 from recoque.planner.workloads import WorkloadEntry, load_workloads
