@@ -23,7 +23,7 @@ from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import gemm_rate, memory_rate, profile_applies
 
 CORNERS = ("value", "low", "high")
-ENGINES = ("vllm", "vllm-v0", "trtllm", "sglang")
+ENGINES = ("vllm", "vllm-v0", "trtllm", "sglang", "atom")
 # Link efficiency of a ring all-reduce against the stated per-GPU one-direction bandwidth, by vendor
 # (../shared/reference/bench_anchors.md table 1c and section 8.3). AMD: RCCL on 8x MI300X reaches
 # 318 GB/s busbw of 448 (0.71; AMD blog "mi300x-rccl-xgmi", RCCL 2.22.3, 8 GiB), 315-336 realised
@@ -202,6 +202,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     pcv2 = _ranged(k, "prompt_cv2", "[kernel]") if "prompt_cv2" in k else (0.0, 0.0, 0.0)
     acc = _ranged(k, "spec_acceptance", "[kernel]") if "spec_acceptance" in k else (0.0, 0.0, 0.0)
     kblock = untuned_blockscale_kblock_s(spec, engine)
+    mla = mla_decode_heads(spec)
     rates, eff = {}, {}
     for c in CORNERS:
         rates[c] = Rates(gemm_flop_s=_corner(gemm, c, True),
@@ -217,7 +218,8 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0,
                          eager_kernel_s=_eager_kernel_s(engine, eager, c),
-                         blockscale_kblock_s=_corner(kblock, c, False))
+                         blockscale_kblock_s=_corner(kblock, c, False),
+                         mla_heads_per_kv_pass=mla[0], mla_native_fp8_heads=mla[1])
         eff[c] = _corner(engine.efficiency, c, True)
     ar_note = (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
                f"in message size ({table.source})" if table else
@@ -229,6 +231,15 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
              engine.note()) + tuple(n for n in (power.note(system, measured),) if n)
     return RateSet(rates=rates, efficiency=eff, notes=notes)
+
+
+def mla_decode_heads(spec: DeviceSpec) -> tuple[int, int]:
+    """(query heads one MLA decode walk of the cache serves, the wide FP8 case) on the device's
+    kernel library (seeds/serving.toml [mla_decode], aiter on gfx942/gfx950); (0, 0): all heads at once."""
+    t = _seed().get("mla_decode", {})
+    if not set(spec.gfx_arch) & set(t.get("targets", ())):
+        return 0, 0
+    return int(t["heads_per_kv_pass"]), int(t.get("native_fp8_heads", 0))
 
 
 def untuned_blockscale_kblock_s(spec: DeviceSpec, engine: Engine) -> tuple[float, float, float]:

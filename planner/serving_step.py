@@ -101,6 +101,8 @@ class Rates:
     allreduce_gpus: int = 0
     eager_kernel_s: float = 0.0  # what a kernel launched without graph replay (eager) adds to a forward's wall time
     blockscale_kblock_s: float = 0.0  # per 128-wide K-block of an untuned block-scaled FP8 GEMM call (0: tuned)
+    mla_heads_per_kv_pass: int = 0  # MLA decode: query heads one walk of the latent cache serves (0: all of them)
+    mla_native_fp8_heads: int = 0   # ... except this many heads with an FP8 cache, served in one walk
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,19 @@ def kv_elems_per_token_layer_per_gpu(model: Any, layout: Layout) -> float:
     if layout.attn_dp:
         return model.kv_cache_elems_per_token_layer(1.0) / layout.tp
     return model.kv_cache_elems_per_token_layer(layout.tp)
+
+
+def mla_kv_walks(model: Any, lay: Layout, prec: Precision, r: Rates) -> float:
+    """Walks over the latent cache one MLA decode step makes on a GPU: the kernel serves
+    r.mla_heads_per_kv_pass query heads a walk (aiter: 16; seeds/serving.toml [mla_decode]), so a GPU
+    with more heads walks the cache heads / 16 times, except the one wide native case (128 heads
+    with an FP8 cache). 1 where the kernel takes all heads at once, or the model is not MLA."""
+    if not model.mla or r.mla_heads_per_kv_pass <= 0:
+        return 1.0
+    heads = model.heads if lay.attn_dp else model.heads / lay.tp
+    if heads <= r.mla_heads_per_kv_pass or (heads == r.mla_native_fp8_heads and prec.kv_bytes <= 1.0):
+        return 1.0
+    return float(math.ceil(heads / r.mla_heads_per_kv_pass))
 
 
 def kv_bytes_per_token_per_gpu(model: Any, layout: Layout, kv_bytes: float) -> float:
@@ -353,7 +368,7 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
     g = lay.tp
     comp, mem = mixed_step_gemm_s(model, lay, prec, decode * queries, prefill, prompt if chunk is None else chunk, r)
     held = decode * context * model.kv_layer_fraction(context)  # cached tokens the decode streams attend to
-    kv_read = held * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes
+    kv_read = held * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes * mla_kv_walks(model, lay, prec, r)
     # decode attention reads the cache at HBM bandwidth; MLA's latent-space scores and values are
     # heavy enough to be bound by the attention rate instead (arithmetic intensity ~ heads x 4)
     dec_math = queries * held * (model.heads / g) * model.decode_attention_flops_per_pair() / r.attention_flop_s

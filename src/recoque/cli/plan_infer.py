@@ -109,7 +109,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           activations: Optional[str] = typer.Option(None, "--activations", help="activation dtype (fp8 with fp8 weights = fp8 GEMMs)"),
           kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="KV cache dtype: bf16 | fp16 | fp8 | int8 | fp4 | fp32"),
           dtype: Optional[str] = typer.Option(None, "--dtype", help="shorthand: weights, KV cache (and fp8 activations)"),
-          engine: Optional[str] = typer.Option(None, "--engine", help="vllm (V1 engine, >= 0.8) | vllm-v0 (<= 0.7) | trtllm | sglang (seeds/serving.toml)"),
+          engine: Optional[str] = typer.Option(None, "--engine", help="vllm (V1 engine, >= 0.8) | vllm-v0 (<= 0.7) | trtllm | sglang | atom (AMD ATOM) (seeds/serving.toml)"),
           engine_efficiency: Optional[float] = typer.Option(None, "--engine-efficiency", help="measured engine efficiency (0-1]"),
           hbm_fraction: Optional[float] = typer.Option(None, "--hbm-fraction", help="usable fraction of HBM (engine default 0.9)"),
           length_cv2: Optional[float] = typer.Option(None, "--length-cv2", help="spread of prompt/output lengths, squared CV (0 = fixed; default 0.6, chat datasets)"),
