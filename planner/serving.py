@@ -643,7 +643,7 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     # with attention DP each of the tp ranks schedules its own requests under its own budget
     budget = step_budget_tokens(req, engine) * (lay.tp if lay.attn_dp else 1)
     replicas = int(system.gpus // (lay.tp * lay.pp))
-    rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes)  # TP inside a node when it fits
+    rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes, req.weights)  # TP inside a node when it fits
     if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
     if req.spec_acceptance is not None:  # a measured acceptance replaces the stated range

@@ -171,7 +171,7 @@ class RateSet:
 
 
 def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_group: int, engine: Engine,
-             profile: Any = None, shapes: "GemmShapes | None" = None) -> RateSet:
+             profile: Any = None, shapes: "GemmShapes | None" = None, weights: str = "") -> RateSet:
     gemm, g_note = gemm_rates(spec, compute_dtype, profile)
     by_shape = shapes is not None and profile_applies(spec, profile) and shapes.has(compute_dtype)
     if by_shape:
@@ -202,6 +202,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     pcv2 = _ranged(k, "prompt_cv2", "[kernel]") if "prompt_cv2" in k else (0.0, 0.0, 0.0)
     acc = _ranged(k, "spec_acceptance", "[kernel]") if "spec_acceptance" in k else (0.0, 0.0, 0.0)
     kblock = untuned_blockscale_kblock_s(spec, engine)
+    moe_half = moe_tile_m_half(spec, engine, a16w4=weights == "fp4" and compute_dtype in ("bf16", "fp16"))
     mla = mla_decode_heads(spec)
     rates, eff = {}, {}
     for c in CORNERS:
@@ -210,6 +211,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          hbm_bytes_s=_corner(hbm, c, True), link_bytes_s=_corner(link, c, True),
                          hop_latency_s=_corner(lat, c, False), kernel_gap_s=_corner(gap, c, False),
                          step_overhead_s=_corner(engine.step_overhead_s, c, False), m_half=_corner(m_half, c, False),
+                         moe_m_half=_corner(moe_half, c, False),
                          overlap_p=_corner(p_ov, c, True), moe_gemm_efficiency=_corner(moe, c, True),
                          moe_rank_imbalance_ep32=_corner(imb, c, False),
                          service_cv2=_corner(cv2, c, False), prompt_cv2=_corner(pcv2, c, False),
@@ -229,8 +231,15 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
              f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:g} us per kernel launch "
              f"with graph replay, {eager[0] * 1e6:g} us more without (eager prefill forwards); "
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
-             engine.note()) + tuple(n for n in (power.note(system, measured),) if n)
+             engine.note()) + tuple(n for n in (power.note(system, measured), _moe_tile_note(moe_half)) if n)
     return RateSet(rates=rates, efficiency=eff, notes=notes)
+
+
+def _moe_tile_note(moe_half: tuple[float, float, float]) -> str:
+    if not moe_half[0]:
+        return ""
+    return (f"expert GEMMs: rate x m/(m + {moe_half[0]:g}), aiter's fused-MoE row tile of {2 * moe_half[0]:g} "
+            f"({2 * moe_half[1]:g}-{2 * moe_half[2]:g}; seeds/serving.toml [moe_tile])")
 
 
 def mla_decode_heads(spec: DeviceSpec) -> tuple[int, int]:
@@ -240,6 +249,16 @@ def mla_decode_heads(spec: DeviceSpec) -> tuple[int, int]:
     if not set(spec.gfx_arch) & set(t.get("targets", ())):
         return 0, 0
     return int(t["heads_per_kv_pass"]), int(t.get("native_fp8_heads", 0))
+
+
+def moe_tile_m_half(spec: DeviceSpec, engine: Engine, a16w4: bool) -> tuple[float, float, float]:
+    """Half the row tile of the expert GEMMs (value, low, high) where the engine runs aiter's fused
+    MoE on the device's arch (seeds/serving.toml [moe_tile]): the CK-Tile a16w4 kernels (MXFP4
+    weights, 16-bit activations) or the others; zeros elsewhere (the generic [kernel] tile)."""
+    t = _seed().get("moe_tile", {})
+    if engine.key not in t.get("engines", ()) or not set(spec.gfx_arch) & set(t.get("targets", ())):
+        return 0.0, 0.0, 0.0
+    return tuple(x / 2.0 for x in _ranged(t, "rows_a16w4" if a16w4 else "rows", "[moe_tile]"))
 
 
 def untuned_blockscale_kblock_s(spec: DeviceSpec, engine: Engine) -> tuple[float, float, float]:

@@ -29,7 +29,7 @@ ring all-reduce cost 2(g-1)/g x bytes / bandwidth + 2(g-1) x latency (Thakur et 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -89,6 +89,7 @@ class Rates:
     kernel_gap_s: float       # per kernel launch with graph replay
     step_overhead_s: float    # CPU scheduling per step (not overlapped)
     m_half: float = 32.0      # GEMM rows at which a skinny GEMM runs at half its large-shape rate
+    moe_m_half: float = 0.0   # the same for the expert GEMMs where the MoE kernel's row tile is known (0: m_half)
     overlap_p: float = 2.0    # math/memory overlap inside a GEMM: t = (t_math^p + t_mem^p)^(1/p)
     moe_gemm_efficiency: float = 1.0  # grouped (MoE expert) GEMM rate / dense GEMM rate at the same rows
     moe_rank_imbalance_ep32: float = 0.0  # busiest EP rank's tokens / mean - 1, DeepSeek-R1 at EP 32 (seeds/serving.toml)
@@ -315,7 +316,8 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     m_exp = routed / max(touched_all, 1.0)
     flops = 2.0 * per_gpu_pairs * per_expert / split
     nbytes = touched * per_expert * prec.weight_bytes / split
-    c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e)
+    r_e = replace(r, m_half=r.moe_m_half) if r.moe_m_half > 0 else r
+    c_e, m_e = _gemm(flops, nbytes, m_exp, r_e, sh_e)
     c_e /= r.moe_gemm_efficiency  # grouped GEMMs gather their rows by index and are tuned per (experts, n, k)
     c_e *= 1.0 + rank_imbalance(model, lay.ep, r)  # the busiest rank's tokens set the step (expert parallelism)
     return c_d + c_e, m_d + m_e

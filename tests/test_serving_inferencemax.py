@@ -57,7 +57,13 @@ from aiter PR #1232's kernel timings and PR #1930's TPOT): 11.8 ms more a DeepSe
 TP8. MI300X / MI325X SGLang DeepSeek-R1 signed medians +76 / +70 / +73% and +79 / +80 / +71% ->
 +12.5 / +6.7 / +27.5% and +10.7 / +9.9 / +23.6% (1k/1k, 1k/8k, 8k/1k); TPOT model/published medians
 about 0.45 -> 0.90 / 0.92; amd 29.2% / 74% inside -> 13.5% / 92%, nvidia unchanged. The 8k/1k rows
-stay fast: their TTFT is 0.55-0.6 of the published (prefill on these builds, not modelled)."""
+stay fast: their TTFT is 0.55-0.6 of the published (prefill on these builds, not modelled).
+
+Stop 57: aiter's fused-MoE row tile for the expert GEMMs where ATOM or SGLang run it on gfx942/gfx950
+(seeds/serving.toml [moe_tile], read in aiter @4abd6e9353): 16 rows for the CK-Tile a16w4 kernels
+(MXFP4 weights, 16-bit activations), 32 for the others, in place of the generic 64. MI355X ATOM
+gpt-oss signed mean -22.3 -> -14.7%; the AMD DeepSeek-R1 groups move 0.3-1.1 points faster (SGLang
++15.1 -> +15.6% signed); amd 14.5% / 88% inside -> 13.4% / 91% (max 50.6 -> 51.0%), nvidia unchanged."""
 import pytest
 
 from bench_scripts import load_script
@@ -86,9 +92,9 @@ def test_every_case_runs(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
 
 
-# AMD inside 0.85: the 26 MI355X ATOM gpt-oss rows run 16-bit activations (aiter's a16w4 MoE, as
-# their source says; stop 55), and 9 of them now fall below the model's slow low end (-22% mean)
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.09, 0.95), ("amd", 0.15, 0.85)])
+# AMD: the 26 MI355X ATOM gpt-oss rows run 16-bit activations (aiter's a16w4 MoE, as their source
+# says; stop 55) in aiter's 16-row tiles (stop 57); 4 of them stay below the model's low end (-15% mean)
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.09, 0.95), ("amd", 0.14, 0.88)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
     mine = [r for r in rows if r["vendor"] == vendor and r["in_verdict"]]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)
