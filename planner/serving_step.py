@@ -29,7 +29,7 @@ ring all-reduce cost 2(g-1)/g x bytes / bandwidth + 2(g-1) x latency (Thakur et 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -222,16 +222,17 @@ def overlap(math_s: float, mem_s: float, p: float) -> float:
 
 
 def _gemm(flops: float, nbytes: float, m: float, r: Rates, shapes: tuple[tuple[float, float], ...] = (),
-          flop_s: float | None = None) -> tuple[float, float]:
+          flop_s: float | None = None, m_half: float = 0.0) -> tuple[float, float]:
     """(math time, weight-read time). With measured rates by shape, the math time is the measured
     time of the GEMMs (n, k) in `shapes` at m rows, FLOP-weighted (sum of their times). `flop_s`:
-    a large-shape rate of another dtype than the body's (the 16-bit LM head), by the tile model."""
+    a large-shape rate of another dtype than the body's (the 16-bit LM head), by the tile model.
+    `m_half`: the kernel's own half tile where known (0: r.m_half)."""
     if flop_s is None and r.gemm_at is not None and shapes and m > 0:
         work = sum(n * k for n, k in shapes)
         rate = work / sum(n * k / r.gemm_at(m, n, k) for n, k in shapes)
     else:
         big = r.gemm_flop_s if flop_s is None else flop_s
-        rate = big * m / (m + r.m_half) if m > 0 else big
+        rate = big * m / (m + (m_half or r.m_half)) if m > 0 else big
     return flops / rate, nbytes / r.hbm_bytes_s
 
 
@@ -316,8 +317,7 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     m_exp = routed / max(touched_all, 1.0)
     flops = 2.0 * per_gpu_pairs * per_expert / split
     nbytes = touched * per_expert * prec.weight_bytes / split
-    r_e = replace(r, m_half=r.moe_m_half) if r.moe_m_half > 0 else r
-    c_e, m_e = _gemm(flops, nbytes, m_exp, r_e, sh_e)
+    c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e, m_half=r.moe_m_half)
     c_e /= r.moe_gemm_efficiency  # grouped GEMMs gather their rows by index and are tuned per (experts, n, k)
     c_e *= 1.0 + rank_imbalance(model, lay.ep, r)  # the busiest rank's tokens set the step (expert parallelism)
     return c_d + c_e, m_d + m_e
