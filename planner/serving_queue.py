@@ -4,6 +4,7 @@ tail prompt lengths and the spread of per-request TPOT."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from statistics import NormalDist
 
 Z = {0.5: 0.0, 0.9: 1.2816, 0.99: 2.3263}  # standard normal quantiles
@@ -71,15 +72,22 @@ def prompt_quantile(mean: float, q: float, cv2: float) -> float:
 def mean_tail(sigma_s: float, output_mean: float, cv2: float, q: float) -> float:
     """q-quantile, over requests, of the mean of a request's n - 1 step-time deviations (each of
     spread sigma_s): short answers average few steps and see most of it. Solved on the mixture over
-    output lengths n (lognormal, spread cv2) of normal averages; zero at p50 and below."""
+    output lengths n (lognormal, spread cv2) of normal averages; zero at p50 and below. The quantile
+    is sigma_s times that of unit spread, which is solved once per output-length distribution."""
     if q <= 0.5 or sigma_s <= 0:
         return 0.0
-    steps = [max(1.0, n - 1.0) for n in lognormal_quantiles(output_mean, cv2)]
+    return sigma_s * _unit_mean_tail(output_mean, cv2, q)
+
+
+@lru_cache(maxsize=4096)
+def _unit_mean_tail(output_mean: float, cv2: float, q: float) -> float:
+    """mean_tail at sigma_s = 1, by bisection on the mixture's exceedance probability."""
+    scales = [math.sqrt(max(1.0, n - 1.0) / 2.0) for n in lognormal_quantiles(output_mean, cv2)]
 
     def above(x: float) -> float:
-        return sum(0.5 * math.erfc(x * math.sqrt(n) / (sigma_s * math.sqrt(2.0))) for n in steps) / len(steps)
+        return sum(0.5 * math.erfc(x * k) for k in scales) / len(scales)
 
-    lo, hi = 0.0, 10.0 * sigma_s
+    lo, hi = 0.0, 10.0
     for _ in range(40):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if above(mid) > 1.0 - q else (lo, mid)

@@ -120,6 +120,19 @@ def test_per_request_tpot_tail_comes_from_short_answers():
     assert mean_tail(0.02, 30, 0.6, 0.99) > mean_tail(0.02, 300, 0.6, 0.99)
 
 
+def test_tpot_tail_is_the_exceedance_quantile_of_the_mixture_at_any_spread():
+    # the cached unit-spread solve, scaled, against the mixture's exceedance probability itself:
+    # P(mean of n - 1 deviations > x) over the output-length quantiles is 1 - q at the answer
+    from recoque.planner.serving_queue import lognormal_quantiles
+
+    for sigma, out, cv2, q in ((0.004, 921.6, 0.004, 0.99), (0.02, 300, 1.0, 0.9), (0.15, 40, 0.6, 0.99)):
+        x = mean_tail(sigma, out, cv2, q)
+        steps = [max(1.0, n - 1.0) for n in lognormal_quantiles(out, cv2)]
+        above = sum(0.5 * math.erfc(x * math.sqrt(n) / (sigma * math.sqrt(2.0))) for n in steps) / len(steps)
+        assert above == pytest.approx(1.0 - q, rel=1e-6)
+        assert mean_tail(2 * sigma, out, cv2, q) == pytest.approx(2 * x, rel=1e-12)
+
+
 def test_engine_efficiency_slows_the_math_but_not_the_weight_read():
     """e scales the compute rates and the non-GEMM parts; the GEMMs' weight read stays at the
     achieved HBM rate (a floor the engine reaches), so a memory-bound decode step loses less than
