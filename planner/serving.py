@@ -323,6 +323,9 @@ class _Replica:
         self.prec = precision(req, allreduce_norm_fusion)
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0
         self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
+        # stage() is a pure function of its arguments here; the server-mode searches ask for the same
+        # step many times over (4x on the check sets), so each is computed once
+        self._stages: dict[tuple[float, float], StepTime] = {}
 
     def seconds(self, st: StepTime) -> float:
         """Engine time of a kernel-level step: the GEMMs (math already at e x the rate, weight read
@@ -336,6 +339,13 @@ class _Replica:
     def stage(self, batch: float, extra_prefill: float = 0.0) -> StepTime:
         """One stage step: B/pp streams each verifying 1 + k tokens (and its k draft passes), plus
         the prompt tokens that keep B streams running: requests end every O / L steps."""
+        key = (batch, extra_prefill)
+        st = self._stages.get(key)
+        if st is None:
+            st = self._stages[key] = self._stage(batch, extra_prefill)
+        return st
+
+    def _stage(self, batch: float, extra_prefill: float) -> StepTime:
         dec, k = batch / self.lay.pp, self.req.spec_tokens
         pre = dec * self.req.prompt_tokens * self.accepted() / self.req.output_tokens + extra_prefill
         st = step_time(self.m, self.lay, self.prec, dec, pre, self.ctx, self.req.prompt_tokens, self.r, 1.0 + k,
