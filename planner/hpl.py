@@ -284,6 +284,26 @@ def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Ent
     return None, None
 
 
+def fp64_ceiling_flop_s(spec: DeviceSpec) -> float | None:
+    """The fastest FP64 rate the device has, at the top of its datasheet range: its matrix units
+    where they beat its vector ones (CDNA2/3 count at the vector rate but run HPL's DGEMM on the
+    matrix units, up to 2x it), else its vector rate. No HPL run can exceed it."""
+    highs = [e.high for k in ("fp64_vector", "fp64_matrix") if (e := peak_estimate(spec, k)) is not None]
+    return max(highs) if highs else None
+
+
+def under_fp64_ceiling(per_gpu: Estimate, spec: DeviceSpec, clock: float) -> Estimate:
+    """Rmax per GPU with no bound above the device's FP64 peak (x the clock a power cap leaves): a
+    family's +/- half-width about a high centre (Blackwell's, 83% of a rate its tensor and FMA units
+    share) would otherwise print an upper end above 100% of peak."""
+    top = fp64_ceiling_flop_s(spec)
+    if top is None or per_gpu.high <= top * clock:
+        return per_gpu
+    cap = top * clock
+    return Estimate(min(per_gpu.value, cap), min(per_gpu.low, cap), cap, per_gpu.unit, per_gpu.assumptions + (
+        f"upper end capped at {spec.key}'s FP64 peak {cap / 1e12:g} TFLOP/s per GPU: Rmax cannot exceed it",))
+
+
 def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: Estimate | None = None) -> HplEstimate:
     spec = get_device_spec(system.device)
     machine = system.extra.get("top500_machine")
@@ -292,6 +312,7 @@ def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: E
     clock = clock_factor(system, profile if measured else None)
     per_gpu = combine(lambda r, e: r * e * clock, rate, eff, unit="flop/s",
                       assumptions=tuple(n for n in (cap_note(system, profile if measured else None),) if n))
+    per_gpu = under_fp64_ceiling(per_gpu, spec, clock)
     rmax = combine(lambda n, r: n * r, gpus, per_gpu, unit="flop/s", assumptions=("CPU cores not counted",))
     capped = system.gpu_power_limit_w is not None
     top = None if capped or "gpus" in system.ranges else matching_entry(machine, system.gpus)
@@ -323,7 +344,8 @@ def check_against_top500(roles: tuple[str, ...] = ("check",)) -> list[dict[str, 
             continue
         spec = get_device_spec(e.device)
         rate, eff, _ = rate_and_efficiency(spec, e.machine, None, None)
-        rmax = combine(lambda r, x: e.gpus_in_run * r * x, rate, eff, unit="flop/s")
+        per_gpu = under_fp64_ceiling(combine(lambda r, x: r * x, rate, eff, unit="flop/s"), spec, 1.0)
+        rmax = per_gpu.scale(e.gpus_in_run)
         rows.append({"entry": e.key, "machine": e.machine, "role": e.role, "device": e.device,
                      "family": family_of(e.device), "gpus": e.gpus_in_run, "model": rmax,
                      "top500_rmax_flop_s": e.rmax_flop_s, "error": rmax.value / e.rmax_flop_s - 1,

@@ -145,3 +145,25 @@ def test_a_centre_from_fewer_reference_machines_gets_a_wider_range():
     assert (mi300a.high / mi300a.value - 1) == pytest.approx(hpl.in_family_halfwidth(1), rel=1e-6)
     assert (hopper.high / hopper.value - 1) >= w3 - 1e-9
     assert "sqrt(1 + 1/n)" in mi300a.assumptions[0]
+
+
+def test_rmax_never_runs_above_the_devices_fastest_fp64_rate(tmp_path):
+    """Blackwell's centre sits at ~83% of a rate its tensor and FMA units share: +/- the half-width
+    would print an upper end above peak; it stops at the peak. AMD parts count at the vector rate
+    but run DGEMM on the matrix units (2x on MI300A), so their cap is the matrix rate, not binding."""
+    from recoque.planner.system import load_system as load
+
+    b200 = get_device_spec("b200")
+    assert hpl.hpl_efficiency("b200").high * hpl.hpl_rate(b200).high > hpl.fp64_ceiling_flop_s(b200)
+    p = tmp_path / "b.toml"
+    p.write_text('[systems.b]\ndevice = "b200"\ngpus = 1024\ngpus_per_node = 8\nnode_power_kw = 14.3\n')
+    est = hpl.estimate_hpl(load(str(p)))
+    assert est.rmax_per_gpu.high == pytest.approx(hpl.fp64_ceiling_flop_s(b200))
+    assert est.rmax.high == pytest.approx(1024 * hpl.fp64_ceiling_flop_s(b200))
+    assert any("capped" in a for a in est.rmax_per_gpu.assumptions)
+    rows = {r["machine"]: r for r in hpl.check_against_top500()}
+    assert rows["cluster-a"]["model"].high <= rows["cluster-a"]["gpus"] * hpl.fp64_ceiling_flop_s(b200) * (1 + 1e-12)
+    mi300a = get_device_spec("mi300a")
+    assert hpl.fp64_ceiling_flop_s(mi300a) == pytest.approx(2 * hpl.hpl_rate(mi300a).value, rel=0.01)
+    el = hpl.estimate_hpl(load_system("el-capitan"))
+    assert not any("capped" in a for a in el.rmax_per_gpu.assumptions)
