@@ -43,6 +43,10 @@ def test_compare_side_by_side():
     r2 = run("compare", "-s", "Alice-Recoque,Jean-Zay-H100,JUPITER", "-w", "HPL", "--json")
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.output) == json.loads(r.output)
+    # -s repeated, as with other multi-value flags, adds systems (it used to keep only the last one)
+    r3 = run("compare", "-s", "alice-recoque", "-s", "jean-zay-h100,jupiter", "--json")
+    assert r3.exit_code == 0, r3.output
+    assert json.loads(r3.output) == json.loads(r.output)
 
 
 def test_check_json_has_every_claim():

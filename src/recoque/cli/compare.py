@@ -14,7 +14,8 @@ from recoque.planner.power import limited
 from recoque.render import console, emit_json, human, plan_words, table
 
 
-def compare(systems: str = typer.Option(..., "--systems", "-s", help="comma-separated presets or TOML files"),
+def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
+                                             help="presets or TOML files, comma-separated or -s repeated"),
             workload: str = typer.Option("hpl", "--workload", "-w", help="workload (seeds/workloads.toml) or model name"),
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
             as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON"),
@@ -22,7 +23,7 @@ def compare(systems: str = typer.Option(..., "--systems", "-s", help="comma-sepa
             power_limit_w: Optional[float] = power_limit_option()) -> None:
     """Side by side: the same workload on several systems."""
 
-    names = [s.strip() for s in systems.split(",") if s.strip()]
+    names = [s.strip() for group in systems for s in group.split(",") if s.strip()]
     if not names:
         raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
     refuse_repeats(names, "--systems", _same_system)
