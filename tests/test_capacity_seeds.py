@@ -70,3 +70,16 @@ def test_workload_errors():
         workload_from_toml("x", {"kind": "dance"})
     with pytest.raises(BadInput, match="negative"):
         workload_from_toml("x", {"kind": "stencil", "grid_points": -1})
+
+
+def test_seed_files_are_parsed_once_and_every_caller_gets_its_own_copy():
+    from recoque import fileio
+
+    a = fileio.read_seed_toml("systems.toml")
+    a["systems"]["frontier"]["gpus"] = -1          # a caller scribbling on what it got...
+    a["systems"].pop("jupiter")
+    b = fileio.read_seed_toml("systems.toml")
+    assert b["systems"]["frontier"]["gpus"] == 38416 and "jupiter" in b["systems"]   # ...changes nobody else's
+    before = fileio._parsed_seed.cache_info().hits
+    fileio.read_seed_toml("systems.toml")
+    assert fileio._parsed_seed.cache_info().hits == before + 1

@@ -9,8 +9,10 @@ file beside it, removed on release), for read-modify-write such as `bench --appe
 """
 from __future__ import annotations
 
+import copy
 import errno
 import fcntl
+import functools
 import json
 import math
 import os
@@ -258,7 +260,14 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_seed_toml(name: str) -> dict[str, Any]:
-    """Load one of the TOML files shipped in seeds/ (works for editable and wheel installs)."""
+    """Load one of the TOML files shipped in seeds/ (works for editable and wheel installs): parsed
+    once per process, a fresh copy per call (callers may change what they get; a deep copy costs
+    ~1/25 of a parse, and a check-set run asks for systems.toml once per case)."""
+    return copy.deepcopy(_parsed_seed(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_seed(name: str) -> dict[str, Any]:
     from importlib import resources
 
     text = resources.files("recoque.seeds").joinpath(name).read_text(encoding="utf-8")
