@@ -293,13 +293,13 @@ def fp64_ceiling_flop_s(spec: DeviceSpec) -> float | None:
 
 
 def under_fp64_ceiling(per_gpu: Estimate, spec: DeviceSpec, clock: float) -> Estimate:
-    """Rmax per GPU with no bound above the device's FP64 peak (x the clock a power cap leaves): a
-    family's +/- half-width about a high centre (Blackwell's, 83% of a rate its tensor and FMA units
-    share) would otherwise print an upper end above 100% of peak."""
+    """Rmax per GPU with its bounds held at or below the device's FP64 peak (x the clock a power cap
+    leaves): a family's +/- half-width about a high centre (Blackwell's, 83% of a rate its tensor and
+    FMA units share) would otherwise print an upper end above 100% of peak."""
     top = fp64_ceiling_flop_s(spec)
-    if top is None or per_gpu.high <= top * clock:
+    cap = None if top is None else top * clock
+    if cap is None or per_gpu.high <= cap:
         return per_gpu
-    cap = top * clock
     return Estimate(min(per_gpu.value, cap), min(per_gpu.low, cap), cap, per_gpu.unit, per_gpu.assumptions + (
         f"upper end capped at {spec.key}'s FP64 peak {cap / 1e12:g} TFLOP/s per GPU: Rmax cannot exceed it",))
 
