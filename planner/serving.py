@@ -575,6 +575,17 @@ def _fusion_note(req: ServingRequest, engine: Any, lay: Layout) -> tuple[str, ..
     return (f"TP all-reduce not fused with the residual add and RMSNorm ({how}; --allreduce-fusion if the engine runs it)",)
 
 
+def _routing_note(model: Any, run: "_Run") -> tuple[str, ...]:
+    """How the experts a decode step reads are counted (MoE models only)."""
+    if int(getattr(model, "experts", 1) or 1) <= 1:
+        return ()
+    r = run.rates
+    return (f"experts a step reads: the distinct experts its T tokens route to, expert-load cv {r['value'].moe_expert_load_cv:g} "
+            f"(0: uniform top-k routing, E(1 - (1 - k/E)^T)); the fast end cv {r['high'].moe_expert_load_cv:g}, a skewed "
+            "router touching fewer experts per batch (DeepSeek-R1's published EP-load table; seeds/serving.toml [kernel] "
+            "moe_expert_load_cv)",)
+
+
 def _untuned_blockscale_note(model: Any, run: "_Run", req: ServingRequest) -> tuple[str, ...]:
     r = run.rates["value"]
     if not pays_untuned_blockscale(model, precision(req), r):
@@ -764,6 +775,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         f"prompt {req.prompt_tokens:g}, output {req.output_tokens:g} tokens",
         *_fusion_note(req, engine, lay),
         *_untuned_blockscale_note(model, run, req),
+        *_routing_note(model, run),
         f"memory per GPU: {frac:.0%} of {sr.hbm_capacity_bytes(spec) / 1e9:.0f} GB usable, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
         f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",

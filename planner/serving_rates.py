@@ -198,6 +198,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     p_ov = _ranged(k, "gemm_overlap_p", "[kernel]")
     moe = _ranged(k, "moe_gemm_efficiency", "[kernel]") if "moe_gemm_efficiency" in k else (1.0, 1.0, 1.0)
     imb = _ranged(k, "moe_rank_imbalance_ep32", "[kernel]") if "moe_rank_imbalance_ep32" in k else (0.0, 0.0, 0.0)
+    load_cv = _ranged(k, "moe_expert_load_cv", "[kernel]")
     cv2 = _ranged(k, "service_cv2", "[kernel]") if "service_cv2" in k else (0.0, 0.0, 0.0)
     pcv2 = _ranged(k, "prompt_cv2", "[kernel]") if "prompt_cv2" in k else (0.0, 0.0, 0.0)
     acc = _ranged(k, "spec_acceptance", "[kernel]") if "spec_acceptance" in k else (0.0, 0.0, 0.0)
@@ -214,6 +215,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          moe_m_half=_corner(moe_half, c, False),
                          overlap_p=_corner(p_ov, c, True), moe_gemm_efficiency=_corner(moe, c, True),
                          moe_rank_imbalance_ep32=_corner(imb, c, False),
+                         moe_expert_load_cv=_corner(load_cv, c, True),
                          service_cv2=_corner(cv2, c, False), prompt_cv2=_corner(pcv2, c, False),
                          spec_acceptance=_corner(acc, c, True),
                          head_flop_s=_corner(attn_base, c, True),

@@ -93,6 +93,7 @@ class Rates:
     overlap_p: float = 2.0    # math/memory overlap inside a GEMM: t = (t_math^p + t_mem^p)^(1/p)
     moe_gemm_efficiency: float = 1.0  # grouped (MoE expert) GEMM rate / dense GEMM rate at the same rows
     moe_rank_imbalance_ep32: float = 0.0  # busiest EP rank's tokens / mean - 1, DeepSeek-R1 at EP 32 (seeds/serving.toml)
+    moe_expert_load_cv: float = 0.0  # coefficient of variation of the experts' shares of the routed tokens (0: uniform)
     service_cv2: float = 0.0  # squared coefficient of variation of a request's time in the engine
     prompt_cv2: float = 0.0   # squared coefficient of variation of prompt lengths (tail TTFT)
     spec_acceptance: float = 0.0  # speculative decoding: probability a draft token is accepted
@@ -207,11 +208,24 @@ def _expert_split(model: Any) -> tuple[float, float, int, int]:
     return float(model.nonexpert_params_per_layer()), model.moe_layer_fraction * float(model.expert_params()), experts, active
 
 
-def experts_touched(experts: int, active: int, tokens: float) -> float:
-    """Expected distinct experts a batch of `tokens` routes to (uniform top-k routing)."""
+def experts_touched(experts: int, active: int, tokens: float, load_cv: float = 0.0) -> float:
+    """Expected distinct experts a batch of `tokens` routes to. Uniform top-k routing (load_cv 0):
+    an expert is missed by one token with probability 1 - k/E, so by all of them with
+    (1 - k/E)^T = exp(-lambda T), lambda = -ln(1 - k/E). Popular and unpopular experts (load_cv > 0,
+    the coefficient of variation of the experts' shares of the routed tokens): each expert's rate is
+    lambda x g with g ~ Gamma(mean 1, shape 1 / cv^2), and E[exp(-lambda g T)] = (1 + lambda T cv^2)^(-1 / cv^2)
+    (the gamma Laplace transform), which is exp(-lambda T) as cv -> 0: a skewed router sends a small
+    batch to fewer distinct experts, so a decode step reads fewer expert weights."""
     if experts <= 1:
         return 1.0
-    return experts * (1.0 - (1.0 - active / experts) ** max(tokens, 1.0))
+    t = max(tokens, 1.0)
+    if active >= experts:
+        return float(experts)
+    lam_t = -math.log1p(-active / experts) * t
+    if load_cv <= 0.0:
+        return experts * -math.expm1(-lam_t)
+    cv2 = load_cv * load_cv
+    return experts * (1.0 - (1.0 + lam_t * cv2) ** (-1.0 / cv2))
 
 
 def overlap(math_s: float, mem_s: float, p: float) -> float:
@@ -310,7 +324,7 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     split = moe_tp(lay)                                # each expert's matrices split over tp / ep GPUs
     routed = tokens * active                           # token-expert pairs in the step
     per_gpu_pairs = routed / lay.ep                    # experts spread over ep groups
-    touched_all = experts_touched(experts, active, tokens)
+    touched_all = experts_touched(experts, active, tokens, r.moe_expert_load_cv)
     touched = touched_all / lay.ep
     # rows of one expert's GEMM: the pairs over the experts the step touches (a grouped GEMM runs no
     # tile for an expert no token routed to; over all E it would charge every idle expert a padded tile)

@@ -135,3 +135,64 @@ def test_moe_combine_reads_k_rows_and_writes_one_per_token(monkeypatch):
     with_combine = step().elementwise_s
     monkeypatch.setattr("recoque.planner.serving_step.moe_combine_bytes", lambda *a: 0.0)
     assert with_combine - step().elementwise_s == pytest.approx(DS.layers * tp_bytes / RATES.hbm_bytes_s, rel=1e-9)
+
+
+def test_experts_touched_uniform_routing_is_the_exact_binomial_miss():
+    """load_cv 0: an expert is missed by all T tokens with probability (1 - k/E)^T."""
+    from recoque.planner.serving_step import experts_touched
+
+    for e, k, t in ((256, 8, 4.0), (128, 4, 64.0), (8, 2, 3.0)):
+        assert experts_touched(e, k, t) == pytest.approx(e * (1.0 - (1.0 - k / e) ** t), rel=1e-12)
+    assert experts_touched(8, 8, 1.0) == 8.0
+    assert experts_touched(1, 1, 10.0) == 1.0
+
+
+def test_skewed_routing_touches_fewer_experts_and_tends_to_uniform_as_the_skew_vanishes():
+    """Gamma-distributed expert rates: fewer distinct experts the more skewed the router, the uniform
+    count as cv -> 0, never more than E, and every expert once the batch is large enough."""
+    from recoque.planner.serving_step import experts_touched
+
+    e, k = 128, 4
+    for t in (4.0, 64.0, 512.0):
+        counts = [experts_touched(e, k, t, cv) for cv in (0.0, 1e-4, 0.5, 1.358, 2.0)]
+        assert counts[1] == pytest.approx(counts[0], rel=1e-3)
+        assert counts[1] > counts[2] > counts[3] > counts[4] > 0.0
+    # gpt-oss-120b at 64 streams: uniform 111 experts, the published DeepSeek-R1 skew about 73
+    assert experts_touched(e, k, 64.0) == pytest.approx(111.2, abs=0.5)
+    assert 65.0 < experts_touched(e, k, 64.0, 1.358) < 80.0
+    assert experts_touched(e, k, 1e9, 1.358) == pytest.approx(e, rel=1e-3)
+
+
+def test_expert_load_skew_reads_fewer_expert_weights_only_on_the_fast_side():
+    """The step's expert-weight read falls with the skew; the central rates keep uniform routing
+    (seeds/serving.toml moe_expert_load_cv = 0) and the fast corner takes the published skew."""
+    from dataclasses import replace
+
+    from recoque.planner.serving_rates import kernel_constants
+
+    prec, lay = Precision(0.5, 1.0), Layout(8, 1, 1)
+    uniform = layer_gemm_s(DS, lay, prec, 64.0, RATES)[1]
+    skewed = layer_gemm_s(DS, lay, prec, 64.0, replace(RATES, moe_expert_load_cv=1.358))[1]
+    assert skewed < 0.85 * uniform
+    k = kernel_constants()
+    assert k["moe_expert_load_cv"] == 0.0 and k["moe_expert_load_cv_low"] == 0.0
+    assert k["moe_expert_load_cv_high"] > 1.0
+
+
+def test_expert_load_skew_widens_only_the_fast_end_of_a_moe_estimate(monkeypatch):
+    """gpt-oss-120b at 64 streams on one MI355X: the published routing skew lifts the high end of
+    the throughput range; the centre and the slow end keep uniform routing."""
+    from recoque.planner import serving_rates
+    from recoque.planner.system import load_system
+
+    model, system = load_model("gpt-oss-120b"), load_system("node-8x-mi355x").with_gpus(1)
+    req = sv.ServingRequest(prompt_tokens=1024, output_tokens=8192, weights="fp4", activations="bf16",
+                            kv_cache="bf16", tp=1, engine="atom", concurrency=64)
+    skewed = sv.estimate_serving(model, "gpt-oss-120b", system, req)
+    k = dict(serving_rates.kernel_constants())
+    k["moe_expert_load_cv_high"] = 0.0
+    monkeypatch.setattr(serving_rates, "kernel_constants", lambda: k)
+    uniform = sv.estimate_serving(model, "gpt-oss-120b", system, req)
+    assert skewed.tokens_per_s_system.value == pytest.approx(uniform.tokens_per_s_system.value, rel=1e-9)
+    assert skewed.tokens_per_s_system.low == pytest.approx(uniform.tokens_per_s_system.low, rel=1e-9)
+    assert skewed.tokens_per_s_system.high > 1.05 * uniform.tokens_per_s_system.high
