@@ -577,7 +577,7 @@ def _fusion_note(req: ServingRequest, engine: Any, lay: Layout) -> tuple[str, ..
 
 def _routing_note(model: Any, run: "_Run") -> tuple[str, ...]:
     """How the experts a decode step reads are counted (MoE models only)."""
-    if int(getattr(model, "experts", 1) or 1) <= 1:
+    if not model.moe:
         return ()
     r = run.rates
     return (f"experts a step reads: the distinct experts its T tokens route to, expert-load cv {r['value'].moe_expert_load_cv:g} "
