@@ -1,5 +1,6 @@
 """Catalog parts added for published runs: the H800 (DeepSeek-V3's GPU: the H100's die and rates, NVLink held
-to 400 GB/s, FP64 to 1 TFLOP/s) and the MI250 (the MI250X's CDNA2 GCD with 104 CUs)."""
+to 400 GB/s, FP64 to 1 TFLOP/s), the MI250 (the MI250X's CDNA2 GCD with 104 CUs), the MI210 (that GCD on a PCIe card)
+and the MI100 (CDNA: no FP64 matrix rate)."""
 from dataclasses import replace
 
 import pytest
@@ -45,3 +46,32 @@ def test_the_mi250_is_the_mi250x_gcd_at_104_cus():
     r = evaluate(wl, _node("mi250_gcd", 100), plan, shipped_profile("mi250_gcd"))
     rx = evaluate(wl, _node("mi250x_gcd", 100), plan, shipped_profile("mi250x_gcd"))
     assert r.breakdown["compute_s"] > rx.breakdown["compute_s"]      # fewer CUs, same fractions
+
+
+def test_the_mi210_is_the_mi250_gcd_on_a_pcie_card():
+    from recoque.bench import accept
+    from recoque.planner.hpl import hpl_rate
+    from recoque.planner.top500 import family_of
+    card, gcd = get_device_spec("mi210"), get_device_spec("mi250_gcd")
+    for rate in ("bf16", "fp64_vector", "fp64_matrix"):
+        assert card.peak(rate) == pytest.approx(gcd.peak(rate), rel=5e-3)   # one 104-CU GCD at 1.7 GHz
+    assert card.hbm_bandwidth_bytes_s == gcd.hbm_bandwidth_bytes_s and card.tdp_w == 300.0
+    assert family_of("mi210") == "mi250x" and shipped_profile("mi210").spec.key == "mi210"
+    assert hpl_rate(card).value == pytest.approx(22.6e12)   # TOP500 lists AI-03's Rpeak at 22.95 TF per card: vector
+    floors = {(f.benchmark, f.op): f for f in accept.load_policy().floors if f.device == "mi210"}
+    assert floors[("stream", "copy")].minimum == pytest.approx(1230.0)           # AMD: 1,230,000 MB/s
+    assert floors[("gemm", "matmul")].minimum == pytest.approx(28.0)            # rocBLAS FP32 28,000 GFLOPS
+    ar = floors[("collective", "all_reduce")]
+    assert ar.minimum == pytest.approx(30.0) and ar.world_size == 4             # -g 4 (a single-socket quad)
+
+
+def test_the_mi100_has_no_fp64_matrix_rate_and_bf16_at_half_fp16():
+    from recoque.bench import accept
+    from recoque.planner.hpl import hpl_rate
+    card = get_device_spec("mi100")
+    assert card.peak("fp64_matrix") is None and hpl_rate(card).value == pytest.approx(11.5e12)
+    assert card.peak("bf16") == pytest.approx(card.peak("fp16") / 2, rel=1e-3)
+    floors = {(f.benchmark, f.op): f for f in accept.load_policy().floors if f.device == "mi100"}
+    assert floors[("stream", "triad")].minimum == pytest.approx(910.0)            # AMD: 910,000 MB/s
+    ar = floors[("collective", "all_reduce")]
+    assert ar.minimum == pytest.approx(72.0) and ar.world_size == 4
