@@ -69,7 +69,7 @@ def peak_equivalents(system: SystemSpec) -> list[Equivalent]:
         if target and m.startswith("fp64") and r is not None and "gpus" in system.ranges:
             out.append(_fp64_from_target(system, spec, m, float(target)))
         elif r is None:
-            out.append(Equivalent(m, None, None, "peak", f"{spec.key} {m} not published: unknown"))
+            out.append(Equivalent(m, None, None, "peak", f"{spec.key} {m}: no figure (the part has no such unit, or its rate is not published)"))
         else:
             out.append(Equivalent(m, r, combine(lambda n, x: n * x, gpus, r, unit="H100e"), "peak"))
     return out
