@@ -163,7 +163,9 @@ def test_units_convert_to_base_units(cat):
     ("NVIDIA GB200", None, 152, "gb200"),  # holds "B200" but is the 1200 W Grace Blackwell part
     ("NVIDIA GB300", None, 152, "gb300"),
     ("NVIDIA B300 SXM6 AC", None, 148, "b300"),
-    ("NVIDIA A100-SXM4-40GB", None, 108, None),
+    ("NVIDIA A100-SXM4-40GB", None, 108, "a100_sxm_40gb"),
+    ("NVIDIA A100-PCIE-40GB", None, 108, "a100_pcie_40gb"),
+    ("NVIDIA A100 80GB PCIe", None, 108, "a100_pcie_80gb"),
     ("Some Unknown Accelerator", None, None, None),
 ])
 def test_match_device(name, arch, units, expected):

@@ -1,6 +1,7 @@
 """Catalog parts added for published runs: the H800 (DeepSeek-V3's GPU: the H100's die and rates, NVLink held
-to 400 GB/s, FP64 to 1 TFLOP/s), the MI250 (the MI250X's CDNA2 GCD with 104 CUs), the MI210 (that GCD on a PCIe card)
-and the MI100 (CDNA: no FP64 matrix rate)."""
+to 400 GB/s, FP64 to 1 TFLOP/s), the MI250 (the MI250X's CDNA2 GCD with 104 CUs), the MI210 (that GCD on a PCIe card),
+the MI100 (CDNA: no FP64 matrix rate),
+and the A100 PCIe cards (the SXM part's compute at 250-300 W)."""
 from dataclasses import replace
 
 import pytest
@@ -75,3 +76,14 @@ def test_the_mi100_has_no_fp64_matrix_rate_and_bf16_at_half_fp16():
     assert floors[("stream", "triad")].minimum == pytest.approx(910.0)            # AMD: 910,000 MB/s
     ar = floors[("collective", "all_reduce")]
     assert ar.minimum == pytest.approx(72.0) and ar.world_size == 4
+
+
+def test_the_a100_variants_share_compute_and_differ_in_memory_and_power():
+    from recoque.planner.top500 import family_of
+    sxm = get_device_spec("a100_sxm_80gb")
+    for key, hbm_tb_s, tdp_w in (("a100_sxm_40gb", 1.555, 400.0), ("a100_pcie_40gb", 1.555, 250.0),
+                                 ("a100_pcie_80gb", 1.935, 300.0)):
+        part = get_device_spec(key)
+        assert all(part.peak(r) == sxm.peak(r) for r in ("bf16", "tf32", "fp64_matrix")), key
+        assert part.hbm_bandwidth_bytes_s == pytest.approx(hbm_tb_s * 1e12) and part.tdp_w == tdp_w, key
+        assert family_of(key) == "a100", key
