@@ -166,6 +166,8 @@ def test_units_convert_to_base_units(cat):
     ("NVIDIA A100-SXM4-40GB", None, 108, "a100_sxm_40gb"),
     ("NVIDIA A100-PCIE-40GB", None, 108, "a100_pcie_40gb"),
     ("NVIDIA A100 80GB PCIe", None, 108, "a100_pcie_80gb"),
+    ("NVIDIA L40S", None, 142, "l40s"),
+    ("NVIDIA L40", None, 142, None),  # the 300 W L40 is another part
     ("Some Unknown Accelerator", None, None, None),
 ])
 def test_match_device(name, arch, units, expected):

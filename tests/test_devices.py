@@ -212,7 +212,7 @@ def test_cuda_gpu_detection(monkeypatch):
 
 
 def test_unknown_gpu_has_no_invented_peaks(monkeypatch):
-    odd = SimpleNamespace(name="NVIDIA L40S", total_memory=48 * 2**30, multi_processor_count=142,
+    odd = SimpleNamespace(name="NVIDIA RTX 6000 Ada Generation", total_memory=48 * 2**30, multi_processor_count=142,
                           L2_cache_size=96 * 2**20, major=8, minor=9)
     fake_gpus(monkeypatch, [odd], hip=None, cuda="12.4")
     d = detect("auto")
