@@ -69,11 +69,8 @@ class Device:
             raise BadInput(f"unknown GEMM dtype {dtype!r}", f"use one of {', '.join(GEMM_DTYPES)}")
         if self.spec is None:
             return None, None
-        rate = GEMM_DTYPE_TO_RATE[dtype]
+        rate = self.spec.gemm_rate_key(dtype)
         value, key = self.spec.peak(rate), f"{rate}_tflops"
-        if value is None and rate == "fp64_matrix" and self.spec.peak("fp64_vector") is not None:
-            rate, key = "fp64_vector", "fp64_vector_tflops"  # no matrix rate known: vector bounds it
-            value = self.spec.peak(rate)
         if value is None:
             return None, self._unknown_reason(dtype, key)
         source = _spec_source(self.spec, key)

@@ -95,6 +95,14 @@ class DeviceSpec:
         """Dense peak in FLOP/s for a catalog rate key or a GEMM dtype name; None if unknown."""
         return self.peak_flop_s.get(GEMM_DTYPE_TO_RATE.get(rate_key, rate_key))
 
+    def gemm_rate_key(self, dtype: str) -> str:
+        """The catalog rate that bounds a GEMM in `dtype`: its matrix rate, or for FP64 on a part
+        without FP64 matrix units (V100, MI100) the vector rate the GEMM then runs on."""
+        key = GEMM_DTYPE_TO_RATE.get(dtype, dtype)
+        if key == "fp64_matrix" and key not in self.peak_flop_s and "fp64_vector" in self.peak_flop_s:
+            return "fp64_vector"
+        return key
+
     def peak_range(self, rate_key: str) -> tuple[float, float] | None:
         k = GEMM_DTYPE_TO_RATE.get(rate_key, rate_key)
         if k in self.peak_range_flop_s:

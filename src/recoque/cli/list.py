@@ -59,12 +59,10 @@ def _models() -> list[dict[str, Any]]:
 
 
 def _devices() -> list[dict[str, Any]]:
-    """FP64: the matrix rate, or the vector rate on parts without FP64 matrix units (V100, MI100), as
-    `recoque bench` bounds an FP64 GEMM."""
     from recoque.catalog import load_catalog
 
     return [{"key": k, "vendor": d.vendor, "name": d.name, "status": d.status,
-             "bf16_flop_s": d.peak("bf16"), "fp64_flop_s": d.peak("fp64") or d.peak("fp64_vector"), "hbm_bytes": d.hbm_bytes,
+             "bf16_flop_s": d.peak("bf16"), "fp64_flop_s": d.peak(d.gemm_rate_key("fp64")), "hbm_bytes": d.hbm_bytes,
              "hbm_bandwidth_bytes_s": d.hbm_bandwidth_bytes_s, "tdp_w": d.tdp_w} for k, d in load_catalog().items()]
 
 
