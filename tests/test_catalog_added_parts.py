@@ -87,3 +87,24 @@ def test_the_a100_variants_share_compute_and_differ_in_memory_and_power():
         assert all(part.peak(r) == sxm.peak(r) for r in ("bf16", "tf32", "fp64_matrix")), key
         assert part.hbm_bandwidth_bytes_s == pytest.approx(hbm_tb_s * 1e12) and part.tdp_w == tdp_w, key
         assert family_of(key) == "a100", key
+
+
+def test_the_p100_and_the_32_gb_v100_join_the_volta_hpl_family_at_their_vector_rate():
+    from recoque.planner import hpl
+    from recoque.planner.hpcg import memory_family
+    from recoque.planner.top500 import family_of
+    pcie, sxm2 = get_device_spec("p100_pcie"), get_device_spec("p100_sxm2")
+    assert pcie.peak("fp64_matrix") is None and hpl.hpl_rate(pcie).value == pytest.approx(4.7e12)
+    assert hpl.hpl_rate(sxm2).value == pytest.approx(5.3e12) and sxm2.tdp_w == 300.0 and pcie.tdp_w == 250.0
+    assert pcie.peak("fp64_vector") == pytest.approx(pcie.peak("fp32") / 2, rel=0.02)      # Pascal: FP64 at 1/2
+    v32, v16 = get_device_spec("v100_sxm2_32gb"), get_device_spec("v100_sxm2")
+    assert hpl.hpl_rate(v32).value == hpl.hpl_rate(v16).value and v32.hbm_bytes == 2 * v16.hbm_bytes
+    assert {family_of(k) for k in ("p100_pcie", "p100_sxm2", "v100_sxm2_32gb")} == {"volta"}
+    # Piz Daint is counted at the PCIe card's vector rate: 27,154.30 TF Rpeak / 5,704 GPUs = 4.76 TF
+    assert 27154.30e12 / 5704 == pytest.approx(hpl.hpl_rate(pcie).value, rel=0.015)
+    # within the family only memory per GPU moves the efficiency: 2x the memory, 2^0.2 the efficiency
+    e32, e16 = hpl.hpl_efficiency("v100_sxm2_32gb"), hpl.hpl_efficiency("v100_sxm2")
+    assert e32.value / e16.value == pytest.approx(2 ** hpl.memory_exponent(), rel=1e-9)
+    assert memory_family("v100_sxm2_32gb") == "volta" and memory_family("p100_pcie") == "pascal"
+    for key in ("p100_pcie", "p100_sxm2", "v100_sxm2_32gb"):       # held for the HPL model, never detected
+        assert match_device(get_device_spec(key).name) is None or match_device(get_device_spec(key).name).key != key
