@@ -252,9 +252,11 @@ def workspace_bytes(model: Any, lay: Layout, budget: float) -> float:
 
 
 def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
-    frac = req.hbm_fraction or engine.usable_hbm_fraction
-    usable = frac * sr.hbm_capacity_bytes(spec)
+    frac, cap = req.hbm_fraction or engine.usable_hbm_fraction, sr.hbm_capacity_bytes(spec)
     w, ws = weights_bytes_per_gpu(model, req, lay), workspace_bytes(model, lay, step_budget_tokens(req, engine))
+    # TensorRT-LLM gives the KV cache a fraction of the memory left after weights and activations;
+    # vLLM and SGLang cap weights + activations + KV together at a fraction of the whole memory
+    usable = w + ws + frac * (cap - w - ws) if engine.kv_fraction_of_free else frac * cap
     per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full" else req.output_tokens / 2.0)
     # sliding-window layers keep only their window of a stream's tokens
     kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache]) * model.kv_layer_fraction(per_stream)
@@ -651,6 +653,13 @@ def _gb(nbytes: float) -> str:
     return f"{gb:,.0f}" if gb >= 100 else f"{gb:.3g}"
 
 
+def _usable_note(frac: float, spec: Any, engine: sr.Engine) -> str:
+    cap = sr.hbm_capacity_bytes(spec) / 1e9
+    if engine.kv_fraction_of_free:
+        return f"KV cache {frac:.0%} of what weights and workspace leave of {cap:.0f} GB"
+    return f"{frac:.0%} of {cap:.0f} GB usable"
+
+
 def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
          profile: Any, shapes: Any = None) -> _Run:
     _check_layout(model, system, lay)
@@ -776,7 +785,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         *_fusion_note(req, engine, lay),
         *_untuned_blockscale_note(model, run, req),
         *_routing_note(model, run),
-        f"memory per GPU: {frac:.0%} of {sr.hbm_capacity_bytes(spec) / 1e9:.0f} GB usable, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
+        f"memory per GPU: {_usable_note(frac, spec, engine)}, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
         f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",
         _mode_note(req),

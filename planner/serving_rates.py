@@ -71,6 +71,7 @@ class Engine:
     budget_counts_decode: bool = True  # the budget holds the step's decode tokens too (TensorRT-LLM, vLLM)
     allreduce_norm_fusion: bool = False  # by default each TP all-reduce also adds the residual and runs the RMSNorm
     prefill_graphs: bool = True  # forwards that carry prompt tokens replay captured graphs (False: they run eagerly)
+    kv_fraction_of_free: bool = False  # the usable fraction applies to the memory weights and workspace leave (TensorRT-LLM)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
@@ -82,6 +83,13 @@ class Engine:
                 f"TP all-reduce {'fused' if self.allreduce_norm_fusion else 'not fused'} with the residual add and RMSNorm by default, "
                 f"prefill forwards {'replay graphs' if self.prefill_graphs else 'run eagerly (no graph replay)'} "
                 f"(seeds/serving.toml [engines.{self.key}]: {self.source})")
+
+
+def _kv_fraction_of(t: dict, where: str) -> str:
+    v = str(t.get("kv_fraction_of", "total"))
+    if v not in ("total", "free"):
+        raise BadInput(f"{where} kv_fraction_of = {v!r}", 'use "total" (vLLM, SGLang) or "free" (TensorRT-LLM)')
+    return v
 
 
 def load_engine(key: str) -> Engine:
@@ -96,7 +104,8 @@ def load_engine(key: str) -> Engine:
                   source=str(t.get("sources", {}).get("engine_efficiency", "")),
                   max_num_tokens=int(t.get("max_num_tokens", 8192)), budget_counts_decode=bool(t.get("budget_counts_decode", True)),
                   allreduce_norm_fusion=bool(t.get("allreduce_norm_fusion", False)),
-                  prefill_graphs=bool(t.get("prefill_graphs", True)))
+                  prefill_graphs=bool(t.get("prefill_graphs", True)),
+                  kv_fraction_of_free=_kv_fraction_of(t, where) == "free")
 
 
 def kernel_constants() -> Mapping[str, Any]:
