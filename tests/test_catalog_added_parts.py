@@ -108,3 +108,15 @@ def test_the_p100_and_the_32_gb_v100_join_the_volta_hpl_family_at_their_vector_r
     assert memory_family("v100_sxm2_32gb") == "volta" and memory_family("p100_pcie") == "pascal"
     for key in ("p100_pcie", "p100_sxm2", "v100_sxm2_32gb"):       # held for the HPL model, never detected
         assert match_device(get_device_spec(key).name) is None or match_device(get_device_spec(key).name).key != key
+
+
+def test_the_rtx_pro_6000_is_a_pcie_gddr7_card_at_dense_rates():
+    from recoque.planner.system import load_system
+    card = get_device_spec("rtx_pro_6000")
+    assert card.peak("fp4") == pytest.approx(2 * card.peak("fp8")) and card.peak("fp8") == pytest.approx(2 * card.peak("bf16"))
+    assert card.peak("bf16") == pytest.approx(503.8e12) and card.hbm_bandwidth_bytes_s == pytest.approx(1.792e12)
+    assert card.scaleup_bandwidth_bytes_s is None                 # no NVLink: the system file states PCIe
+    assert match_device("NVIDIA RTX PRO 6000 Blackwell Server Edition").key == "rtx_pro_6000"
+    assert match_device("NVIDIA RTX 6000 Ada Generation") is None  # the Ada card is another part
+    node = load_system("node-8x-rtx-pro-6000")
+    assert node.intra_node_bandwidth_bytes_s <= 64e9               # PCIe Gen5 x16, one direction
