@@ -64,9 +64,14 @@ def list_validation_systems() -> list[str]:
     return sorted(_seed().get("systems", {}))
 
 
+def _names_device(raw: Mapping[str, Any], device_key: str) -> bool:
+    """The profile is this device's own: its `device`, or one of its `also_devices`."""
+    return raw.get("device") == device_key or device_key in raw.get("also_devices", ())
+
+
 def _profile_entry(device_key: str) -> tuple[str, Mapping[str, Any]] | None:
     for key, raw in _seed().get("profiles", {}).items():
-        if raw.get("device") == device_key or device_key in raw.get("also_devices", ()):
+        if _names_device(raw, device_key):
             return key, raw
     # A multi-die package (MI250X: two GCDs) without its own profile takes its die's: the profile's
     # efficiencies are fractions of the peak, the same for the package and each of its dies.
@@ -98,7 +103,7 @@ def shipped_profile(device_key: str, overrides: Mapping[str, float] | None = Non
         return None
     key, raw = entry
     params = {**{k: v for k, v in raw.items() if k not in _NOT_PARAMS}, **(overrides or {})}
-    die = "" if raw.get("device") == device_key or device_key in raw.get("also_devices", ()) else (
+    die = "" if _names_device(raw, device_key) else (
         f"; the per-die profile applied to the whole {device_key} package (fractions of its peak; the link "
         f"between its dies is not modelled: use the per-die device where the system exposes dies as GPUs)")
     fitted = [k for k in raw.get("fitted", ()) if k in params]
