@@ -7,7 +7,8 @@ from recoque.planner.workload import list_models, load_model, load_training_work
 
 REQUIRED = ("bloom-176b", "gpt3-175b", "megatron-22b", "megatron-530b", "megatron-1t", "mistral-7b",
             "mistral-large-2", "mixtral-8x22b", "llama3-405b", "qwen3-235b-a22b", "qwen3-30b-a3b", "deepseek-v3",
-            "deepseek-r1")
+            "deepseek-r1", "llama2-7b", "llama2-13b", "qwen2.5-7b", "qwen2.5-72b", "qwen3-8b", "qwen3-32b", "gpt-oss-20b",
+            "llama4-scout", "llama4-maverick")
 
 
 def test_required_presets_present():
@@ -113,3 +114,14 @@ def test_released_weights_outside_the_served_dtypes_is_one_clear_error(tmp_path,
         load_model(str(p))
     assert "released_weights" in e.value.one_line()
     assert bad == "8" or "bf16, fp8, fp4" in e.value.one_line()  # a number is refused as not text first
+
+
+def test_llama4_layers_and_chunked_kv():
+    """Maverick alternates dense and MoE layers (half of them MoE); both Llama 4 models hold the KV of
+    36 of their 48 layers to the 8,192-token attention chunk."""
+    scout, maverick = load_model("llama4-scout"), load_model("llama4-maverick")
+    assert maverick.moe_layer_fraction == pytest.approx(0.5) and scout.moe_layer_fraction == pytest.approx(1.0)
+    assert scout.kv_layer_fraction(8192) == pytest.approx(1.0)
+    # at 131,072 tokens: 12 global layers hold all of them, 36 chunked layers 8,192 each
+    assert scout.kv_layer_fraction(131072) == pytest.approx((12 + 36 * 8192 / 131072) / 48)
+    assert load_model("Llama-4-Maverick-17B-128E-Instruct").key == "llama4-maverick"
