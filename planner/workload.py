@@ -396,8 +396,13 @@ def _models_table(name_or_path: str) -> tuple[dict[str, Any], str, str]:
     """(models table, key, origin) for a preset name or a user file."""
     from recoque.fileio import read_seed_toml, read_toml
 
+    from recoque.hf_config import model_table_from_hf
     from recoque.inputs import check_model, check_single_table
 
+    if name_or_path.endswith(".json"):  # a checkpoint's Hugging Face config.json
+        key, raw = model_table_from_hf(name_or_path)
+        check_model(raw, f"{name_or_path} (as [models.{key}])")
+        return {key: raw}, key, name_or_path
     if name_or_path.endswith(".toml") or Path(name_or_path).is_file() or "/" in name_or_path:  # a path, not a preset
         data = read_toml(name_or_path)
         key, _ = check_single_table(data, "models", name_or_path)  # the validation layer (recoque.inputs)
@@ -420,7 +425,8 @@ def preset_key(name: str) -> str:
 
 
 def load_model(name_or_path: str) -> TransformerSpec:
-    """A preset key from seeds/models.toml, or a path to a TOML file with one [models.X] table."""
+    """A preset key from seeds/models.toml, a path to a TOML file with one [models.X] table, or a
+    checkpoint's Hugging Face config.json (recoque.hf_config)."""
     models, key, origin = _models_table(name_or_path)
     return _model_from_raw(key, models[key], f"{origin} [models.{key}]")
 

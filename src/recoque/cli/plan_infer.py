@@ -18,7 +18,7 @@ from recoque.planner.workloads import WorkloadEntry, load_workloads
 
 
 def _workload_or_model(workload: Optional[str], model: Optional[str]) -> tuple[WorkloadEntry | None, str]:
-    """--workload: an infer workload (seeds/workloads.toml), a model preset or a model TOML file."""
+    """--workload: an infer workload (seeds/workloads.toml), a model preset, a model TOML file or a checkpoint's config.json."""
     if workload and model:
         raise BadInput("--workload and --model both given", "pass one: a serving workload or a model")
     name = workload or model or "le-chat"
@@ -88,8 +88,8 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any], spec: Any) -> Servi
 
 def infer(system: str = typer.Option(..., "--system", "-s", help="system preset (seeds/systems.toml) or a TOML file"),
           workload: Optional[str] = typer.Option(None, "--workload", "-w",
-                                                 help="infer workload (seeds/workloads.toml), model preset or model TOML file (default le-chat)"),
-          model: Optional[str] = typer.Option(None, "--model", "-m", help="model preset (seeds/models.toml) or TOML file"),
+                                                 help="infer workload (seeds/workloads.toml), model preset, model TOML file or a checkpoint's config.json (default le-chat)"),
+          model: Optional[str] = typer.Option(None, "--model", "-m", help="model preset (seeds/models.toml), TOML file or a checkpoint's config.json"),
           gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
           mode: Optional[str] = typer.Option(None, "--mode", help="offline (max throughput) | server (a load or latency targets)"),
           prompt_tokens: Optional[int] = typer.Option(None, "--prompt-tokens", help="mean prompt length"),

@@ -116,7 +116,7 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
 
 
 def train(
-    workload: str = typer.Option(..., "--workload", "-w", help="model preset (seeds/models.toml), a training workload (seeds/workloads.toml) or a TOML file"),
+    workload: str = typer.Option(..., "--workload", "-w", help="model preset (seeds/models.toml), a training workload (seeds/workloads.toml), a TOML file or a checkpoint's config.json"),
     system: str = typer.Option(..., "--system", "-s", help="system preset (seeds/systems.toml) or a TOML file"),
     gpus: Optional[int] = typer.Option(None, "--gpus", "-n", help="GPUs to use (default: the whole system)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="results JSON from `recoque bench`"),

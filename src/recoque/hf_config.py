@@ -1,0 +1,155 @@
+"""A Hugging Face `config.json` read as a model table.
+
+Most open checkpoints ship their architecture as a config.json. This maps the fields recoque needs
+onto the keys of seeds/models.toml, once, so a model without a preset can be planned from the file
+its checkpoint carries (read from disk; nothing is downloaded). The table then passes the same
+validation as a user's TOML (recoque.inputs.check_model).
+
+Only decoder families whose shape these fields describe are taken; any other `model_type` is refused
+with the way out (write the TOML table by hand). What each family contributes, from its
+transformers configuration class:
+- dense GQA decoders (llama, mistral, qwen2, qwen3): layers, widths, heads, vocabulary;
+- mixtures of experts: Mixtral and gpt-oss (num_local_experts), Qwen2/3-MoE (num_experts,
+  moe_intermediate_size, a shared expert of its own width), DeepSeek-V2/V3 and Kimi K2
+  (n_routed_experts, n_shared_experts, first_k_dense_replace, group-limited routing, MLA widths),
+  Llama 4 (interleave_moe_layer_step, intermediate_size_mlp, one shared expert);
+- windowed attention: `layer_types` ('sliding_attention'), Mistral's sliding_window on every layer,
+  Llama 4's attention_chunk_size on its RoPE layers (no_rope_layers), held as a window;
+- released precision: quantization_config fp8 (with its weight block) or mxfp4.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from recoque.errors import BadInput
+from recoque.fileio import read_json
+
+FIX = "pass a checkpoint's config.json, or write the model as a TOML table (seeds/models.toml shows the layout)"
+DENSE = ("llama", "mistral", "qwen2", "qwen3")
+MOE = ("mixtral", "qwen2_moe", "qwen3_moe", "gpt_oss", "deepseek_v2", "deepseek_v3", "kimi_k2", "llama4_text")
+MLA = ("deepseek_v2", "deepseek_v3", "kimi_k2")
+
+
+def model_table_from_hf(path: str) -> tuple[str, dict[str, Any]]:
+    """(key, models.toml-style table) of the config.json at `path`."""
+    cfg = read_json(path, fix=FIX)
+    if not isinstance(cfg, Mapping):
+        raise BadInput(f"{path}: a config.json holds one JSON object, found {type(cfg).__name__}", FIX)
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), Mapping) else cfg  # Llama 4 wraps its decoder
+    kind = str(text.get("model_type", cfg.get("model_type", "")))
+    if kind == "llama4":
+        kind = "llama4_text"
+    if kind not in DENSE + MOE:
+        raise BadInput(f"{path}: model_type {kind!r} is not a decoder family recoque reads from config.json "
+                       f"(it reads {', '.join(DENSE + MOE)})", FIX)
+    c = _Fields(text, path)
+    layers, heads = c.count("num_hidden_layers"), c.count("num_attention_heads")
+    raw: dict[str, Any] = {
+        "name": str(cfg.get("_name_or_path") or Path(path).parent.name or kind),
+        "layers": layers, "hidden": c.count("hidden_size"), "heads": heads,
+        "kv_heads": c.count("num_key_value_heads", heads),
+        "ffn_hidden": c.count("intermediate_size"), "gated_ffn": True, "vocab": c.count("vocab_size"),
+        "seq_len_tokens": c.count("max_position_embeddings"),
+        "context_window_tokens": c.count("max_position_embeddings"),
+        "tied_embeddings": bool(text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False))),
+        "learned_positions": False, "norm": "rmsnorm", "linear_bias": kind == "gpt_oss",
+    }
+    if text.get("head_dim") is not None:
+        raw["head_dim"] = c.count("head_dim")
+    if kind in MOE:
+        raw.update(_experts(kind, c, layers))
+    if kind in MLA:
+        raw.update(_mla(c, heads))
+    raw.update(_windows(kind, text, c, layers))
+    raw.update(_released(cfg.get("quantization_config", text.get("quantization_config"))))
+    raw["sources"] = {"architecture": f"{path}: Hugging Face config.json (model_type {kind}), read by recoque.hf_config"}
+    return _key(raw["name"]), raw
+
+
+class _Fields:
+    """Typed reads of one config's fields, each failure one BadInput line naming the field."""
+
+    def __init__(self, cfg: Mapping[str, Any], path: str) -> None:
+        self.cfg, self.path = cfg, path
+
+    def count(self, name: str, default: int | None = None) -> int:
+        v = self.cfg.get(name, default)
+        if v is None:
+            raise BadInput(f"{self.path}: `{name}` is missing", FIX)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise BadInput(f"{self.path}: `{name}` must be a positive integer, got {v!r}", FIX)
+        return v
+
+    def first(self, *names: str) -> int:
+        for n in names:
+            if self.cfg.get(n) is not None:
+                return self.count(n)
+        raise BadInput(f"{self.path}: none of {', '.join(names)} is given", FIX)
+
+
+def _experts(kind: str, c: _Fields, layers: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"experts": c.first("num_local_experts", "num_experts", "n_routed_experts"),
+                           "active_experts": c.first("num_experts_per_tok", "experts_per_token")}
+    if kind in ("qwen2_moe", "qwen3_moe") + MLA:
+        out["ffn_hidden"] = c.count("moe_intermediate_size")
+    if kind in MLA:
+        out["shared_experts"] = c.count("n_shared_experts", 0) if c.cfg.get("n_shared_experts") else 0
+        if c.cfg.get("first_k_dense_replace"):
+            out["dense_layers"], out["dense_ffn_hidden"] = c.count("first_k_dense_replace"), c.count("intermediate_size")
+        if c.cfg.get("n_group"):
+            out["expert_groups"], out["group_topk"] = c.count("n_group"), c.count("topk_group")
+    elif kind == "qwen2_moe" and c.cfg.get("shared_expert_intermediate_size"):
+        shared, width = c.count("shared_expert_intermediate_size"), out["ffn_hidden"]
+        if shared % width:
+            raise BadInput(f"{c.path}: shared_expert_intermediate_size {shared} is not a whole number of experts "
+                           f"of {width}", "write the model as a TOML table with shared_experts rounded")
+        out["shared_experts"] = shared // width
+    elif kind == "llama4_text":  # every MoE layer has one shared expert of the routed width (Llama4TextMoe)
+        step = c.count("interleave_moe_layer_step", 1)
+        out["shared_experts"] = 1
+        if step > 1:
+            out["dense_layers"], out["dense_ffn_hidden"] = layers - layers // step, c.count("intermediate_size_mlp")
+    return {k: v for k, v in out.items() if v}
+
+
+def _mla(c: _Fields, heads: int) -> dict[str, Any]:
+    out = {"kv_heads": heads, "head_dim": c.count("qk_nope_head_dim"), "rope_head_dim": c.count("qk_rope_head_dim"),
+           "v_head_dim": c.count("v_head_dim"), "kv_lora_rank": c.count("kv_lora_rank")}
+    if c.cfg.get("q_lora_rank"):  # DeepSeek-V2-Lite projects queries directly (q_lora_rank null)
+        out["q_lora_rank"] = c.count("q_lora_rank")
+    return out
+
+
+def _windows(kind: str, cfg: Mapping[str, Any], c: _Fields, layers: int) -> dict[str, Any]:
+    """Layers that attend to a bounded span, and the span."""
+    types_ = cfg.get("layer_types")
+    if isinstance(types_, list) and cfg.get("sliding_window"):
+        n = sum(1 for t in types_ if t == "sliding_attention")
+        return {"sliding_window": c.count("sliding_window"), "sliding_layers": n} if n else {}
+    if kind in ("mistral", "mixtral") and cfg.get("sliding_window"):  # Mistral 7B v0.1: every layer
+        return {"sliding_window": c.count("sliding_window"), "sliding_layers": layers}
+    if kind == "llama4_text" and cfg.get("attention_chunk_size"):
+        flags = cfg.get("no_rope_layers")  # 1 = a RoPE layer with chunked attention, 0 = a global NoPE layer
+        interval = c.count("no_rope_layer_interval", 4)
+        chunked = sum(1 for f in flags if f) if isinstance(flags, list) and flags else layers - layers // interval
+        return {"sliding_window": c.count("attention_chunk_size"), "sliding_layers": chunked} if chunked else {}
+    return {}
+
+
+def _released(q: Any) -> dict[str, Any]:
+    if not isinstance(q, Mapping):
+        return {}
+    method = str(q.get("quant_method", ""))
+    if method == "mxfp4":
+        return {"released_weights": "fp4"}
+    if method == "fp8":
+        block = q.get("weight_block_size")
+        ok = isinstance(block, list) and block and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)
+        return {"released_weights": "fp8", **({"fp8_weight_block": block[0]} if ok else {})}
+    return {}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", name.rsplit("/", 1)[-1].lower()).strip("-") or "config"

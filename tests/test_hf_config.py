@@ -1,0 +1,117 @@
+"""A checkpoint's Hugging Face config.json read as a model (recoque.hf_config): the same network as
+the preset built from the same figures, and one clear line for what it cannot read."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from recoque.cli import app
+from recoque.errors import BadInput
+from recoque.planner.workload import load_model
+
+# The config.json fields of released checkpoints (the values the presets' sources quote).
+LLAMA31_8B = {"model_type": "llama", "_name_or_path": "meta-llama/Llama-3.1-8B", "hidden_size": 4096,
+              "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+              "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072,
+              "tie_word_embeddings": False}
+MIXTRAL = {"model_type": "mixtral", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "intermediate_size": 14336, "num_local_experts": 8, "num_experts_per_tok": 2,
+           "vocab_size": 32000, "max_position_embeddings": 32768, "sliding_window": None}
+QWEN3_30B = {"model_type": "qwen3_moe", "hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 32,
+             "num_key_value_heads": 4, "head_dim": 128, "intermediate_size": 6144, "moe_intermediate_size": 768,
+             "num_experts": 128, "num_experts_per_tok": 8, "vocab_size": 151936, "max_position_embeddings": 40960,
+             "tie_word_embeddings": False}
+DEEPSEEK_V3 = {"model_type": "deepseek_v3", "hidden_size": 7168, "num_hidden_layers": 61, "num_attention_heads": 128,
+               "num_key_value_heads": 128, "intermediate_size": 18432, "moe_intermediate_size": 2048,
+               "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
+               "n_group": 8, "topk_group": 4, "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+               "qk_rope_head_dim": 64, "v_head_dim": 128, "vocab_size": 129280, "max_position_embeddings": 163840,
+               "tie_word_embeddings": False,
+               "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}}
+GPT_OSS_120B = {"model_type": "gpt_oss", "hidden_size": 2880, "num_hidden_layers": 36, "num_attention_heads": 64,
+                "num_key_value_heads": 8, "head_dim": 64, "intermediate_size": 2880, "num_local_experts": 128,
+                "num_experts_per_tok": 4, "sliding_window": 128, "vocab_size": 201088,
+                "max_position_embeddings": 131072, "tie_word_embeddings": False,
+                "layer_types": ["sliding_attention", "full_attention"] * 18,
+                "quantization_config": {"quant_method": "mxfp4"}}
+MAVERICK = {"model_type": "llama4", "tie_word_embeddings": False, "text_config": {
+    "model_type": "llama4_text", "hidden_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 40,
+    "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+    "num_local_experts": 128, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2, "attention_chunk_size": 8192,
+    "vocab_size": 202048, "max_position_embeddings": 1048576}}
+
+SAME = [(LLAMA31_8B, "llama3.1-8b"), (MIXTRAL, "mixtral-8x7b"), (QWEN3_30B, "qwen3-30b-a3b"),
+        (DEEPSEEK_V3, "deepseek-v3"), (GPT_OSS_120B, "gpt-oss-120b"), (MAVERICK, "llama4-maverick")]
+SHAPE = ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_hidden", "experts", "active_experts",
+         "shared_experts", "dense_layers", "dense_ffn_hidden", "vocab", "q_lora_rank", "kv_lora_rank",
+         "rope_head_dim", "v_head_dim", "expert_groups", "group_topk", "sliding_window", "sliding_layers",
+         "tied_embeddings", "linear_bias", "released_weights", "fp8_weight_block")
+
+
+def _write(tmp_path, cfg, name="config.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+@pytest.mark.parametrize("cfg,preset", SAME, ids=[p for _, p in SAME])
+def test_config_json_is_the_preset_network(tmp_path, cfg, preset):
+    from_json, from_seed = load_model(_write(tmp_path, cfg)), load_model(preset)
+    assert {k: getattr(from_json, k) for k in SHAPE} == {k: getattr(from_seed, k) for k in SHAPE}
+    assert from_json.params_total() == pytest.approx(from_seed.params_total(), rel=1e-12)
+    assert from_json.params_active() == pytest.approx(from_seed.params_active(), rel=1e-12)
+
+
+def test_key_and_name_from_the_checkpoint(tmp_path):
+    m = load_model(_write(tmp_path, LLAMA31_8B))
+    assert m.name == "meta-llama/Llama-3.1-8B" and m.key == "llama-3.1-8b"
+    assert "config.json" in m.sources["architecture"]
+
+
+def test_mistral_v01_window_on_every_layer(tmp_path):
+    cfg = {**MIXTRAL, "model_type": "mistral", "sliding_window": 4096}
+    cfg = {k: v for k, v in cfg.items() if k not in ("num_local_experts", "num_experts_per_tok")}
+    m = load_model(_write(tmp_path, cfg))
+    assert (m.sliding_window, m.sliding_layers) == (4096, 32)
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"model_type": "gpt2"}, "model_type 'gpt2'"),
+    ({"num_hidden_layers": None}, "`num_hidden_layers` is missing"),
+    ({"hidden_size": -4096}, "`hidden_size` must be a positive integer"),
+    ({"hidden_size": 4096.5}, "`hidden_size` must be a positive integer"),
+    ({"num_attention_heads": True}, "`num_attention_heads` must be a positive integer"),
+])
+def test_bad_config_one_line(tmp_path, change, words):
+    cfg = {k: v for k, v in {**LLAMA31_8B, **change}.items() if v is not None}
+    with pytest.raises(BadInput, match=words.replace("(", r"\(").replace(")", r"\)")):
+        load_model(_write(tmp_path, cfg))
+
+
+def test_malformed_and_nan_json(tmp_path):
+    (tmp_path / "cut.json").write_text('{"hidden_size": 4096,')
+    with pytest.raises(BadInput, match="not valid JSON"):
+        load_model(str(tmp_path / "cut.json"))
+    (tmp_path / "nan.json").write_text(json.dumps(LLAMA31_8B).replace("4096", "NaN", 1))
+    with pytest.raises(BadInput, match="not valid JSON"):
+        load_model(str(tmp_path / "nan.json"))
+    with pytest.raises(BadInput, match="one JSON object"):
+        load_model(_write(tmp_path, [LLAMA31_8B], "list.json"))
+
+
+def test_qwen2_moe_shared_expert_width(tmp_path):
+    cfg = {**QWEN3_30B, "model_type": "qwen2_moe", "shared_expert_intermediate_size": 768 * 4}
+    assert load_model(_write(tmp_path, cfg)).shared_experts == 4
+    with pytest.raises(BadInput, match="not a whole number of experts"):
+        load_model(_write(tmp_path, {**cfg, "shared_expert_intermediate_size": 1000}, "odd.json"))
+
+
+def test_plan_infer_takes_a_config_json(tmp_path):
+    path = _write(tmp_path, LLAMA31_8B)
+    by_file = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "--model", path, "--json"])
+    by_name = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "--model", "llama3.1-8b", "--json"])
+    assert by_file.exit_code == 0 and by_name.exit_code == 0, by_file.output
+    tok = [json.loads(o.output)["inference"]["tokens_per_s_per_gpu"]["value"] for o in (by_file, by_name)]
+    assert tok[0] == pytest.approx(tok[1], rel=1e-9)
+    bad = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "--model", _write(tmp_path, {"model_type": "opt"}, "o.json")])
+    assert bad.exit_code != 0 and "model_type 'opt'" in bad.output
