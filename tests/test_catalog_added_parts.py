@@ -120,3 +120,21 @@ def test_the_rtx_pro_6000_is_a_pcie_gddr7_card_at_dense_rates():
     assert match_device("NVIDIA RTX 6000 Ada Generation") is None  # the Ada card is another part
     node = load_system("node-8x-rtx-pro-6000")
     assert node.intra_node_bandwidth_bytes_s <= 64e9               # PCIe Gen5 x16, one direction
+
+
+def test_the_l4_and_the_h20_are_named_apart_from_their_larger_siblings():
+    """'NVIDIA L4' is a prefix of 'NVIDIA L40' and 'H20' of 'H200': each match is vetoed where it
+    would take the sibling."""
+    assert match_device("NVIDIA L4").key == "l4" and match_device("NVIDIA L40S").key == "l40s"
+    assert match_device("NVIDIA L40") is None
+    assert match_device("NVIDIA H20").key == "h20" and match_device("NVIDIA H200").key == "h200"
+    assert match_device("NVIDIA GH200 480GB").key == "gh200"
+
+
+def test_the_h20_trades_compute_for_memory_against_the_h100():
+    """The H20 serves memory-bound decode faster than an H100 (4.0 vs 3.35 TB/s) at 15% of its
+    dense tensor rate; the L4 is the 72 W card at 300 GB/s."""
+    h20, h100, l4 = get_device_spec("h20"), get_device_spec("h100_sxm"), get_device_spec("l4")
+    assert h20.peak("bf16") == pytest.approx(0.15 * h100.peak("bf16"), rel=0.01)
+    assert h20.hbm_bandwidth_bytes_s > h100.hbm_bandwidth_bytes_s and h20.hbm_bytes > h100.hbm_bytes
+    assert l4.peak("fp8") == pytest.approx(2.0 * l4.peak("bf16")) and l4.hbm_bandwidth_bytes_s == pytest.approx(300e9)
