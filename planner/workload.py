@@ -399,6 +399,8 @@ def _models_table(name_or_path: str) -> tuple[dict[str, Any], str, str]:
     from recoque.hf_config import model_table_from_hf
     from recoque.inputs import check_model, check_single_table
 
+    if Path(name_or_path).is_dir() and (Path(name_or_path) / "config.json").is_file():  # a checkpoint folder
+        name_or_path = str(Path(name_or_path) / "config.json")
     if name_or_path.endswith(".json"):  # a checkpoint's Hugging Face config.json
         key, raw = model_table_from_hf(name_or_path)
         check_model(raw, f"{name_or_path} (as [models.{key}])")

@@ -66,6 +66,7 @@ def test_key_and_name_from_the_checkpoint(tmp_path):
     m = load_model(_write(tmp_path, LLAMA31_8B))
     assert m.name == "meta-llama/Llama-3.1-8B" and m.key == "llama-3.1-8b"
     assert "config.json" in m.sources["architecture"]
+    assert load_model(str(tmp_path)).params_total() == m.params_total()  # the checkpoint folder names it too
 
 
 def test_mistral_v01_window_on_every_layer(tmp_path):
