@@ -116,3 +116,16 @@ def test_plan_infer_takes_a_config_json(tmp_path):
     assert tok[0] == pytest.approx(tok[1], rel=1e-9)
     bad = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "--model", _write(tmp_path, {"model_type": "opt"}, "o.json")])
     assert bad.exit_code != 0 and "model_type 'opt'" in bad.output
+
+
+def test_deepseek_v2_lite_direct_query_projection(tmp_path):
+    """DeepSeek-V2-Lite projects its queries directly (q_lora_rank null) and routes without groups:
+    15.7B parameters (its model card)."""
+    cfg = {**DEEPSEEK_V3, "model_type": "deepseek_v2", "hidden_size": 2048, "num_hidden_layers": 27,
+           "num_attention_heads": 16, "num_key_value_heads": 16, "intermediate_size": 10944,
+           "moe_intermediate_size": 1408, "n_routed_experts": 64, "n_shared_experts": 2, "num_experts_per_tok": 6,
+           "first_k_dense_replace": 1, "n_group": 1, "topk_group": 1, "q_lora_rank": None, "vocab_size": 102400}
+    del cfg["quantization_config"]
+    m = load_model(_write(tmp_path, cfg))
+    assert m.q_lora_rank == 0 and m.shared_experts == 2 and m.released_weights == "bf16"
+    assert m.params_total() / 1e9 == pytest.approx(15.7, rel=0.015)

@@ -95,7 +95,7 @@ def _experts(kind: str, c: _Fields, layers: int) -> dict[str, Any]:
     if kind in ("qwen2_moe", "qwen3_moe") + MLA:
         out["ffn_hidden"] = c.count("moe_intermediate_size")
     if kind in MLA:
-        out["shared_experts"] = c.count("n_shared_experts", 0) if c.cfg.get("n_shared_experts") else 0
+        out["shared_experts"] = c.count("n_shared_experts") if c.cfg.get("n_shared_experts") else 0
         if c.cfg.get("first_k_dense_replace"):
             out["dense_layers"], out["dense_ffn_hidden"] = c.count("first_k_dense_replace"), c.count("intermediate_size")
         if c.cfg.get("n_group"):
