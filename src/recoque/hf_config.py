@@ -45,14 +45,13 @@ def model_table_from_hf(path: str) -> tuple[str, dict[str, Any]]:
         raise BadInput(f"{path}: model_type {kind!r} is not a decoder family recoque reads from config.json "
                        f"(it reads {', '.join(DENSE + MOE)})", FIX)
     c = _Fields(text, path)
-    layers, heads = c.count("num_hidden_layers"), c.count("num_attention_heads")
+    layers, heads, window = c.count("num_hidden_layers"), c.count("num_attention_heads"), c.count("max_position_embeddings")
     raw: dict[str, Any] = {
         "name": str(cfg.get("_name_or_path") or Path(path).parent.name or kind),
         "layers": layers, "hidden": c.count("hidden_size"), "heads": heads,
         "kv_heads": c.count("num_key_value_heads", heads),
         "ffn_hidden": c.count("intermediate_size"), "gated_ffn": True, "vocab": c.count("vocab_size"),
-        "seq_len_tokens": c.count("max_position_embeddings"),
-        "context_window_tokens": c.count("max_position_embeddings"),
+        "seq_len_tokens": window, "context_window_tokens": window,
         "tied_embeddings": bool(text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False))),
         "learned_positions": False, "norm": "rmsnorm", "linear_bias": kind == "gpt_oss",
     }
@@ -95,7 +94,8 @@ def _experts(kind: str, c: _Fields, layers: int) -> dict[str, Any]:
     if kind in ("qwen2_moe", "qwen3_moe") + MLA:
         out["ffn_hidden"] = c.count("moe_intermediate_size")
     if kind in MLA:
-        out["shared_experts"] = c.count("n_shared_experts") if c.cfg.get("n_shared_experts") else 0
+        if c.cfg.get("n_shared_experts"):
+            out["shared_experts"] = c.count("n_shared_experts")
         if c.cfg.get("first_k_dense_replace"):
             out["dense_layers"], out["dense_ffn_hidden"] = c.count("first_k_dense_replace"), c.count("intermediate_size")
         if c.cfg.get("n_group"):
