@@ -43,7 +43,7 @@ from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
 from recoque.planner.serving_step import (Layout, Precision, StepTime, blockscale_kblocks_per_layer, draft_time,
-                                          has_tp_allreduce, kv_bytes_per_token_per_gpu, layer_kernels, moe_tp,
+                                          attention_split, has_tp_allreduce, kv_bytes_per_token_per_gpu, layer_kernels, moe_tp,
                                           pays_untuned_blockscale, step_time)
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
@@ -59,6 +59,14 @@ def _positive(name: str, v: float | None, flag: str) -> None:
         return
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
         raise BadInput(f"{name} must be a positive finite number, got {v!r}", f"pass {flag} > 0")
+
+
+def _gemm_dtype(weights: str, activations: str) -> str:
+    """See ServingRequest.compute_dtype."""
+    narrow = ("fp8", "fp4")
+    if weights in narrow and activations in narrow:
+        return "fp8" if "fp8" in (weights, activations) else "fp4"
+    return "bf16" if activations in narrow else activations
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,11 @@ class ServingRequest:
     weights: str = "bf16"
     activations: str = "bf16"
     kv_cache: str = "bf16"
+    attention_weights: str | None = None   # the attention projections' weight dtype where the checkpoint keeps
+                                           # them apart from the rest (its quantization excludes self_attn);
+                                           # None: as `weights`
+    attention_out_weights: str | None = None  # the output projection's (o_proj) where it differs from the other
+                                              # attention projections; None: as attention_weights
     engine: str = "vllm"
     hbm_fraction: float | None = None
     max_batch: int | None = None           # engine batch cap (max_num_seqs / max_batch_size)
@@ -117,6 +130,10 @@ class ServingRequest:
         for name in ("weights", "activations", "kv_cache"):
             if getattr(self, name) not in DTYPE_BYTES:
                 raise BadInput(f"unknown {name} dtype {getattr(self, name)!r}", f"use one of {', '.join(DTYPE_BYTES)}")
+        for name in ("attention_weights", "attention_out_weights"):
+            v = getattr(self, name)
+            if v is not None and v not in DTYPE_BYTES:
+                raise BadInput(f"unknown {name} dtype {v!r}", f"use one of {', '.join(DTYPE_BYTES)}")
         if DTYPE_BYTES[self.activations] < DTYPE_BYTES[self.weights]:
             # Weight-only quantisation (W8A16, W4A8) exists; activations narrower than the weights do not.
             raise BadInput(f"activations {self.activations} are narrower than weights {self.weights}: no engine runs that",
@@ -171,10 +188,26 @@ class ServingRequest:
         "tcgen05.mma"); CDNA4's V_MFMA_SCALE_F32_*_F8F6F4 likewise takes mixed A / B formats (AMD
         Instinct CDNA4 ISA reference, MFMA section). So MXFP4 weights with MXFP8 activations (vLLM's
         FlashInfer MXFP4 x MXFP8 MoE on B200) are not the 16-bit GEMMs of a W4A16 kernel."""
-        narrow = ("fp8", "fp4")
-        if self.weights in narrow and self.activations in narrow:
-            return "fp8" if "fp8" in (self.weights, self.activations) else "fp4"
-        return "bf16" if self.activations in narrow else self.activations
+        return _gemm_dtype(self.weights, self.activations)
+
+    @property
+    def attention_dtypes(self) -> tuple[str, str]:
+        """Weight dtypes of the attention's input projections (Q, K, V; MLA's down- and
+        up-projections) and of its output projection."""
+        inputs = self.attention_weights or self.weights
+        return inputs, self.attention_out_weights or inputs
+
+    @property
+    def attention_apart(self) -> bool:
+        """Some attention projection holds another weight dtype than the rest of the model."""
+        return any(d != self.weights for d in self.attention_dtypes)
+
+    @property
+    def attention_gemm_dtypes(self) -> tuple[str, str]:
+        """The GEMM dtypes of the two (inputs, output), by the rule of compute_dtype: a layer a
+        checkpoint leaves unquantised (16-bit weights) runs 16-bit GEMMs whatever the other layers'
+        activations; "" where it is the body's."""
+        return tuple(_gemm_dtype(d, self.activations) if d != self.weights else "" for d in self.attention_dtypes)
 
     def knobs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -237,7 +270,11 @@ def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout) -> float
         dense_layer += (lay.tp - 1.0) * model.attention_params_per_layer()
     expert_share = model.routed_expert_params_per_layer() / (lay.ep * moe_tp(lay))  # ep groups, each expert over tp / ep
     layers = model.layers / lay.pp
-    return (layers * (dense_layer / lay.tp + expert_share) + float(model.embedding_params()) / lay.tp) * wb
+    # attention projections a checkpoint keeps in another dtype: their bytes at that width
+    apart = 0.0
+    for share, dt in zip(attention_split(model), req.attention_dtypes):
+        apart += layers * share * (lay.tp if lay.attn_dp else 1.0) / lay.tp * (DTYPE_BYTES[dt] - wb)
+    return (layers * (dense_layer / lay.tp + expert_share) + float(model.embedding_params()) / lay.tp) * wb + apart
 
 
 def step_budget_tokens(req: ServingRequest, engine: sr.Engine) -> float:
@@ -306,7 +343,8 @@ def precision(req: ServingRequest, fused_allreduce_norm: bool = False) -> Precis
     """The byte widths and GEMM formats of a request, as the step model takes them."""
     return Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
                      quantized_activations=req.compute_dtype in ("fp8", "fp4"),
-                     fused_allreduce_norm=fused_allreduce_norm, fp8_weights=req.weights == "fp8")
+                     fused_allreduce_norm=fused_allreduce_norm, fp8_weights=req.weights == "fp8",
+                     attention_weight_bytes=tuple(DTYPE_BYTES[d] if d != req.weights else 0.0 for d in req.attention_dtypes))
 
 
 class _Replica:
@@ -319,6 +357,7 @@ class _Replica:
         # the GEMMs take e inside their rate (their time overlaps math with the weight read); the
         # attention rate stays the kernel's: its time is in the parts seconds() takes at 1/e
         rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, head_flop_s=rates.head_flop_s * eff,
+                        attention_proj_flop_s=tuple(x * eff for x in rates.attention_proj_flop_s),
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode = budget_counts_decode
@@ -673,7 +712,8 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     # with attention DP each of the tp ranks schedules its own requests under its own budget
     budget = step_budget_tokens(req, engine) * (lay.tp if lay.attn_dp else 1)
     replicas = int(system.gpus // (lay.tp * lay.pp))
-    rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes, req.weights)  # TP inside a node when it fits
+    rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes, req.weights,
+                     attention_dtypes=req.attention_gemm_dtypes)  # TP inside a node when it fits
     if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
     if req.spec_acceptance is not None:  # a measured acceptance replaces the stated range
@@ -725,11 +765,33 @@ def _check_context(model: Any, model_name: str, req: ServingRequest) -> None:
                        "shorten --prompt-tokens / --output-tokens, or use a model with a longer window")
 
 
+def as_released(model: Any, req: ServingRequest) -> ServingRequest:
+    """A model served in the dtype it was released in keeps the released checkpoint's attention
+    projections (models.toml released_attention_weights: gpt-oss's are BF16 beside MXFP4 experts)
+    unless the request names theirs."""
+    kept = getattr(model, "released_attention_weights", "")
+    if kept and req.attention_weights is None and req.weights == model.released_weights:
+        return replace(req, attention_weights=kept)
+    return req
+
+
+def _attention_weights_note(model: Any, req: ServingRequest) -> tuple[str, ...]:
+    if not req.attention_apart:
+        return ()
+    inputs, out = req.attention_dtypes
+    which = (f"attention projections {inputs}" if inputs == out
+             else f"attention input projections {inputs}, output projection {out}")
+    released = req.weights == getattr(model, "released_weights", "") and getattr(model, "released_attention_weights", "")
+    why = "as released (seeds/models.toml released_attention_weights)" if released else "as the checkpoint keeps them"
+    return (f"{which} weights, {why}: their bytes and GEMM rate in that dtype, the rest of the model in {req.weights}",)
+
+
 def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: ServingRequest, profile: Any = None,
                      gemm_shapes: Any = None) -> ServingEstimate:
     """`gemm_shapes` (serving_rates.GemmShapes from the --profile results file): measured GEMM
     rates by shape, used for the device the profile was measured on."""
     spec = get_device_spec(system.device)
+    req = as_released(model, req)
     if not has_rate(spec, req.compute_dtype):
         usable = [d for d in ("fp4", "fp8") if has_rate(spec, d)] + ["bf16"]
         raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate",
@@ -782,6 +844,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         f"{run.replicas} replica(s) in {system.key}" + ("" if req.tp else " (tp chosen for the most tokens/s per GPU)"),
         f"weights {req.weights}, activations {req.activations} (GEMMs in {req.compute_dtype}), KV cache {req.kv_cache}; "
         f"prompt {req.prompt_tokens:g}, output {req.output_tokens:g} tokens",
+        *_attention_weights_note(model, req),
         *_fusion_note(req, engine, lay),
         *_untuned_blockscale_note(model, run, req),
         *_routing_note(model, run),

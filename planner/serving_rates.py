@@ -180,8 +180,12 @@ class RateSet:
 
 
 def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_group: int, engine: Engine,
-             profile: Any = None, shapes: "GemmShapes | None" = None, weights: str = "") -> RateSet:
+             profile: Any = None, shapes: "GemmShapes | None" = None, weights: str = "",
+             attention_dtypes: tuple[str, str] = ("", "")) -> RateSet:
+    """`attention_dtypes`: the GEMM dtypes of the attention's input and output projections where
+    they are not `compute_dtype` (a checkpoint that keeps them apart), "" where they are."""
     gemm, g_note = gemm_rates(spec, compute_dtype, profile)
+    attn_proj = [gemm_rates(spec, d, profile)[0] if d else (0.0, 0.0, 0.0) for d in attention_dtypes]
     by_shape = shapes is not None and profile_applies(spec, profile) and shapes.has(compute_dtype)
     if by_shape:
         g_note = (f"{spec.key} {compute_dtype} GEMMs at the measured rate of the nearest measured (n, k), interpolated "
@@ -193,6 +197,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     measured = profile if profile_applies(spec, profile) else None
     clock = power.clock_factor(system, measured)
     gemm, attn_base = (tuple(x * clock for x in r) for r in (gemm, attn_base))
+    attn_proj = [tuple(x * clock for x in r) for r in attn_proj]
     hbm, h_note = hbm_rates(spec, profile)
     link, lat = link_rates(system, gpus_per_group, spec.vendor)
     table = system.extra.get("allreduce_measured")
@@ -228,6 +233,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          service_cv2=_corner(cv2, c, False), prompt_cv2=_corner(pcv2, c, False),
                          spec_acceptance=_corner(acc, c, True),
                          head_flop_s=_corner(attn_base, c, True),
+                         attention_proj_flop_s=tuple(_corner(a, c, True) for a in attn_proj),
                          gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0,
                          eager_kernel_s=_eager_kernel_s(engine, eager, c),

@@ -98,6 +98,8 @@ class Rates:
     prompt_cv2: float = 0.0   # squared coefficient of variation of prompt lengths (tail TTFT)
     spec_acceptance: float = 0.0  # speculative decoding: probability a draft token is accepted
     head_flop_s: float = 0.0  # the LM head's GEMM rate: 16-bit (quantized checkpoints keep the head in bf16); 0: gemm_flop_s
+    attention_proj_flop_s: tuple[float, float] = (0.0, 0.0)  # GEMM rates of the attention's (input, output)
+                                                             # projections where they run another dtype; 0: the body's
     gemm_at: Any = None       # measured (m, n, k) -> FLOP/s (serving_rates.GemmShapes); None: the m/(m + m_half) model
     allreduce_at: Any = None  # measured bytes -> seconds of one all-reduce over allreduce_gpus GPUs (planner.allreduce_table)
     allreduce_gpus: int = 0
@@ -126,6 +128,8 @@ class Precision:
     quantized_activations: bool = False  # the GEMMs run in fp8/fp4: activations are quantised first
     fused_allreduce_norm: bool = False   # each TP all-reduce also adds the residual and runs the next RMSNorm
     fp8_weights: bool = False            # the weights are FP8 (not int8, the other 1-byte format)
+    attention_weight_bytes: tuple[float, float] = (0.0, 0.0)  # weight widths of the attention's (input, output)
+    # projections where the checkpoint keeps them apart (its quantization excludes self_attn); 0: weight_bytes
 
 
 @dataclass(frozen=True)
@@ -307,10 +311,33 @@ def dense_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     """(compute-bound time, memory-bound time) of one layer's non-expert weight GEMMs on one GPU."""
     dense = _expert_split(model)[0]
     sh_d = gemm_shapes(model, lay)[0] if r.gemm_at is not None else ()
+    rows = tokens / lay.tp if lay.attn_dp else tokens
     # attention DP: every GPU reads the whole attention weights for its 1/tp of the tokens
     read = dense + (lay.tp - 1.0) * model.attention_params_per_layer() if lay.attn_dp else dense
-    return _gemm(2.0 * tokens * dense / lay.tp, read * prec.weight_bytes / lay.tp,
-                 tokens / lay.tp if lay.attn_dp else tokens, r, sh_d)
+    if not any(prec.attention_weight_bytes):
+        return _gemm(2.0 * tokens * dense / lay.tp, read * prec.weight_bytes / lay.tp, rows, r, sh_d)
+    # attention projections in their own dtype (bytes, rate), the rest of the dense layer in the body's
+    c = m = apart = 0.0
+    for params, nbytes, rate in zip(attention_split(model), prec.attention_weight_bytes, r.attention_proj_flop_s):
+        if nbytes:
+            reads = params * lay.tp if lay.attn_dp else params
+            c_a, m_a = _gemm(2.0 * tokens * params / lay.tp, reads * nbytes / lay.tp, rows, r, flop_s=rate or None)
+            c, m, apart = c + c_a, m + m_a, apart + params
+    # the measured shapes of the body's GEMMs less the attention's (input projections first, output last)
+    n_attn = len(flops.attention_gemm_shapes_fwd(model, 1.0, lay.tp))
+    sh_in, sh_out, sh_rest = sh_d[:n_attn - 1], sh_d[n_attn - 1:n_attn], sh_d[n_attn:]
+    kept = sh_rest + (() if prec.attention_weight_bytes[0] else sh_in) + (() if prec.attention_weight_bytes[1] else sh_out)
+    reads_apart = apart * lay.tp if lay.attn_dp else apart
+    c_r, m_r = _gemm(2.0 * tokens * (dense - apart) / lay.tp, (read - reads_apart) * prec.weight_bytes / lay.tp, rows, r, kept)
+    return c + c_r, m + m_r
+
+
+def attention_split(model: Any) -> tuple[float, float]:
+    """Parameters of one layer's attention (input projections, output projection): the output
+    projection maps heads x value width to the hidden size (with its bias), the inputs are the rest."""
+    width = model.heads * (model.value_head_dim if model.mla else model.head_dim)
+    out = float(width * model.hidden + (model.hidden if getattr(model, "linear_bias", False) else 0))
+    return float(model.attention_params_per_layer()) - out, out
 
 
 def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
@@ -349,7 +376,8 @@ def _busiest_rank_prefill_s(model: Any, lay: Layout, prefill: float, prompt: flo
     g = float(lay.tp)
     spread = min(g, max(1.0, prefill / max(prompt, 1.0)))
     extra = max(prefill / spread - prefill / g, 0.0)
-    return (extra * 2.0 * model.attention_params_per_layer() / r.gemm_flop_s,
+    rates = tuple(x or r.gemm_flop_s for x in r.attention_proj_flop_s)
+    return (sum(extra * 2.0 * p / x for p, x in zip(attention_split(model), rates)),
             extra * prompt * model.heads * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s)
 
 
@@ -457,13 +485,15 @@ def layer_kernels(model: Any, lay: Layout, prec: Precision) -> float:
 BLOCKSCALE_K_BLOCK = 128  # K columns one iteration of a block-scaled GEMM consumes: the weight block's width
 
 
-def blockscale_kblocks_per_layer(model: Any, lay: Layout) -> float:
+def blockscale_kblocks_per_layer(model: Any, lay: Layout, attention: bool = True) -> float:
     """K-blocks (ceil(K / 128)) summed over the block-scaled dense GEMM calls of an average layer's
     decode forward on one GPU (seeds/serving.toml [untuned_blockscale.sources] kernels). MLA: the
     fused q_a + kv_a projection (K hidden), q_b (K q_lora_rank), o_proj (K heads x v_head_dim / tp);
     kv_b is absorbed into per-tensor bmms. Otherwise the fused QKV (K hidden) and o_proj. Dense FFNs
     (a dense model's, MoE models' dense-first layers by their share, the shared expert only under
-    expert parallelism: without it SGLang folds it into the fused MoE): gate/up (K hidden), down."""
+    expert parallelism: without it SGLang folds it into the fused MoE): gate/up (K hidden), down.
+    `attention` False: the attention projections are not block-scaled FP8 (a checkpoint that keeps
+    them in another dtype)."""
     def kb(k: float) -> float:
         return float(math.ceil(k / BLOCKSCALE_K_BLOCK))
 
@@ -472,6 +502,7 @@ def blockscale_kblocks_per_layer(model: Any, lay: Layout) -> float:
         attn = kb(h) + (kb(model.q_lora_rank) if model.q_lora_rank else 0.0) + kb(model.heads * model.value_head_dim / g)
     else:
         attn = kb(h) + kb(model.heads * model.head_dim / g)
+    attn = attn if attention else 0.0
     if not model.moe:
         return attn + kb(h) + kb(model.ffn_hidden / g)
     ffn = (1.0 - model.moe_layer_fraction) * (kb(h) + kb(model.dense_ffn_width / g))
@@ -493,7 +524,8 @@ def untuned_blockscale_s(model: Any, lay: Layout, prec: Precision, tokens: float
     if not pays_untuned_blockscale(model, prec, r):
         return 0.0
     tuned = _overlap_fn(r)(*dense_gemm_s(model, lay, prec, tokens, r))
-    return max(0.0, blockscale_kblocks_per_layer(model, lay) * r.blockscale_kblock_s - tuned)
+    kblocks = blockscale_kblocks_per_layer(model, lay, attention=not any(prec.attention_weight_bytes))
+    return max(0.0, kblocks * r.blockscale_kblock_s - tuned)
 
 
 def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float,

@@ -75,6 +75,9 @@ class TransformerSpec:
     # experts): what serving takes when no dtype is asked for (bf16 | fp8 | fp4, checked where the
     # model file is read: recoque.inputs).
     released_weights: str = "bf16"
+    # The released checkpoint's attention projections where they are not in released_weights (its
+    # quantization leaves them out: gpt-oss's stay BF16 beside MXFP4 experts); "": the same.
+    released_attention_weights: str = ""
     key: str = ""
     sources: Mapping[str, str] = None  # type: ignore[assignment]
 
@@ -370,6 +373,7 @@ def _model_from_raw(key: str, raw: Mapping[str, Any], where: str) -> Transformer
                        "add active_experts, e.g. 2 for Mixtral, 8 for DeepSeek-V3")
     spec = TransformerSpec(name=str(raw.get("name", key)), norm=norm, key=key,
                            released_weights=str(raw.get("released_weights", "bf16")),
+                           released_attention_weights=str(raw.get("released_attention_weights", "")),
                            sources=dict(raw.get("sources", {})), **kw)
     _check_published_size(spec, raw, where)
     return spec

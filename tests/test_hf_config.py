@@ -33,7 +33,8 @@ GPT_OSS_120B = {"model_type": "gpt_oss", "hidden_size": 2880, "num_hidden_layers
                 "num_experts_per_tok": 4, "sliding_window": 128, "vocab_size": 201088,
                 "max_position_embeddings": 131072, "tie_word_embeddings": False,
                 "layer_types": ["sliding_attention", "full_attention"] * 18,
-                "quantization_config": {"quant_method": "mxfp4"}}
+                "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": [
+                    "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}}
 MAVERICK = {"model_type": "llama4", "tie_word_embeddings": False, "text_config": {
     "model_type": "llama4_text", "hidden_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 40,
     "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
@@ -45,7 +46,7 @@ SAME = [(LLAMA31_8B, "llama3.1-8b"), (MIXTRAL, "mixtral-8x7b"), (QWEN3_30B, "qwe
 SHAPE = ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_hidden", "experts", "active_experts",
          "shared_experts", "dense_layers", "dense_ffn_hidden", "vocab", "q_lora_rank", "kv_lora_rank",
          "rope_head_dim", "v_head_dim", "expert_groups", "group_topk", "sliding_window", "sliding_layers",
-         "tied_embeddings", "linear_bias", "released_weights", "fp8_weight_block")
+         "tied_embeddings", "linear_bias", "released_weights", "released_attention_weights", "fp8_weight_block")
 
 
 def _write(tmp_path, cfg, name="config.json"):

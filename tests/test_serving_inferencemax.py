@@ -93,8 +93,13 @@ def test_every_case_runs(rows):
 
 
 # AMD: the 26 MI355X ATOM gpt-oss rows run 16-bit activations (aiter's a16w4 MoE, as their source
-# says; stop 55) in aiter's 16-row tiles (stop 57); 4 of them stay below the model's low end (-15% mean)
-@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.09, 0.95), ("amd", 0.14, 0.88)])
+# says; stop 55) in aiter's 16-row tiles (stop 57); 4 of them stay below the model's low end (-15% mean).
+# Stop 67: the fp4 checkpoints' attention projections at their own width (DeepSeek-R1 MXFP4 and
+# NVFP4-v2 rows, gpt-oss as released: BF16) took AMD 13.4 -> 12.7% and NVIDIA 8.8 -> 9.5%: the
+# gpt-oss rows, already slow in the model at low concurrency where launches and CPU time bound the
+# step, read their BF16 attention weights too (B200 TensorRT-LLM TP8 at 4 streams: 2.0 ms of modelled
+# launches and step overhead against a published 2.17 ms step).
+@pytest.mark.parametrize("vendor,mean_max,inside_min", [("nvidia", 0.096, 0.95), ("amd", 0.13, 0.88)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, inside_min):
     mine = [r for r in rows if r["vendor"] == vendor and r["in_verdict"]]
     mean = sum(abs(r["error"]) for r in mine) / len(mine)

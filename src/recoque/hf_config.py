@@ -143,7 +143,11 @@ def _released(q: Any) -> dict[str, Any]:
         return {}
     method = str(q.get("quant_method", ""))
     if method == "mxfp4":
-        return {"released_weights": "fp4"}
+        # modules the quantization leaves in 16 bits (gpt-oss: 'model.layers.*.self_attn', the router,
+        # the embedding and the head): attention projections among them are served BF16
+        kept = q.get("modules_to_not_convert")
+        attn = isinstance(kept, list) and any(isinstance(m, str) and "self_attn" in m for m in kept)
+        return {"released_weights": "fp4", **({"released_attention_weights": "bf16"} if attn else {})}
     if method == "fp8":
         block = q.get("weight_block_size")
         ok = isinstance(block, list) and block and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)

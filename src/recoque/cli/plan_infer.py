@@ -108,6 +108,14 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           weights: Optional[str] = typer.Option(None, "--weights", help="weight dtype: bf16 | fp8 | fp4"),
           activations: Optional[str] = typer.Option(None, "--activations", help="activation dtype (fp8 with fp8 weights = fp8 GEMMs)"),
           kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="KV cache dtype: bf16 | fp16 | fp8 | int8 | fp4 | fp32"),
+          attention_weights: Optional[str] = typer.Option(None, "--attention-weights",
+                                                          help="the attention projections' weight dtype where the checkpoint "
+                                                               "keeps them apart (its quantization excludes self_attn, "
+                                                               "e.g. bf16 in amd/DeepSeek-R1-0528-MXFP4); default: --weights"),
+          attention_out_weights: Optional[str] = typer.Option(None, "--attention-out-weights",
+                                                              help="the attention output projection's (o_proj) weight dtype "
+                                                                   "where it differs from --attention-weights (fp4 in "
+                                                                   "nvidia/DeepSeek-R1-0528-FP4-v2)"),
           dtype: Optional[str] = typer.Option(None, "--dtype", help="shorthand: weights, KV cache (and fp8 activations)"),
           engine: Optional[str] = typer.Option(None, "--engine", help="vllm (V1 engine, >= 0.8) | vllm-v0 (<= 0.7) | trtllm | sglang | atom (AMD ATOM) (seeds/serving.toml)"),
           engine_efficiency: Optional[float] = typer.Option(None, "--engine-efficiency", help="measured engine efficiency (0-1]"),
@@ -146,7 +154,8 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  request_rate_per_s=request_rate, ttft_target_s=ttft_ms / 1e3 if ttft_ms is not None else None,
                  tpot_target_s=tpot_ms / 1e3 if tpot_ms is not None else None, percentile=percentile.strip().lower() if percentile else None,
                  tp=tp or gpus_per_replica, pp=pp, ep=ep, attention_dp=attention_dp, weights=weights, activations=activations, kv_cache=kv_cache,
-                 dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
+                 attention_weights=attention_weights,
+                 attention_out_weights=attention_out_weights, dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
                  spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, allreduce_fusion=allreduce_fusion)
     name = name if w else preset_key(name)  # a preset under any spelling or alias prints as its key
