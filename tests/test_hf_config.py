@@ -130,3 +130,25 @@ def test_deepseek_v2_lite_direct_query_projection(tmp_path):
     m = load_model(_write(tmp_path, cfg))
     assert m.q_lora_rank == 0 and m.shared_experts == 2 and m.released_weights == "bf16"
     assert m.params_total() / 1e9 == pytest.approx(15.7, rel=0.015)
+
+
+def test_quantization_exclusions_keep_the_attention_in_bf16(tmp_path):
+    # AMD Quark MXFP4 (amd/DeepSeek-R1-0528-MXFP4: exclude lists every self_attn projection)
+    excluded = [f"model.layers.{i}.self_attn.{p}" for i in range(61)
+                for p in ("q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj")] + ["lm_head"]
+    mx = {"quant_method": "quark", "global_quant_config": {"weight": {"dtype": "fp4", "qscheme": "per_group", "group_size": 32}},
+          "exclude": excluded}
+    m = load_model(_write(tmp_path, {**DEEPSEEK_V3, "quantization_config": mx}))
+    assert (m.released_weights, m.released_attention_weights) == ("fp4", "bf16")
+    # only the output projection left out: not every attention projection, so none is held apart
+    only_out = {**mx, "exclude": [e for e in excluded if e.endswith("o_proj")]}
+    m = load_model(_write(tmp_path, {**DEEPSEEK_V3, "quantization_config": only_out}))
+    assert (m.released_weights, m.released_attention_weights) == ("fp4", "")
+    # a two-stage record: the last stage is what is stored; an int4 result is not a served dtype here
+    staged = {"quant_method": "quark", "global_quant_config": {"weight": [{"dtype": "fp8_e4m3"}, {"dtype": "fp4_e2m1"}]}}
+    assert load_model(_write(tmp_path, {**DEEPSEEK_V3, "quantization_config": staged})).released_weights == "fp4"
+    int4 = {"quant_method": "quark", "global_quant_config": {"weight": {"dtype": "int4"}}}
+    assert load_model(_write(tmp_path, {**DEEPSEEK_V3, "quantization_config": int4})).released_weights == "bf16"
+    # gpt-oss without its modules_to_not_convert: the attention counts as fp4
+    bare = {**GPT_OSS_120B, "quantization_config": {"quant_method": "mxfp4"}}
+    assert load_model(_write(tmp_path, bare)).released_attention_weights == ""

@@ -144,15 +144,35 @@ def _released(q: Any) -> dict[str, Any]:
     method = str(q.get("quant_method", ""))
     if method == "mxfp4":
         # modules the quantization leaves in 16 bits (gpt-oss: 'model.layers.*.self_attn', the router,
-        # the embedding and the head): attention projections among them are served BF16
-        kept = q.get("modules_to_not_convert")
-        attn = isinstance(kept, list) and any(isinstance(m, str) and "self_attn" in m for m in kept)
-        return {"released_weights": "fp4", **({"released_attention_weights": "bf16"} if attn else {})}
+        # the embedding and the head)
+        return {"released_weights": "fp4", **_attention_kept(q.get("modules_to_not_convert"))}
+    if method == "quark":
+        # AMD Quark: the global weight spec (a list records a multi-stage pipeline, the last stage
+        # is what is stored) and the layers it excludes (amd/DeepSeek-R1-0528-MXFP4: every
+        # self_attn projection, the router, the head)
+        w = q.get("global_quant_config", {}).get("weight") if isinstance(q.get("global_quant_config"), Mapping) else None
+        w = w[-1] if isinstance(w, list) and w else w
+        dtype = str(w.get("dtype", "")) if isinstance(w, Mapping) else ""
+        narrow = "fp4" if dtype.startswith("fp4") else "fp8" if dtype.startswith("fp8") else ""
+        return {"released_weights": narrow, **_attention_kept(q.get("exclude"))} if narrow else {}
     if method == "fp8":
         block = q.get("weight_block_size")
         ok = isinstance(block, list) and block and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)
         return {"released_weights": "fp8", **({"fp8_weight_block": block[0]} if ok else {})}
     return {}
+
+
+_ATTN_INPUTS = ("q_proj", "k_proj", "v_proj", "qkv", "q_a_proj", "q_b_proj", "kv_a_proj", "kv_b_proj")
+
+
+def _attention_kept(excluded: Any) -> dict[str, str]:
+    """released_attention_weights bf16 where a quantization's exclusion list leaves every attention
+    projection unquantised: whole self_attn modules, or both the input and the output projections."""
+    names = [e for e in excluded if isinstance(e, str) and "self_attn" in e] if isinstance(excluded, list) else []
+    whole = any(e.rstrip("*.").endswith("self_attn") for e in names)
+    inputs = whole or any(p in e for e in names for p in _ATTN_INPUTS)
+    out = whole or any("o_proj" in e for e in names)
+    return {"released_attention_weights": "bf16"} if inputs and out else {}
 
 
 def _key(name: str) -> str:
