@@ -777,6 +777,10 @@ def as_released(model: Any, req: ServingRequest) -> ServingRequest:
 
 def _attention_weights_note(model: Any, req: ServingRequest) -> tuple[str, ...]:
     if not req.attention_apart:
+        if req.weights == "fp4" and getattr(model, "moe", False) and req.weights != getattr(model, "released_weights", ""):
+            return (f"attention projections counted in {req.weights} like the experts; the published FP4 MoE checkpoints "
+                    "leave them out of the quantization (amd/DeepSeek-R1-0528-MXFP4, nvidia/DeepSeek-R1-0528-FP4: BF16; "
+                    "the -FP4-v2 quantizes o_proj only): pass --attention-weights bf16 (and --attention-out-weights fp4) for those",)
         return ()
     inputs, out = req.attention_dtypes
     which = (f"attention projections {inputs}" if inputs == out

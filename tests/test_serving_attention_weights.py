@@ -89,6 +89,8 @@ def test_plan_infer_takes_the_flag_and_says_so():
     kept = json.loads(res.stdout)
     assert any("attention projections bf16 weights, as the checkpoint keeps them" in n for n in kept["assumptions"])
     assert kept["serving_request"]["attention_weights"] == "bf16" and plain["serving_request"]["attention_weights"] is None
+    assert any("pass --attention-weights bf16" in n for n in plain["assumptions"])   # the hint where it may apply
+    assert not any("pass --attention-weights bf16" in n for n in kept["assumptions"])
     assert kept["inference"]["tokens_per_s_per_gpu"]["value"] < plain["inference"]["tokens_per_s_per_gpu"]["value"]
     bad = CliRunner().invoke(app, args + ["--attention-weights", "fp5"])
     assert bad.exit_code != 0 and "unknown attention_weights dtype 'fp5'" in bad.output
