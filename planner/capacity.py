@@ -271,10 +271,18 @@ def _serve(system: SystemSpec, model: Any, model_name: str, asked: Any, profile:
         return estimate_serving(model, model_name, system, request, profile), request, changes
 
 
+def _weights_label(weights: str, e: Any) -> str:
+    """The weight dtype, with the attention projections' where the served checkpoint keeps them apart."""
+    att = inference.attention_dtypes(e.knobs, weights)
+    if att is None:
+        return weights
+    return f"{weights}, attention {att[0]}" + (f" (o_proj {att[1]})" if att[1] != att[0] else "")
+
+
 def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> list[tuple[str, Any]]:
     m, pct = e.memory, request.percentile
     return [
-        ("model", f"{model_name}: {model.params_total() / 1e9:.1f} B params, weights {r.weight_bytes / 1e9:.0f} GB ({request.weights}), "
+        ("model", f"{model_name}: {model.params_total() / 1e9:.1f} B params, weights {r.weight_bytes / 1e9:.0f} GB ({_weights_label(request.weights, e)}), "
                   f"KV {r.kv_bytes_per_token / 1e3:.0f} kB/token ({request.kv_cache})"),
         ("mode / engine", f"{e.mode} / {e.engine}"),
         ("replica layout", f"tp {e.tp} x pp {e.pp}" + (f", ep {e.ep}" if e.ep > 1 else "")

@@ -18,7 +18,7 @@ from typing import Any
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner.serving import DTYPE_BYTES, ServingEstimate, ServingRequest, estimate_serving
-from recoque.planner.serving_step import experts_touched
+from recoque.planner.serving_step import attention_split, experts_touched
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import WorkloadEntry
 
@@ -43,8 +43,21 @@ def kv_bytes_per_token(model: Any, kv_dtype: str) -> float:
     return model.layers * model.kv_cache_elems_per_token_layer(1.0) * dtype_bytes(kv_dtype)
 
 
-def weight_bytes(model: Any, dtype: str) -> float:
-    return float(model.params_total()) * dtype_bytes(dtype)
+def weight_bytes(model: Any, dtype: str, attention: tuple[str, str] | None = None) -> float:
+    """The whole model's weights in `dtype`; `attention`: the (input, output) projections' dtypes
+    where the checkpoint keeps them apart (planner.serving ServingRequest.attention_dtypes)."""
+    total = float(model.params_total()) * dtype_bytes(dtype)
+    if attention is None:
+        return total
+    return total + model.layers * sum(p * (dtype_bytes(d) - dtype_bytes(dtype))
+                                      for p, d in zip(attention_split(model), attention))
+
+
+def attention_dtypes(knobs: Any, weight_dtype: str) -> tuple[str, str] | None:
+    """The (input, output) attention projection dtypes a served request held apart, else None."""
+    inputs = knobs.get("attention_weights") or weight_dtype
+    pair = (inputs, knobs.get("attention_out_weights") or inputs)
+    return None if pair == (weight_dtype, weight_dtype) else pair
 
 
 def weight_bytes_read(model: Any, dtype: str, batch: float) -> float:
@@ -157,7 +170,8 @@ def from_serving(model: Any, kv_dtype: str, weight_dtype: str, e: ServingEstimat
         system=e.system, model=e.model, gpus_per_replica=e.gpus_per_replica,
         replicas=Estimate.exact(float(e.replicas), "replica"), batch=e.batch, tpot=e.tpot, ttft=e.ttft,
         tokens_per_s_per_gpu=e.tokens_per_s_per_gpu, tokens_per_s_system=e.tokens_per_s_system,
-        concurrent_users=e.concurrent_users, weight_bytes=weight_bytes(model, weight_dtype),
+        concurrent_users=e.concurrent_users,
+        weight_bytes=weight_bytes(model, weight_dtype, attention_dtypes(e.knobs, weight_dtype)),
         kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype), decode_bound=e.bound, assumptions=e.assumptions,
         serving=e)
 

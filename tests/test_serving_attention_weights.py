@@ -94,3 +94,16 @@ def test_plan_infer_takes_the_flag_and_says_so():
     assert kept["inference"]["tokens_per_s_per_gpu"]["value"] < plain["inference"]["tokens_per_s_per_gpu"]["value"]
     bad = CliRunner().invoke(app, args + ["--attention-weights", "fp5"])
     assert bad.exit_code != 0 and "unknown attention_weights dtype 'fp5'" in bad.output
+
+
+def test_the_model_row_weighs_the_attention_at_its_width():
+    from recoque.planner.inference import attention_dtypes, weight_bytes
+
+    assert attention_dtypes({"attention_weights": None, "attention_out_weights": None}, "fp4") is None
+    assert attention_dtypes({"attention_weights": "bf16", "attention_out_weights": "fp4"}, "fp4") == ("bf16", "fp4")
+    inputs, out = attention_split(R1)
+    v2 = weight_bytes(R1, "fp4", ("bf16", "fp4")) - weight_bytes(R1, "fp4")
+    assert v2 == pytest.approx(R1.layers * inputs * 1.5)
+    assert weight_bytes(R1, "fp4", ("bf16", "bf16")) - weight_bytes(R1, "fp4") == pytest.approx(R1.layers * (inputs + out) * 1.5)
+    res = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "--model", "gpt-oss-120b", "--tp", "1"])
+    assert res.exit_code == 0 and "(fp4, attention bf16)" in res.output
