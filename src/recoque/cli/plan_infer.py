@@ -42,6 +42,12 @@ def _gemm_shapes(path: Optional[str]) -> Any:
     return GemmShapes.from_results(load_results(path), source=str(path))
 
 
+ATTENTION_HELP = ("the attention projections' weight dtype where the checkpoint keeps them apart (its quantization "
+                  "excludes self_attn, e.g. bf16 in amd/DeepSeek-R1-0528-MXFP4); default: --weights")
+ATTENTION_OUT_HELP = ("the attention output projection's (o_proj) weight dtype where it differs from "
+                      "--attention-weights (fp4 in nvidia/DeepSeek-R1-0528-FP4-v2)")
+
+
 def _activations_for(weights: str, spec: Any) -> str:
     """The activation dtype narrow weights imply when the user names none: the weights' own where the
     device computes in it, else 16 bits, a weight-only quantised GEMM (W4A16 / W8A16: vLLM's Marlin
@@ -108,14 +114,8 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           weights: Optional[str] = typer.Option(None, "--weights", help="weight dtype: bf16 | fp8 | fp4"),
           activations: Optional[str] = typer.Option(None, "--activations", help="activation dtype (fp8 with fp8 weights = fp8 GEMMs)"),
           kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="KV cache dtype: bf16 | fp16 | fp8 | int8 | fp4 | fp32"),
-          attention_weights: Optional[str] = typer.Option(None, "--attention-weights",
-                                                          help="the attention projections' weight dtype where the checkpoint "
-                                                               "keeps them apart (its quantization excludes self_attn, "
-                                                               "e.g. bf16 in amd/DeepSeek-R1-0528-MXFP4); default: --weights"),
-          attention_out_weights: Optional[str] = typer.Option(None, "--attention-out-weights",
-                                                              help="the attention output projection's (o_proj) weight dtype "
-                                                                   "where it differs from --attention-weights (fp4 in "
-                                                                   "nvidia/DeepSeek-R1-0528-FP4-v2)"),
+          attention_weights: Optional[str] = typer.Option(None, "--attention-weights", help=ATTENTION_HELP),
+          attention_out_weights: Optional[str] = typer.Option(None, "--attention-out-weights", help=ATTENTION_OUT_HELP),
           dtype: Optional[str] = typer.Option(None, "--dtype", help="shorthand: weights, KV cache (and fp8 activations)"),
           engine: Optional[str] = typer.Option(None, "--engine", help="vllm (V1 engine, >= 0.8) | vllm-v0 (<= 0.7) | trtllm | sglang | atom (AMD ATOM) (seeds/serving.toml)"),
           engine_efficiency: Optional[float] = typer.Option(None, "--engine-efficiency", help="measured engine efficiency (0-1]"),
