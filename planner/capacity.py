@@ -273,7 +273,7 @@ def _serve(system: SystemSpec, model: Any, model_name: str, asked: Any, profile:
 
 def _weights_label(weights: str, e: Any) -> str:
     """The weight dtype, with the attention projections' where the served checkpoint keeps them apart."""
-    att = inference.attention_dtypes(e.knobs, weights)
+    att = inference.attention_dtypes(e.knobs)
     if att is None:
         return weights
     return f"{weights}, attention {att[0]}" + (f" (o_proj {att[1]})" if att[1] != att[0] else "")

@@ -53,11 +53,10 @@ def weight_bytes(model: Any, dtype: str, attention: tuple[str, str] | None = Non
                                       for p, d in zip(attention_split(model), attention))
 
 
-def attention_dtypes(knobs: Any, weight_dtype: str) -> tuple[str, str] | None:
-    """The (input, output) attention projection dtypes a served request held apart, else None."""
-    inputs = knobs.get("attention_weights") or weight_dtype
-    pair = (inputs, knobs.get("attention_out_weights") or inputs)
-    return None if pair == (weight_dtype, weight_dtype) else pair
+def attention_dtypes(knobs: Any) -> tuple[str, str] | None:
+    """The (input, output) attention projection dtypes a served request (its knobs) held apart, else None."""
+    req = ServingRequest(**knobs)
+    return req.attention_dtypes if req.attention_apart else None
 
 
 def weight_bytes_read(model: Any, dtype: str, batch: float) -> float:
@@ -171,7 +170,7 @@ def from_serving(model: Any, kv_dtype: str, weight_dtype: str, e: ServingEstimat
         replicas=Estimate.exact(float(e.replicas), "replica"), batch=e.batch, tpot=e.tpot, ttft=e.ttft,
         tokens_per_s_per_gpu=e.tokens_per_s_per_gpu, tokens_per_s_system=e.tokens_per_s_system,
         concurrent_users=e.concurrent_users,
-        weight_bytes=weight_bytes(model, weight_dtype, attention_dtypes(e.knobs, weight_dtype)),
+        weight_bytes=weight_bytes(model, weight_dtype, attention_dtypes(e.knobs)),
         kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype), decode_bound=e.bound, assumptions=e.assumptions,
         serving=e)
 

@@ -99,8 +99,9 @@ def test_plan_infer_takes_the_flag_and_says_so():
 def test_the_model_row_weighs_the_attention_at_its_width():
     from recoque.planner.inference import attention_dtypes, weight_bytes
 
-    assert attention_dtypes({"attention_weights": None, "attention_out_weights": None}, "fp4") is None
-    assert attention_dtypes({"attention_weights": "bf16", "attention_out_weights": "fp4"}, "fp4") == ("bf16", "fp4")
+    fp4 = ServingRequest(weights="fp4", activations="fp4")
+    assert attention_dtypes(fp4.knobs()) is None
+    assert attention_dtypes(dataclasses.replace(fp4, attention_weights="bf16", attention_out_weights="fp4").knobs()) == ("bf16", "fp4")
     inputs, out = attention_split(R1)
     v2 = weight_bytes(R1, "fp4", ("bf16", "fp4")) - weight_bytes(R1, "fp4")
     assert v2 == pytest.approx(R1.layers * inputs * 1.5)
