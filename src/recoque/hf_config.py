@@ -150,7 +150,8 @@ def _released(q: Any) -> dict[str, Any]:
         # AMD Quark: the global weight spec (a list records a multi-stage pipeline, the last stage
         # is what is stored) and the layers it excludes (amd/DeepSeek-R1-0528-MXFP4: every
         # self_attn projection, the router, the head)
-        w = q.get("global_quant_config", {}).get("weight") if isinstance(q.get("global_quant_config"), Mapping) else None
+        spec = q.get("global_quant_config")
+        w = spec.get("weight") if isinstance(spec, Mapping) else None
         w = w[-1] if isinstance(w, list) and w else w
         dtype = str(w.get("dtype", "")) if isinstance(w, Mapping) else ""
         narrow = "fp4" if dtype.startswith("fp4") else "fp8" if dtype.startswith("fp8") else ""
