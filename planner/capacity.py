@@ -248,7 +248,8 @@ def released_default(model: Any) -> str:
 
 
 def released_weights_note(model_name: str, dtype: str) -> str:
-    return (f"weights {dtype}: {model_name} as released (seeds/models.toml released_weights); "
+    return (f"weights {dtype}: {model_name} as released (released_weights: seeds/models.toml, or the checkpoint's "
+            "quantization config); "
             "--weights bf16 (plan infer) for the 16-bit model")
 
 

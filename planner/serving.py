@@ -786,7 +786,7 @@ def _attention_weights_note(model: Any, req: ServingRequest) -> tuple[str, ...]:
     which = (f"attention projections {inputs}" if inputs == out
              else f"attention input projections {inputs}, output projection {out}")
     released = req.weights == getattr(model, "released_weights", "") and getattr(model, "released_attention_weights", "")
-    why = "as released (seeds/models.toml released_attention_weights)" if released else "as the checkpoint keeps them"
+    why = "as released (released_attention_weights: seeds/models.toml, or the checkpoint's quantization config)" if released else "as the checkpoint keeps them"
     return (f"{which} weights, {why}: their bytes and GEMM rate in that dtype, the rest of the model in {req.weights}",)
 
 

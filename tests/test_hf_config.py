@@ -152,3 +152,78 @@ def test_quantization_exclusions_keep_the_attention_in_bf16(tmp_path):
     # gpt-oss without its modules_to_not_convert: the attention counts as fp4
     bare = {**GPT_OSS_120B, "quantization_config": {"quant_method": "mxfp4"}}
     assert load_model(_write(tmp_path, bare)).released_attention_weights == ""
+
+
+def _quantized(tmp_path, base, q=None, hf_quant=None):
+    cfg = {k: v for k, v in base.items() if k != "quantization_config"}
+    if q is not None:
+        cfg["quantization_config"] = q
+    if hf_quant is not None:
+        (tmp_path / "hf_quant_config.json").write_text(json.dumps(hf_quant))
+    m = load_model(_write(tmp_path, cfg))
+    return m.released_weights, m.released_attention_weights
+
+
+def test_modelopt_quantization_read_from_either_file(tmp_path):
+    """NVIDIA ModelOpt exports state the algorithm and the modules left out in config.json (`ignore`)
+    or in hf_quant_config.json beside it (`exclude_modules`); only exclusions reaching every layer's
+    attention hold it apart."""
+    every = [f"model.layers.{i}.self_attn*" for i in range(61)] + ["lm_head"]
+    hf = {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": None,
+                                                             "group_size": 16, "exclude_modules": every}}
+    assert _quantized(tmp_path, DEEPSEEK_V3, hf_quant=hf) == ("fp4", "bf16")
+    hf["quantization"]["exclude_modules"] = every[:3] + ["lm_head"]  # the first three layers only
+    assert _quantized(tmp_path, DEEPSEEK_V3, hf_quant=hf) == ("fp4", "")
+    in_config = {"quant_method": "modelopt", "quant_algo": "NVFP4", "ignore": ["lm_head", "model.layers.*.self_attn*"]}
+    assert _quantized(tmp_path, DEEPSEEK_V3, q=in_config) == ("fp4", "bf16")
+    assert _quantized(tmp_path, LLAMA31_8B, q={"quant_method": "modelopt", "quant_algo": "FP8", "ignore": ["lm_head"]}) == ("fp8", "")
+    # integer and weight-only formats are not served as such: the model stays 16-bit
+    for algo in ("W4A16_AWQ", "W4A8_AWQ", "W4A16_NVFP4", "INT8_SQ"):
+        assert _quantized(tmp_path, LLAMA31_8B, q={"quant_method": "modelopt", "quant_algo": algo}) == ("bf16", ""), algo
+
+
+def test_modelopt_mixed_precision_per_layer(tmp_path):
+    layers = {f"model.layers.{i}.{m}": {"quant_algo": a} for i in range(32)
+              for m, a in (("mlp.gate_proj", "NVFP4"), ("mlp.down_proj", "NVFP4"), ("self_attn.qkv_proj", "FP8"),
+                           ("self_attn.o_proj", "FP8"))}
+    q = {"quant_method": "modelopt", "quant_algo": "MIXED_PRECISION", "quantized_layers": layers}
+    assert _quantized(tmp_path, LLAMA31_8B, q=q) == ("fp4", "fp8")
+    no_attention = {k: v for k, v in layers.items() if "self_attn" not in k}
+    assert _quantized(tmp_path, LLAMA31_8B, q={**q, "quantized_layers": no_attention}) == ("fp4", "bf16")
+    two_bodies = {**layers, "model.layers.0.mlp.up_proj": {"quant_algo": "FP8"}}  # not one body dtype: left 16-bit
+    assert _quantized(tmp_path, LLAMA31_8B, q={**q, "quantized_layers": two_bodies}) == ("bf16", "")
+
+
+def test_compressed_tensors_schemes(tmp_path):
+    """llm-compressor checkpoints (RedHatAI FP8-dynamic, NVFP4): float schemes are served in their
+    width, integer ones (W4A16 GPTQ, W8A8 int8) are not."""
+    def ct(bits, kind, ignore=("lm_head",), extra=None):
+        groups = {"group_0": {"targets": ["Linear"], "weights": {"num_bits": bits, "type": kind},
+                              "input_activations": {"num_bits": bits, "type": kind, "dynamic": True}}}
+        return {"quant_method": "compressed-tensors", "format": "float-quantized", "config_groups": {**groups, **(extra or {})},
+                "ignore": list(ignore)}
+    assert _quantized(tmp_path, LLAMA31_8B, q=ct(8, "float")) == ("fp8", "")
+    assert _quantized(tmp_path, LLAMA31_8B, q=ct(4, "float", ignore=("lm_head", "re:.*self_attn.*"))) == ("fp4", "bf16")
+    assert _quantized(tmp_path, LLAMA31_8B, q=ct(4, "int")) == ("bf16", "")
+    assert _quantized(tmp_path, LLAMA31_8B, q=ct(8, "int")) == ("bf16", "")
+    attn_fp8 = {"group_1": {"targets": ["re:.*self_attn.*"], "weights": {"num_bits": 8, "type": "float"}}}
+    assert _quantized(tmp_path, LLAMA31_8B, q=ct(4, "float", extra=attn_fp8)) == ("fp4", "fp8")
+
+
+def test_bad_hf_quant_config_one_line(tmp_path):
+    (tmp_path / "hf_quant_config.json").write_text('{"quantization": {"quant_algo": NaN}}')
+    with pytest.raises(BadInput, match="hf_quant_config.json"):
+        load_model(_write(tmp_path, LLAMA31_8B))
+    (tmp_path / "hf_quant_config.json").write_text('["not", "a", "table"]')  # not a ModelOpt record: ignored
+    assert load_model(_write(tmp_path, LLAMA31_8B)).released_weights == "bf16"
+
+
+def test_plan_infer_serves_a_modelopt_checkpoint_folder_as_released(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in DEEPSEEK_V3.items() if k != "quantization_config"}))
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(
+        {"quantization": {"quant_algo": "NVFP4", "exclude_modules": ["lm_head", "model.layers.*.self_attn*"]}}))
+    out = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-b200", "--model", str(tmp_path), "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.output)
+    assert res["serving_request"]["weights"] == "fp4"
+    assert any(n.startswith("attention projections bf16 weights, as released") for n in res["assumptions"])

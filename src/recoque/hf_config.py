@@ -15,7 +15,9 @@ transformers configuration class:
   Llama 4 (interleave_moe_layer_step, intermediate_size_mlp, one shared expert);
 - windowed attention: `layer_types` ('sliding_attention'), Mistral's sliding_window on every layer,
   Llama 4's attention_chunk_size on its RoPE layers (no_rope_layers), held as a window;
-- released precision: quantization_config fp8 (with its weight block) or mxfp4.
+- released precision: quantization_config fp8 (with its weight block), mxfp4, AMD Quark, NVIDIA
+  ModelOpt (in config.json or its hf_quant_config.json) and compressed-tensors, with the attention
+  projections a quantization leaves out held at their own width.
 """
 from __future__ import annotations
 
@@ -62,8 +64,12 @@ def model_table_from_hf(path: str) -> tuple[str, dict[str, Any]]:
     if kind in MLA:
         raw.update(_mla(c, heads))
     raw.update(_windows(kind, text, c, layers))
-    raw.update(_released(cfg.get("quantization_config", text.get("quantization_config"))))
+    quant = cfg.get("quantization_config", text.get("quantization_config"))
+    raw.update(_released(quant if quant is not None else _modelopt_file(path), layers))
     raw["sources"] = {"architecture": f"{path}: Hugging Face config.json (model_type {kind}), read by recoque.hf_config"}
+    if "released_weights" in raw:
+        where = "quantization_config" if quant is not None else "hf_quant_config.json beside it"
+        raw["sources"]["released_weights"] = f"{path}: {where}, read by recoque.hf_config"
     return _key(raw["name"]), raw
 
 
@@ -138,14 +144,14 @@ def _windows(kind: str, cfg: Mapping[str, Any], c: _Fields, layers: int) -> dict
     return {}
 
 
-def _released(q: Any) -> dict[str, Any]:
+def _released(q: Any, layers: int) -> dict[str, Any]:
     if not isinstance(q, Mapping):
         return {}
-    method = str(q.get("quant_method", ""))
+    method = str(q.get("quant_method", "")).lower()
     if method == "mxfp4":
         # modules the quantization leaves in 16 bits (gpt-oss: 'model.layers.*.self_attn', the router,
         # the embedding and the head)
-        return {"released_weights": "fp4", **_attention_kept(q.get("modules_to_not_convert"))}
+        return {"released_weights": "fp4", **_attention_kept(q.get("modules_to_not_convert"), layers)}
     if method == "quark":
         # AMD Quark: the global weight spec (a list records a multi-stage pipeline, the last stage
         # is what is stored) and the layers it excludes (amd/DeepSeek-R1-0528-MXFP4: every
@@ -155,7 +161,11 @@ def _released(q: Any) -> dict[str, Any]:
         w = w[-1] if isinstance(w, list) and w else w
         dtype = str(w.get("dtype", "")) if isinstance(w, Mapping) else ""
         narrow = "fp4" if dtype.startswith("fp4") else "fp8" if dtype.startswith("fp8") else ""
-        return {"released_weights": narrow, **_attention_kept(q.get("exclude"))} if narrow else {}
+        return {"released_weights": narrow, **_attention_kept(q.get("exclude"), layers)} if narrow else {}
+    if method == "modelopt":
+        return _modelopt(q, layers)
+    if method == "compressed-tensors":
+        return _compressed_tensors(q, layers)
     if method == "fp8":
         block = q.get("weight_block_size")
         ok = isinstance(block, list) and block and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)
@@ -163,17 +173,99 @@ def _released(q: Any) -> dict[str, Any]:
     return {}
 
 
+def _modelopt_file(config_path: str) -> Any:
+    """The quantization an NVIDIA ModelOpt export records in hf_quant_config.json beside config.json
+    ({"quantization": {"quant_algo", "exclude_modules", ...}}), as a quantization_config; None if
+    the checkpoint has no such file."""
+    path = Path(config_path).with_name("hf_quant_config.json")
+    if not path.is_file():
+        return None
+    data = read_json(path, fix=FIX)
+    q = data.get("quantization") if isinstance(data, Mapping) else None
+    return {"quant_method": "modelopt", **q} if isinstance(q, Mapping) else None
+
+
+def _algo_dtype(algo: Any) -> str:
+    """The stored weight dtype a ModelOpt quant_algo names ('' for the integer and weight-only
+    formats (AWQ int4, W4A16), which recoque does not serve as such)."""
+    up = str(algo).upper()
+    if up.startswith(("W4A16", "W8A16")) or "INT" in up or up in ("W4A8_AWQ",):
+        return ""
+    if up.startswith(("FP8", "MXFP8")):
+        return "fp8"
+    return "fp4" if up.startswith(("NVFP4", "MXFP4", "W4A8_NVFP4", "W4A8_MXFP4")) else ""
+
+
+def _modelopt(q: Mapping[str, Any], layers: int) -> dict[str, Any]:
+    """NVIDIA ModelOpt: one quant_algo for every quantised layer, the layers it leaves out under
+    `ignore` (config.json) or `exclude_modules` (hf_quant_config.json; nvidia/DeepSeek-R1-FP4 lists
+    every self_attn), or MIXED_PRECISION with an algo per layer (quantized_layers)."""
+    per_layer = q.get("quantized_layers")
+    if str(q.get("quant_algo", "")).upper() == "MIXED_PRECISION" and isinstance(per_layer, Mapping):
+        algos = {name: _algo_dtype(v.get("quant_algo")) for name, v in per_layer.items() if isinstance(v, Mapping)}
+        body = {d for name, d in algos.items() if "self_attn" not in name}
+        attn = {d for name, d in algos.items() if "self_attn" in name}
+        if len(body) != 1 or "" in body or len(attn) > 1:
+            return {}
+        narrow, kept = body.pop(), (attn.pop() if attn else "bf16") or "bf16"
+        return {"released_weights": narrow, **({"released_attention_weights": kept} if kept != narrow else {})}
+    narrow = _algo_dtype(q.get("quant_algo"))
+    excluded = q.get("ignore", q.get("exclude_modules"))
+    return {"released_weights": narrow, **_attention_kept(excluded, layers)} if narrow else {}
+
+
+def _ct_dtype(scheme: Any) -> str:
+    """A compressed-tensors weight scheme's stored dtype: 8-bit float fp8, 4-bit float (NVFP4) fp4;
+    integer schemes (W4A16 GPTQ, W8A8 int8) are not served as such."""
+    if not isinstance(scheme, Mapping) or str(scheme.get("type", "")) != "float":
+        return ""
+    return {8: "fp8", 4: "fp4"}.get(scheme.get("num_bits"), "")
+
+
+def _compressed_tensors(q: Mapping[str, Any], layers: int) -> dict[str, Any]:
+    """compressed-tensors (llm-compressor; vLLM's RedHatAI checkpoints): config_groups each give a
+    weight scheme for the modules they target ('Linear', or a regex such as 're:.*self_attn.*'),
+    `ignore` lists the modules left in 16 bits."""
+    groups = q.get("config_groups")
+    if not isinstance(groups, Mapping):
+        return {}
+    body, attn = set(), set()
+    for g in groups.values():
+        if not isinstance(g, Mapping):
+            continue
+        targets = " ".join(str(t) for t in g.get("targets", []) if isinstance(t, str)) if isinstance(g.get("targets"), list) else ""
+        (attn if "attn" in targets else body).add(_ct_dtype(g.get("weights")))
+    if len(body) != 1 or "" in body or len(attn) > 1:
+        return {}
+    narrow = body.pop()
+    kept = _attention_kept(q.get("ignore"), layers)
+    if not kept and attn and (a := attn.pop()) and a != narrow:
+        kept = {"released_attention_weights": a}
+    return {"released_weights": narrow, **kept}
+
+
 _ATTN_INPUTS = ("q_proj", "k_proj", "v_proj", "qkv", "q_a_proj", "q_b_proj", "kv_a_proj", "kv_b_proj")
+_LAYER_INDEX = re.compile(r"layers\.(\d+)\.")
 
 
-def _attention_kept(excluded: Any) -> dict[str, str]:
+def _attention_kept(excluded: Any, layers: int) -> dict[str, str]:
     """released_attention_weights bf16 where a quantization's exclusion list leaves every attention
-    projection unquantised: whole self_attn modules, or both the input and the output projections."""
+    projection of every layer unquantised: whole self_attn modules, or both the input and the output
+    projections, named by a pattern over all layers or layer by layer for each of them."""
     names = [e for e in excluded if isinstance(e, str) and "self_attn" in e] if isinstance(excluded, list) else []
-    whole = any(e.rstrip("*.").endswith("self_attn") for e in names)
-    inputs = whole or any(p in e for e in names for p in _ATTN_INPUTS)
-    out = whole or any("o_proj" in e for e in names)
-    return {"released_attention_weights": "bf16"} if inputs and out else {}
+    whole = [e for e in names if e.rstrip("*.").endswith("self_attn")]
+    inputs = whole + [e for e in names if any(p in e for p in _ATTN_INPUTS)]
+    out = whole + [e for e in names if "o_proj" in e]
+    return {"released_attention_weights": "bf16"} if _every_layer(inputs, layers) and _every_layer(out, layers) else {}
+
+
+def _every_layer(names: list[str], layers: int) -> bool:
+    """Whether `names` reach every decoder layer: one name without a layer index is a pattern over
+    all of them ('model.layers.*.self_attn'); otherwise each index 0..layers-1 must be named."""
+    found = [_LAYER_INDEX.search(e) for e in names]
+    if not names:
+        return False
+    return any(m is None for m in found) or {int(m.group(1)) for m in found if m} >= set(range(layers))
 
 
 def _key(name: str) -> str:
