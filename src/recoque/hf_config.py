@@ -233,8 +233,9 @@ def _compressed_tensors(q: Mapping[str, Any], layers: int) -> dict[str, Any]:
     for g in groups.values():
         if not isinstance(g, Mapping):
             continue
-        targets = " ".join(str(t) for t in g.get("targets", []) if isinstance(t, str)) if isinstance(g.get("targets"), list) else ""
-        (attn if "attn" in targets else body).add(_ct_dtype(g.get("weights")))
+        targets = g.get("targets") if isinstance(g.get("targets"), list) else []
+        aimed_at_attention = any(isinstance(t, str) and "attn" in t for t in targets)
+        (attn if aimed_at_attention else body).add(_ct_dtype(g.get("weights")))
     if len(body) != 1 or "" in body or len(attn) > 1:
         return {}
     narrow = body.pop()
@@ -262,9 +263,9 @@ def _attention_kept(excluded: Any, layers: int) -> dict[str, str]:
 def _every_layer(names: list[str], layers: int) -> bool:
     """Whether `names` reach every decoder layer: one name without a layer index is a pattern over
     all of them ('model.layers.*.self_attn'); otherwise each index 0..layers-1 must be named."""
-    found = [_LAYER_INDEX.search(e) for e in names]
     if not names:
         return False
+    found = [_LAYER_INDEX.search(e) for e in names]
     return any(m is None for m in found) or {int(m.group(1)) for m in found if m} >= set(range(layers))
 
 
