@@ -288,6 +288,13 @@ def workspace_bytes(model: Any, lay: Layout, budget: float) -> float:
     return budget * (4.0 * model.hidden + 2.0 * model.dense_ffn_width / lay.tp) * 2.0 + budget * model.vocab * 4.0 / lay.tp
 
 
+def held_kv_fraction(model: Any, windowed_kv_memory: bool, tokens: float) -> float:
+    """Share of a full-attention KV cache that a stream of `tokens` holds in memory: sliding-window
+    layers keep only their window where the engine frees the blocks out of it (seeds/serving.toml
+    [engines.*] windowed_kv_memory; TensorRT-LLM sizes them as full attention)."""
+    return model.kv_layer_fraction(tokens) if windowed_kv_memory else 1.0
+
+
 def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
     frac, cap = req.hbm_fraction or engine.usable_hbm_fraction, sr.hbm_capacity_bytes(spec)
     w, ws = weights_bytes_per_gpu(model, req, lay), workspace_bytes(model, lay, step_budget_tokens(req, engine))
@@ -295,8 +302,7 @@ def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.E
     # vLLM and SGLang cap weights + activations + KV together at a fraction of the whole memory
     usable = w + ws + frac * (cap - w - ws) if engine.kv_fraction_of_free else frac * cap
     per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full" else req.output_tokens / 2.0)
-    # sliding-window layers keep only their window of a stream's tokens
-    kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache]) * model.kv_layer_fraction(per_stream)
+    kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache]) * held_kv_fraction(model, engine.windowed_kv_memory, per_stream)
     free = usable - w - ws
     streams = int(free // (kv_tok * per_stream)) if free > 0 else 0
     return Memory(usable, w, ws, kv_tok, per_stream, streams)
@@ -352,7 +358,7 @@ class _Replica:
 
     def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float,
                  room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True,
-                 allreduce_norm_fusion: bool = False):
+                 allreduce_norm_fusion: bool = False, windowed_kv_memory: bool = True):
         measured = rates.gemm_at
         # the GEMMs take e inside their rate (their time overlaps math with the weight read); the
         # attention rate stays the kernel's: its time is in the parts seconds() takes at 1/e
@@ -360,7 +366,7 @@ class _Replica:
                         attention_proj_flop_s=tuple(x * eff for x in rates.attention_proj_flop_s),
                         gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
-        self.budget_counts_decode = budget_counts_decode
+        self.budget_counts_decode, self.windowed_kv_memory = budget_counts_decode, windowed_kv_memory
         self.prec = precision(req, allreduce_norm_fusion)
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0
         self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
@@ -561,7 +567,7 @@ def wave_point(rep: _Replica, req: ServingRequest, replicas: int) -> Point:
 
     w = sw.Wave(requests=req.requests / replicas, prompt=req.prompt_tokens, output=req.output_tokens,
                 slots=rep.slots, kv_free_bytes=rep.kv_free_bytes,
-                kv_bytes=lambda c: per_token * c * m.kv_layer_fraction(c), reserve_full=rep.reserve_full,
+                kv_bytes=lambda c: per_token * c * held_kv_fraction(m, rep.windowed_kv_memory, c), reserve_full=rep.reserve_full,
                 decode_s=lambda n, c: stage_s(n, 0.0, c, req.prompt_tokens),
                 prefill_s=lambda tokens, length: (stage_s(0.0, tokens, 1.0, length) - stage_s(0.0, 0.0, 1.0, length)
                                                   + rep.eager_forward_s() * prompt_chunks(tokens, rep.budget)))
@@ -722,7 +728,8 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
             float(req.max_batch or engine.max_batch))
 
     def replica(rates: Any, eff: float) -> _Replica:
-        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, allreduce_fusion_on(req, engine))
+        return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, allreduce_fusion_on(req, engine),
+                        engine.windowed_kv_memory)
 
     first = replica(rs.rates["value"], rs.efficiency["value"])
     caps = {"KV memory": float(mem.max_streams), "batch cap": float(req.max_batch or engine.max_batch),

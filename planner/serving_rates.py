@@ -72,6 +72,7 @@ class Engine:
     allreduce_norm_fusion: bool = False  # by default each TP all-reduce also adds the residual and runs the RMSNorm
     prefill_graphs: bool = True  # forwards that carry prompt tokens replay captured graphs (False: they run eagerly)
     kv_fraction_of_free: bool = False  # the usable fraction applies to the memory weights and workspace leave (TensorRT-LLM)
+    windowed_kv_memory: bool = True  # windowed layers hold only their window of KV in memory (False: sized as full attention)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
@@ -81,7 +82,8 @@ class Engine:
                 f"default batch cap {self.max_batch}, default step budget {self.max_num_tokens} tokens "
                 f"({'prefill and decode' if self.budget_counts_decode else 'prefill only'}), "
                 f"TP all-reduce {'fused' if self.allreduce_norm_fusion else 'not fused'} with the residual add and RMSNorm by default, "
-                f"prefill forwards {'replay graphs' if self.prefill_graphs else 'run eagerly (no graph replay)'} "
+                f"prefill forwards {'replay graphs' if self.prefill_graphs else 'run eagerly (no graph replay)'}, "
+                f"windowed layers' KV memory {'bounded by the window' if self.windowed_kv_memory else 'sized as full attention'} "
                 f"(seeds/serving.toml [engines.{self.key}]: {self.source})")
 
 
@@ -105,7 +107,8 @@ def load_engine(key: str) -> Engine:
                   max_num_tokens=int(t.get("max_num_tokens", 8192)), budget_counts_decode=bool(t.get("budget_counts_decode", True)),
                   allreduce_norm_fusion=bool(t.get("allreduce_norm_fusion", False)),
                   prefill_graphs=bool(t.get("prefill_graphs", True)),
-                  kv_fraction_of_free=_kv_fraction_of(t, where) == "free")
+                  kv_fraction_of_free=_kv_fraction_of(t, where) == "free",
+                  windowed_kv_memory=bool(t.get("windowed_kv_memory", True)))
 
 
 def kernel_constants() -> Mapping[str, Any]:
