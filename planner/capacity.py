@@ -247,6 +247,20 @@ def released_default(model: Any) -> str:
     return "" if model.released_weights == "bf16" else model.released_weights
 
 
+def released_kv_default(model: Any, engine: str) -> str:
+    """The KV-cache dtype the checkpoint records where the engine's default follows it (TensorRT-LLM,
+    seeds/serving.toml kv_from_checkpoint); '' otherwise (the engine's own default, the model dtype)."""
+    from recoque.planner.serving_rates import load_engine
+
+    kv = getattr(model, "released_kv_cache", "")
+    return kv if kv and load_engine(engine).kv_from_checkpoint else ""
+
+
+def released_kv_note(model_name: str, engine: str, dtype: str) -> str:
+    return (f"KV cache {dtype}: {engine} keeps the KV quantization {model_name}'s checkpoint records "
+            "(kv_from_checkpoint, seeds/serving.toml); --kv-cache bf16 for a 16-bit cache")
+
+
 def released_weights_note(model_name: str, dtype: str) -> str:
     return (f"weights {dtype}: {model_name} as released (released_weights: seeds/models.toml, or the checkpoint's "
             "quantization config); "

@@ -73,6 +73,7 @@ class Engine:
     prefill_graphs: bool = True  # forwards that carry prompt tokens replay captured graphs (False: they run eagerly)
     kv_fraction_of_free: bool = False  # the usable fraction applies to the memory weights and workspace leave (TensorRT-LLM)
     windowed_kv_memory: bool = True  # windowed layers hold only their window of KV in memory (False: sized as full attention)
+    kv_from_checkpoint: bool = False  # the default KV dtype is the checkpoint's recorded KV quantization (else the model dtype)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
@@ -83,7 +84,8 @@ class Engine:
                 f"({'prefill and decode' if self.budget_counts_decode else 'prefill only'}), "
                 f"TP all-reduce {'fused' if self.allreduce_norm_fusion else 'not fused'} with the residual add and RMSNorm by default, "
                 f"prefill forwards {'replay graphs' if self.prefill_graphs else 'run eagerly (no graph replay)'}, "
-                f"windowed layers' KV memory {'bounded by the window' if self.windowed_kv_memory else 'sized as full attention'} "
+                f"windowed layers' KV memory {'bounded by the window' if self.windowed_kv_memory else 'sized as full attention'}, "
+                f"default KV dtype {'the one the checkpoint records' if self.kv_from_checkpoint else 'the model dtype'} "
                 f"(seeds/serving.toml [engines.{self.key}]: {self.source})")
 
 
@@ -108,7 +110,8 @@ def load_engine(key: str) -> Engine:
                   allreduce_norm_fusion=bool(t.get("allreduce_norm_fusion", False)),
                   prefill_graphs=bool(t.get("prefill_graphs", True)),
                   kv_fraction_of_free=_kv_fraction_of(t, where) == "free",
-                  windowed_kv_memory=bool(t.get("windowed_kv_memory", True)))
+                  windowed_kv_memory=bool(t.get("windowed_kv_memory", True)),
+                  kv_from_checkpoint=bool(t.get("kv_from_checkpoint", False)))
 
 
 def kernel_constants() -> Mapping[str, Any]:

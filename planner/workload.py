@@ -78,6 +78,10 @@ class TransformerSpec:
     # The released checkpoint's attention projections where they are not in released_weights (its
     # quantization leaves them out: gpt-oss's stay BF16 beside MXFP4 experts); "": the same.
     released_attention_weights: str = ""
+    # The KV-cache dtype the checkpoint's quantization records (ModelOpt kv_cache_quant_algo FP8,
+    # compressed-tensors kv_cache_scheme): an engine whose default KV dtype follows the checkpoint
+    # (TensorRT-LLM) serves it so; "": none recorded, the engine's default.
+    released_kv_cache: str = ""
     key: str = ""
     sources: Mapping[str, str] = None  # type: ignore[assignment]
 
@@ -374,6 +378,7 @@ def _model_from_raw(key: str, raw: Mapping[str, Any], where: str) -> Transformer
     spec = TransformerSpec(name=str(raw.get("name", key)), norm=norm, key=key,
                            released_weights=str(raw.get("released_weights", "bf16")),
                            released_attention_weights=str(raw.get("released_attention_weights", "")),
+                           released_kv_cache=str(raw.get("released_kv_cache", "")),
                            sources=dict(raw.get("sources", {})), **kw)
     _check_published_size(spec, raw, where)
     return spec

@@ -227,3 +227,52 @@ def test_plan_infer_serves_a_modelopt_checkpoint_folder_as_released(tmp_path):
     res = json.loads(out.output)
     assert res["serving_request"]["weights"] == "fp4"
     assert any(n.startswith("attention projections bf16 weights, as released") for n in res["assumptions"])
+
+
+def test_released_kv_cache_read_from_the_quantization(tmp_path):
+    """The KV dtype a quantization records: ModelOpt kv_cache_quant_algo, compressed-tensors
+    kv_cache_scheme (a float scheme); none recorded, or an integer scheme, leaves it to the engine."""
+    def kv(q=None, hf_quant=None):
+        _quantized(tmp_path, LLAMA31_8B, q=q, hf_quant=hf_quant)
+        return load_model(str(tmp_path / "config.json")).released_kv_cache
+
+    modelopt = {"quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}
+    assert kv(hf_quant=modelopt) == "fp8"
+    modelopt["quantization"]["kv_cache_quant_algo"] = None
+    assert kv(hf_quant=modelopt) == ""
+    (tmp_path / "hf_quant_config.json").unlink()
+    assert kv(q={"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": "NVFP4"}) == "fp4"
+    fp8 = {"type": "float", "num_bits": 8}
+    ct = {"quant_method": "compressed-tensors", "config_groups": {"g": {"targets": ["Linear"], "weights": fp8}},
+          "kv_cache_scheme": {**fp8, "strategy": "tensor"}}
+    assert kv(q=ct) == "fp8"
+    assert "quantization_config" in load_model(str(tmp_path / "config.json")).sources["released_kv_cache"]
+    assert kv(q={**ct, "kv_cache_scheme": {"type": "int", "num_bits": 8}}) == ""
+
+
+def test_released_kv_cache_must_be_a_narrow_dtype(tmp_path):
+    toml = tmp_path / "m.toml"
+    toml.write_text('[models.m]\nlayers = 2\nhidden = 64\nheads = 4\nffn_hidden = 128\nvocab = 100\n'
+                    'seq_len_tokens = 128\nreleased_kv_cache = "int4"\n')
+    with pytest.raises(BadInput, match="released_kv_cache"):
+        load_model(str(toml))
+
+
+def test_plan_infer_keeps_the_checkpoint_kv_dtype_where_the_engine_does(tmp_path):
+    """TensorRT-LLM's default KV dtype ('auto') is the one the checkpoint records; vLLM's is the model
+    dtype; --kv-cache always wins."""
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA31_8B))
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(
+        {"quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}))
+
+    def served(*extra):
+        out = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "--model", str(tmp_path), "--json", *extra])
+        assert out.exit_code == 0, out.output
+        res = json.loads(out.output)
+        noted = any(n.startswith("KV cache fp8: trtllm keeps the KV quantization") for n in res["assumptions"])
+        return res["serving_request"]["kv_cache"], noted
+
+    assert served("--engine", "trtllm") == ("fp8", True)
+    assert served("--engine", "vllm") == ("bf16", False)
+    assert served("--engine", "trtllm", "--kv-cache", "bf16") == ("bf16", False)
+    assert served("--engine", "trtllm", "--dtype", "bf16") == ("bf16", False)

@@ -17,7 +17,8 @@ transformers configuration class:
   Llama 4's attention_chunk_size on its RoPE layers (no_rope_layers), held as a window;
 - released precision: quantization_config fp8 (with its weight block), mxfp4, AMD Quark, NVIDIA
   ModelOpt (in config.json or its hf_quant_config.json) and compressed-tensors, with the attention
-  projections a quantization leaves out held at their own width.
+  projections a quantization leaves out held at their own width, and the KV-cache dtype the
+  quantization records (ModelOpt kv_cache_quant_algo, compressed-tensors kv_cache_scheme).
 """
 from __future__ import annotations
 
@@ -65,11 +66,14 @@ def model_table_from_hf(path: str) -> tuple[str, dict[str, Any]]:
         raw.update(_mla(c, heads))
     raw.update(_windows(kind, text, c, layers))
     quant = cfg.get("quantization_config", text.get("quantization_config"))
-    raw.update(_released(quant if quant is not None else _modelopt_file(path), layers))
+    q = quant if quant is not None else _modelopt_file(path)
+    raw.update(_released(q, layers))
+    raw.update(_released_kv(q))
     raw["sources"] = {"architecture": f"{path}: Hugging Face config.json (model_type {kind}), read by recoque.hf_config"}
-    if "released_weights" in raw:
-        where = "quantization_config" if quant is not None else "hf_quant_config.json beside it"
-        raw["sources"]["released_weights"] = f"{path}: {where}, read by recoque.hf_config"
+    where = "quantization_config" if quant is not None else "hf_quant_config.json beside it"
+    for k in ("released_weights", "released_kv_cache"):
+        if k in raw:
+            raw["sources"][k] = f"{path}: {where}, read by recoque.hf_config"
     return _key(raw["name"]), raw
 
 
@@ -171,6 +175,19 @@ def _released(q: Any, layers: int) -> dict[str, Any]:
         ok = isinstance(block, list) and block and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)
         return {"released_weights": "fp8", **({"fp8_weight_block": block[0]} if ok else {})}
     return {}
+
+
+def _released_kv(q: Any) -> dict[str, str]:
+    """The KV-cache dtype a quantization records: ModelOpt kv_cache_quant_algo (FP8, NVFP4),
+    compressed-tensors kv_cache_scheme (a float scheme of 8 or 4 bits); {} where none is recorded."""
+    if not isinstance(q, Mapping):
+        return {}
+    algo = str(q.get("kv_cache_quant_algo") or "").upper()
+    if algo:
+        kv = "fp8" if algo.startswith("FP8") else "fp4" if algo.startswith("NVFP4") else ""
+    else:
+        kv = _ct_dtype(q.get("kv_cache_scheme"))
+    return {"released_kv_cache": kv} if kv else {}
 
 
 def _modelopt_file(config_path: str) -> Any:

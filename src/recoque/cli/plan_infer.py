@@ -1,6 +1,7 @@
 """LLM serving: output tokens/s per GPU and system, TTFT and TPOT, batch, what bounds a step."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
 import typer
@@ -9,8 +10,8 @@ from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.names import resolve_key
-from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_default, released_weights_note,
-                                      resolve_system)
+from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_default, released_kv_default,
+                                      released_kv_note, released_weights_note, resolve_system)
 from recoque.planner.inference import load_model_spec
 from recoque.planner.workload import preset_key
 from recoque.planner.serving import ServingRequest, has_rate
@@ -163,8 +164,13 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
     # a model named alone, with no --weights or --dtype, is served in the precision it was released in
     released = "" if (model_spec is None or flags["weights"] or flags["dtype"]) else released_default(model_spec)
     flags["weights"] = flags["weights"] or released or None
+    kv_unset = model_spec is not None and not (flags["kv_cache"] or flags["dtype"])
     req = _request(w, flags, get_device_spec(s.device))
+    # with no --kv-cache, an engine whose default follows the checkpoint keeps the KV dtype it records
+    released_kv = released_kv_default(model_spec, req.engine) if kv_unset else ""
+    req = replace(req, kv_cache=released_kv) if released_kv else req
     s, prof = profile_for(s, profile, profile_anyway)
     rows, d, notes, dl, _ = plan_infer(s, w, name, prof, request=req, model=model_spec, gemm_shapes=_gemm_shapes(profile))
     notes = notes + ((released_weights_note(name, released),) if released else ())
+    notes = notes + ((released_kv_note(name, req.engine, released_kv),) if released_kv else ())
     show(assemble(s, w.key if w else name, "inference", rows, d, notes, dl, None), as_json)
