@@ -122,7 +122,9 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           engine_efficiency: Optional[float] = typer.Option(None, "--engine-efficiency", help="measured engine efficiency (0-1]"),
           hbm_fraction: Optional[float] = typer.Option(None, "--hbm-fraction", help="usable fraction of HBM (engine default 0.9)"),
           length_cv2: Optional[float] = typer.Option(None, "--length-cv2", help="spread of prompt/output lengths, squared CV (0 = fixed; default 0.6, chat datasets)"),
-          max_batch: Optional[int] = typer.Option(None, "--max-batch", help="engine batch cap (max_num_seqs)"),
+          max_batch: Optional[int] = typer.Option(None, "--max-batch",
+                                                  help="engine batch cap of one replica (max_num_seqs); under --attention-dp "
+                                                       "TensorRT-LLM's max_batch_size is per rank: give it x tp"),
           max_num_tokens: Optional[int] = typer.Option(None, "--max-num-tokens",
                                                        help="tokens one engine step may carry: TensorRT-LLM max_num_tokens, "
                                                             "vLLM --max-num-batched-tokens, SGLang --chunked-prefill-size (default: the engine's)"),
