@@ -80,6 +80,49 @@ def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_p
     return np.where(rc == 2, full, np.where(rc == 1, selective, none)), none
 
 
+def op_sac_mm_widths(model: Any) -> list[float]:
+    """Output widths of a layer's linear layers in the order a forward runs them: q, k, v, o, then
+    gate, up, down (a gated FFN, torchtitan's w1, w3, w2) or fc1, fc2."""
+    kvh = float(model.heads if getattr(model, "mla", False) else model.kv_heads)
+    f, h = float(model.active_ffn_width()), float(model.hidden)
+    attn = [model.heads * float(model.qk_head_dim), kvh * float(model.qk_head_dim),
+            kvh * float(model.value_head_dim), h]
+    return attn + ([f, f, h] if model.gated_ffn else [f, h])
+
+
+def op_sac_recomputed_flop_share(model: Any) -> float:
+    """Share of a layer's forward linear FLOPs that op-level selective checkpointing recomputes:
+    every second linear layer in forward order (op_sac_activation_bytes), by input x output width."""
+    h, f = float(model.hidden), float(model.active_ffn_width())
+    widths = op_sac_mm_widths(model)
+    ins = [h, h, h, float(model.heads * model.value_head_dim)] + ([h, h, f] if model.gated_ffn else [h, f])
+    work = [i * o for i, o in zip(ins, widths)]
+    return sum(work[1::2]) / sum(work)
+
+
+def op_sac_activation_bytes(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any) -> Any:
+    """Stored bytes of one layer, one micro-batch, one GPU under torchtitan's per-op selective
+    activation checkpointing (torchtitan/distributed/activation_checkpoint.py SelectiveAC; the same
+    policy as torchtitan/parallelisms/parallelize_llama.py _save_list at 9dec370, Dec 2024): the
+    block is checkpointed, its input kept, and inside it the outputs of the matmuls are saved
+    except every second one ("Saves output of all compute ops, except every second mm"), with the
+    attention output (and its log-sum-exp) and the reduce-scatters; everything else (norms, RoPE,
+    SiLU, products) is recomputed. 16-bit outputs; a column-parallel output is split by t, the
+    row-parallel down projection's partial sums are not, its reduce-scatter (with SP) is."""
+    s, h = float(model.seq_len), float(model.hidden)
+    sb = s * micro_batch
+    t = np.asarray(tp, dtype=float)
+    sp = np.asarray(sequence_parallel, dtype=bool)
+    out_div = np.where(sp, t, 1.0)
+    widths = op_sac_mm_widths(model)
+    saved = widths[0::2]  # the 1st, 3rd, ... linear outputs
+    row_parallel = saved[-1] if model.gated_ffn else 0.0  # down projection (gated: 7th linear, saved)
+    column = sum(saved) - row_parallel
+    attn_out = model.heads * float(model.value_head_dim) * 2.0 + 4.0 * model.heads  # output + fp32 log-sum-exp
+    reduce_scatter = np.where(sp & (t > 1), 2.0 * 2.0 * h / t, 0.0)  # o and down reduce-scatters, saved with SP
+    return sb * (2.0 * h / out_div + 2.0 * column / t + attn_out / t + 2.0 * row_parallel + reduce_scatter)
+
+
 def frozen_ffn_input_bytes(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any,
                            gemm_input_bytes: float = 2.0) -> Any:
     """Activation bytes of one layer that a frozen FFN need not store: the FFN-in GEMM input

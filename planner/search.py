@@ -46,7 +46,8 @@ PIN_KEYS = {"tp": "tp", "pp": "pp", "vpp": "interleave", "interleave": "interlea
             "sp": "sequence_parallel", "sequence_parallel": "sequence_parallel", "ep": "ep",
             "reshard_after_forward": "reshard_after_forward", "dp_overlap": "dp_overlap",
             "recompute_layers": "recompute_layers", "distribute_checkpoints": "distribute_checkpoints",
-            "tp_overlap": "tp_overlap", "cp_a2a": "cp_a2a", "ep_overlap": "ep_overlap"}
+            "tp_overlap": "tp_overlap", "cp_a2a": "cp_a2a", "ep_overlap": "ep_overlap",
+            "flash_attention": "flash_attention"}
 
 
 def divisors(n: int) -> list[int]:
@@ -68,11 +69,11 @@ def normalise_pins(pins: Mapping[str, Any] | None) -> dict[str, Any]:
                 raise BadInput(f"--recompute {v!r} unknown", f"use one of {sorted(RECOMPUTE_CODE)}")
             v = RECOMPUTE_CODE[v]
         elif f in ("sequence_parallel", "reshard_after_forward", "dp_overlap", "distribute_checkpoints", "tp_overlap",
-                   "cp_a2a", "ep_overlap"):
+                   "cp_a2a", "ep_overlap", "flash_attention"):
             v = bool(v)
         else:
             v = int(v)
-            if v < 0 or (v == 0 and f != "zero_stage"):
+            if v < 0 or (v == 0 and f not in ("zero_stage", "recompute_layers")):
                 raise BadInput(f"--{k} must be positive, got {v}", "give a positive integer")
         out[f] = v
     return out
@@ -92,6 +93,8 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
         raise BadInput(f"stack {stack.key} has no expert all-to-all overlap (seeds/stacks.toml)",
                        "drop --ep-overlap or pick a stack that has it (--stack megatron-core)")
     needs = (("sequence_parallel", True, "sequence_parallel", "--sp"),
+             ("flash_attention", True, "flash_attention", "--flash-attention"),
+             ("dp_overlap", True, "dp_overlap", "--dp-overlap"),
              ("cp", lambda v: v > 1, "context_parallel", "--cp above 1"),
              ("interleave", lambda v: v > 1, "interleave", "--vpp above 1"),
              ("recompute", RECOMPUTE_CODE["selective"], "selective_recompute", "--recompute selective"))
@@ -122,15 +125,16 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     zs = list(stack.zero_stages()) if dp > 1 else [0]
     if pp > 1:  # DeepSpeed's pipeline engine asserts ZeRO < 2 (seeds/stacks.toml)
         zs = [z for z in zs if z <= stack.pipeline_max_zero]
-    if not full and dp_intra and 1 in zs and len(zs) > 1:
+    if not full and dp_intra and 1 in zs and len(zs) > 1 and "zero_stage" not in pins:
         zs = [z for z in zs if z != 0]
-    zs = [z for z in zs if _ok(pins, "zero_stage", z)]
+    # with one data-parallel rank there is nothing to shard or overlap: a ZeRO or overlap pin is moot there
+    zs = [z for z in zs if _ok(pins, "zero_stage", z)] if dp > 1 else zs
     # DeepSpeed's pipeline engine reduces gradients after the whole schedule: no overlap with pp > 1.
     can_overlap = stack.dp_overlap and (pp == 1 or stack.dp_overlap_with_pp)
     ov_all = ([False, True] if can_overlap else [False]) if dp > 1 else [False]
-    if not full and True in ov_all:
+    if not full and True in ov_all and "dp_overlap" not in pins:  # a pin is never pruned away
         ov_all = [True]
-    ov = [x for x in ov_all if _ok(pins, "dp_overlap", x)]
+    ov = [x for x in ov_all if _ok(pins, "dp_overlap", x)] if dp > 1 else ov_all
     ep = [e for e in divisors(model.experts) if dp % e == 0 and _ok(pins, "ep", e)
           and (e > 1 or not pins.get("ep_overlap"))] if model.moe else [1]
     rows = []
@@ -171,8 +175,10 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
     check_pins_for_stack(pins, stack)
     counts = {"invalid": 0}
     b_all = [b for b in divisors(B) if _ok(pins, "micro_batch", b)]
-    v_all = [v for v in (INTERLEAVE if stack.interleave else (1,)) if _ok(pins, "interleave", v)]
-    flash = bool(stack.flash_attention)
+    # a pinned interleave may be any depth (NeMo runs 10 or 12 virtual stages); searched, the usual grid
+    v_all = ([pins["interleave"]] if "interleave" in pins
+             else [v for v in (INTERLEAVE if stack.interleave else (1,))])
+    flash = bool(pins.get("flash_attention", stack.flash_attention))  # a run without it may pin it off
 
     def gen() -> Iterator[dict[str, np.ndarray]]:
         buf: list[dict[str, np.ndarray]] = []

@@ -30,7 +30,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
           "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
-               "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap")
+               "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ class Stack:
     pp_comm_overlap: bool = False  # interleaved schedule: pipeline sends run beside the next chunk's compute
     grad_reduce_dtype: str = "fp32"
     zero3_regather_on_recompute: bool = False
+    # What "selective" recompute means in the stack: Megatron's core-attention recompute (False), or
+    # torchtitan's per-op checkpointing, which keeps every second matmul output and recomputes the
+    # rest of each block (True; planner/memory.op_sac_activation_bytes)
+    selective_op_sac: bool = False
     efficiency: float = 1.0
     # How much slower compute runs while ZeRO-3/FSDP collectives stream beside it (NCCL/RCCL
     # channels hold SMs/CUs, the gathered buffers are copied into parameters on the device);

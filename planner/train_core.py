@@ -187,7 +187,8 @@ def params_per_gpu(workload: TrainingWorkload, p: Plans) -> Params:
 def memory_bytes(workload: TrainingWorkload, p: Plans, q: Params, dtype: str, stack: Stack) -> Any:
     """Bytes per GPU: weights, gradients and optimizer state by ZeRO stage, plus the activations the
     busiest stage holds (Korthikanti et al. 2022, planner/memory.py)."""
-    return _state_bytes(workload, p, q, dtype, stack) + _activation_bytes(workload, p, gemm_input_bytes(workload, dtype, stack))
+    return (_state_bytes(workload, p, q, dtype, stack)
+            + _activation_bytes(workload, p, gemm_input_bytes(workload, dtype, stack), stack.selective_op_sac))
 
 
 def gemm_input_bytes(workload: TrainingWorkload, dtype: str, stack: Stack) -> float:
@@ -219,9 +220,13 @@ def _state_bytes(workload: TrainingWorkload, p: Plans, q: Params, dtype: str, st
     return w + g_ + o_
 
 
-def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WEIGHT_BYTES) -> Any:
+def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WEIGHT_BYTES,
+                      op_sac: bool = False) -> Any:
     m_, tp, cp, rc, frac, lps = workload.model, p.tp, p.cp, p.rc, p.frac, p.lps
     act_rc, act_whole = memory.activation_bytes_and_whole(m_, p.b, tp, p.sp, rc, p.flash, g)
+    sac = (rc == 1) & op_sac  # torchtitan's per-op selective checkpointing (memory.op_sac_activation_bytes)
+    if np.any(sac):
+        act_rc = np.where(sac, np.minimum(memory.op_sac_activation_bytes(m_, p.b, tp, p.sp), act_whole), act_rc)
     act_rc, act_whole = act_rc / cp, act_whole / cp
     # Full recompute with the checkpointed layer inputs split over the TP ranks (Megatron
     # --distribute-saved-activations, OPT-175B's setting): 2sbh/t stored without SP too; the
@@ -231,7 +236,7 @@ def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WE
     # LoRA on the attention only: the frozen FFN stores no GEMM inputs (no weight gradient).
     frozen_ffn = (memory.frozen_ffn_input_bytes(m_, p.b, tp, p.sp, g) / cp
                   if workload.lora_rank > 0 and workload.lora_targets == "attention" else 0.0 * tp)
-    act_rc = np.where(rc == 2, act_rc, act_rc - frozen_ffn)
+    act_rc = np.where((rc == 2) | sac, act_rc, act_rc - frozen_ffn)
     full_rc = rc == 2
     if np.any(full_rc):
         act_keep = act_whole - frozen_ffn
@@ -245,6 +250,8 @@ def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WE
         rc_working = np.where(full_rc & (p.n_rc >= lps), act_keep - act_rc, 0.0)
     else:
         act_layer, rc_working = act_rc, 0.0 * tp
+    # per-op checkpointing recomputes each block in its backward: that block's tensors exist then
+    rc_working = np.where(sac, act_whole - act_rc, rc_working)
     logits_mem = memory.logits_bytes(m_, p.b, tp) / cp
     act_first = (lps * act_layer * memory.pipeline_activation_factor(p.pp, p.v, p.n_mb)
                  + np.maximum(np.where(p.pp == 1, logits_mem, 0.0), rc_working))
@@ -301,8 +308,20 @@ def layer_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile
     t_moe = moe_dispatch_s(m_, hw, tokens / np.where(p.sp, tp, 1.0), ovh)
     fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f + t_moe
     bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b + t_moe
-    recomp = np.where(p.rc == 2, p.frac * fwd, np.where(p.rc == 1, t_att_f, 0.0))
+    recomp = np.where(p.rc == 2, p.frac * fwd, np.where(p.rc == 1, _selective_recompute_s(
+        m_, stack, t_att_f, t_gemm_f, t_cast_f, t_elem), 0.0))
     return LayerTimes(fwd, bwd, recomp, t_gemm_f, t_gemm_b, t_att_f, t_att_b, kt["logits"])
+
+
+def _selective_recompute_s(m_: Any, stack: Stack, t_att_f: Any, t_gemm_f: Any, t_cast_f: Any, t_elem: Any) -> Any:
+    """Seconds a selective recompute adds to a layer's backward: Megatron's recomputes the core
+    attention; torchtitan's per-op checkpointing (stack.selective_op_sac) recomputes every second
+    linear layer's forward (their share of the forward GEMM and cast time, by FLOPs) and the
+    elementwise forward (norms, RoPE, activation, products), and keeps the attention output."""
+    if not stack.selective_op_sac:
+        return t_att_f
+    share = memory.op_sac_recomputed_flop_share(m_)
+    return share * (t_gemm_f + t_cast_f) + t_elem
 
 
 def moe_dispatch_s(m_: Any, hw: Hardware, tokens: Any, ovh: float) -> Any:

@@ -307,12 +307,18 @@ def plan_words(plan: Any) -> str:
         parts.append(f"expert parallel {get('ep')}" + (" (all-to-all overlapped)" if get("ep_overlap", False) else ""))
     parts.append(f"micro-batch {get('micro_batch', 1)}")
     rc = get("recompute", "none") or "none"
-    parts.append("no recompute" if rc == "none" else f"{rc} recompute")
+    layers = get("recompute_layers", 0) or 0
+    parts.append("no recompute" if rc == "none" else f"{rc} recompute"
+                 + (f" of {layers} layers a stage" if rc == "full" and layers else "")
+                 + (", checkpoints split over TP" if rc == "full" and get("distribute_checkpoints", False) else ""))
     if get("sequence_parallel", False):
         parts.append("sequence parallel" + (" with TP comm overlapped" if get("tp_overlap", False) else ""))
     z = get("zero_stage", 0) or 0
-    parts.append(f"ZeRO-{z}" if z else "no ZeRO")
+    parts.append((f"ZeRO-{z}" if z else "no ZeRO")
+                 + (" keeping the forward's weights" if z == 3 and not get("reshard_after_forward", True) else ""))
     parts.append("comm overlapped" if get("dp_overlap", False) else "comm not overlapped")
+    if not get("flash_attention", True):
+        parts.append("no flash attention")
     return ", ".join(parts)
 
 
