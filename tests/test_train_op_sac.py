@@ -30,11 +30,12 @@ def test_stored_bytes_are_the_block_input_and_every_other_matmul_output():
     assert memory.op_sac_activation_bytes(m, 1, 1, False) < 0.5 * megatron_selective
 
 
-def _run(name, stack):
+def _run(name, stack, **plan_change):
+    """(memory, iteration time) of a check case's plan, with any plan field changed."""
     case = next(c for c in V.load_cases("train_checks.toml") if c.name == name)
     prof = V.shipped_profile(case.system.device)
-    out = train_core.core(case.workload, hardware_for(case.system, prof), prof, case.dtype, plan_arrays([case.plan]),
-                          stack=stack)
+    out = train_core.core(case.workload, hardware_for(case.system, prof), prof, case.dtype,
+                          plan_arrays([replace(case.plan, **plan_change)]), stack=stack)
     return out["memory_bytes"][0], out["iteration_time_s"][0]
 
 
@@ -48,15 +49,7 @@ def test_torchtitans_published_8b_fsdp_run_fits_below_its_measured_memory():
     assert mem_sac < 67.0 * GIB < mem_megatron
     # the attention output is kept, a third of the linear forward and the elementwise work recomputed
     assert t_sac != t_megatron
-    assert t_sac > _run_no_recompute(name, fsdp)
-
-
-def _run_no_recompute(name, stack):
-    case = next(c for c in V.load_cases("train_checks.toml") if c.name == name)
-    prof = V.shipped_profile(case.system.device)
-    plan = replace(case.plan, recompute="none")
-    return train_core.core(case.workload, hardware_for(case.system, prof), prof, case.dtype, plan_arrays([plan]),
-                           stack=stack)["iteration_time_s"][0]
+    assert t_sac > _run(name, fsdp, recompute="none")[1]
 
 
 def test_megatron_stacks_keep_core_attention_recompute():
