@@ -80,23 +80,21 @@ def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_p
     return np.where(rc == 2, full, np.where(rc == 1, selective, none)), none
 
 
-def op_sac_mm_widths(model: Any) -> list[float]:
-    """Output widths of a layer's linear layers in the order a forward runs them: q, k, v, o, then
-    gate, up, down (a gated FFN, torchtitan's w1, w3, w2) or fc1, fc2."""
+def op_sac_linear_shapes(model: Any) -> list[tuple[float, float]]:
+    """(input, output) widths of a layer's linear layers in the order a forward runs them: q, k, v, o,
+    then gate, up, down (a gated FFN, torchtitan's w1, w3, w2) or fc1, fc2."""
     kvh = float(model.heads if getattr(model, "mla", False) else model.kv_heads)
     f, h = float(model.active_ffn_width()), float(model.hidden)
-    attn = [model.heads * float(model.qk_head_dim), kvh * float(model.qk_head_dim),
-            kvh * float(model.value_head_dim), h]
-    return attn + ([f, f, h] if model.gated_ffn else [f, h])
+    o_in = float(model.heads * model.value_head_dim)
+    attn = [(h, model.heads * float(model.qk_head_dim)), (h, kvh * float(model.qk_head_dim)),
+            (h, kvh * float(model.value_head_dim)), (o_in, h)]
+    return attn + ([(h, f), (h, f), (f, h)] if model.gated_ffn else [(h, f), (f, h)])
 
 
 def op_sac_recomputed_flop_share(model: Any) -> float:
     """Share of a layer's forward linear FLOPs that op-level selective checkpointing recomputes:
     every second linear layer in forward order (op_sac_activation_bytes), by input x output width."""
-    h, f = float(model.hidden), float(model.active_ffn_width())
-    widths = op_sac_mm_widths(model)
-    ins = [h, h, h, float(model.heads * model.value_head_dim)] + ([h, h, f] if model.gated_ffn else [h, f])
-    work = [i * o for i, o in zip(ins, widths)]
+    work = [i * o for i, o in op_sac_linear_shapes(model)]
     return sum(work[1::2]) / sum(work)
 
 
@@ -114,8 +112,7 @@ def op_sac_activation_bytes(model: Any, micro_batch: Any, tp: Any, sequence_para
     t = np.asarray(tp, dtype=float)
     sp = np.asarray(sequence_parallel, dtype=bool)
     out_div = np.where(sp, t, 1.0)
-    widths = op_sac_mm_widths(model)
-    saved = widths[0::2]  # the 1st, 3rd, ... linear outputs
+    saved = [o for _, o in op_sac_linear_shapes(model)[0::2]]  # the 1st, 3rd, ... linear outputs
     row_parallel = saved[-1] if model.gated_ffn else 0.0  # down projection (gated: 7th linear, saved)
     column = sum(saved) - row_parallel
     attn_out = model.heads * float(model.value_head_dim) * 2.0 + 4.0 * model.heads  # output + fp32 log-sum-exp

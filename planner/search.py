@@ -176,8 +176,7 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
     counts = {"invalid": 0}
     b_all = [b for b in divisors(B) if _ok(pins, "micro_batch", b)]
     # a pinned interleave may be any depth (NeMo runs 10 or 12 virtual stages); searched, the usual grid
-    v_all = ([pins["interleave"]] if "interleave" in pins
-             else [v for v in (INTERLEAVE if stack.interleave else (1,))])
+    v_all = [pins["interleave"]] if "interleave" in pins else list(INTERLEAVE if stack.interleave else (1,))
     flash = bool(pins.get("flash_attention", stack.flash_attention))  # a run without it may pin it off
 
     def gen() -> Iterator[dict[str, np.ndarray]]:
