@@ -50,6 +50,10 @@ from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
 
 DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5}
+# Bytes per element of a token sent to the experts: quantized to the GEMMs' format before it
+# travels, NVFP4 with one 8-bit scale per 16 values (TensorRT-LLM fp4_quantize, scaling_vector_size
+# 16), FP8 with one scale per tensor; 16-bit GEMMs send 16-bit tokens.
+DISPATCH_BYTES = {"fp4": 0.5 + 1.0 / 16.0, "fp8": 1.0}
 MODES = ("offline", "server")
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
@@ -350,7 +354,8 @@ def precision(req: ServingRequest, fused_allreduce_norm: bool = False) -> Precis
     return Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
                      quantized_activations=req.compute_dtype in ("fp8", "fp4"),
                      fused_allreduce_norm=fused_allreduce_norm, fp8_weights=req.weights == "fp8",
-                     attention_weight_bytes=tuple(DTYPE_BYTES[d] if d != req.weights else 0.0 for d in req.attention_dtypes))
+                     attention_weight_bytes=tuple(DTYPE_BYTES[d] if d != req.weights else 0.0 for d in req.attention_dtypes),
+                     dispatch_bytes=DISPATCH_BYTES.get(req.compute_dtype, 2.0))
 
 
 class _Replica:
@@ -633,6 +638,14 @@ def _routing_note(model: Any, run: "_Run") -> tuple[str, ...]:
             "moe_expert_load_cv)",)
 
 
+def _token_travel_words(run: "_Run") -> str:
+    """How attention-DP tokens reach the experts (planner/serving_step.moe_token_comm_s)."""
+    if run.lay.ep > 1 and run.rates["value"].p2p_fabric:
+        return "a token goes once to each other GPU holding one of its experts, quantized, over the scale-up fabric"
+    return "each GPU all-gathers the others' quantized tokens and reduce-scatters the outputs: no fabric for a one-sided all-to-all" \
+        if run.lay.ep > 1 else "the tensor-split experts all-gather the tokens and reduce-scatter the outputs"
+
+
 def _untuned_blockscale_note(model: Any, run: "_Run", req: ServingRequest) -> tuple[str, ...]:
     r = run.rates["value"]
     if not pays_untuned_blockscale(model, precision(req), r):
@@ -850,8 +863,8 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
     frac = req.hbm_fraction or engine.usable_hbm_fraction
     notes = tuple(dict.fromkeys(run.notes + (
         f"replica = tp {lay.tp} x pp {lay.pp}" + (f" (ep {lay.ep})" if lay.ep > 1 else "")
-        + (" with attention data-parallel over the tp GPUs (each keeps its own streams' KV and the whole attention weights)"
-           if lay.attn_dp else "") + f" of {spec.key}; "
+        + (" with attention data-parallel over the tp GPUs (each keeps its own streams' KV and the whole attention weights; "
+           + _token_travel_words(run) + ")" if lay.attn_dp else "") + f" of {spec.key}; "
         f"{run.replicas} replica(s) in {system.key}" + ("" if req.tp else " (tp chosen for the most tokens/s per GPU)"),
         f"weights {req.weights}, activations {req.activations} (GEMMs in {req.compute_dtype}), KV cache {req.kv_cache}; "
         f"prompt {req.prompt_tokens:g}, output {req.output_tokens:g} tokens",

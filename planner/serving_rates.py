@@ -244,7 +244,8 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0,
                          eager_kernel_s=_eager_kernel_s(engine, eager, c),
                          blockscale_kblock_s=_corner(kblock, c, False),
-                         mla_heads_per_kv_pass=mla[0], mla_native_fp8_heads=mla[1])
+                         mla_heads_per_kv_pass=mla[0], mla_native_fp8_heads=mla[1],
+                         p2p_fabric=spec.scaleup_bandwidth_bytes_s is not None)
         eff[c] = _corner(engine.efficiency, c, True)
     ar_note = (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
                f"in message size ({table.source})" if table else

@@ -20,8 +20,10 @@ then once per step: the LM head (a GEMM over the decode tokens and the vocabular
 CPU scheduling time, which does not overlap the GPU work.
 Mixture-of-experts layers: each token runs k of E experts; the weights read are those of the experts
 the step touches (E(1 - (1 - k/E)^T) in expectation, uniform routing); with expert parallelism (ep)
-the experts are spread over ep GPUs and two all-to-alls (dispatch, combine) move T x k x hidden
-activations. Everything here is floats in base units; planner.serving wraps it in Estimates.
+the experts are spread over ep GPUs. Under tensor-parallel attention every GPU holds every token and
+the MLP all-reduce sums the experts' outputs; under attention DP the tokens travel (moe_token_comm_s:
+once to each other rank holding one of their experts, or all-gathered where no fabric carries a
+one-sided all-to-all). Everything here is floats in base units; planner.serving wraps it in Estimates.
 Formula sources: the weights-over-bandwidth decode floor and 2 x params FLOPs per token are the usual
 LLM-serving arithmetic (e.g. Pope et al. 2022, Efficiently Scaling Transformer Inference, section 2);
 ring all-reduce cost 2(g-1)/g x bytes / bandwidth + 2(g-1) x latency (Thakur et al. 2005).
@@ -107,6 +109,7 @@ class Rates:
     blockscale_kblock_s: float = 0.0  # per 128-wide K-block of an untuned block-scaled FP8 GEMM call (0: tuned)
     mla_heads_per_kv_pass: int = 0  # MLA decode: query heads one walk of the latent cache serves (0: all of them)
     mla_native_fp8_heads: int = 0   # ... except this many heads with an FP8 cache, served in one walk
+    p2p_fabric: bool = True  # the GPUs share a scale-up fabric (NVLink, Infinity Fabric) one-sided all-to-all kernels use
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ class Precision:
     fp8_weights: bool = False            # the weights are FP8 (not int8, the other 1-byte format)
     attention_weight_bytes: tuple[float, float] = (0.0, 0.0)  # weight widths of the attention's (input, output)
     # projections where the checkpoint keeps them apart (its quantization excludes self_attn); 0: weight_bytes
+    dispatch_bytes: float = ACT_BYTES  # bytes an element of a token sent to the experts takes (quantized first)
 
 
 @dataclass(frozen=True)
@@ -275,12 +279,6 @@ def _allreduce_s(nbytes: float, g: int, r: Rates) -> float:
     return 2.0 * (g - 1) * r.hop_latency_s + 2.0 * (g - 1) / g * nbytes / r.link_bytes_s
 
 
-def _alltoall_s(nbytes: float, g: int, r: Rates) -> float:
-    if g <= 1:
-        return 0.0
-    return (g - 1) * r.hop_latency_s + (g - 1) / g * nbytes / r.link_bytes_s
-
-
 def _expected_max_z(n: int) -> float:
     """Expected maximum of n standard normal draws (Blom's approximation, Phi^-1((n - 3/8) / (n + 1/4)))."""
     return NormalDist().inv_cdf((n - 0.375) / (n + 0.25)) if n > 1 else 0.0
@@ -424,18 +422,45 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
         comp, attn = comp + busiest_math, attn + busiest_attn
     elem = tokens * (10.0 * model.hidden + 3.0 * model.active_ffn_width() / g) * ACT_BYTES / r.hbm_bytes_s
     elem += moe_combine_bytes(model, lay, tokens) / r.hbm_bytes_s
-    # TP: two all-reduces of the activations per layer; attention DP: none (the all-to-all below
-    # carries the tokens to and from the experts)
-    comm = 0.0 if lay.attn_dp else 2.0 * _allreduce_s(tokens * model.hidden * ACT_BYTES, g, r)
-    experts = int(getattr(model, "experts", 1) or 1)
-    if experts > 1 and lay.ep > 1:
-        # each GPU sends its own tokens' expert copies (attention DP: 1/tp of the replica's tokens)
-        own = tokens / lay.tp if lay.attn_dp else tokens
-        comm += 2.0 * _alltoall_s(own * model.routed_per_layer * model.hidden * ACT_BYTES, lay.ep, r) \
-            * (1.0 + rank_imbalance(model, lay.ep, r))  # the busiest rank receives (and returns) the most
+    # TP: two all-reduces of the activations per layer (under expert parallelism too: every rank
+    # holds every token, runs its own experts on them, and the MoE all-reduce sums the experts'
+    # outputs); attention DP: none, the tokens travel to and from the experts instead
+    comm = moe_token_comm_s(model, lay, prec, tokens, r) if lay.attn_dp \
+        else 2.0 * _allreduce_s(tokens * model.hidden * ACT_BYTES, g, r)
     if lay.pp > 1:  # activations to the next stage once per step
         comm += r.hop_latency_s + tokens * model.hidden * ACT_BYTES / r.link_bytes_s / layers
     return comp, mem, attn, elem, comm
+
+
+def remote_ranks_per_token(model: Any, ep: int) -> float:
+    """Other expert-parallel ranks a token's routed experts sit on, on average: each of the ep - 1
+    holds at least one of its k experts with probability 1 - (1 - 1/ep)^k (uniform routing, experts
+    spread evenly over the ranks)."""
+    return (ep - 1) * (1.0 - (1.0 - 1.0 / ep) ** model.active_experts) if ep > 1 else 0.0
+
+
+def moe_token_comm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> float:
+    """Seconds a layer spends moving attention-DP tokens to the experts and their outputs back, per
+    GPU (`tokens` of the tp group's replica, tokens / tp its own). Two ways, as TensorRT-LLM chooses
+    (tensorrt_llm/_torch/modules/fused_moe/communication/communication_factory.py: a one-sided
+    all-to-all where the GPUs share an NVLink fabric and each rank holds whole experts, else
+    AllGatherReduceScatter, 'the fallback, always works'):
+    - all-to-all: a token goes once to each other rank holding one of its experts (the dispatch
+      sends per rank, the combine sums a rank's experts before sending back), and the busiest rank
+      receives the most (rank_imbalance);
+    - all-gather + reduce-scatter over the tp group: every rank gathers every token, quantized
+      first ('AllGather ALWAYS supports post-quant dispatch', allgather_reducescatter.py), and the
+      16-bit outputs are reduce-scattered back.
+    MoE models with the experts tensor-split (ep 1: TensorRT-LLM's moe_tp_size != 1) take the
+    second. Layers without experts (DeepSeek's first three) run replicated: nothing moves."""
+    g = lay.tp
+    if g <= 1 or not model.moe:
+        return 0.0
+    own, width = tokens / g, model.hidden * (prec.dispatch_bytes + ACT_BYTES)
+    if lay.ep > 1 and lay.ep == g and r.p2p_fabric:
+        a2a = 2.0 * (lay.ep - 1) * r.hop_latency_s + own * remote_ranks_per_token(model, lay.ep) * width / r.link_bytes_s
+        return model.moe_layer_fraction * a2a * (1.0 + rank_imbalance(model, lay.ep, r))
+    return model.moe_layer_fraction * (2.0 * (g - 1) * r.hop_latency_s + (g - 1) * own * width / r.link_bytes_s)
 
 
 def moe_combine_bytes(model: Any, lay: Layout, tokens: float) -> float:

@@ -26,7 +26,7 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 1.02, 0.84),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 1.25, 0.84),
                                                                    ("amd", 0.105, 0.52, 0.90)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
@@ -96,7 +96,16 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     Offline row (+18%) just past their high ends, CoreWeave's GB300 Server row +91.9% -> +101.7%;
     the long-prompt TensorRT-LLM rows the model ran slow move 2 points up; nvidia 11.4% / 91.9% / 87%
     -> 11.6% / 101.7% / 85%, amd unchanged (9.0% / 51.3% / 100%). The guard follows the fix: e^2 was
-    an unsourced extra factor standing in for costs of those rows that are still not found."""
+    an unsourced extra factor standing in for costs of those rows that are still not found. With a
+    MoE layer's token traffic as the engines move it (stop 71, planner/serving_step.moe_token_comm_s):
+    no all-to-all under tensor-parallel attention (the MLP all-reduce sums the experts' outputs), and
+    under attention DP one quantized copy per other rank a token's experts sit on (it was k 16-bit
+    copies): TensorRT-LLM's DeepSeek-R1 attention-DP rows -0.1/+5.5/+20.5% -> +13.4/+24.0/+31.0%,
+    the MLPerf GB300 rows -4..+1% -> +7..+10%, CoreWeave's GB300 Server row +95.9% -> +122.5%, the
+    MLPerf v6.0 B300/GB300 DeepSeek-R1 rows -48..-37% -> -42..-29%; nvidia 11.2% / 95.9% / 88% ->
+    11.6% / 122.5% / 88%, amd unchanged. The old count was wrong for every engine (TensorRT-LLM
+    communication_factory.py: no MoE communication without attention DP; dispatch per rank); what
+    it stood in for on the attention-DP rows is not found."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0

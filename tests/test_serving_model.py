@@ -140,13 +140,40 @@ def test_concurrency_beyond_the_kv_memory_queues():
     assert r[2].tokens_per_s_system.value >= r[1].tokens_per_s_system.value
 
 
-def test_moe_reads_touched_experts_and_ep_adds_all_to_all():
+def test_moe_reads_touched_experts():
     mx = load_model("mixtral-8x7b")
     a = step_time(mx, Layout(tp=2), Precision(1.0, 1.0), decode=1, prefill=0, context=100, prompt=100, r=RATES)
     b = step_time(mx, Layout(tp=2), Precision(1.0, 1.0), decode=512, prefill=0, context=100, prompt=100, r=RATES)
     assert b.gemm_memory_s > 3 * a.gemm_memory_s  # 1 token touches 2 of 8 experts, 512 touch all 8
-    ep = step_time(mx, Layout(tp=2, ep=2), Precision(1.0, 1.0), 512, 0, 100, 100, RATES)
-    assert ep.comm_s > b.comm_s
+
+
+def _moe_comm(model, lay, r=RATES, dispatch=2.0):
+    return step_time(model, lay, Precision(1.0, 1.0, dispatch_bytes=dispatch), 512, 0, 100, 100, r).comm_s
+
+
+def test_expert_parallelism_under_tp_attention_moves_no_tokens():
+    """Every TP rank holds every token; the MLP all-reduce sums the experts' outputs (TensorRT-LLM's
+    communication factory returns no MoE communication without attention DP)."""
+    mx = load_model("mixtral-8x7b")
+    assert _moe_comm(mx, Layout(tp=2, ep=2)) == pytest.approx(_moe_comm(mx, Layout(tp=2)))
+
+
+def test_attention_dp_tokens_travel_once_per_rank_or_all_gathered_without_a_fabric():
+    ds = load_model("deepseek-r1")
+    lay = Layout(tp=8, ep=8, attn_dp=True)
+    own = 512 / 8 * ds.hidden * (1.0 + 2.0) * ds.moe_layer_fraction
+    flat = replace(RATES, hop_latency_s=0.0, moe_rank_imbalance_ep32=0.0)
+    # one copy to each other rank holding one of the token's 8 experts: 7 x (1 - (7/8)^8) = 4.59
+    a2a = _moe_comm(ds, lay, flat, dispatch=1.0) / ds.layers
+    assert a2a == pytest.approx(own * 7 * (1 - (7 / 8) ** 8) / flat.link_bytes_s)
+    # no shared fabric: every rank gathers every other rank's tokens (7 of them) and reduce-scatters back
+    gathered = _moe_comm(ds, lay, replace(flat, p2p_fabric=False), dispatch=1.0) / ds.layers
+    assert gathered == pytest.approx(own * 7 / flat.link_bytes_s)
+    # quantized tokens travel lighter; the busiest rank receives more
+    assert _moe_comm(ds, lay, flat, dispatch=0.5625) < _moe_comm(ds, lay, flat, dispatch=1.0)
+    assert _moe_comm(ds, lay, replace(RATES, moe_rank_imbalance_ep32=1.5)) > _moe_comm(ds, lay, RATES)
+    # experts tensor-split under attention DP (ep 1): all-gather and reduce-scatter, not nothing
+    assert _moe_comm(ds, Layout(tp=8, ep=1, attn_dp=True), flat) > 0.0
 
 
 def test_replica_larger_than_the_system_does_not_fit():

@@ -24,6 +24,13 @@ does (seeds/serving.toml [engines.trtllm] windowed_kv_memory, with the source): 
 135.4% max, 63% inside; gpt-oss +28..+65% (from +35..+81%), Llama 4 Maverick on B200/GB200 DEP4 -2..+1%
 (1k/32k +44 -> +5%), on H200 DEP8 1k/32k +144 -> +61%; no other check set moves (the InferenceMAX
 TensorRT-LLM gpt-oss rows run at most 128 streams, which fit either way).
+Then a MoE layer's token traffic as TensorRT-LLM moves it (stop 71, serving_step.moe_token_comm_s):
+where the GPUs share no NVLink (RTX PRO 6000) an all-gather of the quantized tokens and a reduce-
+scatter of the 16-bit outputs, elsewhere one copy per other rank a token's experts sit on (it was k
+16-bit copies): the RTX PRO 6000 attention-DP rows -41..0% -> 0..+30% (Qwen3-30B 2 GPUs 1k/1k -41.2%
+-> +6.1%), while the NVLink attention-DP rows, already fast, move faster (Qwen3-235B B200 1k/1k +26.7%
+-> +59.6%, DeepSeek-R1 H200 +17.5% -> +33.0%, DeepSeek-R1 B200 1k/1k -15.5% -> +1.4%): nvidia 23.9% /
+135.4% / 63% -> 25.5% / 137.7% / 63%.
 The guards below hold these figures so a change that moves them says so."""
 from dataclasses import replace
 
@@ -62,7 +69,7 @@ def test_cases_are_new_sanity_rows_of_the_page():
 def test_every_case_runs_and_errors_stay_where_they_were(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
     mean = sum(abs(r["error"]) for r in rows) / len(rows)
-    assert mean <= 0.245 and max(abs(r["error"]) for r in rows) <= 1.36
+    assert mean <= 0.26 and max(abs(r["error"]) for r in rows) <= 1.39
     assert sum(r["inside"] for r in rows) / len(rows) >= 0.62
 
 
