@@ -91,6 +91,9 @@ class ServingRequest:
     ep: int = 1
     attention_dp: bool | None = None       # attention data-parallel over the tp GPUs (TensorRT-LLM, SGLang);
                                            # None: tried beside plain TP for a MoE model when tp is searched
+    split_experts: bool = False            # under attention DP, every expert split over the tp GPUs instead of
+                                           # whole experts spread over them (TensorRT-LLM without an expert-parallel
+                                           # size: its Mapping sets moe_tp_size = tp, moe_ep_size = 1)
     weights: str = "bf16"
     activations: str = "bf16"
     kv_cache: str = "bf16"
@@ -126,6 +129,11 @@ class ServingRequest:
             raise BadInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", "pass --mode offline or --mode server")
         if self.attention_dp is not None and not isinstance(self.attention_dp, bool):
             raise BadInput(f"attention DP must be true or false, got {self.attention_dp!r}", "pass --attention-dp or leave it out")
+        if not isinstance(self.split_experts, bool):
+            raise BadInput(f"split experts must be true or false, got {self.split_experts!r}", "pass --split-experts or leave it out")
+        if self.split_experts and (self.attention_dp is not True or self.ep > 1):
+            raise BadInput("--split-experts splits each expert over the attention-DP GPUs; it needs --attention-dp and no --ep",
+                           "add --attention-dp and drop --ep, or drop --split-experts")
         if self.allreduce_fusion is not None and not isinstance(self.allreduce_fusion, bool):
             raise BadInput(f"all-reduce fusion must be true or false, got {self.allreduce_fusion!r}",
                            "pass --allreduce-fusion or --no-allreduce-fusion, or leave it out for the engine's default")
@@ -318,9 +326,9 @@ def _check_layout(model: Any, system: SystemSpec, lay: Layout) -> None:
     if lay.pp > model.layers:
         raise BadInput(f"--pp {lay.pp} is more than the model's {model.layers} layers", "pass a smaller --pp")
     # The model-level conditions (a MoE model, an expert count --ep divides) are _check_expert_flags'.
-    if lay.attn_dp and lay.ep != lay.tp:
+    if lay.attn_dp and lay.ep not in (1, lay.tp):
         raise BadInput("--attention-dp spreads the attention over the tp GPUs and the experts over the same GPUs",
-                       "use it with --ep equal to --tp")
+                       "use it with --ep equal to --tp, or --split-experts to split every expert over them")
     if lay.ep > lay.tp * lay.pp:
         raise BadInput(f"--ep {lay.ep} is more than tp x pp = {lay.tp * lay.pp} GPUs per replica",
                        "pass an --ep of at most tp x pp")
@@ -672,11 +680,12 @@ def _check_expert_flags(model: Any, model_name: str, req: ServingRequest) -> Non
 
 def _layouts(model: Any, system: SystemSpec, req: ServingRequest) -> list[Layout]:
     """The layouts to try: the user's tp, else every power of two within a node (and pipelines of
-    nodes). Attention DP spreads the experts over the same tp GPUs (ep = tp unless given); unless
+    nodes). Attention DP spreads the experts over the same tp GPUs (ep = tp unless given, or each expert split
+    over them with split_experts); unless
     the user says, a MoE model's searched layouts are tried with and without it."""
     def lay(tp: int, pp: int, dp_attn: bool) -> Layout:
         dp_attn = dp_attn and tp > 1
-        ep = tp if dp_attn and req.ep <= 1 else int(req.ep)
+        ep = (1 if req.split_experts else tp) if dp_attn and req.ep <= 1 else int(req.ep)
         return Layout(tp, pp, ep, dp_attn)
 
     if req.tp:

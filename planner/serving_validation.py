@@ -31,7 +31,7 @@ _REQUEST_KEYS = {  # TOML key (unit in the name) -> (ServingRequest field, scale
     "mode": ("mode", None), "batch": ("batch", None), "concurrency": ("concurrency", None),
     "request_rate_per_s": ("request_rate_per_s", 1.0), "ttft_target_ms": ("ttft_target_s", 1e-3),
     "tpot_target_ms": ("tpot_target_s", 1e-3), "percentile": ("percentile", None), "tp": ("tp", None),
-    "pp": ("pp", None), "ep": ("ep", None), "attention_dp": ("attention_dp", None), "weights": ("weights", None), "activations": ("activations", None),
+    "pp": ("pp", None), "ep": ("ep", None), "attention_dp": ("attention_dp", None), "split_experts": ("split_experts", None), "weights": ("weights", None), "activations": ("activations", None),
     "kv_cache": ("kv_cache", None), "attention_weights": ("attention_weights", None),
     "attention_out_weights": ("attention_out_weights", None), "engine": ("engine", None), "max_batch": ("max_batch", None),
     "length_cv2": ("length_cv2", None), "requests": ("requests", None),

@@ -21,7 +21,8 @@ FLAGS = {"prompt_tokens_mean": "--prompt-tokens", "output_tokens_mean": "--outpu
          "max_num_tokens": "--max-num-tokens", "spec_tokens": "--spec-tokens", "spec_acceptance": "--spec-acceptance",
          "hbm_fraction": "--hbm-fraction"}
 SWITCHES = {"attention_dp": ("--attention-dp", "--attention-tp"),
-            "allreduce_fusion": ("--allreduce-fusion", "--no-allreduce-fusion")}
+            "allreduce_fusion": ("--allreduce-fusion", "--no-allreduce-fusion"),
+            "split_experts": ("--split-experts", "--whole-experts")}
 SETS = ("validation.toml", "serving_checks.toml", "serving_checks_inferencemax.toml",
         "serving_checks_trtllm017.toml", "serving_checks_trtllm_moe.toml")
 EVERY = 25  # rows sampled per set: the first and every 25th

@@ -176,6 +176,26 @@ def test_attention_dp_tokens_travel_once_per_rank_or_all_gathered_without_a_fabr
     assert _moe_comm(ds, Layout(tp=8, ep=1, attn_dp=True), flat) > 0.0
 
 
+@pytest.mark.parametrize("kw", [dict(split_experts=True), dict(split_experts=True, attention_dp=True, ep=2),
+                                dict(split_experts="yes", attention_dp=True)])
+def test_split_experts_needs_attention_dp_and_no_ep(kw):
+    with pytest.raises(BadInput):
+        sv.ServingRequest(**kw)
+
+
+def test_split_experts_under_attention_dp_is_the_experts_tensor_split():
+    """TensorRT-LLM's Mapping with no expert-parallel size: moe_tp_size = tp, so every GPU holds a
+    slice of every expert and the step's tokens are all-gathered to it; with whole experts (ep = tp)
+    the busiest rank sets the pace."""
+    gpt = load_model("gpt-oss-120b")
+    req = dict(tp=2, attention_dp=True, weights="fp4", activations="fp8", kv_cache="fp8", engine="trtllm", concurrency=64)
+    split = sv.estimate_serving(gpt, "g", load_system("node-8x-b200").with_gpus(2), sv.ServingRequest(split_experts=True, **req))
+    whole = sv.estimate_serving(gpt, "g", load_system("node-8x-b200").with_gpus(2), sv.ServingRequest(**req))
+    assert split.ep == 1 and whole.ep == 2
+    assert any("tensor-split experts" in n for n in split.assumptions)
+    assert split.tokens_per_s_system.value != whole.tokens_per_s_system.value
+
+
 def test_replica_larger_than_the_system_does_not_fit():
     with pytest.raises(DoesNotFit):
         sv.estimate_serving(L70, "l", load_system("node-8x-h100"), sv.ServingRequest(tp=16, **FP8))

@@ -113,6 +113,9 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           ep: Optional[int] = typer.Option(None, "--ep", help="expert-parallel GPUs (MoE)"),
           attention_dp: Optional[bool] = typer.Option(None, "--attention-dp/--attention-tp",
                                                       help="MoE: attention data-parallel over the tp GPUs, experts over --ep = --tp"),
+          split_experts: bool = typer.Option(False, "--split-experts/--whole-experts",
+                                             help="with --attention-dp: split every expert over the tp GPUs instead of spreading "
+                                                  "whole experts over them (TensorRT-LLM's mapping when no expert-parallel size is given)"),
           weights: Optional[str] = typer.Option(None, "--weights", help="weight dtype: bf16 | fp8 | fp4"),
           activations: Optional[str] = typer.Option(None, "--activations", help="activation dtype (fp8 with fp8 weights = fp8 GEMMs)"),
           kv_cache: Optional[str] = typer.Option(None, "--kv-cache", help="KV cache dtype: bf16 | fp16 | fp8 | int8 | fp4 | fp32"),
@@ -157,7 +160,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
     flags = dict(mode=mode, prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch, concurrency=concurrency,
                  request_rate_per_s=request_rate, ttft_target_s=ttft_ms / 1e3 if ttft_ms is not None else None,
                  tpot_target_s=tpot_ms / 1e3 if tpot_ms is not None else None, percentile=percentile.strip().lower() if percentile else None,
-                 tp=tp or gpus_per_replica, pp=pp, ep=ep, attention_dp=attention_dp, weights=weights, activations=activations, kv_cache=kv_cache,
+                 tp=tp or gpus_per_replica, pp=pp, ep=ep, attention_dp=attention_dp, split_experts=split_experts, weights=weights, activations=activations, kv_cache=kv_cache,
                  attention_weights=attention_weights,
                  attention_out_weights=attention_out_weights, dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
