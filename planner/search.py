@@ -84,7 +84,7 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
     z = pins.get("zero_stage")
     if z is not None and z not in stack.zero_stages():
         raise BadInput(f"--zero {z}: stack {stack.key} runs ZeRO stages {', '.join(map(str, stack.zero_stages()))} only",
-                       "pin a stage it runs, or pick a stack that shards further (--stack fsdp, deepspeed, "
+                       "pin a stage it runs, or pick a stack that runs every stage (--stack fsdp, deepspeed, "
                        "torchtitan-rocm)")
     if pins.get("tp_overlap") and not stack.tp_comm_overlap:
         raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",

@@ -125,7 +125,7 @@ def test_bad_profile_file(tmp_path):
 
 
 @pytest.mark.parametrize("args,msg", [
-    (("--zero", "3"), "--zero 3: stack megatron-lm-rocm runs ZeRO stages 0, 1 only"),
+    (("--zero", "2"), "--zero 2: stack megatron-lm-rocm runs ZeRO stages 0, 1, 3 only"),
     (("--micro-batch", "3", "--global-batch", "64"),
      "no plan on any of the 4 usable GPU counts up to 8 satisfies --micro-batch 3"),
     (("--micro-batch", "3", "--global-batch", "64", "--gpus", "8"), "no plan on 8 GPUs satisfies --micro-batch 3"),
