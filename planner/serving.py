@@ -42,9 +42,9 @@ from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
-from recoque.planner.serving_step import (Layout, Precision, StepTime, blockscale_kblocks_per_layer, draft_time,
+from recoque.planner.serving_step import (ACT_BYTES, Layout, Precision, StepTime, blockscale_kblocks_per_layer, draft_time,
                                           attention_split, has_tp_allreduce, kv_bytes_per_token_per_gpu, layer_kernels, moe_tp,
-                                          pays_untuned_blockscale, step_time)
+                                          pays_untuned_blockscale, step_time, tokens_by_alltoall)
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
@@ -363,7 +363,7 @@ def precision(req: ServingRequest, fused_allreduce_norm: bool = False) -> Precis
                      quantized_activations=req.compute_dtype in ("fp8", "fp4"),
                      fused_allreduce_norm=fused_allreduce_norm, fp8_weights=req.weights == "fp8",
                      attention_weight_bytes=tuple(DTYPE_BYTES[d] if d != req.weights else 0.0 for d in req.attention_dtypes),
-                     dispatch_bytes=DISPATCH_BYTES.get(req.compute_dtype, 2.0))
+                     dispatch_bytes=DISPATCH_BYTES.get(req.compute_dtype, ACT_BYTES))
 
 
 class _Replica:
@@ -648,10 +648,11 @@ def _routing_note(model: Any, run: "_Run") -> tuple[str, ...]:
 
 def _token_travel_words(run: "_Run") -> str:
     """How attention-DP tokens reach the experts (planner/serving_step.moe_token_comm_s)."""
-    if run.lay.ep > 1 and run.rates["value"].p2p_fabric:
+    if tokens_by_alltoall(run.lay, run.rates["value"]):
         return "a token goes once to each other GPU holding one of its experts, quantized, over the scale-up fabric"
-    return "each GPU all-gathers the others' quantized tokens and reduce-scatters the outputs: no fabric for a one-sided all-to-all" \
-        if run.lay.ep > 1 else "the tensor-split experts all-gather the tokens and reduce-scatter the outputs"
+    if run.lay.ep > 1:
+        return "each GPU all-gathers the others' quantized tokens and reduce-scatters the outputs: no fabric for a one-sided all-to-all"
+    return "the tensor-split experts all-gather the tokens and reduce-scatter the outputs"
 
 
 def _untuned_blockscale_note(model: Any, run: "_Run", req: ServingRequest) -> tuple[str, ...]:

@@ -439,6 +439,12 @@ def remote_ranks_per_token(model: Any, ep: int) -> float:
     return (ep - 1) * (1.0 - (1.0 - 1.0 / ep) ** model.active_experts) if ep > 1 else 0.0
 
 
+def tokens_by_alltoall(lay: Layout, r: Rates) -> bool:
+    """Whether attention-DP tokens reach whole experts by a one-sided all-to-all (a scale-up fabric
+    and expert parallelism) rather than by all-gather and reduce-scatter (moe_token_comm_s)."""
+    return lay.ep > 1 and r.p2p_fabric
+
+
 def moe_token_comm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> float:
     """Seconds a layer spends moving attention-DP tokens to the experts and their outputs back, per
     GPU (`tokens` of the tp group's replica, tokens / tp its own). Two ways, as TensorRT-LLM chooses
@@ -457,7 +463,7 @@ def moe_token_comm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r:
     if g <= 1 or not model.moe:
         return 0.0
     own, width = tokens / g, model.hidden * (prec.dispatch_bytes + ACT_BYTES)
-    if lay.ep > 1 and lay.ep == g and r.p2p_fabric:
+    if tokens_by_alltoall(lay, r):  # under attention DP ep is tp or 1 (serving._check_layout)
         a2a = 2.0 * (lay.ep - 1) * r.hop_latency_s + own * remote_ranks_per_token(model, lay.ep) * width / r.link_bytes_s
         return model.moe_layer_fraction * a2a * (1.0 + rank_imbalance(model, lay.ep, r))
     return model.moe_layer_fraction * (2.0 * (g - 1) * r.hop_latency_s + (g - 1) * own * width / r.link_bytes_s)
