@@ -5,7 +5,12 @@
     dp    data-parallel replicas; tp * cp * pp * dp = GPUs
     cp    context-parallel size: each sequence split over cp GPUs, attention as a ring over them
           (Megatron-Core context parallelism; Llama 3 used CP 16 for 128K sequences)
-    ep    expert-parallel size for mixture-of-experts (divides dp and the expert count)
+    ep    expert-parallel size for mixture-of-experts (divides the expert count)
+    etp   expert tensor-parallel size: each expert split over etp GPUs (Megatron-Core
+          --expert-tensor-parallel-size). The experts are laid out over a stage's tp x cp x dp
+          ranks as etp x ep x edp (edp: expert data-parallel replicas), so etp x ep must divide
+          tp x cp x dp. 0 = Megatron-Core's default, etp = tp, where that divides, else 1;
+          Megatron-Bridge's MoE recipes set 1 (recipes/qwen/h100/qwen3_moe.py)
     micro_batch            sequences per micro-batch
     recompute              "none" | "selective" (attention core, Korthikanti et al. 2022 sec. 5) | "full"
     sequence_parallel      Korthikanti et al. 2022 sec. 4.2.2 (LayerNorm/dropout split over tp)
@@ -61,20 +66,28 @@ class ExecutionPlan:
     tp_overlap: bool = False
     cp_a2a: bool = False  # context parallelism by all-to-all instead of the K/V ring
     ep_overlap: bool = False  # expert all-to-alls hidden behind another micro-batch's compute
+    etp: int = 0  # expert tensor-parallel size; 0 (resolved on construction): tp where tp x ep divides the stage's ranks, else 1
 
     def __post_init__(self) -> None:
         for k in ("tp", "pp", "dp", "micro_batch", "interleave", "ep", "cp"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise BadInput(f"plan: `{k}` must be a positive integer, got {v!r}", "fix the plan")
-        if isinstance(self.recompute_layers, bool) or not isinstance(self.recompute_layers, int) \
-                or self.recompute_layers < 0:
-            raise BadInput(f"plan: recompute_layers must be a non-negative integer, got {self.recompute_layers!r}",
-                           "fix the plan")
+        for k in ("recompute_layers", "etp"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise BadInput(f"plan: {k} must be a non-negative integer, got {v!r}", "fix the plan")
+        # 0 asks for the default; the plan keeps the size it runs, so that equal plans compare equal
+        object.__setattr__(self, "etp", expert_tp_size(self.etp, self.tp, self.tp * self.cp * self.dp, self.ep))
         if self.recompute not in RECOMPUTE:
             raise BadInput(f"plan: recompute must be one of {RECOMPUTE}, got {self.recompute!r}", "fix the plan")
         if self.zero_stage not in (0, 1, 2, 3):
             raise BadInput(f"plan: zero_stage must be 0..3, got {self.zero_stage!r}", "fix the plan")
+
+    @property
+    def expert_dp(self) -> int:
+        """Expert data-parallel replicas: the stage's tp x cp x dp ranks over etp x ep."""
+        return self.tp * self.cp * self.dp // (self.etp * self.ep)
 
     @property
     def gpus(self) -> int:
@@ -109,8 +122,11 @@ class ExecutionPlan:
             out.append(f"cp {self.cp} by all-to-all must divide the {model.heads // self.tp} heads per TP rank")
         if self.cp > 1 and model.seq_len % (2 * self.cp):
             out.append(f"cp {self.cp}: sequence {model.seq_len} must split into 2*cp equal chunks")
-        if self.ep > 1 and (self.dp % self.ep or model.experts % self.ep):
-            out.append(f"ep {self.ep} must divide dp {self.dp} and experts {model.experts}")
+        if self.ep > 1 and model.experts % self.ep:
+            out.append(f"ep {self.ep} must divide the {model.experts} experts")
+        stage = self.tp * self.cp * self.dp
+        if model.moe and stage % (self.etp * self.ep):
+            out.append(f"etp {self.etp} x ep {self.ep} must divide tp x cp x dp = {stage}")
         return out
 
     def label(self) -> str:
@@ -122,7 +138,8 @@ class ExecutionPlan:
             parts.append("dist-ckpt")
         parts.append(f"ZeRO{self.zero_stage}" + ("" if self.zero_stage < 3 or self.reshard_after_forward else "-noreshard"))
         if self.ep > 1:
-            parts.append(f"EP{self.ep}" + ("+a2a-overlap" if self.ep_overlap else ""))
+            parts.append(f"EP{self.ep}" + (f"/ETP{self.etp}" if self.etp != self.tp else "")
+                         + ("+a2a-overlap" if self.ep_overlap else ""))
         if self.dp_overlap and self.dp > 1:
             parts.append("overlap")
         if not self.flash_attention:
@@ -131,6 +148,15 @@ class ExecutionPlan:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def expert_tp_size(etp: int, tp: int, stage_ranks: int, ep: int) -> int:
+    """etp as given, or for 0 Megatron-Core's default (tp) where tp x ep divides the stage's
+    tp x cp x dp ranks, else 1 (Megatron-Bridge's MoE recipes' setting, the one size that always fits an ep
+    dividing them)."""
+    if etp:
+        return etp
+    return tp if stage_ranks % (tp * ep) == 0 else 1
 
 
 def plan_from_mapping(raw: Mapping[str, Any], where: str = "plan") -> ExecutionPlan:

@@ -33,12 +33,12 @@ def layer_gemms_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple
     return [(2.0 * m * n * k, count) for m, n, k, count in layer_gemm_shapes_fwd(model, tokens, tp, ep)]
 
 
-def layer_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple[Any, Any, Any, Any]]:
+def layer_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1, etp: Any = None) -> list[tuple[Any, Any, Any, Any]]:
     """The forward GEMMs of `layer_gemms_fwd` as (m, n, k, how many), for the shape-aware GEMM
     model: m = tokens (per expert for MoE), n = output columns on this GPU, k = inner. The attention
     GEMMs come first (`attention_gemm_shapes_fwd`), then the FFN's; "how many" may be a fraction:
     the average layer of a model whose first layers are dense and the rest MoE."""
-    return attention_gemm_shapes_fwd(model, tokens, tp) + ffn_gemm_shapes_fwd(model, tokens, tp, ep)
+    return attention_gemm_shapes_fwd(model, tokens, tp) + ffn_gemm_shapes_fwd(model, tokens, tp, ep, etp)
 
 
 def attention_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any) -> list[tuple[Any, Any, Any, Any]]:
@@ -57,10 +57,12 @@ def attention_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any) -> list[tuple[An
     return [(tokens, (q + 2.0 * kv) / tp, h, 1.0), (tokens, h, q / tp, 1.0)]
 
 
-def ffn_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[tuple[Any, Any, Any, Any]]:
+def ffn_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1, etp: Any = None) -> list[tuple[Any, Any, Any, Any]]:
     """FFN in (gate and up fused when gated) and out. Mixture-of-experts: each GPU holds experts/ep
-    experts, each seeing tokens*active*ep/experts tokens (balanced routing); shared experts run as
-    one dense FFN of their joint width; dense-first layers count by their share of the layers."""
+    experts, each split over etp GPUs (default tp) and seeing tokens*active*ep*etp/(experts*tp)
+    tokens (balanced routing: a GPU's share of the expert work is 1/tp of its TP group's tokens,
+    whatever the split); shared experts run as one dense FFN of their joint width; dense-first
+    layers count by their share of the layers."""
     h = float(model.hidden)
     g = 2.0 if model.gated_ffn else 1.0
     tp = np.asarray(tp, dtype=float)
@@ -69,9 +71,10 @@ def ffn_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1) -> list[t
         return [(tokens, g * f / tp, h, 1.0), (tokens, h, f / tp, 1.0)]
     m = float(getattr(model, "moe_layer_fraction", 1.0))
     f = float(model.ffn_hidden)
-    t_exp = tokens * model.active_experts * ep / model.experts
+    etp = tp if etp is None else np.asarray(etp, dtype=float)
+    t_exp = tokens * model.active_experts * ep * etp / (model.experts * tp)
     n_exp = m * model.experts / (ep * np.ones_like(tp))
-    out = [(t_exp, g * f / tp, h, n_exp), (t_exp, h, f / tp, n_exp)]
+    out = [(t_exp, g * f / etp, h, n_exp), (t_exp, h, f / etp, n_exp)]
     shared = float(getattr(model, "shared_experts", 0)) * f
     if shared:
         out += [(tokens, g * shared / tp, h, m), (tokens, h, shared / tp, m)]

@@ -47,7 +47,7 @@ PIN_KEYS = {"tp": "tp", "pp": "pp", "vpp": "interleave", "interleave": "interlea
             "reshard_after_forward": "reshard_after_forward", "dp_overlap": "dp_overlap",
             "recompute_layers": "recompute_layers", "distribute_checkpoints": "distribute_checkpoints",
             "tp_overlap": "tp_overlap", "cp_a2a": "cp_a2a", "ep_overlap": "ep_overlap",
-            "flash_attention": "flash_attention"}
+            "flash_attention": "flash_attention", "etp": "etp"}
 
 
 def divisors(n: int) -> list[int]:
@@ -109,9 +109,19 @@ def _ok(pins: Mapping[str, Any], key: str, value: Any) -> bool:
     return key not in pins or pins[key] == value
 
 
+def _expert_layouts(model: Any, tp: int, stage_ranks: int, pins: Mapping[str, Any]) -> list[tuple[int, int]]:
+    """(ep, etp) pairs for a MoE stage of tp x cp x dp ranks: each expert whole on one GPU (etp 1)
+    or split like the attention (etp = tp, Megatron-Core's default), etp x ep dividing the ranks."""
+    if not model.moe:
+        return [(1, 0)]  # 0: no experts to lay out (the plan's default)
+    etps = [int(pins["etp"])] if pins.get("etp") else sorted({tp, 1})
+    return [(e, t) for t in etps for e in divisors(model.experts)
+            if stage_ranks % (t * e) == 0 and _ok(pins, "ep", e) and (e > 1 or not pins.get("ep_overlap"))]
+
+
 def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Mapping[str, Any],
-               tp_intra: bool, dp_intra: bool, pp: int = 1) -> dict[str, np.ndarray]:
-    """Every combination of the per-plan switches for one (tp, dp), as parallel arrays."""
+               tp_intra: bool, dp_intra: bool, pp: int = 1, cp: int = 1) -> dict[str, np.ndarray]:
+    """Every combination of the per-plan switches for one (tp, cp, dp), as parallel arrays."""
     # A pinned mode only needs the stack to be capable of it; unpinned, the stack's practice
     # (recompute_modes) limits the choice.
     rc = ([c for c in ((0, 1, 2) if stack.selective_recompute else (0, 2)) if _ok(pins, "recompute", c)]
@@ -135,8 +145,7 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     if not full and True in ov_all and "dp_overlap" not in pins:  # a pin is never pruned away
         ov_all = [True]
     ov = [x for x in ov_all if _ok(pins, "dp_overlap", x)] if dp > 1 else ov_all
-    ep = [e for e in divisors(model.experts) if dp % e == 0 and _ok(pins, "ep", e)
-          and (e > 1 or not pins.get("ep_overlap"))] if model.moe else [1]
+    ep = list(range(len(_expert_layouts(model, tp, tp * cp * dp, pins))))  # indices of the (ep, etp) pairs
     rows = []
     for z in zs:
         rs = [True, False] if z >= 3 else [True]
@@ -144,7 +153,7 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
         for r in rs:
             rows.append((z, r))
     if not rows or not rc or not sp or not ov or not ep:
-        return {k: np.empty(0) for k in ("recompute", "sequence_parallel", "zero_stage", "dp_overlap", "ep",
+        return {k: np.empty(0) for k in ("recompute", "sequence_parallel", "zero_stage", "dp_overlap", "ep", "etp",
                                          "reshard_after_forward")}
     zi = np.arange(len(rows))
     grids = np.meshgrid(rc, sp, zi, ov, ep, indexing="ij")
@@ -152,6 +161,8 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     zr = np.array(rows, dtype=object)
     g["zero_stage"] = np.array([rows[i][0] for i in g["zi"]], dtype=int)
     g["reshard_after_forward"] = np.array([rows[i][1] for i in g["zi"]], dtype=bool)
+    layouts = np.array(_expert_layouts(model, tp, tp * cp * dp, pins), dtype=int).reshape(-1, 2)
+    g["ep"], g["etp"] = layouts[g["ep"], 0], layouts[g["ep"], 1]
     del g["zi"], zr
     return g
 
@@ -196,9 +207,9 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     tp_intra = tp <= gpus_per_node
                     dp_intra = tp * cp * dp <= gpus_per_node
                     # the switches depend on tp, dp and pp only through these (dp itself for MoE's ep)
-                    fkey = (tp > 1, dp if model.moe else dp > 1, pp > 1, tp_intra, dp_intra)
+                    fkey = (tp > 1, (tp, cp, dp) if model.moe else dp > 1, pp > 1, tp_intra, dp_intra)
                     if fkey not in flag_cache:
-                        flag_cache[fkey] = _flag_grid(tp, dp, model, full, stack, pins, tp_intra, dp_intra, pp)
+                        flag_cache[fkey] = _flag_grid(tp, dp, model, full, stack, pins, tp_intra, dp_intra, pp, cp)
                     flags = flag_cache[fkey]
                     nf = len(flags["recompute"])
                     raw = len(b_all) * len(v_all)

@@ -88,7 +88,7 @@ RUN_TO_RUN_SLOWER = {"one_node": 0.06, "multi_node": 0.24}
 
 PLAN_FIELDS = ("tp", "pp", "dp", "micro_batch", "interleave", "recompute", "sequence_parallel",
                "zero_stage", "dp_overlap", "flash_attention", "ep", "cp", "reshard_after_forward", "recompute_layers",
-               "distribute_checkpoints", "tp_overlap", "cp_a2a", "ep_overlap")
+               "distribute_checkpoints", "tp_overlap", "cp_a2a", "ep_overlap", "etp")
 BREAKDOWN_KEYS = ("compute_s", "tp_comm_s", "ep_comm_s", "cp_comm_s", "p2p_s", "bubble_s", "dp_exposed_s",
                   "zero3_exposed_s", "optimizer_s", "emb_sync_s")
 
@@ -174,6 +174,7 @@ def plan_arrays(plans: list[ExecutionPlan]) -> dict[str, np.ndarray]:
         "tp_overlap": np.array([p.tp_overlap for p in plans]),
         "cp_a2a": np.array([p.cp_a2a for p in plans]),
         "ep_overlap": np.array([p.ep_overlap for p in plans]),
+        "etp": np.array([p.etp for p in plans]),
     }
 
 
@@ -190,7 +191,8 @@ def plan_from_arrays(a: Mapping[str, np.ndarray], i: int) -> ExecutionPlan:
                          distribute_checkpoints=bool(a["distribute_checkpoints"][i]) if "distribute_checkpoints" in a else False,
                          tp_overlap=bool(a["tp_overlap"][i]) if "tp_overlap" in a else False,
                          cp_a2a=bool(a["cp_a2a"][i]) if "cp_a2a" in a else False,
-                         ep_overlap=bool(a["ep_overlap"][i]) if "ep_overlap" in a else False)
+                         ep_overlap=bool(a["ep_overlap"][i]) if "ep_overlap" in a else False,
+                         etp=int(a["etp"][i]) if "etp" in a else 0)
 
 
 # --------------------------------------------------------------------------------------------

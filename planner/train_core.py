@@ -118,6 +118,8 @@ class Plans:
     b: Any          # sequences per micro-batch
     v: Any          # virtual stages per GPU
     ep: Any
+    etp: Any        # expert tensor-parallel size (resolved: never 0)
+    edp: Any        # expert data-parallel replicas: tp x cp x dp / (etp x ep)
     cp: Any
     cp_a2a: Any
     reshard: Any
@@ -160,12 +162,19 @@ def normalise_plans(workload: TrainingWorkload, a: Mapping[str, np.ndarray], sta
     # store everything.
     rl = np.asarray(a.get("recompute_layers", np.zeros(tp.shape)), dtype=float)
     n_rc = np.where(rc == 2, np.where(rl > 0, np.minimum(rl, lps), lps), 0.0)
-    return Plans(tp=tp, pp=pp, dp=dp, b=b, v=v, ep=ep, cp=cp, cp_a2a=flag("cp_a2a", False) & (cp > 1),
+    etp = expert_tp(np.asarray(a.get("etp", np.zeros(tp.shape)), dtype=float), tp, tp * cp * dp, ep)
+    return Plans(tp=tp, pp=pp, dp=dp, b=b, v=v, ep=ep, etp=etp, edp=tp * cp * dp / (etp * ep), cp=cp, cp_a2a=flag("cp_a2a", False) & (cp > 1),
                  reshard=flag("reshard_after_forward", True), rc=rc, sp=sp, tp_overlap=flag("tp_overlap", False) & sp,
                  zero=np.asarray(a["zero_stage"]), overlap=overlap, flash=np.asarray(a["flash_attention"], dtype=bool),
                  dist=flag("distribute_checkpoints", False) & (rc == 2) & ~sp,
                  ep_overlap=flag("ep_overlap", False) & (n_mb >= 2), n_mb=n_mb, lps=lps, lps_mean=m_.layers / pp,
                  tokens=b * s / cp, dpc=dp * cp, n_rc=n_rc, frac=n_rc / lps)
+
+
+def expert_tp(etp: Any, tp: Any, stage_ranks: Any, ep: Any) -> Any:
+    """execution.expert_tp_size over plan arrays: etp, or for 0 tp where tp x ep divides the stage's ranks, else 1."""
+    auto = np.where(np.mod(stage_ranks, tp * ep) == 0, tp, 1.0)
+    return np.where(etp > 0, etp, auto)
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,7 @@ class Params:
 
 
 def params_per_gpu(workload: TrainingWorkload, p: Plans) -> Params:
-    p_gpu, p_exp = params_on_stage(workload.model, p.tp, p.pp, p.ep, p.lps)
+    p_gpu, p_exp = params_on_stage(workload.model, p.tp, p.pp, p.ep, p.lps, p.etp)
     lora = workload.lora_rank > 0
     p_ad = lora_adapter_params(workload, float(workload.lora_rank), p.tp, p.lps) if lora else 0.0 * p.tp
     return Params(p_gpu, p_exp, p_ad)
@@ -210,7 +219,10 @@ def _state_bytes(workload: TrainingWorkload, p: Plans, q: Params, dtype: str, st
         w = p_gpu * wb / np.where((zero >= 3) & p.reshard, dpc, 1.0)
         g_, o_ = q.adapters * memory.GRAD_BYTES, q.adapters * memory.OPTIMIZER_BYTES / np.where(zero >= 1, dpc, 1.0)
         return w + q.adapters * memory.WEIGHT_BYTES + g_ + o_
-    w, g_, o_ = memory.state_bytes(p_gpu, dpc, zero, stack.grad_buffer_bytes)
+    # Megatron-Core shards the experts' gradients and optimizer state over the expert data-parallel
+    # ranks that hold the same experts (edp), the rest over all dp x cp ranks
+    w, g_, o_ = (d + e for d, e in zip(memory.state_bytes(p_gpu - q.experts, dpc, zero, stack.grad_buffer_bytes),
+                                       memory.state_bytes(q.experts, p.edp, zero, stack.grad_buffer_bytes)))
     if stack.pipeline_16bit_grads and dtype == "bf16":
         # DeepSpeed's bf16 optimizer under the pipeline engine keeps the 16-bit .grad tensors
         # beside its fp32 gradient buffers (pipe/engine.py update_hp_grads(clear_lp_grads=False)).
@@ -280,10 +292,10 @@ def layer_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile
     # The stack's sustained efficiency scales every compute kernel (GEMM, attention), and so does
     # the clock a GPU power limit leaves (planner/power.py); memory-bound kernels keep the HBM rate.
     eff = float(stack.efficiency) * hw.clock_factor
-    # Kernel times depend only on the micro-batch's shape (b, tp, cp, ep): a search's thousands of
-    # plans share a few dozen shapes, so each shape is timed once.
-    kt = per_shape(lambda i: kernel_times(workload, hw, profile, dtype, which, eff, p.b[i], tp[i], cp[i], p.ep[i]),
-                   p.b, tp, cp, p.ep)
+    # Kernel times depend only on the micro-batch's shape (b, tp, cp, ep, etp): a search's thousands
+    # of plans share a few dozen shapes, so each shape is timed once.
+    kt = per_shape(lambda i: kernel_times(workload, hw, profile, dtype, which, eff, p.b[i], tp[i], cp[i], p.ep[i],
+                                          p.etp[i]), p.b, tp, cp, p.ep, p.etp)
     t_gemm_f, t_gemm_b, t_cast_f, t_cast_b, t_ad = (kt[k] for k in ("gemm_f", "gemm_b", "cast_f", "cast_b", "ad"))
     t_att_f = np.where(p.flash, kt["att_flash_f"], kt["att_unfused_f"])
     t_att_b = np.where(p.flash, kt["att_flash_b"], kt["att_unfused_b"])
@@ -395,7 +407,8 @@ def ep_comm_s(m_: Any, hw: Hardware, stack: Stack, p: Plans, lt: LayerTimes) -> 
     if not m_.moe:
         return 0.0 * p.tp
     tp, sp, frac, tokens, h = p.tp, p.sp, p.frac, p.tokens, float(m_.hidden)
-    eloc, enod = comm.group_layout(p.ep, tp, hw.gpus_per_node)
+    # Megatron-Core lays the expert ranks out etp innermost, then ep: an EP group's ranks are etp apart
+    eloc, enod = comm.group_layout(p.ep, p.etp, hw.gpus_per_node)
     a2a_bytes = tokens * m_.routed_per_layer * h * 2.0 / np.where(sp, tp, 1.0)
     # a deduplicating dispatcher (DeepEP, HybridEP) sends a token once to each other node its
     # experts sit on and forwards it there over the scale-up links; built for group-limited
@@ -474,8 +487,7 @@ def dp_exposed_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plan
         t_bf16opt = comm.hierarchical_allreduce_time(d.dense * 4.0, *args) + t_ag_w
         t_dp = np.where((p.pp > 1) & (zero == 1), t_bf16opt, t_dp)
     if m_.moe and not lora:
-        edp = p.dpc / p.ep
-        xloc, xnod = comm.group_layout(edp, p.tp * p.ep, hw.gpus_per_node)
+        xloc, xnod = comm.group_layout(p.edp, p.etp * p.ep, hw.gpus_per_node)
         t_dp = t_dp + comm.hierarchical_allreduce_time(q.experts * grb, xloc, xnod, hw.bw_intra,
                                                        hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     # Overlap hides communication behind at most OVERLAP_EFFICIENCY of the backward compute it
@@ -565,8 +577,10 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     dp_exposed = dp_exposed_s(workload, hw, stack, p, q, dtype, d, lt)
     zero3 = zero3_exposed_s(hw, stack, p, d, lt)
     lora = workload.lora_rank > 0
-    opt_params = np.where(lora, q.adapters, q.per_gpu)
-    opt = opt_params / np.where(p.zero >= 1, p.dpc, 1.0) * OPTIMIZER_STEP_BYTES / hw.hbm_bw
+    # the optimizer steps its shard only: dense (or adapter) parameters over dp x cp, experts over edp
+    dpc_shard, edp_shard = (np.where(p.zero >= 1, n, 1.0) for n in (p.dpc, p.edp))
+    opt_params = np.where(lora, q.adapters / dpc_shard, (q.per_gpu - q.experts) / dpc_shard + q.experts / edp_shard)
+    opt = opt_params * OPTIMIZER_STEP_BYTES / hw.hbm_bw
     if m_.tied_embeddings and not lora:
         emb_b = m_.vocab * float(m_.hidden) / p.tp * stack.grad_reduce_bytes
         emb_sync = np.where(pp > 1, comm.allreduce_time(emb_b, 2.0, hw.bw_inter, hw.alpha_inter), 0.0)

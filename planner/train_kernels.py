@@ -62,23 +62,24 @@ def capped_bw(bw_intra: float, hw: Hardware, stack: Stack, group: str) -> float:
     return min(bw_intra, ctas * hw.cta_bytes_s)
 
 
-def params_on_stage(model: Any, tp: Any, pp: Any, ep: Any, lps: Any) -> tuple[Any, Any]:
-    """(parameters on the most loaded stage of `lps` layers, of which expert parameters), per GPU."""
+def params_on_stage(model: Any, tp: Any, pp: Any, ep: Any, lps: Any, etp: Any = None) -> tuple[Any, Any]:
+    """(parameters on the most loaded stage of `lps` layers, of which expert parameters), per GPU.
+    Each GPU holds experts/ep experts, each split over etp GPUs (default: tp)."""
     dense_layer = model.nonexpert_params_per_layer() - (0.0 if model.moe else model.expert_params())
     expert = model.routed_expert_params_per_layer() if model.moe else model.expert_params()
     emb = np.where(pp == 1, float(model.embedding_params()),
                    float(model.vocab * model.hidden + (model.seq_len * model.hidden if model.learned_positions else 0)))
-    exp_pg = lps * expert / (tp * (ep if model.moe else 1))
+    exp_pg = lps * expert / ((tp if etp is None or not model.moe else etp) * (ep if model.moe else 1))
     dense_pg = lps * dense_layer / tp + emb / tp
     return dense_pg + exp_pg, (exp_pg if model.moe else 0.0 * exp_pg)
 
 
-def lora_shapes(workload: TrainingWorkload, tokens: Any, tp: Any, ep: Any) -> list[tuple[Any, Any, Any, Any]]:
+def lora_shapes(workload: TrainingWorkload, tokens: Any, tp: Any, ep: Any, etp: Any = None) -> list[tuple[Any, Any, Any, Any]]:
     """The forward GEMMs that carry adapters: all four, or QKV and the projection (the first two
     of `flops.layer_gemm_shapes_fwd`) when lora_targets is "attention"."""
     if workload.lora_targets == "attention":
         return flops.attention_gemm_shapes_fwd(workload.model, tokens, tp)
-    return flops.layer_gemm_shapes_fwd(workload.model, tokens, tp, ep)
+    return flops.layer_gemm_shapes_fwd(workload.model, tokens, tp, ep, etp)
 
 
 def lora_adapter_params(workload: TrainingWorkload, r: float, tp: Any, lps: Any) -> Any:
@@ -109,7 +110,7 @@ def per_shape(fn: Callable[[np.ndarray], dict[str, Any]], *cols: np.ndarray) -> 
 
 
 def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype: str, which: str,
-                 eff: float, b: Any, tp: Any, cp: Any, ep: Any) -> dict[str, Any]:
+                 eff: float, b: Any, tp: Any, cp: Any, ep: Any, etp: Any = None) -> dict[str, Any]:
     """Seconds per layer and micro-batch of each kernel group (forward and backward GEMMs, casts,
     adapters, attention fused and unfused) and of the logits, for micro-batches of b sequences."""
     m_ = workload.model
@@ -127,7 +128,7 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
     # (m, k, n) and weight gradient (k, n, m). LoRA: no weight gradient of the frozen base.
     t_gemm_f = t_gemm_b = t_cast_f = t_cast_b = t_ad = 0.0
     ovh = profile.kernel_overhead_s()
-    for mm, nn, kk, count in flops.layer_gemm_shapes_fwd(m_, tokens, tp, ep):
+    for mm, nn, kk, count in flops.layer_gemm_shapes_fwd(m_, tokens, tp, ep, etp):
         t_gemm_f = t_gemm_f + count * gt(lin_dt, mm, nn, kk)
         t_gemm_b = t_gemm_b + count * (gt(lin_dt, mm, kk, nn) + (0.0 if lora else gt(lin_dt, kk, nn, mm)))
         if low_precision:
@@ -142,7 +143,7 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
             t_cast_b = t_cast_b + count * ((3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw + 2.0 * ovh)
     if lora:
         r = float(workload.lora_rank)
-        for mm, nn, kk, count in lora_shapes(workload, tokens, tp, ep):
+        for mm, nn, kk, count in lora_shapes(workload, tokens, tp, ep, etp):
             t_ad = t_ad + count * (gt(att_dt, mm, r, kk) + gt(att_dt, mm, nn, r))
     att = flops.attention_core_flops_fwd(m_, b, tp) / cp
     # one softmax exponential per score, forward and again in the backward (which recomputes P)

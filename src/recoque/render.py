@@ -304,7 +304,10 @@ def plan_words(plan: Any) -> str:
     parts.append(f"pipeline {pp} stage{'s' if pp != 1 else ''}" + (f" x {vpp} virtual" if vpp > 1 else ""))
     parts.append(f"data parallel {get('dp', 1)}")
     if (get("ep", 1) or 1) > 1:
-        parts.append(f"expert parallel {get('ep')}" + (" (all-to-all overlapped)" if get("ep_overlap", False) else ""))
+        etp = get("etp") or get("tp", 1)
+        parts.append(f"expert parallel {get('ep')}" + (f", each expert on {etp} GPU{'s' if etp > 1 else ''}"
+                                                         if etp != get("tp", 1) else "")
+                     + (" (all-to-all overlapped)" if get("ep_overlap", False) else ""))
     parts.append(f"micro-batch {get('micro_batch', 1)}")
     rc = get("recompute", "none") or "none"
     layers = get("recompute_layers", 0) or 0

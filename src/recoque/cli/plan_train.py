@@ -148,7 +148,9 @@ def train(
                                           help="context parallelism by all-to-all (Ulysses) or the K/V ring (default)"),
     ep_overlap: Optional[bool] = typer.Option(None, "--ep-overlap/--no-ep-overlap",
                                               help="pin the MoE all-to-all overlap (Megatron-Core combined 1F1B, DualPipe)"),
-    ep: Optional[int] = typer.Option(None, "--ep", help="pin expert parallelism (MoE: experts split over ep of the dp ranks)"),
+    ep: Optional[int] = typer.Option(None, "--ep", help="pin expert parallelism (MoE: the experts spread over ep GPUs)"),
+    etp: Optional[int] = typer.Option(None, "--etp", help="pin the expert tensor-parallel size (MoE: each expert split "
+                                      "over etp GPUs; searched: 1 and --tp)"),
     flash_attention: Optional[bool] = typer.Option(None, "--flash-attention/--no-flash-attention",
                                                    help="pin fused (flash) attention; default: the stack's"),
     dp_overlap: Optional[bool] = typer.Option(None, "--dp-overlap/--no-dp-overlap",
@@ -215,7 +217,7 @@ def train(
           .with_fp8_param_gather(fp8_param_gather).with_comm_max_ctas(_ctas(nccl_max_ctas), "--nccl-max-ctas"))
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
             "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a, "ep_overlap": ep_overlap, "ep": ep,
-            "flash_attention": flash_attention, "dp_overlap": dp_overlap, "reshard_after_forward": reshard_after_forward,
+            "etp": etp, "flash_attention": flash_attention, "dp_overlap": dp_overlap, "reshard_after_forward": reshard_after_forward,
             "recompute_layers": recompute_layers, "distribute_checkpoints": distribute_checkpoints}
     pins = {k: v for k, v in pins.items() if v is not None}
     if fp8_param_gather and dtype not in ("fp8", "fp4"):
@@ -343,16 +345,20 @@ def _check_switch_pins(pins: dict, wl) -> None:  # noqa: ANN001 - TrainingWorklo
                        "drop one of --tp-overlap / --no-sp")
     if pins.get("cp_a2a") and pins.get("cp") == 1:
         raise BadInput("--cp-a2a runs context parallelism, but --cp is 1", "drop --cp-a2a, or pin --cp 2 or more")
-    for flag in ("ep_overlap", "ep"):
+    for flag in ("ep_overlap", "ep", "etp"):
         if pins.get(flag) and not wl.model.moe and (flag == "ep_overlap" or pins[flag] > 1):
             raise BadInput(f"--{flag.replace('_', '-')} sets expert parallelism, and {wl.model.name} has no experts",
                            f"drop --{flag.replace('_', '-')}; it applies to mixture-of-experts models")
     if wl.model.moe and pins.get("ep") and wl.model.experts % pins["ep"]:
         raise BadInput(f"--ep {pins['ep']} does not divide the {wl.model.experts} experts of {wl.model.name}",
                        "pick an --ep that divides the expert count")
-    if pins.get("ep", 1) > 1 and "dp" in pins and pins["dp"] % pins["ep"]:
-        raise BadInput(f"--ep {pins['ep']} does not divide --dp {pins['dp']} (the experts are split over data-parallel ranks)",
-                       "pick an --ep that divides --dp")
+    if "etp" in pins and pins["etp"] < 1:
+        raise BadInput(f"--etp must be 1 or more, got {pins['etp']}", "give --etp 1, or the --tp size")
+    ranks = [pins[k] for k in ("tp", "cp", "dp") if k in pins]
+    if wl.model.moe and len(ranks) == 3 and (ranks[0] * ranks[1] * ranks[2]) % (pins.get("etp", 1) * pins.get("ep", 1)):
+        raise BadInput(f"--etp {pins.get('etp', 1)} x --ep {pins.get('ep', 1)} does not divide --tp x --cp x --dp = "
+                       f"{ranks[0] * ranks[1] * ranks[2]} (the experts are laid out over a stage's ranks)",
+                       "pick an --ep (and --etp) whose product divides tp x cp x dp")
     full_only = [f for f in ("recompute_layers", "distribute_checkpoints") if pins.get(f)]
     if full_only and pins.get("recompute", "full") != "full":
         flag = "--" + full_only[0].replace("_", "-")
