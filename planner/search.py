@@ -8,8 +8,9 @@ pp * interleave <= layers; layers may split unevenly over stages unless the stac
 it, and interleaving may need more stages: `Stack.pipeline_ok`); recompute none/selective/full;
 sequence parallelism on/off (tp > 1); the ZeRO stages the stack has (with pp > 1 up to its
 `pipeline_max_zero`), with FSDP reshard on/off for ZeRO-3; overlap on/off (dp > 1; never with
-pp > 1 on DeepSpeed's pipeline engine); expert parallelism over the divisors of the expert count
-that divide dp (MoE). Flash attention is a property of the stack, not a switch: a stack that has
+pp > 1 on DeepSpeed's pipeline engine); expert parallelism over the divisors of the expert count,
+each expert whole on a GPU (etp 1) or split like the attention (etp = tp), etp x ep dividing the
+stage's tp x cp x dp ranks (MoE). Flash attention is a property of the stack, not a switch: a stack that has
 it uses it. Any field may be pinned (`pins`); the rest is searched.
 
 The default (pruned) search drops only choices the model itself proves dominated, so it returns
