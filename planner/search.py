@@ -116,8 +116,11 @@ def _expert_layouts(model: Any, tp: int, stage_ranks: int, pins: Mapping[str, An
     if not model.moe:
         return [(1, 0)]  # 0: no experts to lay out (the plan's default)
     etps = [int(pins["etp"])] if pins.get("etp") else sorted({tp, 1})
+    # unpinned, whole experts only with expert parallelism: without it they would be copied on every
+    # TP rank, a layout no recipe runs and one the table would show as a near-twin of the split one
     return [(e, t) for t in etps for e in divisors(model.experts)
-            if stage_ranks % (t * e) == 0 and _ok(pins, "ep", e) and (e > 1 or not pins.get("ep_overlap"))]
+            if stage_ranks % (t * e) == 0 and _ok(pins, "ep", e) and (e > 1 or not pins.get("ep_overlap"))
+            and (e > 1 or t == tp or "etp" in pins)]
 
 
 def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Mapping[str, Any],
