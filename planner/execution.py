@@ -40,6 +40,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
 from recoque.errors import BadInput
 
 RECOMPUTE = ("none", "selective", "full")
@@ -150,13 +152,12 @@ class ExecutionPlan:
         return asdict(self)
 
 
-def expert_tp_size(etp: int, tp: int, stage_ranks: int, ep: int) -> int:
+def expert_tp_size(etp: Any, tp: Any, stage_ranks: Any, ep: Any) -> Any:
     """etp as given, or for 0 Megatron-Core's default (tp) where tp x ep divides the stage's
     tp x cp x dp ranks, else 1 (Megatron-Bridge's MoE recipes' setting, the one size that always fits an ep
-    dividing them)."""
-    if etp:
-        return etp
-    return tp if stage_ranks % (tp * ep) == 0 else 1
+    dividing them). Scalars (a plan) or arrays (the planner's plan arrays)."""
+    size = np.where(np.asarray(etp) > 0, etp, np.where(np.mod(stage_ranks, np.multiply(tp, ep)) == 0, tp, 1))
+    return int(size) if np.ndim(size) == 0 else size
 
 
 def plan_from_mapping(raw: Mapping[str, Any], where: str = "plan") -> ExecutionPlan:

@@ -149,7 +149,8 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     if not full and True in ov_all and "dp_overlap" not in pins:  # a pin is never pruned away
         ov_all = [True]
     ov = [x for x in ov_all if _ok(pins, "dp_overlap", x)] if dp > 1 else ov_all
-    ep = list(range(len(_expert_layouts(model, tp, tp * cp * dp, pins))))  # indices of the (ep, etp) pairs
+    layouts = _expert_layouts(model, tp, tp * cp * dp, pins)
+    ep = list(range(len(layouts)))  # indices of the (ep, etp) pairs
     rows = []
     for z in zs:
         rs = [True, False] if z >= 3 else [True]
@@ -165,8 +166,8 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     zr = np.array(rows, dtype=object)
     g["zero_stage"] = np.array([rows[i][0] for i in g["zi"]], dtype=int)
     g["reshard_after_forward"] = np.array([rows[i][1] for i in g["zi"]], dtype=bool)
-    layouts = np.array(_expert_layouts(model, tp, tp * cp * dp, pins), dtype=int).reshape(-1, 2)
-    g["ep"], g["etp"] = layouts[g["ep"], 0], layouts[g["ep"], 1]
+    pairs = np.array(layouts, dtype=int).reshape(-1, 2)
+    g["ep"], g["etp"] = pairs[g["ep"], 0], pairs[g["ep"], 1]
     del g["zi"], zr
     return g
 

@@ -52,6 +52,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from recoque.planner import comm, memory
+from recoque.planner.execution import expert_tp_size
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
 from recoque.planner.train_kernels import (Hardware, capped_bw, kernel_times, lora_adapter_params, params_on_stage,
@@ -162,19 +163,13 @@ def normalise_plans(workload: TrainingWorkload, a: Mapping[str, np.ndarray], sta
     # store everything.
     rl = np.asarray(a.get("recompute_layers", np.zeros(tp.shape)), dtype=float)
     n_rc = np.where(rc == 2, np.where(rl > 0, np.minimum(rl, lps), lps), 0.0)
-    etp = expert_tp(np.asarray(a.get("etp", np.zeros(tp.shape)), dtype=float), tp, tp * cp * dp, ep)
+    etp = np.asarray(expert_tp_size(np.asarray(a.get("etp", np.zeros(tp.shape))), tp, tp * cp * dp, ep), dtype=float)
     return Plans(tp=tp, pp=pp, dp=dp, b=b, v=v, ep=ep, etp=etp, edp=tp * cp * dp / (etp * ep), cp=cp, cp_a2a=flag("cp_a2a", False) & (cp > 1),
                  reshard=flag("reshard_after_forward", True), rc=rc, sp=sp, tp_overlap=flag("tp_overlap", False) & sp,
                  zero=np.asarray(a["zero_stage"]), overlap=overlap, flash=np.asarray(a["flash_attention"], dtype=bool),
                  dist=flag("distribute_checkpoints", False) & (rc == 2) & ~sp,
                  ep_overlap=flag("ep_overlap", False) & (n_mb >= 2), n_mb=n_mb, lps=lps, lps_mean=m_.layers / pp,
                  tokens=b * s / cp, dpc=dp * cp, n_rc=n_rc, frac=n_rc / lps)
-
-
-def expert_tp(etp: Any, tp: Any, stage_ranks: Any, ep: Any) -> Any:
-    """execution.expert_tp_size over plan arrays: etp, or for 0 tp where tp x ep divides the stage's ranks, else 1."""
-    auto = np.where(np.mod(stage_ranks, tp * ep) == 0, tp, 1.0)
-    return np.where(etp > 0, etp, auto)
 
 
 @dataclass(frozen=True)
