@@ -64,14 +64,16 @@ def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_p
     t = np.asarray(tp, dtype=float)
     g = float(gemm_input_bytes)
     # Outside the tensor-parallel region (split by t only with SP): 2 LayerNorm inputs (4sbh),
-    # the QKV and FFN-in GEMM inputs (2sbh each at 16 bits), 2 dropout masks (sbh each) = 10 sbh.
-    outside = (4.0 + 2.0 * g + 2.0) * sb * h
+    # the QKV and FFN-in GEMM inputs (2sbh each at 16 bits), 2 dropout masks (sbh each) = 10 sbh;
+    # a model trained without dropout keeps no masks (TransformerSpec.dropout).
+    masks = 2.0 if model.dropout else 0.0
+    outside = (4.0 + 2.0 * g + masks) * sb * h
     # Inside the region (split by t): Q, K, V (2 bytes each), output-projection input, FFN
     # activation input (gate and up when gated), FFN-out input; for GPT shapes 24 sbh at 16 bits.
     proj_in = g * o_w + np.where((g < 2.0) & np.asarray(flash, dtype=bool), 2.0 * o_w, 0.0)
     inside = sb * (2.0 * q + 2.0 * k_w + 2.0 * v_w + proj_in + 2.0 * fk * (2.0 if model.gated_ffn else 1.0) + g * fk)
-    # Softmax output (2 bytes), its dropout mask (1) and dropout output (2): 5 a s^2 b.
-    scores = np.where(np.asarray(flash, dtype=bool), 0.0, 5.0 * model.heads * s * sb)
+    # Softmax output (2 bytes), its dropout mask (1) and dropout output (2): 5 a s^2 b (2 without dropout).
+    scores = np.where(np.asarray(flash, dtype=bool), 0.0, (5.0 if model.dropout else 2.0) * model.heads * s * sb)
     out_div = np.where(sp, t, 1.0)
     none = outside / out_div + (inside + scores) / t
     selective = outside / out_div + inside / t
@@ -131,6 +133,40 @@ def frozen_ffn_input_bytes(model: Any, micro_batch: Any, tp: Any, sequence_paral
     t = np.asarray(tp, dtype=float)
     out_div = np.where(np.asarray(sequence_parallel, dtype=bool), t, 1.0)
     return g * sb * float(model.hidden) / out_div + g * sb * float(model.active_ffn_width()) / t
+
+
+def lora_dropout_bytes(model: Any, micro_batch: Any, tp: Any, sequence_parallel: Any, targets: str,
+                       flash: Any) -> Any:
+    """Activation bytes of one layer that LoRA adapters with input ("pre") dropout add: each adapter
+    drops out its input before its A matrix (NeMo ParallelLinearAdapter.forward, dropout_position
+    'pre', NVIDIA/NeMo @f85c9e53 nemo/collections/nlp/modules/common/megatron/adapters/
+    parallel_adapters.py), so it keeps the 1-byte mask and, as A's saved input, the dropped copy in
+    place of the input itself. The copy costs nothing more where nothing else keeps the input (the
+    QKV and FFN-in inputs: LayerNorm outputs the frozen base layers do not keep; the FFN-out input,
+    which the activation's backward does not need), but the projection's input is the attention
+    output that flash attention keeps for its own backward: 2 bytes more there. Widths per GPU: the
+    QKV and FFN-in inputs are split by t under SP only, the projection and FFN-out inputs by t."""
+    sb, h = float(model.seq_len) * micro_batch, float(model.hidden)
+    t = np.asarray(tp, dtype=float)
+    out_div = np.where(np.asarray(sequence_parallel, dtype=bool), t, 1.0)
+    o_w = float(model.heads * model.value_head_dim)
+    proj = sb * o_w / t * (1.0 + np.where(np.asarray(flash, dtype=bool), 2.0, 0.0))
+    attention = sb * h / out_div + proj
+    if targets == "attention":
+        return attention
+    return attention + sb * h / out_div + sb * float(model.active_ffn_width()) / t
+
+
+def lora_dropout_elements(model: Any, tokens: Any, tp: Any, sequence_parallel: Any, targets: str) -> Any:
+    """Elements per GPU the adapters' input dropout passes over in one direction, per layer (the
+    adapted layers' input widths, split as in lora_dropout_bytes)."""
+    t = np.asarray(tp, dtype=float)
+    out_div = np.where(np.asarray(sequence_parallel, dtype=bool), t, 1.0)
+    h, o_w = float(model.hidden), float(model.heads * model.value_head_dim)
+    width = h / out_div + o_w / t
+    if targets != "attention":
+        width = width + h / out_div + float(model.active_ffn_width()) / t
+    return tokens * width
 
 
 def pipeline_activation_factor(pp: Any, interleave: Any, micro_batches: Any) -> Any:

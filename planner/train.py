@@ -66,6 +66,7 @@ from recoque.estimate import Estimate
 from recoque.planner import flops, memory, power
 from recoque.planner.execution import RECOMPUTE, RECOMPUTE_CODE, ExecutionPlan
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
+from recoque.planner.serving_rates import hbm_capacity_bytes
 from recoque.planner.stacks import NEUTRAL, Stack
 from recoque.planner.train_core import ZERO3_PREFETCH_RANGE, core, gemm_input_bytes
 from recoque.planner.train_kernels import Hardware
@@ -101,13 +102,14 @@ def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> H
             return v
         return (hi if best_is_high else lo) if which == "high" else (lo if best_is_high else hi)
 
-    cap = profile.spec.hbm_bytes
+    cap = hbm_capacity_bytes(profile.spec) if profile.spec.hbm_bytes else 0.0
     if not cap:
         raise BadInput(f"device {profile.spec.key}: memory capacity unknown", "add hbm_capacity_gb to the catalog")
-    # The catalog's "80 GB" taken as 80e9 bytes, of which 94%: 87.5% of the 80 GiB the HBM holds. Read as
-    # GiB (as the serving model reads it) the memory model would let AMD's MLPerf Llama-2-70B LoRA on MI300X
-    # recompute 13 layers where AMD's config had to recompute 21 (tests/test_train_lora_amd.py), so the
-    # smaller figure stays; NVIDIA runs it overstates are answered by MEMORY_MODEL_HIGH_SIDE (cli/plan_train.py).
+    # The catalog's "80 GB" read as GiB, as the serving model reads it (HBM stacks come in binary
+    # sizes: seeds/serving.toml hbm_capacity_gib_per_gb), of which USABLE_MEMORY_FRACTION. Checked on
+    # AMD's MLPerf Llama-2-70B LoRA on MI300X (tests/test_train_lora_amd.py: the model lets 18 recomputed
+    # layers fit where AMD's config recomputes 21) and on the published runs that ran
+    # (benchmarks/train_memory_fit.py; those it overstates are answered by MEMORY_MODEL_HIGH_SIDE).
     return Hardware(
         gpus_per_node=int(system.gpus_per_node),
         bw_intra=pick("intra_node_bandwidth_bytes_s") * profile.intra_link_efficiency.get(which),

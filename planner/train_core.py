@@ -77,6 +77,13 @@ ZERO3_PREFETCH_EFFICIENCY = 1.0
 # FSDP limit_all_gathers) hides only half; a stated bound, not fitted.
 ZERO3_PREFETCH_RANGE = (0.5, ZERO3_PREFETCH_EFFICIENCY, ZERO3_PREFETCH_EFFICIENCY)
 ELEMENTWISE_BYTES_PER_H = 22.0  # 2 LayerNorms (4h each), 2 bias-dropout-residual (7h each), per token
+# ...of which the two dropout masks (1 byte each): not written by a model trained without dropout
+# (TransformerSpec.dropout; PyTorch's dropout at p = 0 returns its input).
+DROPOUT_MASK_BYTES_PER_H = 2.0
+# LoRA input dropout (memory.lora_dropout_bytes) per element and direction: the forward reads the
+# 16-bit input and writes the dropped copy and the 1-byte mask; the backward reads the gradient and
+# the mask and writes the input's gradient. One kernel per adapter each way.
+LORA_DROPOUT_BYTES = 5.0
 # Non-GEMM kernels of one layer's forward, each at least the profile's kernel_overhead_s: 2 norms,
 # 2 bias-dropout-residual adds, the activation and the rotary embedding (Megatron-Core's layer with
 # Transformer Engine's fused kernels); the backward runs one per forward kernel and its gradient
@@ -243,10 +250,13 @@ def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WE
     # LoRA on the attention only: the frozen FFN stores no GEMM inputs (no weight gradient).
     frozen_ffn = (memory.frozen_ffn_input_bytes(m_, p.b, tp, p.sp, g) / cp
                   if workload.lora_rank > 0 and workload.lora_targets == "attention" else 0.0 * tp)
-    act_rc = np.where((rc == 2) | sac, act_rc, act_rc - frozen_ffn)
+    # LoRA with input dropout: each adapter's mask and dropped copy of its input
+    lora_drop = (memory.lora_dropout_bytes(m_, p.b, tp, p.sp, workload.lora_targets, p.flash) / cp
+                 if workload.lora_rank > 0 and workload.lora_dropout > 0.0 else 0.0 * tp)
+    act_rc = np.where((rc == 2) | sac, act_rc, act_rc - frozen_ffn + lora_drop)
     full_rc = rc == 2
     if np.any(full_rc):
-        act_keep = act_whole - frozen_ffn
+        act_keep = act_whole - frozen_ffn + lora_drop
         act_layer = np.where(full_rc, frac * act_rc + (1.0 - frac) * act_keep, act_rc)
         # Checkpointing holds the stored inputs plus the whole of the one segment being recomputed
         # (Chen et al. 2016, arXiv 1604.06174, sec. 3): a layer's full activations, less its
@@ -296,7 +306,8 @@ def layer_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile
     t_att_b = np.where(p.flash, kt["att_flash_b"], kt["att_unfused_b"])
     ovh = profile.kernel_overhead_s()
     act_mult = (3.0 if m_.gated_ffn else 2.0) * 2.0  # bytes/token/f: read+write
-    elem_bytes = ELEMENTWISE_BYTES_PER_H * tokens * h / np.where(p.sp, tp, 1.0) + act_mult * tokens * m_.active_ffn_width() / tp
+    per_h = ELEMENTWISE_BYTES_PER_H - (0.0 if m_.dropout else DROPOUT_MASK_BYTES_PER_H)
+    elem_bytes = per_h * tokens * h / np.where(p.sp, tp, 1.0) + act_mult * tokens * m_.active_ffn_width() / tp
     # Each of these kernels (ELEMENTWISE_KERNELS_FWD in the forward, twice as many backward) also pays
     # the launch-and-tail time every GEMM pays in gemm_time_s: it sets the floor when a GPU's share
     # of a micro-batch is small (a few thousand tokens on a Blackwell GPU).
@@ -313,11 +324,21 @@ def layer_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile
     t_cpx_f = np.where(ring_cp, tokens * q_w * cp_merge_bytes_fwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
     t_cpx_b = np.where(ring_cp, tokens * (q_w + kv_w) * cp_merge_bytes_bwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
     t_moe = moe_dispatch_s(m_, hw, tokens / np.where(p.sp, tp, 1.0), ovh)
-    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f + t_moe
-    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b + t_moe
+    t_drop = _lora_dropout_s(workload, hw, tokens, tp, p.sp, ovh)
+    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f + t_moe + t_drop
+    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b + t_moe + t_drop
     recomp = np.where(p.rc == 2, p.frac * fwd, np.where(p.rc == 1, _selective_recompute_s(
         m_, stack, t_att_f, t_gemm_f, t_cast_f, t_elem), 0.0))
     return LayerTimes(fwd, bwd, recomp, t_gemm_f, t_gemm_b, t_att_f, t_att_b, kt["logits"])
+
+
+def _lora_dropout_s(workload: TrainingWorkload, hw: Hardware, tokens: Any, tp: Any, sp: Any, ovh: float) -> Any:
+    """Seconds per layer and micro-batch, one direction, of the LoRA adapters' input dropout."""
+    if workload.lora_rank == 0 or workload.lora_dropout == 0.0:
+        return 0.0 * tokens
+    kernels = 2.0 if workload.lora_targets == "attention" else 4.0
+    elements = memory.lora_dropout_elements(workload.model, tokens, tp, sp, workload.lora_targets)
+    return LORA_DROPOUT_BYTES * elements / hw.hbm_bw + kernels * ovh
 
 
 def _selective_recompute_s(m_: Any, stack: Stack, t_att_f: Any, t_gemm_f: Any, t_cast_f: Any, t_elem: Any) -> Any:

@@ -197,7 +197,8 @@ def cases_from_seed(seed: Mapping[str, Any], seed_file: str) -> list[Case]:
         model = _case_model(raw, where)
         B = int(raw["global_batch_seqs"])
         wl = TrainingWorkload(model=model, tokens_to_train=1e9, global_batch_seqs=B, seq_len=model.seq_len,
-                              lora_rank=int(raw.get("lora_rank", 0)), lora_targets=str(raw.get("lora_targets", "all")))
+                              lora_rank=int(raw.get("lora_rank", 0)), lora_targets=str(raw.get("lora_targets", "all")),
+                              lora_dropout=float(raw.get("lora_dropout", 0.0)))
         plan = plan_from_mapping(raw["plan"], where)
         if "iteration_time_s" in raw:
             t = float(raw["iteration_time_s"])

@@ -18,7 +18,7 @@ _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "se
              "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",
              "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "expert_groups", "group_topk",
              "sliding_window", "sliding_layers", "context_window_tokens", "fp8_weight_block")
-_BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias")
+_BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias", "dropout")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,12 @@ class TransformerSpec:
     head_dim: int = 0  # 0: hidden // heads
     norm: str = "layernorm"  # "layernorm" (weight + bias) or "rmsnorm" (weight)
     linear_bias: bool = False
+    # The model trains with dropout (after attention and FFN, and on the attention probabilities when
+    # attention is unfused): Megatron-LM's default (hidden and attention dropout 0.1), which is what
+    # Korthikanti et al. 2022 count. false where the published config sets none (Llama, Mistral,
+    # Qwen, DeepSeek: attention_dropout 0.0 and no residual dropout): PyTorch's dropout with p = 0
+    # returns its input and keeps no mask (ATen native/Dropout.cpp), so no mask is stored.
+    dropout: bool = True
     # DeepSeek-V2/V3 shape (DeepSeek-V3 technical report, arXiv 2412.19437, sec. 2.1 and 4.2):
     # shared experts every token passes through beside its routed ones (width ffn_hidden each); the
     # first `dense_layers` layers with one dense FFN of `dense_ffn_hidden` instead of experts.
@@ -317,6 +323,10 @@ class TrainingWorkload:
     # Which linear layers carry adapters: "all" (QKV, projection, FFN) or "attention" (QKV and
     # projection only; the MLPerf Llama-2-70B LoRA reference, NeMo target_modules ['attention']).
     lora_targets: str = "all"
+    # Dropout probability on each adapter's input (NeMo adapter_dropout with dropout_position 'pre',
+    # Hugging Face PEFT lora_dropout): 0, the default of NeMo's LoRA, PEFT's LoraConfig and
+    # torchtune, keeps no mask; MLPerf's Llama-2-70B LoRA configs set 0.1.
+    lora_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.seq_len == 0:
@@ -335,6 +345,13 @@ class TrainingWorkload:
         if self.lora_rank >= self.model.hidden:  # not low-rank: the adapters would outweigh the frozen layers
             raise BadInput(f"workload {self.model.name}: LoRA rank {self.lora_rank} is not below the hidden size "
                            f"{self.model.hidden}", "give a rank well below it; MLPerf's Llama-2-70B LoRA uses 16")
+        p = self.lora_dropout
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise BadInput(f"workload {self.model.name}: lora_dropout must be a probability in [0, 1), got {p!r}",
+                           "give the adapters' dropout, e.g. 0.1, or 0 for none")
+        if p > 0.0 and self.lora_rank == 0:
+            raise BadInput(f"workload {self.model.name}: lora_dropout needs LoRA (lora_rank > 0)",
+                           "give the adapter rank, or leave lora_dropout out")
         if self.lora_targets not in LORA_TARGETS:
             raise BadInput(f"workload {self.model.name}: lora_targets must be one of {LORA_TARGETS}, "
                            f"got {self.lora_targets!r}", "fix the workload")
@@ -472,7 +489,8 @@ def load_training_workload(name_or_path: str, tokens_to_train: float | None = No
                             seq_len=int(tr.get("seq_len_tokens", model.seq_len)),
                             tokens_published=bool(tr.get("tokens_published", True)),
                             sources=dict(raw.get("sources", {})),
-                            lora_rank=tr.get("lora_rank", 0), lora_targets=tr.get("lora_targets", "all"))
+                            lora_rank=tr.get("lora_rank", 0), lora_targets=tr.get("lora_targets", "all"),
+                            lora_dropout=tr.get("lora_dropout", 0.0))
 
 
 def list_models() -> list[str]:

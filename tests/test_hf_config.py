@@ -46,7 +46,8 @@ SAME = [(LLAMA31_8B, "llama3.1-8b"), (MIXTRAL, "mixtral-8x7b"), (QWEN3_30B, "qwe
 SHAPE = ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn_hidden", "experts", "active_experts",
          "shared_experts", "dense_layers", "dense_ffn_hidden", "vocab", "q_lora_rank", "kv_lora_rank",
          "rope_head_dim", "v_head_dim", "expert_groups", "group_topk", "sliding_window", "sliding_layers",
-         "tied_embeddings", "linear_bias", "released_weights", "released_attention_weights", "fp8_weight_block")
+         "tied_embeddings", "linear_bias", "dropout", "released_weights", "released_attention_weights",
+         "fp8_weight_block")
 
 
 def _write(tmp_path, cfg, name="config.json"):
@@ -70,6 +71,11 @@ def test_key_and_name_from_the_checkpoint(tmp_path):
     assert load_model(str(tmp_path)).params_total() == m.params_total()  # the checkpoint folder names it too
 
 
+def test_attention_dropout_in_the_config_is_a_model_trained_with_dropout(tmp_path):
+    assert not load_model(_write(tmp_path, LLAMA31_8B)).dropout
+    assert load_model(_write(tmp_path, {**LLAMA31_8B, "attention_dropout": 0.1}, "d.json")).dropout
+
+
 def test_mistral_v01_window_on_every_layer(tmp_path):
     cfg = {**MIXTRAL, "model_type": "mistral", "sliding_window": 4096}
     cfg = {k: v for k, v in cfg.items() if k not in ("num_local_experts", "num_experts_per_tok")}
@@ -83,6 +89,8 @@ def test_mistral_v01_window_on_every_layer(tmp_path):
     ({"hidden_size": -4096}, "`hidden_size` must be a positive integer"),
     ({"hidden_size": 4096.5}, "`hidden_size` must be a positive integer"),
     ({"num_attention_heads": True}, "`num_attention_heads` must be a positive integer"),
+    ({"attention_dropout": 1.5}, "`attention_dropout` must be a number from 0 to 1"),
+    ({"attention_dropout": "0.1"}, "`attention_dropout` must be a number from 0 to 1"),
 ])
 def test_bad_config_one_line(tmp_path, change, words):
     cfg = {k: v for k, v in {**LLAMA31_8B, **change}.items() if v is not None}

@@ -1,4 +1,6 @@
 """FLOP, memory and communication formulas against the papers."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -63,6 +65,22 @@ def test_flash_drops_score_term():
     no = memory.activation_bytes_per_layer(m, 1, 8, True, 0, False)
     fl = memory.activation_bytes_per_layer(m, 1, 8, True, 0, True)
     assert float(no - fl) == pytest.approx(5 * 96 * 2048 * 2048 / 8)
+
+
+@pytest.mark.parametrize("flash", [False, True])
+@pytest.mark.parametrize("sp", [False, True])
+def test_a_model_trained_without_dropout_keeps_no_masks(sp, flash):
+    # two sbh masks (1 byte each, outside the TP region: split by t only with SP) and, unfused, the
+    # probabilities' mask and dropped copy (3 a s^2 b of the 5); full recompute keeps only the input
+    m = gpt()
+    nod = replace(m, dropout=False)
+    t, b, s, h = 8, 2, m.seq_len, m.hidden
+    gap = memory.activation_bytes_per_layer(m, b, t, sp, 0, flash) - memory.activation_bytes_per_layer(nod, b, t, sp, 0, flash)
+    masks = 2.0 * s * b * h / (t if sp else 1) + (0.0 if flash else 3.0 * m.heads * s * s * b / t)
+    assert float(gap) == pytest.approx(masks, rel=1e-12)
+    assert float(memory.activation_bytes_per_layer(nod, b, t, sp, 2, flash)) == \
+        pytest.approx(float(memory.activation_bytes_per_layer(m, b, t, sp, 2, flash)))
+    assert m.dropout and not load_model("llama3.1-70b").dropout  # Megatron's default; the Llama configs set 0
 
 
 def test_adamw_sixteen_bytes_and_zero():

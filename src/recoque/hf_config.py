@@ -57,6 +57,8 @@ def model_table_from_hf(path: str) -> tuple[str, dict[str, Any]]:
         "seq_len_tokens": window, "context_window_tokens": window,
         "tied_embeddings": bool(text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False))),
         "learned_positions": False, "norm": "rmsnorm", "linear_bias": kind == "gpt_oss",
+        # these families' modelling code has no residual dropout; attention_dropout is the only one
+        "dropout": c.fraction("attention_dropout") > 0.0,
     }
     if text.get("head_dim") is not None:
         raw["head_dim"] = c.count("head_dim")
@@ -90,6 +92,13 @@ class _Fields:
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise BadInput(f"{self.path}: `{name}` must be a positive integer, got {v!r}", FIX)
         return v
+
+    def fraction(self, name: str) -> float:
+        """A probability field, 0 when absent."""
+        v = self.cfg.get(name, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            raise BadInput(f"{self.path}: `{name}` must be a number from 0 to 1, got {v!r}", FIX)
+        return float(v)
 
     def first(self, *names: str) -> int:
         for n in names:

@@ -333,6 +333,7 @@ FLAG_RULES: dict[str, Field] = {
     "engine_efficiency": Field("number", min=0.05, max=1),
     "hbm_fraction": FRACTION,
     "lora_rank": COUNT0,
+    "lora_dropout": Field("number", min=0, max=0.99),  # plan train: a dropout probability; 1 would drop every input
     "zero": Field("count", min=0, max=3),  # ZeRO stage 0-3
     "min_effect": Field("number", min=0, max=10),  # bench compare: a ratio beyond 11x is no "effect size"
     # plan infer latency targets: above an hour a target is no interactive latency (ttft 1e308 ms printed
