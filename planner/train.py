@@ -306,14 +306,16 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
          "logits in bf16, fp32 master weights" if low_precision else f"{dtype} training") + (
             f", LoRA rank {workload.lora_rank} on {workload.lora_targets} linear layers: base weights frozen "
             f"(no weight gradients or optimizer state{', kept in fp8' if low_precision else ''}"
-            f"{'; frozen FFN stores no GEMM inputs' if workload.lora_targets == 'attention' else ''})"
+            f"{'; frozen FFN stores no GEMM inputs' if workload.lora_targets == 'attention' else ''}"
+            f"{f'; input dropout {workload.lora_dropout:g}: each adapter keeps a mask and a dropped copy' if workload.lora_dropout else ''})"
             if lora else ", mixed-precision AdamW 16 bytes/param"),
         stack.describe(),
         "model FLOPs count attention over the full s x s matrix (Megatron convention); MFU/HFU against the "
         f"dense {'bf16' if low_precision else dtype} {_peak_basis(profile, 'bf16' if low_precision else dtype)} "
         f"peak {peak / 1e12:.0f} TFLOP/s"
         + (f" ({dtype} peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
-        f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GB"
+        f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GiB ({cap / 1e9:.1f} GB)"
+        + ("" if workload.model.dropout else "; trained without dropout: no dropout masks stored")
         + ("; the linear layers keep their fp8 input for the backward (Transformer Engine)" if fp8_inputs else ""),
     )
     sys_notes = tuple(f"{system.key}.{k} range {lo:.3g}-{hi:.3g}" for k, (lo, hi) in system.ranges.items())
