@@ -146,15 +146,10 @@ def lora_dropout_bytes(model: Any, micro_batch: Any, tp: Any, sequence_parallel:
     which the activation's backward does not need), but the projection's input is the attention
     output that flash attention keeps for its own backward: 2 bytes more there. Widths per GPU: the
     QKV and FFN-in inputs are split by t under SP only, the projection and FFN-out inputs by t."""
-    sb, h = float(model.seq_len) * micro_batch, float(model.hidden)
-    t = np.asarray(tp, dtype=float)
-    out_div = np.where(np.asarray(sequence_parallel, dtype=bool), t, 1.0)
-    o_w = float(model.heads * model.value_head_dim)
-    proj = sb * o_w / t * (1.0 + np.where(np.asarray(flash, dtype=bool), 2.0, 0.0))
-    attention = sb * h / out_div + proj
-    if targets == "attention":
-        return attention
-    return attention + sb * h / out_div + sb * float(model.active_ffn_width()) / t
+    sb = float(model.seq_len) * micro_batch
+    masks = lora_dropout_elements(model, sb, tp, sequence_parallel, targets)  # 1 byte each
+    proj_copy = 2.0 * sb * float(model.heads * model.value_head_dim) / np.asarray(tp, dtype=float)
+    return masks + np.where(np.asarray(flash, dtype=bool), proj_copy, 0.0)
 
 
 def lora_dropout_elements(model: Any, tokens: Any, tp: Any, sequence_parallel: Any, targets: str) -> Any:

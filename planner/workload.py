@@ -324,8 +324,8 @@ class TrainingWorkload:
     # projection only; the MLPerf Llama-2-70B LoRA reference, NeMo target_modules ['attention']).
     lora_targets: str = "all"
     # Dropout probability on each adapter's input (NeMo adapter_dropout with dropout_position 'pre',
-    # Hugging Face PEFT lora_dropout): 0, the default of NeMo's LoRA, PEFT's LoraConfig and
-    # torchtune, keeps no mask; MLPerf's Llama-2-70B LoRA configs set 0.1.
+    # Hugging Face PEFT lora_dropout): 0, the default of NeMo's ParallelLinearAdapterConfig, keeps
+    # no mask; MLPerf's Llama-2-70B LoRA reference and recipes set 0.1 (memory.lora_dropout_bytes).
     lora_dropout: float = 0.0
 
     def __post_init__(self) -> None:
