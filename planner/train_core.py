@@ -252,7 +252,7 @@ def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WE
                   if workload.lora_rank > 0 and workload.lora_targets == "attention" else 0.0 * tp)
     # LoRA with input dropout: each adapter's mask and dropped copy of its input
     lora_drop = (memory.lora_dropout_bytes(m_, p.b, tp, p.sp, workload.lora_targets, p.flash) / cp
-                 if workload.lora_rank > 0 and workload.lora_dropout > 0.0 else 0.0 * tp)
+                 if workload.lora_dropout > 0.0 else 0.0 * tp)  # the workload refuses dropout without LoRA
     act_rc = np.where((rc == 2) | sac, act_rc, act_rc - frozen_ffn + lora_drop)
     full_rc = rc == 2
     if np.any(full_rc):
@@ -334,7 +334,7 @@ def layer_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile
 
 def _lora_dropout_s(workload: TrainingWorkload, hw: Hardware, tokens: Any, tp: Any, sp: Any, ovh: float) -> Any:
     """Seconds per layer and micro-batch, one direction, of the LoRA adapters' input dropout."""
-    if workload.lora_rank == 0 or workload.lora_dropout == 0.0:
+    if workload.lora_dropout == 0.0:  # no LoRA has none (TrainingWorkload refuses it)
         return 0.0 * tokens
     kernels = 2.0 if workload.lora_targets == "attention" else 4.0
     elements = memory.lora_dropout_elements(workload.model, tokens, tp, sp, workload.lora_targets)
