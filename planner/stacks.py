@@ -30,7 +30,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
           "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
-               "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac")
+               "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,10 @@ class Stack:
     # 1 byte per parameter, under fp8/fp4 training: Megatron-Core DistributedDataParallelConfig
     # fp8_param_gather, NeMo FP8_PARAM_GATHER. The stack's practice (seeds/stacks.toml), or a run's setting.
     fp8_param_gather: bool = False
+    # The data-parallel wrapper keeps every trainable parameter's gradient in one contiguous buffer
+    # and zeroes the whole of it at the start of every iteration (Megatron's DDP), not only the
+    # optimizer's shard: a write of grad_buffer_bytes per local parameter (train_core.param_passes_s).
+    grad_buffer_zeroed: bool = False
     # NCCL CTAs a communicator may use (Megatron-Core nccl_communicator_config_path, max_ctas per
     # group); empty: NCCL's own choice, which fills the scale-up links. A cap bounds the group's
     # scale-up bandwidth (planner/train_kernels.py Hardware.cta_bytes_s). A run's setting, not a stack default.
@@ -173,6 +177,7 @@ class Stack:
         pipe += ["with pp > 1 16-bit gradients kept beside the fp32 ones"] if self.pipeline_16bit_grads else []
         pipe += ["weights all-gathered in fp8 under fp8/fp4 training"] if self.fp8_param_gather else []
         pipe += ["interleaved pipeline sends overlap compute"] if self.pp_comm_overlap else []
+        pipe += ["the whole gradient buffer zeroed every iteration"] if self.grad_buffer_zeroed else []
         if self.comm_max_ctas:
             caps = ", ".join(f"{k} {v}" for k, v in sorted(self.comm_max_ctas.items()))
             pipe += [f"NCCL CTAs per communicator capped ({caps}): each CTA moves half of one scale-up link"]

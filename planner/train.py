@@ -91,7 +91,7 @@ PLAN_FIELDS = ("tp", "pp", "dp", "micro_batch", "interleave", "recompute", "sequ
                "zero_stage", "dp_overlap", "flash_attention", "ep", "cp", "reshard_after_forward", "recompute_layers",
                "distribute_checkpoints", "tp_overlap", "cp_a2a", "ep_overlap", "etp")
 BREAKDOWN_KEYS = ("compute_s", "tp_comm_s", "ep_comm_s", "cp_comm_s", "p2p_s", "bubble_s", "dp_exposed_s",
-                  "zero3_exposed_s", "optimizer_s", "emb_sync_s")
+                  "zero3_exposed_s", "optimizer_s", "param_passes_s", "emb_sync_s")
 
 
 def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> Hardware:

@@ -42,7 +42,9 @@ also sets whether the DP reduction may overlap when pp > 1 (not under DeepSpeed'
 
 core() runs the phases in order: the plan arrays normalised (normalise_plans), parameters and
 memory per GPU, per-layer compute (layer_times), the TP, CP and expert communication of a layer,
-the pipeline, then the data-parallel and ZeRO-3 traffic, the optimizer step and the embedding sync.
+the pipeline, then the data-parallel and ZeRO-3 traffic, the optimizer step, the once-per-iteration
+passes over every parameter a GPU holds (gradient-buffer zeroing, fp8/fp4 weight quantisation:
+param_passes_s) and the embedding sync.
 """
 from __future__ import annotations
 
@@ -53,11 +55,27 @@ import numpy as np
 
 from recoque.planner import comm, memory
 from recoque.planner.execution import expert_tp_size
-from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
+from recoque.planner.profile import FP4_DTYPES, LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
-from recoque.planner.train_kernels import (Hardware, capped_bw, kernel_times, lora_adapter_params, params_on_stage,
-                                           per_shape)
+from recoque.planner.train_kernels import (Hardware, capped_bw, embedding_params_on_stage, kernel_times,
+                                           lora_adapter_params, params_on_stage, per_shape)
 from recoque.planner.workload import TrainingWorkload
+
+# Once per iteration, over every parameter a GPU holds (not its optimizer shard), on the compute
+# stream (param_passes_s):
+# - the gradient buffer zeroed where the stack's DDP keeps one contiguous buffer (Stack.
+#   grad_buffer_zeroed, Megatron: seeds/stacks.toml cites the code): one write in its dtype;
+# - under fp8/fp4 training each linear layer's weight quantised on the first micro-batch and cached
+#   for the rest (Transformer Engine Linear.forward, is_first_microbatch: 'allows caching of the FP8
+#   versions of the weights', NVIDIA/TransformerEngine @3ec8787 transformer_engine/pytorch/module/
+#   linear.py): a row-wise copy for the forward GEMM and a column-wise (transposed) one for the data
+#   gradient. Bytes per weight: from a 16-bit weight, read 2 and write 1 + 1 (fp8); from an fp8
+#   weight the distributed optimizer gathered (fp8_param_gather), the transpose alone, read 1 and write 1
+#   (Megatron-Core finish_param_sync -> post_all_gather_processing); fp4 (NVFP4, MXFP4), read 2 and
+#   write 0.5 + 0.5 plus one scale byte per 16 elements of each copy (NVFP4's block; MXFP4's 32 is less).
+#   A LoRA run's frozen base is left out: the LoRA recipes in the check sets hold it in fp8 (FP8
+#   params), whose copies need no refresh while the weights do not change.
+WEIGHT_QUANT_BYTES = {"from_16bit": 4.0, "fp8_gathered": 2.0, "fp4": 3.125}
 
 # AdamW step: read fp32 master, m, v, gradient (16), write master, m, v and the 16-bit copy (14);
 # plus the gradient passes around it: norm for clipping, inf/nan check, zeroing (4 each).
@@ -186,13 +204,14 @@ class Params:
     per_gpu: Any
     experts: Any
     adapters: Any
+    linear: Any  # of per_gpu, the weights of the linear layers (all but the embeddings, norms aside)
 
 
 def params_per_gpu(workload: TrainingWorkload, p: Plans) -> Params:
     p_gpu, p_exp = params_on_stage(workload.model, p.tp, p.pp, p.ep, p.lps, p.etp)
     lora = workload.lora_rank > 0
     p_ad = lora_adapter_params(workload, float(workload.lora_rank), p.tp, p.lps) if lora else 0.0 * p.tp
-    return Params(p_gpu, p_exp, p_ad)
+    return Params(p_gpu, p_exp, p_ad, p_gpu - embedding_params_on_stage(workload.model, p.tp, p.pp))
 
 
 def memory_bytes(workload: TrainingWorkload, p: Plans, q: Params, dtype: str, stack: Stack) -> Any:
@@ -517,6 +536,23 @@ def dp_exposed_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plan
     return np.where(zero >= 3, 0.0, _exposed(t_dp, window, p.overlap))
 
 
+def param_passes_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plans, q: Params, dtype: str) -> Any:
+    """Seconds per iteration of the passes over a GPU's whole parameter set (WEIGHT_QUANT_BYTES): the
+    gradient buffer zeroed, the linear weights quantised for fp8/fp4 GEMMs. ZeRO-3 plans keep neither
+    (gradients reduce-scattered and freed per layer, weights gathered and cast per use)."""
+    lora = workload.lora_rank > 0
+    trainable = q.adapters if lora else q.per_gpu
+    zeroing = trainable * stack.grad_buffer_bytes if stack.grad_buffer_zeroed else 0.0 * trainable
+    if dtype in FP4_DTYPES:
+        quant = WEIGHT_QUANT_BYTES["fp4"]
+    elif dtype in LOW_PRECISION_DTYPES:
+        quant = WEIGHT_QUANT_BYTES["fp8_gathered" if stack.fp8_param_gather else "from_16bit"]
+    else:
+        quant = 0.0
+    casting = (0.0 if lora else quant) * q.linear
+    return np.where(p.zero >= 3, 0.0, (zeroing + casting) / hw.hbm_bw)
+
+
 def zero3_exposed_s(hw: Hardware, stack: Stack, p: Plans, d: DataParallel, lt: LayerTimes) -> Any:
     """ZeRO-3 (FSDP full sharding), per micro-batch and layer: all-gather the layer's 16-bit
     weights in the forward, again in the backward (unless the weights were not resharded after
@@ -597,6 +633,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     dpc_shard, edp_shard = (np.where(p.zero >= 1, n, 1.0) for n in (p.dpc, p.edp))
     opt_params = np.where(lora, q.adapters / dpc_shard, (q.per_gpu - q.experts) / dpc_shard + q.experts / edp_shard)
     opt = opt_params * OPTIMIZER_STEP_BYTES / hw.hbm_bw
+    passes = param_passes_s(workload, hw, stack, p, q, dtype)
     if m_.tied_embeddings and not lora:
         emb_b = m_.vocab * float(m_.hidden) / p.tp * stack.grad_reduce_bytes
         emb_sync = np.where(pp > 1, comm.allreduce_time(emb_b, 2.0, hw.bw_inter, hw.alpha_inter), 0.0)
@@ -612,9 +649,10 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
         "dp_exposed_s": dp_exposed,
         "zero3_exposed_s": zero3,
         "optimizer_s": opt,
+        "param_passes_s": passes,
         "emb_sync_s": emb_sync,
     }
-    it = n_mb * t_max + bubble + dp_exposed + zero3 + opt + emb_sync
+    it = n_mb * t_max + bubble + dp_exposed + zero3 + opt + passes + emb_sync
     comm_exposed = (parts["tp_comm_s"] + parts["ep_comm_s"] + parts["cp_comm_s"] + parts["p2p_s"]
                     + dp_exposed + zero3 + emb_sync)
     out.update(parts)

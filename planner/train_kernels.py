@@ -67,11 +67,16 @@ def params_on_stage(model: Any, tp: Any, pp: Any, ep: Any, lps: Any, etp: Any = 
     Each GPU holds experts/ep experts, each split over etp GPUs (default: tp)."""
     dense_layer = model.nonexpert_params_per_layer() - (0.0 if model.moe else model.expert_params())
     expert = model.routed_expert_params_per_layer() if model.moe else model.expert_params()
+    exp_pg = lps * expert / ((tp if etp is None or not model.moe else etp) * (ep if model.moe else 1))
+    dense_pg = lps * dense_layer / tp + embedding_params_on_stage(model, tp, pp)
+    return dense_pg + exp_pg, (exp_pg if model.moe else 0.0 * exp_pg)
+
+
+def embedding_params_on_stage(model: Any, tp: Any, pp: Any) -> Any:
+    """Embedding (and, unpipelined, output-layer) parameters per GPU on the stage that holds the most."""
     emb = np.where(pp == 1, float(model.embedding_params()),
                    float(model.vocab * model.hidden + (model.seq_len * model.hidden if model.learned_positions else 0)))
-    exp_pg = lps * expert / ((tp if etp is None or not model.moe else etp) * (ep if model.moe else 1))
-    dense_pg = lps * dense_layer / tp + emb / tp
-    return dense_pg + exp_pg, (exp_pg if model.moe else 0.0 * exp_pg)
+    return emb / tp
 
 
 def lora_shapes(workload: TrainingWorkload, tokens: Any, tp: Any, ep: Any, etp: Any = None) -> list[tuple[Any, Any, Any, Any]]:

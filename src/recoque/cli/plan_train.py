@@ -78,7 +78,8 @@ def resolve_profile(spec: DeviceSpec, results_path: Optional[str], anyway: bool 
 BREAKDOWN_WORDS = {"compute": "compute", "tp_comm": "tensor-parallel comm", "ep_comm": "expert-parallel comm",
                    "cp_comm": "context-parallel comm", "p2p": "pipeline sends", "bubble": "pipeline bubble",
                    "dp_exposed": "exposed data-parallel comm", "zero3_exposed": "exposed ZeRO-3 gathers",
-                   "optimizer": "optimizer step", "emb_sync": "embedding sync"}
+                   "optimizer": "optimizer step", "param_passes": "gradient zeroing, weight quantisation",
+                   "emb_sync": "embedding sync"}
 
 
 def _span(e: Any, scale: float = 1.0, digits: int = 3) -> str:
