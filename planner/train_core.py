@@ -73,8 +73,9 @@ from recoque.planner.workload import TrainingWorkload
 #   weight the distributed optimizer gathered (fp8_param_gather), the transpose alone, read 1 and write 1
 #   (Megatron-Core finish_param_sync -> post_all_gather_processing); fp4 (NVFP4, MXFP4), read 2 and
 #   write 0.5 + 0.5 plus one scale byte per 16 elements of each copy (NVFP4's block; MXFP4's 32 is less).
-#   A LoRA run's frozen base is left out: the LoRA recipes in the check sets hold it in fp8 (FP8
-#   params), whose copies need no refresh while the weights do not change.
+#   A LoRA run's frozen base is left out: AMD's MLPerf LoRA recipes hold it in fp8 (FP8 params,
+#   seeds/train_checks.toml), as NVIDIA's v5.0 GB200 one does, and a frozen fp8 weight's copies need no
+#   refresh; a recipe that re-quantises a 16-bit frozen base each iteration is faster in the model.
 WEIGHT_QUANT_BYTES = {"from_16bit": 4.0, "fp8_gathered": 2.0, "fp4": 3.125}
 
 # AdamW step: read fp32 master, m, v, gradient (16), write master, m, v and the 16-bit copy (14);
