@@ -206,7 +206,11 @@ def load_stack(key: str | None) -> Stack:
     if key not in raw:
         raise BadInput(f"unknown stack {key!r}", f"known stacks: {', '.join(sorted(raw))}")
     r = raw[key]
-    kw: dict[str, Any] = {k: bool(r[k]) for k in _BOOLS + _PIPE_BOOLS if k in r}
+    not_bool = [k for k in _BOOLS + _PIPE_BOOLS if k in r and not isinstance(r[k], bool)]
+    if not_bool:  # bool("false") is True: a quoted switch would silently turn on
+        raise BadInput(f"stack {key}: {', '.join(not_bool)} must be true or false, got "
+                       f"{', '.join(repr(r[k]) for k in not_bool)}", "fix seeds/stacks.toml (no quotes)")
+    kw: dict[str, Any] = {k: r[k] for k in _BOOLS + _PIPE_BOOLS if k in r}
     min_pp = r.get("interleave_min_pp", 2)
     if isinstance(min_pp, bool) or not isinstance(min_pp, int) or min_pp < 2:
         raise BadInput(f"stack {key}: interleave_min_pp must be an integer >= 2, got {min_pp!r}", "fix seeds/stacks.toml")

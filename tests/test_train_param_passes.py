@@ -98,3 +98,12 @@ def test_more_sharding_means_fewer_bytes_and_the_breakdown_still_sums():
     assert "param_passes_s" in BREAKDOWN_KEYS
     for out in (one, tp2):
         assert sum(out[k][0] for k in BREAKDOWN_KEYS) == pytest.approx(out["iteration_time_s"][0], rel=1e-9)
+
+
+def test_a_quoted_stack_switch_is_refused(monkeypatch):
+    from recoque.errors import BadInput
+    from recoque.planner import stacks
+    raw = {"megatron-core": {**stacks._raw()["megatron-core"], "grad_buffer_zeroed": "false"}}
+    monkeypatch.setattr(stacks, "_raw", lambda: raw)
+    with pytest.raises(BadInput, match="grad_buffer_zeroed must be true or false, got 'false'"):
+        load_stack("megatron-core")
