@@ -30,7 +30,8 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
           "zero3_regather_on_recompute")
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
-               "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed")
+               "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed",
+               "fused_expert_mlp")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ class Stack:
     # and zeroes the whole of it at the start of every iteration (Megatron's DDP), not only the
     # optimizer's shard: a write of grad_buffer_bytes per local parameter (train_core.param_passes_s).
     grad_buffer_zeroed: bool = False
+    # The experts run as one fused grouped MLP that takes the activation's clamp and the expert
+    # biases inside its kernels (Transformer Engine's op fuser, Megatron-Core
+    # use_transformer_engine_op_fuser); off (Megatron-Core's default), a model with clamped gated
+    # activations or expert biases pays them as kernels of their own (train_core.moe_unfused_ops_s).
+    # The stack's practice (seeds/stacks.toml), or a run's setting.
+    fused_expert_mlp: bool = False
     # NCCL CTAs a communicator may use (Megatron-Core nccl_communicator_config_path, max_ctas per
     # group); empty: NCCL's own choice, which fills the scale-up links. A cap bounds the group's
     # scale-up bandwidth (planner/train_kernels.py Hardware.cta_bytes_s). A run's setting, not a stack default.
@@ -141,6 +148,15 @@ class Stack:
             raise BadInput(f"gradient reduction dtype {dtype!r} unknown", f"use one of {sorted(REDUCE_BYTES)}")
         return replace(self, grad_reduce_dtype=dtype)
 
+    def with_fused_expert_mlp(self, on: bool | None, where: str = "") -> "Stack":
+        """A run's setting; `where` names the input it came from in the error line (a seed case)."""
+        if on is None:
+            return self
+        if not isinstance(on, bool):
+            raise BadInput(f"{where + ': ' if where else ''}fused_expert_mlp must be true or false, got {on!r}",
+                           "write fused_expert_mlp = true or false")
+        return replace(self, fused_expert_mlp=on)
+
     def with_fp8_param_gather(self, on: bool | None, where: str = "") -> "Stack":
         """`where` names the input the setting came from in the error line (a seed case)."""
         if on is None:
@@ -178,6 +194,7 @@ class Stack:
         pipe += ["weights all-gathered in fp8 under fp8/fp4 training"] if self.fp8_param_gather else []
         pipe += ["interleaved pipeline sends overlap compute"] if self.pp_comm_overlap else []
         pipe += ["the whole gradient buffer zeroed every iteration"] if self.grad_buffer_zeroed else []
+        pipe += ["experts as one fused grouped MLP"] if self.fused_expert_mlp else []
         if self.comm_max_ctas:
             caps = ", ".join(f"{k} {v}" for k, v in sorted(self.comm_max_ctas.items()))
             pipe += [f"NCCL CTAs per communicator capped ({caps}): each CTA moves half of one scale-up link"]

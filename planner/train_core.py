@@ -120,6 +120,23 @@ ELEMENTWISE_KERNELS_FWD = 6.0
 # softmax and top-k) is under 1% of the experts' work for every preset and is left out.
 MOE_PERMUTE_PASSES = 3.0
 MOE_PERMUTE_KERNELS = 2.0
+# Expert ops outside a fused grouped MLP (Stack.fused_expert_mlp off), counted from Megatron-Core's
+# code, 16-bit elements, not measured (moe_unfused_ops_s):
+# - a clamped gated activation (TransformerSpec.glu_clamp, gpt-oss): the two halves of the first
+#   projection's output clamped and concatenated again before the fused bias-GLU kernel
+#   (megatron/core/fusions/fused_bias_geglu.py: x_glu.clamp(max), x_linear.clamp(-c, c), torch.cat):
+#   forward, each of 2 x ffn elements read and written twice (8 bytes, 3 kernels); backward, the
+#   clamps' masked gradients (read gradient and input, write: 6) and the concatenation of the two
+#   halves' gradients (4): 10 bytes, 3 kernels;
+# - expert biases (linear_bias on a MoE model, gpt-oss): the second projection's bias added per
+#   local expert, weighted by the routing probability, then concatenated (megatron/core/transformer/
+#   moe/experts.py _apply_bias: torch.cat([t + b * p ...])): forward b x p written (2), the sum read
+#   and written (6), the cat read and written (4): 12 bytes per hidden element and 2 kernels per
+#   local expert plus the cat; backward the bias and probability gradients read the output's
+#   gradient twice: 4 bytes, 2 kernels per local expert.
+GLU_CLAMP_BYTES = (8.0, 10.0)
+GLU_CLAMP_KERNELS = (3.0, 3.0)
+EXPERT_BIAS_BYTES = (12.0, 4.0)
 
 
 def cp_merge_bytes_fwd(cp: Any) -> Any:
@@ -344,9 +361,10 @@ def layer_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile
     t_cpx_f = np.where(ring_cp, tokens * q_w * cp_merge_bytes_fwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
     t_cpx_b = np.where(ring_cp, tokens * (q_w + kv_w) * cp_merge_bytes_bwd(cp) / hw.hbm_bw + 2.0 * cp * ovh, 0.0)
     t_moe = moe_dispatch_s(m_, hw, tokens / np.where(p.sp, tp, 1.0), ovh)
+    t_xf, t_xb = moe_unfused_ops_s(m_, stack, hw, tokens / np.where(p.sp, tp, 1.0), p.etp, p.ep, ovh)
     t_drop = _lora_dropout_s(workload, hw, tokens, tp, p.sp, ovh)
-    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f + t_moe + t_drop
-    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b + t_moe + t_drop
+    fwd = t_gemm_f + t_att_f + t_elem + t_cast_f + t_ad + t_cpx_f + t_moe + t_xf + t_drop
+    bwd = t_gemm_b + t_att_b + 2.0 * t_elem + t_cast_b + 2.0 * t_ad + t_cpx_b + t_moe + t_xb + t_drop
     recomp = np.where(p.rc == 2, p.frac * fwd, np.where(p.rc == 1, _selective_recompute_s(
         m_, stack, t_att_f, t_gemm_f, t_cast_f, t_elem), 0.0))
     return LayerTimes(fwd, bwd, recomp, t_gemm_f, t_gemm_b, t_att_f, t_att_b, kt["logits"])
@@ -379,6 +397,26 @@ def moe_dispatch_s(m_: Any, hw: Hardware, tokens: Any, ovh: float) -> Any:
         return 0.0 * tokens
     elements = tokens * float(m_.hidden) * (MOE_PERMUTE_PASSES * float(m_.active_experts) + 1.0)
     return m_.moe_layer_fraction * (2.0 * elements / hw.hbm_bw + MOE_PERMUTE_KERNELS * ovh)
+
+
+def moe_unfused_ops_s(m_: Any, stack: Stack, hw: Hardware, tokens: Any, etp: Any, ep: Any, ovh: float) -> tuple[Any, Any]:
+    """Seconds per layer and micro-batch (forward, backward) of the expert ops a fused grouped MLP
+    would take into its kernels (GLU_CLAMP_BYTES, EXPERT_BIAS_BYTES), for `tokens` tokens on the GPU."""
+    zero = 0.0 * tokens
+    if not m_.moe or stack.fused_expert_mlp or not (m_.glu_clamp or m_.linear_bias):
+        return zero, zero
+    rows = tokens * float(m_.active_experts)
+    local = float(m_.experts) / ep
+    fwd, bwd = zero, zero
+    if m_.glu_clamp and m_.gated_ffn:
+        fc1 = rows * 2.0 * float(m_.ffn_hidden) / etp
+        fwd = fwd + GLU_CLAMP_BYTES[0] * fc1 / hw.hbm_bw + GLU_CLAMP_KERNELS[0] * ovh
+        bwd = bwd + GLU_CLAMP_BYTES[1] * fc1 / hw.hbm_bw + GLU_CLAMP_KERNELS[1] * ovh
+    if m_.linear_bias:
+        fc2 = rows * float(m_.hidden)
+        fwd = fwd + EXPERT_BIAS_BYTES[0] * fc2 / hw.hbm_bw + (2.0 * local + 1.0) * ovh
+        bwd = bwd + EXPERT_BIAS_BYTES[1] * fc2 / hw.hbm_bw + 2.0 * local * ovh
+    return m_.moe_layer_fraction * fwd, m_.moe_layer_fraction * bwd
 
 
 def _attention_widths(m_: Any, tp: Any) -> tuple[Any, Any]:

@@ -236,6 +236,7 @@ def cases_from_seed(seed: Mapping[str, Any], seed_file: str) -> list[Case]:
                         threshold_max=float(raw["threshold_max"]) if "threshold_max" in raw else None,
                         stack=load_stack(raw.get("stack")).with_reduce_dtype(raw.get("grad_reduce_dtype"))
                         .with_fp8_param_gather(raw.get("fp8_param_gather"), where)
+                        .with_fused_expert_mlp(raw.get("fused_expert_mlp"), where)
                         .with_comm_max_ctas(raw.get("nccl_max_ctas"), where),
                         in_verdict=bool(raw.get("in_verdict", True)),
                         why_not_in_verdict=str(raw.get("why_not_in_verdict", ""))))

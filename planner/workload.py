@@ -18,7 +18,7 @@ _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "se
              "experts", "active_experts", "head_dim", "shared_experts", "dense_layers", "dense_ffn_hidden",
              "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "expert_groups", "group_topk",
              "sliding_window", "sliding_layers", "context_window_tokens", "fp8_weight_block")
-_BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias", "dropout")
+_BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias", "dropout", "glu_clamp")
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class TransformerSpec:
     # Qwen, DeepSeek: attention_dropout 0.0 and no residual dropout): PyTorch's dropout with p = 0
     # returns its input and keeps no mask (ATen native/Dropout.cpp), so no mask is stored.
     dropout: bool = True
+    # The gated activation clamps both halves of its input before the product (gpt-oss: SwiGLU with
+    # limit 7.0, x_glu.clamp(max=limit), x_linear.clamp(-limit, limit): github.com/openai/gpt-oss
+    # @0568dfc gpt_oss/torch/model.py swiglu; Hugging Face config.json swiglu_limit). Training
+    # stacks that run it outside a fused expert MLP pay the clamps as kernels of their own.
+    glu_clamp: bool = False
     # DeepSeek-V2/V3 shape (DeepSeek-V3 technical report, arXiv 2412.19437, sec. 2.1 and 4.2):
     # shared experts every token passes through beside its routed ones (width ffn_hidden each); the
     # first `dense_layers` layers with one dense FFN of `dense_ffn_hidden` instead of experts.

@@ -10,7 +10,7 @@ seeds/serving_checks_trtllm_moe.toml): nvidia 29.3% mean, 144.1% max, 51% inside
 - DeepSeek-R1 FP4 on B200/GB200 DEP4: -0.9 / -2.2% (1k/1k -15..-19%, 1k/32k +15..+23%); FP8 on H200
   DEP8: +17..+66%.
 - gpt-oss-120b and -20b: +35..+81% on every part, the model too fast at the page's full batches; the
-  same direction as the Megatron-Bridge gpt-oss training rows (38-46% fast, seeds/train_checks.toml),
+  same direction as the Megatron-Bridge gpt-oss training rows (22-40% fast, seeds/train_checks.toml),
   while the InferenceMAX gpt-oss rows at 4-64 streams are 0-17% slow: the model's per-step fixed
   cost is too high and its per-token cost too low for this shape (not found).
 - Qwen3-30B-A3B on one B200 / GB200: 1k/1k +71 / +105% (GB200 below B200 on the page at 1k/1k, above it

@@ -59,6 +59,8 @@ def model_table_from_hf(path: str) -> tuple[str, dict[str, Any]]:
         "learned_positions": False, "norm": "rmsnorm", "linear_bias": kind == "gpt_oss",
         # these families' modelling code has no residual dropout; attention_dropout is the only one
         "dropout": c.fraction("attention_dropout") > 0.0,
+        # gpt-oss clamps its SwiGLU inputs (config.json swiglu_limit 7.0)
+        "glu_clamp": kind == "gpt_oss",
     }
     if text.get("head_dim") is not None:
         raw["head_dim"] = c.count("head_dim")

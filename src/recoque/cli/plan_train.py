@@ -169,6 +169,10 @@ def train(
         None, "--fp8-param-gather/--no-fp8-param-gather",
         help="fp8/fp4 training: the optimizer all-gathers the weights' fp8 copy (Megatron-Core fp8_param_gather, "
              "NeMo FP8_PARAM_GATHER); default: the stack's practice"),
+    fused_expert_mlp: Optional[bool] = typer.Option(
+        None, "--fused-expert-mlp/--no-fused-expert-mlp",
+        help="MoE: the experts run as one fused grouped MLP that takes a clamped activation and expert biases "
+             "in its kernels (Transformer Engine's op fuser); default: the stack's practice (off for Megatron-Core)"),
     nccl_max_ctas: Optional[str] = typer.Option(
         None, "--nccl-max-ctas",
         help="the run's NCCL CTA caps per communicator, e.g. cp=1,dp=8 (Megatron-Core nccl_communicator_config_path): "
@@ -218,7 +222,8 @@ def train(
     if top <= 0:
         raise BadInput("--top must be positive", "give --top 1 or more")
     st = (load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
-          .with_fp8_param_gather(fp8_param_gather).with_comm_max_ctas(_ctas(nccl_max_ctas), "--nccl-max-ctas"))
+          .with_fp8_param_gather(fp8_param_gather).with_fused_expert_mlp(fused_expert_mlp)
+          .with_comm_max_ctas(_ctas(nccl_max_ctas), "--nccl-max-ctas"))
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
             "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a, "ep_overlap": ep_overlap, "ep": ep,
             "etp": etp, "flash_attention": flash_attention, "dp_overlap": dp_overlap, "reshard_after_forward": reshard_after_forward,
@@ -268,6 +273,7 @@ def train(
                    "params_total": wl.model.params_total(),
                    "params_active": wl.model.params_active(), "profile_origin": prof.origin, "stack": st.key,
                    "grad_reduce_dtype": st.grad_reduce_dtype, "fp8_param_gather": st.fp8_param_gather,
+                   "fused_expert_mlp": st.fused_expert_mlp,
                    "nccl_max_ctas": dict(st.comm_max_ctas),
                    "pins": pins, "gpu_count_curve": None if curve is None else curve.to_json(),
                    "link_figures": list(link_lines) if profile else [], **res.to_json()})
