@@ -148,26 +148,24 @@ class Stack:
             raise BadInput(f"gradient reduction dtype {dtype!r} unknown", f"use one of {sorted(REDUCE_BYTES)}")
         return replace(self, grad_reduce_dtype=dtype)
 
-    def with_fused_expert_mlp(self, on: bool | None, where: str = "") -> "Stack":
-        """A run's setting; `where` names the input it came from in the error line (a seed case)."""
+    def _with_switch(self, name: str, on: bool | None, where: str) -> "Stack":
+        """A run's true/false setting of one stack switch; `where` names the input it came from."""
         if on is None:
             return self
         if not isinstance(on, bool):
-            raise BadInput(f"{where + ': ' if where else ''}fused_expert_mlp must be true or false, got {on!r}",
-                           "write fused_expert_mlp = true or false")
-        return replace(self, fused_expert_mlp=on)
+            raise BadInput(f"{where + ': ' if where else ''}{name} must be true or false, got {on!r}",
+                           f"write {name} = true or false")
+        return replace(self, **{name: on})
+
+    def with_fused_expert_mlp(self, on: bool | None, where: str = "") -> "Stack":
+        return self._with_switch("fused_expert_mlp", on, where)
 
     def with_fp8_param_gather(self, on: bool | None, where: str = "") -> "Stack":
-        """`where` names the input the setting came from in the error line (a seed case)."""
-        if on is None:
-            return self
-        if not isinstance(on, bool):
-            raise BadInput(f"{where + ': ' if where else ''}fp8_param_gather must be true or false, got {on!r}",
-                           "write fp8_param_gather = true or false")
+        out = self._with_switch("fp8_param_gather", on, where)  # a non-boolean is refused first
         if on and not self.fp8:
             raise BadInput(f"stack {self.key} has no fp8 training, so no fp8 parameter gather",
                            "drop fp8_param_gather or pick a stack with fp8")
-        return replace(self, fp8_param_gather=on)
+        return out
 
     def with_comm_max_ctas(self, caps: Mapping[str, Any] | None, where: str = "") -> "Stack":
         """The run's per-communicator NCCL CTA caps ({"cp": 1, "dp": 8, ...}); `where` names the input."""
