@@ -79,7 +79,8 @@ from recoque.planner.workload import TrainingWorkload
 WEIGHT_QUANT_BYTES = {"from_16bit": 4.0, "fp8_gathered": 2.0, "fp4": 3.125}
 
 # AdamW step: read fp32 master, m, v, gradient (16), write master, m, v and the 16-bit copy (14);
-# plus the gradient passes around it: norm for clipping, inf/nan check, zeroing (4 each).
+# plus the gradient passes around it on the optimizer's shard: norm for clipping, inf/nan check,
+# zeroing (4 each). The data-parallel wrapper's own whole-buffer zeroing is param_passes_s's.
 OPTIMIZER_STEP_BYTES = 42.0
 # Communication overlapped with compute (DP gradient reduction, ZeRO-3 prefetch): at most this
 # fraction of the compute beside it can hide communication, and that compute runs this much
