@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
+from recoque.estimate import expected_max_z
 from recoque.planner import flops
 
 ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all three engine classes
@@ -279,11 +279,6 @@ def _allreduce_s(nbytes: float, g: int, r: Rates) -> float:
     return 2.0 * (g - 1) * r.hop_latency_s + 2.0 * (g - 1) / g * nbytes / r.link_bytes_s
 
 
-def _expected_max_z(n: int) -> float:
-    """Expected maximum of n standard normal draws (Blom's approximation, Phi^-1((n - 3/8) / (n + 1/4)))."""
-    return NormalDist().inv_cdf((n - 0.375) / (n + 0.25)) if n > 1 else 0.0
-
-
 def rank_imbalance(model: Any, ep: int, r: Rates) -> float:
     """How much more than the mean the busiest of `ep` expert-parallel ranks receives, from the
     published DeepSeek-R1 figure at EP 32: a rank's share of the routed slots is 1/ep, its spread
@@ -294,7 +289,7 @@ def rank_imbalance(model: Any, ep: int, r: Rates) -> float:
     experts = int(getattr(model, "experts", 1) or 1)
     if ep <= 1 or experts <= 1 or r.moe_rank_imbalance_ep32 <= 0:
         return 0.0
-    x = r.moe_rank_imbalance_ep32 * math.sqrt(ep / 32.0) * _expected_max_z(ep) / _expected_max_z(32)
+    x = r.moe_rank_imbalance_ep32 * math.sqrt(ep / 32.0) * expected_max_z(ep) / expected_max_z(32)
     return min(x, ep - 1.0)
 
 

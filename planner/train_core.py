@@ -44,7 +44,7 @@ core() runs the phases in order: the plan arrays normalised (normalise_plans), p
 memory per GPU, per-layer compute (layer_times), the TP, CP and expert communication of a layer,
 the pipeline, then the data-parallel and ZeRO-3 traffic, the optimizer step, the once-per-iteration
 passes over every parameter a GPU holds (gradient-buffer zeroing, fp8/fp4 weight quantisation:
-param_passes_s) and the embedding sync.
+param_passes_s), the embedding sync; every kernel runs at the pace of the job's slowest GPU (straggler_s).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from recoque.planner import comm, memory
+from recoque.planner import comm, memory, pace
 from recoque.planner.execution import expert_tp_size
 from recoque.planner.profile import FP4_DTYPES, LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
@@ -593,6 +593,14 @@ def param_passes_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Pl
     return np.where(p.zero >= 3, 0.0, (zeroing + casting) / hw.hbm_bw)
 
 
+def at_slowest_gpu(lt: LayerTimes, p: Plans) -> tuple[LayerTimes, Any]:
+    """The layer times of the job's slowest GPU, which every synchronous step waits for
+    (planner/pace.py): each kernel slower by 1 + spread x E[max of N normals] over the median GPU,
+    N = tp x cp x pp x dp GPUs (experts live inside the dp x tp ranks). Returns the factor too."""
+    f = pace.slowdown(p.tp * p.cp * p.pp * p.dp)
+    return LayerTimes(*(getattr(lt, k) * f for k in LayerTimes.__dataclass_fields__)), f
+
+
 def zero3_exposed_s(hw: Hardware, stack: Stack, p: Plans, d: DataParallel, lt: LayerTimes) -> Any:
     """ZeRO-3 (FSDP full sharding), per micro-batch and layer: all-gather the layer's 16-bit
     weights in the forward, again in the backward (unless the weights were not resharded after
@@ -630,9 +638,10 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     """Evaluate plans given as arrays (keys PLAN_FIELDS; recompute as codes 0/1/2).
 
     One accounting of time: iteration = m * T_stage + bubble + DP exposed + ZeRO-3 exposed +
-    optimizer + embedding sync, and T_stage = the busiest stage's compute + TP + EP + CP
-    communication + pipeline sends for one micro-batch; the breakdown keys below are exactly
-    these parts (they sum to `iteration_time_s`)."""
+    optimizer + parameter passes + embedding sync, and T_stage = the busiest stage's compute + TP +
+    EP + CP communication + pipeline sends for one micro-batch, the compute at the pace of the job's
+    slowest GPU; the breakdown keys below are exactly these parts (they sum to `iteration_time_s`),
+    the compute split into the median GPU's (compute_s) and the slowest GPU's lag (straggler_s)."""
     m_ = workload.model
     p = normalise_plans(workload, a, stack)
     q = params_per_gpu(workload, p)
@@ -640,7 +649,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     out: dict[str, np.ndarray] = {"memory_bytes": mem, "fits": mem <= hw.capacity_bytes}
     if memory_only:
         return out
-    lt = layer_times(workload, hw, profile, dtype, which, stack, p)
+    lt, slow = at_slowest_gpu(layer_times(workload, hw, profile, dtype, which, stack, p), p)
     tp_comm, cp_comm = tp_comm_s(hw, p, lt, float(m_.hidden), dtype), cp_comm_s(m_, hw, stack, p, lt)
     ep_comm = ep_comm_s(m_, hw, stack, p, lt)
     layer_compute = lt.fwd + lt.bwd + lt.recomp
@@ -679,8 +688,9 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
         emb_sync = np.where(pp > 1, comm.allreduce_time(emb_b, 2.0, hw.bw_inter, hw.alpha_inter), 0.0)
     else:
         emb_sync = 0.0 * p.tp
+    compute = n_mb * (lps * layer_compute + lt.logits)  # at the slowest GPU's pace
     parts = {
-        "compute_s": n_mb * (lps * layer_compute + lt.logits),
+        "compute_s": compute / slow,
         "tp_comm_s": n_mb * lps * tp_comm,
         "ep_comm_s": n_mb * lps * ep_comm,
         "cp_comm_s": n_mb * lps * cp_comm,
@@ -691,6 +701,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
         "optimizer_s": opt,
         "param_passes_s": passes,
         "emb_sync_s": emb_sync,
+        "straggler_s": compute - compute / slow,
     }
     it = n_mb * t_max + bubble + dp_exposed + zero3 + opt + passes + emb_sync
     comm_exposed = (parts["tp_comm_s"] + parts["ep_comm_s"] + parts["cp_comm_s"] + parts["p2p_s"]

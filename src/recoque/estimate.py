@@ -53,3 +53,11 @@ def combine(fn: Callable[..., float], *parts: Estimate, unit: str, assumptions: 
     corners = [fn(*c) for c in product(*((p.low, p.high) for p in parts))]
     merged: tuple[str, ...] = tuple(dict.fromkeys(a for p in parts for a in p.assumptions + assumptions))
     return Estimate(value, min(corners + [value]), max(corners + [value]), unit, merged)
+
+
+def expected_max_z(n: int) -> float:
+    """Expected largest of n independent standard normal draws (Blom's approximation,
+    Phi^-1((n - 3/8) / (n + 1/4)); 0 for one draw: there is no spread to wait on)."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf((n - 0.375) / (n + 0.25)) if n > 1 else 0.0

@@ -79,7 +79,7 @@ BREAKDOWN_WORDS = {"compute": "compute", "tp_comm": "tensor-parallel comm", "ep_
                    "cp_comm": "context-parallel comm", "p2p": "pipeline sends", "bubble": "pipeline bubble",
                    "dp_exposed": "exposed data-parallel comm", "zero3_exposed": "exposed ZeRO-3 gathers",
                    "optimizer": "optimizer step", "param_passes": "gradient zeroing, weight quantisation",
-                   "emb_sync": "embedding sync"}
+                   "emb_sync": "embedding sync", "straggler": "wait for the slowest GPU"}
 
 
 def _span(e: Any, scale: float = 1.0, digits: int = 3) -> str:
