@@ -12,7 +12,11 @@ peak: each run weighs by its GPUs); its range is +/- a stated half-width that co
 leave-one-out errors and the within-family spread the lists show, never narrower than the family's
 own runs. Each reference run is carried to the estimated device's memory per GPU by
 (M / M_run)^0.2 (seeds/top500.toml [memory]: HPL runs the largest matrix that fits, and a larger one
-spends less of its time in O(N^2) work; H200 141 GB vs H100 80 GB: +12%). A machine is never
+spends less of its time in O(N^2) work; H200 141 GB vs H100 80 GB: +12%). HPL's iterations wait
+for the slowest GPU of the run (planner/pace.py: identical GPUs spread about 1.7%): a machine of N
+GPUs is estimated from the references carried to the median GPU's pace, x 1 / (1 + spread x E[max
+of N normals]), so a 100-GPU machine runs about 2-3% nearer its peak than a 40,000-GPU one; the
+efficiency asked for without a GPU count is the references' own, at their scale. A machine is never
 estimated from its own runs (leave-one-out by machine). A scale term
 (ln efficiency linear in ln GPUs, within families) was tried on the references: it comes out
 positive, +0.07 per e-fold (Frontier above LUMI-G, JUPITER above Eos and Jean Zay), the opposite of
@@ -31,13 +35,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
-from recoque.planner import energy
+from recoque.planner import energy, pace
 from recoque.planner.power import clock_factor, note as cap_note
 from recoque.planner.system import SystemSpec
 from recoque.planner.top500 import (Top500Entry, family_of, load_entries, matching_entry, measured_dgemm_flop_s,
@@ -86,8 +90,16 @@ def pooled_efficiency(entries: list[Top500Entry], device: str | None = None) -> 
     return rmax / peak
 
 
-def reference_entries(exclude_machines: tuple[str, ...] = ()) -> list[Top500Entry]:
-    return [e for e in load_entries().values() if e.role == "reference" and e.machine not in exclude_machines]
+def at_median_pace(e: Top500Entry) -> Top500Entry:
+    """The run with its Rmax carried to the median GPU's pace: HPL's iterations wait for the slowest
+    of the run's GPUs (planner/pace.py), so Rmax x (1 + spread x E[max of N normals])."""
+    return replace(e, rmax_flop_s=e.rmax_flop_s * pace.slowdown(e.gpus_in_run))
+
+
+def reference_entries(exclude_machines: tuple[str, ...] = (), paced: bool = False) -> list[Top500Entry]:
+    """The reference runs, at their own pace, or each carried to the median GPU's (`paced`)."""
+    refs = [e for e in load_entries().values() if e.role == "reference" and e.machine not in exclude_machines]
+    return [at_median_pace(e) for e in refs] if paced else refs
 
 
 def reference_efficiencies(exclude_machines: tuple[str, ...] = ()) -> dict[str, float]:
@@ -115,34 +127,35 @@ def single_node_hpl(device: str) -> tuple[float, str] | None:
     return None
 
 
-def retention_ratios(exclude_machines: tuple[str, ...] = ()) -> dict[str, float]:
+def retention_ratios(exclude_machines: tuple[str, ...] = (), paced: bool = False) -> dict[str, float]:
     """Multi-node retention of each reference run whose device has a single-node figure:
     Rmax per GPU of the run / single-node HPL per GPU of its device."""
     out = {}
-    for e in reference_entries(exclude_machines):
+    for e in reference_entries(exclude_machines, paced):
         sn = single_node_hpl(e.device)
         if sn is not None:
             out[e.key] = e.rmax_per_gpu_flop_s / sn[0]
     return out
 
 
-def pooled_retention(exclude_machines: tuple[str, ...] = ()) -> float | None:
+def pooled_retention(exclude_machines: tuple[str, ...] = (), paced: bool = False) -> float | None:
     """Total Rmax / total single-node HPL of the reference runs that have a single-node figure."""
-    runs = [e for e in reference_entries(exclude_machines) if single_node_hpl(e.device) is not None]
+    runs = [e for e in reference_entries(exclude_machines, paced) if single_node_hpl(e.device) is not None]
     if not runs:
         return None
     return sum(e.rmax_flop_s for e in runs) / sum(e.gpus_in_run * single_node_hpl(e.device)[0] for e in runs)
 
 
-def _single_node_prior(device: str, exclude_machines: tuple[str, ...], left: str) -> Estimate | None:
+def _single_node_prior(device: str, exclude_machines: tuple[str, ...], left: str,
+                       paced: bool = False) -> Estimate | None:
     """Efficiency of a device outside every calibrated family, from its published single-node HPL
     x the pooled multi-node retention of the reference runs, expressed on its counted FP64 rate."""
     sn = single_node_hpl(device)
-    ret = retention_ratios(exclude_machines)
+    ret = retention_ratios(exclude_machines, paced)
     if sn is None or not ret:
         return None
     rate = hpl_rate(get_device_spec(device)).value
-    mid_ret = pooled_retention(exclude_machines)
+    mid_ret = pooled_retention(exclude_machines, paced)
     w, widen = range_setting("in_family_halfwidth"), range_setting("single_node_widen")
     mid = sn[0] * mid_ret / rate
     listing = ", ".join(f"{k} {v:.3f}" for k, v in ret.items())
@@ -194,10 +207,24 @@ def _family_estimate(fam: str, in_family: list[Top500Entry], left: str, device: 
     return Estimate(mid, min(min(effs), mid * (1 - w)), max(max(effs), mid * (1 + w)), "1", (note,))
 
 
-def hpl_efficiency(device: str | None = None, exclude_machines: tuple[str, ...] = ()) -> Estimate:
+def hpl_efficiency(device: str | None = None, exclude_machines: tuple[str, ...] = (),
+                   gpus: float | None = None) -> Estimate:
     """HPL efficiency for a device: its family's reference runs; else its single-node HPL or measured DGEMM
-    anchor; else its vendor's references with a wider range, stated."""
-    refs = reference_entries(exclude_machines)
+    anchor; else its vendor's references with a wider range, stated. With `gpus`: the efficiency of a
+    run on that many GPUs, the reference runs first carried to the median GPU's pace (at_median_pace)
+    and the result brought to the pace of the slowest of `gpus` (planner/pace.py); without, the
+    references as listed, at their own scale."""
+    est, from_runs = _efficiency(device, exclude_machines, paced=gpus is not None)
+    if gpus is None or not from_runs:  # a measured DGEMM x the HPL fraction carries no run's scale
+        return est
+    slow = pace.slowdown(gpus)
+    return est.scale(1.0 / slow, "1", f"references carried to the median GPU's pace, then x 1/{slow:.3f}: the slowest of "
+                                      f"{gpus:,.0f} GPUs sets HPL's pace (spread {pace.GPU_SPEED_SPREAD:.1%}, planner/pace.py)")
+
+
+def _efficiency(device: str | None, exclude_machines: tuple[str, ...], paced: bool) -> tuple[Estimate, bool]:
+    """(efficiency, whether it comes from TOP500 runs) by hpl_efficiency's order of sources."""
+    refs = reference_entries(exclude_machines, paced)
     if not refs:
         raise BadInput("no TOP500 reference run left to calibrate the HPL efficiency",
                        "keep role = \"reference\" on at least one entry of seeds/top500.toml")
@@ -205,10 +232,13 @@ def hpl_efficiency(device: str | None = None, exclude_machines: tuple[str, ...] 
     fam = family_of(device) if device else None
     in_family = [e for e in refs if fam is not None and family_of(e.device) == fam]
     if in_family:
-        return _family_estimate(fam, in_family, left, device)
-    prior = (_single_node_prior(device, exclude_machines, left) or _dgemm_prior(device, left)) if device else None
-    if prior is not None:
-        return prior
+        return _family_estimate(fam, in_family, left, device), True
+    single = _single_node_prior(device, exclude_machines, left, paced) if device else None
+    if single is not None:
+        return single, True
+    dgemm = _dgemm_prior(device, left) if device else None
+    if dgemm is not None:
+        return dgemm, False
     vendor = get_device_spec(device).vendor if device else None
     pool = [e for e in refs if vendor and get_device_spec(e.device).vendor == vendor] or refs
     effs = [entry_efficiency(e) for e in pool]
@@ -217,7 +247,7 @@ def hpl_efficiency(device: str | None = None, exclude_machines: tuple[str, ...] 
     note = (f"HPL efficiency: {who}; median of {_listing(pool)}, range widened by +/-{widen:.0%} "
             f"(ASSUMED: a device without its own TOP500 reference run){left}")
     mid = statistics.median(effs)
-    return Estimate(mid, min(effs) * (1 - widen), max(effs) * (1 + widen), "1", (note,))
+    return Estimate(mid, min(effs) * (1 - widen), max(effs) * (1 + widen), "1", (note,)), True
 
 
 @dataclass(frozen=True)
@@ -259,14 +289,14 @@ class HplEstimate:
 
 
 def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
-                         eff_override: Estimate | None) -> tuple[Estimate, Estimate, bool]:
+                         eff_override: Estimate | None, gpus: float | None = None) -> tuple[Estimate, Estimate, bool]:
     if profile_applies(spec, profile):
         dgemm = profile_estimate(lambda w: profile.gemm_flop_s("fp64", 8192, 8192, 8192, which=w), "flop/s",
                                  f"{spec.key} FP64 DGEMM from the profile ({getattr(profile, 'origin', 'measured')})")
         if dgemm is not None:
             return dgemm, eff_override or efficiency("hpl_fraction_of_measured_dgemm"), True
     exclude = (machine,) if machine else ()
-    return hpl_rate(spec), eff_override or hpl_efficiency(spec.key, exclude), False
+    return hpl_rate(spec), eff_override or hpl_efficiency(spec.key, exclude, gpus), False
 
 
 def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Entry | None):
@@ -307,7 +337,7 @@ def under_fp64_ceiling(per_gpu: Estimate, spec: DeviceSpec, clock: float) -> Est
 def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: Estimate | None = None) -> HplEstimate:
     spec = get_device_spec(system.device)
     machine = system.extra.get("top500_machine")
-    rate, eff, measured = rate_and_efficiency(spec, machine or system.key, profile, efficiency_override)
+    rate, eff, measured = rate_and_efficiency(spec, machine or system.key, profile, efficiency_override, system.gpus)
     gpus = system.estimate("gpus", "gpu")
     clock = clock_factor(system, profile if measured else None)
     per_gpu = combine(lambda r, e: r * e * clock, rate, eff, unit="flop/s",
@@ -343,7 +373,7 @@ def check_against_top500(roles: tuple[str, ...] = ("check",)) -> list[dict[str, 
         if e.role not in roles:
             continue
         spec = get_device_spec(e.device)
-        rate, eff, _ = rate_and_efficiency(spec, e.machine, None, None)
+        rate, eff, _ = rate_and_efficiency(spec, e.machine, None, None, e.gpus_in_run)
         per_gpu = under_fp64_ceiling(combine(lambda r, x: r * x, rate, eff, unit="flop/s"), spec, 1.0)
         rmax = per_gpu.scale(e.gpus_in_run)
         rows.append({"entry": e.key, "machine": e.machine, "role": e.role, "device": e.device,

@@ -5,9 +5,11 @@ Sinha et al. (SC22, arXiv 2208.11035, abstract) find "8% (max 22%) average perfo
 within a cluster; their group's plotting script measures variation as the box-plot whisker span
 over the median, 4 x IQR / median (github.com/hal-uw/gpu_variability_sc22_artifact,
 plot_script/plot_aggregated.py), so 8% is a standard deviation of 8% / (4 x 1.349) = 1.5% of the
-median speed for a normal spread. Their per-GPU SGEMM data (392 V100 of TACC Longhorn,
-github.com/hal-uw/blox-pal aggregated_data) give IQR / median 2.31%, i.e. 1.7%, and the spread is
-the chip's own: about 28 repeats per GPU vary 0.3% within a GPU against 1.9% between GPUs.
+median speed for a normal spread. Per-GPU SGEMM data of the same group (392 V100 of TACC
+Longhorn, May-June 2020, as stored in their later PAL artifact, github.com/hal-uw/blox-pal
+aggregated_data; taken to be the SC22 measurements, not confirmed) give IQR / median 2.31%, i.e.
+1.7% (IQR / 1.349), and the spread is the chip's own: about 28 repeats per GPU vary 0.3% within a
+GPU against 1.9% between GPUs.
 
 A step (or an HPL iteration) on N GPUs then takes 1 + GPU_SPEED_SPREAD x E[max of N standard
 normal draws] of the median GPU's time for its GPU-bound part; one GPU waits on no one. The data's

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from recoque.catalog import get_device_spec
-from recoque.planner import hpl, top500
+from recoque.planner import hpl, pace, top500
 from bench_scripts import load_script
 
 
@@ -45,7 +45,7 @@ def test_leave_one_out_never_uses_the_machine_itself():
     rows = {r["entry"]: r for r in hpl.check_against_top500(("reference",))}
     assert set(rows) == {e.key for e in hpl.reference_entries()}
     for e in hpl.reference_entries():
-        eff = hpl.hpl_efficiency(e.device, exclude_machines=(e.machine,))
+        eff = hpl.hpl_efficiency(e.device, exclude_machines=(e.machine,), gpus=e.gpus_in_run)
         listed = eff.assumptions[0].split("(left out")[0]
         assert f"{e.machine} (TOP500" not in listed and f"left out: {e.machine}" in eff.assumptions[0]
         rate = hpl.hpl_rate(get_device_spec(e.device)).value
@@ -120,3 +120,17 @@ def test_blackwell_has_its_own_reference_and_holds_on_the_other_b200_runs():
     assert all(r["inside_range"] and abs(r["error"]) < 0.10 for r in rows)
     loo = [r for r in hpl.check_against_top500(("reference",)) if r["machine"] == "chie-4"][0]
     assert loo["error"] < -0.2     # without its own reference B200 falls to the Hopper-dominated pool
+
+
+def test_hpl_runs_at_the_slowest_gpus_pace():
+    # one reference machine (El Capitan) in its family: at its own GPU count the paced efficiency is its own
+    elc = [e for e in hpl.reference_entries() if e.machine == "el-capitan"][0]
+    own = hpl.hpl_efficiency("mi300a")
+    assert hpl.hpl_efficiency("mi300a", gpus=elc.gpus_in_run).value == pytest.approx(own.value, rel=1e-12)
+    small, big = (hpl.hpl_efficiency("mi300a", gpus=n).value for n in (64, 100_000))
+    assert small > own.value > big
+    assert small / own.value == pytest.approx(pace.slowdown(elc.gpus_in_run) / pace.slowdown(64), rel=1e-12)
+    assert "slowest of 64 GPUs" in hpl.hpl_efficiency("mi300a", gpus=64).assumptions[-1]
+    # a measured DGEMM x the HPL fraction carries no run's scale: no pace applied
+    dgemm = hpl.hpl_efficiency("max1550", exclude_machines=("aurora",))
+    assert hpl.hpl_efficiency("max1550", exclude_machines=("aurora",), gpus=64).value == dgemm.value
