@@ -5,7 +5,11 @@
                            profile); a device without a figure takes its memory family's fraction
                            of datasheet bandwidth
       parallel efficiency (weak scaling, fixed work per GPU as HPCG runs it)
-                = t_local / (t_local + t_halo + t_allreduce) per CG iteration, with
+                = t_local / (t_local x slowdown(GPUs) + t_halo + t_allreduce) per CG iteration, with
+          slowdown    = the slowest GPU's local sweep over the median GPU's: the iteration's dot
+                        products wait for it (planner/pace.py; the spread is measured on SGEMM and
+                        taken for the bandwidth-bound sweep too: Sinha et al. find the variation
+                        'regardless of the application'; no per-GPU STREAM spread is published)
           t_local     = rows touched per iteration x local points x bytes per row / sustained bandwidth
           t_halo      = exchanges x (6 faces x points^(2/3) x 8 B / link bandwidth + 6 x latency)
           t_allreduce = allreduces x 2 log2(GPUs) x latency
@@ -36,6 +40,7 @@ from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
+from recoque.planner import pace
 from recoque.planner.system import SystemSpec, system_from_toml
 from recoque.planner.workloads import memory_rate, profile_applies
 
@@ -221,7 +226,7 @@ def parallel_efficiency(system: SystemSpec, bandwidth_bytes_s: float | None = No
     face = pts ** (2.0 / 3.0) * 8.0
     t_halo = kernel("halo_exchanges_per_iteration") * (6 * face / system.known("inter_node_bandwidth_bytes_s") + 6 * lat)
     t_red = kernel("allreduces_per_iteration") * 2 * math.log2(system.gpus) * lat
-    return t_local / (t_local + t_halo + t_red)
+    return t_local / (t_local * pace.slowdown(system.gpus) + t_halo + t_red)
 
 
 # --- code efficiency (the one calibrated constant) -------------------------------------------------

@@ -194,3 +194,16 @@ def test_a_pre_ban_ampere_entry_centres_between_the_two_cases():
     assert est.rate.value == pytest.approx(plain.rate.value * math.sqrt(f))
     assert est.rate.low == pytest.approx(plain.rate.low) and est.rate.high == pytest.approx(plain.rate.high * f)
     assert "--l2cmp" in est.rate.assumptions[-1] and not any("--l2cmp" in a for a in plain.rate.assumptions)
+
+
+def test_each_cg_iteration_waits_for_the_slowest_gpus_sweep(monkeypatch):
+    from recoque.planner import pace
+
+    system = load_system("frontier")
+    paced, full_factor = hpcg.parallel_efficiency(system), pace.slowdown(system.gpus)
+    monkeypatch.setattr(pace, "GPU_SPEED_SPREAD", 0.0)
+    even = hpcg.parallel_efficiency(system)
+    # t_local / (t_local x s + rest) against t_local / (t_local + rest): the slower sweep costs less
+    # than its full factor (the halo and allreduce time does not grow with it), but costs
+    assert 1.0 < even / paced < full_factor
+    assert hpcg.parallel_efficiency(replace(system, gpus=1)) == 1.0
