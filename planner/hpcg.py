@@ -398,7 +398,8 @@ def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = Non
     gpus = system.estimate("gpus", "gpu")
     rate = combine(lambda n, b, c: n * b * c * pe, gpus, sus, code, unit="flop/s",
                    assumptions=(f"parallel efficiency {pe:.3f} (weak scaling, {kernel('local_grid_points'):.2g} "
-                                f"points per GPU, halo + allreduce per CG iteration)",))
+                                f"points per GPU, halo + allreduce per CG iteration, the slowest of {system.gpus:,.0f} GPUs' "
+                                f"sweep x{pace.slowdown(system.gpus):.3f})",))
     mem = combine(lambda s, c: s * c * bpf / shown.value, sus, code, unit="1",
                   assumptions=(f"HBM efficiency = sustained bandwidth x code efficiency x {bpf:.2f} B/FLOP "
                                f"(340 B per 54-FLOP row) / the bandwidth shown",))

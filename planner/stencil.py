@@ -4,7 +4,8 @@ Per sweep and GPU (domain split in cubes, one per GPU):
     bytes   = points/GPU x fields x bytes per point-field         (the roofline floor)
     flops   = points/GPU x fields x FLOP per point-field          (bounded by the FP64 vector peak)
     halo    = 6 faces x side^2 x halo width x fields x 8 B, over the inter-node link, + 6 latencies
-    time    = max(bytes / HBM rate, flops / FP64 rate) + halo time (no overlap: conservative)
+    time    = max(bytes / HBM rate, flops / FP64 rate) x the slowest GPU's lag (planner/pace.py)
+              + halo time (no overlap: conservative)
 The arithmetic intensity (FLOP/byte) is well below every GPU's machine balance, so the HBM rate
 decides; measured STREAM bandwidth replaces the datasheet x fraction when a profile is given.
 The `hpcg` workload runs as HPCG does (weak scaling): a fixed number of points per GPU
@@ -19,6 +20,7 @@ from typing import Any
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput, DoesNotFit
 from recoque.estimate import Estimate, combine
+from recoque.planner import pace
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import WorkloadEntry, memory_rate, peak_estimate
 
@@ -86,6 +88,7 @@ class StencilEstimate:
 def _sweep_time(n: float, k: StencilKernel, bw: float, fl: float, link: float, lat: float) -> tuple[float, float]:
     pts = k.points(n) / n
     local = max(pts * k.fields * k.bytes_per_point_field / bw, pts * k.fields * k.flops_per_point_field / fl)
+    local *= pace.slowdown(n)  # the neighbours' halos wait for the slowest GPU's sweep (planner/pace.py)
     side = pts ** (1.0 / 3.0)
     halo = 6.0 * side ** 2 * k.halo_width * k.fields * FP64_BYTES / link + 6.0 * lat if n > 1 else 0.0
     return local + halo, halo
@@ -121,6 +124,8 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
         f"{k.flops_per_point_field:g} FLOP and {k.bytes_per_point_field:g} B per point and field "
         f"({k.intensity_flop_per_byte:.3f} FLOP/B): bandwidth-bound",
         "one cubic subdomain per GPU; halo over the inter-node link, not overlapped with compute (conservative)",
+        f"each sweep at the pace of the slowest of {gpus.value:,.0f} GPUs: x{pace.slowdown(gpus.value):.3f} "
+        f"(spread {pace.GPU_SPEED_SPREAD:.1%}, planner/pace.py)",
     ) + ((f"weak scaling as HPCG runs it: {k.points_per_gpu:.3g} points per GPU, {k.points(gpus.value):.3g} in all",)
          if k.points_per_gpu is not None else ())))
     return StencilEstimate(system.key, gpus, k.intensity_flop_per_byte, t, total, achieved, frac, halo_share, notes)

@@ -207,3 +207,18 @@ def test_each_cg_iteration_waits_for_the_slowest_gpus_sweep(monkeypatch):
     # than its full factor (the halo and allreduce time does not grow with it), but costs
     assert 1.0 < even / paced < full_factor
     assert hpcg.parallel_efficiency(replace(system, gpus=1)) == 1.0
+
+
+def test_a_stencil_sweep_runs_at_the_slowest_gpus_pace(monkeypatch):
+    from recoque.planner import pace
+
+    k = stencil.StencilKernel.from_workload(get_workload("hpcg"))
+    s = load_system("lumi-g").with_gpus(4096)
+    paced = stencil.estimate_stencil(s, k)
+    assert any("slowest of 4,096 GPUs" in a for a in paced.assumptions)
+    monkeypatch.setattr(pace, "GPU_SPEED_SPREAD", 0.0)
+    even = stencil.estimate_stencil(s, k)
+    # only the local sweep slows: the sweep grows by less than the factor, the halo share falls
+    ratio = paced.sweep_time.value / even.sweep_time.value
+    assert 1.0 < ratio < 1.0 + 0.017 * pace.slowest_gpu_z(4096) + 1e-9
+    assert paced.halo_share < even.halo_share
