@@ -30,11 +30,12 @@ GPU_SPEED_SPREAD = 0.017
 def slowest_gpu_z(gpus: Any) -> Any:
     """E[max of N standard normals] for each GPU count in `gpus` (an array or a number)."""
     n = np.asarray(gpus, dtype=float)
+    if n.ndim == 0:
+        return expected_max_z(int(round(float(n))))
     if n.size and n.min() == n.max():  # a search at one GPU count: one value for every plan
-        return np.full(n.shape, expected_max_z(int(round(float(n.flat[0]))))) if n.ndim else expected_max_z(int(round(float(n))))
+        return np.full(n.shape, expected_max_z(int(round(float(n.flat[0])))))
     counts, where = np.unique(n, return_inverse=True)
-    z = np.array([expected_max_z(int(round(c))) for c in counts])[where].reshape(n.shape)
-    return z if z.ndim else float(z)
+    return np.array([expected_max_z(int(round(c))) for c in counts])[where].reshape(n.shape)
 
 
 def slowdown(gpus: Any) -> Any:
