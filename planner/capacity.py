@@ -212,11 +212,12 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
 def _h100_hpl(system: SystemSpec, rmax_flop_s: float) -> Any:
     """HPL of the H100 reference machine as large as `rmax_flop_s` needs: its count from one H100's
     rate, then again at that count until it holds (the slowest GPU's pace moves slowly with it)."""
+    profile = equivalents.measured_profile_for(equivalents.H100)  # reads seeds/measured once
+    left_out = system.extra.get("top500_machine") or system.key
     gpus, last = 1, 0
     for _ in range(5):
         ref_sys = equivalents.h100_reference(gpus)
-        ref_sys = replace(ref_sys, extra={**ref_sys.extra, "top500_machine": system.extra.get("top500_machine") or system.key})
-        ref = hpl.estimate_hpl(ref_sys, equivalents.measured_profile_for(equivalents.H100))
+        ref = hpl.estimate_hpl(replace(ref_sys, extra={**ref_sys.extra, "top500_machine": left_out}), profile)
         gpus, last = max(1, round(rmax_flop_s / ref.rmax_per_gpu.value)), gpus
         if gpus == last:
             break
