@@ -30,8 +30,12 @@ def test_holdout_script_reports_every_entry_by_role(capsys):
         assert r["error"] == pytest.approx(m["value"] / r["published_flop_s"] - 1)
         assert r["inside_range"] == (m["low"] <= r["published_flop_s"] <= m["high"])
     assert set(d["variants"]) == {"global/median", "global/mean", "vendor/median", "vendor/mean"}
-    # guard (measured 2026-12-03 with the pre-ban compression window: 13.1% mean, 97% inside)
-    assert d["summary"]["check"]["mean_abs_error"] <= 0.14 and d["summary"]["check"]["inside_fraction"] >= 0.9
+    # guard (measured 2026-12-03 with the pre-ban compression window: 13.1% mean, 97% inside;
+    # 2026-12-06 with the 9 entries first listed in June 2026: 12.7%, 97% inside over 69)
+    assert d["summary"]["check"]["mean_abs_error"] <= 0.135 and d["summary"]["check"]["inside_fraction"] >= 0.95
+    june_2026 = [r for r in checks if r["hpcg_list"] == "2026-06"]
+    # added after the model's last change: 12.2% mean, all 9 inside
+    assert len(june_2026) == 9 and sum(r["inside_range"] for r in june_2026) >= 8
 
 
 def test_holdout_table_prints_means_per_role(capsys):
