@@ -145,7 +145,12 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
             # the cast-transpose kernel (ROCm/TransformerEngine @0a91c99, transformer_engine/common/
             # transpose/cast_transpose_mxfp4_shuffled.cu, USE_HADAMARD).
             t_cast_f = t_cast_f + count * (3.0 * mm * kk / hw.hbm_bw + ovh)
-            t_cast_b = t_cast_b + count * ((3.0 * mm * nn + 2.0 * mm * kk) / hw.hbm_bw + 2.0 * ovh)
+            # LoRA: the frozen base has no weight gradient, so neither its input's transposed copy
+            # nor that kernel (Transformer Engine casts the input with its transpose only when
+            # weight.requires_grad: NVIDIA/TransformerEngine @0004dbd transformer_engine/pytorch/
+            # module/linear.py, _Linear.forward fp8_cast_transpose_fused vs cast_to_fp8).
+            t_cast_b = t_cast_b + count * ((3.0 * mm * nn + (0.0 if lora else 2.0 * mm * kk)) / hw.hbm_bw
+                                           + (1.0 if lora else 2.0) * ovh)
     if lora:
         r = float(workload.lora_rank)
         for mm, nn, kk, count in lora_shapes(workload, tokens, tp, ep, etp):
