@@ -186,23 +186,9 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="emit JSON with the same content"),
 ) -> None:
     """Best training plans for a workload on N GPUs of a system: time to train, throughput, MFU/HFU, memory."""
-    from recoque.planner.search import fastest_gpu_count, search, with_global_batch
-    from recoque.planner.stacks import default_stack_for, load_stack
-    from recoque.planner.workloads import training_target
+    from recoque.planner.search import fastest_gpu_count, search
 
-    model_name, tokens = training_target(workload, tokens)
-    wl = with_global_batch(load_training_workload(model_name, tokens, global_batch), global_batch)
-    if seq_len is not None:
-        if seq_len <= 0:
-            raise BadInput(f"--seq-len must be positive, got {seq_len}", "give tokens per sequence")
-        wl = replace(wl, seq_len=int(seq_len))
-    if lora_rank or lora_targets != "all" or lora_dropout:
-        if lora_rank <= 0:
-            raise BadInput("--lora-targets and --lora-dropout need --lora-rank", "give the adapter rank, e.g. --lora-rank 16")
-        if lora_targets not in LORA_TARGETS:
-            raise BadInput(f"--lora-targets must be one of {', '.join(LORA_TARGETS)}, got {lora_targets!r}",
-                           "all: every linear layer; attention: the attention projections only")
-        wl = replace(wl, lora_rank=int(lora_rank), lora_targets=lora_targets, lora_dropout=float(lora_dropout))
+    wl = _training_workload(workload, tokens, global_batch, seq_len, lora_rank, lora_targets, lora_dropout)
     sysspec = limited(resolve_system(system), power_limit_w)
     from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
 
@@ -212,6 +198,7 @@ def train(
             sysspec.known(attr)
     spec = resolve_device(sysspec.device)
     prof = resolve_profile(spec, profile, profile_anyway)
+    link_lines: list = []
     if profile:  # measured collectives in the file replace the datasheet link figures (issue 11, planner/commfit.py)
         from recoque.planner.commfit import measured_links
         from recoque.render import err_console
@@ -221,9 +208,7 @@ def train(
             err_console.print(f"link figures: {line}", highlight=False, markup=False)
     if top <= 0:
         raise BadInput("--top must be positive", "give --top 1 or more")
-    st = (load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
-          .with_fp8_param_gather(fp8_param_gather).with_fused_expert_mlp(fused_expert_mlp)
-          .with_comm_max_ctas(_ctas(nccl_max_ctas), "--nccl-max-ctas"))
+    st = _stack(stack, spec, grad_reduce, fp8_param_gather, fused_expert_mlp, nccl_max_ctas)
     pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
             "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a, "ep_overlap": ep_overlap, "ep": ep,
             "etp": etp, "flash_attention": flash_attention, "dp_overlap": dp_overlap, "reshard_after_forward": reshard_after_forward,
@@ -241,46 +226,88 @@ def train(
         res = curve.best
     else:
         res = search(wl, sysspec, prof, top=top, gpus=gpus, dtype=dtype, full=full, stack=st, pins=pins)
-    n = res.gpus
     res = _one_pinned_plan_anyway(res, spec)
     if not res.best:
-        name = wl.model.name
-        where = (f"on {n} GPUs" if curve is None else
-                 f"on any of the {len(curve.curve)} usable GPU counts up to {n:,}")
-        pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
-        if res.smallest_memory is None and not res.invalid:
-            why = (f" (a micro-batch divides the {wl.global_batch_seqs}-sequence batch of each replica)"
-                   if "micro_batch" in pins else "")
-            raise DoesNotFit(f"{name}: no plan {where} " + (f"satisfies {pinned} " if pins else "runs ")
-                             + f"with stack {st.key}{why}", "drop a pin or pick another --stack")
-        if res.smallest_memory is None:
-            raise DoesNotFit(f"{name}: no valid plan {where}" + (f" with {pinned}" if pins else "")
-                             + f" ({res.invalid:,} combinations break a divisibility rule: tp must divide "
-                             f"{wl.model.heads} heads and divide or be a multiple of {wl.model.kv_heads} KV heads, "
-                             f"pp be at most {wl.model.layers} layers, dp divide the batch "
-                             f"{wl.global_batch_seqs}, interleaving have pp > 1)",
-                             "drop a pin" if pins else "choose a GPU count with more small factors (a power of two)")
-        sm = res.smallest_memory
-        raise DoesNotFit(f"{name} does not fit on {n} GPUs of {spec.name}: the leanest of {res.evaluated:,} plans "
-                         f"({sm.plan.label()}) needs {_gb(sm.memory_per_gpu.value)} GB per GPU, "
-                         f"{sm.memory_capacity_bytes / 1e9:.1f} GB usable",
-                         "use more GPUs or a device with more memory")
+        _raise_no_plan(res, wl, spec, st, pins, curve)
     if as_json:
-        emit_json({"workload": wl.model.key, "tokens_to_train": wl.tokens_to_train,
-                   "tokens_published": wl.tokens_published, "global_batch_seqs": wl.global_batch_seqs,
-                   "seq_len_tokens": wl.seq_len, "lora_rank": wl.lora_rank, "lora_targets": wl.lora_targets,
-                   "lora_dropout": wl.lora_dropout,
-                   "params_total": wl.model.params_total(),
-                   "params_active": wl.model.params_active(), "profile_origin": prof.origin, "stack": st.key,
-                   "grad_reduce_dtype": st.grad_reduce_dtype, "fp8_param_gather": st.fp8_param_gather,
-                   "fused_expert_mlp": st.fused_expert_mlp,
-                   "nccl_max_ctas": dict(st.comm_max_ctas),
-                   "pins": pins, "gpu_count_curve": None if curve is None else curve.to_json(),
-                   "link_figures": list(link_lines) if profile else [], **res.to_json()})
+        emit_json(_json_doc(res, wl, prof, st, pins, curve, link_lines))
         return
     if not wl.tokens_published and tokens is None:
         warn(f"{wl.model.name}: tokens_to_train is a stated placeholder, not a published figure")
     render(res, wl.model.name, wl.tokens_to_train, curve)
+
+
+def _training_workload(workload: str, tokens: Optional[float], global_batch: Optional[int], seq_len: Optional[int],
+                       lora_rank: int, lora_targets: str, lora_dropout: float) -> Any:
+    """The workload a command names, with its --global-batch, --seq-len and LoRA options applied."""
+    from recoque.planner.search import with_global_batch
+    from recoque.planner.workloads import training_target
+
+    model_name, tokens = training_target(workload, tokens)
+    wl = with_global_batch(load_training_workload(model_name, tokens, global_batch), global_batch)
+    if seq_len is not None:
+        if seq_len <= 0:
+            raise BadInput(f"--seq-len must be positive, got {seq_len}", "give tokens per sequence")
+        wl = replace(wl, seq_len=int(seq_len))
+    if lora_rank or lora_targets != "all" or lora_dropout:
+        if lora_rank <= 0:
+            raise BadInput("--lora-targets and --lora-dropout need --lora-rank", "give the adapter rank, e.g. --lora-rank 16")
+        if lora_targets not in LORA_TARGETS:
+            raise BadInput(f"--lora-targets must be one of {', '.join(LORA_TARGETS)}, got {lora_targets!r}",
+                           "all: every linear layer; attention: the attention projections only")
+        wl = replace(wl, lora_rank=int(lora_rank), lora_targets=lora_targets, lora_dropout=float(lora_dropout))
+    return wl
+
+
+def _stack(stack: Optional[str], spec: DeviceSpec, grad_reduce: Optional[str], fp8_param_gather: Optional[bool],
+           fused_expert_mlp: Optional[bool], nccl_max_ctas: Optional[str]) -> Any:
+    """The software stack (--stack, or the vendor's default) with the run's own practice applied."""
+    from recoque.planner.stacks import default_stack_for, load_stack
+
+    return (load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
+            .with_fp8_param_gather(fp8_param_gather).with_fused_expert_mlp(fused_expert_mlp)
+            .with_comm_max_ctas(_ctas(nccl_max_ctas), "--nccl-max-ctas"))
+
+
+def _raise_no_plan(res: SearchResult, wl: Any, spec: DeviceSpec, st: Any, pins: dict, curve: Any) -> None:
+    """Why no plan came back: the pins, a divisibility rule, or the memory (the leanest plan named)."""
+    name, n = wl.model.name, res.gpus
+    where = (f"on {n} GPUs" if curve is None else
+             f"on any of the {len(curve.curve)} usable GPU counts up to {n:,}")
+    pinned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in pins.items())
+    if res.smallest_memory is None and not res.invalid:
+        why = (f" (a micro-batch divides the {wl.global_batch_seqs}-sequence batch of each replica)"
+               if "micro_batch" in pins else "")
+        raise DoesNotFit(f"{name}: no plan {where} " + (f"satisfies {pinned} " if pins else "runs ")
+                         + f"with stack {st.key}{why}", "drop a pin or pick another --stack")
+    if res.smallest_memory is None:
+        raise DoesNotFit(f"{name}: no valid plan {where}" + (f" with {pinned}" if pins else "")
+                         + f" ({res.invalid:,} combinations break a divisibility rule: tp must divide "
+                         f"{wl.model.heads} heads and divide or be a multiple of {wl.model.kv_heads} KV heads, "
+                         f"pp be at most {wl.model.layers} layers, dp divide the batch "
+                         f"{wl.global_batch_seqs}, interleaving have pp > 1)",
+                         "drop a pin" if pins else "choose a GPU count with more small factors (a power of two)")
+    sm = res.smallest_memory
+    raise DoesNotFit(f"{name} does not fit on {n} GPUs of {spec.name}: the leanest of {res.evaluated:,} plans "
+                     f"({sm.plan.label()}) needs {_gb(sm.memory_per_gpu.value)} GB per GPU, "
+                     f"{sm.memory_capacity_bytes / 1e9:.1f} GB usable",
+                     "use more GPUs or a device with more memory")
+
+
+def _json_doc(res: SearchResult, wl: Any, prof: DeviceProfile, st: Any, pins: dict, curve: Any,
+              link_lines: list) -> dict:
+    """Everything the table shows, and the inputs that made it."""
+    return {"workload": wl.model.key, "tokens_to_train": wl.tokens_to_train,
+            "tokens_published": wl.tokens_published, "global_batch_seqs": wl.global_batch_seqs,
+            "seq_len_tokens": wl.seq_len, "lora_rank": wl.lora_rank, "lora_targets": wl.lora_targets,
+            "lora_dropout": wl.lora_dropout,
+            "params_total": wl.model.params_total(),
+            "params_active": wl.model.params_active(), "profile_origin": prof.origin, "stack": st.key,
+            "grad_reduce_dtype": st.grad_reduce_dtype, "fp8_param_gather": st.fp8_param_gather,
+            "fused_expert_mlp": st.fused_expert_mlp,
+            "nccl_max_ctas": dict(st.comm_max_ctas),
+            "pins": pins, "gpu_count_curve": None if curve is None else curve.to_json(),
+            "link_figures": list(link_lines), **res.to_json()}
 
 
 def _one_pinned_plan_anyway(res: SearchResult, spec: DeviceSpec) -> SearchResult:
