@@ -149,8 +149,8 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
             # nor that kernel (Transformer Engine casts the input with its transpose only when
             # weight.requires_grad: NVIDIA/TransformerEngine @0004dbd transformer_engine/pytorch/
             # module/linear.py, _Linear.forward fp8_cast_transpose_fused vs cast_to_fp8).
-            t_cast_b = t_cast_b + count * ((3.0 * mm * nn + (0.0 if lora else 2.0 * mm * kk)) / hw.hbm_bw
-                                           + (1.0 if lora else 2.0) * ovh)
+            wgrad = 0.0 if lora else 1.0
+            t_cast_b = t_cast_b + count * ((3.0 * mm * nn + wgrad * 2.0 * mm * kk) / hw.hbm_bw + (1.0 + wgrad) * ovh)
     if lora:
         r = float(workload.lora_rank)
         for mm, nn, kk, count in lora_shapes(workload, tokens, tp, ep, etp):
