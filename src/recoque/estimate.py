@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import product
+from statistics import NormalDist
 from typing import Any, Callable
 
 
@@ -47,8 +49,6 @@ def combine(fn: Callable[..., float], *parts: Estimate, unit: str, assumptions: 
     Exact for functions monotonic in each argument (products, quotients, sums), which is all
     the capacity arithmetic needs; 2**len(parts) evaluations.
     """
-    from itertools import product
-
     value = fn(*(p.value for p in parts))
     corners = [fn(*c) for c in product(*((p.low, p.high) for p in parts))]
     merged: tuple[str, ...] = tuple(dict.fromkeys(a for p in parts for a in p.assumptions + assumptions))
@@ -58,6 +58,4 @@ def combine(fn: Callable[..., float], *parts: Estimate, unit: str, assumptions: 
 def expected_max_z(n: int) -> float:
     """Expected largest of n independent standard normal draws (Blom's approximation,
     Phi^-1((n - 3/8) / (n + 1/4)); 0 for one draw: there is no spread to wait on)."""
-    from statistics import NormalDist
-
     return NormalDist().inv_cdf((n - 0.375) / (n + 0.25)) if n > 1 else 0.0
