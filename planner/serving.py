@@ -120,6 +120,9 @@ class ServingRequest:
     def __post_init__(self) -> None:
         _positive("prompt tokens", self.prompt_tokens, "--prompt-tokens")
         _positive("output tokens", self.output_tokens, "--output-tokens")
+        if self.prompt_tokens < 1 or self.output_tokens < 1:   # a mean length may be fractional, not below one token
+            raise BadInput(f"a request needs at least one prompt and one output token, got {self.prompt_tokens:g} and "
+                           f"{self.output_tokens:g}", "pass --prompt-tokens and --output-tokens of 1 or more")
         for name, flag in (("batch", "--batch"), ("concurrency", "--concurrency"), ("request_rate_per_s", "--request-rate"),
                            ("ttft_target_s", "--ttft-ms"), ("tpot_target_s", "--tpot-ms"), ("tp", "--tp"),
                            ("pp", "--pp"), ("ep", "--ep"), ("max_batch", "--max-batch"), ("requests", "--requests"),
@@ -323,6 +326,9 @@ def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.E
 def _check_layout(model: Any, system: SystemSpec, lay: Layout) -> None:
     if model.heads % lay.tp:
         raise BadInput(f"--tp {lay.tp} does not divide the model's {model.heads} attention heads", "pass a tp that divides it")
+    if not model.tp_takes_kv_heads(lay.tp):   # the engines shard KV heads, or replicate them over tp/kv ranks
+        raise BadInput(f"--tp {lay.tp} neither divides nor is a multiple of the model's {model.kv_heads} KV heads",
+                       f"pass a tp that divides {model.kv_heads} or is a multiple of it")
     if lay.pp > model.layers:
         raise BadInput(f"--pp {lay.pp} is more than the model's {model.layers} layers", "pass a smaller --pp")
     # The model-level conditions (a MoE model, an expert count --ep divides) are _check_expert_flags'.
@@ -559,12 +565,25 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         if not strict:
             return p
         if not math.isfinite(p.ttft_s):
-            raise DoesNotFit(f"no prompt gets through: the step budget leaves {max(0.0, rep.prefill_room(lo)):.3g} "
-                             f"prompt tokens per step beside the running streams, so a {req.prompt_tokens:g}-token "
-                             "prompt queues without end", "raise --max-num-tokens (the step token budget)")
+            raise _no_prompt_gets_through(rep, req, lo, slots, why)
         raise DoesNotFit(f"even one stream gives TPOT {p.tpot_s * 1e3:.1f} ms / TTFT {p.ttft_s * 1e3:.0f} ms ({req.percentile}), "
                          "above the target", "relax --tpot-ms/--ttft-ms, use more GPUs per replica or fp8")
     return server_point(rep, req, _bisect(meets, lo, slots * (1 - 1e-9)), slots, q)
+
+
+def _no_prompt_gets_through(rep: _Replica, req: ServingRequest, b: float, slots: float, why: str) -> DoesNotFit:
+    """Which queue of server_point never empties at the smallest load: the slots (the replica's
+    stream cap, `why` the streams each limit allows) or the step's prompt-token budget."""
+    lam = rep.throughput(b) / req.output_tokens
+    service = req.output_tokens * rep.tpot(b) + rep.prefill_s(b)
+    if not math.isfinite(slot_wait(lam, service, slots, 0.5)):
+        return DoesNotFit(f"no prompt gets through: the replica runs at most {slots:.3g} stream(s) at once (streams "
+                          f"allowed by {why}), so under a steady load every new request waits for a slot without end",
+                          "raise the limit that binds: --max-batch (batch cap), --max-num-tokens (step budget), "
+                          "or an fp8 KV cache or more GPUs per replica (KV memory)")
+    return DoesNotFit(f"no prompt gets through: the step budget leaves {max(0.0, rep.prefill_room(b)):.3g} "
+                      f"prompt tokens per step beside the running streams, so a {req.prompt_tokens:g}-token "
+                      "prompt queues without end", "raise --max-num-tokens (the step token budget)")
 
 
 def wave_point(rep: _Replica, req: ServingRequest, replicas: int) -> Point:
@@ -696,7 +715,7 @@ def _layouts(model: Any, system: SystemSpec, req: ServingRequest) -> list[Layout
     node = int(min(system.gpus_per_node, system.gpus))
     pps = [int(req.pp)] if req.pp > 1 else [1] + [p for p in (2, 4, 8, 16) if p * node <= system.gpus]
     out = [lay(tp, pp, m) for pp in pps for tp in _pow2_upto(node) for m in modes
-           if model.heads % tp == 0 and (req.ep <= 1 or req.ep <= tp * pp)
+           if model.heads % tp == 0 and model.tp_takes_kv_heads(tp) and (req.ep <= 1 or req.ep <= tp * pp)
            and (not m or tp > 1) and (not m or int(getattr(model, "experts", 1) or 1) % tp == 0)]
     return list(dict.fromkeys(out))
 

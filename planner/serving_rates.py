@@ -155,7 +155,7 @@ def gemm_rates(spec: DeviceSpec, dtype: str, profile: Any = None) -> tuple[tuple
 
 
 def hbm_rates(spec: DeviceSpec, profile: Any = None) -> tuple[tuple[float, float, float], str]:
-    if profile_applies(spec, profile):
+    if profile_applies(spec, profile) and profile.states_memory:
         e = memory_rate(spec, profile)
         return (e.value, e.low, e.high), f"{spec.key} HBM from the measured profile"
     seeded = _device_rate(spec, "hbm_read_tb_s")
@@ -240,7 +240,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          spec_acceptance=_corner(acc, c, True),
                          head_flop_s=_corner(attn_base, c, True),
                          attention_proj_flop_s=tuple(_corner(a, c, True) for a in attn_proj),
-                         gemm_at=shapes.at(compute_dtype, c) if by_shape else None,
+                         gemm_at=shapes.at(compute_dtype, c, _corner(m_half, c, False)) if by_shape else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0,
                          eager_kernel_s=_eager_kernel_s(engine, eager, c),
                          blockscale_kblock_s=_corner(kblock, c, False),
@@ -314,9 +314,10 @@ class GemmShapes:
     """GEMM rates measured by `recoque bench` at given (m, n, k), per dtype: (m, n, k, value, low,
     high) in FLOP/s. The serving step asks for the rate of each of a layer's weight GEMMs at its
     row count m: the measured (n, k) nearest in log distance, interpolated log-log in m between the
-    measured row counts. Below the smallest measured m the time per call stays that of the
-    smallest (the weight read bounds a skinny GEMM: rate ~ m); above the largest, the rate stays
-    flat. The low/high corners use the sample spread (the 90th-percentile and best times)."""
+    measured row counts. Below the smallest measured m the rate falls as the tile model's
+    m/(m + m_half) from the smallest measured one (the step adds the weight read that bounds a
+    skinny GEMM apart; holding the smallest measured time would charge a decode GEMM of 8 rows what
+    a sweep's 2,048-row one takes); above the largest, the rate stays flat. The low/high corners use the sample spread (the 90th-percentile and best times)."""
 
     points: Mapping[str, tuple[tuple[float, ...], ...]]
     source: str = ""
@@ -338,7 +339,7 @@ class GemmShapes:
     def has(self, dtype: str) -> bool:
         return bool(self.points.get(dtype))
 
-    def rate(self, dtype: str, m: float, n: float, k: float, which: str = "value") -> float:
+    def rate(self, dtype: str, m: float, n: float, k: float, which: str = "value", m_half: float = 32.0) -> float:
         import math
 
         pts = self.points[dtype]
@@ -350,8 +351,8 @@ class GemmShapes:
                 best[p[0]] = max(best.get(p[0], 0.0), p[col])
         ms = sorted(best)
         m = max(float(m), 1e-9)
-        if m <= ms[0]:
-            return best[ms[0]] * m / ms[0]
+        if m <= ms[0]:   # below what was measured: the tile model's fall in m, from the smallest measured m
+            return best[ms[0]] * (m / (m + m_half)) / (ms[0] / (ms[0] + m_half))
         if m >= ms[-1]:
             return best[ms[-1]]
         i = next(j for j in range(1, len(ms)) if ms[j] >= m)
@@ -359,6 +360,6 @@ class GemmShapes:
         y0, y1 = math.log(best[ms[i - 1]]), math.log(best[ms[i]])
         return math.exp(y0 + (y1 - y0) * (math.log(m) - x0) / (x1 - x0))
 
-    def at(self, dtype: str, which: str):
+    def at(self, dtype: str, which: str, m_half: float = 32.0):
         """A (m, n, k) -> FLOP/s callable for one corner (what serving_step.Rates.gemm_at holds)."""
-        return lambda m, n, k: self.rate(dtype, m, n, k, which)
+        return lambda m, n, k: self.rate(dtype, m, n, k, which, m_half)
