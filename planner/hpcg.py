@@ -379,7 +379,7 @@ class HpcgEstimate:
 def _bandwidths(system: SystemSpec, profile: Any) -> tuple[Estimate, Estimate]:
     """(bandwidth shown per GPU, sustained bandwidth the model uses): measured when a profile applies."""
     spec = get_device_spec(system.device)
-    if profile_applies(spec, profile):
+    if profile_applies(spec, profile) and profile.states_memory:
         bw = memory_rate(spec, profile)
         return bw, bw
     ds = _datasheet(spec.key)

@@ -290,7 +290,7 @@ class HplEstimate:
 
 def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
                          eff_override: Estimate | None, gpus: float | None = None) -> tuple[Estimate, Estimate, bool]:
-    if profile_applies(spec, profile):
+    if profile_applies(spec, profile) and not profile.uses_datasheet_for("fp64"):   # no FP64 GEMM on file: the datasheet path
         dgemm = profile_estimate(lambda w: profile.gemm_flop_s("fp64", 8192, 8192, 8192, which=w), "flop/s",
                                  f"{spec.key} FP64 DGEMM from the profile ({getattr(profile, 'origin', 'measured')})")
         if dgemm is not None:
@@ -344,6 +344,13 @@ def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: E
                       assumptions=tuple(n for n in (cap_note(system, profile if measured else None),) if n))
     per_gpu = under_fp64_ceiling(per_gpu, spec, clock)
     rmax = combine(lambda n, r: n * r, gpus, per_gpu, unit="flop/s", assumptions=("CPU cores not counted",))
+    target = system.extra.get("hpl_target_eflops")
+    if target and "gpus" in system.ranges and not measured and efficiency_override is None:
+        # the GPU count was derived from this target with this rate and efficiency (seeds/systems.toml
+        # notes; gpus_for_rmax): its low end goes with the high per-GPU rate, so Rmax is the target at
+        # every corner, not the product of two ranges taken as unrelated
+        rmax = Estimate.exact(float(target) * 1e18, "flop/s", f"Rmax = the {target:g} EFLOP/s HPL target the GPU count "
+                              "was derived from (count and per-GPU rate are not independent)", "CPU cores not counted")
     capped = system.gpu_power_limit_w is not None
     top = None if capped or "gpus" in system.ranges else matching_entry(machine, system.gpus)
     note = ""

@@ -168,6 +168,7 @@ class DeviceProfile:
     inter_link_efficiency: Rate
     assumptions: tuple[str, ...] = ()
     fallback: Mapping[str, Any] = field(default_factory=dict)  # parameters for unmeasured dtypes
+    states_memory: bool = False   # memory_bandwidth measured (STREAM) or a stated memory_efficiency, not the default
 
     # --- public queries ----------------------------------------------------------------------
     def gemm_flop_s(self, dtype: str, m: int, n: int, k: int, which: str = "value") -> float:
@@ -341,7 +342,7 @@ class DeviceProfile:
             return Rate(v, min(lo, v), min(max(hi, v), 1.0))
 
         return cls(spec=spec, origin=origin, gemm=gemm, attention_fwd=att, attention_bwd={},
-                   memory_bandwidth=Rate(mem, mem * (1 - unc), mem * (1 + unc)),
+                   memory_bandwidth=Rate(mem, mem * (1 - unc), mem * (1 + unc)), states_memory="memory_efficiency" in p,
                    intra_link_efficiency=rate(p.get("intra_link_efficiency", DEFAULT_INTRA_LINK_EFFICIENCY),
                                               "intra_link_efficiency"),
                    inter_link_efficiency=rate(p.get("inter_link_efficiency", DEFAULT_INTER_LINK_EFFICIENCY),
@@ -382,7 +383,7 @@ class DeviceProfile:
         return replace(base, origin="measured", gemm={k: v.widened(u) for k, v in gemm.items()},
                        attention_fwd={k: v.widened(u) for k, v in att_f.items()},
                        attention_bwd={k: v.widened(u) for k, v in att_b.items()},
-                       memory_bandwidth=mem, assumptions=(head, *notes))
+                       memory_bandwidth=mem, states_memory=bool(streams), assumptions=(head, *notes))
 
     def bound(self, which: str) -> "DeviceProfile":
         """A copy whose central values are the low or high bound (for corner evaluation)."""

@@ -176,7 +176,7 @@ def gemm_rate(spec: DeviceSpec, dtype: str, profile: Any = None, shape: tuple[in
 
 def memory_rate(spec: DeviceSpec, profile: Any = None) -> Estimate:
     """Achieved HBM bandwidth for one GPU, bytes/s."""
-    if profile_applies(spec, profile):
+    if profile_applies(spec, profile) and profile.states_memory:   # nothing measured or stated: the datasheet path
         got = profile_estimate(lambda w: profile.memory_bandwidth_bytes_s(which=w), "bytes/s",
                                f"{spec.key} HBM bandwidth from the profile ({getattr(profile, 'origin', 'measured')})")
         if got is not None:
