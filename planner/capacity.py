@@ -409,8 +409,10 @@ TRAIN_ROWS = (("time_to_train", "time to train (steady state)"),
               ("goodput", "goodput (useful share of wall time)"))
 
 
-def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | None = None):
-    """Delegates to the planner core (planner.train.best_plans); no second training model here."""
+def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | Estimate | None = None):
+    """Delegates to the planner core (planner.train.best_plans); no second training model here.
+    `tokens` as an Estimate (a workload's stated token range): the plan is searched at its central
+    count, and the times to train, and so the energy, span its range as well as the model's."""
     from recoque.planner.workload import load_training_workload
     from recoque.planner.workloads import profile_applies, spec_with_assumed_peaks
 
@@ -419,6 +421,10 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     except BadInput as exc:  # a model without a published run: `plan` still shows its serving summary
         return [("training", f"not estimated: {exc.what}; `recoque plan train -s {system.key} -w {model_name} "
                              "--tokens N --global-batch B` estimates a run you name")], {}, (), None, None
+    spread = None   # the token range as a factor on the central count
+    if isinstance(tokens, Estimate):
+        spread = tokens.map(lambda t: t / tokens.value, "1") if tokens.low != tokens.high else None
+        tokens = tokens.value
     if tokens:
         wl = replace(wl, tokens_to_train=float(tokens))
     from recoque.planner.validation import training_profile
@@ -446,13 +452,24 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     # The plan itself as the value: the table spells it out (recoque.render.plan_words), --json keeps
     # the compact fields. Row names written for a reader, not derived from field names.
     rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", f"{used:,}")]
-    rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
+    rows += [(name, _over_tokens(getattr(b, field), spread) if field.startswith("time_to_train") else getattr(b, field))
+             for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
+    if spread is not None:
+        notes = tuple(notes) + (f"times to train, energy and cost span the token range as well: "
+                                f"{spread.low * tokens:.3g}..{spread.high * tokens:.3g} tokens ({spread.assumptions[0]}); "
+                                f"the plan is searched at {tokens:.3g}",)
     d = None
     try:
         d = equivalents.training_delivered(system, model_name, used, b, profile=prof)
     except RecoqueError as exc:
         notes = tuple(notes) + (f"delivered H100-equivalents for training not computed: {exc.one_line()}",)
-    return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, b.time_to_train
+    return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, \
+        _over_tokens(b.time_to_train, spread)
+
+
+def _over_tokens(days: Estimate, spread: Estimate | None) -> Estimate:
+    """A time to train over the token range too (time is proportional to the tokens)."""
+    return days if spread is None else combine(lambda t, f: t * f, days, spread, unit=days.unit)
 
 
 def usable_gpu_counts(gpus: int, gpus_per_node: int) -> list[int]:
@@ -505,7 +522,7 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
     elif kind == "infer":
         parts.append(("inference", plan_infer(system, w, model, profile)))
     elif kind == "train":
-        parts.append(("training", plan_train(system, model, profile, w.number("train_tokens") if w and "train_tokens" in w.values else None)))
+        parts.append(("training", plan_train(system, model, profile, w.estimate("train_tokens", "tokens") if w and "train_tokens" in w.values else None)))
     else:  # a bare model name: training and inference summaries, each shown when it can be estimated
         training = plan_train(system, model, profile)
         trained = bool(getattr(training[1].get("train"), "best", None))

@@ -60,6 +60,7 @@ class Stack:
     # rest of each block (True; planner/memory.op_sac_activation_bytes)
     selective_op_sac: bool = False
     efficiency: float = 1.0
+    platform: str = ""   # "rocm": a build for AMD GPUs only (seeds/stacks.toml); "": either vendor
     # How much slower compute runs while ZeRO-3/FSDP collectives stream beside it (NCCL/RCCL
     # channels hold SMs/CUs, the gathered buffers are copied into parameters on the device);
     # None = the planner's generic OVERLAP_COMPUTE_SLOWDOWN.
@@ -253,7 +254,10 @@ def load_stack(key: str | None) -> Stack:
     slow = r.get("zero3_compute_slowdown")
     if slow is not None and (isinstance(slow, bool) or not isinstance(slow, (int, float)) or not 0.0 <= slow < 1.0):
         raise BadInput(f"stack {key}: zero3_compute_slowdown must be in [0, 1), got {slow!r}", "fix seeds/stacks.toml")
-    return Stack(key=key, name=str(r.get("name", key)), grad_reduce_dtype=gd, efficiency=eff,
+    platform = r.get("platform", "")
+    if platform not in ("", "rocm"):
+        raise BadInput(f"stack {key}: platform must be \"rocm\" or left out, got {platform!r}", "fix seeds/stacks.toml")
+    return Stack(key=key, name=str(r.get("name", key)), grad_reduce_dtype=gd, efficiency=eff, platform=platform,
                  zero3_compute_slowdown=None if slow is None else float(slow), recompute_modes=modes,
                  grad_buffer_dtype=None if gb is None else str(gb),
                  fitted_on=tuple(r.get("fitted_on", ())), sources=dict(r.get("sources", {})),

@@ -222,6 +222,8 @@ def _seed_keys(file: str, top: str, nested: str | None = None) -> dict[str, Fiel
 
 
 # Narrower than the type says; keys in the TOML's spelling.
+# Tokens to train, in a file as on the command line (--tokens): at most 1e15 (see FLAG_RULES["tokens"]).
+TOKENS = Field("number", above=0, max=1e15, ranged=True)
 OVERRIDES: dict[str, dict[str, Field]] = {
     "model": {"norm": Field("text", choices=("layernorm", "rmsnorm")),
               "released_weights": Field("text", choices=("bf16", "fp8", "fp4")),
@@ -234,7 +236,8 @@ OVERRIDES: dict[str, dict[str, Field]] = {
                "name": TEXT, "sources": TABLE, "notes": TEXTS},
     "workload": {"kind": Field("text", required=True, choices=("train", "infer", "hpl", "stencil")),
                  "target_tpot_ms": Field("number", above=0, ranged=True), "prompt_tokens": Field("count", above=0, ranged=True),
-                 "output_tokens": Field("count", above=0, ranged=True)},
+                 "output_tokens": Field("count", above=0, ranged=True), "train_tokens": TOKENS},
+    "training": {"tokens_to_train": TOKENS},
 }
 
 
@@ -267,7 +270,8 @@ def model_spec() -> tuple[dict[str, Field], dict[str, Field]]:
                                        optional=("name", "kv_heads", "gated_ffn")), OVERRIDES["model"])
     model.pop("training", None)
     training = _merge(_seed_keys("models.toml", "models", "training"),
-                      spec_from_dataclass(TrainingWorkload, rename={"seq_len": "seq_len_tokens"}, skip=("model",)))
+                      spec_from_dataclass(TrainingWorkload, rename={"seq_len": "seq_len_tokens"}, skip=("model",)),
+                      OVERRIDES["training"])
     return _with_ranges(model), _with_ranges(training)
 
 

@@ -214,6 +214,8 @@ def train(
             "etp": etp, "flash_attention": flash_attention, "dp_overlap": dp_overlap, "reshard_after_forward": reshard_after_forward,
             "recompute_layers": recompute_layers, "distribute_checkpoints": distribute_checkpoints}
     pins = {k: v for k, v in pins.items() if v is not None}
+    if (pins.get("recompute_layers") or pins.get("distribute_checkpoints")) and "recompute" not in pins:
+        pins["recompute"] = "full"   # both shape full recompute only; unpinned, the search would drop them
     if fp8_param_gather and dtype not in ("fp8", "fp4"):
         raise BadInput(f"--fp8-param-gather gathers the weights' fp8 copy, which --dtype {dtype} training does not keep",
                        "drop --fp8-param-gather, or train with --dtype fp8")
@@ -262,9 +264,14 @@ def _training_workload(workload: str, tokens: Optional[float], global_batch: Opt
 def _stack(stack: Optional[str], spec: DeviceSpec, grad_reduce: Optional[str], fp8_param_gather: Optional[bool],
            fused_expert_mlp: Optional[bool], nccl_max_ctas: Optional[str]) -> Any:
     """The software stack (--stack, or the vendor's default) with the run's own practice applied."""
-    from recoque.planner.stacks import default_stack_for, load_stack
+    from recoque.planner.stacks import default_stack_for, list_stacks, load_stack
 
-    return (load_stack(stack or default_stack_for(spec.vendor)).with_reduce_dtype(grad_reduce)
+    st = load_stack(stack or default_stack_for(spec.vendor))
+    if st.platform == "rocm" and (spec.vendor or "").lower() != "amd":
+        raise BadInput(f"stack {st.key} is a ROCm build, and {spec.key} is not an AMD GPU",
+                       "pick one of " + ", ".join(k for k in list_stacks() if load_stack(k).platform != "rocm")
+                       + ", or an AMD system")
+    return (st.with_reduce_dtype(grad_reduce)
             .with_fp8_param_gather(fp8_param_gather).with_fused_expert_mlp(fused_expert_mlp)
             .with_comm_max_ctas(_ctas(nccl_max_ctas), "--nccl-max-ctas"))
 
