@@ -71,6 +71,11 @@ def model_table_from_hf(path: str) -> tuple[str, dict[str, Any]]:
     raw.update(_windows(kind, text, c, layers))
     quant = cfg.get("quantization_config", text.get("quantization_config"))
     q = quant if quant is not None else _modelopt_file(path)
+    method = str(q.get("quant_method", "")).lower() if isinstance(q, Mapping) else ""
+    if q is not None and method not in KNOWN_QUANT:  # read as 16 bits, its weights would be silently overstated
+        got = f"quant_method {method!r}" if method else f"{q!r}"[:60]
+        raise BadInput(f"{path}: quantization_config {got} is not a quantization recoque reads ({', '.join(KNOWN_QUANT)})",
+                       "drop quantization_config from a copy of config.json to plan the model in 16 bits")
     raw.update(_released(q, layers))
     raw.update(_released_kv(q))
     raw["sources"] = {"architecture": f"{path}: Hugging Face config.json (model_type {kind}), read by recoque.hf_config"}
@@ -159,8 +164,11 @@ def _windows(kind: str, cfg: Mapping[str, Any], c: _Fields, layers: int) -> dict
     return {}
 
 
+KNOWN_QUANT = ("mxfp4", "quark", "modelopt", "compressed-tensors", "fp8")
+
+
 def _released(q: Any, layers: int) -> dict[str, Any]:
-    if not isinstance(q, Mapping):
+    if q is None:
         return {}
     method = str(q.get("quant_method", "")).lower()
     if method == "mxfp4":

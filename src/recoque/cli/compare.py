@@ -28,6 +28,12 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
         raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
     refuse_repeats(names, "--systems", _same_system)
     resolved = [limited(resolve_system(n), power_limit_w) for n in names]
+    keys = [s.key for s in resolved]
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice:  # two files with one key: two columns no reader could tell apart
+        given = [n for n, k in zip(names, keys) if k == twice]
+        raise BadInput(f"--systems {', '.join(given)} all define the system key {twice!r}",
+                       "give each system file its own [systems.<key>]")
     # refused when it is for none of their devices, unless --profile-anyway (then marked; issue 7)
     plans = []
     for s, prof in profiles_for_systems(resolved, profile, profile_anyway):
