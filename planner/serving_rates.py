@@ -317,7 +317,8 @@ class GemmShapes:
     measured row counts. Below the smallest measured m the rate falls as the tile model's
     m/(m + m_half) from the smallest measured one (the step adds the weight read that bounds a
     skinny GEMM apart; holding the smallest measured time would charge a decode GEMM of 8 rows what
-    a sweep's 2,048-row one takes); above the largest, the rate stays flat. The low/high corners use the sample spread (the 90th-percentile and best times)."""
+    a sweep's 2,048-row one takes); above the largest, the rate stays flat. The low/high corners
+    use the sample spread (the 90th-percentile and best times)."""
 
     points: Mapping[str, tuple[tuple[float, ...], ...]]
     source: str = ""

@@ -168,7 +168,7 @@ KNOWN_QUANT = ("mxfp4", "quark", "modelopt", "compressed-tensors", "fp8")
 
 
 def _released(q: Any, layers: int) -> dict[str, Any]:
-    if q is None:
+    if not isinstance(q, Mapping):
         return {}
     method = str(q.get("quant_method", "")).lower()
     if method == "mxfp4":
