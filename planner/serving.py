@@ -41,201 +41,20 @@ from recoque.estimate import Estimate
 from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
+# DTYPE_BYTES, precision and weights_bytes_per_gpu are imported for the callers that reach them here
+from recoque.planner.serving_memory import (Memory, held_kv_fraction, memory, step_budget_tokens,  # noqa: F401
+                                            weights_bytes_per_gpu)
+from recoque.planner.serving_notes import (attention_weights_note, budget_note, fusion_note, missed_target_note, mode_note,
+                                           routing_note, spec_note, token_travel_words, unbounded_ttft_note,
+                                           untuned_blockscale_note, usable_note, wave_note)
 from recoque.planner.serving_queue import Z, mean_tail, prefill_wait, prompt_quantile, slot_wait
-from recoque.planner.serving_step import (ACT_BYTES, Layout, Precision, StepTime, blockscale_kblocks_per_layer, draft_time,
-                                          attention_split, has_tp_allreduce, kv_bytes_per_token_per_gpu, layer_kernels, moe_tp,
-                                          pays_untuned_blockscale, step_time, tokens_by_alltoall)
+from recoque.planner.serving_request import (DTYPE_BYTES, PERCENTILES, ServingRequest, allreduce_fusion_on,  # noqa: F401
+                                             precision)
+from recoque.planner.serving_step import (Layout, StepTime, accepted_tokens, draft_time, kv_bytes_per_token_per_gpu,
+                                          layer_kernels, step_time)
 from recoque.planner.serving_wave import WaveRun
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import assumed_peak
-
-DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5}
-# Bytes per element of a token sent to the experts: quantized to the GEMMs' format before it
-# travels, NVFP4 with one 8-bit scale per 16 values (TensorRT-LLM fp4_quantize, scaling_vector_size
-# 16), FP8 with one scale per tensor; 16-bit GEMMs send 16-bit tokens.
-DISPATCH_BYTES = {"fp4": 0.5 + 1.0 / 16.0, "fp8": 1.0}
-MODES = ("offline", "server")
-PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
-
-
-def _positive(name: str, v: float | None, flag: str) -> None:
-    if v is None:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise BadInput(f"{name} must be a positive finite number, got {v!r}", f"pass {flag} > 0")
-
-
-def _gemm_dtype(weights: str, activations: str) -> str:
-    """See ServingRequest.compute_dtype."""
-    narrow = ("fp8", "fp4")
-    if weights in narrow and activations in narrow:
-        return "fp8" if "fp8" in (weights, activations) else "fp4"
-    return "bf16" if activations in narrow else activations
-
-
-@dataclass(frozen=True)
-class ServingRequest:
-    """Everything a user can set; units in the names. None = derived (stated in the assumptions)."""
-
-    prompt_tokens: float = 2000
-    output_tokens: float = 500
-    mode: str = "offline"
-    batch: int | None = None               # running streams per replica (fixed)
-    concurrency: int | None = None         # concurrent requests over the whole system (closed loop)
-    request_rate_per_s: float | None = None  # over the whole system
-    ttft_target_s: float | None = None
-    tpot_target_s: float | None = None
-    percentile: str = "p50"
-    tp: int | None = None
-    pp: int = 1
-    ep: int = 1
-    attention_dp: bool | None = None       # attention data-parallel over the tp GPUs (TensorRT-LLM, SGLang);
-                                           # None: tried beside plain TP for a MoE model when tp is searched
-    split_experts: bool = False            # under attention DP, every expert split over the tp GPUs instead of
-                                           # whole experts spread over them (TensorRT-LLM without an expert-parallel
-                                           # size: its Mapping sets moe_tp_size = tp, moe_ep_size = 1)
-    weights: str = "bf16"
-    activations: str = "bf16"
-    kv_cache: str = "bf16"
-    attention_weights: str | None = None   # the attention projections' weight dtype where the checkpoint keeps
-                                           # them apart from the rest (its quantization excludes self_attn);
-                                           # None: as `weights`
-    attention_out_weights: str | None = None  # the output projection's (o_proj) where it differs from the other
-                                              # attention projections; None: as attention_weights
-    engine: str = "vllm"
-    hbm_fraction: float | None = None
-    max_batch: int | None = None           # engine batch cap (max_num_seqs / max_batch_size)
-    max_num_tokens: int | None = None      # tokens one step may carry (TensorRT-LLM max_num_tokens,
-                                           # vLLM --max-num-batched-tokens, SGLang --chunked-prefill-size)
-    engine_efficiency: float | None = None  # measured on your engine: replaces the engine class default
-    length_cv2: float | None = None        # squared coefficient of variation of prompt and output lengths (0: fixed)
-    requests: int | None = None            # offline: this many requests submitted at once, over the system
-                                           # (vLLM benchmark_throughput --num-prompts); the run is followed to its end
-    spec_tokens: int = 0                   # speculative decoding: draft tokens verified per step (MTP / EAGLE)
-    spec_acceptance: float | None = None   # probability a draft token is accepted (None: seeds/serving.toml)
-    allreduce_fusion: bool | None = None   # TP all-reduce fused with the residual add + RMSNorm (vLLM
-                                           # fuse_allreduce_rms, SGLang --enable-flashinfer-allreduce-fusion);
-                                           # None: the engine's default (seeds/serving.toml)
-
-    def __post_init__(self) -> None:
-        _positive("prompt tokens", self.prompt_tokens, "--prompt-tokens")
-        _positive("output tokens", self.output_tokens, "--output-tokens")
-        if self.prompt_tokens < 1 or self.output_tokens < 1:   # a mean length may be fractional, not below one token
-            raise BadInput(f"a request needs at least one prompt and one output token, got {self.prompt_tokens:g} and "
-                           f"{self.output_tokens:g}", "pass --prompt-tokens and --output-tokens of 1 or more")
-        for name, flag in (("batch", "--batch"), ("concurrency", "--concurrency"), ("request_rate_per_s", "--request-rate"),
-                           ("ttft_target_s", "--ttft-ms"), ("tpot_target_s", "--tpot-ms"), ("tp", "--tp"),
-                           ("pp", "--pp"), ("ep", "--ep"), ("max_batch", "--max-batch"), ("requests", "--requests"),
-                           ("max_num_tokens", "--max-num-tokens")):
-            _positive(name, getattr(self, name), flag)
-        if self.mode not in MODES:
-            raise BadInput(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}", "pass --mode offline or --mode server")
-        if self.attention_dp is not None and not isinstance(self.attention_dp, bool):
-            raise BadInput(f"attention DP must be true or false, got {self.attention_dp!r}", "pass --attention-dp or leave it out")
-        if not isinstance(self.split_experts, bool):
-            raise BadInput(f"split experts must be true or false, got {self.split_experts!r}", "pass --split-experts or leave it out")
-        if self.split_experts and (self.attention_dp is not True or self.ep > 1):
-            raise BadInput("--split-experts splits each expert over the attention-DP GPUs; it needs --attention-dp and no --ep",
-                           "add --attention-dp and drop --ep, or drop --split-experts")
-        if self.allreduce_fusion is not None and not isinstance(self.allreduce_fusion, bool):
-            raise BadInput(f"all-reduce fusion must be true or false, got {self.allreduce_fusion!r}",
-                           "pass --allreduce-fusion or --no-allreduce-fusion, or leave it out for the engine's default")
-        if self.percentile not in PERCENTILES:
-            raise BadInput(f"percentile must be one of {', '.join(PERCENTILES)}, got {self.percentile!r}", "pass --percentile p50 or p99")
-        for name in ("weights", "activations", "kv_cache"):
-            if getattr(self, name) not in DTYPE_BYTES:
-                raise BadInput(f"unknown {name} dtype {getattr(self, name)!r}", f"use one of {', '.join(DTYPE_BYTES)}")
-        for name in ("attention_weights", "attention_out_weights"):
-            v = getattr(self, name)
-            if v is not None and v not in DTYPE_BYTES:
-                raise BadInput(f"unknown {name} dtype {v!r}", f"use one of {', '.join(DTYPE_BYTES)}")
-        if DTYPE_BYTES[self.activations] < DTYPE_BYTES[self.weights]:
-            # Weight-only quantisation (W8A16, W4A8) exists; activations narrower than the weights do not.
-            raise BadInput(f"activations {self.activations} are narrower than weights {self.weights}: no engine runs that",
-                           f"pass --weights {self.activations} too, or --activations {self.weights}")
-        if self.engine not in sr.ENGINES:
-            raise BadInput(f"unknown engine {self.engine!r}", f"use one of {', '.join(sr.ENGINES)}")
-        if self.engine_efficiency is not None and not (isinstance(self.engine_efficiency, (int, float))
-                                                       and math.isfinite(self.engine_efficiency) and 0 < self.engine_efficiency <= 1):
-            raise BadInput(f"engine efficiency must be in (0, 1], got {self.engine_efficiency!r}", "pass --engine-efficiency 0.85")
-        if self.length_cv2 is not None and (isinstance(self.length_cv2, bool) or not isinstance(self.length_cv2, (int, float))
-                                            or not math.isfinite(self.length_cv2) or not 0 <= self.length_cv2 <= 4):
-            raise BadInput(f"length cv2 must be a number in [0, 4], got {self.length_cv2!r}",
-                           "pass --length-cv2 0 for fixed lengths, ~0.6 for chat datasets")
-        if isinstance(self.spec_tokens, bool) or not isinstance(self.spec_tokens, int) or not 0 <= self.spec_tokens <= 16:
-            raise BadInput(f"spec tokens must be a whole number from 0 to 16, got {self.spec_tokens!r}",
-                           "pass --spec-tokens 3 (draft tokens per step) or 0 for none")
-        if self.spec_acceptance is not None and (isinstance(self.spec_acceptance, bool)
-                                                 or not isinstance(self.spec_acceptance, (int, float))
-                                                 or not 0 < self.spec_acceptance < 1):
-            raise BadInput(f"spec acceptance must be a probability in (0, 1), got {self.spec_acceptance!r}",
-                           "pass --spec-acceptance 0.8 (the chance one draft token is accepted)")
-        if self.spec_acceptance is not None and not self.spec_tokens:
-            raise BadInput("--spec-acceptance without --spec-tokens", "pass --spec-tokens k (draft tokens per step) too")
-        if self.spec_tokens and self.requests is not None:
-            raise BadInput("speculative decoding is modelled in steady state, not for a finite --requests run",
-                           "drop --requests or --spec-tokens")
-        if self.hbm_fraction is not None and not (isinstance(self.hbm_fraction, (int, float))
-                                                  and math.isfinite(self.hbm_fraction) and 0 < self.hbm_fraction <= 1):
-            raise BadInput(f"HBM fraction must be in (0, 1], got {self.hbm_fraction!r}", "pass --hbm-fraction 0.9")
-        if self.batch is not None and self.concurrency is not None:
-            raise BadInput("--batch and --concurrency both given", "pass one: --batch per replica or --concurrency for the system")
-        fixed = self.batch is not None or self.concurrency is not None
-        if fixed and self.request_rate_per_s is not None:
-            raise BadInput("a fixed batch/concurrency and a request rate both given", "pass one of them")
-        if self.mode == "server" and not fixed and self.request_rate_per_s is None \
-                and self.ttft_target_s is None and self.tpot_target_s is None:
-            raise BadInput("server mode needs a load or a latency target",
-                           "pass --request-rate, --ttft-ms/--tpot-ms, or --concurrency")
-        if self.requests is not None and (self.mode != "offline" or fixed):
-            raise BadInput("--requests sizes an offline run (all requests submitted at once)",
-                           "drop --requests, or use --mode offline without --batch/--concurrency")
-        if self.request_rate_per_s is not None and (self.ttft_target_s or self.tpot_target_s):
-            raise BadInput("a request rate and latency targets both given", "pass --request-rate or --ttft-ms/--tpot-ms")
-
-    @property
-    def compute_dtype(self) -> str:
-        """GEMMs run in fp8 (fp4) only when weights and activations both are 8-bit (4-bit) or
-        narrower; else in the activation dtype (W8A16 / W4A16 dequantise to 16 bits, as Marlin does).
-        A mixed fp4 x fp8 GEMM runs at the fp8 rate, the wider operand's: Blackwell's tcgen05.mma
-        kind::f8f6f4 takes any pairing of e4m3/e5m2/e3m2/e2m3/e2m1 operands at the FP8 rate, only
-        kind::mxf4 / mxf4nvf4 (both operands fp4) at the doubled one (NVIDIA PTX ISA 8.7, section
-        "tcgen05.mma"); CDNA4's V_MFMA_SCALE_F32_*_F8F6F4 likewise takes mixed A / B formats (AMD
-        Instinct CDNA4 ISA reference, MFMA section). So MXFP4 weights with MXFP8 activations (vLLM's
-        FlashInfer MXFP4 x MXFP8 MoE on B200) are not the 16-bit GEMMs of a W4A16 kernel."""
-        return _gemm_dtype(self.weights, self.activations)
-
-    @property
-    def attention_dtypes(self) -> tuple[str, str]:
-        """Weight dtypes of the attention's input projections (Q, K, V; MLA's down- and
-        up-projections) and of its output projection."""
-        inputs = self.attention_weights or self.weights
-        return inputs, self.attention_out_weights or inputs
-
-    @property
-    def attention_apart(self) -> bool:
-        """Some attention projection holds another weight dtype than the rest of the model."""
-        return any(d != self.weights for d in self.attention_dtypes)
-
-    @property
-    def attention_gemm_dtypes(self) -> tuple[str, str]:
-        """The GEMM dtypes of the two (inputs, output), by the rule of compute_dtype: a layer a
-        checkpoint leaves unquantised (16-bit weights) runs 16-bit GEMMs whatever the other layers'
-        activations; "" where it is the body's."""
-        return tuple(_gemm_dtype(d, self.activations) if d != self.weights else "" for d in self.attention_dtypes)
-
-    def knobs(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-@dataclass(frozen=True)
-class Memory:
-    usable_bytes: float
-    weights_bytes: float
-    workspace_bytes: float
-    kv_bytes_per_token: float   # on one GPU (its layers, its KV heads)
-    kv_tokens_per_stream: float
-    max_streams: int            # by KV memory, per replica
 
 
 @dataclass(frozen=True)
@@ -274,54 +93,6 @@ class ServingEstimate:
         return d
 
 
-# --- memory -------------------------------------------------------------------------------------
-
-def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout) -> float:
-    """Layers split over pp stages; attention and dense weights over tp; experts over ep (else tp).
-    Embedding and LM head split over tp (vocab-parallel)."""
-    wb = DTYPE_BYTES[req.weights]
-    dense_layer = float(model.nonexpert_params_per_layer()) if model.moe else float(model.layer_params())
-    if lay.attn_dp:  # each GPU holds the whole attention weights
-        dense_layer += (lay.tp - 1.0) * model.attention_params_per_layer()
-    expert_share = model.routed_expert_params_per_layer() / (lay.ep * moe_tp(lay))  # ep groups, each expert over tp / ep
-    layers = model.layers / lay.pp
-    # attention projections a checkpoint keeps in another dtype: their bytes at that width
-    apart = 0.0
-    for share, dt in zip(attention_split(model), req.attention_dtypes):
-        apart += layers * share * (lay.tp if lay.attn_dp else 1.0) / lay.tp * (DTYPE_BYTES[dt] - wb)
-    return (layers * (dense_layer / lay.tp + expert_share) + float(model.embedding_params()) / lay.tp) * wb + apart
-
-
-def step_budget_tokens(req: ServingRequest, engine: sr.Engine) -> float:
-    """Tokens one engine step may carry: the user's setting, else the engine's default."""
-    return float(req.max_num_tokens or engine.max_num_tokens)
-
-
-def workspace_bytes(model: Any, lay: Layout, budget: float) -> float:
-    """Activations of the largest step the engine sizes for, its token budget t (vLLM profiles one
-    max-size batch at start-up): t x (4 hidden + 2 ffn/tp) x 2 bytes + t x vocab x 4 bytes of logits."""
-    return budget * (4.0 * model.hidden + 2.0 * model.dense_ffn_width / lay.tp) * 2.0 + budget * model.vocab * 4.0 / lay.tp
-
-
-def held_kv_fraction(model: Any, windowed_kv_memory: bool, tokens: float) -> float:
-    """Share of a full-attention KV cache that a stream of `tokens` holds in memory: sliding-window
-    layers keep only their window where the engine frees the blocks out of it (seeds/serving.toml
-    [engines.*] windowed_kv_memory; TensorRT-LLM sizes them as full attention)."""
-    return model.kv_layer_fraction(tokens) if windowed_kv_memory else 1.0
-
-
-def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
-    frac, cap = req.hbm_fraction or engine.usable_hbm_fraction, sr.hbm_capacity_bytes(spec)
-    w, ws = weights_bytes_per_gpu(model, req, lay), workspace_bytes(model, lay, step_budget_tokens(req, engine))
-    # TensorRT-LLM gives the KV cache a fraction of the memory left after weights and activations;
-    # vLLM and SGLang cap weights + activations + KV together at a fraction of the whole memory
-    usable = w + ws + frac * (cap - w - ws) if engine.kv_fraction_of_free else frac * cap
-    per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full" else req.output_tokens / 2.0)
-    kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache]) * held_kv_fraction(model, engine.windowed_kv_memory, per_stream)
-    free = usable - w - ws
-    streams = int(free // (kv_tok * per_stream)) if free > 0 else 0
-    return Memory(usable, w, ws, kv_tok, per_stream, streams)
-
 
 def _check_layout(model: Any, system: SystemSpec, lay: Layout) -> None:
     if model.heads % lay.tp:
@@ -353,23 +124,6 @@ class Point:
     tokens_per_s: float   # per replica
     step: StepTime
     wave: WaveRun | None = None   # a finite offline run followed to its end (serving_wave)
-
-
-def accepted_tokens(k: int, a: float) -> float:
-    """Output tokens a stream gains per step: 1; with k draft tokens each accepted with probability
-    a (independently), (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, eq. 1)."""
-    if k <= 0:
-        return 1.0
-    return k + 1.0 if a >= 1.0 else (1.0 - a ** (k + 1)) / (1.0 - a)
-
-
-def precision(req: ServingRequest, fused_allreduce_norm: bool = False) -> Precision:
-    """The byte widths and GEMM formats of a request, as the step model takes them."""
-    return Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
-                     quantized_activations=req.compute_dtype in ("fp8", "fp4"),
-                     fused_allreduce_norm=fused_allreduce_norm, fp8_weights=req.weights == "fp8",
-                     attention_weight_bytes=tuple(DTYPE_BYTES[d] if d != req.weights else 0.0 for d in req.attention_dtypes),
-                     dispatch_bytes=DISPATCH_BYTES.get(req.compute_dtype, ACT_BYTES))
 
 
 class _Replica:
@@ -639,53 +393,6 @@ def _pow2_upto(n: int) -> list[int]:
     return out
 
 
-def allreduce_fusion_on(req: ServingRequest, engine: Any) -> bool:
-    """Whether the TP all-reduces carry the residual add and RMSNorm: the request's setting, else
-    the engine's default."""
-    return engine.allreduce_norm_fusion if req.allreduce_fusion is None else req.allreduce_fusion
-
-
-def _fusion_note(req: ServingRequest, engine: Any, lay: Layout) -> tuple[str, ...]:
-    if not has_tp_allreduce(lay):
-        return ()
-    how = "the engine's default" if req.allreduce_fusion is None else "as set"
-    if allreduce_fusion_on(req, engine):
-        return (f"TP all-reduce fused with the residual add and RMSNorm ({how}): 2 kernels fewer per layer",)
-    return (f"TP all-reduce not fused with the residual add and RMSNorm ({how}; --allreduce-fusion if the engine runs it)",)
-
-
-def _routing_note(model: Any, run: "_Run") -> tuple[str, ...]:
-    """How the experts a decode step reads are counted (MoE models only)."""
-    if not model.moe:
-        return ()
-    r = run.rates
-    return (f"experts a step reads: the distinct experts its T tokens route to, expert-load cv {r['value'].moe_expert_load_cv:g} "
-            f"(0: uniform top-k routing, E(1 - (1 - k/E)^T)); the fast end cv {r['high'].moe_expert_load_cv:g}, a skewed "
-            "router touching fewer experts per batch (DeepSeek-R1's published EP-load table; seeds/serving.toml [kernel] "
-            "moe_expert_load_cv)",)
-
-
-def _token_travel_words(run: "_Run") -> str:
-    """How attention-DP tokens reach the experts (planner/serving_step.moe_token_comm_s)."""
-    if tokens_by_alltoall(run.lay, run.rates["value"]):
-        return "a token goes once to each other GPU holding one of its experts, quantized, over the scale-up fabric"
-    if run.lay.ep > 1:
-        return "each GPU all-gathers the others' quantized tokens and reduce-scatters the outputs: no fabric for a one-sided all-to-all"
-    return "the tensor-split experts all-gather the tokens and reduce-scatter the outputs"
-
-
-def _untuned_blockscale_note(model: Any, run: "_Run", req: ServingRequest) -> tuple[str, ...]:
-    r = run.rates["value"]
-    if not pays_untuned_blockscale(model, precision(req), r):
-        return ()
-    kb = blockscale_kblocks_per_layer(model, run.lay)
-    return (f"block-scaled FP8 GEMMs untuned on this device for {req.engine} (no tuned aiter config for its gfx arch and "
-            f"CU count): each dense GEMM call walks its K in 128-wide blocks at {r.blockscale_kblock_s * 1e6:.2g} us "
-            f"({run.rates['high'].blockscale_kblock_s * 1e6:.3g}-{run.rates['low'].blockscale_kblock_s * 1e6:.3g}), "
-            f"{kb:.3g} blocks a layer: at least {model.layers * kb * r.blockscale_kblock_s * 1e3:.3g} ms a forward "
-            "(seeds/serving.toml [untuned_blockscale]; a build with tuned configs for these shapes does not pay it)",)
-
-
 def _check_expert_flags(model: Any, model_name: str, req: ServingRequest) -> None:
     """--attention-dp and --ep are about experts: on a dense model, or an --ep that no expert count
     divides, no searched layout can take them, so say that instead of "no layout fits"."""
@@ -738,13 +445,6 @@ def _gb(nbytes: float) -> str:
     """Gigabytes for a message: three figures when small, whole and comma-grouped when large."""
     gb = nbytes / 1e9
     return f"{gb:,.0f}" if gb >= 100 else f"{gb:.3g}"
-
-
-def _usable_note(frac: float, spec: Any, engine: sr.Engine) -> str:
-    cap = sr.hbm_capacity_bytes(spec) / 1e9
-    if engine.kv_fraction_of_free:
-        return f"KV cache {frac:.0%} of what weights and workspace leave of {cap:.0f} GB"
-    return f"{frac:.0%} of {cap:.0f} GB usable"
 
 
 def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
@@ -824,21 +524,6 @@ def as_released(model: Any, req: ServingRequest) -> ServingRequest:
     return req
 
 
-def _attention_weights_note(model: Any, req: ServingRequest) -> tuple[str, ...]:
-    if not req.attention_apart:
-        if req.weights == "fp4" and getattr(model, "moe", False) and req.weights != getattr(model, "released_weights", ""):
-            return (f"attention projections counted in {req.weights} like the experts; the published FP4 MoE checkpoints "
-                    "leave them out of the quantization (amd/DeepSeek-R1-0528-MXFP4, nvidia/DeepSeek-R1-0528-FP4: BF16; "
-                    "the -FP4-v2 quantizes o_proj only): pass --attention-weights bf16 (and --attention-out-weights fp4) for those",)
-        return ()
-    inputs, out = req.attention_dtypes
-    which = (f"attention projections {inputs}" if inputs == out
-             else f"attention input projections {inputs}, output projection {out}")
-    released = req.weights == getattr(model, "released_weights", "") and getattr(model, "released_attention_weights", "")
-    why = "as released (released_attention_weights: seeds/models.toml, or the checkpoint's quantization config)" if released else "as the checkpoint keeps them"
-    return (f"{which} weights, {why}: their bytes and GEMM rate in that dtype, the rest of the model in {req.weights}",)
-
-
 def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: ServingRequest, profile: Any = None,
                      gemm_shapes: Any = None) -> ServingEstimate:
     """`gemm_shapes` (serving_rates.GemmShapes from the --profile results file): measured GEMM
@@ -893,27 +578,27 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
     notes = tuple(dict.fromkeys(run.notes + (
         f"replica = tp {lay.tp} x pp {lay.pp}" + (f" (ep {lay.ep})" if lay.ep > 1 else "")
         + (" with attention data-parallel over the tp GPUs (each keeps its own streams' KV and the whole attention weights; "
-           + _token_travel_words(run) + ")" if lay.attn_dp else "") + f" of {spec.key}; "
+           + token_travel_words(run) + ")" if lay.attn_dp else "") + f" of {spec.key}; "
         f"{run.replicas} replica(s) in {system.key}" + ("" if req.tp else " (tp chosen for the most tokens/s per GPU)"),
         f"weights {req.weights}, activations {req.activations} (GEMMs in {req.compute_dtype}), KV cache {req.kv_cache}; "
         f"prompt {req.prompt_tokens:g}, output {req.output_tokens:g} tokens",
-        *_attention_weights_note(model, req),
-        *_fusion_note(req, engine, lay),
-        *_untuned_blockscale_note(model, run, req),
-        *_routing_note(model, run),
-        f"memory per GPU: {_usable_note(frac, spec, engine)}, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
+        *attention_weights_note(model, req),
+        *fusion_note(req, engine, lay),
+        *untuned_blockscale_note(model, run, req),
+        *routing_note(model, run),
+        f"memory per GPU: {usable_note(frac, spec, engine)}, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
         f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
         f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",
-        _mode_note(req),
-        _budget_note(run, req, engine),
-        *_spec_note(run, req),
+        mode_note(req),
+        budget_note(run, req, engine),
+        *spec_note(run, req),
         "every request exactly prompt + output tokens long (fixed lengths, as a throughput benchmark's random dataset); "
         "each admission prefills its streams' tokens once" if value.wave else
         "continuous batching with chunked prefill: each step carries B decode tokens + B x prompt/output prefill tokens",
         sb.NOTE,
         f"every constant at its pessimistic / optimistic end at once: {corners['low'].tokens_per_s / g:,.4g} / "
         f"{corners['high'].tokens_per_s / g:,.4g} output tokens/s per GPU")
-        + _missed_target_note(corners["low"], req) + _unbounded_ttft_note(value, req) + _wave_note(value.wave)))
+        + missed_target_note(corners["low"], req) + unbounded_ttft_note(value, req) + wave_note(value.wave)))
     return ServingEstimate(
         system=system.key, model=model_name, mode=req.mode, engine=req.engine, tp=lay.tp, pp=lay.pp, ep=lay.ep,
         attention_dp=lay.attn_dp,
@@ -926,80 +611,3 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         group_tokens_per_s_per_gpu={name: tuple(runs[(name, s)].tokens_per_s / g for s in sb.SIDES)
                                     for name, _, _ in sb.GROUPS})
 
-
-def _spec_note(run: _Run, req: ServingRequest) -> tuple[str, ...]:
-    if not req.spec_tokens:
-        return ()
-    acc = {c: run.rates[c].spec_acceptance for c in ("value", "low", "high")}
-    k = req.spec_tokens
-    gain = {c: accepted_tokens(k, a) for c, a in acc.items()}
-    src = "--spec-acceptance" if req.spec_acceptance is not None else "seeds/serving.toml [kernel] spec_acceptance"
-    return (f"speculative decoding: {k} draft token(s) per step, each accepted with probability {acc['value']:.2f} "
-            f"({acc['low']:.2f}-{acc['high']:.2f}, {src}): {gain['value']:.2f} ({gain['low']:.2f}-{gain['high']:.2f}) "
-            f"tokens per stream per step (Leviathan et al. 2023); a step verifies {k + 1} tokens per stream in one pass "
-            f"(one KV read) after {k} draft pass(es) of one layer plus the LM head (an MTP module or EAGLE head, "
-            "not a separate draft model); the draft layer's own KV cache is not counted in memory",)
-
-
-def _budget_note(run: _Run, req: ServingRequest, engine: sr.Engine) -> str:
-    binds = min(run.caps, key=run.caps.get)
-    counted = "prefill and decode tokens" if engine.budget_counts_decode else "prefill tokens only"
-    return (f"step token budget {run.budget_tokens:g} tokens per replica ({counted}; "
-            f"{'--max-num-tokens' if req.max_num_tokens else engine.name + ' default'}"
-            f"{', x tp: each attention-DP rank schedules its own' if run.lay.attn_dp else ''}); "
-            f"streams per replica allowed by " + ", ".join(f"{k}: {v:,.4g}" for k, v in run.caps.items())
-            + f" (the {binds} binds)")
-
-
-def _missed_target_note(low: Point, req: ServingRequest) -> tuple[str, ...]:
-    if req.mode != "server" or req.batch or req.concurrency or req.request_rate_per_s:
-        return ()
-    missed = ((req.tpot_target_s and low.tpot_s > req.tpot_target_s * (1 + 1e-6))
-              or (req.ttft_target_s and low.ttft_s > req.ttft_target_s * (1 + 1e-6)))
-    return ("with every constant at its pessimistic end at once, even one stream misses the latency target",) if missed else ()
-
-
-def _unbounded_ttft_note(value: Point, req: ServingRequest) -> tuple[str, ...]:
-    if math.isfinite(value.ttft_s):
-        return ()
-    return ("TTFT unbounded: the TPOT target holds even at the batch cap, so the load sits at the cap and arrivals "
-            "queue without end; give a TTFT target (--ttft-ms) to keep the queue finite",)
-
-
-def _wave_note(w: WaveRun | None) -> tuple[str, ...]:
-    if w is None:
-        return ()
-    part = ("" if w.followed_requests >= w.requests else
-            f" (followed for {w.followed_requests:,.0f}: {sw.WAVES - 1} full waves and the run's own last one)")
-    if w.reserve_full:
-        return (f"finite run: {w.requests:,.0f} requests per replica{part}; the engine reserves prompt + output at "
-                f"admission, so about {w.mean_streams:,.0f} streams run at once (waves of full-length reservations) "
-                "and none is preempted",)
-    if not w.preempted_streams:
-        return (f"finite run: {w.requests:,.0f} requests per replica{part}; those the slots admit at once hold "
-                f"{w.peak_kv_fraction:.0%} of the KV memory at full length: no preemption",)
-    return (f"finite run: {w.requests:,.0f} requests per replica{part}; those the slots admit at once would hold "
-            f"{w.peak_kv_fraction:.0%} of the KV memory at full length, so the newest streams are preempted ({w.preempted_streams:,.0f} preemptions) and "
-            f"re-prefilled on return ({w.recomputed_tokens / 1e6:.3g}M tokens again; vLLM RECOMPUTE, charged in full "
-            f"though prefix caching may keep some); {w.mean_streams:,.0f} streams run on average",)
-
-
-def _mode_note(req: ServingRequest) -> str:
-    if req.batch or req.concurrency:
-        return f"fixed load: {req.batch or req.concurrency} {'streams per replica' if req.batch else 'concurrent requests (system)'}"
-    if req.requests is not None:
-        return (f"offline, {req.requests} requests submitted at once and followed to the end (planner/serving_wave.py): "
-                "they grow in lockstep; batch = the mean of the streams running; TTFT = the first admission's prefill")
-    if req.mode == "offline":
-        return ("offline: batch = the most streams the KV memory, the engine's batch cap and its step token budget "
-                "(every prompt token passes through it) allow; TTFT = prefill only (no queue)")
-    if req.request_rate_per_s:
-        return (f"server: {req.request_rate_per_s:g} requests/s (Poisson) -> batch by Little's law; TTFT = half a step + "
-                f"prefill-budget wait (M/G/1, {req.percentile}, exponential-tail approximation) + prefill")
-    tgt = ", ".join(x for x in (f"TTFT <= {req.ttft_target_s * 1e3:g} ms" if req.ttft_target_s else "",
-                                 f"TPOT <= {req.tpot_target_s * 1e3:g} ms" if req.tpot_target_s else "") if x)
-    return f"server: the largest load meeting {tgt} at {req.percentile}"
-
-
-def with_overrides(req: ServingRequest, **kw: Any) -> ServingRequest:
-    return replace(req, **{k: v for k, v in kw.items() if v is not None})

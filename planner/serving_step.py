@@ -588,3 +588,11 @@ def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context:
                     attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
                     launch_s=passes * (layer_kernels(model, lay, prec) + 1) * r.kernel_gap_s, overhead_s=0.0,
                     untuned_gemm_s=passes * untuned)
+
+
+def accepted_tokens(k: int, a: float) -> float:
+    """Output tokens a stream gains per step: 1; with k draft tokens each accepted with probability
+    a (independently), (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, eq. 1)."""
+    if k <= 0:
+        return 1.0
+    return k + 1.0 if a >= 1.0 else (1.0 - a ** (k + 1)) / (1.0 - a)
