@@ -238,7 +238,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     r = inference.from_serving(model, request.kv_cache, request.weights, e)
     rows = _serving_rows(model, model_name, request, e, r)
     rows[1:1] = changes
-    h100_rate, ratio = _h100_serving(system, model, model_name, asked, e)
+    h100_rate, ratio, h100_runs = _h100_serving(system, model, model_name, asked, e)
     served_as_released = released and request.weights == released  # else the precision row says what it became
     notes = tuple(r.assumptions) + ((released_weights_note(model_name, released),) if served_as_released else ())
     try:
@@ -246,6 +246,8 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
                                   lambda s, p: r.tokens_per_s_system, h100_rate, profile, ratio)
     except DoesNotFit as exc:  # the system's answer stands; only the comparison is missing
         d, notes = None, notes + (f"delivered H100-equivalents for serving not computed: {exc.one_line()}",)
+    if d is not None:
+        notes += _h100_cliff_note(h100_runs[-1], asked)
     try:
         p = energy.facility_power(system)
         per_mtok = combine(lambda pw, t: pw / t * 1e6, p, r.tokens_per_s_system, unit="J")
@@ -326,8 +328,9 @@ def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> 
                            f"{m.workspace_bytes / 1e9:.1f} GB, KV for {m.max_streams} streams")]
 
 
-def _h100_serving(system: SystemSpec, model: Any, model_name: str, asked: Any, e: Any) -> tuple[Any, Any]:
-    """The H100 side of the delivered equivalent: (H100 rate per GPU, ratio) for equivalents.delivered.
+def _h100_serving(system: SystemSpec, model: Any, model_name: str, asked: Any, e: Any) -> tuple[Any, Any, list[Any]]:
+    """The H100 side of the delivered equivalent: (H100 rate per GPU, ratio) for equivalents.delivered,
+    and the list the H100 ServingEstimates land in.
     The scenario as asked runs on H100 nodes in their own best layout: one node, or pipelined nodes
     when the model needs them; a dtype the H100 has no rate for (fp4) runs there in fp8, its narrowest."""
     from recoque.planner.serving import estimate_serving, supported_precision
@@ -358,7 +361,28 @@ def _h100_serving(system: SystemSpec, model: Any, model_name: str, asked: Any, e
                             same_device=system.device == ref_sys.device)
         return Estimate(v, lo, hi, "1")
 
-    return h100_rate, ratio
+    return h100_rate, ratio, h100_runs
+
+
+# An H100 group corner serving this many times fewer tokens than its centre sits at the latency cliff.
+CLIFF_FALL = 5.0
+
+
+def _h100_cliff_note(h: Any, asked: Any) -> tuple[str, ...]:
+    """Why a delivered range can span an order of magnitude: under a latency target, an H100 that meets
+    it only with few streams collapses when one group of constants turns pessimistic, and the ratio
+    (the H100 in the denominator) soars. Named, so the high end is read as the reference's cliff."""
+    groups = h.group_tokens_per_s_per_gpu
+    v = h.tokens_per_s_per_gpu.value
+    if not groups or not v > 0:
+        return ()
+    name, (low, _) = min(groups.items(), key=lambda kv: kv[1][0])
+    if low * CLIFF_FALL > v:
+        return ()
+    target = f"TPOT <= {asked.tpot_target_s * 1e3:g} ms" if asked.tpot_target_s else "its latency target"
+    return (f"the H100 reference (tp {h.tp} x pp {h.pp}) barely meets {target}: with the {name} group at its pessimistic "
+            f"end it serves {low:.3g} output tokens/s per GPU against {v:.3g}, so the delivered range's high end is the "
+            "H100 reaching that limit, not the system getting faster",)
 
 
 def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **overrides: Any):
