@@ -145,7 +145,7 @@ def resolve_system(name: str, gpus: int | None = None, power_limit_w: float | No
     return s.with_gpus(gpus) if gpus else s
 
 
-def _energy_rows(system: SystemSpec, label: str, seconds: Estimate | None, gpus_used: Estimate | None = None):
+def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
     rows: list[tuple[str, Any]] = []
     data: dict[str, Any] = {}
     try:
@@ -156,11 +156,13 @@ def _energy_rows(system: SystemSpec, label: str, seconds: Estimate | None, gpus_
              ("electricity cost per year", year.cost), ("CO2 per year (France 21.3 g/kWh)", year.co2),
              ("CO2 per year at EU average 292 g/kWh", year.co2_eu_average)]
     data["per_year"] = year
-    if seconds is not None:
-        job = energy.per_job(system, gpus_used or system.estimate("gpus", "gpu"), seconds, label)
-        rows += [(f"energy per job ({label})", job.energy), ("cost per job", job.cost), ("CO2 per job", job.co2)]
-        data["per_job"] = job
+    if job is not None:
+        run = energy.per_job(system, job, label)
+        rows += [(f"energy per job ({label})", run.energy), ("cost per job", run.cost), ("CO2 per job", run.co2)]
+        data["per_job"] = run
     notes = year.facility_power.assumptions + year.cost.assumptions + year.co2.assumptions
+    if job is not None and job.note:
+        notes += (job.note,)
     return rows, data, notes
 
 
@@ -249,8 +251,8 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     if d is not None:
         notes += _h100_cliff_note(h100_runs[-1], asked)
     try:
-        p = energy.facility_power(system)
-        per_mtok = combine(lambda pw, t: pw / t * 1e6, p, r.tokens_per_s_system, unit="J")
+        # per GPU on both sides: an uncertain GPU count moves the power and the tokens/s together
+        per_mtok = combine(lambda pw, t: pw / t * 1e6, energy.power_per_gpu(system), e.tokens_per_s_per_gpu, unit="J")
         rows.append(("energy per million output tokens", per_mtok))
     except BadInput:
         pass
@@ -405,7 +407,9 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
         rows += rows_h
         data["hpcg"] = h
         notes = notes + h.rate.assumptions + h.memory_efficiency.assumptions
-    return rows, data, notes, d, r.total_time
+    job = energy.JobRun(r.gpus, r.total_time, r.gpu_seconds, f"energy per job: {r.gpus.value:,.0f} GPUs for the time "
+                        "to solution, each end of the range at one GPU count")
+    return rows, data, notes, d, job
 
 
 def _hpcg_rows(system: SystemSpec, profile: Any):
@@ -436,7 +440,7 @@ TRAIN_ROWS = (("time_to_train", "time to train (steady state)"),
 def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | Estimate | None = None):
     """Delegates to the planner core (planner.train.best_plans); no second training model here.
     `tokens` as an Estimate (a workload's stated token range): the plan is searched at its central
-    count, and the times to train, and so the energy, span its range as well as the model's."""
+    count, and one more row, the energy and the cost span its range as well as the model's."""
     from recoque.planner.workload import load_training_workload
     from recoque.planner.workloads import profile_applies, spec_with_assumed_peaks
 
@@ -476,19 +480,23 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     # The plan itself as the value: the table spells it out (recoque.render.plan_words), --json keeps
     # the compact fields. Row names written for a reader, not derived from field names.
     rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", f"{used:,}")]
-    rows += [(name, _over_tokens(getattr(b, field), spread) if field.startswith("time_to_train") else getattr(b, field))
-             for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
+    rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
     if spread is not None:
-        notes = tuple(notes) + (f"times to train, energy and cost span the token range as well: "
-                                f"{spread.low * tokens:.3g}..{spread.high * tokens:.3g} tokens ({spread.assumptions[0]}); "
-                                f"the plan is searched at {tokens:.3g}",)
+        rows.append((f"time to train over {spread.low * tokens:.3g}..{spread.high * tokens:.3g} tokens, wall clock",
+                     _over_tokens(b.time_to_train_wall or b.time_to_train, spread)))
+        notes = tuple(notes) + (f"the workload states {spread.low * tokens:.3g}..{spread.high * tokens:.3g} tokens "
+                                f"({spread.assumptions[0]}): the plan and the times above are at {tokens:.3g}, as "
+                                "`plan train` gives them; the last time row, the energy and the cost span the whole range",)
     d = None
     try:
         d = equivalents.training_delivered(system, model_name, used, b, profile=prof)
     except RecoqueError as exc:
         notes = tuple(notes) + (f"delivered H100-equivalents for training not computed: {exc.one_line()}",)
-    return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, \
-        _over_tokens(b.time_to_train, spread)
+    wall = _over_tokens(b.time_to_train_wall or b.time_to_train, spread)
+    job = energy.JobRun(Estimate.exact(float(used), "gpu"), wall, wall.scale(float(used), "gpu s"),
+                        f"energy per job: the {used:,} GPUs the plan uses, over the wall-clock time to train (the nodes "
+                        "stay powered through checkpoints, failures and restarts)")
+    return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, job
 
 
 def _over_tokens(days: Estimate, spread: Estimate | None) -> Estimate:
@@ -537,7 +545,7 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
     sections: list[tuple[str, list]] = []
     data: dict[str, Any] = {"system": system.key, "workload": workload, "kind": kind}
     notes: list[str] = list(system.notes)
-    delivered, seconds = None, None
+    delivered, job = None, None
     parts = []
     if kind == "hpl":
         parts.append(("HPL", plan_hpl(system, profile)))
@@ -560,13 +568,13 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
                           ([("serving", f"not estimated: {exc.one_line()}")], {}, (), None, None)))
         if not trained:  # a serving-only preset (no training run): what was estimated comes first
             parts.reverse()
-    for title, (rows, d, n, dl, secs) in parts:
+    for title, (rows, d, n, dl, run) in parts:
         sections.append((title, rows))
         data.update(d)
         notes.extend(n)
         delivered = delivered or dl
-        seconds = seconds or secs
-    e_rows, e_data, e_notes = _energy_rows(system, workload, seconds)
+        job = job or run
+    e_rows, e_data, e_notes = _energy_rows(system, workload, job)
     sections.append(("energy, cost, CO2", e_rows))
     data["energy"] = e_data
     notes.extend(e_notes)
@@ -580,9 +588,9 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
 
 
 def assemble(s: SystemSpec, wname: str, title: str, rows: list, d: dict[str, Any], notes: Any,
-             dl: Any, secs: Estimate | None) -> dict[str, Any]:
+             dl: Any, job: energy.JobRun | None) -> dict[str, Any]:
     """One workload kind's rows plus the energy and H100-equivalent sections, as `plan_any` returns."""
-    e_rows, e_data, e_notes = _energy_rows(s, wname, secs)
+    e_rows, e_data, e_notes = _energy_rows(s, wname, job)
     h_rows, h_data = _h100e_rows(s, dl)
     sections = [(title, rows), ("energy, cost, CO2", e_rows), ("H100-equivalents", h_rows)]
     return {"system": s.key, "workload": wname, **d, "energy": e_data, "h100e": h_data,

@@ -185,7 +185,9 @@ def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     stated = float(c["value_gflops_per_w"])
     system = load_system(c["system"])
     spec = get_device_spec(system.device)
-    rate, eff, measured = _hpl_per_gpu(spec, profile)
+    # the efficiency of a run on this system's GPU count, as the model line below takes it (hpl.estimate_hpl)
+    rate, eff, measured = hpl.rate_and_efficiency(spec, system.extra.get("top500_machine") or system.key, profile,
+                                                  None, system.gpus)
     per_gpu = combine(lambda r, e: r * e, rate, eff, unit="flop/s")
     watts = per_gpu.map(lambda r: r / (stated * 1e9), "W")
     lines = [f"HPL per {spec.key} = {rng(rate, T)}FLOP/s x efficiency {rng(eff)} = {rng(per_gpu, T)}FLOP/s",
@@ -283,7 +285,15 @@ def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     lines, implied = [], {}
     site = _per_gpu_site_power(spec.tdp_w or 700.0).map(lambda w: w * n / 1e6, "MW")
     implied["site_power_mw"] = site
-    lines.append(f"{n:,.0f} x {spec.key} ({spec.tdp_w:g} W TDP) x node overhead x PUE = {rng(site)} MW at the meter")
+    lines.append(f"{n:,.0f} x {spec.key} ({spec.tdp_w:g} W TDP) x node overhead x PUE = {rng(site)} MW at the meter "
+                 "(the generic site model every investment claim uses)")
+    try:  # the preset's own node power, as `recoque plan -s <system>` prints it: said beside, so the two are not read as one
+        preset = energy.facility_power(system, Estimate.exact(n, "gpu")).scale(1e-6, "MW")
+        implied["preset_facility_power_mw"] = preset
+        lines.append(f"the {system.key} preset's node power x nodes x PUE = {rng(preset)} MW (what `recoque plan -s "
+                     f"{system.key}` prints: {preset.value / site.value:.2f}x the generic centre, from the preset's stated nodes)")
+    except BadInput:
+        pass
     verdict, cond = CONSISTENT, "GPU model not stated; H100 SXM stands in"
     if c.get("value_meur"):
         per = float(c["value_meur"]) * 1e6 / n

@@ -55,7 +55,8 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         v, cond = _classify(per_mw, b_mw.value, a_mw.value, tol, phase)
         verdicts.append(v)
         conds.append(cond)
-        lines.append(f"per MW: {per_mw / b_mw.value:.2f}x the buildings, {per_mw / a_mw.value:.2f}x buildings + GPUs -> {v}")
+        lines.append(f"per MW: {per_mw / b_mw.value:.2f}x the buildings, {per_mw / a_mw.value:.2f}x buildings + GPUs -> {v}"
+                     + (f" {cond}" if cond else ""))
         if v != CONSISTENT:
             implied["mw_of_buildings_it_pays"] = amount / b_mw.value
             implied["mw_all_in_it_pays"] = amount / a_mw.value
@@ -72,7 +73,13 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         v, cond = _classify(per_gpu, b_g.value, a_g.value, tol, phase)
         verdicts.append(v)
         conds.append(cond)
-        lines.append(f"per GPU: {per_gpu / b_g.value:.2f}x the buildings, {per_gpu / a_g.value:.2f}x buildings + GPUs -> {v}")
+        lines.append(f"per GPU: {per_gpu / b_g.value:.2f}x the buildings, {per_gpu / a_g.value:.2f}x buildings + GPUs -> {v}"
+                     + (f" {cond}" if cond else ""))
+        if v != CONSISTENT:
+            implied["gpus_of_buildings_it_pays"] = amount / b_g.value
+            implied["gpus_all_in_it_pays"] = amount / a_g.value
+            lines.append(f"it pays for the buildings of {amount / b_g.value:,.0f} GPUs, or {amount / a_g.value:,.0f} GPUs "
+                         f"all-in; {n:,.0f} GPUs all-in need {rng(a_g.scale(n), 1e9, 'EUR')}")
     verdict = verdicts[0]
     for v in verdicts[1:]:
         verdict = _worst(verdict, v)

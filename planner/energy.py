@@ -139,8 +139,11 @@ class EnergyReport:
 
 
 def energy_report(power_w: Estimate, seconds: Estimate, label: str, grid: Grid | None = None) -> EnergyReport:
+    return _report(power_w, combine(lambda p, t: p * t, power_w, seconds, unit="J"), label, grid)
+
+
+def _report(power_w: Estimate, energy: Estimate, label: str, grid: Grid | None = None) -> EnergyReport:
     g = grid or load_grid()
-    energy = combine(lambda p, t: p * t, power_w, seconds, unit="J")
     cost = combine(lambda e, pr: e / J_PER_MWH * pr, energy, g.price, unit="EUR")
     co2 = energy.map(lambda e: e / J_PER_KWH * g.gco2e_per_kwh / 1e3, "kg_co2e",
                      f"{g.gco2e_per_kwh:g} gCO2e/kWh (France 2024)")
@@ -157,5 +160,24 @@ def per_year(system: SystemSpec, load_factor: float = 1.0, grid: Grid | None = N
     return energy_report(p, year, f"{system.key}: one year", grid)
 
 
-def per_job(system: SystemSpec, gpus_used: Estimate, seconds: Estimate, label: str, grid: Grid | None = None) -> EnergyReport:
-    return energy_report(facility_power(system, gpus_used), seconds, label, grid)
+@dataclass(frozen=True)
+class JobRun:
+    """What a job holds: `gpus` for `seconds` of wall clock. `gpu_seconds` is their product taken
+    with the dependence kept (a faster run on more GPUs is one corner, not a slow run on many), as
+    the model that gave the time computes it; energy scales with it, not with the two apart."""
+    gpus: Estimate
+    seconds: Estimate
+    gpu_seconds: Estimate
+    note: str = ""
+
+
+def power_per_gpu(system: SystemSpec) -> Estimate:
+    """Facility power (IT x PUE) of one GPU's share of its node."""
+    return facility_power(system, Estimate.exact(1.0, "gpu"))
+
+
+def per_job(system: SystemSpec, job: JobRun, label: str, grid: Grid | None = None) -> EnergyReport:
+    """Energy of a job: the power of one GPU's share of a node x the GPU-seconds the job holds."""
+    energy = combine(lambda p, gs: p * gs, power_per_gpu(system), job.gpu_seconds, unit="J",
+                     assumptions=(job.note,) if job.note else ())
+    return _report(facility_power(system, job.gpus), energy, label, grid)

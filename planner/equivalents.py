@@ -19,7 +19,7 @@ from recoque.errors import RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner.serving_bounds import combine_shifts
 from recoque.planner.system import SystemSpec, load_system
-from recoque.planner.workloads import WorkloadEntry, peak_estimate
+from recoque.planner.workloads import WorkloadEntry, assumed_peak, peak_estimate
 
 H100 = "h100_sxm"
 H100_SYSTEM = "h100-reference"
@@ -69,10 +69,20 @@ def peak_equivalents(system: SystemSpec) -> list[Equivalent]:
         if target and m.startswith("fp64") and r is not None and "gpus" in system.ranges:
             out.append(_fp64_from_target(system, spec, m, float(target)))
         elif r is None:
-            out.append(Equivalent(m, None, None, "peak", f"{spec.key} {m}: no figure (the part has no such unit, or its rate is not published)"))
+            out.append(Equivalent(m, None, None, "peak", _no_peak_note(spec, m)))
         else:
             out.append(Equivalent(m, r, combine(lambda n, x: n * x, gpus, r, unit="H100e"), "peak"))
     return out
+
+
+def _no_peak_note(spec: DeviceSpec, metric: str) -> str:
+    """Why a peak ratio is missing; where the planner assumes a bracket for that peak (its MFU and
+    serving rates use it), say so: no H100-equivalent is derived from an assumption."""
+    assumed = assumed_peak(spec, metric) if metric in ("bf16", "fp8") else None
+    if assumed is not None:
+        return (f"{spec.key} {metric}: not published (training and serving estimates assume {assumed.low / 1e12:,.0f}.."
+                f"{assumed.high / 1e12:,.0f} TFLOP/s, labelled ASSUMED; no peak H100e is derived from an assumption)")
+    return f"{spec.key} {metric}: no figure (the part has no such unit, or its rate is not published)"
 
 
 def _fp64_from_target(system: SystemSpec, spec: DeviceSpec, metric: str, target_eflops: float) -> Equivalent:
@@ -157,7 +167,11 @@ def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
     peak = next((p for p in peaks if p.metric == metric), None)
     if peak is None or peak.h100e is None or d.equivalent.h100e is None:
         return f"{metric} peak unknown: only the delivered ratio can be given"
-    ratio = d.equivalent.h100e.value / peak.h100e.value
+    # per GPU on both sides where both are known: a job that leaves GPUs free (training on its
+    # fastest count) is not less efficient for it
+    per_gpu = peak.per_gpu_ratio is not None and d.equivalent.per_gpu_ratio is not None
+    ratio = (d.equivalent.per_gpu_ratio.value / peak.per_gpu_ratio.value if per_gpu
+             else d.equivalent.h100e.value / peak.h100e.value)
     spec = get_device_spec(system.device)
     if abs(ratio - 1.0) < 0.1:
         return f"delivered within 10% of the {metric} peak ratio (x{ratio:.2f})"

@@ -78,6 +78,7 @@ class StencilEstimate:
     fraction_of_fp64_peak: Estimate
     halo_share: float            # of the sweep time, central
     assumptions: tuple[str, ...]
+    gpu_seconds: Estimate | None = None   # GPUs x time to solution, each corner at one GPU count
 
     def to_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -115,11 +116,22 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
     gpus = system.estimate("gpus", "gpu")
     link = system.estimate("inter_node_bandwidth_bytes_s", "bytes/s")
     lat = system.inter_node_latency_s
-    t = combine(lambda n, b, f, li: _sweep_time(n, k, b, f, li, lat)[0], gpus, bw, fl, link, unit="s")
+
+    def sweep(n: float, b: float, f: float, li: float) -> float:
+        return _sweep_time(n, k, b, f, li, lat)[0]
+
+    def achieved_at(n: float, b: float, f: float, li: float) -> float:
+        return k.points(n) * k.fields * k.flops_per_point_field / sweep(n, b, f, li)
+
+    # Everything that depends on the GPU count is taken at one count per corner: the count and the
+    # time it gives are not two independent ranges.
+    inputs = (gpus, bw, fl, link)
+    t = combine(sweep, *inputs, unit="s")
     halo_share = _sweep_time(gpus.value, k, bw.value, fl.value, link.value, lat)[1] / t.value
     total = t.scale(k.sweeps, "s")
-    achieved = combine(lambda n, x: k.points(n) * k.fields * k.flops_per_point_field / x, gpus, t, unit="flop/s")
-    frac = combine(lambda a, n, f: a / (n * f), achieved, gpus, fl, unit="1")
+    achieved = combine(achieved_at, *inputs, unit="flop/s")
+    frac = combine(lambda n, b, f, li: achieved_at(n, b, f, li) / (n * f), *inputs, unit="1")
+    gpu_s = combine(lambda n, b, f, li: n * k.sweeps * sweep(n, b, f, li), *inputs, unit="gpu s")
     notes = tuple(dict.fromkeys(bw.assumptions + fl.assumptions + link.assumptions + (
         f"{k.flops_per_point_field:g} FLOP and {k.bytes_per_point_field:g} B per point and field "
         f"({k.intensity_flop_per_byte:.3f} FLOP/B): bandwidth-bound",
@@ -128,4 +140,4 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
         f"(spread {pace.GPU_SPEED_SPREAD:.1%}, planner/pace.py)",
     ) + ((f"weak scaling as HPCG runs it: {k.points_per_gpu:.3g} points per GPU, {k.points(gpus.value):.3g} in all",)
          if k.points_per_gpu is not None else ())))
-    return StencilEstimate(system.key, gpus, k.intensity_flop_per_byte, t, total, achieved, frac, halo_share, notes)
+    return StencilEstimate(system.key, gpus, k.intensity_flop_per_byte, t, total, achieved, frac, halo_share, notes, gpu_s)

@@ -28,5 +28,5 @@ def stencil(system: str = typer.Option(..., "--system", "-s", help="system prese
     if w.kind != "stencil":
         raise BadInput(f"workload {w.key!r} is of kind {w.kind}, not stencil", "use a stencil workload such as climate-km or hpcg")
     s, prof = profile_for(s, profile, profile_anyway)
-    rows, d, notes, dl, secs = plan_stencil(s, w, prof, grid_points=grid_points, sweeps=sweeps)
-    show(assemble(s, w.key, "stencil", rows, d, notes, dl, secs), as_json)
+    rows, d, notes, dl, job = plan_stencil(s, w, prof, grid_points=grid_points, sweeps=sweeps)
+    show(assemble(s, w.key, "stencil", rows, d, notes, dl, job), as_json)
