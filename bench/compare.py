@@ -55,7 +55,7 @@ class CaseComparison:
     ratio_low: float | None
     ratio_high: float | None
     p_value: float | None
-    verdict: str  # "faster", "slower", "same within noise", "too few samples"
+    verdict: str  # "faster", "slower", "same within noise", "below the effect threshold", "too few samples"
     backend_a: str | None = None
     backend_b: str | None = None
     kind: str = "sweep"
@@ -201,6 +201,8 @@ def compare_records(ra: Record, rb: Record, min_effect: float = MIN_EFFECT) -> C
         outside = low > 1.0 or high < 1.0
         if outside and abs(ratio - 1.0) >= min_effect:
             verdict = "faster" if ratio > 1.0 else "slower"
+        elif outside:  # a real difference (the interval excludes 1) smaller than --min-effect
+            verdict = "below the effect threshold"
         else:
             verdict = "same within noise"
     return CaseComparison(

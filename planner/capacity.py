@@ -243,6 +243,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     h100_rate, ratio, h100_runs = _h100_serving(system, model, model_name, asked, e)
     served_as_released = released and request.weights == released  # else the precision row says what it became
     notes = tuple(r.assumptions) + ((released_weights_note(model_name, released),) if served_as_released else ())
+    notes += _idle_note(system, e)
     try:
         d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}),
                                   lambda s, p: r.tokens_per_s_system, h100_rate, profile, ratio)
@@ -251,8 +252,10 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     if d is not None:
         notes += _h100_cliff_note(h100_runs[-1], asked)
     try:
-        # per GPU on both sides: an uncertain GPU count moves the power and the tokens/s together
-        per_mtok = combine(lambda pw, t: pw / t * 1e6, energy.power_per_gpu(system), e.tokens_per_s_per_gpu, unit="J")
+        # per GPU on both sides: an uncertain GPU count moves the power and the tokens/s together;
+        # every GPU draws power, working or left over
+        bought = e.tokens_per_s_per_gpu.scale(working_share(system, e), "tokens/s")
+        per_mtok = combine(lambda pw, t: pw / t * 1e6, energy.power_per_gpu(system), bought, unit="J")
         rows.append(("energy per million output tokens", per_mtok))
     except BadInput:
         pass
@@ -325,9 +328,17 @@ def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> 
         ("step bound by", e.bound),
         ("step time shares", ", ".join(f"{k} {v:.0%}" for k, v in e.step_shares.items() if v >= 0.005)),
         ("output tokens/s per GPU", r.tokens_per_s_per_gpu), ("output tokens/s, system", r.tokens_per_s_system),
-        ("requests/s, system", e.requests_per_s_system), ("concurrent users", r.concurrent_users),
+        ("requests/s, system", e.requests_per_s_system), (_users_label(request, r.concurrent_users), r.concurrent_users),
         ("memory per GPU", f"{m.usable_bytes / 1e9:.0f} GB usable: weights {m.weights_bytes / 1e9:.1f} GB, workspace "
                            f"{m.workspace_bytes / 1e9:.1f} GB, KV for {m.max_streams} streams")]
+
+
+def _users_label(request: Any, running: Estimate) -> str:
+    """Under a fixed concurrency above what the slots hold, the rest wait: the row counts the running ones."""
+    c = request.concurrency
+    if c and c > running.value * 1.001:
+        return f"concurrent users running ({c - running.value:,.0f} more of the {c:,} wait for a slot)"
+    return "concurrent users"
 
 
 def _h100_serving(system: SystemSpec, model: Any, model_name: str, asked: Any, e: Any) -> tuple[Any, Any, list[Any]]:
@@ -357,13 +368,28 @@ def _h100_serving(system: SystemSpec, model: Any, model_name: str, asked: Any, e
         # From the two ServingEstimates, not their ranges: the predictions share the serving method's
         # constants, so the ratio gets its own range (serving_bounds); h100_rate has just filled h100_runs.
         h = h100_runs[-1]
+        share = working_share(system, e)   # GPUs left over by the replicas serve nothing
         v = e.tokens_per_s_per_gpu.value / h.tokens_per_s_per_gpu.value
         lo, hi = ratio_span(e.tokens_per_s_per_gpu.value, e.group_tokens_per_s_per_gpu,
                             h.tokens_per_s_per_gpu.value, h.group_tokens_per_s_per_gpu,
                             same_device=system.device == ref_sys.device)
-        return Estimate(v, lo, hi, "1")
+        return Estimate(v * share, lo * share, hi * share, "1")
 
     return h100_rate, ratio, h100_runs
+
+
+def working_share(system: SystemSpec, e: Any) -> float:
+    """Share of the system's GPUs inside a replica (a count that is no multiple of the replica leaves some out)."""
+    return min(1.0, e.replicas * e.gpus_per_replica / float(system.gpus))
+
+
+def _idle_note(system: SystemSpec, e: Any) -> tuple[str, ...]:
+    used = e.replicas * e.gpus_per_replica
+    if used >= system.gpus:
+        return ()
+    return (f"{system.gpus - used:,.0f} of {system.gpus:,.0f} GPUs serve nothing: {e.replicas:,} replica(s) of "
+            f"{e.gpus_per_replica} GPUs; tokens/s per GPU is per working GPU, while the energy per token and the "
+            "H100-equivalents count every GPU",)
 
 
 # An H100 group corner serving this many times fewer tokens than its centre sits at the latency cliff.

@@ -176,8 +176,10 @@ def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
     if abs(ratio - 1.0) < 0.1:
         return f"delivered within 10% of the {metric} peak ratio (x{ratio:.2f})"
     why = {
-        "hpl": (f"TOP500 counts {spec.key} at its FP64 {'vector' if spec.vendor == 'amd' else 'tensor'} rate and H100 at its tensor rate; "
-                "HPL efficiency is calibrated on that basis"),
+        "hpl": (f"TOP500 counts {spec.key} at its FP64 vector rate and H100 at its tensor rate; HPL efficiency is calibrated on that basis"
+                if spec.vendor == "amd" else
+                f"both counted at their FP64 tensor rate; the HPL efficiency of {spec.key}'s family and memory per GPU differs "
+                "from H100's, and the slowest of more GPUs sets the pace (planner/hpl.py)"),
         "stencil": "halo exchange over the inter-node links and the achieved fraction of HBM bandwidth",
         "infer": ("HBM capacity sets the batch (more streams per GPU amortise the weight reads), the achieved GEMM fraction "
                   "differs by vendor, and prefill is compute-bound"),

@@ -294,6 +294,11 @@ def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
         dgemm = profile_estimate(lambda w: profile.gemm_flop_s("fp64", 8192, 8192, 8192, which=w), "flop/s",
                                  f"{spec.key} FP64 DGEMM from the profile ({getattr(profile, 'origin', 'measured')})")
         if dgemm is not None:
+            # a measured rate above the datasheet peak is the profile's spread, not the part: held at the peak
+            top = fp64_ceiling_flop_s(spec)
+            if top is not None:
+                dgemm = Estimate(min(dgemm.value, top), min(dgemm.low, top), min(dgemm.high, top), dgemm.unit,
+                                 dgemm.assumptions)
             return dgemm, eff_override or efficiency("hpl_fraction_of_measured_dgemm"), True
     exclude = (machine,) if machine else ()
     return hpl_rate(spec), eff_override or hpl_efficiency(spec.key, exclude, gpus), False

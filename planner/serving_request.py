@@ -151,6 +151,11 @@ class ServingRequest:
         if self.requests is not None and (self.mode != "offline" or fixed):
             raise BadInput("--requests sizes an offline run (all requests submitted at once)",
                            "drop --requests, or use --mode offline without --batch/--concurrency")
+        if self.percentile != "p50" and (self.mode == "offline" or fixed):
+            # the tails come from Poisson arrivals (serving_queue); a fixed load or an offline run has only its median
+            raise BadInput(f"--percentile {self.percentile} is modelled for server mode under a request rate or latency "
+                           "targets; with --batch, --concurrency or offline the figures are medians",
+                           "drop --percentile, or pass --mode server with --request-rate or --ttft-ms/--tpot-ms")
         if self.request_rate_per_s is not None and (self.ttft_target_s or self.tpot_target_s):
             raise BadInput("a request rate and latency targets both given", "pass --request-rate or --ttft-ms/--tpot-ms")
 

@@ -114,8 +114,10 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
     if fl is None:
         raise BadInput(f"device {spec.key}: FP64 peak unknown", "complete seeds/hardware.toml")
     gpus = system.estimate("gpus", "gpu")
-    link = system.estimate("inter_node_bandwidth_bytes_s", "bytes/s")
-    lat = system.inter_node_latency_s
+    # the halo crosses the inter-node link once the run spans nodes; inside one node it stays on the scale-up links
+    one_node = system.gpus <= system.gpus_per_node and "gpus" not in system.ranges
+    link = system.estimate("intra_node_bandwidth_bytes_s" if one_node else "inter_node_bandwidth_bytes_s", "bytes/s")
+    lat = system.intra_node_latency_s if one_node else system.inter_node_latency_s
 
     def sweep(n: float, b: float, f: float, li: float) -> float:
         return _sweep_time(n, k, b, f, li, lat)[0]
@@ -135,7 +137,8 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
     notes = tuple(dict.fromkeys(bw.assumptions + fl.assumptions + link.assumptions + (
         f"{k.flops_per_point_field:g} FLOP and {k.bytes_per_point_field:g} B per point and field "
         f"({k.intensity_flop_per_byte:.3f} FLOP/B): bandwidth-bound",
-        "one cubic subdomain per GPU; halo over the inter-node link, not overlapped with compute (conservative)",
+        "one cubic subdomain per GPU; halo over the " + ("scale-up links inside the node" if one_node else "inter-node link")
+        + ", not overlapped with compute (conservative)",
         f"each sweep at the pace of the slowest of {gpus.value:,.0f} GPUs: x{pace.slowdown(gpus.value):.3f} "
         f"(spread {pace.GPU_SPEED_SPREAD:.1%}, planner/pace.py)",
     ) + ((f"weak scaling as HPCG runs it: {k.points_per_gpu:.3g} points per GPU, {k.points(gpus.value):.3g} in all",)

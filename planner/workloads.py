@@ -112,7 +112,9 @@ def efficiency(key: str) -> Estimate:
     v = float(table[key])
     lo, hi = float(table.get(f"{key}_low", v)), float(table.get(f"{key}_high", v))
     src = table.get("sources", {}).get(key, "")
-    return Estimate(v, lo, hi, "1", (f"{key} {lo:g}..{hi:g} of datasheet peak ({src})",))
+    # every fraction of the table is of the datasheet peak but the HPL one, which is of a measured DGEMM
+    basis = "of the measured DGEMM" if key == "hpl_fraction_of_measured_dgemm" else "of datasheet peak"
+    return Estimate(v, lo, hi, "1", (f"{key} {lo:g}..{hi:g} {basis} ({src})",))
 
 
 # --- device rates: measured when a profile for this device is given, datasheet x fraction otherwise ---

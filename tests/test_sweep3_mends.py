@@ -53,7 +53,9 @@ def test_plan_train_takes_gpus_up_to_the_high_end_of_a_published_range():
 
 
 def test_percentile_is_case_blind():
-    base = ["plan", "infer", "-s", "alice-recoque", "--model", "mistral-7b", "--percentile"]
+    # a percentile applies under Poisson arrivals: server mode with a latency target
+    base = ["plan", "infer", "-s", "alice-recoque", "--model", "mistral-7b", "--mode", "server", "--tpot-ms", "50",
+            "--percentile"]
     assert _ok([*base, "P99"]) == _ok([*base, "p99"])
 
 
