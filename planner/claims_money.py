@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from recoque.catalog import get_device_spec
+from recoque.estimate import Estimate
 from recoque.planner.claimkit import (CONSISTENT, NOT, ONLY_IF, all_in_eur_per_gpu, all_in_eur_per_mw, assumption,
                                       building_eur_per_gpu, building_eur_per_mw, gpu_it_eur, per_gpu_site_power_w,
                                       result, rng, source_of)
@@ -39,6 +40,17 @@ def _worst(a: str, b: str) -> str:
     return a if order[a] >= order[b] else b
 
 
+def _judged(label: str, per: float, build: Estimate, all_in: Estimate, tol: float, phase: Any,
+            verdicts: list, conds: list, lines: list) -> str:
+    """Classify one per-unit amount against the buildings and the all-in cost; record and say it."""
+    v, cond = _classify(per, build.value, all_in.value, tol, phase)
+    verdicts.append(v)
+    conds.append(cond)
+    lines.append(f"{label}: {per / build.value:.2f}x the buildings, {per / all_in.value:.2f}x buildings + GPUs -> {v}"
+                 + (f" {cond}" if cond else ""))
+    return v
+
+
 def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     amount, tol = _amount_eur(c), assumption("tolerance").value
     tdp = get_device_spec(STAND_IN).tdp_w or 700.0
@@ -52,11 +64,7 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         lines += [f"{amount / 1e9:g} bn EUR / {mw:,.0f} MW = {per_mw / 1e6:.2f} MEUR per MW",
                   f"buildings: {rng(b_mw, 1e6, 'EUR')} per MW; buildings + {STAND_IN} GPUs with servers and network: "
                   f"{rng(a_mw, 1e6, 'EUR')} per MW"]
-        v, cond = _classify(per_mw, b_mw.value, a_mw.value, tol, phase)
-        verdicts.append(v)
-        conds.append(cond)
-        lines.append(f"per MW: {per_mw / b_mw.value:.2f}x the buildings, {per_mw / a_mw.value:.2f}x buildings + GPUs -> {v}"
-                     + (f" {cond}" if cond else ""))
+        v = _judged("per MW", per_mw, b_mw, a_mw, tol, phase, verdicts, conds, lines)
         if v != CONSISTENT:
             implied["mw_of_buildings_it_pays"] = amount / b_mw.value
             implied["mw_all_in_it_pays"] = amount / a_mw.value
@@ -70,11 +78,7 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         lines += [f"{amount / 1e9:g} bn EUR / {n:,.0f} GPUs = {per_gpu:,.0f} EUR per GPU",
                   f"site power per GPU {rng(per_gpu_site_power_w(tdp).scale(1e-3))} kW; buildings per GPU "
                   f"{rng(b_g, 1e3, 'EUR')}; GPU + server + network {rng(gpu_it_eur(), 1e3, 'EUR')}; all-in {rng(a_g, 1e3, 'EUR')}"]
-        v, cond = _classify(per_gpu, b_g.value, a_g.value, tol, phase)
-        verdicts.append(v)
-        conds.append(cond)
-        lines.append(f"per GPU: {per_gpu / b_g.value:.2f}x the buildings, {per_gpu / a_g.value:.2f}x buildings + GPUs -> {v}"
-                     + (f" {cond}" if cond else ""))
+        v = _judged("per GPU", per_gpu, b_g, a_g, tol, phase, verdicts, conds, lines)
         if v != CONSISTENT:
             implied["gpus_of_buildings_it_pays"] = amount / b_g.value
             implied["gpus_all_in_it_pays"] = amount / a_g.value

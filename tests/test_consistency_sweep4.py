@@ -1,26 +1,12 @@
 """What an output-consistency sweep found: figures of one output that did not follow from each other.
 Each case fails on the code before the fix."""
-import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
-from recoque.cli import app
 from recoque.planner import energy
 from recoque.planner.system import load_system
-
-runner = CliRunner()
-
-
-def _json(*args: str) -> dict:
-    res = runner.invoke(app, [*args, "--json"])
-    assert res.exit_code == 0, res.output
-    return json.loads(res.output)
-
-
-def _row(d: dict, section: str, name: str) -> dict:
-    return next(r["value"] for r in d["sections"][section] if r["quantity"] == name)
+from cli_json import cli_json as _json, section_value as _row
 
 
 def test_training_job_energy_is_the_used_gpus_over_the_wall_clock():

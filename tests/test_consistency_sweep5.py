@@ -1,25 +1,14 @@
 """What a second output sweep found: figures that contradicted the load, the hardware or each other.
 Each case fails on the code before the fix."""
-import json
-
 import pytest
 from typer.testing import CliRunner
 
 from recoque.catalog import get_device_spec
 from recoque.cli import app
 from recoque.planner import hpl
+from cli_json import cli_json as _json, section_value as _row
 
 runner = CliRunner()
-
-
-def _json(*args: str) -> dict:
-    res = runner.invoke(app, [*args, "--json"])
-    assert res.exit_code == 0, res.output
-    return json.loads(res.output)
-
-
-def _row(d: dict, section: str, name: str):
-    return next(r["value"] for r in d["sections"][section] if r["quantity"].startswith(name))
 
 
 def test_gpus_left_over_by_the_replicas_count_in_the_h100e_and_the_energy():
