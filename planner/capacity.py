@@ -433,7 +433,7 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
         rows += rows_h
         data["hpcg"] = h
         notes = notes + h.rate.assumptions + h.memory_efficiency.assumptions
-    job = energy.JobRun(r.gpus, r.total_time, r.gpu_seconds, f"energy per job: {r.gpus.value:,.0f} GPUs for the time "
+    job = energy.JobRun(r.gpus, r.gpu_seconds, f"energy per job: {r.gpus.value:,.0f} GPUs for the time "
                         "to solution, each end of the range at one GPU count")
     return rows, data, notes, d, job
 
@@ -519,7 +519,7 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     except RecoqueError as exc:
         notes = tuple(notes) + (f"delivered H100-equivalents for training not computed: {exc.one_line()}",)
     wall = _over_tokens(b.time_to_train_wall or b.time_to_train, spread)
-    job = energy.JobRun(Estimate.exact(float(used), "gpu"), wall, wall.scale(float(used), "gpu s"),
+    job = energy.JobRun(Estimate.exact(float(used), "gpu"), wall.scale(float(used), "gpu s"),
                         f"energy per job: the {used:,} GPUs the plan uses, over the wall-clock time to train (the nodes "
                         "stay powered through checkpoints, failures and restarts)")
     return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, job

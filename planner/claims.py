@@ -185,9 +185,8 @@ def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     stated = float(c["value_gflops_per_w"])
     system = load_system(c["system"])
     spec = get_device_spec(system.device)
-    # the efficiency of a run on this system's GPU count, as the model line below takes it (hpl.estimate_hpl)
-    rate, eff, measured = hpl.rate_and_efficiency(spec, system.extra.get("top500_machine") or system.key, profile,
-                                                  None, system.gpus)
+    est = hpl.estimate_hpl(system, profile)  # the rate and efficiency of a run on this system's GPU count
+    rate, eff = est.rate_per_gpu, est.efficiency
     per_gpu = combine(lambda r, e: r * e, rate, eff, unit="flop/s")
     watts = per_gpu.map(lambda r: r / (stated * 1e9), "W")
     lines = [f"HPL per {spec.key} = {rng(rate, T)}FLOP/s x efficiency {rng(eff)} = {rng(per_gpu, T)}FLOP/s",
@@ -203,7 +202,6 @@ def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         implied.update(reference_gflops_per_w=ref_gfw, reference_watts_per_gpu=ref_w)
         lines.append(f"{ref.label} (same device): {ref.rmax_flop_s / P:,.1f} PFLOP/s / {ref.power_w / 1e3:,.0f} kW = "
                      f"{ref_gfw:.1f} GFLOP/s/W, {ref_w:.0f} W per GPU; stated / reference = {stated / ref_gfw:.2f}")
-    est = hpl.estimate_hpl(system, profile)
     if est.gflops_per_w is not None:
         implied["model_gflops_per_w"] = est.gflops_per_w
         lines.append(f"model for {system.key} (node power {rng(system.estimate('node_power_w', 'W'))} W per 4 GPUs): {rng(est.gflops_per_w)} GFLOP/s/W")

@@ -162,11 +162,10 @@ def per_year(system: SystemSpec, load_factor: float = 1.0, grid: Grid | None = N
 
 @dataclass(frozen=True)
 class JobRun:
-    """What a job holds: `gpus` for `seconds` of wall clock. `gpu_seconds` is their product taken
-    with the dependence kept (a faster run on more GPUs is one corner, not a slow run on many), as
-    the model that gave the time computes it; energy scales with it, not with the two apart."""
+    """What a job holds: `gpus` for a wall-clock time. `gpu_seconds` is their product taken with the
+    dependence kept (a faster run on more GPUs is one corner, not a slow run on many), as the model
+    that gave the time computes it; energy scales with it, not with the two apart."""
     gpus: Estimate
-    seconds: Estimate
     gpu_seconds: Estimate
     note: str = ""
 

@@ -78,7 +78,7 @@ class StencilEstimate:
     fraction_of_fp64_peak: Estimate
     halo_share: float            # of the sweep time, central
     assumptions: tuple[str, ...]
-    gpu_seconds: Estimate | None = None   # GPUs x time to solution, each corner at one GPU count
+    gpu_seconds: Estimate        # GPUs x time to solution, each corner at one GPU count
 
     def to_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
