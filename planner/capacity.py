@@ -14,7 +14,7 @@ from recoque.names import resolve_key
 from recoque.planner import allreduce_table, energy, equivalents, hpl, inference, stencil
 from recoque.planner.power import limited
 from recoque.planner.serving_bounds import ratio_span
-from recoque.planner.system import SystemSpec, load_system
+from recoque.planner.system import SystemSpec, as_shown, load_system
 from recoque.planner.workloads import WorkloadEntry, load_workloads, memory_rate
 
 
@@ -143,6 +143,12 @@ def resolve_system(name: str, gpus: int | None = None, power_limit_w: float | No
     s = limited(load_system(name), power_limit_w)
     check_gpus_on(gpus, s)
     return s.with_gpus(gpus) if gpus else s
+
+
+def shown_for(system: SystemSpec, workload: str) -> SystemSpec:
+    """The view a workload is planned in: training and serving place ranks on the GPUs ROCm shows
+    (system.as_shown: an MI250X is two GCDs); HPL and stencil runs count packages, as the lists do."""
+    return as_shown(system) if _workload_kind(workload)[0] in ("train", "infer", "model") else system
 
 
 def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):

@@ -457,8 +457,7 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
                          "lower --max-num-tokens: the workspace alone is larger than the memory"
                          if mem.workspace_bytes >= mem.usable_bytes else
                          "use more GPUs per replica (--tp/--pp), fp8 weights/KV, or a larger --hbm-fraction")
-    # with attention DP each of the tp ranks schedules its own requests under its own budget
-    budget = step_budget_tokens(req, engine) * (lay.tp if lay.attn_dp else 1)
+    budget = step_budget_tokens(req, engine) * per_rank_factor(engine, lay)
     replicas = int(system.gpus // (lay.tp * lay.pp))
     rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes, req.weights,
                      attention_dtypes=req.attention_gemm_dtypes)  # TP inside a node when it fits
@@ -466,15 +465,15 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
     if req.spec_acceptance is not None:  # a measured acceptance replaces the stated range
         rs = replace(rs, rates={c: replace(r, spec_acceptance=req.spec_acceptance) for c, r in rs.rates.items()})
-    room = (mem.usable_bytes - mem.weights_bytes - mem.workspace_bytes, engine.kv_reserve == "full",
-            float(req.max_batch or engine.max_batch))
+    cap_b = float(req.max_batch or engine.max_batch)  # per replica (see [engines] max_batch in seeds/serving.toml)
+    room = (mem.usable_bytes - mem.weights_bytes - mem.workspace_bytes, engine.kv_reserve == "full", cap_b)
 
     def replica(rates: Any, eff: float) -> _Replica:
         return _Replica(model, req, lay, rates, eff, budget, room, engine.budget_counts_decode, allreduce_fusion_on(req, engine),
                         engine.windowed_kv_memory)
 
     first = replica(rs.rates["value"], rs.efficiency["value"])
-    caps = {"KV memory": float(mem.max_streams), "batch cap": float(req.max_batch or engine.max_batch),
+    caps = {"KV memory": float(mem.max_streams), "batch cap": cap_b,
             "step budget": first.budget_streams()}
     cap = min(caps.values())
     why = ", ".join(f"{k} {v:.3g}" for k, v in caps.items())
@@ -484,6 +483,13 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
         return solve(replica(rates, eff), req, cap, replicas, strict=False, why=why)
 
     return _Run(lay, mem, replicas, value, rs.notes, solve_at, rs.rates, rs.efficiency, budget, caps)
+
+
+def per_rank_factor(engine: sr.Engine, lay: Layout) -> int:
+    """Under attention DP the step token budget of an engine whose ranks each schedule their own steps
+    (TensorRT-LLM max_num_tokens, vLLM) is tp times the setting per replica; SGLang divides its
+    --chunked-prefill-size over the ranks (attention_dp_limits = "global", seeds/serving.toml)."""
+    return lay.tp if lay.attn_dp and engine.attention_dp_limits == "per_rank" else 1
 
 
 def has_rate(spec: Any, dtype: str) -> bool:

@@ -90,12 +90,20 @@ def spec_note(run: Any, req: ServingRequest) -> tuple[str, ...]:
             "not a separate draft model); the draft layer's own KV cache is not counted in memory",)
 
 
+def _attention_dp_words(lay: Any, engine: sr.Engine) -> str:
+    if not lay.attn_dp:
+        return ""
+    if engine.attention_dp_limits == "global":
+        return f", shared by the {lay.tp} attention-DP ranks ({engine.name} divides it among them)"
+    return ", x tp: each attention-DP rank schedules its own"
+
+
 def budget_note(run: Any, req: ServingRequest, engine: sr.Engine) -> str:
     binds = min(run.caps, key=run.caps.get)
     counted = "prefill and decode tokens" if engine.budget_counts_decode else "prefill tokens only"
     return (f"step token budget {run.budget_tokens:g} tokens per replica ({counted}; "
             f"{'--max-num-tokens' if req.max_num_tokens else engine.name + ' default'}"
-            f"{', x tp: each attention-DP rank schedules its own' if run.lay.attn_dp else ''}); "
+            f"{_attention_dp_words(run.lay, engine)}); "
             f"streams per replica allowed by " + ", ".join(f"{k}: {v:,.4g}" for k, v in run.caps.items())
             + f" (the {binds} binds)")
 

@@ -74,6 +74,7 @@ class Engine:
     kv_fraction_of_free: bool = False  # the usable fraction applies to the memory weights and workspace leave (TensorRT-LLM)
     windowed_kv_memory: bool = True  # windowed layers hold only their window of KV in memory (False: sized as full attention)
     kv_from_checkpoint: bool = False  # the default KV dtype is the checkpoint's recorded KV quantization (else the model dtype)
+    attention_dp_limits: str = "per_rank"  # under attention DP: each rank's own batch cap and budget, or "global" (shared)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
@@ -96,6 +97,13 @@ def _kv_fraction_of(t: dict, where: str) -> str:
     return v
 
 
+def _attention_dp_limits(t: dict, where: str) -> str:
+    v = str(t.get("attention_dp_limits", "per_rank"))
+    if v not in ("per_rank", "global"):
+        raise BadInput(f"{where} attention_dp_limits = {v!r}", 'use "per_rank" (TensorRT-LLM, vLLM) or "global" (SGLang)')
+    return v
+
+
 def load_engine(key: str) -> Engine:
     table = _seed().get("engines", {})
     if key not in table:
@@ -111,7 +119,8 @@ def load_engine(key: str) -> Engine:
                   prefill_graphs=bool(t.get("prefill_graphs", True)),
                   kv_fraction_of_free=_kv_fraction_of(t, where) == "free",
                   windowed_kv_memory=bool(t.get("windowed_kv_memory", True)),
-                  kv_from_checkpoint=bool(t.get("kv_from_checkpoint", False)))
+                  kv_from_checkpoint=bool(t.get("kv_from_checkpoint", False)),
+                  attention_dp_limits=_attention_dp_limits(t, where))
 
 
 def kernel_constants() -> Mapping[str, Any]:

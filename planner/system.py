@@ -99,6 +99,34 @@ class SystemSpec:
         return replace(self, gpus=float(gpus), ranges=r)
 
 
+# Per-GPU quantities a package's shown GPUs split between them (counts multiply instead).
+_SPLIT = ("intra_node_bandwidth_bytes_s", "inter_node_bandwidth_bytes_s", "gpu_power_limit_w")
+
+
+def as_shown(system: SystemSpec) -> SystemSpec:
+    """The system as the frameworks see it: a package ROCm shows as k GPUs (an MI250X is two GCDs,
+    each its own torch device and RCCL rank) becomes k GPUs of the shown device, with k times the
+    count per node and 1/k of each per-GPU link and power cap (the GCDs of a package share its NIC:
+    one 200 Gb/s Slingshot NIC per MI250X on Frontier is 12.5 GB/s per GCD). Training and serving
+    plans place ranks on these GPUs; HPL, HPCG and the TOP500 count packages and keep the file's view.
+    Unchanged for a device shown as itself."""
+    from recoque.catalog import get_device_spec, load_catalog
+
+    spec = load_catalog().get(system.device)  # None: a validation-only device, shown as itself
+    if spec is None or spec.shown_as is None:
+        return system
+    k, shown = spec.shown_per_package, get_device_spec(spec.shown_as)
+    ranges = {a: ((lo * k, hi * k) if a == "gpus" else (lo / k, hi / k) if a in _SPLIT else (lo, hi))
+              for a, (lo, hi) in system.ranges.items()}
+    split = {a: getattr(system, a) / k for a in _SPLIT if getattr(system, a) is not None}
+    note = (f"{system.key}: each {spec.name.split(' (')[0]} is {k} GPUs to ROCm ({shown.key}); planned on "
+            f"{system.gpus * k:,.0f} of them, {system.gpus_per_node * k} per node, each with 1/{k} of the package's "
+            f"links and power (the file counts {system.gpus:,.0f} packages, {system.gpus_per_node} per node; "
+            "--gpus counts packages)")
+    return replace(system, device=shown.key, gpus=system.gpus * k, gpus_per_node=system.gpus_per_node * k,
+                   ranges=ranges, notes=(*system.notes, note), **split)
+
+
 def _number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
     if key not in raw:
         return None

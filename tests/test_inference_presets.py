@@ -50,7 +50,7 @@ def test_a_workload_in_fp8_on_a_device_without_fp8_is_served_in_bf16_and_says_so
     out = CliRunner().invoke(app, ["plan", "-s", "frontier", "-w", "llmaas", "--json"])
     assert out.exit_code == 0, out.output
     data = json.dumps(json.loads(out.output))
-    assert "mi250x has no fp8 rate: served with weights bf16, activations bf16, KV cache bf16" in data
+    assert "mi250x_gcd has no fp8 rate: served with weights bf16, activations bf16, KV cache bf16" in data
     assert '"weights": "bf16"' in data
 
 

@@ -35,7 +35,7 @@ SOURCE_GROUPS = {
 }
 NUMERIC_KEYS = tuple(k for keys in SOURCE_GROUPS.values() for k in keys)
 _OTHER_KEYS = ("vendor", "name", "match_names", "exclude_names", "gfx_arch", "detectable", "fp8_format",
-               "status", "notes", "sources", "scaleup_topology")
+               "status", "notes", "sources", "scaleup_topology", "shown_as", "shown_per_package")
 VENDORS = ("amd", "nvidia", "intel", "cpu")
 # A board power a datasheet could state: the catalog's parts span 250-1,400 W; a 10 W edge module
 # and a 5 kW superchip bound what a file may give (a 0.001 W typo would make every GF/W absurd).
@@ -76,6 +76,8 @@ class DeviceSpec:
     detectable: bool = True  # False: torch never shows this as one device (MI250X package)
     exp2_per_s: float | None = None  # softmax exponentials (SFU EX2) per second, where the vendor states it
     scaleup_topology: str = "switch"  # "mesh": a point-to-point transfer gets one peer's link(s) only
+    shown_as: str | None = None  # a package ROCm shows as several GPUs (MI250X: 2 GCDs): their catalog key
+    shown_per_package: int = 1  # how many GPUs ROCm shows per package
 
     def source_for(self, toml_key: str) -> str | None:
         """Where a TOML field's value comes from: its own entry, else its group's; None if neither."""
@@ -174,6 +176,7 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
     if topology == "mesh" and not raw.get("scaleup_links"):
         raise BadInput(f"{where}: a mesh scale-up needs scaleup_links (the links one peer's share is counted in)",
                        "add scaleup_links")
+    shown_as, shown_n = _shown_as(raw, where)
     peaks, ranges = {}, {}
     for rk in RATE_KEYS:
         v = _num(raw, f"{rk}_tflops", TERA, where)
@@ -200,7 +203,19 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
         fp8_format=fp8_format, notes=_texts(raw, "notes", where),
         exclude_names=_texts(raw, "exclude_names", where), detectable=bool(raw.get("detectable", True)),
         exp2_per_s=_num(raw, "exp2_tera_per_s", TERA, where), scaleup_topology=topology,
+        shown_as=shown_as, shown_per_package=shown_n,
     )
+
+
+def _shown_as(raw: Mapping[str, Any], where: str) -> tuple[str | None, int]:
+    """`shown_as` (a catalog key) and `shown_per_package` (a whole number >= 2) come together."""
+    key, n = raw.get("shown_as"), raw.get("shown_per_package")
+    if key is None and n is None:
+        return None, 1
+    if not isinstance(key, str) or isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise BadInput(f"{where}: shown_as (a device key) and shown_per_package (a whole number >= 2) go together, "
+                       f"got {key!r} and {n!r}", "give both, or neither")
+    return key, n
 
 
 @lru_cache(maxsize=1)

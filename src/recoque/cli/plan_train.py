@@ -11,7 +11,7 @@ from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput, DoesNotFit
 from recoque.planner.power import limited
 from recoque.planner.profile import DeviceProfile
-from recoque.planner.system import SystemSpec, load_system
+from recoque.planner.system import SystemSpec, as_shown, load_system
 from recoque.planner.train import SearchResult
 from recoque.planner.workload import LORA_TARGETS, load_training_workload
 from recoque.render import console, emit_json, fmt, plan_words, table, warn
@@ -193,11 +193,16 @@ def train(
     from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
 
     check_gpus(gpus, sysspec)
+    unshown, shown = sysspec, as_shown(sysspec)  # MI250X: ranks on GCDs, as ROCm shows them; --gpus counts packages
+    gpus = gpus * round(shown.gpus / unshown.gpus) if gpus else gpus
+    sysspec = shown
     if not profile:  # the link figures come from the system file: a missing one is said before any warning
         for attr in ("intra_node_bandwidth_bytes_s", "inter_node_bandwidth_bytes_s"):
             sysspec.known(attr)
     spec = resolve_device(sysspec.device)
     prof = resolve_profile(spec, profile, profile_anyway)
+    if shown is not unshown:  # the package-to-GCD note travels with every plan's assumptions, --json included
+        prof = replace(prof, assumptions=(shown.notes[-1], *prof.assumptions))
     link_lines: list = []
     if profile:  # measured collectives in the file replace the datasheet link figures (issue 11, planner/commfit.py)
         from recoque.planner.commfit import measured_links
