@@ -136,19 +136,23 @@ def check_gpus(n: int | None) -> None:
         raise BadInput(f"--gpus must be a positive count, got {n}", "pass a positive number of GPUs")
 
 
-def resolve_system(name: str, gpus: int | None = None, power_limit_w: float | None = None) -> SystemSpec:
+def resolve_system(name: str, gpus: int | None = None, power_limit_w: float | None = None,
+                   shown: bool = False) -> SystemSpec:
+    """The system a command plans on, with --gpus and --power-limit-w applied; `shown`: in the GPUs
+    ROCm shows (system.as_shown: MI250X GCDs), which the flags then count, as the output does."""
     from recoque.inputs import check_gpus as check_gpus_on  # one --gpus rule for every subcommand
 
     check_gpus(gpus)
-    s = limited(load_system(name), power_limit_w)
+    s = load_system(name)
+    s = limited(as_shown(s) if shown else s, power_limit_w)
     check_gpus_on(gpus, s)
     return s.with_gpus(gpus) if gpus else s
 
 
-def shown_for(system: SystemSpec, workload: str) -> SystemSpec:
-    """The view a workload is planned in: training and serving place ranks on the GPUs ROCm shows
-    (system.as_shown: an MI250X is two GCDs); HPL and stencil runs count packages, as the lists do."""
-    return as_shown(system) if _workload_kind(workload)[0] in ("train", "infer", "model") else system
+def planned_shown(workload: str) -> bool:
+    """Whether a workload is planned on the GPUs ROCm shows (system.as_shown: an MI250X is two GCDs):
+    training and serving place ranks on them; HPL and stencil runs count packages, as the lists do."""
+    return _workload_kind(workload)[0] in ("train", "infer", "model")
 
 
 def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
@@ -193,7 +197,10 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
         raise BadInput(f"--efficiency must be in (0, 1], got {efficiency}", "pass a fraction such as 0.7")
     h = hpl.estimate_hpl(system, profile, eff)
     rows: list[tuple[str, Any]] = [("GPUs", h.gpus), ("HPL rate per GPU (counted)", h.rate_per_gpu),
-                                   ("HPL efficiency", h.efficiency), ("Rmax per GPU", h.rmax_per_gpu), ("Rmax", h.rmax)]
+                                   ("HPL efficiency", h.efficiency)]
+    if h.clock != 1.0:  # the table multiplies out: rate x efficiency x clock = Rmax per GPU (before the FP64 ceiling)
+        rows.append(("compute clock under the power cap", f"x {h.clock:.3f}"))
+    rows += [("Rmax per GPU", h.rmax_per_gpu), ("Rmax", h.rmax)]
     if h.top500 is not None:
         t = h.top500
         rows.append((f"TOP500 Rmax ({t.list_date}, {t.gpus_in_run:,.0f} GPUs in the run)", Estimate.exact(t.rmax_flop_s, "flop/s")))
@@ -244,7 +251,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     asked = request or (inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**given)).request()
     e, request, changes = _serve(system, model, model_name, asked, profile, gemm_shapes, scenario=request is None)
     r = inference.from_serving(model, request.kv_cache, request.weights, e)
-    rows = _serving_rows(model, model_name, request, e, r)
+    rows = _over_gpu_count(system, _serving_rows(model, model_name, request, e, r), request)
     rows[1:1] = changes
     h100_rate, ratio, h100_runs = _h100_serving(system, model, model_name, asked, e)
     served_as_released = released and request.weights == released  # else the precision row says what it became
@@ -324,7 +331,7 @@ def _weights_label(weights: str, e: Any) -> str:
 def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> list[tuple[str, Any]]:
     m, pct = e.memory, request.percentile
     return [
-        ("model", f"{model_name}: {model.params_total() / 1e9:.1f} B params, weights {r.weight_bytes / 1e9:.0f} GB ({_weights_label(request.weights, e)}), "
+        ("model", f"{model_name}: {model.params_total() / 1e9:.1f} B params, weights {r.weight_bytes / 1e9:.3g} GB ({_weights_label(request.weights, e)}), "
                   f"KV {r.kv_bytes_per_token / 1e3:.0f} kB/token ({request.kv_cache})"),
         ("mode / engine", f"{e.mode} / {e.engine}"),
         ("replica layout", f"tp {e.tp} x pp {e.pp}" + (f", ep {e.ep}" if e.ep > 1 else "")
@@ -337,6 +344,21 @@ def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> 
         ("requests/s, system", e.requests_per_s_system), (_users_label(request, r.concurrent_users), r.concurrent_users),
         ("memory per GPU", f"{m.usable_bytes / 1e9:.0f} GB usable: weights {m.weights_bytes / 1e9:.1f} GB, workspace "
                            f"{m.workspace_bytes / 1e9:.1f} GB, KV for {m.max_streams} streams")]
+
+
+_SYSTEM_ROWS = ("replicas", "output tokens/s, system", "requests/s, system", "concurrent users")
+
+
+def _over_gpu_count(system: SystemSpec, rows: list[tuple[str, Any]], request: Any) -> list[tuple[str, Any]]:
+    """Where the file gives the GPU count as a range (alice-recoque: derived from the HPL target), the
+    whole-system rows span it too, as the energy and H100-equivalent rows do; per-GPU rows are unchanged.
+    Users under a fixed --concurrency are the load asked for, not a capacity."""
+    if "gpus" not in system.ranges:
+        return rows
+    n = system.estimate("gpus", "gpu")
+    scaled = [q for q in _SYSTEM_ROWS if not (q == "concurrent users" and (request.concurrency or request.batch))]
+    return [(q, combine(lambda v, g: v * g / n.value, v, n, unit=v.unit) if q in scaled and isinstance(v, Estimate)
+             else v) for q, v in rows]
 
 
 def _users_label(request: Any, running: Estimate) -> str:
@@ -449,7 +471,9 @@ def _hpcg_rows(system: SystemSpec, profile: Any):
     from recoque.planner import hpcg
 
     h = hpcg.estimate_hpcg(system, profile)
-    rows: list[tuple[str, Any]] = [("HPCG: HBM efficiency (family, calibrated)", h.memory_efficiency),
+    assumed = any("no HPCG reference in" in a for a in h.memory_efficiency.assumptions)  # none of its memory family
+    rows: list[tuple[str, Any]] = [(f"HPCG: HBM efficiency ({'no family reference: ASSUMED' if assumed else 'family, calibrated'})",
+                                    h.memory_efficiency),
                                    ("HPCG: parallel efficiency (weak scaling)", f"{h.parallel_efficiency:.3f}"),
                                    ("HPCG rate (model)", h.rate)]
     if h.published is not None:

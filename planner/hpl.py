@@ -190,7 +190,8 @@ def in_family_halfwidth(machines: int) -> float:
     return range_setting("in_family_halfwidth") * math.sqrt((1 + 1 / machines) / (1 + 1 / sized))
 
 
-def _family_estimate(fam: str, in_family: list[Top500Entry], left: str, device: str | None = None) -> Estimate:
+def _family_estimate(fam: str, in_family: list[Top500Entry], left: str, device: str | None = None,
+                     paced: bool = False) -> Estimate:
     """Centre: the family's pooled efficiency, each reference run carried to the device's memory per
     GPU; range: +/- the stated half-width, never narrower than the spread of the family's own runs."""
     factors = [memory_factor(device, e.device) if device else 1.0 for e in in_family]
@@ -200,7 +201,8 @@ def _family_estimate(fam: str, in_family: list[Top500Entry], left: str, device: 
     if any(abs(f - 1.0) > 1e-9 for f in factors):
         mem = (f", each run x ({device} memory / its device's)^{memory_exponent():g} "
                f"(seeds/top500.toml [memory])")
-    note = (f"HPL efficiency, family {fam}: total Rmax / total counted peak of {_listing(in_family)}{mem} = {mid:.3f}; "
+    basis = " at the median GPU's pace (each Rmax x the slowdown of its run's slowest GPU, planner/pace.py)" if paced else ""
+    note = (f"HPL efficiency, family {fam}: total Rmax{basis} / total counted peak of {_listing(in_family)}{mem} = {mid:.3f}; "
             f"range +/-{w:.0%} (leave-one-out errors of the references and the within-family spread of the lists, "
             f"x sqrt(1 + 1/n) for a centre from n reference machines)"
             f"{' (one reference run)' if len(effs) == 1 else ''}{left}")
@@ -232,7 +234,7 @@ def _efficiency(device: str | None, exclude_machines: tuple[str, ...], paced: bo
     fam = family_of(device) if device else None
     in_family = [e for e in refs if fam is not None and family_of(e.device) == fam]
     if in_family:
-        return _family_estimate(fam, in_family, left, device), True
+        return _family_estimate(fam, in_family, left, device, paced), True
     single = _single_node_prior(device, exclude_machines, left, paced) if device else None
     if single is not None:
         return single, True
@@ -263,6 +265,7 @@ class HplEstimate:
     top500: Top500Entry | None  # the TOP500 run with this machine's GPU count, when there is one
     measured: bool
     note: str = ""
+    clock: float = 1.0          # compute clock factor under a power cap (rate x efficiency x clock = per GPU)
 
     @property
     def top500_rmax(self) -> float | None:
@@ -367,7 +370,7 @@ def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: E
                 ", ".join(f"{e.gpus_in_run:,.0f} GPUs ({e.list_date})" for e in runs) +
                 f", not {system.gpus:,.0f}") if runs else ""
     power, gf_w = _power(system, gpus, per_gpu, top)
-    return HplEstimate(system.key, gpus, rate, eff, rmax, per_gpu, power, gf_w, top, measured, note)
+    return HplEstimate(system.key, gpus, rate, eff, rmax, per_gpu, power, gf_w, top, measured, note, clock)
 
 
 def gpus_for_rmax(target_flop_s: float, spec: DeviceSpec, eff: Estimate | None = None) -> Estimate:

@@ -313,7 +313,7 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
     smallest = None
     if not best and small_a is not None:
         smallest = results_from_arrays(workload, system, profile, dtype, small_a, stack=stack)[0]
-    pin_txt = (", pinned " + ", ".join(f"{k}={v}" for k, v in pins.items())) if pins else ""
+    pin_txt = (", pinned " + ", ".join(_pin_words(k, v) for k, v in pins.items())) if pins else ""
     reasons = (f"{evaluated:,} plans evaluated in {seconds:.2f} s ({evaluated / max(seconds, 1e-9):,.0f}/s), "
                f"{infeasible:,} do not fit in memory, {counts['invalid']:,} invalid combinations",
                "search space: " + ("full (every switch)" if full else
@@ -401,3 +401,16 @@ def with_global_batch(workload: TrainingWorkload, global_batch: int | None) -> T
     if global_batch <= 0:
         raise BadInput(f"--global-batch must be positive, got {global_batch}", "give sequences per iteration")
     return replace(workload, global_batch_seqs=int(global_batch))
+
+
+_PIN_FLAG = {"interleave": "vpp", "zero_stage": "zero", "sequence_parallel": "sp"}  # plan field -> CLI flag
+
+
+def _pin_words(field: str, value: object) -> str:
+    """A pin as the user typed it (--recompute full, --vpp 2, --no-sp), not as the plan field's code."""
+    flag = _PIN_FLAG.get(field, field).replace("_", "-")
+    if isinstance(value, (bool, np.bool_)):
+        return f"--{flag}" if value else f"--no-{flag}"
+    if field == "recompute":
+        value = next(name for name, code in RECOMPUTE_CODE.items() if code == value)
+    return f"--{flag} {value}"

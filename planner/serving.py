@@ -566,6 +566,21 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
 BOUNDED = ("tokens_per_s", "tpot_s", "ttft_s", "batch")
 
 
+def _held_to_targets(span: dict, runs: Mapping[Any, Any], req: ServingRequest) -> dict:
+    """A load solved for latency targets meets them at every corner the constants allow: the high of a
+    targeted latency is at most the worse of the target and the slowest single-group corner (the shifts
+    in quadrature could otherwise add up past the target every corner held)."""
+    if req.mode != "server" or any(x is not None for x in (req.batch, req.concurrency, req.request_rate_per_s, req.requests)):
+        return span
+    out = dict(span)
+    for attr, target in (("tpot_s", req.tpot_target_s), ("ttft_s", req.ttft_target_s)):
+        if target:
+            worst = max(getattr(p, attr) for p in runs.values())
+            lo, hi = out[attr]
+            out[attr] = (lo, min(hi, max(target, worst)))
+    return out
+
+
 def _est(run: _Run, span: Mapping[str, tuple[float, float]], attr: str, unit: str, scale: float = 1.0) -> Estimate:
     lo, hi = span[attr]
     return Estimate(getattr(run.value, attr) * scale, lo * scale, hi * scale, unit)
@@ -575,6 +590,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
               engine: sr.Engine) -> ServingEstimate:
     lay, g = run.lay, run.lay.tp * run.lay.pp
     span, corners, runs = sb.bounds(run.solve_at, run.rates, run.efficiency, run.value, BOUNDED)
+    span = _held_to_targets(span, runs, req)
     rep_tps = _est(run, span, "tokens_per_s", "tokens/s")
     per_gpu = rep_tps.scale(1.0 / g, "tokens/s")
     system_tps = rep_tps.scale(float(run.replicas), "tokens/s")

@@ -81,9 +81,14 @@ class SystemSpec:
         """The attribute as an Estimate with its published range (exact when none)."""
         v = self.known(attr)
         lo, hi = self.ranges.get(attr, (v, v))
-        src = self.sources.get(attr, "")
-        note = f"{self.key}.{attr}" + (f" from {src}" if src else "")
-        return Estimate(float(v), float(lo), float(hi), unit, (note,) if lo != hi else ())
+        return Estimate(float(v), float(lo), float(hi), unit, (self.range_note(attr),) if lo != hi else ())
+
+    def range_note(self, attr: str) -> str:
+        """'alice-recoque node_power_kw 4.5..7.5: <source>': the range in the file's own key and unit."""
+        key, scale = next(((k, sc) for k, (a, sc, _u) in _NUMERIC.items() if a == attr), (attr, 1.0))
+        lo, hi = self.ranges[attr]
+        src = self.sources.get(key) or self.sources.get(attr, "")
+        return f"{self.key} {key} {lo / scale:.4g}..{hi / scale:.4g}" + (f": {src}" if src else "")
 
     def known(self, attr: str) -> float:
         """The attribute's value; BadInput naming the TOML key to add when the system file left it out."""
@@ -119,10 +124,10 @@ def as_shown(system: SystemSpec) -> SystemSpec:
     ranges = {a: ((lo * k, hi * k) if a == "gpus" else (lo / k, hi / k) if a in _SPLIT else (lo, hi))
               for a, (lo, hi) in system.ranges.items()}
     split = {a: getattr(system, a) / k for a in _SPLIT if getattr(system, a) is not None}
-    note = (f"{system.key}: each {spec.name.split(' (')[0]} is {k} GPUs to ROCm ({shown.key}); planned on "
-            f"{system.gpus * k:,.0f} of them, {system.gpus_per_node * k} per node, each with 1/{k} of the package's "
-            f"links and power (the file counts {system.gpus:,.0f} packages, {system.gpus_per_node} per node; "
-            "--gpus counts packages)")
+    note = (f"{system.key}: each {spec.name.split(' (')[0]} is {k} GPUs to ROCm ({shown.key}): the file's "
+            f"{system.gpus:,.0f} packages, {system.gpus_per_node} per node, are planned as {system.gpus * k:,.0f} GPUs, "
+            f"{system.gpus_per_node * k} per node, each with 1/{k} of a package's links and power; --gpus and "
+            f"--power-limit-w count these GPUs")
     return replace(system, device=shown.key, gpus=system.gpus * k, gpus_per_node=system.gpus_per_node * k,
                    ranges=ranges, notes=(*system.notes, note), **split)
 

@@ -319,7 +319,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         + ("" if workload.model.dropout else "; trained without dropout: no dropout masks stored")
         + ("; the linear layers keep their fp8 input for the backward (Transformer Engine)" if fp8_inputs else ""),
     )
-    sys_notes = tuple(f"{system.key}.{k} range {lo:.3g}-{hi:.3g}" for k, (lo, hi) in system.ranges.items())
+    sys_notes = tuple(system.range_note(k) for k in system.ranges)
     sys_notes += tuple(n for n in (power.note(system, profile),) if n)
     results = []
     for i in range(n):

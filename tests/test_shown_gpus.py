@@ -8,7 +8,7 @@ from recoque.catalog import get_device_spec, spec_from_toml
 from recoque.cli import app
 from recoque.errors import BadInput
 from recoque.planner import energy
-from recoque.planner.capacity import shown_for
+from recoque.planner.capacity import planned_shown, resolve_system
 from recoque.planner.equivalents import peak_equivalents
 from recoque.planner.system import as_shown, load_system
 
@@ -22,7 +22,7 @@ def test_frontier_is_planned_on_twice_as_many_gcds_with_half_a_nic_each():
     assert gcd.inter_node_bandwidth_bytes_s == pytest.approx(12.5e9)  # one 25 GB/s NIC per MI250X
     lo, hi = pkg.ranges["intra_node_bandwidth_bytes_s"]
     assert gcd.ranges["intra_node_bandwidth_bytes_s"] == pytest.approx((lo / 2, hi / 2))
-    assert "--gpus counts packages" in gcd.notes[-1]
+    assert "--gpus and --power-limit-w count these GPUs" in gcd.notes[-1]
 
 
 def test_the_gcd_view_keeps_the_power_and_the_peak_totals():
@@ -40,9 +40,10 @@ def test_a_device_shown_as_itself_is_unchanged():
 
 
 def test_hpl_counts_packages_and_serving_counts_gcds():
-    s = load_system("lumi-g")
-    assert shown_for(s, "hpl") is s
-    assert shown_for(s, "llmaas").device == "mi250x_gcd"
+    assert not planned_shown("hpl") and planned_shown("llmaas") and planned_shown("llama2-70b")
+    assert resolve_system("lumi-g", 100, shown=planned_shown("hpl")).device == "mi250x"
+    served = resolve_system("lumi-g", 100, 200.0, shown=planned_shown("llmaas"))
+    assert (served.device, served.gpus, served.gpu_power_limit_w) == ("mi250x_gcd", 100, 200.0)
 
 
 def test_shown_as_needs_its_count():
@@ -55,8 +56,8 @@ def test_shown_as_needs_its_count():
     assert get_device_spec("mi250x").shown_per_package == 2
 
 
-def test_plan_train_gpus_counts_packages_and_fits_a_gcd():
-    out = CliRunner().invoke(app, ["plan", "train", "-s", "adastra-mi250x", "-w", "llama2-70b", "--gpus", "16",
+def test_plan_train_gpus_counts_gcds_and_fits_a_gcd():
+    out = CliRunner().invoke(app, ["plan", "train", "-s", "adastra-mi250x", "-w", "llama2-70b", "--gpus", "32",
                                    "--top", "1", "--json"])
     assert out.exit_code == 0, out.output
     d = json.loads(out.output)
@@ -79,3 +80,15 @@ def test_sglang_shares_its_step_budget_over_the_attention_dp_ranks():
     assert _budget_line("sglang").startswith("step token budget 8192 tokens per replica")
     assert "shared by the 8 attention-DP ranks" in _budget_line("sglang")
     assert _budget_line("trtllm").startswith("step token budget 65536 tokens per replica")
+
+
+def test_the_flags_count_the_gpus_the_plan_prints():
+    # the fastest count printed can be passed back; the cap is per GCD (250 W board power)
+    fast = CliRunner().invoke(app, ["plan", "train", "-s", "lumi-g", "-w", "llama2-70b", "--gpus", "20480",
+                                    "--power-limit-w", "250", "--top", "1", "--json"])
+    assert fast.exit_code == 0, fast.output
+    assert json.loads(fast.output)["gpus"] == 20480
+    over = CliRunner().invoke(app, ["plan", "train", "-s", "lumi-g", "-w", "llama2-70b", "--power-limit-w", "300"])
+    assert over.exit_code != 0 and "250" in over.output
+    hpl = CliRunner().invoke(app, ["plan", "-s", "lumi-g", "-w", "hpl", "--gpus", "11664", "--json"])
+    assert hpl.exit_code == 0, hpl.output   # HPL keeps the TOP500's packages

@@ -9,8 +9,7 @@ from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.cli._edge import power_limit_option, profile_anyway_option, refuse_repeats
 from recoque.names import spelling
-from recoque.planner.capacity import plan_any, profiles_for_systems, resolve_system, shown_for
-from recoque.planner.power import limited
+from recoque.planner.capacity import plan_any, profiles_for_systems, planned_shown, resolve_system
 from recoque.render import console, emit_json, human, plan_words, table
 
 
@@ -27,7 +26,7 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
     if not names:
         raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
     refuse_repeats(names, "--systems", _same_system)
-    resolved = [shown_for(limited(resolve_system(n), power_limit_w), workload) for n in names]
+    resolved = [resolve_system(n, power_limit_w=power_limit_w, shown=planned_shown(workload)) for n in names]
     keys = [s.key for s in resolved]
     twice = next((k for k in keys if keys.count(k) > 1), None)
     if twice:  # two files with one key: two columns no reader could tell apart

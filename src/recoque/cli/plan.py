@@ -11,7 +11,7 @@ import typer
 from recoque.cli import plan_hpl, plan_infer, plan_stencil, plan_train
 from recoque.errors import BadInput, DoesNotFit
 from recoque.cli._edge import power_limit_option, profile_anyway_option
-from recoque.planner.capacity import plan_any, profile_for, resolve_system, shown_for
+from recoque.planner.capacity import plan_any, profile_for, planned_shown, resolve_system
 from recoque.render import GLOSSARY, console, emit_json, rows_table
 
 app = typer.Typer(help="Plan workloads on systems (run with --system and --workload, or a subcommand).",
@@ -56,7 +56,8 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
         raise typer.Exit(2)  # a usage error, as `recoque plan train` with nothing to plan is
     if not system or not workload:
         raise BadInput("plan needs both --system and --workload", "e.g. recoque plan --system alice-recoque --workload mistral-large-2")
-    s, prof = profile_for(shown_for(resolve_system(system, gpus, power_limit_w), workload), profile, profile_anyway)
+    s = resolve_system(system, gpus, power_limit_w, shown=planned_shown(workload))
+    s, prof = profile_for(s, profile, profile_anyway)
     data = plan_any(s, workload, prof)
     train = data.get("train")
     # an impossible training plan is exit 3, not a table row; a bare model name still shows its serving

@@ -13,7 +13,6 @@ from recoque.names import resolve_key
 from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_default, released_kv_default,
                                       released_kv_note, released_weights_note, resolve_system)
 from recoque.planner.inference import load_model_spec
-from recoque.planner.system import as_shown
 from recoque.planner.workload import preset_key
 from recoque.planner.serving import ServingRequest, has_rate
 from recoque.planner.workloads import WorkloadEntry, load_workloads
@@ -156,7 +155,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
     if tp is not None and gpus_per_replica is not None and tp != gpus_per_replica:
         raise BadInput(f"--tp {tp} and --gpus-per-replica {gpus_per_replica} disagree (they are the same setting)",
                        "give one of them")
-    s = as_shown(resolve_system(system, gpus, power_limit_w))  # MI250X: per GCD, as ROCm shows it
+    s = resolve_system(system, gpus, power_limit_w, shown=True)  # MI250X: per GCD, as ROCm shows it
     w, name = _workload_or_model(workload, model)
     flags = dict(mode=mode, prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch, concurrency=concurrency,
                  request_rate_per_s=request_rate, ttft_target_s=ttft_ms / 1e3 if ttft_ms is not None else None,

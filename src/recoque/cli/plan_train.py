@@ -189,20 +189,18 @@ def train(
     from recoque.planner.search import fastest_gpu_count, search
 
     wl = _training_workload(workload, tokens, global_batch, seq_len, lora_rank, lora_targets, lora_dropout)
-    sysspec = limited(resolve_system(system), power_limit_w)
+    unshown = resolve_system(system)
+    sysspec = limited(as_shown(unshown), power_limit_w)  # MI250X: ranks on GCDs, as ROCm shows them (and --gpus counts)
     from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
 
     check_gpus(gpus, sysspec)
-    unshown, shown = sysspec, as_shown(sysspec)  # MI250X: ranks on GCDs, as ROCm shows them; --gpus counts packages
-    gpus = gpus * round(shown.gpus / unshown.gpus) if gpus else gpus
-    sysspec = shown
     if not profile:  # the link figures come from the system file: a missing one is said before any warning
         for attr in ("intra_node_bandwidth_bytes_s", "inter_node_bandwidth_bytes_s"):
             sysspec.known(attr)
     spec = resolve_device(sysspec.device)
     prof = resolve_profile(spec, profile, profile_anyway)
-    if shown is not unshown:  # the package-to-GCD note travels with every plan's assumptions, --json included
-        prof = replace(prof, assumptions=(shown.notes[-1], *prof.assumptions))
+    if sysspec.device != unshown.device:  # the package-to-GCD note travels with every plan's assumptions, --json included
+        prof = replace(prof, assumptions=(sysspec.notes[-1], *prof.assumptions))
     link_lines: list = []
     if profile:  # measured collectives in the file replace the datasheet link figures (issue 11, planner/commfit.py)
         from recoque.planner.commfit import measured_links
@@ -221,6 +219,8 @@ def train(
     pins = {k: v for k, v in pins.items() if v is not None}
     if (pins.get("recompute_layers") or pins.get("distribute_checkpoints")) and "recompute" not in pins:
         pins["recompute"] = "full"   # both shape full recompute only; unpinned, the search would drop them
+    if "reshard_after_forward" in pins and "zero" not in pins:
+        pins["zero"] = 3   # a ZeRO-3 (FSDP) switch; unpinned, ZeRO-1 plans would ignore it
     if fp8_param_gather and dtype not in ("fp8", "fp4"):
         raise BadInput(f"--fp8-param-gather gathers the weights' fp8 copy, which --dtype {dtype} training does not keep",
                        "drop --fp8-param-gather, or train with --dtype fp8")
@@ -237,7 +237,7 @@ def train(
     if not res.best:
         _raise_no_plan(res, wl, spec, st, pins, curve)
     if as_json:
-        emit_json(_json_doc(res, wl, prof, st, pins, curve, link_lines))
+        emit_json(_json_doc(res, wl, prof, st, pins, curve, link_lines, dtype))
         return
     if not wl.tokens_published and tokens is None:
         warn(f"{wl.model.name}: tokens_to_train is a stated placeholder, not a published figure")
@@ -307,7 +307,7 @@ def _raise_no_plan(res: SearchResult, wl: Any, spec: DeviceSpec, st: Any, pins: 
 
 
 def _json_doc(res: SearchResult, wl: Any, prof: DeviceProfile, st: Any, pins: dict, curve: Any,
-              link_lines: list) -> dict:
+              link_lines: list, dtype: str) -> dict:
     """Everything the table shows, and the inputs that made it."""
     return {"workload": wl.model.key, "tokens_to_train": wl.tokens_to_train,
             "tokens_published": wl.tokens_published, "global_batch_seqs": wl.global_batch_seqs,
@@ -315,7 +315,8 @@ def _json_doc(res: SearchResult, wl: Any, prof: DeviceProfile, st: Any, pins: di
             "lora_dropout": wl.lora_dropout,
             "params_total": wl.model.params_total(),
             "params_active": wl.model.params_active(), "profile_origin": prof.origin, "stack": st.key,
-            "grad_reduce_dtype": st.grad_reduce_dtype, "fp8_param_gather": st.fp8_param_gather,
+            "dtype": dtype, "grad_reduce_dtype": st.grad_reduce_dtype,
+            "fp8_param_gather": st.fp8_param_gather and dtype in ("fp8", "fp4"),  # it gathers the fp8 copy only
             "fused_expert_mlp": st.fused_expert_mlp,
             "nccl_max_ctas": dict(st.comm_max_ctas),
             "pins": pins, "gpu_count_curve": None if curve is None else curve.to_json(),
