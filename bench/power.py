@@ -134,7 +134,9 @@ def energy_summary(samples: Sequence[Mapping[str, float]], power_window_s: float
 
 def efficiency(achieved: float, unit: str, power: Mapping[str, Any]) -> dict[str, float]:
     """GFLOP/s per W or GB/s per W from a record's rate (TFLOP/s or GB/s) and its average power."""
-    if power.get("short_window"):
+    if power.get("short_window") or power.get("energy_j") == 0:
+        # a counter that did not advance over the case (files of before GPU_POWER_WINDOW_S store 0 J):
+        # the power samples then mostly average the load before it, so no per-watt figure
         return {}
     watts = _num(power.get("avg_power_w")) or _num((power.get("power_w") or {}).get("median"))
     if watts is None:

@@ -147,8 +147,9 @@ def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         need = implied[f"{m}_per_{spec.key}_needed_flop_s"]
         parts.append(f"{spec.key} delivers {rng(need, P)}FLOP/s dense {m} (not published)")
     verdict = NOT if not holds and not unknown else (CONSISTENT if not fails and not unknown else ONLY_IF)
-    lines.append(f"match band: {stated / (1 + tol):,.0f}..{stated * (1 + tol):,.0f} H100e (+/-{tol:.0%}); "
-                 f"holds: {', '.join(holds) or 'none'}; fails: {', '.join(fails) or 'none'}")
+    lines.append(f"match band: {stated / (1 + tol):,.0f}..{stated * (1 + tol):,.0f} H100e (a factor {1 + tol:g} either way); "
+                 f"a metric holds when its low..high range reaches the band; holds: {', '.join(holds) or 'none'}; "
+                 f"fails: {', '.join(fails) or 'none'}")
     return dict(verdict=verdict, condition=" or ".join(parts), holds_under=", ".join(holds) or "no metric",
                 implied=implied, arithmetic=lines)
 

@@ -150,15 +150,17 @@ def check_electricity_price(c: Mapping[str, Any], profile: Any) -> dict[str, Any
     g, x, src = _grid()
     full, paid = g.full_price, g.price
     tax, turpe = float(c["value_tax_rebate_eur_per_mwh"]), float(c["value_turpe_discount_eur_per_mwh"])
+    eligible = Estimate(full.value - tax - turpe, full.low - tax - turpe, full.high - tax - turpe, "")
     lines = [f"full price = {g.price_eur_per_mwh:g} supply + {rng(g.network_fee)} network fee + {rng(g.excise)} excise = {rng(full)} EUR/MWh",
-             f"eligible site: - {tax:g} excise rebate - {turpe:g} network-fee discount = {rng(Estimate(full.value - tax - turpe, full.low - tax - turpe, full.high - tax - turpe, ''))} EUR/MWh",
+             f"eligible site: - {tax:g} excise rebate - {turpe:g} network-fee discount = {rng(eligible)} EUR/MWh",
              f"the rebates come off the excise ({rng(g.excise)}) and the fee ({rng(g.network_fee)}), not off the {g.price_eur_per_mwh:g} supply price: "
              f"{g.price_eur_per_mwh - tax - turpe:g} EUR/MWh would be below any price a site pays",
              f"planning price (eligible, high = not eligible): {rng(paid)} EUR/MWh"]
     fits = tax <= g.excise.low and turpe <= g.network_fee.low
     verdict = ONLY_IF if fits else NOT
-    cond = (f"70 EUR/MWh is read as the supply price alone: a large site pays about {paid.value:.0f} EUR/MWh "
-            f"({paid.low:.0f}..{paid.high:.0f}) with fees, taxes and both rebates") if fits else ""
+    cond = (f"70 EUR/MWh is read as the supply price alone: a large site pays about {eligible.value:.0f} EUR/MWh "
+            f"({eligible.low:.0f}..{eligible.high:.0f}) with fees, taxes and both rebates, {paid.high:.0f} without "
+            "them") if fits else ""
     return result(verdict, cond, "full electricity price (supply + network + taxes)",
                   {"full_price_eur_per_mwh": full, "price_paid_eur_per_mwh": paid}, lines,
                   [src.get("excise_eur_per_mwh", ""), src.get("network_fee_eur_per_mwh", ""), src.get("price_eur_per_mwh", "")])

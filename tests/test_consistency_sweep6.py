@@ -63,3 +63,23 @@ def test_the_hpcg_label_says_assumed_without_a_family_reference():
 def test_a_paced_hpl_efficiency_says_so():
     d = cli_json("plan", "-s", "frontier", "-w", "hpl")
     assert any("total Rmax at the median GPU's pace" in a for a in d["assumptions"])
+
+
+def test_a_counter_that_did_not_advance_gives_no_per_watt_figure():
+    from recoque.bench.power import efficiency
+
+    assert efficiency(700.0, "TFLOP/s", {"energy_j": 0.0, "avg_power_w": 0.0, "power_w": {"median": 361.4}}) == {}
+    assert efficiency(700.0, "TFLOP/s", {"energy_j": 50.0, "avg_power_w": 500.0})["gflop_s_per_w"] == 1400.0
+
+
+def test_the_electricity_verdict_quotes_the_eligible_range_it_computes():
+    d = cli_json("check", "--claim", "electricity-70eur")
+    claim = d["claims"][0] if "claims" in d else d[0]
+    text = claim["condition"]
+    assert "(80..91) with fees, taxes and both rebates, 108 without them" in text
+
+
+def test_the_h100e_band_says_it_is_a_factor():
+    d = cli_json("check", "--claim", "h100e-25000")
+    claim = d["claims"][0] if "claims" in d else d[0]
+    assert any("a factor 1.15 either way" in line for line in claim["arithmetic"])

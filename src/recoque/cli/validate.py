@@ -96,5 +96,8 @@ def print_check_sets(sets: dict, worst: int = 5) -> None:
                           f"{s['inside_fraction']:.0%}" + (f", {s['failed']} without an estimate" if s["failed"] else ""),
                           highlight=False, markup=False)
         shown = [r for r in data["rows"] if r.get("in_verdict", True) and r["error"] is not None]
+        left = sum(1 for r in data["rows"] if not r.get("in_verdict", True))
+        console.print(f"  worst of set {name}, every vendor" + (f" ({left} rows outside the verdict not counted)" if left else "")
+                      + ":", highlight=False, markup=False)
         for r in sorted(shown, key=lambda r: -abs(r["error"]))[:worst]:
             console.print(f"  worst: {r.get('case') or r.get('key')} {r['error']:+.1%}", highlight=False, markup=False)
