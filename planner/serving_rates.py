@@ -74,7 +74,7 @@ class Engine:
     kv_fraction_of_free: bool = False  # the usable fraction applies to the memory weights and workspace leave (TensorRT-LLM)
     windowed_kv_memory: bool = True  # windowed layers hold only their window of KV in memory (False: sized as full attention)
     kv_from_checkpoint: bool = False  # the default KV dtype is the checkpoint's recorded KV quantization (else the model dtype)
-    attention_dp_limits: str = "per_rank"  # under attention DP: each rank's own batch cap and budget, or "global" (shared)
+    attention_dp_limits: str = "per_rank"  # under attention DP: each rank has its own step token budget, or "global" (shared)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
