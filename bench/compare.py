@@ -124,6 +124,24 @@ def _groups(doc: ResultsDocument) -> dict[tuple, list[Record]]:
     return out
 
 
+def _round(rec: Record) -> str:
+    """Which measurement of a case a record is: the sweep's, or a headline confirmation round's."""
+    return next((t for t in rec.tags if t.startswith("confirm_round:")), "sweep")
+
+
+def repeated_cases(a: ResultsDocument, b: ResultsDocument, label_a: str, label_b: str) -> list[str]:
+    """A note per case measured a different number of times in A and B (a sweep record plus headline
+    confirmation rounds on one side): which records were paired, so none is dropped unsaid."""
+    ga, gb = _groups(a), _groups(b)
+    out = []
+    for key in ga.keys() & gb.keys():
+        na, nb = len(ga[key]), len(gb[key])
+        if na != nb and max(na, nb) > 1:
+            out.append(f"{case_label(ga[key][0])}: {na} records in {label_a}, {nb} in {label_b}; paired round by round "
+                       f"(sweep with sweep, confirmation k with k), the unpaired listed as only in one file")
+    return sorted(out)
+
+
 def pair_records(a: ResultsDocument, b: ResultsDocument) -> tuple[list[tuple[Record, Record]], list[str], list[str]]:
     """Matched (A, B) records, then the labels found only in A and only in B."""
     ga, gb = _groups(a), _groups(b)
@@ -135,8 +153,9 @@ def pair_records(a: ResultsDocument, b: ResultsDocument) -> tuple[list[tuple[Rec
         if len(recs_a) == 1 and len(recs_b) == 1:  # one each: pair even if the backends differ
             pairs.append((recs_a[0], recs_b[0]))
             continue
-        for ra in recs_a:
-            hit = next((rb for rb in recs_b if rb.backend == ra.backend), None)
+        for ra in recs_a:  # the same round first (sweep with sweep, confirmation k with k), then in order
+            hit = next((rb for rb in recs_b if rb.backend == ra.backend and _round(rb) == _round(ra)),
+                       next((rb for rb in recs_b if rb.backend == ra.backend), None))
             if hit is None:
                 only_a.append(case_label(ra))
             else:
@@ -259,6 +278,7 @@ def compare_documents(a: ResultsDocument, b: ResultsDocument, label_a: str = "A"
         if c.backend_a != c.backend_b:
             notes.append(f"{c.benchmark}/{c.op}/{c.dtype} ran on backend {c.backend_a} in {label_a}, "
                          f"{c.backend_b} in {label_b}")
+    notes += repeated_cases(a, b, label_a, label_b)
     if a.environment.get("fingerprint") and a.environment.get("fingerprint") == b.environment.get("fingerprint"):
         notes.append("same machine fingerprint: same host and software stack")
     return Comparison(label_a, label_b, cases, tuple(only_a), tuple(only_b),

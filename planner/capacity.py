@@ -215,28 +215,13 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
         rows += [("IT power during HPL", h.it_power), ("energy efficiency (GFLOP/s per W)", h.gflops_per_w)]
     # the H100 of the ratio is calibrated as this system is: with the same TOP500 machine left out;
     # per GPU as a machine of that many H100s runs HPL (the slowest of them sets the pace)
-    ref = _h100_hpl(system, h.rmax.value)
+    ref = hpl.h100_machine(system.extra.get("top500_machine") or system.key, h.rmax.value)
     d = equivalents.Delivered("hpl", "hpl", h.rmax, ref.rmax_per_gpu,
                               equivalents.Equivalent("delivered:hpl", None,
                                                      combine(lambda a, b: a / b, h.rmax, ref.rmax_per_gpu, unit="H100e"),
                                                      "delivered", "Rmax / HPL per GPU of a machine of that many H100"))
     notes = h.rmax.assumptions + ((h.gflops_per_w.assumptions if h.gflops_per_w else ()))
     return rows, {"hpl": h}, notes, d, None
-
-
-def _h100_hpl(system: SystemSpec, rmax_flop_s: float) -> Any:
-    """HPL of the H100 reference machine as large as `rmax_flop_s` needs: its count from one H100's
-    rate, then again at that count until it holds (the slowest GPU's pace moves slowly with it)."""
-    profile = equivalents.measured_profile_for(equivalents.H100)  # reads seeds/measured once
-    left_out = system.extra.get("top500_machine") or system.key
-    gpus, last = 1, 0
-    for _ in range(5):
-        ref_sys = equivalents.h100_reference(gpus)
-        ref = hpl.estimate_hpl(replace(ref_sys, extra={**ref_sys.extra, "top500_machine": left_out}), profile)
-        gpus, last = max(1, round(rmax_flop_s / ref.rmax_per_gpu.value)), gpus
-        if gpus == last:
-            break
-    return ref
 
 
 def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, profile: Any = None,

@@ -62,16 +62,18 @@ def claim_keys() -> list[str]:
 
 # --- the checks ----------------------------------------------------------------------------------
 
-def _hpl_per_gpu(spec, profile) -> tuple[Estimate, Estimate, bool]:
-    """HPL rate per GPU and efficiency (all reference machines; measured DGEMM with a profile)."""
-    return hpl.rate_and_efficiency(spec, None, profile, None)
+def _hpl_per_gpu(spec, profile, gpus: float | None) -> tuple[Estimate, Estimate, bool]:
+    """HPL rate per GPU and efficiency (all reference machines; measured DGEMM with a profile), at
+    the pace of `gpus` GPUs as `plan hpl` takes it (planner/pace.py; None: the family's own)."""
+    return hpl.rate_and_efficiency(spec, None, profile, None, gpus)
 
 
 def check_exaflop(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     target = float(c["value_flop_s"])
     system = load_system(c["system"])
     spec = get_device_spec(system.device)
-    rate, eff, measured = _hpl_per_gpu(spec, profile)
+    # unpaced, as the preset's count was derived (hpl.gpus_for_rmax): the count is what is asked
+    rate, eff, measured = _hpl_per_gpu(spec, profile, None)
     need_hpl = combine(lambda r, e: target / (r * e), rate, eff, unit="gpu")
     fp64 = device_metric(spec, "fp64_matrix")
     need_peak = fp64.map(lambda r: target / r, "gpu") if fp64 else None
@@ -97,7 +99,7 @@ def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     system = load_system(c["system"])
     spec, h100 = get_device_spec(system.device), get_device_spec(H100)
     gpus = system.estimate("gpus", "gpu")
-    _, eff, _ = _hpl_per_gpu(spec, None)
+    _, eff, _ = _hpl_per_gpu(spec, None, system.gpus)
     target = system.extra.get("hpl_target_eflops")
     lines, implied, holds, fails = [], {}, [], []
     metrics: dict[str, Estimate] = {}
@@ -112,9 +114,10 @@ def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
                 metrics[m] = e
             lines.append(f"H100e {m} peak = {rng(sys_fp64, E)}FLOP/s / H100 {si(ref.value, T)}FLOP/s = {rng(e)}"
                          + (" (the same calculation as HPL delivered below: counted once, as HPL)" if m == "fp64_matrix" else ""))
-        h_rate, h_eff, h_meas = _hpl_per_gpu(h100, measured_profile_for(H100))
-        metrics["fp64_hpl"] = combine(lambda r, e: float(target) * E / (r * e), h_rate, h_eff, unit="H100e")
-        lines.append(f"H100e HPL delivered = 1e18 / (H100 {rng(h_rate, T)}FLOP/s x efficiency {rng(h_eff)}) = {rng(metrics['fp64_hpl'])}")
+        ref = hpl.h100_machine(system.extra.get("top500_machine") or system.key, float(target) * E)
+        metrics["fp64_hpl"] = ref.rmax_per_gpu.map(lambda r: float(target) * E / r, "H100e")
+        lines.append(f"H100e HPL delivered = {target:g}e18 / (H100 {rng(ref.rate_per_gpu, T)}FLOP/s x efficiency "
+                     f"{rng(ref.efficiency)}, at the pace of {ref.gpus.value:,.0f} H100) = {rng(metrics['fp64_hpl'])}")
     for m in ("hbm_capacity", "hbm_bandwidth"):
         a, b = device_metric(spec, m), device_metric(h100, m)
         if a and b:
@@ -313,7 +316,7 @@ def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         implied[f"{wk}_tokens_per_s"] = r.tokens_per_s_system
         implied[f"{wk}_concurrent_users"] = r.concurrent_users
         lines.append(f"{wk} ({w.model}, {r.gpus_per_replica} GPU/replica, batch {rng(r.batch)}, "
-                     f"{r.tpot.value * 1e3:.0f} ms/token): {rng(r.tokens_per_s_system)} tokens/s, {rng(r.concurrent_users)} concurrent users")
+                     f"{r.tpot.value * 1e3:.3g} ms/token): {rng(r.tokens_per_s_system)} tokens/s, {rng(r.concurrent_users)} concurrent users")
     served = [k for k in implied if k.endswith("_tokens_per_s")]
     if c.get("workloads") and not served:
         verdict, cond = NOT, "no listed inference workload can be served on that fleet"

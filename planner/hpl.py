@@ -396,3 +396,21 @@ def check_against_top500(roles: tuple[str, ...] = ("check",)) -> list[dict[str, 
                      "top500_rmax_flop_s": e.rmax_flop_s, "error": rmax.value / e.rmax_flop_s - 1,
                      "inside_range": rmax.low <= e.rmax_flop_s <= rmax.high})
     return rows
+
+
+def h100_machine(left_out: str, rmax_flop_s: float) -> HplEstimate:
+    """HPL of the H100 reference machine as large as `rmax_flop_s` needs, calibrated with the TOP500
+    machine `left_out` left out (as the system it is compared with): its count from one H100's
+    rate, then again at that count until it holds (the slowest GPU's pace moves slowly with it).
+    `plan hpl` and `check` take their delivered H100-equivalents from it."""
+    from recoque.planner import equivalents
+
+    profile = equivalents.measured_profile_for(equivalents.H100)  # reads seeds/measured once
+    gpus, last = 1, 0
+    for _ in range(5):
+        ref_sys = equivalents.h100_reference(gpus)
+        ref = estimate_hpl(replace(ref_sys, extra={**ref_sys.extra, "top500_machine": left_out}), profile)
+        gpus, last = max(1, round(rmax_flop_s / ref.rmax_per_gpu.value)), gpus
+        if gpus == last:
+            break
+    return ref

@@ -37,8 +37,9 @@ WHICH = ("value", "low", "high")
 _GRID_LOG2 = np.arange(10.0, 56.0, 0.5)  # 1 kFLOP .. 2^55 FLOP
 
 # Datasheet fallbacks (stated, not measured). The GEMM figure sits between the A100 and H100
-# best-shape results in the public MAMF table (86.9% and 80.3% of peak, ../shared/reference/
-# bench_anchors.md) less a margin for Megatron-sized shapes; the rest are round stated guesses.
+# best-shape results in the public MAMF table (86.9% and 80.3% of peak, stas00/ml-engineering
+# compute/accelerator/README.md, "Maximum Achievable Matmul FLOPS comparison table") less a margin
+# for Megatron-sized shapes; the rest are round stated guesses.
 DEFAULT_GEMM_EFFICIENCY = 0.75
 DEFAULT_ATTENTION_EFFICIENCY = 0.45
 DEFAULT_MEMORY_EFFICIENCY = 0.85
@@ -57,7 +58,7 @@ MEASURED_COMPOSITION_UNCERTAINTY = 0.12
 # pairs measured in one source: H100 SXM fp8 1402.6 / 1979 = 70.9% against bf16 794.5 / 989 =
 # 80.3% (MAMF table) -> 0.88; MI300X fp8 1273 / 2615 against bf16 708 / 1307 (AMD "Measuring
 # Max-Achievable FLOPs part 2", Table 1) -> 0.90; MI325X 1519 against 843 -> 0.90
-# (../shared/reference/bench_anchors.md). The default is the lowest of the three.
+# (same blog, Table 1). The default is the lowest of the three.
 DEFAULT_FP8_RELATIVE_EFFICIENCY = 0.88
 FP8_DTYPES = ("fp8", "fp8_e4m3", "fp8_e5m2")
 # fp4 (NVFP4/MXFP4 block-scaled) GEMMs against the same 16-bit fraction: the fp8 rule applied once

@@ -55,10 +55,13 @@ def untuned_blockscale_note(model: Any, run: Any, req: ServingRequest) -> tuple[
 
 
 def usable_note(frac: float, spec: Any, engine: sr.Engine) -> str:
-    cap = sr.hbm_capacity_bytes(spec) / 1e9
+    # hardware.toml's HBM "GB" are binary (seeds/serving.toml hbm_capacity_gib_per_gb): say both, as the other
+    # memory rows are in decimal GB
+    cap_bytes = sr.hbm_capacity_bytes(spec)
+    cap = f"{cap_bytes / 2 ** 30:.0f} GiB ({cap_bytes / 1e9:.1f} GB)"
     if engine.kv_fraction_of_free:
-        return f"KV cache {frac:.0%} of what weights and workspace leave of {cap:.0f} GB"
-    return f"{frac:.0%} of {cap:.0f} GB usable"
+        return f"KV cache {frac:.0%} of what weights and workspace leave of {cap}"
+    return f"{frac:.0%} of {cap} usable"
 
 
 def attention_weights_note(model: Any, req: ServingRequest) -> tuple[str, ...]:

@@ -25,7 +25,8 @@ from recoque.planner.workloads import gemm_rate, memory_rate, profile_applies
 CORNERS = ("value", "low", "high")
 ENGINES = ("vllm", "vllm-v0", "trtllm", "sglang", "atom")
 # Link efficiency of a ring all-reduce against the stated per-GPU one-direction bandwidth, by vendor
-# (../shared/reference/bench_anchors.md table 1c and section 8.3). AMD: RCCL on 8x MI300X reaches
+# (AMD ROCm blog "mi300x-rccl-xgmi", 2 Mar 2025; ROCm/system-acceptance-docs docs/gpus/mi300x.md;
+# stas00/ml-engineering network/benchmarks/README.md for 8x H200). AMD: RCCL on 8x MI300X reaches
 # 318 GB/s busbw of 448 (0.71; AMD blog "mi300x-rccl-xgmi", RCCL 2.22.3, 8 GiB), 315-336 realised
 # (0.70-0.75), acceptance floor 304 (0.68): the slowest of the 7 xGMI links caps every ring.
 # NVIDIA and others: NVSwitch gives every GPU its full link; NCCL 8x H200 reaches 482 of 450 with

@@ -36,9 +36,9 @@ def serving_section(as_json: bool) -> tuple[dict[str, Any], bool]:
                         ("case", "role", "published", "predicted [low-high]", "error", "inside",
                          "published TTFT / TPOT ms", "predicted TTFT / TPOT ms", "step bound"), rows))
     for role, s in summaries.items():
-        verdict = "" if s.passed is None else (" PASS" if s.passed else " FAIL")
+        verdict = "" if s.passed is None else (": PASS" if s.passed else ": FAIL")
         limits = (f" (thresholds {sv.CALIBRATION_MEAN_ABS_ERROR:.0%} / {sv.CALIBRATION_MAX_ABS_ERROR:.0%}, all inside)"
-                  if role == "calibration" else " (set no value; the TensorRT-LLM rows size the trtllm efficiency range)")
+                  if role == "calibration" else " (no verdict on this set; the TensorRT-LLM rows size the trtllm efficiency range)")
         console.print(f"serving {role}: {s.cases} cases, mean |error| {s.mean_abs_error:.1%}, max {s.max_abs_error:.1%}, "
-                      f"published inside low-high {s.inside}/{s.cases}{limits}:{verdict}", highlight=False)
+                      f"published inside low-high {s.inside}/{s.cases}{limits}{verdict}", highlight=False)
     return data, passed

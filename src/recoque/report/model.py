@@ -5,6 +5,7 @@ The HTML and Markdown writers only lay this out; every figure is formatted here,
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -146,7 +147,9 @@ def environment(inputs: Sequence[Input]) -> Section:
     keys = list(dict.fromkeys(k for f in flats for k in f))
     rows = []
     for k in keys:
-        vals = [num(f.get(k)) if k in f else "" for f in flats]
+        # integers here are versions, ids and counts as the tools report them (cudnn 91900): no separators
+        vals = [(str(f[k]) if isinstance(f[k], int) and not isinstance(f[k], bool) else num(f[k])) if k in f else ""
+                for f in flats]
         mark = " (differs)" if len(inputs) > 1 and len(set(vals)) > 1 else ""
         rows.append((k + mark, *vals))
     return Section("Environment", tables=(Table("Environment and device", ("field", *[i.label for i in inputs]),
@@ -307,8 +310,13 @@ def estimate_text(d: Mapping[str, Any]) -> tuple[str, str, str, str]:
         return num(d.get("value")), num(d.get("low")), num(d.get("high")), str(d.get("unit", ""))
 
 
-def _label(key: str) -> str:
-    return key.replace("_", " ")
+# base units JSON keys end in; an estimate's row prints its unit in human form beside it
+# (render.human: "energy_per_year_j" is shown in GWh), so the label drops the key's unit
+_BASE_UNIT_SUFFIX = re.compile(r"_(j|w|s|flop_s|bytes|bytes_s|eur|kg_co2e)$")
+
+
+def _label(key: str, estimate: bool = False) -> str:
+    return (_BASE_UNIT_SUFFIX.sub("", key) if estimate else key).replace("_", " ")
 
 
 def _scalar(v: Any) -> bool:
@@ -327,7 +335,7 @@ def generic_tables(title: str, obj: Any) -> list[Table]:
         if k == "assumptions":
             continue
         if _is_estimate(v):
-            rows.append((_label(k), *estimate_text(v)))
+            rows.append((_label(k, estimate=True), *estimate_text(v)))
         elif _scalar(v):
             rows.append((_label(k), num(v), "", "", ""))
         elif isinstance(v, list) and all(_scalar(x) for x in v):
@@ -358,7 +366,8 @@ def records_table(title: str, items: Sequence[Mapping[str, Any]]) -> Table:
                 row.append(num(v))
         rows.append(tuple(row))
     note = f"first {MAX_PLAN_ROWS} of {len(items)}" if len(items) > MAX_PLAN_ROWS else ""
-    return Table(title, tuple(_label(c) for c in cols), tuple(rows), note)
+    est = {c for c in cols if any(_is_estimate(it.get(c)) for it in items)}
+    return Table(title, tuple(_label(c, c in est) for c in cols), tuple(rows), note)
 
 
 def planner(plans: Sequence[tuple[str, Mapping[str, Any]]]) -> Section | None:
