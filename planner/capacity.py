@@ -196,8 +196,11 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
     if efficiency is not None and not 0 < efficiency <= 1:
         raise BadInput(f"--efficiency must be in (0, 1], got {efficiency}", "pass a fraction such as 0.7")
     h = hpl.estimate_hpl(system, profile, eff)
-    rows: list[tuple[str, Any]] = [("GPUs", h.gpus), ("HPL rate per GPU (counted)", h.rate_per_gpu),
-                                   ("HPL efficiency", h.efficiency)]
+    # with a measured profile the rate is the DGEMM measured and the efficiency a fraction of it
+    # (hpl_fraction_of_measured_dgemm), not of the rate TOP500 counts
+    rows: list[tuple[str, Any]] = [
+        ("GPUs", h.gpus), ("DGEMM rate per GPU (measured)" if h.measured else "HPL rate per GPU (counted)", h.rate_per_gpu),
+        ("HPL efficiency (of the measured DGEMM)" if h.measured else "HPL efficiency", h.efficiency)]
     if h.clock != 1.0:  # the table multiplies out: rate x efficiency x clock = Rmax per GPU (before the FP64 ceiling)
         rows.append(("compute clock under the power cap", f"x {h.clock:.3f}"))
     rows += [("Rmax per GPU", h.rmax_per_gpu), ("Rmax", h.rmax)]
@@ -208,20 +211,60 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
         if t.rmax_over_rpeak:
             rows.append(("TOP500 Rmax / Rpeak as listed", f"{t.rmax_over_rpeak:.3f}"))
         if t.gflops_per_w:
-            rows.append(("TOP500 GFLOP/s per W", f"{t.gflops_per_w:.1f}"))
+            rows.append(("TOP500 energy efficiency", Estimate.exact(t.gflops_per_w, "GFLOP/s/W")))
     elif h.note:
         rows.append(("TOP500", h.note))
     if h.it_power is not None:
-        rows += [("IT power during HPL", h.it_power), ("energy efficiency (GFLOP/s per W)", h.gflops_per_w)]
+        rows += [("IT power during HPL", h.it_power), ("energy efficiency", h.gflops_per_w)]
     # the H100 of the ratio is calibrated as this system is: with the same TOP500 machine left out;
     # per GPU as a machine of that many H100s runs HPL (the slowest of them sets the pace)
     ref = hpl.h100_machine(system.extra.get("top500_machine") or system.key, h.rmax.value)
     d = equivalents.Delivered("hpl", "hpl", h.rmax, ref.rmax_per_gpu,
-                              equivalents.Equivalent("delivered:hpl", None,
-                                                     combine(lambda a, b: a / b, h.rmax, ref.rmax_per_gpu, unit="H100e"),
+                              equivalents.Equivalent("delivered:hpl", None, _hpl_h100e(system, h, ref, eff),
                                                      "delivered", "Rmax / HPL per GPU of a machine of that many H100"))
-    notes = h.rmax.assumptions + ((h.gflops_per_w.assumptions if h.gflops_per_w else ()))
+    notes = _package_note(system) + h.rmax.assumptions + ((h.gflops_per_w.assumptions if h.gflops_per_w else ()))
     return rows, {"hpl": h}, notes, d, None
+
+
+def _package_note(system: SystemSpec) -> tuple[str, ...]:
+    """HPL, HPCG and stencil count a multi-die package as the TOP500 does; plan train and infer count
+    the GPUs ROCm shows (planner/system.as_shown): say which one --gpus and --power-limit-w mean here."""
+    spec = get_device_spec(system.device)
+    if spec.shown_as is None:
+        return ()
+    return (f"GPUs here are {spec.key} packages as the TOP500 counts them ({spec.shown_per_package} {spec.shown_as} "
+            f"each): --gpus and --power-limit-w count packages; plan train and plan infer count {spec.shown_as}s",)
+
+
+def _same_part_ratio(system: SystemSpec, profile: Any) -> Any:
+    """On a system of H100s (with the H100's own profile or none), the achieved HBM fraction is one
+    uncertain constant on both sides of the ratio: the range pairs the ends (None: every corner)."""
+    if system.device != equivalents.H100 or "gpus" in system.ranges or (
+            profile is not None and getattr(getattr(profile, "spec", None), "key", None) != equivalents.H100):
+        return None
+    n = float(system.gpus)
+
+    def ratio(sys_rate: Estimate, ref_rate: Estimate) -> Estimate:
+        v = sys_rate.value / n / ref_rate.value
+        ends = sorted((sys_rate.low / n / ref_rate.low, sys_rate.high / n / ref_rate.high))
+        return Estimate(v, min(ends[0], v), max(ends[1], v), "1",
+                        ("the system's GPUs are the reference's H100: one HBM fraction, whose range moves both sides",))
+    return ratio
+
+
+def _hpl_h100e(system: SystemSpec, h: Any, ref: Any, override: Estimate | None) -> Estimate:
+    """Rmax / an H100's Rmax per GPU. A system of H100s is modelled with the very efficiency its
+    reference machine is: the one uncertain efficiency moves both sides together, so the ratio's
+    range pairs the low ends and the high ends (what is left: the GPU count and the pace). Another
+    device's run, even of the same family (GH200 machines reach 53-78% of Rpeak), draws its
+    efficiency apart from the H100 machine's: every corner."""
+    shared = not h.measured and override is None and system.device == equivalents.H100
+    if not shared:
+        return combine(lambda a, b: a / b, h.rmax, ref.rmax_per_gpu, unit="H100e")
+    ends = sorted((h.rmax.low / ref.rmax_per_gpu.low, h.rmax.high / ref.rmax_per_gpu.high))
+    value = h.rmax.value / ref.rmax_per_gpu.value
+    return Estimate(value, min(ends[0], value), max(ends[1], value), "H100e",
+                    ("the system's GPUs are the reference's H100: one efficiency, whose range moves both sides",))
 
 
 def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, profile: Any = None,
@@ -236,7 +279,8 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     asked = request or (inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**given)).request()
     e, request, changes = _serve(system, model, model_name, asked, profile, gemm_shapes, scenario=request is None)
     r = inference.from_serving(model, request.kv_cache, request.weights, e)
-    rows = _over_gpu_count(system, _serving_rows(model, model_name, request, e, r), request)
+    shown_e, shown_r = _over_gpu_count(system, e, r, request)
+    rows = _serving_rows(model, model_name, request, shown_e, shown_r)
     rows[1:1] = changes
     h100_rate, ratio, h100_runs = _h100_serving(system, model, model_name, asked, e)
     served_as_released = released and request.weights == released  # else the precision row says what it became
@@ -257,7 +301,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         rows.append(("energy per million output tokens", per_mtok))
     except BadInput:
         pass
-    return rows, {"inference": r, "serving_request": request.knobs()}, notes, d, None
+    return rows, {"inference": shown_r, "serving_request": request.knobs()}, notes, d, None
 
 
 def released_default(model: Any) -> str:
@@ -328,22 +372,27 @@ def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> 
         ("output tokens/s per GPU", r.tokens_per_s_per_gpu), ("output tokens/s, system", r.tokens_per_s_system),
         ("requests/s, system", e.requests_per_s_system), (_users_label(request, r.concurrent_users), r.concurrent_users),
         ("memory per GPU", f"{m.usable_bytes / 1e9:.0f} GB usable: weights {m.weights_bytes / 1e9:.1f} GB, workspace "
-                           f"{m.workspace_bytes / 1e9:.1f} GB, KV for {m.max_streams} streams")]
+                           f"{m.workspace_bytes / 1e9:.1f} GB, KV for {m.max_streams} streams"
+                           + (f" a replica ({m.max_streams / e.tp:.0f} a GPU: each keeps its own, attention DP)"
+                              if e.attention_dp else ""))]
 
 
-_SYSTEM_ROWS = ("replicas", "output tokens/s, system", "requests/s, system", "concurrent users")
-
-
-def _over_gpu_count(system: SystemSpec, rows: list[tuple[str, Any]], request: Any) -> list[tuple[str, Any]]:
+def _over_gpu_count(system: SystemSpec, e: Any, r: Any, request: Any) -> tuple[Any, Any]:
     """Where the file gives the GPU count as a range (alice-recoque: derived from the HPL target), the
-    whole-system rows span it too, as the energy and H100-equivalent rows do; per-GPU rows are unchanged.
-    Users under a fixed --concurrency are the load asked for, not a capacity."""
+    whole-system figures span it too, as the energy and H100-equivalent rows do; per-GPU ones are unchanged.
+    Users under a fixed --concurrency are the load asked for, not a capacity. The table and --json
+    both print what this returns; the delivered ratio is taken per GPU, before it."""
     if "gpus" not in system.ranges:
-        return rows
+        return e, r
     n = system.estimate("gpus", "gpu")
-    scaled = [q for q in _SYSTEM_ROWS if not (q == "concurrent users" and (request.concurrency or request.batch))]
-    return [(q, combine(lambda v, g: v * g / n.value, v, n, unit=v.unit) if q in scaled and isinstance(v, Estimate)
-             else v) for q, v in rows]
+
+    def span(v: Estimate) -> Estimate:
+        return combine(lambda x, g: x * g / n.value, v, n, unit=v.unit)
+    users = (lambda v: v) if (request.concurrency or request.batch) else span
+    e = replace(e, tokens_per_s_system=span(e.tokens_per_s_system), requests_per_s_system=span(e.requests_per_s_system),
+                concurrent_users=users(e.concurrent_users))
+    return e, replace(r, replicas=span(r.replicas), tokens_per_s_system=e.tokens_per_s_system,
+                      concurrent_users=e.concurrent_users, serving=e)
 
 
 def _users_label(request: Any, running: Estimate) -> str:
@@ -438,9 +487,10 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
 
     def h100_rate(s, p):
         return memory_rate(h100, p).scale(k.intensity_flop_per_byte, "flop/s")
-    d = equivalents.delivered(system, w, lambda s, p: r.achieved_flop_s, h100_rate, profile)
+    d = equivalents.delivered(system, w, lambda s, p: r.achieved_flop_s, h100_rate, profile,
+                              _same_part_ratio(system, profile))
     data: dict[str, Any] = {"stencil": r}
-    notes = r.assumptions
+    notes = _package_note(system) + r.assumptions
     if w.key == "hpcg":
         rows_h, h = _hpcg_rows(system, profile)
         rows += rows_h
@@ -457,7 +507,10 @@ def _hpcg_rows(system: SystemSpec, profile: Any):
 
     h = hpcg.estimate_hpcg(system, profile)
     assumed = any("no HPCG reference in" in a for a in h.memory_efficiency.assumptions)  # none of its memory family
-    rows: list[tuple[str, Any]] = [(f"HPCG: HBM efficiency ({'no family reference: ASSUMED' if assumed else 'family, calibrated'})",
+    # the efficiency counts 340 B per 54-FLOP row; a tuned HPCG that keeps vectors in cache moves fewer
+    # bytes, so this figure can pass 1 (JUPITER's GH200 runs: 1.04) without passing the bandwidth
+    rows: list[tuple[str, Any]] = [(f"HPCG: HBM efficiency at 340 B/row counted, above 1 when fewer bytes move "
+                                    f"({'no family reference: ASSUMED' if assumed else 'family, calibrated'})",
                                     h.memory_efficiency),
                                    ("HPCG: parallel efficiency (weak scaling)", f"{h.parallel_efficiency:.3f}"),
                                    ("HPCG rate (model)", h.rate)]

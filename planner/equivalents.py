@@ -175,17 +175,26 @@ def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
     spec = get_device_spec(system.device)
     if abs(ratio - 1.0) < 0.1:
         return f"delivered within 10% of the {metric} peak ratio (x{ratio:.2f})"
+    from recoque.planner.power import clock_factor
+
+    clock = clock_factor(system)
+    capped = (f"the {system.gpu_power_limit_w:g} W power cap runs the compute clock at x{clock:.2f}; "
+              if clock < 0.995 else "")
+    if capped and spec.key == H100:  # the same part on both sides: the cap is the whole difference
+        return f"delivered = x{ratio:.2f} the {metric} peak ratio: {capped.rstrip('; ')}"
+    vec, mat = device_metric(spec, "fp64_vector"), device_metric(spec, "fp64_matrix")
+    vector_counted = spec.vendor == "amd" and vec is not None and mat is not None and vec.value < mat.value
     why = {
         "hpl": (f"TOP500 counts {spec.key} at its FP64 vector rate and H100 at its tensor rate; HPL efficiency is calibrated on that basis"
-                if spec.vendor == "amd" else
-                f"both counted at their FP64 tensor rate; the HPL efficiency of {spec.key}'s family and memory per GPU differs "
+                if vector_counted else
+                f"both counted at their FP64 matrix (tensor) rate; the HPL efficiency of {spec.key}'s family and memory per GPU differs "
                 "from H100's, and the slowest of more GPUs sets the pace (planner/hpl.py)"),
         "stencil": "halo exchange over the inter-node links and the achieved fraction of HBM bandwidth",
         "infer": ("HBM capacity sets the batch (more streams per GPU amortise the weight reads), the achieved GEMM fraction "
                   "differs by vendor, and prefill is compute-bound"),
         "train": "achieved GEMM fraction, memory for the parallel layout, and communication over the links",
     }.get(d.kind, "the workload's bottleneck is not the peak metric")
-    return f"delivered = x{ratio:.2f} the {metric} peak ratio: {why}"
+    return f"delivered = x{ratio:.2f} the {metric} peak ratio: {capped}{why}"
 
 
 

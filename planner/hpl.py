@@ -346,6 +346,9 @@ def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: E
     spec = get_device_spec(system.device)
     machine = system.extra.get("top500_machine")
     rate, eff, measured = rate_and_efficiency(spec, machine or system.key, profile, efficiency_override, system.gpus)
+    if eff.high > 1.0:  # Rmax cannot pass the rate it is a fraction of: a wide family band about a high centre
+        eff = Estimate(min(eff.value, 1.0), min(eff.low, 1.0), 1.0, eff.unit, eff.assumptions + (
+            f"efficiency high end capped at 1 (the band reached {eff.high:.3g}): Rmax cannot exceed the rate counted",))
     gpus = system.estimate("gpus", "gpu")
     clock = clock_factor(system, profile if measured else None)
     per_gpu = combine(lambda r, e: r * e * clock, rate, eff, unit="flop/s",

@@ -320,8 +320,9 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
             return p
         if not math.isfinite(p.ttft_s):
             raise _no_prompt_gets_through(rep, req, lo, slots, why)
-        raise DoesNotFit(f"even one stream gives TPOT {p.tpot_s * 1e3:.1f} ms / TTFT {p.ttft_s * 1e3:.0f} ms ({req.percentile}), "
-                         "above the target", "relax --tpot-ms/--ttft-ms, use more GPUs per replica or fp8")
+        narrower = "" if req.weights in ("fp8", "fp4") else " or fp8"
+        raise DoesNotFit(f"even one stream gives TPOT {p.tpot_s * 1e3:,.1f} ms / TTFT {p.ttft_s * 1e3:,.0f} ms ({req.percentile}), "
+                         "above the target", f"relax --tpot-ms/--ttft-ms, use more GPUs per replica{narrower}")
     return server_point(rep, req, _bisect(meets, lo, slots * (1 - 1e-9)), slots, q)
 
 
@@ -609,8 +610,7 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         *untuned_blockscale_note(model, run, req),
         *routing_note(model, run),
         f"memory per GPU: {usable_note(frac, spec, engine)}, weights {run.mem.weights_bytes / 1e9:.1f} GB, "
-        f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, KV {run.mem.kv_bytes_per_token / 1e3:.0f} kB/token "
-        f"-> {run.mem.max_streams} streams of {run.mem.kv_tokens_per_stream:g} tokens",
+        f"workspace {run.mem.workspace_bytes / 1e9:.1f} GB, " + _kv_words(run.mem, lay),
         mode_note(req),
         budget_note(run, req, engine),
         *spec_note(run, req),
@@ -633,3 +633,13 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
         group_tokens_per_s_per_gpu={name: tuple(runs[(name, s)].tokens_per_s / g for s in sb.SIDES)
                                     for name, _, _ in sb.GROUPS})
 
+
+def _kv_words(mem: Any, lay: Any) -> str:
+    """The KV memory line. Under attention DP each GPU keeps its own streams whole; the memory model
+    spreads their KV over the tp GPUs (the same total), so the count is the replica's, not a GPU's."""
+    if not lay.attn_dp:
+        return (f"KV {mem.kv_bytes_per_token / 1e3:.0f} kB/token -> {mem.max_streams} streams of "
+                f"{mem.kv_tokens_per_stream:g} tokens")
+    return (f"KV {mem.kv_bytes_per_token * lay.tp / 1e3:.0f} kB/token on the GPU that keeps each stream -> "
+            f"{mem.max_streams} streams of {mem.kv_tokens_per_stream:g} tokens per replica "
+            f"({mem.max_streams / lay.tp:.0f} per GPU)")

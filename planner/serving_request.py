@@ -102,7 +102,7 @@ class ServingRequest:
             raise BadInput(f"all-reduce fusion must be true or false, got {self.allreduce_fusion!r}",
                            "pass --allreduce-fusion or --no-allreduce-fusion, or leave it out for the engine's default")
         if self.percentile not in PERCENTILES:
-            raise BadInput(f"percentile must be one of {', '.join(PERCENTILES)}, got {self.percentile!r}", "pass --percentile p50 or p99")
+            raise BadInput(f"percentile must be one of {', '.join(PERCENTILES)}, got {self.percentile!r}", "pass --percentile " + " or ".join((", ".join(list(PERCENTILES)[:-1]), list(PERCENTILES)[-1])))
         for name in ("weights", "activations", "kv_cache"):
             if getattr(self, name) not in DTYPE_BYTES:
                 raise BadInput(f"unknown {name} dtype {getattr(self, name)!r}", f"use one of {', '.join(DTYPE_BYTES)}")

@@ -100,8 +100,11 @@ class SystemSpec:
         return v
 
     def with_gpus(self, gpus: int) -> "SystemSpec":
+        """This system with a GPU count given: the file's notes on how its own count was derived
+        (`gpus_notes`) no longer apply."""
         r = {k: v for k, v in self.ranges.items() if k != "gpus"}
-        return replace(self, gpus=float(gpus), ranges=r)
+        derived = set(self.extra.get("gpus_notes", ()))
+        return replace(self, gpus=float(gpus), ranges=r, notes=tuple(n for n in self.notes if n not in derived))
 
 
 # Per-GPU quantities a package's shown GPUs split between them (counts multiply instead).
@@ -162,6 +165,10 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         lo, hi = _number(raw, f"{tkey}_low", where), _number(raw, f"{tkey}_high", where)
         if v is None and tkey in _DEFAULTS:
             v = _DEFAULTS[tkey]
+        if (lo is None) != (hi is None) and tkey != "gpu_power_limit_w":  # one bound alone is no range:
+            # dropping it would hide a typo (a power limit's bounds are refused below, as no range at all)
+            given = f"{tkey}_low" if lo is not None else f"{tkey}_high"
+            raise BadInput(f"{where}: `{given}` without its other bound", f"give both `{tkey}_low` and `{tkey}_high`, or neither")
         if lo is not None and hi is not None:
             if lo > hi:
                 raise BadInput(f"{where}: `{tkey}_low` {lo} is above `{tkey}_high` {hi}", "swap them")
@@ -187,7 +194,7 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         intra_node_latency_s=values["intra_node_latency_s"], inter_node_latency_s=values["inter_node_latency_s"],
         node_power_w=values.get("node_power_w"), pue=values.get("pue"),
         gpu_power_limit_w=values.get("gpu_power_limit_w"), ranges=ranges,
-        sources=dict(raw.get("sources", {})), notes=tuple(raw.get("notes", ())), extra=extra,
+        sources=dict(raw.get("sources", {})), notes=(*raw.get("gpus_notes", ()), *raw.get("notes", ())), extra=extra,
     )
     if any(f"gpu_power_limit_w_{s}" in raw for s in ("low", "high")):
         raise BadInput(f"{where}: a power limit is one setting, not a range", "give `gpu_power_limit_w` alone")

@@ -47,11 +47,11 @@ def test_users_beyond_the_slots_are_said_to_wait():
 
 def test_a_measured_dgemm_never_counts_above_the_datasheet():
     d = _json("plan", "hpl", "-s", "node-8x-h200", "--profile", "seeds/measured/h200.json")
-    counted = _row(d, "HPL", "HPL rate per GPU (counted)")
+    counted = _row(d, "HPL", "DGEMM rate per GPU (measured)")
     assert counted["high"] <= hpl.fp64_ceiling_flop_s(get_device_spec("h200")) * (1 + 1e-12)
 
 
 def test_hpl_explanation_for_a_part_counted_like_the_h100():
     d = _json("plan", "hpl", "-s", "node-8x-h200")
     why = d["h100e"]["delivered_vs_peak"]
-    assert "both counted at their FP64 tensor rate" in why and "vector" not in why
+    assert "both counted at their FP64 matrix (tensor) rate" in why and "vector" not in why

@@ -3,7 +3,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from cli_json import runner
+import pytest
+from cli_json import cli_json, runner, section_value
 
 from recoque.bench import compare
 from recoque.bench.schema import document_from_json
@@ -86,3 +87,99 @@ def test_compare_pairs_a_case_round_by_round_and_says_so():
 def test_a_targeted_tpot_prints_as_solved():
     line = next(a for a in claims.run_claim("telehouse-25000-inference").arithmetic if a.strip().startswith("inference-fleet"))
     assert "29.5 ms/token" in line
+
+
+# --- the second half of sweep 8: a helper's report on plan infer / hpl / stencil and bad input ----
+
+def _quantities(d: dict, section: str) -> list[str]:
+    return [r["quantity"] for r in d["sections"][section]]
+
+
+def test_infer_json_totals_span_the_gpu_count_as_the_table_does():
+    d = cli_json("plan", "infer", "-s", "alice-recoque")
+    inf = d["inference"]
+    for key, row in (("replicas", "replicas"), ("tokens_per_s_system", "output tokens/s, system"),
+                     ("concurrent_users", "concurrent users")):
+        shown = section_value(d, "inference", row)
+        assert (inf[key]["low"], inf[key]["high"]) == pytest.approx((shown["low"], shown["high"]))
+    assert (inf["replicas"]["low"], inf["replicas"]["high"]) == (4106, 9068)
+
+
+def test_hpl_efficiency_never_passes_one():
+    d = cli_json("plan", "hpl", "-s", "nvl72-gb200")
+    assert section_value(d, "HPL", "HPL efficiency")["high"] <= 1.0
+
+
+def test_jean_zay_and_adastra_are_held_against_their_top500_runs():
+    for key, gpus in (("jean-zay-h100", "1,456"), ("adastra-mi250x", "1,352")):
+        q = _quantities(cli_json("plan", "hpl", "-s", key), "HPL")
+        assert f"TOP500 Rmax (2025-06, {gpus} GPUs in the run)" in q and "model vs TOP500" in q
+
+
+def test_a_system_of_h100s_is_its_own_count_of_h100e():
+    d = cli_json("plan", "hpl", "-s", "jean-zay-h100")
+    e = section_value(d, "H100-equivalents", "H100e delivered (hpl)")
+    assert e["low"] == pytest.approx(1456) and e["high"] == pytest.approx(1456)
+    d = cli_json("plan", "stencil", "-s", "node-8x-h100", "-w", "hpcg")
+    e = section_value(d, "H100-equivalents", "H100e delivered (hpcg)")
+    assert e["high"] / e["low"] < 1.01
+    jup = section_value(cli_json("plan", "hpl", "-s", "jupiter"), "H100-equivalents", "H100e delivered (hpl)")
+    assert jup["high"] / jup["low"] > 1.5   # another part's run draws its own efficiency
+
+
+def test_the_delivered_ratio_blames_a_power_cap_and_not_the_part():
+    why = cli_json("plan", "hpl", "-s", "jean-zay-h100", "--power-limit-w", "500")["h100e"]["delivered_vs_peak"]
+    assert "500 W power cap" in why and "family" not in why
+    why = cli_json("plan", "hpl", "-s", "node-8x-mi355x")["h100e"]["delivered_vs_peak"]
+    assert "vector" not in why   # MI355X's FP64 vector and matrix rates are one figure
+
+
+def test_hpl_on_mi250x_says_it_counts_packages():
+    d = cli_json("plan", "hpl", "-s", "adastra-mi250x")
+    assert any("count packages; plan train and plan infer count mi250x_gcds" in a for a in d["assumptions"])
+
+
+def test_a_measured_profile_renames_the_rate_and_efficiency_rows():
+    q = _quantities(cli_json("plan", "hpl", "-s", "node-8x-h200", "--profile", str(H200)), "HPL")
+    assert "DGEMM rate per GPU (measured)" in q and "HPL efficiency (of the measured DGEMM)" in q
+
+
+def test_one_bound_alone_is_refused(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[systems.x]\nname = "x"\ndevice = "h100_sxm"\ngpus = 8\ngpus_per_node = 8\n'
+                 'node_power_kw = 10\nnode_power_kw_high = 12\n')
+    res = runner.invoke(app, ["plan", "hpl", "-s", str(f)])
+    assert res.exit_code == 2 and "`node_power_kw_high` without its other bound" in res.output
+
+
+def test_compare_names_the_system_an_error_is_about():
+    res = runner.invoke(app, ["compare", "-s", "node-1x-gh200,jean-zay-h100", "-w", "le-chat"])
+    assert res.exit_code == 3 and "node-1x-gh200: " in res.output
+
+
+def test_attention_dp_memory_counts_streams_a_replica():
+    d = cli_json("plan", "infer", "-s", "nvl72-gb200", "-w", "deepseek-r1", "--dtype", "fp4", "--engine", "trtllm")
+    mem = section_value(d, "inference", "memory per GPU")
+    if "attention DP" in section_value(d, "inference", "replica layout"):
+        assert "streams a replica" in mem and "a GPU: each keeps its own" in mem
+
+
+def test_hpl_energy_rows_carry_their_unit_once():
+    q = _quantities(cli_json("plan", "hpl", "-s", "el-capitan"), "HPL")
+    assert "energy efficiency" in q and "TOP500 energy efficiency" in q
+    assert not any("GFLOP/s per W" in x for x in q)
+
+
+def test_a_given_gpu_count_drops_the_notes_on_deriving_the_count():
+    d = cli_json("plan", "hpl", "-s", "alice-recoque", "--gpus", "1000")
+    assert not any(a.startswith("GPU count not published") for a in d["assumptions"])
+    d = cli_json("plan", "hpl", "-s", "alice-recoque")
+    assert any(a.startswith("GPU count not published") for a in d["assumptions"])
+
+
+def test_serving_error_hints_are_complete_and_possible():
+    res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-h100", "-w", "le-chat", "--percentile", "p75"])
+    assert res.exit_code == 2 and "p50, p90 or p99" in res.output
+    res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-l40s", "-w", "llmaas"])
+    if res.exit_code == 3 and "even one stream" in res.output:
+        assert "or fp8" not in res.output and "353254" not in res.output

@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import typer
 
-from recoque.errors import BadInput
+from recoque.errors import BadInput, RecoqueError
 from recoque.estimate import Estimate
 from recoque.cli._edge import power_limit_option, profile_anyway_option, refuse_repeats
 from recoque.names import spelling
@@ -36,7 +36,10 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
     # refused when it is for none of their devices, unless --profile-anyway (then marked; issue 7)
     plans = []
     for s, prof in profiles_for_systems(resolved, profile, profile_anyway):
-        d = plan_any(s, workload, prof)
+        try:
+            d = plan_any(s, workload, prof)
+        except RecoqueError as exc:  # several systems: say which one the error is about
+            raise type(exc)(f"{s.key}: {exc.what}", exc.fix) from exc
         d.pop("_sections")
         plans.append(d)
     workload = plans[0]["workload"]  # the preset's key, however it was typed
