@@ -47,7 +47,7 @@ class ClaimResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"claim": self.key, "summary": self.summary, "stated": self.stated, "document": self.document,
-                "document_date": self.document_date, "file": self.file, "locator": self.locator,
+                "document_date": self.document_date, "locator": self.locator,
                 "verdict": self.verdict, "condition": self.condition, "holds_under": self.holds_under,
                 "implied": dict(self.implied), "arithmetic": list(self.arithmetic), "sources": list(self.sources)}
 
@@ -99,7 +99,7 @@ def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     system = load_system(c["system"])
     spec, h100 = get_device_spec(system.device), get_device_spec(H100)
     gpus = system.estimate("gpus", "gpu")
-    _, eff, _ = _hpl_per_gpu(spec, None, system.gpus)
+    _, eff, _ = _hpl_per_gpu(spec, None, None if "gpus" in system.ranges else system.gpus)
     target = system.extra.get("hpl_target_eflops")
     lines, implied, holds, fails = [], {}, [], []
     metrics: dict[str, Estimate] = {}
@@ -113,7 +113,7 @@ def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
             if m == "fp64_vector":
                 metrics[m] = e
             lines.append(f"H100e {m} peak = {rng(sys_fp64, E)}FLOP/s / H100 {si(ref.value, T)}FLOP/s = {rng(e)}"
-                         + (" (the same calculation as HPL delivered below: counted once, as HPL)" if m == "fp64_matrix" else ""))
+                         + (" (FP64 matrix work is what HPL runs: counted once, as HPL delivered below)" if m == "fp64_matrix" else ""))
         ref = hpl.h100_machine(system.extra.get("top500_machine") or system.key, float(target) * E)
         metrics["fp64_hpl"] = ref.rmax_per_gpu.map(lambda r: float(target) * E / r, "H100e")
         lines.append(f"H100e HPL delivered = {target:g}e18 / (H100 {rng(ref.rate_per_gpu, T)}FLOP/s x efficiency "
@@ -292,8 +292,8 @@ def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     try:  # the preset's own node power, as `recoque plan -s <system>` prints it: said beside, so the two are not read as one
         preset = energy.facility_power(system, Estimate.exact(n, "gpu")).scale(1e-6, "MW")
         implied["preset_facility_power_mw"] = preset
-        lines.append(f"the {system.key} preset's node power x nodes x PUE = {rng(preset)} MW (what `recoque plan -s "
-                     f"{system.key}` prints: {preset.value / site.value:.2f}x the generic centre, from the preset's stated nodes)")
+        lines.append(f"the {system.key} preset's node power x nodes x PUE = {rng(preset)} MW (the facility power `recoque plan -s "
+                     f"{system.key} -w inference-fleet` prints: {preset.value / site.value:.2f}x the generic centre, from the preset's stated nodes)")
     except BadInput:
         pass
     verdict, cond = CONSISTENT, "GPU model not stated; H100 SXM stands in"

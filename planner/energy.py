@@ -104,6 +104,10 @@ def node_power(system: SystemSpec) -> Estimate:
 
 def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
     """IT power (W) of `gpus` GPUs of this system (all of them by default)."""
+    if gpus is None and site_bound(system) and system.pue is not None:  # see facility_power
+        site = float(system.extra["site_power_mw"])
+        return system.estimate("pue", "1").map(lambda pue: site * 1e6 / pue, "W",
+                                               f"{system.key}: the stated {site:g} MW the GPU count was derived from / PUE")
     n = gpus or system.estimate("gpus", "gpu")
     if system.node_power_w is not None:
         return combine(lambda g, p: g / system.gpus_per_node * p, n, node_power(system), unit="W",
@@ -115,7 +119,19 @@ def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
     raise BadInput(f"system {system.key}: node power unknown", "add node_power_kw (with _low/_high) to the system file")
 
 
+def site_bound(system: SystemSpec) -> bool:
+    """The GPU count was derived from the stated site power (campus-1gw: 1 GW / (node power x PUE)):
+    the whole system then draws that power, whatever node power and PUE the count took."""
+    return system.extra.get("site_power_mw") is not None and "gpus" in system.ranges
+
+
 def facility_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
+    if gpus is None and site_bound(system):
+        # count x node power x PUE is the site power at every corner (each end of the count took the
+        # other end of node power and PUE): taking the three ranges apart would span 0.5-2 GW for 1 GW
+        site = float(system.extra["site_power_mw"])
+        return Estimate.exact(site * 1e6, "W", f"{system.key}: the stated {site:g} MW the GPU count was derived from "
+                                                "(count, node power and PUE are not independent)")
     it = it_power(system, gpus)
     if system.pue is None:
         raise BadInput(f"system {system.key}: PUE unknown", "add pue (with _low/_high) to the system file")

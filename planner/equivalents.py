@@ -90,7 +90,7 @@ def _fp64_from_target(system: SystemSpec, spec: DeviceSpec, metric: str, target_
     count x rate = target / efficiency (count and rate are not independent)."""
     from recoque.planner.hpl import hpl_efficiency, hpl_rate
 
-    eff = hpl_efficiency(spec.key, (), system.gpus)  # at the system's pace, as plan hpl and check take it
+    eff = hpl_efficiency(spec.key)  # the family's own, as the count was derived (hpl.gpus_for_rmax) and plan hpl takes it
     ref = device_metric(get_device_spec(H100), metric)
     ratio = device_metric(spec, metric).value / hpl_rate(spec).value  # this metric vs the rate HPL counts
     h100e = eff.map(lambda e: target_eflops * 1e18 / e * ratio / ref.value, "H100e",

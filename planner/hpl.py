@@ -311,8 +311,10 @@ def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Ent
     """IT power during HPL and GF/W: from node power when given, else from the TOP500 run's power."""
     if system.node_power_w is not None:
         node = energy.node_power(system)  # less what a GPU power limit sheds
-        power = combine(lambda n, p: n / system.gpus_per_node * p, gpus, node, unit="W",
-                        assumptions=("HPL draws the full node power (IT, PUE excluded, as TOP500 reports)",))
+        power = (energy.it_power(system) if energy.site_bound(system) and system.gpu_power_limit_w is None else
+                 combine(lambda n, p: n / system.gpus_per_node * p, gpus, node, unit="W"))
+        power = Estimate(power.value, power.low, power.high, "W", power.assumptions + (
+            "HPL draws the full node power (IT, PUE excluded, as TOP500 reports)",))
         return power, combine(lambda r, p: r / p / 1e9, per_gpu, node.scale(1 / system.gpus_per_node), unit="GFLOP/s/W")
     if top is not None and top.power_w:
         w = top.power_w / top.gpus_in_run
@@ -345,7 +347,12 @@ def under_fp64_ceiling(per_gpu: Estimate, spec: DeviceSpec, clock: float) -> Est
 def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: Estimate | None = None) -> HplEstimate:
     spec = get_device_spec(system.device)
     machine = system.extra.get("top500_machine")
-    rate, eff, measured = rate_and_efficiency(spec, machine or system.key, profile, efficiency_override, system.gpus)
+    target = system.extra.get("hpl_target_eflops")
+    # a count derived from an HPL target (gpus_for_rmax) took the family's own efficiency: the same here,
+    # so count x Rmax per GPU gives the target back; a count given is paced at its own size
+    derived = bool(target) and "gpus" in system.ranges
+    rate, eff, measured = rate_and_efficiency(spec, machine or system.key, profile, efficiency_override,
+                                              None if derived else system.gpus)
     if eff.high > 1.0:  # Rmax cannot pass the rate it is a fraction of: a wide family band about a high centre
         eff = Estimate(min(eff.value, 1.0), min(eff.low, 1.0), 1.0, eff.unit, eff.assumptions + (
             f"efficiency high end capped at 1 (the band reached {eff.high:.3g}): Rmax cannot exceed the rate counted",))
@@ -355,7 +362,6 @@ def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: E
                       assumptions=tuple(n for n in (cap_note(system, profile if measured else None),) if n))
     per_gpu = under_fp64_ceiling(per_gpu, spec, clock)
     rmax = combine(lambda n, r: n * r, gpus, per_gpu, unit="flop/s", assumptions=("CPU cores not counted",))
-    target = system.extra.get("hpl_target_eflops")
     if target and "gpus" in system.ranges and not measured and efficiency_override is None:
         # the GPU count was derived from this target with this rate and efficiency (seeds/systems.toml
         # notes; gpus_for_rmax): its low end goes with the high per-GPU rate, so Rmax is the target at

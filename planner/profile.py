@@ -450,7 +450,8 @@ def _gemm_curves(doc: Any, notes: list[str]) -> dict[str, Curve]:
         stats = np.array([[w / r.work * x for x in _spread(r)] for w, r in zip(work, recs)])
         out[dt] = Curve.from_points(work, stats[:, 0], stats[:, 1], stats[:, 2])
         notes.append(f"{dt} GEMM: measured curve, {len(recs)} sizes from {work.min():.2g} to {work.max():.2g} FLOP, "
-                     f"best {stats[:, 0].max() / 1e12:.0f} TFLOP/s")
+                     f"fastest case {stats[:, 0].max() / 1e12:.0f} TFLOP/s (a report's headline is the median of "
+                     "the confirmation rounds)")
     return out
 
 

@@ -87,6 +87,11 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
         raise BadInput(f"--zero {z}: stack {stack.key} runs ZeRO stages {', '.join(map(str, stack.zero_stages()))} only",
                        "pin a stage it runs, or pick a stack that runs every stage (--stack fsdp, deepspeed, "
                        "torchtitan-rocm)")
+    if z is not None and z > stack.pipeline_max_zero and (pins.get("pp") or 1) > 1:  # else only dp=1 plans, where
+        # the pin is moot, would be left: the ZeRO stage asked for would vanish from the answer unsaid
+        raise BadInput(f"--zero {z} with --pp {pins['pp']}: stack {stack.key} runs ZeRO stage {stack.pipeline_max_zero} "
+                       "at most with pipeline parallelism (seeds/stacks.toml pipeline_max_zero)",
+                       f"pin --zero {stack.pipeline_max_zero} or drop --pp")
     if pins.get("tp_overlap") and not stack.tp_comm_overlap:
         raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
                        "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
@@ -318,7 +323,7 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
                f"{infeasible:,} do not fit in memory, {counts['invalid']:,} invalid combinations",
                "search space: " + ("full (every switch)" if full else
                                    "pruned (only provably dominated switches dropped; memory checked first)")
-               + f", stack {stack.key}{pin_txt}")
+               + f", stack {stack.key}{pin_txt}") + _moot_pins(pins, best)
     return SearchResult(workload=workload.model.key or workload.model.name, system=system.key, gpus=n, best=best,
                         evaluated=evaluated, infeasible_memory=infeasible, invalid=counts["invalid"],
                         seconds=seconds, reasons=reasons, smallest_memory=smallest)
@@ -404,6 +409,16 @@ def with_global_batch(workload: TrainingWorkload, global_batch: int | None) -> T
 
 
 _PIN_FLAG = {"interleave": "vpp", "zero_stage": "zero", "sequence_parallel": "sp"}  # plan field -> CLI flag
+
+
+def _moot_pins(pins: Mapping[str, Any], best: list) -> tuple[str, ...]:
+    """A ZeRO or overlap pin where the best plan has one data-parallel rank: nothing to shard or
+    overlap there, so the plan shows none; said, so the pin is not taken as dropped."""
+    moot = [k for k in ("zero_stage", "dp_overlap") if pins.get(k)]
+    if not moot or not best or best[0].plan.dp > 1:
+        return ()
+    return (f"{', '.join(_pin_words(k, pins[k]) for k in moot)} moot in the best plan: data parallel 1 leaves nothing "
+            "to shard or overlap",)
 
 
 def _pin_words(field: str, value: object) -> str:

@@ -457,7 +457,9 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
                          f"workspace + one stream's KV do not fit in {_gb(mem.usable_bytes)} GB usable per GPU",
                          "lower --max-num-tokens: the workspace alone is larger than the memory"
                          if mem.workspace_bytes >= mem.usable_bytes else
-                         "use more GPUs per replica (--tp/--pp), fp8 weights/KV, or a larger --hbm-fraction")
+                         ("use more GPUs per replica (--tp/--pp)" if lay.tp * lay.pp < system.gpus
+                          else f"use a system of more than {system.gpus:,.0f} GPU(s)")
+                         + ", fp8 weights/KV, or a larger --hbm-fraction")
     budget = step_budget_tokens(req, engine) * per_rank_factor(engine, lay)
     replicas = int(system.gpus // (lay.tp * lay.pp))
     rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes, req.weights,

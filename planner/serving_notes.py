@@ -61,7 +61,7 @@ def usable_note(frac: float, spec: Any, engine: sr.Engine) -> str:
     cap = f"{cap_bytes / 2 ** 30:.0f} GiB ({cap_bytes / 1e9:.1f} GB)"
     if engine.kv_fraction_of_free:
         return f"KV cache {frac:.0%} of what weights and workspace leave of {cap}"
-    return f"{frac:.0%} of {cap} usable"
+    return f"{frac:.0%} of {cap} = {frac * cap_bytes / 1e9:.1f} GB usable"
 
 
 def attention_weights_note(model: Any, req: ServingRequest) -> tuple[str, ...]:

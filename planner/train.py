@@ -315,8 +315,10 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         f"dense {'bf16' if low_precision else dtype} {_peak_basis(profile, 'bf16' if low_precision else dtype)} "
         f"peak {peak / 1e12:.0f} TFLOP/s"
         + (f" ({dtype} peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
-        f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GiB ({cap / 1e9:.1f} GB)"
-        + ("" if workload.model.dropout else "; trained without dropout: no dropout masks stored")
+        f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GiB = {cap / 1e9:.1f} GB"
+        + ("" if workload.model.dropout else
+           "; the base model's layers without dropout: no masks stored for them" + (
+               " (the adapters' input dropout above keeps its own)" if workload.lora_dropout else ""))
         + ("; the linear layers keep their fp8 input for the backward (Transformer Engine)" if fp8_inputs else ""),
     )
     sys_notes = tuple(system.range_note(k) for k in system.ranges)

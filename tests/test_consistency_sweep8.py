@@ -46,7 +46,7 @@ def test_the_exaflop_check_derives_the_preset_count():
 
 def test_hbm_capacity_says_gib_and_gb():
     note = usable_note(0.9, get_device_spec("h100_sxm"), load_engine("vllm"))
-    assert note == "90% of 80 GiB (85.9 GB) usable"
+    assert note == "90% of 80 GiB (85.9 GB) = 77.3 GB usable"
 
 
 def test_report_estimate_labels_drop_the_base_unit_of_the_key():
@@ -183,3 +183,60 @@ def test_serving_error_hints_are_complete_and_possible():
     res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-l40s", "-w", "llmaas"])
     if res.exit_code == 3 and "even one stream" in res.output:
         assert "or fp8" not in res.output and "353254" not in res.output
+
+
+# --- sweep 9: plan train, compare, check and report against each other --------------------------
+
+def test_alice_hpl_rows_multiply_out_and_check_takes_one_efficiency():
+    d = cli_json("plan", "hpl", "-s", "alice-recoque")
+    gpus, per_gpu = section_value(d, "HPL", "GPUs"), section_value(d, "HPL", "Rmax per GPU")
+    assert gpus["value"] * per_gpu["value"] == pytest.approx(1e18, rel=1e-3)
+    effs = {_line(claims.run_claim(k), start).split("efficiency ")[1].split(" ")[0]
+            for k, start in (("exaflop", "HPL rate per mi430x"), ("h100e-25000", "system FP64 peak"))}
+    assert len(effs) == 1
+
+
+def test_a_campus_sized_by_its_site_power_draws_that_power():
+    d = cli_json("plan", "-s", "campus-1gw", "-w", "hpl")
+    site = next(r["value"] for s in d["sections"].values() for r in s if r["quantity"].startswith("facility power"))
+    assert site["low"] == site["value"] == site["high"] == pytest.approx(1e9)
+
+
+def test_a_zero_stage_the_pipeline_engine_cannot_run_is_refused():
+    res = runner.invoke(app, ["plan", "train", "-s", "h100-reference", "-w", "llama3.1-8b", "--zero", "3", "--pp", "2",
+                              "--stack", "deepspeed"])
+    assert res.exit_code == 2 and "ZeRO stage 1 at most with pipeline parallelism" in res.output
+
+
+def test_a_moot_zero_pin_is_said():
+    d = cli_json("plan", "train", "-s", "h100-reference", "-w", "llama3.1-8b", "--zero", "1", "--tp", "8", "--top", "1")
+    assert any("--zero 1 moot in the best plan" in r for r in d["reasons"])
+
+
+def test_recompute_layers_zero_means_every_layer():
+    d = cli_json("plan", "train", "-s", "h100-reference", "-w", "llama3.1-8b", "--recompute", "full",
+                 "--recompute-layers", "0", "--top", "1")
+    assert d["best"][0]["plan"]["recompute"] == "full" and d["best"][0]["plan"]["recompute_layers"] == 0
+
+
+def test_context_parallel_needs_the_sequence_to_split():
+    res = runner.invoke(app, ["plan", "train", "-s", "h100-reference", "-w", "llama3.1-8b", "--cp", "4", "--seq-len", "1"])
+    assert res.exit_code == 2 and "does not split into 2 x 4 equal chunks" in res.output
+
+
+def test_breakdown_percents_add_to_100():
+    from recoque.cli.plan_train import _whole_percents
+
+    assert sum(_whole_percents([0.9644, 0.0009, 0.0010, 0.0102, 0.0001, 0.0235])) == 100
+    assert _whole_percents([0.5, 0.5]) == [50, 50]
+
+
+def test_check_json_names_the_document_by_title_only():
+    out = cli_json("check")
+    rows = out["claims"] if isinstance(out, dict) else out
+    assert all("file" not in r and r["document"] for r in rows)
+
+
+def test_report_says_how_a_best_row_was_chosen():
+    rows = report_model.results(report_model.load_input(str(H200))).tables[0]
+    assert rows.columns[-1] == "figure" and any(r[-1].startswith("confirmed: median of") for r in rows.rows)

@@ -339,6 +339,7 @@ FLAG_RULES: dict[str, Field] = {
     "lora_rank": COUNT0,
     "lora_dropout": Field("number", min=0, max=0.99),  # plan train: a dropout probability; 1 would drop every input
     "zero": Field("count", min=0, max=3),  # ZeRO stage 0-3
+    "recompute_layers": Field("count", min=0, max=2**40),  # plan train: 0 = every layer of the stage (Megatron)
     "min_effect": Field("number", min=0, max=10),  # bench compare: a ratio beyond 11x is no "effect size"
     # plan infer latency targets: above an hour a target is no interactive latency (ttft 1e308 ms printed
     # a TTFT of billions of days); a request rate below one per ~3 hours falls under the model's

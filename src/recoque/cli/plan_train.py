@@ -104,9 +104,10 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
                          "TFLOP/s/GPU (model)", "MFU", "HFU", "GB/GPU", "comm share"), rows))
     bd = b.breakdown
     it = bd["iteration_time_s"]
+    parts = {k: v for k, v in bd.items() if k != "iteration_time_s" and v > 0}
+    shown = _whole_percents([v / it for v in parts.values()])
     console.print("best plan, where the time goes (sums to the iteration time): " + ", ".join(
-        f"{BREAKDOWN_WORDS.get(k[:-2], k[:-2])} {v / it:.0%}" for k, v in bd.items()
-        if k != "iteration_time_s" and v > 0), highlight=False)
+        f"{BREAKDOWN_WORDS.get(k[:-2], k[:-2])} {p}%" for k, p in zip(parts, shown)), highlight=False)
     if b.mfu_fp8_peak is not None:
         console.print(f"MFU against the bf16 peak {_pct(b.mfu)}; against the fp8 peak {_pct(b.mfu_fp8_peak)}")
     console.print(f"goodput {_pct(b.goodput)} (failures and checkpoints), shown apart from steady-state throughput")
@@ -362,11 +363,25 @@ def _gb(nbytes: float) -> str:
     return f"{gb:,.1f}" if gb < 1e6 else f"{gb:.3g}"  # a 1e12-token sequence must not print 20 digits
 
 
+def _whole_percents(shares: list[float]) -> list[int]:
+    """Whole percents that add up to the rounded total (largest remainder): shares summing to 1
+    print as 100%, not 99% from rounding each down."""
+    scaled = [x * 100 for x in shares]
+    out = [int(x) for x in scaled]
+    for i in sorted(range(len(scaled)), key=lambda i: scaled[i] - out[i], reverse=True)[:round(sum(scaled)) - sum(out)]:
+        out[i] += 1
+    return out
+
+
 def _check_pins_against_model(pins: dict, wl) -> None:  # noqa: ANN001 - TrainingWorkload
     """Pins that no GPU count can satisfy, named before the search (the search would only report an
     empty space and blame the GPU count). The rules are the search's own (planner/search.py)."""
     heads, batch = wl.model.heads, wl.global_batch_seqs
     _check_switch_pins(pins, wl)
+    cp, seq = pins.get("cp", 1), wl.model.seq_len
+    if cp > 1 and seq % (2 * cp):  # the search's rule (planner/execution.py): Megatron's load-balanced split
+        raise BadInput(f"--cp {cp}: the {seq}-token sequence does not split into 2 x {cp} equal chunks",
+                       f"pick a --cp with 2 x cp dividing {seq}, or a --seq-len that 2 x {cp} divides")
     if pins.get("vpp", 1) > 1 and pins.get("pp") == 1:
         raise BadInput(f"--vpp {pins['vpp']} needs --pp 2 or more", "interleaving splits each pipeline stage; drop --vpp or raise --pp")
     if "tp" in pins and heads % pins["tp"]:

@@ -168,11 +168,11 @@ def results(inp: Input) -> Section:
                       r["best_shape"], str(r["cases"]), num(r["achieved"] * scale), pct(r["cov"]),
                       num(r["peak"] * scale) if r["peak"] else "unknown", pct(r["fraction_of_peak"]),
                       (f"{pct(r['fraction_of_public_best'])} of {num(r['public_best'] * scale)}"
-                       if r["public_best"] else "no public figure"), r["backend"] or "")
+                       if r["public_best"] else "no public figure"), r["backend"] or "", _chosen(r))
                      for r in best if r["unit"] == unit)
         tables.append(Table(f"Best per benchmark, op and dtype ({shown}, median time)",
                             ("benchmark", "dtype", "best shape", "cases", f"achieved ({shown})", "CoV",
-                             f"peak ({shown})", "% of peak", "% of public best", "backend"), rows))
+                             f"peak ({shown})", "% of peak", "% of public best", "backend", "figure"), rows))
     for unit in dict.fromkeys(r.unit for r in doc.results):
         scale, shown = rate_scale(doc, unit)
         rows = tuple((r.benchmark, r.op, r.dtype, summary.shape(r), num(r.achieved * scale), num(r.best * scale),
@@ -190,6 +190,15 @@ def results(inp: Input) -> Section:
             reasons[f"{s.benchmark}/{s.op}/{s.dtype}: {s.reason}"] += 1
         tables.append(Table("Skipped", ("what and why", "cases"), tuple((k, str(v)) for k, v in sorted(reasons.items()))))
     return Section(f"Results: {inp.label}", tables=tuple(tables))
+
+
+def _chosen(row: Mapping[str, Any]) -> str:
+    """How the row's figure was chosen (bench/headline.figure): a confirmed headline is the median of
+    its rounds, so it may sit below the fastest case of the 'every verified case' table."""
+    n = len(row.get("confirm_rounds") or ())
+    if row["headline"] == "confirmed":
+        return f"confirmed: median of {n} rounds" if n else "confirmed"
+    return {"steady": "fastest steady case (unconfirmed)"}.get(row["headline"], str(row["headline"]))
 
 
 def power_table(doc: ResultsDocument) -> Table | None:
