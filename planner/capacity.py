@@ -242,14 +242,16 @@ def _same_part_ratio(system: SystemSpec, profile: Any) -> Any:
     if system.device != equivalents.H100 or "gpus" in system.ranges or (
             profile is not None and getattr(getattr(profile, "spec", None), "key", None) != equivalents.H100):
         return None
-    n = float(system.gpus)
+    return lambda sys_rate, ref_rate: _paired_ratio(
+        sys_rate.scale(1 / system.gpus), ref_rate, "1", "the system's GPUs are the reference's H100: one HBM fraction, "
+        "whose range moves both sides")
 
-    def ratio(sys_rate: Estimate, ref_rate: Estimate) -> Estimate:
-        v = sys_rate.value / n / ref_rate.value
-        ends = sorted((sys_rate.low / n / ref_rate.low, sys_rate.high / n / ref_rate.high))
-        return Estimate(v, min(ends[0], v), max(ends[1], v), "1",
-                        ("the system's GPUs are the reference's H100: one HBM fraction, whose range moves both sides",))
-    return ratio
+
+def _paired_ratio(num: Estimate, den: Estimate, unit: str, note: str) -> Estimate:
+    """num / den when one uncertain constant moves both: low end over low end, high over high."""
+    value = num.value / den.value
+    ends = sorted((num.low / den.low, num.high / den.high))
+    return Estimate(value, min(ends[0], value), max(ends[1], value), unit, (note,))
 
 
 def _hpl_h100e(system: SystemSpec, h: Any, ref: Any, override: Estimate | None) -> Estimate:
@@ -261,10 +263,8 @@ def _hpl_h100e(system: SystemSpec, h: Any, ref: Any, override: Estimate | None) 
     shared = not h.measured and override is None and system.device == equivalents.H100
     if not shared:
         return combine(lambda a, b: a / b, h.rmax, ref.rmax_per_gpu, unit="H100e")
-    ends = sorted((h.rmax.low / ref.rmax_per_gpu.low, h.rmax.high / ref.rmax_per_gpu.high))
-    value = h.rmax.value / ref.rmax_per_gpu.value
-    return Estimate(value, min(ends[0], value), max(ends[1], value), "H100e",
-                    ("the system's GPUs are the reference's H100: one efficiency, whose range moves both sides",))
+    return _paired_ratio(h.rmax, ref.rmax_per_gpu, "H100e",
+                         "the system's GPUs are the reference's H100: one efficiency, whose range moves both sides")
 
 
 def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, profile: Any = None,

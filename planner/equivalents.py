@@ -17,6 +17,7 @@ from typing import Any, Callable
 from recoque.catalog import DeviceSpec, get_device_spec, match_device
 from recoque.errors import RecoqueError
 from recoque.estimate import Estimate, combine
+from recoque.planner.power import clock_factor
 from recoque.planner.serving_bounds import combine_shifts
 from recoque.planner.system import SystemSpec, load_system
 from recoque.planner.workloads import WorkloadEntry, assumed_peak, peak_estimate
@@ -175,8 +176,6 @@ def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
     spec = get_device_spec(system.device)
     if abs(ratio - 1.0) < 0.1:
         return f"delivered within 10% of the {metric} peak ratio (x{ratio:.2f})"
-    from recoque.planner.power import clock_factor
-
     clock = clock_factor(system)
     capped = (f"the {system.gpu_power_limit_w:g} W power cap runs the compute clock at x{clock:.2f}; "
               if clock < 0.995 else "")

@@ -362,7 +362,7 @@ def estimate_hpl(system: SystemSpec, profile: Any = None, efficiency_override: E
                       assumptions=tuple(n for n in (cap_note(system, profile if measured else None),) if n))
     per_gpu = under_fp64_ceiling(per_gpu, spec, clock)
     rmax = combine(lambda n, r: n * r, gpus, per_gpu, unit="flop/s", assumptions=("CPU cores not counted",))
-    if target and "gpus" in system.ranges and not measured and efficiency_override is None:
+    if derived and not measured and efficiency_override is None:
         # the GPU count was derived from this target with this rate and efficiency (seeds/systems.toml
         # notes; gpus_for_rmax): its low end goes with the high per-GPU rate, so Rmax is the target at
         # every corner, not the product of two ranges taken as unrelated

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from recoque.bench.compare import flatten
+from recoque.bench.headline import CONFIRMED, STEADY
 from recoque.bench.schema import ResultsDocument, document_from_json
 from recoque.errors import BadInput
 from recoque.fileio import read_json
@@ -196,9 +197,9 @@ def _chosen(row: Mapping[str, Any]) -> str:
     """How the row's figure was chosen (bench/headline.figure): a confirmed headline is the median of
     its rounds, so it may sit below the fastest case of the 'every verified case' table."""
     n = len(row.get("confirm_rounds") or ())
-    if row["headline"] == "confirmed":
-        return f"confirmed: median of {n} rounds" if n else "confirmed"
-    return {"steady": "fastest steady case (unconfirmed)"}.get(row["headline"], str(row["headline"]))
+    if row["headline"] == CONFIRMED:
+        return f"confirmed: median of {n} rounds" if n else CONFIRMED
+    return {STEADY: "fastest steady case (unconfirmed)"}.get(row["headline"], str(row["headline"]))
 
 
 def power_table(doc: ResultsDocument) -> Table | None:
