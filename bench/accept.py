@@ -233,13 +233,19 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
     return Acceptance(tuple(sorted(checks, key=lambda c: (order.get(c.gpu, 0), c.figure))))  # stable: floors first
 
 
+def _rerun(doc: ResultsDocument) -> str:
+    """The command that wrote the file (from `recoque` on), else `recoque bench all`."""
+    cmd = doc.command.strip()
+    return cmd[cmd.index("recoque"):] if "recoque bench" in cmd else "recoque bench all"
+
+
 def _whole_run(doc: ResultsDocument, checks: list[Check]) -> list[Check]:
     """A device is accepted on what it was measured to do: an interrupted run (complete false), or
     floors none of which was measured, fail it (an empty results file was ACCEPTED before)."""
     gpu, out = gpu_label(doc), []
     if not doc.complete:
         out.append(Check(gpu, "run complete", None, "", None, "the run was interrupted (complete false)",
-                         "re-run `recoque bench all` to the end", FAIL))
+                         f"re-run `{_rerun(doc)}` to the end", FAIL))
     held = [c for c in checks if c.threshold is not None]
     if held and all(c.measured is None for c in held):
         out.append(Check(gpu, "anything measured", 0.0, "figures", float(len(held)),

@@ -22,12 +22,14 @@ the point of a comparison: the environment and device fields that differ are lis
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from recoque.bench.schema import Record, ResultsDocument
+from recoque.bench.summary import run_label
 from recoque.errors import BadInput
 
 BOOTSTRAP_N = 2000
@@ -59,6 +61,15 @@ class CaseComparison:
     backend_a: str | None = None
     backend_b: str | None = None
     kind: str = "sweep"
+    run: str = "sweep"  # the pass of A's record (bench.summary.run_label): sweep, confirmation k/n, acceptance
+
+    @property
+    def interval_text(self) -> str:
+        """The 95% interval at 3 decimals, each end rounded away from 1, so that an interval that
+        excludes 1 (the verdict's test) never prints as one that touches it (0.9999995 as 1.000)."""
+        if self.ratio_low is None or self.ratio_high is None:
+            return "n/a"
+        return f"{_away_from_one(self.ratio_low):.3f}-{_away_from_one(self.ratio_high):.3f}"
 
     @property
     def significant(self) -> bool:
@@ -124,11 +135,6 @@ def _groups(doc: ResultsDocument) -> dict[tuple, list[Record]]:
     return out
 
 
-def _round(rec: Record) -> str:
-    """Which measurement of a case a record is: the sweep's, or a headline confirmation round's."""
-    return next((t for t in rec.tags if t.startswith("confirm_round:")), "sweep")
-
-
 def repeated_cases(a: ResultsDocument, b: ResultsDocument, label_a: str, label_b: str) -> list[str]:
     """A note per case measured a different number of times in A and B (a sweep record plus headline
     confirmation rounds on one side): which records were paired, so none is dropped unsaid."""
@@ -154,7 +160,7 @@ def pair_records(a: ResultsDocument, b: ResultsDocument) -> tuple[list[tuple[Rec
             pairs.append((recs_a[0], recs_b[0]))
             continue
         for ra in recs_a:  # the same round first (sweep with sweep, confirmation k with k), then in order
-            hit = next((rb for rb in recs_b if rb.backend == ra.backend and _round(rb) == _round(ra)),
+            hit = next((rb for rb in recs_b if rb.backend == ra.backend and run_label(rb) == run_label(ra)),
                        next((rb for rb in recs_b if rb.backend == ra.backend), None))
             if hit is None:
                 only_a.append(case_label(ra))
@@ -181,6 +187,11 @@ def check_same_definition(ra: Record, rb: Record) -> None:
 
 
 # --------------------------------------------------------------------------- statistics
+
+
+def _away_from_one(x: float, decimals: int = 3) -> float:
+    scale = 10 ** decimals
+    return math.floor(x * scale) / scale if x < 1 else math.ceil(x * scale) / scale if x > 1 else x
 
 
 def bootstrap_ratio(times_a: Sequence[float], times_b: Sequence[float], n_boot: int = BOOTSTRAP_N,
@@ -228,7 +239,8 @@ def compare_records(ra: Record, rb: Record, min_effect: float = MIN_EFFECT) -> C
         benchmark=ra.benchmark, op=ra.op, dtype=ra.dtype, params=dict(ra.params), unit=ra.unit,
         achieved_a=ra.achieved, achieved_b=rb.achieved, samples_a=len(ra.times_s), samples_b=len(rb.times_s),
         ratio=ratio, ratio_low=low, ratio_high=high, p_value=mann_whitney_p(ra.times_s, rb.times_s),
-        verdict=verdict, backend_a=ra.backend, backend_b=rb.backend, kind="llm" if "llm" in ra.tags else "sweep")
+        verdict=verdict, backend_a=ra.backend, backend_b=rb.backend, kind="llm" if "llm" in ra.tags else "sweep",
+        run=run_label(ra))
 
 
 # --------------------------------------------------------------------------- environment

@@ -120,10 +120,13 @@ def energy_summary(samples: Sequence[Mapping[str, float]], power_window_s: float
     counters = [s["energy_j"] for s in samples if "energy_j" in s]
     counted = counters[-1] - counters[0] if len(counters) >= 2 else None
     out: dict[str, Any] = {"duration_s": duration}
-    if counted is not None and counted > 0 and duration > 0:
+    if duration < power_window_s:
+        # power samples here mostly average the load before the case, and an energy counter read
+        # over a fraction of its update period is as unreliable (an H200 quick run: 823 W over a
+        # 0.32 s fp32 case under a 700 W limit)
+        out["short_window"] = True
+    elif counted is not None and counted > 0 and duration > 0:
         out.update(energy_j=counted, avg_power_w=counted / duration, energy_from="counter")
-    elif duration < power_window_s:
-        out["short_window"] = True  # power samples here mostly average the load before the case
     else:
         energy = energy_from_power(samples)
         if energy is not None and duration > 0:
@@ -132,11 +135,20 @@ def energy_summary(samples: Sequence[Mapping[str, float]], power_window_s: float
     return out
 
 
+def _short_gpu_case(power: Mapping[str, Any]) -> bool:
+    """A GPU reading (not RAPL or /proc/cpuinfo: bench/telemetry.py) over less than GPU_POWER_WINDOW_S;
+    files written before the window also applied to energy counters carry no short_window flag."""
+    source = str(power.get("source") or "")
+    duration = _num(power.get("duration_s"))
+    gpu = bool(source) and not source.startswith(("RAPL", "/proc"))
+    return gpu and duration is not None and duration < GPU_POWER_WINDOW_S
+
+
 def efficiency(achieved: float, unit: str, power: Mapping[str, Any]) -> dict[str, float]:
     """GFLOP/s per W or GB/s per W from a record's rate (TFLOP/s or GB/s) and its average power."""
-    if power.get("short_window") or power.get("energy_j") == 0:
-        # a counter that did not advance over the case (files of before GPU_POWER_WINDOW_S store 0 J):
-        # the power samples then mostly average the load before it, so no per-watt figure
+    if power.get("short_window") or power.get("energy_j") == 0 or _short_gpu_case(power):
+        # a counter that did not advance over the case (files of before GPU_POWER_WINDOW_S store 0 J),
+        # or a GPU case shorter than the reading's window: no per-watt figure
         return {}
     watts = _num(power.get("avg_power_w")) or _num((power.get("power_w") or {}).get("median"))
     if watts is None:

@@ -106,15 +106,27 @@ def _stage_gemm(r: _Runner) -> bool:
     return r.confirmed(gemm.llm_cases(r.device, r.quick, r.dtypes), "gemm")
 
 
+def _dtypes_for(r: _Runner, benchmark: str, supported: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+    """The dtypes of the request a benchmark runs; the others asked for by name are said, not dropped
+    silently (and with none it can run, its default is measured and said)."""
+    kept = tuple(d for d in r.dtypes if d in supported)
+    dropped = [d for d in r.dtypes if d not in supported]
+    if r.dtypes_explicit and dropped:
+        ran = kept or default
+        r.notes.append(f"{benchmark}: {', '.join(dropped)} not measured ({benchmark} runs {', '.join(supported)}; "
+                       f"measured {', '.join(ran)})")
+    return kept or default
+
+
 def _stage_attention(r: _Runner) -> bool:
-    att = tuple(d for d in r.dtypes if d in ("bf16", "fp16", "fp32")) or ("bf16",)
+    att = _dtypes_for(r, "attention", ("bf16", "fp16", "fp32"), ("bf16",))
     return r.confirmed(attention.cases(r.device, r.quick, att), "attention")
 
 
 def _stage_stream(r: _Runner) -> bool:
     from recoque.bench import stream
 
-    sd = tuple(d for d in r.dtypes if d in ("fp64", "fp32")) or ("fp64",)
+    sd = _dtypes_for(r, "stream", ("fp64", "fp32"), ("fp64",))
     if r.quick and not r.dtypes_explicit:
         sd = ("fp64",)  # quick mode: BabelStream's default precision only
     # One case per kernel and dtype: the candidate is known, so the kernels are measured
@@ -140,7 +152,9 @@ def _stage_transfer(r: _Runner) -> bool:
 def _stage_collective(r: _Runner) -> bool:
     from recoque.bench import collective
 
-    cases = collective.cases(r.device, r.quick, r.dtypes if r.dtypes_explicit else None)
+    default = ("fp32",) if r.quick else ("fp32", "bf16")
+    dts = _dtypes_for(r, "collective", tuple(collective.ELEM_BYTES), default) if r.dtypes_explicit else None
+    cases = collective.cases(r.device, r.quick, dts)
     if not cases:
         r.notes.append(f"collective: {collective.skip_reason(r.device) or 'nothing to run'}")
     return r(cases, collective.policy(r.quick))

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any
 
 from recoque.bench.anchors import find_anchor
-from recoque.bench.headline import HEADLINE_TAG, figure, rounds, spread
+from recoque.bench.headline import CONFIRM_TAG, HEADLINE_TAG, ROUND_PREFIX, figure, rounds, spread
 from recoque.bench.schema import Record, ResultsDocument
 
 
@@ -24,6 +24,26 @@ def shape(rec: Record) -> str:
     return ",".join(f"{k}={v}" for k, v in p.items())
 
 
+def run_label(rec: Record) -> str:
+    """Which pass of the run measured a record, so that a case measured again (its confirmation
+    rounds, an acceptance size) reads as that and not as a duplicate row."""
+    tags = set(rec.tags)
+    if CONFIRM_TAG in tags:
+        kth = next((t[len(ROUND_PREFIX):] for t in rec.tags if t.startswith(ROUND_PREFIX)), "")
+        extra = " (fast accumulation)" if "fast_accum" in tags else ""
+        return f"confirmation {kth}".rstrip() + extra
+    for tag, label in (("acceptance", "acceptance"), ("refine", "sweep (refined)"), ("llm", "LLM layer"),
+                       ("sweep", "sweep")):
+        if tag in tags:
+            return label
+    return "once"
+
+
+def _distinct_cases(recs: list[Record]) -> int:
+    """Cases measured, each once however many rounds confirmed it (the every-case table lists the rounds)."""
+    return len({repr(sorted(r.params.items())) + (r.backend or "") for r in recs})
+
+
 def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
     groups: dict[tuple, list[Record]] = defaultdict(list)
     for r in doc.results:
@@ -39,7 +59,7 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
         anchor = find_anchor(device_key, bench, op, dtype) if kind == "sweep" else None
         st = best.stats()
         rows.append({
-            "benchmark": bench, "op": op, "dtype": dtype, "kind": kind, "cases": len(recs), "best_shape": shape(best),
+            "benchmark": bench, "op": op, "dtype": dtype, "kind": kind, "cases": _distinct_cases(recs), "best_shape": shape(best),
             "achieved": best.achieved, "unit": best.unit, "peak": best.peak, "fraction_of_peak": best.fraction_of_peak,
             "public_best": anchor.achieved if anchor else None, "public_source": anchor.source if anchor else None,
             "fraction_of_public_best": best.achieved / anchor.achieved if anchor else None,

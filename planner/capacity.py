@@ -41,8 +41,10 @@ def profile_for(system: SystemSpec, path: str | None, anyway: bool = False) -> t
     spec, peak_notes = spec_with_assumed_peaks(get_device_spec(system.device))  # MI430X: no public BF16 peak
     check_profile_rates(doc, path)
     prof = DeviceProfile.from_results(doc, spec)
+    dev = dict(doc.device)
+    measured_on = match_device(str(dev.get("name", "")), dev.get("gfx_arch") or dev.get("arch"))
     return (replace(system, notes=(mark, *system.notes)),
-            replace(prof, assumptions=(mark, *prof.assumptions, *peak_notes)))
+            replace(prof, assumptions=(mark, *prof.assumptions, *peak_notes), measured_on=measured_on))
 
 
 def profiles_for_systems(systems: list[SystemSpec], path: str | None, anyway: bool = False
@@ -66,7 +68,18 @@ def check_claims(path: str | None, only: list[str] | None, anyway: bool = False)
     if not (path and anyway):
         if path and all(k in claims for k in only or ()):  # (an unknown claim is named by run_all)
             _check_profile_concerns([claims[k].get("system") for k in (only or claim_keys())], path)
-        return run_all(load_profile(path), only), None
+        prof = load_profile(path)
+        results = run_all(prof, only)
+        if prof is None:
+            return results, None
+        mine = {n for n in (claims.get(r.key, {}).get("system") for r in results) if n}
+        mine = {n for n in mine if load_system(n).device == prof.spec.key}
+        used = [r.key for r in results if claims.get(r.key, {}).get("system") in mine]
+        head = f"measured profile {path} ({prof.spec.key})"
+        mark = (f"{head}: its rates replace the datasheet's wherever a claim on a {prof.spec.key} system uses a rate "
+                f"({', '.join(used)})" if used else f"{head}: no claim checked is on a {prof.spec.key} system")
+        line = f"{head}: its rates replace the datasheet's wherever this claim uses a rate"
+        return [replace(r, arithmetic=(line, *r.arithmetic)) if r.key in used else r for r in results], mark
     marks, out = [], []
     for key in only or claim_keys():
         name = claims.get(key, {}).get("system")
@@ -236,15 +249,17 @@ def _package_note(system: SystemSpec) -> tuple[str, ...]:
             f"each): --gpus and --power-limit-w count packages; plan train and plan infer count {spec.shown_as}s",)
 
 
-def _same_part_ratio(system: SystemSpec, profile: Any) -> Any:
-    """On a system of H100s (with the H100's own profile or none), the achieved HBM fraction is one
-    uncertain constant on both sides of the ratio: the range pairs the ends (None: every corner)."""
-    if system.device != equivalents.H100 or "gpus" in system.ranges or (
-            profile is not None and getattr(getattr(profile, "spec", None), "key", None) != equivalents.H100):
-        return None
+def _stencil_ratio(system: SystemSpec, profile: Any, per_gpu: Estimate) -> Any:
+    """The delivered ratio per GPU from the system's per-GPU rate at one GPU count (`per_gpu`): an
+    uncertain count then enters once, when the ratio is multiplied by it, not also in the division.
+    On a system of H100s (with the H100's own profile or none) the achieved HBM fraction is one
+    uncertain constant on both sides: the range pairs the ends; otherwise every corner."""
+    same = system.device == equivalents.H100 and (
+        profile is None or getattr(getattr(profile, "spec", None), "key", None) == equivalents.H100)
+    if not same:
+        return lambda sys_rate, ref_rate: combine(lambda a, b: a / b, per_gpu, ref_rate, unit="1")
     return lambda sys_rate, ref_rate: _paired_ratio(
-        sys_rate.scale(1 / system.gpus), ref_rate, "1", "the system's GPUs are the reference's H100: one HBM fraction, "
-        "whose range moves both sides")
+        per_gpu, ref_rate, "1", "the system's GPUs are the reference's H100: one HBM fraction, whose range moves both sides")
 
 
 def _paired_ratio(num: Estimate, den: Estimate, unit: str, note: str) -> Estimate:
@@ -282,7 +297,10 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     shown_e, shown_r = _over_gpu_count(system, e, r, request)
     rows = _serving_rows(model, model_name, request, shown_e, shown_r)
     rows[1:1] = changes
-    h100_rate, ratio, h100_runs = _h100_serving(system, model, model_name, asked, e)
+    # the H100 side serves what the system served: a latency target the system could not meet is
+    # dropped on both sides (a precision the system lacks is not: the H100 runs its own narrowest)
+    like = replace(asked, mode=request.mode, tpot_target_s=request.tpot_target_s, ttft_target_s=request.ttft_target_s)
+    h100_rate, ratio, h100_runs = _h100_serving(system, model, model_name, like, e)
     served_as_released = released and request.weights == released  # else the precision row says what it became
     notes = tuple(r.assumptions) + ((released_weights_note(model_name, released),) if served_as_released else ())
     notes += _idle_note(system, e)
@@ -302,6 +320,38 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     except BadInput:
         pass
     return rows, {"inference": shown_r, "serving_request": request.knobs()}, notes, d, None
+
+
+def bare_model_request(model: Any, device: str) -> Any:
+    """What `plan infer -w MODEL` serves with no other flag, so that `plan` on a bare model answers
+    the same: offline (no latency target to meet or miss), in the precision the model was released in
+    (activations in it where the device computes in it, else 16-bit: a weight-only quantised GEMM), and
+    the KV dtype the checkpoint records where the engine's default follows it."""
+    from recoque.planner.serving import has_rate
+    from recoque.planner.serving_request import ServingRequest
+
+    weights = released_for_device(model, device) or "bf16"
+    acts = weights if weights in ("fp8", "fp4") and has_rate(get_device_spec(device), weights) else "bf16"
+    req = ServingRequest(weights=weights, activations=acts)
+    kv = released_kv_default(model, req.engine)
+    return replace(req, kv_cache=kv) if kv else req
+
+
+def bare_model_notes(model_name: str, model: Any, request: Any) -> tuple[str, ...]:
+    released, kv = released_default(model), released_kv_default(model, request.engine)  # notes only where served
+    return (((released_weights_note(model_name, released),) if released and request.weights == released else ())
+            + ((released_kv_note(model_name, request.engine, kv),) if kv and request.kv_cache == kv else ()))
+
+
+def released_for_device(model: Any, device: str) -> str:
+    """The released narrow precision where the device serves it: in its own math, or as a weight-only
+    quantised GEMM on a part with fp8 math (vLLM's Marlin and triton MXFP4 kernels on H100 and MI300X);
+    a part without fp8 math (MI250X, A100) serves the 16-bit model, as the engines do there ('')."""
+    from recoque.planner.serving import has_rate
+
+    released = released_default(model)
+    spec = get_device_spec(device)
+    return released if released and (has_rate(spec, released) or has_rate(spec, "fp8")) else ""
 
 
 def released_default(model: Any) -> str:
@@ -344,7 +394,8 @@ def _serve(system: SystemSpec, model: Any, model_name: str, asked: Any, profile:
     try:
         return estimate_serving(model, model_name, system, request, profile), request, changes
     except DoesNotFit as exc:
-        changes.append(("latency target", f"the workload's target cannot be met ({exc.one_line()}): offline throughput shown"))
+        changes.append(("latency target", f"the workload's target cannot be met ({exc.one_line()}): offline throughput "
+                                          "shown, and the H100 reference of the H100-equivalents serves offline too"))
         request = replace(request, mode="offline", tpot_target_s=None, ttft_target_s=None)
         return estimate_serving(model, model_name, system, request, profile), request, changes
 
@@ -487,8 +538,11 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
 
     def h100_rate(s, p):
         return memory_rate(h100, p).scale(k.intensity_flop_per_byte, "flop/s")
+    # per GPU at the central count (weak or strong scaling alike; the count's own range enters once)
+    n0 = round(system.gpus)
+    at_n0 = r if "gpus" not in system.ranges else stencil.estimate_stencil(system.with_gpus(n0), k, profile)
     d = equivalents.delivered(system, w, lambda s, p: r.achieved_flop_s, h100_rate, profile,
-                              _same_part_ratio(system, profile))
+                              _stencil_ratio(system, profile, at_n0.achieved_flop_s.scale(1 / n0)))
     data: dict[str, Any] = {"stencil": r}
     notes = _package_note(system) + r.assumptions
     if w.key == "hpcg":
@@ -497,7 +551,7 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
         data["hpcg"] = h
         notes = notes + h.rate.assumptions + h.memory_efficiency.assumptions
     job = energy.JobRun(r.gpus, r.gpu_seconds, f"energy per job: {r.gpus.value:,.0f} GPUs for the time "
-                        "to solution, each end of the range at one GPU count")
+                        "to solution, each end of the range at one GPU count", seconds=r.total_time)
     return rows, data, notes, d, job
 
 
@@ -654,7 +708,10 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
         trained = bool(getattr(training[1].get("train"), "best", None))
         parts.append(("training", training))
         try:
-            parts.append(("inference (default serving)", plan_infer(system, None, model, profile)))
+            spec = inference.load_model_spec(model)
+            req = bare_model_request(spec, system.device)
+            rows, d, n, dl, run = plan_infer(system, None, model, profile, request=req, model=spec)
+            parts.append(("inference (default serving)", (rows, d, n + bare_model_notes(model, spec, req), dl, run)))
         except DoesNotFit as exc:
             if not trained:
                 raise  # neither estimate exists: an impossible plan

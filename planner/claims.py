@@ -78,7 +78,8 @@ def check_exaflop(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     fp64 = device_metric(spec, "fp64_matrix")
     need_peak = fp64.map(lambda r: target / r, "gpu") if fp64 else None
     lines = [f"a billion billion = 1e9 x 1e9 = {target:.0e} operations/s = {target / E:g} EFLOP/s",
-             f"HPL rate per {spec.key}: {rng(rate, T)}FLOP/s{' (measured DGEMM)' if measured else ''} x efficiency {rng(eff)}",
+             f"HPL rate per {spec.key}: {rng(rate, T)}FLOP/s{' (measured DGEMM)' if measured else ''} x efficiency "
+             f"{rng(eff)}{' (of the measured DGEMM)' if measured else ''}",
              f"{spec.key} needed for {target / E:g} EFLOP/s HPL = 1e18 / (rate x efficiency) = {rng(need_hpl)}"]
     implied: dict[str, Any] = {"gpus_for_hpl": need_hpl}
     if need_peak:
@@ -130,7 +131,7 @@ def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         per_gpu_needed = gpus.map(lambda n: stated * h / n, "flop/s")
         implied[f"{m}_per_{spec.key}_needed_flop_s"] = per_gpu_needed
         own = device_metric(spec, m)
-        if profile_applies(spec, profile):
+        if profile_applies(spec, profile) and not profile.uses_datasheet_for(m):   # only what was measured
             own = gemm_rate(spec, m, profile)
             h_ach = gemm_rate(h100, m, measured_profile_for(H100))
             metrics[f"{m}_measured"] = combine(lambda n, x, y: n * x / y, gpus, own, h_ach, unit="H100e")
@@ -342,9 +343,10 @@ CHECKS: dict[str, Callable[[Mapping[str, Any], Any], dict[str, Any]]] = {
 
 
 def _stated(c: Mapping[str, Any]) -> str:
-    def show(v: Any) -> str:
-        return "/".join(f"{x:,g}" for x in v) if isinstance(v, list) else f"{v:,g}"
-    return ", ".join(f"{k[len('value_'):]}={show(c[k])}" for k in c if k.startswith("value_"))
+    def show(k: str, v: Any) -> str:
+        fmt = "g" if k.endswith("year") else ",g"   # a year reads 2028, not 2,028
+        return "/".join(format(x, fmt) for x in v) if isinstance(v, list) else format(v, fmt)
+    return ", ".join(f"{k[len('value_'):]}={show(k, c[k])}" for k in c if k.startswith("value_"))
 
 
 def run_claim(key: str, profile: Any = None, claim: Mapping[str, Any] | None = None) -> ClaimResult:

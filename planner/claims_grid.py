@@ -159,8 +159,8 @@ def check_electricity_price(c: Mapping[str, Any], profile: Any) -> dict[str, Any
     fits = tax <= g.excise.low and turpe <= g.network_fee.low
     verdict = ONLY_IF if fits else NOT
     cond = (f"70 EUR/MWh is read as the supply price alone: a large site pays about {eligible.value:.0f} EUR/MWh "
-            f"({eligible.low:.0f}..{eligible.high:.0f}) with fees, taxes and both rebates, {paid.high:.0f} without "
-            "them") if fits else ""
+            f"({eligible.low:.0f}..{eligible.high:.0f}) with fees, taxes and both rebates, {full.value:.0f} "
+            f"({full.low:.0f}..{full.high:.0f}) without them") if fits else ""
     return result(verdict, cond, "full electricity price (supply + network + taxes)",
                   {"full_price_eur_per_mwh": full, "price_paid_eur_per_mwh": paid}, lines,
                   [src.get("excise_eur_per_mwh", ""), src.get("network_fee_eur_per_mwh", ""), src.get("price_eur_per_mwh", "")])

@@ -184,6 +184,15 @@ class JobRun:
     gpus: Estimate
     gpu_seconds: Estimate
     note: str = ""
+    seconds: Estimate | None = None  # the job's wall time, where the model gives it apart
+
+
+def _whole_site(system: SystemSpec, job: JobRun) -> bool:
+    """A job on every GPU of a system whose count was derived from its site power: it draws the
+    site's power (count, node power and PUE move together; see facility_power)."""
+    n = system.estimate("gpus", "gpu")
+    return site_bound(system) and job.seconds is not None and \
+        (job.gpus.value, job.gpus.low, job.gpus.high) == (n.value, n.low, n.high)
 
 
 def power_per_gpu(system: SystemSpec) -> Estimate:
@@ -192,7 +201,12 @@ def power_per_gpu(system: SystemSpec) -> Estimate:
 
 
 def per_job(system: SystemSpec, job: JobRun, label: str, grid: Grid | None = None) -> EnergyReport:
-    """Energy of a job: the power of one GPU's share of a node x the GPU-seconds the job holds."""
+    """Energy of a job: the power of one GPU's share of a node x the GPU-seconds the job holds (a job on
+    a whole site-bound system: the site's power x its time)."""
+    if _whole_site(system, job):
+        site = facility_power(system)
+        energy = combine(lambda p, t: p * t, site, job.seconds, unit="J", assumptions=(job.note,) if job.note else ())
+        return _report(site, energy, label, grid)
     energy = combine(lambda p, gs: p * gs, power_per_gpu(system), job.gpu_seconds, unit="J",
                      assumptions=(job.note,) if job.note else ())
     return _report(facility_power(system, job.gpus), energy, label, grid)

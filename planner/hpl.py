@@ -297,8 +297,11 @@ def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
         dgemm = profile_estimate(lambda w: profile.gemm_flop_s("fp64", 8192, 8192, 8192, which=w), "flop/s",
                                  f"{spec.key} FP64 DGEMM from the profile ({getattr(profile, 'origin', 'measured')})")
         if dgemm is not None:
-            # a measured rate above the datasheet peak is the profile's spread, not the part: held at the peak
-            top = fp64_ceiling_flop_s(spec)
+            # a measured rate above the datasheet peak is the profile's spread, not the part: held at the
+            # peak of the part measured (a profile used anyway on another part: the lower of the two)
+            tops = [t for t in (fp64_ceiling_flop_s(spec), fp64_ceiling_flop_s(getattr(profile, "measured_on", None) or spec))
+                    if t is not None]
+            top = min(tops) if tops else None
             if top is not None:
                 dgemm = Estimate(min(dgemm.value, top), min(dgemm.low, top), min(dgemm.high, top), dgemm.unit,
                                  dgemm.assumptions)
@@ -314,7 +317,7 @@ def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Ent
         power = (energy.it_power(system) if energy.site_bound(system) and system.gpu_power_limit_w is None else
                  combine(lambda n, p: n / system.gpus_per_node * p, gpus, node, unit="W"))
         power = Estimate(power.value, power.low, power.high, "W", power.assumptions + (
-            "HPL draws the full node power (IT, PUE excluded, as TOP500 reports)",))
+            "HPL draws the node power in the system's stated range (a Green500 run tuned for GFLOP/s per W sits near its low end; IT only, PUE excluded, as TOP500 reports)",))
         return power, combine(lambda r, p: r / p / 1e9, per_gpu, node.scale(1 / system.gpus_per_node), unit="GFLOP/s/W")
     if top is not None and top.power_w:
         w = top.power_w / top.gpus_in_run

@@ -170,6 +170,7 @@ class DeviceProfile:
     assumptions: tuple[str, ...] = ()
     fallback: Mapping[str, Any] = field(default_factory=dict)  # parameters for unmeasured dtypes
     states_memory: bool = False   # memory_bandwidth measured (STREAM) or a stated memory_efficiency, not the default
+    measured_on: DeviceSpec | None = None  # the part a profile used --profile-anyway was measured on (else spec)
 
     # --- public queries ----------------------------------------------------------------------
     def gemm_flop_s(self, dtype: str, m: int, n: int, k: int, which: str = "value") -> float:

@@ -350,15 +350,16 @@ def usable_gpu_counts(gpus: int, gpus_per_node: int) -> list[int]:
 @dataclass(frozen=True)
 class CurvePoint:
     gpus: int
-    days: float | None
+    days: float | None   # steady state: iterations x the iteration time
     mfu: float | None
     plan: str
     fits: bool
     why: str = ""  # when no plan: "does not fit" (in memory) or "no valid layout" (the count does not factor)
+    days_wall: float | None = None  # by the clock: steady state / goodput (failures and checkpoints)
 
     def to_json(self) -> dict[str, Any]:
-        return {"gpus": self.gpus, "days": self.days, "mfu": self.mfu, "plan": self.plan, "fits": self.fits,
-                "why": self.why}
+        return {"gpus": self.gpus, "days": self.days, "days_wall": self.days_wall, "mfu": self.mfu,
+                "plan": self.plan, "fits": self.fits, "why": self.why}
 
 
 @dataclass(frozen=True)
@@ -377,8 +378,10 @@ class ScalingResult:
 def fastest_gpu_count(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top: int = 5,
                       dtype: str = "bf16", full: bool = False, stack: Stack = NEUTRAL,
                       pins: Mapping[str, Any] | None = None, counts: list[int] | None = None) -> ScalingResult:
-    """Search every usable GPU count up to the system's; the one with the shortest time to train
-    (ties: fewer GPUs) wins. The curve lists each count's best time (days, steady state) and MFU."""
+    """Search every usable GPU count up to the system's; the one with the shortest time to train by
+    the clock (ties: fewer GPUs) wins: steady state over goodput, since failures grow with the GPU
+    count (planner/train.goodput_estimate) and past some size more GPUs finish later. The curve lists
+    each count's best time (days by the clock and at steady state) and MFU."""
     cs = counts or usable_gpu_counts(int(system.gpus), int(system.gpus_per_node))
     pts, best, best_t = [], None, np.inf
     for n in cs:
@@ -386,8 +389,9 @@ def fastest_gpu_count(workload: TrainingWorkload, system: Any, profile: DevicePr
         res = search(workload, system, profile, top=top, gpus=n, dtype=dtype, full=full, stack=stack, pins=pins)
         if res.best:
             b = res.best[0]
-            d = b.time_to_train.value / 86400.0
-            pts.append(CurvePoint(n, d, b.mfu.value, b.plan.label(), True))
+            steady = b.time_to_train.value / 86400.0
+            d = b.time_to_train_wall.value / 86400.0 if b.time_to_train_wall is not None else steady
+            pts.append(CurvePoint(n, steady, b.mfu.value, b.plan.label(), True, days_wall=d))
             if d < best_t * (1 - 1e-9):
                 best, best_t = res, d
         else:

@@ -321,7 +321,9 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         if not math.isfinite(p.ttft_s):
             raise _no_prompt_gets_through(rep, req, lo, slots, why)
         narrower = "" if req.weights in ("fp8", "fp4") else " or fp8"
-        raise DoesNotFit(f"even one stream gives TPOT {p.tpot_s * 1e3:,.1f} ms / TTFT {p.ttft_s * 1e3:,.0f} ms ({req.percentile}), "
+        raise DoesNotFit(f"even a load of one running stream gives TPOT {p.tpot_s * 1e3:,.1f} ms / TTFT "
+                         f"{p.ttft_s * 1e3:,.0f} ms ({req.percentile}; requests arriving at random queue behind "
+                         f"each other's prompts, a lone prompt's prefill takes {rep.prefill_s(lo) * 1e3:,.0f} ms), "
                          "above the target", f"relax --tpot-ms/--ttft-ms, use more GPUs per replica{narrower}")
     return server_point(rep, req, _bisect(meets, lo, slots * (1 - 1e-9)), slots, q)
 

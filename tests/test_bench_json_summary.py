@@ -96,7 +96,8 @@ def test_summary_is_in_base_units_with_the_headline_and_the_sweep(fake_run):
     assert gemm_row["headline"] == "confirmed"
     assert gemm_row["achieved_flop_per_s"] == pytest.approx(0.58e12)
     assert gemm_row["peak_flop_per_s"] == pytest.approx(989.4e12) and gemm_row["peak_source"] == "datasheet: test"
-    assert gemm_row["best_params"] == {"m": 4096, "n": 4096, "k": 4096} and gemm_row["cases"] == 3
+    # two shapes, the best confirmed again: 2 cases (the every-case table lists its rounds)
+    assert gemm_row["best_params"] == {"m": 4096, "n": 4096, "k": 4096} and gemm_row["cases"] == 2
     assert gemm_row["sweep_s"] == 12.5 and gemm_row["sweep_cases"] == 9
     stream_row = next(r for r in doc["summary"] if r["benchmark"] == "stream")
     assert stream_row["achieved_bytes_per_s"] == pytest.approx(3 * 8 * 2**25 / (3 * 8 * 2**25 / 20e9))
@@ -123,7 +124,7 @@ def test_append_adds_sweeps_and_recomputes_the_summary(fake_run, tmp_path):
     doc = load_results(str(out))
     assert len(doc.sweeps) == 2
     gemm_row = next(r for r in json.loads(out.read_text())["summary"] if r["benchmark"] == "gemm")
-    assert gemm_row["cases"] == 6 and gemm_row["sweep_s"] == 25.0 and gemm_row["sweep_cases"] == 18
+    assert gemm_row["cases"] == 2 and gemm_row["sweep_s"] == 25.0 and gemm_row["sweep_cases"] == 18  # same 2 shapes
 
 
 def test_summary_and_sweeps_must_be_lists_of_tables(fake_run, tmp_path):

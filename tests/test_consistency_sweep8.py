@@ -53,7 +53,12 @@ def test_report_estimate_labels_drop_the_base_unit_of_the_key():
     est = {"value": 6.77e13, "low": 4.25e13, "high": 1.79e14, "unit": "J"}
     rows = report_model.generic_tables("t", {"energy_per_year_j": est, "gpus": 8})[0].rows
     assert rows[0][0] == "energy per year" and rows[0][-1] == "GWh"
-    assert rows[1][0] == "gpus"
+    assert rows[1][0] == "GPUs"
+    # sweep 10: a rate keeps its "per" unit, and acronyms read as such
+    rate = {"tokens_per_s": dict(est, unit="tokens/s"), "it_power_w": dict(est, unit="W"),
+            "gflops_per_w": dict(est, unit="GFLOP/s/W")}
+    names = [r[0] for r in report_model.generic_tables("t", rate)[0].rows]
+    assert names == ["tokens per s", "IT power", "GFLOP/s per W"]
 
 
 def test_report_environment_prints_versions_as_the_tools_do():
@@ -153,7 +158,10 @@ def test_one_bound_alone_is_refused(tmp_path):
 
 
 def test_compare_names_the_system_an_error_is_about():
-    res = runner.invoke(app, ["compare", "-s", "node-1x-gh200,jean-zay-h100", "-w", "le-chat"])
+    # (sweep 10: a system the workload does not fit gets its own column; the others stand)
+    d = cli_json("compare", "-s", "node-1x-gh200,jean-zay-h100", "-w", "le-chat")
+    assert d["systems"][0]["system"] == "node-1x-gh200" and d["systems"][0]["does_not_fit"]
+    res = runner.invoke(app, ["compare", "-s", "node-1x-gh200", "-w", "le-chat"])
     assert res.exit_code == 3 and "node-1x-gh200: " in res.output
 
 
@@ -181,8 +189,9 @@ def test_serving_error_hints_are_complete_and_possible():
     res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-h100", "-w", "le-chat", "--percentile", "p75"])
     assert res.exit_code == 2 and "p50, p90 or p99" in res.output
     res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-l40s", "-w", "llmaas"])
-    if res.exit_code == 3 and "even one stream" in res.output:
-        assert "or fp8" not in res.output and "353254" not in res.output
+    assert res.exit_code == 3 and "even a load of one running stream" in res.output
+    assert "or fp8" not in res.output and "353254" not in res.output
+    assert "a lone prompt's prefill takes" in res.output  # the queue's TTFT is told apart from one prompt's
 
 
 # --- sweep 9: plan train, compare, check and report against each other --------------------------

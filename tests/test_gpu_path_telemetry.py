@@ -68,6 +68,7 @@ def test_nvml_energy_counter_gives_the_energy_of_the_run(monkeypatch):
     m.nvmlDeviceGetTotalEnergyConsumption = lambda h: next(mj)  # millijoules
     monkeypatch.setitem(sys.modules, "pynvml", m)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-abc")
+    monkeypatch.setattr(telemetry.power, "GPU_POWER_WINDOW_S", 0.0)  # a run this short is under the real window
     with telemetry.Sampler(types.SimpleNamespace(kind="cuda", torch_device="cuda:0"), interval_s=0.01) as s:
         pass
     out = s.summary()

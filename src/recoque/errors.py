@@ -1,9 +1,12 @@
-"""The two error kinds every command raises (style rule 6).
+"""The errors every command raises (style rule 6): two kinds about the input, one about the output,
+and the signals.
 
-`BadInput`: the user gave something we cannot use (malformed file, unknown preset, negative count).
-`DoesNotFit`: the input is well formed but the request is impossible (model does not fit in memory,
-more GPUs than the system has). Plan searches count these instead of raising.
-Both carry one line saying what went wrong and one hint saying how to fix it.
+`BadInput` (exit 2): the user gave something we cannot use (malformed file, unknown preset, negative
+count). `DoesNotFit` (exit 3): the input is well formed but the request is impossible (model does not
+fit in memory, more GPUs than the system has); plan searches count these instead of raising.
+`WriteFailed` (exit 4): results could not be written where asked (they are saved elsewhere).
+Each carries one line saying what went wrong and one hint saying how to fix it. `Interrupted`
+(exit 128 + the signal) is a signal mid-run; what was measured is kept.
 """
 from __future__ import annotations
 

@@ -70,14 +70,14 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
     if folder and target.exists() and not target.is_dir():
         raise WriteFailed(f"cannot write plots into {target}: it is a file, not a folder", "name a folder")
     if not folder and target.is_dir():
-        raise WriteFailed(f"cannot write {target}: it is a folder", _FIXES[errno.EISDIR])
+        raise WriteFailed(f"cannot write {target}: it is a folder", "give a file name")
     where = target if folder else target.parent
     while not where.exists() and where != where.parent:
         if not folder:
-            raise WriteFailed(f"cannot write {target}: folder {where} does not exist", _FIXES[errno.ENOENT])
+            raise WriteFailed(f"cannot write {target}: folder {where} does not exist", "create it or write elsewhere")
         where = where.parent
     if not where.is_dir():
-        raise WriteFailed(f"cannot write {target}: {where} is not a folder", _FIXES[errno.ENOTDIR])
+        raise WriteFailed(f"cannot write {target}: {where} is not a folder", "write elsewhere")
     try:  # a real file, not os.access: root passes access() on read-only places such as /proc
         fd, probe = tempfile.mkstemp(prefix=".recoque-probe.", dir=where)
         os.close(fd)
@@ -91,7 +91,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     symbolic link is written through: the file it names is replaced, the link stays a link."""
     target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     if target.is_dir():
-        raise WriteFailed(f"cannot write {target}: it is a folder", _FIXES[errno.EISDIR])
+        raise WriteFailed(f"cannot write {target}: it is a folder", "give a file name")
     folder = target.parent
     data = text.encode("utf-8")
     try:

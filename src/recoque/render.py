@@ -265,9 +265,9 @@ def bench_tables(doc: Any, all_rows: bool) -> None:
     if all_rows:
         for unit in dict.fromkeys(r.unit for r in doc.results):
             k, shown = rate_unit(doc, unit)
-            every = [[r.benchmark, r.op, r.dtype, report.shape(r), fmt(r.achieved * k), _pct(r.fraction_of_peak),
+            every = [[r.benchmark, r.op, r.dtype, report.shape(r), report.run_label(r), fmt(r.achieved * k), _pct(r.fraction_of_peak),
                       len(r.times_s), r.backend or ""] for r in doc.results if r.unit == unit]
-            console.print(table(f"Every verified case ({shown})", ["benchmark", "op", "dtype", "shape",
+            console.print(table(f"Every verified case ({shown})", ["benchmark", "op", "dtype", "shape", "run",
                                                                    f"achieved ({shown})", "% of peak", "samples",
                                                                    "backend"], every, secondary=("backend",)))
     if doc.skipped:

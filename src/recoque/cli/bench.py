@@ -17,11 +17,24 @@ from recoque.errors import BadInput, Interrupted, WriteFailed, interrupt_of
 
 app = typer.Typer(help="Run benchmarks: all, gemm, attention, stream, transfer, collective.", no_args_is_help=True)
 
-QUICK = typer.Option(False, "--quick", help="Small sweep and short sampling (about a minute).")
+QUICK = typer.Option(False, "--quick", help="Small sweep and short sampling (`bench all`: about 4 minutes on one "
+                                            "H200, 3 on a 2-core CPU).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, gpu[:N], cuda[:N] or rocm[:N].")
-DTYPE = typer.Option(None, "--dtype", help="Repeatable or comma-separated: fp64 fp32 tf32 bf16 fp16 fp8, or torch's "
-                                           "names (float32, bfloat16, float8_e4m3fn...) (default: all).",
-                     autocompletion=dtype_completions)
+DTYPES_RUN = {  # what each benchmark measures of --dtype (bench/suite.py); the others are said and skipped
+    "all": "each benchmark runs those it supports (gemm: all six; attention: bf16 fp16 fp32, bf16 fp32 on a CPU; "
+           "stream: fp64 fp32; collective: fp32 bf16; transfer: bytes, no dtype); the others are said",
+    "gemm": "default: all six",
+    "attention": "attention runs bf16 fp16 fp32 (bf16 fp32 on a CPU); default: all of those",
+    "stream": "stream runs fp64 fp32; default: both, fp64 only with --quick",
+    "transfer": "transfer copies bytes: --dtype does not apply",
+    "collective": "collective runs fp32 bf16; default: both, fp32 only with --quick",
+}
+
+
+def _dtype_option(name: str):
+    return typer.Option(None, "--dtype", help="Repeatable or comma-separated: fp64 fp32 tf32 bf16 fp16 fp8, or torch's "
+                                              f"names (float32, bfloat16, float8_e4m3fn...); {DTYPES_RUN[name]}.",
+                        autocompletion=dtype_completions)
 OUT = typer.Option(None, "--out", help="Write the results JSON here (atomically).")
 APPEND = typer.Option(False, "--append", help="Add to an existing --out file from the same machine.")
 JSON = typer.Option(False, "--json", help="Print the results document as JSON instead of tables.")
@@ -41,7 +54,7 @@ DOCS = {
 
 
 def _command(name: str):
-    def cmd(quick: bool = QUICK, device: str = DEVICE, dtype: Optional[list[str]] = DTYPE,
+    def cmd(quick: bool = QUICK, device: str = DEVICE, dtype: Optional[list[str]] = _dtype_option(name),
             out: Optional[Path] = OUT, append: bool = APPEND, json_out: bool = JSON, seed: int = SEED,
             all_rows: bool = ROWS, force: bool = FORCE) -> None:
         names = ("gemm", "attention", "stream", "transfer", "collective") if name == "all" else (name,)

@@ -45,13 +45,13 @@ def compare(files: List[Path] = typer.Argument(..., help="baseline A.json, then 
 def _show(c, all_rows: bool) -> None:  # noqa: ANN001 - bench.compare.Comparison
     shown = [cc for cc in c.cases if all_rows or cc.significant or cc.verdict == "too few samples"]
     rows = [(f"{cc.benchmark} {cc.op}" + (" (LLM)" if cc.kind == "llm" else ""), cc.dtype,
-             " ".join(f"{k}={v}" for k, v in cc.params.items()), f"{cc.achieved_a:.4g}", f"{cc.achieved_b:.4g}",
+             " ".join(f"{k}={v}" for k, v in cc.params.items()), cc.run, f"{cc.achieved_a:.4g}", f"{cc.achieved_b:.4g}",
              cc.unit, f"{cc.ratio:.3f}",
-             f"{cc.ratio_low:.3f}-{cc.ratio_high:.3f}" if cc.ratio_low is not None else "n/a", cc.verdict)
+             cc.interval_text, cc.verdict)
             for cc in shown]
     title = f"{c.label_b} against {c.label_a}: {c.n_significant} of {len(c.cases)} cases differ beyond the noise"
     if rows:
-        console.print(table(title, ("benchmark", "dtype", "case", "A", "B", "unit", "B/A", "95% interval", "verdict"),
+        console.print(table(title, ("benchmark", "dtype", "case", "run", "A", "B", "unit", "B/A", "95% interval", "verdict"),
                             rows))
     else:
         console.print(title + " (--all-rows lists every case)", highlight=False)
@@ -67,5 +67,6 @@ def _show(c, all_rows: bool) -> None:  # noqa: ANN001 - bench.compare.Comparison
 
 
 def _short(v: object) -> str:
-    s = "" if v is None else str(v)
+    # a float prints to 6 significant figures (a peak of 66900000000000.01 FLOP/s as 6.69e+13)
+    s = "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
     return s if len(s) <= 60 else s[:57] + "..."

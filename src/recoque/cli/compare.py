@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import typer
 
-from recoque.errors import BadInput, RecoqueError
+from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate
 from recoque.cli._edge import power_limit_option, profile_anyway_option, refuse_repeats
 from recoque.names import spelling
@@ -34,15 +34,24 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
         raise BadInput(f"--systems {', '.join(given)} all define the system key {twice!r}",
                        "give each system file its own [systems.<key>]")
     # refused when it is for none of their devices, unless --profile-anyway (then marked; issue 7)
-    plans = []
+    plans, misfits = [], []
     for s, prof in profiles_for_systems(resolved, profile, profile_anyway):
         try:
             d = plan_any(s, workload, prof)
+        except DoesNotFit as exc:  # an impossible plan on one system: its column says so, the others stand
+            misfits.append(exc)
+            d = {"system": s.key, "workload": None, "does_not_fit": f"{exc.one_line()}",
+                 "sections": {"plan": [{"quantity": "plan", "value": f"does not fit: {exc.what}"}]}, "assumptions": []}
         except RecoqueError as exc:  # several systems: say which one the error is about
             raise type(exc)(f"{s.key}: {exc.what}", exc.fix) from exc
-        d.pop("_sections")
+        d.pop("_sections", None)
         plans.append(d)
-    workload = plans[0]["workload"]  # the preset's key, however it was typed
+    if len(misfits) == len(plans):
+        exc = misfits[0]
+        raise DoesNotFit(f"{plans[0]['system']}: {exc.what}", exc.fix)
+    workload = next(d["workload"] for d in plans if d["workload"])  # the preset's key, however it was typed
+    for d in plans:
+        d["workload"] = d["workload"] or workload
     if as_json:
         emit_json({"workload": workload, "systems": plans})
         return

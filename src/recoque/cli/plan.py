@@ -62,8 +62,9 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
     train = data.get("train")
     # an impossible training plan is exit 3, not a table row; a bare model name still shows its serving
     if train is not None and not getattr(train, "best", True) and not (data["kind"] == "model" and "inference" in data):
-        raise DoesNotFit(f"{workload} does not fit on {s.gpus:,.0f} GPUs of {s.key}: {train.reasons[0]}",
-                         "use more GPUs (--gpus) or a system with more memory per GPU")
+        more = "use more GPUs (--gpus) or " if gpus is not None else ""  # the whole system: --gpus cannot add any
+        raise DoesNotFit(f"{workload} does not fit on {s.gpus:,.0f} GPU{'s' if s.gpus != 1 else ''} of {s.key}: "
+                         f"{train.reasons[0]}", f"{more}use a system with more GPUs or more memory per GPU")
     show(data, as_json)
 
 

@@ -10,7 +10,7 @@ from recoque.planner.capacity import assemble, plan_hpl, profile_for, resolve_sy
 
 
 def hpl(system: str = typer.Option(..., "--system", "-s", help="system preset or a TOML file"),
-        gpus: Optional[int] = typer.Option(None, "--gpus"),
+        gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
         efficiency: Optional[float] = typer.Option(None, "--efficiency", help="fix the HPL efficiency (Rmax/Rpeak-basis)"),
         profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
         profile_anyway: bool = profile_anyway_option(),

@@ -10,7 +10,7 @@ from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.names import resolve_key
-from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_default, released_kv_default,
+from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_for_device, released_kv_default,
                                       released_kv_note, released_weights_note, resolve_system)
 from recoque.planner.inference import load_model_spec
 from recoque.planner.workload import preset_key
@@ -168,7 +168,8 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
     name = name if w else preset_key(name)  # a preset under any spelling or alias prints as its key
     model_spec = None if w else load_model_spec(name)
     # a model named alone, with no --weights or --dtype, is served in the precision it was released in
-    released = "" if (model_spec is None or flags["weights"] or flags["dtype"]) else released_default(model_spec)
+    released = "" if (model_spec is None or flags["weights"] or flags["dtype"]) else \
+        released_for_device(model_spec, s.device)
     flags["weights"] = flags["weights"] or released or None
     kv_unset = model_spec is not None and not (flags["kv_cache"] or flags["dtype"])
     req = _request(w, flags, get_device_spec(s.device))

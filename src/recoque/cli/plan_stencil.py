@@ -12,10 +12,13 @@ from recoque.planner.workloads import get_workload
 
 
 def stencil(system: str = typer.Option(..., "--system", "-s", help="system preset or a TOML file"),
-            workload: str = typer.Option("climate-km", "--workload", "-w"),
-            gpus: Optional[int] = typer.Option(None, "--gpus"),
-            grid_points: Optional[float] = typer.Option(None, "--grid-points"),
-            sweeps: Optional[int] = typer.Option(None, "--sweeps"),
+            workload: str = typer.Option("climate-km", "--workload", "-w",
+                                         help="a stencil workload (`recoque list workloads`: climate-km, hpcg)"),
+            gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
+            grid_points: Optional[float] = typer.Option(None, "--grid-points",
+                                                        help="a fixed grid (strong scaling; default: the workload's, "
+                                                             "for hpcg a fixed share per GPU)"),
+            sweeps: Optional[int] = typer.Option(None, "--sweeps", help="passes over the grid (default: the workload's)"),
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
             profile_anyway: bool = profile_anyway_option(),
             power_limit_w: Optional[float] = power_limit_option(),

@@ -112,8 +112,9 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
         console.print(f"MFU against the bf16 peak {_pct(b.mfu)}; against the fp8 peak {_pct(b.mfu_fp8_peak)}")
     console.print(f"goodput {_pct(b.goodput)} (failures and checkpoints), shown apart from steady-state throughput")
     if curve is not None:
-        console.print(table(f"GPU count: fastest is {curve.fastest_gpus:,} GPUs", ("GPUs", "days (steady)", "MFU", "best plan"),
-                            [(f"{p.gpus:,}", fmt(p.days) if p.fits else p.why,
+        console.print(table(f"GPU count: fastest by the clock is {curve.fastest_gpus:,} GPUs",
+                            ("GPUs", "days (wall)", "days (steady)", "MFU", "best plan"),
+                            [(f"{p.gpus:,}", fmt(p.days_wall) if p.fits else p.why, fmt(p.days) if p.fits else "",
                               f"{p.mfu:.1%}" if p.fits else "", p.plan) for p in curve.curve]))
     for line in res.reasons:
         console.print(line, highlight=False)

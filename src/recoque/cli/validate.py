@@ -1,4 +1,4 @@
-"""Published training runs through the planner: predicted vs published iteration time, error per case."""
+"""Published training and serving runs through the planner: predicted vs published, error per case."""
 from __future__ import annotations
 
 import typer
@@ -19,7 +19,8 @@ def validate(
                                 "(seeds/train_checks.toml, seeds/serving_checks.toml): never calibrated on, "
                                 "reported, not part of the verdict"),
 ) -> None:
-    """Published training runs through the planner: predicted vs published iteration time, error per case."""
+    """Published training and serving runs through the planner: predicted vs published iteration time
+    (serving: throughput), error per case."""
     if threshold_mean != DEFAULT_THRESHOLD_MEAN and threshold_mean > threshold_max:
         # a mean never exceeds the largest error: a mean threshold given above the max one never acts
         raise BadInput(f"--threshold-mean {threshold_mean:g} is above --threshold-max {threshold_max:g}",

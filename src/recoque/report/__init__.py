@@ -6,6 +6,7 @@ matplotlib is needed only for the plots and is imported lazily.
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 from recoque.report.model import Report, build, load_input, load_plan
@@ -59,6 +60,8 @@ def write_report(report: Report, out: str, plots_dir: str | None = None) -> None
     if suffix in ("html", "htm"):
         write_atomic(out, html.render(report))
     elif suffix in ("md", "markdown"):
-        write_atomic(out, markdown.render(report, plots_dir))
+        # image links are read from the Markdown file's folder, not from where the command ran
+        rel = os.path.relpath(plots_dir, os.path.dirname(os.path.abspath(out))) if plots_dir else None
+        write_atomic(out, markdown.render(report, rel))
     else:
         raise BadInput(f"--out {out}: unknown report format", "end the file name in .html or .md")

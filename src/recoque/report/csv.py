@@ -4,6 +4,7 @@ BabelStream (`--csv` output): function,num_times,n_elements,sizeof,max_mbytes_pe
 max_runtime,avg_runtime; runtimes in seconds, MB/s decimal at the fastest run (its convention).
 nccl-tests (one row per size): size,count,type,redop,time_us,algbw,busbw; time at the median sample
 here, algbw = size / time and busbw = algbw x the bus factor, both GB/s (nccl-tests' definitions).
+Both end in two columns of recoque's own: the file a row comes from and the pass that measured it.
 """
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from pathlib import Path
 from typing import Sequence
 
 from recoque.bench.schema import Record, ResultsDocument
+from recoque.bench.summary import run_label
 from recoque.fileio import write_atomic
 
-ALL_COLUMNS = ("file", "benchmark", "op", "dtype", "params", "unit", "samples", "median_s", "min_s", "max_s",
+ALL_COLUMNS = ("file", "benchmark", "op", "dtype", "params", "run", "unit", "samples", "median_s", "min_s", "max_s",
                "mean_s", "achieved", "best", "peak", "fraction_of_peak", "flop_count", "bytes_moved", "backend")
+# BabelStream's and nccl-tests' own columns first, then which file and which pass of the run (a case is
+# measured in several confirmation rounds) so that rows can be told apart
 BABELSTREAM_COLUMNS = ("function", "num_times", "n_elements", "sizeof", "max_mbytes_per_sec", "min_runtime",
-                       "max_runtime", "avg_runtime")
-NCCL_COLUMNS = ("op", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "world_size")
+                       "max_runtime", "avg_runtime", "file", "run")
+NCCL_COLUMNS = ("op", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "world_size", "file", "run")
 NCCL_TYPES = {"fp32": "float", "fp16": "half", "bf16": "bfloat16", "fp64": "double"}
 NCCL_REDOPS = {"all_reduce": "sum", "reduce_scatter": "sum"}
 ELEM_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8}
@@ -39,23 +43,24 @@ def all_rows(docs: Sequence[tuple[str, ResultsDocument]]) -> list[list[object]]:
     rows = []
     for label, doc in docs:
         for r in doc.results:
-            rows.append([label, r.benchmark, r.op, r.dtype, json.dumps(dict(r.params), sort_keys=True), r.unit,
+            rows.append([label, r.benchmark, r.op, r.dtype, json.dumps(dict(r.params), sort_keys=True), run_label(r), r.unit,
                          len(r.times_s), r.median_s, r.min_s, max(r.times_s), statistics.fmean(r.times_s),
                          r.achieved, r.best, r.peak, r.fraction_of_peak, r.flop_count, r.bytes_moved, r.backend])
     return rows
 
 
-def babelstream_rows(doc: ResultsDocument) -> list[list[object]]:
+def babelstream_rows(doc: ResultsDocument, label: str = "") -> list[list[object]]:
     rows = []
     for r in doc.results:
         if r.benchmark != "stream" or "n_elements" not in r.params:
             continue
         rows.append([r.op.capitalize(), len(r.times_s), r.params["n_elements"], r.params.get("elem_bytes", 8),
-                     r.bytes_moved / r.min_s / 1e6, r.min_s, max(r.times_s), statistics.fmean(r.times_s)])  # type: ignore[operator]
+                     r.bytes_moved / r.min_s / 1e6, r.min_s, max(r.times_s), statistics.fmean(r.times_s),  # type: ignore[operator]
+                     label, run_label(r)])
     return rows
 
 
-def nccl_rows(doc: ResultsDocument) -> list[list[object]]:
+def nccl_rows(doc: ResultsDocument, label: str = "") -> list[list[object]]:
     rows = []
     for r in doc.results:
         if r.benchmark != "collective" or "bytes" not in r.params:
@@ -63,7 +68,8 @@ def nccl_rows(doc: ResultsDocument) -> list[list[object]]:
         size = int(r.params["bytes"])
         t = r.median_s
         rows.append([r.op, size, size // ELEM_BYTES.get(r.dtype, 4), NCCL_TYPES.get(r.dtype, r.dtype),
-                     NCCL_REDOPS.get(r.op, "none"), t * 1e6, size / t / 1e9, _busbw(r), r.params.get("world_size")])
+                     NCCL_REDOPS.get(r.op, "none"), t * 1e6, size / t / 1e9, _busbw(r), r.params.get("world_size"),
+                     label, run_label(r)])
     return rows
 
 
@@ -77,12 +83,12 @@ def export(docs: Sequence[tuple[str, ResultsDocument]], out: str) -> list[str]:
     stem = base.with_suffix("") if base.suffix == ".csv" else base
     written = [str(base)]
     write_atomic(base, _text(ALL_COLUMNS, all_rows(docs)))
-    stream = [row for _, d in docs for row in babelstream_rows(d)]
+    stream = [row for label, d in docs for row in babelstream_rows(d, label)]
     if stream:
         path = f"{stem}-babelstream.csv"
         write_atomic(path, _text(BABELSTREAM_COLUMNS, stream))
         written.append(path)
-    coll = [row for _, d in docs for row in nccl_rows(d)]
+    coll = [row for label, d in docs for row in nccl_rows(d, label)]
     if coll:
         path = f"{stem}-nccl-tests.csv"
         write_atomic(path, _text(NCCL_COLUMNS, coll))

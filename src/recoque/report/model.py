@@ -176,10 +176,11 @@ def results(inp: Input) -> Section:
                              f"peak ({shown})", "% of peak", "% of public best", "backend", "figure"), rows))
     for unit in dict.fromkeys(r.unit for r in doc.results):
         scale, shown = rate_scale(doc, unit)
-        rows = tuple((r.benchmark, r.op, r.dtype, summary.shape(r), num(r.achieved * scale), num(r.best * scale),
+        rows = tuple((r.benchmark, r.op, r.dtype, summary.shape(r), summary.run_label(r), num(r.achieved * scale),
+                      num(r.best * scale),
                       pct(r.fraction_of_peak), str(len(r.times_s)), pct(r.stats()["cov"]), r.backend or "")
                      for r in doc.results if r.unit == unit)
-        tables.append(Table(f"Every verified case ({shown})", ("benchmark", "op", "dtype", "shape",
+        tables.append(Table(f"Every verified case ({shown})", ("benchmark", "op", "dtype", "shape", "run",
                                                               f"median ({shown})", f"best ({shown})", "% of peak",
                                                               "samples", "CoV", "backend"), rows))
     power = power_table(doc)
@@ -204,7 +205,8 @@ def _chosen(row: Mapping[str, Any]) -> str:
 
 def power_table(doc: ResultsDocument) -> Table | None:
     """Average power, energy and efficiency where telemetry carried power (bench/power.py)."""
-    from recoque.bench.power import efficiency
+    from recoque.bench import summary
+    from recoque.bench.power import GPU_POWER_WINDOW_S, efficiency
 
     rows = []
     for r in doc.results:
@@ -216,15 +218,17 @@ def power_table(doc: ResultsDocument) -> Table | None:
         per_w = (f"{num(eff['gflop_s_per_w'])} GFLOP/s/W" if "gflop_s_per_w" in eff
                  else f"{num(eff['gb_s_per_w'])} GB/s/W")
         clock = power.get("clock_mhz") if isinstance(power.get("clock_mhz"), Mapping) else {}
-        rows.append((r.benchmark, r.op, r.dtype, _shape(r), num(eff["avg_power_w"]),
+        rows.append((r.benchmark, r.op, r.dtype, _shape(r), summary.run_label(r), num(eff["avg_power_w"]),
                      num(power.get("energy_j")) if power.get("energy_j") is not None else "",
                      per_w, num(clock.get("median")) if clock else "",
                      "THROTTLED" if power.get("throttled") else ""))
     if not rows:
         return None
-    return Table("Power and efficiency", ("benchmark", "op", "dtype", "shape", "avg power (W)", "energy (J)",
+    return Table("Power and efficiency", ("benchmark", "op", "dtype", "shape", "run", "avg power (W)", "energy (J)",
                                           "efficiency", "clock (MHz)", "clocks"), tuple(rows),
-                 note="efficiency = rate at the median time / average power over the samples")
+                 note=f"average power = energy over the case (the energy counter's advance, else the power samples' "
+                      f"integral) / its duration; efficiency = rate at the median time / average power; GPU cases "
+                      f"shorter than the {GPU_POWER_WINDOW_S:g} s a power reading averages over get none")
 
 
 def _shape(r: Any) -> str:
@@ -294,12 +298,12 @@ def comparison_table(c: Any) -> Table:
     rows = []
     for cc in c.cases:
         shape = ",".join(f"{k}={v}" for k, v in cc.params.items())
-        ci = f"{cc.ratio_low:.3f}-{cc.ratio_high:.3f}" if cc.ratio_low is not None else "n/a"
-        rows.append((f"{cc.benchmark} {cc.op}" + (" (LLM)" if cc.kind == "llm" else ""), cc.dtype, shape,
+        ci = cc.interval_text
+        rows.append((f"{cc.benchmark} {cc.op}" + (" (LLM)" if cc.kind == "llm" else ""), cc.dtype, shape, cc.run,
                      num(cc.achieved_a), num(cc.achieved_b), cc.unit, f"{cc.ratio:.3f}", ci,
                      num(cc.p_value, 2) if cc.p_value is not None else "", cc.verdict))
     return Table(f"{c.label_b} against {c.label_a} ({c.n_significant} of {len(c.cases)} cases differ beyond noise)",
-                 ("benchmark", "dtype", "case", "A", "B", "unit", "B/A", "95% interval", "Mann-Whitney p", "verdict"),
+                 ("benchmark", "dtype", "case", "run", "A", "B", "unit", "B/A", "95% interval", "Mann-Whitney p", "verdict"),
                  tuple(rows))
 
 
@@ -322,11 +326,17 @@ def estimate_text(d: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 # base units JSON keys end in; an estimate's row prints its unit in human form beside it
 # (render.human: "energy_per_year_j" is shown in GWh), so the label drops the key's unit
-_BASE_UNIT_SUFFIX = re.compile(r"_(j|w|s|flop_s|bytes|bytes_s|eur|kg_co2e)$")
+# an estimate's row carries its unit: the key's base-unit suffix goes, unless it ends a rate
+# ("tokens_per_s" keeps its "per s")
+_BASE_UNIT_SUFFIX = re.compile(r"(?<!_per)_(j|w|s|flop_s|bytes|bytes_s|eur|kg_co2e)$")
+_WORDS = {"it": "IT", "gpu": "GPU", "gpus": "GPUs", "mfu": "MFU", "hfu": "HFU", "gflops": "GFLOP/s", "w": "W",
+          "eur": "EUR", "hbm": "HBM", "ttft": "TTFT", "tpot": "TPOT", "co2": "CO2", "co2e": "CO2e", "pue": "PUE",
+          "hpl": "HPL", "h100e": "H100e", "tp": "TP", "pp": "PP", "dp": "DP", "kv": "KV"}
 
 
 def _label(key: str, estimate: bool = False) -> str:
-    return (_BASE_UNIT_SUFFIX.sub("", key) if estimate else key).replace("_", " ")
+    key = (_BASE_UNIT_SUFFIX.sub("", key) if estimate else key).replace("flop_s", "FLOP/s")
+    return " ".join(_WORDS.get(w, w) for w in key.split("_"))
 
 
 def _scalar(v: Any) -> bool:
