@@ -61,6 +61,10 @@ def sizes(device: Any, quick: bool) -> list[int]:
     return [s for s in GPU_SIZES if s <= ALWAYS_FITS or 8 * s <= mem]
 
 
+def default_dtypes(quick: bool) -> tuple[str, ...]:
+    return ("fp32",) if quick else ("fp32", "bf16")
+
+
 def cases(device: Any, quick: bool, dtypes: tuple[str, ...] | None = None) -> list[Case]:
     """Every collective, placement and dtype at every size; [] for a single process (skip_reason).
 
@@ -69,7 +73,7 @@ def cases(device: Any, quick: bool, dtypes: tuple[str, ...] | None = None) -> li
         return []
     s = D.session() or D.start(D.discover(), device)
     n = s.world.world_size
-    dts = tuple(d for d in (dtypes or ()) if d in ELEM_BYTES) or (("fp32",) if quick else ("fp32", "bf16"))
+    dts = tuple(d for d in (dtypes or ()) if d in ELEM_BYTES) or default_dtypes(quick)
     out: list[Case] = []
     for dt in dts:
         for op in C.OPS:

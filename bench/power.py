@@ -22,6 +22,7 @@ THROTTLE_DROP = 0.05  # clocks 5% under their early-run level while loaded: powe
 # suite, 64 ms bf16 GEMM case): 361 W read during 740 TFLOP/s, and an NVML energy counter that did
 # not advance (0 J).
 GPU_POWER_WINDOW_S = 1.0
+CPU_SOURCES = ("RAPL + /proc/cpuinfo", "/proc/cpuinfo")  # bench/telemetry's CPU readers; every other source is a GPU's
 RAPL_ROOT = "/sys/class/powercap"
 _NOTED: set[str] = set()
 
@@ -136,11 +137,11 @@ def energy_summary(samples: Sequence[Mapping[str, float]], power_window_s: float
 
 
 def _short_gpu_case(power: Mapping[str, Any]) -> bool:
-    """A GPU reading (not RAPL or /proc/cpuinfo: bench/telemetry.py) over less than GPU_POWER_WINDOW_S;
+    """A GPU reading (not one of CPU_SOURCES) over less than GPU_POWER_WINDOW_S;
     files written before the window also applied to energy counters carry no short_window flag."""
     source = str(power.get("source") or "")
     duration = _num(power.get("duration_s"))
-    gpu = bool(source) and not source.startswith(("RAPL", "/proc"))
+    gpu = bool(source) and source not in CPU_SOURCES
     return gpu and duration is not None and duration < GPU_POWER_WINDOW_S
 
 

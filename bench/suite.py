@@ -152,8 +152,8 @@ def _stage_transfer(r: _Runner) -> bool:
 def _stage_collective(r: _Runner) -> bool:
     from recoque.bench import collective
 
-    default = ("fp32",) if r.quick else ("fp32", "bf16")
-    dts = _dtypes_for(r, "collective", tuple(collective.ELEM_BYTES), default) if r.dtypes_explicit else None
+    dts = (_dtypes_for(r, "collective", tuple(collective.ELEM_BYTES), collective.default_dtypes(r.quick))
+           if r.dtypes_explicit else None)
     cases = collective.cases(r.device, r.quick, dts)
     if not cases:
         r.notes.append(f"collective: {collective.skip_reason(r.device) or 'nothing to run'}")

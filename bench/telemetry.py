@@ -272,7 +272,7 @@ def cpu_rapl_reader() -> Reader:
 def _candidates(device: Any) -> tuple[list[tuple[str, Callable[[], Reader]]], str]:
     """(name, reader factory) in order of preference, and the hint for a missing power reading."""
     if device is None or getattr(device, "kind", "cpu") == "cpu":
-        return ([("RAPL + /proc/cpuinfo", cpu_rapl_reader), ("/proc/cpuinfo", lambda: cpu_reading)],
+        return ([(power.CPU_SOURCES[0], cpu_rapl_reader), (power.CPU_SOURCES[1], lambda: cpu_reading)],
                 "RAPL counters need a Linux host that exposes /sys/class/powercap and read access (often root)")
     index, hip = _device_index(device), device.kind == "rocm"
     phys = physical_id(index, hip)

@@ -327,14 +327,21 @@ def bare_model_request(model: Any, device: str) -> Any:
     the same: offline (no latency target to meet or miss), in the precision the model was released in
     (activations in it where the device computes in it, else 16-bit: a weight-only quantised GEMM), and
     the KV dtype the checkpoint records where the engine's default follows it."""
-    from recoque.planner.serving import has_rate
     from recoque.planner.serving_request import ServingRequest
 
     weights = released_for_device(model, device) or "bf16"
-    acts = weights if weights in ("fp8", "fp4") and has_rate(get_device_spec(device), weights) else "bf16"
-    req = ServingRequest(weights=weights, activations=acts)
+    req = ServingRequest(weights=weights, activations=activations_for(weights, get_device_spec(device)))
     kv = released_kv_default(model, req.engine)
     return replace(req, kv_cache=kv) if kv else req
+
+
+def activations_for(weights: str, spec: Any) -> str:
+    """The activation dtype weights imply when none is named: narrow weights' own where the device
+    computes in it, else 16 bits, a weight-only quantised GEMM (W4A16 / W8A16: vLLM's Marlin and
+    triton MXFP4 kernels serve gpt-oss on H100 and MI300X that way, FP8 checkpoints on A100)."""
+    from recoque.planner.serving import has_rate
+
+    return weights if weights in ("fp8", "fp4") and has_rate(spec, weights) else "bf16"
 
 
 def bare_model_notes(model_name: str, model: Any, request: Any) -> tuple[str, ...]:

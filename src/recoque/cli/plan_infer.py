@@ -10,11 +10,11 @@ from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.cli._edge import power_limit_option, profile_anyway_option
 from recoque.names import resolve_key
-from recoque.planner.capacity import (assemble, plan_infer, profile_for, released_for_device, released_kv_default,
-                                      released_kv_note, released_weights_note, resolve_system)
+from recoque.planner.capacity import (activations_for, assemble, plan_infer, profile_for, released_for_device,
+                                      released_kv_default, released_kv_note, released_weights_note, resolve_system)
 from recoque.planner.inference import load_model_spec
 from recoque.planner.workload import preset_key
-from recoque.planner.serving import ServingRequest, has_rate
+from recoque.planner.serving import ServingRequest
 from recoque.planner.workloads import WorkloadEntry, load_workloads
 
 
@@ -49,13 +49,6 @@ ATTENTION_OUT_HELP = ("the attention output projection's (o_proj) weight dtype w
                       "--attention-weights (fp4 in nvidia/DeepSeek-R1-0528-FP4-v2)")
 
 
-def _activations_for(weights: str, spec: Any) -> str:
-    """The activation dtype narrow weights imply when the user names none: the weights' own where the
-    device computes in it, else 16 bits, a weight-only quantised GEMM (W4A16 / W8A16: vLLM's Marlin
-    and triton MXFP4 kernels serve gpt-oss on H100 and MI300X that way, FP8 checkpoints on A100)."""
-    return weights if has_rate(spec, weights) else "bf16"
-
-
 def _request(w: WorkloadEntry | None, flags: dict[str, Any], spec: Any) -> ServingRequest:
     """The workload's scenario (or the defaults), then every flag the user gave; `spec`, the
     system's device, decides the activations a narrow --weights or --dtype implies."""
@@ -70,9 +63,9 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any], spec: Any) -> Servi
     if dtype:
         for k in ("weights", "kv_cache"):
             flags[k] = flags[k] or dtype
-        flags["activations"] = flags["activations"] or (_activations_for(dtype, spec) if dtype in ("fp8", "fp4") else "bf16")
+        flags["activations"] = flags["activations"] or activations_for(dtype, spec)
     if flags.get("weights") in ("fp8", "fp4") and flags.get("activations") is None and base.activations not in ("fp8", "fp4"):
-        flags["activations"] = _activations_for(flags["weights"], spec)
+        flags["activations"] = activations_for(flags["weights"], spec)
     given = {k: v for k, v in flags.items() if v is not None}
     server_only = sorted(given.keys() & {"concurrency", "request_rate_per_s", "ttft_target_s", "tpot_target_s"})
     if given.get("mode") == "offline" and server_only:
