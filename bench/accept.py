@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -67,6 +67,7 @@ class Check:
 @dataclass(frozen=True)
 class Acceptance:
     checks: tuple[Check, ...]
+    hosts: Mapping[str, str] = field(default_factory=dict)  # device label -> the host that measured it
 
     @property
     def passed(self) -> bool:
@@ -83,8 +84,18 @@ class Acceptance:
             out[c.gpu] = FAIL if c.verdict == FAIL or out.get(c.gpu) == FAIL else PASS
         return out
 
+    def per_node(self) -> dict[str, str]:
+        """Overall verdict per host: a node fails if any of its devices failed (files from several
+        hosts are judged node by node; siblings are only ever the GPUs of one host)."""
+        out: dict[str, str] = {}
+        for gpu, verdict in self.per_gpu().items():
+            host = self.hosts.get(gpu, "?")
+            out[host] = FAIL if verdict == FAIL or out.get(host) == FAIL else PASS
+        return out
+
     def to_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "per_gpu": self.per_gpu(), "checks": [c.to_json() for c in self.checks]}
+        return {"passed": self.passed, "per_node": self.per_node(), "per_gpu": self.per_gpu(),
+                "checks": [c.to_json() for c in self.checks]}
 
 
 # --------------------------------------------------------------------------- seeds
@@ -219,6 +230,7 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
     docs = list(docs)
     if not docs:
         raise BadInput("acceptance needs at least one results document", "pass results files or let it run the quick suite")
+    _one_file_per_device(docs)
     policy = policy or load_policy()
     per_doc = [(d, check_document(d, policy)) for d in docs]
     checks = [c for d, cs in per_doc for c in cs + _whole_run(d, cs)] + check_siblings(docs, policy)
@@ -230,7 +242,20 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
                        f"({', '.join(sorted({c.figure for c in checks}))})",
                        "acceptance floors exist for the GPUs in seeds/acceptance.toml; `recoque report` shows the figures")
     order = {gpu_label(d): i for i, d in enumerate(docs)}
-    return Acceptance(tuple(sorted(checks, key=lambda c: (order.get(c.gpu, 0), c.figure))))  # stable: floors first
+    hosts = {gpu_label(d): str(d.environment.get("hostname", "?")) for d in docs}
+    return Acceptance(tuple(sorted(checks, key=lambda c: (order.get(c.gpu, 0), c.figure))), hosts)  # stable: floors first
+
+
+def _one_file_per_device(docs: Sequence[ResultsDocument]) -> None:
+    """Two files of one device (a re-run beside the first) would be judged as two siblings, each the
+    other's witness, and their checks would merge under one label: refused, naming the device."""
+    seen: dict[str, int] = {}
+    for i, d in enumerate(docs):
+        label = gpu_label(d)
+        if label in seen:
+            raise BadInput(f"results {seen[label] + 1} and {i + 1} both measure {label}",
+                           "pass one results file per GPU (the latest run of each)")
+        seen[label] = i
 
 
 def _rerun(doc: ResultsDocument) -> str:

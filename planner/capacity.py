@@ -175,9 +175,10 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
         year = energy.per_year(system)
     except BadInput as exc:
         return [("energy", f"unknown: {exc.one_line()}")], {"energy": None}, ()
-    rows += [("facility power (IT x PUE)", year.facility_power), ("energy per year (full load)", year.energy),
-             ("electricity cost per year", year.cost), ("CO2 per year (France 21.3 g/kWh)", year.co2),
-             ("CO2 per year at EU average 292 g/kWh", year.co2_eu_average)]
+    rows += [*grid_rows(system), ("facility power (IT x PUE)", year.facility_power),
+             ("energy per year (full load)", year.energy), ("electricity cost per year", year.cost),
+             ("CO2 per year (the site's grid)", year.co2),
+             (f"CO2 per year at EU average {energy.grid_for(system).eu_average_gco2e_per_kwh:g} g/kWh", year.co2_eu_average)]
     data["per_year"] = year
     if job is not None:
         run = energy.per_job(system, job, label)
@@ -187,6 +188,14 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
     if job is not None and job.note:
         notes += (job.note,)
     return rows, data, notes
+
+
+def grid_rows(system: SystemSpec) -> list[tuple[str, Any]]:
+    """The grid a system's energy is priced and counted on: one set of row names for every system, so
+    `compare` lines Germany's figures up with France's."""
+    g = energy.grid_for(system)
+    return [("grid", f"{g.place} ({g.key})"), ("electricity price", g.price),
+            ("grid carbon intensity", g.intensity.scale(1.0, "gCO2e/kWh"))]
 
 
 def _h100e_rows(system: SystemSpec, delivered: equivalents.Delivered | None):
@@ -554,6 +563,9 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
     notes = _package_note(system) + r.assumptions
     if w.key == "hpcg":
         rows_h, h = _hpcg_rows(system, profile)
+        # two FP64 rates would otherwise read as one quantity twice: say which model gave which
+        rows = [("achieved FP64, generic stencil model (the HPCG-calibrated rate is below)", v) if name == "achieved FP64"
+                else (name, v) for name, v in rows]
         rows += rows_h
         data["hpcg"] = h
         notes = notes + h.rate.assumptions + h.memory_efficiency.assumptions
@@ -647,11 +659,47 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
         d = equivalents.training_delivered(system, model_name, used, b, profile=prof)
     except RecoqueError as exc:
         notes = tuple(notes) + (f"delivered H100-equivalents for training not computed: {exc.one_line()}",)
-    wall = _over_tokens(b.time_to_train_wall or b.time_to_train, spread)
-    job = energy.JobRun(Estimate.exact(float(used), "gpu"), wall.scale(float(used), "gpu s"),
-                        f"energy per job: the {used:,} GPUs the plan uses, over the wall-clock time to train (the nodes "
-                        "stay powered through checkpoints, failures and restarts)")
+    job = training_job(used, b, spread)
     return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, job
+
+
+def training_job(used: int, best: Any, spread: Estimate | None = None) -> energy.JobRun:
+    """What a training job holds: the GPUs its plan uses, for its wall-clock time to train (over a
+    stated token range when `spread` is given)."""
+    wall = _over_tokens(best.time_to_train_wall or best.time_to_train, spread)
+    return energy.JobRun(Estimate.exact(float(used), "gpu"), wall.scale(float(used), "gpu s"),
+                         f"energy per job: the {used:,} GPUs the plan uses, over the wall-clock time to train (the "
+                         "nodes stay powered through checkpoints, failures and restarts)", seconds=wall)
+
+
+def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: Any, dtype: str):
+    """What `plan train` shows below its plans, as `plan` shows it for a named workload: the best
+    plan's energy, cost and CO2 for the whole run, and its delivered H100-equivalents (the same
+    workload, stack and search on as many H100s). Returns (rows, JSON data, notes); a figure that
+    cannot be had (no node power in a user's system file, no H100 plan) is a row saying why."""
+    b = res.best[0]
+    rows: list[tuple[str, Any]] = []
+    data: dict[str, Any] = {"energy_per_job": None, "h100e_delivered": None}
+    notes: list[str] = []
+    try:
+        run = energy.per_job(system, training_job(res.gpus, b), wl.model.key)
+        rows += [*grid_rows(system), ("facility power of the job (IT x PUE)", run.facility_power),
+                 ("energy per job", run.energy), ("cost per job", run.cost), ("CO2 per job (the site's grid)", run.co2)]
+        data["energy_per_job"] = run
+        notes += [*run.energy.assumptions, *run.cost.assumptions, *run.co2.assumptions]
+    except BadInput as exc:
+        rows.append(("energy per job", f"unknown: {exc.one_line()}"))
+    try:
+        d = equivalents.training_delivered(system, wl.model.key, res.gpus, b, dtype=dtype, profile=profile,
+                                           workload=wl, stack=stack)
+        rows.append((f"H100e delivered ({res.gpus:,} GPUs)", d.equivalent.h100e))
+        rows.append(("delivered vs peak", equivalents.explain(system, equivalents.peak_equivalents(system), d)))
+        data["h100e_delivered"] = d.equivalent
+        notes.append(d.equivalent.note)
+    except RecoqueError as exc:
+        rows.append(("H100e delivered", f"not computed: {exc.one_line()}"))
+    shown = set(b.assumptions)  # `plan train` prints the plan's own assumptions above these
+    return rows, data, tuple(n for n in dict.fromkeys(notes) if n not in shown)
 
 
 def _over_tokens(days: Estimate, spread: Estimate | None) -> Estimate:

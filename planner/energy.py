@@ -1,14 +1,18 @@
-"""Energy, electricity cost and CO2 at the system's power and PUE, with the French grid figures.
+"""Energy, electricity cost and CO2 at the system's power and PUE, on the grid of the system's site.
 
     IT power        = nodes x node power            (or the stated site power / PUE)
     facility power  = IT power x PUE                 (or the stated site power)
     energy          = facility power x time
-    cost            = energy x price; the full price is supply (about 70 EUR/MWh, taxes and network
-                      fees excluded) + the network fee (TURPE) + the electricity excise; an eligible large
-                      site then gets 10.5 EUR/MWh off the excise and 5.7 EUR/MWh off the network fee.
-                      Central and low: an eligible site; high: a site that is not eligible.
-    CO2             = energy x 21.3 g/kWh (France 2024), shown against the EU average 292 g/kWh
-Grid figures live in seeds/systems.toml [grid.france], each with its locator in 002.
+    cost            = energy x price. France (the default grid): the full price is supply (about 70
+                      EUR/MWh, taxes and network fees excluded) + the network fee (TURPE) + the
+                      electricity excise; an eligible large site then gets 10.5 EUR/MWh off the excise
+                      and 5.7 EUR/MWh off the network fee (central and low: an eligible site; high: a
+                      site that is not). Other grids state an all-in price for a large industrial
+                      consumer (VAT excluded), with its range.
+    CO2             = energy x the grid's average intensity (location-based; France 2024: 21.3 g/kWh),
+                      shown against the EU average 292 g/kWh
+Grid figures live in seeds/systems.toml [grid.<name>], each with its source; a system names its grid
+with `grid = "<name>"` (France where it names none: the documents' country).
 """
 from __future__ import annotations
 
@@ -26,9 +30,12 @@ J_PER_MWH = 3.6e9
 J_PER_KWH = 3.6e6
 
 
+DEFAULT_GRID = "france"   # the documents' country: a system that names no grid is on it
+
+
 @dataclass(frozen=True)
 class Grid:
-    price_eur_per_mwh: float             # supply price, taxes and network fees excluded
+    price_eur_per_mwh: float             # supply price (France: taxes and network fees excluded; else all-in)
     tax_rebate_eur_per_mwh: float        # off the excise, eligible large data centres
     turpe_discount_eur_per_mwh: float    # off the network fee, high-voltage baseload sites
     gco2e_per_kwh: float
@@ -37,11 +44,27 @@ class Grid:
     excise: Estimate                     # EUR/MWh
     sources: Mapping[str, str]
     extra: Mapping[str, float] = field(default_factory=dict)
+    key: str = DEFAULT_GRID
+    place: str = "France"
+    supply: Estimate | None = None       # price_eur_per_mwh with its range (EUR/MWh)
+    gco2e: Estimate | None = None        # gco2e_per_kwh with its range (g/kWh)
+    intensity_year: str = "2024"
+    notes: tuple[str, ...] = ()          # what a site states of its own supply (market-based), beside the average
 
     @property
     def full_price(self) -> Estimate:
         """Supply + network fee + excise, before any incentive (EUR/MWh)."""
-        return combine(lambda n, x: self.price_eur_per_mwh + n + x, self.network_fee, self.excise, unit="EUR/MWh")
+        supply = self.supply or Estimate.exact(self.price_eur_per_mwh, "EUR/MWh")
+        return combine(lambda p, n, x: p + n + x, supply, self.network_fee, self.excise, unit="EUR/MWh")
+
+    @property
+    def intensity(self) -> Estimate:
+        return self.gco2e or Estimate.exact(self.gco2e_per_kwh, "g/kWh")
+
+    @property
+    def all_in(self) -> bool:
+        """The grid states one all-in price (no separate network fee or excise to take rebates off)."""
+        return not (self.network_fee.high or self.excise.high)
 
     @property
     def rebates_eur_per_mwh(self) -> float:
@@ -51,6 +74,10 @@ class Grid:
     def price(self) -> Estimate:
         full = self.full_price
         r = self.rebates_eur_per_mwh
+        if self.all_in:
+            return Estimate(full.value, full.low, full.high, "EUR/MWh", (
+                f"electricity {full.value:.1f} EUR/MWh ({full.low:.1f}..{full.high:.1f}), {self.place}, all-in for a large "
+                f"industrial consumer, VAT or sales tax excluded: {self.sources.get('price_eur_per_mwh', '')}",))
         note = (f"electricity {full.value - r:.1f} EUR/MWh = {self.price_eur_per_mwh:g} supply + {self.network_fee.value:g} network fee "
                 f"+ {self.excise.value:g} excise - {self.tax_rebate_eur_per_mwh:g} excise rebate - {self.turpe_discount_eur_per_mwh:g} "
                 f"network-fee discount (eligible large site; {full.low - r:.1f}..{full.high:.1f}, high = not eligible): "
@@ -59,26 +86,41 @@ class Grid:
 
 
 def _ranged(raw: Mapping[str, Any], key: str, unit: str) -> Estimate:
-    v = float(raw[key])
+    v = float(raw.get(key, 0.0))
     return Estimate(v, float(raw.get(f"{key}_low", v)), float(raw.get(f"{key}_high", v)), unit)
 
 
-def load_grid(name: str = "france") -> Grid:
-    raw = read_seed_toml("systems.toml").get("grid", {}).get(name)
+def grid_names() -> list[str]:
+    return sorted(read_seed_toml("systems.toml").get("grid", {}))
+
+
+def load_grid(name: str = DEFAULT_GRID) -> Grid:
+    grids = read_seed_toml("systems.toml").get("grid", {})
+    raw = grids.get(name)
     if not isinstance(raw, Mapping):
-        raise BadInput(f"systems.toml: no [grid.{name}] table", "add the grid figures")
+        raise BadInput(f"systems.toml: no [grid.{name}] table", f"known grids: {', '.join(sorted(grids))}")
+    eu = raw.get("eu_average_gco2e_per_kwh", grids.get(DEFAULT_GRID, {}).get("eu_average_gco2e_per_kwh"))
     try:
-        g = Grid(**{k: float(raw[k]) for k in ("price_eur_per_mwh", "tax_rebate_eur_per_mwh",
-                    "turpe_discount_eur_per_mwh", "gco2e_per_kwh", "eu_average_gco2e_per_kwh")},
+        g = Grid(**{k: float(raw.get(k, 0.0)) for k in ("tax_rebate_eur_per_mwh", "turpe_discount_eur_per_mwh")},
+                 price_eur_per_mwh=float(raw["price_eur_per_mwh"]), gco2e_per_kwh=float(raw["gco2e_per_kwh"]),
+                 eu_average_gco2e_per_kwh=float(eu if eu is not None else raw["eu_average_gco2e_per_kwh"]),
                  network_fee=_ranged(raw, "network_fee_eur_per_mwh", "EUR/MWh"),
                  excise=_ranged(raw, "excise_eur_per_mwh", "EUR/MWh"), sources=dict(raw.get("sources", {})),
-                 extra={k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                 extra={k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+                 key=name, place=str(raw.get("place", name.title())),
+                 supply=_ranged(raw, "price_eur_per_mwh", "EUR/MWh"), gco2e=_ranged(raw, "gco2e_per_kwh", "g/kWh"),
+                 intensity_year=str(raw.get("intensity_year", "2024")), notes=tuple(map(str, raw.get("notes", ()))))
     except KeyError as exc:
         raise BadInput(f"systems.toml [grid.{name}]: missing {exc}", "add it with its source") from None
     if g.tax_rebate_eur_per_mwh > g.excise.low or g.turpe_discount_eur_per_mwh > g.network_fee.low:
         raise BadInput(f"systems.toml [grid.{name}]: a rebate exceeds the charge it comes off",
                        "the excise rebate must not exceed the excise, the TURPE discount not the network fee")
     return g
+
+
+def grid_for(system: SystemSpec) -> Grid:
+    """The grid of the system's site: its `grid` key (checked when the system file was read), else France."""
+    return load_grid(str(system.extra.get("grid", DEFAULT_GRID)))
 
 
 def capped_watts_per_node(system: SystemSpec) -> float:
@@ -144,7 +186,7 @@ class EnergyReport:
     facility_power: Estimate   # W
     energy: Estimate           # J
     cost: Estimate             # EUR
-    co2: Estimate              # kg CO2e, France
+    co2: Estimate              # kg CO2e on the grid of the site
     co2_eu_average: Estimate   # kg CO2e at the EU average intensity
     label: str
 
@@ -161,8 +203,12 @@ def energy_report(power_w: Estimate, seconds: Estimate, label: str, grid: Grid |
 def _report(power_w: Estimate, energy: Estimate, label: str, grid: Grid | None = None) -> EnergyReport:
     g = grid or load_grid()
     cost = combine(lambda e, pr: e / J_PER_MWH * pr, energy, g.price, unit="EUR")
-    co2 = energy.map(lambda e: e / J_PER_KWH * g.gco2e_per_kwh / 1e3, "kg_co2e",
-                     f"{g.gco2e_per_kwh:g} gCO2e/kWh (France 2024)")
+    i = g.intensity
+    span = f", {i.low:g}..{i.high:g}" if i.low != i.high else ""
+    co2 = combine(lambda e, c: e / J_PER_KWH * c / 1e3, energy, i, unit="kg_co2e", assumptions=(
+        f"{g.gco2e_per_kwh:g} gCO2e/kWh{span} ({g.place} {g.intensity_year}, location-based grid average"
+        + (f": {g.sources['gco2e_per_kwh']}" if g.key != DEFAULT_GRID and g.sources.get("gco2e_per_kwh") else "") + ")",
+        *g.notes))
     eu = energy.map(lambda e: e / J_PER_KWH * g.eu_average_gco2e_per_kwh / 1e3, "kg_co2e",
                     f"{g.eu_average_gco2e_per_kwh:g} gCO2e/kWh (EU average 2023)")
     return EnergyReport(power_w, energy, cost, co2, eu, label)
@@ -173,7 +219,7 @@ def per_year(system: SystemSpec, load_factor: float = 1.0, grid: Grid | None = N
         raise BadInput(f"load factor must be in (0, 1], got {load_factor}", "pass --load-factor between 0 and 1")
     p = facility_power(system)
     year = Estimate.exact(HOURS_PER_YEAR * 3600.0 * load_factor, "s", f"one year at load factor {load_factor:g}")
-    return energy_report(p, year, f"{system.key}: one year", grid)
+    return energy_report(p, year, f"{system.key}: one year", grid or grid_for(system))
 
 
 @dataclass(frozen=True)
@@ -203,6 +249,7 @@ def power_per_gpu(system: SystemSpec) -> Estimate:
 def per_job(system: SystemSpec, job: JobRun, label: str, grid: Grid | None = None) -> EnergyReport:
     """Energy of a job: the power of one GPU's share of a node x the GPU-seconds the job holds (a job on
     a whole site-bound system: the site's power x its time)."""
+    grid = grid or grid_for(system)
     if _whole_site(system, job):
         site = facility_power(system)
         energy = combine(lambda p, t: p * t, site, job.seconds, unit="J", assumptions=(job.note,) if job.note else ())

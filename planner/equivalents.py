@@ -200,27 +200,30 @@ def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
 # --- delivered, training (issue 12) ---------------------------------------------------------------
 
 def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_result: Any,
-                       stack_key: str | None = None, dtype: str = "bf16", profile: Any = None) -> Delivered:
+                       stack_key: str | None = None, dtype: str = "bf16", profile: Any = None,
+                       workload: Any = None, stack: Any = None) -> Delivered:
     """Delivered H100-equivalents for training a named workload: the system's searched time per
     iteration on `gpus` GPUs against the H100 reference's on as many GPUs, with the same stack
     and the same plan search (planner.search). Equivalents = gpus x t_H100 / t_system, so a system
     whose GPU trains like 1.5 H100s counts 1.5 per GPU. `system_result` is the system's PlanResult,
-    `profile` the one it was planned with (default: the shipped profile of its device).
+    `profile` the one it was planned with (default: the shipped profile of its device); `workload`
+    a TrainingWorkload as `plan train` shaped it (--tokens, --global-batch, LoRA; default: the
+    preset), `stack` the Stack the plan ran on (default: `stack_key`, else the vendor's). The H100
+    side runs the same stack, or a ROCm build's CUDA counterpart (stacks.cuda_counterpart).
     The ratio's range (time_ratio_span): on H100s both times move with the same profile corner
     and the ratio is taken corner by corner; on another device the two profiles err independently,
     so their spreads add in quadrature, each side's run-to-run spread a term of its own."""
     from recoque.errors import DoesNotFit
     from recoque.planner.search import search
-    from recoque.planner.stacks import default_stack_for, load_stack
+    from recoque.planner.stacks import cuda_counterpart, default_stack_for, load_stack
     from recoque.planner.train import corner_iteration_times, run_to_run_spread
     from recoque.planner.validation import training_profile
     from recoque.planner.workload import load_training_workload
 
-    wl = load_training_workload(workload_key)
-    stack = load_stack(stack_key or default_stack_for(get_device_spec(system.device).vendor))
+    wl = workload or load_training_workload(workload_key)
+    stack = stack or load_stack(stack_key or default_stack_for(get_device_spec(system.device).vendor))
     ref = h100_reference(gpus)
-    # Same stack features on both; a vendor build (ROCm) maps to its NVIDIA counterpart.
-    ref_stack = load_stack(stack_key) if stack_key else load_stack(default_stack_for("nvidia"))
+    ref_stack = cuda_counterpart(stack)  # same stack features on both; a ROCm build maps to its CUDA counterpart
     h100_prof = training_profile(get_device_spec(H100))
     ref_res = search(wl, ref, h100_prof, top=1, gpus=gpus, dtype=dtype, stack=ref_stack)
     tok = float(wl.tokens_per_iteration)
@@ -242,7 +245,9 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
     per_gpu = Estimate(v, lo, hi, "1")
     eq = per_gpu.scale(float(gpus), "H100e")
     note = (f"{workload_key}: tokens/s on {gpus} GPUs of {system.key} ({system_result.plan.label()}, stack "
-            f"{stack.key}) / tokens/s per H100 on {gpus} H100s, same search; range: "
+            f"{stack.key}) / tokens/s per H100 on {gpus} H100s, same search"
+            + (f" on {ref_stack.key}, the CUDA counterpart of {stack.key}" if ref_stack.key != stack.key else "")
+            + "; range: "
             + ("one profile on both, ratio corner by corner" if same else
                "the two profiles' spreads and each side's run-to-run spread in quadrature"))
     return Delivered(workload_key, "train", sys_rate, h_rate, Equivalent(f"delivered:{workload_key}", per_gpu, eq,

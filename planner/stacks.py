@@ -61,6 +61,9 @@ class Stack:
     selective_op_sac: bool = False
     efficiency: float = 1.0
     platform: str = ""   # "rocm": a build for AMD GPUs only (seeds/stacks.toml); "": either vendor
+    # A ROCm build's CUDA counterpart (the same code base on NVIDIA GPUs): the stack an H100
+    # reference runs when a delivered H100-equivalent is taken for this stack's plan
+    cuda_counterpart: str = ""
     # How much slower compute runs while ZeRO-3/FSDP collectives stream beside it (NCCL/RCCL
     # channels hold SMs/CUs, the gathered buffers are copied into parameters on the device);
     # None = the planner's generic OVERLAP_COMPUTE_SLOWDOWN.
@@ -257,11 +260,24 @@ def load_stack(key: str | None) -> Stack:
     platform = r.get("platform", "")
     if platform not in ("", "rocm"):
         raise BadInput(f"stack {key}: platform must be \"rocm\" or left out, got {platform!r}", "fix seeds/stacks.toml")
+    twin = r.get("cuda_counterpart", "")
+    if twin and (twin not in raw or raw[twin].get("platform", "")):
+        raise BadInput(f"stack {key}: cuda_counterpart {twin!r} is not a stack that runs on NVIDIA GPUs",
+                       "name a stack of seeds/stacks.toml without platform = \"rocm\"")
     return Stack(key=key, name=str(r.get("name", key)), grad_reduce_dtype=gd, efficiency=eff, platform=platform,
+                 cuda_counterpart=str(twin),
                  zero3_compute_slowdown=None if slow is None else float(slow), recompute_modes=modes,
                  grad_buffer_dtype=None if gb is None else str(gb),
                  fitted_on=tuple(r.get("fitted_on", ())), sources=dict(r.get("sources", {})),
                  **kw).with_comm_max_ctas(r.get("comm_max_ctas"), f"stack {key}")
+
+
+def cuda_counterpart(stack: Stack) -> Stack:
+    """The stack an H100 runs to compare with `stack`: a ROCm build's CUDA counterpart, reducing its
+    gradients in the same dtype; any other stack as it is (the same switches on both sides)."""
+    if stack.platform != "rocm":
+        return stack
+    return load_stack(stack.cuda_counterpart or DEFAULT_STACK).with_reduce_dtype(stack.grad_reduce_dtype)
 
 
 def default_stack_for(vendor: str | None) -> str:

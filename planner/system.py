@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
+from recoque.fileio import read_seed_toml
 from recoque.names import resolve_key, unknown_hint
 from recoque.planner import allreduce_table, power
 
@@ -186,6 +187,8 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     extra = {k: v for k, v in raw.items() if k not in known}
     if "allreduce_measured" in extra:
         extra["allreduce_measured"] = allreduce_table.parse(extra["allreduce_measured"], where)
+    if "grid" in extra:
+        _check_grid(extra["grid"], where)
     spec = SystemSpec(
         key=key, name=str(raw.get("name", key)), device=_device_key(str(raw["device"])),
         gpus=values["gpus"], gpus_per_node=int(values["gpus_per_node"]),
@@ -202,6 +205,14 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         power.clock_factor(spec)  # a limit above the device's board power is refused here, where it enters
     _check_node_power_holds_gpus(spec, where)
     return spec
+
+
+def _check_grid(name: Any, where: str) -> None:
+    """`grid` names a [grid.<name>] table of seeds/systems.toml (its prices and carbon intensity)."""
+    grids = sorted(read_seed_toml("systems.toml").get("grid", {}))
+    if not isinstance(name, str) or name not in grids:
+        raise BadInput(f"{where}: `grid` {name!r} is not a known grid",
+                       f"use one of {', '.join(grids)} (seeds/systems.toml [grid.*]), or leave it out for France")
 
 
 def _device_key(name: str) -> str:

@@ -80,6 +80,10 @@ def _show(result) -> None:  # noqa: ANN001 - bench.accept.Acceptance
         figures = f" {fmt(c.measured)} {c.unit} {side} {fmt(c.threshold)}" if c.threshold is not None else ""
         err_console.print(f"FAIL {c.gpu}: {c.figure}{figures} ({c.basis}{'; ' + c.source if c.source else ''})",
                           highlight=False, markup=False)
+    per_node = result.per_node()
+    if len(per_node) > 1:  # files from several hosts: each node has its verdict, siblings stay within a host
+        console.print(table("Verdict per node", ("host", "verdict"), [(h, v.upper()) for h, v in per_node.items()]))
     word = "ACCEPTED" if result.passed else "REJECTED"
-    err_console.print(f"{word}: {len(per_gpu)} device(s), {len(result.checks)} checks, {len(result.failed)} failed",
+    nodes = f"{len(per_node)} nodes, " if len(per_node) > 1 else ""
+    err_console.print(f"{word}: {nodes}{len(per_gpu)} device(s), {len(result.checks)} checks, {len(result.failed)} failed",
                       highlight=False, markup=False)

@@ -14,7 +14,7 @@ from recoque.planner.profile import DeviceProfile
 from recoque.planner.system import SystemSpec, as_shown, load_system
 from recoque.planner.train import SearchResult
 from recoque.planner.workload import LORA_TARGETS, load_training_workload
-from recoque.render import console, emit_json, fmt, plan_words, table, warn
+from recoque.render import console, emit_json, fmt, plan_words, rows_table, table, warn
 
 DAY = 86400.0
 # How far above the usable memory the model's estimate has been for published runs that ran:
@@ -238,12 +238,19 @@ def train(
     res = _one_pinned_plan_anyway(res, spec)
     if not res.best:
         _raise_no_plan(res, wl, spec, st, pins, curve)
+    from recoque.planner.capacity import train_job_rows
+
+    job_rows, job_data, job_notes = train_job_rows(sysspec, wl, res, prof, st, dtype)
     if as_json:
-        emit_json(_json_doc(res, wl, prof, st, pins, curve, link_lines, dtype))
+        emit_json({**_json_doc(res, wl, prof, st, pins, curve, link_lines, dtype), "job": job_data,
+                   "job_assumptions": list(job_notes)})
         return
     if not wl.tokens_published and tokens is None:
         warn(f"{wl.model.name}: tokens_to_train is a stated placeholder, not a published figure")
     render(res, wl.model.name, wl.tokens_to_train, curve)
+    console.print(rows_table(f"the best plan's run: energy, cost, CO2 and H100-equivalents", job_rows))
+    for a in job_notes:
+        console.print(f"  - {a}", highlight=False)
 
 
 def _training_workload(workload: str, tokens: Optional[float], global_batch: Optional[int], seq_len: Optional[int],
