@@ -30,6 +30,33 @@ def check_numeric_options(group: Any) -> None:
             setattr(param, _CHECKED, True)
 
 
+ROOT_FLAGS = ("--all-columns",)   # the `recoque` command's own options (cli/root.py), taken anywhere on the line
+ROOT_VALUED = ("--width",)
+
+
+def hoist_root_options(argv: list[str]) -> list[str]:
+    """`recoque plan ... --width 120` as `recoque --width 120 plan ...`: the output options belong to
+    `recoque` itself, and click only reads them before the subcommand (it said "no such option"
+    after it). Words after `--` stay where they are."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            rest += argv[i:]
+            break
+        if word in ROOT_FLAGS or word.partition("=")[0] in ROOT_VALUED and "=" in word:
+            front.append(word)
+        elif word in ROOT_VALUED and i + 1 < len(argv):
+            front += argv[i:i + 2]
+            i += 1
+        else:
+            rest.append(word)
+        i += 1
+    return front + rest
+
+
 def refuse_empty_values(argv: list[str]) -> None:
     """An empty name, path or list entry (`-w ''`, `--profile ''`, `--out ''`, `--systems a,,b`) is a
     usage error: before, each fell back to a default silently (another model, no profile, the
@@ -127,8 +154,9 @@ def one_line_main(run: Callable[..., Any], args: Any = None, prog_name: Any = No
     if not standalone_mode:
         return run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
     try:
-        refuse_empty_values(list(sys.argv[1:] if args is None else args))
-        refuse_inert_flags(list(sys.argv[1:] if args is None else args))
+        args = hoist_root_options(list(sys.argv[1:] if args is None else args))
+        refuse_empty_values(args)
+        refuse_inert_flags(args)
         rv = run(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         if code == 130 and signals.first() is not None:

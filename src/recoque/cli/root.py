@@ -1,4 +1,5 @@
-"""Options of the `recoque` command itself: --version, --width, --all-columns (before the subcommand)."""
+"""Options of the `recoque` command itself: --version, --width, --all-columns (--width and --all-columns
+may also follow the subcommand: cli/_edge.hoist_root_options moves them in front)."""
 from __future__ import annotations
 
 from typing import Optional
