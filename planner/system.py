@@ -53,6 +53,10 @@ _REQUIRED = ("device", "gpus_per_node")
 # about 6 us over 14 hops), so an unstated system and the H100 reference of the delivered
 # equivalents are charged alike (a 3 us default once made one 8x H100 node 9.4 H100-equivalents).
 _DEFAULTS = {"intra_node_latency_us": 0.43, "inter_node_latency_us": 5.0}
+# and the range those presets state for it (0.25: the fastest custom all-reduce kernel less a launch;
+# 1.2: RCCL without graph replay), so an unstated node is as uncertain as a stated one: an 8x H100
+# system without the key once came out at 0.99-1.05 H100-equivalents per GPU of the H100 reference
+_DEFAULT_RANGES = {"intra_node_latency_us": (0.25, 1.2)}
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,8 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         lo, hi = _number(raw, f"{tkey}_low", where), _number(raw, f"{tkey}_high", where)
         if v is None and tkey in _DEFAULTS:
             v = _DEFAULTS[tkey]
+            if lo is None and hi is None and tkey in _DEFAULT_RANGES:
+                lo, hi = _DEFAULT_RANGES[tkey]
         if (lo is None) != (hi is None) and tkey != "gpu_power_limit_w":  # one bound alone is no range:
             # dropping it would hide a typo (a power limit's bounds are refused below, as no range at all)
             given = f"{tkey}_low" if lo is not None else f"{tkey}_high"
