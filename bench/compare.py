@@ -109,6 +109,17 @@ class Comparison:
                 "notes": list(self.notes)}
 
 
+def ratio_text(ratio: float, min_effect: float = MIN_EFFECT) -> str:
+    """B/A at 3 decimals, or as many more (up to 6) as it takes to print on the side of the effect
+    threshold the ratio is on: 1.0096 (below 1%) and 1.0104 (above) both printed 1.010."""
+    above = abs(ratio - 1.0) >= min_effect
+    for digits in range(3, 7):
+        text = f"{ratio:.{digits}f}"
+        if (abs(float(text) - 1.0) >= min_effect) == above:
+            return text
+    return text
+
+
 def method_text(min_effect: float = MIN_EFFECT) -> str:
     return (f"ratio = rate B / rate A at the median time; {int(CONFIDENCE * 100)}% percentile bootstrap of the "
             f"ratio of medians ({BOOTSTRAP_N} resamples, seed {BOOTSTRAP_SEED}); real when the interval excludes 1 "

@@ -18,7 +18,7 @@ def compare(files: List[Path] = typer.Argument(..., help="baseline A.json, then 
                                                 help="exit 1 when any case of B is slower beyond the noise (CI)"),
             as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
     """Compare benchmark runs: ratio B/A per case with its uncertainty (bootstrap of medians)."""
-    from recoque.bench.compare import compare_many, method_text
+    from recoque.bench.compare import compare_many, method_text, ratio_text
     from recoque.bench.schema import load_results
     from recoque.inputs import check_rates_below_peak
 
@@ -38,15 +38,17 @@ def compare(files: List[Path] = typer.Argument(..., help="baseline A.json, then 
     if fail_on_slower and slower:  # a CI log says which case, not only the exit code
         c, cc = slower[0]
         err_console.print(f"recoque: {len(slower)} case(s) slower beyond the noise, first: {cc.benchmark} {cc.op} "
-                          f"{cc.dtype} in {c.label_b}: x{cc.ratio:.3f} of {c.label_a}", highlight=False, markup=False)
+                          f"{cc.dtype} in {c.label_b}: x{ratio_text(cc.ratio, c.min_effect)} of {c.label_a}", highlight=False, markup=False)
         raise typer.Exit(1)
 
 
 def _show(c, all_rows: bool) -> None:  # noqa: ANN001 - bench.compare.Comparison
+    from recoque.bench.compare import ratio_text
+
     shown = [cc for cc in c.cases if all_rows or cc.significant or cc.verdict == "too few samples"]
     rows = [(f"{cc.benchmark} {cc.op}" + (" (LLM)" if cc.kind == "llm" else ""), cc.dtype,
              " ".join(f"{k}={v}" for k, v in cc.params.items()), cc.run, f"{cc.achieved_a:.4g}", f"{cc.achieved_b:.4g}",
-             cc.unit, f"{cc.ratio:.3f}",
+             cc.unit, ratio_text(cc.ratio, c.min_effect),
              cc.interval_text, cc.verdict)
             for cc in shown]
     title = f"{c.label_b} against {c.label_a}: {c.n_significant} of {len(c.cases)} cases differ beyond the noise"

@@ -295,12 +295,14 @@ def comparison(inputs: Sequence[Input]) -> Section | None:
 
 
 def comparison_table(c: Any) -> Table:
+    from recoque.bench.compare import ratio_text
+
     rows = []
     for cc in c.cases:
         shape = ",".join(f"{k}={v}" for k, v in cc.params.items())
         ci = cc.interval_text
         rows.append((f"{cc.benchmark} {cc.op}" + (" (LLM)" if cc.kind == "llm" else ""), cc.dtype, shape, cc.run,
-                     num(cc.achieved_a), num(cc.achieved_b), cc.unit, f"{cc.ratio:.3f}", ci,
+                     num(cc.achieved_a), num(cc.achieved_b), cc.unit, ratio_text(cc.ratio, c.min_effect), ci,
                      num(cc.p_value, 2) if cc.p_value is not None else "", cc.verdict))
     return Table(f"{c.label_b} against {c.label_a} ({c.n_significant} of {len(c.cases)} cases differ beyond noise)",
                  ("benchmark", "dtype", "case", "run", "A", "B", "unit", "B/A", "95% interval", "Mann-Whitney p", "verdict"),
