@@ -182,7 +182,8 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
     data["per_year"] = year
     if job is not None:
         run = energy.per_job(system, job, label)
-        rows += [(f"energy per job ({label})", run.energy), ("cost per job", run.cost), ("CO2 per job", run.co2)]
+        rows += [("facility power of the job (IT x PUE)", run.facility_power), (f"energy per job ({label})", run.energy),
+                 ("cost per job", run.cost), ("CO2 per job (the site's grid)", run.co2)]
         data["per_job"] = run
     notes = year.facility_power.assumptions + year.cost.assumptions + year.co2.assumptions
     if job is not None and job.note:
@@ -228,7 +229,9 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
     rows += [("Rmax per GPU", h.rmax_per_gpu), ("Rmax", h.rmax)]
     if h.top500 is not None:
         t = h.top500
-        rows.append((f"TOP500 Rmax ({t.list_date}, {t.gpus_in_run:,.0f} GPUs in the run)", Estimate.exact(t.rmax_flop_s, "flop/s")))
+        # the list and the run's GPU count in the cell, so `compare` keeps one TOP500 Rmax row for every system
+        rows.append(("TOP500 list, GPUs in the run", f"{t.list_date}, {t.gpus_in_run:,.0f} GPUs"))
+        rows.append(("TOP500 Rmax", Estimate.exact(t.rmax_flop_s, "flop/s")))
         rows.append(("model vs TOP500", f"{h.error_vs_top500:+.1%} (TOP500 {'inside' if h.top500_inside_range else 'outside'} the range)"))
         if t.rmax_over_rpeak:
             rows.append(("TOP500 Rmax / Rpeak as listed", f"{t.rmax_over_rpeak:.3f}"))
@@ -679,7 +682,10 @@ def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: A
     cannot be had (no node power in a user's system file, no H100 plan) is a row saying why."""
     b = res.best[0]
     rows: list[tuple[str, Any]] = []
-    data: dict[str, Any] = {"energy_per_job": None, "h100e_delivered": None}
+    g = energy.grid_for(system)
+    data: dict[str, Any] = {"grid": {"key": g.key, "place": g.place, "electricity_price_eur_per_mwh": g.price,
+                                     "gco2e_per_kwh": g.intensity}, "energy_per_job": None, "h100e_delivered": None,
+                            "delivered_vs_peak": None}
     notes: list[str] = []
     try:
         run = energy.per_job(system, training_job(res.gpus, b), wl.model.key)
@@ -692,9 +698,9 @@ def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: A
     try:
         d = equivalents.training_delivered(system, wl.model.key, res.gpus, b, dtype=dtype, profile=profile,
                                            workload=wl, stack=stack)
-        rows.append((f"H100e delivered ({res.gpus:,} GPUs)", d.equivalent.h100e))
-        rows.append(("delivered vs peak", equivalents.explain(system, equivalents.peak_equivalents(system), d)))
-        data["h100e_delivered"] = d.equivalent
+        why = equivalents.explain(system, equivalents.peak_equivalents(system), d)
+        rows += [(f"H100e delivered ({res.gpus:,} GPUs)", d.equivalent.h100e), ("delivered vs peak", why)]
+        data["h100e_delivered"], data["delivered_vs_peak"] = d.equivalent, why
         notes.append(d.equivalent.note)
     except RecoqueError as exc:
         rows.append(("H100e delivered", f"not computed: {exc.one_line()}"))

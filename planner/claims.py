@@ -9,7 +9,7 @@ programmes in claims_lists, shared pieces (verdicts, assumptions, the cost model
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from recoque.catalog import get_device_spec, load_catalog
@@ -39,6 +39,7 @@ class ClaimResult:
     sources: tuple[str, ...] = ()       # where the figures the check uses come from
     document: str = ""                  # the document's title
     document_date: str = ""
+    stated_values: Mapping[str, Any] = field(default_factory=dict)  # the figures as numbers, unit in the key
 
     @property
     def verdict_line(self) -> str:
@@ -46,7 +47,8 @@ class ClaimResult:
                                f" ({self.condition})" if self.condition else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {"claim": self.key, "summary": self.summary, "stated": self.stated, "document": self.document,
+        return {"claim": self.key, "summary": self.summary, "stated": self.stated,
+                "stated_values": dict(self.stated_values), "document": self.document,
                 "document_date": self.document_date, "locator": self.locator,
                 "verdict": self.verdict, "condition": self.condition, "holds_under": self.holds_under,
                 "implied": dict(self.implied), "arithmetic": list(self.arithmetic), "sources": list(self.sources)}
@@ -362,7 +364,8 @@ def run_claim(key: str, profile: Any = None, claim: Mapping[str, Any] | None = N
     out["arithmetic"] = tuple(out["arithmetic"])
     doc = document(str(c["file"]))
     return ClaimResult(key=key, summary=str(c.get("summary", "")), stated=_stated(c), file=str(c["file"]),
-                       locator=str(c["locator"]), document=doc["title"], document_date=doc["date"], **out)
+                       locator=str(c["locator"]), document=doc["title"], document_date=doc["date"],
+                       stated_values={k[len("value_"):]: c[k] for k in c if k.startswith("value_")}, **out)
 
 
 def run_all(profile: Any = None, only: list[str] | None = None) -> list[ClaimResult]:

@@ -150,9 +150,12 @@ def check_electricity_price(c: Mapping[str, Any], profile: Any) -> dict[str, Any
     g, x, src = _grid()
     full, paid = g.full_price, g.price
     tax, turpe = float(c["value_tax_rebate_eur_per_mwh"]), float(c["value_turpe_discount_eur_per_mwh"])
-    eligible = Estimate(full.value - tax - turpe, full.low - tax - turpe, full.high - tax - turpe, "")
+    reduced = g.excise.value - tax   # an eligible site's excise is a reduced rate of its own, not the normal range less the rebate
+    eligible = Estimate(full.value - tax - turpe, g.price_eur_per_mwh + g.network_fee.low - turpe + reduced,
+                        g.price_eur_per_mwh + g.network_fee.high - turpe + reduced, "")
     lines = [f"full price = {g.price_eur_per_mwh:g} supply + {rng(g.network_fee)} network fee + {rng(g.excise)} excise = {rng(full)} EUR/MWh",
-             f"eligible site: - {tax:g} excise rebate - {turpe:g} network-fee discount = {rng(eligible)} EUR/MWh",
+             f"eligible site: - {tax:g} excise rebate (the reduced excise {g.excise.value:g} - {tax:g} = {reduced:g}) - {turpe:g} "
+             f"network-fee discount = {rng(eligible)} EUR/MWh",
              f"the rebates come off the excise ({rng(g.excise)}) and the fee ({rng(g.network_fee)}), not off the {g.price_eur_per_mwh:g} supply price: "
              f"{g.price_eur_per_mwh - tax - turpe:g} EUR/MWh would be below any price a site pays",
              f"planning price (eligible, high = not eligible): {rng(paid)} EUR/MWh"]

@@ -16,7 +16,7 @@ with `grid = "<name>"` (France where it names none: the documents' country).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from recoque.errors import BadInput
@@ -49,7 +49,7 @@ class Grid:
     supply: Estimate | None = None       # price_eur_per_mwh with its range (EUR/MWh)
     gco2e: Estimate | None = None        # gco2e_per_kwh with its range (g/kWh)
     intensity_year: str = "2024"
-    notes: tuple[str, ...] = ()          # what a site states of its own supply (market-based), beside the average
+    notes: tuple[str, ...] = ()          # what a site states of its own supply (market-based), beside the average (grid_for)
 
     @property
     def full_price(self) -> Estimate:
@@ -78,11 +78,16 @@ class Grid:
             return Estimate(full.value, full.low, full.high, "EUR/MWh", (
                 f"electricity {full.value:.1f} EUR/MWh ({full.low:.1f}..{full.high:.1f}), {self.place}, all-in for a large "
                 f"industrial consumer, VAT or sales tax excluded: {self.sources.get('price_eur_per_mwh', '')}",))
+        # the eligible site's excise is a reduced rate of its own (12 EUR/MWh = the normal 22.5 less the
+        # 10.5 rebate, in the excise source), so it does not follow the normal rate's range down
+        reduced = self.excise.value - self.tax_rebate_eur_per_mwh
+        supply = self.supply or Estimate.exact(self.price_eur_per_mwh, "EUR/MWh")
+        low = supply.low + self.network_fee.low - self.turpe_discount_eur_per_mwh + reduced
         note = (f"electricity {full.value - r:.1f} EUR/MWh = {self.price_eur_per_mwh:g} supply + {self.network_fee.value:g} network fee "
                 f"+ {self.excise.value:g} excise - {self.tax_rebate_eur_per_mwh:g} excise rebate - {self.turpe_discount_eur_per_mwh:g} "
-                f"network-fee discount (eligible large site; {full.low - r:.1f}..{full.high:.1f}, high = not eligible): "
-                f"{self.sources.get('excise_eur_per_mwh', '')}")
-        return Estimate(full.value - r, full.low - r, full.high, "EUR/MWh", (note,))
+                f"network-fee discount (eligible large site, paying the reduced excise of {reduced:g}; {low:.1f}..{full.high:.1f}, "
+                f"high = not eligible): {self.sources.get('excise_eur_per_mwh', '')}")
+        return Estimate(full.value - r, min(low, full.value - r), full.high, "EUR/MWh", (note,))
 
 
 def _ranged(raw: Mapping[str, Any], key: str, unit: str) -> Estimate:
@@ -109,7 +114,7 @@ def load_grid(name: str = DEFAULT_GRID) -> Grid:
                  extra={k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
                  key=name, place=str(raw.get("place", name.title())),
                  supply=_ranged(raw, "price_eur_per_mwh", "EUR/MWh"), gco2e=_ranged(raw, "gco2e_per_kwh", "g/kWh"),
-                 intensity_year=str(raw.get("intensity_year", "2024")), notes=tuple(map(str, raw.get("notes", ()))))
+                 intensity_year=str(raw.get("intensity_year", "2024")))
     except KeyError as exc:
         raise BadInput(f"systems.toml [grid.{name}]: missing {exc}", "add it with its source") from None
     if g.tax_rebate_eur_per_mwh > g.excise.low or g.turpe_discount_eur_per_mwh > g.network_fee.low:
@@ -119,8 +124,11 @@ def load_grid(name: str = DEFAULT_GRID) -> Grid:
 
 
 def grid_for(system: SystemSpec) -> Grid:
-    """The grid of the system's site: its `grid` key (checked when the system file was read), else France."""
-    return load_grid(str(system.extra.get("grid", DEFAULT_GRID)))
+    """The grid of the system's site: its `grid` key (checked when the system file was read), else
+    France; with what the site states of its own supply (`supply_note`), said beside the CO2."""
+    g = load_grid(str(system.extra.get("grid", DEFAULT_GRID)))
+    note = system.extra.get("supply_note")
+    return replace(g, notes=(f"{system.key}: {note}",)) if note else g
 
 
 def capped_watts_per_node(system: SystemSpec) -> float:

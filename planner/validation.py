@@ -159,6 +159,8 @@ class Case:
     # False: printed with its error but kept out of the verdict, for a stated reason (`why_not_in_verdict`)
     in_verdict: bool = True
     why_not_in_verdict: str = ""
+    # the published figure as stated, in its own unit: {"value", "low", "high", "unit"}
+    published_figure: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def held_out(self) -> bool:
@@ -204,6 +206,7 @@ def cases_from_seed(seed: Mapping[str, Any], seed_file: str) -> list[Case]:
             t = float(raw["iteration_time_s"])
             lo = hi = t
             text = f"{t:g} s/iteration"
+            figure = {"value": t, "low": t, "high": t, "unit": "s/iteration"}
         else:
             formula = raw.get("flops_formula")
             if formula == "megatron_full_recompute":
@@ -228,10 +231,13 @@ def cases_from_seed(seed: Mapping[str, Any], seed_file: str) -> list[Case]:
             lo = min(lo, lo * f_short / f)
             text = f"{x:g} TFLOP/s/GPU" + (f" ({raw['tflop_s_per_gpu_low']:g}-{raw['tflop_s_per_gpu_high']:g})"
                                            if "tflop_s_per_gpu_low" in raw else "")
+            figure = {"value": x, "low": float(raw.get("tflop_s_per_gpu_low", x)),
+                      "high": float(raw.get("tflop_s_per_gpu_high", x)), "unit": "TFLOP/s/GPU"}
         out.append(Case(name=str(raw["name"]), group=str(raw.get("group", "")), workload=wl,
                         system=_system_for(str(raw["system"]), seed, seed_file), plan=plan,
                         dtype=str(raw.get("dtype", "bf16")),
                         published_time_s=t, published_low_s=lo, published_high_s=hi, published_text=text,
+                        published_figure=figure,
                         tuned=tuple(raw.get("tuned", ())), source=str(raw.get("source", "")),
                         threshold_max=float(raw["threshold_max"]) if "threshold_max" in raw else None,
                         stack=load_stack(raw.get("stack")).with_reduce_dtype(raw.get("grad_reduce_dtype"))
@@ -276,7 +282,8 @@ class CaseResult:
     def to_json(self) -> dict[str, Any]:
         c = self.case
         return {"case": c.name, "group": c.group, "source": c.source, "gpus": c.plan.gpus, "plan": self.plan.label(),
-                "tuned": list(c.tuned), "stack": c.stack.key, "published": c.published_text, "published_time_s": c.published_time_s,
+                "tuned": list(c.tuned), "stack": c.stack.key, "published": c.published_text, "published_figure": dict(c.published_figure),
+                "published_time_s": c.published_time_s,
                 "predicted_time_s": self.predicted_s, "predicted_low_s": self.predicted_low_s,
                 "predicted_high_s": self.predicted_high_s, "error": self.error,
                 "memory_gb": self.memory_bytes / 1e9, "fits": self.fits}

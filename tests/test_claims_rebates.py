@@ -18,7 +18,7 @@ def test_rebates_apply_to_the_full_price_not_the_supply_price():
     g = energy.load_grid()
     assert g.rebates_eur_per_mwh == pytest.approx(10.5 + 5.7)
     assert g.price.value == pytest.approx(102.5 - 16.2)          # eligible site, central
-    assert g.price.low == pytest.approx(96.6 - 16.2)             # eligible site, lowest fees
+    assert g.price.low == pytest.approx(70 + 5.7 - 5.7 + 12.0)   # eligible site, lowest fee, the reduced excise 12
     assert g.price.high == pytest.approx(107.5)                  # a site that is not eligible
     assert g.price.low > 70 - 16.2                               # never the old 53.8 floor
     # the excise rebate is the data-centre rate: 22.5 - 12 EUR/MWh

@@ -76,7 +76,7 @@ def test_the_electricity_verdict_quotes_the_eligible_range_it_computes():
     d = cli_json("check", "--claim", "electricity-70eur")
     claim = d["claims"][0] if "claims" in d else d[0]
     text = claim["condition"]
-    assert "(80..91) with fees, taxes and both rebates, 102 (97..108) without them" in text  # central and range alike
+    assert "(82..91) with fees, taxes and both rebates, 102 (97..108) without them" in text  # central and range alike
 
 
 def test_the_h100e_band_says_it_is_a_factor():

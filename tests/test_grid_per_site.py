@@ -150,3 +150,25 @@ def test_compare_lines_up_the_grids_of_two_countries():
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if "grid carbon intensity" in x)
     assert "21.3" in line and "363" in line   # one row, both systems: not one row per country
+
+
+def test_a_sites_own_supply_is_said_for_that_site_only(tmp_path):
+    lumi = energy.per_year(load_system("lumi-g"))
+    assert any("hydropower" in a for a in lumi.co2.assumptions)
+    mine = energy.per_year(load_system(str(_system_file(tmp_path, grid="finland"))))
+    assert not any("hydropower" in a for a in mine.co2.assumptions)   # another Finnish site states nothing
+
+
+def test_plan_train_json_carries_the_grid_and_the_delivered_verdict():
+    d = json.loads(runner.invoke(app, ["plan", "train", "-s", "jupiter", "-w", "llama3.1-8b", "--gpus", "64",
+                                       "--json"]).stdout)["job"]
+    assert d["grid"]["key"] == "germany" and d["grid"]["gco2e_per_kwh"]["value"] == 363.0
+    assert d["grid"]["electricity_price_eur_per_mwh"]["value"] == pytest.approx(166.5)
+    assert "peak ratio" in d["delivered_vs_peak"]
+
+
+def test_compare_keeps_one_top500_rmax_row():
+    r = runner.invoke(app, ["compare", "--systems", "jupiter,lumi-g", "--workload", "hpl"])
+    assert r.exit_code == 0, r.output
+    rmax = [x for x in r.output.splitlines() if x.count("│") > 2 and x.split("│")[1].strip() == "TOP500 Rmax"]
+    assert len(rmax) == 1 and "EFLOP/s" in rmax[0] and "PFLOP/s" in rmax[0]

@@ -19,8 +19,10 @@ def check(claim: Optional[List[str]] = typer.Option(None, "--claim", help="check
 
     refuse_repeats(list(claim or []), "--claim")
     results, mark = check_claims(profile, list(claim) if claim else None, profile_anyway)
+    counts = {v: sum(r.verdict == v for r in results) for v in dict.fromkeys(r.verdict for r in results)}
     if as_json:
-        emit_json({"claims": [r.to_json() for r in results], **({"profile_note": mark} if mark else {})})
+        emit_json({"claims": [r.to_json() for r in results], "verdict_counts": counts,
+                   **({"profile_note": mark} if mark else {})})
         return
     if mark:
         console.print(mark, highlight=False, markup=False, soft_wrap=True)
@@ -33,5 +35,4 @@ def check(claim: Optional[List[str]] = typer.Option(None, "--claim", help="check
             console.print(f"    {line}", highlight=False, soft_wrap=True)
         for src in r.sources:
             console.print(f"    source: {src}", highlight=False, soft_wrap=True)
-    counts = {v: sum(r.verdict == v for r in results) for v in dict.fromkeys(r.verdict for r in results)}
     console.print(f"{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()), highlight=False)

@@ -13,7 +13,10 @@ def devices(json_out: bool = typer.Option(False, "--json", help="Print the same 
     # "auto" lists every GPU torch sees; a named device shows just that one.
     shown = list(visible_gpus()) if device.strip().lower() == "auto" and chosen.is_gpu else [chosen]
     if json_out:
-        emit_json({"selected": chosen.torch_device, "devices": [d.to_json() for d in shown]})
+        # each table row's source beside the device's fields, so --json says where every figure came from
+        emit_json({"selected": chosen.torch_device,
+                   "devices": [{**d.to_json(), "sources": {f: src for f, _v, src in rows(d) if src and f != "note"}}
+                               for d in shown]})
         return
     for d in shown:
         console.print(table(f"{d.torch_device}: {d.name}", ("field", "value", "source"), rows(d)))
