@@ -182,13 +182,18 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
     data["per_year"] = year
     if job is not None:
         run = energy.per_job(system, job, label)
-        rows += [("facility power of the job (IT x PUE)", run.facility_power), (f"energy per job ({label})", run.energy),
-                 ("cost per job", run.cost), ("CO2 per job (the site's grid)", run.co2)]
+        rows += job_rows(run, f"energy per job ({label})")
         data["per_job"] = run
     notes = year.facility_power.assumptions + year.cost.assumptions + year.co2.assumptions
     if job is not None and job.note:
         notes += (job.note,)
     return rows, data, notes
+
+
+def job_rows(run: energy.EnergyReport, energy_label: str = "energy per job") -> list[tuple[str, Any]]:
+    """One job's power, energy, cost and CO2, named alike in `plan` and `plan train`."""
+    return [("facility power of the job (IT x PUE)", run.facility_power), (energy_label, run.energy),
+            ("cost per job", run.cost), ("CO2 per job (the site's grid)", run.co2)]
 
 
 def grid_rows(system: SystemSpec) -> list[tuple[str, Any]]:
@@ -689,8 +694,7 @@ def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: A
     notes: list[str] = []
     try:
         run = energy.per_job(system, training_job(res.gpus, b), wl.model.key)
-        rows += [*grid_rows(system), ("facility power of the job (IT x PUE)", run.facility_power),
-                 ("energy per job", run.energy), ("cost per job", run.cost), ("CO2 per job (the site's grid)", run.co2)]
+        rows += [*grid_rows(system), *job_rows(run)]
         data["energy_per_job"] = run
         notes += [*run.energy.assumptions, *run.cost.assumptions, *run.co2.assumptions]
     except BadInput as exc:

@@ -52,10 +52,13 @@ class Grid:
     notes: tuple[str, ...] = ()          # what a site states of its own supply (market-based), beside the average (grid_for)
 
     @property
+    def supply_price(self) -> Estimate:
+        return self.supply or Estimate.exact(self.price_eur_per_mwh, "EUR/MWh")
+
+    @property
     def full_price(self) -> Estimate:
         """Supply + network fee + excise, before any incentive (EUR/MWh)."""
-        supply = self.supply or Estimate.exact(self.price_eur_per_mwh, "EUR/MWh")
-        return combine(lambda p, n, x: p + n + x, supply, self.network_fee, self.excise, unit="EUR/MWh")
+        return combine(lambda p, n, x: p + n + x, self.supply_price, self.network_fee, self.excise, unit="EUR/MWh")
 
     @property
     def intensity(self) -> Estimate:
@@ -81,8 +84,7 @@ class Grid:
         # the eligible site's excise is a reduced rate of its own (12 EUR/MWh = the normal 22.5 less the
         # 10.5 rebate, in the excise source), so it does not follow the normal rate's range down
         reduced = self.excise.value - self.tax_rebate_eur_per_mwh
-        supply = self.supply or Estimate.exact(self.price_eur_per_mwh, "EUR/MWh")
-        low = supply.low + self.network_fee.low - self.turpe_discount_eur_per_mwh + reduced
+        low = self.supply_price.low + self.network_fee.low - self.turpe_discount_eur_per_mwh + reduced
         note = (f"electricity {full.value - r:.1f} EUR/MWh = {self.price_eur_per_mwh:g} supply + {self.network_fee.value:g} network fee "
                 f"+ {self.excise.value:g} excise - {self.tax_rebate_eur_per_mwh:g} excise rebate - {self.turpe_discount_eur_per_mwh:g} "
                 f"network-fee discount (eligible large site, paying the reduced excise of {reduced:g}; {low:.1f}..{full.high:.1f}, "
