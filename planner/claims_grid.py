@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from recoque.estimate import Estimate
 from recoque.planner import energy
 from recoque.planner.claimkit import CONSISTENT, NOT, ONLY_IF, assumption, result, rng, source_of
 
@@ -150,9 +149,8 @@ def check_electricity_price(c: Mapping[str, Any], profile: Any) -> dict[str, Any
     g, x, src = _grid()
     full, paid = g.full_price, g.price
     tax, turpe = float(c["value_tax_rebate_eur_per_mwh"]), float(c["value_turpe_discount_eur_per_mwh"])
-    reduced = g.excise.value - tax   # an eligible site's excise is a reduced rate of its own, not the normal range less the rebate
-    eligible = Estimate(full.value - tax - turpe, g.price_eur_per_mwh + g.network_fee.low - turpe + reduced,
-                        g.price_eur_per_mwh + g.network_fee.high - turpe + reduced, "")
+    reduced = g.excise.value - tax
+    eligible = g.eligible_price(tax, turpe)
     lines = [f"full price = {g.price_eur_per_mwh:g} supply + {rng(g.network_fee)} network fee + {rng(g.excise)} excise = {rng(full)} EUR/MWh",
              f"eligible site: - {tax:g} excise rebate (the reduced excise {g.excise.value:g} - {tax:g} = {reduced:g}) - {turpe:g} "
              f"network-fee discount = {rng(eligible)} EUR/MWh",

@@ -248,7 +248,7 @@ def train(
     if not wl.tokens_published and tokens is None:
         warn(f"{wl.model.name}: tokens_to_train is a stated placeholder, not a published figure")
     render(res, wl.model.name, wl.tokens_to_train, curve)
-    console.print(rows_table(f"the best plan's run: energy, cost, CO2 and H100-equivalents", job_rows))
+    console.print(rows_table("the best plan's run: energy, cost, CO2 and H100-equivalents", job_rows))
     for a in job_notes:
         console.print(f"  - {a}", highlight=False)
 
