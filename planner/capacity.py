@@ -150,13 +150,13 @@ def check_gpus(n: int | None) -> None:
 
 
 def resolve_system(name: str, gpus: int | None = None, power_limit_w: float | None = None,
-                   shown: bool = False) -> SystemSpec:
-    """The system a command plans on, with --gpus and --power-limit-w applied; `shown`: in the GPUs
+                   shown: bool = False, grid: str | None = None) -> SystemSpec:
+    """The system a command plans on, with --gpus, --power-limit-w and --grid applied; `shown`: in the GPUs
     ROCm shows (system.as_shown: MI250X GCDs), which the flags then count, as the output does."""
     from recoque.inputs import check_gpus as check_gpus_on  # one --gpus rule for every subcommand
 
     check_gpus(gpus)
-    s = load_system(name)
+    s = load_system(name).with_grid(grid)
     s = limited(as_shown(s) if shown else s, power_limit_w)
     check_gpus_on(gpus, s)
     return s.with_gpus(gpus) if gpus else s
@@ -177,8 +177,8 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
         return [("energy", f"unknown: {exc.one_line()}")], {"energy": None}, ()
     rows += [*grid_rows(system), ("facility power (IT x PUE)", year.facility_power),
              ("energy per year (full load)", year.energy), ("electricity cost per year", year.cost),
-             ("CO2 per year (the site's grid)", year.co2),
-             (f"CO2 per year at EU average {energy.grid_for(system).eu_average_gco2e_per_kwh:g} g/kWh", year.co2_eu_average)]
+             ("CO2 per year (grid average)", year.co2),
+             (f"CO2 per year at the {year.region} average {energy.grid_for(system).region_average:g} g/kWh", year.co2_region_average)]
     data["per_year"] = year
     if job is not None:
         run = energy.per_job(system, job, label)
@@ -193,7 +193,7 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
 def job_rows(run: energy.EnergyReport, energy_label: str = "energy per job") -> list[tuple[str, Any]]:
     """One job's power, energy, cost and CO2, named alike in `plan` and `plan train`."""
     return [("facility power of the job (IT x PUE)", run.facility_power), (energy_label, run.energy),
-            ("cost per job", run.cost), ("CO2 per job (the site's grid)", run.co2)]
+            ("cost per job", run.cost), ("CO2 per job (grid average)", run.co2)]
 
 
 def grid_rows(system: SystemSpec) -> list[tuple[str, Any]]:
@@ -654,7 +654,7 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     b = res.best[0]
     # The plan itself as the value: the table spells it out (recoque.render.plan_words), --json keeps
     # the compact fields. Row names written for a reader, not derived from field names.
-    rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", f"{used:,}")]
+    rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", int(used))]
     rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
     if spread is not None:
         rows.append((f"time to train over {spread.low * tokens:.3g}..{spread.high * tokens:.3g} tokens, wall clock",

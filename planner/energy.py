@@ -10,7 +10,8 @@
                       site that is not). Other grids state an all-in price for a large industrial
                       consumer (VAT excluded), with its range.
     CO2             = energy x the grid's average intensity (location-based; France 2024: 21.3 g/kWh),
-                      shown against the EU average 292 g/kWh
+                      shown against the average of the grid's region (EU 292 g/kWh; US grids: the
+                      US average, eGRID2023)
 Grid figures live in seeds/systems.toml [grid.<name>], each with its source; a system names its grid
 with `grid = "<name>"` (France where it names none: the documents' country).
 """
@@ -50,6 +51,14 @@ class Grid:
     gco2e: Estimate | None = None        # gco2e_per_kwh with its range (g/kWh)
     intensity_year: str = "2024"
     notes: tuple[str, ...] = ()          # what a site states of its own supply (market-based), beside the average (grid_for)
+    region: str = "EU"                   # the region whose average intensity the grid is shown against
+    region_average_gco2e_per_kwh: float | None = None  # None: the EU average (eu_average_gco2e_per_kwh)
+
+    @property
+    def region_average(self) -> float:
+        """The average intensity of the grid's region (g/kWh): the EU's for a European grid."""
+        r = self.region_average_gco2e_per_kwh
+        return self.eu_average_gco2e_per_kwh if r is None else r
 
     @property
     def supply_price(self) -> Estimate:
@@ -123,13 +132,24 @@ def load_grid(name: str = DEFAULT_GRID) -> Grid:
                  extra={k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
                  key=name, place=str(raw.get("place", name.title())),
                  supply=_ranged(raw, "price_eur_per_mwh", "EUR/MWh"), gco2e=_ranged(raw, "gco2e_per_kwh", "g/kWh"),
-                 intensity_year=str(raw.get("intensity_year", "2024")))
+                 intensity_year=str(raw.get("intensity_year", "2024")), region=str(raw.get("region", "EU")),
+                 region_average_gco2e_per_kwh=_region_average(raw, name))
     except KeyError as exc:
         raise BadInput(f"systems.toml [grid.{name}]: missing {exc}", "add it with its source") from None
     if g.tax_rebate_eur_per_mwh > g.excise.low or g.turpe_discount_eur_per_mwh > g.network_fee.low:
         raise BadInput(f"systems.toml [grid.{name}]: a rebate exceeds the charge it comes off",
                        "the excise rebate must not exceed the excise, the TURPE discount not the network fee")
     return g
+
+
+def _region_average(raw: Mapping[str, Any], name: str) -> float | None:
+    """A grid outside the EU states its region's average intensity (the EU one is France's table's)."""
+    if str(raw.get("region", "EU")) == "EU":
+        return None
+    if "region_average_gco2e_per_kwh" not in raw:
+        raise BadInput(f"systems.toml [grid.{name}]: region {raw['region']!r} without region_average_gco2e_per_kwh",
+                       "state the region's average intensity with its source")
+    return float(raw["region_average_gco2e_per_kwh"])
 
 
 def grid_for(system: SystemSpec) -> Grid:
@@ -204,13 +224,14 @@ class EnergyReport:
     energy: Estimate           # J
     cost: Estimate             # EUR
     co2: Estimate              # kg CO2e on the grid of the site
-    co2_eu_average: Estimate   # kg CO2e at the EU average intensity
+    co2_region_average: Estimate   # kg CO2e at the average intensity of the grid's region
     label: str
+    region: str = "EU"
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "facility_power_w": self.facility_power, "energy_j": self.energy,
                 "energy_mwh": self.energy.scale(1 / J_PER_MWH, "MWh"), "cost_eur": self.cost,
-                "co2_kg": self.co2, "co2_eu_average_kg": self.co2_eu_average}
+                "co2_kg": self.co2, "region": self.region, "co2_region_average_kg": self.co2_region_average}
 
 
 def energy_report(power_w: Estimate, seconds: Estimate, label: str, grid: Grid | None = None) -> EnergyReport:
@@ -226,9 +247,10 @@ def _report(power_w: Estimate, energy: Estimate, label: str, grid: Grid | None =
         f"{g.gco2e_per_kwh:g} gCO2e/kWh{span} ({g.place} {g.intensity_year}, location-based grid average"
         + (f": {g.sources['gco2e_per_kwh']}" if g.key != DEFAULT_GRID and g.sources.get("gco2e_per_kwh") else "") + ")",
         *g.notes))
-    eu = energy.map(lambda e: e / J_PER_KWH * g.eu_average_gco2e_per_kwh / 1e3, "kg_co2e",
-                    f"{g.eu_average_gco2e_per_kwh:g} gCO2e/kWh (EU average 2023)")
-    return EnergyReport(power_w, energy, cost, co2, eu, label)
+    avg = g.region_average
+    source = g.sources.get("region_average_gco2e_per_kwh", "2023")
+    region = energy.map(lambda e: e / J_PER_KWH * avg / 1e3, "kg_co2e", f"{avg:g} gCO2e/kWh, the {g.region} average ({source})")
+    return EnergyReport(power_w, energy, cost, co2, region, label, g.region)
 
 
 def per_year(system: SystemSpec, load_factor: float = 1.0, grid: Grid | None = None) -> EnergyReport:

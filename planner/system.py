@@ -111,6 +111,15 @@ class SystemSpec:
         derived = set(self.extra.get("gpus_notes", ()))
         return replace(self, gpus=float(gpus), ranges=r, notes=tuple(n for n in self.notes if n not in derived))
 
+    def with_grid(self, grid: str | None) -> "SystemSpec":
+        """This system priced and counted on another grid (the --grid flag); unchanged without one.
+        What the site states of its own supply (`supply_note`) stays only on the site's own grid."""
+        if grid is None:
+            return self
+        _check_grid(grid, "--grid", "leave --grid out for the site's own grid")
+        extra = {k: v for k, v in self.extra.items() if k != "supply_note" or self.extra.get("grid") == grid}
+        return replace(self, extra={**extra, "grid": grid})
+
 
 # Per-GPU quantities a package's shown GPUs split between them (counts multiply instead).
 _SPLIT = ("intra_node_bandwidth_bytes_s", "inter_node_bandwidth_bytes_s", "gpu_power_limit_w")
@@ -213,12 +222,13 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     return spec
 
 
-def _check_grid(name: Any, where: str) -> None:
+def _check_grid(name: Any, where: str, otherwise: str = "leave it out for France") -> None:
     """`grid` names a [grid.<name>] table of seeds/systems.toml (its prices and carbon intensity)."""
     grids = sorted(read_seed_toml("systems.toml").get("grid", {}))
     if not isinstance(name, str) or name not in grids:
-        raise BadInput(f"{where}: `grid` {name!r} is not a known grid",
-                       f"use one of {', '.join(grids)} (seeds/systems.toml [grid.*]), or leave it out for France")
+        what = f"{where} {name!r}" if where.startswith("--") else f"{where}: `grid` {name!r}"
+        raise BadInput(f"{what} is not a known grid",
+                       f"use one of {', '.join(grids)} (recoque list grids), or {otherwise}")
 
 
 def _device_key(name: str) -> str:

@@ -22,7 +22,7 @@ def test_one_mw_for_one_hour():
     assert r.energy.value == pytest.approx(3.6e9)                    # J
     assert r.cost.value == pytest.approx(86.3) and r.cost.low == pytest.approx(82.0)  # 70 + 0 + the reduced 12
     assert r.co2.value == pytest.approx(21.3)                        # 1000 kWh x 21.3 g = 21.3 kg
-    assert r.co2_eu_average.value == pytest.approx(292.0)
+    assert r.co2_region_average.value == pytest.approx(292.0)
 
 
 def test_facility_power_is_nodes_times_node_power_times_pue():

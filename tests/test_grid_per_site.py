@@ -91,7 +91,7 @@ def test_a_users_system_may_name_a_grid(tmp_path):
     assert energy.grid_for(s).place == "Finland"
     r = runner.invoke(app, ["plan", "--system", str(_system_file(tmp_path, grid="finland")), "--workload", "hpl"])
     assert r.exit_code == 0, r.output
-    assert "Finland (finland)" in r.output and "CO2 per year (the site's grid)" in r.output
+    assert "Finland (finland)" in r.output and "CO2 per year (grid average)" in r.output
 
 
 def test_system_from_toml_keeps_france_by_default():
@@ -119,7 +119,7 @@ def test_plan_train_shows_the_runs_energy_and_h100e_as_plan_does():
     assert job["energy_per_job"]["energy_j"]["value"] == pytest.approx(whole["energy"]["per_job"]["energy_j"]["value"])
     t = runner.invoke(app, ["plan", "train", "-s", "jupiter", "-w", "llama3.1-8b", "--gpus", "64"])
     assert t.exit_code == 0, t.output
-    assert "Germany (germany)" in t.output and "CO2 per job (the site's grid)" in t.output
+    assert "Germany (germany)" in t.output and "CO2 per job (grid average)" in t.output
     assert "H100e delivered (64 GPUs)" in t.output
 
 

@@ -191,6 +191,7 @@ _SCALES = {"flop/s": [(1e18, "EFLOP/s"), (1e15, "PFLOP/s"), (1e12, "TFLOP/s"), (
            "bytes/s": [(1e15, "PB/s"), (1e12, "TB/s"), (1e9, "GB/s"), (1, "B/s")],
            "bytes": [(1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1, "B")],
            "W": [(1e6, "MW"), (1e3, "kW"), (1, "W")], "J": [(3.6e12, "GWh"), (3.6e9, "MWh"), (3.6e6, "kWh")],
+           "MWh": [(1e3, "GWh"), (1, "MWh"), (1e-3, "kWh")],
            "EUR": [(1e6, "MEUR"), (1e3, "kEUR"), (1, "EUR")], "kg_co2e": [(1e6, "kt CO2e"), (1e3, "t CO2e"), (1, "kg CO2e")],
            "s": [(86400, "days"), (3600, "h"), (1, "s"), (1e-3, "ms")]}
 
@@ -213,9 +214,18 @@ def human(e: Estimate) -> tuple[str, str, str, str]:
     def f(x: float) -> str:
         if math.isinf(x):
             return "unbounded" if x > 0 else "-unbounded"
-        x /= scale
-        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+        return fmt(x / scale)  # one rounding rule for every number shown (fmt: ties away from zero)
     return f(e.value), f(e.low), f(e.high), "" if unit == "1" else unit
+
+
+def plain(v: Any) -> str:
+    """A table cell for a value without a range: an execution plan in words (`--json` keeps its
+    fields), a count grouped (a number in JSON), None as unknown."""
+    if hasattr(v, "label") and hasattr(v, "to_json"):
+        return plan_words(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return "unknown" if v is None else str(v)
 
 
 def rows_table(title: str, rows: list[tuple[str, Estimate | str | None]]):
@@ -223,10 +233,8 @@ def rows_table(title: str, rows: list[tuple[str, Estimate | str | None]]):
     for name, e in rows:
         if isinstance(e, Estimate):
             out.append((name, *human(e)))
-        elif hasattr(e, "label") and hasattr(e, "to_json"):  # an execution plan: spelled out
-            out.append((name, plan_words(e), "", "", ""))
         else:
-            out.append((name, "unknown" if e is None else str(e), "", "", ""))
+            out.append((name, plain(e), "", "", ""))
     return table(title, ("quantity", "value", "low", "high", "unit"), out)
 
 

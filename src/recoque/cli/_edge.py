@@ -217,6 +217,15 @@ def power_limit_option() -> Any:
                              "stated power law, node power drops.")
 
 
+def grid_option() -> Any:
+    """`--grid`, the same on every command that prices energy: the grid the system's energy is priced
+    and counted on, in place of its own site's (seeds/systems.toml [grid.*])."""
+    import typer
+
+    return typer.Option(None, "--grid", help="price and count the energy on this grid (`recoque list grids`) "
+                                             "instead of the site's own")
+
+
 def profile_anyway_option() -> Any:
     """`--profile-anyway`, the same on every command that takes --profile and a system."""
     import typer

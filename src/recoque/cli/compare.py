@@ -7,10 +7,10 @@ import typer
 
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate
-from recoque.cli._edge import power_limit_option, profile_anyway_option, refuse_repeats
+from recoque.cli._edge import grid_option, power_limit_option, profile_anyway_option, refuse_repeats
 from recoque.names import spelling
 from recoque.planner.capacity import plan_any, profiles_for_systems, planned_shown, resolve_system
-from recoque.render import console, emit_json, human, plan_words, table
+from recoque.render import console, emit_json, human, plain, table
 
 
 def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
@@ -19,14 +19,14 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`"),
             as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON"),
             profile_anyway: bool = profile_anyway_option(),
-            power_limit_w: Optional[float] = power_limit_option()) -> None:
+            power_limit_w: Optional[float] = power_limit_option(), grid: Optional[str] = grid_option()) -> None:
     """Side by side: the same workload on several systems."""
 
     names = [s.strip() for group in systems for s in group.split(",") if s.strip()]
     if not names:
         raise BadInput("--systems is empty", "e.g. --systems alice-recoque,jean-zay-h100,jupiter")
     refuse_repeats(names, "--systems", _same_system)
-    resolved = [resolve_system(n, power_limit_w=power_limit_w, shown=planned_shown(workload)) for n in names]
+    resolved = [resolve_system(n, power_limit_w=power_limit_w, shown=planned_shown(workload), grid=grid) for n in names]
     keys = [s.key for s in resolved]
     twice = next((k for k in keys if keys.count(k) > 1), None)
     if twice:  # two files with one key: two columns no reader could tell apart
@@ -69,9 +69,7 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
                 if isinstance(v, Estimate):
                     val, lo, hi, unit = human(v)
                     return f"{val} {unit}" + (f" ({lo}..{hi})" if lo != hi else "")
-                if hasattr(v, "label") and hasattr(v, "to_json"):  # an execution plan: in words, as `plan` shows it
-                    return plan_words(v)
-                return "unknown" if v is None else str(v)
+                return plain(v)  # as `plan` shows it
         return ""
     rows = [(f"{q}", *(cell(d, t, q) for d in plans)) for t, q in quantities]
     console.print(table(f"compare: {workload}", ["quantity", *(d["system"] for d in plans)], rows))

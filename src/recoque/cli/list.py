@@ -1,5 +1,5 @@
-"""List what recoque knows: system presets, named workloads, model architectures and the device catalog
-(seeds/*.toml). `--json` gives the same rows."""
+"""List what recoque knows: system presets, named workloads, model architectures, the device catalog
+and the electricity grids (seeds/*.toml). `--json` gives the same rows."""
 from __future__ import annotations
 
 from enum import Enum
@@ -16,6 +16,7 @@ class What(str, Enum):
     workloads = "workloads"
     models = "models"
     devices = "devices"
+    grids = "grids"
 
 
 def _systems() -> list[dict[str, Any]]:
@@ -62,8 +63,28 @@ def _devices() -> list[dict[str, Any]]:
     from recoque.catalog import load_catalog
 
     return [{"key": k, "vendor": d.vendor, "name": d.name, "status": d.status,
-             "bf16_flop_s": d.peak("bf16"), "fp64_flop_s": d.peak(d.gemm_rate_key("fp64")), "hbm_bytes": d.hbm_bytes,
+             "bf16_flop_s": d.peak("bf16"), "fp64_gemm_flop_s": d.peak(d.gemm_rate_key("fp64")), "hbm_bytes": d.hbm_bytes,
              "hbm_bandwidth_bytes_s": d.hbm_bandwidth_bytes_s, "tdp_w": d.tdp_w} for k, d in load_catalog().items()]
+
+
+def _grids() -> list[dict[str, Any]]:
+    from recoque.planner.energy import grid_names, load_grid
+
+    rows = []
+    for key in grid_names():
+        g = load_grid(key)
+        p, c = g.price, g.intensity
+        rows.append({"key": key, "place": g.place, "region": g.region,
+                     "price_eur_per_mwh": p.value, "price_eur_per_mwh_low": p.low, "price_eur_per_mwh_high": p.high,
+                     "gco2e_per_kwh": c.value, "gco2e_per_kwh_low": c.low, "gco2e_per_kwh_high": c.high,
+                     "intensity_year": g.intensity_year, "sources": dict(g.sources)})
+    return rows
+
+
+def _span(r: dict[str, Any], key: str) -> str:
+    """`value (low-high)`, or the value alone when it has no range."""
+    v, lo, hi = r[key], r[f"{key}_low"], r[f"{key}_high"]
+    return fmt(v) if lo == hi == v else f"{fmt(v)} ({fmt(lo)}-{fmt(hi)})"
 
 
 def _scaled(x: float | None, scale: float) -> str:
@@ -98,16 +119,20 @@ VIEWS: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple[An
                           r.get("layers", ""), r.get("hidden", ""), r.get("problem") or _also(r))),
     "devices": ("Devices (seeds/hardware.toml; dense datasheet peaks; FP64 GEMM: the matrix-unit rate where the part has one)",
                 ("key", "vendor", "BF16 (TFLOP/s)", "FP64 GEMM (TFLOP/s)", "HBM (GB)", "HBM (TB/s)", "TDP (W)", "name"),
-                lambda r: (r["key"], r["vendor"], _scaled(r["bf16_flop_s"], 1e12), _scaled(r["fp64_flop_s"], 1e12),
+                lambda r: (r["key"], r["vendor"], _scaled(r["bf16_flop_s"], 1e12), _scaled(r["fp64_gemm_flop_s"], 1e12),
                            _scaled(r["hbm_bytes"], 1e9), _scaled(r["hbm_bandwidth_bytes_s"], 1e12),
                            _scaled(r["tdp_w"], 1), r["name"])),
+    "grids": ("Grids (seeds/systems.toml [grid.*]; a system's `grid` key or --grid KEY)",
+              ("key", "place", "electricity (EUR/MWh)", "carbon intensity (gCO2e/kWh)", "year", "shown against"),
+              lambda r: (r["key"], r["place"], _span(r, "price_eur_per_mwh"), _span(r, "gco2e_per_kwh"),
+                         r["intensity_year"], f"{r['region']} average")),
 }
-LOADERS = {"systems": _systems, "workloads": _workloads, "models": _models, "devices": _devices}
+LOADERS = {"systems": _systems, "workloads": _workloads, "models": _models, "devices": _devices, "grids": _grids}
 
 
-def list_known(what: What = typer.Argument(..., help="systems, workloads, models or devices"),
+def list_known(what: What = typer.Argument(..., help="systems, workloads, models, devices or grids"),
                as_json: bool = typer.Option(False, "--json", help="emit the same rows as JSON")) -> None:
-    """List the known systems, workloads, models or devices (the keys other commands take)."""
+    """List the known systems, workloads, models, devices or grids (the keys other commands take)."""
     rows = LOADERS[what.value]()
     if as_json:
         emit_json({what.value: rows})

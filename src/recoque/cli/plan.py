@@ -10,7 +10,7 @@ import typer
 
 from recoque.cli import plan_hpl, plan_infer, plan_stencil, plan_train
 from recoque.errors import BadInput, DoesNotFit
-from recoque.cli._edge import power_limit_option, profile_anyway_option
+from recoque.cli._edge import grid_option, power_limit_option, profile_anyway_option
 from recoque.planner.capacity import plan_any, profile_for, planned_shown, resolve_system
 from recoque.render import GLOSSARY, console, emit_json, rows_table
 
@@ -41,12 +41,12 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
          gpus: Optional[int] = typer.Option(None, "--gpus", help="use this many GPUs of the system"),
          profile: Optional[str] = PROFILE_OPT, as_json: bool = JSON_OPT,
          profile_anyway: bool = profile_anyway_option(),
-         power_limit_w: Optional[float] = power_limit_option()) -> None:
+         power_limit_w: Optional[float] = power_limit_option(), grid: Optional[str] = grid_option()) -> None:
     """Plan a workload on a system with default assumptions, each printed."""
     if ctx.invoked_subcommand is not None:
         given = [f for f, v in (("--system", system), ("--workload", workload), ("--gpus", gpus), ("--profile", profile),
                                 ("--json", as_json), ("--profile-anyway", profile_anyway),
-                                ("--power-limit-w", power_limit_w)) if v not in (None, False)]
+                                ("--power-limit-w", power_limit_w), ("--grid", grid)) if v not in (None, False)]
         if given:  # they belong to `plan` itself; the subcommand would say its own are missing
             raise BadInput(f"{given[0]} is given before `{ctx.invoked_subcommand}`",
                            f"put the options after the subcommand: recoque plan {ctx.invoked_subcommand} {given[0]} ...")
@@ -56,7 +56,7 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
         raise typer.Exit(2)  # a usage error, as `recoque plan train` with nothing to plan is
     if not system or not workload:
         raise BadInput("plan needs both --system and --workload", "e.g. recoque plan --system alice-recoque --workload mistral-large-2")
-    s = resolve_system(system, gpus, power_limit_w, shown=planned_shown(workload))
+    s = resolve_system(system, gpus, power_limit_w, shown=planned_shown(workload), grid=grid)
     s, prof = profile_for(s, profile, profile_anyway)
     data = plan_any(s, workload, prof)
     train = data.get("train")

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import typer
 
-from recoque.cli._edge import power_limit_option, profile_anyway_option
+from recoque.cli._edge import grid_option, power_limit_option, profile_anyway_option
 from recoque.catalog import DeviceSpec, get_device_spec
 from recoque.errors import BadInput, DoesNotFit
 from recoque.planner.power import limited
@@ -130,6 +130,7 @@ def train(
     profile: Optional[str] = typer.Option(None, "--profile", help="results JSON from `recoque bench`"),
     profile_anyway: bool = profile_anyway_option(),
     power_limit_w: Optional[float] = power_limit_option(),
+    grid: Optional[str] = grid_option(),
     top: int = typer.Option(5, "--top", help="how many plans to show"),
     full: bool = typer.Option(False, "--full", help="search every switch (slower) instead of the pruned space"),
     dtype: str = typer.Option("bf16", "--dtype", help="training precision of the GEMMs (fp8, fp4: linear layers only)"),
@@ -191,7 +192,7 @@ def train(
     from recoque.planner.search import fastest_gpu_count, search
 
     wl = _training_workload(workload, tokens, global_batch, seq_len, lora_rank, lora_targets, lora_dropout)
-    unshown = resolve_system(system)
+    unshown = resolve_system(system).with_grid(grid)
     sysspec = limited(as_shown(unshown), power_limit_w)  # MI250X: ranks on GCDs, as ROCm shows them (and --gpus counts)
     from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
 
