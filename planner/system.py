@@ -116,7 +116,7 @@ class SystemSpec:
         What the site states of its own supply (`supply_note`) stays only on the site's own grid."""
         if grid is None:
             return self
-        _check_grid(grid, "--grid", "leave --grid out for the site's own grid")
+        grid = grid_key(grid, "--grid", "leave --grid out for the site's own grid")
         extra = {k: v for k, v in self.extra.items() if k != "supply_note" or self.extra.get("grid") == grid}
         return replace(self, extra={**extra, "grid": grid})
 
@@ -203,7 +203,7 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     if "allreduce_measured" in extra:
         extra["allreduce_measured"] = allreduce_table.parse(extra["allreduce_measured"], where)
     if "grid" in extra:
-        _check_grid(extra["grid"], where)
+        extra["grid"] = grid_key(extra["grid"], where)
     spec = SystemSpec(
         key=key, name=str(raw.get("name", key)), device=_device_key(str(raw["device"])),
         gpus=values["gpus"], gpus_per_node=int(values["gpus_per_node"]),
@@ -222,13 +222,17 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     return spec
 
 
-def _check_grid(name: Any, where: str, otherwise: str = "leave it out for France") -> None:
-    """`grid` names a [grid.<name>] table of seeds/systems.toml (its prices and carbon intensity)."""
-    grids = sorted(read_seed_toml("systems.toml").get("grid", {}))
-    if not isinstance(name, str) or name not in grids:
+def grid_key(name: Any, where: str, otherwise: str = "leave it out for France") -> str:
+    """The [grid.<key>] of seeds/systems.toml (prices and carbon intensity) that `name` means: its key
+    or its place, in any case and punctuation ("Germany", "us_california")."""
+    grids = read_seed_toml("systems.toml").get("grid", {})
+    named = {k: {"aliases": [str(g.get("place", k))]} for k, g in grids.items() if isinstance(g, Mapping)}
+    key = resolve_key(name, named) if isinstance(name, str) else None
+    if key is None:
         what = f"{where} {name!r}" if where.startswith("--") else f"{where}: `grid` {name!r}"
         raise BadInput(f"{what} is not a known grid",
-                       f"use one of {', '.join(grids)} (recoque list grids), or {otherwise}")
+                       f"use one of {', '.join(sorted(grids))} (recoque list grids), or {otherwise}")
+    return key
 
 
 def _device_key(name: str) -> str:

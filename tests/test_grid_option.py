@@ -114,3 +114,9 @@ def test_list_devices_names_the_fp64_rate_it_shows():
 
 def test_table_cells_round_ties_as_fmt_does():
     assert human(Estimate(166.5, 140.0, 202.5, "EUR/MWh"))[:3] == ("167", "140", "203")
+
+
+@pytest.mark.parametrize("typed, key", [("France", "france"), ("us_california", "us-california"),
+                                        ("California", "us-california"), ("GERMANY", "germany")])
+def test_a_grid_is_named_by_its_key_or_its_place_in_any_case(typed, key):
+    assert energy.grid_for(load_system("jupiter").with_grid(typed)).key == key
