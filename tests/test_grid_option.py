@@ -120,3 +120,10 @@ def test_table_cells_round_ties_as_fmt_does():
                                         ("California", "us-california"), ("GERMANY", "germany")])
 def test_a_grid_is_named_by_its_key_or_its_place_in_any_case(typed, key):
     assert energy.grid_for(load_system("jupiter").with_grid(typed)).key == key
+
+
+@pytest.mark.parametrize("sub", [["hpl"], ["stencil"], ["infer", "-w", "llama3.1-70b"]])
+def test_every_plan_subcommand_that_prices_energy_takes_the_grid(sub):
+    r = runner.invoke(app, ["plan", *sub, "-s", "jupiter", "--grid", "sweden"])
+    assert r.exit_code == 0, r.output
+    assert "Sweden (sweden)" in r.output and "Germany" not in r.output

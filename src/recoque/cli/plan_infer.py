@@ -8,7 +8,7 @@ import typer
 
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
-from recoque.cli._edge import power_limit_option, profile_anyway_option
+from recoque.cli._edge import grid_option, power_limit_option, profile_anyway_option
 from recoque.names import resolve_key
 from recoque.planner.capacity import (activations_for, assemble, plan_infer, profile_for, released_for_device,
                                       released_kv_default, released_kv_note, released_weights_note, resolve_system)
@@ -141,6 +141,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
           profile_anyway: bool = profile_anyway_option(),
           power_limit_w: Optional[float] = power_limit_option(),
+          grid: Optional[str] = grid_option(),
           as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
     """LLM serving: output tokens/s per GPU and system, TTFT and TPOT, batch, what bounds a step."""
     from recoque.cli.plan import show
@@ -148,7 +149,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
     if tp is not None and gpus_per_replica is not None and tp != gpus_per_replica:
         raise BadInput(f"--tp {tp} and --gpus-per-replica {gpus_per_replica} disagree (they are the same setting)",
                        "give one of them")
-    s = resolve_system(system, gpus, power_limit_w, shown=True)  # MI250X: per GCD, as ROCm shows it
+    s = resolve_system(system, gpus, power_limit_w, shown=True, grid=grid)  # MI250X: per GCD, as ROCm shows it
     w, name = _workload_or_model(workload, model)
     flags = dict(mode=mode, prompt_tokens=prompt_tokens, output_tokens=output_tokens, batch=batch, concurrency=concurrency,
                  request_rate_per_s=request_rate, ttft_target_s=ttft_ms / 1e3 if ttft_ms is not None else None,

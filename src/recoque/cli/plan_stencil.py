@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from recoque.errors import BadInput
-from recoque.cli._edge import power_limit_option, profile_anyway_option
+from recoque.cli._edge import grid_option, power_limit_option, profile_anyway_option
 from recoque.planner.capacity import assemble, plan_stencil, profile_for, resolve_system
 from recoque.planner.workloads import get_workload
 
@@ -22,11 +22,12 @@ def stencil(system: str = typer.Option(..., "--system", "-s", help="system prese
             profile: Optional[str] = typer.Option(None, "--profile", help="results.json from `recoque bench`: measured rates"),
             profile_anyway: bool = profile_anyway_option(),
             power_limit_w: Optional[float] = power_limit_option(),
+            grid: Optional[str] = grid_option(),
             as_json: bool = typer.Option(False, "--json", help="emit the same data as JSON")) -> None:
     """A bandwidth-bound stencil / HPCG-class kernel from the (measured) memory bandwidth."""
     from recoque.cli.plan import show
 
-    s = resolve_system(system, gpus, power_limit_w)
+    s = resolve_system(system, gpus, power_limit_w, grid=grid)
     w = get_workload(workload)
     if w.kind != "stencil":
         raise BadInput(f"workload {w.key!r} is of kind {w.kind}, not stencil", "use a stencil workload such as climate-km or hpcg")
