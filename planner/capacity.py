@@ -171,20 +171,20 @@ def planned_shown(workload: str) -> bool:
 def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
     rows: list[tuple[str, Any]] = []
     data: dict[str, Any] = {}
+    data["grid"] = energy.grid_for(system)
     try:
         year = energy.per_year(system)
-    except BadInput as exc:
-        return [("energy", f"unknown: {exc.one_line()}")], {"energy": None}, ()
+    except BadInput as exc:  # the grid still says what a known energy would cost and emit
+        return [*grid_rows(system), ("energy", f"unknown: {exc.one_line()}")], {"per_year": None, "unknown": exc.one_line(), **data}, ()
     rows += [*grid_rows(system), ("facility power (IT x PUE)", year.facility_power),
              ("energy per year (full load)", year.energy), ("electricity cost per year", year.cost),
-             ("CO2 per year (grid average)", year.co2),
-             (f"CO2 per year at the {year.region} average {energy.grid_for(system).region_average:g} g/kWh", year.co2_region_average)]
+             ("CO2 per year (grid average)", year.co2), ("CO2 per year at the region's average", year.co2_region_average)]
     data["per_year"] = year
     if job is not None:
         run = energy.per_job(system, job, label)
         rows += job_rows(run, f"energy per job ({label})")
         data["per_job"] = run
-    notes = year.facility_power.assumptions + year.cost.assumptions + year.co2.assumptions
+    notes = year.facility_power.assumptions + year.cost.assumptions + year.co2.assumptions + year.co2_region_average.assumptions
     if job is not None and job.note:
         notes += (job.note,)
     return rows, data, notes
@@ -200,8 +200,9 @@ def grid_rows(system: SystemSpec) -> list[tuple[str, Any]]:
     """The grid a system's energy is priced and counted on: one set of row names for every system, so
     `compare` lines Germany's figures up with France's."""
     g = energy.grid_for(system)
-    return [("grid", f"{g.place} ({g.key})"), ("electricity price", g.price),
-            ("grid carbon intensity", g.intensity.scale(1.0, "gCO2e/kWh"))]
+    return [("grid", f"{g.place} ({g.key}), in the {g.region}"), ("electricity price", g.price),
+            ("grid carbon intensity", g.intensity.scale(1.0, "gCO2e/kWh")),
+            ("region's average intensity", Estimate.exact(g.region_average, "gCO2e/kWh", f"the {g.region} average"))]
 
 
 def _h100e_rows(system: SystemSpec, delivered: equivalents.Delivered | None):
@@ -687,9 +688,7 @@ def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: A
     cannot be had (no node power in a user's system file, no H100 plan) is a row saying why."""
     b = res.best[0]
     rows: list[tuple[str, Any]] = []
-    g = energy.grid_for(system)
-    data: dict[str, Any] = {"grid": {"key": g.key, "place": g.place, "electricity_price_eur_per_mwh": g.price,
-                                     "gco2e_per_kwh": g.intensity}, "energy_per_job": None, "h100e_delivered": None,
+    data: dict[str, Any] = {"grid": energy.grid_for(system), "energy_per_job": None, "h100e_delivered": None,
                             "delivered_vs_peak": None}
     notes: list[str] = []
     try:

@@ -10,8 +10,8 @@
                       site that is not). Other grids state an all-in price for a large industrial
                       consumer (VAT excluded), with its range.
     CO2             = energy x the grid's average intensity (location-based; France 2024: 21.3 g/kWh),
-                      shown against the average of the grid's region (EU 292 g/kWh; US grids: the
-                      US average, eGRID2023)
+                      shown against the average of the grid's region (EU 292 g/kWh; a US grid: the
+                      US average, EIA 2022, 390 g/kWh)
 Grid figures live in seeds/systems.toml [grid.<name>], each with its source; a system names its grid
 with `grid = "<name>"` (France where it names none: the documents' country).
 """
@@ -24,14 +24,13 @@ from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
 from recoque.planner import power
-from recoque.planner.system import SystemSpec
+from recoque.planner.system import DEFAULT_GRID, SystemSpec
 
 HOURS_PER_YEAR = 8760.0
 J_PER_MWH = 3.6e9
 J_PER_KWH = 3.6e6
 
 
-DEFAULT_GRID = "france"   # the documents' country: a system that names no grid is on it
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,12 @@ class Grid:
         """The average intensity of the grid's region (g/kWh): the EU's for a European grid."""
         r = self.region_average_gco2e_per_kwh
         return self.eu_average_gco2e_per_kwh if r is None else r
+
+    def to_json(self) -> dict[str, Any]:
+        """What a plan's JSON says of the grid it priced and counted on (the table's grid rows)."""
+        return {"key": self.key, "place": self.place, "region": self.region,
+                "electricity_price_eur_per_mwh": self.price, "gco2e_per_kwh": self.intensity.scale(1.0, "gCO2e/kWh"),
+                "intensity_year": self.intensity_year, "region_average_gco2e_per_kwh": self.region_average}
 
     @property
     def supply_price(self) -> Estimate:
@@ -128,7 +133,7 @@ def load_grid(name: str = DEFAULT_GRID) -> Grid:
                  price_eur_per_mwh=float(raw["price_eur_per_mwh"]), gco2e_per_kwh=float(raw["gco2e_per_kwh"]),
                  eu_average_gco2e_per_kwh=float(eu if eu is not None else raw["eu_average_gco2e_per_kwh"]),
                  network_fee=_ranged(raw, "network_fee_eur_per_mwh", "EUR/MWh"),
-                 excise=_ranged(raw, "excise_eur_per_mwh", "EUR/MWh"), sources=dict(raw.get("sources", {})),
+                 excise=_ranged(raw, "excise_eur_per_mwh", "EUR/MWh"), sources=_sources(raw, grids),
                  extra={k: float(v) for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
                  key=name, place=str(raw.get("place", name.title())),
                  supply=_ranged(raw, "price_eur_per_mwh", "EUR/MWh"), gco2e=_ranged(raw, "gco2e_per_kwh", "g/kWh"),
@@ -140,6 +145,16 @@ def load_grid(name: str = DEFAULT_GRID) -> Grid:
         raise BadInput(f"systems.toml [grid.{name}]: a rebate exceeds the charge it comes off",
                        "the excise rebate must not exceed the excise, the TURPE discount not the network fee")
     return g
+
+
+def _sources(raw: Mapping[str, Any], grids: Mapping[str, Any]) -> dict[str, str]:
+    """The grid's sources; a European grid's region average is the EU figure of 002 (France's table)."""
+    out = dict(raw.get("sources", {}))
+    if str(raw.get("region", "EU")) == "EU" and "region_average_gco2e_per_kwh" not in out:
+        eu = grids.get(DEFAULT_GRID, {}).get("sources", {}).get("eu_average_gco2e_per_kwh")
+        if eu:
+            out["region_average_gco2e_per_kwh"] = str(eu)
+    return out
 
 
 def _region_average(raw: Mapping[str, Any], name: str) -> float | None:

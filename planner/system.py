@@ -57,6 +57,7 @@ _DEFAULTS = {"intra_node_latency_us": 0.43, "inter_node_latency_us": 5.0}
 # 1.2: RCCL without graph replay), so an unstated node is as uncertain as a stated one: an 8x H100
 # system without the key once came out at 0.99-1.05 H100-equivalents per GPU of the H100 reference
 _DEFAULT_RANGES = {"intra_node_latency_us": (0.25, 1.2)}
+DEFAULT_GRID = "france"   # the documents' country: a system that names no grid is on it (planner/energy.py)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class SystemSpec:
         if grid is None:
             return self
         grid = grid_key(grid, "--grid", "leave --grid out for the site's own grid")
-        extra = {k: v for k, v in self.extra.items() if k != "supply_note" or self.extra.get("grid") == grid}
+        own = self.extra.get("grid", DEFAULT_GRID)
+        extra = {k: v for k, v in self.extra.items() if k != "supply_note" or own == grid}
         return replace(self, extra={**extra, "grid": grid})
 
 

@@ -57,7 +57,7 @@ def test_plan_train_and_compare_take_the_grid():
     assert "Finland (finland)" in t.output and "Germany" not in t.output
     c = runner.invoke(app, ["compare", "-s", "jupiter,el-capitan", "--grid", "france", "--json"])
     assert c.exit_code == 0, c.output
-    assert c.stdout.count('"France (france)"') == 2 and "California" not in c.stdout
+    assert c.stdout.count('"France (france), in the EU"') == 2 and "California" not in c.stdout
 
 
 def test_grid_before_a_subcommand_is_refused():
@@ -74,7 +74,9 @@ def test_a_us_site_is_shown_against_the_us_average():
     mwh = year["energy_mwh"]["value"]
     assert year["co2_region_average_kg"]["value"] == pytest.approx(mwh * 390.0)  # 390 g/kWh = 390 kg/MWh
     r = runner.invoke(app, ["plan", "--system", "el-capitan", "--workload", "hpl"])
-    assert "at the US average 390 g/kWh" in r.output and "EU average" not in r.output
+    assert "California (us-california), in the US" in r.output and "EU average" not in r.output
+    j = json.loads(runner.invoke(app, ["plan", "--system", "el-capitan", "--workload", "hpl", "--json"]).stdout)
+    assert j["energy"]["grid"]["region_average_gco2e_per_kwh"] == 390.0
 
 
 def test_a_region_outside_the_eu_must_state_its_average(monkeypatch):
@@ -98,7 +100,8 @@ def test_list_grids_shows_every_grid_with_its_sources():
     rows = json.loads(r.stdout)["grids"]
     assert [g["key"] for g in rows] == energy.grid_names()
     for g in rows:
-        assert g["price_eur_per_mwh_low"] <= g["price_eur_per_mwh"] <= g["price_eur_per_mwh_high"]
+        assert g["electricity_price_eur_per_mwh_low"] <= g["electricity_price_eur_per_mwh"] <= g["electricity_price_eur_per_mwh_high"]
+        assert g["region_average_gco2e_per_kwh"] == energy.load_grid(g["key"]).region_average
         assert g["gco2e_per_kwh_low"] <= g["gco2e_per_kwh"] <= g["gco2e_per_kwh_high"]
         assert g["sources"].get("gco2e_per_kwh") or g["key"] == "france"
     t = runner.invoke(app, ["list", "grids"])
@@ -127,3 +130,29 @@ def test_every_plan_subcommand_that_prices_energy_takes_the_grid(sub):
     r = runner.invoke(app, ["plan", *sub, "-s", "jupiter", "--grid", "sweden"])
     assert r.exit_code == 0, r.output
     assert "Sweden (sweden)" in r.output and "Germany" not in r.output
+
+
+def test_own_grid_keeps_the_supply_note_when_the_file_names_none(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[systems.mine]\ndevice = "h100_sxm"\ngpus = 8\ngpus_per_node = 8\nnode_power_kw = 10.2\n'
+                 'pue = 1.2\nsupply_note = "a nuclear PPA"\n')
+    s = load_system(str(f))
+    assert energy.grid_for(s.with_grid("france")).notes  # France is its grid: the note stays
+    assert not energy.grid_for(s.with_grid("italy")).notes
+
+
+def test_grid_rows_stay_when_the_energy_is_unknown():
+    r = runner.invoke(app, ["plan", "hpl", "-s", "node-8x-h100", "--grid", "italy", "--json"])
+    assert r.exit_code == 0, r.output
+    e = json.loads(r.stdout)["energy"]
+    assert e["per_year"] is None and "PUE unknown" in e["unknown"] and e["grid"]["key"] == "italy"
+    t = runner.invoke(app, ["plan", "hpl", "-s", "node-8x-h100", "--grid", "italy"])
+    assert "Italy (italy), in the EU" in t.output and "unknown" in t.output
+
+
+def test_compare_keeps_the_region_rows_together_across_regions():
+    r = runner.invoke(app, ["compare", "-s", "frontier,jupiter", "-w", "hpl"])
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.output.splitlines() if "region's average" in ln]
+    assert len(lines) == 2  # one intensity row and one CO2 row, each with both systems, not one per region
+    assert "390" in lines[0] and "292" in lines[0]

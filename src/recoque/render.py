@@ -178,7 +178,9 @@ def fmt(x: float | None, digits: int = 3) -> str:
     if x == 0:
         return "0"
     x *= 1 + 1e-12  # an exact tie rounds away from zero (166.5 -> 167), not to even (166) as format() does
-    return f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"  # 1,307 rather than 1.31e+03
+    short = f"{x:.{digits}g}"
+    # 1,307 rather than 1.31e+03, and 999.7 (which rounds up to 1e+03) as 1,000
+    return short if abs(float(short)) < 1000 else f"{x:,.0f}"
 
 
 def warn(line: str) -> None:

@@ -68,7 +68,7 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
                 v = r["value"]
                 if isinstance(v, Estimate):
                     val, lo, hi, unit = human(v)
-                    return f"{val} {unit}" + (f" ({lo}..{hi})" if lo != hi else "")
+                    return " ".join(filter(None, (val, unit))) + (f" ({lo}..{hi})" if lo != hi else "")
                 return plain(v)  # as `plan` shows it
         return ""
     rows = [(f"{q}", *(cell(d, t, q) for d in plans)) for t, q in quantities]

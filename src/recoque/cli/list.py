@@ -21,7 +21,7 @@ class What(str, Enum):
 
 def _systems() -> list[dict[str, Any]]:
     from recoque.fileio import read_seed_toml
-    from recoque.planner.system import system_from_toml
+    from recoque.planner.system import DEFAULT_GRID, system_from_toml
 
     rows = []
     for key, raw in read_seed_toml("systems.toml").get("systems", {}).items():
@@ -31,9 +31,15 @@ def _systems() -> list[dict[str, Any]]:
             rows.append({"key": key, "name": str(raw.get("name", "")), "problem": exc.one_line()})
             continue
         lo, hi = s.ranges.get("gpus", (s.gpus, s.gpus))
-        rows.append({"key": key, "name": s.name, "device": s.device, "gpus": s.gpus, "gpus_low": lo, "gpus_high": hi,
-                     "gpus_per_node": s.gpus_per_node, "node_power_w": s.node_power_w, "pue": s.pue})
+        rows.append({"key": key, "name": s.name, "device": s.device, "gpus": _count(s.gpus), "gpus_low": _count(lo),
+                     "gpus_high": _count(hi), "gpus_per_node": s.gpus_per_node, "node_power_w": s.node_power_w,
+                     "pue": s.pue, "grid": str(s.extra.get("grid", DEFAULT_GRID))})
     return rows
+
+
+def _count(x: float) -> int | float:
+    """A GPU count as the integer it is (a derived range end may be fractional: kept as it is)."""
+    return int(x) if float(x).is_integer() else x
 
 
 def _workloads() -> list[dict[str, Any]]:
@@ -74,10 +80,14 @@ def _grids() -> list[dict[str, Any]]:
     for key in grid_names():
         g = load_grid(key)
         p, c = g.price, g.intensity
+        # the price a site pays, as plans use it (France: supply + network fee + excise - rebates, the
+        # arithmetic in price_note), not the seed's price_eur_per_mwh, which is France's supply alone
         rows.append({"key": key, "place": g.place, "region": g.region,
-                     "price_eur_per_mwh": p.value, "price_eur_per_mwh_low": p.low, "price_eur_per_mwh_high": p.high,
+                     "electricity_price_eur_per_mwh": p.value, "electricity_price_eur_per_mwh_low": p.low,
+                     "electricity_price_eur_per_mwh_high": p.high, "price_note": p.assumptions[0],
                      "gco2e_per_kwh": c.value, "gco2e_per_kwh_low": c.low, "gco2e_per_kwh_high": c.high,
-                     "intensity_year": g.intensity_year, "sources": dict(g.sources)})
+                     "intensity_year": g.intensity_year, "region_average_gco2e_per_kwh": g.region_average,
+                     "sources": dict(g.sources)})
     return rows
 
 
@@ -108,9 +118,10 @@ def _gpus(r: dict[str, Any]) -> str:
 # title, column headers, row -> cells
 VIEWS: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple[Any, ...]]]] = {
     "systems": ("Systems (seeds/systems.toml; --system KEY)",
-                ("key", "device", "GPUs (range)", "GPUs/node", "node power (kW)", "PUE", "name"),
+                ("key", "device", "GPUs (range)", "GPUs/node", "node power (kW)", "PUE", "grid", "name"),
                 lambda r: (r["key"], r.get("device", ""), _gpus(r), r.get("gpus_per_node", ""),
-                           _scaled(r.get("node_power_w"), 1e3), fmt(r.get("pue")), r.get("problem") or r["name"])),
+                           _scaled(r.get("node_power_w"), 1e3), fmt(r.get("pue")), r.get("grid", ""),
+                           r.get("problem") or r["name"])),
     "workloads": ("Workloads (seeds/workloads.toml; --workload KEY)", ("key", "kind", "model", "name"),
                   lambda r: (r["key"], r["kind"], r["model"] or "", r["name"])),
     "models": ("Models (seeds/models.toml; plan train --workload KEY)",
@@ -124,8 +135,8 @@ VIEWS: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple[An
                            _scaled(r["tdp_w"], 1), r["name"])),
     "grids": ("Grids (seeds/systems.toml [grid.*]; a system's `grid` key or --grid KEY)",
               ("key", "place", "electricity (EUR/MWh)", "carbon intensity (gCO2e/kWh)", "year", "shown against"),
-              lambda r: (r["key"], r["place"], _span(r, "price_eur_per_mwh"), _span(r, "gco2e_per_kwh"),
-                         r["intensity_year"], f"{r['region']} average")),
+              lambda r: (r["key"], r["place"], _span(r, "electricity_price_eur_per_mwh"), _span(r, "gco2e_per_kwh"),
+                         r["intensity_year"], f"{r['region']} average, {fmt(r['region_average_gco2e_per_kwh'])}")),
 }
 LOADERS = {"systems": _systems, "workloads": _workloads, "models": _models, "devices": _devices, "grids": _grids}
 

@@ -330,7 +330,7 @@ def estimate_text(d: Mapping[str, Any]) -> tuple[str, str, str, str]:
 # (render.human: "energy_per_year_j" is shown in GWh), so the label drops the key's unit
 # an estimate's row carries its unit: the key's base-unit suffix goes, unless it ends a rate
 # ("tokens_per_s" keeps its "per s")
-_BASE_UNIT_SUFFIX = re.compile(r"(?<!_per)_(j|mwh|w|s|flop_s|bytes|bytes_s|eur|kg_co2e)$")
+_BASE_UNIT_SUFFIX = re.compile(r"(?<!_per)_(j|mwh|w|s|flop_s|bytes|bytes_s|eur|kg|kg_co2e)$")
 _WORDS = {"it": "IT", "gpu": "GPU", "gpus": "GPUs", "mfu": "MFU", "hfu": "HFU", "gflops": "GFLOP/s", "w": "W",
           "eur": "EUR", "hbm": "HBM", "ttft": "TTFT", "tpot": "TPOT", "co2": "CO2", "co2e": "CO2e", "pue": "PUE",
           "hpl": "HPL", "h100e": "H100e", "tp": "TP", "pp": "PP", "dp": "DP", "kv": "KV"}
