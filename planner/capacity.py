@@ -169,19 +169,18 @@ def planned_shown(workload: str) -> bool:
 
 
 def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
-    rows: list[tuple[str, Any]] = []
-    data: dict[str, Any] = {}
-    data["grid"] = energy.grid_for(system)
+    g = energy.grid_for(system)  # read once: the rows, the year and the job all take it
+    data: dict[str, Any] = {"grid": g}
     try:
-        year = energy.per_year(system)
+        year = energy.per_year(system, grid=g)
     except BadInput as exc:  # the grid still says what a known energy would cost and emit
-        return [*grid_rows(system), ("energy", f"unknown: {exc.one_line()}")], {"per_year": None, "unknown": exc.one_line(), **data}, ()
-    rows += [*grid_rows(system), ("facility power (IT x PUE)", year.facility_power),
-             ("energy per year (full load)", year.energy), ("electricity cost per year", year.cost),
-             ("CO2 per year (grid average)", year.co2), ("CO2 per year at the region's average", year.co2_region_average)]
+        return [*grid_rows(g), ("energy", f"unknown: {exc.one_line()}")], {"per_year": None, "unknown": exc.one_line(), **data}, ()
+    rows = [*grid_rows(g), ("facility power (IT x PUE)", year.facility_power),
+            ("energy per year (full load)", year.energy), ("electricity cost per year", year.cost),
+            ("CO2 per year (grid average)", year.co2), ("CO2 per year at the region's average", year.co2_region_average)]
     data["per_year"] = year
     if job is not None:
-        run = energy.per_job(system, job, label)
+        run = energy.per_job(system, job, label, grid=g)
         rows += job_rows(run, f"energy per job ({label})")
         data["per_job"] = run
     notes = year.facility_power.assumptions + year.cost.assumptions + year.co2.assumptions + year.co2_region_average.assumptions
@@ -196,10 +195,9 @@ def job_rows(run: energy.EnergyReport, energy_label: str = "energy per job") -> 
             ("cost per job", run.cost), ("CO2 per job (grid average)", run.co2)]
 
 
-def grid_rows(system: SystemSpec) -> list[tuple[str, Any]]:
+def grid_rows(g: energy.Grid) -> list[tuple[str, Any]]:
     """The grid a system's energy is priced and counted on: one set of row names for every system, so
     `compare` lines Germany's figures up with France's."""
-    g = energy.grid_for(system)
     return [("grid", f"{g.place} ({g.key}), in the {g.region}"), ("electricity price", g.price),
             ("grid carbon intensity", g.intensity.scale(1.0, "gCO2e/kWh")),
             ("region's average intensity", Estimate.exact(g.region_average, "gCO2e/kWh", f"the {g.region} average"))]
@@ -688,12 +686,12 @@ def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: A
     cannot be had (no node power in a user's system file, no H100 plan) is a row saying why."""
     b = res.best[0]
     rows: list[tuple[str, Any]] = []
-    data: dict[str, Any] = {"grid": energy.grid_for(system), "energy_per_job": None, "h100e_delivered": None,
-                            "delivered_vs_peak": None}
+    g = energy.grid_for(system)
+    data: dict[str, Any] = {"grid": g, "energy_per_job": None, "h100e_delivered": None, "delivered_vs_peak": None}
     notes: list[str] = []
     try:
-        run = energy.per_job(system, training_job(res.gpus, b), wl.model.key)
-        rows += [*grid_rows(system), *job_rows(run)]
+        run = energy.per_job(system, training_job(res.gpus, b), wl.model.key, grid=g)
+        rows += [*grid_rows(g), *job_rows(run)]
         data["energy_per_job"] = run
         notes += [*run.energy.assumptions, *run.cost.assumptions, *run.co2.assumptions]
     except BadInput as exc:

@@ -74,20 +74,19 @@ def _devices() -> list[dict[str, Any]]:
 
 
 def _grids() -> list[dict[str, Any]]:
+    from recoque.estimate import Estimate
     from recoque.planner.energy import grid_names, load_grid
 
     rows = []
     for key in grid_names():
         g = load_grid(key)
-        p, c = g.price, g.intensity
-        # the price a site pays, as plans use it (France: supply + network fee + excise - rebates, the
-        # arithmetic in price_note), not the seed's price_eur_per_mwh, which is France's supply alone
-        rows.append({"key": key, "place": g.place, "region": g.region,
-                     "electricity_price_eur_per_mwh": p.value, "electricity_price_eur_per_mwh_low": p.low,
-                     "electricity_price_eur_per_mwh_high": p.high, "price_note": p.assumptions[0],
-                     "gco2e_per_kwh": c.value, "gco2e_per_kwh_low": c.low, "gco2e_per_kwh_high": c.high,
-                     "intensity_year": g.intensity_year, "region_average_gco2e_per_kwh": g.region_average,
-                     "sources": dict(g.sources)})
+        # the grid as plans' --json give it (Grid.to_json), each range flat; the price is what a site
+        # pays (France: supply + network fee + excise - rebates, the arithmetic in price_note), not the
+        # seed's price_eur_per_mwh, which is France's supply alone
+        row: dict[str, Any] = {}
+        for k, v in g.to_json().items():
+            row.update({k: v.value, f"{k}_low": v.low, f"{k}_high": v.high} if isinstance(v, Estimate) else {k: v})
+        rows.append({**row, "price_note": g.price.assumptions[0], "sources": dict(g.sources)})
     return rows
 
 
@@ -108,11 +107,7 @@ def _also(r: dict[str, Any]) -> str:
 
 
 def _gpus(r: dict[str, Any]) -> str:
-    if r.get("gpus") is None:
-        return ""
-    if r["gpus_low"] != r["gpus_high"]:
-        return f"{r['gpus']:,.0f} ({r['gpus_low']:,.0f}-{r['gpus_high']:,.0f})"
-    return f"{r['gpus']:,.0f}"
+    return "" if r.get("gpus") is None else _span(r, "gpus")
 
 
 # title, column headers, row -> cells
