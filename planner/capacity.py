@@ -174,8 +174,8 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
     try:
         year = energy.per_year(system, grid=g)
     except BadInput as exc:  # the grid still says what a known energy would cost and emit
-        return [*grid_rows(g), ("energy", f"unknown: {exc.one_line()}")], {"per_year": None, "unknown": exc.one_line(), **data}, ()
-    rows = [*grid_rows(g), ("facility power (IT x PUE)", year.facility_power),
+        return [*grid_rows(system, g), ("energy", f"unknown: {exc.one_line()}")], {"per_year": None, "unknown": exc.one_line(), **data}, ()
+    rows = [*grid_rows(system, g), ("facility power (IT x PUE)", year.facility_power),
             ("energy per year (full load)", year.energy), ("electricity cost per year", year.cost),
             ("CO2 per year (grid average)", year.co2), ("CO2 per year at the region's average", year.co2_region_average)]
     data["per_year"] = year
@@ -195,9 +195,10 @@ def job_rows(run: energy.EnergyReport, energy_label: str = "energy per job") -> 
             ("cost per job", run.cost), ("CO2 per job (grid average)", run.co2)]
 
 
-def grid_rows(g: energy.Grid) -> list[tuple[str, Any]]:
-    """The grid a system's energy is priced and counted on: one set of row names for every system, so
-    `compare` lines Germany's figures up with France's."""
+def grid_rows(system: SystemSpec, g: energy.Grid | None = None) -> list[tuple[str, Any]]:
+    """The grid a system's energy is priced and counted on (`g`, where the caller has read it): one set
+    of row names for every system, so `compare` lines Germany's figures up with France's."""
+    g = g or energy.grid_for(system)
     return [("grid", f"{g.place} ({g.key}), in the {g.region}"), ("electricity price", g.price),
             ("grid carbon intensity", g.intensity.scale(1.0, "gCO2e/kWh")),
             ("region's average intensity", Estimate.exact(g.region_average, "gCO2e/kWh", f"the {g.region} average"))]
@@ -691,7 +692,7 @@ def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: A
     notes: list[str] = []
     try:
         run = energy.per_job(system, training_job(res.gpus, b), wl.model.key, grid=g)
-        rows += [*grid_rows(g), *job_rows(run)]
+        rows += [*grid_rows(system, g), *job_rows(run)]
         data["energy_per_job"] = run
         notes += [*run.energy.assumptions, *run.cost.assumptions, *run.co2.assumptions]
     except BadInput as exc:
