@@ -48,6 +48,12 @@ DEFAULT_INTER_LINK_EFFICIENCY = 0.85
 DEFAULT_KERNEL_OVERHEAD_S = 5e-6
 DEFAULT_THIN_GEMM_DIM = 16.0  # a GEMM with inner dimension 128 runs at 128/(128+16) = 89% of the curve
 DEFAULT_UNCERTAINTY = 0.15  # +/- on every datasheet-derived efficiency
+# The shipped attention efficiencies are read at head dim 128 (the H200 SDPA run, aiter's d128 MI355X
+# figure: seeds/validation.toml): forward FLOPs per (query, key) pair and head 2 x (128 + 128), one
+# softmax exponential each. FlashAttention-3 (Shah et al. 2024, arXiv 2407.08608, sec. 3.2): the
+# H100 SXM5 runs 989 TFLOPS of FP16 matmul but 3.9 TFLOPS of exponentials, so at head 128 the
+# exponentials take half the matmul's cycles; at head 64 twice that share (DeviceProfile.attention_time_s).
+ATTENTION_REFERENCE_FLOPS_PER_PAIR = 2.0 * (128 + 128)
 # A measured profile knows its kernel rates, not how a training framework composes them: its curves
 # keep at least the band the shipped Hopper profiles carry for that ([profiles.h100_sxm] uncertainty
 # in seeds/validation.toml, sized on the held-out NVIDIA runs). Without it, 2 of the 5 held-out H200
@@ -216,28 +222,26 @@ class DeviceProfile:
     def attention_time_s(self, dtype: str, direction: str, flops: Any, exps: Any, which: str = "value",
                          work: Any = None) -> Any:
         """Seconds of fused attention doing `flops` (full-count FLOPs) and `exps` softmax exponentials,
-        the curve read at `work` (default: `flops`).
+        the curve read at `work` (default: `flops`: the forward FLOPs in both directions).
 
         The softmax sits on each tile's critical path between the two GEMMs (NVIDIA, 'Making Softmax
-        More Efficient with NVIDIA Blackwell Ultra', 2026: BMM2 waits for the exponentials), so a part
-        whose special function units run exponentials at another rate than the part its attention
-        efficiency was measured on gains or loses exps x (1/rate_reference - 1/rate_own) seconds; the
-        time never falls below the FLOPs at the datasheet peak. A measured curve is taken as it is."""
+        More Efficient with NVIDIA Blackwell Ultra', 2026: BMM2 waits for the exponentials), so the
+        curve, read at the reference head dim (`ATTENTION_REFERENCE_FLOPS_PER_PAIR`) on the part its
+        efficiency comes from, holds work / that many exponentials at that part's rate. Where this
+        part's rate is known, they are swapped for the `exps` this attention runs, at this part's rate:
+        t = flops / curve + exps / own - (work / reference FLOPs per pair) / reference rate.
+        A head-128 attention on its own part is the curve; a head-64 one runs twice the exponentials
+        per FLOP (gpt-oss), MLA's 192/128 heads fewer; a part with faster special function units
+        (Blackwell Ultra) gains their time. Never below the FLOPs at the datasheet peak. A measured
+        curve is taken as it is (the bench sweeps head 64 and 128 alike)."""
         work = flops if work is None else work
         t = flops / self.attention_curve(dtype, direction).at(work, which)
-        per_exp = self.exp_seconds_saved()
-        if per_exp is None:
+        rates = None if self.origin == "measured" else _exp_rates(self.spec, self.fallback)
+        if rates is None:
             return t
-        return np.maximum(t - exps * per_exp, flops / self.peak_flop_s(dtype))
-
-    def exp_seconds_saved(self) -> float | None:
-        """Seconds per softmax exponential this part saves against the part its attention efficiency
-        comes from (`attention_exp2_reference_tera_per_s`); None when either rate is unknown."""
-        rates = _exp_rates(self.spec, self.fallback)
-        if self.origin == "measured" or rates is None:
-            return None
         ref, own = rates
-        return 1.0 / ref - 1.0 / own
+        swapped = exps / own - work / ATTENTION_REFERENCE_FLOPS_PER_PAIR / ref
+        return np.maximum(t + swapped, flops / self.peak_flop_s(dtype))
 
     def kernel_overhead_s(self) -> float:
         """Launch and tail time every kernel pays at least (the profile's stated kernel_overhead_s)."""
@@ -462,11 +466,13 @@ def attention_full_work(p: Mapping[str, Any]) -> float:
 
 
 def _exp_rates(spec: DeviceSpec, p: Mapping[str, Any]) -> tuple[float, float] | None:
-    """(reference, own) softmax exponentials per second when both are stated, else None."""
-    ref = float(p.get("attention_exp2_reference_tera_per_s", 0.0)) * 1e12
-    if ref <= 0 or not spec.exp2_per_s:
+    """(reference, own) softmax exponentials per second where this part's is stated, else None: the
+    reference is the rate of the part the attention efficiency was measured on
+    (`attention_exp2_reference_tera_per_s`), this part's own where the profile names none."""
+    if not spec.exp2_per_s:
         return None
-    return ref, spec.exp2_per_s
+    ref = float(p.get("attention_exp2_reference_tera_per_s", 0.0)) * 1e12
+    return (ref if ref > 0 else spec.exp2_per_s), spec.exp2_per_s
 
 
 def _exp_note(spec: DeviceSpec, p: Mapping[str, Any]) -> str:
@@ -475,8 +481,12 @@ def _exp_note(spec: DeviceSpec, p: Mapping[str, Any]) -> str:
     if rates is None:
         return ""
     ref, own = (r / 1e12 for r in rates)
-    return (f"{spec.key} fused attention: the attention efficiency of a part whose SFUs run {ref:g} TeraExponentials/s, "
-            f"less the softmax time saved at this part's {own:g} (seeds/hardware.toml exp2_tera_per_s)")
+    swap = (f"the attention efficiency of a part whose SFUs run {ref:g} TeraExponentials/s, less the softmax time "
+            f"saved at this part's {own:g}" if ref != own else
+            f"softmax exponentials at this part's {own:g} TeraExponentials/s")
+    return (f"{spec.key} fused attention: {swap} (seeds/hardware.toml exp2_tera_per_s); the efficiency is read at "
+            "head dim 128, so a head dim with more exponentials per FLOP (64: gpt-oss) runs slower, fewer (MLA "
+            "192/128) faster")
 
 
 # Training attention runs at the flash-attention backend's rate (FA2 class; on ROCm the AOTriton/CK

@@ -19,7 +19,7 @@ def test_catalog_states_the_exponential_rates_with_a_source():
         spec = get_device_spec(dev)
         assert spec.exp2_per_s == pytest.approx(rate)
         assert "SFU EX2" in spec.source_for("exp2_tera_per_s")
-    assert get_device_spec("h100_sxm").exp2_per_s is None  # not stated by the vendor: unknown, not guessed
+    assert get_device_spec("mi355x").exp2_per_s is None  # stated nowhere read: unknown, not guessed
 
 
 def test_negative_or_nan_exponential_rate_is_refused():
@@ -75,5 +75,8 @@ def test_gb300_lora_step_attention_is_faster_than_with_gb200_sfus():
 
 
 def test_the_adjustment_is_stated_among_the_assumptions_where_it_applies():
-    assert any("TeraExponentials" in a for a in shipped_profile("gb300").assumptions)
-    assert not any("TeraExponentials" in a for a in shipped_profile("gb200").assumptions)
+    ultra = [a for a in shipped_profile("gb300").assumptions if "TeraExponentials" in a]
+    assert ultra and "part whose SFUs run 5 " in ultra[0] and "this part's 10.7" in ultra[0]
+    own = [a for a in shipped_profile("gb200").assumptions if "TeraExponentials" in a]
+    assert own and "saved" not in own[0] and "head dim 128" in own[0]  # its own rate: only the head-dim swap
+    assert not any("TeraExponentials" in a for a in shipped_profile("mi355x").assumptions)

@@ -1,0 +1,72 @@
+"""Fused attention by head dim: the softmax exponentials per FLOP grow as the head shrinks, and where a
+part's exponential rate is known (seeds/hardware.toml exp2_tera_per_s) the attention time swaps the
+head-128 reference's exponentials for the ones the layer runs (planner/profile.py attention_time_s).
+
+Held against FlashAttention-3's own head-dim sweep, which nothing was fitted on: Shah et al. 2024
+(arXiv 2407.08608) Figure 5, H100 SXM5, BF16 forward without causal mask, sequence 16k, hidden 2048:
+FlashAttention-3 at 497 / 648 / 756 TFLOPS for head dim 64 / 128 / 256 (the figure's bar labels)."""
+import pytest
+
+from recoque.catalog import get_device_spec
+from recoque.planner.profile import ATTENTION_REFERENCE_FLOPS_PER_PAIR, DeviceProfile
+from recoque.planner.validation import shipped_profile
+
+FA3_TFLOPS = {64: 497.0, 128: 648.0, 256: 756.0}
+WORK = 4.0 * 16384 * 16384 * 2048  # b s^2 h d at hidden 2048, whatever the head dim
+
+
+def rate_tflops(p: DeviceProfile, head_dim: int, direction: str = "fwd") -> float:
+    mult = 2.0 if direction == "bwd" else 1.0
+    exps = WORK / (2.0 * (head_dim + head_dim))
+    return mult * WORK / float(p.attention_time_s("bf16", direction, mult * WORK, exps, work=WORK)) / 1e12
+
+
+def fa3_h100() -> DeviceProfile:
+    """The H100 SXM5 at FlashAttention-3's head-128 rate: its curve holds the figure's 648 TFLOPS."""
+    spec = get_device_spec("h100_sxm")
+    return DeviceProfile.from_parameters(spec, {"attention_efficiency": FA3_TFLOPS[128] * 1e12 / spec.peak("bf16"),
+                                                "kernel_overhead_s": 0.0, "uncertainty": 0.0})
+
+
+def test_reference_is_head_128():
+    assert ATTENTION_REFERENCE_FLOPS_PER_PAIR == 2.0 * (128 + 128)
+
+
+def test_flashattention3_head_dim_sweep_within_4_percent():
+    p = fa3_h100()
+    assert rate_tflops(p, 128) == pytest.approx(FA3_TFLOPS[128], rel=1e-9)
+    for d in (64, 256):
+        model, published = rate_tflops(p, d) / rate_tflops(p, 128), FA3_TFLOPS[d] / FA3_TFLOPS[128]
+        assert model == pytest.approx(published, rel=0.04), d
+
+
+def test_head_128_keeps_every_shipped_curve():
+    for dev in ("h100_sxm", "h200", "b200", "gb200", "mi300x", "mi355x", "a100_sxm_80gb"):
+        p = shipped_profile(dev)
+        assert rate_tflops(p, 128) * 1e12 == pytest.approx(p.attention_curve("bf16", "fwd").at(WORK)), dev
+
+
+@pytest.mark.parametrize("dev", ["h100_sxm", "h200", "b200", "gb200", "gb300"])
+def test_smaller_heads_are_slower_per_flop_on_parts_with_a_stated_rate(dev):
+    p = shipped_profile(dev)
+    r64, r128, r192 = (rate_tflops(p, d) for d in (64, 128, 192))
+    assert r64 < r128 < r192
+    # the backward runs twice the GEMM work for the same exponentials: the head dim matters less there
+    assert rate_tflops(p, 64, "bwd") / rate_tflops(p, 128, "bwd") > r64 / r128
+
+
+def test_no_stated_rate_no_head_dim_term():
+    for dev in ("mi300x", "mi355x", "a100_sxm_80gb"):
+        assert get_device_spec(dev).exp2_per_s is None
+        p = shipped_profile(dev)
+        assert rate_tflops(p, 64) == pytest.approx(rate_tflops(p, 128)), dev
+        assert not any("TeraExponentials" in a for a in p.assumptions), dev
+
+
+def test_gh100_parts_scale_the_fa3_rate_by_their_peak():
+    h100 = get_device_spec("h100_sxm")
+    assert h100.exp2_per_s == pytest.approx(3.9e12)
+    assert "2407.08608" in h100.source_for("exp2_tera_per_s")
+    for dev in ("h800", "h200", "gh200", "h100_pcie", "h100_nvl", "h200_nvl"):
+        s = get_device_spec(dev)
+        assert s.exp2_per_s == pytest.approx(3.9e12 * s.peak("bf16") / h100.peak("bf16"), rel=0.01), dev
