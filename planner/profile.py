@@ -229,18 +229,22 @@ class DeviceProfile:
         curve, read at the reference head dim (`ATTENTION_REFERENCE_FLOPS_PER_PAIR`) on the part its
         efficiency comes from, holds work / that many exponentials at that part's rate. Where this
         part's rate is known, they are swapped for the `exps` this attention runs, at this part's rate:
-        t = flops / curve + exps / own - (work / reference FLOPs per pair) / reference rate.
-        A head-128 attention on its own part is the curve; a head-64 one runs twice the exponentials
-        per FLOP (gpt-oss), MLA's 192/128 heads fewer; a part with faster special function units
-        (Blackwell Ultra) gains their time. Never below the FLOPs at the datasheet peak. A measured
-        curve is taken as it is (the bench sweeps head 64 and 128 alike)."""
+        t = flops / curve + max(exps, E_ref) / own - E_ref / reference rate, E_ref = work / reference
+        FLOPs per pair. A head-128 attention on its own part is the curve; a head-64 one runs twice the
+        exponentials per FLOP (gpt-oss) and pays them; a part with faster special function units
+        (Blackwell Ultra) gains their time. Heads wider than 128 (MLA's 192/128) are not credited
+        fewer: FlashAttention-3's causal sweep gains 4% from head 128 to 256 (616 -> 642 TFLOPS, its
+        Figure 5), where the exponentials alone would give 18%; other limits of a wide tile take over.
+        Never below the FLOPs at the datasheet peak. A measured curve is taken as it is (the bench
+        sweeps head 64 and 128 alike)."""
         work = flops if work is None else work
         t = flops / self.attention_curve(dtype, direction).at(work, which)
         rates = None if self.origin == "measured" else _exp_rates(self.spec, self.fallback)
         if rates is None:
             return t
         ref, own = rates
-        swapped = exps / own - work / ATTENTION_REFERENCE_FLOPS_PER_PAIR / ref
+        at_reference = work / ATTENTION_REFERENCE_FLOPS_PER_PAIR
+        swapped = np.maximum(exps, at_reference) / own - at_reference / ref
         return np.maximum(t + swapped, flops / self.peak_flop_s(dtype))
 
     def kernel_overhead_s(self) -> float:
@@ -485,8 +489,8 @@ def _exp_note(spec: DeviceSpec, p: Mapping[str, Any]) -> str:
             f"saved at this part's {own:g}" if ref != own else
             f"softmax exponentials at this part's {own:g} TeraExponentials/s")
     return (f"{spec.key} fused attention: {swap} (seeds/hardware.toml exp2_tera_per_s); the efficiency is read at "
-            "head dim 128, so a head dim with more exponentials per FLOP (64: gpt-oss) runs slower, fewer (MLA "
-            "192/128) faster")
+            "head dim 128, so a head dim with more exponentials per FLOP (64: gpt-oss) runs slower; wider heads "
+            "(MLA 192/128) are not credited fewer")
 
 
 # Training attention runs at the flash-attention backend's rate (FA2 class; on ROCm the AOTriton/CK

@@ -3,15 +3,18 @@ part's exponential rate is known (seeds/hardware.toml exp2_tera_per_s) the atten
 head-128 reference's exponentials for the ones the layer runs (planner/profile.py attention_time_s).
 
 Held against FlashAttention-3's own head-dim sweep, which nothing was fitted on: Shah et al. 2024
-(arXiv 2407.08608) Figure 5, H100 SXM5, BF16 forward without causal mask, sequence 16k, hidden 2048:
-FlashAttention-3 at 497 / 648 / 756 TFLOPS for head dim 64 / 128 / 256 (the figure's bar labels)."""
+(arXiv 2407.08608) Figure 5, H100 SXM5, BF16 forward, sequence 16k, hidden 2048 (the figure's bar
+labels): with the causal mask (as training runs it) 473 / 616 / 642 TFLOPS for head dim 64 / 128 / 256;
+without it 497 / 648 / 756. Heads wider than 128 are not credited fewer exponentials (the causal
+sweep gains 4% there, the exponentials alone would give 18%)."""
 import pytest
 
 from recoque.catalog import get_device_spec
 from recoque.planner.profile import ATTENTION_REFERENCE_FLOPS_PER_PAIR, DeviceProfile
 from recoque.planner.validation import shipped_profile
 
-FA3_TFLOPS = {64: 497.0, 128: 648.0, 256: 756.0}
+FA3_CAUSAL_TFLOPS = {64: 473.0, 128: 616.0, 256: 642.0}
+FA3_TFLOPS = {64: 497.0, 128: 648.0, 256: 756.0}  # without the causal mask
 WORK = 4.0 * 16384 * 16384 * 2048  # b s^2 h d at hidden 2048, whatever the head dim
 
 
@@ -21,10 +24,10 @@ def rate_tflops(p: DeviceProfile, head_dim: int, direction: str = "fwd") -> floa
     return mult * WORK / float(p.attention_time_s("bf16", direction, mult * WORK, exps, work=WORK)) / 1e12
 
 
-def fa3_h100() -> DeviceProfile:
-    """The H100 SXM5 at FlashAttention-3's head-128 rate: its curve holds the figure's 648 TFLOPS."""
+def fa3_h100(head_128_tflops: float) -> DeviceProfile:
+    """The H100 SXM5 whose attention curve holds FlashAttention-3's head-128 rate."""
     spec = get_device_spec("h100_sxm")
-    return DeviceProfile.from_parameters(spec, {"attention_efficiency": FA3_TFLOPS[128] * 1e12 / spec.peak("bf16"),
+    return DeviceProfile.from_parameters(spec, {"attention_efficiency": head_128_tflops * 1e12 / spec.peak("bf16"),
                                                 "kernel_overhead_s": 0.0, "uncertainty": 0.0})
 
 
@@ -32,12 +35,20 @@ def test_reference_is_head_128():
     assert ATTENTION_REFERENCE_FLOPS_PER_PAIR == 2.0 * (128 + 128)
 
 
-def test_flashattention3_head_dim_sweep_within_4_percent():
-    p = fa3_h100()
-    assert rate_tflops(p, 128) == pytest.approx(FA3_TFLOPS[128], rel=1e-9)
-    for d in (64, 256):
-        model, published = rate_tflops(p, d) / rate_tflops(p, 128), FA3_TFLOPS[d] / FA3_TFLOPS[128]
-        assert model == pytest.approx(published, rel=0.04), d
+@pytest.mark.parametrize("published", [FA3_CAUSAL_TFLOPS, FA3_TFLOPS], ids=["causal", "full"])
+def test_flashattention3_head_64_within_2_percent(published):
+    p = fa3_h100(published[128])
+    assert rate_tflops(p, 128) == pytest.approx(published[128], rel=1e-9)
+    model = rate_tflops(p, 64) / rate_tflops(p, 128)
+    assert model == pytest.approx(published[64] / published[128], rel=0.02)
+
+
+def test_wider_heads_keep_the_head_128_rate_as_the_causal_sweep_does():
+    p = fa3_h100(FA3_CAUSAL_TFLOPS[128])
+    model = rate_tflops(p, 256) / rate_tflops(p, 128)
+    assert model == pytest.approx(1.0)
+    assert model == pytest.approx(FA3_CAUSAL_TFLOPS[256] / FA3_CAUSAL_TFLOPS[128], rel=0.05)
+    assert model < FA3_TFLOPS[256] / FA3_TFLOPS[128]  # the unmasked gain is not credited: conservative there
 
 
 def test_head_128_keeps_every_shipped_curve():
@@ -50,7 +61,7 @@ def test_head_128_keeps_every_shipped_curve():
 def test_smaller_heads_are_slower_per_flop_on_parts_with_a_stated_rate(dev):
     p = shipped_profile(dev)
     r64, r128, r192 = (rate_tflops(p, d) for d in (64, 128, 192))
-    assert r64 < r128 < r192
+    assert r64 < r128 == pytest.approx(r192)
     # the backward runs twice the GEMM work for the same exponentials: the head dim matters less there
     assert rate_tflops(p, 64, "bwd") / rate_tflops(p, 128, "bwd") > r64 / r128
 
