@@ -255,7 +255,8 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          eager_kernel_s=_eager_kernel_s(engine, eager, c),
                          blockscale_kblock_s=_corner(kblock, c, False),
                          mla_heads_per_kv_pass=mla[0], mla_native_fp8_heads=mla[1],
-                         p2p_fabric=spec.scaleup_bandwidth_bytes_s is not None)
+                         p2p_fabric=spec.scaleup_bandwidth_bytes_s is not None,
+                         exp2_per_s=spec.exp2_per_s or 0.0)
         eff[c] = _corner(engine.efficiency, c, True)
     ar_note = (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
                f"in message size ({table.source})" if table else

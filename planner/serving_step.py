@@ -36,6 +36,7 @@ from typing import Any
 
 from recoque.estimate import expected_max_z
 from recoque.planner import flops
+from recoque.planner.profile import ATTENTION_REFERENCE_FLOPS_PER_PAIR
 
 ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all three engine classes
 # Kernels one decode step launches per layer (CUDA/HIP graph replay), counted from the engines'
@@ -110,6 +111,7 @@ class Rates:
     mla_heads_per_kv_pass: int = 0  # MLA decode: query heads one walk of the latent cache serves (0: all of them)
     mla_native_fp8_heads: int = 0   # ... except this many heads with an FP8 cache, served in one walk
     p2p_fabric: bool = True  # the GPUs share a scale-up fabric (NVLink, Infinity Fabric) one-sided all-to-all kernels use
+    exp2_per_s: float = 0.0  # softmax exponentials per second of the part's SFUs, where stated (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -371,7 +373,19 @@ def _busiest_rank_prefill_s(model: Any, lay: Layout, prefill: float, prompt: flo
     extra = max(prefill / spread - prefill / g, 0.0)
     rates = tuple(x or r.gemm_flop_s for x in r.attention_proj_flop_s)
     return (sum(extra * 2.0 * p / x for p, x in zip(attention_split(model), rates)),
-            extra * prompt * model.heads * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s)
+            prefill_attention_s(model, extra * prompt * model.heads * model.attention_flops_per_pair() / 2.0, r))
+
+
+def prefill_attention_s(model: Any, flops: float, r: Rates) -> float:
+    """Seconds of prefill (flash) attention doing `flops`: at the attention rate, read at head dim 128,
+    plus the softmax exponentials a narrower head runs beyond that reference at the part's SFU rate
+    where it is stated (gpt-oss's head 64 runs twice as many per FLOP; planner/profile.py
+    attention_time_s, checked there against FlashAttention-3's head-dim sweep). Wider heads keep the rate."""
+    t = flops / r.attention_flop_s
+    if r.exp2_per_s <= 0.0:
+        return t
+    extra = flops / model.attention_flops_per_pair() - flops / ATTENTION_REFERENCE_FLOPS_PER_PAIR
+    return t + max(extra, 0.0) / r.exp2_per_s
 
 
 def mixed_step_gemm_s(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float, chunk: float,
@@ -409,9 +423,9 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
     # decode attention reads the cache at HBM bandwidth; MLA's latent-space scores and values are
     # heavy enough to be bound by the attention rate instead (arithmetic intensity ~ heads x 4)
     dec_math = queries * held * (model.heads / g) * model.decode_attention_flops_per_pair() / r.attention_flop_s
-    attn = max(kv_read / r.hbm_bytes_s, dec_math if model.mla else 0.0) \
-        + prefill * prompt * model.attention_pair_fraction(prompt, causal=True) * (model.heads / g) \
-        * model.attention_flops_per_pair() / 2.0 / r.attention_flop_s
+    attn = max(kv_read / r.hbm_bytes_s, dec_math if model.mla else 0.0) + prefill_attention_s(
+        model, prefill * prompt * model.attention_pair_fraction(prompt, causal=True) * (model.heads / g)
+        * model.attention_flops_per_pair() / 2.0, r)
     if lay.attn_dp and prefill > 0:
         busiest_math, busiest_attn = _busiest_rank_prefill_s(model, lay, prefill, prompt, r)
         comp, attn = comp + busiest_math, attn + busiest_attn

@@ -81,3 +81,21 @@ def test_gh100_parts_scale_the_fa3_rate_by_their_peak():
     for dev in ("h800", "h200", "gh200", "h100_pcie", "h100_nvl", "h200_nvl"):
         s = get_device_spec(dev)
         assert s.exp2_per_s == pytest.approx(3.9e12 * s.peak("bf16") / h100.peak("bf16"), rel=0.01), dev
+
+
+def test_serving_prefill_pays_the_narrow_heads_exponentials_where_the_rate_is_stated():
+    from dataclasses import replace
+
+    from recoque.planner.serving_step import Rates, prefill_attention_s
+    from recoque.planner.workload import load_model
+
+    r = Rates(gemm_flop_s=2e15, attention_flop_s=1e15, hbm_bytes_s=8e12, link_bytes_s=9e11, hop_latency_s=2e-6,
+              kernel_gap_s=2e-6, step_overhead_s=1e-4, exp2_per_s=5e12)
+    flops = 1e15
+    oss, llama, dsr1 = (load_model(m) for m in ("gpt-oss-120b", "llama3.3-70b", "deepseek-r1"))
+    base = flops / r.attention_flop_s
+    # head 64: twice the head-128 exponentials per FLOP, the extra half at 5e12 a second
+    assert prefill_attention_s(oss, flops, r) == pytest.approx(base + flops / 256.0 / 2.0 / 5e12)
+    assert prefill_attention_s(llama, flops, r) == pytest.approx(base)  # head 128: the rate as read
+    assert prefill_attention_s(dsr1, flops, r) == pytest.approx(base)   # wider: not credited
+    assert prefill_attention_s(oss, flops, replace(r, exp2_per_s=0.0)) == pytest.approx(base)  # no stated rate
