@@ -244,7 +244,7 @@ class DeviceProfile:
             return t
         ref, own = rates
         at_reference = work / ATTENTION_REFERENCE_FLOPS_PER_PAIR
-        swapped = np.maximum(exps, at_reference) / own - at_reference / ref
+        swapped = (at_reference + narrow_head_exponentials(work, exps)) / own - at_reference / ref
         return np.maximum(t + swapped, flops / self.peak_flop_s(dtype))
 
     def kernel_overhead_s(self) -> float:
@@ -467,6 +467,13 @@ def _gemm_curves(doc: Any, notes: list[str]) -> dict[str, Curve]:
 def attention_full_work(p: Mapping[str, Any]) -> float:
     """Forward FLOPs of an attention record's shape in the full (non-causal) convention: 4 b h sq sk d."""
     return 4.0 * p["batch"] * p["heads_q"] * p["seq_q"] * p["seq_k"] * p["head_dim"]
+
+
+def narrow_head_exponentials(work: Any, exps: Any) -> Any:
+    """Softmax exponentials an attention of `work` forward FLOPs runs beyond the head-128 reference
+    its rate is read at (`ATTENTION_REFERENCE_FLOPS_PER_PAIR`): a head-64 one runs twice as many;
+    wider heads are not credited fewer (DeviceProfile.attention_time_s says why)."""
+    return np.maximum(exps - work / ATTENTION_REFERENCE_FLOPS_PER_PAIR, 0.0)
 
 
 def _exp_rates(spec: DeviceSpec, p: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -36,7 +36,7 @@ from typing import Any
 
 from recoque.estimate import expected_max_z
 from recoque.planner import flops
-from recoque.planner.profile import ATTENTION_REFERENCE_FLOPS_PER_PAIR
+from recoque.planner.profile import narrow_head_exponentials
 
 ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all three engine classes
 # Kernels one decode step launches per layer (CUDA/HIP graph replay), counted from the engines'
@@ -384,8 +384,7 @@ def prefill_attention_s(model: Any, flops: float, r: Rates) -> float:
     t = flops / r.attention_flop_s
     if r.exp2_per_s <= 0.0:
         return t
-    extra = flops / model.attention_flops_per_pair() - flops / ATTENTION_REFERENCE_FLOPS_PER_PAIR
-    return t + max(extra, 0.0) / r.exp2_per_s
+    return t + float(narrow_head_exponentials(flops, flops / model.attention_flops_per_pair())) / r.exp2_per_s
 
 
 def mixed_step_gemm_s(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float, chunk: float,
