@@ -149,7 +149,7 @@ def check_electricity_price(c: Mapping[str, Any], profile: Any) -> dict[str, Any
     g, x, src = _grid()
     full, paid = g.full_price, g.price
     tax, turpe = float(c["value_tax_rebate_eur_per_mwh"]), float(c["value_turpe_discount_eur_per_mwh"])
-    reduced = g.excise.value - tax
+    reduced = g.reduced_excise(tax)
     eligible = g.eligible_price(tax, turpe)
     lines = [f"full price = {g.price_eur_per_mwh:g} supply + {rng(g.network_fee)} network fee + {rng(g.excise)} excise = {rng(full)} EUR/MWh",
              f"eligible site: - {tax:g} excise rebate (the reduced excise {g.excise.value:g} - {tax:g} = {reduced:g}) - {turpe:g} "

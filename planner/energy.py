@@ -31,8 +31,6 @@ J_PER_MWH = 3.6e9
 J_PER_KWH = 3.6e6
 
 
-
-
 @dataclass(frozen=True)
 class Grid:
     price_eur_per_mwh: float             # supply price (France: taxes and network fees excluded; else all-in)
@@ -83,12 +81,17 @@ class Grid:
         """The grid states one all-in price (no separate network fee or excise to take rebates off)."""
         return not (self.network_fee.high or self.excise.high)
 
+    def reduced_excise(self, tax_rebate: float) -> float:
+        """The excise an eligible site pays (EUR/MWh): a reduced rate of its own (12 = the normal 22.5
+        less the 10.5 rebate, in the excise source), taken off the normal rate's central value."""
+        return self.excise.value - tax_rebate
+
     def eligible_price(self, tax_rebate: float, fee_discount: float) -> Estimate:
-        """What an eligible large site pays (EUR/MWh) with these two rebates. Its excise is a reduced
-        rate of its own (12 EUR/MWh = the normal 22.5 less the 10.5 rebate, in the excise source), so
-        it does not follow the normal rate's range down; the network fee keeps its range."""
+        """What an eligible large site pays (EUR/MWh) with these two rebates. Its excise is the reduced
+        rate (reduced_excise), which does not follow the normal rate's range down; the network fee
+        keeps its range."""
         s, fee = self.supply_price, self.network_fee
-        reduced = self.excise.value - tax_rebate
+        reduced = self.reduced_excise(tax_rebate)
         return Estimate(s.value + fee.value - fee_discount + reduced, s.low + fee.low - fee_discount + reduced,
                         s.high + fee.high - fee_discount + reduced, "EUR/MWh")
 
@@ -104,7 +107,7 @@ class Grid:
             return Estimate(full.value, full.low, full.high, "EUR/MWh", (
                 f"electricity {full.value:.1f} EUR/MWh ({full.low:.1f}..{full.high:.1f}), {self.place}, all-in for a large "
                 f"industrial consumer, VAT or sales tax excluded: {self.sources.get('price_eur_per_mwh', '')}",))
-        reduced = self.excise.value - self.tax_rebate_eur_per_mwh
+        reduced = self.reduced_excise(self.tax_rebate_eur_per_mwh)
         low = self.eligible_price(self.tax_rebate_eur_per_mwh, self.turpe_discount_eur_per_mwh).low
         note = (f"electricity {full.value - r:.1f} EUR/MWh = {self.price_eur_per_mwh:g} supply + {self.network_fee.value:g} network fee "
                 f"+ {self.excise.value:g} excise - {self.tax_rebate_eur_per_mwh:g} excise rebate - {self.turpe_discount_eur_per_mwh:g} "
