@@ -63,15 +63,24 @@ KERNELS_PER_LAYER = ATTENTION_KERNELS + MLP_KERNELS
 MLA_EXTRA_KERNELS = 5
 MLA_QUANT_KERNELS = 3
 FUSED_NORM_KERNELS = 2
+# The two all-reduces of KERNELS_PER_LAYER exist only where a layer is split over a TP group: at
+# tp = 1 the engines' row-parallel layers return their output without a collective (vLLM
+# tensor_model_parallel_all_reduce and SGLang's return the input for a group of one; TensorRT-LLM's
+# AllReduce module is a no-op at tp_size 1). Under attention DP (tp > 1) the tokens' dispatch and
+# combine take their two places.
+TP_ALLREDUCE_KERNELS = 2
 MOE_EXTRA_KERNELS = 4
 SHARED_EXPERT_KERNELS = 3
 
 
-def kernels_per_layer(model: Any, quantized_activations: bool = False, fused_norms: bool = False) -> float:
+def kernels_per_layer(model: Any, quantized_activations: bool = False, fused_norms: bool = False,
+                      tp_group: bool = True) -> float:
     """Kernels a decode step launches in an average layer of `model` (counts above); with
     `quantized_activations` (fp8/fp4 GEMMs) MLA's three stand-alone quantisations too; with
-    `fused_norms` the two add+norm kernels run inside the layer's two TP all-reduces."""
-    n = float(KERNELS_PER_LAYER) - (FUSED_NORM_KERNELS if fused_norms else 0.0)
+    `fused_norms` the two add+norm kernels run inside the layer's two TP all-reduces; without a
+    `tp_group` (tp = 1) the two all-reduces are not launched at all."""
+    n = float(KERNELS_PER_LAYER) - (FUSED_NORM_KERNELS if fused_norms else 0.0) \
+        - (0.0 if tp_group else TP_ALLREDUCE_KERNELS)
     if model.mla:
         n += MLA_EXTRA_KERNELS + (MLA_QUANT_KERNELS if quantized_activations else 0.0)
     if model.moe:
@@ -518,7 +527,8 @@ def has_tp_allreduce(lay: Layout) -> bool:
 
 
 def layer_kernels(model: Any, lay: Layout, prec: Precision) -> float:
-    return kernels_per_layer(model, prec.quantized_activations, prec.fused_allreduce_norm and has_tp_allreduce(lay))
+    return kernels_per_layer(model, prec.quantized_activations, prec.fused_allreduce_norm and has_tp_allreduce(lay),
+                             tp_group=lay.tp > 1)
 
 
 BLOCKSCALE_K_BLOCK = 128  # K columns one iteration of a block-scaled GEMM consumes: the weight block's width

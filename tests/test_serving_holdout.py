@@ -27,7 +27,7 @@ def test_check_cases_are_new_sourced_and_never_calibration():
 
 
 @pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 1.25, 0.84),
-                                                                   ("amd", 0.105, 0.52, 0.90)])
+                                                                   ("amd", 0.105, 0.56, 0.90)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
     33 (every MI300X/MI325X Llama-2-70B Interactive submission 28-43% low), every published figure
@@ -105,7 +105,11 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     MLPerf v6.0 B300/GB300 DeepSeek-R1 rows -48..-37% -> -42..-29%; nvidia 11.2% / 95.9% / 88% ->
     11.6% / 122.5% / 88%, amd unchanged. The old count was wrong for every engine (TensorRT-LLM
     communication_factory.py: no MoE communication without attention DP; dispatch per rank); what
-    it stood in for on the attention-DP rows is not found."""
+    it stood in for on the attention-DP rows is not found. With no TP all-reduce kernels launched at
+    tp = 1 (planner/serving_step.kernels_per_layer, stop 88): the single-GPU rows' launch time drops
+    by 2 of 12 kernels a layer; Dell's MI300X Llama-2-70B Interactive row, already the AMD maximum
+    and fast, +47.3% -> +54.7% (AMD's and its partners' MI325X Interactive rows -8..-6% -> -4..-2%);
+    nvidia and amd means unchanged (11.6%, 8.8%)."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0

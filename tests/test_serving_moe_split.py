@@ -196,3 +196,22 @@ def test_expert_load_skew_widens_only_the_fast_end_of_a_moe_estimate(monkeypatch
     assert skewed.tokens_per_s_system.value == pytest.approx(uniform.tokens_per_s_system.value, rel=1e-9)
     assert skewed.tokens_per_s_system.low == pytest.approx(uniform.tokens_per_s_system.low, rel=1e-9)
     assert skewed.tokens_per_s_system.high > 1.05 * uniform.tokens_per_s_system.high
+
+
+def test_a_layer_on_one_gpu_launches_no_all_reduce():
+    """At tp = 1 the two TP all-reduces of a layer are not launched (the engines' row-parallel
+    layers skip the collective for a group of one): 10 kernels for a dense layer, and the decode
+    step's launch time drops by exactly 2 kernels a layer. Under attention DP (tp > 1) the tokens'
+    dispatch and combine keep their places, and TP with the fused add+norm stays at 10."""
+    from recoque.planner.serving_step import kernels_per_layer, layer_kernels
+
+    dense = load_model("llama3.1-70b")
+    assert kernels_per_layer(dense, tp_group=False) == kernels_per_layer(dense) - 2.0 == 10.0
+    assert layer_kernels(dense, Layout(1, 1, 1), Precision()) == 10.0
+    assert layer_kernels(dense, Layout(2, 1, 1), Precision()) == 12.0
+    assert layer_kernels(DS, Layout(8, 1, 8, attn_dp=True), Precision()) == kernels_per_layer(DS)
+    assert layer_kernels(dense, Layout(1, 2, 1), Precision(fused_allreduce_norm=True)) == 10.0
+    one = step_time(dense, Layout(1, 1, 1), Precision(), 4.0, 0.0, 1024.0, 1024.0, RATES)
+    two_stages = step_time(dense, Layout(1, 2, 1), Precision(), 4.0, 0.0, 1024.0, 1024.0, RATES)
+    assert one.launch_s == pytest.approx(dense.layers * 10.0 * RATES.kernel_gap_s)
+    assert two_stages.launch_s == pytest.approx(dense.layers / 2 * 10.0 * RATES.kernel_gap_s)
