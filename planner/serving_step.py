@@ -78,9 +78,9 @@ def kernels_per_layer(model: Any, quantized_activations: bool = False, fused_nor
     """Kernels a decode step launches in an average layer of `model` (counts above); with
     `quantized_activations` (fp8/fp4 GEMMs) MLA's three stand-alone quantisations too; with
     `fused_norms` the two add+norm kernels run inside the layer's two TP all-reduces; without a
-    `tp_group` (tp = 1) the two all-reduces are not launched at all."""
-    n = float(KERNELS_PER_LAYER) - (FUSED_NORM_KERNELS if fused_norms else 0.0) \
-        - (0.0 if tp_group else TP_ALLREDUCE_KERNELS)
+    `tp_group` (tp = 1) the two all-reduces are not launched at all (nor fused: the norms stay)."""
+    saved = TP_ALLREDUCE_KERNELS if not tp_group else FUSED_NORM_KERNELS if fused_norms else 0.0
+    n = float(KERNELS_PER_LAYER) - saved
     if model.mla:
         n += MLA_EXTRA_KERNELS + (MLA_QUANT_KERNELS if quantized_activations else 0.0)
     if model.moe:

@@ -207,6 +207,7 @@ def test_a_layer_on_one_gpu_launches_no_all_reduce():
 
     dense = load_model("llama3.1-70b")
     assert kernels_per_layer(dense, tp_group=False) == kernels_per_layer(dense) - 2.0 == 10.0
+    assert kernels_per_layer(dense, fused_norms=True, tp_group=False) == 10.0  # no all-reduce to fuse into
     assert layer_kernels(dense, Layout(1, 1, 1), Precision()) == 10.0
     assert layer_kernels(dense, Layout(2, 1, 1), Precision()) == 12.0
     assert layer_kernels(DS, Layout(8, 1, 8, attn_dp=True), Precision()) == kernels_per_layer(DS)
