@@ -108,7 +108,8 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     it stood in for on the attention-DP rows is not found. With no TP all-reduce kernels launched at
     tp = 1 (planner/serving_step.kernels_per_layer, stop 88): the single-GPU rows' launch time drops
     by 2 of 12 kernels a layer; Dell's MI300X Llama-2-70B Interactive row, already the AMD maximum
-    and fast, +47.3% -> +54.7% (AMD's and its partners' MI325X Interactive rows -8..-6% -> -4..-2%);
+    and fast, +47.3% -> +54.7% (the MI325X Interactive rows of AMD, GIGABYTE and MiTAC -8..-6% ->
+    -5..-2%, ASUS's +10.9% -> +15.6%);
     nvidia and amd means unchanged (11.6%, 8.8%)."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
