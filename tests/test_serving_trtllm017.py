@@ -9,7 +9,12 @@ Measured (python benchmarks/serving_holdout.py --file seeds/serving_checks_trtll
 - TensorRT-LLM's own rule (a fraction of the memory weights and workspace leave; seeds/serving.toml
   [engines.trtllm] kv_fraction_of) with the engine efficiency re-derived on its three calibration
   cases (0.85 -> 0.83) and the page's stated 0.95 KV fraction: 8.1% mean, 23.0% max, 96% inside; the
-  2x A100 70B rows -4% mean. Left: one-GPU 7-8B rows run 10-18% slow on every device (KV-bound decode)."""
+  2x A100 70B rows -4% mean. Left: one-GPU 7-8B rows run 10-18% slow on every device (KV-bound decode).
+- the A100, GH200 and L40S HBM rates at their measured STREAM triads (seeds/serving.toml [rates], RRZE
+  gpu-stream; they fell back to 80% of the datasheet, where every other NVIDIA part runs at 82-94%):
+  8.0% -> 7.2% mean, 96% -> 98% inside; GH200 rows -9.0% -> -0.1% mean signed, L40S -3.9% -> +3.6%, one-GPU A100 7-8B rows
+  -17% -> -13%. The maximum grows 23.4% -> 28.1%: the 8x A100 TP8 rows at 128/4096 and 128/2048
+  (Mixtral 8x22B, Llama 3.1 70B), already the fastest, move from +21..+22% to +25..+28%."""
 from dataclasses import replace
 
 import pytest
@@ -43,8 +48,8 @@ def test_cases_are_new_sanity_rows_of_the_v017_page():
 def test_every_case_runs_and_errors_stay_where_they_were(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
     mean = sum(abs(r["error"]) for r in rows) / len(rows)
-    assert mean <= 0.09 and max(abs(r["error"]) for r in rows) <= 0.26
-    assert sum(r["inside"] for r in rows) / len(rows) >= 0.93
+    assert mean <= 0.08 and max(abs(r["error"]) for r in rows) <= 0.29
+    assert sum(r["inside"] for r in rows) / len(rows) >= 0.96
     tight = [r for r in rows if "llama3.1-70b-fp16-2xa100" in r["key"]]
     assert len(tight) == 7 and all(r["inside"] for r in tight)
 
