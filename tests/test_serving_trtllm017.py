@@ -12,9 +12,10 @@ Measured (python benchmarks/serving_holdout.py --file seeds/serving_checks_trtll
   2x A100 70B rows -4% mean. Left: one-GPU 7-8B rows run 10-18% slow on every device (KV-bound decode).
 - the A100, GH200 and L40S HBM rates at their measured STREAM triads (seeds/serving.toml [rates], RRZE
   gpu-stream; they fell back to 80% of the datasheet, where every other NVIDIA part runs at 82-94%):
-  8.0% -> 7.2% mean, 96% -> 98% inside; GH200 rows -9.0% -> -0.1% mean signed, L40S -3.9% -> +3.6%, one-GPU A100 7-8B rows
-  -17% -> -13%. The maximum grows 23.4% -> 28.1%: the 8x A100 TP8 rows at 128/4096 and 128/2048
-  (Mixtral 8x22B, Llama 3.1 70B), already the fastest, move from +21..+22% to +25..+28%."""
+  8.0% -> 7.2% mean, 96% -> 98% inside; mean signed error of the GH200 rows -9.0% -> -0.1%, of the
+  L40S rows -3.9% -> +3.6%, of the one-GPU A100 7-8B rows -17% -> -13%. The maximum grows 23.4% ->
+  28.1%: the 8x A100 TP8 rows at 128/4096 (Mixtral 8x22B, Llama 3.1 70B) and 128/2048 (Mixtral
+  8x22B), already the fastest, move from +21..+22% to +25..+28%."""
 from dataclasses import replace
 
 import pytest
