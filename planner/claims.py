@@ -260,7 +260,7 @@ def check_gigawatt(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     twh = year.energy.value / 3.6e15
     lines = [f"one year at full load: {c['value_gw']:g} GW x 8,760 h = {twh:.2f} TWh",
              f"cost at {rng(g.price)} EUR/MWh (supply + network + excise - rebates) = {rng(year.cost, 1e6, 'EUR')} per year",
-             f"CO2 at {g.gco2e_per_kwh:g} g/kWh = {year.co2.value / 1e6:,.0f} kt per year (EU average {g.eu_average_gco2e_per_kwh:g} g: {year.co2_region_average.value / 1e6:,.0f} kt)"]
+             f"CO2 at {g.gco2e_per_kwh:g} g/kWh = {year.co2.value / 1e6:,.0f} kt per year ({g.region} average {g.region_average:g} g: {year.co2_region_average.value / 1e6:,.0f} kt)"]
     implied: dict[str, Any] = {"energy_twh_per_year": twh, "cost_eur_per_year": year.cost, "co2_kg_per_year": year.co2}
     cap, export = grid_raw.get("installed_capacity_gw"), grid_raw.get("net_export_twh")
     if cap:
