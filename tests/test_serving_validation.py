@@ -46,7 +46,7 @@ def test_engine_and_rate_constants_have_sources_and_ranges():
         assert eng["engine_efficiency_low"] <= eng["engine_efficiency"] <= eng["engine_efficiency_high"] <= 1.0
         assert eng["sources"]["engine_efficiency"] and eng["sources"]["step_overhead_ms"], key
     for dev, rates in seed["rates"].items():
-        # a device may seed only some rates (A100, GH200, L40S: measured HBM only); the rest fall
+        # a device may seed only some rates (A100, GH200, L40S, H100 PCIe, MI300A: measured HBM only); the rest fall
         # back to the datasheet x achieved fraction, so each rate present needs its range and source
         present = [k for k in ("fp4_gemm_tflops", "fp8_gemm_tflops", "bf16_gemm_tflops", "fp16_gemm_tflops", "hbm_read_tb_s") if k in rates]
         assert present and set(rates) - {"sources"} == {f"{k}{s}" for k in present for s in ("", "_low", "_high")}, dev
@@ -54,6 +54,22 @@ def test_engine_and_rate_constants_have_sources_and_ranges():
             assert rates[f"{k}_low"] <= rates[k] <= rates[f"{k}_high"], (dev, k)
             assert rates["sources"][k], (dev, k)
 
+
+
+def test_a_seeded_hbm_rate_replaces_the_pooled_fraction():
+    # MI300A at AMD's BabelStream Triad floor (3.25 TB/s), well under the pooled 0.80 x 5.3 TB/s;
+    # H100 PCIe at its measured triad (1.83), above 0.80 x 2.0; a part without an entry keeps the fallback
+    from recoque.catalog import get_device_spec
+    from recoque.planner.workloads import memory_rate
+    from recoque.planner.serving_rates import hbm_rates
+    for key, tb_s in (("mi300a", 3.25), ("h100_pcie", 1.83)):
+        spec = get_device_spec(key)
+        (value, low, high), note = hbm_rates(spec)
+        assert value == pytest.approx(tb_s * 1e12) and low < value < high and "seeds/serving.toml" in note
+        assert (value < memory_rate(spec).value) == (key == "mi300a")
+    spec = get_device_spec("h100_nvl")
+    (value, _, _), note = hbm_rates(spec)
+    assert value == pytest.approx(memory_rate(spec).value) and "achieved fraction" in note
 
 def test_a_bad_case_is_a_one_line_error():
     from recoque.errors import BadInput
