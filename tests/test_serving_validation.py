@@ -55,7 +55,6 @@ def test_engine_and_rate_constants_have_sources_and_ranges():
             assert rates["sources"][k], (dev, k)
 
 
-
 def test_a_seeded_hbm_rate_replaces_the_pooled_fraction():
     # MI300A at AMD's BabelStream Triad floor (3.25 TB/s), well under the pooled 0.80 x 5.3 TB/s;
     # H100 PCIe at its measured triad (1.83), above 0.80 x 2.0; a part without an entry keeps the fallback
@@ -70,6 +69,7 @@ def test_a_seeded_hbm_rate_replaces_the_pooled_fraction():
     spec = get_device_spec("h100_nvl")
     (value, _, _), note = hbm_rates(spec)
     assert value == pytest.approx(memory_rate(spec).value) and "achieved fraction" in note
+
 
 def test_a_bad_case_is_a_one_line_error():
     from recoque.errors import BadInput
