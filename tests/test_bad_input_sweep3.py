@@ -132,6 +132,13 @@ def test_a_rocm_stack_is_refused_on_an_nvidia_system():
              "ROCm build", "megatron-core")
 
 
+@pytest.mark.parametrize("dtype", ["FP8", "fp64_vector", "fp3"])
+def test_a_training_dtype_outside_the_gemm_precisions_is_refused(dtype):
+    # before: a catalog rate key (fp64_vector) planned silently, and FP8 blamed the device
+    _refused(["plan", "train", "-s", "node-8x-h100", "-w", "llama3.1-8b", "--dtype", dtype],
+             f"unknown --dtype '{dtype}'", "fp8, bf16")
+
+
 def test_a_workloads_token_range_reaches_the_time_to_train():
     rc, out = _run(["plan", "-s", "jupiter", "-w", "mistral-large-2-pretrain", "--json"])
     assert rc == 0, out

@@ -191,6 +191,7 @@ def train(
     """Best training plans for a workload on N GPUs of a system: time to train, throughput, MFU/HFU, memory."""
     from recoque.planner.search import fastest_gpu_count, search
 
+    _check_dtype(dtype)
     wl = _training_workload(workload, tokens, global_batch, seq_len, lora_rank, lora_targets, lora_dropout)
     unshown = resolve_system(system).with_grid(grid)
     sysspec = limited(as_shown(unshown), power_limit_w)  # MI250X: ranks on GCDs, as ROCm shows them (and --gpus counts)
@@ -274,6 +275,16 @@ def _training_workload(workload: str, tokens: Optional[float], global_batch: Opt
                            "all: every linear layer; attention: the attention projections only")
         wl = replace(wl, lora_rank=int(lora_rank), lora_targets=lora_targets, lora_dropout=float(lora_dropout))
     return wl
+
+
+# The GEMM precisions a training plan can name: the catalog's rate keys that are number formats
+# (not fp64_vector/fp64_matrix, the two FP64 units); fp64 trains on the FP64 GEMM rate.
+TRAIN_DTYPES = ("fp4", "fp8", "bf16", "fp16", "tf32", "fp32", "fp64")
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in TRAIN_DTYPES:
+        raise BadInput(f"unknown --dtype {dtype!r}", f"use one of {', '.join(TRAIN_DTYPES)}")
 
 
 def _stack(stack: Optional[str], spec: DeviceSpec, grad_reduce: Optional[str], fp8_param_gather: Optional[bool],
