@@ -149,8 +149,9 @@ class _Replica:
 
     def seconds(self, st: StepTime) -> float:
         """Engine time of a kernel-level step: the GEMMs (math already at e x the rate, weight read
-        at the achieved HBM rate) plus everything else at 1/e."""
-        return st.gemm_s + (st.total_s - st.gemm_s) / self.eff
+        at the achieved HBM rate) plus everything else at 1/e; never shorter than the step's host work,
+        which runs beside it (the engine's overlap scheduler)."""
+        return max(st.gemm_s + (st.total_s - st.gemm_s) / self.eff, st.host_s)
 
     def accepted(self) -> float:
         """Output tokens a stream gains per step (accepted_tokens at this corner's acceptance)."""

@@ -25,7 +25,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("HBM bandwidth", ("hbm_bytes_s",), False),
     ("links", ("link_bytes_s", "hop_latency_s", "allreduce_at", "allreduce_gpus"), False),
     ("kernel launches", ("kernel_gap_s", "eager_kernel_s"), False),
-    ("engine (step overhead, efficiency)", ("step_overhead_s",), True),
+    ("engine (step overhead, efficiency)", ("step_overhead_s", "host_per_request_s"), True),
     ("skinny-GEMM shape", ("m_half", "overlap_p"), False),
     ("MoE grouped GEMMs and EP balance", ("moe_gemm_efficiency", "moe_rank_imbalance_ep32", "moe_expert_load_cv"), False),
     ("request-length spread", ("service_cv2", "prompt_cv2"), False),

@@ -76,12 +76,15 @@ class Engine:
     windowed_kv_memory: bool = True  # windowed layers hold only their window of KV in memory (False: sized as full attention)
     kv_from_checkpoint: bool = False  # the default KV dtype is the checkpoint's recorded KV quantization (else the model dtype)
     attention_dp_limits: str = "per_rank"  # under attention DP: each rank has its own step token budget, or "global" (shared)
+    # host (CPU) work per running request and rank in each step, overlapped with the GPU step: the
+    # step lasts the longer of the two (seeds/serving.toml host_per_request_us; (0, 0, 0): none stated)
+    host_per_request_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
         return (f"engine {self.name}: efficiency {v:.2f} ({lo:.2f}-{hi:.2f}) of the kernel-level step (the GEMMs' weight "
                 f"read excepted: it runs at the achieved HBM rate), "
-                f"{self.step_overhead_s[0] * 1e3:g} ms CPU per step, KV reserved '{self.kv_reserve}', "
+                f"{self.step_overhead_s[0] * 1e3:g} ms CPU per step, {self._host_words()}KV reserved '{self.kv_reserve}', "
                 f"default batch cap {self.max_batch}, default step budget {self.max_num_tokens} tokens "
                 f"({'prefill and decode' if self.budget_counts_decode else 'prefill only'}), "
                 f"TP all-reduce {'fused' if self.allreduce_norm_fusion else 'not fused'} with the residual add and RMSNorm by default, "
@@ -89,6 +92,11 @@ class Engine:
                 f"windowed layers' KV memory {'bounded by the window' if self.windowed_kv_memory else 'sized as full attention'}, "
                 f"default KV dtype {'the one the checkpoint records' if self.kv_from_checkpoint else 'the model dtype'} "
                 f"(seeds/serving.toml [engines.{self.key}]: {self.source})")
+
+    def _host_words(self) -> str:
+        v, lo, hi = (x * 1e6 for x in self.host_per_request_s)
+        return (f"host work {v:g} us per running request and rank beside each step ({lo:g}-{hi:g}; "
+                f"the step lasts the longer), " if hi > 0 else "")
 
 
 def _kv_fraction_of(t: dict, where: str) -> str:
@@ -121,7 +129,9 @@ def load_engine(key: str) -> Engine:
                   kv_fraction_of_free=_kv_fraction_of(t, where) == "free",
                   windowed_kv_memory=bool(t.get("windowed_kv_memory", True)),
                   kv_from_checkpoint=bool(t.get("kv_from_checkpoint", False)),
-                  attention_dp_limits=_attention_dp_limits(t, where))
+                  attention_dp_limits=_attention_dp_limits(t, where),
+                  host_per_request_s=tuple(x * 1e-6 for x in _ranged(t, "host_per_request_us", where))
+                  if "host_per_request_us" in t else (0.0, 0.0, 0.0))
 
 
 def kernel_constants() -> Mapping[str, Any]:
@@ -242,6 +252,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          hbm_bytes_s=_corner(hbm, c, True), link_bytes_s=_corner(link, c, True),
                          hop_latency_s=_corner(lat, c, False), kernel_gap_s=_corner(gap, c, False),
                          step_overhead_s=_corner(engine.step_overhead_s, c, False), m_half=_corner(m_half, c, False),
+                         host_per_request_s=_corner(engine.host_per_request_s, c, False),
                          moe_m_half=_corner(moe_half, c, False),
                          overlap_p=_corner(p_ov, c, True), moe_gemm_efficiency=_corner(moe, c, True),
                          moe_rank_imbalance_ep32=_corner(imb, c, False),

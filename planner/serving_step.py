@@ -100,6 +100,7 @@ class Rates:
     hop_latency_s: float      # per ring hop
     kernel_gap_s: float       # per kernel launch with graph replay
     step_overhead_s: float    # CPU scheduling per step (not overlapped)
+    host_per_request_s: float = 0.0  # host work per running request and rank, overlapped with the step (0: none)
     m_half: float = 32.0      # GEMM rows at which a skinny GEMM runs at half its large-shape rate
     moe_m_half: float = 0.0   # the same for the expert GEMMs where the MoE kernel's row tile is known (0: m_half)
     overlap_p: float = 2.0    # math/memory overlap inside a GEMM: t = (t_math^p + t_mem^p)^(1/p)
@@ -160,6 +161,7 @@ class StepTime:
     launch_s: float
     overhead_s: float
     untuned_gemm_s: float = 0.0  # of gemm_s: what untuned block-scaled GEMM calls take beyond the tuned model
+    host_s: float = 0.0  # host work of the step, overlapped with the GPU's: the step lasts at least this (not in total_s)
 
     @property
     def total_s(self) -> float:
@@ -591,7 +593,7 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
                     gemm_s=layers * (_overlap_fn(r)(comp, mem) + head + untuned), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
                     launch_s=layers * layer_kernels(model, lay, prec) * r.kernel_gap_s, overhead_s=r.step_overhead_s,
-                    untuned_gemm_s=layers * untuned)
+                    untuned_gemm_s=layers * untuned, host_s=r.host_per_request_s * decode / (lay.tp if lay.attn_dp else 1))
 
 
 def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,

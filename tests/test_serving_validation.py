@@ -1,5 +1,7 @@
 """The serving calibration set (seeds/validation.toml [[serving]]) against the model: thresholds of
 issue 9, honest ranges, and that the seeds carry units and sources."""
+from dataclasses import replace
+
 import pytest
 
 from recoque.fileio import read_seed_toml
@@ -69,6 +71,28 @@ def test_a_seeded_hbm_rate_replaces_the_pooled_fraction():
     spec = get_device_spec("h100_nvl")
     (value, _, _), note = hbm_rates(spec)
     assert value == pytest.approx(memory_rate(spec).value) and "achieved fraction" in note
+
+
+def test_host_work_per_request_bounds_the_pessimistic_end_only():
+    # TensorRT-LLM: 0 us per running request at the centre, 29.4 us at the pessimistic end (PR #10273),
+    # overlapped with the GPU step, so one rank serves at most 1 / 29.4 us tokens/s there; vLLM states none
+    from recoque.planner.serving_rates import load_engine
+    assert load_engine("trtllm").host_per_request_s == pytest.approx((0.0, 0.0, 29.4e-6))
+    assert load_engine("vllm").host_per_request_s == (0.0, 0.0, 0.0)
+    case = next(c for c in sv.load_cases(seed_file="serving_checks_trtllm_moe.toml")
+                if c.key == "trtllm03-qwen3-30b-a3b-fp4-1xb200-tp1-1000-1000")
+    e = sv.run_case(case).estimate
+    tps = e.tokens_per_s_per_gpu
+    assert e.batch.value > 1000 and tps.value > 1.0 / 29.4e-6  # the centre is not host-bound
+    assert tps.low <= e.group_tokens_per_s_per_gpu["engine (step overhead, efficiency)"][0] <= 1.0 / 29.4e-6
+
+
+def test_a_step_lasts_at_least_its_host_work():
+    from recoque.planner.serving_step import StepTime
+    st = StepTime(gemm_compute_s=1e-3, gemm_memory_s=0.0, gemm_s=1e-3, attention_s=1e-3, elementwise_s=0.0,
+                  comm_s=0.0, launch_s=0.0, overhead_s=0.0)
+    assert st.plus(replace(st, host_s=5e-3)).host_s == pytest.approx(5e-3)
+    assert replace(st, host_s=5e-3).total_s == st.total_s  # host work is not a kernel: the shares keep their sum
 
 
 def test_a_bad_case_is_a_one_line_error():
