@@ -88,10 +88,15 @@ def test_host_work_per_request_bounds_the_pessimistic_end_only():
 
 
 def test_a_step_lasts_at_least_its_host_work():
+    from types import SimpleNamespace
+    from recoque.planner.serving import _Replica
     from recoque.planner.serving_step import StepTime
     st = StepTime(gemm_compute_s=1e-3, gemm_memory_s=0.0, gemm_s=1e-3, attention_s=1e-3, elementwise_s=0.0,
                   comm_s=0.0, launch_s=0.0, overhead_s=0.0)
-    assert st.plus(replace(st, host_s=5e-3)).host_s == pytest.approx(5e-3)
+    rep = SimpleNamespace(eff=0.5)  # the GEMMs at 1 ms, the attention's 1 ms at 1/0.5: a 3 ms step
+    assert _Replica.seconds(rep, st) == pytest.approx(3e-3)
+    assert _Replica.seconds(rep, replace(st, host_s=2e-3)) == pytest.approx(3e-3)  # hidden beside the step
+    assert _Replica.seconds(rep, replace(st, host_s=5e-3)) == pytest.approx(5e-3)  # outlasts it
     assert replace(st, host_s=5e-3).total_s == st.total_s  # host work is not a kernel: the shares keep their sum
 
 
