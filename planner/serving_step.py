@@ -313,11 +313,17 @@ def moe_tp(lay: Layout) -> float:
     return max(1.0, lay.tp / lay.ep)
 
 
+def rank_share(x: float, lay: Layout) -> float:
+    """One GPU's share of the replica's tokens or streams: under attention DP each rank runs 1/tp of
+    them; otherwise every rank of the TP group works on all of them."""
+    return x / lay.tp if lay.attn_dp else x
+
+
 def dense_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
     """(compute-bound time, memory-bound time) of one layer's non-expert weight GEMMs on one GPU."""
     dense = _expert_split(model)[0]
     sh_d = gemm_shapes(model, lay)[0] if r.gemm_at is not None else ()
-    rows = tokens / lay.tp if lay.attn_dp else tokens
+    rows = rank_share(tokens, lay)
     # attention DP: every GPU reads the whole attention weights for its 1/tp of the tokens
     read = dense + (lay.tp - 1.0) * model.attention_params_per_layer() if lay.attn_dp else dense
     if not any(prec.attention_weight_bytes):
@@ -497,7 +503,7 @@ def moe_combine_bytes(model: Any, lay: Layout, tokens: float) -> float:
     sums only its own tokens."""
     if not model.moe:
         return 0.0
-    own = tokens / lay.tp if lay.attn_dp else tokens
+    own = rank_share(tokens, lay)
     return own * (model.routed_per_layer + model.moe_layer_fraction) * model.hidden * ACT_BYTES
 
 
@@ -593,7 +599,7 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
                     gemm_s=layers * (_overlap_fn(r)(comp, mem) + head + untuned), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
                     launch_s=layers * layer_kernels(model, lay, prec) * r.kernel_gap_s, overhead_s=r.step_overhead_s,
-                    untuned_gemm_s=layers * untuned, host_s=r.host_per_request_s * decode / (lay.tp if lay.attn_dp else 1))
+                    untuned_gemm_s=layers * untuned, host_s=r.host_per_request_s * rank_share(decode, lay))
 
 
 def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context: float, r: Rates,
