@@ -179,3 +179,19 @@ def test_the_flag_above_the_board_power_is_one_line_and_exit_2():
     assert r.exit_code == 2 and "a GPU power limit of 800 W is above the h100_sxm board power" in r.output
     r = CliRunner().invoke(app, ["compare", "--systems", "node-8x-h100,node-8x-h200", "--power-limit-w", "0"])
     assert r.exit_code == 2 and "--power-limit-w" in r.output
+
+
+def test_mi350x_serving_rates_are_the_mi355x_rates_at_its_board_power():
+    """seeds/serving.toml [rates.mi350x] is derived, not measured: the MI355X figures with the compute
+    ones slowed by the clock law from 1400 W to the MI350X's 1000 W, and the HBM ones unchanged (the
+    same stacks; a power limit lowers the core clock). A change to either table or to the law
+    without the other shows here."""
+    from recoque.fileio import read_seed_toml
+    rates = read_seed_toml("serving.toml")["rates"]
+    fast, slow = rates["mi355x"], rates["mi350x"]
+    clock = (get_device_spec("mi350x").tdp_w / get_device_spec("mi355x").tdp_w) ** power.clock_exponent()
+    for key in ("bf16_gemm_tflops", "fp8_gemm_tflops", "fp4_gemm_tflops"):
+        for end in ("", "_low", "_high"):
+            assert slow[key + end] == pytest.approx(fast[key + end] * clock, abs=0.1), key + end
+    for end in ("", "_low", "_high"):
+        assert slow["hbm_read_tb_s" + end] == fast["hbm_read_tb_s" + end]
