@@ -24,7 +24,7 @@ SWITCHES = {"attention_dp": ("--attention-dp", "--attention-tp"),
             "allreduce_fusion": ("--allreduce-fusion", "--no-allreduce-fusion"),
             "split_experts": ("--split-experts", "--whole-experts")}
 SETS = ("validation.toml", "serving_checks.toml", "serving_checks_inferencemax.toml",
-        "serving_checks_trtllm017.toml", "serving_checks_trtllm_moe.toml")
+        "serving_checks_trtllm017.toml", "serving_checks_trtllm_moe.toml", "serving_checks_gptoss.toml")
 EVERY = 25  # rows sampled per set: the first and every 25th
 
 

@@ -56,7 +56,8 @@ def test_cases_are_new_sanity_rows_of_the_page():
     cases = load_cases(seed_file=SEED)
     keys = {c.key for c in cases}
     assert len(keys) == len(cases) == 150
-    others = ("validation.toml", "serving_checks.toml", "serving_checks_inferencemax.toml", "serving_checks_trtllm017.toml")
+    others = ("validation.toml", "serving_checks.toml", "serving_checks_inferencemax.toml", "serving_checks_trtllm017.toml",
+              "serving_checks_gptoss.toml")
     assert not keys & {c.key for f in others for c in load_cases(seed_file=f)}
     assert {c.role for c in cases} == {"sanity"} and {c.request.hbm_fraction for c in cases} == {0.95}
     assert all("commit 03e27c7d" in c.sources["published"] for c in cases)
