@@ -15,6 +15,8 @@ seeds/serving_checks_gptoss.toml): nvidia 36.3% mean, 245.0% max, 70% inside; am
   published TPOT p99 (14.2 / 14.6 ms).
 - Red Hat's vLLM on B200: Offline -34% (at its 320-stream cap, activations bf16 as its flags read), Server
   +72% (the run TTFT-bound at 2.89 of 3 s, the model's streams three times the run's).
+Then moe_gemm_efficiency's low end 0.7 -> 0.27 (a published fused-MoE forward at 0.27 of the dense rate,
+seeds/serving.toml [kernel.sources]; centres unchanged): inside nvidia 70% -> 97%, amd 67% -> 100%.
 The guards below hold these figures so a change that moves them says so."""
 import pytest
 
@@ -41,8 +43,8 @@ def test_cases_are_new_sourced_sanity_rows():
         assert "mlperf_log_summary.txt" in c.sources["published"] and c.sources.get("settings"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.37, 2.46, 0.70),
-                                                                   ("amd", 0.39, 0.49, 0.66)])
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.37, 2.46, 0.96),
+                                                                   ("amd", 0.39, 0.49, 1.0)])
 def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     s = load_script("serving_holdout").summary([r for r in rows if r["vendor"] == vendor])
     assert s["failed"] == 0

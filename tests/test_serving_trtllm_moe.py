@@ -31,6 +31,9 @@ scatter of the 16-bit outputs, elsewhere one copy per other rank a token's exper
 -> +6.1%), while the NVLink attention-DP rows, already fast, move faster (Qwen3-235B B200 1k/1k +26.7%
 -> +59.6%, DeepSeek-R1 H200 +17.5% -> +33.0%, DeepSeek-R1 B200 1k/1k -15.5% -> +1.4%): nvidia 23.9% /
 135.4% / 63% -> 25.5% / 137.7% / 63%.
+Stop 91: TensorRT-LLM's pessimistic end lets host work per running request outlast the step: inside 65%
+-> 71%. Stop 92: moe_gemm_efficiency's low end 0.7 -> 0.27, a published fused-MoE forward at 0.27 of the
+dense rate (seeds/serving.toml [kernel.sources]), centres unchanged: inside 71% -> 89%.
 The guards below hold these figures so a change that moves them says so."""
 from dataclasses import replace
 
@@ -71,7 +74,7 @@ def test_every_case_runs_and_errors_stay_where_they_were(rows):
     assert [r["key"] for r in rows if r["error"] is None] == []
     mean = sum(abs(r["error"]) for r in rows) / len(rows)
     assert mean <= 0.26 and max(abs(r["error"]) for r in rows) <= 1.39
-    assert sum(r["inside"] for r in rows) / len(rows) >= 0.62
+    assert sum(r["inside"] for r in rows) / len(rows) >= 0.88
 
 
 def test_the_dense_control_holds(rows):
