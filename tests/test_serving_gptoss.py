@@ -14,7 +14,7 @@ seeds/serving_checks_gptoss.toml): nvidia 36.3% mean, 245.0% max, 70% inside; am
   within 15 ms where the runs held at most about 46 (B300) and 24 (B200): tokens/s a GPU x their
   published TPOT p99 (14.2 / 14.6 ms).
 - Red Hat's vLLM on B200: Offline -34% (at its 320-stream cap, activations bf16 as its flags read), Server
-  +72% (the run TTFT-bound at 2.89 of 3 s, the model's streams three times the run's).
+  +72% (the run TTFT-bound at 2.89 of 3 s; the model's 892 streams a GPU are 2.4-2.9 times the run's).
 Then moe_gemm_efficiency's low end 0.7 -> 0.27 (a published fused-MoE forward at 0.27 of the dense rate,
 seeds/serving.toml [kernel.sources]; centres unchanged): inside nvidia 70% -> 97%, amd 67% -> 100%.
 The guards below hold these figures so a change that moves them says so."""
