@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from recoque.cli import app
 from recoque.planner import serving_validation as sv
 from recoque.fileio import read_seed_toml
+from serving_sets import SERVING_SEEDS
 
 # TOML key of a check case -> the `plan infer` flag that sets it
 FLAGS = {"prompt_tokens_mean": "--prompt-tokens", "output_tokens_mean": "--output-tokens", "mode": "--mode",
@@ -23,8 +24,7 @@ FLAGS = {"prompt_tokens_mean": "--prompt-tokens", "output_tokens_mean": "--outpu
 SWITCHES = {"attention_dp": ("--attention-dp", "--attention-tp"),
             "allreduce_fusion": ("--allreduce-fusion", "--no-allreduce-fusion"),
             "split_experts": ("--split-experts", "--whole-experts")}
-SETS = ("validation.toml", "serving_checks.toml", "serving_checks_inferencemax.toml",
-        "serving_checks_trtllm017.toml", "serving_checks_trtllm_moe.toml", "serving_checks_gptoss.toml")
+SETS = SERVING_SEEDS
 EVERY = 25  # rows sampled per set: the first and every 25th
 
 

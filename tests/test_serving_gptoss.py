@@ -22,10 +22,9 @@ import pytest
 
 from bench_scripts import load_script
 from recoque.planner.serving_validation import load_cases
+from serving_sets import others
 
 SEED = "serving_checks_gptoss.toml"
-OTHERS = ("validation.toml", "serving_checks.toml", "serving_checks_inferencemax.toml",
-          "serving_checks_trtllm017.toml", "serving_checks_trtllm_moe.toml")
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,7 @@ def test_cases_are_new_sourced_sanity_rows():
     cases = load_cases(seed_file=SEED)
     keys = {c.key for c in cases}
     assert len(keys) == len(cases) == 36
-    assert not keys & {c.key for f in OTHERS for c in load_cases(seed_file=f)}
+    assert not keys & {c.key for f in others(SEED) for c in load_cases(seed_file=f)}
     for c in cases:
         assert c.role == "sanity" and c.model == "gpt-oss-120b", c.key
         assert "mlperf_log_summary.txt" in c.sources["published"] and c.sources.get("settings"), c.key

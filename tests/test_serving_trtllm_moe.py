@@ -46,6 +46,7 @@ from recoque.planner.serving import ServingRequest
 from recoque.planner.serving_step import Layout
 from recoque.planner.serving_validation import load_cases
 from recoque.planner.workload import load_model
+from serving_sets import others
 
 SEED = "serving_checks_trtllm_moe.toml"
 
@@ -59,9 +60,7 @@ def test_cases_are_new_sanity_rows_of_the_page():
     cases = load_cases(seed_file=SEED)
     keys = {c.key for c in cases}
     assert len(keys) == len(cases) == 150
-    others = ("validation.toml", "serving_checks.toml", "serving_checks_inferencemax.toml", "serving_checks_trtllm017.toml",
-              "serving_checks_gptoss.toml")
-    assert not keys & {c.key for f in others for c in load_cases(seed_file=f)}
+    assert not keys & {c.key for f in others(SEED) for c in load_cases(seed_file=f)}
     assert {c.role for c in cases} == {"sanity"} and {c.request.hbm_fraction for c in cases} == {0.95}
     assert all("commit 03e27c7d" in c.sources["published"] for c in cases)
     # DEPn is attention DP with n-way expert parallelism over the n GPUs
