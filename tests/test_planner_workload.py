@@ -25,6 +25,29 @@ def test_params_match_published(name):
         assert m.params_active() / 1e9 == pytest.approx(raw["published_active_params_b"], rel=0.02)
 
 
+# Added 2026-12-07; their published sizes are rounded to two or three figures ("1T", "355B"), so
+# the derived counts are held to 3% (seeds/models.toml, the head of that block).
+ROUNDED_SIZE = ("kimi-k2", "glm-4.5", "glm-4.5-air", "qwen3-coder-480b-a35b", "minimax-m2", "gemma-3-27b")
+
+
+@pytest.mark.parametrize("name", ROUNDED_SIZE)
+def test_params_match_rounded_published_size(name):
+    raw = read_seed_toml("models.toml")["models"][name]
+    m = load_model(name)
+    assert m.params_total() / 1e9 == pytest.approx(raw["published_params_b"], rel=0.03)
+    assert raw["sources"]["architecture"] and raw["sources"]["context_window"]
+    if "published_active_params_b" in raw:
+        assert m.params_active() / 1e9 == pytest.approx(raw["published_active_params_b"], rel=0.03)
+
+
+def test_new_presets_carry_their_shapes():
+    kimi, glm, gemma = load_model("kimi-k2"), load_model("glm-4.5"), load_model("gemma-3-27b")
+    assert kimi.mla and kimi.experts == 384 and kimi.dense_layers == 1 and kimi.released_weights == "fp8"
+    assert glm.experts == 160 and glm.shared_experts == 1 and glm.dense_layers == 3 and glm.heads * glm.head_dim == 12288
+    assert gemma.tied_embeddings and gemma.sliding_window == 1024 and gemma.sliding_layers == 52
+    assert load_model("minimax-m2").moe and not load_model("minimax-m2").mla
+
+
 def test_bloom_exact_and_gqa_head_dim():
     assert load_model("bloom-176b").params_total() == pytest.approx(176_247e6, rel=1e-4)
     m = load_model("llama3-405b")
@@ -57,7 +80,9 @@ def test_unknown_preset_lists_known():
 
 @pytest.mark.parametrize("typed,key", [("Llama-3.1-70B", "llama3.1-70b"), ("LLAMA3.1-8B", "llama3.1-8b"),
                                        ("llama3.1-405b", "llama3-405b"), ("DeepSeek-R1-0528", "deepseek-r1"),
-                                       ("Mistral-Large-Instruct-2407", "mistral-large-2"), ("gpt_oss_120b", "gpt-oss-120b")])
+                                       ("Mistral-Large-Instruct-2407", "mistral-large-2"), ("gpt_oss_120b", "gpt-oss-120b"),
+                                       ("DeepSeek-V3.1", "deepseek-v3"), ("DeepSeek-V3-0324", "deepseek-v3"),
+                                       ("Kimi-K2-Instruct", "kimi-k2"), ("GLM-4.6", "glm-4.5"), ("gemma-3-27b-it", "gemma-3-27b")])
 def test_a_model_is_found_by_any_spelling_or_published_alias(typed, key):
     assert load_model(typed).key == key
 
