@@ -22,7 +22,7 @@ import pytest
 
 from bench_scripts import load_script
 from recoque.planner.serving_validation import load_cases
-from serving_sets import others
+from serving_sets import distinct_cases
 
 SEED = "serving_checks_gptoss.toml"
 
@@ -33,10 +33,7 @@ def rows():
 
 
 def test_cases_are_new_sourced_sanity_rows():
-    cases = load_cases(seed_file=SEED)
-    keys = {c.key for c in cases}
-    assert len(keys) == len(cases) == 36
-    assert not keys & {c.key for f in others(SEED) for c in load_cases(seed_file=f)}
+    cases = distinct_cases(SEED, 36)
     for c in cases:
         assert c.role == "sanity" and c.model == "gpt-oss-120b", c.key
         assert "mlperf_log_summary.txt" in c.sources["published"] and c.sources.get("settings"), c.key

@@ -27,6 +27,7 @@ from recoque.planner import serving, serving_rates as sr
 from recoque.planner.serving_step import Layout
 from recoque.planner.serving_validation import load_cases
 from recoque.planner.workload import load_model
+from serving_sets import distinct_cases
 
 SEED = "serving_checks_trtllm017.toml"
 
@@ -37,10 +38,7 @@ def rows():
 
 
 def test_cases_are_new_sanity_rows_of_the_v017_page():
-    cases = load_cases(seed_file=SEED)
-    keys = {c.key for c in cases}
-    assert len(keys) == len(cases) == 168
-    assert not keys & {c.key for f in ("validation.toml", "serving_checks.toml") for c in load_cases(seed_file=f)}
+    cases = distinct_cases(SEED, 168, against=("validation.toml", "serving_checks.toml"))
     assert {c.role for c in cases} == {"sanity"} and {c.request.hbm_fraction for c in cases} == {0.95}
     assert all("commit 258c7540" in c.sources["published"] for c in cases)
     assert {c.system for c in cases} == {"node-8x-l40s", "node-8x-a100", "node-1x-gh200"}

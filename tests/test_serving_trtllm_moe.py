@@ -46,7 +46,7 @@ from recoque.planner.serving import ServingRequest
 from recoque.planner.serving_step import Layout
 from recoque.planner.serving_validation import load_cases
 from recoque.planner.workload import load_model
-from serving_sets import others
+from serving_sets import distinct_cases
 
 SEED = "serving_checks_trtllm_moe.toml"
 
@@ -57,10 +57,7 @@ def rows():
 
 
 def test_cases_are_new_sanity_rows_of_the_page():
-    cases = load_cases(seed_file=SEED)
-    keys = {c.key for c in cases}
-    assert len(keys) == len(cases) == 150
-    assert not keys & {c.key for f in others(SEED) for c in load_cases(seed_file=f)}
+    cases = distinct_cases(SEED, 150)
     assert {c.role for c in cases} == {"sanity"} and {c.request.hbm_fraction for c in cases} == {0.95}
     assert all("commit 03e27c7d" in c.sources["published"] for c in cases)
     # DEPn is attention DP with n-way expert parallelism over the n GPUs
