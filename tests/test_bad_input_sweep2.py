@@ -148,6 +148,25 @@ def test_a_node_power_below_its_gpus_board_power_is_refused(tmp_path):
     _refused(["plan", "hpl", "-s", str(p)], "below what its 8 GPUs draw at full load (6 kW)")
 
 
+@pytest.mark.parametrize("key,value", [("intra_node_bandwidth_gb_s", "1e-30"), ("inter_node_bandwidth_gb_s", "0.05"),
+                                       ("inter_node_bandwidth_gb_s", "200000"),
+                                       ("inter_node_bandwidth_gb_s_high", "1e9")])
+def test_a_link_bandwidth_outside_what_any_network_has_is_refused(tmp_path, key, value):
+    lines = {"intra_node_bandwidth_gb_s": "448", "inter_node_bandwidth_gb_s": "50", key: value}
+    p = tmp_path / "s.toml"
+    p.write_text('[systems.bw]\ndevice = "mi300x"\ngpus = 64\ngpus_per_node = 8\n'
+                 + "".join(f"{k} = {v}\n" for k, v in lines.items()))
+    _refused(["plan", "hpl", "-s", str(p)], f"`{key}` must be a finite number >= 0.1 and at most 100,000")
+
+
+def test_the_slowest_link_bandwidth_allowed_still_plans(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('[systems.bw]\ndevice = "mi300x"\ngpus = 64\ngpus_per_node = 8\nintra_node_bandwidth_gb_s = 448\n'
+                 "inter_node_bandwidth_gb_s = 0.1\n")
+    result = CliRunner().invoke(app, ["plan", "hpl", "-s", str(p)])
+    assert result.exit_code == 0, result.output
+
+
 # --- results files --------------------------------------------------------------------------------------
 
 def _doc(name="planner_results_v2.json"):

@@ -224,6 +224,11 @@ def _seed_keys(file: str, top: str, nested: str | None = None) -> dict[str, Fiel
 # Narrower than the type says; keys in the TOML's spelling.
 # Tokens to train, in a file as on the command line (--tokens): at most 1e15 (see FLAG_RULES["tokens"]).
 TOKENS = Field("number", above=0, max=1e15, ranged=True)
+# Link bandwidth per GPU, one direction, GB/s: at least 0.1 (below 1 Gb/s Ethernet, 0.125 GB/s, no GPU
+# system is linked) and at most 100,000 (100 TB/s: above the HBM of any part, 8 TB/s on B200 and
+# MI355X, which no link outruns): outside that the value is a unit slip, not a network. The presets
+# span 6.25-900.
+LINK_GB_S = Field("number", min=0.1, max=1e5, ranged=True)
 OVERRIDES: dict[str, dict[str, Field]] = {
     "model": {"norm": Field("text", choices=("layernorm", "rmsnorm")),
               "released_weights": Field("text", choices=("bf16", "fp8", "fp4")),
@@ -233,6 +238,7 @@ OVERRIDES: dict[str, dict[str, Field]] = {
     # Global Data Center Survey 2023 puts the average at 1.58): a typo, not a site.
     "system": {"pue": Field("number", min=1.0, max=3.0, ranged=True), "gpus": Field("count", above=0, max=2**40, ranged=True, required=True),
                "gpus_per_node": Field("count", above=0, ranged=True, required=True), "device": Field("text", required=True),
+               "intra_node_bandwidth_gb_s": LINK_GB_S, "inter_node_bandwidth_gb_s": LINK_GB_S,
                "name": TEXT, "sources": TABLE, "notes": TEXTS},
     "workload": {"kind": Field("text", required=True, choices=("train", "infer", "hpl", "stencil")),
                  "target_tpot_ms": Field("number", above=0, ranged=True), "prompt_tokens": Field("count", above=0, ranged=True),
