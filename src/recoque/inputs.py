@@ -225,9 +225,9 @@ def _seed_keys(file: str, top: str, nested: str | None = None) -> dict[str, Fiel
 # Tokens to train, in a file as on the command line (--tokens): at most 1e15 (see FLAG_RULES["tokens"]).
 TOKENS = Field("number", above=0, max=1e15, ranged=True)
 # Link bandwidth per GPU, one direction, GB/s: at least 0.1 (below 1 Gb/s Ethernet, 0.125 GB/s, no GPU
-# system is linked) and at most 100,000 (100 TB/s: above the HBM of any part, 8 TB/s on B200 and
-# MI355X, which no link outruns): outside that the value is a unit slip, not a network. The presets
-# span 6.25-900.
+# system is linked) and at most 100,000 (100 TB/s: five times the fastest HBM in seeds/hardware.toml,
+# MI430X's 19.6 TB/s, and no link outruns its GPU's memory): outside that the value is a unit slip,
+# not a network. The presets span 6.25-900.
 LINK_GB_S = Field("number", min=0.1, max=1e5, ranged=True)
 OVERRIDES: dict[str, dict[str, Field]] = {
     "model": {"norm": Field("text", choices=("layernorm", "rmsnorm")),
