@@ -21,15 +21,14 @@ The guards below hold these figures so a change that moves them says so."""
 import pytest
 
 from bench_scripts import load_script
-from recoque.planner.serving_validation import load_cases
-from serving_sets import distinct_cases
+from serving_sets import distinct_cases, holdout_rows
 
 SEED = "serving_checks_gptoss.toml"
 
 
 @pytest.fixture(scope="module")
 def rows():
-    return load_script("serving_holdout").rows(load_cases(seed_file=SEED))
+    return holdout_rows(SEED)
 
 
 def test_cases_are_new_sourced_sanity_rows():

@@ -20,21 +20,20 @@ from dataclasses import replace
 
 import pytest
 
-from bench_scripts import load_script
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.planner import serving, serving_rates as sr
 from recoque.planner.serving_step import Layout
 from recoque.planner.serving_validation import load_cases
 from recoque.planner.workload import load_model
-from serving_sets import distinct_cases
+from serving_sets import distinct_cases, holdout_rows
 
 SEED = "serving_checks_trtllm017.toml"
 
 
 @pytest.fixture(scope="module")
 def rows():
-    return load_script("serving_holdout").rows(load_cases(seed_file=SEED))
+    return holdout_rows(SEED)
 
 
 def test_cases_are_new_sanity_rows_of_the_v017_page():
