@@ -12,14 +12,18 @@ from typing import Any, Mapping
 
 @dataclass(frozen=True)
 class Work:
-    """Work done by one call: flop_count for compute-bound kernels, bytes_moved for memory ones."""
+    """Work done by one call: flop_count for compute-bound kernels, bytes_moved for memory ones,
+    kernel_count for the launch chain (whose figure is kernels per second)."""
 
     flop_count: int | None = None
     bytes_moved: int | None = None
+    kernel_count: int | None = None
 
     @property
     def unit(self) -> str:
-        return "TFLOP/s" if self.flop_count is not None else "GB/s"
+        if self.flop_count is not None:
+            return "TFLOP/s"
+        return "Mkernel/s" if self.kernel_count is not None else "GB/s"
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ def check_same_definition(ra: Record, rb: Record) -> None:
         raise BadInput(f"{label}: A reports {ra.unit}, B reports {rb.unit}: different benchmark definitions",
                        "compare results written by the same recoque benchmark definitions (re-run the older one)")
     if ra.work != rb.work:
-        what = "flops" if ra.unit == "TFLOP/s" else "bytes"
+        what = {"TFLOP/s": "flops", "Mkernel/s": "kernels"}.get(ra.unit, "bytes")
         raise BadInput(f"{label}: A counts {ra.work} {what} per call, B counts {rb.work}: different benchmark "
                        "definitions", "re-run both with the same recoque version so the work is counted the same way")
 

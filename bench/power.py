@@ -156,4 +156,6 @@ def efficiency(achieved: float, unit: str, power: Mapping[str, Any]) -> dict[str
         return {}
     if unit == "TFLOP/s":
         return {"gflop_s_per_w": achieved * 1e3 / watts, "avg_power_w": watts}
+    if unit != "GB/s":  # kernels per second per watt says nothing
+        return {}
     return {"gb_s_per_w": achieved / watts, "avg_power_w": watts}

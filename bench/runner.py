@@ -130,6 +130,7 @@ def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry
     peak, src = peak_for(case, device)
     rec = Record(benchmark=case.benchmark, op=case.op, dtype=case.dtype, params=dict(case.params),
                  times_s=timing.times_s, unit=work.unit, flop_count=work.flop_count, bytes_moved=work.bytes_moved,
+                 kernel_count=work.kernel_count,
                  peak=peak, peak_source=src, verified=True, verify=check.to_json(), backend=case.backend,
                  timer=timing.timer, tags=tuple(case.tags) + (f"rotation_sets:{n_sets}",), telemetry=tele)
     rec = _per_watt(rec)

@@ -21,8 +21,10 @@ from recoque.errors import BadInput, WriteFailed
 from recoque.fileio import read_json, write_json_atomic
 
 SCHEMA_VERSION = 2
-BENCHMARKS = ("gemm", "attention", "stream", "transfer", "collective")
-UNITS = {"TFLOP/s": 1e12, "GB/s": 1e9}
+BENCHMARKS = ("gemm", "attention", "stream", "launch", "transfer", "collective")
+UNITS = {"TFLOP/s": 1e12, "GB/s": 1e9, "Mkernel/s": 1e6}
+# The field holding the work per call that each unit divides by time.
+WORK_FIELD = {"TFLOP/s": "flop_count", "GB/s": "bytes_moved", "Mkernel/s": "kernel_count"}
 # An attention record keeps the probe median of every SDPA backend it tried as a tag
 # "<prefix><BACKEND>=<seconds>" (bench/attention.py writes them; the planner reads them here).
 SDPA_TAG_PREFIX = "sdpa_backend_median_s:"
@@ -40,7 +42,7 @@ def sdpa_backend_times(tags: tuple[str, ...] | list[str]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Record:
-    """One verified measurement. Raw samples in seconds; work in flops or bytes per call."""
+    """One verified measurement. Raw samples in seconds; work in flops, bytes or kernels per call."""
 
     benchmark: str
     op: str
@@ -50,6 +52,7 @@ class Record:
     unit: str
     flop_count: int | None = None
     bytes_moved: int | None = None
+    kernel_count: int | None = None  # the launch chain's kernels per call (unit Mkernel/s)
     peak: float | None = None  # in `unit`, dense datasheet figure; None when unknown
     peak_source: str | None = None
     verified: bool = True
@@ -64,14 +67,14 @@ class Record:
             raise BadInput(f"record {self.op}: unknown unit {self.unit!r}", f"use one of {sorted(UNITS)}")
         if not self.times_s:
             raise BadInput(f"record {self.op}: no timing samples", "re-run the benchmark")
-        work = self.flop_count if self.unit == "TFLOP/s" else self.bytes_moved
+        work = getattr(self, WORK_FIELD[self.unit])
         if work is None or work <= 0:
             raise BadInput(f"record {self.op}: no work count for unit {self.unit}", "re-run the benchmark")
 
     # Derived figures are computed, never stored as truth: only the harness divides by time.
     @property
     def work(self) -> int:
-        return int(self.flop_count if self.unit == "TFLOP/s" else self.bytes_moved)  # type: ignore[arg-type]
+        return int(getattr(self, WORK_FIELD[self.unit]))
 
     @property
     def median_s(self) -> float:
@@ -120,7 +123,7 @@ class Record:
                 benchmark=str(d["benchmark"]), op=str(d["op"]), dtype=str(d["dtype"]),
                 params=dict(d.get("params", {})), times_s=tuple(float(t) for t in d["times_s"]),
                 unit=str(d["unit"]), flop_count=d.get("flop_count"), bytes_moved=d.get("bytes_moved"),
-                peak=d.get("peak"), peak_source=d.get("peak_source"), verified=bool(d.get("verified", False)),
+                kernel_count=d.get("kernel_count"), peak=d.get("peak"), peak_source=d.get("peak_source"), verified=bool(d.get("verified", False)),
                 verify=dict(d.get("verify", {})), backend=d.get("backend"), timer=str(d.get("timer", "unknown")),
                 tags=tuple(d.get("tags", ())), telemetry=dict(d.get("telemetry", {})),
             )

@@ -12,7 +12,7 @@ from recoque.bench.runner import RunOutcome, run_cases
 from recoque.bench.timing import FULL, QUICK, TimingPolicy
 from recoque.errors import BadInput
 
-BENCHMARKS = ("gemm", "attention", "stream", "transfer", "collective")
+BENCHMARKS = ("gemm", "attention", "stream", "launch", "transfer", "collective")
 ALL_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8")
 # A GPU is warmed up thermally before its first sample (mamf-finder warms for 30 s; AMD's MAF
 # method about a quarter of a 1 s run).
@@ -140,6 +140,16 @@ def _stage_stream(r: _Runner) -> bool:
     return True
 
 
+def _stage_launch(r: _Runner) -> bool:
+    from recoque.bench import launch
+
+    if launch.skip_reason(r.device):
+        r.notes.append(f"launch: eager only; {launch.skip_reason(r.device)}")
+    # One case per op: measured straight away in alternating confirmation rounds, as STREAM's kernels.
+    tags = (headline.HEADLINE_TAG, headline.CONFIRM_TAG)
+    return _rounds(r.out, launch.cases(r.device, r.quick, tags), r.policy, r, (), r.on_cpu)[0]
+
+
 def _stage_transfer(r: _Runner) -> bool:
     from recoque.bench import transfer
 
@@ -161,7 +171,7 @@ def _stage_collective(r: _Runner) -> bool:
 
 
 _STAGES: dict[str, Callable[[_Runner], bool]] = {
-    "gemm": _stage_gemm, "attention": _stage_attention, "stream": _stage_stream,
+    "gemm": _stage_gemm, "attention": _stage_attention, "stream": _stage_stream, "launch": _stage_launch,
     "transfer": _stage_transfer, "collective": _stage_collective}
 
 
@@ -252,6 +262,10 @@ def confirmation_cases(rec: Any, pool: dict[str, Any] | None = None) -> list[Cas
         from recoque.bench import stream
 
         return [stream.StreamCase(rec.op, rec.dtype, p["n_elements"], tags=tags, pool=pool)]
+    if rec.benchmark == "launch":
+        from recoque.bench import launch
+
+        return [launch.LaunchCase(rec.op, p["kernels"], p["n_elements"], tags=tags)]
     if rec.benchmark == "transfer":
         from recoque.bench import transfer
 

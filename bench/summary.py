@@ -17,6 +17,8 @@ def shape(rec: Record) -> str:
     if rec.benchmark == "attention":
         c = " causal" if p.get("causal") else ""
         return f"b{p['batch']} h{p['heads_q']}/{p['heads_kv']} s{p['seq_q']} d{p['head_dim']}{c}"
+    if rec.benchmark == "launch":  # the chain, and its median per kernel (the figure the planner reads)
+        return f"{p['kernels']} kernels, {rec.median_s / rec.work * 1e6:.2f} us each"
     if "n_elements" in p:
         return f"{p['n_elements'] * p.get('elem_bytes', 8) / 2**20:.0f} MiB/array"
     if "bytes" in p:
@@ -71,7 +73,7 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
 
 
 # Base units for --json: rates per second, the unit in the key (style rule 1).
-BASE = {"TFLOP/s": (1e12, "flop_per_s"), "GB/s": (1e9, "bytes_per_s")}
+BASE = {"TFLOP/s": (1e12, "flop_per_s"), "GB/s": (1e9, "bytes_per_s"), "Mkernel/s": (1e6, "kernels_per_s")}
 
 
 def json_rows(doc: ResultsDocument) -> list[dict[str, Any]]:

@@ -177,6 +177,7 @@ class DeviceProfile:
     fallback: Mapping[str, Any] = field(default_factory=dict)  # parameters for unmeasured dtypes
     states_memory: bool = False   # memory_bandwidth measured (STREAM) or a stated memory_efficiency, not the default
     measured_on: DeviceSpec | None = None  # the part a profile used --profile-anyway was measured on (else spec)
+    kernel_gap_s: Rate | None = None  # seconds per kernel of a graph-replayed chain (bench launch), when measured
 
     # --- public queries ----------------------------------------------------------------------
     def gemm_flop_s(self, dtype: str, m: int, n: int, k: int, which: str = "value") -> float:
@@ -380,6 +381,9 @@ class DeviceProfile:
             notes.append("memory bandwidth not measured: datasheet x default efficiency")
         if not gemm:
             notes.append("no GEMM measured: datasheet peak x default efficiency (stated)")
+        gap = launch_gap(doc)
+        if gap is not None:
+            notes.append(f"kernel launch gap from the graph-replayed chain ({gap.value * 1e6:.2f} us per kernel measured)")
         notes.append("link efficiencies: stated defaults (collectives measured per system, not per device)")
         dev = dict(getattr(doc, "device", {}) or {})
         head = f"measured profile of {dev.get('name', spec.name)}"
@@ -393,7 +397,8 @@ class DeviceProfile:
         return replace(base, origin="measured", gemm={k: v.widened(u) for k, v in gemm.items()},
                        attention_fwd={k: v.widened(u) for k, v in att_f.items()},
                        attention_bwd={k: v.widened(u) for k, v in att_b.items()},
-                       memory_bandwidth=mem, states_memory=bool(streams), assumptions=(head, *notes))
+                       memory_bandwidth=mem, states_memory=bool(streams), assumptions=(head, *notes),
+                       kernel_gap_s=gap)
 
     def bound(self, which: str) -> "DeviceProfile":
         """A copy whose central values are the low or high bound (for corner evaluation)."""
@@ -445,6 +450,18 @@ def _spread(rec: Any) -> tuple[float, float, float]:
     ts = sorted(rec.times_s)
     slow = ts[min(len(ts) - 1, int(0.9 * len(ts)))]
     return rec.work / rec.median_s, rec.work / slow, rec.work / ts[0]
+
+
+def launch_gap(doc: Any) -> Rate | None:
+    """Seconds per kernel of the graph-replayed launch chain (bench/launch.py), or None when not
+    measured: the median of its rounds' medians, low the fastest sample, high the slowest round's
+    90th percentile, each over the chain's kernel count."""
+    recs = [r for r in doc.select("launch", op="graph") if r.verified and r.unit == "Mkernel/s"]
+    if not recs:
+        return None
+    per = [np.asarray(r.times_s, dtype=float) / r.work for r in recs]
+    value = float(np.median([np.median(t) for t in per]))
+    return Rate(value, float(min(t.min() for t in per)), float(max(np.percentile(t, 90) for t in per)))
 
 
 def _gemm_curves(doc: Any, notes: list[str]) -> dict[str, Curve]:

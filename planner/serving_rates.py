@@ -232,7 +232,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     ar_at = {"value": table.at, "high": table.at, "low": lambda b: table.at(b, slow=True)} if table else {}
     k = kernel_constants()
     m_half = _ranged(k, "gemm_m_half_rows", "[kernel]")
-    gap = tuple(x * 1e-6 for x in _ranged(k, "kernel_gap_us", "[kernel]"))
+    gap, gap_src = kernel_gaps(k, spec, profile)
     eager = tuple(x * 1e-6 for x in _ranged(k, "eager_kernel_us", "[kernel]"))
     afrac = _ranged(k, "attention_fraction_of_gemm", "[kernel]")
     p_ov = _ranged(k, "gemm_overlap_p", "[kernel]")
@@ -274,11 +274,26 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                f"TP all-reduce: {link[0] / 1e9:.0f} GB/s achieved per GPU ({link_efficiency(spec.vendor)['value']:.0%} "
                f"of the system's link), {lat[0] * 1e6:g} us per ring hop ({min(lat) * 1e6:g}..{max(lat) * 1e6:g}; {system.key})")
     notes = (g_note, h_note, ar_note,
-             f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:g} us per kernel launch "
-             f"with graph replay, {eager[0] * 1e6:g} us more without (eager prefill forwards); "
+             f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:.3g} us per kernel launch "
+             f"with graph replay ({gap_src}), {eager[0] * 1e6:g} us more without (eager prefill forwards); "
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
              engine.note()) + tuple(n for n in (power.note(system, measured), _moe_tile_note(moe_half)) if n)
     return RateSet(rates=rates, efficiency=eff, notes=notes)
+
+
+def kernel_gaps(k: Mapping[str, Any], spec: DeviceSpec, profile: Any = None) -> tuple[tuple[float, float, float], str]:
+    """Seconds per kernel launch with graph replay (value, low, high) and where from. Measured
+    (`recoque bench launch`, a chain of tiny kernels replayed as a graph): its median, fastest
+    sample and slow end; the slow end keeps at least the stated spread above the centre, because
+    a decode step's kernels run many more blocks than the chain's and drain longer. Else the
+    stated figure of seeds/serving.toml [kernel]."""
+    stated = tuple(x * 1e-6 for x in _ranged(k, "kernel_gap_us", "[kernel]"))
+    measured = getattr(profile, "kernel_gap_s", None) if profile_applies(spec, profile) else None
+    if measured is None:
+        return stated, f"{stated[1] * 1e6:g}-{stated[2] * 1e6:g}, stated"
+    high = max(measured.high, measured.value + (stated[2] - stated[0]))
+    return ((measured.value, measured.low, high),
+            f"measured: bench launch graph chain, {measured.low * 1e6:.3g}-{high * 1e6:.3g}")
 
 
 def _moe_tile_note(moe_half: tuple[float, float, float]) -> str:

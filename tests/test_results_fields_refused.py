@@ -102,7 +102,7 @@ def test_a_file_without_results_is_not_accepted_and_is_no_profile(tmp_path):
     assert r.exit_code == 2 and "nothing to judge" in r.output
     assert Path(path).read_text() == before  # no verdict stamped into the file
     r = _run(["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--profile", path])
-    assert r.exit_code == 2 and "no verified gemm, stream, attention, collective result" in r.output
+    assert r.exit_code == 2 and "no verified gemm, stream, attention, collective, launch result" in r.output
 
 
 def test_lora_keys_in_a_model_file_take_effect(tmp_path):

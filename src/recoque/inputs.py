@@ -404,10 +404,10 @@ def check_gpus(gpus: int | None, system: Any) -> None:
 # --- results files --------------------------------------------------------------------------------
 
 SHAPE_PARAMS = frozenset({"m", "n", "k", "batch", "heads_q", "heads_kv", "head_dim", "seq_q", "seq_k",
-                          "n_elements", "elem_bytes", "bytes", "world_size", "group_size"})
+                          "n_elements", "elem_bytes", "bytes", "world_size", "group_size", "kernels"})
 # The shape each benchmark's readers index (the work count, plots, CSV, the measured profile).
 REQUIRED_PARAMS = {"gemm": ("m", "n", "k"), "stream": ("n_elements",), "transfer": ("bytes",),
-                   "collective": ("bytes",)}
+                   "collective": ("bytes",), "launch": ("kernels",)}
 # A timing sample outside [1 ns, 1 day] is no measurement: perf_counter_ns and device events resolve
 # no finer than a nanosecond, and no benchmark case runs for a day.
 SAMPLE_RANGE_S = (1e-9, 86400.0)
@@ -549,10 +549,12 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
     missing = [k for k in REQUIRED_PARAMS.get(str(rec["benchmark"]), ()) if k not in rec["params"]]
     if missing:
         raise BadInput(f"{where}: a {rec['benchmark']} record needs params {', '.join(missing)}", fix)
-    for k in ("flop_count", "bytes_moved"):
+    for k in ("flop_count", "bytes_moved", "kernel_count"):
         if rec.get(k) is not None and value_problem(rec[k], COUNT):
             raise BadInput(f"{where}: `{k}` {value_problem(rec[k], COUNT)}", fix)
-    work_key = "flop_count" if rec["unit"] == "TFLOP/s" else "bytes_moved"  # what the harness divides by time
+    from recoque.bench.schema import WORK_FIELD
+
+    work_key = WORK_FIELD[rec["unit"]]  # what the harness divides by time
     if not rec.get(work_key):
         raise BadInput(f"{where}: a record in {rec['unit']} needs `{work_key}` (the work per call), and has none", fix)
     for k in ("peak", "achieved", "fraction_of_peak"):
@@ -576,10 +578,10 @@ def _record_ops() -> dict[str, tuple[str, ...]]:
     """The op names each benchmark (bench/suite.py BENCHMARKS) writes: the kernels' own lists where
     they import without torch; gemm's from bench/gemm.py, attention's from bench/attention.py (and
     'sdpa' from files written before it split forward and backward), transfer's from kernels/transfer.py."""
-    from recoque.kernels import collectives, stream
+    from recoque.kernels import collectives, launch, stream
 
     return {"gemm": ("matmul", "scaled_mm"), "attention": ("sdpa", "sdpa_fwd", "sdpa_bwd"), "stream": stream.OPS,
-            "transfer": ("h2d", "d2h", "d2d"), "collective": collectives.OPS}
+            "launch": launch.OPS, "transfer": ("h2d", "d2h", "d2d"), "collective": collectives.OPS}
 
 
 def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None:
@@ -595,8 +597,8 @@ def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None
     bench, dtype, p, known = rec["benchmark"], rec["dtype"], rec["params"], _record_ops()
     if bench not in known:
         raise BadInput(f"{where}: unknown benchmark {bench!r}", f"one of {', '.join(known)}; or {fix}")
-    if bench == "stream" and rec["op"] not in known[bench]:  # the op sets the bytes a call moves
-        raise BadInput(f"{where}: unknown stream op {rec['op']!r}", f"one of {', '.join(known[bench])}; or {fix}")
+    if bench in ("stream", "launch") and rec["op"] not in known[bench]:  # the op sets the work of a call
+        raise BadInput(f"{where}: unknown {bench} op {rec['op']!r}", f"one of {', '.join(known[bench])}; or {fix}")
     dtypes = G.DTYPES + ("bytes", "u8")  # the GEMM kernel's dtypes (the suite's too), and transfers' units
     if dtype not in dtypes:
         raise BadInput(f"{where}: unknown dtype {dtype!r}", f"one of {', '.join(dtypes)}; or {fix}")
@@ -610,6 +612,8 @@ def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None
             raise BadInput(f"{where}: params.elem_bytes {p['elem_bytes']!r} is not {S.ELEM_BYTES[dtype]} for {dtype}", fix)
         if _number_ok(p.get("n_elements")):
             want = ("bytes_moved", S.bytes_moved(rec["op"], int(p["n_elements"]), S.ELEM_BYTES[dtype]))
+    elif bench == "launch" and _number_ok(p.get("kernels")):
+        want = ("kernel_count", int(p["kernels"]))  # one kernel per add of the chain (kernels/launch.py)
     if want and rec.get(want[0]) is not None and rec[want[0]] != want[1]:
         raise BadInput(f"{where}: `{want[0]}` is {rec[want[0]]!r}, but the kernel's count for these params is "
                        f"{want[1]:,}", fix)
@@ -657,7 +661,7 @@ def check_profile_device(device: Mapping[str, Any], system_device: str, path: st
     return f"PROFILE FROM ANOTHER DEVICE (--profile-anyway): {path}: {why}; its measured rates stand in for {system_device}'s"
 
 
-PROFILE_BENCHMARKS = ("gemm", "stream", "attention", "collective")  # what a measured profile reads
+PROFILE_BENCHMARKS = ("gemm", "stream", "attention", "collective", "launch")  # what a measured profile reads
 
 
 def check_profile_rates(doc: Any, origin: str) -> None:

@@ -15,7 +15,7 @@ from recoque.bench.schema import ResultsDocument, check_same_machine, load_resul
 from recoque.bench.dtypes import completions as dtype_completions  # H13: light, no torch
 from recoque.errors import BadInput, Interrupted, WriteFailed, interrupt_of
 
-app = typer.Typer(help="Run benchmarks: all, gemm, attention, stream, transfer, collective.", no_args_is_help=True)
+app = typer.Typer(help="Run benchmarks: all, gemm, attention, stream, launch, transfer, collective.", no_args_is_help=True)
 
 QUICK = typer.Option(False, "--quick", help="Small sweep and short sampling (`bench all`: about 4 minutes on one "
                                             "H200, 3 on a 2-core CPU).")
@@ -26,6 +26,7 @@ DTYPES_RUN = {  # what each benchmark measures of --dtype (bench/suite.py); the 
     "gemm": "default: all six",
     "attention": "attention runs bf16 fp16 fp32 (bf16 fp32 on a CPU); default: all of those",
     "stream": "stream runs fp64 fp32; default: both, fp64 only with --quick",
+    "launch": "launch times a chain of fp32 adds: --dtype does not apply",
     "transfer": "transfer copies bytes: --dtype does not apply",
     "collective": "collective runs fp32 bf16; default: both, fp32 only with --quick",
 }
@@ -44,10 +45,12 @@ FORCE = typer.Option(False, "--force", help="Replace an existing --out file even
 
 
 DOCS = {
-    "all": "Run every benchmark: GEMM, attention, memory (STREAM), copies and collectives.",
+    "all": "Run every benchmark: GEMM, attention, memory (STREAM), kernel launches, copies and collectives.",
     "gemm": "Matrix multiply per dtype over a shape sweep (TFLOP/s against the datasheet peak).",
     "attention": "Fused attention forward and backward (TFLOP/s against the matrix peak).",
     "stream": "Memory bandwidth: STREAM copy/mul/add/triad/dot (GB/s against the datasheet).",
+    "launch": "Kernel launch cost: a chain of tiny dependent kernels, eager and replayed as a CUDA/HIP graph "
+              "(million kernels per second; its inverse is what `plan infer --profile` charges per kernel).",
     "transfer": "Copy bandwidth host-to-device, device-to-host (pinned) and device-to-device (GB/s).",
     "collective": "Collectives across ranks (torchrun or srun): bus bandwidth per message size (GB/s).",
 }
@@ -57,14 +60,14 @@ def _command(name: str):
     def cmd(quick: bool = QUICK, device: str = DEVICE, dtype: Optional[list[str]] = _dtype_option(name),
             out: Optional[Path] = OUT, append: bool = APPEND, json_out: bool = JSON, seed: int = SEED,
             all_rows: bool = ROWS, force: bool = FORCE) -> None:
-        names = ("gemm", "attention", "stream", "transfer", "collective") if name == "all" else (name,)
+        names = ("gemm", "attention", "stream", "launch", "transfer", "collective") if name == "all" else (name,)
         run_bench(names, quick, device, tuple(dtype or ()), out, append, json_out, seed, all_rows, force)
 
     cmd.__doc__ = DOCS[name]
     return cmd
 
 
-for _name in ("all", "gemm", "attention", "stream", "transfer", "collective"):
+for _name in ("all", "gemm", "attention", "stream", "launch", "transfer", "collective"):
     app.command(_name)(_command(_name))
 
 
