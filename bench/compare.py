@@ -14,7 +14,7 @@ Where scipy is importable, a two-sided Mann-Whitney U p-value is added as a seco
 verdict does not depend on it, so the answer is the same with or without scipy.
 
 What is refused (BadInput). The same case counted differently: different unit or a different
-flop_count / bytes_moved per call (different benchmark definitions: a changed FLOP formula,
+flop_count / bytes_moved / kernel_count per call (different benchmark definitions: a changed FLOP formula,
 another byte-counting convention). Documents are read through `schema.load_results`, so an old
 schema version is migrated first and the tool version is only reported. Different machines are
 the point of a comparison: the environment and device fields that differ are listed, never merged.

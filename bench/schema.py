@@ -123,7 +123,8 @@ class Record:
                 benchmark=str(d["benchmark"]), op=str(d["op"]), dtype=str(d["dtype"]),
                 params=dict(d.get("params", {})), times_s=tuple(float(t) for t in d["times_s"]),
                 unit=str(d["unit"]), flop_count=d.get("flop_count"), bytes_moved=d.get("bytes_moved"),
-                kernel_count=d.get("kernel_count"), peak=d.get("peak"), peak_source=d.get("peak_source"), verified=bool(d.get("verified", False)),
+                kernel_count=d.get("kernel_count"), peak=d.get("peak"), peak_source=d.get("peak_source"),
+                verified=bool(d.get("verified", False)),
                 verify=dict(d.get("verify", {})), backend=d.get("backend"), timer=str(d.get("timer", "unknown")),
                 tags=tuple(d.get("tags", ())), telemetry=dict(d.get("telemetry", {})),
             )
