@@ -143,6 +143,7 @@ def _stage_stream(r: _Runner) -> bool:
 def _stage_launch(r: _Runner) -> bool:
     from recoque.bench import launch
 
+    _dtypes_for(r, "launch", ("fp32",), ("fp32",))  # an fp32 chain whatever --dtype asks: said, not silent
     if launch.skip_reason(r.device):
         r.notes.append(f"launch: eager only; {launch.skip_reason(r.device)}")
     # One case per op: measured straight away in alternating confirmation rounds, as STREAM's kernels.

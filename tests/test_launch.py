@@ -80,6 +80,12 @@ def test_the_harness_records_kernels_per_call_and_a_rate_in_kernels_per_second()
     assert back == out.records[0]
 
 
+def test_a_dtype_the_chain_does_not_run_is_said():
+    out, notes = run_suite(("launch",), Cpu(), True, ("bf16",), seed=0, telemetry=False)
+    assert {r.dtype for r in out.records} == {"fp32"}
+    assert any(n.startswith("launch: bf16 not measured") for n in notes)
+
+
 def test_a_launch_record_needs_its_kernel_count():
     with pytest.raises(BadInput, match="no work count"):
         Record("launch", "eager", "fp32", {"kernels": 256}, (1e-3,), "Mkernel/s")

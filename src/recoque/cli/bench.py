@@ -22,11 +22,11 @@ QUICK = typer.Option(False, "--quick", help="Small sweep and short sampling (`be
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, gpu[:N], cuda[:N] or rocm[:N].")
 DTYPES_RUN = {  # what each benchmark measures of --dtype (bench/suite.py); the others are said and skipped
     "all": "each benchmark runs those it supports (gemm: all six; attention: bf16 fp16 fp32, bf16 fp32 on a CPU; "
-           "stream: fp64 fp32; collective: fp32 bf16; transfer: bytes, no dtype); the others are said",
+           "stream: fp64 fp32; launch: fp32; collective: fp32 bf16; transfer: bytes, no dtype); the others are said",
     "gemm": "default: all six",
     "attention": "attention runs bf16 fp16 fp32 (bf16 fp32 on a CPU); default: all of those",
     "stream": "stream runs fp64 fp32; default: both, fp64 only with --quick",
-    "launch": "launch times a chain of fp32 adds: --dtype does not apply",
+    "launch": "launch times a chain of fp32 adds: any other dtype is said and not measured",
     "transfer": "transfer copies bytes: --dtype does not apply",
     "collective": "collective runs fp32 bf16; default: both, fp32 only with --quick",
 }
