@@ -13,17 +13,16 @@ from recoque.bench.timing import measure
 from recoque.bench.verify import compare
 from recoque.kernels import collectives as C
 
+from stand_in import StandIn as _StandIn
+
 GiB = 2**30
 
 
-@dataclass(frozen=True)
-class StandIn:
-    kind: str = "rocm"
-    torch_device: str = "cuda:0"
-    name: str = "stand-in GPU"
-    llc_bytes: int | None = 256 * 2**20
-    memory_bytes: int | None = 192 * GiB
-    compute_units: int | None = 304
+def StandIn(**over):
+    """An MI300X-like GPU stand-in (tests/stand_in.py), with `over` replacing its fields."""
+    gpu = dict(kind="rocm", torch_device="cuda:0", name="stand-in GPU", llc_bytes=256 * 2**20,
+               memory_bytes=192 * GiB, compute_units=304)
+    return _StandIn(**{**gpu, **over})
 
 
 @pytest.mark.parametrize("op, n, factor", [

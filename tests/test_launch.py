@@ -7,7 +7,6 @@ gap, and only that."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +25,9 @@ from recoque.planner import serving_rates as sr
 from recoque.planner.profile import DeviceProfile
 from recoque.planner.system import load_system
 
+from stand_in import StandIn as Cpu
+
 MEASURED_H200 = Path(__file__).resolve().parents[1] / "seeds" / "measured" / "h200.json"
-
-
-@dataclass(frozen=True)
-class Cpu:
-    kind: str = "cpu"
-    torch_device: str = "cpu"
-    name: str = "stand-in"
-    llc_bytes: int | None = 32 * 2**20
-    memory_bytes: int | None = 16 * 2**30
-    compute_units: int | None = 2
 
 
 def test_the_chain_counts_one_kernel_per_add_and_refuses_unknown_ops():

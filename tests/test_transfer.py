@@ -1,26 +1,13 @@
 """Transfers: byte counts, sizes, the CPU skip path, and the byte check (GPU runs are marked gpu)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 
 from recoque.bench import transfer as T
 from recoque.kernels import transfer as KT
 
-MiB = 2**20
-
-
-@dataclass(frozen=True)
-class StandIn:
-    kind: str = "cpu"
-    torch_device: str = "cpu"
-    name: str = "stand-in"
-    llc_bytes: int | None = 32 * MiB
-    memory_bytes: int | None = 16 * 2**30
-    compute_units: int | None = 2
-
+from stand_in import MiB, StandIn
 
 GPU = StandIn(kind="rocm", torch_device="cuda:0", llc_bytes=256 * MiB, memory_bytes=192 * 2**30)
 
