@@ -7,12 +7,11 @@ from typing import Any, Callable, Sequence
 
 from recoque.bench import attention, environment, gemm, headline, noise, sweep
 from recoque.bench.base import Case
-from recoque.bench.schema import SDPA_TAG_PREFIX
+from recoque.bench.schema import BENCHMARKS, SDPA_TAG_PREFIX
 from recoque.bench.runner import RunOutcome, run_cases
 from recoque.bench.timing import FULL, QUICK, TimingPolicy
 from recoque.errors import BadInput
 
-BENCHMARKS = ("gemm", "attention", "stream", "launch", "transfer", "collective")
 ALL_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8")
 # A GPU is warmed up thermally before its first sample (mamf-finder warms for 30 s; AMD's MAF
 # method about a quarter of a 1 s run).
@@ -144,8 +143,9 @@ def _stage_launch(r: _Runner) -> bool:
     from recoque.bench import launch
 
     _dtypes_for(r, "launch", ("fp32",), ("fp32",))  # an fp32 chain whatever --dtype asks: said, not silent
-    if launch.skip_reason(r.device):
-        r.notes.append(f"launch: eager only; {launch.skip_reason(r.device)}")
+    why = launch.skip_reason(r.device)
+    if why:
+        r.notes.append(f"launch: eager only; {why}")
     # One case per op: measured straight away in alternating confirmation rounds, as STREAM's kernels.
     tags = (headline.HEADLINE_TAG, headline.CONFIRM_TAG)
     return _rounds(r.out, launch.cases(r.device, r.quick, tags), r.policy, r, (), r.on_cpu)[0]

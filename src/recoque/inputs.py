@@ -575,7 +575,7 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
 
 
 def _record_ops() -> dict[str, tuple[str, ...]]:
-    """The op names each benchmark (bench/suite.py BENCHMARKS) writes: the kernels' own lists where
+    """The op names each benchmark (bench/schema.py BENCHMARKS) writes: the kernels' own lists where
     they import without torch; gemm's from bench/gemm.py, attention's from bench/attention.py (and
     'sdpa' from files written before it split forward and backward), transfer's from kernels/transfer.py."""
     from recoque.kernels import collectives, launch, stream

@@ -11,11 +11,11 @@ from typing import Any, Optional
 import typer
 
 from recoque import __version__
-from recoque.bench.schema import ResultsDocument, check_same_machine, load_results, save_results, store_results
+from recoque.bench.schema import BENCHMARKS, ResultsDocument, check_same_machine, load_results, save_results, store_results
 from recoque.bench.dtypes import completions as dtype_completions  # H13: light, no torch
 from recoque.errors import BadInput, Interrupted, WriteFailed, interrupt_of
 
-app = typer.Typer(help="Run benchmarks: all, gemm, attention, stream, launch, transfer, collective.", no_args_is_help=True)
+app = typer.Typer(help=f"Run benchmarks: all, {', '.join(BENCHMARKS)}.", no_args_is_help=True)
 
 QUICK = typer.Option(False, "--quick", help="Small sweep and short sampling (`bench all`: about 4 minutes on one "
                                             "H200, 3 on a 2-core CPU).")
@@ -60,14 +60,14 @@ def _command(name: str):
     def cmd(quick: bool = QUICK, device: str = DEVICE, dtype: Optional[list[str]] = _dtype_option(name),
             out: Optional[Path] = OUT, append: bool = APPEND, json_out: bool = JSON, seed: int = SEED,
             all_rows: bool = ROWS, force: bool = FORCE) -> None:
-        names = ("gemm", "attention", "stream", "launch", "transfer", "collective") if name == "all" else (name,)
+        names = BENCHMARKS if name == "all" else (name,)
         run_bench(names, quick, device, tuple(dtype or ()), out, append, json_out, seed, all_rows, force)
 
     cmd.__doc__ = DOCS[name]
     return cmd
 
 
-for _name in ("all", "gemm", "attention", "stream", "launch", "transfer", "collective"):
+for _name in ("all", *BENCHMARKS):
     app.command(_name)(_command(_name))
 
 
