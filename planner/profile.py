@@ -178,6 +178,7 @@ class DeviceProfile:
     states_memory: bool = False   # memory_bandwidth measured (STREAM) or a stated memory_efficiency, not the default
     measured_on: DeviceSpec | None = None  # the part a profile used --profile-anyway was measured on (else spec)
     kernel_gap_s: Rate | None = None  # seconds per kernel of a graph-replayed chain (bench launch), when measured
+    kernel_launch_s: Rate | None = None  # seconds per kernel of the eagerly launched chain (bench launch), when measured
 
     # --- public queries ----------------------------------------------------------------------
     def gemm_flop_s(self, dtype: str, m: int, n: int, k: int, which: str = "value") -> float:
@@ -249,7 +250,12 @@ class DeviceProfile:
         return np.maximum(t + swapped, flops / self.peak_flop_s(dtype))
 
     def kernel_overhead_s(self) -> float:
-        """Launch and tail time every kernel pays at least (the profile's stated kernel_overhead_s)."""
+        """Launch and tail time every kernel pays at least: measured, the eager launch chain's median
+        seconds per kernel (`recoque bench launch`: each kernel launched from Python, as a framework
+        launches a training step's kernels, so the larger of the host's dispatch and the device's
+        launch); else the profile's stated kernel_overhead_s."""
+        if self.kernel_launch_s is not None:
+            return self.kernel_launch_s.value
         return float(self.fallback.get("kernel_overhead_s", DEFAULT_KERNEL_OVERHEAD_S))
 
     def thin_gemm_factor(self, inner_dim: Any) -> Any:
@@ -381,9 +387,12 @@ class DeviceProfile:
             notes.append("memory bandwidth not measured: datasheet x default efficiency")
         if not gemm:
             notes.append("no GEMM measured: datasheet peak x default efficiency (stated)")
-        gap = launch_gap(doc)
+        gap, eager = launch_gap(doc, "graph"), launch_gap(doc, "eager")
         if gap is not None:
             notes.append(f"kernel launch gap from the graph-replayed chain ({gap.value * 1e6:.2f} us per kernel measured)")
+        if eager is not None:
+            notes.append(f"per-kernel floor from the eagerly launched chain ({eager.value * 1e6:.2f} us per kernel "
+                         f"measured) in place of the stated {base.kernel_overhead_s() * 1e6:g} us")
         notes.append("link efficiencies: stated defaults (collectives measured per system, not per device)")
         dev = dict(getattr(doc, "device", {}) or {})
         head = f"measured profile of {dev.get('name', spec.name)}"
@@ -398,7 +407,7 @@ class DeviceProfile:
                        attention_fwd={k: v.widened(u) for k, v in att_f.items()},
                        attention_bwd={k: v.widened(u) for k, v in att_b.items()},
                        memory_bandwidth=mem, states_memory=bool(streams), assumptions=(head, *notes),
-                       kernel_gap_s=gap)
+                       kernel_gap_s=gap, kernel_launch_s=eager)
 
     def bound(self, which: str) -> "DeviceProfile":
         """A copy whose central values are the low or high bound (for corner evaluation)."""
@@ -419,7 +428,12 @@ class DeviceProfile:
             if k in fb:
                 fb[k] = min(1.0, fb[k] * (1 - u if which == "low" else 1 + u))
         fb["uncertainty"] = 0.0
-        return replace(self, gemm={k: c(v) for k, v in self.gemm.items()},
+        # a time, not a rate: the slow (low) corner takes its slow end
+        launch = self.kernel_launch_s
+        if launch is not None:
+            t = launch.high if which == "low" else launch.low
+            launch = Rate(t, t, t)
+        return replace(self, kernel_launch_s=launch, gemm={k: c(v) for k, v in self.gemm.items()},
                        attention_fwd={k: c(v) for k, v in self.attention_fwd.items()},
                        attention_bwd={k: c(v) for k, v in self.attention_bwd.items()},
                        memory_bandwidth=r(self.memory_bandwidth),
@@ -452,11 +466,11 @@ def _spread(rec: Any) -> tuple[float, float, float]:
     return rec.work / rec.median_s, rec.work / slow, rec.work / ts[0]
 
 
-def launch_gap(doc: Any) -> Rate | None:
-    """Seconds per kernel of the graph-replayed launch chain (bench/launch.py), or None when not
-    measured: the median of its rounds' medians, low the fastest sample, high the slowest round's
-    90th percentile, each over the chain's kernel count."""
-    recs = [r for r in doc.select("launch", op="graph") if r.verified and r.unit == "Mkernel/s"]
+def launch_gap(doc: Any, op: str = "graph") -> Rate | None:
+    """Seconds per kernel of the launch chain run as `op` (bench/launch.py: graph-replayed or
+    eager), or None when not measured: the median of its rounds' medians, low the fastest sample,
+    high the slowest round's 90th percentile, each over the chain's kernel count."""
+    recs = [r for r in doc.select("launch", op=op) if r.verified and r.unit == "Mkernel/s"]
     if not recs:
         return None
     per = [np.asarray(r.times_s, dtype=float) / r.work for r in recs]

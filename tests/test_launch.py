@@ -3,7 +3,7 @@
 CPU: the eager chain through the harness, its verification, the record's work count and what a
 results file may hold. The graph case needs a GPU (marked gpu). The planner side is fed a record
 made here (the graph chain cannot run without a GPU): its per-kernel seconds replace the stated
-gap, and only that."""
+gap, and only that; the eager chain's replaces the stated per-kernel floor of training."""
 from __future__ import annotations
 
 import json
@@ -135,6 +135,45 @@ def test_an_eager_record_alone_leaves_the_stated_gap(tmp_path):
     doc["results"].append(_launch_record("eager", 6e-6))
     prof = DeviceProfile.from_results(document_from_json(doc, "here"), get_device_spec("h200"))
     assert prof.kernel_gap_s is None
+
+
+def test_the_measured_eager_chain_is_the_training_per_kernel_floor():
+    spec = get_device_spec("h200")
+    doc = json.loads(MEASURED_H200.read_text())
+    # without its fp8 GEMMs, so that fp8 falls back to the datasheet model (which adds the floor per GEMM)
+    doc["results"] = [r for r in doc["results"] if not (r["benchmark"] == "gemm" and r["dtype"] == "fp8")]
+    stated = DeviceProfile.from_results(document_from_json(doc, "here"), spec)
+    assert stated.kernel_overhead_s() == pytest.approx(5e-6)  # planner/profile.py DEFAULT_KERNEL_OVERHEAD_S
+    doc["results"].append(_launch_record("eager", 7e-6))
+    prof = DeviceProfile.from_results(document_from_json(doc, "here"), spec)
+    assert prof.kernel_gap_s is None  # the serving gap is the graph chain's only
+    assert prof.kernel_overhead_s() == pytest.approx(7e-6 * 1.045, rel=0.01)  # the median of 1.00..1.09
+    assert prof.bound("high").kernel_overhead_s() == pytest.approx(7e-6)  # the fast corner: the fastest sample
+    assert prof.bound("low").kernel_overhead_s() == pytest.approx(7e-6 * 1.081, rel=0.001)  # the 90th percentile
+    assert any("eagerly launched chain (7.3" in a for a in prof.assumptions)
+    tiny = (8, 8, 8)
+    assert prof.gemm_time_s("fp8", *tiny) - stated.gemm_time_s("fp8", *tiny) == pytest.approx(7e-6 * 1.045 - 5e-6, rel=0.02)
+
+
+def test_plan_train_charges_the_measured_floor_per_elementwise_kernel(tmp_path):
+    args = ["plan", "train", "-s", "node-8x-h200", "-w", "llama3.1-8b", "--tp", "1", "--pp", "1", "--micro-batch", "1",
+            "--recompute", "none", "--json"]
+    compute, per_kernel = {}, {}
+    for i, gap in enumerate((2e-6, 40e-6)):
+        doc = json.loads(MEASURED_H200.read_text())
+        doc["results"].append(_launch_record("eager", gap))
+        path = tmp_path / f"eager{i}.json"
+        path.write_text(json.dumps(doc))
+        r = CliRunner().invoke(app, args + ["--profile", str(path)])
+        assert r.exit_code == 0, r.output
+        d = json.loads(r.output)
+        assert "per-kernel floor from the eagerly launched chain" in json.dumps(d)
+        compute[gap] = d["best"][0]["breakdown_s"]["compute_s"]
+        per_kernel[gap] = gap * 1.045  # the median the profile reads (test above)
+    # 2,048 sequences over DP 8 = 256 micro-batches of 1, x 32 layers x 18 elementwise kernels (6 forward,
+    # 12 backward: planner/train_core.py ELEMENTWISE_KERNELS_FWD); the bf16 GEMMs are measured curves
+    expected = 256 * 32 * 18 * (per_kernel[40e-6] - per_kernel[2e-6])
+    assert compute[40e-6] - compute[2e-6] == pytest.approx(expected, rel=0.02)
 
 
 def test_plan_infer_with_a_measured_gap_says_so_and_a_smaller_gap_shortens_a_small_batch_step(tmp_path):

@@ -50,7 +50,8 @@ DOCS = {
     "attention": "Fused attention forward and backward (TFLOP/s against the matrix peak).",
     "stream": "Memory bandwidth: STREAM copy/mul/add/triad/dot (GB/s against the datasheet).",
     "launch": "Kernel launch cost: a chain of tiny dependent kernels, eager and replayed as a CUDA/HIP graph "
-              "(million kernels per second; its inverse is what `plan infer --profile` charges per kernel).",
+              "(million kernels per second; its inverse is what `plan infer --profile` charges per decode-step kernel, "
+              "graph, and `plan train --profile` per training kernel, eager).",
     "transfer": "Copy bandwidth host-to-device, device-to-host (pinned) and device-to-device (GB/s).",
     "collective": "Collectives across ranks (torchrun or srun): bus bandwidth per message size (GB/s).",
 }
