@@ -91,10 +91,10 @@ def _launch_record(op_name: str, per_kernel_s: float, kernels: int = 256, **over
     return rec
 
 
-def _h200_with_launch(tmp_path: Path, per_kernel_s: float, **over) -> Path:
+def _h200_with_launch(tmp_path: Path, per_kernel_s: float, op_name: str = "graph", **over) -> Path:
     doc = json.loads(MEASURED_H200.read_text())
-    doc["results"].append(_launch_record("graph", per_kernel_s, **over))
-    path = tmp_path / "h200_launch.json"
+    doc["results"].append(_launch_record(op_name, per_kernel_s, **over))
+    path = tmp_path / f"h200_launch_{op_name}_{per_kernel_s:g}.json"
     path.write_text(json.dumps(doc))
     return path
 
@@ -159,12 +159,8 @@ def test_plan_train_charges_the_measured_floor_per_elementwise_kernel(tmp_path):
     args = ["plan", "train", "-s", "node-8x-h200", "-w", "llama3.1-8b", "--tp", "1", "--pp", "1", "--micro-batch", "1",
             "--recompute", "none", "--json"]
     compute, per_kernel = {}, {}
-    for i, gap in enumerate((2e-6, 40e-6)):
-        doc = json.loads(MEASURED_H200.read_text())
-        doc["results"].append(_launch_record("eager", gap))
-        path = tmp_path / f"eager{i}.json"
-        path.write_text(json.dumps(doc))
-        r = CliRunner().invoke(app, args + ["--profile", str(path)])
+    for gap in (2e-6, 40e-6):
+        r = CliRunner().invoke(app, args + ["--profile", str(_h200_with_launch(tmp_path, gap, "eager"))])
         assert r.exit_code == 0, r.output
         d = json.loads(r.output)
         assert "per-kernel floor from the eagerly launched chain" in json.dumps(d)
