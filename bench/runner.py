@@ -135,7 +135,7 @@ def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry
                  timer=timing.timer, tags=tuple(case.tags) + (f"rotation_sets:{n_sets}",), telemetry=tele)
     rec = _per_watt(rec)
     warns = check_samples(label, timing.times_s, timing.timer) + check_peak(label, rec.fraction_of_peak)
-    if case.benchmark in ("gemm", "attention"):
+    if case.benchmark in ("gemm", "attention", "moe"):
         warns += check_rotation(label, n_sets * case.bytes_per_set(), device.llc_bytes)
     return rec, None, warns
 

@@ -22,7 +22,7 @@ from recoque.fileio import read_json, write_json_atomic
 
 SCHEMA_VERSION = 2
 # Every benchmark, in the order `bench all` runs them (bench/suite.py, the CLI, the results checks).
-BENCHMARKS = ("gemm", "attention", "stream", "launch", "transfer", "collective")
+BENCHMARKS = ("gemm", "attention", "moe", "stream", "launch", "transfer", "collective")
 UNITS = {"TFLOP/s": 1e12, "GB/s": 1e9, "Mkernel/s": 1e6}
 # The field holding the work per call that each unit divides by time.
 WORK_FIELD = {"TFLOP/s": "flop_count", "GB/s": "bytes_moved", "Mkernel/s": "kernel_count"}

@@ -122,6 +122,15 @@ def _stage_attention(r: _Runner) -> bool:
     return r.confirmed(attention.cases(r.device, r.quick, att), "attention")
 
 
+def _stage_moe(r: _Runner) -> bool:
+    from recoque.bench import moe
+
+    dts = _dtypes_for(r, "moe", ("bf16", "fp16", "fp32"), ("bf16",))
+    if not (r.dtypes_explicit or r.on_cpu):
+        dts = ("bf16",)  # the dtype MoE layers run in; fp16 and fp32 on request
+    return r(moe.cases(r.device, r.quick, dts))
+
+
 def _stage_stream(r: _Runner) -> bool:
     from recoque.bench import stream
 
@@ -172,7 +181,7 @@ def _stage_collective(r: _Runner) -> bool:
 
 
 _STAGES: dict[str, Callable[[_Runner], bool]] = {
-    "gemm": _stage_gemm, "attention": _stage_attention, "stream": _stage_stream, "launch": _stage_launch,
+    "gemm": _stage_gemm, "attention": _stage_attention, "moe": _stage_moe, "stream": _stage_stream, "launch": _stage_launch,
     "transfer": _stage_transfer, "collective": _stage_collective}
 
 

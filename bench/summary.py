@@ -17,6 +17,9 @@ def shape(rec: Record) -> str:
     if rec.benchmark == "attention":
         c = " causal" if p.get("causal") else ""
         return f"b{p['batch']} h{p['heads_q']}/{p['heads_kv']} s{p['seq_q']} d{p['head_dim']}{c}"
+    if rec.benchmark == "moe":
+        rpe = p["tokens"] * p["top_k"] / p["experts"]
+        return f"{p['model']} {p['experts']}x{p['n']}x{p['k']} top{p['top_k']}, {rpe:g} rows/expert"
     if rec.benchmark == "launch":  # the chain, and its median per kernel (the figure the planner reads)
         return f"{p['kernels']} kernels, {rec.median_s / rec.work * 1e6:.2f} us each"
     if "n_elements" in p:
@@ -34,7 +37,7 @@ def run_label(rec: Record) -> str:
         kth = next((t[len(ROUND_PREFIX):] for t in rec.tags if t.startswith(ROUND_PREFIX)), "")
         extra = " (fast accumulation)" if "fast_accum" in tags else ""
         return f"confirmation {kth}".rstrip() + extra
-    for tag, label in (("acceptance", "acceptance"), ("refine", "sweep (refined)"), ("llm", "LLM layer"),
+    for tag, label in (("acceptance", "acceptance"), ("refine", "sweep (refined)"), ("llm", "LLM layer"), ("moe", "MoE experts"),
                        ("sweep", "sweep")):
         if tag in tags:
             return label

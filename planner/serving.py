@@ -132,12 +132,13 @@ class _Replica:
     def __init__(self, model: Any, req: ServingRequest, lay: Layout, rates: Any, eff: float, budget: float,
                  room: tuple[float, bool, float] = (0.0, False, 0.0), budget_counts_decode: bool = True,
                  allreduce_norm_fusion: bool = False, windowed_kv_memory: bool = True):
-        measured = rates.gemm_at
+        measured, moe = rates.gemm_at, rates.moe_at
         # the GEMMs take e inside their rate (their time overlaps math with the weight read); the
         # attention rate stays the kernel's: its time is in the parts seconds() takes at 1/e
         rates = replace(rates, gemm_flop_s=rates.gemm_flop_s * eff, head_flop_s=rates.head_flop_s * eff,
                         attention_proj_flop_s=tuple(x * eff for x in rates.attention_proj_flop_s),
-                        gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff))
+                        gemm_at=None if measured is None else (lambda m, n, k: measured(m, n, k) * eff),
+                        moe_at=None if moe is None else (lambda m, n, k: moe(m, n, k) * eff))
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode, self.windowed_kv_memory = budget_counts_decode, windowed_kv_memory
         self.prec = precision(req, allreduce_norm_fusion)

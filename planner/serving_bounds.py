@@ -27,7 +27,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("kernel launches", ("kernel_gap_s", "eager_kernel_s"), False),
     ("engine (step overhead, efficiency)", ("step_overhead_s", "host_per_request_s"), True),
     ("skinny-GEMM shape", ("m_half", "overlap_p"), False),
-    ("MoE grouped GEMMs and EP balance", ("moe_gemm_efficiency", "moe_rank_imbalance_ep32", "moe_expert_load_cv"), False),
+    ("MoE grouped GEMMs and EP balance", ("moe_gemm_efficiency", "moe_at", "moe_rank_imbalance_ep32", "moe_expert_load_cv"), False),
     ("request-length spread", ("service_cv2", "prompt_cv2"), False),
     ("speculative-decoding acceptance", ("spec_acceptance",), False),
     ("untuned block-scaled GEMMs", ("blockscale_kblock_s",), False),

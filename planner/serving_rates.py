@@ -10,7 +10,7 @@ seeds/workloads.toml [efficiency]. Engine constants: seeds/serving.toml [engines
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
 
@@ -213,6 +213,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     gemm, g_note = gemm_rates(spec, compute_dtype, profile)
     attn_proj = [gemm_rates(spec, d, profile)[0] if d else (0.0, 0.0, 0.0) for d in attention_dtypes]
     by_shape = shapes is not None and profile_applies(spec, profile) and shapes.has(compute_dtype)
+    by_moe = shapes is not None and profile_applies(spec, profile) and shapes.has_moe(compute_dtype)
     if by_shape:
         g_note = (f"{spec.key} {compute_dtype} GEMMs at the measured rate of the nearest measured (n, k), interpolated "
                   f"in m ({len(shapes.points[compute_dtype])} shapes{', ' + shapes.source if shapes.source else ''}); "
@@ -262,6 +263,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          head_flop_s=_corner(attn_base, c, True),
                          attention_proj_flop_s=tuple(_corner(a, c, True) for a in attn_proj),
                          gemm_at=shapes.at(compute_dtype, c, _corner(m_half, c, False)) if by_shape else None,
+                         moe_at=shapes.moe_at(compute_dtype, c, _corner(m_half, c, False)) if by_moe else None,
                          allreduce_at=ar_at.get(c), allreduce_gpus=table.gpus if table else 0,
                          eager_kernel_s=_eager_kernel_s(engine, eager, c),
                          blockscale_kblock_s=_corner(kblock, c, False),
@@ -277,7 +279,8 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
              f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:.3g} us per kernel launch "
              f"with graph replay ({gap_src}), {eager[0] * 1e6:g} us more without (eager prefill forwards); "
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",
-             engine.note()) + tuple(n for n in (power.note(system, measured), _moe_tile_note(moe_half)) if n)
+             engine.note()) + tuple(n for n in (power.note(system, measured), _moe_tile_note(moe_half),
+                                                _moe_measured_note(shapes, compute_dtype) if by_moe else "") if n)
     return RateSet(rates=rates, efficiency=eff, notes=notes)
 
 
@@ -344,6 +347,12 @@ def _eager_kernel_s(engine: Engine, eager: tuple[float, float, float], corner: s
     return eager[0] if corner == "low" else 0.0
 
 
+def _moe_measured_note(shapes: "GemmShapes", dtype: str) -> str:
+    return (f"MoE expert GEMMs at the measured grouped-GEMM rate (`recoque bench moe`, {len(shapes.moe[dtype])} points) "
+            f"of the nearest measured expert (n, k), interpolated in rows per expert; it already holds the grouped "
+            f"kernel's cost, so moe_gemm_efficiency is not applied{', ' + shapes.source if shapes.source else ''}")
+
+
 # --- measured GEMM rates by shape (--profile) ---------------------------------------------------
 
 @dataclass(frozen=True)
@@ -359,45 +368,72 @@ class GemmShapes:
 
     points: Mapping[str, tuple[tuple[float, ...], ...]]
     source: str = ""
+    # the same for MoE grouped GEMMs (`recoque bench moe`), m = mean rows per expert
+    moe: Mapping[str, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
 
     @classmethod
     def from_results(cls, doc: Any, source: str = "") -> "GemmShapes | None":
-        table: dict[str, list[tuple[float, ...]]] = {}
-        for r in doc.select("gemm"):
-            if r.unit != "TFLOP/s" or not r.verified or not all(x in r.params for x in "mnk"):
-                continue
-            m, n, k = (float(r.params[x]) for x in "mnk")
-            ts = sorted(r.times_s)
-            slow = ts[min(len(ts) - 1, int(0.9 * len(ts)))]
-            work = 2.0 * m * n * k
-            med = ts[len(ts) // 2] if len(ts) % 2 else 0.5 * (ts[len(ts) // 2 - 1] + ts[len(ts) // 2])
-            table.setdefault(r.dtype, []).append((m, n, k, work / med, work / slow, work / ts[0]))
-        return cls({d: tuple(v) for d, v in table.items()}, source) if table else None
+        dense = _rate_table(doc, "gemm", lambda p: tuple(float(p[x]) for x in "mnk"))
+        moe = _rate_table(doc, "moe", lambda p: (float(p["tokens"]) * float(p["top_k"]) / float(p["experts"]),
+                                                 float(p["n"]), float(p["k"])))
+        return cls(dense, source, moe) if dense or moe else None
 
     def has(self, dtype: str) -> bool:
         return bool(self.points.get(dtype))
 
-    def rate(self, dtype: str, m: float, n: float, k: float, which: str = "value", m_half: float = 32.0) -> float:
-        import math
+    def has_moe(self, dtype: str) -> bool:
+        return bool(self.moe.get(dtype))
 
-        pts = self.points[dtype]
-        col = {"value": 3, "low": 4, "high": 5}[which]
-        nk = min({(p[1], p[2]) for p in pts}, key=lambda q: math.log(q[0] / n) ** 2 + math.log(q[1] / k) ** 2)
-        best: dict[float, float] = {}
-        for p in pts:  # one rate per measured m at that (n, k): the best, as a sweep keeps
-            if (p[1], p[2]) == nk:
-                best[p[0]] = max(best.get(p[0], 0.0), p[col])
-        ms = sorted(best)
-        m = max(float(m), 1e-9)
-        if m <= ms[0]:   # below what was measured: the tile model's fall in m, from the smallest measured m
-            return best[ms[0]] * (m / (m + m_half)) / (ms[0] / (ms[0] + m_half))
-        if m >= ms[-1]:
-            return best[ms[-1]]
-        i = next(j for j in range(1, len(ms)) if ms[j] >= m)
-        x0, x1 = math.log(ms[i - 1]), math.log(ms[i])
-        y0, y1 = math.log(best[ms[i - 1]]), math.log(best[ms[i]])
-        return math.exp(y0 + (y1 - y0) * (math.log(m) - x0) / (x1 - x0))
+    def rate(self, dtype: str, m: float, n: float, k: float, which: str = "value", m_half: float = 32.0) -> float:
+        return _rate_at(self.points[dtype], m, n, k, which, m_half)
 
     def at(self, dtype: str, which: str, m_half: float = 32.0):
         """A (m, n, k) -> FLOP/s callable for one corner (what serving_step.Rates.gemm_at holds)."""
         return lambda m, n, k: self.rate(dtype, m, n, k, which, m_half)
+
+    def moe_at(self, dtype: str, which: str, m_half: float = 32.0):
+        """The (rows per expert, n, k) -> FLOP/s callable of the measured grouped GEMMs (Rates.moe_at)."""
+        return lambda m, n, k: _rate_at(self.moe[dtype], m, n, k, which, m_half)
+
+
+def _rate_table(doc: Any, benchmark: str, mnk: Any) -> dict[str, tuple[tuple[float, ...], ...]]:
+    """(m, n, k, value, low, high) FLOP/s of every verified record of `benchmark`, per dtype: the
+    median, the 90th-percentile (slow) and the best sample."""
+    table: dict[str, list[tuple[float, ...]]] = {}
+    for r in doc.select(benchmark):
+        if r.unit != "TFLOP/s" or not r.verified or not r.flop_count:
+            continue
+        try:
+            m, n, k = mnk(r.params)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        ts = sorted(r.times_s)
+        slow = ts[min(len(ts) - 1, int(0.9 * len(ts)))]
+        med = ts[len(ts) // 2] if len(ts) % 2 else 0.5 * (ts[len(ts) // 2 - 1] + ts[len(ts) // 2])
+        work = float(r.flop_count)
+        table.setdefault(r.dtype, []).append((m, n, k, work / med, work / slow, work / ts[0]))
+    return {d: tuple(v) for d, v in table.items()}
+
+
+def _rate_at(pts: tuple[tuple[float, ...], ...], m: float, n: float, k: float, which: str, m_half: float) -> float:
+    """The rate at (m, n, k) from measured points: the measured (n, k) nearest in log distance,
+    interpolated log-log in m between its measured row counts; below the smallest, the tile model's
+    m/(m + m_half) fall from it; above the largest, flat."""
+    import math
+
+    col = {"value": 3, "low": 4, "high": 5}[which]
+    nk = min({(p[1], p[2]) for p in pts}, key=lambda q: math.log(q[0] / n) ** 2 + math.log(q[1] / k) ** 2)
+    best: dict[float, float] = {}
+    for p in pts:  # one rate per measured m at that (n, k): the best, as a sweep keeps
+        if (p[1], p[2]) == nk:
+            best[p[0]] = max(best.get(p[0], 0.0), p[col])
+    ms = sorted(best)
+    m = max(float(m), 1e-9)
+    if m <= ms[0]:
+        return best[ms[0]] * (m / (m + m_half)) / (ms[0] / (ms[0] + m_half))
+    if m >= ms[-1]:
+        return best[ms[-1]]
+    i = next(j for j in range(1, len(ms)) if ms[j] >= m)
+    x0, x1 = math.log(ms[i - 1]), math.log(ms[i])
+    y0, y1 = math.log(best[ms[i - 1]]), math.log(best[ms[i]])
+    return math.exp(y0 + (y1 - y0) * (math.log(m) - x0) / (x1 - x0))

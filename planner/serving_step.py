@@ -114,6 +114,7 @@ class Rates:
     attention_proj_flop_s: tuple[float, float] = (0.0, 0.0)  # GEMM rates of the attention's (input, output)
                                                              # projections where they run another dtype; 0: the body's
     gemm_at: Any = None       # measured (m, n, k) -> FLOP/s (serving_rates.GemmShapes); None: the m/(m + m_half) model
+    moe_at: Any = None        # measured grouped GEMM (rows per expert, n, k) -> FLOP/s (`recoque bench moe`); None: modelled
     allreduce_at: Any = None  # measured bytes -> seconds of one all-reduce over allreduce_gpus GPUs (planner.allreduce_table)
     allreduce_gpus: int = 0
     eager_kernel_s: float = 0.0  # what a kernel launched without graph replay (eager) adds to a forward's wall time
@@ -356,7 +357,7 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     """(compute-bound time, memory-bound time) of one layer's weight GEMMs on one GPU; the GEMM time
     is their max (operand reads overlap the math inside a kernel)."""
     _, per_expert, experts, active = _expert_split(model)
-    sh_e = gemm_shapes(model, lay)[1] if r.gemm_at is not None else ()
+    sh_e = gemm_shapes(model, lay)[1] if r.gemm_at is not None or r.moe_at is not None else ()
     c_d, m_d = dense_gemm_s(model, lay, prec, tokens, r)
     if experts <= 1:
         return c_d, m_d
@@ -370,8 +371,14 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     m_exp = routed / max(touched_all, 1.0)
     flops = 2.0 * per_gpu_pairs * per_expert / split
     nbytes = touched * per_expert * prec.weight_bytes / split
-    c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e, m_half=r.moe_m_half)
-    c_e /= r.moe_gemm_efficiency  # grouped GEMMs gather their rows by index and are tuned per (experts, n, k)
+    if r.moe_at is not None:
+        # measured grouped GEMMs: the time already holds the grouped kernel's cost and its own weight
+        # read (the roofline read only a floor), so it joins the math unoverlapped
+        rate = sum(n * k for n, k in sh_e) / sum(n * k / r.moe_at(m_exp, n, k) for n, k in sh_e)
+        c_e, m_e = max(flops / rate, nbytes / r.hbm_bytes_s), 0.0
+    else:
+        c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e, m_half=r.moe_m_half)
+        c_e /= r.moe_gemm_efficiency  # grouped GEMMs gather their rows by index and are tuned per (experts, n, k)
     c_e *= 1.0 + rank_imbalance(model, lay.ep, r)  # the busiest rank's tokens set the step (expert parallelism)
     return c_d + c_e, m_d + m_e
 

@@ -404,9 +404,11 @@ def check_gpus(gpus: int | None, system: Any) -> None:
 # --- results files --------------------------------------------------------------------------------
 
 SHAPE_PARAMS = frozenset({"m", "n", "k", "batch", "heads_q", "heads_kv", "head_dim", "seq_q", "seq_k",
-                          "n_elements", "elem_bytes", "bytes", "world_size", "group_size", "kernels"})
+                          "n_elements", "elem_bytes", "bytes", "world_size", "group_size", "kernels",
+                          "experts", "top_k", "tokens"})
 # The shape each benchmark's readers index (the work count, plots, CSV, the measured profile).
-REQUIRED_PARAMS = {"gemm": ("m", "n", "k"), "stream": ("n_elements",), "transfer": ("bytes",),
+REQUIRED_PARAMS = {"gemm": ("m", "n", "k"), "moe": ("experts", "top_k", "tokens", "n", "k"),
+                   "stream": ("n_elements",), "transfer": ("bytes",),
                    "collective": ("bytes",), "launch": ("kernels",)}
 # A timing sample outside [1 ns, 1 day] is no measurement: perf_counter_ns and device events resolve
 # no finer than a nanosecond, and no benchmark case runs for a day.
@@ -580,7 +582,8 @@ def _record_ops() -> dict[str, tuple[str, ...]]:
     'sdpa' from files written before it split forward and backward), transfer's from kernels/transfer.py."""
     from recoque.kernels import collectives, launch, stream
 
-    return {"gemm": ("matmul", "scaled_mm"), "attention": ("sdpa", "sdpa_fwd", "sdpa_bwd"), "stream": stream.OPS,
+    return {"gemm": ("matmul", "scaled_mm"), "attention": ("sdpa", "sdpa_fwd", "sdpa_bwd"),
+            "moe": ("grouped_mm", "expert_loop"), "stream": stream.OPS,
             "launch": launch.OPS, "transfer": ("h2d", "d2h", "d2d"), "collective": collectives.OPS}
 
 
@@ -588,7 +591,7 @@ def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None
     """What the harness writes and nothing else: a verified record (a failed check goes to `skipped`),
     a benchmark and dtype it knows, and the work per call as the kernel counts it (kernels/gemm.py,
     kernels/stream.py). A hand-edited `bytes_moved` or label would change every rate read from it."""
-    from recoque.kernels import gemm as G, stream as S
+    from recoque.kernels import gemm as G, moe as M, stream as S
 
     verify = rec.get("verify") if isinstance(rec.get("verify"), Mapping) else {}
     if rec.get("verified") is False or verify.get("ok") is False:
@@ -605,6 +608,8 @@ def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None
     want = None
     if bench == "gemm" and all(_number_ok(p.get(k)) for k in "mnk"):
         want = ("flop_count", G.flop_count(int(p["m"]), int(p["n"]), int(p["k"])))
+    elif bench == "moe" and all(_number_ok(p.get(k)) for k in ("tokens", "top_k", "n", "k")):
+        want = ("flop_count", M.flop_count(int(p["tokens"]), int(p["top_k"]), int(p["n"]), int(p["k"])))
     elif bench == "stream":
         if dtype not in S.ELEM_BYTES:
             raise BadInput(f"{where}: a stream record is in {' or '.join(S.ELEM_BYTES)}, got {dtype!r}", fix)

@@ -22,9 +22,10 @@ QUICK = typer.Option(False, "--quick", help="Small sweep and short sampling (`be
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, gpu[:N], cuda[:N] or rocm[:N].")
 DTYPES_RUN = {  # what each benchmark measures of --dtype (bench/suite.py); the others are said and skipped
     "all": "each benchmark runs those it supports (gemm: all six; attention: bf16 fp16 fp32, bf16 fp32 on a CPU; "
-           "stream: fp64 fp32; launch: fp32; collective: fp32 bf16; transfer: bytes, no dtype); the others are said",
+           "moe: bf16 fp16 fp32, fp32 bf16 on a CPU; stream: fp64 fp32; launch: fp32; collective: fp32 bf16; transfer: bytes, no dtype); the others are said",
     "gemm": "default: all six",
     "attention": "attention runs bf16 fp16 fp32 (bf16 fp32 on a CPU); default: all of those",
+    "moe": "moe runs bf16 fp16 fp32 (fp32 bf16 on a CPU); default: bf16 (fp32 and bf16 on a CPU)",
     "stream": "stream runs fp64 fp32; default: both, fp64 only with --quick",
     "launch": "launch times a chain of fp32 adds: any other dtype is said and not measured",
     "transfer": "transfer copies bytes: --dtype does not apply",
@@ -45,9 +46,12 @@ FORCE = typer.Option(False, "--force", help="Replace an existing --out file even
 
 
 DOCS = {
-    "all": "Run every benchmark: GEMM, attention, memory (STREAM), kernel launches, copies and collectives.",
+    "all": "Run every benchmark: GEMM, attention, MoE grouped GEMM, memory (STREAM), kernel launches, copies and "
+           "collectives.",
     "gemm": "Matrix multiply per dtype over a shape sweep (TFLOP/s against the datasheet peak).",
     "attention": "Fused attention forward and backward (TFLOP/s against the matrix peak).",
+    "moe": "MoE grouped GEMM: the expert up projection of DeepSeek-V3, gpt-oss-120b and Qwen3-30B-A3B at 8-512 rows "
+           "per expert (TFLOP/s against the matrix peak; the drop from the dense GEMM is the grouped kernel's cost).",
     "stream": "Memory bandwidth: STREAM copy/mul/add/triad/dot (GB/s against the datasheet).",
     "launch": "Kernel launch cost: a chain of tiny dependent kernels, eager and replayed as a CUDA/HIP graph "
               "(million kernels per second; its inverse is what `plan infer --profile` charges per decode-step kernel, "

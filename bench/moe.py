@@ -1,0 +1,142 @@
+"""MoE grouped GEMM benchmark: the expert up projection of published MoE models at a sweep of rows
+per expert, the quantity a serving or training step of a MoE model sets (tokens x top_k / E).
+
+A grouped GEMM's rate falls below the dense GEMM's of the same n x k as the rows per expert drop:
+each expert's last row tile is padded and its weights are read for few rows. The sweep measures
+that curve on the device; only the harness divides the declared work by time.
+
+Verification samples 64 output rows (each with its own expert) x 128 columns and compares them with
+a float64 product of the same operands on the CPU, normalised by sum_k |a_ik||w_kj|.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+
+from recoque.bench.base import Case, Verification, Work
+from recoque.bench.timing import device_scope
+from recoque.bench.verify import TOLERANCE, compare
+from recoque.kernels import moe as K
+
+SAMPLE_ROWS, SAMPLE_COLS = 64, 128
+OPS = ("grouped_mm", "expert_loop")
+
+# Mean rows per expert of the sweep: decode batches (8-32 rows an expert) up to prefill chunks.
+ROWS_PER_EXPERT_GPU = (8, 32, 128, 512)
+ROWS_PER_EXPERT_GPU_QUICK = (32, 512)
+GPU_MODELS = ("deepseek-v3", "gpt-oss-120b", "qwen3-30b-a3b")
+# On a CPU a published expert shape costs seconds per call; a small synthetic layer (8 experts,
+# top 2, 512 x 512) exercises the same path and says so in its label.
+CPU_SHAPE = {"model": "synthetic-8x512", "experts": 8, "top_k": 2, "n": 512, "k": 512}
+ROWS_PER_EXPERT_CPU = (32, 256)
+
+
+class MoeCase(Case):
+    benchmark = "moe"
+
+    def __init__(self, model: str, experts: int, top_k: int, tokens: int, n: int, k: int, dtype: str,
+                 tags: Iterable[str] = ()):
+        if dtype not in K.DTYPES:
+            from recoque.errors import BadInput
+
+            raise BadInput(f"unknown MoE GEMM dtype {dtype!r}", f"use one of {', '.join(K.DTYPES)}")
+        self.experts, self.top_k, self.tokens, self.n, self.k, self.dtype = experts, top_k, tokens, n, k, dtype
+        self.op = "grouped_mm"
+        self.params = {"model": model, "experts": experts, "top_k": top_k, "tokens": tokens, "n": n, "k": k}
+        self.tags = tuple(tags) + (f"rows_per_expert:{tokens * top_k / experts:g}",)
+        self._sets: list | None = None
+
+    def work(self) -> Work:
+        return Work(flop_count=K.flop_count(self.tokens, self.top_k, self.n, self.k))
+
+    def bytes_per_set(self) -> int:
+        return K.bytes_per_set(self.tokens, self.experts, self.top_k, self.n, self.k, self.dtype)
+
+    def setup(self, device: Any, n_sets: int, seed: int) -> None:
+        self._device = device
+        self._counts = K.route(self.tokens, self.experts, self.top_k, seed)
+        rows = int(self._counts.sum())
+        dev = device.torch_device
+        with device_scope(device):
+            self._offs = K.offsets(self._counts, dev)
+            self._bounds = K.bounds(self._counts)
+            self._sets = []
+            for i in range(n_sets):
+                a, w = K.random_operands(rows, self.experts, self.n, self.k, self.dtype, dev, seed + i)
+                self._sets.append((a, w, None))
+            self._pick_op()
+
+    def _pick_op(self) -> None:
+        """torch._grouped_mm where this build and device run it on these operands (one kernel for all
+        experts); else one GEMM per expert, recorded as op expert_loop."""
+        import torch
+
+        a, w, _ = self._sets[0]  # type: ignore[index]
+        try:
+            K.grouped_mm(a, w, self._offs)
+            self.op, self.backend = "grouped_mm", "torch._grouped_mm"
+        except (AttributeError, RuntimeError, NotImplementedError, TypeError):
+            self.op, self.backend = "expert_loop", "torch.matmul per expert"
+            self._sets = [(a, w, torch.empty(a.shape[0], self.n, dtype=a.dtype, device=a.device))
+                          for a, w, _ in self._sets]
+
+    def run(self, i: int) -> Any:
+        a, w, out = self._sets[i]  # type: ignore[index]
+        if self.op == "grouped_mm":
+            return K.grouped_mm(a, w, self._offs)
+        return K.expert_loop(a, w, self._bounds, out)
+
+    def verify(self) -> Verification:
+        with device_scope(self._device):
+            got = self.run(0)
+            if self._device.kind != "cpu":
+                import torch
+
+                torch.cuda.synchronize(self._device.torch_device)
+            return self._compare(got)
+
+    def _compare(self, got: Any) -> Verification:
+        from recoque.kernels.gemm import take, to_host_f64
+
+        a, w, _ = self._sets[0]  # type: ignore[index]
+        rng = np.random.default_rng(12345)
+        rows = np.sort(rng.choice(a.shape[0], size=min(SAMPLE_ROWS, a.shape[0]), replace=False))
+        cols = np.sort(rng.choice(self.n, size=min(SAMPLE_COLS, self.n), replace=False))
+        experts_of_rows = K.row_expert(self._counts)[rows]
+        used = np.unique(experts_of_rows)
+        w64 = np.zeros((self.experts, self.k, self.n))
+        w64[used] = to_host_f64(take(w, used, 0))  # only the experts the sampled rows went to
+        ref, scale = K.reference_rows(to_host_f64(take(a, rows, 0)), w64, experts_of_rows, cols)
+        return compare(to_host_f64(take(take(got, rows, 0), cols, 1)), ref, scale, TOLERANCE[self.dtype],
+                       what=f"out[{len(rows)} rows x {len(cols)} cols] over {len(used)} experts")
+
+    def teardown(self) -> None:
+        self._sets = None
+        self._offs = None
+
+
+def tokens_for(experts: int, top_k: int, rows_per_expert: int) -> int:
+    """Tokens whose top_k routing gives `rows_per_expert` rows to an expert on average."""
+    return max(1, round(rows_per_expert * experts / top_k))
+
+
+def cases(device: Any, quick: bool, dtypes: tuple[str, ...] = ("bf16",)) -> list[MoeCase]:
+    """GPU: the up projection of each published model at each rows-per-expert point; CPU: the
+    synthetic layer at two points, in fp32 (and bf16 where asked)."""
+    out: list[MoeCase] = []
+    if device.kind == "cpu":
+        c = CPU_SHAPE
+        for dtype in [d for d in dtypes if d in ("fp32", "bf16")] or ["fp32"]:
+            for rpe in ROWS_PER_EXPERT_CPU[:1] if quick else ROWS_PER_EXPERT_CPU:
+                out.append(MoeCase(c["model"], c["experts"], c["top_k"], tokens_for(c["experts"], c["top_k"], rpe),
+                                   c["n"], c["k"], dtype, tags=("moe", "synthetic")))
+        return out
+    grid = ROWS_PER_EXPERT_GPU_QUICK if quick else ROWS_PER_EXPERT_GPU
+    for dtype in [d for d in dtypes if d in K.DTYPES]:
+        for model in GPU_MODELS:
+            experts, top_k, n, k = K.up_shape(model)
+            for rpe in grid:
+                out.append(MoeCase(model, experts, top_k, tokens_for(experts, top_k, rpe), n, k, dtype,
+                                   tags=("moe", f"moe:{model}:up")))
+    return out

@@ -1,0 +1,155 @@
+"""MoE grouped GEMM benchmark: the work count, the routing, verification against float64 (and a wrong
+kernel caught), both kernel paths, the sweep plan, and the record through the results loader."""
+import json
+import types
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from recoque.bench import moe  # noqa: E402
+from recoque.bench.devices import detect  # noqa: E402
+from recoque.bench.runner import run_one  # noqa: E402
+from recoque.bench.schema import document_from_json  # noqa: E402
+from recoque.bench.timing import TimingPolicy  # noqa: E402
+from recoque.errors import BadInput  # noqa: E402
+from recoque.kernels import moe as K  # noqa: E402
+
+TINY = TimingPolicy(warmup_s=0.0, budget_s=0.0, min_samples=3, max_samples=3)
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return detect("cpu")
+
+
+def test_work_counts_routed_rows_only():
+    # 2 FLOPs per multiply-add, one row per (token, expert) pair: 64 tokens x top 2 = 128 rows
+    assert K.flop_count(64, 2, 96, 48) == 2 * 128 * 96 * 48
+    case = moe.MoeCase("m", 8, 2, 64, 96, 48, "fp32")
+    assert case.work().flop_count == K.flop_count(64, 2, 96, 48)
+    assert "rows_per_expert:16" in case.tags
+
+
+def test_routing_gives_top_k_distinct_experts_per_token():
+    counts = K.route(1000, 16, 4, seed=3)
+    assert counts.sum() == 4000 and len(counts) == 16
+    assert counts.max() <= 1000  # no token sends two rows to one expert
+    assert 0.5 * 250 < counts.min() <= counts.max() < 1.5 * 250  # spread around tokens x k / E
+    assert np.array_equal(counts, K.route(1000, 16, 4, seed=3))  # seeded
+    with pytest.raises(ValueError):
+        K.route(10, 4, 5, seed=0)
+
+
+def test_tokens_for_hits_the_rows_per_expert():
+    experts, top_k, _, _ = K.up_shape("deepseek-v3")
+    assert moe.tokens_for(experts, top_k, 128) * top_k / experts == 128
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_grouped_case_verifies_on_random_normal_data(cpu, dtype):
+    case = moe.MoeCase("m", 8, 2, 96, 64, 32, dtype)
+    case.setup(cpu, 2, 0)
+    a, _, _ = case._sets[0]
+    assert float(a.float().std()) > 0.5  # random normal, never zeros
+    check = case.verify()
+    assert check.ok, check.describe()
+    assert case.op == "grouped_mm" and case.backend == "torch._grouped_mm"
+
+
+def test_expert_loop_fallback_gives_the_same_product(cpu, monkeypatch):
+    def unsupported(*a, **k):
+        raise RuntimeError("grouped GEMM not supported on this device")
+
+    monkeypatch.setattr(K, "grouped_mm", unsupported)
+    case = moe.MoeCase("m", 8, 2, 96, 64, 32, "fp32")
+    case.setup(cpu, 1, 0)
+    assert case.op == "expert_loop"
+    check = case.verify()
+    assert check.ok, check.describe()
+
+
+def test_wrong_expert_is_caught(cpu, monkeypatch):
+    case = moe.MoeCase("m", 4, 1, 64, 32, 32, "fp32")
+    case.setup(cpu, 1, 0)
+    real = K.grouped_mm
+    # every row multiplied by the next expert's weights: right shapes, wrong product
+    monkeypatch.setattr(K, "grouped_mm", lambda a, w, offs: real(a, torch.roll(w, 1, dims=0), offs))
+    assert not case.verify().ok
+
+
+def test_unknown_dtype_is_refused():
+    with pytest.raises(BadInput, match="unknown MoE GEMM dtype"):
+        moe.MoeCase("m", 8, 2, 64, 32, 32, "fp8")
+
+
+def test_plans_cpu_small_gpu_published_shapes(cpu):
+    plan = moe.cases(cpu, quick=True, dtypes=("fp32", "bf16", "fp16"))
+    assert {c.dtype for c in plan} == {"fp32", "bf16"}  # no fp16 arithmetic on a CPU
+    assert all(c.params["model"] == moe.CPU_SHAPE["model"] and "synthetic" in c.tags for c in plan)
+    gpu = types.SimpleNamespace(kind="cuda")
+    full = moe.cases(gpu, quick=False, dtypes=("bf16",))
+    assert {c.params["model"] for c in full} == set(moe.GPU_MODELS)
+    rpe = sorted({c.tokens * c.top_k / c.experts for c in full if c.params["model"] == "gpt-oss-120b"})
+    assert rpe == list(moe.ROWS_PER_EXPERT_GPU)
+    ds = next(c for c in full if c.params["model"] == "deepseek-v3")
+    assert (ds.experts, ds.top_k, ds.n, ds.k) == (256, 8, 4096, 7168)  # gate and up fused: 2 x 2048
+
+
+def test_record_round_trips_through_the_results_loader(cpu):
+    r, skip, _ = run_one(moe.MoeCase("m", 8, 2, 64, 32, 32, "fp32"), cpu, TINY, 0, telemetry=False)
+    assert skip is None and r.verified and r.benchmark == "moe"
+    doc = {"schema_version": 2, "device": {"kind": "cpu", "torch_device": "cpu", "name": "cpu"},
+           "environment": {}, "results": [json.loads(json.dumps(r.to_json()))]}
+    assert document_from_json(doc, origin="t").results[0].flop_count == r.flop_count
+    doc["results"][0]["flop_count"] += 1  # a hand-edited work count changes every rate read from it
+    with pytest.raises(BadInput, match="kernel's count"):
+        document_from_json(doc, origin="t")
+
+
+# --------------------------------------------------------------------------- the planner reads it
+
+def _moe_doc(points):
+    """A results document of moe records: (rows per expert, n, k, seconds) with flop counts as the kernel's."""
+    from recoque.bench.schema import Record
+
+    recs = []
+    for rpe, n, k, t in points:
+        experts, top_k = 128, 4
+        tokens = moe.tokens_for(experts, top_k, rpe)
+        recs.append(Record("moe", "grouped_mm", "bf16", {"model": "m", "experts": experts, "top_k": top_k,
+                                                         "tokens": tokens, "n": n, "k": k},
+                           (t, t, t), "TFLOP/s", flop_count=K.flop_count(tokens, top_k, n, k)))
+    return types.SimpleNamespace(select=lambda b: recs if b == "moe" else [])
+
+
+def test_measured_grouped_rates_interpolate_in_rows_per_expert():
+    from recoque.planner.serving_rates import GemmShapes
+
+    flops = [K.flop_count(moe.tokens_for(128, 4, r), 4, 5760, 2880) for r in (32, 512)]
+    shapes = GemmShapes.from_results(_moe_doc([(32, 5760, 2880, flops[0] / 2e14), (512, 5760, 2880, flops[1] / 8e14)]))
+    assert shapes.has_moe("bf16") and not shapes.has("bf16") and not shapes.has_moe("fp8")
+    at = shapes.moe_at("bf16", "value")
+    assert at(32, 5760, 2880) == pytest.approx(2e14) and at(512, 5760, 2880) == pytest.approx(8e14)
+    assert at(128, 5760, 2880) == pytest.approx(4e14)  # log-log halfway between 32 and 512
+    assert at(4096, 5760, 2880) == pytest.approx(8e14)  # flat above the largest measured
+
+
+def test_step_takes_the_measured_grouped_rate_instead_of_the_stated_efficiency():
+    from dataclasses import replace
+
+    from recoque.planner.serving_step import Layout, Precision, Rates, layer_gemm_s
+    from recoque.planner.workload import load_model
+
+    base = Rates(gemm_flop_s=2e15, attention_flop_s=1e15, hbm_bytes_s=1e30, link_bytes_s=6e11, hop_latency_s=2e-6,
+                 kernel_gap_s=3e-6, step_overhead_s=5e-4, moe_gemm_efficiency=0.85)  # math only: reads are free
+    model = load_model("gpt-oss-120b")
+    prec = Precision(2.0, 2.0)
+    modelled = layer_gemm_s(model, Layout(), prec, 4096.0, base)[0]
+    slow = layer_gemm_s(model, Layout(), prec, 4096.0, replace(base, moe_at=lambda m, n, k: 1e14))[0]
+    fast = layer_gemm_s(model, Layout(), prec, 4096.0, replace(base, moe_at=lambda m, n, k: 1e16))[0]
+    assert slow > modelled > fast  # a slower measured grouped kernel gives a slower layer, and back
+    dense = layer_gemm_s(model, Layout(), prec, 4096.0, replace(base, moe_at=lambda m, n, k: 1e30))[0]
+    expert_flops = 2.0 * 4096 * model.active_experts * model.moe_layer_fraction * model.expert_params()
+    assert slow - dense == pytest.approx(expert_flops / 1e14, rel=1e-6)  # the measured rate, no efficiency on top
