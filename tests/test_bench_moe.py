@@ -153,3 +153,13 @@ def test_step_takes_the_measured_grouped_rate_instead_of_the_stated_efficiency()
     dense = layer_gemm_s(model, Layout(), prec, 4096.0, replace(base, moe_at=lambda m, n, k: 1e30))[0]
     expert_flops = 2.0 * 4096 * model.active_experts * model.moe_layer_fraction * model.expert_params()
     assert slow - dense == pytest.approx(expert_flops / 1e14, rel=1e-6)  # the measured rate, no efficiency on top
+
+
+def test_roofline_places_a_moe_record_by_its_weights_and_rows():
+    from recoque.bench.schema import Record
+    from recoque.report.plots import intensity
+
+    r = Record("moe", "grouped_mm", "bf16", {"model": "m", "experts": 8, "top_k": 2, "tokens": 64, "n": 32, "k": 16},
+               (1e-3,), "TFLOP/s", flop_count=K.flop_count(64, 2, 32, 16))
+    moved = (128 * 16 + 8 * 16 * 32 + 128 * 32) * 2
+    assert intensity(r) == pytest.approx(K.flop_count(64, 2, 32, 16) / moved)

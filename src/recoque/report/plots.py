@@ -92,6 +92,9 @@ def intensity(rec: Record) -> float | None:
         q = p["batch"] * p["heads_q"] * p["seq_q"] * p["head_dim"]
         kv = 2 * p["batch"] * p["heads_kv"] * p["seq_k"] * p["head_dim"]
         moved = (2 * q + kv) * eb  # q and o, k and v
+    elif rec.benchmark == "moe":  # the routed rows, every expert's weights, the output rows
+        rows = p["tokens"] * p["top_k"]
+        moved = (rows * p["k"] + p["experts"] * p["k"] * p["n"] + rows * p["n"]) * eb
     else:
         return None
     return rec.flop_count / moved
