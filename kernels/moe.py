@@ -60,15 +60,11 @@ def row_expert(counts: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(counts)), counts)
 
 
-def torch_dtype(dtype: str) -> Any:
-    import torch
-
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-
-
 def random_operands(rows: int, experts: int, n: int, k: int, dtype: str, device: str, seed: int):
     """Random normal routed rows A (rows, k) and expert weights W (E, k, n)."""
     import torch
+
+    from recoque.kernels.gemm import torch_dtype
 
     gen = torch.Generator(device=device).manual_seed(seed)
     td = torch_dtype(dtype)
