@@ -20,12 +20,11 @@ from recoque.bench.verify import TOLERANCE, compare
 from recoque.kernels import moe as K
 
 SAMPLE_ROWS, SAMPLE_COLS = 64, 128
-OPS = ("grouped_mm", "expert_loop")
 
 # Mean rows per expert of the sweep: decode batches (8-32 rows an expert) up to prefill chunks.
 ROWS_PER_EXPERT_GPU = (8, 32, 128, 512)
 ROWS_PER_EXPERT_GPU_QUICK = (32, 512)
-GPU_MODELS = ("deepseek-v3", "gpt-oss-120b", "qwen3-30b-a3b")
+GPU_MODELS = tuple(K.MODELS)
 # On a CPU a published expert shape costs seconds per call; a small synthetic layer (8 experts,
 # top 2, 512 x 512) exercises the same path and says so in its label.
 CPU_SHAPE = {"model": "synthetic-8x512", "experts": 8, "top_k": 2, "n": 512, "k": 512}

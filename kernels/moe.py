@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from recoque.kernels.gemm import BYTES_PER_ELEMENT
+
 DTYPES = ("fp32", "bf16", "fp16")
-BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
+OPS = ("grouped_mm", "expert_loop")  # one torch._grouped_mm call; one GEMM per expert where it is missing
 
 # Expert GEMM shapes of published MoE models: (experts, top_k, hidden, expert ffn width, gated).
 # The same figures as seeds/models.toml (experts, active_experts, hidden, ffn_hidden, gated_ffn),
@@ -26,7 +28,6 @@ MODELS = {
     "deepseek-v3": (256, 8, 7168, 2048, True),
     "gpt-oss-120b": (128, 4, 2880, 2880, True),
     "qwen3-30b-a3b": (128, 8, 2048, 768, True),
-    "mixtral-8x7b": (8, 2, 4096, 14336, True),
 }
 
 

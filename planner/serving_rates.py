@@ -409,9 +409,8 @@ def _rate_table(doc: Any, benchmark: str, mnk: Any) -> dict[str, tuple[tuple[flo
             continue
         ts = sorted(r.times_s)
         slow = ts[min(len(ts) - 1, int(0.9 * len(ts)))]
-        med = ts[len(ts) // 2] if len(ts) % 2 else 0.5 * (ts[len(ts) // 2 - 1] + ts[len(ts) // 2])
         work = float(r.flop_count)
-        table.setdefault(r.dtype, []).append((m, n, k, work / med, work / slow, work / ts[0]))
+        table.setdefault(r.dtype, []).append((m, n, k, work / r.median_s, work / slow, work / ts[0]))
     return {d: tuple(v) for d, v in table.items()}
 
 

@@ -580,10 +580,10 @@ def _record_ops() -> dict[str, tuple[str, ...]]:
     """The op names each benchmark (bench/schema.py BENCHMARKS) writes: the kernels' own lists where
     they import without torch; gemm's from bench/gemm.py, attention's from bench/attention.py (and
     'sdpa' from files written before it split forward and backward), transfer's from kernels/transfer.py."""
-    from recoque.kernels import collectives, launch, stream
+    from recoque.kernels import collectives, launch, moe, stream
 
     return {"gemm": ("matmul", "scaled_mm"), "attention": ("sdpa", "sdpa_fwd", "sdpa_bwd"),
-            "moe": ("grouped_mm", "expert_loop"), "stream": stream.OPS,
+            "moe": moe.OPS, "stream": stream.OPS,
             "launch": launch.OPS, "transfer": ("h2d", "d2h", "d2d"), "collective": collectives.OPS}
 
 
