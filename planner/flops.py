@@ -57,24 +57,19 @@ def attention_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any) -> list[tuple[An
     return [(tokens, (q + 2.0 * kv) / tp, h, 1.0), (tokens, h, q / tp, 1.0)]
 
 
-def ffn_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1, etp: Any = None) -> list[tuple[Any, Any, Any, Any]]:
-    """FFN in (gate and up fused when gated) and out. Mixture-of-experts: each GPU holds experts/ep
-    experts, each split over etp GPUs (default tp) and seeing tokens*active*ep*etp/(experts*tp)
-    tokens (balanced routing: a GPU's share of the expert work is 1/tp of its TP group's tokens,
-    whatever the split); shared experts run as one dense FFN of their joint width; dense-first
-    layers count by their share of the layers."""
+def ffn_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1, etp: Any = None,
+                        routed: bool = True) -> list[tuple[Any, Any, Any, Any]]:
+    """FFN in (gate and up fused when gated) and out. Mixture-of-experts: the routed experts'
+    GEMMs (`expert_gemm_shapes_fwd`; left out with routed=False) first; shared experts run as one
+    dense FFN of their joint width; dense-first layers count by their share of the layers."""
     h = float(model.hidden)
     g = 2.0 if model.gated_ffn else 1.0
     tp = np.asarray(tp, dtype=float)
+    f = float(model.ffn_hidden)
     if model.experts <= 1:
-        f = float(model.ffn_hidden)
         return [(tokens, g * f / tp, h, 1.0), (tokens, h, f / tp, 1.0)]
     m = float(getattr(model, "moe_layer_fraction", 1.0))
-    f = float(model.ffn_hidden)
-    etp = tp if etp is None else np.asarray(etp, dtype=float)
-    t_exp = tokens * model.active_experts * ep * etp / (model.experts * tp)
-    n_exp = m * model.experts / (ep * np.ones_like(tp))
-    out = [(t_exp, g * f / etp, h, n_exp), (t_exp, h, f / etp, n_exp)]
+    out = expert_gemm_shapes_fwd(model, tokens, tp, ep, etp) if routed else []
     shared = float(getattr(model, "shared_experts", 0)) * f
     if shared:
         out += [(tokens, g * shared / tp, h, m), (tokens, h, shared / tp, m)]
@@ -82,6 +77,22 @@ def ffn_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1, etp: Any 
         fd = float(model.dense_ffn_width)
         out += [(tokens, g * fd / tp, h, 1.0 - m), (tokens, h, fd / tp, 1.0 - m)]
     return out
+
+
+def expert_gemm_shapes_fwd(model: Any, tokens: Any, tp: Any, ep: Any = 1, etp: Any = None) -> list[tuple[Any, Any, Any, Any]]:
+    """The routed experts' in and out GEMMs of a MoE layer (none for a dense model): each GPU holds
+    experts/ep experts, each split over etp GPUs (default tp) and seeing tokens*active*ep*etp/
+    (experts*tp) rows (balanced routing: a GPU's share of the expert work is 1/tp of its TP
+    group's tokens, whatever the split), counted by the share of the layers that are MoE."""
+    if model.experts <= 1:
+        return []
+    h, f = float(model.hidden), float(model.ffn_hidden)
+    g = 2.0 if model.gated_ffn else 1.0
+    tp = np.asarray(tp, dtype=float)
+    etp = tp if etp is None else np.asarray(etp, dtype=float)
+    t_exp = tokens * model.active_experts * ep * etp / (model.experts * tp)
+    n_exp = float(getattr(model, "moe_layer_fraction", 1.0)) * model.experts / (ep * np.ones_like(tp))
+    return [(t_exp, g * f / etp, h, n_exp), (t_exp, h, f / etp, n_exp)]
 
 
 def attention_core_flops_fwd(model: Any, micro_batch: Any, tp: Any) -> Any:

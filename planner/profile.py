@@ -32,6 +32,7 @@ import numpy as np
 from recoque.bench.schema import sdpa_backend_times
 from recoque.catalog import DeviceSpec
 from recoque.errors import BadInput
+from recoque.planner import shape_rates
 
 WHICH = ("value", "low", "high")
 _GRID_LOG2 = np.arange(10.0, 56.0, 0.5)  # 1 kFLOP .. 2^55 FLOP
@@ -179,6 +180,8 @@ class DeviceProfile:
     measured_on: DeviceSpec | None = None  # the part a profile used --profile-anyway was measured on (else spec)
     kernel_gap_s: Rate | None = None  # seconds per kernel of a graph-replayed chain (bench launch), when measured
     kernel_launch_s: Rate | None = None  # seconds per kernel of the eagerly launched chain (bench launch), when measured
+    # grouped expert GEMMs measured by `recoque bench moe`, per dtype (planner/shape_rates.py rows)
+    moe: Mapping[str, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
 
     # --- public queries ----------------------------------------------------------------------
     def gemm_flop_s(self, dtype: str, m: int, n: int, k: int, which: str = "value") -> float:
@@ -214,6 +217,18 @@ class DeviceProfile:
             rate = rate * wave_efficiency(m, n, batch, units)
         nbytes = ELEMENT_BYTES.get(dtype, 2.0) * (m * k + k * n + m * n) * batch
         return np.maximum(work / rate, nbytes / self.memory_bandwidth.get(which)) + self.kernel_overhead_s()
+
+    def has_expert_rates(self, dtype: str) -> bool:
+        return bool(self.moe.get(dtype))
+
+    def expert_gemm_time_s(self, dtype: str, m: Any, n: Any, k: Any, which: str = "value") -> Any:
+        """Seconds of one expert's (m x k) @ (k x n) inside a grouped MoE GEMM whose experts see m
+        rows each: at the grouped rate `recoque bench moe` measured (the nearest measured (n, k),
+        planner/shape_rates.py), the dense GEMM model where that dtype was not measured."""
+        if not self.has_expert_rates(dtype):
+            return self.gemm_time_s(dtype, m, n, k, which)
+        m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
+        return 2.0 * m * n * k / shape_rates.rate_at(self.moe[dtype], m, n, k, which)
 
     def attention_flop_s(self, dtype: str, batch: int, heads: int, seq: int, head_dim: int,
                          direction: str = "fwd", which: str = "value") -> float:
@@ -374,6 +389,11 @@ class DeviceProfile:
         notes: list[str] = []
         gemm = _gemm_curves(doc, notes)
         att_f, att_b = _attention_curves(doc, notes)
+        moe = shape_rates.rate_table(doc, "moe", shape_rates.moe_rows_per_expert)
+        if moe:
+            notes.append(f"MoE expert GEMMs ({', '.join(sorted(moe))}): forward and data gradient at the grouped rate "
+                         "`bench moe` measured; the weight gradient (not measured) at the dense GEMM model x the same "
+                         "grouped / dense ratio")
         mem = base.memory_bandwidth
         streams = [r for r in doc.select("stream") if r.unit == "GB/s"]
         if streams:
@@ -407,7 +427,8 @@ class DeviceProfile:
                        attention_fwd={k: v.widened(u) for k, v in att_f.items()},
                        attention_bwd={k: v.widened(u) for k, v in att_b.items()},
                        memory_bandwidth=mem, states_memory=bool(streams), assumptions=(head, *notes),
-                       kernel_gap_s=gap, kernel_launch_s=eager)
+                       kernel_gap_s=gap, kernel_launch_s=eager,
+                       moe={k: shape_rates.widened(v, u) for k, v in moe.items()})
 
     def bound(self, which: str) -> "DeviceProfile":
         """A copy whose central values are the low or high bound (for corner evaluation)."""
@@ -434,6 +455,7 @@ class DeviceProfile:
             t = launch.high if which == "low" else launch.low
             launch = Rate(t, t, t)
         return replace(self, kernel_launch_s=launch, gemm={k: c(v) for k, v in self.gemm.items()},
+                       moe={k: shape_rates.corner(v, which) for k, v in self.moe.items()},
                        attention_fwd={k: c(v) for k, v in self.attention_fwd.items()},
                        attention_bwd={k: c(v) for k, v in self.attention_bwd.items()},
                        memory_bandwidth=r(self.memory_bandwidth),

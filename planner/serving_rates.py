@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from recoque.catalog import DeviceSpec
 from recoque.errors import BadInput
 from recoque.fileio import read_seed_toml
-from recoque.planner import power
+from recoque.planner import power, shape_rates
 from recoque.planner.serving_step import Rates
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import gemm_rate, memory_rate, profile_applies
@@ -357,14 +357,10 @@ def _moe_measured_note(shapes: "GemmShapes", dtype: str) -> str:
 
 @dataclass(frozen=True)
 class GemmShapes:
-    """GEMM rates measured by `recoque bench` at given (m, n, k), per dtype: (m, n, k, value, low,
-    high) in FLOP/s. The serving step asks for the rate of each of a layer's weight GEMMs at its
-    row count m: the measured (n, k) nearest in log distance, interpolated log-log in m between the
-    measured row counts. Below the smallest measured m the rate falls as the tile model's
-    m/(m + m_half) from the smallest measured one (the step adds the weight read that bounds a
-    skinny GEMM apart; holding the smallest measured time would charge a decode GEMM of 8 rows what
-    a sweep's 2,048-row one takes); above the largest, the rate stays flat. The low/high corners
-    use the sample spread (the 90th-percentile and best times)."""
+    """GEMM rates measured by `recoque bench` at given (m, n, k), per dtype (planner/shape_rates.py
+    says how a rate is read at another shape). The serving step asks for the rate of each of a
+    layer's weight GEMMs at its row count m. The low/high corners use the sample spread (the
+    90th-percentile and best times)."""
 
     points: Mapping[str, tuple[tuple[float, ...], ...]]
     source: str = ""
@@ -373,9 +369,8 @@ class GemmShapes:
 
     @classmethod
     def from_results(cls, doc: Any, source: str = "") -> "GemmShapes | None":
-        dense = _rate_table(doc, "gemm", lambda p: tuple(float(p[x]) for x in "mnk"))
-        moe = _rate_table(doc, "moe", lambda p: (float(p["tokens"]) * float(p["top_k"]) / float(p["experts"]),
-                                                 float(p["n"]), float(p["k"])))
+        dense = shape_rates.rate_table(doc, "gemm", lambda p: tuple(float(p[x]) for x in "mnk"))
+        moe = shape_rates.rate_table(doc, "moe", shape_rates.moe_rows_per_expert)
         return cls(dense, source, moe) if dense or moe else None
 
     def has(self, dtype: str) -> bool:
@@ -385,7 +380,7 @@ class GemmShapes:
         return bool(self.moe.get(dtype))
 
     def rate(self, dtype: str, m: float, n: float, k: float, which: str = "value", m_half: float = 32.0) -> float:
-        return _rate_at(self.points[dtype], m, n, k, which, m_half)
+        return shape_rates.rate_at(self.points[dtype], m, n, k, which, m_half)
 
     def at(self, dtype: str, which: str, m_half: float = 32.0):
         """A (m, n, k) -> FLOP/s callable for one corner (what serving_step.Rates.gemm_at holds)."""
@@ -393,46 +388,4 @@ class GemmShapes:
 
     def moe_at(self, dtype: str, which: str, m_half: float = 32.0):
         """The (rows per expert, n, k) -> FLOP/s callable of the measured grouped GEMMs (Rates.moe_at)."""
-        return lambda m, n, k: _rate_at(self.moe[dtype], m, n, k, which, m_half)
-
-
-def _rate_table(doc: Any, benchmark: str, mnk: Any) -> dict[str, tuple[tuple[float, ...], ...]]:
-    """(m, n, k, value, low, high) FLOP/s of every verified record of `benchmark`, per dtype: the
-    median, the 90th-percentile (slow) and the best sample."""
-    table: dict[str, list[tuple[float, ...]]] = {}
-    for r in doc.select(benchmark):
-        if r.unit != "TFLOP/s" or not r.verified or not r.flop_count:
-            continue
-        try:
-            m, n, k = mnk(r.params)
-        except (KeyError, TypeError, ValueError, ZeroDivisionError):
-            continue
-        ts = sorted(r.times_s)
-        slow = ts[min(len(ts) - 1, int(0.9 * len(ts)))]
-        work = float(r.flop_count)
-        table.setdefault(r.dtype, []).append((m, n, k, work / r.median_s, work / slow, work / ts[0]))
-    return {d: tuple(v) for d, v in table.items()}
-
-
-def _rate_at(pts: tuple[tuple[float, ...], ...], m: float, n: float, k: float, which: str, m_half: float) -> float:
-    """The rate at (m, n, k) from measured points: the measured (n, k) nearest in log distance,
-    interpolated log-log in m between its measured row counts; below the smallest, the tile model's
-    m/(m + m_half) fall from it; above the largest, flat."""
-    import math
-
-    col = {"value": 3, "low": 4, "high": 5}[which]
-    nk = min({(p[1], p[2]) for p in pts}, key=lambda q: math.log(q[0] / n) ** 2 + math.log(q[1] / k) ** 2)
-    best: dict[float, float] = {}
-    for p in pts:  # one rate per measured m at that (n, k): the best, as a sweep keeps
-        if (p[1], p[2]) == nk:
-            best[p[0]] = max(best.get(p[0], 0.0), p[col])
-    ms = sorted(best)
-    m = max(float(m), 1e-9)
-    if m <= ms[0]:
-        return best[ms[0]] * (m / (m + m_half)) / (ms[0] / (ms[0] + m_half))
-    if m >= ms[-1]:
-        return best[ms[-1]]
-    i = next(j for j in range(1, len(ms)) if ms[j] >= m)
-    x0, x1 = math.log(ms[i - 1]), math.log(ms[i])
-    y0, y1 = math.log(best[ms[i - 1]]), math.log(best[ms[i]])
-    return math.exp(y0 + (y1 - y0) * (math.log(m) - x0) / (x1 - x0))
+        return lambda m, n, k: shape_rates.rate_at(self.moe[dtype], m, n, k, which, m_half)

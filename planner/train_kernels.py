@@ -133,9 +133,21 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
     # (m, k, n) and weight gradient (k, n, m). LoRA: no weight gradient of the frozen base.
     t_gemm_f = t_gemm_b = t_cast_f = t_cast_b = t_ad = 0.0
     ovh = profile.kernel_overhead_s()
-    for mm, nn, kk, count in flops.layer_gemm_shapes_fwd(m_, tokens, tp, ep, etp):
-        t_gemm_f = t_gemm_f + count * gt(lin_dt, mm, nn, kk)
-        t_gemm_b = t_gemm_b + count * (gt(lin_dt, mm, kk, nn) + (0.0 if lora else gt(lin_dt, kk, nn, mm)))
+    grouped = profile.has_expert_rates(lin_dt)
+    shapes = ([(s, False) for s in flops.attention_gemm_shapes_fwd(m_, tokens, tp)]
+              + [(s, True) for s in flops.expert_gemm_shapes_fwd(m_, tokens, tp, ep, etp)]
+              + [(s, False) for s in flops.ffn_gemm_shapes_fwd(m_, tokens, tp, ep, etp, routed=False)])
+    for (mm, nn, kk, count), routed in shapes:
+        fwd, dgrad, wgrad = gt(lin_dt, mm, nn, kk), gt(lin_dt, mm, kk, nn), 0.0 if lora else gt(lin_dt, kk, nn, mm)
+        if grouped and routed:
+            # measured grouped expert GEMMs (bench moe): forward and data gradient run the grouped
+            # kernel over each expert's rows; the weight gradient, which reduces over those rows,
+            # was not measured: the dense model's time x the forward's grouped / dense ratio
+            grouped_fwd = profile.expert_gemm_time_s(lin_dt, mm, nn, kk, which) / eff
+            fwd, dgrad, wgrad = grouped_fwd, profile.expert_gemm_time_s(lin_dt, mm, kk, nn, which) / eff, \
+                wgrad * grouped_fwd / fwd
+        t_gemm_f = t_gemm_f + count * fwd
+        t_gemm_b = t_gemm_b + count * (dgrad + wgrad)
         if low_precision:
             # Cast/scale: quantise the input (read 2, write 1 byte) in the forward; in the backward
             # the output gradient (3 bytes) and a transposed fp8 copy of the input (2 bytes). NVFP4

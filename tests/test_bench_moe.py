@@ -106,6 +106,11 @@ def test_record_round_trips_through_the_results_loader(cpu):
     doc["results"][0]["flop_count"] += 1  # a hand-edited work count changes every rate read from it
     with pytest.raises(BadInput, match="kernel's count"):
         document_from_json(doc, origin="t")
+    doc["results"][0]["flop_count"] -= 1
+    doc["results"][0]["params"]["top_k"] = 9  # of 8 experts: no routing picks 9 distinct ones
+    doc["results"][0]["flop_count"] = K.flop_count(64, 9, 32, 32)
+    with pytest.raises(BadInput, match="top_k 9 is more than params.experts 8"):
+        document_from_json(doc, origin="t")
 
 
 # --------------------------------------------------------------------------- the planner reads it

@@ -609,6 +609,8 @@ def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None
     if bench == "gemm" and all(_number_ok(p.get(k)) for k in "mnk"):
         want = ("flop_count", G.flop_count(int(p["m"]), int(p["n"]), int(p["k"])))
     elif bench == "moe" and all(_number_ok(p.get(k)) for k in ("tokens", "top_k", "n", "k")):
+        if _number_ok(p.get("experts")) and p["top_k"] > p["experts"]:  # each token picks distinct experts
+            raise BadInput(f"{where}: params.top_k {p['top_k']!r} is more than params.experts {p['experts']!r}", fix)
         want = ("flop_count", M.flop_count(int(p["tokens"]), int(p["top_k"]), int(p["n"]), int(p["k"])))
     elif bench == "stream":
         if dtype not in S.ELEM_BYTES:
