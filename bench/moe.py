@@ -1,5 +1,5 @@
-"""MoE grouped GEMM benchmark: the expert up projection of published MoE models at a sweep of rows
-per expert, the quantity a serving or training step of a MoE model sets (tokens x top_k / E).
+"""MoE grouped GEMM benchmark: the expert up and down projections of published MoE models at a sweep
+of rows per expert, the quantity a serving or training step of a MoE model sets (tokens x top_k / E).
 
 A grouped GEMM's rate falls below the dense GEMM's of the same n x k as the rows per expert drop:
 each expert's last row tile is padded and its weights are read for few rows. The sweep measures
@@ -121,8 +121,8 @@ def tokens_for(experts: int, top_k: int, rows_per_expert: int) -> int:
 
 
 def cases(device: Any, quick: bool, dtypes: tuple[str, ...] = ("bf16",)) -> list[MoeCase]:
-    """GPU: the up projection of each published model at each rows-per-expert point; CPU: the
-    synthetic layer at two points, in fp32 (and bf16 where asked)."""
+    """GPU: the up and down projections of each published model at each rows-per-expert point; CPU:
+    the synthetic layer at two points, in fp32 (and bf16 where asked)."""
     out: list[MoeCase] = []
     if device.kind == "cpu":
         c = CPU_SHAPE
@@ -134,8 +134,9 @@ def cases(device: Any, quick: bool, dtypes: tuple[str, ...] = ("bf16",)) -> list
     grid = ROWS_PER_EXPERT_GPU_QUICK if quick else ROWS_PER_EXPERT_GPU
     for dtype in [d for d in dtypes if d in K.DTYPES]:
         for model in GPU_MODELS:
-            experts, top_k, n, k = K.up_shape(model)
-            for rpe in grid:
-                out.append(MoeCase(model, experts, top_k, tokens_for(experts, top_k, rpe), n, k, dtype,
-                                   tags=("moe", f"moe:{model}:up")))
+            for projection, shape in K.PROJECTIONS.items():
+                experts, top_k, n, k = shape(model)
+                for rpe in grid:
+                    out.append(MoeCase(model, experts, top_k, tokens_for(experts, top_k, rpe), n, k, dtype,
+                                       tags=("moe", f"moe:{model}:{projection}")))
     return out

@@ -37,6 +37,15 @@ def up_shape(model: str) -> tuple[int, int, int, int]:
     return experts, top_k, (2 if gated else 1) * ffn, hidden
 
 
+def down_shape(model: str) -> tuple[int, int, int, int]:
+    """(experts, top_k, n, k) of the model's expert down projection (expert width back to hidden)."""
+    experts, top_k, hidden, ffn, _ = MODELS[model]
+    return experts, top_k, hidden, ffn
+
+
+PROJECTIONS = {"up": up_shape, "down": down_shape}
+
+
 def flop_count(tokens: int, top_k: int, n: int, k: int) -> int:
     return 2 * tokens * top_k * n * k
 

@@ -93,8 +93,9 @@ def test_plans_cpu_small_gpu_published_shapes(cpu):
     assert {c.params["model"] for c in full} == set(moe.GPU_MODELS)
     rpe = sorted({c.tokens * c.top_k / c.experts for c in full if c.params["model"] == "gpt-oss-120b"})
     assert rpe == list(moe.ROWS_PER_EXPERT_GPU)
-    ds = next(c for c in full if c.params["model"] == "deepseek-v3")
-    assert (ds.experts, ds.top_k, ds.n, ds.k) == (256, 8, 4096, 7168)  # gate and up fused: 2 x 2048
+    ds = {(c.n, c.k) for c in full if c.params["model"] == "deepseek-v3" and c.experts == 256 and c.top_k == 8}
+    assert ds == {(4096, 7168), (7168, 2048)}  # up (gate and up fused: 2 x 2048) and down
+    assert len(full) == len(moe.GPU_MODELS) * 2 * len(moe.ROWS_PER_EXPERT_GPU)
 
 
 def test_record_round_trips_through_the_results_loader(cpu):

@@ -50,7 +50,7 @@ DOCS = {
            "collectives.",
     "gemm": "Matrix multiply per dtype over a shape sweep (TFLOP/s against the datasheet peak).",
     "attention": "Fused attention forward and backward (TFLOP/s against the matrix peak).",
-    "moe": "MoE grouped GEMM: the expert up projection of DeepSeek-V3, gpt-oss-120b and Qwen3-30B-A3B at 8-512 rows "
+    "moe": "MoE grouped GEMM: the expert up and down projections of DeepSeek-V3, gpt-oss-120b and Qwen3-30B-A3B at 8-512 rows "
            "per expert (TFLOP/s against the matrix peak; the drop from the dense GEMM is the grouped kernel's cost).",
     "stream": "Memory bandwidth: STREAM copy/mul/add/triad/dot (GB/s against the datasheet).",
     "launch": "Kernel launch cost: a chain of tiny dependent kernels, eager and replayed as a CUDA/HIP graph "
