@@ -17,7 +17,6 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-Table = Mapping[str, tuple[tuple[float, ...], ...]]
 COLUMN = {"value": 3, "low": 4, "high": 5}
 
 

@@ -138,14 +138,16 @@ def kernel_times(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfil
               + [(s, True) for s in flops.expert_gemm_shapes_fwd(m_, tokens, tp, ep, etp)]
               + [(s, False) for s in flops.ffn_gemm_shapes_fwd(m_, tokens, tp, ep, etp, routed=False)])
     for (mm, nn, kk, count), routed in shapes:
-        fwd, dgrad, wgrad = gt(lin_dt, mm, nn, kk), gt(lin_dt, mm, kk, nn), 0.0 if lora else gt(lin_dt, kk, nn, mm)
+        fwd, wgrad = gt(lin_dt, mm, nn, kk), 0.0 if lora else gt(lin_dt, kk, nn, mm)
         if grouped and routed:
             # measured grouped expert GEMMs (bench moe): forward and data gradient run the grouped
             # kernel over each expert's rows; the weight gradient, which reduces over those rows,
             # was not measured: the dense model's time x the forward's grouped / dense ratio
             grouped_fwd = profile.expert_gemm_time_s(lin_dt, mm, nn, kk, which) / eff
-            fwd, dgrad, wgrad = grouped_fwd, profile.expert_gemm_time_s(lin_dt, mm, kk, nn, which) / eff, \
-                wgrad * grouped_fwd / fwd
+            dgrad = profile.expert_gemm_time_s(lin_dt, mm, kk, nn, which) / eff
+            fwd, wgrad = grouped_fwd, wgrad * grouped_fwd / fwd
+        else:
+            dgrad = gt(lin_dt, mm, kk, nn)
         t_gemm_f = t_gemm_f + count * fwd
         t_gemm_b = t_gemm_b + count * (dgrad + wgrad)
         if low_precision:
