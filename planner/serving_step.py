@@ -257,6 +257,12 @@ def overlap(math_s: float, mem_s: float, p: float) -> float:
     return (math_s ** p + mem_s ** p) ** (1.0 / p)
 
 
+def shapes_rate(at: Any, m: float, shapes: tuple[tuple[float, float], ...]) -> float:
+    """The rate of a layer's GEMMs (n, k) at m rows each, from a measured (m, n, k) -> FLOP/s: their
+    work over the sum of their measured times (FLOP-weighted harmonic mean)."""
+    return sum(n * k for n, k in shapes) / sum(n * k / at(m, n, k) for n, k in shapes)
+
+
 def _gemm(flops: float, nbytes: float, m: float, r: Rates, shapes: tuple[tuple[float, float], ...] = (),
           flop_s: float | None = None, m_half: float = 0.0) -> tuple[float, float]:
     """(math time, weight-read time). With measured rates by shape, the math time is the measured
@@ -264,8 +270,7 @@ def _gemm(flops: float, nbytes: float, m: float, r: Rates, shapes: tuple[tuple[f
     a large-shape rate of another dtype than the body's (the 16-bit LM head), by the tile model.
     `m_half`: the kernel's own half tile where known (0: r.m_half)."""
     if flop_s is None and r.gemm_at is not None and shapes and m > 0:
-        work = sum(n * k for n, k in shapes)
-        rate = work / sum(n * k / r.gemm_at(m, n, k) for n, k in shapes)
+        rate = shapes_rate(r.gemm_at, m, shapes)
     else:
         big = r.gemm_flop_s if flop_s is None else flop_s
         rate = big * m / (m + (m_half or r.m_half)) if m > 0 else big
@@ -374,7 +379,7 @@ def layer_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rat
     if r.moe_at is not None:
         # measured grouped GEMMs: the time already holds the grouped kernel's cost and its own weight
         # read (the roofline read only a floor), so it joins the math unoverlapped
-        rate = sum(n * k for n, k in sh_e) / sum(n * k / r.moe_at(m_exp, n, k) for n, k in sh_e)
+        rate = shapes_rate(r.moe_at, m_exp, sh_e)
         c_e, m_e = max(flops / rate, nbytes / r.hbm_bytes_s), 0.0
     else:
         c_e, m_e = _gemm(flops, nbytes, m_exp, r, sh_e, m_half=r.moe_m_half)
