@@ -524,6 +524,7 @@ class DataParallel:
     gather_bytes: float  # bytes per weight in the ZeRO weight all-gathers
     t_rs: Any            # gradient reduce-scatter, seconds
     t_ag_w: Any          # weight all-gather, seconds
+    t_experts: Any       # the routed experts' gradient all-reduce over their own DP group, seconds
 
     @property
     def t_z1(self) -> Any:
@@ -543,14 +544,25 @@ def data_parallel(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Pla
     gather_bytes = 1.0 if (stack.fp8_param_gather and low_precision and not lora) else memory.WEIGHT_BYTES
     t_rs = comm.hierarchical_allgather_time(dense * stack.grad_reduce_bytes, *args)
     t_ag_w = comm.hierarchical_allgather_time(dense * gather_bytes, *args)
-    return DataParallel(args, dense, gather_bytes, t_rs, t_ag_w)
+    return DataParallel(args, dense, gather_bytes, t_rs, t_ag_w, expert_grad_s(workload, hw, stack, p, q))
+
+
+def expert_grad_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plans, q: Params) -> Any:
+    """The routed experts' gradient all-reduce over the expert-data-parallel group (edp ranks,
+    each holding etp x ep of the experts), seconds; under every ZeRO stage, as the experts' gradients
+    are reduced whatever shards the dense weights. Zero for dense models and under LoRA (frozen experts)."""
+    if not workload.model.moe or workload.lora_rank > 0:
+        return 0.0 * p.tp
+    xloc, xnod = comm.group_layout(p.edp, p.etp * p.ep, hw.gpus_per_node)
+    return comm.hierarchical_allreduce_time(q.experts * stack.grad_reduce_bytes, xloc, xnod, hw.bw_intra,
+                                            hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
 
 
 def dp_exposed_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plans, q: Params, dtype: str,
                  d: DataParallel, lt: LayerTimes) -> Any:
     """The gradient reduction of ZeRO 0-2 (ZeRO-3's is in zero3_exposed_s), beside the backward
     when it overlaps."""
-    m_, zero, grb, args = workload.model, p.zero, stack.grad_reduce_bytes, d.args
+    zero, grb, args = p.zero, stack.grad_reduce_bytes, d.args
     lora = workload.lora_rank > 0
     t_ar = comm.hierarchical_allreduce_time(d.dense * grb, *args)
     t_ag_w = d.t_ag_w
@@ -561,10 +573,7 @@ def dp_exposed_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plan
         # buffers (pipe/engine.py _bf16_reduce_grads) and all-gathers the updated 16-bit weights.
         t_bf16opt = comm.hierarchical_allreduce_time(d.dense * 4.0, *args) + t_ag_w
         t_dp = np.where((p.pp > 1) & (zero == 1), t_bf16opt, t_dp)
-    if m_.moe and not lora:
-        xloc, xnod = comm.group_layout(p.edp, p.etp * p.ep, hw.gpus_per_node)
-        t_dp = t_dp + comm.hierarchical_allreduce_time(q.experts * grb, xloc, xnod, hw.bw_intra,
-                                                       hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
+    t_dp = t_dp + d.t_experts
     # Overlap hides communication behind at most OVERLAP_EFFICIENCY of the backward compute it
     # runs beside (NCCL kernels take SMs and memory bandwidth; TP collectives, not overlapped,
     # hold the links meanwhile), and slows that compute by OVERLAP_COMPUTE_SLOWDOWN. The weight
@@ -628,7 +637,11 @@ def zero3_exposed_s(hw: Hardware, stack: Stack, p: Plans, d: DataParallel, lt: L
     z3 = p.n_mb * np.where(p.overlap, z3_overlap, lps * (comm_f + comm_b))
     # ZeRO-3 moves every byte ZeRO-1 moves (the gradient reduce-scatter, the weight gather) and
     # more, with no larger overlap window per byte: never less exposed time than ZeRO-1.
-    z1_same = _exposed(d.t_z1, OVERLAP_EFFICIENCY * lps * lt.bwd, p.overlap)
+    # The routed experts' gradients are reduced over their own group beside the backward, as under
+    # ZeRO 0-2 (dp_exposed_s), sharing its window.
+    window = OVERLAP_EFFICIENCY * lps * lt.bwd
+    z3 = z3 + _exposed(d.t_experts, window, p.overlap)
+    z1_same = _exposed(d.t_z1 + d.t_experts, window, p.overlap)
     return np.where(p.zero >= 3, np.maximum(z3, z1_same), 0.0)
 
 

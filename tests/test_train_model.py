@@ -237,3 +237,31 @@ def test_gpu_count_curve_says_why_a_count_has_no_plan():
     why = {p.gpus: p.why for p in sc.curve}
     assert why[8] == "does not fit" and why[1021] == "no valid layout" and why[512] == ""
     assert sc.to_json()["curve"][2]["why"] == "no valid layout"
+
+
+@pytest.mark.parametrize("model", ["mixtral-8x7b", "qwen3-30b-a3b"])
+def test_zero3_never_faster_than_zero1_on_moe_plan_grid(model):
+    """The routed experts' gradient reduction counts under ZeRO-3 too: over every searchable
+    plan of a MoE model on 64 GPUs, ZeRO-3 (resharded or not) is never faster than ZeRO-1."""
+    from recoque.planner.search import enumerate_plans
+    from recoque.planner.train import hardware_for
+    from recoque.planner.train_core import core
+    sysx = validation_system("meta-llama3-h100")
+    prof = shipped_profile(sysx.device)
+    st = load_stack("fsdp")
+    wl = load_training_workload(model, 1e12, 512)
+    hw = hardware_for(sysx, prof)
+    chunks, _ = enumerate_plans(wl, 64, sysx.gpus_per_node, full=True, stack=st, pins={"zero_stage": 1})
+    checked = 0
+    for a in chunks:
+        a = {k: np.asarray(v)[np.asarray(a["dp"]) > 1] for k, v in a.items()}
+        if not len(a["tp"]):
+            continue
+        t1 = core(wl, hw, prof, "bf16", a, stack=st)["iteration_time_s"]
+        for reshard in (True, False):
+            b = {**a, "zero_stage": np.full_like(a["zero_stage"], 3),
+                 "reshard_after_forward": np.full(len(a["tp"]), reshard)}
+            t3 = core(wl, hw, prof, "bf16", b, stack=st)["iteration_time_s"]
+            assert np.all(t3 >= t1 * (1.0 - 1e-12))
+            checked += len(t3)
+    assert checked > 1000
