@@ -92,6 +92,10 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
         raise BadInput(f"--zero {z} with --pp {pins['pp']}: stack {stack.key} runs ZeRO stage {stack.pipeline_max_zero} "
                        "at most with pipeline parallelism (seeds/stacks.toml pipeline_max_zero)",
                        f"pin --zero {stack.pipeline_max_zero} or drop --pp")
+    if pins.get("dp_overlap") and not stack.dp_overlap_with_pp and (pins.get("pp") or 1) > 1:
+        raise BadInput(f"--dp-overlap with --pp {pins['pp']}: stack {stack.key} reduces gradients after the whole "
+                       "pipeline schedule, not beside the backward (seeds/stacks.toml dp_overlap_with_pp)",
+                       "drop --dp-overlap or --pp, or pick a stack that overlaps both (--stack megatron-core)")
     if pins.get("tp_overlap") and not stack.tp_comm_overlap:
         raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
                        "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")

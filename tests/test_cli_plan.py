@@ -139,6 +139,18 @@ def test_a_pin_no_plan_can_meet_is_named(args, msg):
     assert r.exit_code != 0 and msg in " ".join(r.output.split())
 
 
+def test_dp_overlap_pinned_with_pp_on_a_stack_that_reduces_after_the_schedule_is_refused():
+    # before: answered with a degenerate TP32 PP2 DP1 plan (the only shape where the pin is moot), 6.8x slower
+    r = run("plan", "train", "-s", "jean-zay-h100", "-w", "llama3.1-8b", "-n", "64", "--stack", "deepspeed",
+            "--pp", "2", "--dp-overlap")
+    assert r.exit_code == 2
+    assert "--dp-overlap with --pp 2: stack deepspeed reduces gradients after the whole pipeline schedule" in \
+        " ".join(r.output.split())
+    ok = run("plan", "train", "-s", "jean-zay-h100", "-w", "llama3.1-8b", "-n", "64", "--stack", "megatron-core",
+             "--pp", "2", "--dp-overlap")
+    assert ok.exit_code == 0, ok.output
+
+
 def test_a_tp_the_kv_heads_cannot_take_is_named_before_the_search():
     # Mistral Large 2: 96 heads, 8 KV heads; tp 3 divides the heads but not the KV heads, so no GPU
     # count can run it (before: the whole GPU-count search ran, then blamed one count's divisibility)
