@@ -420,13 +420,22 @@ _PIN_FLAG = {"interleave": "vpp", "zero_stage": "zero", "sequence_parallel": "sp
 
 
 def _moot_pins(pins: Mapping[str, Any], best: list) -> tuple[str, ...]:
-    """A ZeRO or overlap pin where the best plan has one data-parallel rank: nothing to shard or
-    overlap there, so the plan shows none; said, so the pin is not taken as dropped."""
-    moot = [k for k in ("zero_stage", "dp_overlap") if pins.get(k)]
-    if not moot or not best or best[0].plan.dp > 1:
+    """Pins the best plan cannot act on, said, so the pin is not taken as dropped: ZeRO or DP overlap
+    with one data-parallel rank (nothing to shard or overlap), and switches the time model turns off
+    there (train.as_run): the expert all-to-all overlap with one micro-batch, distributed checkpoints
+    under sequence parallelism."""
+    if not best:
         return ()
-    return (f"{', '.join(_pin_words(k, pins[k]) for k in moot)} moot in the best plan: data parallel 1 leaves nothing "
-            "to shard or overlap",)
+    plan, out = best[0].plan, []
+    moot = [k for k in ("zero_stage", "dp_overlap") if pins.get(k)]
+    if moot and plan.dp == 1:
+        out.append(f"{', '.join(_pin_words(k, pins[k]) for k in moot)} moot in the best plan: data parallel 1 leaves "
+                   "nothing to shard or overlap")
+    why = {"ep_overlap": "one micro-batch leaves no other micro-batch's compute to hide the all-to-alls behind",
+           "distribute_checkpoints": "sequence parallelism already splits the checkpointed inputs over TP"}
+    out += [f"{_pin_words(k, True)} moot in the best plan: {w}" for k, w in why.items()
+            if pins.get(k) and not getattr(plan, k)]
+    return tuple(out)
 
 
 def _pin_words(field: str, value: object) -> str:

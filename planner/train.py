@@ -56,7 +56,7 @@ central link efficiency (0.90) sits between them (errors -7% to +6%).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -198,6 +198,19 @@ def plan_from_arrays(a: Mapping[str, np.ndarray], i: int) -> ExecutionPlan:
                          etp=int(a["etp"][i]) if "etp" in a else 0)
 
 
+def as_run(plan: ExecutionPlan, workload: TrainingWorkload, stack: Stack) -> ExecutionPlan:
+    """The plan with the switches the time model turns off where they cannot act (train_core
+    normalise_plans) shown off too, so the label and --json say what was estimated: no expert
+    all-to-all overlap with a single micro-batch (nothing to hide it behind), no distributed
+    checkpoints under sequence parallelism (the checkpointed inputs are already split over TP), no
+    DP overlap with pp > 1 on a stack that reduces after the pipeline schedule."""
+    n_mb = workload.global_batch_seqs / (plan.dp * plan.micro_batch)
+    return replace(plan,
+                   ep_overlap=plan.ep_overlap and n_mb >= 2,
+                   distribute_checkpoints=plan.distribute_checkpoints and not (plan.sequence_parallel and plan.tp > 1),
+                   dp_overlap=plan.dp_overlap and (plan.pp == 1 or stack.dp_overlap_with_pp))
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
@@ -325,7 +338,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
     sys_notes += tuple(n for n in (power.note(system, profile),) if n)
     results = []
     for i in range(n):
-        plan = plan_from_arrays(arrays, i)
+        plan = as_run(plan_from_arrays(arrays, i), workload, stack)
         gpus = plan.gpus
         gp = goodput or goodput_estimate(gpus)
         mem_v = float(corners["value"]["memory_bytes"][i])

@@ -151,6 +151,28 @@ def test_dp_overlap_pinned_with_pp_on_a_stack_that_reduces_after_the_schedule_is
     assert ok.exit_code == 0, ok.output
 
 
+def _best(*args):
+    r = run("plan", "train", "-s", "jean-zay-h100", "--tokens", "1e12", "-n", "64", *args, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    return d["best"][0], d["reasons"]
+
+
+def test_a_switch_the_model_cannot_act_on_is_shown_off_and_its_pin_called_moot():
+    # before: the label said EP8+a2a-overlap and the JSON ep_overlap true, though the time left it out
+    moe = ("-w", "mixtral-8x7b", "--global-batch", "64", "--tp", "1", "--pp", "1", "--dp", "64",
+           "--micro-batch", "1", "--ep", "8", "--etp", "1")
+    on, why = _best(*moe, "--ep-overlap")
+    off, _ = _best(*moe, "--no-ep-overlap")
+    assert on["plan"]["ep_overlap"] is False and "a2a-overlap" not in on["plan_label"]
+    assert on["iteration_time"] == off["iteration_time"]
+    assert any(w.startswith("--ep-overlap moot in the best plan: one micro-batch") for w in why)
+    # distributed checkpoints under sequence parallelism: the inputs are already split over TP
+    sp, why = _best("-w", "llama3.1-70b", "--tp", "8", "--sp", "--recompute", "full", "--distribute-checkpoints")
+    assert sp["plan"]["distribute_checkpoints"] is False and "dist-ckpt" not in sp["plan_label"]
+    assert any(w.startswith("--distribute-checkpoints moot in the best plan") for w in why)
+
+
 def test_a_tp_the_kv_heads_cannot_take_is_named_before_the_search():
     # Mistral Large 2: 96 heads, 8 KV heads; tp 3 divides the heads but not the KV heads, so no GPU
     # count can run it (before: the whole GPU-count search ran, then blamed one count's divisibility)
