@@ -387,7 +387,7 @@ def fastest_gpu_count(workload: TrainingWorkload, system: Any, profile: DevicePr
     count (planner/train.goodput_estimate) and past some size more GPUs finish later. The curve lists
     each count's best time (days by the clock and at steady state) and MFU."""
     cs = counts or usable_gpu_counts(int(system.gpus), int(system.gpus_per_node))
-    pts, best, best_t = [], None, np.inf
+    pts, best, best_t, nearest = [], None, np.inf, None
     for n in cs:
         # A count smaller than the model needs is skipped quickly by the memory check.
         res = search(workload, system, profile, top=top, gpus=n, dtype=dtype, full=full, stack=stack, pins=pins)
@@ -401,11 +401,24 @@ def fastest_gpu_count(workload: TrainingWorkload, system: Any, profile: DevicePr
         else:
             why = "does not fit" if res.evaluated else "no valid layout"
             pts.append(CurvePoint(n, None, None, "", False, why))
-            if best is None and n == cs[-1]:
-                best = res
-    if best is None:
-        best = res
-    return ScalingResult(best=best, curve=tuple(pts))
+            if _nearer_fit(res, nearest):
+                nearest = res
+    # Nothing fits on any count: the count whose leanest plan comes nearest to fitting says why
+    # (a fully pinned plan is evaluated on one count only), else the last count searched.
+    return ScalingResult(best=best or nearest or res, curve=tuple(pts))
+
+
+def _nearer_fit(res: SearchResult, than: SearchResult | None) -> bool:
+    """Whether `res`'s leanest plan needs a smaller share of its GPUs' memory than `than`'s."""
+    if res.smallest_memory is None:
+        return False
+    if than is None or than.smallest_memory is None:
+        return True
+
+    def share(r: SearchResult) -> float:
+        return r.smallest_memory.memory_per_gpu.value / r.smallest_memory.memory_capacity_bytes
+
+    return share(res) < share(than)
 
 
 def with_global_batch(workload: TrainingWorkload, global_batch: int | None) -> TrainingWorkload:

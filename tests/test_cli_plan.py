@@ -154,7 +154,7 @@ def test_dp_overlap_pinned_with_pp_on_a_stack_that_reduces_after_the_schedule_is
 def _best(*args):
     r = run("plan", "train", "-s", "jean-zay-h100", "--tokens", "1e12", "-n", "64", *args, "--json")
     assert r.exit_code == 0, r.output
-    d = json.loads(r.output)
+    d = json.loads(r.stdout)
     return d["best"][0], d["reasons"]
 
 
@@ -171,6 +171,27 @@ def test_a_switch_the_model_cannot_act_on_is_shown_off_and_its_pin_called_moot()
     sp, why = _best("-w", "llama3.1-70b", "--tp", "8", "--sp", "--recompute", "full", "--distribute-checkpoints")
     assert sp["plan"]["distribute_checkpoints"] is False and "dist-ckpt" not in sp["plan_label"]
     assert any(w.startswith("--distribute-checkpoints moot in the best plan") for w in why)
+
+
+def test_an_unpinned_cp_may_make_up_the_gpu_count():
+    # before: '--tp 2 x --pp 2 x --dp 2 = 8 GPUs, but --gpus is 16', though cp 2 fills it
+    best, _ = _best("-w", "llama3.1-8b", "-n", "16", "--tp", "2", "--pp", "2", "--dp", "2")
+    assert best["plan"]["cp"] == 2 and best["gpus"] == 16
+    r = run("plan", "train", "-s", "jean-zay-h100", "-w", "llama3.1-8b", "-n", "16", "--tp", "2", "--pp", "2",
+            "--dp", "2", "--cp", "1")
+    assert r.exit_code == 2 and "= 8 GPUs, but --gpus is 16" in " ".join(r.output.split())
+
+
+def test_a_fully_pinned_plan_without_gpus_is_answered_as_on_its_own_count():
+    # one GPU count evaluates the pinned plan (memory near the limit); before, the curve fell back to
+    # its last count, where nothing was evaluated, and blamed the micro-batch
+    pins = ("-w", "llama3.1-8b", "--tp", "1", "--pp", "1", "--dp", "8", "--cp", "1", "--micro-batch", "1",
+            "--recompute", "none", "--zero", "1", "--dp-overlap", "--seq-len", "4096")
+    r = run("plan", "train", "-s", "jean-zay-h100", "--tokens", "1e12", *pins, "--json")
+    n8 = run("plan", "train", "-s", "jean-zay-h100", "--tokens", "1e12", *pins, "-n", "8", "--json")
+    assert r.exit_code == 0 and n8.exit_code == 0, r.output
+    a, b = json.loads(r.stdout)["best"][0], json.loads(n8.stdout)["best"][0]
+    assert a["gpus"] == 8 and a["iteration_time"] == b["iteration_time"]
 
 
 def test_a_tp_the_kv_heads_cannot_take_is_named_before_the_search():

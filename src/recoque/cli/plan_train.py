@@ -476,5 +476,6 @@ def _check_pinned_shape(pins: dict, gpus: Optional[int], system) -> None:  # noq
     if product > total or (gpus is not None and total % product):  # without --gpus every usable count is searched
         raise BadInput(f"{shown} = {product:,} GPUs, which does not divide {where}",
                        "make tp x pp x dp x cp divide the GPU count (or pass --gpus to match)")
-    if all(k in given for k in ("tp", "pp", "dp")) and gpus is not None and product != total:
+    # with tp, pp and dp pinned an unpinned cp may still make up the rest (the search tries it)
+    if all(k in given for k in ("tp", "pp", "dp", "cp")) and gpus is not None and product != total:
         raise BadInput(f"{shown} = {product:,} GPUs, but --gpus is {total:,}", "make tp x pp x dp x cp equal --gpus")
