@@ -125,20 +125,26 @@ def model_flops_per_iteration(model: Any, global_batch: Any, lora: bool = False)
     return 3.0 * global_batch * fwd
 
 
-def recompute_flops_per_iteration(model: Any, global_batch: Any, recompute: str) -> Any:
-    """Extra forward FLOPs spent recomputing: all layers (full) or the attention core (selective)."""
+def recompute_flops_per_iteration(model: Any, global_batch: Any, recompute: str,
+                                  op_sac_share: float | None = None) -> Any:
+    """Extra forward FLOPs spent recomputing: all layers (full) or, selective, the attention core
+    (Megatron) or `op_sac_share` of the linear layers' forward (torchtitan's per-op checkpointing,
+    memory.op_sac_recomputed_flop_share; its attention output is kept)."""
     if recompute == "full":
         return global_batch * model.layers * layer_flops_fwd(model, 1.0)
+    if recompute == "selective" and op_sac_share is not None:
+        linear = sum(f * n for f, n in layer_gemms_fwd(model, float(model.seq_len), 1.0))
+        return global_batch * model.layers * op_sac_share * linear
     if recompute == "selective":
         return global_batch * model.layers * attention_core_flops_fwd(model, 1.0, 1.0)
     return 0.0 * global_batch
 
 
 def hardware_flops_per_iteration(model: Any, global_batch: Any, recompute: str, lora: bool = False,
-                                 recompute_share: float = 1.0) -> Any:
+                                 recompute_share: float = 1.0, op_sac_share: float | None = None) -> Any:
     """`recompute_share`: the share of layers recomputed under partial (block) recomputation."""
     return (model_flops_per_iteration(model, global_batch, lora)
-            + recompute_share * recompute_flops_per_iteration(model, global_batch, recompute))
+            + recompute_share * recompute_flops_per_iteration(model, global_batch, recompute, op_sac_share))
 
 
 def six_n_d(model: Any, tokens: float) -> float:

@@ -203,9 +203,12 @@ def as_run(plan: ExecutionPlan, workload: TrainingWorkload, stack: Stack) -> Exe
     normalise_plans) shown off too, so the label and --json say what was estimated: no expert
     all-to-all overlap with a single micro-batch (nothing to hide it behind), no distributed
     checkpoints under sequence parallelism (the checkpointed inputs are already split over TP), no
-    DP overlap with pp > 1 on a stack that reduces after the pipeline schedule."""
+    DP overlap with pp > 1 on a stack that reduces after the pipeline schedule; a count of
+    recomputed layers at or above the stage's layers is every layer (shown as plain full)."""
     n_mb = workload.global_batch_seqs / (plan.dp * plan.micro_batch)
-    return replace(plan,
+    v = plan.interleave
+    layers_per_stage = math.ceil(workload.model.layers / (plan.pp * v)) * v
+    return replace(plan, recompute_layers=0 if plan.recompute_layers >= layers_per_stage else plan.recompute_layers,
                    ep_overlap=plan.ep_overlap and n_mb >= 2,
                    distribute_checkpoints=plan.distribute_checkpoints and not (plan.sequence_parallel and plan.tp > 1),
                    dp_overlap=plan.dp_overlap and (plan.pp == 1 or stack.dp_overlap_with_pp))
@@ -337,6 +340,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
     sys_notes = tuple(system.range_note(k) for k in system.ranges)
     sys_notes += tuple(n for n in (power.note(system, profile),) if n)
     results = []
+    op_sac_share = memory.op_sac_recomputed_flop_share(model) if stack.selective_op_sac else None
     for i in range(n):
         plan = as_run(plan_from_arrays(arrays, i), workload, stack)
         gpus = plan.gpus
@@ -356,7 +360,8 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         tok = workload.tokens_per_iteration
         mf = float(flops.model_flops_per_iteration(model, workload.global_batch_seqs, lora=lora))
         hf = float(flops.hardware_flops_per_iteration(model, workload.global_batch_seqs, plan.recompute, lora=lora,
-                                                      recompute_share=plan.recompute_share(model.layers)))
+                                                      recompute_share=plan.recompute_share(model.layers),
+                                                      op_sac_share=op_sac_share))
         tps = t_it.map(lambda x: tok / x, "tokens/s")
         ttt = t_it.map(lambda x: workload.iterations * x, "s")
         wall = Estimate(ttt.value / gp.value, ttt.low / gp.high, ttt.high / gp.low, "s", ttt.assumptions + gp.assumptions)

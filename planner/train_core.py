@@ -698,7 +698,9 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     passes = param_passes_s(workload, hw, stack, p, q, dtype)
     if m_.tied_embeddings and not lora:
         emb_b = m_.vocab * float(m_.hidden) / p.tp * stack.grad_reduce_bytes
-        emb_sync = np.where(pp > 1, comm.allreduce_time(emb_b, 2.0, hw.bw_inter, hw.alpha_inter), 0.0)
+        # first and last stage: in one node when the whole job is (pipeline stages outermost in the rank order)
+        emb_sync = np.where(pp > 1, comm.allreduce_time(emb_b, 2.0, np.where(pp_intra, hw.bw_intra, hw.bw_inter),
+                                                        p2p_alpha), 0.0)
     else:
         emb_sync = 0.0 * p.tp
     compute = n_mb * (lps * layer_compute + lt.logits)  # at the slowest GPU's pace

@@ -173,6 +173,13 @@ def test_a_switch_the_model_cannot_act_on_is_shown_off_and_its_pin_called_moot()
     assert any(w.startswith("--distribute-checkpoints moot in the best plan") for w in why)
 
 
+def test_recompute_layers_beyond_the_stage_is_shown_as_plain_full():
+    every, _ = _best("-w", "llama3.1-8b", "-n", "8", "--recompute", "full", "--recompute-layers", "1000")
+    plain, _ = _best("-w", "llama3.1-8b", "-n", "8", "--recompute", "full")
+    assert every["plan"]["recompute_layers"] == 0 and "rc:full " in every["plan_label"] + " "
+    assert every["iteration_time"] == plain["iteration_time"]
+
+
 def test_an_unpinned_cp_may_make_up_the_gpu_count():
     # before: '--tp 2 x --pp 2 x --dp 2 = 8 GPUs, but --gpus is 16', though cp 2 fills it
     best, _ = _best("-w", "llama3.1-8b", "-n", "16", "--tp", "2", "--pp", "2", "--dp", "2")

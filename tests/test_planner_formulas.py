@@ -35,6 +35,21 @@ def test_hfu_above_mfu_only_with_recompute():
     assert base < flops.hardware_flops_per_iteration(m, 8, "selective") < flops.hardware_flops_per_iteration(m, 8, "full")
 
 
+def test_op_level_selective_recompute_counts_its_linear_share_not_the_attention_core():
+    # torchtitan's per-op checkpointing recomputes every second matmul's forward and keeps the
+    # attention output. GPT-3's linear weights are 12 h^2 a layer (Q, K, V, O of h^2 each; up and down of
+    # 4 h^2, no GLU), 24 s h^2 forward FLOPs a sequence; every second matmul (K, O, down: 6 h^2) is half
+    m = gpt()
+    share = memory.op_sac_recomputed_flop_share(m)
+    assert share == pytest.approx(0.5, rel=1e-9)
+    B, s, l, h = 8, 2048, 96, 12288
+    extra = flops.recompute_flops_per_iteration(m, B, "selective", op_sac_share=share)
+    assert extra == pytest.approx(B * l * share * 24.0 * s * h * h, rel=1e-9)
+    hw = flops.hardware_flops_per_iteration(m, B, "selective", op_sac_share=share)
+    assert hw - flops.model_flops_per_iteration(m, B) == pytest.approx(extra, rel=1e-9)
+    assert extra != pytest.approx(flops.recompute_flops_per_iteration(m, B, "selective"), rel=1e-3)
+
+
 def test_six_n_d_close_to_model_flops_for_short_sequences():
     m = gpt(seq_len_tokens=256)
     tokens = 256 * 100

@@ -265,3 +265,18 @@ def test_zero3_never_faster_than_zero1_on_moe_plan_grid(model):
             assert np.all(t3 >= t1 * (1.0 - 1e-12))
             checked += len(t3)
     assert checked > 1000
+
+
+def test_embedding_sync_inside_one_node_does_not_use_the_nics():
+    # GPT-3 ties its embeddings: with pp > 1 the first and last stage all-reduce their gradient; on
+    # one node that runs over NVLink, so the NIC rate must not move it (before: always the NIC rate)
+    plan = ExecutionPlan(tp=2, pp=4, dp=1, micro_batch=1, recompute="full")
+    wl = replace(GPT3, global_batch_seqs=64)
+    syncs = []
+    for nic in (1, 25, 100):
+        sysx = replace(SEL, extra={**SEL.extra, "nics_per_node": 8, "nic_bandwidth_gb_s": nic})
+        syncs.append(evaluate(wl, sysx, plan, PROF).breakdown["emb_sync_s"])
+    assert GPT3.model.tied_embeddings and syncs[0] > 0.0
+    assert syncs[1] == pytest.approx(syncs[0], rel=1e-12) and syncs[2] == pytest.approx(syncs[0], rel=1e-12)
+    across = evaluate(wl, SEL, replace(plan, dp=4), PROF).breakdown["emb_sync_s"]
+    assert across > syncs[0]
