@@ -467,7 +467,8 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     budget = step_budget_tokens(req, engine) * per_rank_factor(engine, lay)
     replicas = int(system.gpus // (lay.tp * lay.pp))
     rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes, req.weights,
-                     attention_dtypes=req.attention_gemm_dtypes)  # TP inside a node when it fits
+                     attention_dtypes=req.attention_gemm_dtypes,  # TP inside a node when it fits
+                     replica_gpus=lay.tp * lay.pp)
     if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
     if req.spec_acceptance is not None:  # a measured acceptance replaces the stated range

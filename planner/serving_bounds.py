@@ -21,12 +21,14 @@ from typing import Any, Callable, Mapping
 
 # (group, Rates fields it moves, whether it moves the engine efficiency too)
 GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    ("GEMM and attention rates", ("gemm_flop_s", "attention_flop_s", "gemm_at"), False),
+    ("GEMM and attention rates", ("gemm_flop_s", "attention_flop_s", "gemm_at", "head_flop_s", "attention_proj_flop_s"),
+     False),
     ("HBM bandwidth", ("hbm_bytes_s",), False),
-    ("links", ("link_bytes_s", "hop_latency_s", "allreduce_at", "allreduce_gpus"), False),
+    ("links", ("link_bytes_s", "hop_latency_s", "allreduce_at", "allreduce_gpus", "pp_link_bytes_s", "pp_hop_latency_s"),
+     False),
     ("kernel launches", ("kernel_gap_s", "eager_kernel_s"), False),
     ("engine (step overhead, efficiency)", ("step_overhead_s", "host_per_request_s"), True),
-    ("skinny-GEMM shape", ("m_half", "overlap_p"), False),
+    ("skinny-GEMM shape", ("m_half", "moe_m_half", "overlap_p"), False),
     ("MoE grouped GEMMs and EP balance", ("moe_gemm_efficiency", "moe_at", "moe_rank_imbalance_ep32", "moe_expert_load_cv"), False),
     ("request-length spread", ("service_cv2", "prompt_cv2"), False),
     ("speculative-decoding acceptance", ("spec_acceptance",), False),

@@ -207,9 +207,11 @@ class RateSet:
 
 def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_group: int, engine: Engine,
              profile: Any = None, shapes: "GemmShapes | None" = None, weights: str = "",
-             attention_dtypes: tuple[str, str] = ("", "")) -> RateSet:
+             attention_dtypes: tuple[str, str] = ("", ""), replica_gpus: int = 0) -> RateSet:
     """`attention_dtypes`: the GEMM dtypes of the attention's input and output projections where
-    they are not `compute_dtype` (a checkpoint that keeps them apart), "" where they are."""
+    they are not `compute_dtype` (a checkpoint that keeps them apart), "" where they are.
+    `replica_gpus`: a pipelined replica's tp x pp GPUs; where they span nodes and the TP group does
+    not, the stage-to-stage sends run at the inter-node rate (pp_link_bytes_s)."""
     gemm, g_note = gemm_rates(spec, compute_dtype, profile)
     attn_proj = [gemm_rates(spec, d, profile)[0] if d else (0.0, 0.0, 0.0) for d in attention_dtypes]
     by_shape = shapes is not None and profile_applies(spec, profile) and shapes.has(compute_dtype)
@@ -227,6 +229,8 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     attn_proj = [tuple(x * clock for x in r) for r in attn_proj]
     hbm, h_note = hbm_rates(spec, profile)
     link, lat = link_rates(system, gpus_per_group, spec.vendor)
+    spans = replica_gpus > system.gpus_per_node >= gpus_per_group
+    pp_link, pp_lat = link_rates(system, replica_gpus, spec.vendor) if spans else ((0.0,) * 3, (0.0,) * 3)
     table = system.extra.get("allreduce_measured")
     if table is not None and (table.gpus != gpus_per_group or gpus_per_group > system.gpus_per_node):
         table = None
@@ -252,6 +256,7 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          attention_flop_s=_corner(attn_base, c, True) * _corner(afrac, c, True),
                          hbm_bytes_s=_corner(hbm, c, True), link_bytes_s=_corner(link, c, True),
                          hop_latency_s=_corner(lat, c, False), kernel_gap_s=_corner(gap, c, False),
+                         pp_link_bytes_s=_corner(pp_link, c, True), pp_hop_latency_s=_corner(pp_lat, c, False),
                          step_overhead_s=_corner(engine.step_overhead_s, c, False), m_half=_corner(m_half, c, False),
                          host_per_request_s=_corner(engine.host_per_request_s, c, False),
                          moe_m_half=_corner(moe_half, c, False),

@@ -100,6 +100,8 @@ class Rates:
     hop_latency_s: float      # per ring hop
     kernel_gap_s: float       # per kernel launch with graph replay
     step_overhead_s: float    # CPU scheduling per step (not overlapped)
+    pp_link_bytes_s: float = 0.0  # stage-to-stage send rate where the stages span nodes (0: link_bytes_s)
+    pp_hop_latency_s: float = 0.0  # ... and its latency (used with pp_link_bytes_s)
     host_per_request_s: float = 0.0  # host work per running request and rank, overlapped with the step (0: none)
     m_half: float = 32.0      # GEMM rows at which a skinny GEMM runs at half its large-shape rate
     moe_m_half: float = 0.0   # the same for the expert GEMMs where the MoE kernel's row tile is known (0: m_half)
@@ -464,8 +466,9 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
     # outputs); attention DP: none, the tokens travel to and from the experts instead
     comm = moe_token_comm_s(model, lay, prec, tokens, r) if lay.attn_dp \
         else 2.0 * _allreduce_s(tokens * model.hidden * ACT_BYTES, g, r)
-    if lay.pp > 1:  # activations to the next stage once per step
-        comm += r.hop_latency_s + tokens * model.hidden * ACT_BYTES / r.link_bytes_s / layers
+    if lay.pp > 1:  # activations to the next stage once per step (one hop, spread over the stage's layers)
+        bw, lat = (r.pp_link_bytes_s, r.pp_hop_latency_s) if r.pp_link_bytes_s else (r.link_bytes_s, r.hop_latency_s)
+        comm += (lat + tokens * model.hidden * ACT_BYTES / bw) / layers
     return comp, mem, attn, elem, comm
 
 

@@ -34,6 +34,26 @@ def test_an_unbounded_end_stays_unbounded():
     assert sb._log_shift(math.inf, 2.0) == math.inf and sb._log_shift(0.0, 2.0) == -math.inf
 
 
+STRUCTURAL = {"mla_heads_per_kv_pass", "mla_native_fp8_heads", "p2p_fabric", "exp2_per_s"}  # one value, no range
+
+
+def test_every_rate_that_differs_by_corner_is_in_a_group():
+    # before: head_flop_s, attention_proj_flop_s and moe_m_half differed by corner but moved no range
+    from dataclasses import fields
+
+    from recoque.catalog import get_device_spec
+    from recoque.planner import serving_rates as sr
+    grouped = {n for _, names, _ in sb.GROUPS for n in names}
+    assert {f.name for f in fields(Rates)} - grouped == STRUCTURAL
+    system = load_system("jean-zay-h100")
+    rs = sr.rate_set(get_device_spec(system.device), system, "fp8", 4, sr.load_engine("trtllm"),
+                     weights="fp4", replica_gpus=8)
+    low, high = rs.rates["low"], rs.rates["high"]
+    assert all(getattr(low, n) == getattr(high, n) for n in STRUCTURAL)
+    # TP4 x PP2 on 4-GPU nodes: the stages talk over the 25-50 GB/s NICs, the TP group over NVLink
+    assert 0.0 < low.pp_link_bytes_s < high.pp_link_bytes_s < low.link_bytes_s
+
+
 def test_a_group_corner_moves_only_its_own_constants():
     base = dict(gemm_flop_s=1.0, attention_flop_s=1.0, hbm_bytes_s=1.0, link_bytes_s=1.0, hop_latency_s=1.0,
                 kernel_gap_s=1.0, step_overhead_s=1.0)

@@ -232,3 +232,19 @@ def test_queue_waits_vanish_at_light_load_and_grow_towards_saturation():
     # 500 KV slots, 40 s in the engine: no wait at half load, a wait close to the cap
     assert slot_wait(lam=500 * 0.5 / 40, service_s=40, slots=500, q=0.99) == 0.0
     assert 0.0 < slot_wait(500 * 0.995 / 40, 40, 500, 0.99) < math.inf
+
+
+def test_the_stage_to_stage_hop_latency_counts_once_per_step():
+    # before: charged on every layer of the stage (40 x the hop latency at pp 2 on Llama-2-70B)
+    def comm_growth(lay):
+        base = replace(RATES, hop_latency_s=0.0)
+        a = step_time(L70, lay, Precision(), 32, 0, 2000, 2000, base)
+        b = step_time(L70, lay, Precision(), 32, 0, 2000, 2000, replace(base, hop_latency_s=10e-6))
+        return b.comm_s - a.comm_s
+    # the TP all-reduces' hops scale with the stage's layers; the send to the next stage adds one hop
+    assert comm_growth(Layout(4, 2)) == pytest.approx(comm_growth(Layout(4, 1)) / 2.0 + 10e-6, rel=1e-9)
+    # where the stages span nodes the send runs at the stage link's rate and latency, not the TP group's
+    far = replace(RATES, pp_link_bytes_s=25e9, pp_hop_latency_s=5e-6)
+    near, across = (step_time(L70, Layout(4, 2), Precision(), 32, 0, 2000, 2000, r).comm_s for r in (RATES, far))
+    send = 32 * L70.hidden * 2.0
+    assert across - near == pytest.approx(send / 25e9 - send / RATES.link_bytes_s + 5e-6 - RATES.hop_latency_s, rel=1e-6)
