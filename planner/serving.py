@@ -155,8 +155,9 @@ class _Replica:
         return max(st.gemm_s + (st.total_s - st.gemm_s) / self.eff, st.host_s)
 
     def accepted(self) -> float:
-        """Output tokens a stream gains per step (accepted_tokens at this corner's acceptance)."""
-        return accepted_tokens(self.req.spec_tokens, self.r.spec_acceptance)
+        """Output tokens a stream gains per step (accepted_tokens at this corner's acceptance), at most
+        the request's output: a step cannot yield tokens past the end of the answer."""
+        return min(accepted_tokens(self.req.spec_tokens, self.r.spec_acceptance), self.req.output_tokens)
 
     def stage(self, batch: float, extra_prefill: float = 0.0) -> StepTime:
         """One stage step: B/pp streams each verifying 1 + k tokens (and its k draft passes), plus
@@ -286,19 +287,19 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
             raise DoesNotFit(f"batch {req.batch} per replica is more than the replica sustains ({cap:.3g} max{': ' + why if why else ''})",
                              "lower --batch, or raise what binds: fp8 KV cache or more GPUs per replica (KV), "
                              "--max-batch (batch cap), --max-num-tokens (step budget)")
-        return fixed(req.batch, rep.prefill_s(req.batch) + 0.5 * rep.tpot(req.batch))
+        return fixed(req.batch, rep.prefill_s(req.batch) + 0.5 * rep.step_s(req.batch))
     if req.concurrency is not None:
         # Closed loop: each user sends the next request when the last one ends. Users beyond what the
         # KV memory admits wait; Little's law then gives TTFT = users / request rate - decode time.
         users = req.concurrency / replicas
         b = min(users, cap)
         x = rep.throughput(b)
-        return fixed(b, max(rep.prefill_s(b) + 0.5 * rep.tpot(b),
+        return fixed(b, max(rep.prefill_s(b) + 0.5 * rep.step_s(b),
                             users * req.output_tokens / x - (req.output_tokens - 1) * rep.tpot(b)))
     if req.requests is not None:
         return wave_point(rep, req, replicas)
     if req.mode == "offline":
-        return fixed(cap, rep.prefill_s(cap) + 0.5 * rep.tpot(cap))
+        return fixed(cap, rep.prefill_s(cap) + 0.5 * rep.step_s(cap))
     if req.request_rate_per_s:
         lam = req.request_rate_per_s / replicas
         if lam * req.output_tokens >= x_max:

@@ -86,3 +86,19 @@ def test_cli_round_trips_the_speculation_flags():
     assert d["spec_tokens"] == 2 and math.isclose(d["spec_acceptance"], 0.75)
     plain = base[:-2]
     assert round_trip(plain, "--spec-tokens", ["--spec-tokens", "0"], "-1")["spec_tokens"] == 0   # 0 = no speculation
+
+
+def test_a_step_yields_no_more_tokens_than_the_answer_has():
+    # 8 drafts at 0.95 accept ~6.7 tokens a step; a 2-token answer gets 2 (before: TPOT = step / 6.7)
+    req = sv.ServingRequest(spec_tokens=8, output_tokens=2)
+    rep = sv._Replica(L70, req, Layout(1), dataclasses.replace(RATES, spec_acceptance=0.95), 1.0, 8192.0)
+    assert rep.accepted() == 2.0
+    assert rep.tpot(4.0) == pytest.approx(rep.step_s(4.0) / 2.0)
+
+
+def test_the_wait_for_the_next_step_is_half_a_step_not_half_a_token():
+    # a fixed batch: TTFT = its prefill + half an engine step (before: half a TPOT, 1/3.2 of that here)
+    req = sv.ServingRequest(prompt_tokens=1000, output_tokens=500, spec_tokens=3, batch=32)
+    rep = sv._Replica(L70, req, Layout(1), dataclasses.replace(RATES, spec_acceptance=0.85), 1.0, 8192.0)
+    p = sv.solve(rep, req, cap=64.0, replicas=1)
+    assert p.ttft_s == pytest.approx(rep.prefill_s(32.0) + 0.5 * rep.step_s(32.0), rel=1e-12)
