@@ -455,17 +455,19 @@ def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> 
 def _over_gpu_count(system: SystemSpec, e: Any, r: Any, request: Any) -> tuple[Any, Any]:
     """Where the file gives the GPU count as a range (alice-recoque: derived from the HPL target), the
     whole-system figures span it too, as the energy and H100-equivalent rows do; per-GPU ones are unchanged.
-    Users under a fixed --concurrency are the load asked for, not a capacity. The table and --json
-    both print what this returns; the delivered ratio is taken per GPU, before it."""
+    Under a load the user fixes (--request-rate, --concurrency) the system's requests, tokens and users
+    are that load, not a capacity: only the replica count spans the range. Under --batch (streams per
+    replica) the users are batch x replicas and span it with them. The table and --json both print what
+    this returns; the delivered ratio is taken per GPU, before it."""
     if "gpus" not in system.ranges:
         return e, r
     n = system.estimate("gpus", "gpu")
 
     def span(v: Estimate) -> Estimate:
         return combine(lambda x, g: x * g / n.value, v, n, unit=v.unit)
-    users = (lambda v: v) if (request.concurrency or request.batch) else span
-    e = replace(e, tokens_per_s_system=span(e.tokens_per_s_system), requests_per_s_system=span(e.requests_per_s_system),
-                concurrent_users=users(e.concurrent_users))
+    if not (request.concurrency or request.request_rate_per_s):
+        e = replace(e, tokens_per_s_system=span(e.tokens_per_s_system), requests_per_s_system=span(e.requests_per_s_system),
+                    concurrent_users=span(e.concurrent_users))
     return e, replace(r, replicas=span(r.replicas), tokens_per_s_system=e.tokens_per_s_system,
                       concurrent_users=e.concurrent_users, serving=e)
 

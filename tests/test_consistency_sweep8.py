@@ -110,6 +110,27 @@ def test_infer_json_totals_span_the_gpu_count_as_the_table_does():
     assert (inf["replicas"]["low"], inf["replicas"]["high"]) == (4106, 9068)
 
 
+def test_a_load_the_user_fixes_does_not_span_the_gpu_count():
+    # --request-rate 100: the system serves 100 requests/s whatever its GPU count (before: 80-178)
+    d = cli_json("plan", "infer", "-s", "alice-recoque", "-m", "llama3.1-8b", "--request-rate", "100")
+    inf = d["inference"]
+    rps = inf["serving"]["requests_per_s_system"]
+    assert (rps["low"], rps["value"], rps["high"]) == pytest.approx((100, 100, 100))
+    assert inf["replicas"]["low"] < inf["replicas"]["high"]
+    # --batch 16 streams a replica: the users are 16 x replicas and span the count with them (before: fixed)
+    b = cli_json("plan", "infer", "-s", "alice-recoque", "-m", "llama3.1-8b", "--batch", "16")["inference"]
+    assert b["concurrent_users"]["low"] == pytest.approx(16 * b["replicas"]["low"])
+    assert b["concurrent_users"]["high"] == pytest.approx(16 * b["replicas"]["high"])
+
+
+def test_the_batch_range_stays_under_the_stream_cap():
+    # 218 streams of KV fit a replica; the groups' shifts in quadrature put the batch high at 335 before
+    inf = cli_json("plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-70b", "--request-rate", "7")["inference"]
+    cap = inf["serving"]["memory"]["max_streams"]
+    assert inf["batch"]["low"] <= inf["batch"]["value"] <= inf["batch"]["high"] <= cap
+    assert inf["concurrent_users"]["high"] <= cap * inf["replicas"]["value"]
+
+
 def test_hpl_efficiency_never_passes_one():
     d = cli_json("plan", "hpl", "-s", "nvl72-gb200")
     assert section_value(d, "HPL", "HPL efficiency")["high"] <= 1.0
