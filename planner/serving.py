@@ -305,8 +305,9 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         if lam * req.output_tokens >= x_max:
             if not strict:
                 return Point(cap, rep.tpot(cap), math.inf, x_max, rep.stage(cap))
-            raise DoesNotFit(f"{req.request_rate_per_s:g} requests/s is above what {replicas} replica(s) sustain "
-                             f"({x_max / req.output_tokens * replicas:.3g}/s)", "lower --request-rate or add GPUs")
+            raise OverCapacity(f"{req.request_rate_per_s:g} requests/s is above what {replicas} replica(s) of tp "
+                               f"{rep.lay.tp} x pp {rep.lay.pp} sustain ({x_max / req.output_tokens * replicas:.3g}/s)",
+                               "lower --request-rate or add GPUs", sustained_per_s=x_max / req.output_tokens * replicas)
         b = _bisect(lambda x: rep.throughput(x) < lam * req.output_tokens, 1e-6, cap)
         return server_point(rep, req, max(b, 1e-6), cap, q)
 
@@ -568,11 +569,22 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
         if best is None or per_gpu > best[0] * 1.02:  # prefer the smaller replica unless >2% better per GPU
             best = (per_gpu, run)
     if best is None:
+        over = [e for e in errors if isinstance(e, OverCapacity)]
+        if over:  # the layout that carries the most says how far the load is out of reach
+            raise max(over, key=lambda e: e.sustained_per_s)
         raise errors[-1] if errors else DoesNotFit(f"no layout of {model_name} fits {system.key}", "use more GPUs or fp8")
     return _estimate(best[1], model, model_name, system, spec, req, engine)
 
 
 BOUNDED = ("tokens_per_s", "tpot_s", "ttft_s", "batch")
+
+
+class OverCapacity(DoesNotFit):
+    """A request rate above what a layout's replicas sustain, with that rate (requests/s)."""
+
+    def __init__(self, what: str, fix: str, sustained_per_s: float) -> None:
+        super().__init__(what, fix)
+        self.sustained_per_s = sustained_per_s
 
 
 def _held_to_targets(span: dict, runs: Mapping[Any, Any], req: ServingRequest) -> dict:

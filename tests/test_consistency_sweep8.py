@@ -131,6 +131,17 @@ def test_the_batch_range_stays_under_the_stream_cap():
     assert inf["concurrent_users"]["high"] <= cap * inf["replicas"]["value"]
 
 
+def test_a_request_rate_out_of_reach_quotes_the_layout_that_carries_the_most():
+    # tp 4 replicas sustain 7.24/s, tp 8 ones 5.66/s: the refusal quoted the last layout tried (tp 8)
+    from typer.testing import CliRunner
+
+    from recoque.cli import app
+    r = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-70b", "--request-rate", "8"])
+    assert r.exit_code == 3
+    assert "8 requests/s is above what 2 replica(s) of tp 4 x pp 1 sustain (7.24/s)" in " ".join(r.output.split())
+    assert cli_json("plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-70b", "--request-rate", "7")
+
+
 def test_hpl_efficiency_never_passes_one():
     d = cli_json("plan", "hpl", "-s", "nvl72-gb200")
     assert section_value(d, "HPL", "HPL efficiency")["high"] <= 1.0
