@@ -336,7 +336,8 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         rows.append(("energy per million output tokens", per_mtok))
     except BadInput:
         pass
-    return rows, {"inference": shown_r, "serving_request": request.knobs()}, notes, d, None
+    from recoque.planner.serving import as_released  # what was served: the released attention dtype filled in
+    return rows, {"inference": shown_r, "serving_request": as_released(model, request).knobs()}, notes, d, None
 
 
 def bare_model_request(model: Any, device: str) -> Any:

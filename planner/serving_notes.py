@@ -145,6 +145,15 @@ def wave_note(w: WaveRun | None) -> tuple[str, ...]:
 
 
 def mode_note(req: ServingRequest) -> str:
+    note = _mode_words(req)
+    queued = req.mode == "server" and not (req.batch or req.concurrency)
+    if req.length_cv2 is not None and not queued:  # said, not refused: published offline rows carry their spread
+        note += ("; the length spread (length_cv2) moves only a server's queueing tails under Poisson arrivals: "
+                 "no effect on this load")
+    return note
+
+
+def _mode_words(req: ServingRequest) -> str:
     if req.batch or req.concurrency:
         return f"fixed load: {req.batch or req.concurrency} {'streams per replica' if req.batch else 'concurrent requests (system)'}"
     if req.requests is not None:
@@ -152,7 +161,7 @@ def mode_note(req: ServingRequest) -> str:
                 "they grow in lockstep; batch = the mean of the streams running; TTFT = the first admission's prefill")
     if req.mode == "offline":
         return ("offline: batch = the most streams the KV memory, the engine's batch cap and its step token budget "
-                "(every prompt token passes through it) allow; TTFT = prefill only (no queue)")
+                "(every prompt token passes through it) allow; TTFT = half a step + prefill (no queue)")
     if req.request_rate_per_s:
         return (f"server: {req.request_rate_per_s:g} requests/s (Poisson) -> batch by Little's law; TTFT = half a step + "
                 f"prefill-budget wait (M/G/1, {req.percentile}, exponential-tail approximation) + prefill")

@@ -142,6 +142,26 @@ def test_a_request_rate_out_of_reach_quotes_the_layout_that_carries_the_most():
     assert cli_json("plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-70b", "--request-rate", "7")
 
 
+def test_offline_drops_the_workloads_targets_and_json_says_what_was_served():
+    # le-chat carries a 50 ms TPOT / 2 s TTFT target: --mode offline ignores them, so must the JSON
+    req = cli_json("plan", "infer", "-s", "node-8x-h100", "-w", "le-chat", "--mode", "offline")["serving_request"]
+    assert req["mode"] == "offline" and req["tpot_target_s"] is None and req["ttft_target_s"] is None
+    # gpt-oss served as released keeps its BF16 attention: the request shown names it (before: null)
+    oss = cli_json("plan", "infer", "-s", "node-8x-b200", "-m", "gpt-oss-120b")["serving_request"]
+    assert oss["attention_weights"] == "bf16"
+
+
+def test_a_fixed_batch_reads_the_same_mode_with_or_without_a_workload():
+    a = cli_json("plan", "infer", "-s", "node-8x-h100", "-w", "le-chat", "--batch", "8")["serving_request"]
+    b = cli_json("plan", "infer", "-s", "node-8x-h100", "-m", "mistral-large-2", "--batch", "8")["serving_request"]
+    assert a["mode"] == b["mode"] == "offline"
+
+
+def test_a_length_spread_with_no_effect_is_said():
+    d = cli_json("plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-8b", "--tp", "1", "--length-cv2", "4")
+    assert any("no effect on this load" in n for n in d["inference"]["serving"]["assumptions"])
+
+
 def test_hpl_efficiency_never_passes_one():
     d = cli_json("plan", "hpl", "-s", "nvl72-gb200")
     assert section_value(d, "HPL", "HPL efficiency")["high"] <= 1.0

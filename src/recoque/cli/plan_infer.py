@@ -76,12 +76,14 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any], spec: Any) -> Servi
     load_flags = {"batch", "concurrency", "request_rate_per_s", "ttft_target_s", "tpot_target_s"}
     if given.keys() & load_flags:  # the user's load replaces the workload's latency target
         fields.update(batch=None, concurrency=None, request_rate_per_s=None, ttft_target_s=None, tpot_target_s=None)
-        if given.keys() & (load_flags - {"batch"}):
-            fields["mode"] = "server"
+        # a fixed batch alone is a closed benchmark run, as without a workload: one mode label for both
+        fields["mode"] = "server" if given.keys() & (load_flags - {"batch"}) else "offline"
     elif not w:
         fields["mode"] = "offline"
     if "requests" in given:  # a finite offline run replaces the workload's load and targets
         fields.update(mode="offline", batch=None, concurrency=None, request_rate_per_s=None, ttft_target_s=None, tpot_target_s=None)
+    if given.get("mode") == "offline":  # the workload's load and latency targets do not apply offline
+        fields.update(concurrency=None, request_rate_per_s=None, ttft_target_s=None, tpot_target_s=None)
     fields.update(given)
     return ServingRequest(**fields)
 
