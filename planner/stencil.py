@@ -27,6 +27,9 @@ from recoque.planner.workloads import WorkloadEntry, memory_rate, peak_estimate
 FP64_BYTES = 8.0
 
 
+MAX_GRID_POINTS = 1e24
+
+
 @dataclass(frozen=True)
 class StencilKernel:
     grid_points: float
@@ -41,6 +44,9 @@ class StencilKernel:
         for k in ("grid_points", "fields", "flops_per_point_field", "bytes_per_point_field", "sweeps"):
             if getattr(self, k) <= 0:
                 raise BadInput(f"stencil `{k}` must be positive, got {getattr(self, k)}", "fix the workload")
+        if self.grid_points > MAX_GRID_POINTS:  # beyond it the byte counts overflow to inf
+            raise BadInput(f"stencil `grid_points` {self.grid_points:g} is above {MAX_GRID_POINTS:g} (10^6 points in each of "
+                           "four dimensions)", "give the grid's point count")
         if self.grid_points != int(self.grid_points):
             raise BadInput(f"stencil `grid_points` must be a whole number, got {self.grid_points!r}", "give a point count")
         if self.points_per_gpu is not None and self.points_per_gpu <= 0:

@@ -19,6 +19,7 @@ Any numeric field may carry `<field>_low` and `<field>_high`; the plain value is
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
@@ -206,6 +207,8 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         extra["allreduce_measured"] = allreduce_table.parse(extra["allreduce_measured"], where)
     if "grid" in extra:
         extra["grid"] = grid_key(extra["grid"], where)
+    if "top500_machine" in extra:
+        _check_top500_machine(extra["top500_machine"], where)
     spec = SystemSpec(
         key=key, name=str(raw.get("name", key)), device=_device_key(str(raw["device"])),
         gpus=values["gpus"], gpus_per_node=int(values["gpus_per_node"]),
@@ -222,6 +225,19 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
         power.clock_factor(spec)  # a limit above the device's board power is refused here, where it enters
     _check_node_power_holds_gpus(spec, where)
     return spec
+
+
+def _check_top500_machine(name: Any, where: str) -> None:
+    """`top500_machine` names a machine of seeds/top500.toml: a misspelt one would silently drop the
+    TOP500 comparison and the leave-one-out of the machine's own run."""
+    from recoque.planner.top500 import load_entries
+
+    machines = sorted({e.machine for e in load_entries().values()})
+    if not isinstance(name, str) or name not in machines:
+        close = difflib.get_close_matches(str(name), machines, n=3, cutoff=0.6)
+        raise BadInput(f"{where}: `top500_machine` {name!r} is not a machine of seeds/top500.toml",
+                       (f"did you mean {' or '.join(close)}?" if close else
+                        f"use one of its {len(machines)} machine keys (the `machine` of each entry), or leave it out"))
 
 
 def grid_key(name: Any, where: str, otherwise: str = "leave it out for France") -> str:

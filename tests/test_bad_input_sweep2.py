@@ -135,6 +135,7 @@ def test_a_zero_training_sequence_length_is_refused_not_defaulted(tmp_path):
 def test_a_stencil_grid_smaller_than_one_block_per_gpu_or_fractional_is_refused():
     _refused(["plan", "stencil", "-s", "alice-recoque", "--grid-points", "10"], "less than a 125-point block", code=3)
     _refused(["plan", "stencil", "-s", "alice-recoque", "--grid-points", "1000000.5"], "whole number")
+    _refused(["plan", "stencil", "-s", "h100-reference", "--grid-points", "1e308"], "is above 1e+24")  # before: "inf GB"
 
 
 def test_plan_options_before_the_subcommand_are_named():

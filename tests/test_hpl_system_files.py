@@ -23,6 +23,10 @@ BAD = {
     "zero node power": (GOOD.replace("node_power_kw = 10.2", "node_power_kw = 0"), "node_power_kw"),
     "negative GPUs": (GOOD.replace("gpus = 64", "gpus = -64"), "gpus"),
     "pue below 1": (GOOD + "pue = 0.9\n", "pue"),
+    # before: accepted, and the TOP500 comparison rows vanished without a word
+    "misspelt TOP500 machine": (GOOD + 'top500_machine = "jean-zay-h10"\n',
+                                "`top500_machine` 'jean-zay-h10' is not a machine of seeds/top500.toml "
+                                "(did you mean jean-zay-h100?)"),
 }
 
 

@@ -82,6 +82,11 @@ BAD = {
     "central figure outside its range": (DEVICE.replace("bf16_tflops = 4000", "bf16_tflops = 4000\nbf16_tflops_low = 4500\n"
                                                         "bf16_tflops_high = 5000"), "outside its own range"),
     "milliwatt board power": (DEVICE.replace("tdp_w = 1800", "tdp_w = 0.001"), "tdp_w 0.001 W is outside"),
+    # before: a traceback from the HPL pace model (1e17) or the KV stream count (1e300)
+    "FLOP/s given for TFLOP/s": (DEVICE.replace("fp64_matrix_tflops = 33", "fp64_matrix_tflops = 3.3e13"),
+                                 "fp64_matrix_tflops = 3.3e+13 is above any device's (1,000,000 at most)"),
+    "astronomic memory": (DEVICE.replace("hbm_capacity_gb = 288", "hbm_capacity_gb = 1e300"),
+                          "hbm_capacity_gb = 1e+300 is above any device's"),
 }
 
 

@@ -113,6 +113,12 @@ class DeviceSpec:
         return (p, p) if p is not None else None
 
 
+# The most a file may give per figure group: about 100x the largest catalog part (B300 fp4 14,000 TF,
+# MI355X 288 GB at 8 TB/s), so a unit slip (GB/s for TB/s, FLOP/s for TFLOP/s) is named, not carried
+# into an overflow further on.
+MAX_BY_GROUP = {"compute": 1e6, "memory": 1e5, "scaleup": 1e5, "cache": 1e5, "units": 1e6, "sfu": 1e5}
+
+
 def _num(raw: Mapping[str, Any], key: str, scale: float, where: str) -> float | None:
     if key not in raw:
         return None
@@ -120,6 +126,10 @@ def _num(raw: Mapping[str, Any], key: str, scale: float, where: str) -> float | 
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
         raise BadInput(f"{where}: {key} must be a finite positive number, got {v!r}",
                        "fix the [devices] table (leave a figure out when the part has none)")
+    most = MAX_BY_GROUP.get(source_group(key) or "")
+    if most is not None and v > most:
+        raise BadInput(f"{where}: {key} = {v:g} is above any device's ({most:,.0f} at most)",
+                       "check the unit in the key's name and fix the [devices] table")
     return float(v) * scale
 
 
