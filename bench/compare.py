@@ -275,7 +275,10 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 def environment_differences(a: ResultsDocument, b: ResultsDocument) -> list[tuple[str, Any, Any]]:
     """(field, value in A, value in B) for every environment/device/tool field that differs."""
     def flat(doc: ResultsDocument) -> dict[str, Any]:
-        d = flatten({"environment": doc.environment, "device": doc.device})
+        env = dict(doc.environment)
+        if isinstance(env.get("blas_libraries"), list):  # load order varies from run to run
+            env["blas_libraries"] = sorted(env["blas_libraries"], key=lambda lib: json.dumps(lib, sort_keys=True))
+        d = flatten({"environment": env, "device": doc.device})
         d["tool.version"] = doc.tool_version or None
         return {k: v for k, v in d.items() if k.rsplit(".", 1)[-1] not in VOLATILE_ENV}
 

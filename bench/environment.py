@@ -75,7 +75,10 @@ def blas_libraries() -> list[dict[str, Any]]:
     import numpy  # noqa: F401  (loads OpenBLAS, so it is listed)
 
     keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
-    return [{k: lib.get(k) for k in keep if lib.get(k) is not None} for lib in threadpool_info()]
+    libs = [{k: lib.get(k) for k in keep if lib.get(k) is not None} for lib in threadpool_info()]
+    # in a fixed order: threadpoolctl lists them in load order, which differs from run to run, and a
+    # comparison of two runs would report the reordering as a difference
+    return sorted(libs, key=lambda lib: tuple(str(lib.get(k, "")) for k in keep))
 
 
 def stack_versions() -> dict[str, Any]:

@@ -58,6 +58,16 @@ def test_environment_differences_listed_across_machines(docs):
     assert not compare_documents(docs["a"], docs["c"]).environment_differences
 
 
+def test_blas_libraries_loaded_in_another_order_are_no_difference(docs):
+    libs = [{"user_api": "blas", "internal_api": "openblas", "version": "0.3.27"},
+            {"user_api": "openmp", "internal_api": "openmp", "version": None}]
+    a = replace(docs["a"], environment={**docs["a"].environment, "blas_libraries": libs})
+    c = replace(docs["c"], environment={**docs["c"].environment, "blas_libraries": libs[::-1]})
+    assert not compare_documents(a, c).environment_differences
+    c2 = replace(c, environment={**c.environment, "blas_libraries": [libs[0]]})
+    assert any(k.startswith("environment.blas_libraries") for k, _, _ in compare_documents(a, c2).environment_differences)
+
+
 def test_different_work_count_for_same_case_is_refused(docs):
     a = docs["a"]
     rec = a.results[0]

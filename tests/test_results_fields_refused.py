@@ -40,6 +40,9 @@ BAD_FILES = {
     "power_w holds text": (lambda d: d["results"][0].update(telemetry={"power_w": {"mean": "x"}}), "telemetry.power_w"),
     "energy is a list": (lambda d: d["results"][0].update(telemetry={"energy_j": [1, 2]}), "telemetry.energy_j"),
     "GEMM without m": (lambda d: d["results"][0]["params"].pop("m"), "a gemm record needs params m"),
+    # before: loaded, and shown by `bench compare` as a case only in this file
+    "markup as a params key": (lambda d: d["results"][0]["params"].update({"[bold]k": 1}),
+                               "params key '[bold]k' is no parameter name"),
     "STREAM without its size": (lambda d: d["results"][6]["params"].pop("n_elements"), "needs params n_elements"),
     "sample of 1e-300 s": (lambda d: d["results"][0].update(times_s=[1e-300] * 3), "between 1e-09 s and 86400 s"),
     "sample of 1e300 s": (lambda d: d["results"][0].update(times_s=[1e300] * 3), "between 1e-09 s and 86400 s"),

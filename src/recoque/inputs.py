@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import MISSING, dataclass, fields
@@ -566,6 +567,8 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
         if rec.get(k) is not None and not isinstance(rec[k], str):
             raise BadInput(f"{where}: `{k}` must be text or null, got {rec[k]!r}", fix)
     for k, v in dict(rec["params"]).items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(k)):  # the kernels name their params in snake case
+            raise BadInput(f"{where}: params key {k!r} is no parameter name (lower-case letters, digits, _)", fix)
         rule = COUNT if k in SHAPE_PARAMS else NONNEG
         if isinstance(v, (bool, str)) or v is None or isinstance(v, (list, dict)):
             if k in SHAPE_PARAMS:
