@@ -311,7 +311,9 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         b = _bisect(lambda x: rep.throughput(x) < lam * req.output_tokens, 1e-6, cap)
         return server_point(rep, req, max(b, 1e-6), cap, q)
 
-    lo = min(1.0, cap)
+    # the lightest load searched: one running stream on average, or half the slots where fewer than two
+    # (a one-slot replica at one stream on average is always busy, and its queue never drains)
+    lo = min(1.0, cap / 2.0)
     slots = admission_cap(rep, req, cap, lo)
 
     def meets(b: float) -> bool:
@@ -325,7 +327,7 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         if not math.isfinite(p.ttft_s):
             raise _no_prompt_gets_through(rep, req, lo, slots, why)
         narrower = "" if req.weights in ("fp8", "fp4") else " or fp8"
-        raise DoesNotFit(f"even a load of one running stream gives TPOT {p.tpot_s * 1e3:,.1f} ms / TTFT "
+        raise DoesNotFit(f"even a load of {lo:.3g} running stream(s) on average gives TPOT {p.tpot_s * 1e3:,.1f} ms / TTFT "
                          f"{p.ttft_s * 1e3:,.0f} ms ({req.percentile}; requests arriving at random queue behind "
                          f"each other's prompts, a lone prompt's prefill takes {rep.prefill_s(lo) * 1e3:,.0f} ms), "
                          "above the target", f"relax --tpot-ms/--ttft-ms, use more GPUs per replica{narrower}")

@@ -239,11 +239,18 @@ def test_a_given_gpu_count_drops_the_notes_on_deriving_the_count():
     assert any(a.startswith("GPU count not published") for a in d["assumptions"])
 
 
+def test_a_one_slot_replica_serves_under_targets_at_under_one_stream():
+    # before: searched from one stream on average, where a single slot is always busy: refused
+    inf = cli_json("plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-8b", "--tp", "1", "--max-batch", "1",
+                   "--tpot-ms", "50", "--ttft-ms", "2000")["inference"]
+    assert 0.0 < inf["batch"]["value"] < 1.0 and inf["ttft"]["value"] <= 2.0
+
+
 def test_serving_error_hints_are_complete_and_possible():
     res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-h100", "-w", "le-chat", "--percentile", "p75"])
     assert res.exit_code == 2 and "p50, p90 or p99" in res.output
     res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-l40s", "-w", "llmaas"])
-    assert res.exit_code == 3 and "even a load of one running stream" in res.output
+    assert res.exit_code == 3 and "even a load of 1 running stream(s) on average" in res.output
     assert "or fp8" not in res.output and "353254" not in res.output
     assert "a lone prompt's prefill takes" in res.output  # the queue's TTFT is told apart from one prompt's
 
