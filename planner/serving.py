@@ -311,9 +311,10 @@ def solve(rep: _Replica, req: ServingRequest, cap: float, replicas: int, strict:
         b = _bisect(lambda x: rep.throughput(x) < lam * req.output_tokens, 1e-6, cap)
         return server_point(rep, req, max(b, 1e-6), cap, q)
 
-    # the lightest load searched: one running stream on average, or half the slots where fewer than two
-    # (a one-slot replica at one stream on average is always busy, and its queue never drains)
-    lo = min(1.0, cap / 2.0)
+    # the lightest load searched: one running stream on average, or half the slots where one to two
+    # (a one-slot replica at one stream on average is always busy, and its queue never drains); below
+    # one slot (a step budget shorter than a stream's tokens) the cap itself, where the refusal names it
+    lo = cap if cap < 1.0 else min(1.0, cap / 2.0)
     slots = admission_cap(rep, req, cap, lo)
 
     def meets(b: float) -> bool:

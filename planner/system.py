@@ -228,14 +228,14 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
 
 
 def _check_top500_machine(name: Any, where: str) -> None:
-    """`top500_machine` names a machine of seeds/top500.toml: a misspelt one would silently drop the
-    TOP500 comparison and the leave-one-out of the machine's own run."""
-    from recoque.planner.top500 import load_entries
+    """`top500_machine` names a machine of the TOP500 or HPCG lists (seeds/top500.toml, seeds/hpcg.toml):
+    a misspelt one would silently drop the list comparisons and the leave-one-out of the machine's own run."""
+    from recoque.planner import hpcg, top500
 
-    machines = sorted({e.machine for e in load_entries().values()})
+    machines = sorted({e.machine for e in (*top500.load_entries().values(), *hpcg.load_entries().values())})
     if not isinstance(name, str) or name not in machines:
         close = difflib.get_close_matches(str(name), machines, n=3, cutoff=0.6)
-        raise BadInput(f"{where}: `top500_machine` {name!r} is not a machine of seeds/top500.toml",
+        raise BadInput(f"{where}: `top500_machine` {name!r} is not a machine of seeds/top500.toml or seeds/hpcg.toml",
                        (f"did you mean {' or '.join(close)}?" if close else
                         f"use one of its {len(machines)} machine keys (the `machine` of each entry), or leave it out"))
 

@@ -25,8 +25,8 @@ BAD = {
     "pue below 1": (GOOD + "pue = 0.9\n", "pue"),
     # before: accepted, and the TOP500 comparison rows vanished without a word
     "misspelt TOP500 machine": (GOOD + 'top500_machine = "jean-zay-h10"\n',
-                                "`top500_machine` 'jean-zay-h10' is not a machine of seeds/top500.toml "
-                                "(did you mean jean-zay-h100?)"),
+                                "`top500_machine` 'jean-zay-h10' is not a machine of seeds/top500.toml or seeds/hpcg.toml "
+                                "(did you mean jean-zay-h100"),
 }
 
 

@@ -208,7 +208,8 @@ BAD_REQUESTS = [  # well-formed numbers that contradict the system or each other
     ["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100", "--tp", "16"],
     ["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100", "--gpus", "8", "--tp", "2", "--pp", "2", "--dp", "4"],
     ["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100", "--gpus", "8", "--tp", "8", "--pp", "2"],
-    ["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100", "--gpus", "8", "--tp", "2", "--pp", "2", "--dp", "1"],
+    ["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100", "--gpus", "8", "--tp", "2", "--pp", "2", "--dp", "1",
+     "--cp", "1"],  # without --cp, cp 2 would make up the 8 GPUs
     ["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100", "--cp", "3"],
     ["plan", "train", "-w", "mistral-7b", "-s", "node-8x-h100", "--dp", "16"],
     ["plan", "infer", "-s", "node-8x-h100", "--tp", "8", "--pp", "2", "--gpus", "8"],
