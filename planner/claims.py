@@ -181,10 +181,12 @@ def check_cumulative_peak(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         lines.append(f"the remainder as A100 at FP64 tensor {si(a100, T)}FLOP/s = {rest / a100:,.0f} A100-equivalents")
     count_ok = n >= float(c.get("value_h100_min", 0))
     lines.append(f"'over {c.get('value_h100_min', 0):,.0f} H100': partition holds {n:,.0f} -> {'yes' if count_ok else 'no'}")
-    if not count_ok or rest < 0 and stated < part_v:
+    if not count_ok or stated < part_v:  # below the partition's own vector peak: no reading adds up
         return dict(verdict=NOT, condition="", holds_under="FP64 peak", implied=implied, arithmetic=lines)
-    return dict(verdict=ONLY_IF, condition=(f"the figure adds the H100s at FP64 tensor rate ({si(part_t, P)}FLOP/s) and "
-                                          f"~{si(rest, P)}FLOP/s from the older partitions (whole machine, not HPL)"),
+    # at or above the tensor peak the H100s count at it; between the two peaks only at the vector rate
+    basis, part = ("tensor", part_t) if rest >= 0 else ("vector", part_v)
+    return dict(verdict=ONLY_IF, condition=(f"the figure adds the H100s at FP64 {basis} rate ({si(part, P)}FLOP/s) and "
+                                          f"~{si(stated - part, P)}FLOP/s from the older partitions (whole machine, not HPL)"),
                 holds_under="FP64 peak (Rpeak-style), whole machine", implied=implied, arithmetic=lines)
 
 
@@ -212,13 +214,19 @@ def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     if est.gflops_per_w is not None:
         implied["model_gflops_per_w"] = est.gflops_per_w
         lines.append(f"model for {system.key} (node power {rng(system.estimate('node_power_w', 'W'))} W per 4 GPUs): {rng(est.gflops_per_w)} GFLOP/s/W")
-    tdp = spec.tdp_w or 0.0
-    lines.append(f"{spec.key} TDP {tdp:g} W: the implied system power per GPU must cover at least ~90% of it")
-    ok = watts.high >= 0.9 * tdp
+    tdp = spec.tdp_w
+    if tdp:
+        lines.append(f"{spec.key} TDP {tdp:g} W: the implied system power per GPU must cover at least ~90% of it")
+    else:  # no stated board power: that test is not run (a 0 W floor would pass anything)
+        lines.append(f"{spec.key} TDP not stated: the implied power per GPU is held against the model only")
+    ok = not tdp or watts.high >= 0.9 * tdp
     in_model = est.gflops_per_w is None or est.gflops_per_w.low <= stated <= est.gflops_per_w.high
     verdict = CONSISTENT if ok and in_model else (ONLY_IF if ok else NOT)
+    node_w = rng(system.estimate('node_power_w', 'W'))
+    above = est.gflops_per_w is not None and stated > est.gflops_per_w.high
     cond = "" if verdict == CONSISTENT else (
-        f"the nodes draw less than the model's {rng(system.estimate('node_power_w', 'W'))} W per 4 GPUs (Green500 runs at reduced power)"
+        (f"the nodes draw less than the model's {node_w} W per 4 GPUs (Green500 runs at reduced power)" if above else
+         f"the nodes draw more than the model's {node_w} W per 4 GPUs, or HPL runs below the model's efficiency")
         if ok else f"each {spec.key} runs below its TDP")
     return dict(verdict=verdict, condition=cond, holds_under="HPL Rmax per W of system power (Green500)",
                 implied=implied, arithmetic=lines)

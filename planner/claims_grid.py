@@ -3,6 +3,8 @@ against RTE's 2024 figures and the grid figures of the same brochure (seeds/syst
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any, Mapping
 
 from recoque.planner import energy
@@ -139,8 +141,8 @@ def check_availability(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     per_year = (1 - a) * HOURS * 60
     over = per_year * years
     lines = [f"unavailability ({1 - a:.4%}) x 8,760 h x 60 = {per_year:.2f} min per year",
-             f"over {years:g} years: {over:.1f} min, room for fewer than one outage of {outage:g} min every {years:g} years "
-             f"plus shorter ones" if over >= outage else f"over {years:g} years: {over:.1f} min, less than one {outage:g}-min outage"]
+             f"over {years:g} years: {over:.1f} min, room for {math.floor(over / outage):,.0f} outage(s) of {outage:g} min "
+             f"every {years:g} years" if over >= outage else f"over {years:g} years: {over:.1f} min, less than one {outage:g}-min outage"]
     verdict = CONSISTENT if over >= outage else NOT
     return result(verdict, "", "availability as minutes of outage", {"outage_min_per_year": per_year}, lines)
 
@@ -157,11 +159,17 @@ def check_electricity_price(c: Mapping[str, Any], profile: Any) -> dict[str, Any
              f"the rebates come off the excise ({rng(g.excise)}) and the fee ({rng(g.network_fee)}), not off the {g.price_eur_per_mwh:g} supply price: "
              f"{g.price_eur_per_mwh - tax - turpe:g} EUR/MWh would be below any price a site pays",
              f"planning price (eligible, high = not eligible): {rng(paid)} EUR/MWh"]
+    stated = float(c["value_eur_per_mwh"])
     fits = tax <= g.excise.low and turpe <= g.network_fee.low
-    verdict = ONLY_IF if fits else NOT
-    cond = (f"70 EUR/MWh is read as the supply price alone: a large site pays about {eligible.value:.0f} EUR/MWh "
+    all_in = eligible.low <= stated <= full.high   # what a site pays, fees and taxes in
+    as_supply = stated < eligible.low and stated > tax + turpe  # below any all-in price: the supply part only
+    lines.append(f"stated {stated:g} EUR/MWh: " + ("within the all-in range" if all_in else
+                 f"below the all-in range ({eligible.low:.0f}..{full.high:.0f})" if stated < eligible.low else
+                 f"above the all-in range ({eligible.low:.0f}..{full.high:.0f})"))
+    verdict = NOT if not fits else CONSISTENT if all_in else ONLY_IF if as_supply else NOT
+    cond = (f"{stated:g} EUR/MWh is read as the supply price alone: a large site pays about {eligible.value:.0f} EUR/MWh "
             f"({eligible.low:.0f}..{eligible.high:.0f}) with fees, taxes and both rebates, {full.value:.0f} "
-            f"({full.low:.0f}..{full.high:.0f}) without them") if fits else ""
+            f"({full.low:.0f}..{full.high:.0f}) without them") if verdict == ONLY_IF else ""
     return result(verdict, cond, "full electricity price (supply + network + taxes)",
                   {"full_price_eur_per_mwh": full, "price_paid_eur_per_mwh": paid}, lines,
                   [src.get("excise_eur_per_mwh", ""), src.get("network_fee_eur_per_mwh", ""), src.get("price_eur_per_mwh", "")])

@@ -201,7 +201,7 @@ def node_power(system: SystemSpec) -> Estimate:
 
 def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
     """IT power (W) of `gpus` GPUs of this system (all of them by default)."""
-    if gpus is None and site_bound(system) and system.pue is not None:  # see facility_power
+    if gpus is None and site_bound(system) and system.pue is not None and system.gpu_power_limit_w is None:  # see facility_power
         site = float(system.extra["site_power_mw"])
         return system.estimate("pue", "1").map(lambda pue: site * 1e6 / pue, "W",
                                                f"{system.key}: the stated {site:g} MW the GPU count was derived from / PUE")
@@ -223,7 +223,8 @@ def site_bound(system: SystemSpec) -> bool:
 
 
 def facility_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
-    if gpus is None and site_bound(system):
+    if gpus is None and site_bound(system) and system.gpu_power_limit_w is None:
+        # (a power limit lowers the draw below the site's: then node power x nodes x PUE, as for any system)
         # count x node power x PUE is the site power at every corner (each end of the count took the
         # other end of node power and PUE): taking the three ranges apart would span 0.5-2 GW for 1 GW
         site = float(system.extra["site_power_mw"])
@@ -232,8 +233,13 @@ def facility_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate
     it = it_power(system, gpus)
     if system.pue is None:
         raise BadInput(f"system {system.key}: PUE unknown", "add pue (with _low/_high) to the system file")
-    return combine(lambda p, u: p * u, it, system.estimate("pue", "1"), unit="W",
-                   assumptions=(f"{system.key}: PUE {system.pue:g}",))
+    fac = combine(lambda p, u: p * u, it, system.estimate("pue", "1"), unit="W",
+                  assumptions=(f"{system.key}: PUE {system.pue:g}",))
+    if gpus is None and site_bound(system):  # capped: at most the site's power, which the uncapped count draws
+        site_w = float(system.extra["site_power_mw"]) * 1e6
+        fac = Estimate(min(fac.value, site_w), min(fac.low, site_w), min(fac.high, site_w), "W", fac.assumptions + (
+            f"at most the stated {site_w / 1e6:g} MW, which the GPU count draws without the power limit",))
+    return fac
 
 
 @dataclass(frozen=True)

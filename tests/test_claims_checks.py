@@ -47,6 +47,9 @@ FLIPS = [
     ("installed-150gw", cl.CONSISTENT, {"value_gw": 50}, cl.NOT),
     ("grid-availability", cl.CONSISTENT, {"value_availability": 0.9999999}, cl.NOT),
     ("electricity-70eur", cl.ONLY_IF, {"value_tax_rebate_eur_per_mwh": 30.0}, cl.NOT),
+    # the stated price itself flips it too (before: never read): an all-in figure, or above any
+    ("electricity-70eur", cl.ONLY_IF, {"value_eur_per_mwh": 90.0}, cl.CONSISTENT),
+    ("electricity-70eur", cl.ONLY_IF, {"value_eur_per_mwh": 150.0}, cl.NOT),
     ("uae-50bn-1gw", cl.CONSISTENT, {"value_beur": 5}, cl.NOT),
     ("fluidstack-10bn-1gw", cl.ONLY_IF, {"value_beur": 50}, cl.CONSISTENT),
     ("evroc-4bn-96mw", cl.CONSISTENT, {"value_beur": 0.5}, cl.NOT),
@@ -80,6 +83,25 @@ def test_each_verdict_can_flip(key, today, change, after):
 
 def test_every_claim_has_a_flip_test():
     assert {f[0] for f in FLIPS} | {"exaflop"} == set(SEED)
+
+
+def test_conditions_say_what_would_make_the_figure_hold():
+    # Jean Zay at 60 PF: above the H100s' vector peak, below their tensor peak: the vector reading, a
+    # positive remainder (before: the tensor reading and a negative remainder)
+    jz = run("jean-zay-125pf", value_pflops=60)
+    assert jz.verdict == cl.ONLY_IF and "FP64 vector rate" in jz.condition and "~-" not in jz.condition
+    assert run("jean-zay-125pf", value_pflops=30).verdict == cl.NOT  # below the partition's vector peak
+    # a Green500 figure below the model's range needs the nodes to draw more, not less
+    low = run("adastra2-69gfw", value_gflops_per_w=10)
+    assert low.verdict == cl.ONLY_IF and "draw more" in low.condition
+    # the availability line counts the outages the unavailability leaves room for (26.3 min / 3 min = 8)
+    assert "room for 8 outage(s) of 3 min every 10 years" in " ".join(run("grid-availability").arithmetic)
+
+
+def test_a_device_without_a_board_power_skips_the_tdp_test_instead_of_passing_it():
+    r = run("adastra2-69gfw", system="alice-recoque", value_gflops_per_w=150)
+    assert any("TDP not stated" in line for line in r.arithmetic)
+    assert not any("TDP 0 W" in line for line in r.arithmetic)
 
 
 def test_exaflop_depends_on_the_gpu_count_it_needs(results):

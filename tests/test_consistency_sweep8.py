@@ -162,6 +162,16 @@ def test_a_length_spread_with_no_effect_is_said():
     assert any("no effect on this load" in n for n in d["inference"]["serving"]["assumptions"])
 
 
+def test_a_power_limit_lowers_a_site_bound_systems_facility_power():
+    # campus-1gw's count is derived from its 1 GW site; before, a 500 W cap left the facility at 1 GW
+    # while the IT power under HPL fell to 703 MW, so facility (IT x PUE) came out below IT x PUE
+    capped = section_value(cli_json("plan", "hpl", "-s", "campus-1gw", "--power-limit-w", "500"),
+                           "energy, cost, CO2", "facility power (IT x PUE)")
+    whole = section_value(cli_json("plan", "hpl", "-s", "campus-1gw"), "energy, cost, CO2", "facility power (IT x PUE)")
+    assert whole["value"] == whole["high"] == pytest.approx(1e9)
+    assert capped["value"] < whole["value"] and capped["high"] <= 1e9 * (1 + 1e-12)
+
+
 def test_hpl_efficiency_never_passes_one():
     d = cli_json("plan", "hpl", "-s", "nvl72-gb200")
     assert section_value(d, "HPL", "HPL efficiency")["high"] <= 1.0
