@@ -16,7 +16,7 @@ from recoque.bench import features
 from recoque.bench.base import Case, Unsupported, Verification, Work
 from recoque.bench.schema import SDPA_TAG_PREFIX
 from recoque.bench.timing import TimingPolicy, device_scope, measure
-from recoque.bench.verify import TOLERANCE, compare
+from recoque.bench.verify import NORMWISE_TOLERANCE, TOLERANCE, compare
 from recoque.kernels import attention as K
 from recoque.kernels.gemm import torch_dtype
 
@@ -160,7 +160,8 @@ class AttentionCase(Case):
         if out is None:
             got = f64(K.sdpa(q, k, v, p["causal"], self.backend), group)
             ref, scale = K.reference(qs, ks, vs, p["causal"])
-            return compare(got, ref, scale, TOLERANCE[self.dtype], what="out[b=0, kv-head 0 group]")
+            return compare(got, ref, scale, TOLERANCE[self.dtype], what="out[b=0, kv-head 0 group]",
+                           normwise=NORMWISE_TOLERANCE.get(self.dtype))
         grads = torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
         refs = K.reference_grads(qs, ks, vs, f64(dout, group), p["causal"])
         # dk/dv of KV head 0 also receive gradient only from its own q-head group: the slices match.

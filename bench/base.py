@@ -38,6 +38,8 @@ class Verification:
 
     def describe(self) -> str:
         where = f"{self.what} " if self.what else ""
+        if not self.worst_index:  # a whole-block figure (the norm-wise check), no one element
+            return f"{where}error {self.max_error:.3g} vs tolerance {self.tolerance:.3g}"
         return (f"{where}worst element at {list(self.worst_index)}: got {self.worst_got!r}, "
                 f"expected {self.worst_expected!r} (error {self.max_error:.3g} vs tolerance {self.tolerance:.3g})")
 

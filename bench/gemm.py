@@ -14,7 +14,7 @@ from recoque.bench import features
 from recoque.bench.base import Case, Unsupported, Verification, Work
 from recoque.bench.sweep import SweepPlan, neighbours
 from recoque.bench.timing import device_scope
-from recoque.bench.verify import TOLERANCE, compare
+from recoque.bench.verify import NORMWISE_TOLERANCE, TOLERANCE, compare
 from recoque.kernels import gemm as K
 
 SAMPLE_ROWS, SAMPLE_COLS = 64, 256
@@ -123,7 +123,7 @@ class GemmCase(Case):
         a_rows, b_cols, got = K.take(a, rows, 0), K.take(b, cols, 1), K.take(K.take(c, rows, 0), cols, 1)
         ref, scale = K.reference_rows(a_rows, b_cols)
         return compare(K.to_host_f64(got), ref, scale, TOLERANCE[self.dtype],
-                       what=f"C[{len(rows)} rows x {len(cols)} cols]")
+                       what=f"C[{len(rows)} rows x {len(cols)} cols]", normwise=NORMWISE_TOLERANCE.get(self.dtype))
 
     def teardown(self) -> None:
         self._sets = None

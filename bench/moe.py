@@ -16,7 +16,7 @@ import numpy as np
 
 from recoque.bench.base import Case, Verification, Work
 from recoque.bench.timing import device_scope
-from recoque.bench.verify import TOLERANCE, compare
+from recoque.bench.verify import NORMWISE_TOLERANCE, TOLERANCE, compare
 from recoque.kernels import moe as K
 
 SAMPLE_ROWS, SAMPLE_COLS = 64, 128
@@ -108,7 +108,8 @@ class MoeCase(Case):
         w64[used] = to_host_f64(take(w, used, 0))  # only the experts the sampled rows went to
         ref, scale = K.reference_rows(to_host_f64(take(a, rows, 0)), w64, experts_of_rows, cols)
         return compare(to_host_f64(take(take(got, rows, 0), cols, 1)), ref, scale, TOLERANCE[self.dtype],
-                       what=f"out[{len(rows)} rows x {len(cols)} cols] over {len(used)} experts")
+                       what=f"out[{len(rows)} rows x {len(cols)} cols] over {len(used)} experts",
+                       normwise=NORMWISE_TOLERANCE.get(self.dtype))
 
     def teardown(self) -> None:
         self._sets = None
