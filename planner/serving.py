@@ -617,8 +617,8 @@ def _estimate(run: _Run, model: Any, model_name: str, system: SystemSpec, spec: 
     span = _held_to_targets(span, runs, req)
     # every corner solves under the same stream cap (memory, batch cap, step budget): the groups'
     # shifts in quadrature must not carry the batch past it
-    lo_b, hi_b = span["batch"]
-    span = {**span, "batch": (min(lo_b, min(run.caps.values())), min(hi_b, max(min(run.caps.values()), run.value.batch)))}
+    (lo_b, hi_b), cap = span["batch"], min(run.caps.values())
+    span = {**span, "batch": (lo_b, max(min(hi_b, cap), run.value.batch))}
     rep_tps = _est(run, span, "tokens_per_s", "tokens/s")
     per_gpu = rep_tps.scale(1.0 / g, "tokens/s")
     system_tps = rep_tps.scale(float(run.replicas), "tokens/s")

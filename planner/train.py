@@ -69,7 +69,7 @@ from recoque.planner.execution import RECOMPUTE, RECOMPUTE_CODE, ExecutionPlan
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.serving_rates import hbm_capacity_bytes
 from recoque.planner.stacks import NEUTRAL, Stack
-from recoque.planner.train_core import ZERO3_PREFETCH_RANGE, core, gemm_input_bytes
+from recoque.planner.train_core import ZERO3_PREFETCH_RANGE, core, gemm_input_bytes, normalise_plans
 from recoque.planner.train_kernels import Hardware
 from recoque.planner.workload import TrainingWorkload
 
@@ -199,19 +199,16 @@ def plan_from_arrays(a: Mapping[str, np.ndarray], i: int) -> ExecutionPlan:
 
 
 def as_run(plan: ExecutionPlan, workload: TrainingWorkload, stack: Stack) -> ExecutionPlan:
-    """The plan with the switches the time model turns off where they cannot act (train_core
-    normalise_plans) shown off too, so the label and --json say what was estimated: no expert
-    all-to-all overlap with a single micro-batch (nothing to hide it behind), no distributed
-    checkpoints under sequence parallelism (the checkpointed inputs are already split over TP), no
-    DP overlap with pp > 1 on a stack that reduces after the pipeline schedule; a count of
-    recomputed layers at or above the stage's layers is every layer (shown as plain full)."""
-    n_mb = workload.global_batch_seqs / (plan.dp * plan.micro_batch)
-    v = plan.interleave
-    layers_per_stage = math.ceil(workload.model.layers / (plan.pp * v)) * v
-    return replace(plan, recompute_layers=0 if plan.recompute_layers >= layers_per_stage else plan.recompute_layers,
-                   ep_overlap=plan.ep_overlap and n_mb >= 2,
-                   distribute_checkpoints=plan.distribute_checkpoints and not (plan.sequence_parallel and plan.tp > 1),
-                   dp_overlap=plan.dp_overlap and (plan.pp == 1 or stack.dp_overlap_with_pp))
+    """The plan with the switches the time model turns off where they cannot act shown off too, read
+    from the model's own normalisation (train_core.normalise_plans), so the label and --json say what
+    was estimated: the expert all-to-all overlap with a single micro-batch, distributed checkpoints
+    under sequence parallelism, DP overlap with pp > 1 on a stack that reduces after the pipeline
+    schedule; a count of recomputed layers that covers the whole stage is shown as plain full."""
+    p = normalise_plans(workload, plan_arrays([plan]), stack)
+    whole_stage = plan.recompute_layers >= float(p.lps[0])
+    return replace(plan, recompute_layers=0 if whole_stage else plan.recompute_layers,
+                   ep_overlap=bool(p.ep_overlap[0]), dp_overlap=bool(p.overlap[0]),
+                   distribute_checkpoints=plan.distribute_checkpoints and bool(p.dist[0] or plan.recompute != "full"))
 
 
 # --------------------------------------------------------------------------------------------
