@@ -598,7 +598,10 @@ def _hpcg_rows(system: SystemSpec, profile: Any):
                                     h.memory_efficiency),
                                    ("HPCG: parallel efficiency (weak scaling)", f"{h.parallel_efficiency:.3f}"),
                                    ("HPCG rate (model)", h.rate)]
-    if h.published is not None:
+    if h.published is not None and system.gpu_power_limit_w is not None:  # as plan hpl with TOP500
+        rows.append(("model vs published HPCG", "not compared: the published run was at board power, this system "
+                                                "caps its GPUs"))
+    elif h.published is not None:
         p = h.published
         inside = h.rate.low <= p.hpcg_flop_s <= h.rate.high
         rows.append(("HPCG published", Estimate.exact(p.hpcg_flop_s, "flop/s")))

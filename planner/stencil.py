@@ -144,7 +144,8 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
         f"{k.flops_per_point_field:g} FLOP and {k.bytes_per_point_field:g} B per point and field "
         f"({k.intensity_flop_per_byte:.3f} FLOP/B): bandwidth-bound",
         "one cubic subdomain per GPU; halo over the " + ("scale-up links inside the node" if one_node else "inter-node link")
-        + ", not overlapped with compute (conservative)",
+        + f", {lat * 1e6:g} us a message (the system file's {'intra' if one_node else 'inter'}_node_latency_us; "
+        f"{'0.43' if one_node else '5'} where it states none), not overlapped with compute (conservative)",
         f"each sweep at the pace of the slowest of {gpus.value:,.0f} GPUs: x{pace.slowdown(gpus.value):.3f} "
         f"(spread {pace.GPU_SPEED_SPREAD:.1%}, planner/pace.py)",
     ) + ((f"weak scaling as HPCG runs it: {k.points_per_gpu:.3g} points per GPU, {k.points(gpus.value):.3g} in all",)

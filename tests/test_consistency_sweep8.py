@@ -172,6 +172,15 @@ def test_a_power_limit_lowers_a_site_bound_systems_facility_power():
     assert capped["value"] < whole["value"] and capped["high"] <= 1e9 * (1 + 1e-12)
 
 
+def test_stencil_states_its_latency_and_compares_hpcg_only_uncapped():
+    d = cli_json("plan", "stencil", "-s", "lumi-g", "-w", "hpcg")
+    # the halo's latency is said with where to set it (before: a silent 5 us default)
+    assert "us a message (the system file's inter_node_latency_us" in json.dumps(d["assumptions"])
+    assert section_value(d, "stencil", "model vs published HPCG").endswith("the range)")
+    capped = cli_json("plan", "stencil", "-s", "lumi-g", "-w", "hpcg", "--power-limit-w", "300")
+    assert section_value(capped, "stencil", "model vs published HPCG").startswith("not compared")
+
+
 def test_hpl_efficiency_never_passes_one():
     d = cli_json("plan", "hpl", "-s", "nvl72-gb200")
     assert section_value(d, "HPL", "HPL efficiency")["high"] <= 1.0
