@@ -201,7 +201,7 @@ def node_power(system: SystemSpec) -> Estimate:
 
 def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
     """IT power (W) of `gpus` GPUs of this system (all of them by default)."""
-    if gpus is None and site_bound(system) and system.pue is not None and system.gpu_power_limit_w is None:  # see facility_power
+    if gpus is None and draws_site_power(system) and system.pue is not None:  # see facility_power
         site = float(system.extra["site_power_mw"])
         return system.estimate("pue", "1").map(lambda pue: site * 1e6 / pue, "W",
                                                f"{system.key}: the stated {site:g} MW the GPU count was derived from / PUE")
@@ -222,9 +222,14 @@ def site_bound(system: SystemSpec) -> bool:
     return system.extra.get("site_power_mw") is not None and "gpus" in system.ranges
 
 
+def draws_site_power(system: SystemSpec) -> bool:
+    """A site-bound system at full board power draws its stated site power; a power limit lowers the
+    draw below it (then node power x nodes x PUE, as for any system)."""
+    return site_bound(system) and system.gpu_power_limit_w is None
+
+
 def facility_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
-    if gpus is None and site_bound(system) and system.gpu_power_limit_w is None:
-        # (a power limit lowers the draw below the site's: then node power x nodes x PUE, as for any system)
+    if gpus is None and draws_site_power(system):
         # count x node power x PUE is the site power at every corner (each end of the count took the
         # other end of node power and PUE): taking the three ranges apart would span 0.5-2 GW for 1 GW
         site = float(system.extra["site_power_mw"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Mapping
 
 from recoque.errors import BadInput
@@ -227,12 +228,18 @@ def system_from_toml(key: str, raw: Mapping[str, Any], origin: str = "systems.to
     return spec
 
 
+@lru_cache(maxsize=1)
+def _list_machines() -> list[str]:
+    """The machine keys of the TOP500 and HPCG lists, read once (every system file load checks against them)."""
+    from recoque.planner import hpcg, top500
+
+    return sorted({e.machine for e in (*top500.load_entries().values(), *hpcg.load_entries().values())})
+
+
 def _check_top500_machine(name: Any, where: str) -> None:
     """`top500_machine` names a machine of the TOP500 or HPCG lists (seeds/top500.toml, seeds/hpcg.toml):
     a misspelt one would silently drop the list comparisons and the leave-one-out of the machine's own run."""
-    from recoque.planner import hpcg, top500
-
-    machines = sorted({e.machine for e in (*top500.load_entries().values(), *hpcg.load_entries().values())})
+    machines = _list_machines()
     if not isinstance(name, str) or name not in machines:
         close = difflib.get_close_matches(str(name), machines, n=3, cutoff=0.6)
         raise BadInput(f"{where}: `top500_machine` {name!r} is not a machine of seeds/top500.toml or seeds/hpcg.toml",
