@@ -1,8 +1,9 @@
 """GEMM benchmark: one case per (m, n, k, dtype, backend); the sweep finds max-achievable TFLOP/s.
 
 Verification samples 64 rows x 256 columns of C and compares them with a float64 product of the
-same operands on the CPU (normalised by sum_k |a_ik||b_kj|), so every timed shape is checked
-without copying whole matrices back.
+same operands on the CPU (normalised by sum_k |a_ik||b_kj|), then holds the whole of C through
+random projections computed on the device (Freivalds' check, kernels.gemm.sketch), so every timed
+shape is checked, every tile included, without copying whole matrices back.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from recoque.bench import features
 from recoque.bench.base import Case, Unsupported, Verification, Work
 from recoque.bench.sweep import SweepPlan, neighbours
 from recoque.bench.timing import device_scope
-from recoque.bench.verify import NORMWISE_TOLERANCE, TOLERANCE, compare
+from recoque.bench.verify import NORMWISE_TOLERANCE, SKETCH_TOLERANCE, TOLERANCE, compare
 from recoque.kernels import gemm as K
 
 SAMPLE_ROWS, SAMPLE_COLS = 64, 256
@@ -110,20 +111,32 @@ class GemmCase(Case):
             return self._verify()
 
     def _verify(self) -> Verification:
+        a, b, c, scales = self._sets[0]  # type: ignore[index]
+        K.fill_nan(c)  # so a tile the kernel never writes cannot pass on what an earlier call left there
         self.run(0)
         if self._device.kind != "cpu":
             import torch
 
             torch.cuda.synchronize(self._device.torch_device)
-        a, b, c, _ = self._sets[0]  # type: ignore[index]
         rng = np.random.default_rng(12345)
         rows = np.sort(rng.choice(self.m, size=min(SAMPLE_ROWS, self.m), replace=False))
         cols = np.sort(rng.choice(self.n, size=min(SAMPLE_COLS, self.n), replace=False))
         # Sample on the device, then copy only the sampled rows/columns to the host in float64.
         a_rows, b_cols, got = K.take(a, rows, 0), K.take(b, cols, 1), K.take(K.take(c, rows, 0), cols, 1)
         ref, scale = K.reference_rows(a_rows, b_cols)
-        return compare(K.to_host_f64(got), ref, scale, TOLERANCE[self.dtype],
-                       what=f"C[{len(rows)} rows x {len(cols)} cols]", normwise=NORMWISE_TOLERANCE.get(self.dtype))
+        f = K.scale_product(scales)
+        sampled = compare(K.to_host_f64(got), f * ref, f * scale, TOLERANCE[self.dtype],
+                          what=f"C[{len(rows)} rows x {len(cols)} cols]", normwise=NORMWISE_TOLERANCE.get(self.dtype))
+        return sampled if not sampled.ok else self._verify_whole(a, b, c, scales)
+
+    def _verify_whole(self, a: Any, b: Any, c: Any, scales: Any) -> Verification:
+        """Every row and column of C through its random projections (kernels.gemm.sketch)."""
+        s = K.sketch(a, b, c, scales, seed=54321)
+        tol = SKETCH_TOLERANCE[self.dtype]
+        rows = compare(s["cx"], s["ref_cx"], s["row_norm"], tol, what=f"C x over all {self.m} rows")
+        if not rows.ok:
+            return rows
+        return compare(s["yc"], s["ref_yc"], s["col_norm"], tol, what=f"y^T C over all {self.n} columns")
 
     def teardown(self) -> None:
         self._sets = None

@@ -25,6 +25,10 @@ GPU_MIN_ELEMENTS = 2**25  # BabelStream's default array size
 FALLBACK_LLC_BYTES = {"cpu": 64 * 2**20, "gpu": 256 * 2**20}  # when discovery found none: assume big
 MEMORY_FRACTION = 0.5  # the arrays of one case use at most this share of device memory
 SAMPLE = 100_000  # elements checked on a GPU (copied back to the host)
+# dot on (a, a) against sum a_i^2 (positive terms: a correct float32 reduction's relative error is
+# ~u log2 n <= 2e-6 as a tree, ~u x a thread's run length serially, u = 6e-8): a kernel that skips
+# more than 0.01% of the array fails in fp32.
+SELF_DOT_TOLERANCE = {"fp64": 1e-10, "fp32": 1e-4}
 _FILL_CHUNK = 2**21  # elements per independently seeded block of the CPU fill
 _VERIFY_BLOCK = 2**20  # elements per block of the CPU check
 
@@ -196,7 +200,9 @@ class StreamCase(Case):
             parts = [{n: s[n][lo:lo + _VERIFY_BLOCK] for n in K.READS[self.op]} for lo in blocks]
             ref = sum(float(K.reference(self.op, p)) for p in parts)
             scale = sum(float(K.error_scale(self.op, p)) for p in parts)
-            return self._compare(self._dot, ref, scale)
+            squares = sum(float(np.dot(p["a"], p["a"].astype(np.float64))) for p in parts)
+            first = self._compare(self._dot, ref, scale)
+            return self._check_self_dot(s["a"], squares) if first.ok else first
         worst: Verification | None = None
         for lo in blocks:
             part = {n: s[n][lo:lo + _VERIFY_BLOCK] for n in K.READS[self.op]}
@@ -228,14 +234,23 @@ class StreamCase(Case):
     def _verify_gpu_dot(self, s: dict[str, Any]) -> Verification:
         self.run(0)
         got = float(self._dot.item())
-        ref = scale = 0.0
+        ref = scale = squares = 0.0
         step = 2**24  # copy back in blocks: the host never holds a whole GPU-sized array
         for lo in range(0, self.n_elements, step):
             a = s["a"][lo:lo + step].cpu().numpy().astype(np.float64)
             b = s["b"][lo:lo + step].cpu().numpy().astype(np.float64)
             ref += float(np.dot(a, b))
             scale += float(np.dot(np.abs(a), np.abs(b)))
-        return self._compare(got, ref, scale)
+            squares += float(np.dot(a, a))
+        first = self._compare(got, ref, scale)
+        return self._check_self_dot(s["a"], squares) if first.ok else first
+
+    def _check_self_dot(self, a: Any, squares: float) -> Verification:
+        """The kernel on (a, a) against sum a_i^2: with random signs, a dot that skips a fraction f of
+        the array moves by ~sqrt(f) of its scale and can pass; with all terms positive it moves by f."""
+        got = self._kern.run("dot", a, a, None, K.SCALAR)
+        return compare(np.array([float(got)]), np.array([squares]), squares, SELF_DOT_TOLERANCE[self.dtype],
+                       what="dot: sum(a*a)")
 
     def _compare(self, got: Any, ref: Any, scale: Any) -> Verification:
         out = K.WRITES[self.op]

@@ -3,8 +3,8 @@
 GPU: one pair of device events around every call and a single synchronisation at the end
 (the convention of mamf-finder, triton's do_bench, nvbandwidth). CPU: perf_counter_ns around
 every call (the kernels there are synchronous). Caches are evicted by rotating through input
-sets whose total size is at least twice the last-level cache (hipblaslt-bench --rotating), and
-at least `min_rotation_bytes` (512 MiB on MI300-class parts whose MALL is 256 MiB).
+sets whose total size is at least twice the last-level cache (hipblaslt-bench --rotating), at
+least the policy's `min_rotation_bytes`, and on any GPU at least GPU_MIN_ROTATION_BYTES.
 """
 from __future__ import annotations
 
@@ -26,6 +26,17 @@ class TimingPolicy:
     # leaves out the time other jobs held the core, which a one-thread run on a shared machine needs;
     # wrong for a multi-threaded kernel, whose other threads it does not count)
     host_clock: str = "wall"
+
+
+# Twice the largest last-level cache of any GPU (the 256 MiB Infinity Cache of MI300-class parts,
+# AMD CDNA 3 white paper): a GPU the catalog does not list reports only its L2 through torch
+# (4 MiB on MI300X), and rotating 2x that would time a MALL-resident working set.
+GPU_MIN_ROTATION_BYTES = 512 * 2**20
+
+
+def rotation_floor_bytes(device_kind: str, policy: TimingPolicy) -> int:
+    """The least total the input sets rotate through: the policy's, and GPU_MIN_ROTATION_BYTES on a GPU."""
+    return policy.min_rotation_bytes if device_kind == "cpu" else max(policy.min_rotation_bytes, GPU_MIN_ROTATION_BYTES)
 
 
 QUICK = TimingPolicy(warmup_s=0.05, budget_s=0.25, min_samples=5, max_samples=40)

@@ -14,6 +14,10 @@ DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8")
 BYTES_PER_ELEMENT = {"fp64": 8, "fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 
 
+FP8_SCALES = (0.5, 0.25)  # scale_a, scale_b of the fp8 cases
+SKETCH_CHUNK_BYTES = 256 * 2**20  # float64 rows widened at a time by `sketch`
+
+
 def flop_count(m: int, n: int, k: int) -> int:
     return 2 * m * n * k
 
@@ -83,7 +87,8 @@ def random_operands(m: int, n: int, k: int, dtype: str, device: str, seed: int, 
     a = torch.randn(m, k, generator=gen, device=device, dtype=torch.float32).to(f8)
     # _scaled_mm wants B column-major: make (n,k) row-major and view it transposed.
     b = torch.randn(n, k, generator=gen, device=device, dtype=torch.float32).to(f8).t()
-    scales = (torch.tensor(1.0, device=device), torch.tensor(1.0, device=device))
+    # Scales other than 1 (powers of two: the product stays exact), so a kernel that drops them fails.
+    scales = (torch.tensor(FP8_SCALES[0], device=device), torch.tensor(FP8_SCALES[1], device=device))
     return a, b, scales
 
 
@@ -137,3 +142,80 @@ def to_host_f64(x: Any) -> np.ndarray:
 
 
 _to_f64 = to_host_f64  # older name, kept for callers
+
+
+def fill_nan(c: Any) -> None:
+    """Fill an output (numpy or torch) with NaN in place."""
+    if isinstance(c, np.ndarray):
+        c.fill(np.nan)
+    else:
+        c.fill_(float("nan"))
+
+
+def scale_product(scales: Any) -> float:
+    """The factor _scaled_mm applies to A @ B (1 without scales)."""
+    return 1.0 if scales is None else float(scales[0]) * float(scales[1])
+
+
+def sketch(a: Any, b: Any, c: Any, scales: Any = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Projections of the whole of C = A @ B by random normal vectors x (n) and y (m), in float64
+    where the operands live (Freivalds' check): C x against A (B x), y^T C against (y^T A) B, and
+    C's row and column norms as their scales. A skipped or corrupted tile anywhere in C moves the
+    projections of its rows and columns, which a sample of rows and columns can miss.
+    """
+    m, n = c.shape
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal(n), rng.standard_normal(m)
+    xd, yd = _like(x, c), _like(y, c)
+    f = scale_product(scales)
+    cx, rows_sq, yc, cols_sq = [], [], 0.0, 0.0
+    for lo, blk in _row_blocks(c):
+        cx.append(blk @ xd)
+        rows_sq.append((blk * blk).sum(1))
+        yc = yc + yd[lo:lo + blk.shape[0]] @ blk
+        cols_sq = cols_sq + (blk * blk).sum(0)
+    bx = _cat([blk @ xd for _, blk in _row_blocks(b)])
+    ref_cx, ya = [], 0.0
+    for lo, blk in _row_blocks(a):
+        ref_cx.append(blk @ bx)
+        ya = ya + yd[lo:lo + blk.shape[0]] @ blk
+    ref_yc = sum(ya[lo:lo + blk.shape[0]] @ blk for lo, blk in _row_blocks(b))
+    return {"cx": _host(_cat(cx)), "ref_cx": f * _host(_cat(ref_cx)), "row_norm": np.sqrt(_host(_cat(rows_sq))),
+            "yc": _host(yc), "ref_yc": f * _host(ref_yc), "col_norm": np.sqrt(_host(cols_sq))}
+
+
+def _row_blocks(t: Any):
+    """(first row, rows widened to float64) over t, a chunk of SKETCH_CHUNK_BYTES at a time."""
+    step = max(1, SKETCH_CHUNK_BYTES // (8 * max(1, t.shape[1])))
+    for lo in range(0, t.shape[0], step):
+        yield lo, _f64_here(t[lo:lo + step])
+
+
+def _f64_here(t: Any) -> Any:
+    """float64 on the operand's own device (fp8 widened through fp32, exact)."""
+    if isinstance(t, np.ndarray):
+        return t.astype(np.float64)
+    import torch
+
+    t = t.detach()
+    return (t.to(torch.float32) if t.element_size() == 1 else t).to(torch.float64)
+
+
+def _like(v: np.ndarray, t: Any) -> Any:
+    if isinstance(t, np.ndarray):
+        return v
+    import torch
+
+    return torch.from_numpy(v).to(t.device)
+
+
+def _cat(parts: list) -> Any:
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import torch
+
+    return torch.cat(parts)
+
+
+def _host(v: Any) -> np.ndarray:
+    return v if isinstance(v, np.ndarray) else v.cpu().numpy()

@@ -28,7 +28,9 @@ def test_cpu_gemm_verifies_on_random_data(cpu, dtype, backend):
     assert float(np.std(K._to_f64(a))) > 0.5  # random normal, not zeros
     check = case.verify()
     assert check.ok, check.describe()
-    assert check.max_error < check.tolerance / 10
+    # the last check made is the whole-output projection, whose worst of all rows and columns sits
+    # 6-8x under its bound for a correct bf16 product (the sampled element-wise check, 10x or more)
+    assert check.max_error < check.tolerance / 5
 
 
 def test_broken_kernel_fails_verification_with_worst_element(cpu, monkeypatch):

@@ -147,6 +147,19 @@ def test_broken_dot_is_caught(monkeypatch):
     assert not case.verify().ok
 
 
+def test_a_dot_that_skips_a_fraction_of_the_array_fails_the_self_dot(monkeypatch):
+    """With random signs a skipped 0.4% moves sum(a*b) by ~sqrt(0.004) of sqrt(n) against a scale of
+    ~0.64 n: under fp32's 1e-5 from n ~ 1e8 elements on. On (a, a) it moves the sum by 0.4%."""
+    case = S.StreamCase("dot", "fp32", SMALL)
+    case.setup(StandInDevice(), 1, seed=3)
+    assert case.verify().ok and case.verify().what == "dot: sum(a*a)"
+    real = NB.dot
+    monkeypatch.setattr(NB, "dot", lambda a, b: real(a[: len(a) - len(a) // 250], b[: len(b) - len(b) // 250]))
+    a = case._sets[0]["a"]
+    v = case._check_self_dot(a, float(np.dot(a.astype(np.float64), a)))
+    assert not v.ok and v.what == "dot: sum(a*a)" and 0.002 < v.max_error < 0.01  # the skipped squares
+
+
 def test_sizes_follow_stream_and_babelstream_rules():
     cpu = StandInDevice()
     quick, full = S.cases(cpu, quick=True), S.cases(cpu, quick=False)

@@ -44,3 +44,47 @@ def test_noise_warnings_are_the_fixed_set_with_hints():
     assert check_rotation("c", 10, 100)[0].code == "small_rotation"
     for w in noisy + drift:
         assert w.hint == HINTS[w.code] and w.hint
+
+
+def test_a_gpu_rotates_at_least_512_mib_whatever_cache_it_reports():
+    """A GPU the catalog does not list reports torch's L2 only (4 MiB on MI300X, whose 256 MiB
+    Infinity Cache sits behind it): the floor still evicts that."""
+    from recoque.bench.timing import GPU_MIN_ROTATION_BYTES, QUICK, rotation_floor_bytes
+
+    mib = 2**20
+    floor = rotation_floor_bytes("rocm", QUICK)
+    assert floor == GPU_MIN_ROTATION_BYTES == 512 * mib and rotation_floor_bytes("cuda", QUICK) == floor
+    assert rotation_sets(24 * mib, 4 * mib, floor) * 24 * mib >= 512 * mib  # 22 sets, not 1
+    assert rotation_floor_bytes("cpu", QUICK) == QUICK.min_rotation_bytes == 0
+
+
+def test_the_runner_applies_the_gpu_floor_to_gemm_but_not_to_transfers(monkeypatch):
+    from recoque.bench import runner
+    from recoque.bench.timing import QUICK
+
+    seen = {}
+
+    def fake_rotation_sets(bytes_per_set, llc, floor, budget=None):
+        seen["floor"] = floor
+        raise RuntimeError("stop here")
+    monkeypatch.setattr(runner, "rotation_sets", fake_rotation_sets)
+
+    class Dev:
+        kind, llc_bytes, memory_bytes = "rocm", 4 * 2**20, 192 * 2**30
+
+    class Fake:
+        benchmark = "gemm"
+
+        def label(self):
+            return "fake"
+
+        def bytes_per_set(self):
+            return 2**20
+    monkeypatch.setattr(runner, "memory_budget_bytes", lambda device: 2**34)
+    for bench, want in (("gemm", 512 * 2**20), ("transfer", 0)):
+        Fake.benchmark = bench
+        try:
+            runner._run_one(Fake(), Dev(), QUICK, 0, False)
+        except RuntimeError:
+            pass
+        assert seen["floor"] == want
