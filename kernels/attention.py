@@ -86,6 +86,27 @@ def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool) -> tupl
     return p @ vv, p @ np.abs(vv)
 
 
+def reference_rows(q: Any, k: Any, v: Any, rows: np.ndarray, causal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """float64 attention of the query positions `rows` of every batch entry and head, computed where
+    q, k, v live (torch, (b, h, s, d), GQA by head groups), and its error scale P @ |V|: arrays of
+    shape (b, hq, len(rows), d) on the host."""
+    import torch
+
+    b, hq, _, d = q.shape
+    hkv, sk = k.shape[1], k.shape[2]
+    group, r = hq // hkv, len(rows)
+    ix = torch.as_tensor(rows, device=q.device, dtype=torch.long)
+    qs = q.detach().index_select(2, ix).to(torch.float64).reshape(b, hkv, group * r, d)
+    kk, vv = k.detach().to(torch.float64), v.detach().to(torch.float64)
+    scores = qs @ kk.transpose(-1, -2) / float(np.sqrt(d))
+    if causal:  # top-left aligned, as torch's is_causal: query i sees keys j <= i
+        pos = torch.as_tensor(np.tile(rows, group), device=q.device)
+        scores = scores.masked_fill(torch.arange(sk, device=q.device)[None, :] > pos[:, None], float("-inf"))
+    p = torch.softmax(scores, dim=-1)
+    out, scale = p @ vv, p @ vv.abs()
+    return tuple(x.reshape(b, hq, r, d).cpu().numpy() for x in (out, scale))  # type: ignore[return-value]
+
+
 def reference_grads(q: np.ndarray, k: np.ndarray, v: np.ndarray, dout: np.ndarray, causal: bool):
     """float64 gradients (dq, dk, dv) of sum(out * dout) via torch autograd on the CPU in float64."""
     import torch

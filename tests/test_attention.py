@@ -54,3 +54,30 @@ def test_cpu_quick_plan_is_small():
     plan = cases(detect("cpu"), quick=True)
     assert plan and all(c.p["seq_q"] <= 1024 for c in plan)
     assert {c.p["direction"] for c in plan} == {"fwd", "bwd"}
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_forward_check_reads_every_batch_entry_and_head(cpu, monkeypatch, causal):
+    """A kernel wrong only on the last batch entry's last KV head group passed the batch-0, group-0
+    check; the sampled positions of every head now catch it."""
+    case = AttentionCase(2, 4, 2, 64, 32, causal, "fwd", "fp32")
+    case.setup(cpu, 1, 0)
+    ok = case.verify()
+    assert ok.ok and "all 2 x 4 heads" in ok.what and ok.max_error < 1e-6
+    real = K.sdpa
+
+    def wrong_last_group(*a, **k):
+        out = real(*a, **k).clone()
+        out[1, 2:] *= 1.1
+        return out
+    monkeypatch.setattr(K, "sdpa", wrong_last_group)
+    v = case.verify()
+    assert not v.ok and "all 2 x 4 heads" in v.what and v.worst_index[:2] in ((1, 2), (1, 3))
+
+
+def test_the_sampled_positions_include_the_last_one():
+    from recoque.bench.attention import ROWS_PER_HEAD, _sampled_positions
+
+    for seq in (1, 3, 64, 16384):
+        rows = _sampled_positions(seq)
+        assert rows[-1] == seq - 1 and len(rows) <= ROWS_PER_HEAD and len(set(rows)) == len(rows)
