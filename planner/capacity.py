@@ -630,9 +630,8 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     except BadInput as exc:  # a model without a published run: `plan` still shows its serving summary
         return [("training", f"not estimated: {exc.what}; `recoque plan train -s {system.key} -w {model_name} "
                              "--tokens N --global-batch B` estimates a run you name")], {}, (), None, None
-    spread = None   # the token range as a factor on the central count
+    spread = token_spread(tokens)   # the token range as a factor on the central count
     if isinstance(tokens, Estimate):
-        spread = tokens.map(lambda t: t / tokens.value, "1") if tokens.low != tokens.high else None
         tokens = tokens.value
     if tokens:
         wl = replace(wl, tokens_to_train=float(tokens))
@@ -663,11 +662,9 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", int(used))]
     rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
     if spread is not None:
-        rows.append((f"time to train over {spread.low * tokens:.3g}..{spread.high * tokens:.3g} tokens, wall clock",
-                     _over_tokens(b.time_to_train_wall or b.time_to_train, spread)))
-        notes = tuple(notes) + (f"the workload states {spread.low * tokens:.3g}..{spread.high * tokens:.3g} tokens "
-                                f"({spread.assumptions[0]}): the plan and the times above are at {tokens:.3g}, as "
-                                "`plan train` gives them; the last time row, the energy and the cost span the whole range",)
+        row, note = token_range_row(b, spread, tokens)
+        rows.append(row)
+        notes = tuple(notes) + (note,)
     d = None
     try:
         d = equivalents.training_delivered(system, model_name, used, b, profile=prof)
@@ -675,6 +672,22 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
         notes = tuple(notes) + (f"delivered H100-equivalents for training not computed: {exc.one_line()}",)
     job = training_job(used, b, spread)
     return rows, {"train": res, "gpu_count_curve": curve}, tuple(notes) + tuple(b.assumptions), d, job
+
+
+def token_spread(tokens: Any) -> Estimate | None:
+    """A workload's stated token range (an Estimate of tokens) as a factor on its central count;
+    None for a single count."""
+    if not isinstance(tokens, Estimate) or tokens.low == tokens.high:
+        return None
+    return tokens.map(lambda t: t / tokens.value, "1")
+
+
+def token_range_row(best: Any, spread: Estimate, tokens: float) -> tuple[tuple[str, Estimate], str]:
+    """The time-to-train row over a stated token range, and the note that says what it spans."""
+    span = f"{spread.low * tokens:.3g}..{spread.high * tokens:.3g} tokens"
+    return ((f"time to train over {span}, wall clock", _over_tokens(best.time_to_train_wall or best.time_to_train, spread)),
+            f"the workload states {span} ({spread.assumptions[0]}): the plan and the times above are at {tokens:.3g}, "
+            "as `plan train` gives them; the last time row, the energy and the cost span the whole range")
 
 
 def training_job(used: int, best: Any, spread: Estimate | None = None) -> energy.JobRun:
@@ -686,18 +699,28 @@ def training_job(used: int, best: Any, spread: Estimate | None = None) -> energy
                          "nodes stay powered through checkpoints, failures and restarts)", seconds=wall)
 
 
-def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: Any, dtype: str):
+def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: Any, dtype: str,
+                   token_range: Estimate | None = None):
     """What `plan train` shows below its plans, as `plan` shows it for a named workload: the best
     plan's energy, cost and CO2 for the whole run, and its delivered H100-equivalents (the same
     workload, stack and search on as many H100s). Returns (rows, JSON data, notes); a figure that
-    cannot be had (no node power in a user's system file, no H100 plan) is a row saying why."""
+    cannot be had (no node power in a user's system file, no H100 plan) is a row saying why.
+    `token_range`: the workload's stated token range (its central count is the plan's), which the
+    time to train over it, the energy and the cost then span, as in `plan`."""
     b = res.best[0]
     rows: list[tuple[str, Any]] = []
     g = energy.grid_for(system)
-    data: dict[str, Any] = {"grid": g, "energy_per_job": None, "h100e_delivered": None, "delivered_vs_peak": None}
+    data: dict[str, Any] = {"grid": g, "energy_per_job": None, "h100e_delivered": None, "delivered_vs_peak": None,
+                            "time_to_train_over_token_range": None}
     notes: list[str] = []
+    spread = token_spread(token_range)
+    if spread is not None:
+        row, note = token_range_row(b, spread, float(token_range.value))  # type: ignore[union-attr]
+        rows.append(row)
+        data["time_to_train_over_token_range"] = {"tokens": token_range, "wall_s": row[1]}
+        notes.append(note)
     try:
-        run = energy.per_job(system, training_job(res.gpus, b), wl.model.key, grid=g)
+        run = energy.per_job(system, training_job(res.gpus, b, spread), wl.model.key, grid=g)
         rows += [*grid_rows(system, g), *job_rows(run)]
         data["energy_per_job"] = run
         notes += [*run.energy.assumptions, *run.cost.assumptions, *run.co2.assumptions]

@@ -207,6 +207,15 @@ def spec_with_assumed_peaks(spec: DeviceSpec) -> tuple[DeviceSpec, tuple[str, ..
     return (replace(spec, peak_flop_s=peaks), tuple(notes)) if notes else (spec, ())
 
 
+def training_token_range(name: str, tokens: float | None) -> Estimate | None:
+    """The token range a named training workload states (train_tokens_low..high), when --tokens does
+    not replace it; None otherwise."""
+    if tokens is not None or resolve_key(name, _seed().get("workloads", {})) is None:
+        return None
+    w = get_workload(name)
+    return w.estimate("train_tokens", "tokens") if w.kind == "train" and "train_tokens" in w.values else None
+
+
 def training_target(name: str, tokens: float | None) -> tuple[str, float | None]:
     """(model preset or file, tokens) for `plan train -w NAME`: a named training workload gives its
     model and token count (unless --tokens is given); a model preset or file passes through."""

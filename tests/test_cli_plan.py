@@ -252,3 +252,23 @@ def test_plan_keeps_the_system_answer_when_the_h100_comparison_cannot_be_made(tm
 def test_plan_on_a_model_with_neither_estimate_is_an_impossible_plan():
     res = runner.invoke(app, ["plan", "-s", "node-8x-h200", "-w", "megatron-1t"])
     assert res.exit_code == 3 and "context window of 2,048 tokens" in res.output  # serving 2,000 + 500 cannot run either
+
+
+def test_plan_train_spans_a_named_workloads_token_range_as_plan_does():
+    """`plan train -w mistral-large-2-pretrain` showed the run at the central 1e13 tokens only, where
+    `plan` spans the stated 5e12..2e13 in a time row, the energy and the cost."""
+    args = ["-s", "alice-recoque", "-w", "mistral-large-2-pretrain", "--json"]
+    tr = runner.invoke(app, ["plan", "train", *args])
+    assert tr.exit_code == 0, tr.output
+    job = json.loads(tr.stdout)["job"]
+    span = job["time_to_train_over_token_range"]
+    assert (span["tokens"]["low"], span["tokens"]["value"], span["tokens"]["high"]) == (5e12, 1e13, 2e13)
+    assert span["wall_s"]["high"] > 3.9 * span["wall_s"]["value"] / 2  # 2e13 / 1e13, times the model's own spread
+    pl = runner.invoke(app, ["plan", *args])
+    assert pl.exit_code == 0, pl.output
+    energy = json.loads(pl.stdout)["energy"]["per_job"]
+    for key in ("value", "low", "high"):
+        assert job["energy_per_job"]["energy_j"][key] == pytest.approx(energy["energy_j"][key], rel=1e-9)
+    fixed = json.loads(runner.invoke(app, ["plan", "train", *args, "--tokens", "1e13"]).stdout)["job"]
+    assert fixed["time_to_train_over_token_range"] is None  # --tokens replaces the range
+    assert fixed["energy_per_job"]["energy_j"]["high"] < job["energy_per_job"]["energy_j"]["high"]

@@ -242,7 +242,10 @@ def train(
         _raise_no_plan(res, wl, spec, st, pins, curve)
     from recoque.planner.capacity import train_job_rows
 
-    job_rows, job_data, job_notes = train_job_rows(sysspec, wl, res, prof, st, dtype)
+    from recoque.planner.workloads import training_token_range
+
+    job_rows, job_data, job_notes = train_job_rows(sysspec, wl, res, prof, st, dtype,
+                                                   training_token_range(workload, tokens))
     if as_json:
         emit_json({**_json_doc(res, wl, prof, st, pins, curve, link_lines, dtype), "job": job_data,
                    "job_assumptions": list(job_notes)})
