@@ -201,10 +201,10 @@ def node_power(system: SystemSpec) -> Estimate:
 
 def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
     """IT power (W) of `gpus` GPUs of this system (all of them by default)."""
-    if gpus is None and draws_site_power(system) and system.pue is not None:  # see facility_power
+    if gpus is None and site_bound(system) and system.pue is not None:  # see facility_power
         site = float(system.extra["site_power_mw"])
-        return system.estimate("pue", "1").map(lambda pue: site * 1e6 / pue, "W",
-                                               f"{system.key}: the stated {site:g} MW the GPU count was derived from / PUE")
+        return combine(lambda pue, f: site * 1e6 / pue * f, system.estimate("pue", "1"), site_share(system), unit="W",
+                       assumptions=(f"{system.key}: the stated {site:g} MW the GPU count was derived from / PUE",))
     n = gpus or system.estimate("gpus", "gpu")
     if system.node_power_w is not None:
         return combine(lambda g, p: g / system.gpus_per_node * p, n, node_power(system), unit="W",
@@ -222,29 +222,31 @@ def site_bound(system: SystemSpec) -> bool:
     return system.extra.get("site_power_mw") is not None and "gpus" in system.ranges
 
 
-def draws_site_power(system: SystemSpec) -> bool:
-    """A site-bound system at full board power draws its stated site power; a power limit lowers the
-    draw below it (then node power x nodes x PUE, as for any system)."""
-    return site_bound(system) and system.gpu_power_limit_w is None
+def site_share(system: SystemSpec) -> Estimate:
+    """The share of its stated site power a site-bound system draws: 1 at full board power; under a
+    GPU power limit, node power with the limit over node power without it, each end of the count
+    paired with the node power it was derived from (the count's high end took the low node power,
+    which node_power leaves where it is: a share of 1 there)."""
+    if system.gpu_power_limit_w is None:
+        return Estimate.exact(1.0, "1")
+    full, capped = system.estimate("node_power_w", "W"), node_power(system)
+    ends = (capped.low / full.low, capped.high / full.high)
+    return Estimate(capped.value / full.value, min(ends), max(ends), "1", capped.assumptions[-1:])
 
 
 def facility_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
-    if gpus is None and draws_site_power(system):
+    if gpus is None and site_bound(system):
         # count x node power x PUE is the site power at every corner (each end of the count took the
-        # other end of node power and PUE): taking the three ranges apart would span 0.5-2 GW for 1 GW
+        # other end of node power and PUE): taking the three ranges apart would span 0.5-2 GW for 1 GW;
+        # a power limit takes the same share off every node (site_share)
         site = float(system.extra["site_power_mw"])
-        return Estimate.exact(site * 1e6, "W", f"{system.key}: the stated {site:g} MW the GPU count was derived from "
-                                                "(count, node power and PUE are not independent)")
+        return site_share(system).scale(site * 1e6, "W", f"{system.key}: the stated {site:g} MW the GPU count was "
+                                        "derived from (count, node power and PUE are not independent)")
     it = it_power(system, gpus)
     if system.pue is None:
         raise BadInput(f"system {system.key}: PUE unknown", "add pue (with _low/_high) to the system file")
-    fac = combine(lambda p, u: p * u, it, system.estimate("pue", "1"), unit="W",
-                  assumptions=(f"{system.key}: PUE {system.pue:g}",))
-    if gpus is None and site_bound(system):  # capped: at most the site's power, which the uncapped count draws
-        site_w = float(system.extra["site_power_mw"]) * 1e6
-        fac = Estimate(min(fac.value, site_w), min(fac.low, site_w), min(fac.high, site_w), "W", fac.assumptions + (
-            f"at most the stated {site_w / 1e6:g} MW, which the GPU count draws without the power limit",))
-    return fac
+    return combine(lambda p, u: p * u, it, system.estimate("pue", "1"), unit="W",
+                   assumptions=(f"{system.key}: PUE {system.pue:g}",))
 
 
 @dataclass(frozen=True)

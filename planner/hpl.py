@@ -314,7 +314,7 @@ def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Ent
     """IT power during HPL and GF/W: from node power when given, else from the TOP500 run's power."""
     if system.node_power_w is not None:
         node = energy.node_power(system)  # less what a GPU power limit sheds
-        power = (energy.it_power(system) if energy.draws_site_power(system) else
+        power = (energy.it_power(system) if energy.site_bound(system) else
                  combine(lambda n, p: n / system.gpus_per_node * p, gpus, node, unit="W"))
         power = Estimate(power.value, power.low, power.high, "W", power.assumptions + (
             "HPL draws the node power in the system's stated range (a Green500 run tuned for GFLOP/s per W sits near its low end; IT only, PUE excluded, as TOP500 reports)",))

@@ -170,6 +170,15 @@ def test_a_power_limit_lowers_a_site_bound_systems_facility_power():
     whole = section_value(cli_json("plan", "hpl", "-s", "campus-1gw"), "energy, cost, CO2", "facility power (IT x PUE)")
     assert whole["value"] == whole["high"] == pytest.approx(1e9)
     assert capped["value"] < whole["value"] and capped["high"] <= 1e9 * (1 + 1e-12)
+    # the IT power under the cap stays under the uncapped one at every end (before: 455..1,204 MW
+    # against 714..909, the count's high end taken with the high node power)
+    it = {k: section_value(cli_json("plan", "hpl", "-s", "campus-1gw", *cap), "HPL", "IT power during HPL")
+          for k, cap in (("capped", ("--power-limit-w", "500")), ("whole", ()))}
+    for end in ("value", "low", "high"):
+        assert it["capped"][end] <= it["whole"][end] * (1 + 1e-12)
+    # central: 1 GW / PUE 1.2 x (10.2 kW - 8 x 200 W) / 10.2 kW
+    assert it["capped"]["value"] == pytest.approx(1e9 / 1.2 * 8.6 / 10.2, rel=1e-6)
+    assert capped["value"] == pytest.approx(1e9 * 8.6 / 10.2, rel=1e-6)
 
 
 def test_stencil_states_its_latency_and_compares_hpcg_only_uncapped():
