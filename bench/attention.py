@@ -184,7 +184,21 @@ class AttentionCase(Case):
             res = compare(f64(g, h), r, np.max(np.abs(r)), BWD_TOLERANCE[self.dtype], what=name)
             if worst is None or res.max_error / res.tolerance > worst.max_error / worst.tolerance:
                 worst = res
-        return worst  # type: ignore[return-value]
+        if not worst.ok:  # type: ignore[union-attr]
+            return worst  # type: ignore[return-value]
+        return self._verify_dq_all_heads(q, k, v, dout, grads[0])
+
+    def _verify_dq_all_heads(self, q: Any, k: Any, v: Any, dout: Any, dq: Any) -> Verification:
+        """dq at sampled query positions of every batch entry and head (the check above reads batch 0's
+        first head group only; dk and dv at other heads would need every query's softmax row)."""
+        import torch
+
+        rows = _sampled_positions(self.p["seq_q"])
+        ref = K.reference_dq_rows(q, k, v, dout, rows, self.p["causal"])
+        ix = torch.as_tensor(rows, device=dq.device, dtype=torch.long)
+        got = dq.detach().index_select(2, ix).to(torch.float64).cpu().numpy()
+        return compare(got, ref, np.max(np.abs(ref)), BWD_TOLERANCE[self.dtype],
+                       what=f"dq[all {self.p['batch']} x {self.p['heads_q']} heads, {len(rows)} positions]")
 
 
 def _sampled_positions(seq: int) -> np.ndarray:

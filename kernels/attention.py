@@ -90,6 +90,29 @@ def reference_rows(q: Any, k: Any, v: Any, rows: np.ndarray, causal: bool) -> tu
     """float64 attention of the query positions `rows` of every batch entry and head, computed where
     q, k, v live (torch, (b, h, s, d), GQA by head groups), and its error scale P @ |V|: arrays of
     shape (b, hq, len(rows), d) on the host."""
+    p, kk, vv, unshape = _row_probabilities(q, k, v, rows, causal)
+    return unshape(p @ vv), unshape(p @ vv.abs())
+
+
+def reference_dq_rows(q: Any, k: Any, v: Any, dout: Any, rows: np.ndarray, causal: bool) -> np.ndarray:
+    """float64 dq of sum(out * dout) at the query positions `rows` of every batch entry and head,
+    computed where the tensors live: a query row's gradient needs only its own row of P and dout
+    (dS = P o (dout V^T - rowsum(P o dout V^T)), dq = dS K / sqrt(d); FlashAttention-2, Dao 2023,
+    Algorithm 2). Shape (b, hq, len(rows), d) on the host."""
+    import torch
+
+    p, kk, vv, unshape = _row_probabilities(q, k, v, rows, causal)
+    b, hkv, gr, d = p.shape[0], kk.shape[1], p.shape[2], kk.shape[3]
+    ix = torch.as_tensor(rows, device=q.device, dtype=torch.long)
+    do = dout.detach().index_select(2, ix).to(torch.float64).reshape(b, hkv, gr, d)
+    dp = do @ vv.transpose(-1, -2)
+    ds = p * (dp - (p * dp).sum(-1, keepdim=True))
+    return unshape(ds @ kk / float(np.sqrt(d)))
+
+
+def _row_probabilities(q: Any, k: Any, v: Any, rows: np.ndarray, causal: bool):
+    """Softmax rows P (b, hkv, group x len(rows), sk) of the sampled queries in float64, K and V in
+    float64, and the reshape of a (b, hkv, group x r, d) result back to host (b, hq, r, d)."""
     import torch
 
     b, hq, _, d = q.shape
@@ -102,9 +125,7 @@ def reference_rows(q: Any, k: Any, v: Any, rows: np.ndarray, causal: bool) -> tu
     if causal:  # top-left aligned, as torch's is_causal: query i sees keys j <= i
         pos = torch.as_tensor(np.tile(rows, group), device=q.device)
         scores = scores.masked_fill(torch.arange(sk, device=q.device)[None, :] > pos[:, None], float("-inf"))
-    p = torch.softmax(scores, dim=-1)
-    out, scale = p @ vv, p @ vv.abs()
-    return tuple(x.reshape(b, hq, r, d).cpu().numpy() for x in (out, scale))  # type: ignore[return-value]
+    return torch.softmax(scores, dim=-1), kk, vv, lambda x: x.reshape(b, hq, r, d).cpu().numpy()
 
 
 def reference_grads(q: np.ndarray, k: np.ndarray, v: np.ndarray, dout: np.ndarray, causal: bool):

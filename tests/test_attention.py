@@ -81,3 +81,24 @@ def test_the_sampled_positions_include_the_last_one():
     for seq in (1, 3, 64, 16384):
         rows = _sampled_positions(seq)
         assert rows[-1] == seq - 1 and len(rows) <= ROWS_PER_HEAD and len(set(rows)) == len(rows)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_backward_check_reads_dq_of_every_batch_entry_and_head(cpu, monkeypatch, causal):
+    case = AttentionCase(2, 4, 2, 64, 32, causal, "bwd", "fp32")
+    case.setup(cpu, 1, 0)
+    ok = case.verify()
+    assert ok.ok and "dq[all 2 x 4 heads" in ok.what and ok.max_error < 1e-6
+    import torch
+
+    real, q = torch.autograd.grad, case._sets[0][0]
+
+    def wrong_dq_on_the_last_batch_entry(outputs, inputs, *a, **k):
+        g = list(real(outputs, inputs, *a, **k))
+        if inputs[0] is q:  # the kernel's call, not the float64 reference's
+            g[0] = g[0].clone()
+            g[0][1, 3] *= 1.2
+        return tuple(g)
+    monkeypatch.setattr(torch.autograd, "grad", wrong_dq_on_the_last_batch_entry)
+    v = case.verify()
+    assert not v.ok and "dq[all 2 x 4 heads" in v.what and v.worst_index[:2] == (1, 3)
