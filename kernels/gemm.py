@@ -163,28 +163,34 @@ def sketch(a: Any, b: Any, c: Any, scales: Any = None, seed: int = 0) -> dict[st
     C's row and column norms as their scales. A skipped or corrupted tile anywhere in C moves the
     projections of its rows and columns, which a sample of rows and columns can miss.
     """
+    xd, yd, got = project_output(c, seed)
+    f = scale_product(scales)
+    bx = cat([blk @ xd for _, blk in row_blocks(b)])
+    ref_cx, ya = [], 0.0
+    for lo, blk in row_blocks(a):
+        ref_cx.append(blk @ bx)
+        ya = ya + yd[lo:lo + blk.shape[0]] @ blk
+    ref_yc = sum(ya[lo:lo + blk.shape[0]] @ blk for lo, blk in row_blocks(b))
+    return {**got, "ref_cx": f * host(cat(ref_cx)), "ref_yc": f * host(ref_yc)}
+
+
+def project_output(c: Any, seed: int) -> tuple[Any, Any, dict[str, np.ndarray]]:
+    """The random vectors x (columns) and y (rows) where c lives, and c's projections C x and y^T C
+    with its row and column norms (host float64) for `sketch` and its grouped-GEMM twin."""
     m, n = c.shape
     rng = np.random.default_rng(seed)
-    x, y = rng.standard_normal(n), rng.standard_normal(m)
-    xd, yd = _like(x, c), _like(y, c)
-    f = scale_product(scales)
+    xd, yd = _like(rng.standard_normal(n), c), _like(rng.standard_normal(m), c)
     cx, rows_sq, yc, cols_sq = [], [], 0.0, 0.0
-    for lo, blk in _row_blocks(c):
+    for lo, blk in row_blocks(c):
         cx.append(blk @ xd)
         rows_sq.append((blk * blk).sum(1))
         yc = yc + yd[lo:lo + blk.shape[0]] @ blk
         cols_sq = cols_sq + (blk * blk).sum(0)
-    bx = _cat([blk @ xd for _, blk in _row_blocks(b)])
-    ref_cx, ya = [], 0.0
-    for lo, blk in _row_blocks(a):
-        ref_cx.append(blk @ bx)
-        ya = ya + yd[lo:lo + blk.shape[0]] @ blk
-    ref_yc = sum(ya[lo:lo + blk.shape[0]] @ blk for lo, blk in _row_blocks(b))
-    return {"cx": _host(_cat(cx)), "ref_cx": f * _host(_cat(ref_cx)), "row_norm": np.sqrt(_host(_cat(rows_sq))),
-            "yc": _host(yc), "ref_yc": f * _host(ref_yc), "col_norm": np.sqrt(_host(cols_sq))}
+    return xd, yd, {"cx": host(cat(cx)), "row_norm": np.sqrt(host(cat(rows_sq))),
+                    "yc": host(yc), "col_norm": np.sqrt(host(cols_sq))}
 
 
-def _row_blocks(t: Any):
+def row_blocks(t: Any):
     """(first row, rows widened to float64) over t, a chunk of SKETCH_CHUNK_BYTES at a time."""
     step = max(1, SKETCH_CHUNK_BYTES // (8 * max(1, t.shape[1])))
     for lo in range(0, t.shape[0], step):
@@ -209,7 +215,7 @@ def _like(v: np.ndarray, t: Any) -> Any:
     return torch.from_numpy(v).to(t.device)
 
 
-def _cat(parts: list) -> Any:
+def cat(parts: list) -> Any:
     if isinstance(parts[0], np.ndarray):
         return np.concatenate(parts)
     import torch
@@ -217,5 +223,5 @@ def _cat(parts: list) -> Any:
     return torch.cat(parts)
 
 
-def _host(v: Any) -> np.ndarray:
+def host(v: Any) -> np.ndarray:
     return v if isinstance(v, np.ndarray) else v.cpu().numpy()

@@ -112,6 +112,25 @@ def bounds(counts: np.ndarray) -> list[tuple[int, int]]:
     return [(int(e - c), int(e)) for c, e in zip(counts, ends)]
 
 
+def sketch(a: Any, w: Any, out: Any, expert_bounds: list[tuple[int, int]], seed: int = 0) -> dict[str, np.ndarray]:
+    """kernels.gemm.sketch for the grouped product (rows lo..hi of `a` times expert e's w[e]): the
+    whole output's projections against each expert's A_e (W_e x) and (y_e^T A_e) W_e in float64."""
+    from recoque.kernels.gemm import cat, host, project_output, row_blocks
+
+    xd, yd, got = project_output(out, seed)
+    ref_cx, ref_yc = [], 0.0
+    for e, (lo, hi) in enumerate(expert_bounds):
+        if hi <= lo:
+            continue
+        wx = cat([blk @ xd for _, blk in row_blocks(w[e])])
+        ya = 0.0
+        for r0, blk in row_blocks(a[lo:hi]):
+            ref_cx.append(blk @ wx)
+            ya = ya + yd[lo + r0:lo + r0 + blk.shape[0]] @ blk
+        ref_yc = ref_yc + sum(ya[r0:r0 + blk.shape[0]] @ blk for r0, blk in row_blocks(w[e]))
+    return {**got, "ref_cx": host(cat(ref_cx)), "ref_yc": host(ref_yc)}
+
+
 def reference_rows(a_rows: np.ndarray, w64: np.ndarray, experts_of_rows: np.ndarray,
                    cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float64 reference of sampled output rows (each with its own expert) at sampled columns, and

@@ -79,6 +79,35 @@ def test_wrong_expert_is_caught(cpu, monkeypatch):
     assert not case.verify().ok
 
 
+def test_an_expert_whose_rows_the_sample_misses_is_still_checked(cpu, monkeypatch):
+    """The 64 sampled rows can miss an expert altogether; the whole-output projections cannot."""
+    case = moe.MoeCase("m", 8, 2, 512, 64, 32, "fp32")
+    case.setup(cpu, 1, 0)
+    rows = int(case._counts.sum())
+    sampled = set(np.random.default_rng(12345).choice(rows, size=min(moe.SAMPLE_ROWS, rows), replace=False).tolist())
+    lo, hi = max(((lo, hi) for lo, hi in case._bounds), key=lambda b: sum(r not in sampled for r in range(*b)))
+    unseen = [r for r in range(lo, hi) if r not in sampled]
+    assert unseen
+    real = K.grouped_mm
+
+    def wrong_on_unsampled_rows(a, w, offs):
+        out = real(a, w, offs).clone()
+        out[unseen] *= 1.5
+        return out
+    monkeypatch.setattr(K, "grouped_mm", wrong_on_unsampled_rows)
+    v = case.verify()
+    assert not v.ok and "over all" in v.what and v.worst_index[0] in unseen
+
+
+def test_the_expert_loop_output_is_cleared_before_the_verified_call(cpu, monkeypatch):
+    monkeypatch.setattr(K, "grouped_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("not supported")))
+    case = moe.MoeCase("m", 4, 1, 64, 32, 32, "fp32")
+    case.setup(cpu, 1, 0)
+    case.run(0)  # the right product is now in the output buffer
+    monkeypatch.setattr(K, "expert_loop", lambda a, w, bounds, out: out)  # writes nothing
+    assert not case.verify().ok
+
+
 def test_unknown_dtype_is_refused():
     with pytest.raises(BadInput, match="unknown MoE GEMM dtype"):
         moe.MoeCase("m", 8, 2, 64, 32, 32, "fp8")
