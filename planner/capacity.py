@@ -563,13 +563,17 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
 
     h100 = get_device_spec(equivalents.H100)
 
-    def h100_rate(s, p):
-        return memory_rate(h100, p).scale(k.intensity_flop_per_byte, "flop/s")
-    # per GPU at the central count (weak or strong scaling alike; the count's own range enters once)
-    n0 = round(system.gpus)
-    at_n0 = r if "gpus" not in system.ranges else stencil.estimate_stencil(system.with_gpus(n0), k, profile)
-    d = equivalents.delivered(system, w, lambda s, p: r.achieved_flop_s, h100_rate, profile,
-                              _stencil_ratio(system, profile, at_n0.achieved_flop_s.scale(1 / n0)))
+    def h100_rate(s, p):  # the same sustained-bandwidth rule as the system's side (stencil.sustained_rate)
+        return stencil.sustained_rate(h100, p).scale(k.intensity_flop_per_byte, "flop/s")
+    if k.points_per_gpu is None and "gpus" in system.ranges:
+        # a fixed grid over an uncertain count: the rate per GPU falls as the count grows, so the
+        # system's rate (each corner at one count) over an H100's, every corner
+        ratio = None
+    else:  # per GPU at the central count (weak scaling: the count's own range enters once)
+        n0 = round(system.gpus)
+        at_n0 = r if "gpus" not in system.ranges else stencil.estimate_stencil(system.with_gpus(n0), k, profile)
+        ratio = _stencil_ratio(system, profile, at_n0.achieved_flop_s.scale(1 / n0))
+    d = equivalents.delivered(system, w, lambda s, p: r.achieved_flop_s, h100_rate, profile, ratio)
     data: dict[str, Any] = {"stencil": r}
     notes = _package_note(system) + r.assumptions
     if w.key == "hpcg":
@@ -579,7 +583,8 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
                 else (name, v) for name, v in rows]
         rows += rows_h
         data["hpcg"] = h
-        notes = notes + h.rate.assumptions + h.memory_efficiency.assumptions
+        if h is not None:
+            notes = notes + h.rate.assumptions + h.memory_efficiency.assumptions
     job = energy.JobRun(r.gpus, r.gpu_seconds, f"energy per job: {r.gpus.value:,.0f} GPUs for the time "
                         "to solution, each end of the range at one GPU count", seconds=r.total_time)
     return rows, data, notes, d, job
@@ -589,8 +594,13 @@ def _hpcg_rows(system: SystemSpec, profile: Any):
     """The HPCG-calibrated rate (published HPCG results, machine left out) beside the stencil model."""
     from recoque.planner import hpcg
 
-    h = hpcg.estimate_hpcg(system, profile)
-    assumed = any("no HPCG reference in" in a for a in h.memory_efficiency.assumptions)  # none of its memory family
+    try:
+        h = hpcg.estimate_hpcg(system, profile)
+    except BadInput as exc:  # no STREAM figure for the part or its vendor: the generic rows still stand
+        return [("HPCG rate (model)", f"not estimated: {exc.one_line()}")], None
+    # none of its memory family among the references, or no STREAM figure for the part or its family
+    assumed = any("no HPCG reference in" in a or "ASSUMED" in a
+                  for a in h.memory_efficiency.assumptions + (h.sustained_bandwidth or h.rate).assumptions)
     # the efficiency counts 340 B per 54-FLOP row; a tuned HPCG that keeps vectors in cache moves fewer
     # bytes, so this figure can pass 1 (JUPITER's GH200 runs: 1.04) without passing the bandwidth
     rows: list[tuple[str, Any]] = [(f"HPCG: HBM efficiency at 340 B/row counted, above 1 when fewer bytes move "
@@ -598,14 +608,11 @@ def _hpcg_rows(system: SystemSpec, profile: Any):
                                     h.memory_efficiency),
                                    ("HPCG: parallel efficiency (weak scaling)", f"{h.parallel_efficiency:.3f}"),
                                    ("HPCG rate (model)", h.rate)]
-    if h.published is not None and system.gpu_power_limit_w is not None:  # as plan hpl with TOP500
-        rows.append(("model vs published HPCG", "not compared: the published run was at board power, this system "
-                                                "caps its GPUs"))
-    elif h.published is not None:
-        p = h.published
-        inside = h.rate.low <= p.hpcg_flop_s <= h.rate.high
-        rows.append(("HPCG published", Estimate.exact(p.hpcg_flop_s, "flop/s")))
-        rows.append(("model vs published HPCG", f"{h.error:+.1%} (published {'inside' if inside else 'outside'} the range)"))
+    if h.not_compared:
+        rows.append(("model vs published HPCG", f"not compared: {h.not_compared}"))
+    elif h.compared is not None:
+        rows.append(("HPCG published", Estimate.exact(h.compared.hpcg_flop_s, "flop/s")))
+        rows.append(("model vs published HPCG", f"{h.error:+.1%} (published {'inside' if h.inside else 'outside'} the range)"))
     return rows, h
 
 

@@ -175,7 +175,8 @@ def _family_fractions(device: str) -> tuple[list[float], str]:
     vendor = get_device_spec(device).vendor
     same_vendor = [d for d in _table("stream_triad_tb_s")
                    if d != "sources" and _in_catalog(d) and get_device_spec(d).vendor == vendor]
-    return measured_fractions(same_vendor), f"every measured {vendor} device (no measured member of family {fam})"
+    why = f"no measured member of memory family {fam}" if fam else f"{device} is in no memory family of seeds/hpcg.toml"
+    return measured_fractions(same_vendor), f"every measured {vendor} device ({why})"
 
 
 def sustained_bandwidth(device: str) -> Estimate:
@@ -222,9 +223,12 @@ def parallel_efficiency(system: SystemSpec, bandwidth_bytes_s: float | None = No
     bw = bandwidth_bytes_s if bandwidth_bytes_s is not None else sustained_bandwidth(system.device).value
     pts = kernel("local_grid_points")
     t_local = kernel("rows_touched_per_iteration") * pts * kernel("bytes_per_row") / bw
-    lat = system.inter_node_latency_s
+    # inside one node the halos and reductions stay on the scale-up links (as planner/stencil.py)
+    one_node = system.gpus <= system.gpus_per_node and "gpus" not in system.ranges
+    lat = system.intra_node_latency_s if one_node else system.inter_node_latency_s
+    link = system.known("intra_node_bandwidth_bytes_s" if one_node else "inter_node_bandwidth_bytes_s")
     face = pts ** (2.0 / 3.0) * 8.0
-    t_halo = kernel("halo_exchanges_per_iteration") * (6 * face / system.known("inter_node_bandwidth_bytes_s") + 6 * lat)
+    t_halo = kernel("halo_exchanges_per_iteration") * (6 * face / link + 6 * lat)
     t_red = kernel("allreduces_per_iteration") * 2 * math.log2(system.gpus) * lat
     return t_local / (t_local * pace.slowdown(system.gpus) + t_halo + t_red)
 
@@ -355,25 +359,31 @@ class HpcgEstimate:
     published: HpcgEntry | None
     sustained_bandwidth: Estimate | None = None  # bytes/s per GPU, STREAM triad
     code_efficiency: Estimate | None = None      # flop per sustained byte
+    not_compared: str = ""                       # why the published run is not held against this one
+
+    @property
+    def compared(self) -> HpcgEntry | None:
+        """The published run this estimate is held against (None when there is none or it is not comparable)."""
+        return None if self.not_compared else self.published
 
     @property
     def error(self) -> float | None:
-        return None if self.published is None else self.rate.value / self.published.hpcg_flop_s - 1
+        return None if self.compared is None else self.rate.value / self.compared.hpcg_flop_s - 1
 
     @property
     def inside(self) -> bool | None:
-        p = self.published
+        p = self.compared
         return None if p is None else self.rate.low <= p.hpcg_flop_s <= self.rate.high
 
     def to_json(self) -> dict[str, Any]:
-        p = self.published
+        p = self.compared
         return {"system": self.system, "gpus": self.gpus, "bandwidth_per_gpu_bytes_s": self.bandwidth_per_gpu,
                 "sustained_bandwidth_per_gpu_bytes_s": self.sustained_bandwidth,
                 "code_efficiency_flop_per_byte": self.code_efficiency,
                 "memory_efficiency": self.memory_efficiency, "parallel_efficiency": self.parallel_efficiency,
                 "bytes_per_flop": self.bytes_per_flop, "hpcg_flop_s": self.rate,
                 "published_hpcg_flop_s": p.hpcg_flop_s if p else None, "error_vs_published": self.error,
-                "published_inside_range": self.inside}
+                "published_inside_range": self.inside, "not_compared": self.not_compared or None}
 
 
 def _bandwidths(system: SystemSpec, profile: Any) -> tuple[Estimate, Estimate]:
@@ -393,7 +403,10 @@ def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = Non
     spec = get_device_spec(system.device)
     machine = str(system.extra.get("top500_machine", system.key))
     shown, sus = _bandwidths(system, profile)
-    code = code_efficiency(spec.key, tuple(dict.fromkeys((machine, system.key))), how, rule)
+    # left out of the calibration: the list machine this system is (same name and part), not a namesake
+    own = tuple(m for m in dict.fromkeys((machine, system.key))
+                if any(e.machine == m and e.device == spec.key for e in load_entries().values()))
+    code = code_efficiency(spec.key, own, how, rule)
     pe, bpf = parallel_efficiency(system, sus.value), bytes_per_flop()
     gpus = system.estimate("gpus", "gpu")
     rate = combine(lambda n, b, c: n * b * c * pe, gpus, sus, code, unit="flop/s",
@@ -403,12 +416,14 @@ def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = Non
     mem = combine(lambda s, c: s * c * bpf / shown.value, sus, code, unit="1",
                   assumptions=(f"HBM efficiency = sustained bandwidth x code efficiency x {bpf:.2f} B/FLOP "
                                f"(340 B per 54-FLOP row) / the bandwidth shown",))
-    if published is None:
-        published = next((e for e in load_entries().values()
-                          if e.machine in (machine, system.key) and round(e.gpus) == round(system.gpus)), None)
+    if published is None:  # the same machine, GPU count and part (a user's file named like a list machine is not it)
+        published = next((e for e in load_entries().values() if e.machine in (machine, system.key)
+                          and round(e.gpus) == round(system.gpus) and e.device == spec.key), None)
     if published is not None and may_compress(published.device, published.hpcg_list):
         rate = _with_compression(rate, published)
-    return HpcgEstimate(system.key, gpus, shown, mem, pe, bpf, rate, published, sus, code)
+    why = ("the published run was at board power, this system caps its GPUs"
+           if published is not None and system.gpu_power_limit_w is not None else "")  # as plan hpl with TOP500
+    return HpcgEstimate(system.key, gpus, shown, mem, pe, bpf, rate, published, sus, code, why)
 
 
 def estimate_entry(e: HpcgEntry, how: str | None = None, rule: str | None = None) -> HpcgEstimate:

@@ -22,7 +22,7 @@ from recoque.errors import BadInput, DoesNotFit
 from recoque.estimate import Estimate, combine
 from recoque.planner import pace
 from recoque.planner.system import SystemSpec
-from recoque.planner.workloads import WorkloadEntry, memory_rate, peak_estimate
+from recoque.planner.workloads import WorkloadEntry, memory_rate, peak_estimate, profile_applies
 
 FP64_BYTES = 8.0
 
@@ -101,6 +101,40 @@ def _sweep_time(n: float, k: StencilKernel, bw: float, fl: float, link: float, l
     return local + halo, halo
 
 
+def resident_bytes_per_point(k: StencilKernel) -> float:
+    """What a point holds in HBM: two FP64 time levels of each field, or what a sweep streams per point
+    if more (HPCG's 340 B per row is the matrix and vectors, all resident)."""
+    return k.fields * max(2.0 * FP64_BYTES, k.bytes_per_point_field)
+
+
+def _fits(system: SystemSpec, k: StencilKernel, spec: Any) -> str:
+    """Refuse a grid whose resident data per GPU passes the HBM; the note saying what was checked."""
+    per_point = resident_bytes_per_point(k)
+    resident = k.points(system.gpus) / system.gpus * per_point
+    if spec.hbm_bytes is None:
+        return (f"{resident / 1e9:,.3g} GB per GPU ({per_point:g} B per point) not checked against the HBM: "
+                f"{spec.key}'s capacity is unknown (hbm_capacity_gb)")
+    if resident > spec.hbm_bytes:
+        gb = resident / 1e9
+        shown = f"{gb:,.0f}" if gb < 1e6 else f"{gb:.3g}"  # a 1e300-point grid must not print 300 digits
+        raise DoesNotFit(f"{shown} GB per GPU exceeds {spec.hbm_bytes / 1e9:.0f} GB HBM on {spec.key} ({per_point:g} B "
+                         "per point resident)", "use a smaller grid or a larger system")
+    return f"{resident / 1e9:,.3g} GB per GPU resident ({per_point:g} B per point) of {spec.hbm_bytes / 1e9:.0f} GB HBM"
+
+
+def sustained_rate(spec: Any, profile: Any = None) -> Estimate:
+    """One GPU's sustained HBM bandwidth: measured (a profile), else the STREAM figure of the part or
+    its memory family (planner/hpcg.py, as the HPCG rows use), else the datasheet x the pooled fraction."""
+    from recoque.planner import hpcg
+
+    if profile_applies(spec, profile) and profile.states_memory:
+        return memory_rate(spec, profile)
+    try:
+        return hpcg.sustained_bandwidth(spec.key)
+    except BadInput:  # no STREAM figure for the part or its family
+        return memory_rate(spec, profile)
+
+
 def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) -> StencilEstimate:
     spec = get_device_spec(system.device)
     block = (2.0 * k.halo_width + 1.0) ** 3  # the smallest block with an interior beyond its halo on every side
@@ -108,14 +142,8 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
         raise DoesNotFit(f"{k.points(system.gpus):,.0f} grid points over {system.gpus:,.0f} GPUs leave each GPU less than "
                          f"a {block:.0f}-point block (halo width {k.halo_width:g} on every side)",
                          "use a larger grid (--grid-points) or fewer GPUs (--gpus)")
-    if spec.hbm_bytes is not None:
-        resident = k.points(system.gpus) / system.gpus * k.fields * FP64_BYTES * 2  # two time levels
-        if resident > spec.hbm_bytes:
-            gb = resident / 1e9
-            shown = f"{gb:,.0f}" if gb < 1e6 else f"{gb:.3g}"  # a 1e300-point grid must not print 300 digits
-            raise DoesNotFit(f"{shown} GB per GPU exceeds {spec.hbm_bytes / 1e9:.0f} GB HBM on {spec.key}",
-                             "use a smaller grid or a larger system")
-    bw = memory_rate(spec, profile)
+    fit = _fits(system, k, spec)
+    bw = sustained_rate(spec, profile)
     fl = peak_estimate(spec, "fp64_vector") or peak_estimate(spec, "fp64_matrix")
     if fl is None:
         raise BadInput(f"device {spec.key}: FP64 peak unknown", "complete seeds/hardware.toml")
@@ -148,6 +176,7 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
         f"{'0.43' if one_node else '5'} where it states none), not overlapped with compute (conservative)",
         f"each sweep at the pace of the slowest of {gpus.value:,.0f} GPUs: x{pace.slowdown(gpus.value):.3f} "
         f"(spread {pace.GPU_SPEED_SPREAD:.1%}, planner/pace.py)",
+        fit,
     ) + ((f"weak scaling as HPCG runs it: {k.points_per_gpu:.3g} points per GPU, {k.points(gpus.value):.3g} in all",)
          if k.points_per_gpu is not None else ())))
     return StencilEstimate(system.key, gpus, k.intensity_flop_per_byte, t, total, achieved, frac, halo_share, notes, gpu_s)
