@@ -150,14 +150,23 @@ def _label(key: tuple[str, str, str]) -> str:
 
 
 def _floor_record(doc: ResultsDocument, f: Floor) -> Record | None:
-    recs = [r for r in doc.results if (r.benchmark, r.op, r.dtype) == (f.benchmark, f.op, f.dtype)]
+    """The figure a floor is held against: the headline the report shows for the (benchmark, op,
+    dtype) (bench.headline.figure: a confirmed median, never one lucky round); for a floor on one
+    shape, world size or message size, each such case's own figure, the best of them."""
+    key = (f.benchmark, f.op, f.dtype)
+    if f.shape is None and f.world_size is None and f.min_message_bytes is None:
+        return figures(doc).get(key)
+    recs = [r for r in doc.results if (r.benchmark, r.op, r.dtype) == key and not {"llm", "fast_accum"} & set(r.tags)]
     if f.shape is not None:
         recs = [r for r in recs if (r.params.get("m"), r.params.get("n"), r.params.get("k")) == f.shape]
     if f.world_size is not None:
         recs = [r for r in recs if r.params.get("world_size") == f.world_size]
     if f.min_message_bytes is not None:
         recs = [r for r in recs if int(r.params.get("bytes", 0)) >= f.min_message_bytes]
-    return max(recs, key=lambda r: r.achieved, default=None)
+    cases: dict[str, list[Record]] = defaultdict(list)
+    for r in recs:  # one case measured in several rounds (the sweep, its confirmation) gives one figure
+        cases[repr(sorted(r.params.items()))].append(r)
+    return max((figure(v)[0] for v in cases.values()), key=lambda r: r.achieved, default=None)
 
 
 def _verdict(value: float | None, threshold: float | None) -> str:
@@ -233,10 +242,10 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
     _one_file_per_device(docs)
     policy = policy or load_policy()
     per_doc = [(d, check_document(d, policy)) for d in docs]
-    checks = [c for d, cs in per_doc for c in cs + _whole_run(d, cs)] + check_siblings(docs, policy)
-    if not checks:
+    if not any(cs for _, cs in per_doc):
         raise BadInput("nothing to judge: the results hold no GEMM, STREAM or collective figure",
                        "run `recoque bench all --quick` (or pass files it wrote), then `recoque bench accept`")
+    checks = [c for d, cs in per_doc for c in cs + _whole_run(d, cs)] + check_siblings(docs, policy)
     if all(c.verdict == "no floor" for c in checks):  # a CPU's figures: shown, but nothing was held to a bar
         raise BadInput(f"nothing to judge: none of the {len(checks)} figures has a floor or ceiling for this device "
                        f"({', '.join(sorted({c.figure for c in checks}))})",
@@ -268,6 +277,9 @@ def _whole_run(doc: ResultsDocument, checks: list[Check]) -> list[Check]:
     """A device is accepted on what it was measured to do: an interrupted run (complete false), or
     floors none of which was measured, fail it (an empty results file was ACCEPTED before)."""
     gpu, out = gpu_label(doc), []
+    if not checks:  # beside files that have figures: this one must not vanish from the verdict
+        out.append(Check(gpu, "anything measured", 0.0, "figures", 1.0,
+                         "no GEMM, STREAM or collective figure in this file: nothing to judge", "the results file", FAIL))
     if not doc.complete:
         out.append(Check(gpu, "run complete", None, "", None, "the run was interrupted (complete false)",
                          f"re-run `{_rerun(doc)}` to the end", FAIL))
@@ -287,7 +299,7 @@ def write_into(path: str, doc_json: Mapping[str, Any] | None, acceptance: Accept
     """Add the verdicts (this GPU's, or all) to a results file under "acceptance", atomically."""
     data = dict(doc_json) if doc_json is not None else dict(read_json(path))
     checks = [c for c in acceptance.checks if gpu is None or c.gpu == gpu]
-    data["acceptance"] = {"passed": not any(c.verdict == FAIL for c in checks),
+    data["acceptance"] = {"passed": bool(checks) and not any(c.verdict == FAIL for c in checks),
                           "checks": [c.to_json() for c in checks]}
     write_json_atomic(path, data)
 

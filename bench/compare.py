@@ -65,11 +65,10 @@ class CaseComparison:
 
     @property
     def interval_text(self) -> str:
-        """The 95% interval at 3 decimals, each end rounded away from 1, so that an interval that
-        excludes 1 (the verdict's test) never prints as one that touches it (0.9999995 as 1.000)."""
+        """The 95% interval, rounded outward (interval_text)."""
         if self.ratio_low is None or self.ratio_high is None:
             return "n/a"
-        return f"{_away_from_one(self.ratio_low):.3f}-{_away_from_one(self.ratio_high):.3f}"
+        return interval_text(self.ratio_low, self.ratio_high)
 
     @property
     def significant(self) -> bool:
@@ -81,7 +80,7 @@ class CaseComparison:
                 "samples_a": self.samples_a, "samples_b": self.samples_b, "ratio": self.ratio,
                 "ratio_low": self.ratio_low, "ratio_high": self.ratio_high, "p_value": self.p_value,
                 "verdict": self.verdict, "significant": self.significant,
-                "backend_a": self.backend_a, "backend_b": self.backend_b}
+                "backend_a": self.backend_a, "backend_b": self.backend_b, "run": self.run}
 
 
 @dataclass(frozen=True)
@@ -170,15 +169,14 @@ def pair_records(a: ResultsDocument, b: ResultsDocument) -> tuple[list[tuple[Rec
         if len(recs_a) == 1 and len(recs_b) == 1:  # one each: pair even if the backends differ
             pairs.append((recs_a[0], recs_b[0]))
             continue
-        for ra in recs_a:  # the same round first (sweep with sweep, confirmation k with k), then in order
-            hit = next((rb for rb in recs_b if rb.backend == ra.backend and run_label(rb) == run_label(ra)),
-                       next((rb for rb in recs_b if rb.backend == ra.backend), None))
+        for ra in recs_a:  # round with round only (sweep with sweep, confirmation k with k): a round B lacks is A's alone
+            hit = next((rb for rb in recs_b if rb.backend == ra.backend and run_label(rb) == run_label(ra)), None)
             if hit is None:
-                only_a.append(case_label(ra))
+                only_a.append(f"{case_label(ra)} ({run_label(ra)})")
             else:
                 recs_b.remove(hit)
                 pairs.append((ra, hit))
-        only_b += [case_label(rb) for rb in recs_b]
+        only_b += [f"{case_label(rb)} ({run_label(rb)})" for rb in recs_b]
     for key, recs_b in gb.items():
         if key not in ga:
             only_b += [case_label(rb) for rb in recs_b]
@@ -200,9 +198,17 @@ def check_same_definition(ra: Record, rb: Record) -> None:
 # --------------------------------------------------------------------------- statistics
 
 
-def _away_from_one(x: float, decimals: int = 3) -> float:
-    scale = 10 ** decimals
-    return math.floor(x * scale) / scale if x < 1 else math.ceil(x * scale) / scale if x > 1 else x
+def interval_text(low: float, high: float) -> str:
+    """low-high at 3 decimals, rounded outward (the low end down, the high end up) so the printed
+    interval holds everything the computed one does, the ratio included; with more decimals (up to
+    9) where 3 would make an interval that excludes 1 (the verdict's test) print as touching it."""
+    excludes_one = not low <= 1.0 <= high
+    for digits in range(3, 10):
+        scale = 10 ** digits
+        lo, hi = math.floor(low * scale) / scale, math.ceil(high * scale) / scale
+        if (not lo <= 1.0 <= hi) == excludes_one:
+            break
+    return f"{lo:.{digits}f}-{hi:.{digits}f}"
 
 
 def bootstrap_ratio(times_a: Sequence[float], times_b: Sequence[float], n_boot: int = BOOTSTRAP_N,

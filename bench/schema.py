@@ -194,6 +194,9 @@ def _summary(doc: "ResultsDocument") -> list[dict[str, Any]]:
 def _migrate_v1(doc: dict[str, Any], origin: str) -> dict[str, Any]:
     """v1: `times_ms` raw samples, `value` for the achieved rate (dropped: recomputed)."""
     out = dict(doc)
+    env = doc.get("environment")
+    if isinstance(env, dict) and "host" in env and "hostname" not in env:  # v1 named the host `host`
+        out["environment"] = {("hostname" if k == "host" else k): v for k, v in env.items()}
     out["results"] = []
     recs = doc.get("results", [])
     for rec in recs if isinstance(recs, list) else ():
@@ -204,8 +207,9 @@ def _migrate_v1(doc: dict[str, Any], origin: str) -> dict[str, Any]:
             raise BadInput(f"{origin}: record {rec.get('op', '?')!r} holds both `times_ms` (schema 1) and `times_s`",
                            "keep one: schema 1 files store times_ms; or set schema_version 2 and keep times_s")
         r = {k: v for k, v in rec.items() if k not in ("times_ms", "value")}
-        r["times_s"] = [t / 1e3 if isinstance(t, (int, float)) and not isinstance(t, bool) else t
-                        for t in rec.get("times_ms", [])]
+        if "times_ms" in rec or "times_s" not in rec:  # a v1 record already in seconds keeps them
+            r["times_s"] = [t / 1e3 if isinstance(t, (int, float)) and not isinstance(t, bool) else t
+                            for t in rec.get("times_ms", [])]
         out["results"].append(r)
     if not isinstance(recs, list):
         out["results"] = recs

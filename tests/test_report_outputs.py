@@ -3,6 +3,7 @@ trips, one plot per kind, on the stored fixtures."""
 import base64
 import csv
 import json
+import re
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -120,10 +121,10 @@ def _md_tables(text: str) -> list[tuple[str, list[list[str]]]]:
     out, lines, i = [], text.splitlines(), 0
     while i < len(lines):
         if lines[i].startswith("**") and i + 2 < len(lines) and lines[i + 2].startswith("| "):
-            title, rows, j = lines[i].strip("*"), [], i + 2
+            title, rows, j = re.sub(r"\\(.)", r"\1", lines[i].strip("*")), [], i + 2
             while j < len(lines) and lines[j].startswith("|"):
                 if not lines[j].startswith("|---"):
-                    cells = [c.strip().replace("\\|", "|") for c in lines[j].strip()[1:-1].split(" | ")]
+                    cells = [re.sub(r"\\(.)", r"\1", c.strip()) for c in lines[j].strip()[1:-1].split(" | ")]
                     rows.append(cells)
                 j += 1
             out.append((title, rows))

@@ -460,6 +460,10 @@ def check_results(doc: Mapping[str, Any], origin: str) -> None:
         for i, w in enumerate(doc.get(key, [])):
             if not isinstance(w, Mapping):
                 raise BadInput(f"{origin}: {key}[{i}] must be a table, got {w!r}", fix)
+    for i, w in enumerate(doc.get("warnings", [])):  # bench.noise.NoiseWarning: the report ranks them by value
+        for k, want in (("code", TEXT), ("case", TEXT), ("value", Field("number")), ("hint", TEXT)):
+            if k in w and value_problem(w[k], want):
+                raise BadInput(f"{origin}: warnings[{i}]: `{k}` {value_problem(w[k], want)}", fix)
 
 
 DEVICE_KINDS = ("cuda", "rocm", "cpu")  # bench/devices.Device.kind
@@ -597,9 +601,10 @@ def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None
     from recoque.kernels import gemm as G, moe as M, stream as S
 
     verify = rec.get("verify") if isinstance(rec.get("verify"), Mapping) else {}
-    if rec.get("verified") is False or verify.get("ok") is False:
-        raise BadInput(f"{where}: the record failed verification (verified false or verify.ok false); a result "
-                       "counts only if its kernel was verified", "drop the record, or " + fix)
+    if rec.get("verified") is not True or verify.get("ok") is False:  # absent reads as unverified, refused alike
+        said = "does not say it was verified (no `verified`)" if "verified" not in rec else "failed verification"
+        raise BadInput(f"{where}: the record {said}; a result counts only if its kernel was verified (verified true)",
+                       "drop the record, or " + fix)
     bench, dtype, p, known = rec["benchmark"], rec["dtype"], rec["params"], _record_ops()
     if bench not in known:
         raise BadInput(f"{where}: unknown benchmark {bench!r}", f"one of {', '.join(known)}; or {fix}")

@@ -40,16 +40,27 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
         docs = [A.measure_quick(d) for d in _devices(device)]
         paths = _out_paths(out, len(docs))
     result = A.evaluate(docs)
-    if write:
-        for doc, path in zip(docs, paths):
-            if path is not None:
-                A.write_into(str(path), None if files else doc.to_json(), result, A.gpu_label(doc))
-    if as_json:
+    if as_json:  # the verdict first: a file that cannot take it must not hide it
         emit_json(result.to_json())
     else:
         _show(result)
+    if write:
+        _write_verdicts(A, result, docs, paths, bool(files))
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _write_verdicts(A, result, docs, paths, judged_files: bool) -> None:  # noqa: ANN001 - bench.accept and its types
+    from recoque.errors import WriteFailed
+
+    for doc, path in zip(docs, paths):
+        if path is None:
+            continue
+        try:
+            A.write_into(str(path), None if judged_files else doc.to_json(), result, A.gpu_label(doc))
+        except WriteFailed as exc:  # the verdict above stands; only the copy in the file is missing
+            raise WriteFailed(f"the verdict above was not added to the results file: {exc.what}",
+                              "pass --no-write to judge without writing, or make the file writable") from None
 
 
 def _devices(requested: str) -> list:

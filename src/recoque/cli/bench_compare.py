@@ -22,6 +22,12 @@ def compare(files: List[Path] = typer.Argument(..., help="baseline A.json, then 
     from recoque.bench.schema import load_results
     from recoque.inputs import check_rates_below_peak
 
+    resolved = [f.resolve() for f in files]
+    twice = next((f for f, r in zip(files, resolved) if resolved.count(r) > 1), None)
+    if twice is not None:  # a file against itself would read as a run that did not change
+        from recoque.errors import BadInput
+
+        raise BadInput(f"{twice} is given more than once", "compare two different results files")
     names = [f.name for f in files]
     labels = names if len(set(names)) == len(names) else [str(f) for f in files]
     docs = [load_results(str(f)) for f in files]
@@ -47,7 +53,8 @@ def _show(c, all_rows: bool) -> None:  # noqa: ANN001 - bench.compare.Comparison
 
     shown = [cc for cc in c.cases if all_rows or cc.significant or cc.verdict == "too few samples"]
     rows = [(f"{cc.benchmark} {cc.op}" + (" (LLM)" if cc.kind == "llm" else ""), cc.dtype,
-             " ".join(f"{k}={v}" for k, v in cc.params.items()), cc.run, f"{cc.achieved_a:.4g}", f"{cc.achieved_b:.4g}",
+             " ".join(f"{k}={v}" for k, v in cc.params.items()) + _backend(cc, c.cases), cc.run,
+             f"{cc.achieved_a:.4g}", f"{cc.achieved_b:.4g}",
              cc.unit, ratio_text(cc.ratio, c.min_effect),
              cc.interval_text, cc.verdict)
             for cc in shown]
@@ -66,6 +73,15 @@ def _show(c, all_rows: bool) -> None:  # noqa: ANN001 - bench.compare.Comparison
         if only:
             console.print(f"{len(only)} case(s) only in {label}: {', '.join(only[:5])}"
                           + (" ..." if len(only) > 5 else ""), highlight=False)
+
+
+def _backend(cc, cases) -> str:  # noqa: ANN001 - bench.compare.CaseComparison
+    """The backend, where one case was measured on several (torch and numpy GEMMs) or A and B differ."""
+    same_case = {(x.backend_a, x.backend_b) for x in cases if (x.benchmark, x.op, x.dtype, x.params, x.run) ==
+                 (cc.benchmark, cc.op, cc.dtype, cc.params, cc.run)}
+    if len(same_case) < 2 and cc.backend_a == cc.backend_b:
+        return ""
+    return f" [{cc.backend_a}]" if cc.backend_a == cc.backend_b else f" [{cc.backend_a} vs {cc.backend_b}]"
 
 
 def _short(v: object) -> str:

@@ -38,7 +38,10 @@ def report(files: List[Path] = typer.Argument(..., help="results files from `rec
         raise BadInput(f"--csv {csv_out}: a CSV export must end in .csv", "e.g. --csv results.csv")
     from recoque.fileio import check_writable
 
-    for path in (p for p in (out, csv_out) if p is not None):
+    from recoque.report.csv import derived_paths
+
+    derived = [Path(p) for p in derived_paths(csv_out)] if csv_out is not None else []
+    for path in (p for p in (out, csv_out, *derived) if p is not None):
         check_writable(path)  # every output checked before any is written: a failed run replaces nothing
     if plots is not None:
         check_writable(plots, folder=True)

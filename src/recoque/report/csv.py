@@ -77,20 +77,27 @@ def _busbw(r: Record) -> float:
     return r.bytes_moved / r.median_s / 1e9  # type: ignore[operator]  # bytes_moved = S x bus factor
 
 
+def derived_paths(out: str | Path) -> tuple[str, str]:
+    """The BabelStream- and nccl-tests-style files written beside OUT (when it has such rows)."""
+    base = Path(out)
+    stem = base.with_suffix("") if base.suffix == ".csv" else base
+    return f"{stem}-babelstream.csv", f"{stem}-nccl-tests.csv"
+
+
 def export(docs: Sequence[tuple[str, ResultsDocument]], out: str) -> list[str]:
     """Write OUT (every result) and, when present, OUT-babelstream.csv and OUT-nccl-tests.csv; paths back."""
     base = Path(out)
-    stem = base.with_suffix("") if base.suffix == ".csv" else base
+    stream_path, nccl_path = derived_paths(base)
     written = [str(base)]
     write_atomic(base, _text(ALL_COLUMNS, all_rows(docs)))
     stream = [row for label, d in docs for row in babelstream_rows(d, label)]
     if stream:
-        path = f"{stem}-babelstream.csv"
+        path = stream_path
         write_atomic(path, _text(BABELSTREAM_COLUMNS, stream))
         written.append(path)
     coll = [row for label, d in docs for row in nccl_rows(d, label)]
     if coll:
-        path = f"{stem}-nccl-tests.csv"
+        path = nccl_path
         write_atomic(path, _text(NCCL_COLUMNS, coll))
         written.append(path)
     return written

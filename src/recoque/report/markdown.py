@@ -13,9 +13,14 @@ def text(v: str) -> str:
     return html.escape(str(v), quote=False)
 
 
+_INLINE = str.maketrans({c: "\\" + c for c in "[]*_`~"})  # links, emphasis, code, strike-through
+
+
 def cell(v: str) -> str:
-    """Escape what would break a table cell: pipes, newlines, a leading/trailing backslash, raw HTML."""
-    return text(v).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Escape what would break a table cell (pipes, newlines, a backslash, raw HTML) or turn user
+    text into Markdown (a device name `[x](url) **y**` stays text, not a live link in bold)."""
+    return (text(v).replace("\\", "\\\\").translate(_INLINE).replace("|", "\\|")
+            .replace("\r", " ").replace("\n", " "))
 
 
 def table(t: Table) -> str:
