@@ -26,9 +26,12 @@ ENV_PREFIXES = ("PYTORCH_TUNABLEOP_", "HIPBLASLT_", "CUBLASLT_", "CUBLAS_", "ROC
                 "TORCH_CUDNN_", "NUMBA_")
 # What makes two runs comparable: the same host and device under the same software stack, and the
 # same CPU clock behind the computed CPU peaks (so --append never mixes two peaks).
+# What identifies a machine and its software stack. Not the CPU clock: it is measured each run (a
+# VM without cpufreq caches the highest probe, which only rises), so it would make the same host
+# "another machine" at every run; bench compare lists it apart (bench/compare.py VOLATILE_ENV).
 FINGERPRINT_KEYS = ("hostname", "machine", "cpu_model", "cpu_cores", "gpu_name", "gpu_arch", "gpu_count",
                     "device_kind", "device_name", "driver_version", "rocm_version", "cuda_version",
-                    "torch_version", "cpu_clock_hz")
+                    "torch_version")
 
 
 def prepare(device: Any) -> dict[str, str]:
@@ -152,7 +155,22 @@ def _torch_facts() -> dict[str, Any]:
     if out["rocm_version"] or out["cuda_version"]:
         out["gpu_count"] = _try(lambda: torch.cuda.device_count() if torch.cuda.is_available() else 0)
     out["torch_threads"] = _try(torch.get_num_threads)
+    out.update(_try(_torch_cpu_maths) or {})
     return out
+
+
+def _torch_cpu_maths() -> dict[str, Any]:
+    """What does torch's CPU maths: its linked BLAS (MKL is linked statically, so threadpoolctl's
+    list of loaded libraries misses it), oneDNN, and the vector ISA its kernels dispatched to."""
+    import re
+
+    import torch
+
+    config = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=([^,\s]+)", config)
+    onednn = re.search(r"(?:MKL-DNN|oneDNN) v([0-9.]+)", config)
+    return {"torch_blas": blas.group(1) if blas else None, "torch_onednn_version": onednn.group(1) if onednn else None,
+            "torch_cpu_capability": _try(torch.backends.cpu.get_cpu_capability)}
 
 
 def _driver_version(kind: str) -> str | None:

@@ -188,16 +188,20 @@ def backend_for(kind: str) -> str:
 VISIBLE_VARS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
 
 
-def rank_device(requested: str, world: World, env: Mapping[str, str] | None = None) -> str:
+def rank_device(requested: str, world: World, env: Mapping[str, str] | None = None,
+                gpu_visible: bool | None = None) -> str:
     """The device string for this rank: one GPU per local rank (an explicit index is kept when one
     process runs alone, but under a launcher every rank takes GPU local_rank of its node, or GPU 0
-    when the launcher already shows each task only its own GPU, as srun --gpus-per-task=1 does)."""
+    when the launcher already shows each task only its own GPU, as srun --gpus-per-task=1 does).
+    `auto` on a machine without a GPU is the CPU (gloo), as it is for one process."""
     if not world.distributed:
         return requested
     env = os.environ if env is None else env
     visible = [v for v in (env.get(k) for k in VISIBLE_VARS) if v]
     one_each = bool(visible) and all(len(v.split(",")) == 1 for v in visible)
     family = requested.split(":")[0]
+    if family == "auto" and requested == "auto" and not (_gpu_visible() if gpu_visible is None else gpu_visible):
+        return "cpu"
     if family == "cpu":
         return "cpu"
     if family == "auto":
@@ -206,6 +210,12 @@ def rank_device(requested: str, world: World, env: Mapping[str, str] | None = No
         raise BadInput(f"--device {requested} names one GPU, but {world.world_size} ranks are running",
                        f"use --device {family}: each rank takes GPU LOCAL_RANK of its node")
     return f"{family}:{0 if one_each else world.local_rank}"
+
+
+def _gpu_visible() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def timeouts(env: Mapping[str, str] | None = None) -> tuple[float, float]:

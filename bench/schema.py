@@ -303,6 +303,9 @@ def _check_replaceable(old: ResultsDocument, doc: ResultsDocument, path: str) ->
                           "pass --force to replace it, or choose another --out")
     if len(old.results) > len(doc.results):
         raise WriteFailed(f"{path} holds {len(old.results)} results, this run {len(doc.results)}: not replaced", add)
+    lost = sorted({r.benchmark for r in old.results} - {r.benchmark for r in doc.results})
+    if lost:  # another benchmark's run: replacing would drop what the file holds
+        raise WriteFailed(f"{path} holds {', '.join(lost)} results this run does not measure: not replaced", add)
     if old.complete and not doc.complete:
         raise WriteFailed(f"{path} holds a complete run and this one was interrupted: not replaced", add)
 
@@ -312,6 +315,8 @@ def _existing(path: str, forced: bool) -> ResultsDocument | None:
 
     if not os.path.lexists(path) or os.path.isdir(path):
         return None  # a folder fails in the write itself, with its own message
+    if not os.path.isfile(path):  # a device node, a FIFO, a socket: never replaced, --force or not
+        raise WriteFailed(f"{path} exists and is not a regular file: not replaced", "choose another --out")
     try:
         return load_results(path)
     except BadInput as exc:

@@ -117,15 +117,19 @@ def _dtypes_for(r: _Runner, benchmark: str, supported: tuple[str, ...], default:
     return kept or default
 
 
+# What the CPU runs of each (attention.cases and moe.cases measure these only on a CPU)
+CPU_DTYPES = {"attention": ("bf16", "fp32"), "moe": ("bf16", "fp32")}
+
+
 def _stage_attention(r: _Runner) -> bool:
-    att = _dtypes_for(r, "attention", ("bf16", "fp16", "fp32"), ("bf16",))
+    att = _dtypes_for(r, "attention", CPU_DTYPES["attention"] if r.on_cpu else ("bf16", "fp16", "fp32"), ("bf16",))
     return r.confirmed(attention.cases(r.device, r.quick, att), "attention")
 
 
 def _stage_moe(r: _Runner) -> bool:
     from recoque.bench import moe
 
-    dts = _dtypes_for(r, "moe", ("bf16", "fp16", "fp32"), ("bf16",))
+    dts = _dtypes_for(r, "moe", CPU_DTYPES["moe"] if r.on_cpu else ("bf16", "fp16", "fp32"), ("bf16",))
     if not (r.dtypes_explicit or r.on_cpu):
         dts = ("bf16",)  # the dtype MoE layers run in; fp16 and fp32 on request
     return r(moe.cases(r.device, r.quick, dts))

@@ -141,3 +141,66 @@ def test_markdown_keeps_user_text_literal():
     from recoque.report.markdown import cell
 
     assert cell("[x](https://e.example) **b** a|b") == "\\[x\\](https://e.example) \\*\\*b\\*\\* a\\|b"
+
+
+# --- bench runtime (review helper 3) -------------------------------------------------------------
+
+def test_the_fingerprint_leaves_out_the_measured_cpu_clock():
+    from recoque.bench import environment as E
+
+    env = {"hostname": "h", "cpu_model": "x", "torch_version": "2.13.0"}
+    assert "cpu_clock_hz" not in E.FINGERPRINT_KEYS
+    assert E.fingerprint({**env, "cpu_clock_hz": 2.0e9}) == E.fingerprint({**env, "cpu_clock_hz": 3.1e9})
+
+
+def _stored(tmp_path, name, keep):
+    from recoque.bench.schema import save_results
+
+    d = _json("compare_a.json")
+    d["results"] = [r for r in d["results"] if keep(r)]
+    doc = document_from_json(d)
+    path = tmp_path / name
+    save_results(str(path), doc)
+    return path, doc
+
+
+def test_a_run_of_another_benchmark_does_not_replace_the_file(tmp_path):
+    from recoque.bench.schema import store_results
+    from recoque.errors import WriteFailed
+
+    path, old = _stored(tmp_path, "r.json", lambda r: r["benchmark"] == "attention")
+    new = replace(old, results=tuple(r for r in document_from_json(_json("compare_a.json")).results
+                                     if r.benchmark == "gemm"))
+    assert len(new.results) >= len(old.results)
+    with pytest.raises(WriteFailed, match="attention results this run does not measure"):
+        store_results(str(path), new)
+    assert load_results(str(path)).results == old.results
+    store_results(str(path), new, force=True)  # --force still replaces
+
+
+def test_a_device_node_or_fifo_is_never_replaced(tmp_path):
+    import os
+
+    from recoque.bench.schema import store_results
+    from recoque.errors import WriteFailed
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    doc = document_from_json(_json("compare_a.json"))
+    with pytest.raises(WriteFailed, match="not a regular file"):
+        store_results(str(fifo), doc, force=True)
+    r = runner.invoke(app, ["bench", "launch", "--quick", "--out", str(fifo)])
+    assert r.exit_code == 2 and "not a regular file: nothing was run" in r.output
+
+
+def test_fp16_on_the_cpu_is_said_not_measured_for_attention_and_moe():
+    from recoque.bench.suite import CPU_DTYPES
+
+    assert "fp16" not in CPU_DTYPES["attention"] and "fp16" not in CPU_DTYPES["moe"]
+
+
+def test_the_environment_names_torchs_own_cpu_blas():
+    from recoque.bench import environment as E
+
+    got = E._torch_cpu_maths()
+    assert got["torch_blas"] and got["torch_cpu_capability"]

@@ -42,7 +42,9 @@ def test_srun_environment():
         ("slurm", 13, 16, 5, 8, 1, 2)
     assert w.master_addr == "gpu017" and w.master_port == D.SLURM_PORT_BASE + 123456 % 10000
     assert w.node_list == ("gpu017", "gpu018")
-    assert D.rank_device("auto", w, {}) == "gpu:5" and D.rank_device("rocm", w, {}) == "rocm:5"
+    assert D.rank_device("auto", w, {}, gpu_visible=True) == "gpu:5" and D.rank_device("rocm", w, {}) == "rocm:5"
+    # a CPU-only machine under a launcher: auto is the CPU (gloo), as for one process (before: gpu:5, refused)
+    assert D.rank_device("auto", w, {}, gpu_visible=False) == "cpu"
     w2 = D.discover({**SRUN, "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29999"})
     assert (w2.master_addr, w2.master_port) == ("10.0.0.1", 29999)
 

@@ -156,9 +156,11 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
 
             notes += fit_lines(doc)  # the alpha-beta fit per collective, group size and tier
         where, failure = _store(doc, out, append, force) if rank == 0 else (None, None)
-        if rank != 0:
-            return
         sig = _signal_of(outcome) if outcome.interrupted else None
+        if rank != 0:  # rank 0 reports and writes; a signalled rank still exits with its signal's code
+            if sig is not None:
+                raise typer.Exit(sig.exit_code)
+            return
         _report(doc, outcome, notes, json_out, all_rows, kept.elapsed_s(), where, sig.name if sig else None)
         _say_failure(failure, where, doc, json_out)
     distributed.raise_if_failed(session)
@@ -225,6 +227,8 @@ def _check_target(out: Path, append: bool, force: bool) -> ResultsDocument | Non
     the results then go to a fallback file. Returns the existing results file it read (for --append's
     machine check), or None."""
     existing = None
+    if os.path.lexists(out) and not out.is_file() and not out.is_dir():  # a device node, a FIFO: never replaced
+        raise BadInput(f"--out {out} exists and is not a regular file: nothing was run", "choose another --out")
     if out.is_file() and not (force and not append):
         try:
             existing = load_results(str(out))
