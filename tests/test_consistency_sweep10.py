@@ -122,8 +122,10 @@ def test_a_compare_interval_never_prints_as_touching_1_when_it_excludes_it():
 
     cc = CaseComparison("gemm", "matmul", "bf16", {}, "TFLOP/s", 1.0, 0.997, 10, 10, 0.997, 0.9932, 0.9999995,
                         0.01, "below the effect threshold")
-    assert cc.interval_text == "0.993-0.999"
-    assert CaseComparison(**{**cc.__dict__, "ratio_low": 1.0000004, "ratio_high": 1.02}).interval_text == "1.001-1.020"
+    # rounded outward (the printed interval holds the computed one), with the decimals it takes
+    assert cc.interval_text == "0.9932000-0.9999995"
+    assert CaseComparison(**{**cc.__dict__, "ratio_low": 1.0000004, "ratio_high": 1.02}).interval_text == \
+        "1.0000004-1.0200000"
 
 
 def test_error_lines_do_not_repeat_their_reason(tmp_path):

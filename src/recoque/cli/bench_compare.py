@@ -22,15 +22,15 @@ def compare(files: List[Path] = typer.Argument(..., help="baseline A.json, then 
     from recoque.bench.schema import load_results
     from recoque.inputs import check_rates_below_peak
 
+    names = [f.name for f in files]
+    labels = names if len(set(names)) == len(names) else [str(f) for f in files]
+    docs = [load_results(str(f)) for f in files]
     resolved = [f.resolve() for f in files]
     twice = next((f for f, r in zip(files, resolved) if resolved.count(r) > 1), None)
     if twice is not None:  # a file against itself would read as a run that did not change
         from recoque.errors import BadInput
 
         raise BadInput(f"{twice} is given more than once", "compare two different results files")
-    names = [f.name for f in files]
-    labels = names if len(set(names)) == len(names) else [str(f) for f in files]
-    docs = [load_results(str(f)) for f in files]
     for f, d in zip(files, docs):
         check_rates_below_peak(d, str(f))
     comps = compare_many(list(zip(labels, docs)), min_effect)
