@@ -152,11 +152,7 @@ class AttentionCase(Case):
         first head group only), against a float64 reference computed on the device."""
         rows = _sampled_positions(self.p["seq_q"])
         ref, scale = K.reference_rows(q, k, v, rows, self.p["causal"])
-        import torch
-
-        ix = torch.as_tensor(rows, device=full.device, dtype=torch.long)
-        got = full.detach().index_select(2, ix).to(torch.float64).cpu().numpy()
-        return compare(got, ref, scale, TOLERANCE[self.dtype], normwise=NORMWISE_TOLERANCE.get(self.dtype),
+        return compare(_positions_f64(full, rows), ref, scale, TOLERANCE[self.dtype], normwise=NORMWISE_TOLERANCE.get(self.dtype),
                        what=f"out[all {self.p['batch']} x {self.p['heads_q']} heads, {len(rows)} positions]")
 
     def verify(self) -> Verification:
@@ -191,14 +187,18 @@ class AttentionCase(Case):
     def _verify_dq_all_heads(self, q: Any, k: Any, v: Any, dout: Any, dq: Any) -> Verification:
         """dq at sampled query positions of every batch entry and head (the check above reads batch 0's
         first head group only; dk and dv at other heads would need every query's softmax row)."""
-        import torch
-
         rows = _sampled_positions(self.p["seq_q"])
         ref = K.reference_dq_rows(q, k, v, dout, rows, self.p["causal"])
-        ix = torch.as_tensor(rows, device=dq.device, dtype=torch.long)
-        got = dq.detach().index_select(2, ix).to(torch.float64).cpu().numpy()
-        return compare(got, ref, np.max(np.abs(ref)), BWD_TOLERANCE[self.dtype],
+        return compare(_positions_f64(dq, rows), ref, np.max(np.abs(ref)), BWD_TOLERANCE[self.dtype],
                        what=f"dq[all {self.p['batch']} x {self.p['heads_q']} heads, {len(rows)} positions]")
+
+
+def _positions_f64(t: Any, rows: np.ndarray) -> np.ndarray:
+    """A (b, h, s, d) tensor at sequence positions `rows`, float64 on the host."""
+    import torch
+
+    ix = torch.as_tensor(rows, device=t.device, dtype=torch.long)
+    return t.detach().index_select(2, ix).to(torch.float64).cpu().numpy()
 
 
 def _sampled_positions(seq: int) -> np.ndarray:

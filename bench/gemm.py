@@ -15,7 +15,7 @@ from recoque.bench import features
 from recoque.bench.base import Case, Unsupported, Verification, Work
 from recoque.bench.sweep import SweepPlan, neighbours
 from recoque.bench.timing import device_scope
-from recoque.bench.verify import NORMWISE_TOLERANCE, SKETCH_TOLERANCE, TOLERANCE, compare
+from recoque.bench.verify import NORMWISE_TOLERANCE, SKETCH_TOLERANCE, TOLERANCE, compare, compare_sketch
 from recoque.kernels import gemm as K
 
 SAMPLE_ROWS, SAMPLE_COLS = 64, 256
@@ -131,12 +131,8 @@ class GemmCase(Case):
 
     def _verify_whole(self, a: Any, b: Any, c: Any, scales: Any) -> Verification:
         """Every row and column of C through its random projections (kernels.gemm.sketch)."""
-        s = K.sketch(a, b, c, scales, seed=54321)
-        tol = SKETCH_TOLERANCE[self.dtype]
-        rows = compare(s["cx"], s["ref_cx"], s["row_norm"], tol, what=f"C x over all {self.m} rows")
-        if not rows.ok:
-            return rows
-        return compare(s["yc"], s["ref_yc"], s["col_norm"], tol, what=f"y^T C over all {self.n} columns")
+        return compare_sketch(K.sketch(a, b, c, scales, seed=54321), SKETCH_TOLERANCE[self.dtype],
+                              f"C x over all {self.m} rows", f"y^T C over all {self.n} columns")
 
     def teardown(self) -> None:
         self._sets = None

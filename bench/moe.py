@@ -16,7 +16,7 @@ import numpy as np
 
 from recoque.bench.base import Case, Verification, Work
 from recoque.bench.timing import device_scope
-from recoque.bench.verify import NORMWISE_TOLERANCE, SKETCH_TOLERANCE, TOLERANCE, compare
+from recoque.bench.verify import NORMWISE_TOLERANCE, SKETCH_TOLERANCE, TOLERANCE, compare, compare_sketch
 from recoque.kernels import moe as K
 
 SAMPLE_ROWS, SAMPLE_COLS = 64, 128
@@ -103,12 +103,8 @@ class MoeCase(Case):
         """Every row and column of the grouped output through its random projections (kernels.moe.sketch):
         a sample of 64 rows can miss an expert's rows altogether."""
         a, w, _ = self._sets[0]  # type: ignore[index]
-        s = K.sketch(a, w, got, self._bounds, seed=54321)
-        tol = SKETCH_TOLERANCE[self.dtype]
-        rows = compare(s["cx"], s["ref_cx"], s["row_norm"], tol, what=f"out x over all {a.shape[0]} rows")
-        if not rows.ok:
-            return rows
-        return compare(s["yc"], s["ref_yc"], s["col_norm"], tol, what=f"y^T out over all {self.n} columns")
+        return compare_sketch(K.sketch(a, w, got, self._bounds, seed=54321), SKETCH_TOLERANCE[self.dtype],
+                              f"out x over all {a.shape[0]} rows", f"y^T out over all {self.n} columns")
 
     def _compare(self, got: Any) -> Verification:
         from recoque.kernels.gemm import take, to_host_f64

@@ -62,3 +62,10 @@ def _elementwise(got64: np.ndarray, ref64: np.ndarray, scale: np.ndarray | float
         worst_got=float(got64.reshape(-1)[flat]) if err.size else None,
         worst_expected=float(ref64.reshape(-1)[flat]) if err.size else None, what=what,
     )
+
+
+def compare_sketch(s: dict[str, np.ndarray], tolerance: float, rows_what: str, cols_what: str) -> Verification:
+    """The whole-output projections of a (grouped) GEMM (kernels.gemm.sketch, kernels.moe.sketch): each
+    row's, then each column's, against its own norm; the first failing side reported."""
+    rows = compare(s["cx"], s["ref_cx"], s["row_norm"], tolerance, what=rows_what)
+    return rows if not rows.ok else compare(s["yc"], s["ref_yc"], s["col_norm"], tolerance, what=cols_what)

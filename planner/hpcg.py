@@ -224,7 +224,7 @@ def parallel_efficiency(system: SystemSpec, bandwidth_bytes_s: float | None = No
     pts = kernel("local_grid_points")
     t_local = kernel("rows_touched_per_iteration") * pts * kernel("bytes_per_row") / bw
     # inside one node the halos and reductions stay on the scale-up links (as planner/stencil.py)
-    one_node = system.gpus <= system.gpus_per_node and "gpus" not in system.ranges
+    one_node = system.in_one_node
     lat = system.intra_node_latency_s if one_node else system.inter_node_latency_s
     link = system.known("intra_node_bandwidth_bytes_s" if one_node else "inter_node_bandwidth_bytes_s")
     face = pts ** (2.0 / 3.0) * 8.0

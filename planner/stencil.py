@@ -149,7 +149,7 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
         raise BadInput(f"device {spec.key}: FP64 peak unknown", "complete seeds/hardware.toml")
     gpus = system.estimate("gpus", "gpu")
     # the halo crosses the inter-node link once the run spans nodes; inside one node it stays on the scale-up links
-    one_node = system.gpus <= system.gpus_per_node and "gpus" not in system.ranges
+    one_node = system.in_one_node
     link = system.estimate("intra_node_bandwidth_bytes_s" if one_node else "inter_node_bandwidth_bytes_s", "bytes/s")
     lat = system.intra_node_latency_s if one_node else system.inter_node_latency_s
 

@@ -85,6 +85,11 @@ class SystemSpec:
     def nodes(self) -> float:
         return self.gpus / self.gpus_per_node
 
+    @property
+    def in_one_node(self) -> bool:
+        """Every GPU in one node at every end of the count: a halo or reduction stays on the scale-up links."""
+        return self.gpus <= self.gpus_per_node and "gpus" not in self.ranges
+
     def estimate(self, attr: str, unit: str = "") -> Estimate:
         """The attribute as an Estimate with its published range (exact when none)."""
         v = self.known(attr)
