@@ -320,9 +320,9 @@ def gather(s: Session, doc: ResultsDocument, wait_s: float | None = None) -> Res
     deadline = time.monotonic() + (s.join_timeout_s if wait_s is None else wait_s)
     docs: list[ResultsDocument | None] = [doc]
     failures: list[str] = [s.failure] if s.failure else []
-    dead = set(silent_ranks(s) or ()) if s.failure else set()  # known dead: do not wait for them
+    dead = _Dead(s)
     for r in range(1, s.world.world_size):
-        while r not in dead and not _has(s.store, f"result/{r}") and time.monotonic() < deadline:
+        while not _has(s.store, f"result/{r}") and time.monotonic() < deadline and not dead.holds(r):
             time.sleep(POLL_S)
         if not _has(s.store, f"result/{r}"):
             docs.append(None)
@@ -332,6 +332,22 @@ def gather(s: Session, doc: ResultsDocument, wait_s: float | None = None) -> Res
         if got.get("failure"):
             failures.append(str(got["failure"]))
     return merge(docs, s.topology(), failures)
+
+
+class _Dead:
+    """Which ranks have stopped beating, looked up at most once a heartbeat while rank 0 waits for
+    results: a dead rank ends the wait within STALE_BEATS beats instead of the whole wait. Under
+    torchrun that matters: when a worker dies the agent sends the rest SIGTERM and SIGKILL 30 s
+    later, so waiting those 30 s for a rank that will never send lost rank 0's own results too."""
+
+    def __init__(self, s: Session) -> None:
+        self._s, self._ranks, self._at = s, set(), -HEARTBEAT_S
+
+    def holds(self, rank: int) -> bool:
+        if time.monotonic() - self._at >= HEARTBEAT_S:
+            self._at = time.monotonic()
+            self._ranks = set(silent_ranks(self._s) or ()) - {self._s.world.rank}
+        return rank in self._ranks
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ ENV_VARS = ("PYTORCH_TUNABLEOP_ENABLED", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DE
 ENV_PREFIXES = ("PYTORCH_TUNABLEOP_", "HIPBLASLT_", "CUBLASLT_", "CUBLAS_", "ROCBLAS_", "TORCH_BLAS_",
                 "OPENBLAS_", "MKL_", "OMP_", "GOMP_", "KMP_", "NCCL_", "RCCL_", "HSA_", "MIOPEN_",
                 "TORCH_CUDNN_", "NUMBA_")
+# Set by recoque itself (recoque.numba_cache: where compiled kernels are cached, a per-user path):
+# it changes no kernel and no speed, so recording it would only make two users' runs look different.
+ENV_NOT_RECORDED = ("NUMBA_CACHE_DIR",)
 # What makes two runs comparable: the same host and device under the same software stack, and the
 # same CPU clock behind the computed CPU peaks (so --append never mixes two peaks).
 # What identifies a machine and its software stack. Not the CPU clock: it is measured each run (a
@@ -65,7 +68,8 @@ def prepare(device: Any) -> dict[str, str]:
 def recorded_env(environ: Any = None) -> dict[str, str]:
     """The named variables and every one with a performance-relevant prefix that is set."""
     environ = os.environ if environ is None else environ
-    return {k: environ[k] for k in sorted(environ) if k in ENV_VARS or k.startswith(ENV_PREFIXES)}
+    return {k: environ[k] for k in sorted(environ)
+            if (k in ENV_VARS or k.startswith(ENV_PREFIXES)) and k not in ENV_NOT_RECORDED}
 
 
 def blas_libraries() -> list[dict[str, Any]]:

@@ -52,3 +52,23 @@ def test_interrupt_writes_partial_results(tmp_path, monkeypatch):
     assert res.exit_code == 130
     doc = load_results(str(out))
     assert not doc.complete and len(doc.results) == 1
+
+
+def test_replacing_another_machines_file_is_refused_before_measuring(tmp_path, monkeypatch):
+    """Without --append or --force, --out naming another machine's results file is refused at the
+    start ("nothing was run"), not after the whole run has been measured."""
+    import shutil
+
+    from recoque.bench import suite
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("measured before refusing the file")
+
+    monkeypatch.setattr(suite, "run_suite", must_not_run)
+    out = tmp_path / "r.json"
+    shutil.copy("tests/fixtures/compare_a.json", out)
+    before = out.read_bytes()
+    res = runner.invoke(app, ["bench", "stream", "--quick", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "another machine" in res.stderr and "nothing was run" in res.stderr and "--force" in res.stderr
+    assert out.read_bytes() == before

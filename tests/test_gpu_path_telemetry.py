@@ -81,9 +81,12 @@ def test_environment_records_blas_and_performance_variables(monkeypatch):
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     monkeypatch.setenv("MKL_DEBUG_CPU_TYPE", "5")
     monkeypatch.setenv("UNRELATED_SECRET", "x")
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/home/someone/.cache/recoque/numba")  # recoque's own, per user
     env = environment.recorded_env()
     assert env["OPENBLAS_CORETYPE"] == "Haswell" and env["MKL_DEBUG_CPU_TYPE"] == "5"
-    assert "UNRELATED_SECRET" not in env
+    assert env["NUMBA_NUM_THREADS"] == "2"
+    assert "UNRELATED_SECRET" not in env and "NUMBA_CACHE_DIR" not in env
     libs = environment.blas_libraries()
     pytest.importorskip("threadpoolctl")
     assert any(lib.get("user_api") == "blas" and lib.get("internal_api") for lib in libs)

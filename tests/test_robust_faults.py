@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,15 @@ def _big_doc(n: int) -> ResultsDocument:
     return ResultsDocument(environment={"fingerprint": "x"}, device={"name": "cpu", "kind": "cpu"}, results=recs)
 
 
+def _this_machine() -> str:
+    """This host's fingerprint: a file of another machine is refused before anything runs, and this
+    test is about a file of the same machine holding more results than the interrupted run."""
+    from recoque.bench import environment
+    from recoque.bench.devices import detect
+
+    return environment.fingerprint(environment.capture(detect("cpu")))
+
+
 def _mount_full_tmpfs(where: Path) -> bool:
     where.mkdir()
     try:
@@ -104,7 +114,7 @@ def runs(tmp_path_factory):
     dirs = {k: base / k for k in ("early", "first", "after_int", "kept", "proc", "notdir", "append", "full")}
     for d in dirs.values():
         d.mkdir(exist_ok=True)
-    save_results(str(dirs["kept"] / "r.json"), _big_doc(20))
+    save_results(str(dirs["kept"] / "r.json"), replace(_big_doc(20), environment={"fingerprint": _this_machine()}))
     (dirs["notdir"] / "afile").write_text("not a folder")
     full = _mount_full_tmpfs(dirs["full"] / "mnt")
     r = {

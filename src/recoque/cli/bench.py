@@ -97,7 +97,7 @@ def run_bench(names: tuple[str, ...], quick: bool, device_str: str, dtypes: tupl
         with signals.deferred():
             doc = kept.document(complete=False)
             where, failure = _store(doc, out, append, force)
-            _report(doc, kept.outcome(), [], json_out, all_rows, kept.elapsed_s(), where, sig.name)
+            _report(doc, kept.outcome(), [], json_out, all_rows, kept.elapsed_s(), where, f"interrupted by {sig.name}")
             _say_failure(failure, where, doc, json_out)
         raise typer.Exit(sig.exit_code) from None
 
@@ -130,8 +130,8 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
     session = distributed.start(dworld, device) if dworld.distributed else None
     env = environment.capture(device)
     kept.start(env={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json())
-    if append and existing is not None:  # refuse another machine's file before measuring
-        check_same_machine(existing, kept.env["fingerprint"], str(out))
+    if existing is not None:  # refuse another machine's file before measuring, not after
+        _check_machine(existing, kept.env["fingerprint"], out, append)
     from recoque.render import StageLog  # H13: one line per finished stage in logs (stderr not a terminal)
 
     bar = sys.stderr.isatty() or lines
@@ -156,12 +156,12 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
 
             notes += fit_lines(doc)  # the alpha-beta fit per collective, group size and tier
         where, failure = _store(doc, out, append, force) if rank == 0 else (None, None)
-        sig = _signal_of(outcome) if outcome.interrupted else None
+        sig = _signal_of(outcome, session) if outcome.interrupted else None
         if rank != 0:  # rank 0 reports and writes; a signalled rank still exits with its signal's code
             if sig is not None:
                 raise typer.Exit(sig.exit_code)
             return
-        _report(doc, outcome, notes, json_out, all_rows, kept.elapsed_s(), where, sig.name if sig else None)
+        _report(doc, outcome, notes, json_out, all_rows, kept.elapsed_s(), where, _stopped_by(outcome, sig))
         _say_failure(failure, where, doc, json_out)
     distributed.raise_if_failed(session)
     failed = [s for s in outcome.skipped if s.reason.startswith("verification failed")]
@@ -173,13 +173,23 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
         raise typer.Exit(1)
 
 
-def _signal_of(outcome: Any) -> Interrupted:
+def _signal_of(outcome: Any, session: Any = None) -> Interrupted | None:
     """Which signal stopped the runner's loop: the first one this process received (a plain
-    KeyboardInterrupt, as in tests, is SIGINT)."""
+    KeyboardInterrupt, as in tests, is SIGINT). None when no signal came and a rank failed: a
+    collective whose peer died stops the loop the same way, and that is not a signal."""
     from recoque import signals
 
     first = signals.first()
+    if first is None and session is not None and session.failure:
+        return None
     return Interrupted(first) if first is not None else interrupt_of(KeyboardInterrupt())
+
+
+def _stopped_by(outcome: Any, sig: Interrupted | None) -> str | None:
+    """The status line's reason when the run ended early: a signal, or a rank that failed."""
+    if sig is not None:
+        return f"interrupted by {sig.name}"
+    return "stopped by a failed rank" if outcome.interrupted else None
 
 
 class _Kept:
@@ -243,6 +253,16 @@ def _check_target(out: Path, append: bool, force: bool) -> ResultsDocument | Non
     return existing
 
 
+def _check_machine(existing: ResultsDocument, fingerprint: str, out: Path, append: bool) -> None:
+    """--append merges only the same machine's results; a plain --out (no --force: `existing` is then
+    None) replaces only them. Either way the refusal comes before anything is measured."""
+    if append:
+        check_same_machine(existing, fingerprint, str(out))
+    elif existing.environment.get("fingerprint") != fingerprint:
+        raise BadInput(f"--out {out} holds results of another machine or software stack: nothing was run",
+                       "pass --force to replace it, or choose another --out")
+
+
 def _store(doc: ResultsDocument, out: Path | None, append: bool, force: bool) -> tuple[Path | None, WriteFailed | None]:
     """Write `doc` to --out; on failure save it to a fallback file. (where it went, the failure)."""
     if not doc.results:
@@ -295,9 +315,9 @@ def _say(line: str) -> None:
 
 
 def _report(doc: ResultsDocument, outcome: Any, notes: list[str], json_out: bool, all_rows: bool,
-            elapsed_s: float, where: Path | None, signal_name: str | None = None) -> None:
+            elapsed_s: float, where: Path | None, stopped: str | None = None) -> None:
     """Tables (or --json), notes, then one status line: how many results, where they went, and, when
-    a signal ended the run, which one."""
+    the run ended early, why (`stopped`: a signal, or a failed rank)."""
     from recoque.render import bench_tables, emit_json, err_console
 
     from recoque.bench.noise import group_lines
@@ -314,8 +334,8 @@ def _report(doc: ResultsDocument, outcome: Any, notes: list[str], json_out: bool
     for note in notes + sweep_lines(doc):  # the GEMM sweeps' shapes and seconds, also in the file's `sweeps`
         err_console.print(f"note: {note}", highlight=False, markup=False)
     into = f" into {where}" if where else ""
-    status = f"interrupted by {signal_name}: kept" if signal_name else "measured"
-    incomplete = " (marked incomplete)" if signal_name and where else ""
+    status = f"{stopped}: kept" if stopped else "measured"
+    incomplete = " (marked incomplete)" if stopped and where else ""
     err_console.print(f"{status} {len(outcome.records)} verified results{into}{incomplete}, {len(outcome.skipped)} "
                       f"skipped, in {elapsed_s:.1f} s", highlight=False, markup=False)
 
