@@ -63,8 +63,9 @@ def si(x: float, scale: float, unit: str = "") -> str:
 
 
 def matches(e: Estimate, target: float, tol: float) -> bool:
-    """Does the range overlap the stated figure within the tolerance band?"""
-    return e.high >= target / (1 + tol) and e.low <= target * (1 + tol)
+    """Is the central estimate inside the stated figure's tolerance band? (Not merely a corner of its
+    range: a metric whose most optimistic corner reaches the band does not hold.)"""
+    return target / (1 + tol) <= e.value <= target * (1 + tol)
 
 
 def result(verdict: str, condition: str, holds_under: str, implied: Mapping[str, Any],
@@ -96,14 +97,24 @@ def gpu_it_eur() -> Estimate:
 
 
 def building_eur_per_gpu(tdp_w: float) -> Estimate:
-    return combine(lambda w, b: w / 1e6 * b, per_gpu_site_power_w(tdp_w), building_eur_per_mw(), unit="EUR")
+    """Buildings for one GPU: its site power (TDP x overhead x PUE) x the cost per MW of site power
+    (cost per MW of IT load / PUE). The PUE cancels, so it is left out: taking its corners in both
+    factors independently widened the range with a spread that is not there."""
+    return combine(lambda o, b, r: tdp_w * o / 1e6 * b / r, assumption("node_overhead_factor"),
+                   assumption("building_usd_per_mw"), assumption("usd_per_eur"), unit="EUR")
 
 
 def all_in_eur_per_gpu(tdp_w: float) -> Estimate:
-    return combine(lambda b, g: b + g, building_eur_per_gpu(tdp_w), gpu_it_eur(), unit="EUR")
+    """Buildings + the GPU with its server and network, each in USD, at one exchange rate (taken once)."""
+    return combine(lambda o, b, g, r: (tdp_w * o / 1e6 * b + g) / r, assumption("node_overhead_factor"),
+                   assumption("building_usd_per_mw"), assumption("gpu_it_usd_per_gpu"), assumption("usd_per_eur"),
+                   unit="EUR")
 
 
 def all_in_eur_per_mw(tdp_w: float) -> Estimate:
-    """Buildings + the GPUs (with servers and network) one MW of site power holds."""
-    return combine(lambda b, w, g: b + 1e6 / w * g, building_eur_per_mw(), per_gpu_site_power_w(tdp_w),
-                   gpu_it_eur(), unit="EUR/MW")
+    """Buildings + the GPUs (with servers and network) one MW of site power holds:
+    (cost per MW of IT load + GPUs per MW of IT load x cost per GPU) / PUE / exchange rate, each
+    assumption taken once."""
+    return combine(lambda o, b, g, r, u: (b + 1e6 / (tdp_w * o) * g) / r / u, assumption("node_overhead_factor"),
+                   assumption("building_usd_per_mw"), assumption("gpu_it_usd_per_gpu"), assumption("usd_per_eur"),
+                   assumption("site_pue"), unit="EUR/MW")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from recoque.planner.claimkit import CONSISTENT, NOT, ONLY_IF, data, result
+from recoque.planner.claimkit import CONSISTENT, NOT, ONLY_IF, assumption, data, result, rng, source_of
 from recoque.planner.top500 import load_entries
 
 EUROPE = ("jupiter", "lumi-g", "alps", "hpc6", "leonardo", "marenostrum5-acc", "isambard-ai", "alice-recoque")
@@ -108,10 +108,13 @@ def check_hosting_power(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     like = str(c.get("host_like", "el-capitan"))
     runs = [e for e in load_entries().values() if e.machine == like and e.power_w]
     big = max(runs, key=lambda e: e.power_w)
-    pue_note = "IT power as reported to TOP500 (PUE not included)"
-    n = mw * 1e6 / big.power_w
-    lines = [f"{big.label}: {big.rmax_flop_s / 1e18:.3f} EFLOP/s HPL at {big.power_w / 1e6:.1f} MW ({pue_note})",
-             f"{mw:g} MW / {big.power_w / 1e6:.1f} MW = {n:.1f} machines of that class"]
-    verdict = CONSISTENT if n >= 1 else NOT
-    return result(verdict, "", "site power against the largest HPC machine's power", {"machines_of_that_class": n}, lines,
-                  [big.sources.get("power_kw", "")])
+    pue = assumption("site_pue")
+    # the site's power is at the meter; a TOP500 power is the machine's own: the site also cools it
+    n = pue.map(lambda p: mw * 1e6 / (big.power_w * p), "machines")
+    lines = [f"{big.label}: {big.rmax_flop_s / 1e18:.3f} EFLOP/s HPL at {big.power_w / 1e6:.1f} MW (its own power, as TOP500 lists it)",
+             f"at the meter with PUE {rng(pue)}: {rng(pue.map(lambda p: big.power_w * p / 1e6, 'MW'))} MW",
+             f"{mw:g} MW / that = {rng(n)} machines of that class"]
+    verdict = CONSISTENT if n.value >= 1 else NOT
+    return result(verdict, "", "site power against the largest HPC machine's power at the meter",
+                  {"machines_of_that_class": n}, lines,
+                  [big.sources.get("power_kw", "") or big.sources.get("rmax_pflops", "")] + source_of(pue))
