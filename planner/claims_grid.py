@@ -163,7 +163,7 @@ def check_availability(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
              f"over {years:g} years: {over:.1f} min, room for {math.floor(over / outage):,.0f} outage(s) of {outage:g} min "
              f"every {years:g} years" if over >= outage else f"over {years:g} years: {over:.1f} min, less than one {outage:g}-min outage"]
     return result(CONSISTENT if ok else NOT, "", "availability as minutes of outage a year, against RTE's measured TCE",
-                  {"outage_min_per_year": per_year}, lines, [src.get("outage_min_per_year_low", "")])
+                  {"outage_min_per_year": per_year}, lines, [src.get("outage_min_per_year", "")])
 
 
 def check_electricity_price(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:

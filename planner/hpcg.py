@@ -145,9 +145,10 @@ def references(exclude_machines: tuple[str, ...] = ()) -> list[HpcgEntry]:
 # --- sustained bandwidth ---------------------------------------------------------------------------
 
 def _datasheet(device: str) -> float:
-    bw = get_device_spec(device).hbm_bandwidth_bytes_s
+    spec = get_device_spec(device)
+    bw = spec.hbm_bandwidth_bytes_s
     if bw is None:
-        raise BadInput(f"device {device}: HBM bandwidth unknown", "complete seeds/hardware.toml or pass --profile")
+        raise BadInput(f"device {device}: HBM bandwidth unknown", spec.complete("hbm_bandwidth_tb_s") + ", or pass --profile")
     return bw
 
 

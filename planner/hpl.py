@@ -61,7 +61,7 @@ def hpl_rate(spec: DeviceSpec) -> Estimate:
         other = "fp64_matrix" if key == "fp64_vector" else "fp64_vector"
         est = peak_estimate(spec, other)
         if est is None:
-            raise BadInput(f"device {spec.key}: FP64 rate unknown", "complete seeds/hardware.toml")
+            raise BadInput(f"device {spec.key}: FP64 rate unknown", spec.complete("fp64_matrix_tflops or fp64_vector_tflops"))
         key = other
     return Estimate(est.value, est.low, est.high, "flop/s",
                     est.assumptions + (f"HPL counted at {spec.key} {key} {est.value / 1e12:g} TFLOP/s per GPU",))

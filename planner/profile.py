@@ -290,7 +290,7 @@ class DeviceProfile:
             has = [d for d in ("fp4", "fp8", "bf16", "fp16", "fp32", "fp64") if self.spec.peak(d)]
             raise BadInput(f"device {self.spec.key}: no datasheet peak for {dtype} (it has {', '.join(has) or 'none'})",
                            f"use --dtype {'fp8' if dtype == 'fp4' and 'fp8' in has else 'bf16'}, or add the "
-                           f"{dtype} peak to seeds/hardware.toml if the part computes in it")
+                           f"{dtype}_tflops to [devices.{self.spec.key}] in {self.spec.origin} if the part computes in it")
         return p
 
     # --- curves, with datasheet fallback per dtype ------------------------------------------
@@ -364,7 +364,7 @@ class DeviceProfile:
                 gemm[dt] = Curve.parametric(peak, p.get("gemm_efficiency", DEFAULT_GEMM_EFFICIENCY), ovh, unc)
                 att[dt] = Curve.parametric(peak, p.get("attention_efficiency", DEFAULT_ATTENTION_EFFICIENCY), ovh, unc)
         if not spec.hbm_bandwidth_bytes_s:
-            raise BadInput(f"device {spec.key}: HBM bandwidth unknown", "add hbm_bandwidth_tb_s to the catalog")
+            raise BadInput(f"device {spec.key}: HBM bandwidth unknown", spec.complete("hbm_bandwidth_tb_s"))
         mem = spec.hbm_bandwidth_bytes_s * p.get("memory_efficiency", DEFAULT_MEMORY_EFFICIENCY)
 
         def rate(v: float, key: str = "") -> Rate:

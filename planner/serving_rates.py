@@ -140,7 +140,7 @@ def kernel_constants() -> Mapping[str, Any]:
 
 def hbm_capacity_bytes(spec: DeviceSpec) -> float:
     if not spec.hbm_bytes:
-        raise BadInput(f"device {spec.key}: HBM capacity unknown", "complete seeds/hardware.toml")
+        raise BadInput(f"device {spec.key}: HBM capacity unknown", spec.complete("hbm_capacity_gb"))
     return spec.hbm_bytes * float(kernel_constants().get("hbm_capacity_gib_per_gb", 1.0))
 
 

@@ -146,7 +146,7 @@ def estimate_stencil(system: SystemSpec, k: StencilKernel, profile: Any = None) 
     bw = sustained_rate(spec, profile)
     fl = peak_estimate(spec, "fp64_vector") or peak_estimate(spec, "fp64_matrix")
     if fl is None:
-        raise BadInput(f"device {spec.key}: FP64 peak unknown", "complete seeds/hardware.toml")
+        raise BadInput(f"device {spec.key}: FP64 peak unknown", spec.complete("fp64_vector_tflops or fp64_matrix_tflops"))
     gpus = system.estimate("gpus", "gpu")
     # the halo crosses the inter-node link once the run spans nodes; inside one node it stays on the scale-up links
     one_node = system.in_one_node

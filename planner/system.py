@@ -273,6 +273,12 @@ def _device_key(name: str) -> str:
     return resolve_key(name, load_catalog()) or name
 
 
+# A node draws at most this multiple of its GPUs' board power: the presets span 1.2-2.0x (8x A100 DGX:
+# 6.5 kW for 8 x 400 W); a CPU-heavy node with one small GPU could reach 3-4x. Beyond it the figure is
+# watts typed as kilowatts (3,800 kW for a 4-GPU node gave 0.04 GFLOP/s per W).
+NODE_OVER_GPUS_MAX = 5.0
+
+
 def _check_node_power_holds_gpus(spec: SystemSpec, where: str) -> None:
     """A node draws at least what its GPUs do at full load (board power, or the cap): the presets'
     nodes state 1.2-1.8x that. A lower central figure is a unit slip (W for kW) or a per-GPU figure."""
@@ -287,6 +293,10 @@ def _check_node_power_holds_gpus(spec: SystemSpec, where: str) -> None:
     if spec.node_power_w < gpus_w:
         raise BadInput(f"{where}: `node_power_kw` {spec.node_power_w / 1e3:g} is below what its {spec.gpus_per_node} GPUs "
                        f"draw at full load ({gpus_w / 1e3:g} kW)", "give the whole node's power in kW")
+    if spec.node_power_w > NODE_OVER_GPUS_MAX * gpus_w:
+        raise BadInput(f"{where}: `node_power_kw` {spec.node_power_w / 1e3:g} is more than {NODE_OVER_GPUS_MAX:g}x what its "
+                       f"{spec.gpus_per_node} GPUs draw at full load ({gpus_w / 1e3:g} kW)",
+                       "give the whole node's power in kW: a figure in W divided by 1,000")
 
 
 def load_system(name_or_path: str) -> SystemSpec:
@@ -297,20 +307,36 @@ def load_system(name_or_path: str) -> SystemSpec:
 
     from recoque.inputs import check_single_table, check_system
 
-    if name_or_path.endswith(".toml") or Path(name_or_path).is_file() or "/" in name_or_path:  # a path, not a preset
+    presets = read_seed_toml("systems.toml").get("systems", {})
+    key = resolve_key(name_or_path, presets)
+    # a path, not a preset; a bare preset name stays the preset even beside a file of that name
+    if name_or_path.endswith(".toml") or "/" in name_or_path or (key is None and Path(name_or_path).is_file()):
         data = read_toml(name_or_path)
         devices = data.get("devices")
         key, raw = check_single_table({k: v for k, v in data.items() if k != "devices"}, "systems", name_or_path)
-        check_system(raw, f"{name_or_path} [systems.{key}]")
+        where = f"{name_or_path} [systems.{key}]"
+        check_system(raw, where)
         if devices is not None:
             _register_file_device(devices, raw, name_or_path)
-        return system_from_toml(key, raw, origin=name_or_path)
-    presets = read_seed_toml("systems.toml").get("systems", {})
-    key = resolve_key(name_or_path, presets)
+        spec = system_from_toml(key, raw, origin=name_or_path)
+        _check_device_known(spec.device, raw.get("device"), where)
+        return spec
     if key is None:
         raise BadInput(f"unknown system {name_or_path!r}", unknown_hint(name_or_path, presets, "systems"))
     check_system(presets[key], f"systems.toml [systems.{key}]")
     return system_from_toml(key, presets[key])
+
+
+def _check_device_known(key: str, given: Any, where: str) -> None:
+    """The file's `device` names a catalog part (or the file's own [devices] table): said here, with
+    the file and the key, not later by whichever model first looks it up."""
+    from recoque.catalog import get_device_spec
+
+    try:
+        get_device_spec(key)
+    except BadInput as exc:
+        raise BadInput(f"{where}: `device` {given!r}: {exc.what}",
+                       exc.fix or "use a key of `recoque list devices`, or define it in a [devices] table") from None
 
 
 def _register_file_device(devices: Any, system_raw: Mapping[str, Any], path: str) -> None:
@@ -324,4 +350,12 @@ def _register_file_device(devices: Any, system_raw: Mapping[str, Any], path: str
         names = list(devices) if isinstance(devices, Mapping) else devices
         raise BadInput(f"{path}: [devices] must hold exactly the system's device [devices.{want}], found {names!r}",
                        f"name the table [devices.{want}] or set the system's `device` to its key")
-    register_device(spec_from_toml(want, devices[want], origin=path))
+    spec = spec_from_toml(want, devices[want], origin=path)
+    if spec.shown_as is not None:  # the device ROCm shows for each package: another, known part
+        from recoque.catalog import load_catalog
+
+        if spec.shown_as == want or spec.shown_as not in load_catalog():
+            raise BadInput(f"{path} [devices.{want}]: `shown_as` {spec.shown_as!r} is "
+                           + ("the device itself" if spec.shown_as == want else "not a device of the catalog"),
+                           "name the catalog key of the device each package shows as (e.g. mi250x_gcd), or drop shown_as")
+    register_device(spec)

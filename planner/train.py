@@ -105,7 +105,7 @@ def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> H
 
     cap = hbm_capacity_bytes(profile.spec) if profile.spec.hbm_bytes else 0.0
     if not cap:
-        raise BadInput(f"device {profile.spec.key}: memory capacity unknown", "add hbm_capacity_gb to the catalog")
+        raise BadInput(f"device {profile.spec.key}: memory capacity unknown", profile.spec.complete("hbm_capacity_gb"))
     # The catalog's "80 GB" read as GiB, as the serving model reads it (HBM stacks come in binary
     # sizes: seeds/serving.toml hbm_capacity_gib_per_gb), of which USABLE_MEMORY_FRACTION. Checked on
     # AMD's MLPerf Llama-2-70B LoRA on MI300X (tests/test_train_lora_amd.py: the model lets 18 recomputed

@@ -170,7 +170,7 @@ def gemm_rate(spec: DeviceSpec, dtype: str, profile: Any = None, shape: tuple[in
     peak = peak_estimate(spec, dtype) or assumed_peak(spec, dtype)
     if peak is None:
         raise BadInput(f"device {spec.key}: {dtype} peak is unknown",
-                       "pass --profile with a measurement, choose another dtype, or complete seeds/hardware.toml")
+                       "pass --profile with a measurement, choose another dtype, or " + spec.complete(f"{dtype}_tflops"))
     frac = efficiency("gemm_fraction_amd" if spec.vendor == "amd" else "gemm_fraction_nvidia")
     return combine(lambda p, f: p * f, peak, frac, unit="flop/s",
                    assumptions=(f"{spec.key} {dtype} GEMM = datasheet peak {peak.value / 1e12:g} TFLOP/s x achieved fraction",))
@@ -184,7 +184,7 @@ def memory_rate(spec: DeviceSpec, profile: Any = None) -> Estimate:
         if got is not None:
             return got
     if spec.hbm_bandwidth_bytes_s is None:
-        raise BadInput(f"device {spec.key}: HBM bandwidth is unknown", "complete seeds/hardware.toml or pass --profile")
+        raise BadInput(f"device {spec.key}: HBM bandwidth is unknown", spec.complete("hbm_bandwidth_tb_s") + ", or pass --profile")
     peak = Estimate.exact(spec.hbm_bandwidth_bytes_s, "bytes/s")
     return combine(lambda p, f: p * f, peak, efficiency("memory_fraction"), unit="bytes/s",
                    assumptions=(f"{spec.key} HBM = datasheet {spec.hbm_bandwidth_bytes_s / 1e12:g} TB/s x achieved fraction",))

@@ -24,7 +24,7 @@ def test_same_die_rates_less_link_and_fp64():
 
 def _node(device, intra_gb_s):
     return system_from_toml(device, {"device": device, "gpus": 8, "gpus_per_node": 8, "intra_node_bandwidth_gb_s": intra_gb_s,
-                                     "inter_node_bandwidth_gb_s": 50, "node_power_kw": 10.2, "pue": 1.2})
+                                     "inter_node_bandwidth_gb_s": 50, "node_power_kw": 6.0, "pue": 1.2})
 
 
 def test_tensor_parallel_pays_for_the_narrower_nvlink():

@@ -292,3 +292,61 @@ def test_every_shipped_preset_passes_the_layer():
         inputs.check_system(raw, key)
     for key, raw in read_seed_toml("workloads.toml")["workloads"].items():
         inputs.check_workload(raw, key)
+
+
+# --- system figures with no upper bound or a zero (a review, stop 103) -----------------------------
+
+@pytest.mark.parametrize("line,words", [
+    ("node_power_kw = 10200", ("`node_power_kw`", "at most 1,000")),           # W typed as kW
+    ("node_power_kw = 1e300", ("`node_power_kw`", "at most 1,000")),
+    ("node_power_kw = 400", ("`node_power_kw` 400", "more than 5x")),          # 71x its 8 GPUs' 5.6 kW
+    ("intra_node_latency_us = 1e300", ("`intra_node_latency_us`", "at most 1,000")),
+    ("inter_node_latency_us = 5000", ("`inter_node_latency_us`", "at most 1,000")),  # ms typed as us
+    ("site_power_mw = 0", ("`site_power_mw`", "positive")),                    # a free system before
+    ("rmax_pflops = 0", ("`rmax_pflops`", "positive")),
+    ("gpus_per_node_low = 4", ("unknown key `gpus_per_node_low`",)),           # accepted and read by nothing
+])
+def test_system_figures_out_of_range_are_refused(tmp_path, line, words):
+    key = line.split(" = ")[0]
+    text = "\n".join(x for x in SYSTEM.splitlines() if not x.startswith(key + " ")) + "\n" + line + "\n"
+    path = _write(tmp_path, "s.toml", text)
+    for cmd in (["plan", "hpl", "-s", path], ["plan", "infer", "-s", path]):
+        refused(cmd, *words)
+
+
+def test_a_figure_missing_from_a_users_device_points_at_the_users_file(tmp_path):
+    """The device is defined in the user's system file: the fix names that file and table, not
+    seeds/hardware.toml (which the user cannot and should not edit)."""
+    dev = SYSTEM.replace('device = "h100_sxm"', 'device = "mygpu"') + (
+        '[devices.mygpu]\nvendor = "nvidia"\nname = "My GPU"\nbf16_tflops = 1000\ntdp_w = 700\n')
+    path = _write(tmp_path, "dev.toml", dev)
+    for cmd, key in ((["plan", "hpl"], "fp64_matrix_tflops"), (["plan", "stencil"], "hbm_bandwidth_tb_s"),
+                     (["plan", "infer"], "hbm_capacity_gb")):
+        line = refused([*cmd, "-s", path], key, f"[devices.mygpu] in {path}")
+        assert "seeds/hardware.toml" not in line
+    res = runner.invoke(app, ["plan", "train", "-w", "mistral-7b", "-s", path])  # after its no-profile warning
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.exit_code == 2 and f"add hbm_bandwidth_tb_s to [devices.mygpu] in {path}" in last
+
+
+def test_a_system_files_device_is_checked_where_the_file_is_read(tmp_path):
+    """An unknown `device`, or a `shown_as` naming no part or the device itself, is refused at load
+    with the file and the key; before, hpl ran and infer/train failed later without naming either,
+    and `shown_as` = itself silently doubled the GPUs."""
+    path = _write(tmp_path, "s.toml", SYSTEM.replace('device = "h100_sxm"', 'device = "h100sxm5"'))
+    refused(["plan", "hpl", "-s", path], f"{path} [systems.mine]: `device` 'h100sxm5'", "did you mean h100_sxm")
+    own = SYSTEM.replace('device = "h100_sxm"', 'device = "mygpu"') + (
+        '[devices.mygpu]\nvendor = "nvidia"\nname = "My GPU"\nfp64_vector_tflops = 30\ntdp_w = 700\n'
+        'shown_per_package = 2\n')
+    for shown, words in (("nonexist", "not a device of the catalog"), ("mygpu", "the device itself")):
+        p = _write(tmp_path, f"{shown}.toml", own + f'shown_as = "{shown}"\n')
+        for cmd in (["plan", "hpl", "-s", p], ["plan", "infer", "-s", p]):
+            refused(cmd, "[devices.mygpu]: `shown_as`", words)
+
+
+def test_a_file_named_like_a_preset_does_not_shadow_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frontier").write_text("not toml at all [")
+    res = runner.invoke(app, ["plan", "hpl", "-s", "frontier", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["system"] == "frontier"

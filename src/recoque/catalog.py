@@ -78,6 +78,11 @@ class DeviceSpec:
     scaleup_topology: str = "switch"  # "mesh": a point-to-point transfer gets one peer's link(s) only
     shown_as: str | None = None  # a package ROCm shows as several GPUs (MI250X: 2 GCDs): their catalog key
     shown_per_package: int = 1  # how many GPUs ROCm shows per package
+    origin: str = field(default="seeds/hardware.toml", compare=False)  # the file that defines it
+
+    def complete(self, keys: str) -> str:
+        """The fix for a figure the entry lacks: where to add it, in the file that defines the device."""
+        return f"add {keys} to [devices.{self.key}] in {self.origin}"
 
     def source_for(self, toml_key: str) -> str | None:
         """Where a TOML field's value comes from: its own entry, else its group's; None if neither."""
@@ -214,6 +219,7 @@ def spec_from_toml(key: str, raw: Mapping[str, Any], origin: str = "hardware.tom
         exclude_names=_texts(raw, "exclude_names", where), detectable=bool(raw.get("detectable", True)),
         exp2_per_s=_num(raw, "exp2_tera_per_s", TERA, where), scaleup_topology=topology,
         shown_as=shown_as, shown_per_package=shown_n,
+        origin="seeds/hardware.toml" if origin == "hardware.toml" else origin,
     )
 
 

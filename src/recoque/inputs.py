@@ -230,6 +230,17 @@ TOKENS = Field("number", above=0, max=1e15, ranged=True)
 # MI430X's 19.6 TB/s, and no link outruns its GPU's memory): outside that the value is a unit slip,
 # not a network. The presets span 6.25-900.
 LINK_GB_S = Field("number", min=0.1, max=1e5, ranged=True)
+# Per hop, microseconds: at most 1,000 (1 ms; TCP over 1 GbE is about 50 us a hop): above it the value
+# is milliseconds typed as microseconds. The presets span 0.25-10.
+LATENCY_US = Field("number", above=0, max=1000.0, ranged=True)
+# A node's power, kW, is bounded by 1,000 in OVERRIDES (1 MW: NVIDIA's Kyber NVL576 rack is announced at
+# 600 kW; the presets span 0.7-135): above it the value is watts typed as kilowatts.
+# Figures a system file may state about itself: above 0 (a 0 MW site made every energy and cost 0)
+# and below what no machine reaches, a factor of ten or more beyond the largest stated today.
+SYSTEM_FIGURES_MAX = {"site_power_mw": 1e5, "top500_power_kw": 1e6, "rmax_pflops": 1e5, "rpeak_pflops": 1e5,
+                      "hpl_target_eflops": 1e2, "cumulative_peak_pflops": 1e5, "gflops_per_w": 1e3,
+                      "gpus_installed": 2.0**40, "nodes_stated": 2.0**40, "investment_meur": 1e6,
+                      "budget_eurohpc_meur": 1e6, "stated_h100_min": 2.0**40}
 OVERRIDES: dict[str, dict[str, Field]] = {
     "model": {"norm": Field("text", choices=("layernorm", "rmsnorm")),
               "released_weights": Field("text", choices=("bf16", "fp8", "fp4")),
@@ -238,8 +249,12 @@ OVERRIDES: dict[str, dict[str, Field]] = {
     # PUE: 1 is the floor by definition; above 3 no operating data centre reports (the Uptime Institute
     # Global Data Center Survey 2023 puts the average at 1.58): a typo, not a site.
     "system": {"pue": Field("number", min=1.0, max=3.0, ranged=True), "gpus": Field("count", above=0, max=2**40, ranged=True, required=True),
-               "gpus_per_node": Field("count", above=0, ranged=True, required=True), "device": Field("text", required=True),
+               # one count per node: a `_low`/`_high` was accepted and then read by nothing
+               "gpus_per_node": Field("count", above=0, max=2**20, required=True), "device": Field("text", required=True),
                "intra_node_bandwidth_gb_s": LINK_GB_S, "inter_node_bandwidth_gb_s": LINK_GB_S,
+               "intra_node_latency_us": LATENCY_US, "inter_node_latency_us": LATENCY_US,
+               "node_power_kw": Field("number", above=0, max=1000.0, ranged=True),
+               **{k: Field("number", above=0, max=m) for k, m in SYSTEM_FIGURES_MAX.items()},
                "name": TEXT, "sources": TABLE, "notes": TEXTS},
     "workload": {"kind": Field("text", required=True, choices=("train", "infer", "hpl", "stencil")),
                  "target_tpot_ms": Field("number", above=0, ranged=True), "prompt_tokens": Field("count", above=0, ranged=True),
