@@ -492,7 +492,8 @@ def _h100_serving(system: SystemSpec, model: Any, model_name: str, asked: Any, e
     h100_runs: list[Any] = []  # h100_rate keeps each H100 ServingEstimate: ratio() reads the last
 
     def h100_rate(s, p):
-        on_h100 = replace(supported_precision(get_device_spec(s.device), asked)[0], tp=None, ep=1)
+        on_h100 = replace(supported_precision(get_device_spec(s.device), asked)[0], tp=None, ep=1,
+                          engine=_engine_on(asked.engine, "nvidia"))
         why = ""
         for pp in (1, 2, 4, 8, 16):
             try:
@@ -846,3 +847,11 @@ def assemble(s: SystemSpec, wname: str, title: str, rows: list, d: dict[str, Any
     return {"system": s.key, "workload": wname, **d, "energy": e_data, "h100e": h_data,
             "sections": {t: [{"quantity": q, "value": v} for q, v in r] for t, r in sections},
             "assumptions": list(dict.fromkeys(tuple(s.notes) + tuple(notes) + tuple(e_notes))), "_sections": sections}
+
+
+def _engine_on(engine: str, vendor: str) -> str:
+    """The engine as asked where it runs on `vendor`'s GPUs; vLLM (which runs on both) where it does
+    not: the H100 side of an ATOM plan on MI300X is served as an H100 user would serve it."""
+    from recoque.planner import serving_rates as sr
+
+    return engine if vendor in sr.load_engine(engine).vendors else "vllm"

@@ -488,6 +488,11 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     first = replica(rs.rates["value"], rs.efficiency["value"])
     caps = {"KV memory": float(mem.max_streams), "batch cap": cap_b,
             "step budget": first.budget_streams()}
+    if caps["step budget"] < 1:  # not one stream's prompt share and decode token fit a step: no engine runs that
+        flag = step_budget_tokens(req, engine)
+        raise BadInput(f"a step budget of {flag:g} tokens carries {caps['step budget']:.2g} streams of {req.prompt_tokens:g} "
+                       f"prompt and {req.output_tokens:g} output tokens: less than one",
+                       f"pass --max-num-tokens {math.ceil(flag / caps['step budget'])} or more")
     cap = min(caps.values())
     why = ", ".join(f"{k} {v:.3g}" for k, v in caps.items())
     value = solve(first, req, cap, replicas, why=why)
@@ -515,6 +520,10 @@ def supported_precision(spec: Any, req: ServingRequest) -> tuple[ServingRequest,
     activations, and the KV cache no narrower than them (a device without fp8 math, MI250X or A100,
     serves bf16 as the engines do there). Returns the request and a note ('' when unchanged)."""
     if has_rate(spec, req.compute_dtype):
+        if req.kv_cache == "fp4" and not has_rate(spec, "fp4"):
+            # an FP4 KV cache (TensorRT-LLM NVFP4 KV) needs Blackwell's FP4 units: elsewhere it is FP8
+            return replace(req, kv_cache="fp8"), (f"{spec.key} has no fp4 rate: KV cache served in fp8 "
+                                                  f"(the request asks for fp4)")
         return req, ""
     to = "fp8" if req.compute_dtype == "fp4" and has_rate(spec, "fp8") else "bf16"
     narrow = {"fp4": 0, "fp8": 1, "int8": 1, "bf16": 2, "fp16": 2, "fp32": 3}
@@ -554,9 +563,16 @@ def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: Servi
         raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate",
                        f"use --activations {' or '.join(usable)}: narrower weights are then dequantised in the GEMM "
                        "(weight-only quantisation, W4A16 / W8A16)")
+    if req.kv_cache == "fp4" and not has_rate(spec, "fp4"):  # TensorRT-LLM's NVFP4 KV needs FP4 units (Blackwell)
+        raise BadInput(f"device {spec.key} has no fp4 rate: no engine keeps an fp4 KV cache on it",
+                       "pass --kv-cache fp8 or bf16")
     _check_expert_flags(model, model_name, req)
     _check_context(model, model_name, req)
     engine = sr.load_engine(req.engine)
+    if spec.vendor not in engine.vendors:
+        others = [k for k in sr.ENGINES if spec.vendor in sr.load_engine(k).vendors]
+        raise BadInput(f"{engine.name} does not run on {spec.vendor.upper()} GPUs ({spec.key})",
+                       f"pass --engine {' or '.join(others)}")
     if req.engine_efficiency:
         engine = replace(engine, efficiency=(req.engine_efficiency,) * 3, source="set by the user")
     best, errors = None, []

@@ -79,6 +79,7 @@ class Engine:
     # host (CPU) work per running request and rank in each step, overlapped with the GPU step: the
     # step lasts the longer of the two (seeds/serving.toml host_per_request_us; (0, 0, 0): none stated)
     host_per_request_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    vendors: tuple[str, ...] = ("amd", "nvidia")  # whose GPUs it runs on (seeds/serving.toml vendors)
 
     def note(self) -> str:
         v, lo, hi = self.efficiency
@@ -131,7 +132,8 @@ def load_engine(key: str) -> Engine:
                   kv_from_checkpoint=bool(t.get("kv_from_checkpoint", False)),
                   attention_dp_limits=_attention_dp_limits(t, where),
                   host_per_request_s=tuple(x * 1e-6 for x in _ranged(t, "host_per_request_us", where))
-                  if "host_per_request_us" in t else (0.0, 0.0, 0.0))
+                  if "host_per_request_us" in t else (0.0, 0.0, 0.0),
+                  vendors=tuple(str(v) for v in t.get("vendors", ("amd", "nvidia"))))
 
 
 def kernel_constants() -> Mapping[str, Any]:
@@ -228,7 +230,10 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     gemm, attn_base = (tuple(x * clock for x in r) for r in (gemm, attn_base))
     attn_proj = [tuple(x * clock for x in r) for r in attn_proj]
     hbm, h_note = hbm_rates(spec, profile)
-    link, lat = link_rates(system, gpus_per_group, spec.vendor)
+    # one GPU per replica: no link carries anything (every collective and stage send is zero at g = 1,
+    # pp = 1), so a single-GPU system file need not state its links
+    alone = gpus_per_group <= 1 and replica_gpus <= 1
+    link, lat = ((0.0,) * 3, (0.0,) * 3) if alone else link_rates(system, gpus_per_group, spec.vendor)
     spans = replica_gpus > system.gpus_per_node >= gpus_per_group
     pp_link, pp_lat = link_rates(system, replica_gpus, spec.vendor) if spans else ((0.0,) * 3, (0.0,) * 3)
     table = system.extra.get("allreduce_measured")

@@ -158,6 +158,10 @@ class ServingRequest:
                            "drop --percentile, or pass --mode server with --request-rate or --ttft-ms/--tpot-ms")
         if self.request_rate_per_s is not None and (self.ttft_target_s or self.tpot_target_s):
             raise BadInput("a request rate and latency targets both given", "pass --request-rate or --ttft-ms/--tpot-ms")
+        if fixed and (self.ttft_target_s or self.tpot_target_s):  # a fixed load sets the latency; a target would be dropped
+            raise BadInput("a fixed batch/concurrency and latency targets both given",
+                           "pass --batch or --concurrency to see the latency that load gives, or --ttft-ms/--tpot-ms "
+                           "to find the load that meets them")
 
     @property
     def compute_dtype(self) -> str:
