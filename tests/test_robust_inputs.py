@@ -350,3 +350,17 @@ def test_a_file_named_like_a_preset_does_not_shadow_it(tmp_path, monkeypatch):
     res = runner.invoke(app, ["plan", "hpl", "-s", "frontier", "--json"])
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["system"] == "frontier"
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t.replace("[systems.mine]", '[systems."a\\u001b[31mRED"]'),          # the table's name
+    lambda t: t.replace('name = "my cluster"', 'name = "a\\u001b[2J"'),            # a text value
+    lambda t: t + '[systems.mine.sources]\ngpus = "stated \\u009b31m"\n',          # a C1 escape in a source
+    lambda t: t.replace('pue = 1.2', 'pue = 1.2\nnotes = ["ok", "bad\\u0007"]'),  # a bell in a note
+])
+def test_control_characters_in_a_file_are_refused(tmp_path, edit):
+    """An escape sequence in a name or a note reached the terminal raw (markup=False does not stop
+    it): refused where the file is read, shown escaped."""
+    path = _write(tmp_path, "s.toml", edit(SYSTEM))
+    line = refused(["plan", "hpl", "-s", path], "control character")
+    assert "\x1b" not in line and "\x9b" not in line and "\x07" not in line

@@ -74,9 +74,29 @@ def _number_ok(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+# Terminal control characters (C0 but tab and newline, DEL, C1): an escape sequence in a name or a
+# note would recolour or rewrite the user's terminal when printed, markup or not.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def control_text(value: Any) -> str | None:
+    """The first text inside `value` (a string, a list or a table, keys included) holding a control
+    character, shown escaped; None when there is none."""
+    if isinstance(value, str):
+        return ascii(value) if _CONTROL.search(value) else None
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for k, v in items:
+        bad = control_text(k) if isinstance(k, str) else None
+        if bad or (bad := control_text(v)):
+            return bad
+    return None
+
+
 def value_problem(value: Any, field: Field) -> str | None:
     """Why `value` does not satisfy `field` (None when it does)."""
     kind = field.kind
+    if kind in ("text", "texts", "table") and (bad := control_text(value)):
+        return f"holds a control character: {bad}"
     if kind in ("count", "number"):
         if not _number_ok(value):
             return f"must be {field.describe()}, got {value!r}"
@@ -138,6 +158,8 @@ def check_table(raw: Any, spec: Mapping[str, Field], where: str, fix: str,
         raise BadInput(f"{where}: must be a table, got {type(raw).__name__}", fix)
     known = set(spec) | set(subtables) | {f"{k}_{s}" for k, f in spec.items() if f.ranged for s in ("low", "high")}
     for key in raw:
+        if isinstance(key, str) and _CONTROL.search(key):
+            raise BadInput(f"{where}: key {ascii(key)} holds a control character", "remove it from the key")
         if key not in known:
             raise unknown_key(key, known, where, f"remove it; known keys: {', '.join(sorted(known))}")
     for key, field in spec.items():
@@ -344,7 +366,10 @@ def check_single_table(data: Mapping[str, Any], top: str, path: str) -> tuple[st
     if not isinstance(tables, Mapping) or len(tables) != 1:
         n = len(tables) if isinstance(tables, Mapping) else 0
         raise BadInput(f"{path}: expected exactly one [{top}.<key>] table, found {n}", f"see seeds/{top}.toml for the layout")
-    return next(iter(tables.items()))
+    key, table = next(iter(tables.items()))
+    if _CONTROL.search(key):
+        raise BadInput(f"{path}: [{top}.{ascii(key)}] holds a control character in its name", "rename the table")
+    return key, table
 
 
 # --- command-line numbers: one rule for every subcommand ------------------------------------------
