@@ -774,16 +774,16 @@ def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:
     if named is not None:
         w = table_[named]
         return w.kind, w, w.model
-    from recoque.planner.workload import list_models, preset_key
+    from recoque.planner.workload import is_model_path, list_models, preset_key
 
-    if name.endswith(".toml"):  # a model file (load_model reads and checks it)
-        return "model", None, name
     key, models = preset_key(name), list_models()
     if key in models:
         return "model", None, key
+    if is_model_path(name):  # a model file, config.json or checkpoint folder (load_model reads and checks it)
+        return "model", None, name
     raise BadInput(f"unknown workload {name!r}",
                    f"known workloads: {', '.join(sorted(table_))}; or a model: {', '.join(models) or 'none installed'}; "
-                   "or a model TOML file (FILE.toml)")
+                   "or a model TOML file (FILE.toml), a Hugging Face config.json or a checkpoint folder")
 
 
 def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str, Any]:

@@ -423,6 +423,14 @@ def _check_published_size(spec: TransformerSpec, raw: Mapping[str, Any], where: 
                            "or correct the stated size")
 
 
+def is_model_path(name: str) -> bool:
+    """Whether `-w NAME` names a model input on disk rather than a preset: a checkpoint folder holding
+    config.json, a config.json, a model TOML file, or any path (a slash, or an existing file)."""
+    p = Path(name)
+    return (p.is_dir() and (p / "config.json").is_file()) or name.endswith((".json", ".toml")) \
+        or "/" in name or p.is_file()
+
+
 def _models_table(name_or_path: str) -> tuple[dict[str, Any], str, str]:
     """(models table, key, origin) for a preset name or a user file."""
     from recoque.fileio import read_seed_toml, read_toml

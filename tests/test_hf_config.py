@@ -284,3 +284,15 @@ def test_plan_infer_keeps_the_checkpoint_kv_dtype_where_the_engine_does(tmp_path
     assert served("--engine", "vllm") == ("bf16", False)
     assert served("--engine", "trtllm", "--kv-cache", "bf16") == ("bf16", False)
     assert served("--engine", "trtllm", "--dtype", "bf16") == ("bf16", False)
+
+
+def test_bare_plan_takes_what_plan_infer_takes(tmp_path):
+    """`plan -w` refused a config.json and a checkpoint folder that `plan infer -w` read ("unknown
+    workload"); now both read them as the same model."""
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    path = _write(ckpt, LLAMA31_8B)
+    for w in (path, str(ckpt)):
+        res = CliRunner().invoke(app, ["plan", "-s", "node-8x-h100", "-w", w, "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["kind"] == "model"

@@ -364,3 +364,14 @@ def test_control_characters_in_a_file_are_refused(tmp_path, edit):
     path = _write(tmp_path, "s.toml", edit(SYSTEM))
     line = refused(["plan", "hpl", "-s", path], "control character")
     assert "\x1b" not in line and "\x9b" not in line and "\x07" not in line
+
+
+@pytest.mark.parametrize("line,words", [('lora_targets = "mlp"', ("`lora_targets`", "all, attention")),
+                                        ("lora_dropout = 1", ("`lora_dropout`", "at most 0.99"))])
+def test_lora_fields_are_checked_where_the_model_file_is_read(tmp_path, line, words):
+    """Before, `plan train` refused them without the file or key, and bare `plan` answered with a
+    'training: not estimated' row and exit 0."""
+    model = (FIX / "user_model.toml").read_text() + "lora_rank = 16\n" + line + "\n"
+    path = _write(tmp_path, "m.toml", model)
+    for cmd in (["plan", "train", "-s", "node-8x-h100", "-w", path], ["plan", "-s", "node-8x-h100", "-w", path]):
+        refused(cmd, f"{path} [models.mine.training]", *words)

@@ -281,7 +281,9 @@ OVERRIDES: dict[str, dict[str, Field]] = {
     "workload": {"kind": Field("text", required=True, choices=("train", "infer", "hpl", "stencil")),
                  "target_tpot_ms": Field("number", above=0, ranged=True), "prompt_tokens": Field("count", above=0, ranged=True),
                  "output_tokens": Field("count", above=0, ranged=True), "train_tokens": TOKENS},
-    "training": {"tokens_to_train": TOKENS},
+    # as TrainingWorkload checks them (planner/workload.py), said here with the file and the key
+    "training": {"tokens_to_train": TOKENS, "lora_targets": Field("text", choices=("all", "attention")),
+                 "lora_dropout": Field("number", min=0.0, max=0.99), "lora_rank": Field("count", min=0, max=2**20)},
 }
 
 
