@@ -457,6 +457,22 @@ def _gb(nbytes: float) -> str:
     return f"{gb:,.0f}" if gb >= 100 else f"{gb:.3g}"
 
 
+def _no_fit_hint(system: SystemSpec, req: ServingRequest, lay: Layout, mem: Any) -> str:
+    """What would make a replica fit, from what was asked: more GPUs per replica, or a larger --gpus
+    where the command limited the system's count; narrower weights/KV only where they are wider than
+    fp8; the HBM fraction where it was set."""
+    hbm = "a larger --hbm-fraction" if req.hbm_fraction is not None else ""
+    if mem.workspace_bytes >= mem.usable_bytes:
+        return " or ".join(x for x in (hbm, "lower --max-num-tokens") if x) + ": the workspace alone is larger than the memory"
+    has = float(system.extra.get("gpus_of_system", system.gpus))
+    more = ("use more GPUs per replica (--tp/--pp)" if lay.tp * lay.pp < system.gpus else
+            f"raise --gpus, up to the system's {has:,.0f}" if has > system.gpus else
+            f"use a system of more than {system.gpus:,.0f} GPU(s)")
+    wide = [f"--{k.replace('_', '-')} fp8" for k in ("weights", "kv_cache") if DTYPE_BYTES[getattr(req, k)] > 1]
+    ways = [more, *wide, hbm or "a larger --hbm-fraction"]
+    return ", ".join(ways[:-1]) + " or " + ways[-1]
+
+
 def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
          profile: Any, shapes: Any = None) -> _Run:
     _check_layout(model, system, lay)
@@ -464,11 +480,7 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     if mem.max_streams < 1:
         raise DoesNotFit(f"tp={lay.tp} pp={lay.pp}: {_gb(mem.weights_bytes)} GB of weights + {_gb(mem.workspace_bytes)} GB "
                          f"workspace + one stream's KV do not fit in {_gb(mem.usable_bytes)} GB usable per GPU",
-                         "lower --max-num-tokens: the workspace alone is larger than the memory"
-                         if mem.workspace_bytes >= mem.usable_bytes else
-                         ("use more GPUs per replica (--tp/--pp)" if lay.tp * lay.pp < system.gpus
-                          else f"use a system of more than {system.gpus:,.0f} GPU(s)")
-                         + ", fp8 weights/KV, or a larger --hbm-fraction")
+                         _no_fit_hint(system, req, lay, mem))
     budget = step_budget_tokens(req, engine) * per_rank_factor(engine, lay)
     replicas = int(system.gpus // (lay.tp * lay.pp))
     rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes, req.weights,
@@ -490,9 +502,9 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
             "step budget": first.budget_streams()}
     if caps["step budget"] < 1:  # not one stream's prompt share and decode token fit a step: no engine runs that
         flag = step_budget_tokens(req, engine)
-        raise BadInput(f"a step budget of {flag:g} tokens carries {caps['step budget']:.2g} streams of {req.prompt_tokens:g} "
-                       f"prompt and {req.output_tokens:g} output tokens: less than one",
-                       f"pass --max-num-tokens {math.ceil(flag / caps['step budget'])} or more")
+        raise DoesNotFit(f"step budget {caps['step budget']:.2g} streams: {flag:g} tokens a step carry less than one "
+                         f"stream of {req.prompt_tokens:g} prompt and {req.output_tokens:g} output tokens",
+                         f"pass --max-num-tokens {math.ceil(flag / caps['step budget'])} or more")
     cap = min(caps.values())
     why = ", ".join(f"{k} {v:.3g}" for k, v in caps.items())
     value = solve(first, req, cap, replicas, why=why)

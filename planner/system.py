@@ -117,7 +117,10 @@ class SystemSpec:
         (`gpus_notes`) no longer apply."""
         r = {k: v for k, v in self.ranges.items() if k != "gpus"}
         derived = set(self.extra.get("gpus_notes", ()))
-        return replace(self, gpus=float(gpus), ranges=r, notes=tuple(n for n in self.notes if n not in derived))
+        # the count the system has, for advice that would otherwise say "a larger system" to a --gpus limit
+        extra = {**self.extra, "gpus_of_system": self.extra.get("gpus_of_system", self.ranges.get("gpus", (0, self.gpus))[1])}
+        return replace(self, gpus=float(gpus), ranges=r, extra=extra,
+                       notes=tuple(n for n in self.notes if n not in derived))
 
     def with_grid(self, grid: str | None) -> "SystemSpec":
         """This system priced and counted on another grid (the --grid flag); unchanged without one.

@@ -39,8 +39,10 @@ def test_an_fp4_kv_cache_needs_fp4_units():
 
 
 def test_a_step_budget_below_one_stream_is_refused():
-    # before: "batch 0.6", exit 0
-    line = _refused(["-s", "node-8x-h100", "-w", "llama3.1-8b", "--max-num-tokens", "3"], "less than one")
+    # before: "batch 0.6", exit 0; now "does not fit" (exit 3), naming the budget that would
+    res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-h100", "-w", "llama3.1-8b", "--max-num-tokens", "3"])
+    line = res.stderr.strip().splitlines()[-1]
+    assert res.exit_code == 3 and "less than one" in line, res.output
     need = int(line.split("--max-num-tokens ")[1].split()[0])
     res = runner.invoke(app, ["plan", "infer", "-s", "node-8x-h100", "-w", "llama3.1-8b", "--max-num-tokens", str(need),
                               "--json"])
@@ -53,3 +55,20 @@ def test_a_one_gpu_system_needs_no_link_figures(tmp_path):
                     'node_power_kw = 2.0\npue = 1.2\n')
     res = runner.invoke(app, ["plan", "infer", "-s", str(path), "-w", "llama3.1-8b"])
     assert res.exit_code == 0, res.stderr
+
+
+def test_does_not_fit_advice_follows_what_was_asked():
+    def last(args):
+        res = runner.invoke(app, ["plan", "infer", *args])
+        assert res.exit_code == 3, res.output
+        return res.stderr.strip().splitlines()[-1]
+
+    # the system has 8: a --gpus 1 limit is named, not "a system of more than 1 GPU"
+    line = last(["-s", "node-8x-h100", "-w", "llama3.1-70b", "--gpus", "1"])
+    assert "raise --gpus, up to the system's 8" in line and "more than 1 GPU" not in line
+    # fp8 weights already: only the wider KV cache is offered
+    line = last(["-s", "node-8x-h100", "-w", "deepseek-r1", "--weights", "fp8"])
+    assert "--kv-cache fp8" in line and "--weights fp8" not in line
+    # a tiny --hbm-fraction is the cause, and is named first
+    line = last(["-s", "node-8x-h100", "-w", "llama3.1-70b", "--hbm-fraction", "0.001"])
+    assert "a larger --hbm-fraction or lower --max-num-tokens" in line

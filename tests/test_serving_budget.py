@@ -55,7 +55,7 @@ def test_streams_a_budget_sustains_and_the_room_it_leaves():
 
 def _est(**kw):
     req = sv.ServingRequest(prompt_tokens=3800, output_tokens=250, tp=1, engine="trtllm", **FP8, **kw)
-    return sv.estimate_serving(L70, "llama2-70b", load_system("node-8x-mi300x").with_gpus(8), req)
+    return sv.estimate_serving(L70, "llama2-70b", load_system("node-8x-b200").with_gpus(8), req)
 
 
 def test_a_small_budget_caps_the_offline_batch_and_slows_a_latency_bound_server():
@@ -87,7 +87,7 @@ def test_bad_budget_is_a_one_line_error(bad):
 
 
 def test_cli_round_trips_the_budget_and_refuses_zero():
-    base = ["plan", "infer", "-s", "node-8x-mi300x", "--model", "llama3.1-8b", "--engine", "trtllm"]
+    base = ["plan", "infer", "-s", "node-8x-h100", "--model", "llama3.1-8b", "--engine", "trtllm"]
     assert round_trip(base, "--max-num-tokens", ["--max-num-tokens", "2048"], "0")["max_num_tokens"] == 2048
 
 

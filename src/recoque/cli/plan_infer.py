@@ -61,8 +61,9 @@ def _request(w: WorkloadEntry | None, flags: dict[str, Any], spec: Any) -> Servi
         raise BadInput(f"--dtype {dtype} and --{clash[0]} {flags[clash[0]]} disagree",
                        "give --dtype alone, or --weights/--activations/--kv-cache without it")
     if dtype:
-        for k in ("weights", "kv_cache"):
-            flags[k] = flags[k] or dtype
+        flags["weights"] = flags["weights"] or dtype
+        # an fp4 KV cache needs fp4 units (Blackwell, CDNA4); elsewhere the shorthand keeps it in fp8
+        flags["kv_cache"] = flags["kv_cache"] or ("fp8" if dtype == "fp4" and not spec.peak("fp4") else dtype)
         flags["activations"] = flags["activations"] or activations_for(dtype, spec)
     if flags.get("weights") in ("fp8", "fp4") and flags.get("activations") is None and base.activations not in ("fp8", "fp4"):
         flags["activations"] = activations_for(flags["weights"], spec)
