@@ -23,10 +23,19 @@ def shape(rec: Record) -> str:
     if rec.benchmark == "launch":  # the chain, and its median per kernel (the figure the planner reads)
         return f"{p['kernels']} kernels, {rec.median_s / rec.work * 1e6:.2f} us each"
     if "n_elements" in p:
-        return f"{p['n_elements'] * p.get('elem_bytes', 8) / 2**20:.0f} MiB/array"
+        return f"{size_label(p['n_elements'] * p.get('elem_bytes', 8))}/array"
     if "bytes" in p:
-        return f"{p['bytes'] / 2**20:.0f} MiB"
+        return size_label(p["bytes"])
     return ",".join(f"{k}={v}" for k, v in p.items())
+
+
+def size_label(nbytes: float) -> str:
+    """A message or array size in the binary unit that keeps it above 1 (an 8-byte collective read
+    "0 MiB"): 8 B, 4 KiB, 256 MiB, 1.5 GiB."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes:.0f} B"
 
 
 def run_label(rec: Record) -> str:
