@@ -31,9 +31,13 @@ def check_dtypes(dtypes: tuple[str, ...]) -> tuple[str, ...]:
 
 def run_suite(names: tuple[str, ...], device: Any, quick: bool, dtypes: tuple[str, ...], seed: int = 0,
               telemetry: bool = True, dtypes_explicit: bool = True, on_plan: Callable[[int], None] | None = None,
-              on_done: Callable[[Case, Any, Any], None] | None = None) -> tuple[RunOutcome, list[str]]:
-    """Run the named benchmarks; returns the outcome and notes (what was not run and why)."""
-    r = _Runner(device, quick, dtypes, dtypes_explicit, seed, telemetry, on_plan, on_done, policy_for(device, quick))
+              on_done: Callable[[Case, Any, Any], None] | None = None,
+              out: RunOutcome | None = None) -> tuple[RunOutcome, list[str]]:
+    """Run the named benchmarks; returns the outcome and notes (what was not run and why). `out`: the
+    outcome to fill as the stages finish, so a caller interrupted between stages still holds the
+    warnings and sweeps measured so far."""
+    r = _Runner(device, quick, dtypes, dtypes_explicit, seed, telemetry, on_plan, on_done, policy_for(device, quick),
+                out=out if out is not None else RunOutcome())
     environment.prepare(device)
     for name in names:
         stage = _STAGES.get(name)

@@ -41,7 +41,8 @@ def test_append_refuses_another_machine(tmp_path):
 def test_interrupt_writes_partial_results(tmp_path, monkeypatch):
     from recoque.bench import suite
 
-    def fake_suite(names, device, quick, dtypes, seed=0, telemetry=True, dtypes_explicit=True, on_plan=None, on_done=None):
+    def fake_suite(names, device, quick, dtypes, seed=0, telemetry=True, dtypes_explicit=True, on_plan=None, on_done=None,
+                   out=None):
         real = suite.run_cases(suite.gemm.sweep_cases(device, True, "fp16")[:1], device, suite.QUICK)
         real.interrupted = True
         return real, []
@@ -72,3 +73,31 @@ def test_replacing_another_machines_file_is_refused_before_measuring(tmp_path, m
     assert res.exit_code == 2, res.output
     assert "another machine" in res.stderr and "nothing was run" in res.stderr and "--force" in res.stderr
     assert out.read_bytes() == before
+
+
+def test_a_signal_between_stages_keeps_the_sweeps_and_warnings(tmp_path, monkeypatch):
+    """A signal outside the runner's loop (between two stages) kept only the records and skips fed
+    case by case; the stages' sweeps and warnings were lost. The suite now fills the command's
+    outcome as it goes."""
+    from recoque.bench import suite
+    from recoque.bench.noise import HINTS, NoiseWarning
+
+    def stage_then_signal(names, device, quick, dtypes, seed=0, telemetry=True, dtypes_explicit=True, on_plan=None,
+                          on_done=None, out=None):
+        real = suite.run_cases(suite.gemm.sweep_cases(device, True, "fp16")[:1], device, suite.QUICK)
+        for rec in real.records:
+            on_done(None, rec, None)
+        out.records += real.records
+        out.sweeps.append({"benchmark": "gemm", "dtype": "fp16", "cases_measured": 1})
+        code = next(iter(HINTS))
+        out.warnings.append(NoiseWarning(code, "gemm fp16 1x1x1", 0.2, HINTS[code]))
+        raise KeyboardInterrupt  # between stages: not the runner's own interrupted outcome
+
+    monkeypatch.setattr(suite, "run_suite", stage_then_signal)
+    path = tmp_path / "r.json"
+    res = runner.invoke(app, ["bench", "gemm", "--device", "cpu", "--out", str(path)])
+    assert res.exit_code == 130, res.output
+    doc = load_results(str(path))
+    assert not doc.complete and len(doc.results) == 1
+    assert doc.sweeps and doc.sweeps[0]["dtype"] == "fp16"
+    assert doc.warnings and doc.warnings[0]["case"] == "gemm fp16 1x1x1"

@@ -142,7 +142,7 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
 
         outcome, notes = run_suite(names, device, quick, dtypes, seed, dtypes_explicit=explicit,
                                    on_plan=progress.add,
-                                   on_done=distributed.stop_checked(done) if session else done)
+                                   on_done=distributed.stop_checked(done) if session else done, out=kept.live)
     with signals.deferred():
         kept.finished = True
         doc = kept.document(complete=not outcome.interrupted, outcome=outcome)
@@ -201,6 +201,9 @@ class _Kept:
         self.skipped: list[Any] = []
         self.rank = 0
         self.finished = False
+        from recoque.bench.runner import RunOutcome
+
+        self.live = RunOutcome()  # the suite's own outcome, filled stage by stage (run_suite's `out`)
         self.env: dict[str, Any] = {}
         self.device: dict[str, Any] = {}
         self._t0 = time.perf_counter()
@@ -220,7 +223,9 @@ class _Kept:
     def outcome(self) -> Any:
         from recoque.bench.runner import RunOutcome
 
-        return RunOutcome(records=list(self.records), skipped=list(self.skipped), interrupted=True)
+        # records and skips as each case finished; warnings and sweeps as each stage did (`live`)
+        return RunOutcome(records=list(self.records), skipped=list(self.skipped), warnings=list(self.live.warnings),
+                          sweeps=list(self.live.sweeps), interrupted=True)
 
     def document(self, complete: bool, outcome: Any = None) -> ResultsDocument:
         src = outcome if outcome is not None else self.outcome()
