@@ -80,7 +80,7 @@ def _busbw(r: Record) -> float:
 def derived_paths(out: str | Path) -> tuple[str, str]:
     """The BabelStream- and nccl-tests-style files written beside OUT (when it has such rows)."""
     base = Path(out)
-    stem = base.with_suffix("") if base.suffix == ".csv" else base
+    stem = base.with_suffix("") if base.suffix.lower() == ".csv" else base
     return f"{stem}-babelstream.csv", f"{stem}-nccl-tests.csv"
 
 

@@ -16,6 +16,18 @@ def text(v: str) -> str:
 _INLINE = str.maketrans({c: "\\" + c for c in "[]*_`~"})  # links, emphasis, code, strike-through
 
 
+def inline(v: str) -> str:
+    """User text in a heading, paragraph or bullet: literal, as in a cell (no live link, emphasis or
+    code), newlines kept."""
+    return text(v).replace("\\", "\\\\").translate(_INLINE)
+
+
+def _target(path: str) -> str:
+    """An image link target: in angle brackets, so a folder with spaces or parentheses still links
+    (CommonMark allows neither in a bare target)."""
+    return "<" + path.replace("<", "%3C").replace(">", "%3E") + ">"
+
+
 def cell(v: str) -> str:
     """Escape what would break a table cell (pipes, newlines, a backslash, raw HTML) or turn user
     text into Markdown (a device name `[x](url) **y**` stays text, not a live link in bold)."""
@@ -33,20 +45,20 @@ def table(t: Table) -> str:
 
 
 def section(s: Section, plots_dir: str | None) -> str:
-    parts = [f"## {text(s.title)}", ""]
-    parts += [text(p) + "\n" for p in s.paragraphs]
+    parts = [f"## {inline(s.title)}", ""]
+    parts += [inline(p) + "\n" for p in s.paragraphs]
     parts += [table(t) for t in s.tables]
-    parts += [f"- {text(i)}" for i in s.items]
+    parts += [f"- {inline(i)}" for i in s.items]
     for p in s.plots:
         if plots_dir:
-            parts.append(f"![{text(p.title)}]({plots_dir.rstrip('/')}/{p.name}.png)\n")
+            parts.append(f"![{inline(p.title)}]({_target(plots_dir.rstrip('/') + '/' + p.name + '.png')})\n")
         else:
-            parts.append(f"- plot: {text(p.title)} (write the images with --plots DIR)")
+            parts.append(f"- plot: {inline(p.title)} (write the images with --plots DIR)")
     return "\n".join(parts) + "\n"
 
 
 def render(report: Report, plots_dir: str | None = None) -> str:
     from recoque import __version__
 
-    head = f"# {text(report.title)}\n\nrecoque {__version__}; from {text(', '.join(report.sources))}\n\n"
+    head = f"# {inline(report.title)}\n\nrecoque {__version__}; from {inline(', '.join(report.sources))}\n\n"
     return head + "\n".join(section(s, plots_dir) for s in report.sections)

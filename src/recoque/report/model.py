@@ -56,6 +56,9 @@ def load_input(path: str) -> Input:
     raw = read_json(path)
     # The acceptance verdicts (bench/accept.py) sit beside the results; the results loader checks them too.
     doc = document_from_json(raw, origin=str(path))
+    if not doc.results:  # an empty report would read as a successful one
+        why = f" ({len(doc.skipped)} case(s) skipped: see its `skipped`)" if doc.skipped else ""
+        raise BadInput(f"{path} holds no verified result{why}", "re-run `recoque bench`, or leave this file out")
     check_rates_below_peak(doc, str(path))
     return Input(str(path), raw, doc)
 

@@ -30,7 +30,26 @@ def _plt():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    # file names, device names and plan systems are user text: a `$` pair is drawn literally, not
+    # parsed as mathtext (an unbalanced one raised a traceback, a balanced one turned italic)
+    plt.rcParams["text.parse_math"] = False
     return plt
+
+
+def one_per_case(recs: Iterable[Record]) -> list[Record]:
+    """A case measured in confirmation rounds once, as the tables show it: the round at the median of
+    the rounds' figures (bench/headline.py), not every round as its own point and the first, unconfirmed
+    run beside them."""
+    from recoque.bench.headline import CONFIRM_TAG
+
+    cases: dict[str, list[Record]] = {}
+    for r in recs:
+        cases.setdefault(repr(sorted(r.params.items())) + (r.backend or "") + r.op + r.dtype, []).append(r)
+    out = []
+    for group in cases.values():
+        rounds = sorted((r for r in group if CONFIRM_TAG in r.tags), key=lambda r: r.achieved)
+        out += [rounds[(len(rounds) - 1) // 2]] if rounds else group
+    return out
 
 
 STYLES = ("-", "--", ":", "-.")
@@ -126,7 +145,7 @@ def _ceilings(doc: ResultsDocument) -> dict[str, Any]:
 
 def roofline(label: str, doc: ResultsDocument):
     """Measured ceilings (solid) against the datasheet's (dashed); every compute case a point."""
-    pts = [(intensity(r), r.achieved, r) for r in doc.results if r.unit == "TFLOP/s"]
+    pts = [(intensity(r), r.achieved, r) for r in one_per_case(doc.results) if r.unit == "TFLOP/s"]
     pts = [(x, y, r) for x, y, r in pts if x]
     c = _ceilings(doc)
     if not pts and not c["compute_measured"]:
@@ -160,7 +179,7 @@ def gemm_sweep(docs: Docs):
     per_doc = []
     for label, doc in docs:
         by_dtype: dict[str, list[Record]] = {}
-        for r in doc.results:
+        for r in one_per_case(doc.results):
             if r.benchmark == "gemm" and "llm" not in r.tags:
                 by_dtype.setdefault(r.dtype + (f" {r.backend}" if r.backend == "numpy" else ""), []).append(r)
         for recs in by_dtype.values():
@@ -180,7 +199,7 @@ def stream_bandwidth(docs: Docs):
     per_doc = []
     for label, doc in docs:
         by_op: dict[str, list[Record]] = {}
-        for r in doc.results:
+        for r in one_per_case(doc.results):
             if r.benchmark == "stream" and "n_elements" in r.params:
                 by_op.setdefault(f"{r.op} {r.dtype}", []).append(r)
         for recs in by_op.values():
