@@ -250,6 +250,7 @@ class PlanResult:
     assumptions: tuple[str, ...] = ()
     stack: str = "neutral"
     mfu_fp8_peak: Estimate | None = None
+    narrow_dtype: str | None = None  # the dtype (fp8, fp4) whose peak mfu_fp8_peak is against
 
     def to_json(self) -> dict[str, Any]:
         def est(e: Estimate | None) -> Any:
@@ -263,7 +264,7 @@ class PlanResult:
             "time_to_train": est(self.time_to_train), "time_to_train_wall": est(self.time_to_train_wall),
             "goodput": est(self.goodput), "model_flop_s_per_gpu": est(self.model_flop_s_per_gpu),
             "hardware_flop_s_per_gpu": est(self.hardware_flop_s_per_gpu), "mfu": est(self.mfu),
-            "hfu": est(self.hfu), "mfu_fp8_peak": est(self.mfu_fp8_peak), "stack": self.stack,
+            "hfu": est(self.hfu), "mfu_fp8_peak": est(self.mfu_fp8_peak), "mfu_narrow_dtype": self.narrow_dtype, "stack": self.stack,
             "comm_share": est(self.comm_share), "breakdown_s": dict(self.breakdown),
             "assumptions": list(self.assumptions),
         }
@@ -374,6 +375,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
             comm_share=Estimate(comm_v[0], min(comm_v), max(comm_v), "1"), breakdown=bd,
             assumptions=tuple(dict.fromkeys(notes + gp.assumptions)), stack=stack.key,
             mfu_fp8_peak=mfs.scale(1.0 / peak_fp8, "1") if peak_fp8 else None,
+            narrow_dtype=dtype if peak_fp8 else None,
         ))
     return results
 

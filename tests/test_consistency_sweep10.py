@@ -92,7 +92,7 @@ def test_markdown_image_links_are_relative_to_the_report(tmp_path, monkeypatch):
     res = runner.invoke(app, ["report", str(H200), "--out", "deep/r.md", "--plots", "pl"])
     assert res.exit_code == 0, res.output
     text = (tmp_path / "deep" / "r.md").read_text()
-    assert "](../pl/roofline.png)" in text and (tmp_path / "pl" / "roofline.png").exists()
+    assert "](<../pl/roofline.png>)" in text and (tmp_path / "pl" / "roofline.png").exists()
 
 
 def test_csv_rows_say_their_file_and_pass(tmp_path):

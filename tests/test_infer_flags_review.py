@@ -72,3 +72,12 @@ def test_does_not_fit_advice_follows_what_was_asked():
     # a tiny --hbm-fraction is the cause, and is named first
     line = last(["-s", "node-8x-h100", "-w", "llama3.1-70b", "--hbm-fraction", "0.001"])
     assert "a larger --hbm-fraction or lower --max-num-tokens" in line
+
+
+def test_train_pins_beyond_the_layers_and_the_narrow_peak_label():
+    for pins, words in ((["--gpus", "64", "-s", "jean-zay-h100", "--pp", "64"], "--pp 64 exceeds the 32 layers"),
+                        (["--gpus", "8", "-s", "node-8x-h100", "--pp", "4", "--vpp", "16"], "= 64 virtual stages exceeds")):
+        res = runner.invoke(app, ["plan", "train", "-w", "llama3.1-8b", *pins])
+        assert res.exit_code == 2 and words in res.stderr, res.output
+    res = runner.invoke(app, ["plan", "train", "-s", "node-8x-b300", "-w", "llama3.1-8b", "--gpus", "8", "--dtype", "fp4"])
+    assert res.exit_code == 0 and "against the fp4 peak" in res.stdout and "against the fp8 peak" not in res.stdout

@@ -119,7 +119,7 @@ def test_lora_keys_in_a_model_file_take_effect(tmp_path):
     assert '"lora_rank": 16' in r.output and '"lora_targets": "attention"' in r.output
     p.write_text(model.replace('"attention"', '"bogus"'))
     r = _run(["plan", "train", "-w", str(p), "-s", "node-8x-h100"])
-    assert r.exit_code == 2 and "lora_targets must be one of" in r.output
+    assert r.exit_code == 2 and "`lora_targets` must be one of" in r.output
 
 
 @pytest.mark.parametrize("args, words", [
@@ -128,7 +128,7 @@ def test_lora_keys_in_a_model_file_take_effect(tmp_path):
     (["plan", "train", "-w", "/", "-s", "node-8x-h100"], "is a folder"),
     (["bench", "gemm", "--dtype", ""], "--dtype has an empty value"),
     (["bench", "gemm", "--dtype", "bf16,,fp32"], "--dtype has an empty entry in its list"),
-    (["plan", "infer", "-s", "node-8x-h100", "--max-num-tokens", "1"], "step budget 0.2), so"),
+    (["plan", "infer", "-s", "node-8x-h100", "--max-num-tokens", "1"], "step budget 0.2 streams"),
     (["plan", "infer", "-w", "mistral-7b", "-s", "node-8x-h100", "--attention-dp"], "mistral-7b is dense"),
     (["plan", "infer", "-w", "mixtral-8x7b", "-s", "node-8x-h100", "--ep", "16"], "has 8 experts, which 16 does not"),
     (["plan", "train", "-w", "gpt3-175b", "-s", "selene", "--vpp", "2", "--pp", "1"], "--vpp 2 needs --pp 2 or more"),

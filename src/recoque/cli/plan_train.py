@@ -109,7 +109,8 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
     console.print("best plan, where the time goes (sums to the iteration time): " + ", ".join(
         f"{BREAKDOWN_WORDS.get(k[:-2], k[:-2])} {p}%" for k, p in zip(parts, shown)), highlight=False)
     if b.mfu_fp8_peak is not None:
-        console.print(f"MFU against the bf16 peak {_pct(b.mfu)}; against the fp8 peak {_pct(b.mfu_fp8_peak)}")
+        console.print(f"MFU against the bf16 peak {_pct(b.mfu)}; against the {b.narrow_dtype or 'fp8'} peak "
+                      f"{_pct(b.mfu_fp8_peak)}")
     console.print(f"goodput {_pct(b.goodput)} (failures and checkpoints), shown apart from steady-state throughput")
     if curve is not None:
         console.print(table(f"GPU count: fastest by the clock is {curve.fastest_gpus:,} GPUs",
@@ -405,6 +406,12 @@ def _check_pins_against_model(pins: dict, wl) -> None:  # noqa: ANN001 - Trainin
     if cp > 1 and seq % (2 * cp):  # the search's rule (planner/execution.py): Megatron's load-balanced split
         raise BadInput(f"--cp {cp}: the {seq}-token sequence does not split into 2 x {cp} equal chunks",
                        f"pick a --cp with 2 x cp dividing {seq}, or a --seq-len that 2 x {cp} divides")
+    layers, stages = wl.model.layers, pins.get("pp", 1) * pins.get("vpp", 1)
+    if stages > layers:  # every (virtual) stage holds at least one layer
+        what = f"--pp {pins.get('pp', 1)} x --vpp {pins['vpp']} = {stages} virtual stages" if pins.get("vpp", 1) > 1 \
+            else f"--pp {stages}"
+        raise BadInput(f"{what} exceeds the {layers} layers of {wl.model.name}",
+                       f"pick --pp (x --vpp) of at most {layers}")
     if pins.get("vpp", 1) > 1 and pins.get("pp") == 1:
         raise BadInput(f"--vpp {pins['vpp']} needs --pp 2 or more", "interleaving splits each pipeline stage; drop --vpp or raise --pp")
     if "tp" in pins and heads % pins["tp"]:
