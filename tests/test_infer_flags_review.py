@@ -1,6 +1,7 @@
-"""`plan infer` inputs a review found accepted with a wrong answer (stop 103): latency targets
-dropped under a fixed load, engines on the other vendor's GPUs, an FP4 KV cache without FP4 units,
-a step budget below one stream, and link figures demanded of a one-GPU replica."""
+"""`plan infer` and `plan train` inputs reviews found accepted with a wrong answer (stop 103): latency
+targets dropped under a fixed load, engines on the other vendor's GPUs, an FP4 KV cache without FP4
+units, a step budget below one stream, link figures demanded of a one-GPU replica, advice that did not
+follow the flags; pipeline pins beyond the layer count and the narrow-peak MFU's dtype in plan train."""
 from __future__ import annotations
 
 from typer.testing import CliRunner
