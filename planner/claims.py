@@ -351,7 +351,7 @@ def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     verdict, cond = CONSISTENT, "GPU model not stated; H100 SXM stands in"
     if c.get("workloads") and not served:
         verdict, cond = NOT, f"no listed inference workload can be served on {n:,.0f} GPUs"
-    return dict(verdict=verdict, condition=cond, holds_under="investment per GPU slot and serving capacity",
+    return dict(verdict=verdict, condition=cond, holds_under="serving capacity of the stated GPU count",
                 implied=implied, arithmetic=lines)
 
 

@@ -150,7 +150,7 @@ def check_availability(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     on its own customers (TCE, record year to ten-year mean): a figure far above or below what the
     grid has ever delivered does not describe it. (The rare-long-outage half of the sentence cannot
     contradict any availability on its own: one outage may be of any length.)"""
-    g, x, src = _grid()
+    _, x, src = _grid()
     a = float(c["value_availability"])
     outage, years = float(c["value_outage_min"]), float(c["value_years_between_outages"])
     lo, hi = x["outage_min_per_year_low"], x["outage_min_per_year_high"]

@@ -461,16 +461,15 @@ def _no_fit_hint(system: SystemSpec, req: ServingRequest, lay: Layout, mem: Any)
     """What would make a replica fit, from what was asked: more GPUs per replica, or a larger --gpus
     where the command limited the system's count; narrower weights/KV only where they are wider than
     fp8; the HBM fraction where it was set."""
-    hbm = "a larger --hbm-fraction" if req.hbm_fraction is not None else ""
     if mem.workspace_bytes >= mem.usable_bytes:
-        return " or ".join(x for x in (hbm, "lower --max-num-tokens") if x) + ": the workspace alone is larger than the memory"
+        first = "a larger --hbm-fraction or " if req.hbm_fraction is not None else ""
+        return first + "lower --max-num-tokens: the workspace alone is larger than the memory"
     has = float(system.extra.get("gpus_of_system", system.gpus))
     more = ("use more GPUs per replica (--tp/--pp)" if lay.tp * lay.pp < system.gpus else
             f"raise --gpus, up to the system's {has:,.0f}" if has > system.gpus else
             f"use a system of more than {system.gpus:,.0f} GPU(s)")
     wide = [f"--{k.replace('_', '-')} fp8" for k in ("weights", "kv_cache") if DTYPE_BYTES[getattr(req, k)] > 1]
-    ways = [more, *wide, hbm or "a larger --hbm-fraction"]
-    return ", ".join(ways[:-1]) + " or " + ways[-1]
+    return ", ".join([more, *wide]) + " or a larger --hbm-fraction"
 
 
 def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine,
