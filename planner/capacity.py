@@ -786,6 +786,17 @@ def _workload_kind(name: str) -> tuple[str, WorkloadEntry | None, str | None]:
                    "or a model TOML file (FILE.toml), a Hugging Face config.json or a checkpoint folder")
 
 
+def refuse_unfit_training(data: dict[str, Any], workload: str, system: SystemSpec, gpus_given: bool = False) -> None:
+    """An impossible training plan is DoesNotFit (exit 3), not a table row, in `plan` and in each
+    column of `compare` alike; a bare model name whose serving was estimated still shows it."""
+    train = data.get("train")
+    if train is None or getattr(train, "best", True) or (data["kind"] == "model" and "inference" in data):
+        return
+    more = "use more GPUs (--gpus) or " if gpus_given else ""  # the whole system: --gpus cannot add any
+    raise DoesNotFit(f"{workload} does not fit on {system.gpus:,.0f} GPU{'s' if system.gpus != 1 else ''} of "
+                     f"{system.key}: {train.reasons[0]}", f"{more}use a system with more GPUs or more memory per GPU")
+
+
 def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str, Any]:
     """Everything `plan` and `compare` show for one system and one workload, with default assumptions."""
     kind, w, model = _workload_kind(workload)

@@ -226,7 +226,8 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
     ref = h100_reference(gpus)
     ref_stack = cuda_counterpart(stack)  # same stack features on both; a ROCm build maps to its CUDA counterpart
     h100_prof = training_profile(get_device_spec(H100))
-    ref_res = search(wl, ref, h100_prof, top=1, gpus=gpus, dtype=dtype, stack=ref_stack)
+    ref_dtype = _h100_training_dtype(dtype)
+    ref_res = search(wl, ref, h100_prof, top=1, gpus=gpus, dtype=ref_dtype, stack=ref_stack)
     tok = float(wl.tokens_per_iteration)
     sys_rate = system_result.tokens_per_s
     if not ref_res.best:
@@ -238,7 +239,7 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
                        f"{ref_res.best[0].plan.label()}, stack {ref_res.best[0].stack}",))
     sys_prof = profile or training_profile(get_device_spec(system.device))
     t_sys = corner_iteration_times(wl, system.with_gpus(gpus), sys_prof, dtype, system_result.plan, stack)
-    t_ref = corner_iteration_times(wl, ref, h100_prof, dtype, ref_res.best[0].plan, ref_stack)
+    t_ref = corner_iteration_times(wl, ref, h100_prof, ref_dtype, ref_res.best[0].plan, ref_stack)
     same = get_device_spec(system.device).key == H100
     lo, hi = time_ratio_span(t_ref, t_sys, run_to_run_spread(gpus, ref.gpus_per_node),
                              run_to_run_spread(gpus, system.gpus_per_node), same)
@@ -248,11 +249,19 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
     note = (f"{workload_key}: tokens/s on {gpus} GPUs of {system.key} ({system_result.plan.label()}, stack "
             f"{stack.key}) / tokens/s per H100 on {gpus} H100s, same search"
             + (f" on {ref_stack.key}, the CUDA counterpart of {stack.key}" if ref_stack.key != stack.key else "")
+            + (f", the H100s in {ref_dtype} (no {dtype} units: its narrowest)" if ref_dtype != dtype else "")
             + "; range: "
             + ("one profile on both, ratio corner by corner" if same else
                "the two profiles' spreads and each side's run-to-run spread in quadrature"))
     return Delivered(workload_key, "train", sys_rate, h_rate, Equivalent(f"delivered:{workload_key}", per_gpu, eq,
                                                                          "delivered", note))
+
+
+def _h100_training_dtype(dtype: str) -> str:
+    """The precision the H100 side trains in: the system's own, or, where the H100 has no units for
+    it (fp4: Hopper's tensor cores stop at fp8, NVIDIA H100 datasheet), its narrowest, fp8, as a
+    user moving the job to H100s would run it."""
+    return dtype if get_device_spec(H100).peak(dtype) else "fp8"
 
 
 def time_ratio_span(t_ref: dict[str, float], t_sys: dict[str, float], spread_ref: float, spread_sys: float,

@@ -197,3 +197,16 @@ def test_compare_keeps_the_systems_that_fit():
     mi, jz = d["systems"]
     assert mi["does_not_fit"] and "GB per GPU exceeds" in mi["does_not_fit"] and "stencil" in jz["sections"]
     assert runner.invoke(app, ["compare", "-s", "node-8x-mi300x", "-w", "climate-km"]).exit_code == 3
+
+
+def test_compare_holds_a_training_misfit_as_plan_does():
+    """A training workload no plan fits on a system is that system's does-not-fit column (not a
+    'no plan fits' row beside energy figures), and exit 3 when it fits on none, as `plan` exits."""
+    from cli_json import cli_json, runner
+    from recoque.cli import app
+
+    d = cli_json("compare", "-s", "node-8x-h100,node-8x-mi355x", "-w", "mistral-large-2-pretrain")
+    h100, mi = d["systems"]
+    assert "does not fit on 8 GPUs of node-8x-h100" in h100["does_not_fit"] and not mi.get("does_not_fit")
+    res = runner.invoke(app, ["compare", "-s", "node-8x-h100,node-8x-l40s", "-w", "mistral-large-2-pretrain"])
+    assert res.exit_code == 3 and "error: node-8x-h100:" not in res.output, res.output  # named once

@@ -45,3 +45,23 @@ def test_mfu_says_when_its_peak_is_assumed():
     assert "ASSUMED" in line and "datasheet" not in line  # the MI430X bf16 peak is not published
     rows, data, notes, d, _ = capacity.plan_train(load_system("jean-zay-h100"), "mistral-large-2")
     assert "datasheet peak 989" in next(n for n in notes if n.startswith("model FLOPs count attention"))
+
+
+def test_fp4_training_is_held_against_h100s_in_fp8_their_narrowest():
+    """Hopper has no fp4 units: the H100 side runs the job in fp8, said in the note, where it had
+    printed 'not computed'; in fp8 the two sides run the same dtype and the note says nothing."""
+    from recoque.planner.equivalents import training_delivered
+    from recoque.planner.search import search
+    from recoque.planner.validation import training_profile
+    from recoque.planner.workload import load_training_workload
+    from recoque.catalog import get_device_spec
+    system = load_system("node-8x-b200")
+    wl = load_training_workload("llama3.1-8b")
+    prof = training_profile(get_device_spec(system.device))
+    ratios = {}
+    for dtype in ("fp8", "fp4"):
+        res = search(wl, system, prof, top=1, gpus=8, dtype=dtype)
+        d = training_delivered(system, "llama3.1-8b", 8, res.best[0], dtype=dtype, profile=prof, workload=wl)
+        ratios[dtype] = d.equivalent.per_gpu_ratio.value
+        assert ("the H100s in fp8" in d.equivalent.note) == (dtype == "fp4")
+    assert ratios["fp4"] > ratios["fp8"] > 1  # fp4 on B200 against the same fp8 H100s: worth more

@@ -9,7 +9,8 @@ from recoque.errors import BadInput, DoesNotFit, RecoqueError
 from recoque.estimate import Estimate
 from recoque.cli._edge import grid_option, power_limit_option, profile_anyway_option, refuse_repeats
 from recoque.names import spelling
-from recoque.planner.capacity import plan_any, profiles_for_systems, planned_shown, resolve_system
+from recoque.planner.capacity import (plan_any, planned_shown, profiles_for_systems, refuse_unfit_training,
+                                      resolve_system)
 from recoque.render import console, emit_json, human, plain, table
 
 
@@ -38,6 +39,7 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
     for s, prof in profiles_for_systems(resolved, profile, profile_anyway):
         try:
             d = plan_any(s, workload, prof)
+            refuse_unfit_training(d, workload, s)
         except DoesNotFit as exc:  # an impossible plan on one system: its column says so, the others stand
             misfits.append(exc)
             d = {"system": s.key, "workload": None, "does_not_fit": f"{exc.one_line()}",
@@ -47,8 +49,8 @@ def compare(systems: list[str] = typer.Option(..., "--systems", "-s",
         d.pop("_sections", None)
         plans.append(d)
     if len(misfits) == len(plans):
-        exc = misfits[0]
-        raise DoesNotFit(f"{plans[0]['system']}: {exc.what}", exc.fix)
+        exc, key = misfits[0], plans[0]["system"]
+        raise DoesNotFit(exc.what if key in exc.what else f"{key}: {exc.what}", exc.fix)
     workload = next(d["workload"] for d in plans if d["workload"])  # the preset's key, however it was typed
     for d in plans:
         d["workload"] = d["workload"] or workload

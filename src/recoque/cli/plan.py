@@ -9,9 +9,9 @@ from typing import Any, Optional
 import typer
 
 from recoque.cli import plan_hpl, plan_infer, plan_stencil, plan_train
-from recoque.errors import BadInput, DoesNotFit
+from recoque.errors import BadInput
 from recoque.cli._edge import grid_option, power_limit_option, profile_anyway_option
-from recoque.planner.capacity import plan_any, profile_for, planned_shown, resolve_system
+from recoque.planner.capacity import plan_any, planned_shown, profile_for, refuse_unfit_training, resolve_system
 from recoque.render import GLOSSARY, console, emit_json, rows_table
 
 app = typer.Typer(help="Plan workloads on systems (run with --system and --workload, or a subcommand).",
@@ -59,12 +59,7 @@ def plan(ctx: typer.Context, system: Optional[str] = SYSTEM_OPT,
     s = resolve_system(system, gpus, power_limit_w, shown=planned_shown(workload), grid=grid)
     s, prof = profile_for(s, profile, profile_anyway)
     data = plan_any(s, workload, prof)
-    train = data.get("train")
-    # an impossible training plan is exit 3, not a table row; a bare model name still shows its serving
-    if train is not None and not getattr(train, "best", True) and not (data["kind"] == "model" and "inference" in data):
-        more = "use more GPUs (--gpus) or " if gpus is not None else ""  # the whole system: --gpus cannot add any
-        raise DoesNotFit(f"{workload} does not fit on {s.gpus:,.0f} GPU{'s' if s.gpus != 1 else ''} of {s.key}: "
-                         f"{train.reasons[0]}", f"{more}use a system with more GPUs or more memory per GPU")
+    refuse_unfit_training(data, workload, s, gpus_given=gpus is not None)
     show(data, as_json)
 
 
