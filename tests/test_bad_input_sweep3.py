@@ -191,3 +191,13 @@ def test_an_unread_quantization_is_refused_not_read_as_16_bits(tmp_path: Path, q
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     _refused(["plan", "infer", "-s", "node-8x-h100", "-m", str(tmp_path / "config.json")],
              "not a quantization recoque reads")
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "tf32", "fp64"])
+def test_plan_train_refuses_wide_dtypes_it_would_count_at_16_bits(dtype):
+    """The memory and message model is mixed precision (16-bit activations): a 32/64-bit run was
+    shown with only its compute slowed, its memory and traffic those of bf16."""
+    res = CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-h100", "--dtype", dtype])
+    assert res.exit_code == 2 and f"--dtype {dtype}" in res.output and "fp4, fp8, bf16, fp16" in res.output
+    assert CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-h100", "--dtype", "fp16",
+                                    "--top", "1"]).exit_code == 0

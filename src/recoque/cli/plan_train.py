@@ -134,7 +134,7 @@ def train(
     grid: Optional[str] = grid_option(),
     top: int = typer.Option(5, "--top", help="how many plans to show"),
     full: bool = typer.Option(False, "--full", help="search every switch (slower) instead of the pruned space"),
-    dtype: str = typer.Option("bf16", "--dtype", help="training precision of the GEMMs (fp8, fp4: linear layers only)"),
+    dtype: str = typer.Option("bf16", "--dtype", help="training precision of the GEMMs: bf16, fp16, fp8, fp4 (fp8, fp4: linear layers only)"),
     stack: Optional[str] = typer.Option(None, "--stack", help="software stack (seeds/stacks.toml); default by vendor"),
     tp: Optional[int] = typer.Option(None, "--tp", help="pin tensor parallelism"),
     pp: Optional[int] = typer.Option(None, "--pp", help="pin pipeline stages"),
@@ -281,12 +281,19 @@ def _training_workload(workload: str, tokens: Optional[float], global_batch: Opt
     return wl
 
 
-# The GEMM precisions a training plan can name: the catalog's rate keys that are number formats
-# (not fp64_vector/fp64_matrix, the two FP64 units); fp64 trains on the FP64 GEMM rate.
-TRAIN_DTYPES = ("fp4", "fp8", "bf16", "fp16", "tf32", "fp32", "fp64")
+# The GEMM precisions a training plan can name: mixed-precision training, whose activations,
+# activation gradients and TP/PP/CP messages the model counts at 16 bits (planner/memory.py,
+# planner/comm.py) with fp32 master weights. A 32- or 64-bit run stores and moves two or four
+# times those bytes, which it does not count, so it is refused rather than shown too fast and small.
+TRAIN_DTYPES = ("fp4", "fp8", "bf16", "fp16")
+WIDE_DTYPES = ("tf32", "fp32", "fp64")
 
 
 def _check_dtype(dtype: str) -> None:
+    if dtype in WIDE_DTYPES:
+        raise BadInput(f"--dtype {dtype}: plan train models mixed-precision training (16-bit activations and "
+                       f"messages); a {dtype} run's 2-4x activation memory and traffic are not modelled",
+                       f"use one of {', '.join(TRAIN_DTYPES)}")
     if dtype not in TRAIN_DTYPES:
         raise BadInput(f"unknown --dtype {dtype!r}", f"use one of {', '.join(TRAIN_DTYPES)}")
 
