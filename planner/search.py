@@ -448,6 +448,10 @@ def _moot_pins(pins: Mapping[str, Any], best: list) -> tuple[str, ...]:
            "distribute_checkpoints": "sequence parallelism already splits the checkpointed inputs over TP"}
     out += [f"{_pin_words(k, True)} moot in the best plan: {w}" for k, w in why.items()
             if pins.get(k) and not getattr(plan, k)]
+    if all(k in pins for k in ("tp", "pp", "dp")) and "cp" not in pins and plan.cp > 1:
+        shape = int(pins["tp"]) * int(pins["pp"]) * int(pins["dp"])
+        out.append(f"context parallel {plan.cp} searched: the pinned --tp x --pp x --dp covers {shape:,} of the "
+                   f"{shape * plan.cp:,} GPUs and CP is the only axis left (pin --cp 1 with --gpus {shape:,} to use fewer)")
     return tuple(out)
 
 

@@ -201,3 +201,15 @@ def test_plan_train_refuses_wide_dtypes_it_would_count_at_16_bits(dtype):
     assert res.exit_code == 2 and f"--dtype {dtype}" in res.output and "fp4, fp8, bf16, fp16" in res.output
     assert CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", "node-8x-h100", "--dtype", "fp16",
                                     "--top", "1"]).exit_code == 0
+
+
+def test_a_context_parallel_filling_pinned_tp_pp_dp_is_said():
+    """--tp 2 --pp 1 --dp 8 on 64 GPUs: CP 4 is the only axis left and is searched; the answer
+    says so, where the plan showed an unasked CP with nothing beside it."""
+    args = ["plan", "train", "-w", "llama3.1-8b", "-s", "jean-zay-h100", "-n", "64", "--tp", "2", "--pp", "1",
+            "--dp", "8", "--top", "1", "--json"]
+    d = json.loads(CliRunner().invoke(app, args).output)
+    assert d["best"][0]["plan"]["cp"] == 4
+    assert any("context parallel 4 searched" in r and "16 of the 64 GPUs" in r for r in d["reasons"])
+    d = json.loads(CliRunner().invoke(app, [*args[:-1], "--cp", "4", "--json"]).output)
+    assert not any("searched:" in r for r in d["reasons"])  # pinned: nothing to say
