@@ -311,7 +311,11 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     asked = request or (inference.Serving.from_workload(w, **overrides) if w else inference.Serving(**given)).request()
     e, request, changes = _serve(system, model, model_name, asked, profile, gemm_shapes, scenario=request is None)
     r = inference.from_serving(model, request.kv_cache, request.weights, e)
-    shown_e, shown_r = _over_gpu_count(system, e, r, request)
+    from recoque.planner.serving import estimate_serving
+
+    def serve_on(gpus: int) -> Any:  # the same request on another GPU count of the system
+        return estimate_serving(model, model_name, system.with_gpus(gpus), request, profile, gemm_shapes)
+    shown_e, shown_r, count_note = _over_gpu_count(system, e, r, request, serve_on)
     rows = _serving_rows(model, model_name, request, shown_e, shown_r)
     rows[1:1] = changes
     # the H100 side serves what the system served: a latency target the system could not meet is
@@ -320,6 +324,7 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
     h100_rate, ratio, h100_runs = _h100_serving(system, model, model_name, like, e)
     served_as_released = released and request.weights == released  # else the precision row says what it became
     notes = tuple(r.assumptions) + ((released_weights_note(model_name, released),) if served_as_released else ())
+    notes += count_note
     notes += _idle_note(system, e)
     try:
         d = equivalents.delivered(system, w or WorkloadEntry(model_name, model_name, "infer", model_name, {}),
@@ -453,24 +458,58 @@ def _serving_rows(model: Any, model_name: str, request: Any, e: Any, r: Any) -> 
                               if e.attention_dp else ""))]
 
 
-def _over_gpu_count(system: SystemSpec, e: Any, r: Any, request: Any) -> tuple[Any, Any]:
+def _over_gpu_count(system: SystemSpec, e: Any, r: Any, request: Any,
+                    serve_on: Any) -> tuple[Any, Any, tuple[str, ...]]:
     """Where the file gives the GPU count as a range (alice-recoque: derived from the HPL target), the
     whole-system figures span it too, as the energy and H100-equivalent rows do; per-GPU ones are unchanged.
     Under a load the user fixes (--request-rate, --concurrency) the system's requests, tokens and users
-    are that load, not a capacity: only the replica count spans the range. Under --batch (streams per
+    are that load, not a capacity: the replica count spans the range, and so does what each replica
+    carries (fewer GPUs, more streams each, a slower token), so the per-GPU, latency and batch rows span
+    the load served on the count's two ends too (`serve_on(gpus)`). Under --batch (streams per
     replica) the users are batch x replicas and span it with them. The table and --json both print what
-    this returns; the delivered ratio is taken per GPU, before it."""
+    this returns, with a note; the delivered ratio is taken per GPU at the central count, before it."""
     if "gpus" not in system.ranges:
-        return e, r
+        return e, r, ()
     n = system.estimate("gpus", "gpu")
 
     def span(v: Estimate) -> Estimate:
         return combine(lambda x, g: x * g / n.value, v, n, unit=v.unit)
+    notes: tuple[str, ...] = ()
     if not (request.concurrency or request.request_rate_per_s):
         e = replace(e, tokens_per_s_system=span(e.tokens_per_s_system), requests_per_s_system=span(e.requests_per_s_system),
                     concurrent_users=span(e.concurrent_users))
-    return e, replace(r, replicas=span(r.replicas), tokens_per_s_system=e.tokens_per_s_system,
-                      concurrent_users=e.concurrent_users, serving=e)
+    else:
+        e, notes = _load_over_counts(e, n, serve_on)
+    return e, replace(r, replicas=span(r.replicas), batch=e.batch, tpot=e.tpot, ttft=e.ttft,
+                      tokens_per_s_per_gpu=e.tokens_per_s_per_gpu, tokens_per_s_system=e.tokens_per_s_system,
+                      concurrent_users=e.concurrent_users, serving=e), notes
+
+
+# What a fixed load puts on each replica moves with the GPU count: these rows span both ends of it.
+_LOAD_SPANNED = ("batch", "tpot", "ttft", "tokens_per_s_per_gpu", "tokens_per_s_replica", "tokens_per_s_system",
+                 "requests_per_s_system", "concurrent_users")
+
+
+def _load_over_counts(e: Any, n: Estimate, serve_on: Any) -> tuple[Any, tuple[str, ...]]:
+    """A fixed load's estimate widened to hold the same load served on the fewest and the most GPUs
+    the count spans; an end where the load no longer fits is said, not silently left out."""
+    ends, notes = [], []
+    for g in (int(n.low), int(n.high)):
+        if g == int(n.value):
+            continue
+        try:
+            ends.append(serve_on(g))
+        except DoesNotFit as exc:
+            notes.append(f"on {g:,} GPUs (the low end of the system's count) the load does not fit: "
+                         f"{exc.one_line()}; the ranges span the counts where it does")
+    if not ends:
+        return e, tuple(notes)
+    wide = {f: Estimate(getattr(e, f).value, min(getattr(x, f).low for x in (e, *ends)),
+                        max(getattr(x, f).high for x in (e, *ends)), getattr(e, f).unit, getattr(e, f).assumptions)
+            for f in _LOAD_SPANNED}
+    notes.append(f"the GPU count spans {n.low:,.0f}..{n.high:,.0f}: the fixed load's batch, latency and per-GPU "
+                 f"ranges also hold it served on those counts (fewer GPUs: more streams each)")
+    return replace(e, **wide), tuple(notes)
 
 
 def _users_label(request: Any, running: Estimate) -> str:

@@ -123,6 +123,20 @@ def test_a_load_the_user_fixes_does_not_span_the_gpu_count():
     assert b["concurrent_users"]["high"] == pytest.approx(16 * b["replicas"]["high"])
 
 
+def test_a_fixed_load_per_gpu_rows_span_the_gpu_count():
+    """100,000 users on alice-recoque's 4,106..9,068 GPUs: each replica carries 24.4..11 streams, so
+    the batch, the token latency and the per-GPU rate span that, not only the profile's corners at the
+    central count (before: batch 19.6..19.6, per-GPU 2,573..7,537 at 5,109 GPUs only)."""
+    args = ("plan", "infer", "-s", "alice-recoque", "-m", "mistral-7b", "--mode", "server")
+    inf = cli_json(*args, "--concurrency", "100000")["inference"]
+    b = inf["batch"]
+    assert b["low"] == pytest.approx(100000 / 9068, rel=0.01) and b["high"] == pytest.approx(100000 / 4106, rel=0.01)
+    one = cli_json("plan", "infer", "-s", "alice-recoque", "-m", "mistral-7b", "--mode", "server", "--gpus", "4106",
+                   "--concurrency", "100000")["inference"]
+    assert inf["tpot"]["high"] >= one["tpot"]["high"] and inf["tokens_per_s_per_gpu"]["high"] >= one["tokens_per_s_per_gpu"]["high"]
+    assert inf["concurrent_users"]["low"] == inf["concurrent_users"]["high"] == 100000
+
+
 def test_the_batch_range_stays_under_the_stream_cap():
     # 218 streams of KV fit a replica; the groups' shifts in quadrature put the batch high at 335 before
     inf = cli_json("plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-70b", "--request-rate", "7")["inference"]
