@@ -337,6 +337,12 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
     )
     sys_notes = tuple(system.range_note(k) for k in system.ranges)
     sys_notes += tuple(n for n in (power.note(system, profile),) if n)
+    share = nic_share_bytes_s(system)
+    if share is not None and share < (system.inter_node_bandwidth_bytes_s or float("inf")):
+        sys_notes += (f"{system.key}: its GPUs share the node's NICs, {system.extra['nics_per_node']:g} x "
+                      f"{system.extra['nic_bandwidth_gb_s']:g} GB/s over {system.gpus_per_node} GPUs = "
+                      f"{share / 1e9:.3g} GB/s per GPU, below the stated inter-node "
+                      f"{system.inter_node_bandwidth_bytes_s / 1e9:.3g}: the share is used",)
     results = []
     op_sac_share = memory.op_sac_recomputed_flop_share(model) if stack.selective_op_sac else None
     for i in range(n):

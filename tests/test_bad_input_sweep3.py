@@ -213,3 +213,23 @@ def test_a_context_parallel_filling_pinned_tp_pp_dp_is_said():
     assert any("context parallel 4 searched" in r and "16 of the 64 GPUs" in r for r in d["reasons"])
     d = json.loads(CliRunner().invoke(app, [*args[:-1], "--cp", "4", "--json"]).output)
     assert not any("searched:" in r for r in d["reasons"])  # pinned: nothing to say
+
+
+def test_a_system_file_may_state_its_nics_and_they_cap_the_inter_node_share(tmp_path):
+    """nics_per_node / nic_bandwidth_gb_s were read by the training model but refused in a user's
+    file as unknown keys (no preset uses them): accepted, checked, and said where they bind."""
+    text = ("[systems.mine]\ndevice = \"h100_sxm\"\ngpus = 64\ngpus_per_node = 8\nintra_node_bandwidth_gb_s = 450\n"
+            "inter_node_bandwidth_gb_s = 50\nnode_power_kw = 10.2\npue = 1.2\nnic_bandwidth_gb_s = 50\n")
+    times = {}
+    for nics in (2, 8):
+        f = tmp_path / f"n{nics}.toml"
+        f.write_text(text + f"nics_per_node = {nics}\n")
+        d = json.loads(CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", str(f), "--tp", "1",
+                                                "--pp", "1", "--cp", "1", "--top", "1", "--json"]).output)
+        times[nics] = d["best"][0]["iteration_time"]["value"]
+        assert any("share the node's NICs" in a for a in d["best"][0]["assumptions"]) == (nics == 2)
+    assert times[2] > times[8]  # 12.5 GB/s per GPU against the stated 50
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text + "nics_per_node = 0\n")
+    res = CliRunner().invoke(app, ["plan", "train", "-w", "llama3.1-8b", "-s", str(bad)])
+    assert res.exit_code == 2 and "nics_per_node" in res.output

@@ -243,3 +243,17 @@ def test_markdown_keeps_user_html_as_text(tmp_path):
     src.write_text(json.dumps(doc))
     md = markdown.render(build_report([str(src)], [], with_plots=False))
     assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+
+
+def test_training_points_keep_systems_apart():
+    """Plans of two systems at other GPU counts were joined into one curve: each is its own series."""
+    from recoque.report.plots import training_points, training_scaling
+
+    other = _plan_with_gpus(1024, 50.0)
+    other["system"] = "jean-zay-h100"
+    pts = training_points([_plan_with_gpus(8192, 20.0), PLAN, other])
+    assert [(p["series"], p["gpus"]) for p in pts] == [("alice-recoque / mistral-large-2", 4096),
+                                                       ("alice-recoque / mistral-large-2", 8192),
+                                                       ("jean-zay-h100 / mistral-large-2", 1024)]
+    fig = training_scaling([_plan_with_gpus(8192, 20.0), PLAN, other])
+    assert len(fig.axes[0].get_legend().get_texts()) == 2

@@ -276,6 +276,10 @@ OVERRIDES: dict[str, dict[str, Field]] = {
                "intra_node_bandwidth_gb_s": LINK_GB_S, "inter_node_bandwidth_gb_s": LINK_GB_S,
                "intra_node_latency_us": LATENCY_US, "inter_node_latency_us": LATENCY_US,
                "node_power_kw": Field("number", above=0, max=1000.0, ranged=True),
+               # a node's NICs, which its GPUs share (planner/train.py nic_share_bytes_s caps the
+               # per-GPU inter-node figure at nics x rate / gpus_per_node); no preset needs them, as
+               # each states its per-GPU figure from its NICs, so a user's file may say them apart
+               "nics_per_node": Field("count", above=0, max=1024), "nic_bandwidth_gb_s": LINK_GB_S,
                **{k: Field("number", above=0, max=m) for k, m in SYSTEM_FIGURES_MAX.items()},
                "name": TEXT, "sources": TABLE, "notes": TEXTS},
     "workload": {"kind": Field("text", required=True, choices=("train", "infer", "hpl", "stencil")),

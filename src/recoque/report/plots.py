@@ -242,8 +242,10 @@ def _estimate(d: Any) -> tuple[float, float, float] | None:
 
 
 def training_points(plans: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The best training plan of each planner JSON, one point per GPU count."""
-    pts: dict[int, dict[str, Any]] = {}
+    """The best training plan of each planner JSON, one point per system, workload and GPU count,
+    in series order then by GPU count: plans of other systems or workloads are other lines, never
+    joined into one curve."""
+    pts: dict[tuple[str, int], dict[str, Any]] = {}
     for doc in plans:
         train = doc.get("train", doc) if isinstance(doc, Mapping) else {}
         best = train.get("best") if isinstance(train, Mapping) else None
@@ -251,10 +253,12 @@ def training_points(plans: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         b = best[0]
         ttt, tps = _estimate(b.get("time_to_train")), _estimate(b.get("tokens_per_s"))
+        series = " / ".join(str(doc.get(k) or train.get(k) or "?") for k in ("system", "workload"))
         if isinstance(b.get("gpus"), int) and (ttt or tps):
-            pts[b["gpus"]] = {"gpus": b["gpus"], "time_to_train": ttt, "tokens_per_s": tps,
-                              "label": b.get("plan_label", "")}
-    return [pts[k] for k in sorted(pts)]
+            pts[(series, b["gpus"])] = {"gpus": b["gpus"], "time_to_train": ttt, "tokens_per_s": tps,
+                                        "label": b.get("plan_label", ""), "series": series}
+    order = list(dict.fromkeys(s for s, _ in pts))
+    return [pts[k] for k in sorted(pts, key=lambda k: (order.index(k[0]), k[1]))]
 
 
 def training_scaling(plans: Sequence[Mapping[str, Any]]):
@@ -264,20 +268,27 @@ def training_scaling(plans: Sequence[Mapping[str, Any]]):
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4), dpi=100)
     fig.suptitle("Training: time to train and throughput over GPU count (best plan, low-high range)", fontsize=10)
+    lines = list(dict.fromkeys(p["series"] for p in pts))
     for ax, key, scale, ylabel in ((a1, "time_to_train", 86400, "time to train (days)"),
                                    (a2, "tokens_per_s", 1e6, "throughput (million tokens/s)")):
-        sel = [p for p in pts if p[key]]
-        xs = [p["gpus"] for p in sel]
-        vals = [p[key][0] / scale for p in sel]
-        err = [[max(0.0, p[key][0] - p[key][1]) / scale for p in sel],
-               [max(0.0, p[key][2] - p[key][0]) / scale for p in sel]]
-        ax.errorbar(xs, vals, yerr=err, fmt="o-", capsize=3)
+        ticks: set[int] = set()
+        for series in lines:
+            sel = [p for p in pts if p[key] and p["series"] == series]
+            if not sel:
+                continue
+            xs = [p["gpus"] for p in sel]
+            ticks.update(xs)
+            err = [[max(0.0, p[key][0] - p[key][1]) / scale for p in sel],
+                   [max(0.0, p[key][2] - p[key][0]) / scale for p in sel]]
+            ax.errorbar(xs, [p[key][0] / scale for p in sel], yerr=err, fmt="o-", capsize=3, label=series)
         ax.set_xscale("log", base=2)
-        ax.set_xticks(xs, [f"{x:,}" for x in xs])
+        ax.set_xticks(sorted(ticks), [f"{x:,}" for x in sorted(ticks)])
         ax.minorticks_off()
         ax.set_xlabel("GPUs")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
+    if len(lines) > 1:
+        a1.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
