@@ -80,8 +80,10 @@ def test_gflops_per_w_from_top500_power_when_no_node_power():
 
 def test_new_devices_of_the_lists_are_in_the_catalog():
     a = get_device_spec("a100_sxm_64gb")
-    # Leonardo's custom part: 124 SMs (TOP500 core count), rates x 124/108, the 108-SM datasheet kept as low end
-    assert a.compute_units == 124 and a.peak("fp64_matrix") == pytest.approx(19.5e12 * 124 / 108, rel=1e-3)
+    # Leonardo's custom part: 124 SMs (TOP500 core count), the GPUs' share of the listed Rpeak (306.31 PF
+    # less the Xeons' 9.20 PF, over 13,824 GPUs), the 108-SM datasheet kept as low end
+    assert a.compute_units == 124 and a.peak("fp64_matrix") == pytest.approx((306.31e15 - 3456 * 32 * 2.6e9 * 32) / 13824,
+                                                                             rel=1e-3)
     assert a.peak_range("fp64_matrix")[0] == pytest.approx(19.5e12) and a.hbm_bytes == pytest.approx(64e9)
     n = get_device_spec("h100_nvl")
     assert n.hbm_bytes == pytest.approx(94e9) and top500.family_of("h100_nvl") == "hopper"
