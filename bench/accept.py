@@ -19,6 +19,8 @@ from recoque.errors import BadInput
 from recoque.fileio import read_json, read_seed_toml, write_json_atomic
 
 PASS, FAIL, NOT_MEASURED, NO_FLOOR = "pass", "fail", "not measured", "no floor"
+INCOMPLETE = "incomplete"  # a GPU with no failure, one of whose own vendor floors was not measured
+OWN_FLOOR = "vendor acceptance floor"  # the basis of a floor on the GPU's own figure (GEMM, STREAM)
 UNIT_OF_KEY = {"min_gb_s": "GB/s", "min_tflops": "TFLOP/s"}
 JUDGED = ("gemm", "stream", "collective")  # figures with floors or peaks; the rest is not judged
 
@@ -71,31 +73,42 @@ class Acceptance:
 
     @property
     def passed(self) -> bool:
-        return not self.failed
+        """Accepted: nothing failed and every vendor floor on a GPU's own figures was measured (a
+        GPU measured on one figure was accepted on it while its other floors read 'not measured')."""
+        return not self.failed and not self.unmeasured
 
     @property
     def failed(self) -> list[Check]:
         return [c for c in self.checks if c.verdict == FAIL]
 
+    @property
+    def unmeasured(self) -> list[Check]:
+        """The GPUs' own vendor floors the run did not measure (node-level RCCL floors are not here)."""
+        return [c for c in self.checks if c.verdict == NOT_MEASURED and c.basis == OWN_FLOOR]
+
     def per_gpu(self) -> dict[str, str]:
-        """Overall verdict per GPU: fail if any of its checks failed."""
+        """Overall verdict per GPU: fail if any of its checks failed, else incomplete if one of its
+        own vendor floors was not measured, else pass."""
+        rank, unmeasured = {PASS: 0, INCOMPLETE: 1, FAIL: 2}, {id(c) for c in self.unmeasured}
         out: dict[str, str] = {}
         for c in self.checks:
-            out[c.gpu] = FAIL if c.verdict == FAIL or out.get(c.gpu) == FAIL else PASS
+            v = FAIL if c.verdict == FAIL else INCOMPLETE if id(c) in unmeasured else PASS
+            out[c.gpu] = max(v, out.get(c.gpu, PASS), key=rank.__getitem__)
         return out
 
     def per_node(self) -> dict[str, str]:
-        """Overall verdict per host: a node fails if any of its devices failed (files from several
-        hosts are judged node by node; siblings are only ever the GPUs of one host)."""
+        """Overall verdict per host: a node fails if any of its devices failed, is incomplete if one
+        is (files from several hosts are judged node by node; siblings are only ever the GPUs of one host)."""
+        rank = {PASS: 0, INCOMPLETE: 1, FAIL: 2}
         out: dict[str, str] = {}
         for gpu, verdict in self.per_gpu().items():
             host = self.hosts.get(gpu, "?")
-            out[host] = FAIL if verdict == FAIL or out.get(host) == FAIL else PASS
+            out[host] = max(verdict, out.get(host, PASS), key=rank.__getitem__)
         return out
 
     def to_json(self) -> dict[str, Any]:
         return {"passed": self.passed, "per_node": self.per_node(), "per_gpu": self.per_gpu(),
-                "checks": [c.to_json() for c in self.checks]}
+                "unmeasured": [c.figure for c in self.unmeasured], "checks": [c.to_json() for c in self.checks]}
 
 
 # --------------------------------------------------------------------------- seeds
@@ -169,6 +182,11 @@ def _floor_record(doc: ResultsDocument, f: Floor) -> Record | None:
     return max((figure(v)[0] for v in cases.values()), key=lambda r: r.achieved, default=None)
 
 
+def _measuring(f: Floor) -> str:
+    """The command that measures a per-GPU floor's figure."""
+    return f"`recoque bench {f.benchmark}" + (f" --dtype {f.dtype}`" if f.benchmark == "gemm" else "`")
+
+
 def _verdict(value: float | None, threshold: float | None) -> str:
     if value is None:
         return NOT_MEASURED
@@ -186,8 +204,10 @@ def check_document(doc: ResultsDocument, policy: Policy) -> list[Check]:
         rec = _floor_record(doc, f)
         what = f"{f.benchmark} {f.op} {f.dtype}" + (f" {'x'.join(map(str, f.shape))}" if f.shape else "")
         value = rec.achieved if rec else None
-        out.append(Check(gpu, what, value, f.unit, f.minimum, "vendor acceptance floor", f.source,
-                         _verdict(value, f.minimum)))
+        own = f.world_size is None  # the GPU's own figure; RCCL over world_size GPUs is the node's (torchrun)
+        basis = OWN_FLOOR if own else f"vendor acceptance floor, node-level ({f.world_size} GPUs under torchrun)"
+        source = f"{f.source}; measure it: {_measuring(f)}" if own and value is None else f.source
+        out.append(Check(gpu, what, value, f.unit, f.minimum, basis, source, _verdict(value, f.minimum)))
         if f.shape is None:
             covered.add((f.benchmark, f.op, f.dtype))
     cpu = doc.device.get("kind") == "cpu"
@@ -299,7 +319,8 @@ def write_into(path: str, doc_json: Mapping[str, Any] | None, acceptance: Accept
     """Add the verdicts (this GPU's, or all) to a results file under "acceptance", atomically."""
     data = dict(doc_json) if doc_json is not None else dict(read_json(path))
     checks = [c for c in acceptance.checks if gpu is None or c.gpu == gpu]
-    data["acceptance"] = {"passed": bool(checks) and not any(c.verdict == FAIL for c in checks),
+    data["acceptance"] = {"passed": bool(checks) and not any(c.verdict == FAIL or (c.verdict == NOT_MEASURED and
+                                                                                c.basis == OWN_FLOOR) for c in checks),
                           "checks": [c.to_json() for c in checks]}
     write_json_atomic(path, data)
 
@@ -308,6 +329,15 @@ def write_into(path: str, doc_json: Mapping[str, Any] | None, acceptance: Accept
 
 ACCEPT_BENCHMARKS = ("gemm", "stream")
 ACCEPT_DTYPES = ("fp64", "fp32", "bf16")
+
+
+def accept_dtypes(device: Any, policy: Policy | None = None) -> tuple[str, ...]:
+    """The GEMM dtypes a quick acceptance run measures: fp64, fp32, bf16, and every dtype a vendor
+    floor of this device is stated in (the RVS fp16 and fp8 GEMMs on MI300X-MI355X)."""
+    floors = (policy or load_policy()).floors
+    key = device.to_json().get("catalog_key")
+    own = [f.dtype for f in floors if f.device == key and f.benchmark == "gemm"]
+    return tuple(dict.fromkeys((*ACCEPT_DTYPES, *own)))
 
 
 def measure_quick(device: Any, seed: int = 0) -> ResultsDocument:
@@ -320,7 +350,7 @@ def measure_quick(device: Any, seed: int = 0) -> ResultsDocument:
     from recoque.bench.suite import run_suite
 
     env = environment.capture(device)
-    outcome, _notes = run_suite(ACCEPT_BENCHMARKS, device, True, ACCEPT_DTYPES, seed)
+    outcome, _notes = run_suite(ACCEPT_BENCHMARKS, device, True, accept_dtypes(device), seed)
     return ResultsDocument(
         environment={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json(),
         results=tuple(outcome.records), skipped=tuple(outcome.skipped),

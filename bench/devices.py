@@ -375,8 +375,10 @@ def cpu_rate_rules(facts: CpuFacts) -> dict[str, tuple[int | None, str]]:
         bf16 = (2 * fp32, "AVX512_BF16 dot product: 2 x the FP32 rate")
     else:
         bf16 = (fp32, "no BF16 arithmetic: converted to FP32, FP32 rate")
+    # Without AVX512_FP16 torch converts each element (about 1 GFLOP/s, bench/gemm.py
+    # cpu_sweep_shapes): no unit runs it, so no peak, and no acceptance bar a fraction of one.
     fp16 = (2 * fp32, "AVX512_FP16: 2 x the FP32 rate") if "avx512_fp16" in f else (
-        fp32, "no FP16 arithmetic: converted to FP32, FP32 rate")
+        None, "no FP16 arithmetic on this CPU (torch converts element by element): no peak")
     return {"fp64_vector": (fp64, why), "fp64_matrix": (fp64, why + " (no separate matrix unit)"),
             "fp32": (fp32, "2 x the FP64 rate (" + why + ")"), "bf16": bf16, "fp16": fp16}
 

@@ -50,3 +50,16 @@ def test_without_files_it_measures_then_judges(monkeypatch, tmp_path):
     assert len(measured) == 1 and measured[0].kind == "cpu"
     written = json.loads(out.read_text())
     assert written["acceptance"]["passed"] is True and written["results"]
+
+
+def test_a_run_missing_the_gpus_own_floors_exits_one_as_incomplete(tmp_path):
+    from recoque.bench.schema import save_results
+
+    d = load_results(str(FIX / "accept_mi300x_gpu0.json"))
+    part = tmp_path / "bf16_only.json"
+    save_results(part, type(d)(d.environment, d.device, tuple(r for r in d.results if r.benchmark == "gemm"
+                                                               and r.dtype == "bf16")))
+    res = runner.invoke(app, ["bench", "accept", str(part), "--no-write"])
+    assert res.exit_code == 1 and "INCOMPLETE (not accepted)" in res.output, res.output
+    assert "NOT MEASURED node-a cuda:0 AMD Instinct MI300X: stream triad fp64" in res.output
+    assert "measure it: `recoque bench stream`" in res.output

@@ -37,7 +37,8 @@ def test_healthy_gpu_passes_every_floor():
     assert v["stream triad fp64 | vendor acceptance floor"] == "pass"
     assert v["gemm matmul fp32 4000x4000x4000 | vendor acceptance floor"] == "pass"
     assert v["gemm matmul bf16 | 0.45 x datasheet peak"] == "pass"
-    assert v["collective all_reduce fp32 | vendor acceptance floor"] == "not measured"  # single GPU: no RCCL run
+    # single GPU: no RCCL run; a node-level floor, so the GPU is not incomplete for it
+    assert v["collective all_reduce fp32 | vendor acceptance floor, node-level (8 GPUs under torchrun)"] == "not measured"
     assert a.passed and a.per_gpu() == {"node-a cuda:0 AMD Instinct MI300X": "pass"}
 
 
@@ -122,3 +123,27 @@ def test_a_bf16_gemm_below_amds_rvs_target_fails_at_that_shape_only():
     assert ok["gemm matmul bf16 4864x4096x8192"] == "pass"
     slow = accept.evaluate([doc(rec(500.0), rec(650.0, 8192, 8192, 8192, ("sweep",)))])
     assert [(c.figure, c.threshold) for c in slow.failed] == [("gemm matmul bf16 4864x4096x8192", pytest.approx(581.0))]
+
+
+def test_a_gpu_measured_on_one_figure_is_incomplete_not_accepted():
+    """Only a bf16 sweep of an MI300X: its STREAM, fp32 4000^3 and RVS floors read 'not measured'
+    and it was ACCEPTED on the one figure; now incomplete, not accepted, each floor named."""
+    d = node("gpu0")[0]
+    part = ResultsDocument(d.environment, d.device, tuple(r for r in d.results if "sweep" in r.tags and r.dtype == "bf16"))
+    a = accept.evaluate([part])
+    assert not a.failed and not a.passed
+    assert a.per_gpu() == {"node-a cuda:0 AMD Instinct MI300X": "incomplete"}
+    missing = {c.figure for c in a.unmeasured}
+    assert {"stream triad fp64", "gemm matmul fp32 4000x4000x4000", "gemm scaled_mm fp8 4864x4096x8192"} <= missing
+    assert not any(f.startswith("collective") for f in missing)  # node-level: torchrun's, not the GPU's own
+    assert all("measure it: `recoque bench" in c.source for c in a.unmeasured)
+    assert a.to_json()["unmeasured"] == [c.figure for c in a.unmeasured]
+
+
+def test_a_quick_acceptance_run_measures_the_dtypes_of_the_device_floors():
+    from types import SimpleNamespace
+
+    def dev(key):
+        return SimpleNamespace(to_json=lambda: {"catalog_key": key})
+    assert accept.accept_dtypes(dev("mi300x")) == ("fp64", "fp32", "bf16", "fp16", "fp8")
+    assert accept.accept_dtypes(dev(None)) == ("fp64", "fp32", "bf16")  # a CPU: no vendor floor

@@ -94,7 +94,11 @@ def _show(result) -> None:  # noqa: ANN001 - bench.accept.Acceptance
     per_node = result.per_node()
     if len(per_node) > 1:  # files from several hosts: each node has its verdict, siblings stay within a host
         console.print(table("Verdict per node", ("host", "verdict"), [(h, v.upper()) for h, v in per_node.items()]))
-    word = "ACCEPTED" if result.passed else "REJECTED"
+    for c in result.unmeasured:
+        err_console.print(f"NOT MEASURED {c.gpu}: {c.figure} (floor {fmt(c.threshold)} {c.unit}; {c.source})",
+                          highlight=False, markup=False)
+    word = "ACCEPTED" if result.passed else "REJECTED" if result.failed else "INCOMPLETE (not accepted)"
     nodes = f"{len(per_node)} nodes, " if len(per_node) > 1 else ""
-    err_console.print(f"{word}: {nodes}{len(per_gpu)} device(s), {len(result.checks)} checks, {len(result.failed)} failed",
-                      highlight=False, markup=False)
+    missing = f", {len(result.unmeasured)} vendor floors not measured" if result.unmeasured else ""
+    err_console.print(f"{word}: {nodes}{len(per_gpu)} device(s), {len(result.checks)} checks, {len(result.failed)} failed"
+                      f"{missing}", highlight=False, markup=False)
