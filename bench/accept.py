@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from recoque.bench.headline import figure
 from recoque.bench.schema import Record, ResultsDocument
+from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
 from recoque.fileio import read_json, read_seed_toml, write_json_atomic
 
@@ -182,6 +183,22 @@ def _floor_record(doc: ResultsDocument, f: Floor) -> Record | None:
     return max((figure(v)[0] for v in cases.values()), key=lambda r: r.achieved, default=None)
 
 
+def _partition(doc: ResultsDocument, key: str | None) -> str:
+    """'38 of 304 compute units visible (a partition)' where the device shows fewer units than its
+    catalog part, else ''."""
+    seen = doc.device.get("compute_units")
+    whole = get_device_spec(key).compute_units if key else None
+    if isinstance(seen, int) and whole and seen < whole:
+        return f"{seen} of {whole} compute units visible (a partition), not held to it"
+    return ""
+
+
+def _over_ceiling(gpu: str, what: str, rec: Record, policy: Policy) -> Check:
+    return Check(gpu, what, rec.achieved, rec.unit, policy.ceiling_fraction * rec.peak,
+                 f"at most {policy.ceiling_fraction:g} x datasheet peak: above it the timing, work count or label is "
+                 "wrong", rec.peak_source or "", FAIL)
+
+
 def _measuring(f: Floor) -> str:
     """The command that measures a per-GPU floor's figure."""
     return f"`recoque bench {f.benchmark}" + (f" --dtype {f.dtype}`" if f.benchmark == "gemm" else "`")
@@ -200,22 +217,28 @@ def check_document(doc: ResultsDocument, policy: Policy) -> list[Check]:
     gpu, key = gpu_label(doc), doc.device.get("catalog_key")
     out: list[Check] = []
     covered: set[tuple[str, str, str]] = set()
+    part = _partition(doc, key)
     for f in (f for f in policy.floors if f.device == key):
         rec = _floor_record(doc, f)
+        if part:  # AMD states its floors for the whole GPU: a CPX/DPX partition is not held to them
+            what = f"{f.benchmark} {f.op} {f.dtype}" + (f" {'x'.join(map(str, f.shape))}" if f.shape else "")
+            out.append(Check(gpu, what, rec.achieved if rec else None, f.unit, None, f"vendor floor of the whole GPU: {part}",
+                             f.source, NO_FLOOR))
+            continue
         what = f"{f.benchmark} {f.op} {f.dtype}" + (f" {'x'.join(map(str, f.shape))}" if f.shape else "")
         value = rec.achieved if rec else None
         own = f.world_size is None  # the GPU's own figure; RCCL over world_size GPUs is the node's (torchrun)
         basis = OWN_FLOOR if own else f"vendor acceptance floor, node-level ({f.world_size} GPUs under torchrun)"
         source = f"{f.source}; measure it: {_measuring(f)}" if own and value is None else f.source
         out.append(Check(gpu, what, value, f.unit, f.minimum, basis, source, _verdict(value, f.minimum)))
+        if rec is not None and rec.peak and rec.unit == "TFLOP/s" and rec.achieved > policy.ceiling_fraction * rec.peak:
+            out.append(_over_ceiling(gpu, what, rec, policy))  # a floor met above the peak is no measurement
         if f.shape is None:
             covered.add((f.benchmark, f.op, f.dtype))
     cpu = doc.device.get("kind") == "cpu"
     for fig, rec in sorted(figures(doc).items()):
         if rec.peak and (rec.unit == "TFLOP/s" or not cpu) and rec.achieved > policy.ceiling_fraction * rec.peak:
-            out.append(Check(gpu, _label(fig), rec.achieved, rec.unit, policy.ceiling_fraction * rec.peak,
-                             f"at most {policy.ceiling_fraction:g} x datasheet peak: above it the timing, work "
-                             "count or label is wrong", rec.peak_source or "", FAIL))
+            out.append(_over_ceiling(gpu, _label(fig), rec, policy))
             continue
         if fig in covered:
             continue
@@ -231,7 +254,8 @@ def check_document(doc: ResultsDocument, policy: Policy) -> list[Check]:
 # --------------------------------------------------------------------------- siblings
 
 def check_siblings(docs: Sequence[ResultsDocument], policy: Policy) -> list[Check]:
-    """Each GPU against the median of the same figure on the same-model GPUs of its host."""
+    """Each GPU against the median of the same figure on the other same-model GPUs of its host (with
+    itself in the median, a GPU of two sat against the mean of itself and its sibling: 18% slower passed)."""
     nodes: dict[tuple[Any, Any], list[ResultsDocument]] = defaultdict(list)
     for d in docs:
         nodes[(d.environment.get("hostname"), d.device.get("name"))].append(d)
@@ -244,14 +268,15 @@ def check_siblings(docs: Sequence[ResultsDocument], policy: Policy) -> list[Chec
             values = [f[fig].achieved for f in figs if fig in f]
             if len(values) < 2:
                 continue
-            median = statistics.median(values)
-            threshold = (1 - policy.sibling_tolerance) * median
-            for d, f in zip(group, figs):
-                if fig in f:
-                    out.append(Check(gpu_label(d), _label(fig), f[fig].achieved, f[fig].unit, threshold,
-                                     f"siblings: {policy.sibling_tolerance:.0%} below the median of {len(values)} GPUs",
-                                     "seeds/acceptance.toml [policy] sibling_tolerance",
-                                     _verdict(f[fig].achieved, threshold)))
+            for i, (d, f) in enumerate(zip(group, figs)):
+                if fig not in f:
+                    continue
+                others = [g[fig].achieved for j, g in enumerate(figs) if j != i and fig in g]
+                threshold = (1 - policy.sibling_tolerance) * statistics.median(others)
+                out.append(Check(gpu_label(d), _label(fig), f[fig].achieved, f[fig].unit, threshold,
+                                 f"siblings: {policy.sibling_tolerance:.0%} below the median of the other "
+                                 f"{len(others)} GPU{'s' if len(others) > 1 else ''}",
+                                 "seeds/acceptance.toml [policy] sibling_tolerance", _verdict(f[fig].achieved, threshold)))
     return out
 
 
@@ -265,10 +290,12 @@ def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> A
     if not any(cs for _, cs in per_doc):
         raise BadInput("nothing to judge: the results hold no GEMM, STREAM or collective figure",
                        "run `recoque bench all --quick` (or pass files it wrote), then `recoque bench accept`")
-    checks = [c for d, cs in per_doc for c in cs + _whole_run(d, cs)] + check_siblings(docs, policy)
-    if all(c.verdict == "no floor" for c in checks):  # a CPU's figures: shown, but nothing was held to a bar
-        raise BadInput(f"nothing to judge: none of the {len(checks)} figures has a floor or ceiling for this device "
-                       f"({', '.join(sorted({c.figure for c in checks}))})",
+    siblings = check_siblings(docs, policy)
+    checks = [c for d, cs in per_doc for c in cs + _whole_run(d, cs)] + siblings
+    judged = [*(c for _, cs in per_doc for c in cs), *siblings]
+    if all(c.verdict == NO_FLOOR for c in judged):  # a CPU's figures: shown, but nothing was held to a bar
+        raise BadInput(f"nothing to judge: none of the {len(judged)} figures has a floor or ceiling for this device "
+                       f"({', '.join(sorted({c.figure for c in judged}))})",
                        "acceptance floors exist for the GPUs in seeds/acceptance.toml; `recoque report` shows the figures")
     order = {gpu_label(d): i for i, d in enumerate(docs)}
     hosts = {gpu_label(d): str(d.environment.get("hostname", "?")) for d in docs}
@@ -304,6 +331,10 @@ def _whole_run(doc: ResultsDocument, checks: list[Check]) -> list[Check]:
         out.append(Check(gpu, "run complete", None, "", None, "the run was interrupted (complete false)",
                          f"re-run `{_rerun(doc)}` to the end", FAIL))
     held = [c for c in checks if c.threshold is not None]
+    if checks and not held:  # alone it is refused (evaluate); beside other files it passed unjudged
+        out.append(Check(gpu, "anything held to a bar", None, "", None,
+                         f"none of its {len(checks)} figures has a vendor floor or a datasheet peak: nothing accepts it",
+                         "add the device to seeds/hardware.toml (its peaks), or judge its file on its own", FAIL))
     if held and all(c.measured is None for c in held):
         out.append(Check(gpu, "anything measured", 0.0, "figures", float(len(held)),
                          f"none of the {len(held)} figures with a floor was measured", "the results file", FAIL))

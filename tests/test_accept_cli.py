@@ -63,3 +63,20 @@ def test_a_run_missing_the_gpus_own_floors_exits_one_as_incomplete(tmp_path):
     assert res.exit_code == 1 and "INCOMPLETE (not accepted)" in res.output, res.output
     assert "NOT MEASURED node-a cuda:0 AMD Instinct MI300X: stream triad fp64" in res.output
     assert "measure it: `recoque bench stream`" in res.output
+
+
+def test_a_failed_write_keeps_a_rejected_node_at_exit_one(tmp_path, monkeypatch):
+    """The verdicts are written after the table: a write failure (exit 4) had replaced REJECTED's
+    exit 1, so a script could not tell a rejected node from an accepted one that failed to write."""
+    from recoque.errors import WriteFailed
+
+    def refuse(*a, **k):
+        raise WriteFailed("disk full", "free space")
+    monkeypatch.setattr(A, "write_into", refuse)
+    bad = tmp_path / "bad.json"
+    shutil.copy(FIX / "accept_mi300x_gpu3_fail.json", bad)
+    res = runner.invoke(app, ["bench", "accept", str(bad)])
+    assert res.exit_code == 1 and "REJECTED" in res.output and "disk full" in res.output, res.output
+    good = tmp_path / "good.json"
+    shutil.copy(FIX / "accept_mi300x_gpu0.json", good)
+    assert runner.invoke(app, ["bench", "accept", str(good)]).exit_code == 4  # accepted, unwritten: the write's code

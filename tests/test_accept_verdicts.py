@@ -53,8 +53,8 @@ def test_sibling_outlier_is_named():
     a = accept.evaluate(node("gpu0", "gpu1", "gpu2"))
     assert [(c.gpu, c.figure) for c in a.failed] == [("node-a cuda:2 AMD Instinct MI300X", "gemm matmul bf16")]
     bad = a.failed[0]
-    assert bad.basis.startswith("siblings: 10% below the median of 3")
-    assert bad.measured == pytest.approx(600.0) and bad.threshold == pytest.approx(0.9 * 690.0)
+    assert bad.basis.startswith("siblings: 10% below the median of the other 2")
+    assert bad.measured == pytest.approx(600.0) and bad.threshold == pytest.approx(0.9 * (700.0 + 690.0) / 2)
     assert a.per_gpu()["node-a cuda:0 AMD Instinct MI300X"] == "pass"
     # alone, the same GPU passes: only its siblings show it is slow
     assert accept.evaluate(node("gpu2")).passed
@@ -147,3 +147,62 @@ def test_a_quick_acceptance_run_measures_the_dtypes_of_the_device_floors():
         return SimpleNamespace(to_json=lambda: {"catalog_key": key})
     assert accept.accept_dtypes(dev("mi300x")) == ("fp64", "fp32", "bf16", "fp16", "fp8")
     assert accept.accept_dtypes(dev(None)) == ("fp64", "fp32", "bf16")  # a CPU: no vendor floor
+
+
+def test_mi300a_is_held_to_amds_own_floors_not_the_generic_fraction():
+    """AMD's MI300A page passes BabelStream Triad at 3.25 TB/s (61% of 5.3): the generic 0.65 fraction
+    (3.445) rejected a node AMD accepts."""
+    n = 2**28
+    recs = tuple(Record("stream", op, "fp64", {"n_elements": n, "elem_bytes": 8}, (a * n * 8 / (gb * 1e9),) * 9, "GB/s",
+                        bytes_moved=a * n * 8, peak=5300.0, peak_source="datasheet")
+                 for op, a, gb in (("copy", 2, 3000.0), ("mul", 2, 3100.0), ("add", 3, 3300.0), ("triad", 3, 3300.0),
+                                   ("dot", 2, 2300.0)))
+    doc = ResultsDocument({"hostname": "h"}, {"kind": "rocm", "torch_device": "cuda:0", "name": "AMD Instinct MI300A",
+                                              "catalog_key": "mi300a"}, recs)
+    v = {c.figure: (c.threshold, c.verdict) for c in accept.evaluate([doc]).checks}
+    assert v["stream triad fp64"] == (pytest.approx(3250.0), "pass") and v["stream dot fp64"][1] == "pass"
+    assert v["gemm matmul fp32 4000x4000x4000"] == (pytest.approx(60.0), "not measured")
+
+
+def test_of_two_siblings_the_slow_one_is_held_against_the_other():
+    """Two GPUs, bf16 700 and 600 (14% apart): with itself in the median the slow one sat against
+    their mean (650 x 0.9 = 585) and passed."""
+    a = accept.evaluate(node("gpu0", "gpu2"))
+    assert [(c.gpu, c.figure) for c in a.failed] == [("node-a cuda:2 AMD Instinct MI300X", "gemm matmul bf16")]
+    assert a.failed[0].threshold == pytest.approx(0.9 * 700.0)
+
+
+def test_an_acceptance_shape_above_the_peak_fails_the_ceiling():
+    """fp32 4000^3 at 900 TFLOP/s on an MI300X (peak 163.4) met its 94.1 floor and passed: the
+    acceptance shapes skipped the ceiling every other figure is held to."""
+    d = node("gpu0")[0]
+    recs = tuple(r if not (r.dtype == "fp32" and "acceptance" in r.tags) else
+                 Record(r.benchmark, r.op, r.dtype, r.params, tuple(t * 110.0 / 900.0 for t in r.times_s), r.unit,
+                        flop_count=r.flop_count, peak=r.peak, peak_source=r.peak_source, tags=r.tags) for r in d.results)
+    a = accept.evaluate([ResultsDocument(d.environment, d.device, recs)])
+    bad = [c for c in a.failed if c.figure == "gemm matmul fp32 4000x4000x4000"]
+    assert len(bad) == 1 and bad[0].basis.startswith("at most 1.1 x datasheet peak") and not a.passed
+
+
+def test_a_device_nothing_holds_to_a_bar_fails_beside_others():
+    """An uncatalogued GPU (no peak, no floor) is refused alone, but beside an MI300X's file it was
+    'pass' on nothing."""
+    f = 2 * 4096**3
+    rec = Record("gemm", "matmul", "bf16", {"m": 4096, "n": 4096, "k": 4096}, (f / 3e12,) * 9, "TFLOP/s",
+                 flop_count=f, tags=("sweep",))
+    odd = ResultsDocument({"hostname": "node-b"}, {"kind": "rocm", "torch_device": "cuda:0", "name": "AMD Instinct MI308X"},
+                          (rec,))
+    with pytest.raises(BadInput, match="nothing to judge"):
+        accept.evaluate([odd])
+    a = accept.evaluate([odd, *node("gpu0")])
+    assert a.per_gpu()["node-b cuda:0 AMD Instinct MI308X"] == "fail" and a.per_node()["node-b"] == "fail"
+    assert a.per_node()["node-a"] == "pass"
+
+
+def test_a_partitioned_gpu_is_not_held_to_the_whole_gpus_floors():
+    """An MI300X in CPX mode shows 38 of 304 CUs: its peaks are scaled (bench/devices.py), and AMD's
+    whole-GPU floors (fp32 4000^3 >= 94.1) rejected it at 73% of its own scaled peak."""
+    d = node("gpu0")[0]
+    cpx = ResultsDocument(d.environment, {**d.device, "compute_units": 38}, d.results)
+    checks = [c for c in accept.evaluate([cpx]).checks if c.basis.startswith("vendor floor of the whole GPU")]
+    assert checks and all(c.verdict == "no floor" and "38 of 304" in c.basis for c in checks)

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from recoque.errors import WriteFailed
 from recoque.render import console, emit_json, err_console, fmt, table
 
 
@@ -45,14 +46,18 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
     else:
         _show(result)
     if write:
-        _write_verdicts(A, result, docs, paths, bool(files))
+        try:
+            _write_verdicts(A, result, docs, paths, bool(files))
+        except WriteFailed as exc:
+            if result.passed:
+                raise
+            # a rejected node stays exit 1 (a script must tell fail from pass); the write is said apart
+            err_console.print(f"recoque: error: {exc.what} ({exc.fix})", highlight=False, markup=False)
     if not result.passed:
         raise typer.Exit(1)
 
 
 def _write_verdicts(A, result, docs, paths, judged_files: bool) -> None:  # noqa: ANN001 - bench.accept and its types
-    from recoque.errors import WriteFailed
-
     for doc, path in zip(docs, paths):
         if path is None:
             continue
