@@ -226,12 +226,15 @@ class _Heartbeat:
 
 
 def silent_ranks(s: Session, now: float | None = None) -> list[int] | None:
-    """Ranks whose heartbeat is older than STALE_BEATS beats; None when the store is unreachable."""
+    """Ranks whose heartbeat is older than STALE_BEATS beats, less those that sent their results and
+    left (a peer that saw the same failure first and finished is not silent); None when the store is
+    unreachable."""
     now = time.time() if now is None else now
     out = []
     try:
         for r in range(s.world.world_size):
-            if not _has(s.store, f"beat/{r}") or now - float(s.store.get(f"beat/{r}").decode()) > STALE_BEATS * HEARTBEAT_S:
+            stale = not _has(s.store, f"beat/{r}") or now - float(s.store.get(f"beat/{r}").decode()) > STALE_BEATS * HEARTBEAT_S
+            if stale and not _has(s.store, f"result/{r}"):
                 out.append(r)
     except Exception:  # noqa: BLE001 - the store lives on rank 0 (or the torchrun agent)
         return None

@@ -114,3 +114,27 @@ def test_ctrl_c_on_rank_0_stops_every_rank_and_keeps_what_was_measured(tmp_path)
     doc = json.loads(out.read_text())
     assert doc["complete"] is False and 3 <= len(doc["results"]) < 48
     assert all(r["sent"] for r in doc["environment"]["distributed"]["per_rank"])
+
+
+def test_one_rank_out_of_memory_skips_the_size_on_every_rank(tmp_path):
+    """Rank 1 cannot allocate all_gather's buffers at 4 KiB (2 KiB a rank): it skipped the case alone and the ranks
+    then paired calls of different cases (a gloo timeout, the run lost); now every rank skips it."""
+    out = tmp_path / "oom.json"
+    runs = launch(out, 2, 2, ["sizes=8,4096", "ops=all_gather,all_reduce", "oom=1:all_gather:1024"],
+                  extra={"RECOQUE_OP_TIMEOUT_S": "20"}, timeout_s=90)
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-2000:]
+    doc = load_results(str(out))
+    assert doc.complete
+    skipped = [s for s in doc.skipped if s.op == "all_gather"]
+    assert skipped and all("out of memory" in s.reason for s in skipped)
+    assert {r.params["bytes"] for r in doc.select("collective", op="all_reduce")} == {8, 4096}
+
+
+def test_a_call_that_writes_nothing_fails_verification(tmp_path):
+    """After its warm-up calls left the right answer in the receive buffer, an all_gather that writes
+    nothing passed verification at a thousand times its real rate: the buffer is poisoned first."""
+    out = tmp_path / "stale.json"
+    runs = launch(out, 2, 2, ["sizes=4096", "ops=all_gather", "stale=all_gather"], timeout_s=90)
+    doc = load_results(str(out))
+    assert not doc.select("collective", op="all_gather")
+    assert doc.skipped and all("verification failed" in s.reason for s in doc.skipped), runs[0].stderr[-2000:]

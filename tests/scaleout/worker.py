@@ -4,6 +4,8 @@ What `recoque bench collective --device cpu` does under a launcher, without the 
 Usage: python worker.py OUT.json [sizes=8,4096] [dtypes=fp32,bf16] [ops=...]
        [corrupt=RANK:DTYPE]  that rank's all-reduce output goes wrong in that dtype (fault injection)
        [die=RANK:N]          that rank dies after N cases (a rank lost mid-run)
+       [oom=RANK:OP:BYTES]   that rank cannot allocate OP's buffers from BYTES up (one rank out of memory)
+       [stale=OP]            OP writes nothing after its warm-up calls (a call that leaves its output as it was)
 """
 from __future__ import annotations
 
@@ -40,6 +42,10 @@ def main(argv: list[str]) -> int:
         cases = [c for c in cases if c.op in opts["ops"].split(",")]
     if "corrupt" in opts:
         _corrupt(s.world.rank, *opts["corrupt"].split(":"))
+    if "oom" in opts:
+        _oom(s.world.rank, *opts["oom"].split(":"))
+    if "stale" in opts:
+        _stale(opts["stale"])
     on_done = distributed.stop_checked(_dier(s.world.rank, opts.get("die")))
     outcome = run_cases(cases, device, collective.policy(quick=True), seed=0, telemetry=False, on_done=on_done)
     doc = ResultsDocument(environment={"hostname": s.ranks[s.world.rank].host}, device=device.to_json(),
@@ -68,6 +74,31 @@ def _corrupt(me: int, rank: str, dtype: str) -> None:
             send[0] += 1e6
 
     C.run = wrong
+
+
+def _oom(me: int, rank: str, op: str, from_bytes: str) -> None:
+    if me != int(rank):
+        return
+    real = C.buffers
+
+    def short(o, placement, x, r, n):
+        if o == op and x.numel() * x.element_size() >= int(from_bytes):
+            raise RuntimeError("CUDA out of memory. Tried to allocate (fault injection)")
+        return real(o, placement, x, r, n)
+
+    C.buffers = short
+
+
+def _stale(op: str) -> None:
+    real, calls = C.run, {}
+
+    def idle(o, send, recv, peer=None):
+        key = (o, send.data_ptr())
+        calls[key] = calls.get(key, 0) + 1
+        if o != op or calls[key] <= collective.WARMUP_CALLS:
+            real(o, send, recv, peer)
+
+    C.run = idle
 
 
 def _dier(me: int, spec: str | None):
