@@ -25,8 +25,23 @@ def shape(rec: Record) -> str:
     if "n_elements" in p:
         return f"{size_label(p['n_elements'] * p.get('elem_bytes', 8))}/array"
     if "bytes" in p:
-        return size_label(p["bytes"])
+        return size_label(p["bytes"]) + (f", {collective_variant(rec)}" if rec.benchmark == "collective" else "")
     return ",".join(f"{k}={v}" for k, v in p.items())
+
+
+def collective_variant(rec: Record) -> str:
+    """Which collective it is beyond op and dtype: placement, tier (intra/inter-node) and, for a
+    point-to-point pair, its ranks; rows of different ones are different figures."""
+    p = rec.params
+    pair = f", ranks {p['ranks'][0]}-{p['ranks'][1]}" if p.get("ranks") else ""
+    return f"{p.get('placement', '?')}, {p.get('tier', '?')}{pair}"
+
+
+def _largest_message(recs: list[Record]) -> list[Record]:
+    """A collective group's records at its largest message: the bus bandwidth nccl-tests reports
+    (its small sizes measure latency; their steadier runs had made an 8-byte case the headline)."""
+    most = max(r.params.get("bytes", 0) for r in recs)
+    return [r for r in recs if r.params.get("bytes", 0) == most]
 
 
 def size_label(nbytes: float) -> str:
@@ -62,10 +77,12 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
     groups: dict[tuple, list[Record]] = defaultdict(list)
     for r in doc.results:
         kind = "llm" if "llm" in r.tags else "sweep"
-        groups[(r.benchmark, r.op, r.dtype, kind)].append(r)
+        variant = collective_variant(r) if r.benchmark == "collective" else ""
+        groups[(r.benchmark, r.op, r.dtype, kind, variant)].append(r)
     device_key = doc.device.get("catalog_key")
     rows = []
-    for (bench, op, dtype, kind), recs in groups.items():
+    for (bench, op, dtype, kind, _variant), group in groups.items():
+        recs = _largest_message(group) if bench == "collective" else group
         # bench/headline.py: a confirmed group shows the median of its rounds' medians, marked
         # unsteady when that round spreads more than 10%; an unconfirmed one its fastest steady case.
         best, status = figure(recs)
@@ -73,7 +90,7 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
         anchor = find_anchor(device_key, bench, op, dtype) if kind == "sweep" else None
         st = best.stats()
         rows.append({
-            "benchmark": bench, "op": op, "dtype": dtype, "kind": kind, "cases": _distinct_cases(recs), "best_shape": shape(best),
+            "benchmark": bench, "op": op, "dtype": dtype, "kind": kind, "cases": _distinct_cases(group), "best_shape": shape(best),
             "achieved": best.achieved, "unit": best.unit, "peak": best.peak, "fraction_of_peak": best.fraction_of_peak,
             "public_best": anchor.achieved if anchor else None, "public_source": anchor.source if anchor else None,
             "fraction_of_public_best": best.achieved / anchor.achieved if anchor else None,

@@ -145,3 +145,22 @@ def test_a_sweep_of_one_case_says_case():
     one, four = summary.sweep_lines(Doc())
     assert one == "gemm fp16 sweep: 1 case (1 coarse, not refined) in 0.5 s, confirmation 2.3 s; best shape 256x256x256"
     assert four == "gemm bf16 sweep: 4 cases (4 coarse, not refined) in 4.5 s; best shape none"
+
+
+def test_collective_rows_show_the_largest_message_per_placement_and_tier():
+    """An 8-byte broadcast, steadier than its 1 MiB run, was the headline at 1/45,000 of the
+    bandwidth; intra- and inter-node pairs shared one row, the inter-node one invisible."""
+    from recoque.bench.schema import Record, ResultsDocument
+
+    def rec(op, nbytes, gb_s, spread, tier="intra", ranks=None):
+        times = tuple(nbytes / (gb_s * 1e9) * (1 + spread * (i % 2)) for i in range(10))
+        params = {"bytes": nbytes, "placement": "out_of_place", "tier": tier, **({"ranks": ranks} if ranks else {})}
+        return Record("collective", op, "fp32", params, times, "GB/s", bytes_moved=nbytes, tags=("sweep",))
+    doc = ResultsDocument({"hostname": "h"}, {"kind": "cpu", "name": "cpu"},
+                          (rec("broadcast", 8, 0.0001, 0.0), rec("broadcast", 2**20, 4.8, 0.5),
+                           rec("send_recv", 2**20, 0.84, 0.0, "intra", [0, 1]), rec("send_recv", 2**20, 0.44, 0.0, "inter", [0, 2])))
+    rows = {(r["op"], r["best_shape"]): r for r in summary.best_rows(doc)}
+    assert rows[("broadcast", "1 MiB, out_of_place, intra")]["achieved"] == pytest.approx(4.8 * 2 / 2.5, rel=0.2)
+    assert rows[("broadcast", "1 MiB, out_of_place, intra")]["cases"] == 2
+    assert {k for k in rows if k[0] == "send_recv"} == {("send_recv", "1 MiB, out_of_place, intra, ranks 0-1"),
+                                                        ("send_recv", "1 MiB, out_of_place, inter, ranks 0-2")}
