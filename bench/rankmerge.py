@@ -58,12 +58,29 @@ def merge(docs: list[ResultsDocument | None], topo: Mapping[str, Any], failures:
     names = {d.device.get("name") for d in docs if d is not None}
     if len(names) > 1:
         notes.append(f"ranks ran on different devices: {sorted(map(str, names))}")
+    notes += _software_differs(docs)
     dist_info["notes"] = notes
     complete = not missing and not failures and all(d.complete for d in docs if d is not None)
     return ResultsDocument(
         environment={**dict(base.environment), "distributed": dist_info}, device=base.device,
         results=tuple(results), skipped=tuple(_one_skip(v) for v in skipped.values()), warnings=tuple(warnings), complete=complete,
         command=base.command, sweeps=base.sweeps, created_utc=base.created_utc, tool_version=base.tool_version)
+
+
+# What a rank's software is: a collective timed across ranks of different stacks is one figure of
+# two stacks (the merged file keeps rank 0's environment), so a difference is said.
+SOFTWARE_KEYS = ("driver_version", "rocm_version", "cuda_version", "torch_version")
+
+
+def _software_differs(docs: list) -> list[str]:
+    seen: dict[str, dict[str, list[int]]] = {}
+    for r, d in enumerate(docs):
+        if d is not None:
+            for k in SOFTWARE_KEYS:
+                seen.setdefault(k, {}).setdefault(str(d.environment.get(k)), []).append(r)
+    return [f"ranks ran different {k.replace('_', ' ')}s: " + "; ".join(f"{v} on rank {', '.join(map(str, rs))}"
+                                                                       for v, rs in by.items())
+            for k, by in seen.items() if len(by) > 1]
 
 
 def _one_skip(per_rank: list[tuple[int, Skip]]) -> Skip:

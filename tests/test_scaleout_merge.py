@@ -91,3 +91,13 @@ def test_merge_names_a_rank_that_sent_nothing_and_dedupes_skips():
     assert any("different devices" in n for n in notes)
     assert m.environment["distributed"]["per_rank"][1] == {**TOPO["ranks"][1], "sent": False}
     assert m.results[0].times_s == (2.0,)
+
+
+def test_merge_says_when_ranks_ran_different_software():
+    """The merged file keeps rank 0's environment: a rank on another driver or torch was merged unsaid."""
+    def on(driver, torch="2.13.0"):
+        return ResultsDocument(environment={"hostname": "h", "driver_version": driver, "torch_version": torch},
+                               device={"name": "cpu x"}, results=(_coll([1.0]),))
+    notes = D.merge([on("550.54"), on("550.54"), on("560.35")], TOPO).environment["distributed"]["notes"]
+    assert notes == ["ranks ran different driver versions: 550.54 on rank 0, 1; 560.35 on rank 2"]
+    assert D.merge([on("550.54")] * 3, TOPO).environment["distributed"]["notes"] == []
