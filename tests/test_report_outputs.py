@@ -257,3 +257,25 @@ def test_training_points_keep_systems_apart():
                                                        ("jean-zay-h100 / mistral-large-2", 1024)]
     fig = training_scaling([_plan_with_gpus(8192, 20.0), PLAN, other])
     assert len(fig.axes[0].get_legend().get_texts()) == 2
+
+
+def test_files_of_one_name_keep_the_folders_that_tell_them_apart():
+    from recoque.report.plots import short
+
+    both = ["runs/node1/results.json", "runs/node2/results.json", "other.json"]
+    assert [short(x, both) for x in both] == ["node1/results", "node2/results", "other"]
+    assert short("a/b/results.json") == "results"
+
+
+def test_a_cpu_roofline_reads_in_gflops_as_its_gemm_sweep():
+    from recoque.bench.schema import Record, ResultsDocument
+    from recoque.report.plots import roofline
+
+    f = 2 * 512**3
+    rec = Record("gemm", "matmul", "fp32", {"m": 512, "n": 512, "k": 512}, (f / 2e11,) * 5, "TFLOP/s", flop_count=f,
+                 bytes_moved=3 * 512 * 512 * 4, peak=0.5, peak_source="computed", tags=("sweep",))
+    fig = roofline("cpu.json", ResultsDocument({"hostname": "h"}, {"kind": "cpu", "name": "cpu"}, (rec,)))
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "GFLOP/s"
+    pts = [c for c in ax.collections if len(c.get_offsets())]
+    assert pts and abs(pts[0].get_offsets()[0][1] - 200.0) < 1.0  # 0.2 TFLOP/s drawn as 200 GFLOP/s

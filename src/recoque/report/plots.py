@@ -55,10 +55,17 @@ def one_per_case(recs: Iterable[Record]) -> list[Record]:
 STYLES = ("-", "--", ":", "-.")
 
 
-def short(label: str) -> str:
-    """File labels without their folders and .json suffix (legends stay readable)."""
-    base = label.replace("\\", "/").rsplit("/", 1)[-1]
-    return base[:-5] if base.endswith(".json") else base
+def short(label: str, among: Sequence[str] = ()) -> str:
+    """File labels without their folders and .json suffix (legends stay readable); where another
+    label of `among` has the same name (node1/results.json, node2/results.json), as many folders
+    are kept as tell them apart."""
+    parts = label.replace("\\", "/").split("/")
+    others = [o.replace("\\", "/").split("/") for o in among if o != label]
+    keep = 1
+    while keep < len(parts) and any(o[-keep:] == parts[-keep:] for o in others):
+        keep += 1
+    name = "/".join(parts[-keep:])
+    return name[:-5] if name.endswith(".json") else name
 
 
 def _legend(ax, n_lines: int) -> None:
@@ -75,7 +82,7 @@ def _series(ax, docs_series, xlabel_fn, ylabel_fn) -> None:
     n = 0
     for i, (label, series) in enumerate(docs_series):
         for key, recs in series.items():
-            name = key if len(docs_series) == 1 else f"{short(label)}: {key}"
+            name = key if len(docs_series) == 1 else f"{short(label, [lb for lb, _ in docs_series])}: {key}"
             ax.plot([xlabel_fn(r) for r in recs], [ylabel_fn(r) for r in recs], marker="o", ms=4,
                     ls=STYLES[i % len(STYLES)], color=colors[keys.index(key) % len(colors)], label=name)
             n += 1
@@ -143,15 +150,16 @@ def _ceilings(doc: ResultsDocument) -> dict[str, Any]:
             "bw_measured": bw_measured, "bw_sheet": bw_sheet}
 
 
-def roofline(label: str, doc: ResultsDocument):
+def roofline(label: str, doc: ResultsDocument, among: Sequence[str] = ()):
     """Measured ceilings (solid) against the datasheet's (dashed); every compute case a point."""
     pts = [(intensity(r), r.achieved, r) for r in one_per_case(doc.results) if r.unit == "TFLOP/s"]
     pts = [(x, y, r) for x, y, r in pts if x]
     c = _ceilings(doc)
     if not pts and not c["compute_measured"]:
         return None
-    fig, ax = _new(f"Roofline: {short(label)} ({doc.device.get('name', 'device')})", "arithmetic intensity (FLOP/byte)",
-                   "TFLOP/s", logx=True, logy=True)
+    unit, scale = ("GFLOP/s", 1e3) if doc.device.get("kind") == "cpu" else ("TFLOP/s", 1.0)  # as the GEMM sweep
+    fig, ax = _new(f"Roofline: {short(label, among)} ({doc.device.get('name', 'device')})", "arithmetic intensity (FLOP/byte)",
+                   unit, logx=True, logy=True)
     xs = [x for x, _, _ in pts] or [1.0]
     lo, hi = min(xs) / 8, max(xs) * 4
     grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
@@ -162,11 +170,11 @@ def roofline(label: str, doc: ResultsDocument):
                                       ("measured", c["compute_measured"].get(dtype), c["bw_measured"], "-")):
             if not peak:
                 continue
-            ys = [min(peak, x * bw / 1e3) if bw else peak for x in grid]  # GB/s x FLOP/B = GFLOP/s
+            ys = [scale * (min(peak, x * bw / 1e3) if bw else peak) for x in grid]  # GB/s x FLOP/B = GFLOP/s
             ax.plot(grid, ys, style, color=col, lw=1.2, alpha=0.8, label=f"{dtype} {kind} ceiling")
         mine = [(x, y) for x, y, r in pts if r.dtype == dtype]
         if mine:
-            ax.scatter([x for x, _ in mine], [y for _, y in mine], s=16, color=col, zorder=3,
+            ax.scatter([x for x, _ in mine], [y * scale for _, y in mine], s=16, color=col, zorder=3,
                        label=f"{dtype} cases")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
@@ -342,8 +350,9 @@ def render_all(docs: Docs, plans: Sequence[Mapping[str, Any]] = (), svg: bool = 
     plt = _plt()
     made: list[tuple[str, str, Any]] = []
     for i, (label, doc) in enumerate(docs):
-        made.append((f"roofline_{i + 1}" if len(docs) > 1 else "roofline", f"Roofline: {short(label)}",
-                     roofline(label, doc)))
+        labels = [lb for lb, _ in docs]
+        made.append((f"roofline_{i + 1}" if len(docs) > 1 else "roofline", f"Roofline: {short(label, labels)}",
+                     roofline(label, doc, labels)))
     made += [("gemm_sweep", "GEMM throughput over the shape sweep", gemm_sweep(docs)),
              ("stream_bandwidth", "Stream bandwidth over array size", stream_bandwidth(docs)),
              ("collective_busbw", "Collective bus bandwidth over message size", collective_busbw(docs)),
