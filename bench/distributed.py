@@ -131,6 +131,23 @@ def _open_store(world: World, join_timeout_s: float) -> Any:
     return dist.PrefixStore(world.store_prefix, store)
 
 
+def refuse_job(world: World, why: str, wait_s: float = 10.0) -> None:
+    """Rank 0 refuses to run (a bad --out) before any rank joined: it says so in the rendezvous
+    store, so the other ranks stop with its reason at once instead of waiting out the join timeout;
+    it keeps the store up until they have read it (at most wait_s)."""
+    if world.rank != 0 or not world.distributed:
+        return
+    try:
+        store = _open_store(world, wait_s)
+        store.set("abort", f"rank 0 refused to start: {why}")
+        deadline = time.monotonic() + wait_s
+        while int(store.add("joined", 0)) < world.world_size - 1 and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        time.sleep(2 * POLL_S)  # the last rank to join reads the abort on its next poll
+    except Exception:  # noqa: BLE001 - rank 0's own refusal stands whatever the store does
+        pass
+
+
 def _has(store: Any, key: str) -> bool:
     return bool(store.check([key]))
 

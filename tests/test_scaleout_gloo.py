@@ -138,3 +138,20 @@ def test_a_call_that_writes_nothing_fails_verification(tmp_path):
     doc = load_results(str(out))
     assert not doc.select("collective", op="all_gather")
     assert doc.skipped and all("verification failed" in s.reason for s in doc.skipped), runs[0].stderr[-2000:]
+
+
+def test_a_refused_out_on_rank_0_stops_the_other_ranks_at_once(tmp_path):
+    """Rank 0 refused its --out and left before the rendezvous: rank 1 waited out the join timeout
+    (180 s by default) and blamed the network; rank 0 now says why in the store."""
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a results file\n")
+    port = free_port()
+    cmd = [sys.executable, "-m", "recoque", "bench", "collective", "--device", "cpu", "--quick", "--out", str(bad)]
+    started = time.monotonic()
+    procs = [subprocess.Popen(cmd, env=rank_env(r, 2, 2, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for r in (0, 1)]
+    outs = [p.communicate(timeout=90) for p in procs]
+    assert procs[0].returncode == 2 and procs[1].returncode != 0
+    assert "rank 0 refused to start" in outs[1][1], outs[1][1][-1500:]
+    assert time.monotonic() - started < 60
+    assert bad.read_text() == "not a results file\n"

@@ -124,7 +124,11 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
         json_out, out, append = False, None, False
     if append and out is None:
         raise BadInput("--append needs --out FILE", "name the file to add to")
-    existing = _check_target(out, append, force) if out is not None else None
+    try:
+        existing = _check_target(out, append, force) if out is not None else None
+    except BadInput as exc:  # the other ranks would wait out the join timeout for a rank 0 that left
+        distributed.refuse_job(dworld, exc.one_line())
+        raise
     lines = progress_lines()  # before measuring: a mistyped setting is one line, not a silent default
     device = detect(device_str)
     session = distributed.start(dworld, device) if dworld.distributed else None
