@@ -21,6 +21,7 @@ from recoque.fileio import read_json, read_seed_toml, write_json_atomic
 
 PASS, FAIL, NOT_MEASURED, NO_FLOOR = "pass", "fail", "not measured", "no floor"
 INCOMPLETE = "incomplete"  # a GPU with no failure, one of whose own vendor floors was not measured
+_SEVERITY = {PASS: 0, INCOMPLETE: 1, FAIL: 2}  # a GPU's or node's verdict is its worst
 OWN_FLOOR = "vendor acceptance floor"  # the basis of a floor on the GPU's own figure (GEMM, STREAM)
 UNIT_OF_KEY = {"min_gb_s": "GB/s", "min_tflops": "TFLOP/s"}
 JUDGED = ("gemm", "stream", "collective")  # figures with floors or peaks; the rest is not judged
@@ -90,21 +91,20 @@ class Acceptance:
     def per_gpu(self) -> dict[str, str]:
         """Overall verdict per GPU: fail if any of its checks failed, else incomplete if one of its
         own vendor floors was not measured, else pass."""
-        rank, unmeasured = {PASS: 0, INCOMPLETE: 1, FAIL: 2}, {id(c) for c in self.unmeasured}
+        unmeasured = {id(c) for c in self.unmeasured}
         out: dict[str, str] = {}
         for c in self.checks:
             v = FAIL if c.verdict == FAIL else INCOMPLETE if id(c) in unmeasured else PASS
-            out[c.gpu] = max(v, out.get(c.gpu, PASS), key=rank.__getitem__)
+            out[c.gpu] = max(v, out.get(c.gpu, PASS), key=_SEVERITY.__getitem__)
         return out
 
     def per_node(self) -> dict[str, str]:
         """Overall verdict per host: a node fails if any of its devices failed, is incomplete if one
         is (files from several hosts are judged node by node; siblings are only ever the GPUs of one host)."""
-        rank = {PASS: 0, INCOMPLETE: 1, FAIL: 2}
         out: dict[str, str] = {}
         for gpu, verdict in self.per_gpu().items():
             host = self.hosts.get(gpu, "?")
-            out[host] = max(verdict, out.get(host, PASS), key=rank.__getitem__)
+            out[host] = max(verdict, out.get(host, PASS), key=_SEVERITY.__getitem__)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -220,12 +220,11 @@ def check_document(doc: ResultsDocument, policy: Policy) -> list[Check]:
     part = _partition(doc, key)
     for f in (f for f in policy.floors if f.device == key):
         rec = _floor_record(doc, f)
+        what = f"{f.benchmark} {f.op} {f.dtype}" + (f" {'x'.join(map(str, f.shape))}" if f.shape else "")
         if part:  # AMD states its floors for the whole GPU: a CPX/DPX partition is not held to them
-            what = f"{f.benchmark} {f.op} {f.dtype}" + (f" {'x'.join(map(str, f.shape))}" if f.shape else "")
             out.append(Check(gpu, what, rec.achieved if rec else None, f.unit, None, f"vendor floor of the whole GPU: {part}",
                              f.source, NO_FLOOR))
             continue
-        what = f"{f.benchmark} {f.op} {f.dtype}" + (f" {'x'.join(map(str, f.shape))}" if f.shape else "")
         value = rec.achieved if rec else None
         own = f.world_size is None  # the GPU's own figure; RCCL over world_size GPUs is the node's (torchrun)
         basis = OWN_FLOOR if own else f"vendor acceptance floor, node-level ({f.world_size} GPUs under torchrun)"

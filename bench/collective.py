@@ -78,8 +78,7 @@ def cases(device: Any, quick: bool, dtypes: tuple[str, ...] | None = None) -> li
     for dt in dts:
         for op in C.OPS:
             places = C.PLACEMENTS[op][:1] if quick else C.PLACEMENTS[op]
-            unit = n * ELEM_BYTES[dt]  # a size rounds to whole chunks per rank (CollectiveCase): one case each
-            rounded = list(dict.fromkeys(max(unit, sz // unit * unit) for sz in sizes(device, quick)))
+            rounded = list(dict.fromkeys(whole_chunks(sz, n, dt) for sz in sizes(device, quick)))  # one case each
             for place in places:
                 for size in rounded:
                     if op == "send_recv":
@@ -87,6 +86,12 @@ def cases(device: Any, quick: bool, dtypes: tuple[str, ...] | None = None) -> li
                     else:
                         out.append(CollectiveCase(op, size, n, dt, place, tier=s.tier, nodes=s.nodes))
     return out
+
+
+def whole_chunks(size_bytes: int, n_ranks: int, dtype: str) -> int:
+    """A message size rounded down to whole elements for every rank (at least one each)."""
+    unit = n_ranks * ELEM_BYTES[dtype]
+    return max(unit, size_bytes // unit * unit)
 
 
 def _on_every_rank(ok: bool, device: Any) -> bool:
@@ -115,8 +120,7 @@ class CollectiveCase(Case):
         if (op == "send_recv") != (pair is not None):
             raise ValueError("send_recv needs a pair of ranks, and only send_recv takes one")
         placement = placement or C.PLACEMENTS[op][0]
-        unit = n_ranks * ELEM_BYTES[dtype]  # whole chunks for every rank
-        size = max(unit, size_bytes // unit * unit)
+        size = whole_chunks(size_bytes, n_ranks, dtype)
         self.op, self.dtype, self.placement, self.pair = op, dtype, placement, pair
         group = 2 if pair else n_ranks
         self.params = {"bytes": size, "world_size": n_ranks, "group_size": group, "placement": placement,
