@@ -494,13 +494,13 @@ def _load_over_counts(e: Any, n: Estimate, serve_on: Any) -> tuple[Any, tuple[st
     """A fixed load's estimate widened to hold the same load served on the fewest and the most GPUs
     the count spans; an end where the load no longer fits is said, not silently left out."""
     ends, notes = [], []
-    for g in (int(n.low), int(n.high)):
+    for g, end in ((int(n.low), "low"), (int(n.high), "high")):
         if g == int(n.value):
             continue
         try:
             ends.append(serve_on(g))
         except DoesNotFit as exc:
-            notes.append(f"on {g:,} GPUs (the low end of the system's count) the load does not fit: "
+            notes.append(f"on {g:,} GPUs (the {end} end of the system's count) the load does not fit: "
                          f"{exc.one_line()}; the ranges span the counts where it does")
     if not ends:
         return e, tuple(notes)
