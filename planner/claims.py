@@ -91,9 +91,13 @@ def check_exaflop(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     lines.append(f"at BF16/FP8 (AI precisions) an exaflop needs far fewer GPUs; {spec.key} BF16 peak "
                  + (f"{rng(bf16, T)}FLOP/s" if bf16 else "is not published"))
     have = system.estimate("gpus", "gpu")
+    # a preset whose count was derived from this same HPL target (`gpus_notes`) cannot confirm it
+    derived = bool(system.extra.get("gpus_notes"))
     lines.append(f"{system.key} holds {rng(have)} {spec.key}: "
                  + ("fewer than the fewest needed" if have.high < need_hpl.low else
-                    "at least the most needed" if have.low >= need_hpl.high else "the two ranges overlap"))
+                    "at least the most needed" if have.low >= need_hpl.high else "the two ranges overlap")
+                 + ("; that count was derived from a 1 EFLOP/s HPL target (not published), so it is no evidence "
+                    "for the claim: the verdict rests on the count the machine gets" if derived else ""))
     # a machine that cannot hold enough GPUs at any corner is not exascale; one that holds enough at
     # every corner is, in the TOP500 sense; between the two it depends on the count
     verdict = NOT if have.high < need_hpl.low else CONSISTENT if have.low >= need_hpl.high else ONLY_IF

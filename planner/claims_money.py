@@ -62,8 +62,9 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         per_mw = amount / mw
         implied.update(eur_per_mw=per_mw, buildings_eur_per_mw=b_mw, all_in_eur_per_mw=a_mw)
         lines += [f"{amount / 1e9:g} bn EUR / {mw:,.0f} MW = {per_mw / 1e6:.2f} MEUR per MW",
-                  f"buildings: {rng(b_mw, 1e6, 'EUR')} per MW; buildings + {STAND_IN} GPUs with servers and network: "
-                  f"{rng(a_mw, 1e6, 'EUR')} per MW"]
+                  f"buildings: {rng(b_mw, 1e6, 'EUR')} per MW of site power = {rng(assumption('building_usd_per_mw'), 1e6, 'USD')} "
+                  f"per MW of critical IT load / {rng(assumption('usd_per_eur'))} USD per EUR / PUE {rng(assumption('site_pue'))}; "
+                  f"buildings + {STAND_IN} GPUs with servers and network: {rng(a_mw, 1e6, 'EUR')} per MW"]
         v = _judged("per MW", per_mw, b_mw, a_mw, tol, phase, verdicts, conds, lines)
         if v != CONSISTENT:
             implied["mw_of_buildings_it_pays"] = amount / b_mw.value
@@ -116,7 +117,7 @@ def check_gpu_fleet_budget(c: Mapping[str, Any], profile: Any) -> dict[str, Any]
     cost = all_in_eur_per_gpu(tdp).scale(n, "EUR")
     power = per_gpu_site_power_w(tdp).scale(n / 1e6, "MW")
     lines = [f"{n:,.0f} GPUs x all-in {rng(all_in_eur_per_gpu(tdp), 1e3, 'EUR')} = {rng(cost, 1e6, 'EUR')}",
-             f"share of the {budget / 1e9:g} bn EUR plan: {cost.value / budget:.1%} ({cost.low / budget:.1%}..{cost.high / budget:.1%})",
+             f"share of the {budget / 1e9:g} bn EUR plan: {cost.value / budget:.1%} ({100 * cost.low / budget:.1f}..{cost.high / budget:.1%})",
              f"site power for them: {rng(power)} MW"]
     implied = {"fleet_cost_eur": cost, "share_of_budget": cost.value / budget, "site_power_mw": power}
     verdict = CONSISTENT if cost.value <= budget else NOT

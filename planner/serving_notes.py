@@ -55,7 +55,7 @@ def untuned_blockscale_note(model: Any, run: Any, req: ServingRequest) -> tuple[
 
 
 def usable_note(frac: float, spec: Any, engine: sr.Engine) -> str:
-    # hardware.toml's HBM "GB" are binary (seeds/serving.toml hbm_capacity_gib_per_gb): say both, as the other
+    # hardware.toml's HBM "GB" are binary (seeds/serving.toml hbm_gb_per_datasheet_gb): say both, as the other
     # memory rows are in decimal GB
     cap_bytes = sr.hbm_capacity_bytes(spec)
     cap = f"{cap_bytes / 2 ** 30:.0f} GiB ({cap_bytes / 1e9:.1f} GB)"

@@ -143,7 +143,7 @@ def kernel_constants() -> Mapping[str, Any]:
 def hbm_capacity_bytes(spec: DeviceSpec) -> float:
     if not spec.hbm_bytes:
         raise BadInput(f"device {spec.key}: HBM capacity unknown", spec.complete("hbm_capacity_gb"))
-    return spec.hbm_bytes * float(kernel_constants().get("hbm_capacity_gib_per_gb", 1.0))
+    return spec.hbm_bytes * float(kernel_constants().get("hbm_gb_per_datasheet_gb", 1.0))
 
 
 def _device_rate(spec: DeviceSpec, key: str) -> tuple[float, float, float] | None:

@@ -107,7 +107,7 @@ def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> H
     if not cap:
         raise BadInput(f"device {profile.spec.key}: memory capacity unknown", profile.spec.complete("hbm_capacity_gb"))
     # The catalog's "80 GB" read as GiB, as the serving model reads it (HBM stacks come in binary
-    # sizes: seeds/serving.toml hbm_capacity_gib_per_gb), of which USABLE_MEMORY_FRACTION. Checked on
+    # sizes: seeds/serving.toml hbm_gb_per_datasheet_gb), of which USABLE_MEMORY_FRACTION. Checked on
     # AMD's MLPerf Llama-2-70B LoRA on MI300X (tests/test_train_lora_amd.py: the model lets 18 recomputed
     # layers fit where AMD's config recomputes 21) and on the published runs that ran
     # (benchmarks/train_memory_fit.py; those it overstates are answered by MEMORY_MODEL_HIGH_SIDE).

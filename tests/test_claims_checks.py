@@ -58,7 +58,7 @@ FLIPS = [
     ("telehouse-400m-25000gpus", cl.ONLY_IF, {"value_beur": 1.5}, cl.CONSISTENT),
     ("sesterce-400m-600mw", cl.ONLY_IF, {"phase": None}, cl.NOT),
     ("data4-15bn", cl.ONLY_IF, {"value_beur": 5}, cl.NOT),
-    ("digital-realty-666mw", cl.ONLY_IF, {"value_mw": 2000}, cl.NOT),
+    ("digital-realty-666mw", cl.NOT, {"value_beur": 7}, cl.ONLY_IF),  # 7.5 MEUR/MW is 0.83x the buildings
     ("prologis-400mw", cl.ONLY_IF, {"value_beur": 20}, cl.CONSISTENT),
     ("eclairion-100mw", cl.CONSISTENT, {"value_mw": 20}, cl.NOT),
     ("total-109bn", cl.ONLY_IF, {"value_beur": 100}, cl.CONSISTENT),
@@ -159,7 +159,7 @@ def test_list_arithmetic(results):
     assert a["meur_per_site"] == pytest.approx(1500 / 7) and a["contracts_meur"] == pytest.approx(971.56)
     d = results["eurohpc-double-capacity"].implied
     assert d["base_pflops"] == pytest.approx(379.7 + 241.2 + 175.3 + 35)
-    assert d["buys_pflops_low"] == pytest.approx(1500 / 500 * 1e3)
+    assert d["buys_pflops_low"] == pytest.approx(1500 / 544 * 1e3)  # the dearer of the two totals per EFLOP/s
 
 
 def test_site_fits_only_if_its_central_estimate_fits():
