@@ -37,7 +37,9 @@ BOOTSTRAP_SEED = 20240611
 CONFIDENCE = 0.95
 MIN_EFFECT = 0.01
 MIN_SAMPLES = 3  # fewer than this and no interval is honest
-VOLATILE_ENV = ("cpu_clock_hz", "cpu_clock_source")  # measured each run; listed apart, not as a difference
+# Measured each run, listed apart, not as a difference: the CPU clock, and the GPU's one idle reading
+# of clock, power and temperature taken at capture (bench/environment.py _gpu_clocks)
+VOLATILE_ENV = ("cpu_clock_hz", "cpu_clock_source", "gpu_clock_mhz", "gpu_power_w", "gpu_temp_c", "gpu_energy_j")
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,9 @@ def describe_failure(s: Session, exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 def _is_oom(exc: BaseException) -> bool:
     """Out of memory is the runner's to handle (a skip at this size), not a broken group."""
-    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+    from recoque.bench.base import is_oom
+
+    return is_oom(exc) or "out of memory" in str(exc).lower()
 
 
 def request_stop(s: Session, reason: str = "interrupted on rank 0") -> None:

@@ -24,9 +24,10 @@ ENV_VARS = ("PYTORCH_TUNABLEOP_ENABLED", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DE
 ENV_PREFIXES = ("PYTORCH_TUNABLEOP_", "HIPBLASLT_", "CUBLASLT_", "CUBLAS_", "ROCBLAS_", "TORCH_BLAS_",
                 "OPENBLAS_", "MKL_", "OMP_", "GOMP_", "KMP_", "NCCL_", "RCCL_", "HSA_", "MIOPEN_",
                 "TORCH_CUDNN_", "NUMBA_")
-# Set by recoque itself (recoque.numba_cache: where compiled kernels are cached, a per-user path):
-# it changes no kernel and no speed, so recording it would only make two users' runs look different.
-ENV_NOT_RECORDED = ("NUMBA_CACHE_DIR",)
+# Set by recoque itself (recoque.numba_cache: where compiled kernels are cached, a per-user path) or
+# by threadpoolctl when it loads (KMP_DUPLICATE_LIB_OK, so that two OpenMP runtimes may coexist): they
+# change no kernel and no speed, so recording them would only make two runs look different.
+ENV_NOT_RECORDED = ("NUMBA_CACHE_DIR", "KMP_DUPLICATE_LIB_OK")
 # What makes two runs comparable: the same host and device under the same software stack, and the
 # same CPU clock behind the computed CPU peaks (so --append never mixes two peaks).
 # What identifies a machine and its software stack. Not the CPU clock: it is measured each run (a
@@ -159,8 +160,15 @@ def _torch_facts() -> dict[str, Any]:
     if out["rocm_version"] or out["cuda_version"]:
         out["gpu_count"] = _try(lambda: torch.cuda.device_count() if torch.cuda.is_available() else 0)
     out["torch_threads"] = _try(torch.get_num_threads)
+    out["numba_threads"] = _try(_numba_threads)  # the CPU STREAM kernels split their work by it
     out.update(_try(_torch_cpu_maths) or {})
     return out
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
 
 
 def _torch_cpu_maths() -> dict[str, Any]:
@@ -289,6 +297,23 @@ def fingerprint(env: dict[str, Any]) -> str:
     key = {k: env.get(k) for k in FINGERPRINT_KEYS}
     blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+# Settings of the same machine that change what it measures (a power cap, a governor, thread
+# counts, recorded variables such as OMP_NUM_THREADS): --append never mixes two of them, since a
+# results file keeps one environment for all its records.
+SETTING_KEYS = ("gpu_power_limit_w", "cpu_governor", "torch_threads", "numba_threads", "numa_balancing")
+
+
+def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """'key: old -> new' for each setting both runs recorded and that differs, then each recorded
+    variable set in one run and not the other, or set to another value (an older file that did not
+    record a setting is not held to it)."""
+    out = [f"{k}: {old[k]} -> {new[k]}" for k in SETTING_KEYS if k in old and k in new and old[k] != new[k]]
+    a, b = old.get("env") or {}, new.get("env") or {}
+    if "env" in old and "env" in new:
+        out += [f"{v}: {a.get(v, 'unset')} -> {b.get(v, 'unset')}" for v in sorted(set(a) | set(b)) if a.get(v) != b.get(v)]
+    return out
 
 
 def same_machine(env_a: dict[str, Any], env_b: dict[str, Any]) -> tuple[bool, list[str]]:

@@ -6,9 +6,13 @@ direction of a host-device copy (h2d, d2h) can reach.
 Line codes (PCI-SIG base specifications): 8b/10b up to 5 GT/s (PCIe 1.x, 2.x), 128b/130b at 8, 16
 and 32 GT/s (PCIe 3.0-5.0); PCIe 6.0 (64 GT/s, FLIT mode) carries 242 of every 256 FLIT bytes as
 TLP and DLLP (the other 14 are CRC and FEC). A x16 PCIe 5.0 link: 32 x 16 x 128/130 / 8 = 63.0 GB/s.
-The link as it trained now (current_link_speed/width), not its maximum: a GPU that came up at a
-lower generation or width is held against what it has. Without a readable entry (a VM that hides
-it, a host link that is not PCIe, such as NVLink-C2C on GH200) the peak is unknown.
+The speed is the highest both ends of the link support (max_link_speed of the GPU and of the port
+above it), not current_link_speed: an idle GPU drops its link to 2.5 GT/s to save power (NVIDIA and
+AMD both, PCIe link power management) and detection reads it idle, so the current speed would make
+every copy "faster than the peak". A link that trained lower than both ends allow then shows as a
+low fraction of its peak, which is what such a fault should look like. The width is the trained
+one (current_link_width), which power saving leaves alone. Without a readable entry (a VM that
+hides it, a host link that is not PCIe, such as NVLink-C2C on GH200) the peak is unknown.
 """
 from __future__ import annotations
 
@@ -50,14 +54,21 @@ def link_peak(address: str | None, root: str | None = None) -> tuple[float | Non
     if address is None:
         return None, "unknown: torch gives no PCI address for this GPU"
     entry = os.path.join(PCI_ROOT if root is None else root, address)
-    speed, width = _read(os.path.join(entry, "current_link_speed")), _read(os.path.join(entry, "current_link_width"))
-    m = _SPEED.match(speed or "")
-    if m is None or width is None or not width.isdigit() or int(width) <= 0:
+    width = _read(os.path.join(entry, "current_link_width")) or _read(os.path.join(entry, "max_link_width"))
+    ends = [_gt_s(os.path.join(entry, "max_link_speed")), _gt_s(os.path.join(entry, "..", "max_link_speed"))]
+    now = _gt_s(os.path.join(entry, "current_link_speed"))
+    speeds = [x for x in ends if x] or ([now] if now else [])
+    if not speeds or width is None or not width.isdigit() or int(width) <= 0:
         return None, f"unknown: no PCIe link speed and width under {entry}"
-    gt_s, lanes = float(m.group(1)), int(width)
-    if gt_s <= 0:
-        return None, f"unknown: {entry} reports {speed}"
+    gt_s, lanes = min(speeds), int(width)
     code = line_code_efficiency(gt_s)
     peak = gt_s * 1e9 * lanes * code / 8.0
-    return peak, (f"PCIe link {gt_s:g} GT/s x{lanes} as trained ({entry}/current_link_speed, current_link_width), "
+    basis = "the highest both ends support (max_link_speed)" if any(ends) else "as trained (current_link_speed)"
+    idle = f"; {now:g} GT/s when read, idle" if now and any(ends) and now < gt_s else ""
+    return peak, (f"PCIe link {gt_s:g} GT/s x{lanes}, {basis}{idle} ({entry}), "
                   f"line code {code:.4g}: {peak / 1e9:.1f} GB/s per direction")
+
+
+def _gt_s(path: str) -> float | None:
+    m = _SPEED.match(_read(path) or "")
+    return float(m.group(1)) if m and float(m.group(1)) > 0 else None

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from recoque.bench.base import Case, Verification, Work
+from recoque.bench.base import Case, Verification, Work, is_oom
 from recoque.bench.timing import device_scope
 from recoque.bench.verify import NORMWISE_TOLERANCE, SKETCH_TOLERANCE, TOLERANCE, compare, compare_sketch
 from recoque.kernels import moe as K
@@ -75,7 +75,9 @@ class MoeCase(Case):
         try:
             K.grouped_mm(a, w, self._offs)
             self.op, self.backend = "grouped_mm", "torch._grouped_mm"
-        except (AttributeError, RuntimeError, NotImplementedError, TypeError):
+        except (AttributeError, RuntimeError, NotImplementedError, TypeError) as exc:
+            if is_oom(exc):  # not "unsupported": the runner says out of memory at this size
+                raise
             self.op, self.backend = "expert_loop", "torch.matmul per expert"
             self._sets = [(a, w, torch.empty(a.shape[0], self.n, dtype=a.dtype, device=a.device))
                           for a, w, _ in self._sets]

@@ -50,7 +50,7 @@ def check_samples(case: str, times_s: Sequence[float], timer: str) -> list[Noise
         first, last = statistics.median(times_s[:q]), statistics.median(times_s[-q:])
         if first > 0 and last / first > 1.05:
             out.append(_w("drift", case, last / first))
-    if timer == "perf_counter_ns" and n and statistics.median(times_s) < 20e-6:
+    if timer in ("perf_counter_ns", "thread_time_ns") and n and statistics.median(times_s) < 20e-6:
         out.append(_w("timer_resolution", case, statistics.median(times_s)))
     return out
 

@@ -46,8 +46,19 @@ def _num(v: Any) -> float | None:
 
 
 def rapl_packages(root: str = RAPL_ROOT) -> list[str]:
-    """Top-level RAPL package domains (intel-rapl:0, intel-rapl:1; not the :0:0 sub-domains)."""
-    return sorted(d for d in glob.glob(os.path.join(root, "intel-rapl:*")) if d.count(":") == 1)
+    """Top-level RAPL package domains (intel-rapl:0, intel-rapl:1; not the :0:0 sub-domains). Only
+    those named package-N: Intel client parts add a top-level `psys` domain, the whole platform,
+    which already holds the package, so summing it would count the package twice."""
+    tops = sorted(d for d in glob.glob(os.path.join(root, "intel-rapl:*")) if os.path.basename(d).count(":") == 1)
+    return [d for d in tops if _read_name(d).startswith("package")]
+
+
+def _read_name(domain: str) -> str:
+    try:
+        with open(os.path.join(domain, "name"), encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "package"  # a kernel that does not name its domains has only packages at the top
 
 
 def _read_int(path: str) -> int | None:
@@ -137,12 +148,13 @@ def energy_summary(samples: Sequence[Mapping[str, float]], power_window_s: float
 
 
 def _short_gpu_case(power: Mapping[str, Any]) -> bool:
-    """A GPU reading (not one of CPU_SOURCES) over less than GPU_POWER_WINDOW_S;
+    """A GPU reading (not one of CPU_SOURCES) over less than GPU_POWER_WINDOW_S, or with no duration;
     files written before the window also applied to energy counters carry no short_window flag."""
     source = str(power.get("source") or "")
     duration = _num(power.get("duration_s"))
     gpu = bool(source) and source not in CPU_SOURCES
-    return gpu and duration is not None and duration < GPU_POWER_WINDOW_S
+    # no duration: fewer than two samples, whose one reading is the trailing average before the case
+    return gpu and (duration is None or duration < GPU_POWER_WINDOW_S)
 
 
 def efficiency(achieved: float, unit: str, power: Mapping[str, Any]) -> dict[str, float]:

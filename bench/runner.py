@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
-from recoque.bench.base import Case, Unsupported
+from recoque.bench.base import Case, Unsupported, is_oom
 from recoque.bench.noise import NoiseWarning, check_peak, check_rotation, check_samples
 from recoque.bench.schema import Record, Skip
 from recoque.bench.timing import TimingPolicy, measure, rotation_floor_bytes, rotation_sets
@@ -39,12 +39,7 @@ class RunOutcome:
         self.interrupted = self.interrupted or other.interrupted
 
 
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    name = type(exc).__name__
-    msg = str(exc).lower()
-    return name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg))
+_is_oom = is_oom
 
 
 def _free(device: Any) -> None:
@@ -151,7 +146,7 @@ def _timed(case: Case, device: Any, policy: TimingPolicy, n_sets: int, telemetry
     from recoque.bench.telemetry import Sampler
 
     with Sampler(device) as sampler:  # clocks, power, energy, temperature, throttling: one thread
-        timing = measure(case.run, device, policy, n_sets)
+        timing = measure(case.run, device, policy, n_sets, after_warm_up=sampler.mark)
     return timing, sampler.summary()
 
 

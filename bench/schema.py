@@ -266,12 +266,20 @@ def merge(old: ResultsDocument, new: ResultsDocument) -> ResultsDocument:
                    sweeps=tuple(old.sweeps) + tuple(new.sweeps))
 
 
-def check_same_machine(old: ResultsDocument, fingerprint: Any, path: str) -> None:
-    """Results from different machines or software stacks are never merged silently (style rule 4)."""
+def check_same_machine(old: ResultsDocument, fingerprint: Any, path: str, env: dict[str, Any] | None = None) -> None:
+    """Results from different machines or software stacks are never merged silently (style rule 4),
+    nor those of one machine under other settings (`env`: the new run's environment), since the
+    merged file keeps one environment for every record."""
+    from recoque.bench.environment import settings_differences
+
     if old.environment.get("fingerprint") != fingerprint:
         raise BadInput(f"{path} was measured on another machine or software stack "
                        f"(fingerprint {old.environment.get('fingerprint')})",
                        "write to a new --out file; results from different machines are not merged")
+    differ = settings_differences(old.environment, env) if env is not None else []
+    if differ:
+        raise BadInput(f"{path} was measured on this machine under other settings ({'; '.join(differ)})",
+                       "write to a new --out file, or restore those settings; one file holds one run's settings")
 
 
 def store_results(path: str, doc: ResultsDocument, append: bool = False, force: bool = False) -> ResultsDocument:
@@ -286,7 +294,7 @@ def store_results(path: str, doc: ResultsDocument, append: bool = False, force: 
     with locked(path):
         old = _existing(path, force and not append)
         if append and old is not None:
-            check_same_machine(old, doc.environment.get("fingerprint"), path)
+            check_same_machine(old, doc.environment.get("fingerprint"), path, doc.environment)
             doc = merge(old, doc)
         elif old is not None and not force:
             _check_replaceable(old, doc, path)

@@ -120,7 +120,9 @@ def amdsmi_reader(phys: str) -> Reader:
 
     def energy() -> Any:
         e = amdsmi.amdsmi_get_energy_count(handle)  # counts x counter_resolution microjoules
-        return _positive(e["energy_accumulator"]) * _positive(e["counter_resolution"]) * 1e-6  # type: ignore[operator]
+        # amdsmi of ROCm 6.2 and older names the accumulator `power` (renamed in amdsmi 95ca2b8, 2024-08)
+        count = e.get("energy_accumulator", e.get("power"))
+        return _positive(count) * _positive(e["counter_resolution"]) * 1e-6  # type: ignore[operator]
 
     calls = (("clock_mhz", lambda: amdsmi.amdsmi_get_clock_info(handle, amdsmi.AmdSmiClkType.GFX)["clk"]),
              ("power_w", socket_power),
@@ -332,7 +334,8 @@ def summarize(samples: list[dict[str, float]], source: str = "none", note: str =
 
 class Sampler:
     """Sample telemetry in a background thread every ~interval_s while a benchmark runs, with one
-    reading at the start and one at the end so a short case still has an energy span.
+    reading at the start and one at the end so a short case still has an energy span; mark() moves
+    the start to after the warm-up.
 
         with Sampler(device) as s:
             run()
@@ -347,6 +350,8 @@ class Sampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reader: Reader | None = None
+        self._lock = threading.Lock()
+        self._from = 0  # the first sample summarised: the one taken at mark()
 
     def __enter__(self) -> "Sampler":
         try:
@@ -368,7 +373,18 @@ class Sampler:
         except Exception:
             got = {}
         if got:
-            self.samples.append({"t_s": t_s, **got})
+            with self._lock:
+                self.samples.append({"t_s": t_s, **got})
+
+    def mark(self) -> None:
+        """Start the summary here (after the warm-up): a reading now, and none before it counted."""
+        if self._reader is None:
+            return
+        with self._lock:
+            start = len(self.samples)
+        self._sample()
+        with self._lock:
+            self._from = min(start, max(len(self.samples) - 1, 0))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -382,4 +398,6 @@ class Sampler:
 
     def summary(self) -> dict[str, Any]:
         gpu = getattr(self.device, "kind", "cpu") != "cpu"
-        return summarize(list(self.samples), self.source, self.note, power.GPU_POWER_WINDOW_S if gpu else 0.0)
+        with self._lock:
+            kept = list(self.samples[self._from:])
+        return summarize(kept, self.source, self.note, power.GPU_POWER_WINDOW_S if gpu else 0.0)

@@ -108,9 +108,14 @@ def _warm_up(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_se
             return calls, elapsed / calls
 
 
-def measure(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_sets: int = 1) -> Timing:
+def measure(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_sets: int = 1,
+            after_warm_up: Callable[[], None] | None = None) -> Timing:
+    """Warm up, then time the samples; `after_warm_up` is called between the two (telemetry marks
+    where the timed part starts, so that the first call's setup is not in the power average)."""
     with device_scope(device):
         warm_calls, per_call_s = _warm_up(run, device, policy, n_sets)
+        if after_warm_up is not None:
+            after_warm_up()
         n = _sample_count(per_call_s, policy)
         if device.kind == "cpu":
             thread = policy.host_clock == "thread"

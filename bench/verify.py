@@ -39,6 +39,8 @@ def compare(got: np.ndarray, ref: np.ndarray, scale: np.ndarray | float, toleran
     ref64 = np.asarray(ref, dtype=np.float64)
     if got64.shape != ref64.shape:
         return Verification(False, float("inf"), tolerance, (), None, None, f"{what} shape {got64.shape} != {ref64.shape}")
+    if not got64.size:  # nothing compared is nothing verified
+        return Verification(False, float("inf"), tolerance, (), None, None, f"{what}: empty output, nothing to compare")
     element = _elementwise(got64, ref64, scale, tolerance, what)
     if not element.ok or normwise is None or not got64.size:
         return element

@@ -13,6 +13,10 @@ BACKWARD_FACTOR = 2.5
 
 
 def flop_count(batch: int, heads_q: int, seq_q: int, seq_k: int, head_dim: int, causal: bool, direction: str) -> int:
+    if causal and seq_q != seq_k:
+        # torch's is_causal aligns the mask top-left: query i sees min(i + 1, seq_k) keys, which the
+        # halving convention does not count; no case here runs it
+        raise ValueError(f"causal attention with seq_q {seq_q} != seq_k {seq_k}: its work is not counted")
     fwd = 4 * batch * heads_q * seq_q * seq_k * head_dim
     if causal:
         fwd //= 2
@@ -51,13 +55,27 @@ def accepts(q: Any, k: Any, v: Any, causal: bool, need_grad: bool, backend: str)
             out = sdpa(q, k, v, causal, backend)
             if need_grad:
                 torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
-        except (RuntimeError, AttributeError, NotImplementedError, TypeError):
+        except (RuntimeError, AttributeError, NotImplementedError, TypeError) as exc:
+            # out of memory is no refusal: raised, so the runner says so instead of "unsupported"
+            if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+                raise
             return False
     return True
 
 
 def accepted_backends(q: Any, k: Any, v: Any, causal: bool, need_grad: bool) -> list[str]:
-    return [b for b in backend_names() if accepts(q, k, v, causal, need_grad, b)]
+    """The backends that run this case. One out of memory (math attention's s x s scores) is left
+    out when another runs it; when none does, the out-of-memory error is raised, not "unsupported"."""
+    ok, oom = [], None
+    for b in backend_names():
+        try:
+            if accepts(q, k, v, causal, need_grad, b):
+                ok.append(b)
+        except (RuntimeError, MemoryError) as exc:
+            oom = exc
+    if not ok and oom is not None:
+        raise oom
+    return ok
 
 
 def pick_backend(q: Any, k: Any, v: Any, causal: bool, need_grad: bool) -> str:

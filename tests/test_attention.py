@@ -16,6 +16,8 @@ def test_flop_formula_follows_the_flash_attention_convention():
     assert fwd == 4 * 2 * 4 * 128 * 128 * 64
     assert K.flop_count(2, 4, 128, 128, 64, True, "fwd") == fwd // 2
     assert K.flop_count(2, 4, 128, 128, 64, False, "bwd") == int(2.5 * fwd)
+    with pytest.raises(ValueError, match="seq_q 128 != seq_k 1024"):  # a top-left mask: not half the pairs
+        K.flop_count(1, 1, 128, 1024, 64, True, "fwd")
 
 
 def test_reference_matches_a_direct_softmax():
@@ -102,3 +104,39 @@ def test_the_backward_check_reads_dq_of_every_batch_entry_and_head(cpu, monkeypa
     monkeypatch.setattr(torch.autograd, "grad", wrong_dq_on_the_last_batch_entry)
     v = case.verify()
     assert not v.ok and "dq[all 2 x 4 heads" in v.what and v.worst_index[:2] == (1, 3)
+
+
+def test_a_bf16_gradient_a_few_percent_off_everywhere_is_caught(cpu, monkeypatch):
+    # under the element-wise bound alone (6e-2 of max |dk|) a dk scaled by 1.048 passed
+    import torch
+
+    case = AttentionCase(1, 2, 2, 256, 64, True, "bwd", "bf16")
+    case.setup(cpu, 1, 0)
+    assert case.verify().ok
+    real, k = torch.autograd.grad, case._sets[0][1]
+
+    def dk_scaled(outputs, inputs, *a, **kw):
+        g = list(real(outputs, inputs, *a, **kw))
+        if inputs[1] is k:
+            g[1] = g[1] * 1.048
+        return tuple(g)
+    monkeypatch.setattr(torch.autograd, "grad", dk_scaled)
+    v = case.verify()
+    assert not v.ok and v.what.startswith("dk") and "norm-wise" in v.what
+
+
+def test_out_of_memory_in_every_backend_is_said_as_such_not_unsupported(monkeypatch):
+    import torch
+
+    q = torch.randn(1, 2, 16, 8)
+    monkeypatch.setattr(K, "sdpa", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError("CUDA out of memory")))
+    with pytest.raises(torch.OutOfMemoryError):
+        K.accepted_backends(q, q, q, False, False)
+    names = K.backend_names()
+
+    def first_runs_out(q_, k_, v_, causal, need_grad, backend):
+        if backend == names[0]:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return True
+    monkeypatch.setattr(K, "accepts", first_runs_out)
+    assert K.accepted_backends(q, q, q, False, False) == names[1:]  # the others still run it

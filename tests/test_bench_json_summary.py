@@ -120,7 +120,7 @@ def test_saved_and_printed_documents_load_back(fake_run, tmp_path):
 def test_append_adds_sweeps_and_recomputes_the_summary(fake_run, tmp_path):
     out = tmp_path / "r.json"
     for _ in range(2):
-        assert runner.invoke(app, ["bench", "all", "--device", "cpu", "--out", str(out), "--append"]).exit_code == 0
+        r = runner.invoke(app, ["bench", "all", "--device", "cpu", "--out", str(out), "--append"]); assert r.exit_code == 0, r.output
     doc = load_results(str(out))
     assert len(doc.sweeps) == 2
     gemm_row = next(r for r in json.loads(out.read_text())["summary"] if r["benchmark"] == "gemm")

@@ -198,3 +198,11 @@ def test_roofline_places_a_moe_record_by_its_weights_and_rows():
                (1e-3,), "TFLOP/s", flop_count=K.flop_count(64, 2, 32, 16))
     moved = (128 * 16 + 8 * 16 * 32 + 128 * 32) * 2
     assert intensity(r) == pytest.approx(K.flop_count(64, 2, 32, 16) / moved)
+
+
+def test_out_of_memory_in_the_grouped_gemm_is_a_skip_not_a_silent_expert_loop(cpu, monkeypatch):
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(K, "grouped_mm", oom)
+    r, skip, _ = run_one(moe.MoeCase("m", 8, 2, 64, 32, 32, "fp32"), cpu, TINY, 0, telemetry=False)
+    assert r is None and "out of memory" in skip.reason

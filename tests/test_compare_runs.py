@@ -56,6 +56,10 @@ def test_environment_differences_listed_across_machines(docs):
     assert "environment.driver_version" in diff
     assert "environment.rocm_version" not in diff  # equal fields are not listed
     assert not compare_documents(docs["a"], docs["c"]).environment_differences
+    from dataclasses import replace
+
+    idle = replace(docs["c"], environment={**docs["c"].environment, "gpu_power_w": 97.0, "gpu_temp_c": 41})
+    assert not compare_documents(docs["a"], idle).environment_differences  # one idle reading is no setting
 
 
 def test_blas_libraries_loaded_in_another_order_are_no_difference(docs):

@@ -60,6 +60,8 @@ def test_amdsmi_reads_the_mapped_gpu_in_process(monkeypatch):
     m.amdsmi_get_energy_count = lambda h: {"energy_accumulator": 2_000_000 if h == "h7" else 1,
                                            "counter_resolution": 15.3}
     assert reader()["energy_j"] == pytest.approx(30.6)  # counts x 15.3 uJ, of the same physical GPU
+    m.amdsmi_get_energy_count = lambda h: {"power": 2_000_000, "counter_resolution": 15.3}  # ROCm <= 6.2's key
+    assert reader()["energy_j"] == pytest.approx(30.6)
 
 
 def test_nvml_energy_counter_gives_the_energy_of_the_run(monkeypatch):

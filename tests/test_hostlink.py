@@ -31,6 +31,16 @@ def test_the_peak_is_rate_times_lanes_times_the_line_code(tmp_path, speed, width
     assert f"x{width}" in src and "current_link_speed" in src
 
 
+def test_an_idle_link_is_held_to_the_speed_both_ends_support(tmp_path):
+    # detection reads the link idle, dropped to 2.5 GT/s to save power: that is not its peak
+    root = _entry(tmp_path, "0000:1b:00.0", "2.5 GT/s PCIe", 16)
+    (tmp_path / "0000:1b:00.0" / "max_link_speed").write_text("32.0 GT/s PCIe\n")
+    peak, src = H.link_peak("0000:1b:00.0", root)
+    assert peak / 1e9 == pytest.approx(63.015, rel=1e-3) and "2.5 GT/s when read, idle" in src
+    (tmp_path / "max_link_speed").write_text("16.0 GT/s PCIe\n")  # the port above is a PCIe 4.0 one
+    assert H.link_peak("0000:1b:00.0", root)[0] / 1e9 == pytest.approx(31.508, rel=1e-3)
+
+
 def test_the_address_comes_from_torch_properties():
     props = types.SimpleNamespace(pci_domain_id=0, pci_bus_id=0x1B, pci_device_id=0)
     assert H.bdf(props) == "0000:1b:00.0"

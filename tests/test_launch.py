@@ -60,6 +60,15 @@ def test_the_eager_case_verifies_on_random_data_and_catches_a_missing_kernel(mon
     case.teardown()
 
 
+def test_a_longer_chain_is_held_to_its_own_length():
+    # a correct chain of 4096 adds errs past the 256-add bound (its error grows like n u)
+    case = L.LaunchCase("eager", kernels=4096)
+    case.setup(Cpu(), n_sets=1, seed=3)
+    v = case.verify()
+    assert v.ok and v.tolerance == L.tolerance(4096) == 16 * L.TOLERANCE
+    case.teardown()
+
+
 def test_the_harness_records_kernels_per_call_and_a_rate_in_kernels_per_second():
     out, notes = run_suite(("launch",), Cpu(), True, ("fp32",), seed=0, telemetry=False)
     assert out.records and not out.skipped and any("graph replay needs a GPU" in n for n in notes)

@@ -71,6 +71,24 @@ def test_rapl_counter_unwraps_overflow(tmp_path):
     assert e1 - e0 == pytest.approx(200e-6)
 
 
+def test_rapl_sums_packages_not_the_platform_domain(tmp_path):
+    # Intel client parts: intel-rapl:1 is `psys`, the whole platform, which holds the package
+    d = _fake_rapl(tmp_path, 5)
+    (d / "name").write_text("package-0\n")
+    psys = tmp_path / "intel-rapl:1"
+    psys.mkdir()
+    (psys / "name").write_text("psys\n")
+    (psys / "energy_uj").write_text("7\n")
+    assert P.rapl_packages(str(tmp_path)) == [str(d)]
+
+
+def test_a_gpu_reading_of_one_sample_gives_no_per_watt_figure():
+    # one sample is the driver's trailing average from before the case: not the case's power
+    one = {"source": "pynvml", "power_w": {"median": 361.0}}
+    assert P.efficiency(740.0, "TFLOP/s", one) == {}
+    assert P.efficiency(740.0, "TFLOP/s", {**one, "duration_s": 5.0})["avg_power_w"] == 361.0
+
+
 def test_cpu_sampler_reads_rapl_energy_and_clocks(tmp_path, monkeypatch):
     _fake_rapl(tmp_path, 1_000_000, span=10**12)
     monkeypatch.setattr(P, "RAPL_ROOT", str(tmp_path))
@@ -149,7 +167,8 @@ def test_record_telemetry_carries_energy_and_efficiency_the_report_reads(tmp_pat
     fast = TimingPolicy(warmup_s=0.0, budget_s=0.0, min_samples=3, max_samples=3)
     rec = run_cases([case], detect("cpu"), fast).records[0]
     tel = rec.telemetry
-    assert tel["energy_j"] == pytest.approx(case.calls) and tel["energy_from"] == "counter"
+    # the energy of the 3 timed calls, not of the warm-up's (its first call pays the setup)
+    assert case.calls == 5 and tel["energy_j"] == pytest.approx(3) and tel["energy_from"] == "counter"
     assert tel["gflop_s_per_w"] == pytest.approx(rec.achieved * 1e3 / tel["avg_power_w"])
     assert "power" not in tel  # one flat summary, no second sampler's copy
     old = type(rec)(**{**rec.__dict__, "telemetry": {"clock_mhz": tel.get("clock_mhz", {}),

@@ -287,6 +287,26 @@ def test_fewer_results_need_force_and_append_refuses_another_machine(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_append_refuses_the_same_machine_under_another_power_cap_or_thread_count(tmp_path):
+    # one results file keeps one environment: a run under a 350 W cap appended to a 700 W one would
+    # be labelled with the last cap (planner/profile.py reads it for every record)
+    path = str(tmp_path / "r.json")
+    env = {"fingerprint": "x", "gpu_power_limit_w": 700.0, "torch_threads": 16, "env": {"OMP_NUM_THREADS": "16"}}
+    store_results(path, ResultsDocument(env, {}, _big_doc(2).results))
+    for change, words in (({"gpu_power_limit_w": 350.0}, "gpu_power_limit_w: 700.0 -> 350.0"),
+                          ({"torch_threads": 1}, "torch_threads: 16 -> 1"),
+                          ({"env": {}}, "OMP_NUM_THREADS: 16 -> unset")):
+        with pytest.raises(Exception, match="under other settings") as refused:
+            store_results(path, ResultsDocument({**env, **change}, {}, _big_doc(1).results), append=True)
+        assert words in str(refused.value)
+    assert len(load_results(path).results) == 2
+    store_results(path, ResultsDocument(dict(env), {}, _big_doc(1).results), append=True)  # same settings: merged
+    assert len(load_results(path).results) == 3
+    old_file = {k: v for k, v in env.items() if k != "torch_threads"}  # a setting the older file never recorded
+    store_results(str(tmp_path / "o.json"), ResultsDocument(old_file, {}, _big_doc(1).results))
+    store_results(str(tmp_path / "o.json"), ResultsDocument(dict(env), {}, _big_doc(1).results), append=True)
+
+
 def test_one_case_raising_is_skipped_with_its_reason_and_the_run_goes_on(capsys):
     from recoque.bench.base import Case, Verification, Work
     from recoque.bench.devices import detect

@@ -38,3 +38,11 @@ def test_a_gemm_kernel_that_scales_its_output_fails_verification(monkeypatch, dt
         assert not case.verify().ok
     finally:
         case.teardown()
+
+
+def test_an_empty_output_is_not_verified():
+    import numpy as np
+    from recoque.bench.verify import compare
+
+    v = compare(np.array([]), np.array([]), 1.0, 1e-5, what="x")
+    assert not v.ok and "empty output" in v.what

@@ -135,7 +135,7 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
     env = environment.capture(device)
     kept.start(env={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json())
     if existing is not None:  # refuse another machine's file before measuring, not after
-        _check_machine(existing, kept.env["fingerprint"], out, append)
+        _check_machine(existing, kept.env, out, append)
     from recoque.render import StageLog  # H13: one line per finished stage in logs (stderr not a terminal)
 
     bar = sys.stderr.isatty() or lines
@@ -262,12 +262,13 @@ def _check_target(out: Path, append: bool, force: bool) -> ResultsDocument | Non
     return existing
 
 
-def _check_machine(existing: ResultsDocument, fingerprint: str, out: Path, append: bool) -> None:
-    """--append merges only the same machine's results; a plain --out (no --force: `existing` is then
-    None) replaces only them. Either way the refusal comes before anything is measured."""
+def _check_machine(existing: ResultsDocument, env: dict, out: Path, append: bool) -> None:
+    """--append merges only the same machine's results under the same settings; a plain --out (no
+    --force: `existing` is then None) replaces only the same machine's. Either way the refusal comes
+    before anything is measured."""
     if append:
-        check_same_machine(existing, fingerprint, str(out))
-    elif existing.environment.get("fingerprint") != fingerprint:
+        check_same_machine(existing, env["fingerprint"], str(out), env)
+    elif existing.environment.get("fingerprint") != env["fingerprint"]:
         raise BadInput(f"--out {out} holds results of another machine or software stack: nothing was run",
                        "pass --force to replace it, or choose another --out")
 
