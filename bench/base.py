@@ -71,6 +71,11 @@ class Case(ABC):
     def setup(self, device: Any, n_sets: int, seed: int) -> None:
         """Allocate n_sets input sets of random normal data on the device (may raise OOM)."""
 
+    def sets_used(self, n_sets: int) -> int:
+        """How many of the n_sets offered setup really allocated (recorded as the rotation_sets tag);
+        a case that never rotates (its one set outgrows the cache, or it measures launches) says 1."""
+        return n_sets
+
     @abstractmethod
     def run(self, i: int) -> None:
         """One call on set i (0 <= i < n_sets). No timing, no sync here."""

@@ -66,6 +66,9 @@ class LaunchCase(Case):
     def bytes_per_set(self) -> int:
         return 2 * 4 * int(self.params["n_elements"])
 
+    def sets_used(self, n_sets: int) -> int:
+        return 1  # one small pair: a launch-bound chain, not a cache-bound one
+
     def setup(self, device: Any, n_sets: int, seed: int) -> None:
         import torch
 

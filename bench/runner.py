@@ -132,7 +132,8 @@ def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry
                  times_s=timing.times_s, unit=work.unit, flop_count=work.flop_count, bytes_moved=work.bytes_moved,
                  kernel_count=work.kernel_count,
                  peak=peak, peak_source=src, verified=True, verify=check.to_json(), backend=case.backend,
-                 timer=timing.timer, tags=tuple(case.tags) + (f"rotation_sets:{n_sets}",), telemetry=tele)
+                 timer=timing.timer, tags=tuple(case.tags) + (f"rotation_sets:{case.sets_used(n_sets)}",),
+                 telemetry=tele)
     rec = _per_watt(rec)
     warns = check_samples(label, timing.times_s, timing.timer) + check_peak(label, rec.fraction_of_peak)
     if case.benchmark in CACHE_ROTATED:

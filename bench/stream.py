@@ -119,6 +119,9 @@ class StreamCase(Case):
         return len(self._names()) * self.n_elements * K.ELEM_BYTES[self.dtype]
 
     # -- setup ---------------------------------------------------------------------------------
+    def sets_used(self, n_sets: int) -> int:
+        return 1  # each array alone outgrows the LLC (see setup)
+
     def setup(self, device: Any, n_sets: int, seed: int) -> None:
         self._device = device
         self.backend = "numba" if device.kind == "cpu" else "torch"

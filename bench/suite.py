@@ -317,6 +317,9 @@ class HeldCase(Case):
     def bytes_per_set(self) -> int:
         return self.inner.bytes_per_set()
 
+    def sets_used(self, n_sets: int) -> int:
+        return self.inner.sets_used(n_sets)
+
     def setup(self, device: Any, n_sets: int, seed: int) -> None:
         if self.n_sets is None:
             self.inner.setup(device, n_sets, seed)

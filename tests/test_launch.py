@@ -213,3 +213,11 @@ def test_the_graph_case_on_a_gpu_verifies_and_replays():
     case.run(0)
     torch.cuda.synchronize()
     case.teardown()
+
+
+def test_the_rotation_tag_says_the_one_set_a_launch_chain_uses():
+    from recoque.bench.runner import run_one
+    from recoque.bench.timing import TimingPolicy
+
+    rec, skip, _ = run_one(L.LaunchCase("eager", kernels=8), Cpu(), TimingPolicy(0.0, 0.0, 3, 3), 0, telemetry=False)
+    assert skip is None and "rotation_sets:1" in rec.tags
