@@ -40,6 +40,7 @@ def test_two_ranks_through_the_command(tmp_path):
         assert r.bytes_moved == C.bus_bytes(r.op, r.params["bytes"], r.params["group_size"])
     assert "2 ranks on 1 node(s)" in res[0][1] and res[1][0] == ""  # rank 1 prints nothing
     assert "alpha-beta all_reduce fp32 in_place, 2 ranks intra-node: latency" in res[0][1]  # the fit, shown
+    assert f"measured {len(doc.results)} verified results into" in res[0][1]  # the merged document's count
 
 
 def test_four_ranks_on_two_nodes(tmp_path):

@@ -346,7 +346,8 @@ def _report(doc: ResultsDocument, outcome: Any, notes: list[str], json_out: bool
     into = f" into {where}" if where else ""
     status = f"{stopped}: kept" if stopped else "measured"
     incomplete = " (marked incomplete)" if stopped and where else ""
-    err_console.print(f"{status} {len(outcome.records)} verified results{into}{incomplete}, {len(outcome.skipped)} "
+    # the document's counts: under torchrun it holds every rank's results and skips, not rank 0's only
+    err_console.print(f"{status} {len(doc.results)} verified results{into}{incomplete}, {len(doc.skipped)} "
                       f"skipped, in {elapsed_s:.1f} s", highlight=False, markup=False)
 
 
