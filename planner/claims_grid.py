@@ -8,7 +8,7 @@ import math
 from typing import Any, Mapping
 
 from recoque.planner import energy
-from recoque.planner.claimkit import CONSISTENT, NOT, ONLY_IF, assumption, result, rng, source_of
+from recoque.planner.claimkit import CONSISTENT, NOT, ONLY_IF, assumption, data, result, rng, source_of
 
 HOURS = energy.HOURS_PER_YEAR
 
@@ -127,10 +127,15 @@ def check_carbon_intensity(c: Mapping[str, Any], profile: Any) -> dict[str, Any]
              f"(gas-coal direct emissions {rng(band)} g/kWh)",
              f"EU average / France = {eu:g} / {stated:g} = {eu / stated:.1f}x; per GWh at full load: "
              f"{(eu - stated):,.0f} t CO2e saved against the EU average"]
+    e = data("eu_grid_intensity")
+    eu_2022 = eu / (1 - float(e["eea_fall_2022_to_2023_fraction"]))
+    lines.append(f"the EU figure is weighed, not tested: {eu:g} g in 2023 after the EEA's 19% fall means {eu_2022:.0f} g "
+                 f"in 2022, against {float(e['sdes_iea_2021_gco2_per_kwh']):g} g in 2021 (SDES from IEA): high for a "
+                 "direct-emissions figure, so likely another basis (life cycle, or consumption with imports)")
     ok = abs(from_rte / stated - 1) <= 0.05 and band.low <= fossil <= band.high and stated < eu
     implied = {"intensity_from_rte_g_per_kwh": from_rte, "fossil_intensity_g_per_kwh": fossil, "eu_over_france": eu / stated}
     return result(CONSISTENT if ok else NOT, "", "RTE 2024 emissions over production", implied, lines,
-                  [src.get("production_2024_twh", "")] + source_of(band))
+                  [src.get("production_2024_twh", ""), str(data("eu_grid_intensity")["source"])] + source_of(band))
 
 
 def check_installed_capacity(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
