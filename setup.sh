@@ -2,14 +2,17 @@
 # Set up recoque in a virtual environment (.venv, or $RECOQUE_VENV) and install it editable.
 #
 # torch: if the environment already has torch (a ROCm or CUDA build you installed, or the one in
-# your container with RECOQUE_SYSTEM_SITE=1), it is kept. Otherwise the CPU build is installed
-# explicitly (pip install torch==2.13.0), because an open `torch` requirement pulls several GB of
-# CUDA packages. GPU nodes: see README "GPU nodes".
+# your container with RECOQUE_SYSTEM_SITE=1), it is kept. Otherwise the CPU build of torch 2.13.0
+# is installed explicitly, because an open `torch` requirement pulls several GB of CUDA packages:
+# from PyTorch's CPU index (RECOQUE_TORCH_INDEX, download.pytorch.org/whl/cpu) when that host
+# resolves, since PyPI's x86_64 Linux wheel of the same version is the CUDA one; on an offline
+# machine, from the indexes pip is configured with (a local wheel house). GPU nodes: see README.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 VENV=${RECOQUE_VENV:-.venv}
 TORCH_CPU_VERSION=${RECOQUE_TORCH_VERSION:-2.13.0}
+TORCH_CPU_INDEX=${RECOQUE_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
 
 if [ ! -x "$VENV/bin/python" ]; then
   if [ "${RECOQUE_SYSTEM_SITE:-0}" = "1" ]; then
@@ -24,8 +27,14 @@ VPY="$VENV/bin/python"
 if "$VPY" -c "import torch" >/dev/null 2>&1; then
   echo "setup: keeping torch $("$VPY" -c 'import torch; print(torch.__version__)')"
 else
-  echo "setup: no torch found; installing the CPU build torch==$TORCH_CPU_VERSION"
-  "$VPY" -m pip install -q "torch==$TORCH_CPU_VERSION"
+  host=$(printf '%s' "$TORCH_CPU_INDEX" | sed -E 's#^[a-z]+://([^/:]+).*#\1#')
+  if "$VPY" -c "import socket, sys; socket.setdefaulttimeout(3); socket.getaddrinfo(sys.argv[1], 443)" "$host" >/dev/null 2>&1; then
+    echo "setup: no torch found; installing the CPU build torch==$TORCH_CPU_VERSION from $TORCH_CPU_INDEX"
+    "$VPY" -m pip install -q "torch==$TORCH_CPU_VERSION" --index-url "$TORCH_CPU_INDEX"
+  else
+    echo "setup: no torch found; $host does not resolve: installing torch==$TORCH_CPU_VERSION from pip's configured indexes"
+    "$VPY" -m pip install -q "torch==$TORCH_CPU_VERSION"
+  fi
 fi
 "$VPY" -m pip install -q -e ".[bench,report,test]"
 echo "setup: done ($VENV). Run: $VENV/bin/recoque --help"
