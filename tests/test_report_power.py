@@ -116,7 +116,10 @@ def test_unavailable_power_says_so_once(capsys, monkeypatch, tmp_path):
     assert out["source"] in ("/proc/cpuinfo", "none")  # the clock alone where /proc/cpuinfo has one
 
 
-class _EnergyCase:
+from recoque.bench.base import Case  # noqa: E402
+
+
+class _EnergyCase(Case):
     """A tiny case whose every call adds 1 J to the fake RAPL counter: a known energy per run."""
 
     benchmark, op, dtype, backend, tags = "gemm", "matmul", "fp32", "test", ()
