@@ -106,12 +106,3 @@ class CaseResultContext:
     n_sets: int = 1
     notes: list[str] = field(default_factory=list)
 
-
-def is_oom(exc: BaseException) -> bool:
-    """Out of memory, from the host (MemoryError, an allocator's message) or the device
-    (torch.OutOfMemoryError): the runner's to handle, a skip at this size with its one line."""
-    if isinstance(exc, MemoryError):
-        return True
-    msg = str(exc).lower()
-    return type(exc).__name__ == "OutOfMemoryError" or (
-        isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg))

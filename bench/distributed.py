@@ -277,7 +277,7 @@ def describe_failure(s: Session, exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 def _is_oom(exc: BaseException) -> bool:
     """Out of memory is the runner's to handle (a skip at this size), not a broken group."""
-    from recoque.bench.base import is_oom
+    from recoque.errors import is_oom
 
     return is_oom(exc) or "out of memory" in str(exc).lower()
 

@@ -14,7 +14,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from recoque.bench.base import Case, Verification, Work, is_oom
+from recoque.bench.base import Case, Verification, Work
+from recoque.errors import is_oom
 from recoque.bench.timing import device_scope
 from recoque.bench.verify import NORMWISE_TOLERANCE, SKETCH_TOLERANCE, TOLERANCE, compare, compare_sketch
 from recoque.kernels import moe as K

@@ -12,7 +12,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
-from recoque.bench.base import Case, Unsupported, is_oom
+from recoque.bench.base import Case, Unsupported
+from recoque.errors import is_oom
 from recoque.bench.noise import NoiseWarning, check_peak, check_rotation, check_samples
 from recoque.bench.schema import Record, Skip
 from recoque.bench.timing import TimingPolicy, measure, rotation_floor_bytes, rotation_sets
@@ -37,9 +38,6 @@ class RunOutcome:
         self.warnings += other.warnings
         self.sweeps += other.sweeps
         self.interrupted = self.interrupted or other.interrupted
-
-
-_is_oom = is_oom
 
 
 def _free(device: Any) -> None:
@@ -120,7 +118,7 @@ def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry
     except Unsupported as exc:
         return None, _skip(case, f"unsupported: {exc}"), []
     except Exception as exc:  # noqa: BLE001 - OOM is recognised by type or message across backends
-        if not _is_oom(exc):
+        if not is_oom(exc):
             raise
         return None, _skip(case, "out of memory at this size"), []
     finally:

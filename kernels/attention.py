@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from recoque.errors import is_oom
+
 BACKWARD_FACTOR = 2.5
 
 
@@ -57,7 +59,7 @@ def accepts(q: Any, k: Any, v: Any, causal: bool, need_grad: bool, backend: str)
                 torch.autograd.grad(out, (q, k, v), torch.ones_like(out))
         except (RuntimeError, AttributeError, NotImplementedError, TypeError) as exc:
             # out of memory is no refusal: raised, so the runner says so instead of "unsupported"
-            if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+            if is_oom(exc):
                 raise
             return False
     return True

@@ -67,3 +67,14 @@ def interrupt_of(exc: BaseException) -> Interrupted:
     import signal
 
     return exc if isinstance(exc, Interrupted) else Interrupted(int(signal.SIGINT))
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Out of memory, from the host (MemoryError, an allocator's message) or the device
+    (torch.OutOfMemoryError): the bench runner's to handle, a skip at this size with its one line;
+    a kernel that probes what runs (SDPA backends) raises it rather than reading it as a refusal."""
+    if isinstance(exc, MemoryError):
+        return True
+    msg = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg))
