@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from recoque.errors import one_line
 from recoque.bench.launcher import (  # noqa: F401 - re-exported: the one import for callers
     BACKENDS, DEFAULT_JOIN_TIMEOUT_S, DEFAULT_OP_TIMEOUT_S, DEFAULT_PORT, SLURM_PORT_BASE, VISIBLE_VARS, World,
     backend_for, discover, parse_hostlist, parse_tasks_per_node, rank_device, timeouts,
@@ -268,8 +269,7 @@ def describe_failure(s: Session, exc: BaseException) -> str:
         who = "rank " + ", ".join(f"{r} ({s.host_of(r)})" for r in silent) + " stopped answering"
     else:
         who = "no rank is silent; the collective itself failed"
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-    return f"rank {s.world.rank}: {who}: {first}"
+    return f"rank {s.world.rank}: {who}: {one_line(exc)}"
 
 
 # --------------------------------------------------------------------------------------------

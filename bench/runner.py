@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from recoque.bench.base import Case, Unsupported
-from recoque.errors import is_oom
+from recoque.errors import is_oom, one_line
 from recoque.bench.noise import NoiseWarning, check_peak, check_rotation, check_samples
 from recoque.bench.schema import Record, Skip
 from recoque.bench.timing import TimingPolicy, measure, rotation_floor_bytes, rotation_sets
@@ -86,14 +86,9 @@ def run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry:
     try:
         return _run_one(case, device, policy, seed, telemetry)
     except Exception as exc:  # noqa: BLE001 - one case's failure must not discard the others
-        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        reason = f"{type(exc).__name__}: {one_line(exc, limit=300)}"
         print(f"recoque: case failed, skipped: {_label(case)}: {reason}", file=sys.stderr)
         return None, _skip(case, f"error: {reason}"), []
-
-
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or "(no message)"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _label(case: Case) -> str:

@@ -2,7 +2,10 @@
 
 Sizes 64 MiB..1 GiB (TransferBench's default transfer is 64 MiB, nvbandwidth's buffer 512 MiB);
 quick mode 256 MiB. Pinned host memory and non-blocking copies: see kernels/transfer.py for what
-is counted (n bytes for h2d/d2h, 2n read+write for d2d).
+is counted (n bytes for h2d/d2h, 2n read+write for d2d). h2d_pageable and d2h_pageable copy from
+and to pageable host memory, at 256 MiB only: the driver's staging copy sets their rate, not the
+size (bandwidthTest's default transfer is 32 MB; 256 MiB is past any staging buffer). Each is its
+own table row against the host link's peak, so the gap to the pinned row is what pinning buys.
 """
 from __future__ import annotations
 
@@ -11,12 +14,14 @@ from typing import Any
 import torch
 
 from recoque.bench.base import Case, Verification, Work
-from recoque.kernels.transfer import COUNTED, buffers, bytes_moved, copy
+from recoque.kernels.transfer import COUNTED, OPS, buffers, bytes_moved, copy, is_pinned
 
 MiB = 2**20
 FULL_SIZES = tuple(2**k * 64 * MiB for k in range(5))  # 64 MiB .. 1 GiB
 QUICK_SIZES = (256 * MiB,)
-OPS = ("h2d", "d2h", "d2d")
+PINNED_OPS = ("h2d", "d2h", "d2d")
+PAGEABLE_OPS = ("h2d_pageable", "d2h_pageable")  # d2d has no host side
+PAGEABLE_SIZE = 256 * MiB
 SAMPLE = 1 << 20  # bytes compared when the buffer is larger than this
 NO_GPU = "host<->device transfers need a GPU (run with --device gpu on a GPU node)"
 
@@ -31,7 +36,9 @@ def cases(device: Any, quick: bool) -> list[Case]:
         return []
     sizes = QUICK_SIZES if quick else FULL_SIZES
     room = device.memory_bytes // 4 if device.memory_bytes else None  # d2d holds 2 buffers, plus rotation
-    return [TransferCase(op, n) for n in sizes if room is None or n <= room for op in OPS]
+    pinned = [TransferCase(op, n) for n in sizes if room is None or n <= room for op in PINNED_OPS]
+    pageable = [TransferCase(op, PAGEABLE_SIZE) for op in PAGEABLE_OPS if room is None or PAGEABLE_SIZE <= room]
+    return pinned + pageable
 
 
 class TransferCase(Case):
@@ -42,7 +49,7 @@ class TransferCase(Case):
         if op not in OPS:
             raise ValueError(f"unknown transfer {op!r}; expected one of {OPS}")
         self.op = op
-        self.params = {"bytes": int(n_bytes), "pinned": True, "counted": COUNTED[op]}
+        self.params = {"bytes": int(n_bytes), "pinned": is_pinned(op), "counted": COUNTED[op]}
         self.backend = "torch"
         self._sets: list[tuple[Any, Any]] | None = None
         self._device: Any = None

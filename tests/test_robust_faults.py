@@ -377,3 +377,17 @@ def test_signal_typer_swallows_into_exit_130_still_gets_its_line(monkeypatch, ca
         _edge.one_line_main(lambda **_: 130)  # no signal received: a command's own 130 passes through
     assert ended.value.code == 130
     assert capsys.readouterr().err == ""
+
+
+def test_one_line_keeps_the_cause_at_the_end_of_a_long_nccl_error():
+    from recoque.errors import one_line
+
+    msg = ("NCCL error in: /opt/pytorch/torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, "
+           "unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.21.5\n"
+           + "ncclSystemError: System call (e.g. socket, malloc) or external library call failed "
+           + "or device error. " * 6 + "\nLast error:\nsocketStartConnect: Connect to 10.0.0.7<43511> failed")
+    line = one_line(RuntimeError(msg))
+    assert "\n" not in line and len(line) <= 400
+    assert line.startswith("NCCL error in:") and line.endswith("Connect to 10.0.0.7<43511> failed")
+    assert one_line(RuntimeError("short\n  text")) == "short text"
+    assert one_line(RuntimeError("")) == "RuntimeError"

@@ -20,16 +20,24 @@ def test_cpu_has_no_transfer_cases_and_says_why():
 
 def test_sizes_and_ops_on_a_gpu():
     quick = T.cases(GPU, quick=True)
-    assert [(c.op, c.params["bytes"]) for c in quick] == [("h2d", 256 * MiB), ("d2h", 256 * MiB), ("d2d", 256 * MiB)]
+    assert [(c.op, c.params["bytes"], c.params["pinned"]) for c in quick] == [
+        ("h2d", 256 * MiB, True), ("d2h", 256 * MiB, True), ("d2d", 256 * MiB, True),
+        ("h2d_pageable", 256 * MiB, False), ("d2h_pageable", 256 * MiB, False)]
     full = T.cases(GPU, quick=False)
     assert sorted({c.params["bytes"] for c in full}) == [64 * MiB, 128 * MiB, 256 * MiB, 512 * MiB, 1024 * MiB]
-    assert len(full) == 15 and all(c.params["pinned"] is True and c.dtype == "bytes" for c in full)
+    pinned = [c for c in full if c.params["pinned"]]
+    assert len(pinned) == 15 and all(c.dtype == "bytes" for c in full)
+    assert sorted((c.op, c.params["bytes"]) for c in full if not c.params["pinned"]) == [
+        ("d2h_pageable", 256 * MiB), ("h2d_pageable", 256 * MiB)]
+    assert len({c.label() for c in full}) == len(full)  # a pageable row never shares a pinned row's label
     small = StandIn(kind="cuda", torch_device="cuda:0", memory_bytes=1024 * MiB)  # room for 256 MiB at most
     assert max(c.params["bytes"] for c in T.cases(small, quick=False)) == 256 * MiB
 
 
 @pytest.mark.parametrize("op, factor, counted", [("h2d", 1, "bytes over the link"),
-                                                 ("d2h", 1, "bytes over the link"), ("d2d", 2, "read+write")])
+                                                 ("d2h", 1, "bytes over the link"), ("d2d", 2, "read+write"),
+                                                 ("h2d_pageable", 1, "bytes over the link"),
+                                                 ("d2h_pageable", 1, "bytes over the link")])
 def test_bytes_moved(op, factor, counted):
     case = T.TransferCase(op, 64 * MiB)
     assert case.work().bytes_moved == factor * 64 * MiB
@@ -37,7 +45,39 @@ def test_bytes_moved(op, factor, counted):
     assert case.bytes_per_set() == 2 * 64 * MiB
 
 
+def test_pageable_buffers_are_not_pinned_and_copy_the_same_bytes(monkeypatch):
+    pins = []
+    real_empty, real_zeros = torch.empty, torch.zeros
+
+    def spy(real):
+        def make(*a, pin_memory=False, **kw):
+            pins.append(pin_memory)
+            return real(*a, **kw)  # no pinning on a machine without a GPU driver
+        return make
+
+    monkeypatch.setattr(KT.torch, "empty", spy(real_empty))
+    monkeypatch.setattr(KT.torch, "zeros", spy(real_zeros))
+    for op in ("h2d", "d2h"):
+        pins.clear()
+        src, dst = KT.buffers(op + "_pageable", 4096, torch.device("cpu"), seed=2)
+        assert pins and not any(pins)
+        KT.copy(src, dst)
+        assert torch.equal(src, dst)
+        pins.clear()
+        KT.buffers(op, 4096, torch.device("cpu"), seed=2)
+        assert any(pins)  # the plain op stays pinned
+
+
+def test_results_files_accept_every_transfer_op():
+    from recoque import inputs
+    assert inputs.TRANSFER_OPS == KT.OPS
+
+
 def test_unknown_transfer_rejected():
+    with pytest.raises(ValueError):
+        T.TransferCase("d2d_pageable", MiB)  # no host side to leave pageable
+    with pytest.raises(ValueError):
+        KT.buffers("d2d_pageable", 4096, torch.device("cpu"), seed=0)
     with pytest.raises(ValueError):
         T.TransferCase("p2p", MiB)
     with pytest.raises(ValueError):

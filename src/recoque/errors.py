@@ -78,3 +78,15 @@ def is_oom(exc: BaseException) -> bool:
     msg = str(exc).lower()
     return type(exc).__name__ == "OutOfMemoryError" or (
         isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg))
+
+
+def one_line(exc: BaseException, limit: int = 400) -> str:
+    """An exception's message on one line, whitespace collapsed, at most `limit` characters. A
+    longer one keeps its head and its tail: NCCL and RCCL put where the call failed first and the
+    cause last ('... unhandled system error ... Last error: ...'), so cutting only the end drops
+    the part that says what to fix."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if len(text) <= limit:
+        return text
+    tail = limit // 2
+    return text[: limit - tail - 5] + " ... " + text[-tail:]

@@ -629,15 +629,19 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
     _check_labels_and_work(rec, where, fix)
 
 
+# kernels/transfer.py OPS, written out: that module imports torch, which reading a file must not need
+TRANSFER_OPS = ("h2d", "d2h", "d2d", "h2d_pageable", "d2h_pageable")
+
+
 def _record_ops() -> dict[str, tuple[str, ...]]:
     """The op names each benchmark (bench/schema.py BENCHMARKS) writes: the kernels' own lists where
     they import without torch; gemm's from bench/gemm.py, attention's from bench/attention.py (and
-    'sdpa' from files written before it split forward and backward), transfer's from kernels/transfer.py."""
+    'sdpa' from files written before it split forward and backward), transfer's as kernels/transfer.py lists them (TRANSFER_OPS)."""
     from recoque.kernels import collectives, launch, moe, stream
 
     return {"gemm": ("matmul", "scaled_mm"), "attention": ("sdpa", "sdpa_fwd", "sdpa_bwd"),
             "moe": moe.OPS, "stream": stream.OPS,
-            "launch": launch.OPS, "transfer": ("h2d", "d2h", "d2d"), "collective": collectives.OPS}
+            "launch": launch.OPS, "transfer": TRANSFER_OPS, "collective": collectives.OPS}
 
 
 def _check_labels_and_work(rec: Mapping[str, Any], where: str, fix: str) -> None:

@@ -56,7 +56,8 @@ DOCS = {
     "launch": "Kernel launch cost: a chain of tiny dependent kernels, eager and replayed as a CUDA/HIP graph "
               "(million kernels per second; its inverse is what `plan infer --profile` charges per decode-step kernel, "
               "graph, and `plan train --profile` per training kernel, eager).",
-    "transfer": "Copy bandwidth host-to-device, device-to-host (pinned) and device-to-device (GB/s).",
+    "transfer": "Copy bandwidth host-to-device and device-to-host (pinned; pageable at 256 MiB as "
+                "h2d_pageable, d2h_pageable) and device-to-device (GB/s).",
     "collective": "Collectives across ranks (torchrun or srun): bus bandwidth per message size (GB/s).",
 }
 
