@@ -4,7 +4,8 @@ For n ranks and a buffer of S bytes, NCCL reports bus bandwidth busbw = algbw * 
 factor 2(n-1)/n for all-reduce and (n-1)/n for all-gather and reduce-scatter (nccl-tests
 doc/PERFORMANCE.md). So time = latency + factor * S / busbw, where busbw is what one GPU's link
 sustains in one direction (the system's per-GPU bandwidth times the profile's link efficiency).
-Latency: ring steps within a node (n-1 hops), a tree across nodes (2 log2 n hops).
+Latency: ring steps within a node (n-1 hops); across nodes a tree for the all-reduce (2 log2 n
+hops) and a ring for the all-gather and reduce-scatter (nodes-1 hops).
 A group spanning nodes is hierarchical: reduce-scatter inside the node, all-reduce of S/n_local
 across nodes on each GPU's own NIC, all-gather inside the node.
 All functions take numpy arrays or scalars; a group of one costs nothing.
@@ -68,9 +69,11 @@ def hierarchical_allgather_time(nbytes: Any, local: Any, nodes: Any, bw_intra: A
     n = _f(local) * _f(nodes)
     nodes = _f(nodes)
     # Across nodes first: each GPU receives (nodes-1) shards of nbytes/n on its own NIC;
-    # then inside the node each GPU gathers the full buffer from its local peers.
+    # then inside the node each GPU gathers the full buffer from its local peers. NCCL runs an
+    # all-gather as a ring (no tree), so nodes-1 network steps of latency (its tuning model,
+    # src/graph/tuning.cc: nInterSteps = nNodes - 1 for ring all-gather and reduce-scatter).
     inter = np.where(nodes > 1, (nodes - 1.0) / np.maximum(n, 1.0) * nbytes / bw_inter
-                     + tree_latency(nodes, alpha_inter), 0.0)
+                     + (nodes - 1.0) * alpha_inter, 0.0)
     intra = allgather_time(nbytes, local, bw_intra, alpha_intra)
     return np.where(n > 1, intra + inter, 0.0)
 

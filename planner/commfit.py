@@ -6,8 +6,19 @@ inter-node), the time of one call at many message sizes S. Each such series is f
 by least squares on the relative residuals (t_fit - t) / t, so that 8-byte and 8-GiB points weigh
 alike. Then algbw = 1/b and busbw = factor/b (nccl-tests' factors, kernels/collectives.py).
 In planner/comm.py's terms (all-reduce t = 2(n-1) alpha + 2(n-1)/n S / busbw; all-gather and
-reduce-scatter t = (n-1) alpha + (n-1)/n S / busbw; point-to-point t = alpha + S / bw) the per-hop
-latency is alpha = a / hops, hops = 2(n-1), n-1 and 1.
+reduce-scatter t = (n-1) alpha + (n-1)/n S / busbw; all-to-all and point-to-point one alpha) the
+per-hop latency is alpha = a / hops, hops = 2(n-1), n-1 and 1.
+
+A group that spans nodes is not one link: NCCL's ring runs each channel through one NIC of each
+node, so the busbw of an l-GPUs-per-node all-reduce is about l times one GPU's NIC share (the node's
+NICs together), not the share itself. The planner's inter-node figure is the share, so an inter-node
+series is read back through the planner's own hierarchical model (comm.hierarchical_allreduce_time,
+hierarchical_allgather_time) with the intra-node bandwidth it uses, and a point-to-point pair
+between two nodes (one GPU on each: its own path) comes first. The inter-node latency comes from
+that pair only: the planner charges a spanning collective tree hops across nodes plus ring steps
+inside them, which one fitted constant cannot be split into.
+A series whose largest message still costs less than half its latency (b S_max < a / 2) says
+nothing about bandwidth: its slope is noise, and it is not used as one.
 
 `apply_links` puts the fitted figures in place of a system's datasheet link bandwidth and latency
 for a training plan and says, for each of the four figures, where it came from.
@@ -25,8 +36,10 @@ from recoque.errors import BadInput
 TIERS = ("intra", "inter")
 # Which fit sets a tier's bandwidth: the all-reduce first (what data parallelism runs), then the
 # halves of it, then a point-to-point exchange. The latency prefers a point-to-point pair (one hop).
-BANDWIDTH_FROM = ("all_reduce", "reduce_scatter", "all_gather", "send_recv")
-LATENCY_FROM = ("send_recv", "all_reduce", "reduce_scatter", "all_gather")
+BANDWIDTH_FROM = {"intra": ("all_reduce", "reduce_scatter", "all_gather", "send_recv"),
+                  "inter": ("send_recv", "all_reduce", "reduce_scatter", "all_gather")}
+LATENCY_FROM = {"intra": ("send_recv", "all_reduce", "reduce_scatter", "all_gather"), "inter": ("send_recv",)}
+BANDWIDTH_SEEN = 0.5  # b S_max / a at which the largest message shows the bandwidth
 _FACTOR_K = {"all_reduce": (2, True), "all_gather": (1, True), "reduce_scatter": (1, True),
              "all_to_all": (1, True), "broadcast": (1, False), "send_recv": (1, False)}
 MIN_POINTS = 3
@@ -44,8 +57,7 @@ def busbw_factor(op: str, n: int) -> float:
 
 def hops(op: str, n: int) -> float:
     """Latency terms per call in planner/comm.py's model (ring steps)."""
-    return {"all_reduce": 2.0 * (n - 1), "all_gather": n - 1.0, "reduce_scatter": n - 1.0,
-            "all_to_all": n - 1.0}.get(op, 1.0)
+    return {"all_reduce": 2.0 * (n - 1), "all_gather": n - 1.0, "reduce_scatter": n - 1.0}.get(op, 1.0)
 
 
 @dataclass(frozen=True)
@@ -62,10 +74,14 @@ class LinkFit:
     r2: float
     max_rel_residual: float
     slowest_s: tuple[float, ...] = ()  # the largest sample at each size (the median is times_s)
+    nodes: int = 1  # nodes the group spans (an inter-node pair: 2); 0 where the file does not say
 
     @property
     def bandwidth_known(self) -> bool:
-        return self.seconds_per_byte > 0
+        """The times grow with size, and the largest size is far enough past the latency for the
+        slope to be the bandwidth rather than noise."""
+        return self.seconds_per_byte > 0 and (
+            self.seconds_per_byte * max(self.sizes_bytes) >= BANDWIDTH_SEEN * self.latency_s)
 
     @property
     def algbw_bytes_s(self) -> float:
@@ -81,7 +97,8 @@ class LinkFit:
         return self.latency_s / hops(self.op, self.group_size)
 
     def label(self) -> str:
-        return f"{self.op} {self.dtype} {self.placement}, {self.group_size} ranks {self.tier}-node"
+        where = f" over {self.nodes} nodes" if self.tier == "inter" and self.nodes > 1 else f" {self.tier}-node"
+        return f"{self.op} {self.dtype} {self.placement}, {self.group_size} ranks{where}"
 
     def quality(self) -> str:
         return (f"{len(self.sizes_bytes)} sizes {_b(min(self.sizes_bytes))}..{_b(max(self.sizes_bytes))}, "
@@ -136,17 +153,20 @@ def fit_document(doc: Any) -> list[LinkFit]:
         n = int(p.get("group_size", p.get("world_size", 0)) or 0)
         if n < 2:
             continue
+        tier = str(p.get("tier", "intra"))
+        nodes = int(p.get("nodes", 1 if tier == "intra" else 0) or 0)
         key = (r.op, r.dtype, str(p.get("placement", "in_place" if r.op == "all_reduce" else "out_of_place")),
-               n, str(p.get("tier", "intra")))
+               n, tier, nodes)
         series.setdefault(key, {})[int(p["bytes"])] = (r.median_s, max(r.times_s))  # a size measured twice: the later one
     out = []
-    for (op, dtype, place, n, tier), pts in sorted(series.items()):
+    for (op, dtype, place, n, tier, nodes), pts in sorted(series.items()):
         if len(pts) < MIN_POINTS:  # two points always fit exactly: no test of the model
             continue
         sizes = tuple(sorted(pts))
         times = tuple(pts[s][0] for s in sizes)
         a, b, r2, worst = fit_alpha_beta(sizes, times)
-        out.append(LinkFit(op, dtype, place, n, tier, sizes, times, a, b, r2, worst, tuple(pts[s][1] for s in sizes)))
+        out.append(LinkFit(op, dtype, place, n, tier, sizes, times, a, b, r2, worst, tuple(pts[s][1] for s in sizes),
+                           nodes))
     return out
 
 
@@ -156,13 +176,41 @@ def fit_file(path: str) -> list[LinkFit]:
     return fit_document(load_results(path))
 
 
-def _pick(fits: list[LinkFit], tier: str, order: tuple[str, ...], need_bw: bool) -> LinkFit | None:
+def _pick(fits: list[LinkFit], tier: str, order: tuple[str, ...], usable: Any) -> LinkFit | None:
     for op in order:
-        mine = [f for f in fits if f.op == op and f.tier == tier and (f.bandwidth_known or not need_bw)]
+        mine = [f for f in fits if f.op == op and f.tier == tier and usable(f)]
         if mine:
             # The largest group, then fp32 (nccl-tests' default type), then the most sizes.
             return max(mine, key=lambda f: (f.group_size, f.dtype == "fp32", len(f.sizes_bytes)))
     return None
+
+
+def nic_share_bytes_s(f: LinkFit, intra_bytes_s: float | None) -> float | None:
+    """One GPU's inter-node bandwidth that makes the planner's hierarchical model give the fitted
+    slope b of a group spanning f.nodes nodes with l = n / nodes GPUs on each:
+        all-reduce:            b = 2(l-1)/(l bw_intra) + 2(N-1)/(N l bw_inter)
+        all-gather, reduce-scatter: b = (l-1)/(l bw_intra) + (N-1)/(n bw_inter)
+    (planner/comm.py); a point-to-point pair between two nodes: 1/b. None when the slope is not a
+    bandwidth, the node count is unknown (files written before `nodes` was recorded), the
+    intra-node rate is needed and unknown, or the intra-node part alone is slower than what was
+    measured (the two do not fit one model)."""
+    if not f.bandwidth_known:
+        return None
+    if f.op == "send_recv":
+        return f.algbw_bytes_s
+    n, big_n = f.group_size, f.nodes
+    if big_n < 2 or n % big_n or f.op not in ("all_reduce", "all_gather", "reduce_scatter"):
+        return None
+    local = n // big_n
+    k = 2.0 if f.op == "all_reduce" else 1.0
+    if local > 1 and not intra_bytes_s:
+        return None
+    intra = k * (local - 1) / (local * intra_bytes_s) if local > 1 else 0.0
+    left = f.seconds_per_byte - intra
+    if left <= 0:
+        return None
+    inter_factor = k * (big_n - 1) / (big_n * local) if f.op == "all_reduce" else (big_n - 1) / n
+    return inter_factor / left
 
 
 @dataclass(frozen=True)
@@ -174,22 +222,34 @@ class LinkFigure:
     source: str
 
 
-def link_figures(fits: list[LinkFit], origin: str = "") -> list[LinkFigure]:
+def link_figures(fits: list[LinkFit], origin: str = "", intra_bytes_s: float | None = None,
+                 intra_origin: str = "") -> list[LinkFigure]:
     """Bandwidth (bus bandwidth per GPU, bytes/s) and per-hop latency (s) per tier that the fits
-    determine; the range is the fit's worst relative residual either way."""
+    determine; the range is the fit's worst relative residual either way. The inter-node bandwidth
+    is one GPU's share (nic_share_bytes_s), read with the intra-node rate measured here or, when
+    none is, `intra_bytes_s` (what the planner would use: its datasheet rate x link efficiency)."""
     where = f" in {origin}" if origin else ""
     out = []
+    f = _pick(fits, "intra", BANDWIDTH_FROM["intra"], lambda f: f.bandwidth_known)
+    if f is not None:
+        v, u = f.busbw_bytes_s, min(f.max_rel_residual, 0.9)
+        out.append(LinkFigure(SYSTEM_ATTRS["intra"][0], v, v * (1 - u), v * (1 + u),
+                              f"measured: busbw of {f.label()}{where} ({f.quality()})"))
+        intra_bytes_s, intra_origin = v, "measured above"
+    f = _pick(fits, "inter", BANDWIDTH_FROM["inter"], lambda f: nic_share_bytes_s(f, intra_bytes_s) is not None)
+    if f is not None:
+        v, u = nic_share_bytes_s(f, intra_bytes_s), min(f.max_rel_residual, 0.9)
+        intra_said = (f"intra-node {intra_bytes_s / 1e9:.4g} GB/s, {intra_origin}" if f.group_size > f.nodes
+                      else "one GPU a node")
+        how = (f"algbw of {f.label()}" if f.op == "send_recv" else
+               f"one GPU's share from {f.label()} through the planner's hierarchical model ({intra_said})")
+        out.append(LinkFigure(SYSTEM_ATTRS["inter"][0], v, v * (1 - u), v * (1 + u),
+                              f"measured: {how}{where} ({f.quality()})"))
     for tier in TIERS:
-        bw_attr, lat_attr = SYSTEM_ATTRS[tier]
-        f = _pick(fits, tier, BANDWIDTH_FROM, need_bw=True)
-        if f is not None:
-            v, u = f.busbw_bytes_s, min(f.max_rel_residual, 0.9)
-            out.append(LinkFigure(bw_attr, v, v * (1 - u), v * (1 + u),
-                                  f"measured: busbw of {f.label()}{where} ({f.quality()})"))
-        f = _pick(fits, tier, LATENCY_FROM, need_bw=False)
+        f = _pick(fits, tier, LATENCY_FROM[tier], lambda f: True)
         if f is not None and f.latency_s > 0:
             v, u = f.alpha_s, min(f.max_rel_residual, 0.9)
-            out.append(LinkFigure(lat_attr, v, v * (1 - u), v * (1 + u),
+            out.append(LinkFigure(SYSTEM_ATTRS[tier][1], v, v * (1 - u), v * (1 + u),
                                   f"measured: latency of {f.label()} / {hops(f.op, f.group_size):g} hops{where} ({f.quality()})"))
     return out
 
@@ -239,7 +299,9 @@ def measured_links(path: str, system: Any, profile: Any) -> tuple[Any, Any, list
     """For `plan ... --profile FILE`: apply the collectives in FILE, if it has any, to a plan's
     system and profile; with none, both come back unchanged and the lines say so."""
     fits = fit_file(path)
-    figures = link_figures(fits, origin=path)
+    intra = float(system.intra_node_bandwidth_bytes_s or 0) * profile.intra_link_efficiency.value or None
+    figures = link_figures(fits, origin=path, intra_bytes_s=intra,
+                           intra_origin=f"datasheet x link efficiency {profile.intra_link_efficiency.value:.2f}")
     if not figures:
         return system, profile, [f"datasheet ({path} has no collective size sweep to fit)"]
     return apply_links(system, profile, figures)
@@ -250,7 +312,7 @@ def fit_lines(doc: Any) -> list[str]:
     out = []
     for f in fit_document(doc):
         bw = (f"busbw {f.busbw_bytes_s / 1e9:.4g} GB/s (algbw {f.algbw_bytes_s / 1e9:.4g})" if f.bandwidth_known
-              else "bandwidth not resolved (times flat in size)")
+              else "bandwidth not resolved (the largest size is still latency-bound)")
         out.append(f"alpha-beta {f.label()}: latency {f.latency_s * 1e6:.4g} us ({f.alpha_s * 1e6:.3g} us/hop), "
                    f"{bw}; {f.quality()}")
     return out

@@ -171,6 +171,8 @@ def test_csv_round_trip(tmp_path):
     assert float(ar["busbw"]) == pytest.approx(float(ar["algbw"]) * 2 * 7 / 8, rel=1e-6)
     assert float(ar["busbw"]) == pytest.approx(rec.achieved)
     assert ar["type"] == "float" and ar["redop"] == "sum" and int(ar["count"]) == 256 * 2**20 // 4
+    assert ar["nranks"] == str(rec.params.get("group_size", rec.params.get("world_size")))
+    assert ar["placement"] == str(rec.params.get("placement", "")) and ar["tier"] == str(rec.params.get("tier", ""))
 
 
 def test_acceptance_verdicts_shown_when_present(tmp_path):
@@ -279,3 +281,39 @@ def test_a_cpu_roofline_reads_in_gflops_as_its_gemm_sweep():
     assert ax.get_ylabel() == "GFLOP/s"
     pts = [c for c in ax.collections if len(c.get_offsets())]
     assert pts and abs(pts[0].get_offsets()[0][1] - 200.0) < 1.0  # 0.2 TFLOP/s drawn as 200 GFLOP/s
+
+
+def test_collective_plot_keeps_dtype_placement_tier_and_pairs_apart():
+    from recoque.bench.schema import Record, ResultsDocument
+    from recoque.report import plots
+
+    recs = []
+    for dt, bw in (("fp32", 300e9), ("bf16", 150e9)):
+        for place in ("in_place", "out_of_place"):
+            for size in (2**20, 2**24):
+                recs.append(Record("collective", "all_reduce", dt, {"bytes": size, "world_size": 16, "group_size": 16,
+                                   "placement": place, "tier": "inter"}, (size * 1.875 / bw,), "GB/s",
+                                   bytes_moved=int(size * 1.875)))
+    for tier, bw, peer in (("intra", 400e9, 1), ("inter", 45e9, 8)):
+        for size in (2**20, 2**24):
+            recs.append(Record("collective", "send_recv", "fp32", {"bytes": size, "world_size": 16, "group_size": 2,
+                               "placement": "out_of_place", "tier": tier, "ranks": [0, peer]},
+                               (size / bw,), "GB/s", bytes_moved=size))
+    doc = ResultsDocument(environment={}, device={"name": "H100", "kind": "cuda"}, results=tuple(recs))
+    lines = plots.collective_busbw([("c.json", doc)]).axes[0].get_lines()
+    assert len(lines) == 6  # 2 dtypes x 2 placements, and the two pairs
+    for line in lines:
+        assert len(set(round(float(y), 6) for y in line.get_ydata())) == 1, line.get_label()  # no zigzag
+    assert any("x2" in line.get_label() and "ranks 0-8" in line.get_label() for line in lines)
+
+
+def test_progress_bar_shows_case_labels_as_plain_text():
+    from recoque.cli import bench as cli_bench
+
+    p = cli_bench._Progress(True, False)
+    p.enabled = True  # stderr is no terminal under pytest
+    with p:
+        col = p._bar.columns[0]
+        p._bar.update(p._task, description="gemm/mm/bf16[m=64,n=64,k=64]")
+        shown = col.render(p._bar.tasks[0])
+    assert col.markup is False and shown.plain == "gemm/mm/bf16[m=64,n=64,k=64]"  # markup ate the [..] before

@@ -380,7 +380,7 @@ class _Progress:
 
             from recoque.render import err_console
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=err_console, transient=True)
             self._bar.__enter__()
             self._task = self._bar.add_task("benchmarking", total=0)

@@ -25,7 +25,10 @@ ALL_COLUMNS = ("file", "benchmark", "op", "dtype", "params", "run", "unit", "sam
 # measured in several confirmation rounds) so that rows can be told apart
 BABELSTREAM_COLUMNS = ("function", "num_times", "n_elements", "sizeof", "max_mbytes_per_sec", "min_runtime",
                        "max_runtime", "avg_runtime", "file", "run")
-NCCL_COLUMNS = ("op", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "world_size", "file", "run")
+# nranks: the ranks of the collective itself (a point-to-point pair: 2, of a world of world_size);
+# placement (in/out of place) and tier (intra/inter-node) tell apart rows of the same op and size.
+NCCL_COLUMNS = ("op", "size", "count", "type", "redop", "time_us", "algbw", "busbw", "nranks", "world_size",
+                "placement", "tier", "file", "run")
 NCCL_TYPES = {"fp32": "float", "fp16": "half", "bf16": "bfloat16", "fp64": "double"}
 NCCL_REDOPS = {"all_reduce": "sum", "reduce_scatter": "sum"}
 ELEM_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8}
@@ -68,8 +71,9 @@ def nccl_rows(doc: ResultsDocument, label: str = "") -> list[list[object]]:
         size = int(r.params["bytes"])
         t = r.median_s
         rows.append([r.op, size, size // ELEM_BYTES.get(r.dtype, 4), NCCL_TYPES.get(r.dtype, r.dtype),
-                     NCCL_REDOPS.get(r.op, "none"), t * 1e6, size / t / 1e9, _busbw(r), r.params.get("world_size"),
-                     label, run_label(r)])
+                     NCCL_REDOPS.get(r.op, "none"), t * 1e6, size / t / 1e9, _busbw(r),
+                     r.params.get("group_size", r.params.get("world_size")), r.params.get("world_size"),
+                     r.params.get("placement", ""), r.params.get("tier", ""), label, run_label(r)])
     return rows
 
 

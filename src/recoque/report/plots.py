@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from recoque.bench.schema import Record, ResultsDocument
+from recoque.bench.summary import collective_variant
 
 ELEM_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 MiB = 2**20
@@ -34,6 +35,11 @@ def _plt():
     # parsed as mathtext (an unbalanced one raised a traceback, a balanced one turned italic)
     plt.rcParams["text.parse_math"] = False
     return plt
+
+
+def _rank(r: Record) -> str:
+    """A multi-rank file holds one record per GPU of the same case: each GPU its own line."""
+    return f" rank {r.params['rank']}" if "rank" in r.params else ""
 
 
 def one_per_case(recs: Iterable[Record]) -> list[Record]:
@@ -189,7 +195,7 @@ def gemm_sweep(docs: Docs):
         by_dtype: dict[str, list[Record]] = {}
         for r in one_per_case(doc.results):
             if r.benchmark == "gemm" and "llm" not in r.tags:
-                by_dtype.setdefault(r.dtype + (f" {r.backend}" if r.backend == "numpy" else ""), []).append(r)
+                by_dtype.setdefault(r.dtype + (f" {r.backend}" if r.backend == "numpy" else "") + _rank(r), []).append(r)
         for recs in by_dtype.values():
             recs.sort(key=lambda r: r.work)
         if by_dtype:
@@ -209,7 +215,7 @@ def stream_bandwidth(docs: Docs):
         by_op: dict[str, list[Record]] = {}
         for r in one_per_case(doc.results):
             if r.benchmark == "stream" and "n_elements" in r.params:
-                by_op.setdefault(f"{r.op} {r.dtype}", []).append(r)
+                by_op.setdefault(f"{r.op} {r.dtype}{_rank(r)}", []).append(r)
         for recs in by_op.values():
             recs.sort(key=lambda r: r.params["n_elements"])
         if by_op:
@@ -225,9 +231,10 @@ def collective_busbw(docs: Docs):
     per_doc = []
     for label, doc in docs:
         by_op: dict[str, list[Record]] = {}
-        for r in doc.results:
+        for r in one_per_case(doc.results):
             if r.benchmark == "collective" and "bytes" in r.params:
-                by_op.setdefault(f"{r.op} x{r.params.get('world_size', '?')}", []).append(r)
+                ranks = r.params.get("group_size", r.params.get("world_size", "?"))
+                by_op.setdefault(f"{r.op} {r.dtype} x{ranks} ({collective_variant(r)})", []).append(r)
         for recs in by_op.values():
             recs.sort(key=lambda r: r.params["bytes"])
         if by_op:
