@@ -252,5 +252,3 @@ RVS_GST_SHAPES = ((4864, 4096, 8192), (8192, 8192, 16384))
 ACCEPTANCE_SHAPES = {"fp32": ((4000, 4000, 4000),), "bf16": RVS_GST_SHAPES, "fp16": RVS_GST_SHAPES,
                      "fp8": RVS_GST_SHAPES}
 
-
-DEFAULT_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8")

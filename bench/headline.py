@@ -57,7 +57,7 @@ def group_key(rec: Record) -> tuple[str, str, str, str]:
 
 
 def _is_candidate(rec: Record) -> bool:
-    if NOT_CANDIDATES & set(rec.tags):
+    if not rec.verified or NOT_CANDIDATES & set(rec.tags):
         return False
     return rec.benchmark != "gemm" or "sweep" in rec.tags or "llm" in rec.tags
 
@@ -78,8 +78,9 @@ def candidate(records: Iterable[Record], dtype: str, benchmark: str = "gemm", to
 
 
 def identity(rec: Record) -> tuple:
-    """What makes two records the same case (its parameters), whatever run measured them."""
-    return tuple(sorted((k, repr(v)) for k, v in dict(rec.params).items()))
+    """What makes two records the same case (its backend and parameters: a CPU grid runs numpy and
+    torch at the same shapes), whatever run measured them."""
+    return (rec.backend or "",) + tuple(sorted((k, repr(v)) for k, v in dict(rec.params).items()))
 
 
 def _group_candidates(records: Sequence[Record], key: tuple[str, str, str, str]) -> list[Record]:
@@ -167,8 +168,15 @@ def headline(records: Sequence[Record]) -> Record | None:
     conf = confirmed(records)
     if conf is not None:
         return conf if is_stable(conf) else None
-    steady = [r for r in records if is_stable(r) and CONFIRM_TAG not in r.tags]
+    steady = [r for r in _candidates_or_all(records) if is_stable(r) and CONFIRM_TAG not in r.tags]
     return max(steady, key=lambda r: r.achieved) if steady else None
+
+
+def _candidates_or_all(records: Sequence[Record]) -> list[Record]:
+    """The group's sweep candidates (not its acceptance or fast-accumulation shapes, figures of their
+    own); a group of nothing else (a file of acceptance shapes only) stands as it is."""
+    mine = [r for r in records if _is_candidate(r) or CONFIRM_TAG in r.tags]
+    return mine or list(records)
 
 
 def figure(records: Sequence[Record]) -> tuple[Record, str]:
@@ -181,7 +189,7 @@ def figure(records: Sequence[Record]) -> tuple[Record, str]:
     conf = confirmed(records)
     if conf is not None:
         return conf, UNSTEADY
-    fastest = sorted(records, key=lambda r: r.achieved, reverse=True)[:3]
+    fastest = sorted(_candidates_or_all(records), key=lambda r: r.achieved, reverse=True)[:3]
     return min(fastest, key=lambda r: spread(r.times_s)), UNSTEADY
 
 

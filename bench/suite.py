@@ -95,18 +95,20 @@ class _Runner:
 
 
 def _stage_gemm(r: _Runner) -> bool:
-    out, n0 = r.out, len(r.out.records)
+    out, n0, s0 = r.out, len(r.out.records), len(r.out.sweeps)
     for dtype in r.dtypes:
         if not _sweep(out, r.device, r.quick, dtype, r):
             return False
     # Every dtype's candidate, confirmed in alternating rounds once all sweeps are done.
     ok, seconds = _confirm(out, out.records[n0:], "gemm", r.policy, r, r.on_cpu)
     _note_confirm_seconds(out, seconds)
+    _settle_best_shapes(out.records[n0:], out.sweeps[s0:])
     if not ok:
         return False
-    out.records[:], ratio = headline.mark_tf32(out.records)
+    llm_ok = r.confirmed(gemm.llm_cases(r.device, r.quick, r.dtypes), "gemm")
+    out.records[:], ratio = headline.mark_tf32(out.records)  # after the LLM layers: their tf32 rows too
     out.warnings += noise.check_tf32(ratio)
-    return r.confirmed(gemm.llm_cases(r.device, r.quick, r.dtypes), "gemm")
+    return llm_ok
 
 
 def _dtypes_for(r: _Runner, benchmark: str, supported: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
@@ -220,10 +222,23 @@ def _sweep(out: RunOutcome, device: Any, quick: bool, dtype: str, run: Callable[
         best = headline.candidate(mine, dtype)
         out.sweeps.append({
             "benchmark": "gemm", "dtype": dtype, "backend": backend[0] or None, "refined": plan is not None,
-            "coarse_cases": len(cases), "refine_shapes": log.refine_shapes, "refine_rounds": log.refine_rounds,
+            "coarse_cases": sum("sweep" in c.tags for c in cases), "refine_shapes": log.refine_shapes, "refine_rounds": log.refine_rounds,
             "cases_measured": len(mine), "sweep_s": time.perf_counter() - t0, "complete": not log.stopped,
             "best_shape": [best.params["m"], best.params["n"], best.params["k"]] if best is not None else None})
     return not log.stopped
+
+
+def _settle_best_shapes(records: list[Any], sweeps: list[dict[str, Any]]) -> None:
+    """Each sweep's best shape as its table row shows it (headline.figure over the dtype's sweep
+    group, confirmation rounds included), not the candidate picked before the confirmation: a
+    faster case the short sweep judged unsteady may win its rounds (the note said 4096^3 while
+    the table showed 512^3)."""
+    for sw in sweeps:
+        ops = [r.op for r in records if r.benchmark == "gemm" and r.dtype == sw["dtype"] and "sweep" in r.tags]
+        group = [r for r in records if ops and headline.group_key(r) == ("gemm", ops[0], sw["dtype"], "sweep")]
+        if group:
+            best, _ = headline.figure(group)
+            sw["best_shape"] = [best.params["m"], best.params["n"], best.params["k"]]
 
 
 def sweep_rates(records: list[Any], dtype: str, backend: str) -> dict[sweep.Shape, float]:

@@ -6,7 +6,8 @@ from collections import defaultdict
 from typing import Any
 
 from recoque.bench.anchors import find_anchor
-from recoque.bench.headline import CONFIRM_TAG, HEADLINE_TAG, ROUND_PREFIX, figure, rounds, spread
+from recoque.bench.headline import (CONFIRM_TAG, HEADLINE_TAG, ROUND_PREFIX, TF32_UNCONFIRMED_TAG, figure, rounds,
+                                    spread)
 from recoque.bench.schema import Record, ResultsDocument
 
 
@@ -97,6 +98,7 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
             "cov": st["cov"], "samples": len(best.times_s), "backend": best.backend,
             "peak_source": best.peak_source, "params": dict(best.params), "headline": status,
             "spread": spread(best.times_s), "confirm_rounds": [r.achieved for r in conf_rounds],
+            "tf32_not_confirmed": TF32_UNCONFIRMED_TAG in best.tags,
         })
     return rows
 
@@ -120,7 +122,7 @@ def json_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
             "fraction_of_peak": r["fraction_of_peak"],
             f"public_best_{unit}": r["public_best"] * scale if r["public_best"] else None,
             "public_source": r["public_source"], "fraction_of_public_best": r["fraction_of_public_best"],
-            "headline": r["headline"], "spread": r["spread"],
+            "headline": r["headline"], "spread": r["spread"], "tf32_not_confirmed": r["tf32_not_confirmed"],
             f"confirm_rounds_{unit}": [x * scale for x in r["confirm_rounds"]],
             "sweep_s": sw["sweep_s"] if sw else None, "sweep_cases": sw["cases_measured"] if sw else None,
         })

@@ -16,8 +16,10 @@ steps of a coarse one per dimension, so refinement at that radius can reach any 
 
 Sweep rates are short medians, and on a busy machine they scatter by several percent while the
 best shapes differ by less. The search therefore only proposes candidates; which one is best is
-decided by re-measuring them alternately (`alternate`), as MAMF-finder's confirm stage (its
-`--search auto` mode) re-measures its best scouts over longer windows before it publishes one.
+decided by the suite's confirmation (bench/headline.py: the candidate and any faster unsteady case
+re-measured in alternating longer rounds, the median of the rounds' medians), as MAMF-finder's
+confirm stage (its `--search auto` mode) re-measures its best scouts over longer windows before it
+publishes one. `alternate` and `confirmed_best` are the same idea for the benchmarks/ scripts.
 Pure functions: the caller measures.
 """
 from __future__ import annotations
@@ -52,11 +54,6 @@ def mamf_range(start: int, stop: int, step: int) -> list[int]:
 def mamf_grid(m: Sequence[int], n: Sequence[int], k: Sequence[int]) -> list[Shape]:
     """Every (M, N, K), in MAMF-finder's loop order (M outermost, K innermost)."""
     return [(a, b, c) for a, b, c in itertools.product(m, n, k)]
-
-
-def coarse_axis(lo: int, hi: int, step: int) -> list[int]:
-    """Every `step` from lo, and hi itself (the largest shapes are often the fastest)."""
-    return sorted(set(range(lo, hi + 1, step)) | {hi})
 
 
 def covering_axis(lo: int, hi: int, step: int, radius: int) -> list[int]:

@@ -263,8 +263,10 @@ def bench_tables(doc: Any, all_rows: bool) -> None:
     best = report.best_rows(doc)
     for unit in dict.fromkeys(r["unit"] for r in best):
         k, shown = rate_unit(doc, unit)
-        rows = [[f"{r['benchmark']} {r['op']}" + (" (LLM layers)" if r["kind"] == "llm" else ""), r["dtype"],
-                 r["best_shape"], r["cases"], fmt(r["achieved"] * k), f"{r['cov'] * 100:.1f}%",
+        rows = [[f"{r['benchmark']} {r['op']}" + (" (LLM layers)" if r["kind"] == "llm" else ""),
+                 r["dtype"] + (" (ran as fp32?)" if r.get("tf32_not_confirmed") else ""),
+                 r["best_shape"], r["cases"], fmt(r["achieved"] * k) + (" unsteady" if r["headline"] == "unsteady" else ""),
+                 f"{r['cov'] * 100:.1f}%",
                  fmt(r["peak"] * k) if r["peak"] else "unknown", _pct(r["fraction_of_peak"]),
                  fmt(r["public_best"] * k) if r["public_best"] else "none",
                  _pct(r["fraction_of_public_best"]) if r["public_best"] else "", r["backend"] or ""]
