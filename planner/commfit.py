@@ -34,8 +34,10 @@ import numpy as np
 from recoque.errors import BadInput
 
 TIERS = ("intra", "inter")
-# Which fit sets a tier's bandwidth: the all-reduce first (what data parallelism runs), then the
-# halves of it, then a point-to-point exchange. The latency prefers a point-to-point pair (one hop).
+# Which fit sets a tier's bandwidth. Inside a node: the all-reduce first (what data parallelism
+# runs), then its halves, then a point-to-point exchange. Across nodes: the pair first (one GPU's own
+# path, no model in between), then the collectives read back through the hierarchical model
+# (nic_share_bytes_s). The latency prefers a pair (one hop); across nodes only a pair gives it.
 BANDWIDTH_FROM = {"intra": ("all_reduce", "reduce_scatter", "all_gather", "send_recv"),
                   "inter": ("send_recv", "all_reduce", "reduce_scatter", "all_gather")}
 LATENCY_FROM = {"intra": ("send_recv", "all_reduce", "reduce_scatter", "all_gather"), "inter": ("send_recv",)}
