@@ -204,17 +204,27 @@ def grid_rows(system: SystemSpec, g: energy.Grid | None = None) -> list[tuple[st
             ("region's average intensity", Estimate.exact(g.region_average, "gCO2e/kWh", f"the {g.region} average"))]
 
 
-def _h100e_rows(system: SystemSpec, delivered: equivalents.Delivered | None):
+def _h100e_rows(system: SystemSpec, delivered: list[equivalents.Delivered]):
+    """The peak and delivered H100-equivalent rows, their data, and the assumptions behind them (the
+    peaks' own, e.g. a GPU count derived from an HPL target, and how each delivered figure was
+    taken). A training figure counts the GPUs its fastest plan uses, and its row says how many."""
     peaks = equivalents.peak_equivalents(system)
     rows = [(f"H100e peak {p.metric}", p.h100e if p.h100e else p.note) for p in peaks]
     data: dict[str, Any] = {"peak": peaks}
-    if delivered is not None:
-        rows.append((f"H100e delivered ({delivered.workload})", delivered.equivalent.h100e))
-        why = equivalents.explain(system, peaks, delivered)
-        rows.append(("delivered vs peak", why))
-        data["delivered"] = delivered.equivalent
-        data["delivered_vs_peak"] = why
-    return rows, data
+    notes = [a for p in peaks if p.h100e is not None for a in p.h100e.assumptions]
+    for k, d in enumerate(delivered):
+        label = d.workload + (f" {d.kind}" if len(delivered) > 1 else "")
+        if d.gpus is not None and d.gpus != int(system.gpus):
+            label += f", on {d.gpus:,} of {int(system.gpus):,} GPUs"
+        why = equivalents.explain(system, peaks, d)
+        rows += [(f"H100e delivered ({label})", d.equivalent.h100e),
+                 ("delivered vs peak" + (f" ({d.kind})" if k else ""), why)]
+        notes.append(f"H100e delivered ({label}): {d.equivalent.note}")
+        if k == 0:
+            data["delivered"], data["delivered_vs_peak"] = d.equivalent, why
+        data.setdefault("delivered_by_kind", {})[d.kind] = {"equivalent": d.equivalent, "vs_peak": why,
+                                                            "gpus": d.gpus}
+    return rows, data, notes
 
 
 # --- per workload kind: returns (rows, data, assumptions) ------------------------------------------
@@ -706,7 +716,12 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     b = res.best[0]
     # The plan itself as the value: the table spells it out (recoque.render.plan_words), --json keeps
     # the compact fields. Row names written for a reader, not derived from field names.
-    rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", int(used))]
+    notes = tuple(notes) + (f"{wl.tokens_to_train:.3g} tokens to train ("
+                            + ("published" if wl.tokens_published else "a stated placeholder: not published; "
+                               "`--tokens N` on `plan train` sets your own") + ")",)
+    rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", int(used)),
+                                   ("tokens to train", Estimate.exact(float(wl.tokens_to_train), "tokens",
+                                                                      "published" if wl.tokens_published else "placeholder"))]
     rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
     if spread is not None:
         row, note = token_range_row(b, spread, tokens)
@@ -843,7 +858,8 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
     sections: list[tuple[str, list]] = []
     data: dict[str, Any] = {"system": system.key, "workload": workload, "kind": kind}
     notes: list[str] = list(system.notes)
-    delivered, job = None, None
+    delivered: list[equivalents.Delivered] = []
+    job = None
     parts = []
     if kind == "hpl":
         parts.append(("HPL", plan_hpl(system, profile)))
@@ -873,15 +889,16 @@ def plan_any(system: SystemSpec, workload: str, profile: Any = None) -> dict[str
         sections.append((title, rows))
         data.update(d)
         notes.extend(n)
-        delivered = delivered or dl
+        delivered += [dl] if dl is not None else []
         job = job or run
     e_rows, e_data, e_notes = _energy_rows(system, workload, job)
     sections.append(("energy, cost, CO2", e_rows))
     data["energy"] = e_data
     notes.extend(e_notes)
-    h_rows, h_data = _h100e_rows(system, delivered)
+    h_rows, h_data, h_notes = _h100e_rows(system, delivered)
     sections.append(("H100-equivalents", h_rows))
     data["h100e"] = h_data
+    notes.extend(h_notes)
     data["sections"] = {t: [{"quantity": q, "value": v} for q, v in rows] for t, rows in sections}
     data["assumptions"] = list(dict.fromkeys(a for a in notes if a))
     data["_sections"] = sections
@@ -892,11 +909,12 @@ def assemble(s: SystemSpec, wname: str, title: str, rows: list, d: dict[str, Any
              dl: Any, job: energy.JobRun | None) -> dict[str, Any]:
     """One workload kind's rows plus the energy and H100-equivalent sections, as `plan_any` returns."""
     e_rows, e_data, e_notes = _energy_rows(s, wname, job)
-    h_rows, h_data = _h100e_rows(s, dl)
+    h_rows, h_data, h_notes = _h100e_rows(s, [dl] if dl is not None else [])
     sections = [(title, rows), ("energy, cost, CO2", e_rows), ("H100-equivalents", h_rows)]
     return {"system": s.key, "workload": wname, **d, "energy": e_data, "h100e": h_data,
             "sections": {t: [{"quantity": q, "value": v} for q, v in r] for t, r in sections},
-            "assumptions": list(dict.fromkeys(tuple(s.notes) + tuple(notes) + tuple(e_notes))), "_sections": sections}
+            "assumptions": list(dict.fromkeys(tuple(s.notes) + tuple(notes) + tuple(e_notes) + tuple(h_notes))),
+            "_sections": sections}
 
 
 def _engine_on(engine: str, vendor: str) -> str:

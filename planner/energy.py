@@ -112,7 +112,8 @@ class Grid:
         note = (f"electricity {full.value - r:.1f} EUR/MWh = {self.price_eur_per_mwh:g} supply + {self.network_fee.value:g} network fee "
                 f"+ {self.excise.value:g} excise - {self.tax_rebate_eur_per_mwh:g} excise rebate - {self.turpe_discount_eur_per_mwh:g} "
                 f"network-fee discount (eligible large site, paying the reduced excise of {reduced:g}; {low:.1f}..{full.high:.1f}, "
-                f"high = not eligible): {self.sources.get('excise_eur_per_mwh', '')}")
+                f"high = not eligible). Supply: {self.sources.get('price_eur_per_mwh', 'no source given')}; network fee: "
+                f"{self.sources.get('network_fee_eur_per_mwh', 'no source given')}; excise: {self.sources.get('excise_eur_per_mwh', '')}")
         return Estimate(full.value - r, min(low, full.value - r), full.high, "EUR/MWh", (note,))
 
 
@@ -276,7 +277,7 @@ def _report(power_w: Estimate, energy: Estimate, label: str, grid: Grid | None =
     span = f", {i.low:g}..{i.high:g}" if i.low != i.high else ""
     co2 = combine(lambda e, c: e / J_PER_KWH * c / 1e3, energy, i, unit="kg_co2e", assumptions=(
         f"{g.gco2e_per_kwh:g} gCO2e/kWh{span} ({g.place} {g.intensity_year}, location-based grid average"
-        + (f": {g.sources['gco2e_per_kwh']}" if g.key != DEFAULT_GRID and g.sources.get("gco2e_per_kwh") else "") + ")",
+        + (f": {g.sources['gco2e_per_kwh']}" if g.sources.get("gco2e_per_kwh") else "") + ")",
         *g.notes))
     avg = g.region_average
     source = g.sources.get("region_average_gco2e_per_kwh", "2023")

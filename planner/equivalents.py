@@ -137,6 +137,7 @@ class Delivered:
     system_rate: Estimate       # the system's predicted throughput (unit of the workload)
     h100_rate_per_gpu: Estimate
     equivalent: Equivalent
+    gpus: int | None = None     # the GPUs the figure counts when fewer than the system's (training's fastest count)
 
 
 def delivered(system: SystemSpec, w: WorkloadEntry, system_rate: Callable[[SystemSpec, Any], Estimate],
@@ -153,7 +154,9 @@ def delivered(system: SystemSpec, w: WorkloadEntry, system_rate: Callable[[Syste
     gpus = system.estimate("gpus", "gpu")
     if ratio_per_gpu is None:
         eq = combine(lambda s, r: s / r, sys_rate, ref_rate, unit="H100e")
-        per_gpu = combine(lambda e, n: e / n, eq, gpus, unit="1")
+        # sys_rate already spans the GPU count's range: divided by its centre, not corner by corner
+        # again (that took the count's range twice: 0.12-1.83 around 0.52 on alice-recoque)
+        per_gpu = eq.scale(1.0 / gpus.value, "1")
     else:
         per_gpu = ratio_per_gpu(sys_rate, ref_rate)
         eq = combine(lambda r, n: r * n, per_gpu, gpus, unit="H100e")
@@ -254,7 +257,7 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
             + ("one profile on both, ratio corner by corner" if same else
                "the two profiles' spreads and each side's run-to-run spread in quadrature"))
     return Delivered(workload_key, "train", sys_rate, h_rate, Equivalent(f"delivered:{workload_key}", per_gpu, eq,
-                                                                         "delivered", note))
+                                                                         "delivered", note), gpus=int(gpus))
 
 
 def _h100_training_dtype(dtype: str) -> str:

@@ -93,3 +93,19 @@ def test_an_unconfirmed_tf32_is_marked_in_the_table_and_json_llm_rows_too(capsys
     assert [r["tf32_not_confirmed"] for r in rows if r["dtype"] == "tf32"] == [True, True]
     render.bench_tables(doc, False)
     assert "ran as fp32?" in capsys.readouterr().out
+
+
+def test_the_status_line_counts_cases_beside_records(tmp_path, monkeypatch):
+    """86 or 83 'verified results' from run to run were 41 cases each time: the extra records are
+    confirmation rounds, and a group confirms a second case when its fastest looked unsteady."""
+    from typer.testing import CliRunner
+
+    from recoque.cli import app
+
+    monkeypatch.setattr(suite, "run_cases", _fake_runner)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["bench", "gemm", "--quick", "--dtype", "bf16", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc_cases = {(r["op"], r["dtype"], r.get("backend"), repr(sorted(r["params"].items())))
+                 for r in __import__("json").loads(out.read_text())["results"]}
+    assert f"({len(doc_cases)} cases; the rest are confirmation rounds)" in res.output

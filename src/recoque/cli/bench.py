@@ -347,8 +347,14 @@ def _report(doc: ResultsDocument, outcome: Any, notes: list[str], json_out: bool
     into = f" into {where}" if where else ""
     status = f"{stopped}: kept" if stopped else "measured"
     incomplete = " (marked incomplete)" if stopped and where else ""
-    # the document's counts: under torchrun it holds every rank's results and skips, not rank 0's only
-    err_console.print(f"{status} {len(doc.results)} verified results{into}{incomplete}, {len(doc.skipped)} "
+    # the document's counts: under torchrun it holds every rank's results and skips, not rank 0's only.
+    # Cases as well as records: a confirmed headline is its sweep record plus its rounds, and a group
+    # confirms a second case when the fastest looked unsteady, so the record count moves with noise.
+    from recoque.bench.headline import identity
+
+    cases = len({(r.benchmark, r.op, r.dtype) + identity(r) for r in doc.results})
+    rounds = f" ({cases} cases; the rest are confirmation rounds)" if cases < len(doc.results) else ""
+    err_console.print(f"{status} {len(doc.results)} verified results{into}{incomplete}{rounds}, {len(doc.skipped)} "
                       f"skipped, in {elapsed_s:.1f} s", highlight=False, markup=False)
 
 
