@@ -70,12 +70,15 @@ def activation_bytes_and_whole(model: Any, micro_batch: Any, tp: Any, sequence_p
     outside = (4.0 + 2.0 * g + masks) * sb * h
     # Inside the region (split by t): Q, K, V (2 bytes each), output-projection input, FFN
     # activation input (gate and up when gated), FFN-out input; for GPT shapes 24 sbh at 16 bits.
-    proj_in = g * o_w + np.where((g < 2.0) & np.asarray(flash, dtype=bool), 2.0 * o_w, 0.0)
-    inside = sb * (2.0 * q + 2.0 * k_w + 2.0 * v_w + proj_in + 2.0 * fk * (2.0 if model.gated_ffn else 1.0) + g * fk)
+    # Under an 8-bit GEMM input the output projection keeps its fp8 cast while flash attention
+    # keeps its own 16-bit output for its backward: a second copy, gone when selective recompute
+    # rebuilds the core attention (Megatron's 'core_attn' checkpoint holds the flash kernel too).
+    flash_out = np.where((g < 2.0) & np.asarray(flash, dtype=bool), 2.0 * o_w, 0.0) * sb
+    inside = sb * (2.0 * q + 2.0 * k_w + 2.0 * v_w + g * o_w + 2.0 * fk * (2.0 if model.gated_ffn else 1.0) + g * fk)
     # Softmax output (2 bytes), its dropout mask (1) and dropout output (2): 5 a s^2 b (2 without dropout).
     scores = np.where(np.asarray(flash, dtype=bool), 0.0, (5.0 if model.dropout else 2.0) * model.heads * s * sb)
     out_div = np.where(sp, t, 1.0)
-    none = outside / out_div + (inside + scores) / t
+    none = outside / out_div + (inside + flash_out + scores) / t
     selective = outside / out_div + inside / t
     full = 2.0 * sb * h / out_div
     rc = np.asarray(recompute_code)

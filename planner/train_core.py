@@ -291,7 +291,10 @@ def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WE
     # LoRA with input dropout: each adapter's mask and dropped copy of its input
     lora_drop = (memory.lora_dropout_bytes(m_, p.b, tp, p.sp, workload.lora_targets, p.flash) / cp
                  if workload.lora_dropout > 0.0 else 0.0 * tp)  # the workload refuses dropout without LoRA
-    act_rc = np.where((rc == 2) | sac, act_rc, act_rc - frozen_ffn + lora_drop)
+    # selective recompute rebuilds the core attention, flash included: its kept output goes with it
+    lora_drop_sel = (memory.lora_dropout_bytes(m_, p.b, tp, p.sp, workload.lora_targets, False) / cp
+                     if workload.lora_dropout > 0.0 else 0.0 * tp)
+    act_rc = np.where((rc == 2) | sac, act_rc, act_rc - frozen_ffn + np.where(rc == 1, lora_drop_sel, lora_drop))
     full_rc = rc == 2
     if np.any(full_rc):
         act_keep = act_whole - frozen_ffn + lora_drop
@@ -310,7 +313,11 @@ def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WE
     logits_mem = memory.logits_bytes(m_, p.b, tp) / cp
     act_first = (lps * act_layer * memory.pipeline_activation_factor(p.pp, p.v, p.n_mb)
                  + np.maximum(np.where(p.pp == 1, logits_mem, 0.0), rc_working))
-    act_last = lps * act_layer + np.maximum(logits_mem, rc_working)
+    # The last stage of an interleaved schedule holds (v-1) p + 1 chunks of lps / v layers in
+    # flight (Megatron's interleaved 1F1B warm-up on the last rank: (v-1) p), one layer-stack
+    # without interleaving; never more chunks than the micro-batches give it.
+    last_chunks = np.where(p.v > 1, np.minimum((p.v - 1) * p.pp + 1, p.n_mb * p.v) / p.v, 1.0)
+    act_last = lps * act_layer * last_chunks + np.maximum(logits_mem, rc_working)
     return np.maximum(act_first, act_last)
 
 
