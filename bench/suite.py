@@ -234,9 +234,9 @@ def _settle_best_shapes(records: list[Any], sweeps: list[dict[str, Any]]) -> Non
     faster case the short sweep judged unsteady may win its rounds (the note said 4096^3 while
     the table showed 512^3)."""
     for sw in sweeps:
-        ops = [r.op for r in records if r.benchmark == "gemm" and r.dtype == sw["dtype"] and "sweep" in r.tags]
-        group = [r for r in records if ops and headline.group_key(r) == ("gemm", ops[0], sw["dtype"], "sweep")]
-        if group:
+        op = next((r.op for r in records if r.benchmark == "gemm" and r.dtype == sw["dtype"] and "sweep" in r.tags), None)
+        group = [r for r in records if headline.group_key(r) == ("gemm", op, sw["dtype"], "sweep")]
+        if op is not None and group:
             best, _ = headline.figure(group)
             sw["best_shape"] = [best.params["m"], best.params["n"], best.params["k"]]
 

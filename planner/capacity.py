@@ -716,12 +716,11 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     b = res.best[0]
     # The plan itself as the value: the table spells it out (recoque.render.plan_words), --json keeps
     # the compact fields. Row names written for a reader, not derived from field names.
-    notes = tuple(notes) + (f"{wl.tokens_to_train:.3g} tokens to train ("
-                            + ("published" if wl.tokens_published else "a stated placeholder: not published; "
-                               "`--tokens N` on `plan train` sets your own") + ")",)
+    said = ("published" if wl.tokens_published
+            else "a stated placeholder: not published; `--tokens N` on `plan train` sets your own")
+    notes = tuple(notes) + (f"{wl.tokens_to_train:.3g} tokens to train ({said})",)
     rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", int(used)),
-                                   ("tokens to train", Estimate.exact(float(wl.tokens_to_train), "tokens",
-                                                                      "published" if wl.tokens_published else "placeholder"))]
+                                   ("tokens to train", Estimate.exact(float(wl.tokens_to_train), "tokens", said))]
     rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
     if spread is not None:
         row, note = token_range_row(b, spread, tokens)
