@@ -281,11 +281,11 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          p2p_fabric=spec.scaleup_bandwidth_bytes_s is not None,
                          exp2_per_s=spec.exp2_per_s or 0.0)
         eff[c] = _corner(engine.efficiency, c, True)
-    ar_note = "" if gpus_per_group <= 1 else (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
+    ar_note = (f"TP all-reduce: the measured all-reduce table of {system.key} for {table.gpus} GPUs, interpolated "
                f"in message size ({table.source})" if table else
                f"TP all-reduce: {link[0] / 1e9:.0f} GB/s achieved per GPU ({link_efficiency(spec.vendor)['value']:.0%} "
                f"of the system's link), {lat[0] * 1e6:g} us per ring hop ({min(lat) * 1e6:g}..{max(lat) * 1e6:g}; {system.key})")
-    notes = (g_note, h_note, *((ar_note,) if ar_note else ()),
+    notes = (g_note, h_note, *((ar_note,) if gpus_per_group > 1 else ()),  # one GPU: no all-reduce to describe
              f"skinny GEMMs: rate x m/(m + {m_half[0]:g}), math/memory overlap p-norm p={p_ov[0]:g}; {gap[0] * 1e6:.3g} us per kernel launch "
              f"with graph replay ({gap_src}), {eager[0] * 1e6:g} us more without (eager prefill forwards); "
              f"prefill attention at {afrac[0]:.0%} of the BF16 GEMM rate (seeds/serving.toml [kernel])",

@@ -289,12 +289,10 @@ def _activation_bytes(workload: TrainingWorkload, p: Plans, g: float = memory.WE
     frozen_ffn = (memory.frozen_ffn_input_bytes(m_, p.b, tp, p.sp, g) / cp
                   if workload.lora_rank > 0 and workload.lora_targets == "attention" else 0.0 * tp)
     # LoRA with input dropout: each adapter's mask and dropped copy of its input
-    lora_drop = (memory.lora_dropout_bytes(m_, p.b, tp, p.sp, workload.lora_targets, p.flash) / cp
+    # (selective recompute rebuilds the core attention, flash included: flash's kept output goes with it)
+    lora_drop = (memory.lora_dropout_bytes(m_, p.b, tp, p.sp, workload.lora_targets, p.flash & (rc != 1)) / cp
                  if workload.lora_dropout > 0.0 else 0.0 * tp)  # the workload refuses dropout without LoRA
-    # selective recompute rebuilds the core attention, flash included: its kept output goes with it
-    lora_drop_sel = (memory.lora_dropout_bytes(m_, p.b, tp, p.sp, workload.lora_targets, False) / cp
-                     if workload.lora_dropout > 0.0 else 0.0 * tp)
-    act_rc = np.where((rc == 2) | sac, act_rc, act_rc - frozen_ffn + np.where(rc == 1, lora_drop_sel, lora_drop))
+    act_rc = np.where((rc == 2) | sac, act_rc, act_rc - frozen_ffn + lora_drop)
     full_rc = rc == 2
     if np.any(full_rc):
         act_keep = act_whole - frozen_ffn + lora_drop
