@@ -138,6 +138,7 @@ class Delivered:
     h100_rate_per_gpu: Estimate
     equivalent: Equivalent
     gpus: int | None = None     # the GPUs the figure counts when fewer than the system's (training's fastest count)
+    dtype: str = ""             # the precision the system side ran in (training), "" where the kind fixes it
 
 
 def delivered(system: SystemSpec, w: WorkloadEntry, system_rate: Callable[[SystemSpec, Any], Estimate],
@@ -165,9 +166,18 @@ def delivered(system: SystemSpec, w: WorkloadEntry, system_rate: Callable[[Syste
     return Delivered(w.key, w.kind, sys_rate, ref_rate, Equivalent(f"delivered:{w.key}", per_gpu, eq, "delivered", note))
 
 
+def peak_metric_for(d: Delivered) -> str:
+    """The peak a delivered figure is held against: the kind's (PEAK_FOR_KIND), except training in a
+    precision that has a peak ratio of its own (fp8: its linear layers run on the fp8 units); fp4 has
+    none (the H100 side runs fp8, _h100_training_dtype), so fp4 and the wide types keep bf16."""
+    if d.kind == "train" and d.dtype in PEAK_METRICS and d.dtype != "bf16":
+        return d.dtype
+    return PEAK_FOR_KIND.get(d.kind, "bf16")
+
+
 def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
     """Where the delivered ratio departs from the matching peak ratio, and the reason the model has."""
-    metric = PEAK_FOR_KIND.get(d.kind, "bf16")
+    metric = peak_metric_for(d)
     peak = next((p for p in peaks if p.metric == metric), None)
     if peak is None or peak.h100e is None or d.equivalent.h100e is None:
         return f"{metric} peak unknown: only the delivered ratio can be given"
@@ -257,7 +267,7 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
             + ("one profile on both, ratio corner by corner" if same else
                "the two profiles' spreads and each side's run-to-run spread in quadrature"))
     return Delivered(workload_key, "train", sys_rate, h_rate, Equivalent(f"delivered:{workload_key}", per_gpu, eq,
-                                                                         "delivered", note), gpus=int(gpus))
+                                                                         "delivered", note), gpus=int(gpus), dtype=dtype)
 
 
 def _h100_training_dtype(dtype: str) -> str:

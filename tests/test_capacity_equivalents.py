@@ -63,3 +63,21 @@ def test_delivered_differs_from_peak_for_mi250x_on_hpl_and_says_why():
     fp64m = next(p for p in peaks if p.metric == "fp64_matrix")
     assert d.equivalent.h100e.value < 0.8 * fp64m.h100e.value
     assert "vector" in eq.explain(system, peaks, d)
+
+
+def test_fp8_training_is_held_against_the_fp8_peak_ratio_and_bf16_training_against_bf16():
+    from recoque.estimate import Estimate
+
+    system = load_system("frontier")
+    one = Estimate.exact(1.0, "1")
+    peaks = [eq.Equivalent("bf16", Estimate.exact(2.0, "1"), Estimate.exact(2.0, "H100e"), "peak"),
+             eq.Equivalent("fp8", one, Estimate.exact(1.0, "H100e"), "peak")]
+
+    def delivered(dtype):
+        e = eq.Equivalent("delivered:x", one, Estimate.exact(1.0, "H100e"), "delivered")
+        return eq.Delivered("x", "train", one, one, e, gpus=1, dtype=dtype)
+
+    assert eq.explain(system, peaks, delivered("fp8")).startswith("delivered within 10% of the fp8 peak ratio")
+    assert "x0.50 the bf16 peak ratio" in eq.explain(system, peaks, delivered("bf16"))
+    # fp4 has no peak ratio of its own (the H100 side runs fp8): bf16 is the basis, as for the wide types
+    assert eq.peak_metric_for(delivered("fp4")) == eq.peak_metric_for(delivered("fp32")) == "bf16"
