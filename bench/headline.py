@@ -15,10 +15,10 @@ fast (attention bwd bf16: causal instead of full). Pure functions over records: 
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import replace
 from typing import Iterable, Sequence
 
+from recoque.bench.noise import spread  # noqa: F401  (the one definition; suite and summary read it here)
 from recoque.bench.schema import Record
 
 MAX_HEADLINE_COV = 0.10  # quartile spread (as a CoV) above which a case cannot be the headline
@@ -32,15 +32,6 @@ CONTENDED_CORES = 0.25  # a round measured while others used more than this is s
 TF32_UNCONFIRMED_TAG = "tf32_not_confirmed"
 NOT_CANDIDATES = {"acceptance", "fast_accum", CONFIRM_TAG}  # figures of their own, never a sweep's headline
 UNSTEADY, STEADY, CONFIRMED = "unsteady", "steady", "confirmed"
-
-
-def spread(times_s: Sequence[float]) -> float:
-    """Quartile spread as a CoV: (Q3 - Q1) / 1.349 / median (1.349 sigma = one normal IQR)."""
-    if len(times_s) < 2:
-        return 0.0
-    q1, _, q3 = statistics.quantiles(times_s, n=4, method="inclusive")
-    med = statistics.median(times_s)
-    return (q3 - q1) / 1.349 / med if med > 0 else 0.0
 
 
 def is_stable(rec: Record) -> bool:

@@ -7,11 +7,23 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+# The thresholds: 5% spread or drift is where a figure's own noise reaches the 5% that tells one
+# library or clock setting from another (hyperfine and pyperf warn at about that level); 20 us on a
+# host timer is where a CPU launch, Python's call overhead (~1 us) and scheduler wake-ups stop being
+# small; device events resolve about 0.5 us (cudaEventElapsedTime, CUDA runtime API) and a launch
+# costs 2-5 us, so 10 us is where those become a tenth of the sample.
+HOST_TIMER_MIN_S, EVENT_TIMER_MIN_S = 20e-6, 10e-6
+MAX_SPREAD = MAX_DRIFT = 0.05
+
 HINTS = {
-    "high_cov": "samples vary by more than 5%: close other jobs, pin clocks, or use a longer run (drop --quick)",
+    "high_cov": ("the samples' quartile spread is over 5% of their median: close other jobs, pin clocks, "
+                 "or use a longer run (drop --quick)"),
     "drift": "the last quarter of samples is over 5% slower than the first: thermal or power throttling; warm up longer",
+    "warming": ("the last quarter of samples is over 5% faster than the first: the case was still warming up "
+                "(clocks ramping, caches, autotuning); the median mixes both; warm up longer (drop --quick)"),
     "few_samples": "fewer than 5 samples: the statistics are weak; raise the time budget",
-    "timer_resolution": "median under 20 us on a host timer: the timer and launch cost dominate; use a bigger size",
+    "timer_resolution": ("median under 20 us on a host timer or 10 us on device events: the timer and launch "
+                         "cost dominate; use a bigger size"),
     "above_peak": "faster than the datasheet peak: the peak entry is wrong or the work count is; check seeds/hardware.toml",
     "small_rotation": "input sets total less than twice the last-level cache: part of the data may stay cached",
 }
@@ -35,28 +47,44 @@ def _w(code: str, case: str, value: float) -> NoiseWarning:
     return NoiseWarning(code, case, float(value), HINTS[code])
 
 
+def spread(times_s: Sequence[float]) -> float:
+    """Quartile spread as a CoV: (Q3 - Q1) / 1.349 / median (1.349 sigma = one normal IQR). Unlike
+    stdev / mean, one call that lost a time slice to another process does not move it, nor the
+    median the figure is."""
+    if len(times_s) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(times_s, n=4, method="inclusive")
+    med = statistics.median(times_s)
+    return (q3 - q1) / 1.349 / med if med > 0 else 0.0
+
+
 def check_samples(case: str, times_s: Sequence[float], timer: str) -> list[NoiseWarning]:
     out: list[NoiseWarning] = []
     n = len(times_s)
     if n < 5:
         out.append(_w("few_samples", case, n))
-    if n >= 2:
-        mean = statistics.fmean(times_s)
-        cov = statistics.pstdev(times_s) / mean if mean else 0.0
-        if cov > 0.05:
-            out.append(_w("high_cov", case, cov))
+    cov = spread(times_s)
+    if cov > MAX_SPREAD:
+        out.append(_w("high_cov", case, cov))
     if n >= 8:
         q = n // 4
         first, last = statistics.median(times_s[:q]), statistics.median(times_s[-q:])
-        if first > 0 and last / first > 1.05:
+        if first > 0 and last / first > 1 + MAX_DRIFT:
             out.append(_w("drift", case, last / first))
-    if timer in ("perf_counter_ns", "thread_time_ns") and n and statistics.median(times_s) < 20e-6:
+        elif first > 0 and last / first < 1 / (1 + MAX_DRIFT):
+            out.append(_w("warming", case, last / first))
+    floor = {"perf_counter_ns": HOST_TIMER_MIN_S, "thread_time_ns": HOST_TIMER_MIN_S,
+             "device_event": EVENT_TIMER_MIN_S}.get(timer)
+    if floor is not None and n and statistics.median(times_s) < floor:
         out.append(_w("timer_resolution", case, statistics.median(times_s)))
     return out
 
 
+ABOVE_PEAK = 1.02  # 2% over the datasheet: boost clocks above the rated one, not a wrong count
+
+
 def check_peak(case: str, fraction_of_peak: float | None) -> list[NoiseWarning]:
-    if fraction_of_peak is not None and fraction_of_peak > 1.02:
+    if fraction_of_peak is not None and fraction_of_peak > ABOVE_PEAK:
         return [_w("above_peak", case, fraction_of_peak)]
     return []
 
@@ -89,7 +117,7 @@ def check_tf32(ratio: float | None) -> list[NoiseWarning]:
 
 
 # Which end of a kind's values is its worst: few_samples and small_rotation are worst when smallest.
-_WORST_IS_LOW = {"few_samples", "small_rotation"}
+_WORST_IS_LOW = {"few_samples", "small_rotation", "warming"}
 
 
 def group_lines(warnings: Sequence[NoiseWarning], verbose: bool = False) -> list[str]:

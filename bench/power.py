@@ -112,10 +112,11 @@ def energy_from_power(samples: Sequence[Mapping[str, float]]) -> float | None:
     return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(pts, pts[1:]))
 
 
-def throttled(clocks_mhz: list[float], drop: float = THROTTLE_DROP) -> bool:
-    """Clocks in the last quarter of the run under (1 - drop) x the first quarter's: capped under load."""
+def throttled(clocks_mhz: list[float], drop: float = THROTTLE_DROP) -> bool | None:
+    """Clocks in the last quarter of the run under (1 - drop) x the first quarter's: capped under load.
+    None (unknown) under 8 readings: two per quarter is the least a quarter's median means anything on."""
     if len(clocks_mhz) < 8:
-        return False
+        return None
     q = len(clocks_mhz) // 4
     first, last = statistics.median(clocks_mhz[:q]), statistics.median(clocks_mhz[-q:])
     return first > 0 and last < (1 - drop) * first
@@ -129,20 +130,25 @@ def energy_summary(samples: Sequence[Mapping[str, float]], power_window_s: float
     if len(samples) < 2:
         return {}
     duration = samples[-1]["t_s"] - samples[0]["t_s"]
-    counters = [s["energy_j"] for s in samples if "energy_j" in s]
-    counted = counters[-1] - counters[0] if len(counters) >= 2 else None
+    counters = [(s["t_s"], s["energy_j"]) for s in samples if "energy_j" in s]
+    counted = counters[-1][1] - counters[0][1] if len(counters) >= 2 else None
+    counted_s = counters[-1][0] - counters[0][0] if len(counters) >= 2 else 0.0
+    powered = [s["t_s"] for s in samples if "power_w" in s]
+    powered_s = powered[-1] - powered[0] if len(powered) >= 2 else 0.0
     out: dict[str, Any] = {"duration_s": duration}
     if duration < power_window_s:
         # power samples here mostly average the load before the case, and an energy counter read
         # over a fraction of its update period is as unreliable (an H200 quick run: 823 W over a
         # 0.32 s fp32 case under a 700 W limit)
         out["short_window"] = True
-    elif counted is not None and counted > 0 and duration > 0:
-        out.update(energy_j=counted, avg_power_w=counted / duration, energy_from="counter")
+    elif counted is not None and counted > 0 and counted_s > 0:
+        # the average over the span the counter was read across, not the whole list's: a reading
+        # without the counter at either end would otherwise dilute it
+        out.update(energy_j=counted, avg_power_w=counted / counted_s, energy_from="counter")
     else:
         energy = energy_from_power(samples)
-        if energy is not None and duration > 0:
-            out.update(energy_j=energy, avg_power_w=energy / duration, energy_from="power samples")
+        if energy is not None and powered_s > 0:
+            out.update(energy_j=energy, avg_power_w=energy / powered_s, energy_from="power samples")
     out["throttled"] = throttled([s["clock_mhz"] for s in samples if "clock_mhz" in s])
     return out
 

@@ -16,7 +16,7 @@ from recoque.bench.base import Case, Unsupported
 from recoque.errors import is_oom, one_line
 from recoque.bench.noise import NoiseWarning, check_peak, check_rotation, check_samples
 from recoque.bench.schema import Record, Skip
-from recoque.bench.timing import TimingPolicy, measure, rotation_floor_bytes, rotation_sets
+from recoque.bench.timing import TimingPolicy, llc_or_assumed, measure, rotation_floor_bytes, rotation_sets
 
 # The benchmarks whose rates a cache-resident working set would inflate: they rotate input sets
 # past the last-level cache (and are warned about when they cannot). STREAM sizes its arrays past
@@ -101,7 +101,7 @@ def _label(case: Case) -> str:
 def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry: bool) -> tuple[Record | None, Skip | None, list[NoiseWarning]]:
     label = case.label()
     floor = rotation_floor_bytes(device.kind, policy) if case.benchmark in CACHE_ROTATED else policy.min_rotation_bytes
-    n_sets = rotation_sets(case.bytes_per_set(), device.llc_bytes, floor, memory_budget_bytes(device))
+    n_sets = rotation_sets(case.bytes_per_set(), llc_or_assumed(device), floor, memory_budget_bytes(device))
     try:
         case.setup(device, n_sets, seed)
         check = case.verify()
@@ -130,7 +130,7 @@ def _run_one(case: Case, device: Any, policy: TimingPolicy, seed: int, telemetry
     rec = _per_watt(rec)
     warns = check_samples(label, timing.times_s, timing.timer) + check_peak(label, rec.fraction_of_peak)
     if case.benchmark in CACHE_ROTATED:
-        warns += check_rotation(label, n_sets * case.bytes_per_set(), device.llc_bytes)
+        warns += check_rotation(label, n_sets * case.bytes_per_set(), llc_or_assumed(device))
     return rec, None, warns
 
 

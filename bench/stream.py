@@ -16,13 +16,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from recoque.bench.base import Case, Verification, Work
+from recoque.bench.timing import llc_or_assumed
 from recoque.bench.verify import TOLERANCE, compare
 from recoque.kernels import stream as K
 
 SUPPORTED_DTYPES = ("fp64", "fp32")  # BabelStream supports only these two
 LLC_MULTIPLE = {True: 4, False: 8}  # quick: the STREAM minimum; full: AMD's acceptance ratio
 GPU_MIN_ELEMENTS = 2**25  # BabelStream's default array size
-FALLBACK_LLC_BYTES = {"cpu": 64 * 2**20, "gpu": 256 * 2**20}  # when discovery found none: assume big
 MEMORY_FRACTION = 0.5  # the arrays of one case use at most this share of device memory
 SAMPLE = 100_000  # elements checked on a GPU (copied back to the host)
 # dot on (a, a) against sum a_i^2 (positive terms: a correct float32 reduction's relative error is
@@ -37,7 +37,7 @@ def array_elements(device: Any, dtype: str, quick: bool) -> int:
     """Elements per array: >= LLC_MULTIPLE x LLC bytes, >= 2**25 on GPUs, capped by memory."""
     elem = K.ELEM_BYTES[dtype]
     kind = "cpu" if device.kind == "cpu" else "gpu"
-    llc = device.llc_bytes or FALLBACK_LLC_BYTES[kind]
+    llc = llc_or_assumed(device)
     n = math.ceil(LLC_MULTIPLE[quick] * llc / elem)
     if kind == "gpu":
         n = max(n, GPU_MIN_ELEMENTS)

@@ -351,7 +351,7 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._reader: Reader | None = None
         self._lock = threading.Lock()
-        self._from = 0  # the first sample summarised: the one taken at mark()
+        self._from_s: float | None = None  # monotonic time of mark(): samples stamped before it are left out
 
     def __enter__(self) -> "Sampler":
         try:
@@ -377,14 +377,13 @@ class Sampler:
                 self.samples.append({"t_s": t_s, **got})
 
     def mark(self) -> None:
-        """Start the summary here (after the warm-up): a reading now, and none before it counted."""
+        """Start the summary here (after the warm-up): a reading now, and none stamped before it counted.
+        By time, not by position: a reading the sampler thread began during the warm-up lands in the
+        list after this point, and its power is the warm-up's."""
         if self._reader is None:
             return
-        with self._lock:
-            start = len(self.samples)
+        self._from_s = time.monotonic()
         self._sample()
-        with self._lock:
-            self._from = min(start, max(len(self.samples) - 1, 0))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -399,5 +398,6 @@ class Sampler:
     def summary(self) -> dict[str, Any]:
         gpu = getattr(self.device, "kind", "cpu") != "cpu"
         with self._lock:
-            kept = list(self.samples[self._from:])
+            kept = sorted((x for x in self.samples if self._from_s is None or x["t_s"] >= self._from_s),
+                          key=lambda x: x["t_s"])  # two threads read: appended in the order reads ended
         return summarize(kept, self.source, self.note, power.GPU_POWER_WINDOW_S if gpu else 0.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -32,6 +33,16 @@ class TimingPolicy:
 # AMD CDNA 3 white paper): a GPU the catalog does not list reports only its L2 through torch
 # (4 MiB on MI300X), and rotating 2x that would time a MALL-resident working set.
 GPU_MIN_ROTATION_BYTES = 512 * 2**20
+
+
+# When discovery found no last-level cache: assume a big one (a 64 MiB server L3, the 256 MiB MI300
+# Infinity Cache), so that rotation still evicts rather than silently rotating one set.
+FALLBACK_LLC_BYTES = {"cpu": 64 * 2**20, "gpu": 256 * 2**20}
+
+
+def llc_or_assumed(device: Any) -> int:
+    """The device's last-level cache in bytes, or FALLBACK_LLC_BYTES for its kind when unknown."""
+    return device.llc_bytes or FALLBACK_LLC_BYTES["cpu" if device.kind == "cpu" else "gpu"]
 
 
 def rotation_floor_bytes(device_kind: str, policy: TimingPolicy) -> int:
@@ -97,15 +108,21 @@ def _sync(device: Any) -> None:
 
 
 def _warm_up(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_sets: int) -> tuple[int, float]:
-    """Call until warmup_s has passed (at least twice); return calls made and seconds per call."""
-    calls, start = 0, time.perf_counter()
+    """Call until warmup_s has passed after the first call (at least twice); return the calls made and
+    the seconds per call of a warm one: the median of the last half's calls. The first call (a cold
+    input set, an autotuner's pick, clocks ramping) is left out of both, or one slow first call would
+    cut the warm-up to one more call and the sample count to the minimum."""
+    calls, times, since = 0, [], None
     while True:
+        t0 = time.perf_counter()
         run(calls % n_sets)
         _sync(device)
+        t1 = time.perf_counter()
         calls += 1
-        elapsed = time.perf_counter() - start
-        if calls >= 2 and elapsed >= policy.warmup_s:
-            return calls, elapsed / calls
+        times.append(t1 - t0)
+        since = t1 if since is None else since
+        if calls >= 2 and t1 - since >= policy.warmup_s:
+            return calls, statistics.median(times[len(times) // 2:])
 
 
 def measure(run: Callable[[int], None], device: Any, policy: TimingPolicy, n_sets: int = 1,
