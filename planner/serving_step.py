@@ -418,36 +418,57 @@ def prefill_attention_s(model: Any, flops: float, r: Rates) -> float:
     return t + float(narrow_head_exponentials(flops, flops / model.attention_flops_per_pair())) / r.exp2_per_s
 
 
+def prefill_step_share(prefill: float, chunk: float) -> float:
+    """q: the share of steps that carry a prompt chunk when `prefill` prompt tokens a step arrive, on
+    average, as whole chunks of `chunk` (1: every step carries prefill)."""
+    return min(prefill / chunk, 1.0) if prefill > 0.0 and chunk > 0.0 else 1.0
+
+
 def mixed_step_gemm_s(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float, chunk: float,
-                      r: Rates) -> tuple[float, float]:
-    """(math, weight read) of one layer's GEMMs on an average step carrying `decode` tokens and, on
-    average, `prefill` prompt tokens that arrive as whole chunks of `chunk` tokens.
+                      r: Rates, prefill_extra_math_s: float = 0.0) -> tuple[float, float, float]:
+    """(math, weight read, GEMM time) of one layer's GEMMs on an average step carrying `decode` tokens
+    and, on average, `prefill` prompt tokens that arrive as whole chunks of `chunk` tokens;
+    `prefill_extra_math_s` is math the prefill steps alone carry (the busiest attention-DP rank's),
+    averaged over all steps.
 
     The prompt tokens are not spread over the steps: a share q = prefill / chunk of the steps carries
-    a chunk, the rest decode only. Everything in layer_gemm_s is linear in the step's tokens except
-    the experts a MoE step touches, E(1 - (1 - k/E)^T), which is concave in T: the touches of the
-    average step overstate the average touches (gpt-oss-120b, 4 streams, 922-token prompts: ~28 of
+    a chunk, the rest decode only. Each kind of step is timed on its own and the times are weighted by
+    q. The overlap of math and weight read is convex: overlapping the averages would understate the
+    average step (Llama 3.1 70B TP8, 64 streams, 1,024-token prompts: a decode step is read-bound at
+    5.7 ms, a prompt step math-bound at 27 ms; the max of the averages is 5.7 ms, the average of the
+    maxima 8.4 ms). So is a MoE step's count of experts touched, E(1 - (1 - k/E)^T): the average
+    step's touches overstate the average touches (gpt-oss-120b, 4 streams, 922-token prompts: ~28 of
     128 experts per layer at the 8 average tokens, ~16 on the decode steps that are 99.6% of them).
-    So a MoE layer is timed on both kinds of step and weighted by q; a dense layer is unchanged."""
-    q = prefill / chunk if prefill > 0.0 and chunk > 0.0 else 1.0
-    if not model.moe or q >= 1.0:
-        return layer_gemm_s(model, lay, prec, decode + prefill, r)
+    Math and read are returned as averages for the breakdown."""
+    ov = _overlap_fn(r)
+    q = prefill_step_share(prefill, chunk)
+    if q >= 1.0:
+        c, m = layer_gemm_s(model, lay, prec, decode + prefill, r)
+        c += prefill_extra_math_s
+        return c, m, ov(c, m)
     c_dec, m_dec = layer_gemm_s(model, lay, prec, decode, r)
     c_pre, m_pre = layer_gemm_s(model, lay, prec, decode + chunk, r)
-    return (1.0 - q) * c_dec + q * c_pre, (1.0 - q) * m_dec + q * m_pre
+    c_pre += prefill_extra_math_s / q
+    return ((1.0 - q) * c_dec + q * c_pre, (1.0 - q) * m_dec + q * m_pre,
+            (1.0 - q) * ov(c_dec, m_dec) + q * ov(c_pre, m_pre))
 
 
 def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefill: float, context: float,
                  prompt: float, r: Rates, queries: float = 1.0,
-                 chunk: float | None = None) -> tuple[float, float, float, float, float]:
-    """One layer on one GPU: (GEMM math, GEMM weight read, attention, elementwise, communication) s.
+                 chunk: float | None = None) -> tuple[float, float, float, float, float, float]:
+    """One layer on one GPU: (GEMM math, GEMM weight read, GEMM time, attention, elementwise,
+    communication) s; the GEMM time overlaps math and read step by step (mixed_step_gemm_s).
     `queries` tokens per decode stream (1 + the draft tokens a speculative step verifies): they run
     through the GEMMs together and share one read of the stream's KV cache. `chunk`: the prompt
     tokens a step that carries prefill holds (default the whole prompt)."""
     tokens = decode * queries + prefill
     layers = model.layers / lay.pp
     g = lay.tp
-    comp, mem = mixed_step_gemm_s(model, lay, prec, decode * queries, prefill, prompt if chunk is None else chunk, r)
+    busiest_math = busiest_attn = 0.0
+    if lay.attn_dp and prefill > 0:
+        busiest_math, busiest_attn = _busiest_rank_prefill_s(model, lay, prefill, prompt, r)
+    comp, mem, gemm = mixed_step_gemm_s(model, lay, prec, decode * queries, prefill,
+                                        prompt if chunk is None else chunk, r, busiest_math)
     held = decode * context * model.kv_layer_fraction(context)  # cached tokens the decode streams attend to
     kv_read = held * kv_elems_per_token_layer_per_gpu(model, lay) * prec.kv_bytes * mla_kv_walks(model, lay, prec, r)
     # decode attention reads the cache at HBM bandwidth; MLA's latent-space scores and values are
@@ -455,10 +476,7 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
     dec_math = queries * held * (model.heads / g) * model.decode_attention_flops_per_pair() / r.attention_flop_s
     attn = max(kv_read / r.hbm_bytes_s, dec_math if model.mla else 0.0) + prefill_attention_s(
         model, prefill * prompt * model.attention_pair_fraction(prompt, causal=True) * (model.heads / g)
-        * model.attention_flops_per_pair() / 2.0, r)
-    if lay.attn_dp and prefill > 0:
-        busiest_math, busiest_attn = _busiest_rank_prefill_s(model, lay, prefill, prompt, r)
-        comp, attn = comp + busiest_math, attn + busiest_attn
+        * model.attention_flops_per_pair() / 2.0, r) + busiest_attn
     elem = tokens * (10.0 * model.hidden + 3.0 * model.active_ffn_width() / g) * ACT_BYTES / r.hbm_bytes_s
     elem += moe_combine_bytes(model, lay, tokens) / r.hbm_bytes_s
     # TP: two all-reduces of the activations per layer (under expert parallelism too: every rank
@@ -469,7 +487,7 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
     if lay.pp > 1:  # activations to the next stage once per step (one hop, spread over the stage's layers)
         bw, lat = (r.pp_link_bytes_s, r.pp_hop_latency_s) if r.pp_link_bytes_s else (r.link_bytes_s, r.hop_latency_s)
         comm += (lat + tokens * model.hidden * ACT_BYTES / bw) / layers
-    return comp, mem, attn, elem, comm
+    return comp, mem, gemm, attn, elem, comm
 
 
 def remote_ranks_per_token(model: Any, ep: int) -> float:
@@ -606,12 +624,16 @@ def step_time(model: Any, lay: Layout, prec: Precision, decode: float, prefill: 
     prompt tokens from prompts of length `prompt`, in chunks of `chunk` tokens (default: whole
     prompts); each stream's `queries` tokens are verified together (1 without speculative decoding)."""
     layers = model.layers / lay.pp
-    comp, mem, attn, elem, comm = _layer_parts(model, lay, prec, decode, prefill, context, prompt, r, queries, chunk)
+    comp, mem, gemm, attn, elem, comm = _layer_parts(model, lay, prec, decode, prefill, context, prompt, r, queries, chunk)
     # LM head over the tokens that sample (decode streams' tokens + the last token of finishing prompts ~ decode)
     head = _head_s(model, lay, prec, decode * queries, r) / layers  # spread over the stage's layers (only the last stage runs it)
-    untuned = untuned_blockscale_s(model, lay, prec, decode * queries + prefill, r)
+    # the untuned floor, like the overlap, is convex in the step's tokens: each kind of step on its own
+    q = prefill_step_share(prefill, prompt if chunk is None else chunk)
+    d = decode * queries
+    untuned = untuned_blockscale_s(model, lay, prec, d + prefill, r) if q >= 1.0 else \
+        (1.0 - q) * untuned_blockscale_s(model, lay, prec, d, r) + q * untuned_blockscale_s(model, lay, prec, d + prefill / q, r)
     return StepTime(gemm_compute_s=layers * comp, gemm_memory_s=layers * mem,
-                    gemm_s=layers * (_overlap_fn(r)(comp, mem) + head + untuned), attention_s=layers * attn,
+                    gemm_s=layers * (gemm + head + untuned), attention_s=layers * attn,
                     elementwise_s=layers * elem, comm_s=layers * comm,
                     launch_s=layers * layer_kernels(model, lay, prec) * r.kernel_gap_s, overhead_s=r.step_overhead_s,
                     untuned_gemm_s=layers * untuned, host_s=r.host_per_request_s * rank_share(decode, lay))
@@ -627,9 +649,9 @@ def draft_time(model: Any, lay: Layout, prec: Precision, decode: float, context:
     if passes <= 0:
         return StepTime(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     one = Layout(lay.tp, 1, lay.ep, lay.attn_dp)
-    comp, mem, attn, elem, comm = _layer_parts(model, one, prec, decode, 0.0, context, context, r)
+    comp, mem, gemm, attn, elem, comm = _layer_parts(model, one, prec, decode, 0.0, context, context, r)
     untuned = untuned_blockscale_s(model, one, prec, decode, r)
-    gemm = _overlap_fn(r)(comp, mem) + _head_s(model, lay, prec, decode, r) + untuned
+    gemm = gemm + _head_s(model, lay, prec, decode, r) + untuned
     return StepTime(gemm_compute_s=passes * comp, gemm_memory_s=passes * mem, gemm_s=passes * gemm,
                     attention_s=passes * attn, elementwise_s=passes * elem, comm_s=passes * comm,
                     launch_s=passes * (layer_kernels(model, lay, prec) + 1) * r.kernel_gap_s, overhead_s=0.0,

@@ -4,7 +4,7 @@ holds 1/tp of the expert weights whatever ep is, and reads 1/tp of the experts a
 import pytest
 
 from recoque.planner import serving as sv
-from recoque.planner.serving_step import Layout, Precision, Rates, layer_gemm_s, moe_tp, step_time
+from recoque.planner.serving_step import Layout, Precision, Rates, layer_gemm_s, moe_tp, overlap, step_time
 from recoque.planner.workload import load_model
 
 DS = load_model("deepseek-r1")
@@ -69,17 +69,35 @@ def test_prompt_arrives_whole_so_decode_steps_read_only_their_own_experts():
     assert experts_touched(256, 8, 8.0) > 1.8 * experts_touched(256, 8, 4.0)
 
 
-def test_step_mix_leaves_a_dense_model_and_a_prefill_every_step_unchanged():
+def test_step_mix_leaves_a_dense_models_averages_and_a_prefill_every_step_unchanged():
     """A dense layer reads all its weights on every step and its math is linear in the tokens, so
-    the mix changes nothing; nor does it when every step carries prefill (q >= 1)."""
+    the mix leaves the average math and read as they were; nor does it change anything when every
+    step carries prefill (q >= 1)."""
     from recoque.planner.serving_step import mixed_step_gemm_s
 
     prec, lay = Precision(1.0, 1.0), Layout(8, 1, 1)
     dense = load_model("llama3.1-70b")
     mixed = mixed_step_gemm_s(dense, lay, prec, 4.0, 4.0, 1024.0, RATES)
-    assert mixed == pytest.approx(layer_gemm_s(dense, lay, prec, 8.0, RATES), rel=1e-9)
+    assert mixed[:2] == pytest.approx(layer_gemm_s(dense, lay, prec, 8.0, RATES), rel=1e-9)
     full = mixed_step_gemm_s(DS, lay, prec, 64.0, 2048.0, 1024.0, RATES)
-    assert full == layer_gemm_s(DS, lay, prec, 64.0 + 2048.0, RATES)
+    c, m = layer_gemm_s(DS, lay, prec, 64.0 + 2048.0, RATES)
+    assert full == (c, m, overlap(c, m, RATES.overlap_p))
+
+
+def test_the_average_step_overlaps_each_kind_of_step_not_the_averages():
+    """64 streams, 1,024-token prompts, 512 outputs: one step in eight carries a prompt. A decode step
+    is read-bound, a prompt step math-bound; overlapping the averaged math and read (convex) understates
+    the average step. The GEMM time is the q-weighted overlap of the two kinds of step."""
+    from recoque.planner.serving_step import mixed_step_gemm_s
+
+    prec, lay = Precision(1.0, 1.0), Layout(8, 1, 1)
+    dense = load_model("llama3.1-70b")
+    prefill, chunk = 64 * 1024 / 512, 1024.0
+    q = prefill / chunk
+    comp, mem, gemm = mixed_step_gemm_s(dense, lay, prec, 64.0, prefill, chunk, RATES)
+    ov = [overlap(*layer_gemm_s(dense, lay, prec, t, RATES), RATES.overlap_p) for t in (64.0, 64.0 + chunk)]
+    assert gemm == pytest.approx((1 - q) * ov[0] + q * ov[1], rel=1e-12)
+    assert gemm > 1.02 * overlap(comp, mem, RATES.overlap_p)
 
 
 def test_kernels_per_layer_count_the_architecture():
