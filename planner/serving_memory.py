@@ -7,7 +7,8 @@ from typing import Any
 
 from recoque.planner import serving_rates as sr
 from recoque.planner.serving_request import DTYPE_BYTES, ServingRequest
-from recoque.planner.serving_step import Layout, attention_split, kv_bytes_per_token_per_gpu, moe_tp
+from recoque.planner.serving_step import (Layout, adp_whole_params, attention_split, kv_bytes_per_token_per_gpu,
+                                          mla_replicated_params, moe_tp)
 
 
 @dataclass(frozen=True)
@@ -20,20 +21,26 @@ class Memory:
     max_streams: int            # by KV memory, per replica
 
 
-def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout) -> float:
-    """Layers split over pp stages; attention and dense weights over tp; experts over ep (else tp).
+def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout, adp_whole: tuple[str, ...] = ()) -> float:
+    """Layers split over pp stages; attention and dense weights over tp, but for what each rank holds
+    whole (MLA's down-projections; under attention DP the attention and, where the engine says so,
+    `adp_whole`, the shared and dense-first FFNs and the LM head); experts over ep (else tp).
     Embedding and LM head split over tp (vocab-parallel)."""
     wb = DTYPE_BYTES[req.weights]
     dense_layer = float(model.nonexpert_params_per_layer()) if model.moe else float(model.layer_params())
     if lay.attn_dp:  # each GPU holds the whole attention weights
-        dense_layer += (lay.tp - 1.0) * model.attention_params_per_layer()
+        dense_layer += (lay.tp - 1.0) * (model.attention_params_per_layer()
+                                         + adp_whole_params(model, lay, "ffn" in adp_whole))
+    else:
+        dense_layer += (lay.tp - 1.0) * mla_replicated_params(model)
+    head = float(model.hidden * model.vocab) * (lay.tp - 1.0) if lay.attn_dp and "lm_head" in adp_whole else 0.0
     expert_share = model.routed_expert_params_per_layer() / (lay.ep * moe_tp(lay))  # ep groups, each expert over tp / ep
     layers = model.layers / lay.pp
     # attention projections a checkpoint keeps in another dtype: their bytes at that width
     apart = 0.0
     for share, dt in zip(attention_split(model), req.attention_dtypes):
         apart += layers * share * (lay.tp if lay.attn_dp else 1.0) / lay.tp * (DTYPE_BYTES[dt] - wb)
-    return (layers * (dense_layer / lay.tp + expert_share) + float(model.embedding_params()) / lay.tp) * wb + apart
+    return (layers * (dense_layer / lay.tp + expert_share) + (float(model.embedding_params()) + head) / lay.tp) * wb + apart
 
 
 def step_budget_tokens(req: ServingRequest, engine: sr.Engine) -> float:
@@ -56,7 +63,7 @@ def held_kv_fraction(model: Any, windowed_kv_memory: bool, tokens: float) -> flo
 
 def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
     frac, cap = req.hbm_fraction or engine.usable_hbm_fraction, sr.hbm_capacity_bytes(spec)
-    w, ws = weights_bytes_per_gpu(model, req, lay), workspace_bytes(model, lay, step_budget_tokens(req, engine))
+    w, ws = weights_bytes_per_gpu(model, req, lay, engine.attention_dp_whole), workspace_bytes(model, lay, step_budget_tokens(req, engine))
     # TensorRT-LLM gives the KV cache a fraction of the memory left after weights and activations;
     # vLLM and SGLang cap weights + activations + KV together at a fraction of the whole memory
     usable = w + ws + frac * (cap - w - ws) if engine.kv_fraction_of_free else frac * cap

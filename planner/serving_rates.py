@@ -76,6 +76,7 @@ class Engine:
     windowed_kv_memory: bool = True  # windowed layers hold only their window of KV in memory (False: sized as full attention)
     kv_from_checkpoint: bool = False  # the default KV dtype is the checkpoint's recorded KV quantization (else the model dtype)
     attention_dp_limits: str = "per_rank"  # under attention DP: each rank has its own step token budget, or "global" (shared)
+    attention_dp_whole: tuple[str, ...] = ()  # under attention DP, what else each rank holds whole: "ffn", "lm_head"
     # host (CPU) work per running request and rank in each step, overlapped with the GPU step: the
     # step lasts the longer of the two (seeds/serving.toml host_per_request_us; (0, 0, 0): none stated)
     host_per_request_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -114,6 +115,16 @@ def _attention_dp_limits(t: dict, where: str) -> str:
     return v
 
 
+ADP_WHOLE = ("ffn", "lm_head")
+
+
+def _attention_dp_whole(t: dict, where: str) -> tuple[str, ...]:
+    v = t.get("attention_dp_whole", [])
+    if not isinstance(v, list) or any(x not in ADP_WHOLE for x in v):
+        raise BadInput(f"{where} attention_dp_whole = {v!r}", f"use a list of {', '.join(map(repr, ADP_WHOLE))}, or []")
+    return tuple(str(x) for x in v)
+
+
 def load_engine(key: str) -> Engine:
     table = _seed().get("engines", {})
     if key not in table:
@@ -131,6 +142,7 @@ def load_engine(key: str) -> Engine:
                   windowed_kv_memory=bool(t.get("windowed_kv_memory", True)),
                   kv_from_checkpoint=bool(t.get("kv_from_checkpoint", False)),
                   attention_dp_limits=_attention_dp_limits(t, where),
+                  attention_dp_whole=_attention_dp_whole(t, where),
                   host_per_request_s=tuple(x * 1e-6 for x in _ranged(t, "host_per_request_us", where))
                   if "host_per_request_us" in t else (0.0, 0.0, 0.0),
                   vendors=tuple(str(v) for v in t.get("vendors", ("amd", "nvidia"))))
@@ -278,6 +290,8 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
                          eager_kernel_s=_eager_kernel_s(engine, eager, c),
                          blockscale_kblock_s=_corner(kblock, c, False),
                          mla_heads_per_kv_pass=mla[0], mla_native_fp8_heads=mla[1],
+                         adp_whole_ffn="ffn" in engine.attention_dp_whole,
+                         adp_whole_head="lm_head" in engine.attention_dp_whole,
                          p2p_fabric=spec.scaleup_bandwidth_bytes_s is not None,
                          exp2_per_s=spec.exp2_per_s or 0.0)
         eff[c] = _corner(engine.efficiency, c, True)

@@ -124,6 +124,10 @@ class Rates:
     mla_heads_per_kv_pass: int = 0  # MLA decode: query heads one walk of the latent cache serves (0: all of them)
     mla_native_fp8_heads: int = 0   # ... except this many heads with an FP8 cache, served in one walk
     p2p_fabric: bool = True  # the GPUs share a scale-up fabric (NVLink, Infinity Fabric) one-sided all-to-all kernels use
+    # under attention DP, what else each rank holds whole (the engine's: seeds/serving.toml attention_dp_whole):
+    # the shared experts and dense-first FFNs ("ffn"), the LM head ("lm_head"); otherwise split over tp
+    adp_whole_ffn: bool = False
+    adp_whole_head: bool = False
     exp2_per_s: float = 0.0  # softmax exponentials per second of the part's SFUs, where stated (0: unknown)
 
 
@@ -327,8 +331,53 @@ def rank_share(x: float, lay: Layout) -> float:
     return x / lay.tp if lay.attn_dp else x
 
 
+def mla_replicated_params(model: Any) -> float:
+    """Parameters of MLA's query and KV down-projections to their latents, which every TP rank holds
+    whole: vLLM and SGLang build them as ReplicatedLinear, TensorRT-LLM as its unsharded fused_A
+    (flops.attention_gemm_shapes_fwd gives them the same unsplit shapes). 0 without MLA."""
+    if not getattr(model, "mla", False):
+        return 0.0
+    return float(model.hidden) * (model.q_lora_rank + model.kv_lora_rank + model.rope_head_dim)
+
+
+def dense_ffn_params(model: Any) -> float:
+    """An average layer's non-expert FFN parameters: the shared experts of the MoE layers and the
+    dense FFN of the dense-first ones (0 for a dense model, whose FFN is all of it)."""
+    if not model.moe:
+        return 0.0
+    m = model.moe_layer_fraction
+    return float(model.nonexpert_params_per_layer() - model.attention_params_per_layer()
+                 - model.norm_params_per_layer() - m * model.router_params_per_layer())
+
+
+def adp_whole_params(model: Any, lay: Layout, whole_ffn: bool) -> float:
+    """Parameters per layer each rank holds whole beyond the attention under attention DP: the shared
+    experts and dense-first FFNs where the engine runs them data-parallel too (TensorRT-LLM's
+    DeepSeek-V3 model: 'If using attention DP, the shared experts also use DP instead of TP',
+    shared_tp_size = 1, and the dense MLP's mlp_tp_size = 1; tensorrt_llm/_torch/models/
+    modeling_deepseekv3.py). Each rank still runs only its own tokens through them: more to read,
+    the same math."""
+    return dense_ffn_params(model) if lay.attn_dp and whole_ffn else 0.0
+
+
 def dense_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
-    """(compute-bound time, memory-bound time) of one layer's non-expert weight GEMMs on one GPU."""
+    """(compute-bound time, memory-bound time) of one layer's non-expert weight GEMMs on one GPU:
+    the split layers' share, the FFN weights an attention-DP rank reads whole (adp_whole_params),
+    and MLA's replicated down-projections beyond their 1/tp share."""
+    c, m = _split_dense_gemm_s(model, lay, prec, tokens, r)
+    m += adp_whole_params(model, lay, r.adp_whole_ffn) * (1.0 - 1.0 / lay.tp) * prec.weight_bytes / r.hbm_bytes_s
+    # attention DP already reads and runs the whole attention on each rank
+    beyond = 0.0 if lay.attn_dp else mla_replicated_params(model) * (1.0 - 1.0 / lay.tp)
+    if beyond <= 0.0:
+        return c, m
+    nbytes = prec.attention_weight_bytes[0] or prec.weight_bytes
+    rate = r.attention_proj_flop_s[0] if prec.attention_weight_bytes[0] else None
+    c_x, m_x = _gemm(2.0 * tokens * beyond, beyond * nbytes, tokens, r, flop_s=rate or None)
+    return c + c_x, m + m_x
+
+
+def _split_dense_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float, r: Rates) -> tuple[float, float]:
+    """dense_gemm_s with every non-expert weight split over tp (attention DP: the attention whole)."""
     dense = _expert_split(model)[0]
     sh_d = gemm_shapes(model, lay)[0] if r.gemm_at is not None else ()
     rows = rank_share(tokens, lay)
@@ -404,7 +453,8 @@ def _busiest_rank_prefill_s(model: Any, lay: Layout, prefill: float, prompt: flo
     extra = max(prefill / spread - prefill / g, 0.0)
     rates = tuple(x or r.gemm_flop_s for x in r.attention_proj_flop_s)
     return (sum(extra * 2.0 * p / x for p, x in zip(attention_split(model), rates)),
-            prefill_attention_s(model, extra * prompt * model.heads * model.attention_flops_per_pair() / 2.0, r))
+            prefill_attention_s(model, extra * prompt * model.attention_pair_fraction(prompt, causal=True)
+                                * model.heads * model.attention_flops_per_pair() / 2.0, r))
 
 
 def prefill_attention_s(model: Any, flops: float, r: Rates) -> float:
@@ -477,7 +527,10 @@ def _layer_parts(model: Any, lay: Layout, prec: Precision, decode: float, prefil
     attn = max(kv_read / r.hbm_bytes_s, dec_math if model.mla else 0.0) + prefill_attention_s(
         model, prefill * prompt * model.attention_pair_fraction(prompt, causal=True) * (model.heads / g)
         * model.attention_flops_per_pair() / 2.0, r) + busiest_attn
-    elem = tokens * (10.0 * model.hidden + 3.0 * model.active_ffn_width() / g) * ACT_BYTES / r.hbm_bytes_s
+    # norms, residuals and rotary on each rank's own tokens (attention DP: 1/tp of them), the FFN's
+    # activation on every token of its 1/tp slice of the width
+    elem = (rank_share(tokens, lay) * 10.0 * model.hidden + tokens * 3.0 * model.active_ffn_width() / g) \
+        * ACT_BYTES / r.hbm_bytes_s
     elem += moe_combine_bytes(model, lay, tokens) / r.hbm_bytes_s
     # TP: two all-reduces of the activations per layer (under expert parallelism too: every rank
     # holds every token, runs its own experts on them, and the MoE all-reduce sums the experts'
@@ -552,8 +605,13 @@ def _head_s(model: Any, lay: Layout, prec: Precision, rows: float, r: Rates) -> 
     checkpoints, disables the '*lm_head*' quantizers in its default configs: modelopt/torch/
     quantization/config.py, _default_disabled_quantizer_cfg), so it reads 2-byte weights and runs at
     the 16-bit GEMM rate whatever the body's dtype. It samples decode tokens only, so it is ~1% of a
-    step's math for Llama 3.1 8B on the MLPerf set (its 870-token prompts are not sampled)."""
+    step's math for Llama 3.1 8B on the MLPerf set (its 870-token prompts are not sampled).
+    Under attention DP an engine may keep the head whole on each rank (TensorRT-LLM unless
+    enable_lm_head_tp_in_adp, a prototype option off by default): each rank then samples its own
+    rows against the whole vocabulary."""
     g = lay.tp
+    if lay.attn_dp and r.adp_whole_head:
+        g, rows = 1, rank_share(rows, lay)
     narrow = prec.weight_bytes < 2.0 and r.head_flop_s > 0  # 16-bit head: its modelled rate, the p-norm overlap
     c, m = _gemm(2.0 * rows * model.hidden * model.vocab / g,
                  model.hidden * model.vocab * (2.0 if narrow else prec.weight_bytes) / g,

@@ -9,7 +9,8 @@ from recoque.cli import app
 from recoque.errors import BadInput
 from recoque.planner.execution import ExecutionPlan, plan_from_mapping
 from recoque.planner.serving import ServingRequest, estimate_serving, weights_bytes_per_gpu
-from recoque.planner.serving_step import Layout, Rates, _busiest_rank_prefill_s, kv_bytes_per_token_per_gpu, rank_imbalance
+from recoque.planner.serving_step import (Layout, Rates, _busiest_rank_prefill_s, kv_bytes_per_token_per_gpu,
+                                          mla_replicated_params, rank_imbalance)
 from recoque.planner.search import search
 from recoque.planner.stacks import load_stack
 from recoque.planner.system import load_system
@@ -67,9 +68,9 @@ def test_mla_kv_cache_under_tp_and_attention_dp():
     assert kv_bytes_per_token_per_gpu(R1, tp, 1.0) == 61 * 576
     assert kv_bytes_per_token_per_gpu(R1, dp, 1.0) == pytest.approx(61 * 576 / 8)
     req = ServingRequest(weights="fp8", activations="fp8", kv_cache="fp8", tp=8, ep=8)
-    # attention DP holds the whole attention weights on every GPU
+    # attention DP holds the whole attention weights on every GPU; TP already held MLA's down-projections whole
     extra = weights_bytes_per_gpu(R1, replace(req, attention_dp=True), dp) - weights_bytes_per_gpu(R1, req, tp)
-    assert extra == pytest.approx(61 * 7 / 8 * R1.attention_params_per_layer(), rel=1e-9)
+    assert extra == pytest.approx(61 * 7 / 8 * (R1.attention_params_per_layer() - mla_replicated_params(R1)), rel=1e-9)
 
 
 def test_attention_dp_holds_more_streams_and_is_refused_without_experts():

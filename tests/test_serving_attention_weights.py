@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from recoque.cli import app
 from recoque.errors import BadInput
 from recoque.planner.serving import ServingRequest, as_released, precision, weights_bytes_per_gpu
-from recoque.planner.serving_step import Layout, Rates, attention_split, dense_gemm_s
+from recoque.planner.serving_step import Layout, Rates, attention_split, dense_gemm_s, mla_replicated_params
 from recoque.planner.workload import load_model
 
 R1 = load_model("deepseek-r1")
@@ -37,7 +37,8 @@ def test_bf16_attention_reads_its_two_bytes_and_runs_at_its_rate():
     lay = Layout(tp=8)
     c0, m0 = dense_gemm_s(R1, lay, precision(fp4), 1.0, RATES)
     c1, m1 = dense_gemm_s(R1, lay, precision(mixed), 1.0, r)
-    attn = R1.attention_params_per_layer()
+    # per GPU: 1/8 of the attention, and MLA's down-projections whole (7/8 more of them)
+    attn = R1.attention_params_per_layer() + 7 * mla_replicated_params(R1)
     assert m1 - m0 == pytest.approx(attn * (2.0 - 0.5) / 8 / RATES.hbm_bytes_s)
     big = 8192.0                                                       # prefill rows: the math binds
     c0, _ = dense_gemm_s(R1, lay, precision(fp4), big, RATES)

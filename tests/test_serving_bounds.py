@@ -34,7 +34,8 @@ def test_an_unbounded_end_stays_unbounded():
     assert sb._log_shift(math.inf, 2.0) == math.inf and sb._log_shift(0.0, 2.0) == -math.inf
 
 
-STRUCTURAL = {"mla_heads_per_kv_pass", "mla_native_fp8_heads", "p2p_fabric", "exp2_per_s"}  # one value, no range
+STRUCTURAL = {"mla_heads_per_kv_pass", "mla_native_fp8_heads", "p2p_fabric", "exp2_per_s",
+              "adp_whole_ffn", "adp_whole_head"}  # one value, no range
 
 
 def test_every_rate_that_differs_by_corner_is_in_a_group():

@@ -26,7 +26,7 @@ def test_check_cases_are_new_sourced_and_never_calibration():
         assert c.sources.get("published"), c.key
 
 
-@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 1.25, 0.84),
+@pytest.mark.parametrize("vendor,mean_max,max_max,inside_min", [("nvidia", 0.12, 1.36, 0.84),
                                                                    ("amd", 0.105, 0.56, 0.90)])
 def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min):
     """Measured when the set was built: nvidia 9.1% mean / 16.9% max over 24, amd 14.7% / 43.3% over
@@ -113,7 +113,15 @@ def test_serving_errors_stay_where_they_were(rows, vendor, mean_max, max_max, in
     nvidia and amd means unchanged (11.6%, 8.8%). With 16 more MLPerf v6.0 AMD Llama-2-70B rows (stop 92:
     partners' MI355X, MI350X and MI300X; their gpt-oss-120b rows went to seeds/serving_checks_gptoss.toml):
     amd 8.8% / 100% inside over 50 -> 9.0% / 100% over 66 (the MI350X rows +5..+9% Offline and Server,
-    +29..+37% Interactive, with [rates.mi350x] the MI355X rates at 1000 W; +12..+17% / +39..+48% before)."""
+    +29..+37% Interactive, with [rates.mi350x] the MI355X rates at 1000 W; +12..+17% / +39..+48% before).
+    Stop 112, a review of the step model: the average step's GEMM time the q-weighted overlap of a
+    decode and a prompt step (it overlapped their averages); under attention DP the norms and residuals
+    on each rank's own tokens (they were charged every token of the group), TensorRT-LLM's shared
+    expert, dense-first FFN and LM head read whole on each rank; MLA's down-projections replicated
+    under TP; the busiest rank's prefill attention over sliding windows. TensorRT-LLM's DeepSeek-R1
+    attention-DP rows +12..+28% -> +21..+36% (the elementwise share, 8% of their step, falls to 2%),
+    CoreWeave's GB300 Server row +117.5% -> +133.6%, the v6.0 DeepSeek-R1 rows -43..-30% -> -40..-25%:
+    nvidia 11.6% / 117.5% -> 11.8% / 133.6% / 88%, amd 9.0% -> 8.9%."""
     mod, rs = rows
     s = mod.summary([r for r in rs if r["vendor"] == vendor])
     assert s["failed"] == 0
