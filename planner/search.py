@@ -32,6 +32,7 @@ import numpy as np
 
 from recoque.errors import BadInput
 from recoque.inputs import check_gpus
+from recoque.planner.comm import group_layout
 from recoque.planner.execution import RECOMPUTE_CODE
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
@@ -140,7 +141,11 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     rc = ([c for c in ((0, 1, 2) if stack.selective_recompute else (0, 2)) if _ok(pins, "recompute", c)]
           if "recompute" in pins else list(stack.recompute_codes()))
     sp_all = [False, True] if (tp > 1 and stack.sequence_parallel) else [False]
-    if not full and tp_intra and True in sp_all and "sequence_parallel" not in pins:
+    # sequence parallelism is never slower inside a node and stores less, except under per-op
+    # selective checkpointing at tp 2, where its reduce-scatter outputs (4h/t a token) outweigh what
+    # it saves (planner/memory.op_sac_activation_bytes): there SP off may be the only plan that fits
+    if not full and tp_intra and True in sp_all and "sequence_parallel" not in pins \
+            and not (stack.selective_op_sac and tp < 3):
         sp_all = [True]
     sp = [x for x in (sp_all if tp > 1 else [False]) if _ok(pins, "sequence_parallel", x)]
     if pins.get("tp_overlap"):  # the overlap runs on sequence parallelism's collectives: a pin needs it on
@@ -148,14 +153,20 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     zs = list(stack.zero_stages()) if dp > 1 else [0]
     if pp > 1:  # DeepSpeed's pipeline engine asserts ZeRO < 2 (seeds/stacks.toml)
         zs = [z for z in zs if z <= stack.pipeline_max_zero]
-    if not full and dp_intra and 1 in zs and len(zs) > 1 and "zero_stage" not in pins:
+    # ZeRO-1 is ZeRO-0 with less optimizer memory and the same traffic inside a node, except where a
+    # pipeline keeps 16-bit gradients beside fp32 ones (DeepSpeed's pipeline engine): ZeRO-1 then
+    # all-reduces the fp32 gradients and all-gathers the weights, ZeRO-0 the 16-bit gradients only
+    if not full and dp_intra and 1 in zs and len(zs) > 1 and "zero_stage" not in pins \
+            and not (pp > 1 and stack.pipeline_16bit_grads):
         zs = [z for z in zs if z != 0]
     # with one data-parallel rank there is nothing to shard or overlap: a ZeRO or overlap pin is moot there
     zs = [z for z in zs if _ok(pins, "zero_stage", z)] if dp > 1 else zs
     # DeepSpeed's pipeline engine reduces gradients after the whole schedule: no overlap with pp > 1.
     can_overlap = stack.dp_overlap and (pp == 1 or stack.dp_overlap_with_pp)
     ov_all = ([False, True] if can_overlap else [False]) if dp > 1 else [False]
-    if not full and True in ov_all and "dp_overlap" not in pins:  # a pin is never pruned away
+    # overlap hides DP traffic behind compute; under ZeRO-3 with one layer a stage its prefetch of
+    # the next layer costs more than it hides (planner/train_core zero3_exposed_s), so keep both there
+    if not full and True in ov_all and "dp_overlap" not in pins and max(zs, default=0) < 3:  # a pin is never pruned away
         ov_all = [True]
     ov = [x for x in ov_all if _ok(pins, "dp_overlap", x)] if dp > 1 else ov_all
     layouts = _expert_layouts(model, tp, tp * cp * dp, pins)
@@ -218,8 +229,9 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     dp = gpus // (tp * cp * pp)
                     if not (_ok(pins, "pp", pp) and _ok(pins, "dp", dp)):
                         continue
-                    tp_intra = tp <= gpus_per_node
-                    dp_intra = tp * cp * dp <= gpus_per_node
+                    # inside one node as comm.group_layout places the groups (tp 5 on 8-GPU nodes spans 5)
+                    tp_intra = gpus_per_node % tp == 0
+                    dp_intra = bool(group_layout(dp * cp, tp, gpus_per_node)[1] == 1)
                     # the switches depend on tp, dp and pp only through these (dp itself for MoE's ep)
                     fkey = (tp > 1, (tp, cp, dp) if model.moe else dp > 1, pp > 1, tp_intra, dp_intra)
                     if fkey not in flag_cache:
@@ -295,7 +307,7 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
     t0 = time.perf_counter()
     chunks, counts = enumerate_plans(workload, n, system.gpus_per_node, full=full, stack=stack, pins=pins)
     evaluated = infeasible = 0
-    best_t = np.empty(0)
+    best_t, best_m = np.empty(0), np.empty(0)
     best_a: dict[str, np.ndarray] = {k: np.empty(0, dtype=int) for k in PLAN_FIELDS}
     small_mem, small_a = np.inf, None
     for a in chunks:
@@ -310,12 +322,14 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
         if mem[i] < small_mem:
             small_mem, small_a = float(mem[i]), _take(a, np.array([i]))
         if len(t):
-            best_t = np.concatenate([best_t, t])
+            best_t, best_m = np.concatenate([best_t, t]), np.concatenate([best_m, mem[fits]])
             best_a = {k: np.concatenate([best_a[k], kept[k]]) for k in PLAN_FIELDS}
             if len(best_t) > 4 * top:
-                keep = np.argpartition(best_t, top)[:top] if len(best_t) > top else np.arange(len(best_t))
-                best_t, best_a = best_t[keep], _take(best_a, keep)
-    order = np.argsort(best_t, kind="stable")[:top]
+                # every plan as fast as the top-th, ties included, in the order enumerated: the pruned
+                # search's plans come in the full search's order, so both break a tie alike
+                keep = np.nonzero(best_t <= np.partition(best_t, top - 1)[top - 1])[0]
+                best_t, best_m, best_a = best_t[keep], best_m[keep], _take(best_a, keep)
+    order = np.lexsort((best_m, best_t))[:top]  # the fastest; at equal time the one that stores less
     seconds = time.perf_counter() - t0
     best = (results_from_arrays(workload, system, profile, dtype, _take(best_a, order), stack=stack)
             if len(order) else [])
