@@ -24,16 +24,27 @@ fi
 VPY="$VENV/bin/python"
 "$VPY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 
+install_local_torch() {
+  # the configured indexes (a local wheel house): the +cpu build by name, so that a PyPI-only machine
+  # fails here instead of fetching the CUDA wheel; a wheel house whose CPU wheel has no +cpu tag after
+  echo "setup: installing torch==$TORCH_CPU_VERSION+cpu from pip's configured indexes"
+  "$VPY" -m pip install -q "torch==$TORCH_CPU_VERSION+cpu" && return 0
+  echo "setup: no torch==$TORCH_CPU_VERSION+cpu there; trying torch==$TORCH_CPU_VERSION (on a PyPI-only machine that is the CUDA build: set RECOQUE_TORCH_INDEX or install torch first)" >&2
+  "$VPY" -m pip install -q "torch==$TORCH_CPU_VERSION"
+}
+
 if "$VPY" -c "import torch" >/dev/null 2>&1; then
   echo "setup: keeping torch $("$VPY" -c 'import torch; print(torch.__version__)')"
 else
   host=$(printf '%s' "$TORCH_CPU_INDEX" | sed -E 's#^[a-z]+://([^/:]+).*#\1#')
   if "$VPY" -c "import socket, sys; socket.setdefaulttimeout(3); socket.getaddrinfo(sys.argv[1], 443)" "$host" >/dev/null 2>&1; then
     echo "setup: no torch found; installing the CPU build torch==$TORCH_CPU_VERSION from $TORCH_CPU_INDEX"
-    "$VPY" -m pip install -q "torch==$TORCH_CPU_VERSION" --index-url "$TORCH_CPU_INDEX"
+    # a host that resolves may still be unreachable (HTTPS blocked): then the local route
+    "$VPY" -m pip install -q --timeout 20 --retries 1 "torch==$TORCH_CPU_VERSION" --index-url "$TORCH_CPU_INDEX" \
+      || { echo "setup: $TORCH_CPU_INDEX failed" >&2; install_local_torch; }
   else
-    echo "setup: no torch found; $host does not resolve: installing torch==$TORCH_CPU_VERSION from pip's configured indexes"
-    "$VPY" -m pip install -q "torch==$TORCH_CPU_VERSION"
+    echo "setup: no torch found; $host does not resolve"
+    install_local_torch
   fi
 fi
 "$VPY" -m pip install -q -e ".[bench,report,test]"
