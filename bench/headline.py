@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable, Sequence
 
-from recoque.bench.noise import spread  # noqa: F401  (the one definition; suite and summary read it here)
+from recoque.bench.noise import spread
 from recoque.bench.schema import Record
 
 MAX_HEADLINE_COV = 0.10  # quartile spread (as a CoV) above which a case cannot be the headline

@@ -427,7 +427,7 @@ def confirmation_warnings(records: list[Any]) -> list[noise.NoiseWarning]:
             continue
         label = f"{'/'.join(key[:3])} headline {dict(conf.params)}"
         if not headline.is_stable(conf):
-            out.append(noise.NoiseWarning("unstable_headline", label, headline.spread(conf.times_s),
+            out.append(noise.NoiseWarning("unstable_headline", label, noise.spread(conf.times_s),
                                           noise.HINTS["unstable_headline"]))
         busy = [headline.other_cores(r) for r in headline.rounds(group)]
         if busy and all(b is not None and b > headline.CONTENDED_CORES for b in busy):

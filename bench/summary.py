@@ -6,8 +6,8 @@ from collections import defaultdict
 from typing import Any
 
 from recoque.bench.anchors import find_anchor
-from recoque.bench.headline import (CONFIRM_TAG, HEADLINE_TAG, ROUND_PREFIX, TF32_UNCONFIRMED_TAG, figure, rounds,
-                                    spread)
+from recoque.bench.headline import CONFIRM_TAG, HEADLINE_TAG, ROUND_PREFIX, TF32_UNCONFIRMED_TAG, figure, rounds
+from recoque.bench.noise import spread
 from recoque.bench.schema import Record, ResultsDocument
 
 

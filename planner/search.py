@@ -232,8 +232,8 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     # inside one node as comm.group_layout places the groups (tp 5 on 8-GPU nodes spans 5)
                     tp_intra = gpus_per_node % tp == 0
                     dp_intra = bool(group_layout(dp * cp, tp, gpus_per_node)[1] == 1)
-                    # the switches depend on tp, dp and pp only through these (dp itself for MoE's ep)
-                    fkey = (tp > 1, (tp, cp, dp) if model.moe else dp > 1, pp > 1, tp_intra, dp_intra)
+                    # the switches depend on tp, dp and pp only through these (tp < 3: the SP prune under op-SAC; dp itself for MoE's ep)
+                    fkey = (tp > 1, tp < 3, (tp, cp, dp) if model.moe else dp > 1, pp > 1, tp_intra, dp_intra)
                     if fkey not in flag_cache:
                         flag_cache[fkey] = _flag_grid(tp, dp, model, full, stack, pins, tp_intra, dp_intra, pp, cp)
                     flags = flag_cache[fkey]
