@@ -351,8 +351,9 @@ def plan_infer(system: SystemSpec, w: WorkloadEntry | None, model_name: str, pro
         rows.append(("energy per million output tokens", per_mtok))
     except BadInput:
         pass
-    from recoque.planner.serving import as_released  # what was served: the released attention dtype filled in
-    return rows, {"inference": shown_r, "serving_request": as_released(model, request).knobs()}, notes, d, None
+    from recoque.planner.serving import as_released, with_fp4_format  # what was served: the released attention
+    served = with_fp4_format(model, get_device_spec(system.device), as_released(model, request))  # dtype, the fp4 format
+    return rows, {"inference": shown_r, "serving_request": served.knobs()}, notes, d, None
 
 
 def bare_model_request(model: Any, device: str) -> Any:
@@ -442,7 +443,8 @@ def _serve(system: SystemSpec, model: Any, model_name: str, asked: Any, profile:
 
 def _weights_label(weights: str, e: Any) -> str:
     """The weight dtype, with the attention projections' where the served checkpoint keeps them apart."""
-    att = inference.attention_dtypes(e.knobs)
+    att, fmt = inference.attention_dtypes(e.knobs), e.knobs.get("fp4_format")
+    weights = f"{weights} {fmt.upper()}" if weights == "fp4" and fmt else weights
     if att is None:
         return weights
     return f"{weights}, attention {att[0]}" + (f" (o_proj {att[1]})" if att[1] != att[0] else "")

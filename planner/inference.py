@@ -18,6 +18,7 @@ from typing import Any
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner.serving import DTYPE_BYTES, ServingEstimate, ServingRequest, estimate_serving
+from recoque.planner.serving_request import FP4_SCALE_BYTES
 from recoque.planner.serving_step import attention_split, experts_touched
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import WorkloadEntry
@@ -31,25 +32,26 @@ def load_model_spec(name: str) -> Any:
     return load_model(name)
 
 
-def dtype_bytes(dtype: str) -> float:
+def dtype_bytes(dtype: str, fp4_format: str | None = None) -> float:
+    """Bytes a stored value of `dtype` takes, an fp4 block format's scales included."""
     if dtype not in DTYPE_BYTES:
         raise BadInput(f"unknown dtype {dtype!r}", f"use one of {', '.join(DTYPE_BYTES)}")
-    return DTYPE_BYTES[dtype]
+    return DTYPE_BYTES[dtype] + (FP4_SCALE_BYTES[fp4_format] if dtype == "fp4" and fp4_format else 0.0)
 
 
-def kv_bytes_per_token(model: Any, kv_dtype: str) -> float:
+def kv_bytes_per_token(model: Any, kv_dtype: str, fp4_format: str | None = None) -> float:
     """Whole model, one token: 2 x layers x kv_heads x head_dim x bytes (GQA: kv_heads, not heads;
     MLA: layers x (kv_lora_rank + rope_head_dim) x bytes)."""
-    return model.layers * model.kv_cache_elems_per_token_layer(1.0) * dtype_bytes(kv_dtype)
+    return model.layers * model.kv_cache_elems_per_token_layer(1.0) * dtype_bytes(kv_dtype, fp4_format)
 
 
-def weight_bytes(model: Any, dtype: str, attention: tuple[str, str] | None = None) -> float:
+def weight_bytes(model: Any, dtype: str, attention: tuple[str, str] | None = None, fp4_format: str | None = None) -> float:
     """The whole model's weights in `dtype`; `attention`: the (input, output) projections' dtypes
     where the checkpoint keeps them apart (planner.serving ServingRequest.attention_dtypes)."""
-    total = float(model.params_total()) * dtype_bytes(dtype)
+    total = float(model.params_total()) * dtype_bytes(dtype, fp4_format)
     if attention is None:
         return total
-    return total + model.layers * sum(p * (dtype_bytes(d) - dtype_bytes(dtype))
+    return total + model.layers * sum(p * (dtype_bytes(d, fp4_format) - dtype_bytes(dtype, fp4_format))
                                       for p, d in zip(attention_split(model), attention))
 
 
@@ -170,8 +172,8 @@ def from_serving(model: Any, kv_dtype: str, weight_dtype: str, e: ServingEstimat
         replicas=Estimate.exact(float(e.replicas), "replica"), batch=e.batch, tpot=e.tpot, ttft=e.ttft,
         tokens_per_s_per_gpu=e.tokens_per_s_per_gpu, tokens_per_s_system=e.tokens_per_s_system,
         concurrent_users=e.concurrent_users,
-        weight_bytes=weight_bytes(model, weight_dtype, attention_dtypes(e.knobs)),
-        kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype), decode_bound=e.bound, assumptions=e.assumptions,
+        weight_bytes=weight_bytes(model, weight_dtype, attention_dtypes(e.knobs), e.knobs.get("fp4_format")),
+        kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype, e.knobs.get("fp4_format")), decode_bound=e.bound, assumptions=e.assumptions,
         serving=e)
 
 

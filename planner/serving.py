@@ -563,12 +563,26 @@ def as_released(model: Any, req: ServingRequest) -> ServingRequest:
     return req
 
 
+def with_fp4_format(model: Any, spec: Any, req: ServingRequest) -> ServingRequest:
+    """The fp4 block format, where the request leaves it open: the checkpoint's where the model is
+    served as released in fp4 (models.toml released_fp4_format; gpt-oss: MXFP4 on every vendor),
+    else the one the vendor's quantisers write: NVFP4 on NVIDIA (ModelOpt, TensorRT-LLM's fp4
+    path), MXFP4 on AMD (Quark; CDNA4's fp4 units take E8M0 block scales: AMD Instinct MI355X
+    ISA guide, the MX formats)."""
+    if req.fp4_format is not None or "fp4" not in (req.weights, req.kv_cache, *req.attention_dtypes):
+        return req
+    released = getattr(model, "released_fp4_format", "")
+    if released and req.weights == getattr(model, "released_weights", ""):
+        return replace(req, fp4_format=released)
+    return replace(req, fp4_format="nvfp4" if spec.vendor == "nvidia" else "mxfp4")
+
+
 def estimate_serving(model: Any, model_name: str, system: SystemSpec, req: ServingRequest, profile: Any = None,
                      gemm_shapes: Any = None) -> ServingEstimate:
     """`gemm_shapes` (serving_rates.GemmShapes from the --profile results file): measured GEMM
     rates by shape, used for the device the profile was measured on."""
     spec = get_device_spec(system.device)
-    req = as_released(model, req)
+    req = with_fp4_format(model, spec, as_released(model, req))
     if not has_rate(spec, req.compute_dtype):
         usable = [d for d in ("fp4", "fp8") if has_rate(spec, d)] + ["bf16"]
         raise BadInput(f"device {spec.key} has no {req.compute_dtype} rate",

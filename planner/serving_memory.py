@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recoque.planner import serving_rates as sr
-from recoque.planner.serving_request import DTYPE_BYTES, ServingRequest
+from recoque.planner.serving_request import ServingRequest
 from recoque.planner.serving_step import (Layout, adp_whole_params, attention_split, kv_bytes_per_token_per_gpu,
                                           mla_replicated_params, moe_tp)
 
@@ -26,7 +26,7 @@ def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout, adp_whol
     whole (MLA's down-projections; under attention DP the attention and, where the engine says so,
     `adp_whole`, the shared and dense-first FFNs and the LM head); experts over ep (else tp).
     Embedding and LM head split over tp (vocab-parallel)."""
-    wb = DTYPE_BYTES[req.weights]
+    wb = req.stored_bytes(req.weights)
     dense_layer = float(model.nonexpert_params_per_layer()) if model.moe else float(model.layer_params())
     if lay.attn_dp:  # each GPU holds the whole attention weights
         dense_layer += (lay.tp - 1.0) * (model.attention_params_per_layer()
@@ -39,7 +39,7 @@ def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout, adp_whol
     # attention projections a checkpoint keeps in another dtype: their bytes at that width
     apart = 0.0
     for share, dt in zip(attention_split(model), req.attention_dtypes):
-        apart += layers * share * (lay.tp if lay.attn_dp else 1.0) / lay.tp * (DTYPE_BYTES[dt] - wb)
+        apart += layers * share * (lay.tp if lay.attn_dp else 1.0) / lay.tp * (req.stored_bytes(dt) - wb)
     return (layers * (dense_layer / lay.tp + expert_share) + (float(model.embedding_params()) + head) / lay.tp) * wb + apart
 
 
@@ -48,10 +48,15 @@ def step_budget_tokens(req: ServingRequest, engine: sr.Engine) -> float:
     return float(req.max_num_tokens or engine.max_num_tokens)
 
 
-def workspace_bytes(model: Any, lay: Layout, budget: float) -> float:
+def workspace_bytes(model: Any, lay: Layout, budget: float, seqs: float) -> float:
     """Activations of the largest step the engine sizes for, its token budget t (vLLM profiles one
-    max-size batch at start-up): t x (4 hidden + 2 ffn/tp) x 2 bytes + t x vocab x 4 bytes of logits."""
-    return budget * (4.0 * model.hidden + 2.0 * model.dense_ffn_width / lay.tp) * 2.0 + budget * model.vocab * 4.0 / lay.tp
+    max-size batch at start-up): t x (4 hidden + 2 ffn/tp) x 2 bytes, and fp32 logits for the one
+    position each of its s sequences samples, s = min(t, the batch cap): s x vocab x 4 bytes (vLLM
+    gpu_model_runner computes logits on hidden_states[logits_indices] and sizes its sampler dummy run
+    at max_num_seqs; TensorRT-LLM keeps context logits only with gather_context_logits, off by
+    default). Not t x vocab: that is 13 GB for gpt-oss at t = 16,384."""
+    return (budget * (4.0 * model.hidden + 2.0 * model.dense_ffn_width / lay.tp) * 2.0
+            + min(budget, seqs) * model.vocab * 4.0 / lay.tp)
 
 
 def held_kv_fraction(model: Any, windowed_kv_memory: bool, tokens: float) -> float:
@@ -63,12 +68,13 @@ def held_kv_fraction(model: Any, windowed_kv_memory: bool, tokens: float) -> flo
 
 def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.Engine) -> Memory:
     frac, cap = req.hbm_fraction or engine.usable_hbm_fraction, sr.hbm_capacity_bytes(spec)
-    w, ws = weights_bytes_per_gpu(model, req, lay, engine.attention_dp_whole), workspace_bytes(model, lay, step_budget_tokens(req, engine))
+    w, ws = weights_bytes_per_gpu(model, req, lay, engine.attention_dp_whole), workspace_bytes(model, lay, step_budget_tokens(req, engine),
+                                                                               float(req.max_batch or engine.max_batch))
     # TensorRT-LLM gives the KV cache a fraction of the memory left after weights and activations;
     # vLLM and SGLang cap weights + activations + KV together at a fraction of the whole memory
     usable = w + ws + frac * (cap - w - ws) if engine.kv_fraction_of_free else frac * cap
     per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full" else req.output_tokens / 2.0)
-    kv_tok = kv_bytes_per_token_per_gpu(model, lay, DTYPE_BYTES[req.kv_cache]) * held_kv_fraction(model, engine.windowed_kv_memory, per_stream)
+    kv_tok = kv_bytes_per_token_per_gpu(model, lay, req.stored_bytes(req.kv_cache)) * held_kv_fraction(model, engine.windowed_kv_memory, per_stream)
     free = usable - w - ws
     streams = int(free // (kv_tok * per_stream)) if free > 0 else 0
     return Memory(usable, w, ws, kv_tok, per_stream, streams)

@@ -11,6 +11,13 @@ from recoque.planner import serving_rates as sr
 from recoque.planner.serving_step import ACT_BYTES, Precision
 
 DTYPE_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5}
+# An fp4 tensor is stored with one scale per block of values, read and held with its elements:
+# MXFP4 (OCP Microscaling Formats v1.0, 2023, sec. 5: blocks of 32 E2M1 values, one 8-bit E8M0
+# scale) 0.5 + 1/32 byte per value; NVFP4 (NVIDIA, "Introducing NVFP4 for efficient and accurate
+# low-precision inference", 2025: blocks of 16 values, one FP8 E4M3 scale, plus one FP32 scale per
+# tensor, negligible) 0.5 + 1/16. The 16-bit, 8-bit and per-tensor-scaled formats carry no
+# per-block scales here (DeepSeek's 128 x 128 block scales are 1/16,384 byte per value).
+FP4_SCALE_BYTES = {"mxfp4": 1.0 / 32.0, "nvfp4": 1.0 / 16.0}
 # Bytes per element of a token sent to the experts: quantized to the GEMMs' format before it
 # travels, NVFP4 with one 8-bit scale per 16 values (TensorRT-LLM fp4_quantize, scaling_vector_size
 # 16), FP8 with one scale per tensor; 16-bit GEMMs send 16-bit tokens.
@@ -74,6 +81,9 @@ class ServingRequest:
                                            # (vLLM benchmark_throughput --num-prompts); the run is followed to its end
     spec_tokens: int = 0                   # speculative decoding: draft tokens verified per step (MTP / EAGLE)
     spec_acceptance: float | None = None   # probability a draft token is accepted (None: seeds/serving.toml)
+    fp4_format: str | None = None          # the block format of fp4 weights and KV (mxfp4, nvfp4); None:
+                                           # the checkpoint's where it was released in fp4, else the vendor's
+                                           # (planner.serving.with_fp4_format)
     allreduce_fusion: bool | None = None   # TP all-reduce fused with the residual add + RMSNorm (vLLM
                                            # fuse_allreduce_rms, SGLang --enable-flashinfer-allreduce-fusion);
                                            # None: the engine's default (seeds/serving.toml)
@@ -106,6 +116,8 @@ class ServingRequest:
         for name in ("weights", "activations", "kv_cache"):
             if getattr(self, name) not in DTYPE_BYTES:
                 raise BadInput(f"unknown {name} dtype {getattr(self, name)!r}", f"use one of {', '.join(DTYPE_BYTES)}")
+        if self.fp4_format is not None and self.fp4_format not in FP4_SCALE_BYTES:
+            raise BadInput(f"unknown fp4 format {self.fp4_format!r}", f"use one of {', '.join(FP4_SCALE_BYTES)}")
         for name in ("attention_weights", "attention_out_weights"):
             v = getattr(self, name)
             if v is not None and v not in DTYPE_BYTES:
@@ -194,16 +206,22 @@ class ServingRequest:
         activations; "" where it is the body's."""
         return tuple(_gemm_dtype(d, self.activations) if d != self.weights else "" for d in self.attention_dtypes)
 
+    def stored_bytes(self, dtype: str) -> float:
+        """Bytes one value of `dtype` takes in memory and on the way from it: the element, plus the
+        block scale of an fp4 format (FP4_SCALE_BYTES; none where the format is not resolved yet)."""
+        scale = FP4_SCALE_BYTES[self.fp4_format] if dtype == "fp4" and self.fp4_format else 0.0
+        return DTYPE_BYTES[dtype] + scale
+
     def knobs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 def precision(req: ServingRequest, fused_allreduce_norm: bool = False) -> Precision:
     """The byte widths and GEMM formats of a request, as the step model takes them."""
-    return Precision(DTYPE_BYTES[req.weights], DTYPE_BYTES[req.kv_cache],
+    return Precision(req.stored_bytes(req.weights), req.stored_bytes(req.kv_cache),
                      quantized_activations=req.compute_dtype in ("fp8", "fp4"),
                      fused_allreduce_norm=fused_allreduce_norm, fp8_weights=req.weights == "fp8",
-                     attention_weight_bytes=tuple(DTYPE_BYTES[d] if d != req.weights else 0.0 for d in req.attention_dtypes),
+                     attention_weight_bytes=tuple(req.stored_bytes(d) if d != req.weights else 0.0 for d in req.attention_dtypes),
                      dispatch_bytes=DISPATCH_BYTES.get(req.compute_dtype, ACT_BYTES))
 
 

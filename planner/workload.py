@@ -89,6 +89,10 @@ class TransformerSpec:
     # The released checkpoint's attention projections where they are not in released_weights (its
     # quantization leaves them out: gpt-oss's stay BF16 beside MXFP4 experts); "": the same.
     released_attention_weights: str = ""
+    # The block format of a released fp4 checkpoint (mxfp4: gpt-oss, AMD Quark; nvfp4: NVIDIA
+    # ModelOpt, llm-compressor): its scales' bytes (planner.serving_request.FP4_SCALE_BYTES); "":
+    # not released in fp4, or not recorded.
+    released_fp4_format: str = ""
     # The KV-cache dtype the checkpoint's quantization records (ModelOpt kv_cache_quant_algo FP8,
     # compressed-tensors kv_cache_scheme): an engine whose default KV dtype follows the checkpoint
     # (TensorRT-LLM) serves it so; "": none recorded, the engine's default.
@@ -401,6 +405,7 @@ def _model_from_raw(key: str, raw: Mapping[str, Any], where: str) -> Transformer
                            released_weights=str(raw.get("released_weights", "bf16")),
                            released_attention_weights=str(raw.get("released_attention_weights", "")),
                            released_kv_cache=str(raw.get("released_kv_cache", "")),
+                           released_fp4_format=str(raw.get("released_fp4_format", "")),
                            sources=dict(raw.get("sources", {})), **kw)
     _check_published_size(spec, raw, where)
     return spec

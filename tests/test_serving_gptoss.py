@@ -49,7 +49,8 @@ def test_errors_stay_where_they_were(rows, vendor, mean_max, max_max, inside_min
 
 def test_large_gpt_oss_steps_are_the_known_gap(rows):
     """The gap this set documents, by group: Blackwell TensorRT-LLM and MI355X vLLM Offline / Server
-    fast by a fifth to a half, RTX PRO 6000 (small batches) slow by at most a sixth."""
+    fast by a fifth to a half, RTX PRO 6000 (small batches) slow by at most a quarter (a sixth until
+    stop 113: the MXFP4 block scales, 1/32 byte a weight, took 3.6 GB of its KV room)."""
     def errors(pick):
         return [r["error"] for r in rows if pick(r["key"])]
     big_nv = errors(lambda k: any(g in k for g in ("b300", "gb300", "gb200", "nebius"))
@@ -58,4 +59,4 @@ def test_large_gpt_oss_steps_are_the_known_gap(rows):
     rtx = errors(lambda k: "rtxpro6000" in k)
     assert len(big_nv) == 18 and all(0.15 < e < 0.50 for e in big_nv)
     assert len(amd) == 6 and all(0.25 < e < 0.50 for e in amd)
-    assert len(rtx) == 6 and all(-0.20 < e < 0.0 for e in rtx)
+    assert len(rtx) == 6 and all(-0.25 < e < 0.0 for e in rtx)

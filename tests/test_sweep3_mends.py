@@ -70,7 +70,7 @@ def test_a_workspace_larger_than_memory_reads_as_one_figure_and_names_its_flag()
     r = runner.invoke(app, ["plan", "infer", "-s", "alice-recoque", "--model", "mistral-7b",
                             "--max-num-tokens", str(2 ** 40)])
     assert r.exit_code == 3, r.output
-    assert "86,975,768 GB workspace" in r.output and "lower --max-num-tokens" in r.output
+    assert "51,791,396 GB workspace" in r.output and "lower --max-num-tokens" in r.output
 
 
 def test_a_signal_is_said_once_however_many_layers_catch_it(capsys):

@@ -80,7 +80,7 @@ def model_table_from_hf(path: str) -> tuple[str, dict[str, Any]]:
     raw.update(_released_kv(q))
     raw["sources"] = {"architecture": f"{path}: Hugging Face config.json (model_type {kind}), read by recoque.hf_config"}
     where = "quantization_config" if quant is not None else "hf_quant_config.json beside it"
-    for k in ("released_weights", "released_kv_cache"):
+    for k in ("released_weights", "released_kv_cache", "released_fp4_format"):
         if k in raw:
             raw["sources"][k] = f"{path}: {where}, read by recoque.hf_config"
     return _key(raw["name"]), raw
@@ -174,7 +174,8 @@ def _released(q: Any, layers: int) -> dict[str, Any]:
     if method == "mxfp4":
         # modules the quantization leaves in 16 bits (gpt-oss: 'model.layers.*.self_attn', the router,
         # the embedding and the head)
-        return {"released_weights": "fp4", **_attention_kept(q.get("modules_to_not_convert"), layers)}
+        return {"released_weights": "fp4", "released_fp4_format": "mxfp4",
+                **_attention_kept(q.get("modules_to_not_convert"), layers)}
     if method == "quark":
         # AMD Quark: the global weight spec (a list records a multi-stage pipeline, the last stage
         # is what is stored) and the layers it excludes (amd/DeepSeek-R1-0528-MXFP4: every
@@ -184,7 +185,9 @@ def _released(q: Any, layers: int) -> dict[str, Any]:
         w = w[-1] if isinstance(w, list) and w else w
         dtype = str(w.get("dtype", "")) if isinstance(w, Mapping) else ""
         narrow = "fp4" if dtype.startswith("fp4") else "fp8" if dtype.startswith("fp8") else ""
-        return {"released_weights": narrow, **_attention_kept(q.get("exclude"), layers)} if narrow else {}
+        # Quark's fp4 weights are the OCP MX format (dtype fp4 with 32-value groups: amd/*-MXFP4)
+        fmt = {"released_fp4_format": "mxfp4"} if narrow == "fp4" else {}
+        return {"released_weights": narrow, **fmt, **_attention_kept(q.get("exclude"), layers)} if narrow else {}
     if method == "modelopt":
         return _modelopt(q, layers)
     if method == "compressed-tensors":
@@ -244,10 +247,19 @@ def _modelopt(q: Mapping[str, Any], layers: int) -> dict[str, Any]:
         if len(body) != 1 or "" in body or len(attn) > 1:
             return {}
         narrow, kept = body.pop(), (attn.pop() if attn else "bf16") or "bf16"
-        return {"released_weights": narrow, **({"released_attention_weights": kept} if kept != narrow else {})}
+        fmt = _fp4_format([v.get("quant_algo") for n, v in per_layer.items() if isinstance(v, Mapping) and "self_attn" not in n])
+        return {"released_weights": narrow, **fmt, **({"released_attention_weights": kept} if kept != narrow else {})}
     narrow = _algo_dtype(q.get("quant_algo"))
     excluded = q.get("ignore", q.get("exclude_modules"))
-    return {"released_weights": narrow, **_attention_kept(excluded, layers)} if narrow else {}
+    fmt = _fp4_format([q.get("quant_algo")]) if narrow == "fp4" else {}
+    return {"released_weights": narrow, **fmt, **_attention_kept(excluded, layers)} if narrow else {}
+
+
+def _fp4_format(algos: list[Any]) -> dict[str, str]:
+    """The block format ModelOpt's fp4 algos name (NVFP4, W4A8_NVFP4_FP8: nvfp4; MXFP4, W4A8_MXFP4_*:
+    mxfp4), where they agree."""
+    found = {("mxfp4" if "MXFP4" in str(a).upper() else "nvfp4") for a in algos if _algo_dtype(a) == "fp4"}
+    return {"released_fp4_format": found.pop()} if len(found) == 1 else {}
 
 
 def _ct_dtype(scheme: Any) -> str:
@@ -275,10 +287,14 @@ def _compressed_tensors(q: Mapping[str, Any], layers: int) -> dict[str, Any]:
     if len(body) != 1 or "" in body or len(attn) > 1:
         return {}
     narrow = body.pop()
+    # llm-compressor's 4-bit float scheme is NVFP4 (group_size 16); a 32-value group is the MX format
+    sizes = {g.get("weights", {}).get("group_size") for g in groups.values() if isinstance(g, Mapping)
+             and isinstance(g.get("weights"), Mapping) and _ct_dtype(g.get("weights")) == "fp4"}
+    fmt = {"released_fp4_format": "mxfp4" if sizes == {32} else "nvfp4"} if narrow == "fp4" else {}
     kept = _attention_kept(q.get("ignore"), layers)
     if not kept and attn and (a := attn.pop()) and a != narrow:
         kept = {"released_attention_weights": a}
-    return {"released_weights": narrow, **kept}
+    return {"released_weights": narrow, **fmt, **kept}
 
 
 _ATTN_INPUTS = ("q_proj", "k_proj", "v_proj", "qkv", "q_a_proj", "q_b_proj", "kv_a_proj", "kv_b_proj")

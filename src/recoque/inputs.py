@@ -267,7 +267,8 @@ OVERRIDES: dict[str, dict[str, Field]] = {
     "model": {"norm": Field("text", choices=("layernorm", "rmsnorm")),
               "released_weights": Field("text", choices=("bf16", "fp8", "fp4")),
               "released_attention_weights": Field("text", choices=("bf16", "fp8", "fp4")),
-              "released_kv_cache": Field("text", choices=("fp8", "fp4"))},
+              "released_kv_cache": Field("text", choices=("fp8", "fp4")),
+              "released_fp4_format": Field("text", choices=("mxfp4", "nvfp4"))},
     # PUE: 1 is the floor by definition; above 3 no operating data centre reports (the Uptime Institute
     # Global Data Center Survey 2023 puts the average at 1.58): a typo, not a site.
     "system": {"pue": Field("number", min=1.0, max=3.0, ranged=True), "gpus": Field("count", above=0, max=2**40, ranged=True, required=True),

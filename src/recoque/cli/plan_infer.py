@@ -118,6 +118,9 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           attention_weights: Optional[str] = typer.Option(None, "--attention-weights", help=ATTENTION_HELP),
           attention_out_weights: Optional[str] = typer.Option(None, "--attention-out-weights", help=ATTENTION_OUT_HELP),
           dtype: Optional[str] = typer.Option(None, "--dtype", help="shorthand: weights, KV cache (and fp8 activations)"),
+          fp4_format: Optional[str] = typer.Option(None, "--fp4-format",
+                                                   help="fp4 block format: mxfp4 (1/32-byte scales) | nvfp4 (1/16); default: the "
+                                                        "checkpoint's, else NVFP4 on NVIDIA and MXFP4 on AMD"),
           engine: Optional[str] = typer.Option(None, "--engine", help="vllm (V1 engine, >= 0.8) | vllm-v0 (<= 0.7) | trtllm | sglang | atom (AMD ATOM) (seeds/serving.toml)"),
           engine_efficiency: Optional[float] = typer.Option(None, "--engine-efficiency", help="measured engine efficiency (0-1]"),
           hbm_fraction: Optional[float] = typer.Option(None, "--hbm-fraction", help="usable fraction of HBM (engine default 0.9)"),
@@ -161,7 +164,8 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  attention_weights=attention_weights,
                  attention_out_weights=attention_out_weights, dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
-                 spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, allreduce_fusion=allreduce_fusion)
+                 spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, allreduce_fusion=allreduce_fusion,
+                 fp4_format=fp4_format.strip().lower() if fp4_format else None)
     name = name if w else preset_key(name)  # a preset under any spelling or alias prints as its key
     model_spec = None if w else load_model_spec(name)
     # a model named alone, with no --weights or --dtype, is served in the precision it was released in
