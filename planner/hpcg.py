@@ -397,6 +397,20 @@ def _bandwidths(system: SystemSpec, profile: Any) -> tuple[Estimate, Estimate]:
     return Estimate.exact(ds, "bytes/s", f"{spec.key} datasheet HBM {ds / TERA:g} TB/s"), sustained_bandwidth(spec.key)
 
 
+def same_part(listed: str, device: str) -> bool:
+    """Whether a list entry's device is this system's part: the same key, or the package and the
+    GPUs the runtime shows it as (mi250x and mi250x_gcd: a system file may count either)."""
+    a, b = get_device_spec(listed), get_device_spec(device)
+    return a.key == b.key or a.shown_as == b.key or b.shown_as == a.key
+
+
+def _per_package(listed: str, device: str) -> int:
+    """GPUs of `device` per GPU of the list entry's `listed` (2 where the list counts MI250X packages
+    and the system its GCDs)."""
+    a = get_device_spec(listed)
+    return a.shown_per_package if a.shown_as == device else 1
+
+
 def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = None,
                   rule: str | None = None, published: HpcgEntry | None = None) -> HpcgEstimate:
     """The system's HPCG rate; `published`: the list entry it is held against (else the entry of the
@@ -406,11 +420,16 @@ def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = Non
     shown, sus = _bandwidths(system, profile)
     # left out of the calibration: the list machine this system is (same name and part), not a namesake
     own = tuple(m for m in dict.fromkeys((machine, system.key))
-                if any(e.machine == m and e.device == spec.key for e in load_entries().values()))
+                if any(e.machine == m and same_part(e.device, spec.key) for e in load_entries().values()))
     code = code_efficiency(spec.key, own, how, rule)
     pe, bpf = parallel_efficiency(system, sus.value), bytes_per_flop()
     gpus = system.estimate("gpus", "gpu")
-    rate = combine(lambda n, b, c: n * b * c * pe, gpus, sus, code, unit="flop/s",
+    # the code efficiencies are flop per central STREAM byte of each reference, so their leave-one-out
+    # band already holds a measured STREAM figure's spread: such a figure enters at its centre (an
+    # unmeasured one, a family fraction of the datasheet, keeps its span: that is not in the band)
+    listed = not (profile_applies(spec, profile) and profile.states_memory) and spec.key in _table("stream_triad_tb_s")
+    counted = Estimate.exact(sus.value, sus.unit, *sus.assumptions) if listed else sus
+    rate = combine(lambda n, b, c: n * b * c * pe, gpus, counted, code, unit="flop/s",
                    assumptions=(f"parallel efficiency {pe:.3f} (weak scaling, {kernel('local_grid_points'):.2g} "
                                 f"points per GPU, halo + allreduce per CG iteration, the slowest of {system.gpus:,.0f} GPUs' "
                                 f"sweep x{pace.slowdown(system.gpus):.3f})",))
@@ -419,7 +438,8 @@ def estimate_hpcg(system: SystemSpec, profile: Any = None, how: str | None = Non
                                f"(340 B per 54-FLOP row) / the bandwidth shown",))
     if published is None:  # the same machine, GPU count and part (a user's file named like a list machine is not it)
         published = next((e for e in load_entries().values() if e.machine in (machine, system.key)
-                          and round(e.gpus) == round(system.gpus) and e.device == spec.key), None)
+                          and same_part(e.device, spec.key)
+                          and round(e.gpus * _per_package(e.device, spec.key)) == round(system.gpus)), None)
     if published is not None and may_compress(published.device, published.hpcg_list):
         rate = _with_compression(rate, published)
     why = ("the published run was at board power, this system caps its GPUs"

@@ -75,10 +75,16 @@ def entry_efficiency(e: Top500Entry) -> float:
 def memory_factor(device: str, other: str) -> float:
     """HPL efficiency of `device` relative to `other` from memory per GPU alone: (M / M_other)^exponent
     (seeds/top500.toml [memory]: a larger matrix per GPU, a smaller share of O(N^2) work)."""
-    m, m_other = get_device_spec(device).hbm_bytes, get_device_spec(other).hbm_bytes
+    m, m_other = memory_per_rank(get_device_spec(device)), memory_per_rank(get_device_spec(other))
     if not m or not m_other:
         return 1.0
     return (m / m_other) ** memory_exponent()
+
+
+def memory_per_rank(spec: Any) -> float | None:
+    """Memory one HPL rank holds its share of the matrix in: a GPU's, or one die's of a package the
+    runtime shows as several GPUs (an MI250X's 128 GB is two 64 GB GCDs, one rank each, as on an MI210)."""
+    return spec.hbm_bytes / spec.shown_per_package if spec.hbm_bytes else None
 
 
 def pooled_efficiency(entries: list[Top500Entry], device: str | None = None) -> float:
@@ -307,7 +313,11 @@ def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
                                  dgemm.assumptions)
             return dgemm, eff_override or efficiency("hpl_fraction_of_measured_dgemm"), True
     exclude = (machine,) if machine else ()
-    return hpl_rate(spec), eff_override or hpl_efficiency(spec.key, exclude, gpus), False
+    # the efficiencies are Rmax over the central counted rate (entry_efficiency), so their band already
+    # holds what the datasheet's spread would add: the rate enters at its centre, counted once
+    rate = hpl_rate(spec)
+    return (Estimate.exact(rate.value, rate.unit, *rate.assumptions),
+            eff_override or hpl_efficiency(spec.key, exclude, gpus), False)
 
 
 def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Entry | None):
