@@ -31,7 +31,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
                "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed",
-               "fused_expert_mlp")
+               "fused_expert_mlp", "param_gather_overlap", "grad_reduce_allreduce")
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,13 @@ class Stack:
     pipeline_max_zero: int = 3  # highest ZeRO stage the stack runs with pp > 1 (DeepSpeed's pipeline engine: 1)
     dp_overlap_with_pp: bool = True
     pipeline_16bit_grads: bool = False
+    # ZeRO-1/2: the updated weights' all-gather may hide behind compute (Megatron-Core's
+    # overlap_param_gather beside the next forward); False: it runs after the optimizer step, outside
+    # any compute (DeepSpeed stage_1_and_2.py step(): all_gather_dp_groups once the fp32 update is done)
+    param_gather_overlap: bool = True
+    # ZeRO-1/2's gradient reduction is a whole all-reduce, not a reduce-scatter (DeepSpeed's default
+    # use_multi_rank_bucket_allreduce: allreduce_and_scatter -> allreduce_bucket -> dist.all_reduce)
+    grad_reduce_allreduce: bool = False
     # ZeRO-3/FSDP collectives as NCCL/RCCL build them: multi-channel rings that pass through every
     # GPU of a node, so a node's NICs share the inter-node part (comm.hierarchical_allgather_time);
     # False: each rank's whole (n-1)/n share over its own NIC share (comm.sharded_allgather_time),
@@ -197,6 +204,8 @@ class Stack:
         pipe += ["interleaved pipeline sends overlap compute"] if self.pp_comm_overlap else []
         pipe += ["the whole gradient buffer zeroed every iteration"] if self.grad_buffer_zeroed else []
         pipe += ["experts as one fused grouped MLP"] if self.fused_expert_mlp else []
+        pipe += [] if self.param_gather_overlap else ["ZeRO-1/2 weight all-gather after the optimizer step, not overlapped"]
+        pipe += ["ZeRO-1/2 gradients reduced by a whole all-reduce"] if self.grad_reduce_allreduce else []
         if self.comm_max_ctas:
             caps = ", ".join(f"{k} {v}" for k, v in sorted(self.comm_max_ctas.items()))
             pipe += [f"NCCL CTAs per communicator capped ({caps}): each CTA moves half of one scale-up link"]

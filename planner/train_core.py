@@ -57,7 +57,7 @@ from recoque.planner import comm, memory, pace
 from recoque.planner.execution import expert_tp_size
 from recoque.planner.profile import FP4_DTYPES, LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
-from recoque.planner.train_kernels import (Hardware, capped_bw, embedding_params_on_stage, kernel_times,
+from recoque.planner.train_kernels import (Hardware, capped_bw, embedding_params_on_stage, group_bw, kernel_times,
                                            lora_adapter_params, params_on_stage, per_shape)
 from recoque.planner.workload import TrainingWorkload
 
@@ -437,14 +437,15 @@ def tp_comm_s(hw: Hardware, p: Plans, lt: LayerTimes, h: float, dtype: str) -> A
     2 in a recomputed forward (with SP: an all-gather and a reduce-scatter each)."""
     loc, nod = comm.group_layout(p.tp, 1.0, hw.gpus_per_node)
     act_bytes = p.tokens * h * 2.0
-    ar = comm.hierarchical_allreduce_time(act_bytes, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
-    ag = comm.hierarchical_allgather_time(act_bytes, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
+    bw = group_bw(hw, loc)
+    ar = comm.hierarchical_allreduce_time(act_bytes, loc, nod, bw, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
+    ag = comm.hierarchical_allgather_time(act_bytes, loc, nod, bw, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     # Under fp8/fp4 training with SP, Transformer Engine quantizes a linear layer's input before it
     # all-gathers it (LayerNormLinear: gather_along_first_dim(ln_out, tp_group, quantizer=...),
     # NVIDIA/TransformerEngine @d0067d0 transformer_engine/pytorch/module/layernorm_linear.py), and
     # likewise the output gradient it gathers in the backward: those all-gathers move 1 byte an
     # element (NVFP4 taken the same, not less: stated); the reduce-scatters stay 16-bit.
-    ag_q = (comm.hierarchical_allgather_time(act_bytes / 2.0, loc, nod, hw.bw_intra, hw.bw_inter, hw.alpha_intra,
+    ag_q = (comm.hierarchical_allgather_time(act_bytes / 2.0, loc, nod, bw, hw.bw_inter, hw.alpha_intra,
                                              hw.alpha_inter) if dtype in LOW_PRECISION_DTYPES else ag)
     frac = p.frac
     n_ar = 4.0 + 2.0 * frac  # forward 2, backward 2, recomputed forward 2
@@ -475,7 +476,9 @@ def cp_comm_s(m_: Any, hw: Hardware, stack: Stack, p: Plans, lt: LayerTimes) -> 
     if np.any(p.cp_a2a):  # (the search leaves it off unless pinned: skip the arrays then)
         q_w, kv_w = _attention_widths(m_, tp)
         a2a_bytes = tokens * (2.0 * q_w + kv_w) * 2.0 * (cp - 1.0) / cp
-        a2a_one = comm.p2p_time(a2a_bytes, np.where(cp_intra, bw_cp, hw.bw_inter),
+        # on a mesh the all-to-all reaches its cp - 1 peers over as many links (the ring, one)
+        bw_a2a = bw_cp if hw.bw_p2p_intra is None else group_bw(hw, cp)
+        a2a_one = comm.p2p_time(a2a_bytes, np.where(cp_intra, bw_a2a, hw.bw_inter),
                                 (cp - 1.0) * np.where(cp_intra, hw.alpha_intra, hw.alpha_inter))
         cp_comm = np.where(p.cp_a2a, a2a_one * (2.0 + frac), cp_comm)
     return cp_comm
@@ -497,7 +500,7 @@ def ep_comm_s(m_: Any, hw: Hardware, stack: Stack, p: Plans, lt: LayerTimes) -> 
     if stack.ep_node_dedup and m_.group_topk:
         per_node = np.vectorize(m_.offnode_destinations)(enod)
         dedup = tokens * m_.moe_layer_fraction * per_node * h * 2.0 / np.where(sp, tp, 1.0)
-    a2a = comm.alltoall_time(a2a_bytes, eloc, enod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter, dedup)
+    a2a = comm.alltoall_time(a2a_bytes, eloc, enod, group_bw(hw, eloc), hw.bw_inter, hw.alpha_intra, hw.alpha_inter, dedup)
     ep_comm = (4.0 + 2.0 * frac) * a2a
     # Combined 1F1B (Megatron-Core combined_1f1b.py) / DualPipe: the forward of one micro-batch
     # and the backward of another run as one unit, each one's all-to-alls beside the other's
@@ -541,13 +544,15 @@ def data_parallel(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Pla
     lora = workload.lora_rank > 0
     dloc, dnod = comm.group_layout(p.dpc, p.tp, hw.gpus_per_node)
     dense = np.where(lora, q.adapters, q.per_gpu - q.experts)
-    args = (dloc, dnod, hw.bw_intra, hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
+    args = (dloc, dnod, group_bw(hw, dloc), hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
     # Weight all-gather bytes: the fp8 copy (1 byte) when the run gathers fp8 parameters under
     # fp8/fp4 training (stack.fp8_param_gather); adapters and 16-bit training move 16-bit weights.
     # (Memory still counts 16-bit weights: the fp8 copy's saving is not modelled.)
     low_precision = dtype in LOW_PRECISION_DTYPES
     gather_bytes = 1.0 if (stack.fp8_param_gather and low_precision and not lora) else memory.WEIGHT_BYTES
-    t_rs = comm.hierarchical_allgather_time(dense * stack.grad_reduce_bytes, *args)
+    # a reduce-scatter moves what an all-gather does; a stack that reduces by all-reduce, twice that
+    reduce = comm.hierarchical_allreduce_time if stack.grad_reduce_allreduce else comm.hierarchical_allgather_time
+    t_rs = reduce(dense * stack.grad_reduce_bytes, *args)
     t_ag_w = comm.hierarchical_allgather_time(dense * gather_bytes, *args)
     return DataParallel(args, dense, gather_bytes, t_rs, t_ag_w, expert_grad_s(workload, hw, stack, p, q))
 
@@ -559,7 +564,7 @@ def expert_grad_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Pla
     if not workload.model.moe or workload.lora_rank > 0:
         return 0.0 * p.tp
     xloc, xnod = comm.group_layout(p.edp, p.etp * p.ep, hw.gpus_per_node)
-    return comm.hierarchical_allreduce_time(q.experts * stack.grad_reduce_bytes, xloc, xnod, hw.bw_intra,
+    return comm.hierarchical_allreduce_time(q.experts * stack.grad_reduce_bytes, xloc, xnod, group_bw(hw, xloc),
                                             hw.bw_inter, hw.alpha_intra, hw.alpha_inter)
 
 
@@ -587,7 +592,9 @@ def dp_exposed_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plan
     # fast way (NVIDIA mean |error| 7.4% -> 7.7%, max 29.7% -> 34.3%; Llama 3.1 8B on 32-256 B200
     # from -7..+5% to -20..-9%), so the shared window stands until the checks say otherwise.
     window = OVERLAP_EFFICIENCY * np.where(zero == 2, p.n_mb, 1.0) * p.lps * lt.bwd
-    return np.where(zero >= 3, 0.0, _exposed(t_dp, window, p.overlap))
+    # a stack whose weight all-gather follows the optimizer step shows it whole (Stack.param_gather_overlap)
+    apart = np.where(zero >= 1, 0.0 if stack.param_gather_overlap else t_ag_w, 0.0)
+    return np.where(zero >= 3, 0.0, _exposed(t_dp - apart, window, p.overlap) + apart)
 
 
 def param_passes_s(workload: TrainingWorkload, hw: Hardware, stack: Stack, p: Plans, q: Params, dtype: str) -> Any:
@@ -646,7 +653,8 @@ def zero3_exposed_s(hw: Hardware, stack: Stack, p: Plans, d: DataParallel, lt: L
     # ZeRO 0-2 (dp_exposed_s), sharing its window.
     window = OVERLAP_EFFICIENCY * lps * lt.bwd
     z3 = z3 + _exposed(d.t_experts, window, p.overlap)
-    z1_same = _exposed(d.t_z1 + d.t_experts, window, p.overlap)
+    apart = 0.0 if stack.param_gather_overlap else d.t_ag_w   # as dp_exposed_s shows ZeRO-1's
+    z1_same = _exposed(d.t_z1 - apart + d.t_experts, window, p.overlap) + apart
     return np.where(p.zero >= 3, np.maximum(z3, z1_same), 0.0)
 
 
@@ -704,7 +712,7 @@ def core(workload: TrainingWorkload, hw: Hardware, profile: DeviceProfile, dtype
     if m_.tied_embeddings and not lora:
         emb_b = m_.vocab * float(m_.hidden) / p.tp * stack.grad_reduce_bytes
         # first and last stage: in one node when the whole job is (pipeline stages outermost in the rank order)
-        emb_sync = np.where(pp > 1, comm.allreduce_time(emb_b, 2.0, np.where(pp_intra, hw.bw_intra, hw.bw_inter),
+        emb_sync = np.where(pp > 1, comm.allreduce_time(emb_b, 2.0, np.where(pp_intra, group_bw(hw, 2.0), hw.bw_inter),
                                                         p2p_alpha), 0.0)
     else:
         emb_sync = 0.0 * p.tp

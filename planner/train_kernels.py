@@ -42,6 +42,17 @@ class Hardware:
     bw_p2p_intra: float | None = None
 
 
+def group_bw(hw: Hardware, local: Any) -> Any:
+    """The scale-up bandwidth of a collective over `local` GPUs of one node. Through switches, the
+    GPU's whole scale-up rate whatever the group. On a mesh each peer sits behind its own link, so a
+    group reaches its local - 1 peers' links only: min(bw_intra, (local - 1) x one link) (MI300X: a TP2
+    all-reduce rides one 64 GB/s xGMI link of 7, ~48 GB/s usable; seeds/hardware.toml
+    scaleup_topology, AMD's xGMI RCCL blog)."""
+    if hw.bw_p2p_intra is None:
+        return hw.bw_intra
+    return np.minimum(hw.bw_intra, np.maximum(np.asarray(local, dtype=float) - 1.0, 1.0) * hw.bw_p2p_intra)
+
+
 def capped_bw(bw_intra: float, hw: Hardware, stack: Stack, group: str) -> float:
     """The scale-up bandwidth of a point-to-point transfer (context-parallel ring, pipeline send): on a
     mesh, one peer's link (Hardware.bw_p2p_intra); when the run caps its communicator's NCCL CTAs, at
