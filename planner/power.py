@@ -31,11 +31,17 @@ def _seed() -> dict[str, Any]:
     return read_seed_toml("validation.toml").get("power_cap", {})
 
 
-def clock_exponent() -> float:
-    e = _seed().get("clock_exponent")
+# A corner of an estimate: "high" the fast one, "low" the slow one (planner.train.hardware_for).
+_EXPONENT_KEY = {"value": "clock_exponent", "high": "clock_exponent_low", "low": "clock_exponent_high"}
+
+
+def clock_exponent(which: str = "value") -> float:
+    """The exponent of the clock law at a corner: the central figure, or the span of the same-die
+    pairs in [power_cap] (a smaller exponent loses less clock: the fast corner)."""
+    key = _EXPONENT_KEY[which]
+    e = _seed().get(key, _seed().get("clock_exponent"))
     if not isinstance(e, (int, float)) or isinstance(e, bool) or not 0 < e <= 1:
-        raise BadInput("validation.toml [power_cap]: clock_exponent must be a number in (0, 1]",
-                       "restore it with its source")
+        raise BadInput(f"validation.toml [power_cap]: {key} must be a number in (0, 1]", "restore it with its source")
     return float(e)
 
 
@@ -54,10 +60,10 @@ def _measured(profile: Any) -> bool:
 MIN_CAP_FRACTION = 0.25
 
 
-def clock_factor(system: Any, profile: Any = None) -> float:
+def clock_factor(system: Any, profile: Any = None, which: str = "value") -> float:
     """Sustained compute clock of the system's GPUs over the clock at board power: 1 without a cap
-    or with a measured profile. A cap above the board power is refused (the firmware will not raise
-    the limit past it)."""
+    or with a measured profile; `which` corner of the exponent's span. A cap above the board power is
+    refused (the firmware will not raise the limit past it)."""
     cap = getattr(system, "gpu_power_limit_w", None)
     if cap is None or _measured(profile):
         return 1.0
@@ -72,7 +78,7 @@ def clock_factor(system: Any, profile: Any = None) -> float:
         raise BadInput(f"system {system.key}: a GPU power limit of {cap:g} W is below {MIN_CAP_FRACTION:g} x the "
                        f"{system.device} board power {tdp:g} W, where the clock law says nothing",
                        f"use at least {MIN_CAP_FRACTION * tdp:g} W, or none")
-    return (cap / tdp) ** clock_exponent()
+    return (cap / tdp) ** clock_exponent(which)
 
 
 def limited(system: Any, watts: float | None) -> Any:
@@ -96,6 +102,8 @@ def note(system: Any, profile: Any = None) -> str | None:
                 "ran at, so no clock factor is applied")
     tdp, e = board_power_w(system), clock_exponent()
     src = _seed().get("sources", {}).get("clock_exponent", "seeds/validation.toml [power_cap]")
+    lo_e, hi_e = clock_exponent("high"), clock_exponent("low")
     return (f"{system.key}: GPUs capped at {cap:g} W of {tdp:g} W board power -> compute clock x "
-            f"{clock_factor(system):.3f} = ({cap:g}/{tdp:g})^{e:.3g} (GEMM and attention; HBM-bound work unchanged; "
-            f"exponent: {src})")
+            f"{clock_factor(system):.3f} = ({cap:g}/{tdp:g})^{e:.3g}, x{clock_factor(system, None, 'low'):.3f}-"
+            f"{clock_factor(system, None, 'high'):.3f} over the same-die pairs' exponents {lo_e:.3g}-{hi_e:.3g} "
+            f"(GEMM and attention; HBM-bound work unchanged; exponent: {src})")

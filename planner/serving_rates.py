@@ -238,9 +238,10 @@ def rate_set(spec: DeviceSpec, system: SystemSpec, compute_dtype: str, gpus_per_
     # A GPU power limit slows the compute-bound kernels by its clock ratio; the weight and KV reads
     # keep the HBM rate (planner/power.py).
     measured = profile if profile_applies(spec, profile) else None
-    clock = power.clock_factor(system, measured)
-    gemm, attn_base = (tuple(x * clock for x in r) for r in (gemm, attn_base))
-    attn_proj = [tuple(x * clock for x in r) for r in attn_proj]
+    # (value, low, high) rates: each corner at its corner of the clock law
+    clock = tuple(power.clock_factor(system, measured, w) for w in ("value", "low", "high"))
+    gemm, attn_base = (tuple(x * c for x, c in zip(r, clock)) for r in (gemm, attn_base))
+    attn_proj = [tuple(x * c for x, c in zip(r, clock)) for r in attn_proj]
     hbm, h_note = hbm_rates(spec, profile)
     # one GPU per replica: no link carries anything (every collective and stage send is zero at g = 1,
     # pp = 1), so a single-GPU system file need not state its links

@@ -118,7 +118,7 @@ def hardware_for(system: Any, profile: DeviceProfile, which: str = "value") -> H
         alpha_intra=pick("intra_node_latency_s", False), alpha_inter=pick("inter_node_latency_s", False),
         hbm_bw=profile.memory_bandwidth_bytes_s(which), capacity_bytes=cap * USABLE_MEMORY_FRACTION,
         zero3_prefetch=ZERO3_PREFETCH_RANGE[{"low": 0, "value": 1, "high": 2}[which]],
-        clock_factor=power.clock_factor(system, profile),
+        clock_factor=power.clock_factor(system, profile, which),
         cta_bytes_s=_cta_bytes_s(pick("intra_node_bandwidth_bytes_s"), profile, which),
         bw_p2p_intra=_mesh_p2p_bytes_s(pick("intra_node_bandwidth_bytes_s"), profile, which),
     )
