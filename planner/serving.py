@@ -142,7 +142,10 @@ class _Replica:
         self.m, self.req, self.lay, self.r, self.eff, self.budget = model, req, lay, rates, eff, budget
         self.budget_counts_decode, self.windowed_kv_memory = budget_counts_decode, windowed_kv_memory
         self.prec = precision(req, allreduce_norm_fusion)
-        self.ctx = req.prompt_tokens + req.output_tokens / 2.0
+        # a stream found running is length-biased (it holds its slot for its whole output) and uniformly
+        # far through it: its mean context is P + E[O^2] / (2 E[O]) = P + (O/2)(1 + cv2 of O) (the
+        # inspection paradox of renewal theory; Kleinrock, Queueing Systems vol. 1, 1975, sec. 5.2)
+        self.ctx = req.prompt_tokens + req.output_tokens / 2.0 * (1.0 + rates.service_cv2)
         self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
         # stage() is a pure function of its arguments here; the server-mode searches ask for the same
         # step many times over (4x on the check sets), so each is computed once
@@ -487,6 +490,8 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
                      replica_gpus=lay.tp * lay.pp)
     if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
         rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
+    if req.output_cv2 is not None:  # a request's time in the engine spreads as its output length does
+        rs = replace(rs, rates={c: replace(r, service_cv2=req.output_cv2) for c, r in rs.rates.items()})
     if req.spec_acceptance is not None:  # a measured acceptance replaces the stated range
         rs = replace(rs, rates={c: replace(r, spec_acceptance=req.spec_acceptance) for c, r in rs.rates.items()})
     cap_b = float(req.max_batch or engine.max_batch)  # per replica (see [engines] max_batch in seeds/serving.toml)

@@ -43,6 +43,16 @@ def weights_bytes_per_gpu(model: Any, req: ServingRequest, lay: Layout, adp_whol
     return (layers * (dense_layer / lay.tp + expert_share) + (float(model.embedding_params()) + head) / lay.tp) * wb + apart
 
 
+def output_spread(req: ServingRequest) -> float:
+    """The squared CV of the output lengths: the request's (output_cv2, else length_cv2), else the
+    stated default (seeds/serving.toml [kernel] service_cv2, its central value)."""
+    if req.output_cv2 is not None:
+        return float(req.output_cv2)
+    if req.length_cv2 is not None:
+        return float(req.length_cv2)
+    return float(sr.kernel_constants().get("service_cv2", 0.0))
+
+
 def step_budget_tokens(req: ServingRequest, engine: sr.Engine) -> float:
     """Tokens one engine step may carry: the user's setting, else the engine's default."""
     return float(req.max_num_tokens or engine.max_num_tokens)
@@ -73,7 +83,9 @@ def memory(model: Any, spec: Any, req: ServingRequest, lay: Layout, engine: sr.E
     # TensorRT-LLM gives the KV cache a fraction of the memory left after weights and activations;
     # vLLM and SGLang cap weights + activations + KV together at a fraction of the whole memory
     usable = w + ws + frac * (cap - w - ws) if engine.kv_fraction_of_free else frac * cap
-    per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full" else req.output_tokens / 2.0)
+    # blocks allocated as tokens come: a running stream holds P + its age, length-biased (serving._Replica.ctx)
+    per_stream = req.prompt_tokens + (req.output_tokens if engine.kv_reserve == "full"
+                                      else req.output_tokens / 2.0 * (1.0 + output_spread(req)))
     kv_tok = kv_bytes_per_token_per_gpu(model, lay, req.stored_bytes(req.kv_cache)) * held_kv_fraction(model, engine.windowed_kv_memory, per_stream)
     free = usable - w - ws
     streams = int(free // (kv_tok * per_stream)) if free > 0 else 0

@@ -77,6 +77,7 @@ class ServingRequest:
                                            # vLLM --max-num-batched-tokens, SGLang --chunked-prefill-size)
     engine_efficiency: float | None = None  # measured on your engine: replaces the engine class default
     length_cv2: float | None = None        # squared coefficient of variation of prompt and output lengths (0: fixed)
+    output_cv2: float | None = None        # the output lengths' own, where a dataset's differs from its prompts' (None: length_cv2)
     requests: int | None = None            # offline: this many requests submitted at once, over the system
                                            # (vLLM benchmark_throughput --num-prompts); the run is followed to its end
     spec_tokens: int = 0                   # speculative decoding: draft tokens verified per step (MTP / EAGLE)
@@ -135,6 +136,10 @@ class ServingRequest:
                                             or not math.isfinite(self.length_cv2) or not 0 <= self.length_cv2 <= 4):
             raise BadInput(f"length cv2 must be a number in [0, 4], got {self.length_cv2!r}",
                            "pass --length-cv2 0 for fixed lengths, ~0.6 for chat datasets")
+        if self.output_cv2 is not None and (isinstance(self.output_cv2, bool) or not isinstance(self.output_cv2, (int, float))
+                                            or not math.isfinite(self.output_cv2) or not 0 <= self.output_cv2 <= 4):
+            raise BadInput(f"output cv2 must be a number in [0, 4], got {self.output_cv2!r}",
+                           "pass --output-cv2 0 for fixed output lengths, or leave it out to take --length-cv2")
         if isinstance(self.spec_tokens, bool) or not isinstance(self.spec_tokens, int) or not 0 <= self.spec_tokens <= 16:
             raise BadInput(f"spec tokens must be a whole number from 0 to 16, got {self.spec_tokens!r}",
                            "pass --spec-tokens 3 (draft tokens per step) or 0 for none")

@@ -34,7 +34,7 @@ _REQUEST_KEYS = {  # TOML key (unit in the name) -> (ServingRequest field, scale
     "pp": ("pp", None), "ep": ("ep", None), "attention_dp": ("attention_dp", None), "split_experts": ("split_experts", None), "weights": ("weights", None), "activations": ("activations", None),
     "kv_cache": ("kv_cache", None), "attention_weights": ("attention_weights", None),
     "attention_out_weights": ("attention_out_weights", None), "engine": ("engine", None), "max_batch": ("max_batch", None),
-    "length_cv2": ("length_cv2", None), "requests": ("requests", None),
+    "length_cv2": ("length_cv2", None), "output_cv2": ("output_cv2", None), "requests": ("requests", None),
     "max_num_tokens": ("max_num_tokens", None), "spec_tokens": ("spec_tokens", None),
     "spec_acceptance": ("spec_acceptance", None), "allreduce_fusion": ("allreduce_fusion", None),
     "hbm_fraction": ("hbm_fraction", None),

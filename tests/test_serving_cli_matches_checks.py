@@ -18,7 +18,7 @@ FLAGS = {"prompt_tokens_mean": "--prompt-tokens", "output_tokens_mean": "--outpu
          "ttft_target_ms": "--ttft-ms", "tpot_target_ms": "--tpot-ms", "percentile": "--percentile", "tp": "--tp",
          "pp": "--pp", "ep": "--ep", "weights": "--weights", "activations": "--activations", "kv_cache": "--kv-cache",
          "attention_weights": "--attention-weights", "attention_out_weights": "--attention-out-weights",
-         "engine": "--engine", "max_batch": "--max-batch", "length_cv2": "--length-cv2", "requests": "--requests",
+         "engine": "--engine", "max_batch": "--max-batch", "length_cv2": "--length-cv2", "output_cv2": "--output-cv2", "requests": "--requests",
          "max_num_tokens": "--max-num-tokens", "spec_tokens": "--spec-tokens", "spec_acceptance": "--spec-acceptance",
          "hbm_fraction": "--hbm-fraction"}
 SWITCHES = {"attention_dp": ("--attention-dp", "--attention-tp"),

@@ -94,11 +94,14 @@ def _engine(key):
 
 
 def test_kv_reservation_sets_the_offline_batch():
-    req = sv.ServingRequest(prompt_tokens=1000, output_tokens=1000, **FP8)
+    req = sv.ServingRequest(prompt_tokens=1000, output_tokens=1000, length_cv2=0.0, **FP8)
     full = sv.memory(L70, _spec("h200"), req, Layout(), _engine("trtllm"))   # prompt + output reserved
     live = sv.memory(L70, _spec("h200"), req, Layout(), _engine("vllm"))     # prompt + output/2 on average
     assert full.kv_tokens_per_stream == 2000 and live.kv_tokens_per_stream == 1500
     assert live.max_streams > full.max_streams
+    # outputs that spread (squared CV c): a running stream is length-biased, P + (O/2)(1 + c) on average
+    spread = sv.memory(L70, _spec("h200"), replace(req, output_cv2=1.0), Layout(), _engine("vllm"))
+    assert spread.kv_tokens_per_stream == 2000
 
 
 def test_server_throughput_never_exceeds_offline():

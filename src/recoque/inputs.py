@@ -405,6 +405,7 @@ FLAG_RULES: dict[str, Field] = {
     # ~40T tokens, Meta's model card, April 2025); beyond it the day counts were hundreds of digits long.
     "tokens": Field("number", above=0, max=1e15),
     "length_cv2": Field("number", min=0, max=4),  # plan infer: 0 = fixed prompt/output lengths (issue 9)
+    "output_cv2": Field("number", min=0, max=4),  # plan infer: the output lengths' own spread
     "spec_tokens": Field("count", min=0, max=16),  # plan infer: draft tokens per speculative step, 0 = none
     "spec_acceptance": Field("number", above=0, max=0.999),  # plan infer: chance one draft token is accepted
     # validate: the accepted mean/max relative error, a fraction (0.05 = 5%); above 1 nothing is ever refused

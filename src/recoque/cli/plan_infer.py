@@ -125,6 +125,9 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
           engine_efficiency: Optional[float] = typer.Option(None, "--engine-efficiency", help="measured engine efficiency (0-1]"),
           hbm_fraction: Optional[float] = typer.Option(None, "--hbm-fraction", help="usable fraction of HBM (engine default 0.9)"),
           length_cv2: Optional[float] = typer.Option(None, "--length-cv2", help="spread of prompt/output lengths, squared CV (0 = fixed; default 0.6, chat datasets)"),
+          output_cv2: Optional[float] = typer.Option(None, "--output-cv2",
+                                                     help="the output lengths' own spread, squared CV, where it differs from the "
+                                                          "prompts' (reasoning models: DeepSeek-R1's MLPerf outputs 1.57; default: --length-cv2)"),
           max_batch: Optional[int] = typer.Option(None, "--max-batch",
                                                   help="engine batch cap of one replica (max_num_seqs); under --attention-dp "
                                                        "TensorRT-LLM's max_batch_size is per rank: give it x tp"),
@@ -162,7 +165,7 @@ def infer(system: str = typer.Option(..., "--system", "-s", help="system preset 
                  tpot_target_s=tpot_ms / 1e3 if tpot_ms is not None else None, percentile=percentile.strip().lower() if percentile else None,
                  tp=tp or gpus_per_replica, pp=pp, ep=ep, attention_dp=attention_dp, split_experts=split_experts, weights=weights, activations=activations, kv_cache=kv_cache,
                  attention_weights=attention_weights,
-                 attention_out_weights=attention_out_weights, dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2,
+                 attention_out_weights=attention_out_weights, dtype=dtype, engine=engine, engine_efficiency=engine_efficiency, hbm_fraction=hbm_fraction, length_cv2=length_cv2, output_cv2=output_cv2,
                  max_batch=max_batch, max_num_tokens=max_num_tokens, requests=requests,
                  spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, allreduce_fusion=allreduce_fusion,
                  fp4_format=fp4_format.strip().lower() if fp4_format else None)
