@@ -313,11 +313,14 @@ def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
                                  dgemm.assumptions)
             return dgemm, eff_override or efficiency("hpl_fraction_of_measured_dgemm"), True
     exclude = (machine,) if machine else ()
-    # the efficiencies are Rmax over the central counted rate (entry_efficiency), so their band already
-    # holds what the datasheet's spread would add: the rate enters at its centre, counted once
+    # the efficiencies are Rmax over the central counted rate (entry_efficiency): for a device the lists
+    # carry, that rate is the basis its own and its family's runs were divided by, so the band already
+    # holds what the datasheet's spread would add and the rate enters at its centre, counted once. A
+    # device no list carries (MI430X) keeps its rate's range: what it will be counted at is not known.
     rate = hpl_rate(spec)
-    return (Estimate.exact(rate.value, rate.unit, *rate.assumptions),
-            eff_override or hpl_efficiency(spec.key, exclude, gpus), False)
+    if any(e.device == spec.key for e in load_entries().values()):
+        rate = Estimate.exact(rate.value, rate.unit, *rate.assumptions)
+    return rate, eff_override or hpl_efficiency(spec.key, exclude, gpus), False
 
 
 def _power(system: SystemSpec, gpus: Estimate, per_gpu: Estimate, top: Top500Entry | None):

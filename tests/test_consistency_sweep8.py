@@ -146,13 +146,13 @@ def test_the_batch_range_stays_under_the_stream_cap():
 
 
 def test_a_request_rate_out_of_reach_quotes_the_layout_that_carries_the_most():
-    # tp 4 replicas sustain 7.15/s (7.24 before stop 112's step mix), tp 8 ones 5.66/s: the refusal quoted the last layout tried (tp 8)
+    # tp 4 replicas sustain 7.05/s (7.24 before stop 112's step mix, 7.15 before stop 113's length-biased context), tp 8 ones 5.66/s: the refusal quoted the last layout tried (tp 8)
     from typer.testing import CliRunner
 
     from recoque.cli import app
     r = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-70b", "--request-rate", "8"])
     assert r.exit_code == 3
-    assert "8 requests/s is above what 2 replica(s) of tp 4 x pp 1 sustain (7.15/s)" in " ".join(r.output.split())
+    assert "8 requests/s is above what 2 replica(s) of tp 4 x pp 1 sustain (7.05/s)" in " ".join(r.output.split())
     assert cli_json("plan", "infer", "-s", "node-8x-h100", "-m", "llama3.1-70b", "--request-rate", "7")
 
 

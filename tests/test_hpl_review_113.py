@@ -63,3 +63,9 @@ def test_a_listed_stream_figure_enters_hpcg_at_its_centre(tmp_path):
     assert e.sustained_bandwidth.low < e.sustained_bandwidth.value   # the figure keeps its spread, shown
     assert e.rate.high / e.rate.value == pytest.approx(e.code_efficiency.high / e.code_efficiency.value)
     assert e.rate.low / e.rate.value == pytest.approx(e.code_efficiency.low / e.code_efficiency.value)
+
+
+def test_a_device_no_list_carries_keeps_its_rate_range():
+    """MI430X: what TOP500 will count it at is not known, so the rate's own range stays."""
+    rate, _, _ = hpl.rate_and_efficiency(get_device_spec("mi430x"), None, None, None)
+    assert rate.low < rate.high

@@ -108,4 +108,4 @@ def test_the_model_row_weighs_the_attention_at_its_width():
     assert v2 == pytest.approx(R1.layers * inputs * 1.5)
     assert weight_bytes(R1, "fp4", ("bf16", "bf16")) - weight_bytes(R1, "fp4") == pytest.approx(R1.layers * (inputs + out) * 1.5)
     res = CliRunner().invoke(app, ["plan", "infer", "-s", "node-8x-h100", "--model", "gpt-oss-120b", "--tp", "1"])
-    assert res.exit_code == 0 and "(fp4, attention bf16)" in res.output
+    assert res.exit_code == 0 and "(fp4 MXFP4, attention bf16)" in res.output
