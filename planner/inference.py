@@ -18,7 +18,7 @@ from typing import Any
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner.serving import DTYPE_BYTES, ServingEstimate, ServingRequest, estimate_serving
-from recoque.planner.serving_request import FP4_SCALE_BYTES
+from recoque.planner.serving_request import stored_bytes
 from recoque.planner.serving_step import attention_split, experts_touched
 from recoque.planner.system import SystemSpec
 from recoque.planner.workloads import WorkloadEntry
@@ -36,7 +36,7 @@ def dtype_bytes(dtype: str, fp4_format: str | None = None) -> float:
     """Bytes a stored value of `dtype` takes, an fp4 block format's scales included."""
     if dtype not in DTYPE_BYTES:
         raise BadInput(f"unknown dtype {dtype!r}", f"use one of {', '.join(DTYPE_BYTES)}")
-    return DTYPE_BYTES[dtype] + (FP4_SCALE_BYTES[fp4_format] if dtype == "fp4" and fp4_format else 0.0)
+    return stored_bytes(dtype, fp4_format)
 
 
 def kv_bytes_per_token(model: Any, kv_dtype: str, fp4_format: str | None = None) -> float:

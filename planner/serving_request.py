@@ -23,6 +23,12 @@ FP4_SCALE_BYTES = {"mxfp4": 1.0 / 32.0, "nvfp4": 1.0 / 16.0}
 # 16), FP8 with one scale per tensor; 16-bit GEMMs send 16-bit tokens.
 DISPATCH_BYTES = {"fp4": 0.5 + 1.0 / 16.0, "fp8": 1.0}
 MODES = ("offline", "server")
+
+
+def stored_bytes(dtype: str, fp4_format: str | None = None) -> float:
+    """Bytes one value of `dtype` takes in memory and on the way from it: the element, plus the block
+    scale of an fp4 format (FP4_SCALE_BYTES)."""
+    return DTYPE_BYTES[dtype] + (FP4_SCALE_BYTES[fp4_format] if dtype == "fp4" and fp4_format else 0.0)
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
 
@@ -212,10 +218,8 @@ class ServingRequest:
         return tuple(_gemm_dtype(d, self.activations) if d != self.weights else "" for d in self.attention_dtypes)
 
     def stored_bytes(self, dtype: str) -> float:
-        """Bytes one value of `dtype` takes in memory and on the way from it: the element, plus the
-        block scale of an fp4 format (FP4_SCALE_BYTES; none where the format is not resolved yet)."""
-        scale = FP4_SCALE_BYTES[self.fp4_format] if dtype == "fp4" and self.fp4_format else 0.0
-        return DTYPE_BYTES[dtype] + scale
+        """stored_bytes of `dtype` in this request's fp4 format (none where not resolved yet)."""
+        return stored_bytes(dtype, self.fp4_format)
 
     def knobs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
