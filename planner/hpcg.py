@@ -36,7 +36,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from recoque.catalog import get_device_spec
+from recoque.catalog import get_device_spec, same_part
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
@@ -395,13 +395,6 @@ def _bandwidths(system: SystemSpec, profile: Any) -> tuple[Estimate, Estimate]:
         return bw, bw
     ds = _datasheet(spec.key)
     return Estimate.exact(ds, "bytes/s", f"{spec.key} datasheet HBM {ds / TERA:g} TB/s"), sustained_bandwidth(spec.key)
-
-
-def same_part(listed: str, device: str) -> bool:
-    """Whether a list entry's device is this system's part: the same key, or the package and the
-    GPUs the runtime shows it as (mi250x and mi250x_gcd: a system file may count either)."""
-    a, b = get_device_spec(listed), get_device_spec(device)
-    return a.key == b.key or a.shown_as == b.key or b.shown_as == a.key
 
 
 def _per_package(listed: str, device: str) -> int:

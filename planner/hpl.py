@@ -38,7 +38,7 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Any
 
-from recoque.catalog import DeviceSpec, get_device_spec
+from recoque.catalog import DeviceSpec, get_device_spec, same_part
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.planner import energy, pace
@@ -318,7 +318,7 @@ def rate_and_efficiency(spec: DeviceSpec, machine: str | None, profile: Any,
     # holds what the datasheet's spread would add and the rate enters at its centre, counted once. A
     # device no list carries (MI430X) keeps its rate's range: what it will be counted at is not known.
     rate = hpl_rate(spec)
-    if any(e.device == spec.key for e in load_entries().values()):
+    if any(same_part(e.device, spec.key) for e in load_entries().values()):
         rate = Estimate.exact(rate.value, rate.unit, *rate.assumptions)
     return rate, eff_override or hpl_efficiency(spec.key, exclude, gpus), False
 

@@ -42,7 +42,7 @@ from recoque.planner import serving_bounds as sb
 from recoque.planner import serving_rates as sr
 from recoque.planner import serving_wave as sw
 # DTYPE_BYTES, precision and weights_bytes_per_gpu are imported for the callers that reach them here
-from recoque.planner.serving_memory import (Memory, held_kv_fraction, memory, step_budget_tokens,  # noqa: F401
+from recoque.planner.serving_memory import (Memory, held_kv_fraction, memory, output_spread, step_budget_tokens,  # noqa: F401
                                             weights_bytes_per_gpu)
 from recoque.planner.serving_notes import (attention_weights_note, budget_note, fusion_note, missed_target_note, mode_note,
                                            routing_note, spec_note, token_travel_words, unbounded_ttft_note,
@@ -488,10 +488,11 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     rs = sr.rate_set(spec, system, req.compute_dtype, lay.tp, engine, profile, shapes, req.weights,
                      attention_dtypes=req.attention_gemm_dtypes,  # TP inside a node when it fits
                      replica_gpus=lay.tp * lay.pp)
-    if req.length_cv2 is not None:  # the user's length spread replaces the stated default at every corner
-        rs = replace(rs, rates={c: replace(r, service_cv2=req.length_cv2, prompt_cv2=req.length_cv2) for c, r in rs.rates.items()})
-    if req.output_cv2 is not None:  # a request's time in the engine spreads as its output length does
-        rs = replace(rs, rates={c: replace(r, service_cv2=req.output_cv2) for c, r in rs.rates.items()})
+    if req.length_cv2 is not None or req.output_cv2 is not None:  # the user's spreads replace the stated defaults
+        # at every corner: a request's time in the engine spreads as its output length does (output_spread)
+        spread = output_spread(req)
+        rs = replace(rs, rates={c: replace(r, service_cv2=spread, prompt_cv2=r.prompt_cv2 if req.length_cv2 is None
+                                           else req.length_cv2) for c, r in rs.rates.items()})
     if req.spec_acceptance is not None:  # a measured acceptance replaces the stated range
         rs = replace(rs, rates={c: replace(r, spec_acceptance=req.spec_acceptance) for c, r in rs.rates.items()})
     cap_b = float(req.max_batch or engine.max_batch)  # per replica (see [engines] max_batch in seeds/serving.toml)

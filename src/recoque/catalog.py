@@ -270,6 +270,13 @@ def get_device_spec(key: str) -> DeviceSpec:
     return cat[found]
 
 
+def same_part(a: str, b: str) -> bool:
+    """Whether two device keys are one part: the same entry, or a package and the GPUs the runtime
+    shows it as (mi250x and mi250x_gcd: a list counts packages, a system file may count either)."""
+    x, y = get_device_spec(a), get_device_spec(b)
+    return x.key == y.key or x.shown_as == y.key or y.shown_as == x.key
+
+
 def match_device(name: str, gfx_arch: str | None = None, compute_units: int | None = None) -> DeviceSpec | None:
     """Find the catalog entry for a device torch reports, by name substring, gfx arch and unit count.
 
