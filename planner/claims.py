@@ -17,7 +17,7 @@ from recoque.errors import BadInput, RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner import claims_grid, claims_lists, claims_money, energy, hpl
 from recoque.planner.claimkit import (CONSISTENT, NOT, ONLY_IF, E, P, T, assumption, document, matches,  # noqa: F401
-                                      per_gpu_site_power_w, rng, seed, si)
+                                      data, per_gpu_site_power_w, rng, seed, si)
 from recoque.planner.equivalents import H100, device_metric, measured_profile_for
 from recoque.planner.system import load_system
 from recoque.planner.top500 import load_entries
@@ -159,13 +159,20 @@ def check_h100_equivalent(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         implied[f"h100e_{m}"] = e
         (holds if matches(e, stated, tol) else fails).append(m)
     unknown = [m for m in ("bf16", "fp8") if m not in metrics and f"{m}_measured" not in metrics]
-    for m in list(unknown):  # not published, but beyond any part a generation from now: fails
+    for m in list(unknown):  # not published, but beyond any part a generation from now, or below its own FP64: fails
         need, reach = implied[f"{m}_per_{spec.key}_needed_flop_s"], _reachable_flop_s(m)
+        floor = spec.peak(spec.gemm_rate_key("fp64"))
         if reach is not None and need.low > reach:
             unknown.remove(m)
             fails.append(m)
             lines.append(f"{m}: even the low end needed, {rng(need, P)}FLOP/s, exceeds {si(reach, P)}FLOP/s, the best "
                          f"published part x the B200/H100 step of one generation: no part delivers it")
+        elif floor and need.high < floor:
+            # every part in the catalog runs dense 16- and 8-bit GEMMs at least as fast as FP64 ones
+            unknown.remove(m)
+            fails.append(m)
+            lines.append(f"{m}: even the high end needed, {rng(need, P)}FLOP/s, is below {spec.key}'s own FP64 peak "
+                         f"{si(floor, P)}FLOP/s: the figure counts too few H100s for the part's {m} rate")
     parts = []
     if holds:
         parts.append(f"counted on {', '.join(holds)}")
@@ -212,7 +219,15 @@ def check_cumulative_peak(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         lines.append(f"the remainder as A100 at FP64 tensor {si(a100, T)}FLOP/s = {rest / a100:,.0f} A100-equivalents")
     count_ok = n >= float(c.get("value_h100_min", 0))
     lines.append(f"'over {c.get('value_h100_min', 0):,.0f} H100': partition holds {n:,.0f} -> {'yes' if count_ok else 'no'}")
-    if not count_ok or stated < part_v:  # below the partition's own vector peak: no reading adds up
+    # the older partitions are the machine before the extension, which the extension multiplied (claims.toml)
+    before = data("jean_zay_before_extension")
+    older_max = stated / float(before["growth_factor"]) * (1 + assumption("tolerance").value)
+    implied["older_partitions_max_flop_s"] = older_max
+    lines.append(f"older partitions at most the machine before the extension: {si(stated, P)}FLOP/s / "
+                 f"{float(before['growth_factor']):g} x {1 + assumption('tolerance').value:g} = {si(older_max, P)}FLOP/s "
+                 f"({before['source']})")
+    if not count_ok or stated < part_v or stated - part_t > older_max:
+        # below the partition's own vector peak no reading adds up; above its tensor peak plus the older machine, neither
         return dict(verdict=NOT, condition="", holds_under="FP64 peak", implied=implied, arithmetic=lines)
     # at or above the tensor peak the H100s count at it; between the two peaks only at the vector rate
     basis, part = ("tensor", part_t) if rest >= 0 else ("vector", part_v)
@@ -242,9 +257,10 @@ def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         implied.update(reference_gflops_per_w=ref_gfw, reference_watts_per_gpu=ref_w)
         lines.append(f"{ref.label} (same device): {ref.rmax_flop_s / P:,.1f} PFLOP/s / {ref.power_w / 1e3:,.0f} kW = "
                      f"{ref_gfw:.1f} GFLOP/s/W, {ref_w:.0f} W per GPU; stated / reference = {stated / ref_gfw:.2f}")
+    per_node = f"{system.gpus_per_node:g}"
     if est.gflops_per_w is not None:
         implied["model_gflops_per_w"] = est.gflops_per_w
-        lines.append(f"model for {system.key} (node power {rng(system.estimate('node_power_w', 'W'))} W per 4 GPUs): {rng(est.gflops_per_w)} GFLOP/s/W")
+        lines.append(f"model for {system.key} (node power {rng(system.estimate('node_power_w', 'W'))} W per {per_node} GPUs): {rng(est.gflops_per_w)} GFLOP/s/W")
     tdp = spec.tdp_w
     if tdp:
         lines.append(f"{spec.key} TDP {tdp:g} W: the implied system power per GPU must cover at least ~90% of it")
@@ -256,8 +272,8 @@ def check_green500(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     node_w = rng(system.estimate('node_power_w', 'W'))
     above = est.gflops_per_w is not None and stated > est.gflops_per_w.high
     cond = "" if verdict == CONSISTENT else (
-        (f"the nodes draw less than the model's {node_w} W per 4 GPUs (Green500 runs at reduced power)" if above else
-         f"the nodes draw more than the model's {node_w} W per 4 GPUs, or HPL runs below the model's efficiency")
+        (f"the nodes draw less than the model's {node_w} W per {per_node} GPUs (Green500 runs at reduced power)" if above else
+         f"the nodes draw more than the model's {node_w} W per {per_node} GPUs, or HPL runs below the model's efficiency")
         if ok else f"each {spec.key} runs below its TDP")
     return dict(verdict=verdict, condition=cond, holds_under="HPL Rmax per W of system power (Green500)",
                 implied=implied, arithmetic=lines)
@@ -285,10 +301,19 @@ def check_site_power(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         lines.append(f"{d.key}: {d.tdp_w:g} W -> {rng(need.scale(1e-3))} kW/GPU -> {rng(n)} GPUs in {c['value_mw']:g} MW")
         (fit if need.value <= per_gpu else no_fit).append(d.key)   # the central estimate must fit, not its best corner
     implied.update(devices_that_fit=fit, devices_that_do_not=no_fit)
-    verdict = ONLY_IF if fit and no_fit else (CONSISTENT if fit else NOT)
-    cond = (f"the GPUs draw at most {per_gpu / 1e3:.2f} kW each at the meter: {', '.join(fit)}-class parts fit; "
-            f"{', '.join(no_fit)} do not") if verdict == ONLY_IF else ""
-    return dict(verdict=verdict, condition=cond, holds_under="facility power per GPU", implied=implied, arithmetic=lines)
+    # The verdict is held on the part the claim's site stands for (its system's device), not on the
+    # catalog's spread, which would make almost any MW / GPU ratio fit something and miss something.
+    spec = get_device_spec(load_system(c["system"]).device) if c.get("system") else get_device_spec(claims_money.STAND_IN)
+    need = _per_gpu_site_power(spec.tdp_w)
+    lines.append(f"held on {spec.key}, the part the site stands for: {rng(need.scale(1e-3))} kW/GPU against "
+                 f"{per_gpu / 1e3:.2f} kW stated; of the catalog, {', '.join(fit) or 'none'} fit and "
+                 f"{', '.join(no_fit) or 'none'} do not (information)")
+    verdict = CONSISTENT if need.value <= per_gpu else (ONLY_IF if need.low <= per_gpu else NOT)
+    cond = "" if verdict == CONSISTENT else (
+        f"each {spec.key} draws at most {per_gpu / 1e3:.2f} kW at the meter, below the model's central "
+        f"{need.value / 1e3:.2f} kW (low-power nodes or a low PUE), or the GPUs are of a lower-power class"
+        if verdict == ONLY_IF else "")
+    return dict(verdict=verdict, condition=cond, holds_under=f"facility power per {spec.key}", implied=implied, arithmetic=lines)
 
 
 def check_gigawatt(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
@@ -324,9 +349,12 @@ def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
 
     system = load_system(c["system"])
     spec = get_device_spec(system.device)
+    if not spec.tdp_w:  # the generic site model prices a GPU by its board power: none stated, none guessed
+        raise BadInput(f"claims.toml: {c['system']}'s device {spec.key} has no board power (tdp_w) for the site model",
+                       "give the claim a system whose device states tdp_w (seeds/hardware.toml)")
     n = float(c["value_gpus"])
     lines, implied = [], {}
-    site = _per_gpu_site_power(spec.tdp_w or 700.0).map(lambda w: w * n / 1e6, "MW")
+    site = _per_gpu_site_power(spec.tdp_w).map(lambda w: w * n / 1e6, "MW")
     implied["site_power_mw"] = site
     lines.append(f"{n:,.0f} x {spec.key} ({spec.tdp_w:g} W TDP) x node overhead x PUE = {rng(site)} MW at the meter "
                  "(the generic site model every investment claim uses)")

@@ -133,8 +133,17 @@ def check_carbon_intensity(c: Mapping[str, Any], profile: Any) -> dict[str, Any]
                  f"in 2022, against {float(e['sdes_iea_2021_gco2_per_kwh']):g} g in 2021 (SDES from IEA): high for a "
                  "direct-emissions figure, so likely another basis (life cycle, or consumption with imports)")
     ok = abs(from_rte / stated - 1) <= 0.05 and band.low <= fossil <= band.high and stated < eu
-    implied = {"intensity_from_rte_g_per_kwh": from_rte, "fossil_intensity_g_per_kwh": fossil, "eu_over_france": eu / stated}
-    return result(CONSISTENT if ok else NOT, "", "RTE 2024 emissions over production", implied, lines,
+    # the ratio compares like with like only if the EU figure is direct emissions too: the 2022 figure it
+    # implies must sit near the direct-emissions 2021 one (within the claims' tolerance)
+    direct = float(e["sdes_iea_2021_gco2_per_kwh"])
+    same_basis = abs(eu_2022 / direct - 1) <= assumption("tolerance").value
+    implied = {"intensity_from_rte_g_per_kwh": from_rte, "fossil_intensity_g_per_kwh": fossil, "eu_over_france": eu / stated,
+               "eu_2022_implied_g_per_kwh": eu_2022}
+    verdict = NOT if not ok else CONSISTENT if same_basis else ONLY_IF
+    cond = (f"the EU's {eu:g} g is on another basis than France's direct {stated:g} g (life cycle, or consumption with "
+            f"imports): its implied 2022 {eu_2022:.0f} g is {eu_2022 / direct:.2f}x the direct-emissions {direct:g} g of 2021, "
+            f"so the {eu / stated:.1f}x ratio mixes bases") if verdict == ONLY_IF else ""
+    return result(verdict, cond, "RTE 2024 emissions over production", implied, lines,
                   [src.get("production_2024_twh", ""), str(data("eu_grid_intensity")["source"])] + source_of(band))
 
 

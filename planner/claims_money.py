@@ -25,11 +25,16 @@ def _amount_eur(c: Mapping[str, Any]) -> float:
     return float(c["value_beur"]) * 1e9
 
 
-def _classify(amount: float, build: float, all_in: float, tol: float, phase: str | None) -> tuple[str, str]:
+def _classify(amount: float, build: float, all_in: float, tol: float, phase: str | None,
+              build_low: float | None = None) -> tuple[str, str]:
     if amount >= all_in / (1 + tol):
         return CONSISTENT, ""
     if amount >= build / (1 + tol):
         return ONLY_IF, "it pays for the buildings and power, and the GPUs are bought separately (tenants or a later phase)"
+    # inside the construction-cost range, below its centre: a cheap build, not a wrong figure
+    if build_low is not None and amount >= build_low:
+        return ONLY_IF, ("the buildings cost near the low end of the construction range (the cheapest US markets of the "
+                         "cost guide) and the GPUs are bought separately")
     if phase:
         return ONLY_IF, f"it is the {phase} only: the stated capacity needs more money"
     return NOT, ""
@@ -43,7 +48,7 @@ def _worst(a: str, b: str) -> str:
 def _judged(label: str, per: float, build: Estimate, all_in: Estimate, tol: float, phase: Any,
             verdicts: list, conds: list, lines: list) -> str:
     """Classify one per-unit amount against the buildings and the all-in cost; record and say it."""
-    v, cond = _classify(per, build.value, all_in.value, tol, phase)
+    v, cond = _classify(per, build.value, all_in.value, tol, phase, build.low)
     verdicts.append(v)
     conds.append(cond)
     lines.append(f"{label}: {per / build.value:.2f}x the buildings, {per / all_in.value:.2f}x buildings + GPUs -> {v}"
@@ -53,7 +58,7 @@ def _judged(label: str, per: float, build: Estimate, all_in: Estimate, tol: floa
 
 def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     amount, tol = _amount_eur(c), assumption("tolerance").value
-    tdp = get_device_spec(STAND_IN).tdp_w or 700.0
+    tdp = get_device_spec(STAND_IN).tdp_w
     lines, implied, verdicts, conds = [], {}, [], []
     phase = c.get("phase")
     b_mw, a_mw = building_eur_per_mw(), all_in_eur_per_mw(tdp)
@@ -113,7 +118,7 @@ def check_investment_total(c: Mapping[str, Any], profile: Any) -> dict[str, Any]
 
 def check_gpu_fleet_budget(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     n, budget = float(c["value_gpus"]), _amount_eur(c)
-    tdp = get_device_spec(STAND_IN).tdp_w or 700.0
+    tdp = get_device_spec(STAND_IN).tdp_w
     cost = all_in_eur_per_gpu(tdp).scale(n, "EUR")
     power = per_gpu_site_power_w(tdp).scale(n / 1e6, "MW")
     lines = [f"{n:,.0f} GPUs x all-in {rng(all_in_eur_per_gpu(tdp), 1e3, 'EUR')} = {rng(cost, 1e6, 'EUR')}",

@@ -96,11 +96,12 @@ class ExecutionPlan:
         return self.tp * self.pp * self.dp * self.cp
 
     def recompute_share(self, layers: int) -> float:
-        """Share of the layers recomputed: 1 for full (all layers), N / layers-per-stage for block."""
+        """Share of the layers recomputed: 1 for full (all layers), N / layers-per-chunk for block (Megatron-Core
+        recomputes the first N layers of each virtual stage's block, so N x v of a GPU's layers)."""
         if self.recompute != "full" or self.recompute_layers == 0:
             return 1.0
-        lps = -(-layers // (self.pp * self.interleave)) * self.interleave
-        return min(1.0, self.recompute_layers / lps)
+        per_chunk = -(-layers // (self.pp * self.interleave))
+        return min(1.0, self.recompute_layers / per_chunk)
 
     def micro_batches(self, global_batch_seqs: int) -> int:
         return global_batch_seqs // (self.dp * self.micro_batch)

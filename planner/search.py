@@ -97,6 +97,10 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
         raise BadInput(f"--dp-overlap with --pp {pins['pp']}: stack {stack.key} reduces gradients after the whole "
                        "pipeline schedule, not beside the backward (seeds/stacks.toml dp_overlap_with_pp)",
                        "drop --dp-overlap or --pp, or pick a stack that overlaps both (--stack megatron-core)")
+    if pins.get("dp_overlap") and not stack.zero1_overlap and pins.get("zero_stage") == 1:
+        raise BadInput(f"--dp-overlap with --zero 1: stack {stack.key} ignores overlap_comm at ZeRO stage 1 and reduces "
+                       "the gradients on the compute stream (seeds/stacks.toml zero1_overlap)",
+                       "drop --dp-overlap, pin --zero 2, or pick a stack that overlaps ZeRO-1 (--stack deepspeed)")
     if pins.get("tp_overlap") and not stack.tp_comm_overlap:
         raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
                        "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
@@ -161,6 +165,8 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
         zs = [z for z in zs if z != 0]
     # with one data-parallel rank there is nothing to shard or overlap: a ZeRO or overlap pin is moot there
     zs = [z for z in zs if _ok(pins, "zero_stage", z)] if dp > 1 else zs
+    if pins.get("dp_overlap") and not stack.zero1_overlap:  # an overlap pin rules out the stage that cannot overlap
+        zs = [z for z in zs if z != 1]
     # DeepSpeed's pipeline engine reduces gradients after the whole schedule: no overlap with pp > 1.
     can_overlap = stack.dp_overlap and (pp == 1 or stack.dp_overlap_with_pp)
     ov_all = ([False, True] if can_overlap else [False]) if dp > 1 else [False]
@@ -186,6 +192,8 @@ def _flag_grid(tp: int, dp: int, model: Any, full: bool, stack: Stack, pins: Map
     zr = np.array(rows, dtype=object)
     g["zero_stage"] = np.array([rows[i][0] for i in g["zi"]], dtype=int)
     g["reshard_after_forward"] = np.array([rows[i][1] for i in g["zi"]], dtype=bool)
+    if not stack.zero1_overlap:  # the stack reduces ZeRO-1 gradients on the compute stream (stacks.toml zero1_overlap)
+        g["dp_overlap"] = g["dp_overlap"] & (g["zero_stage"] != 1)
     pairs = np.array(layouts, dtype=int).reshape(-1, 2)
     g["ep"], g["etp"] = pairs[g["ep"], 0], pairs[g["ep"], 1]
     del g["zi"], zr

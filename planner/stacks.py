@@ -31,7 +31,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
                "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed",
-               "fused_expert_mlp", "param_gather_overlap", "grad_reduce_allreduce")
+               "fused_expert_mlp", "param_gather_overlap", "grad_reduce_allreduce", "zero1_overlap")
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,10 @@ class Stack:
     # ZeRO-1/2's gradient reduction is a whole all-reduce, not a reduce-scatter (DeepSpeed's default
     # use_multi_rank_bucket_allreduce: allreduce_and_scatter -> allreduce_bucket -> dist.all_reduce)
     grad_reduce_allreduce: bool = False
+    # ZeRO-1's gradient reduction may run beside the backward (overlap_comm); False: the stack ignores
+    # the overlap at stage 1 and reduces on the compute stream (DeepSpeed 0.4.4-0.12, engine.py
+    # _configure_zero_optimizer: "Overlap and contiguous grads are meaningless in stage 1")
+    zero1_overlap: bool = True
     # ZeRO-3/FSDP collectives as NCCL/RCCL build them: multi-channel rings that pass through every
     # GPU of a node, so a node's NICs share the inter-node part (comm.hierarchical_allgather_time);
     # False: each rank's whole (n-1)/n share over its own NIC share (comm.sharded_allgather_time),
@@ -206,6 +210,7 @@ class Stack:
         pipe += ["experts as one fused grouped MLP"] if self.fused_expert_mlp else []
         pipe += [] if self.param_gather_overlap else ["ZeRO-1/2 weight all-gather after the optimizer step, not overlapped"]
         pipe += ["ZeRO-1/2 gradients reduced by a whole all-reduce"] if self.grad_reduce_allreduce else []
+        pipe += [] if self.zero1_overlap else ["ZeRO-1 gradient reduction not overlapped (overlap_comm ignored at stage 1)"]
         if self.comm_max_ctas:
             caps = ", ".join(f"{k} {v}" for k, v in sorted(self.comm_max_ctas.items()))
             pipe += [f"NCCL CTAs per communicator capped ({caps}): each CTA moves half of one scale-up link"]

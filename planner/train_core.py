@@ -200,13 +200,18 @@ def normalise_plans(workload: TrainingWorkload, a: Mapping[str, np.ndarray], sta
     overlap = np.asarray(a["dp_overlap"], dtype=bool)
     if not stack.dp_overlap_with_pp:  # DeepSpeed's pipeline engine reduces after the schedule (stacks.toml)
         overlap = overlap & (pp == 1)
+    if not stack.zero1_overlap:  # DeepSpeed before 0.13 drops overlap_comm at ZeRO stage 1 (stacks.toml)
+        overlap = overlap & (np.asarray(a["zero_stage"]) != 1)
     n_mb = B / (dp * b)
     lps = np.ceil(m_.layers / (pp * v)) * v
     # Partial recomputation (Megatron --recompute-method block --recompute-num-layers N): with
     # recompute "full" and recompute_layers N > 0, N layers of each stage recompute and the rest
     # store everything.
     rl = np.asarray(a.get("recompute_layers", np.zeros(tp.shape)), dtype=float)
-    n_rc = np.where(rc == 2, np.where(rl > 0, np.minimum(rl, lps), lps), 0.0)
+    # Each virtual stage is its own TransformerBlock in Megatron-Core, and the block method recomputes
+    # the first N layers of each (transformer_block.py _checkpointed_forward over that chunk's layers):
+    # N per chunk, v chunks a GPU.
+    n_rc = np.where(rc == 2, np.where(rl > 0, np.minimum(rl, lps / v) * v, lps), 0.0)
     etp = np.asarray(expert_tp_size(np.asarray(a.get("etp", np.zeros(tp.shape))), tp, tp * cp * dp, ep), dtype=float)
     return Plans(tp=tp, pp=pp, dp=dp, b=b, v=v, ep=ep, etp=etp, edp=tp * cp * dp / (etp * ep), cp=cp, cp_a2a=flag("cp_a2a", False) & (cp > 1),
                  reshard=flag("reshard_after_forward", True), rc=rc, sp=sp, tp_overlap=flag("tp_overlap", False) & sp,

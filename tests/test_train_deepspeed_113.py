@@ -31,8 +31,9 @@ def test_the_deepspeed_stacks_say_how_they_gather_and_reduce():
 
 def test_a_gather_after_the_step_shows_even_with_overlap(forge_s):
     overlapped = replace(forge_s, plan=replace(forge_s.plan, dp_overlap=True))
-    hidden, _ = _dp_exposed_s(overlapped, param_gather_overlap=True)
-    apart, _ = _dp_exposed_s(overlapped, param_gather_overlap=False)
+    # zero1_overlap on: the overlap this test needs (deepspeed-rocm's DeepSpeed drops it at stage 1, test_review_114)
+    hidden, _ = _dp_exposed_s(overlapped, param_gather_overlap=True, zero1_overlap=True)
+    apart, _ = _dp_exposed_s(overlapped, param_gather_overlap=False, zero1_overlap=True)
     assert apart > hidden
 
 

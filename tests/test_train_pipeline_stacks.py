@@ -73,7 +73,7 @@ def test_deepspeed_pipeline_engine_reduces_after_the_schedule():
     off = evaluate(BLOOM.workload, BLOOM.system, BLOOM.plan, PROF, "bf16", stack=BLOOM.stack)
     assert on.iteration_time.value == pytest.approx(off.iteration_time.value, rel=1e-12)
     z3 = [c for c in load_cases() if c.name == "narayanan-zero3-175b-384"][0]
-    p_on = replace(z3.plan, zero_stage=1)
+    p_on = replace(z3.plan, zero_stage=2)   # 2: this DeepSpeed drops the overlap at stage 1 (stacks.toml zero1_overlap)
     a = evaluate(z3.workload, z3.system, p_on, PROF, z3.dtype, stack=z3.stack)
     b = evaluate(z3.workload, z3.system, replace(p_on, dp_overlap=False), PROF, z3.dtype, stack=z3.stack)
     assert a.breakdown["dp_exposed_s"] < b.breakdown["dp_exposed_s"]
