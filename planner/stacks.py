@@ -31,7 +31,8 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
 # How the stack's pipeline is built (seeds/stacks.toml cites the code for each); not features to list as missing.
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
                "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed",
-               "fused_expert_mlp", "param_gather_overlap", "grad_reduce_allreduce", "zero1_overlap")
+               "fused_expert_mlp", "param_gather_overlap", "grad_reduce_allreduce", "zero1_overlap",
+               "pp_keeps_unsharded")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ class Stack:
     # the overlap at stage 1 and reduces on the compute stream (DeepSpeed 0.4.4-0.12, engine.py
     # _configure_zero_optimizer: "Overlap and contiguous grads are meaningless in stage 1")
     zero1_overlap: bool = True
+    # FSDP under a pipeline schedule keeps each stage's parameters and its accumulated gradients (in the
+    # reduce dtype) unsharded from the first micro-batch's backward to the last (torch.distributed.pipelining
+    # stage.py backward_maybe_with_nosync: set_requires_gradient_sync(False), set_reshard_after_backward(False))
+    pp_keeps_unsharded: bool = False
     # ZeRO-3/FSDP collectives as NCCL/RCCL build them: multi-channel rings that pass through every
     # GPU of a node, so a node's NICs share the inter-node part (comm.hierarchical_allgather_time);
     # False: each rank's whole (n-1)/n share over its own NIC share (comm.sharded_allgather_time),

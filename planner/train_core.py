@@ -274,6 +274,12 @@ def _state_bytes(workload: TrainingWorkload, p: Plans, q: Params, dtype: str, st
         g_ = g_ + np.where((p.pp > 1) & (zero < 2), p_gpu * memory.GRAD_BYTES, 0.0)
     # FSDP without resharding keeps the whole stage's weights between forward and backward.
     w = np.where((zero >= 3) & ~p.reshard, p_gpu * memory.WEIGHT_BYTES, w)
+    if stack.pp_keeps_unsharded:
+        # ...and under a pipeline schedule, its weights and accumulated reduce-dtype gradients whole
+        # through all micro-batches (Stack.pp_keeps_unsharded); the sharded gradients come after
+        whole = (zero >= 3) & (p.pp > 1)
+        w = np.where(whole, p_gpu * memory.WEIGHT_BYTES, w)
+        g_ = np.where(whole, p_gpu * stack.grad_reduce_bytes, g_)
     return w + g_ + o_
 
 

@@ -69,3 +69,21 @@ def test_the_time_model_recomputes_n_per_chunk():
     p = normalise_plans(case.workload, plan_arrays([plan]), case.stack)
     assert float(p.n_rc[0]) == pytest.approx(2.0)   # one layer in each of the two chunks
     assert np.all(p.frac <= 1.0)
+
+
+def _memory_bytes(case):
+    r = results_from_arrays(case.workload, case.system, shipped_profile(case.system.device), case.dtype,
+                            plan_arrays([case.plan]), stack=case.stack)[0]
+    return r.memory_per_gpu.value
+
+
+def test_fsdp_under_a_pipeline_keeps_the_stage_whole():
+    case = next(c for c in load_cases("train_checks.toml") if c.name == "torchtitan-405b-512gpu-fsdp-tp8-pp8-float8")
+    assert case.stack.pp_keeps_unsharded and case.plan.pp > 1 and case.plan.zero_stage == 3
+    kept = _memory_bytes(case)
+    sharded = _memory_bytes(replace(case, stack=replace(case.stack, pp_keeps_unsharded=False)))
+    # the accumulated fp32 gradients of the stage (about 6.6 G parameters a GPU) instead of their 1/8 shard
+    assert 20e9 < kept - sharded < 30e9
+    # without a pipeline FSDP reduce-scatters after each backward: nothing more is kept
+    flat = replace(case, plan=replace(case.plan, pp=1, dp=64))
+    assert _memory_bytes(flat) == pytest.approx(_memory_bytes(replace(flat, stack=replace(flat.stack, pp_keeps_unsharded=False))))
