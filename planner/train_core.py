@@ -198,10 +198,11 @@ def normalise_plans(workload: TrainingWorkload, a: Mapping[str, np.ndarray], sta
     rc = np.asarray(a["recompute"])
     sp = np.asarray(a["sequence_parallel"], dtype=bool) & (tp > 1)
     overlap = np.asarray(a["dp_overlap"], dtype=bool)
+    zero = np.asarray(a["zero_stage"])
     if not stack.dp_overlap_with_pp:  # DeepSpeed's pipeline engine reduces after the schedule (stacks.toml)
         overlap = overlap & (pp == 1)
     if not stack.zero1_overlap:  # DeepSpeed before 0.13 drops overlap_comm at ZeRO stage 1 (stacks.toml)
-        overlap = overlap & (np.asarray(a["zero_stage"]) != 1)
+        overlap = overlap & (zero != 1)
     n_mb = B / (dp * b)
     lps = np.ceil(m_.layers / (pp * v)) * v
     # Partial recomputation (Megatron --recompute-method block --recompute-num-layers N): with
@@ -215,7 +216,7 @@ def normalise_plans(workload: TrainingWorkload, a: Mapping[str, np.ndarray], sta
     etp = np.asarray(expert_tp_size(np.asarray(a.get("etp", np.zeros(tp.shape))), tp, tp * cp * dp, ep), dtype=float)
     return Plans(tp=tp, pp=pp, dp=dp, b=b, v=v, ep=ep, etp=etp, edp=tp * cp * dp / (etp * ep), cp=cp, cp_a2a=flag("cp_a2a", False) & (cp > 1),
                  reshard=flag("reshard_after_forward", True), rc=rc, sp=sp, tp_overlap=flag("tp_overlap", False) & sp,
-                 zero=np.asarray(a["zero_stage"]), overlap=overlap, flash=np.asarray(a["flash_attention"], dtype=bool),
+                 zero=zero, overlap=overlap, flash=np.asarray(a["flash_attention"], dtype=bool),
                  dist=flag("distribute_checkpoints", False) & (rc == 2) & ~sp,
                  ep_overlap=flag("ep_overlap", False) & (n_mb >= 2), n_mb=n_mb, lps=lps, lps_mean=m_.layers / pp,
                  tokens=b * s / cp, dpc=dp * cp, n_rc=n_rc, frac=n_rc / lps)
