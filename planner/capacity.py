@@ -179,6 +179,12 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
             ("energy per year (full load)", year.energy), ("electricity cost per year", year.cost),
             ("CO2 per year (grid average)", year.co2), ("CO2 per year at the region's average", year.co2_region_average)]
     data["per_year"] = year
+    stated = system.extra.get("site_power_mw")
+    if stated is not None and not energy.site_bound(system):  # the GPUs were stated, not derived: the site beside
+        site = Estimate.exact(float(stated) * 1e6, "W", f"{system.key}: site power as stated, beside the modelled "
+                              f"{year.facility_power.value / 1e6:,.1f} MW of its {system.gpus:,.0f} GPUs")
+        rows.insert(rows.index(("facility power (IT x PUE)", year.facility_power)) + 1, ("site power as stated", site))
+        data["stated_site_power_w"] = site
     if job is not None:
         run = energy.per_job(system, job, label, grid=g)
         rows += job_rows(run, f"energy per job ({label})")

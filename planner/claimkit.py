@@ -3,6 +3,7 @@ the cost model of buildings and GPUs the investment checks hold figures against.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any, Mapping
 
@@ -26,7 +27,14 @@ def assumption(key: str) -> Estimate:
         raise BadInput(f"claims.toml [assumptions]: missing `{key}`", "add it with its source")
     v = float(t[key])
     lo, hi = float(t.get(f"{key}_low", v)), float(t.get(f"{key}_high", v))
+    check_bounds(f"claims.toml [assumptions] {key}", v, lo, hi)
     return Estimate(v, lo, hi, "1", (f"{key} {_fmt(lo)}..{_fmt(hi)}: {t.get('sources', {}).get(key, '')}",))
+
+
+def check_bounds(where: str, value: float, low: float, high: float) -> None:
+    """A seeded centre with its range: finite, and low <= value <= high (not reordered silently)."""
+    if not all(math.isfinite(x) for x in (value, low, high)) or not low <= value <= high:
+        raise BadInput(f"{where}: {value:g} with low {low:g} and high {high:g}", "state finite bounds with low <= value <= high")
 
 
 def data(key: str) -> Mapping[str, Any]:

@@ -17,7 +17,7 @@ from recoque.errors import BadInput, RecoqueError
 from recoque.estimate import Estimate, combine
 from recoque.planner import claims_grid, claims_lists, claims_money, energy, hpl
 from recoque.planner.claimkit import (CONSISTENT, NOT, ONLY_IF, E, P, T, assumption, document, matches,  # noqa: F401
-                                      data, per_gpu_site_power_w, rng, seed, si)
+                                      building_eur_per_gpu, data, per_gpu_site_power_w, rng, seed, si)
 from recoque.planner.equivalents import H100, device_metric, measured_profile_for
 from recoque.planner.system import load_system
 from recoque.planner.top500 import load_entries
@@ -379,12 +379,35 @@ def check_inference_fleet(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         implied[f"{wk}_concurrent_users"] = r.concurrent_users
         lines.append(f"{wk} ({w.model}, {r.gpus_per_replica} GPU/replica, batch {rng(r.batch)}, "
                      f"{r.tpot.value * 1e3:.3g} ms/token): {rng(r.tokens_per_s_system)} tokens/s, {rng(r.concurrent_users)} concurrent users")
-    served = [k for k in implied if k.endswith("_tokens_per_s")]
+    unserved = [wk for wk in c.get("workloads", []) if f"{wk}_tokens_per_s" not in implied]
+    housed = _housed_by_investment(system, spec.tdp_w, n, lines, implied)
     verdict, cond = CONSISTENT, "GPU model not stated; H100 SXM stands in"
-    if c.get("workloads") and not served:
-        verdict, cond = NOT, f"no listed inference workload can be served on {n:,.0f} GPUs"
-    return dict(verdict=verdict, condition=cond, holds_under="serving capacity of the stated GPU count",
-                implied=implied, arithmetic=lines)
+    if unserved:
+        verdict, cond = NOT, f"{', '.join(unserved)} cannot be served on {n:,.0f} GPUs"
+    elif housed == "cheap":
+        verdict, cond = ONLY_IF, "the buildings cost near the low end of the construction range"
+    elif housed is False:
+        verdict, cond = NOT, f"the stated investment cannot build the spaces for {n:,.0f} GPUs"
+    return dict(verdict=verdict, condition=cond, holds_under="serving capacity of the stated GPU count, and the spaces its "
+                "investment can build", implied=implied, arithmetic=lines)
+
+
+def _housed_by_investment(system: Any, tdp_w: float, n: float, lines: list, implied: dict) -> bool | str | None:
+    """"Spaces capable of hosting up to N GPUs": the buildings for N GPUs must fit in the system's stated investment
+    (the GPUs themselves are the tenants'). True at the centre of the construction range, "cheap" at its cheap end
+    only, False not even there, None when the system states no investment."""
+    meur = system.extra.get("investment_meur")
+    if meur is None:
+        return None
+    b_g = building_eur_per_gpu(tdp_w)
+    need = b_g.scale(n, "EUR")
+    implied["buildings_eur"] = need
+    amount = float(meur) * 1e6
+    ok = True if need.value <= amount else "cheap" if need.low <= amount else False
+    lines.append(f"spaces for {n:,.0f} GPUs: buildings {rng(need, 1e6, 'EUR')} against the {float(meur):,.0f} MEUR stated "
+                 f"({float(meur) * 1e6 / b_g.value:,.0f} GPUs at the centre, {float(meur) * 1e6 / b_g.low:,.0f} at the cheap end)"
+                 + ("" if ok is True else ": only at the cheap end" if ok else ": more than it can build"))
+    return ok
 
 
 CHECKS: dict[str, Callable[[Mapping[str, Any], Any], dict[str, Any]]] = {

@@ -194,15 +194,16 @@ def check_electricity_price(c: Mapping[str, Any], profile: Any) -> dict[str, Any
              f"planning price (eligible, high = not eligible): {rng(paid)} EUR/MWh"]
     stated = float(c["value_eur_per_mwh"])
     fits = tax <= g.excise.low and turpe <= g.network_fee.low
-    all_in = eligible.low <= stated <= full.high   # what a site pays, fees and taxes in
-    as_supply = stated < eligible.low and stated > tax + turpe  # below any all-in price: the supply part only
-    lines.append(f"stated {stated:g} EUR/MWh: " + ("within the all-in range" if all_in else
-                 f"below the all-in range ({eligible.low:.0f}..{full.high:.0f})" if stated < eligible.low else
-                 f"above the all-in range ({eligible.low:.0f}..{full.high:.0f})"))
-    verdict = NOT if not fits else CONSISTENT if all_in else ONLY_IF if as_supply else NOT
-    cond = (f"{stated:g} EUR/MWh is read as the supply price alone: a large site pays about {eligible.value:.0f} EUR/MWh "
-            f"({eligible.low:.0f}..{eligible.high:.0f}) with fees, taxes and both rebates, {full.value:.0f} "
-            f"({full.low:.0f}..{full.high:.0f}) without them") if verdict == ONLY_IF else ""
+    supply = g.supply_price   # the document states a supply price: held against the cost of existing nuclear
+    as_supply = supply.low <= stated <= supply.high
+    all_in = eligible.low <= stated <= full.high   # what a site pays, fees and taxes in: the other reading
+    lines.append(f"stated {stated:g} EUR/MWh as the supply price: " + (
+        f"within the cost of existing nuclear ({supply.low:g}..{supply.high:g} EUR/MWh)" if as_supply else
+        f"outside the cost of existing nuclear ({supply.low:g}..{supply.high:g} EUR/MWh)") + (
+        f"; within the all-in range ({eligible.low:.0f}..{full.high:.0f})" if all_in else ""))
+    verdict = NOT if not fits else CONSISTENT if as_supply else ONLY_IF if all_in else NOT
+    cond = (f"{stated:g} EUR/MWh is read as the all-in price (fees and taxes in), not the supply price the document "
+            f"names") if verdict == ONLY_IF else ""
     return result(verdict, cond, "full electricity price (supply + network + taxes)",
                   {"full_price_eur_per_mwh": full, "price_paid_eur_per_mwh": paid}, lines,
                   [src.get("excise_eur_per_mwh", ""), src.get("network_fee_eur_per_mwh", ""), src.get("price_eur_per_mwh", "")])

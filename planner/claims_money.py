@@ -6,13 +6,15 @@
     all-in per MW         = buildings per MW + GPUs per MW x (GPU + server + network) per GPU
 The verdict uses the central values; the ranges are printed. An amount at or above the all-in cost buys
 buildings and GPUs; one between the two buys the buildings and power only (GPUs bought by tenants);
-one below the buildings covers a first phase only (when stated so), else it does not add up.
+one below the buildings covers a first phase only when the claim says so and the amount pays at least for the
+buildings of that phase, whose size (`phase_gpus`) is sourced in the claim (`phase_source`); else it does not add up.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from recoque.catalog import get_device_spec
+from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner.claimkit import (CONSISTENT, NOT, ONLY_IF, all_in_eur_per_gpu, all_in_eur_per_mw, assumption,
                                       building_eur_per_gpu, building_eur_per_mw, gpu_it_eur, per_gpu_site_power_w,
@@ -26,7 +28,7 @@ def _amount_eur(c: Mapping[str, Any]) -> float:
 
 
 def _classify(amount: float, build: float, all_in: float, tol: float, phase: str | None,
-              build_low: float | None = None) -> tuple[str, str]:
+              build_low: float | None = None, phase_ok: bool = False) -> tuple[str, str]:
     if amount >= all_in / (1 + tol):
         return CONSISTENT, ""
     if amount >= build / (1 + tol):
@@ -35,7 +37,7 @@ def _classify(amount: float, build: float, all_in: float, tol: float, phase: str
     if build_low is not None and amount >= build_low:
         return ONLY_IF, ("the buildings cost near the low end of the construction range (the cheapest US markets of the "
                          "cost guide) and the GPUs are bought separately")
-    if phase:
+    if phase and phase_ok:
         return ONLY_IF, f"it is the {phase} only: the stated capacity needs more money"
     return NOT, ""
 
@@ -46,9 +48,9 @@ def _worst(a: str, b: str) -> str:
 
 
 def _judged(label: str, per: float, build: Estimate, all_in: Estimate, tol: float, phase: Any,
-            verdicts: list, conds: list, lines: list) -> str:
+            verdicts: list, conds: list, lines: list, phase_ok: bool = False) -> str:
     """Classify one per-unit amount against the buildings and the all-in cost; record and say it."""
-    v, cond = _classify(per, build.value, all_in.value, tol, phase, build.low)
+    v, cond = _classify(per, build.value, all_in.value, tol, phase, build.low, phase_ok)
     verdicts.append(v)
     conds.append(cond)
     lines.append(f"{label}: {per / build.value:.2f}x the buildings, {per / all_in.value:.2f}x buildings + GPUs -> {v}"
@@ -56,11 +58,30 @@ def _judged(label: str, per: float, build: Estimate, all_in: Estimate, tol: floa
     return v
 
 
+def _phase_covered(c: Mapping[str, Any], amount: float, tdp: float, lines: list, implied: dict) -> bool:
+    """A first phase of stated size: the amount must pay at least for its buildings (the cheap end of the range).
+    Without a sourced size any amount would pass as "a first phase", so a phase claim must state one."""
+    if not c.get("phase"):
+        return False
+    if not c.get("phase_gpus") or not c.get("phase_source"):
+        raise BadInput("claims.toml: a claim with `phase` must state the phase's size as phase_gpus and its phase_source",
+                       "add phase_gpus (GPUs of the first phase) with the announcement that gives it")
+    n = float(c["phase_gpus"])
+    b_g = building_eur_per_gpu(tdp)
+    implied["phase_buildings_eur"] = b_g.scale(n, "EUR")
+    ok = amount >= b_g.low * n
+    lines.append(f"{c['phase']}: {n:,.0f} GPUs ({c['phase_source']}); their buildings {rng(b_g.scale(n), 1e6, 'EUR')}: "
+                 f"{amount / 1e6:,.0f} MEUR is {amount / (b_g.value * n):.2f}x the centre, "
+                 + ("at or above the cheap end" if ok else "below even the cheap end"))
+    return ok
+
+
 def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     amount, tol = _amount_eur(c), assumption("tolerance").value
     tdp = get_device_spec(STAND_IN).tdp_w
     lines, implied, verdicts, conds = [], {}, [], []
     phase = c.get("phase")
+    phase_ok = _phase_covered(c, amount, tdp, lines, implied)
     b_mw, a_mw = building_eur_per_mw(), all_in_eur_per_mw(tdp)
     if "value_mw" in c:
         mw = float(c["value_mw"])
@@ -70,7 +91,7 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
                   f"buildings: {rng(b_mw, 1e6, 'EUR')} per MW of site power = {rng(assumption('building_usd_per_mw'), 1e6, 'USD')} "
                   f"per MW of critical IT load / {rng(assumption('usd_per_eur'))} USD per EUR / PUE {rng(assumption('site_pue'))}; "
                   f"buildings + {STAND_IN} GPUs with servers and network: {rng(a_mw, 1e6, 'EUR')} per MW"]
-        v = _judged("per MW", per_mw, b_mw, a_mw, tol, phase, verdicts, conds, lines)
+        v = _judged("per MW", per_mw, b_mw, a_mw, tol, phase, verdicts, conds, lines, phase_ok)
         if v != CONSISTENT:
             implied["mw_of_buildings_it_pays"] = amount / b_mw.value
             implied["mw_all_in_it_pays"] = amount / a_mw.value
@@ -84,7 +105,7 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         lines += [f"{amount / 1e9:g} bn EUR / {n:,.0f} GPUs = {per_gpu:,.0f} EUR per GPU",
                   f"site power per GPU {rng(per_gpu_site_power_w(tdp).scale(1e-3))} kW; buildings per GPU "
                   f"{rng(b_g, 1e3, 'EUR')}; GPU + server + network {rng(gpu_it_eur(), 1e3, 'EUR')}; all-in {rng(a_g, 1e3, 'EUR')}"]
-        v = _judged("per GPU", per_gpu, b_g, a_g, tol, phase, verdicts, conds, lines)
+        v = _judged("per GPU", per_gpu, b_g, a_g, tol, phase, verdicts, conds, lines, phase_ok)
         if v != CONSISTENT:
             implied["gpus_of_buildings_it_pays"] = amount / b_g.value
             implied["gpus_all_in_it_pays"] = amount / a_g.value

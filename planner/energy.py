@@ -24,6 +24,7 @@ from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
 from recoque.planner import power
+from recoque.planner.claimkit import check_bounds
 from recoque.planner.system import DEFAULT_GRID, SystemSpec
 
 HOURS_PER_YEAR = 8760.0
@@ -119,7 +120,9 @@ class Grid:
 
 def _ranged(raw: Mapping[str, Any], key: str, unit: str) -> Estimate:
     v = float(raw.get(key, 0.0))
-    return Estimate(v, float(raw.get(f"{key}_low", v)), float(raw.get(f"{key}_high", v)), unit)
+    lo, hi = float(raw.get(f"{key}_low", v)), float(raw.get(f"{key}_high", v))
+    check_bounds(f"systems.toml [grid] {key}", v, lo, hi)
+    return Estimate(v, lo, hi, unit)
 
 
 def grid_names() -> list[str]:
@@ -243,11 +246,26 @@ def facility_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate
         site = float(system.extra["site_power_mw"])
         return site_share(system).scale(site * 1e6, "W", f"{system.key}: the stated {site:g} MW the GPU count was "
                                         "derived from (count, node power and PUE are not independent)")
+    if gpus is not None and site_bound(system):
+        return _site_part(system, gpus)
     it = it_power(system, gpus)
     if system.pue is None:
         raise BadInput(f"system {system.key}: PUE unknown", "add pue (with _low/_high) to the system file")
     return combine(lambda p, u: p * u, it, system.estimate("pue", "1"), unit="W",
                    assumptions=(f"{system.key}: PUE {system.pue:g}",))
+
+
+def _site_part(system: SystemSpec, gpus: Estimate) -> Estimate:
+    """Part of a site-bound system: its share of the stated site power, each end of the share taken at
+    the end of the count it was derived with (a high count went with a low node power), and never more
+    than the whole site (an exact count above the count's low end is the whole site at that corner).
+    Taking node power and PUE apart instead would put 8 GPUs fewer than 1 GW's count at 0.5-2 GW."""
+    site = float(system.extra["site_power_mw"]) * 1e6
+    n, share = system.estimate("gpus", "gpu"), site_share(system)
+    ends = [site * share.value * min(1.0, gpus.value / n.value),
+            site * share.low * min(1.0, gpus.low / n.low), site * share.high * min(1.0, gpus.high / n.high)]
+    return Estimate(ends[0], min(ends), max(ends), "W", (f"{system.key}: its GPUs' share of the stated "
+                    f"{site / 1e6:g} MW the GPU count was derived from",))
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,14 @@ def test_grid_figures_and_price_range():
     # full price = supply + network fee + excise; rebates come off the fee and the excise
     assert g.full_price.value == pytest.approx(70 + 10 + 22.5)
     assert g.price.value == pytest.approx(70 + 10 + 22.5 - 10.5 - 5.7)
-    assert g.price.low == pytest.approx(70 + 5.7 - 5.7 + (22.5 - 10.5)) and g.price.high == pytest.approx(70 + 15 + 22.5)
+    # the supply's own range (cost of existing nuclear 60.3..75.9) enters both ends
+    assert g.price.low == pytest.approx(60.3 + 5.7 - 5.7 + (22.5 - 10.5)) and g.price.high == pytest.approx(75.9 + 15 + 22.5)
 
 
 def test_one_mw_for_one_hour():
     r = energy.energy_report(Estimate.exact(1e6, "W"), Estimate.exact(3600, "s"), "1 MWh")
     assert r.energy.value == pytest.approx(3.6e9)                    # J
-    assert r.cost.value == pytest.approx(86.3) and r.cost.low == pytest.approx(82.0)  # 70 + 0 + the reduced 12
+    assert r.cost.value == pytest.approx(86.3) and r.cost.low == pytest.approx(72.3)  # 60.3 + 0 + the reduced 12
     assert r.co2.value == pytest.approx(21.3)                        # 1000 kWh x 21.3 g = 21.3 kg
     assert r.co2_region_average.value == pytest.approx(292.0)
 

@@ -51,15 +51,23 @@ FLIPS = [
     ("installed-150gw", cl.CONSISTENT, {"value_gw": 50}, cl.NOT),
     ("grid-availability", cl.CONSISTENT, {"value_availability": 0.9999999}, cl.NOT),  # 0.05 min a year: below RTE's record
     ("grid-availability", cl.CONSISTENT, {"value_availability": 0.9999}, cl.NOT),  # 53 min a year: above its ten-year mean
-    ("electricity-70eur", cl.ONLY_IF, {"value_tax_rebate_eur_per_mwh": 30.0}, cl.NOT),
-    # the stated price itself flips it too (before: never read): an all-in figure, or above any
-    ("electricity-70eur", cl.ONLY_IF, {"value_eur_per_mwh": 90.0}, cl.CONSISTENT),
-    ("electricity-70eur", cl.ONLY_IF, {"value_eur_per_mwh": 150.0}, cl.NOT),
+    ("electricity-70eur", cl.CONSISTENT, {"value_tax_rebate_eur_per_mwh": 30.0}, cl.NOT),
+    # the stated price is held against the cost of existing nuclear, 60.3..75.9 EUR/MWh (before: anything between the
+    # two rebates and the all-in range, 17 or 20 EUR/MWh, passed as "the supply part only")
+    ("electricity-70eur", cl.CONSISTENT, {"value_eur_per_mwh": 20.0}, cl.NOT),
+    ("electricity-70eur", cl.CONSISTENT, {"value_eur_per_mwh": 50.0}, cl.NOT),
+    ("electricity-70eur", cl.CONSISTENT, {"value_eur_per_mwh": 90.0}, cl.ONLY_IF),   # an all-in figure
+    ("electricity-70eur", cl.CONSISTENT, {"value_eur_per_mwh": 150.0}, cl.NOT),
     ("uae-50bn-1gw", cl.CONSISTENT, {"value_beur": 5}, cl.NOT),
     ("fluidstack-10bn-1gw", cl.ONLY_IF, {"value_beur": 50}, cl.CONSISTENT),
     ("evroc-4bn-96mw", cl.CONSISTENT, {"value_beur": 0.5}, cl.NOT),
     ("telehouse-400m-25000gpus", cl.ONLY_IF, {"value_beur": 1.5}, cl.CONSISTENT),
     ("sesterce-400m-600mw", cl.ONLY_IF, {"phase": None}, cl.NOT),
+    # a first phase must pay at least for its own sourced size's buildings (before: any amount passed as "a first
+    # phase", EUR 1 M for 600 MW included): 40,000 GPUs' buildings cost 291..754 MEUR
+    ("sesterce-400m-600mw", cl.ONLY_IF, {"value_beur": 0.001}, cl.NOT),
+    ("sesterce-400m-600mw", cl.ONLY_IF, {"phase_gpus": 100000}, cl.NOT),
+    ("fluidstack-10bn-1gw", cl.ONLY_IF, {"value_beur": 1}, cl.NOT),
     ("data4-15bn", cl.ONLY_IF, {"value_beur": 5}, cl.NOT),
     # 7.5 MEUR/MW is 0.83x the buildings' centre but inside their range (6.39..13.24): a cheap build, not a wrong
     # figure (before: NOT on the centre alone); 3 bn (4.5 MEUR/MW) is below the range's low end
@@ -80,6 +88,10 @@ FLIPS = [
     ("evroc-96mw", cl.CONSISTENT, {"value_mw": 40}, cl.NOT),       # 0.8 kW each: below even the low 0.96 kW
     # its EUR 400 M is judged once, by telehouse-400m-25000gpus; this claim holds the count against the serving
     ("telehouse-25000-inference", cl.CONSISTENT, {"value_gpus": 2, "workloads": ["le-chat"]}, cl.NOT),
+    # and against the spaces its EUR 400 M can build (before: no count above could fail): 345 (182..472) MEUR of
+    # buildings for 25,000 GPUs; 40,000 fit only at the cheap end, 60,000 not even there
+    ("telehouse-25000-inference", cl.CONSISTENT, {"value_gpus": 40000}, cl.ONLY_IF),
+    ("telehouse-25000-inference", cl.CONSISTENT, {"value_gpus": 60000}, cl.NOT),
     ("adastra2-69gfw", cl.CONSISTENT, {"value_gflops_per_w": 300.0}, cl.NOT),
     ("jean-zay-125pf", cl.ONLY_IF, {"value_h100_min": 2000}, cl.NOT),
     # an upper bound too (before: any figure above the H100s' tensor peak passed): the older partitions are at most the
@@ -153,9 +165,9 @@ def test_site_and_grid_arithmetic(results):
 
 def test_investment_arithmetic(results):
     b = claimkit.building_eur_per_mw().value
-    assert b == pytest.approx(11.7e6 / 1.08 / 1.2)                     # per MW of site power
+    assert b == pytest.approx(11.7e6 / 1.0824 / 1.2)                   # per MW of site power (ECB 2024 USD per EUR)
     w = 700 * 1.82 * 1.2                                                 # W per H100 at the meter (DGX H100, provisioned)
-    assert claimkit.all_in_eur_per_mw(700).value == pytest.approx(b + 1e6 / w * 40000 / 1.08)
+    assert claimkit.all_in_eur_per_mw(700).value == pytest.approx(b + 1e6 / w * 40000 / 1.0824)
     r = results["evroc-4bn-96mw"].implied
     assert r["eur_per_mw"] == pytest.approx(4e9 / 96) and r["eur_per_gpu"] == pytest.approx(80000)
     assert results["telehouse-400m-25000gpus"].implied["eur_per_gpu"] == pytest.approx(16000)

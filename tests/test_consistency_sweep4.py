@@ -47,7 +47,9 @@ def test_energy_per_token_does_not_depend_on_an_uncertain_gpu_count():
     a = _row(_json("plan", "-s", "campus-1gw", "-w", "inference-fleet"), "inference", "energy per million output tokens")
     b = _row(_json("plan", "-s", "telehouse-inference", "-w", "inference-fleet"), "inference",
              "energy per million output tokens")
-    assert (a["value"], a["low"], a["high"]) == pytest.approx((b["value"], b["low"], b["high"]), rel=1e-9)
+    # since stop 115 a site-bound system's GPU draws its share of the stated site (1 GW / the count, each end
+    # paired), which is node power x PUE up to the rounding of the count (653,595 -> 654,000: 0.06%)
+    assert (a["value"], a["low"], a["high"]) == pytest.approx((b["value"], b["low"], b["high"]), rel=1e-3)
 
 
 def test_delivered_vs_peak_compares_per_gpu():

@@ -72,11 +72,11 @@ def test_a_counter_that_did_not_advance_gives_no_per_watt_figure():
     assert efficiency(700.0, "TFLOP/s", {"energy_j": 50.0, "avg_power_w": 500.0})["gflop_s_per_w"] == 1400.0
 
 
-def test_the_electricity_verdict_quotes_the_eligible_range_it_computes():
+def test_the_electricity_check_quotes_the_eligible_range_it_computes():
+    # the verdict is now held against the supply range (stop 115); the eligible range stays in the arithmetic
     d = cli_json("check", "--claim", "electricity-70eur")
     claim = d["claims"][0] if "claims" in d else d[0]
-    text = claim["condition"]
-    assert "(82..91) with fees, taxes and both rebates, 102 (97..108) without them" in text  # central and range alike
+    assert any("- 5.7 network-fee discount = 86.3 (72.3..97.2) EUR/MWh" in line for line in claim["arithmetic"])
 
 
 def test_the_h100e_band_says_it_is_a_factor():
