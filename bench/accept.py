@@ -173,8 +173,9 @@ def _floor_record(doc: ResultsDocument, f: Floor) -> Record | None:
     recs = [r for r in doc.results if (r.benchmark, r.op, r.dtype) == key and not {"llm", "fast_accum"} & set(r.tags)]
     if f.shape is not None:
         recs = [r for r in recs if (r.params.get("m"), r.params.get("n"), r.params.get("k")) == f.shape]
-    if f.world_size is not None:
-        recs = [r for r in recs if r.params.get("world_size") == f.world_size]
+    if f.world_size is not None:  # the floors are one node's (all_reduce_perf -g N): not a run across nodes
+        recs = [r for r in recs if r.params.get("world_size") == f.world_size
+                and r.params.get("tier", "intra") == "intra" and int(r.params.get("nodes", 1)) == 1]
     if f.min_message_bytes is not None:
         recs = [r for r in recs if int(r.params.get("bytes", 0)) >= f.min_message_bytes]
     cases: dict[str, list[Record]] = defaultdict(list)
@@ -279,8 +280,31 @@ def check_siblings(docs: Sequence[ResultsDocument], policy: Policy) -> list[Chec
     return out
 
 
+def per_rank_documents(doc: ResultsDocument) -> list[ResultsDocument]:
+    """A torchrun node file (bench/rankmerge.py) holds every rank's GEMM and STREAM records, tagged
+    node_wide with rank and host, under rank 0's device: each rank is a GPU of its own to accept (else
+    the fastest rank's figure spoke for a slow one). The averaged collectives stay with the first rank."""
+    node = [r for r in doc.results if "node_wide" in r.tags and "rank" in r.params]
+    if not node:
+        return [doc]
+    per_rank = {int(x.get("rank", i)): x for i, x in
+                enumerate(doc.environment.get("distributed", {}).get("per_rank", []))}
+    ranks = sorted({int(r.params["rank"]) for r in node})
+    out = []
+    for k in ranks:
+        mine = tuple(r for r in node if int(r.params["rank"]) == k)
+        if k == ranks[0]:
+            mine += tuple(r for r in doc.results if "node_wide" not in r.tags)
+        info, first = per_rank.get(k, {}), next(r for r in node if int(r.params["rank"]) == k).params
+        device = {**doc.device, "torch_device": f"{info.get('torch_device') or doc.device.get('torch_device', '?')} (rank {k})",
+                  "name": info.get("device") or doc.device.get("name")}
+        env = {**doc.environment, "hostname": first.get("host", doc.environment.get("hostname"))}
+        out.append(replace(doc, results=mine, device=device, environment=env))
+    return out
+
+
 def evaluate(docs: Iterable[ResultsDocument], policy: Policy | None = None) -> Acceptance:
-    docs = list(docs)
+    docs = [d for doc in docs for d in per_rank_documents(doc)]
     if not docs:
         raise BadInput("acceptance needs at least one results document", "pass results files or let it run the quick suite")
     _one_file_per_device(docs)

@@ -113,13 +113,19 @@ class Comparison:
                 "notes": list(self.notes)}
 
 
+def is_effect(ratio: float, min_effect: float = MIN_EFFECT) -> bool:
+    """A change of at least min_effect either way: x2 faster and x2 slower are both a 100% change
+    (|ratio - 1| made a 2x slowdown, 0.5, a 50% one, so --min-effect 1 could never see a slowdown)."""
+    return max(ratio, 1.0 / ratio) - 1.0 >= min_effect
+
+
 def ratio_text(ratio: float, min_effect: float = MIN_EFFECT) -> str:
     """B/A at 3 decimals, or as many more (up to 6) as it takes to print on the side of the effect
     threshold the ratio is on: 1.0096 (below 1%) and 1.0104 (above) both printed 1.010."""
-    above = abs(ratio - 1.0) >= min_effect
+    above = is_effect(ratio, min_effect)
     for digits in range(3, 7):
         text = f"{ratio:.{digits}f}"
-        if (abs(float(text) - 1.0) >= min_effect) == above:
+        if float(text) > 0 and is_effect(float(text), min_effect) == above:
             return text
     return text
 
@@ -127,7 +133,7 @@ def ratio_text(ratio: float, min_effect: float = MIN_EFFECT) -> str:
 def method_text(min_effect: float = MIN_EFFECT) -> str:
     return (f"ratio = rate B / rate A at the median time; {int(CONFIDENCE * 100)}% percentile bootstrap of the "
             f"ratio of medians ({BOOTSTRAP_N} resamples, seed {BOOTSTRAP_SEED}); real when the interval excludes 1 "
-            f"and |ratio - 1| >= {min_effect:.0%}")
+            f"and the change, max(ratio, 1/ratio) - 1, is >= {min_effect:.0%}")
 
 
 # --------------------------------------------------------------------------- matching
@@ -251,7 +257,7 @@ def compare_records(ra: Record, rb: Record, min_effect: float = MIN_EFFECT) -> C
     else:
         low, high = bootstrap_ratio(ra.times_s, rb.times_s)
         outside = low > 1.0 or high < 1.0
-        if outside and abs(ratio - 1.0) >= min_effect:
+        if outside and is_effect(ratio, min_effect):
             verdict = "faster" if ratio > 1.0 else "slower"
         elif outside:  # a real difference (the interval excludes 1) smaller than --min-effect
             verdict = "below the effect threshold"

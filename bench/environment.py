@@ -302,7 +302,11 @@ def fingerprint(env: dict[str, Any]) -> str:
 # Settings of the same machine that change what it measures (a power cap, a governor, thread
 # counts, recorded variables such as OMP_NUM_THREADS): --append never mixes two of them, since a
 # results file keeps one environment for all its records.
-SETTING_KEYS = ("gpu_power_limit_w", "cpu_governor", "torch_threads", "numba_threads", "numa_balancing")
+# The versions of what computes and counts the figures (recoque's work counts, numba's STREAM kernels,
+# numpy): one file holds one run's, so a run under others is not merged in (older files lacking a key
+# are not held to it).
+SETTING_KEYS = ("gpu_power_limit_w", "cpu_governor", "torch_threads", "numba_threads", "numa_balancing",
+                "recoque_version", "numba_version", "numpy_version")
 
 
 def settings_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -266,16 +266,22 @@ def merge(old: ResultsDocument, new: ResultsDocument) -> ResultsDocument:
                    sweeps=tuple(old.sweeps) + tuple(new.sweeps))
 
 
-def check_same_machine(old: ResultsDocument, fingerprint: Any, path: str, env: dict[str, Any] | None = None) -> None:
+def check_same_machine(old: ResultsDocument, fingerprint: Any, path: str, env: dict[str, Any] | None = None,
+                       device: Mapping[str, Any] | None = None) -> None:
     """Results from different machines or software stacks are never merged silently (style rule 4),
-    nor those of one machine under other settings (`env`: the new run's environment), since the
-    merged file keeps one environment for every record."""
+    nor those of another GPU of the same machine (`device`: the new run's; the merged file keeps one
+    device label), nor those of one machine under other settings (`env`: the new run's environment),
+    since the merged file keeps one environment for every record."""
     from recoque.bench.environment import settings_differences
 
     if old.environment.get("fingerprint") != fingerprint:
         raise BadInput(f"{path} was measured on another machine or software stack "
                        f"(fingerprint {old.environment.get('fingerprint')})",
                        "write to a new --out file; results from different machines are not merged")
+    was, now = (old.device.get("torch_device"), (device or {}).get("torch_device"))
+    if was is not None and now is not None and was != now:
+        raise BadInput(f"{path} was measured on {was}, this run on {now}",
+                       "write each GPU's results to its own --out file")
     differ = settings_differences(old.environment, env) if env is not None else []
     if differ:
         raise BadInput(f"{path} was measured on this machine under other settings ({'; '.join(differ)})",
@@ -294,7 +300,7 @@ def store_results(path: str, doc: ResultsDocument, append: bool = False, force: 
     with locked(path):
         old = _existing(path, force and not append)
         if append and old is not None:
-            check_same_machine(old, doc.environment.get("fingerprint"), path, doc.environment)
+            check_same_machine(old, doc.environment.get("fingerprint"), path, doc.environment, doc.device)
             doc = merge(old, doc)
         elif old is not None and not force:
             _check_replaceable(old, doc, path)
@@ -309,6 +315,9 @@ def _check_replaceable(old: ResultsDocument, doc: ResultsDocument, path: str) ->
     if old.environment.get("fingerprint") != doc.environment.get("fingerprint"):
         raise WriteFailed(f"{path} holds results of another machine or software stack: not replaced",
                           "pass --force to replace it, or choose another --out")
+    if old.device.get("torch_device") not in (None, doc.device.get("torch_device")):
+        raise WriteFailed(f"{path} holds results of {old.device.get('torch_device')}, this run "
+                          f"{doc.device.get('torch_device')}: not replaced", "pass --force to replace it, or choose another --out")
     if len(old.results) > len(doc.results):
         raise WriteFailed(f"{path} holds {len(old.results)} results, this run {len(doc.results)}: not replaced", add)
     lost = sorted({r.benchmark for r in old.results} - {r.benchmark for r in doc.results})

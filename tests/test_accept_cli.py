@@ -80,3 +80,16 @@ def test_a_failed_write_keeps_a_rejected_node_at_exit_one(tmp_path, monkeypatch)
     good = tmp_path / "good.json"
     shutil.copy(FIX / "accept_mi300x_gpu0.json", good)
     assert runner.invoke(app, ["bench", "accept", str(good)]).exit_code == 4  # accepted, unwritten: the write's code
+
+
+def test_measuring_here_never_replaces_an_existing_results_file(monkeypatch, tmp_path):
+    """Review 115: `bench accept --out FILE` replaced another run's 33 attention results with its own 62,
+    silently; it is refused before anything is measured, and the file is untouched."""
+    measured = []
+    monkeypatch.setattr(A, "measure_quick", lambda device: measured.append(device))
+    out = tmp_path / "other.json"
+    shutil.copy(FIX / "accept_mi300x_gpu0.json", out)
+    before = out.read_bytes()
+    res = runner.invoke(app, ["bench", "accept", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 2 and "exists" in res.output and "recoque bench accept" in res.output
+    assert out.read_bytes() == before and not measured

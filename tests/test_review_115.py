@@ -92,3 +92,81 @@ def test_a_stated_site_power_is_shown_beside_the_modelled_one():
     assert data["stated_site_power_w"].value == 96e6
     names = [r[0] for r in rows]
     assert names.index("site power as stated") == names.index("facility power (IT x PUE)") + 1
+
+
+def test_acceptance_of_a_node_file_judges_every_rank():
+    # a torchrun node file keeps each rank's GEMM/STREAM records under rank 0's device; acceptance took the fastest
+    # rank's figure for all (review 115: a slow rank 1 alone FAILED, the merged file PASSED)
+    from pathlib import Path
+
+    from recoque.bench import accept as A, distributed as D
+    from recoque.bench.schema import load_results
+
+    fx = Path(__file__).parent / "fixtures"
+    good, slow = load_results(fx / "accept_mi300x_gpu0.json"), load_results(fx / "accept_mi300x_gpu3_fail.json")
+    assert A.evaluate([good]).passed and not A.evaluate([slow]).passed
+    topo = {"world_size": 2, "nodes": 1, "hosts": ["n1"], "backend": "nccl", "launcher": "torchrun",
+            "ranks": [{"rank": 0, "host": "n1", "local_rank": 0, "node_rank": 0},
+                      {"rank": 1, "host": "n1", "local_rank": 1, "node_rank": 0}]}
+    node = D.merge([good, slow], topo)
+    split = A.per_rank_documents(node)
+    assert len(split) == 2 and len({A.gpu_label(d) for d in split}) == 2
+    assert not A.evaluate([node]).passed
+
+
+def test_min_effect_is_symmetric():
+    # review 115: |ratio - 1| made a 2x slowdown a 50% change, so --min-effect 1 hid every slowdown
+    from recoque.bench.compare import is_effect
+
+    assert is_effect(0.5, 1.0) and is_effect(2.0, 1.0)
+    assert not is_effect(0.6, 1.0) and not is_effect(1.6, 1.0)
+    assert is_effect(1 / 1.3, 0.3) and not is_effect(0.8, 0.3)
+
+
+def _results_json():
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "fixtures" / "compare_a.json").read_text())
+
+
+@pytest.mark.parametrize("tag", ["confirm_round:x/3", "other_cpu_cores:abc", "sdpa_backend_median_s:flash"])
+def test_a_malformed_value_tag_is_refused_where_the_file_enters(tmp_path, tag):
+    # before: accepted on load, then `bench accept` and `report` stopped with a ValueError traceback
+    import json
+
+    from recoque.bench.schema import load_results
+
+    d = _results_json()
+    d["results"][0]["tags"] = [*d["results"][0].get("tags", []), tag]
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(BadInput, match="tag"):
+        load_results(str(p))
+
+
+def test_an_integer_beyond_any_float_is_refused_in_one_line(tmp_path):
+    # before: OverflowError traceback in compare, accept and report
+    import json
+
+    from recoque.bench.schema import load_results
+
+    d = _results_json()
+    d["results"][0]["params"]["repeat"] = 10**400
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(BadInput):
+        load_results(str(p))
+
+
+def test_another_gpu_of_the_same_machine_is_not_appended():
+    # review 115: GPU 0's file took GPU 1's run under --append and relabelled every record as cuda:1
+    from pathlib import Path
+
+    from recoque.bench.schema import check_same_machine, load_results
+
+    old = load_results(str(Path(__file__).parent / "fixtures" / "accept_mi300x_gpu0.json"))
+    fp = old.environment.get("fingerprint")
+    check_same_machine(old, fp, "gpu0.json", None, dict(old.device))   # the same GPU: fine
+    with pytest.raises(BadInput, match="cuda:1"):
+        check_same_machine(old, fp, "gpu0.json", None, {**old.device, "torch_device": "cuda:1"})

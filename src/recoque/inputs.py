@@ -71,7 +71,12 @@ TEXTS = Field("texts")
 
 
 def _number_ok(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer beyond any float (10**400): no figure this tool reads
+        return False
 
 
 # Terminal control characters (C0 but tab and newline, DEL, C1): an escape sequence in a name or a
@@ -601,6 +606,9 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
                            f"between {lo:g} s and {hi:g} s", fix)
     if "telemetry" in rec:
         _check_telemetry(rec["telemetry"], f"{where}: telemetry", fix)
+    for tag in rec.get("tags", ()):
+        if _tag_problem(tag):
+            raise BadInput(f"{where}: tag {tag!r} {_tag_problem(tag)}", fix)
     missing = [k for k in REQUIRED_PARAMS.get(str(rec["benchmark"]), ()) if k not in rec["params"]]
     if missing:
         raise BadInput(f"{where}: a {rec['benchmark']} record needs params {', '.join(missing)}", fix)
@@ -629,6 +637,20 @@ def _check_record(rec: Any, where: str, known: frozenset[str], required: frozens
         if value_problem(v, rule):
             raise BadInput(f"{where}: params.{k} {value_problem(v, rule)}", fix)
     _check_labels_and_work(rec, where, fix)
+
+
+# The tags that carry a value (bench/headline.py, bench/schema.py SDPA_TAG_PREFIX): read as numbers later,
+# so checked here, where the file enters.
+_VALUE_TAGS = {"confirm_round:": re.compile(r"[1-9][0-9]*/[1-9][0-9]*"),
+               "other_cpu_cores:": re.compile(r"[0-9]+(\.[0-9]+)?"),
+               "sdpa_backend_median_s:": re.compile(r"[A-Za-z0-9_]+=([0-9.eE+-]+|nan|inf)")}
+
+
+def _tag_problem(tag: str) -> str | None:
+    for prefix, form in _VALUE_TAGS.items():
+        if tag.startswith(prefix) and not form.fullmatch(tag[len(prefix):]):
+            return f"is not of the form {prefix}{form.pattern}"
+    return None
 
 
 # kernels/transfer.py OPS, written out: that module imports torch, which reading a file must not need

@@ -136,7 +136,7 @@ def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_
     env = environment.capture(device)
     kept.start(env={**env, "fingerprint": environment.fingerprint(env)}, device=device.to_json())
     if existing is not None:  # refuse another machine's file before measuring, not after
-        _check_machine(existing, kept.env, out, append)
+        _check_machine(existing, kept.env, out, append, device.torch_device)
     from recoque.render import StageLog  # H13: one line per finished stage in logs (stderr not a terminal)
 
     bar = sys.stderr.isatty() or lines
@@ -263,15 +263,18 @@ def _check_target(out: Path, append: bool, force: bool) -> ResultsDocument | Non
     return existing
 
 
-def _check_machine(existing: ResultsDocument, env: dict, out: Path, append: bool) -> None:
-    """--append merges only the same machine's results under the same settings; a plain --out (no
-    --force: `existing` is then None) replaces only the same machine's. Either way the refusal comes
-    before anything is measured."""
+def _check_machine(existing: ResultsDocument, env: dict, out: Path, append: bool, torch_device: str) -> None:
+    """--append merges only the same machine's and GPU's results under the same settings; a plain --out
+    (no --force: `existing` is then None) replaces only the same machine's and GPU's. Either way the
+    refusal comes before anything is measured."""
     if append:
-        check_same_machine(existing, env["fingerprint"], str(out), env)
+        check_same_machine(existing, env["fingerprint"], str(out), env, {"torch_device": torch_device})
     elif existing.environment.get("fingerprint") != env["fingerprint"]:
         raise BadInput(f"--out {out} holds results of another machine or software stack: nothing was run",
                        "pass --force to replace it, or choose another --out")
+    elif existing.device.get("torch_device") not in (None, torch_device):
+        raise BadInput(f"--out {out} holds results of {existing.device.get('torch_device')}, this run is on "
+                       f"{torch_device}: nothing was run", "write each GPU's results to its own --out file, or pass --force")
 
 
 def _store(doc: ResultsDocument, out: Path | None, append: bool, force: bool) -> tuple[Path | None, WriteFailed | None]:

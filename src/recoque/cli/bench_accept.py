@@ -38,8 +38,10 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
         docs = [load_results(str(f)) for f in files]
         paths: list[Optional[Path]] = list(files)
     else:
-        docs = [A.measure_quick(d) for d in _devices(device)]
-        paths = _out_paths(out, len(docs))
+        devs = _devices(device)
+        paths = _out_paths(out, len(devs))
+        _refuse_existing(paths)
+        docs = [A.measure_quick(d) for d in devs]
     result = A.evaluate(docs)
     if as_json:  # the verdict first: a file that cannot take it must not hide it
         emit_json(result.to_json())
@@ -66,6 +68,17 @@ def _write_verdicts(A, result, docs, paths, judged_files: bool) -> None:  # noqa
         except WriteFailed as exc:  # the verdict above stands; only the copy in the file is missing
             raise WriteFailed(f"the verdict above was not added to the results file: {exc.what}",
                               "pass --no-write to judge without writing, or make the file writable") from None
+
+
+def _refuse_existing(paths: List[Optional[Path]]) -> None:
+    """Measuring here writes new files: an existing one (another run's results) is not replaced silently.
+    Said before the run, so no measurement is lost either."""
+    there = [p for p in paths if p is not None and p.exists()]
+    if there:
+        from recoque.errors import BadInput
+
+        raise BadInput(f"{there[0]} exists: `bench accept --out` writes a new results file",
+                       f"choose another --out, or judge that file: recoque bench accept {there[0]}")
 
 
 def _devices(requested: str) -> list:
