@@ -619,10 +619,12 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
                                    ("time to solution", r.total_time), ("achieved FP64", r.achieved_flop_s),
                                    ("fraction of FP64 peak", r.fraction_of_fp64_peak)]
 
-    h100 = get_device_spec(equivalents.H100)
+    n_ref = max(1, round(system.gpus))
 
-    def h100_rate(s, p):  # the same sustained-bandwidth rule as the system's side (stencil.sustained_rate)
-        return stencil.sustained_rate(h100, p).scale(k.intensity_flop_per_byte, "flop/s")
+    def h100_rate(s, p):  # per GPU of an H100 machine of the system's (central) count running the same grid:
+        # halo exchange, links and the slowest GPU's pace on both sides (one lone H100's STREAM rate made
+        # 1,456 H100s worth 674 H100e)
+        return stencil.estimate_stencil(equivalents.h100_reference(n_ref), k, p).achieved_flop_s.scale(1 / n_ref, "flop/s")
     if k.points_per_gpu is None and "gpus" in system.ranges:
         # a fixed grid over an uncertain count: the rate per GPU falls as the count grows, so the
         # system's rate (each corner at one count) over an H100's, every corner

@@ -62,8 +62,15 @@ def test_a_fixed_grid_on_an_uncertain_count_keeps_h100e_inside_its_own_rate_rang
     d = cli_json("plan", "stencil", "-s", "alice-recoque")
     fp64 = _rows(d, "stencil")["achieved FP64"]
     e = _rows(d, "H100-equivalents")["H100e delivered (climate-km)"]
-    h100 = stencil.sustained_rate(__import__("recoque.catalog", fromlist=["x"]).get_device_spec("h100_sxm"))
-    per_h100 = h100.scale(0.5, "flop/s")  # climate-km: 8 FLOP / 16 B
+    # the H100 side is an H100 machine of the system's central count on the same grid (stop 115; before: one
+    # lone H100's STREAM rate, which made 1,456 H100s worth 674 H100e)
+    from recoque.planner import equivalents
+    from recoque.planner.system import load_system
+    from recoque.planner.workloads import get_workload
+
+    n0 = round(load_system("alice-recoque").gpus)
+    k = stencil.StencilKernel.from_workload(get_workload("climate-km"))
+    per_h100 = stencil.estimate_stencil(equivalents.h100_reference(n0), k).achieved_flop_s.scale(1 / n0)
     assert e["high"] <= fp64["high"] / per_h100.low * (1 + 1e-9)
     assert e["low"] >= fp64["low"] / per_h100.high * (1 - 1e-9)
 
@@ -77,3 +84,9 @@ def test_blackwell_ultra_is_in_the_blackwell_memory_family_and_no_family_reads_p
     assert hpcg.memory_family("b300") == hpcg.memory_family("gb300") == "blackwell"
     note = hpcg.sustained_bandwidth("mi430x").assumptions[0] if hpcg.memory_family("mi430x") is None else ""
     assert "family None" not in note
+
+
+def test_a_machine_of_h100s_is_worth_its_own_count_on_a_stencil():
+    d = cli_json("plan", "stencil", "-s", "jean-zay-h100", "-w", "climate-km")
+    e = _rows(d, "H100-equivalents")["H100e delivered (climate-km)"]
+    assert e["value"] == pytest.approx(1456, rel=0.02)

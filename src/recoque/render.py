@@ -177,10 +177,10 @@ def fmt(x: float | None, digits: int = 3) -> str:
         return "unknown"
     if x == 0:
         return "0"
-    x *= 1 + 1e-12  # an exact tie rounds away from zero (166.5 -> 167), not to even (166) as format() does
-    short = f"{x:.{digits}g}"
-    # 1,307 rather than 1.31e+03, and 999.7 (which rounds up to 1e+03) as 1,000
-    return short if abs(float(short)) < 1000 else f"{x:,.0f}"
+    short = f"{x * (1 + 1e-12):.{digits}g}"  # an exact tie rounds away from zero (166.5 -> 167), not to even
+    # 1,307 rather than 1.31e+03, and 999.7 (which rounds up to 1e+03) as 1,000; the whole digits of x
+    # itself, half away from zero (the nudge above is 10 at 1e13: it printed 10,000,000,000,010)
+    return short if abs(float(short)) < 1000 else f"{math.copysign(math.floor(abs(x) + 0.5), x):,.0f}"
 
 
 def warn(line: str) -> None:
