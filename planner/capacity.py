@@ -5,7 +5,7 @@ assumptions used. No rendering here (the CLI renders through recoque.render).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Mapping
 
 from recoque.catalog import get_device_spec, match_device
 from recoque.errors import BadInput, DoesNotFit, RecoqueError
@@ -771,7 +771,7 @@ def training_job(used: int, best: Any, spread: Estimate | None = None) -> energy
 
 
 def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: Any, dtype: str,
-                   token_range: Estimate | None = None):
+                   token_range: Estimate | None = None, pins: Mapping[str, Any] | None = None):
     """What `plan train` shows below its plans, as `plan` shows it for a named workload: the best
     plan's energy, cost and CO2 for the whole run, and its delivered H100-equivalents (the same
     workload, stack and search on as many H100s). Returns (rows, JSON data, notes); a figure that
@@ -799,7 +799,7 @@ def train_job_rows(system: SystemSpec, wl: Any, res: Any, profile: Any, stack: A
         rows.append(("energy per job", f"unknown: {exc.one_line()}"))
     try:
         d = equivalents.training_delivered(system, wl.model.key, res.gpus, b, dtype=dtype, profile=profile,
-                                           workload=wl, stack=stack)
+                                           workload=wl, stack=stack, pins=pins)
         why = equivalents.explain(system, equivalents.peak_equivalents(system), d)
         rows += [(f"H100e delivered ({res.gpus:,} GPUs)", d.equivalent.h100e), ("delivered vs peak", why)]
         data["h100e_delivered"], data["delivered_vs_peak"] = d.equivalent, why

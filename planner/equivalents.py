@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from recoque.catalog import DeviceSpec, get_device_spec, match_device
 from recoque.errors import RecoqueError
@@ -216,7 +216,7 @@ def explain(system: SystemSpec, peaks: list[Equivalent], d: Delivered) -> str:
 
 def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_result: Any,
                        stack_key: str | None = None, dtype: str = "bf16", profile: Any = None,
-                       workload: Any = None, stack: Any = None) -> Delivered:
+                       workload: Any = None, stack: Any = None, pins: Mapping[str, Any] | None = None) -> Delivered:
     """Delivered H100-equivalents for training a named workload: the system's searched time per
     iteration on `gpus` GPUs against the H100 reference's on as many GPUs, with the same stack
     and the same plan search (planner.search). Equivalents = gpus x t_H100 / t_system, so a system
@@ -241,7 +241,12 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
     ref_stack = cuda_counterpart(stack)  # same stack features on both; a ROCm build maps to its CUDA counterpart
     h100_prof = training_profile(get_device_spec(H100))
     ref_dtype = _h100_training_dtype(dtype)
-    ref_res = search(wl, ref, h100_prof, top=1, gpus=gpus, dtype=ref_dtype, stack=ref_stack)
+    # the user's pins bind both sides (a pinned plan against a freely searched H100 read as a hardware ratio);
+    # pins no H100 plan satisfies leave the H100 side searched freely, said in the note
+    ref_res = search(wl, ref, h100_prof, top=1, gpus=gpus, dtype=ref_dtype, stack=ref_stack, pins=pins or None)
+    pinned = bool(pins) and bool(ref_res.best)
+    if pins and not ref_res.best:
+        ref_res = search(wl, ref, h100_prof, top=1, gpus=gpus, dtype=ref_dtype, stack=ref_stack)
     tok = float(wl.tokens_per_iteration)
     sys_rate = system_result.tokens_per_s
     if not ref_res.best:
@@ -262,6 +267,8 @@ def training_delivered(system: SystemSpec, workload_key: str, gpus: int, system_
     eq = per_gpu.scale(float(gpus), "H100e")
     note = (f"{workload_key}: tokens/s on {gpus} GPUs of {system.key} ({system_result.plan.label()}, stack "
             f"{stack.key}) / tokens/s per H100 on {gpus} H100s, same search"
+            + (" with the same pins" if pinned else ", the H100s searched freely (no H100 plan satisfies the pins)"
+               if pins else "")
             + (f" on {ref_stack.key}, the CUDA counterpart of {stack.key}" if ref_stack.key != stack.key else "")
             + (f", the H100s in {ref_dtype} (no {dtype} units: its narrowest)" if ref_dtype != dtype else "")
             + "; range: "

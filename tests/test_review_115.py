@@ -170,3 +170,19 @@ def test_another_gpu_of_the_same_machine_is_not_appended():
     check_same_machine(old, fp, "gpu0.json", None, dict(old.device))   # the same GPU: fine
     with pytest.raises(BadInput, match="cuda:1"):
         check_same_machine(old, fp, "gpu0.json", None, {**old.device, "torch_device": "cuda:1"})
+
+
+def test_pins_bind_the_h100_side_of_the_training_ratio():
+    # review 115: --tp 8 --pp 1 moved H100e 2,973 -> 1,224 while the H100 side was still searched freely
+    import json
+
+    from typer.testing import CliRunner
+
+    from recoque.cli import app
+
+    args = ["plan", "train", "-s", "alice-recoque", "-w", "mistral-large-2", "--gpus", "1024", "--json"]
+    pinned = CliRunner().invoke(app, [*args, "--tp", "8", "--pp", "4"])
+    assert pinned.exit_code == 0, pinned.output
+    assert "same search with the same pins" in json.dumps(json.loads(pinned.output))
+    free = CliRunner().invoke(app, args)
+    assert "same pins" not in json.dumps(json.loads(free.output))

@@ -246,7 +246,7 @@ def train(
     from recoque.planner.workloads import training_token_range
 
     job_rows, job_data, job_notes = train_job_rows(sysspec, wl, res, prof, st, dtype,
-                                                   training_token_range(workload, tokens))
+                                                   training_token_range(workload, tokens), pins=pins)
     if as_json:
         emit_json({**_json_doc(res, wl, prof, st, pins, curve, link_lines, dtype), "job": job_data,
                    "job_assumptions": list(job_notes)})
