@@ -3,12 +3,11 @@ the cost model of buildings and GPUs the investment checks hold figures against.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Any, Mapping
 
 from recoque.errors import BadInput
-from recoque.estimate import Estimate, combine
+from recoque.estimate import Estimate, check_bounds, combine
 from recoque.fileio import read_seed_toml
 
 CONSISTENT, ONLY_IF, NOT = "consistent", "consistent only if", "not consistent"
@@ -29,12 +28,6 @@ def assumption(key: str) -> Estimate:
     lo, hi = float(t.get(f"{key}_low", v)), float(t.get(f"{key}_high", v))
     check_bounds(f"claims.toml [assumptions] {key}", v, lo, hi)
     return Estimate(v, lo, hi, "1", (f"{key} {_fmt(lo)}..{_fmt(hi)}: {t.get('sources', {}).get(key, '')}",))
-
-
-def check_bounds(where: str, value: float, low: float, high: float) -> None:
-    """A seeded centre with its range: finite, and low <= value <= high (not reordered silently)."""
-    if not all(math.isfinite(x) for x in (value, low, high)) or not low <= value <= high:
-        raise BadInput(f"{where}: {value:g} with low {low:g} and high {high:g}", "state finite bounds with low <= value <= high")
 
 
 def data(key: str) -> Mapping[str, Any]:

@@ -28,7 +28,7 @@ def _amount_eur(c: Mapping[str, Any]) -> float:
 
 
 def _classify(amount: float, build: float, all_in: float, tol: float, phase: str | None,
-              build_low: float | None = None, phase_ok: bool = False) -> tuple[str, str]:
+              build_low: float | None = None) -> tuple[str, str]:
     if amount >= all_in / (1 + tol):
         return CONSISTENT, ""
     if amount >= build / (1 + tol):
@@ -37,7 +37,7 @@ def _classify(amount: float, build: float, all_in: float, tol: float, phase: str
     if build_low is not None and amount >= build_low:
         return ONLY_IF, ("the buildings cost near the low end of the construction range (the cheapest US markets of the "
                          "cost guide) and the GPUs are bought separately")
-    if phase and phase_ok:
+    if phase:  # stated, and its own buildings paid for (_phase_covered)
         return ONLY_IF, f"it is the {phase} only: the stated capacity needs more money"
     return NOT, ""
 
@@ -48,9 +48,9 @@ def _worst(a: str, b: str) -> str:
 
 
 def _judged(label: str, per: float, build: Estimate, all_in: Estimate, tol: float, phase: Any,
-            verdicts: list, conds: list, lines: list, phase_ok: bool = False) -> str:
+            verdicts: list, conds: list, lines: list) -> str:
     """Classify one per-unit amount against the buildings and the all-in cost; record and say it."""
-    v, cond = _classify(per, build.value, all_in.value, tol, phase, build.low, phase_ok)
+    v, cond = _classify(per, build.value, all_in.value, tol, phase, build.low)
     verdicts.append(v)
     conds.append(cond)
     lines.append(f"{label}: {per / build.value:.2f}x the buildings, {per / all_in.value:.2f}x buildings + GPUs -> {v}"
@@ -80,8 +80,7 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
     amount, tol = _amount_eur(c), assumption("tolerance").value
     tdp = get_device_spec(STAND_IN).tdp_w
     lines, implied, verdicts, conds = [], {}, [], []
-    phase = c.get("phase")
-    phase_ok = _phase_covered(c, amount, tdp, lines, implied)
+    phase = c.get("phase") if _phase_covered(c, amount, tdp, lines, implied) else None
     b_mw, a_mw = building_eur_per_mw(), all_in_eur_per_mw(tdp)
     if "value_mw" in c:
         mw = float(c["value_mw"])
@@ -91,7 +90,7 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
                   f"buildings: {rng(b_mw, 1e6, 'EUR')} per MW of site power = {rng(assumption('building_usd_per_mw'), 1e6, 'USD')} "
                   f"per MW of critical IT load / {rng(assumption('usd_per_eur'))} USD per EUR / PUE {rng(assumption('site_pue'))}; "
                   f"buildings + {STAND_IN} GPUs with servers and network: {rng(a_mw, 1e6, 'EUR')} per MW"]
-        v = _judged("per MW", per_mw, b_mw, a_mw, tol, phase, verdicts, conds, lines, phase_ok)
+        v = _judged("per MW", per_mw, b_mw, a_mw, tol, phase, verdicts, conds, lines)
         if v != CONSISTENT:
             implied["mw_of_buildings_it_pays"] = amount / b_mw.value
             implied["mw_all_in_it_pays"] = amount / a_mw.value
@@ -105,7 +104,7 @@ def check_investment(c: Mapping[str, Any], profile: Any) -> dict[str, Any]:
         lines += [f"{amount / 1e9:g} bn EUR / {n:,.0f} GPUs = {per_gpu:,.0f} EUR per GPU",
                   f"site power per GPU {rng(per_gpu_site_power_w(tdp).scale(1e-3))} kW; buildings per GPU "
                   f"{rng(b_g, 1e3, 'EUR')}; GPU + server + network {rng(gpu_it_eur(), 1e3, 'EUR')}; all-in {rng(a_g, 1e3, 'EUR')}"]
-        v = _judged("per GPU", per_gpu, b_g, a_g, tol, phase, verdicts, conds, lines, phase_ok)
+        v = _judged("per GPU", per_gpu, b_g, a_g, tol, phase, verdicts, conds, lines)
         if v != CONSISTENT:
             implied["gpus_of_buildings_it_pays"] = amount / b_g.value
             implied["gpus_all_in_it_pays"] = amount / a_g.value

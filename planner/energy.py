@@ -21,10 +21,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from recoque.errors import BadInput
-from recoque.estimate import Estimate, combine
+from recoque.estimate import Estimate, check_bounds, combine
 from recoque.fileio import read_seed_toml
 from recoque.planner import power
-from recoque.planner.claimkit import check_bounds
 from recoque.planner.system import DEFAULT_GRID, SystemSpec
 
 HOURS_PER_YEAR = 8760.0

@@ -1,10 +1,13 @@
 """An estimate is never one bare figure: a value, a low/high range, its unit and its assumptions."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from itertools import product
 from statistics import NormalDist
 from typing import Any, Callable
+
+from recoque.errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -59,3 +62,9 @@ def expected_max_z(n: int) -> float:
     """Expected largest of n independent standard normal draws (Blom's approximation,
     Phi^-1((n - 3/8) / (n + 1/4)); 0 for one draw: there is no spread to wait on)."""
     return NormalDist().inv_cdf((n - 0.375) / (n + 0.25)) if n > 1 else 0.0
+
+
+def check_bounds(where: str, value: float, low: float, high: float) -> None:
+    """A seeded centre with its range: finite, and low <= value <= high (never reordered silently)."""
+    if not all(math.isfinite(x) for x in (value, low, high)) or not low <= value <= high:
+        raise BadInput(f"{where}: {value:g} with low {low:g} and high {high:g}", "state finite bounds with low <= value <= high")
