@@ -293,9 +293,9 @@ def per_rank_documents(doc: ResultsDocument) -> list[ResultsDocument]:
     out = []
     for k in ranks:
         mine = tuple(r for r in node if int(r.params["rank"]) == k)
+        info, first = per_rank.get(k, {}), mine[0].params
         if k == ranks[0]:
             mine += tuple(r for r in doc.results if "node_wide" not in r.tags)
-        info, first = per_rank.get(k, {}), next(r for r in node if int(r.params["rank"]) == k).params
         device = {**doc.device, "torch_device": f"{info.get('torch_device') or doc.device.get('torch_device', '?')} (rank {k})",
                   "name": info.get("device") or doc.device.get("name")}
         env = {**doc.environment, "hostname": first.get("host", doc.environment.get("hostname"))}

@@ -175,16 +175,10 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
         year = energy.per_year(system, grid=g)
     except BadInput as exc:  # the grid still says what a known energy would cost and emit
         return [*grid_rows(system, g), ("energy", f"unknown: {exc.one_line()}")], {"per_year": None, "unknown": exc.one_line(), **data}, ()
-    rows = [*grid_rows(system, g), ("facility power (IT x PUE)", year.facility_power),
+    rows = [*grid_rows(system, g), ("facility power (IT x PUE)", year.facility_power), *_stated_site(system, year, data),
             ("energy per year (full load)", year.energy), ("electricity cost per year", year.cost),
             ("CO2 per year (grid average)", year.co2), ("CO2 per year at the region's average", year.co2_region_average)]
     data["per_year"] = year
-    stated = system.extra.get("site_power_mw")
-    if stated is not None and not energy.site_bound(system):  # the GPUs were stated, not derived: the site beside
-        site = Estimate.exact(float(stated) * 1e6, "W", f"{system.key}: site power as stated, beside the modelled "
-                              f"{year.facility_power.value / 1e6:,.1f} MW of its {system.gpus:,.0f} GPUs")
-        rows.insert(rows.index(("facility power (IT x PUE)", year.facility_power)) + 1, ("site power as stated", site))
-        data["stated_site_power_w"] = site
     if job is not None:
         run = energy.per_job(system, job, label, grid=g)
         rows += job_rows(run, f"energy per job ({label})")
@@ -193,6 +187,17 @@ def _energy_rows(system: SystemSpec, label: str, job: energy.JobRun | None):
     if job is not None and job.note:
         notes += (job.note,)
     return rows, data, notes
+
+
+def _stated_site(system: SystemSpec, year: energy.EnergyReport, data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The site power a system states beside the modelled one, where its GPUs were stated, not derived from it."""
+    stated = system.extra.get("site_power_mw")
+    if stated is None or energy.site_bound(system):
+        return []
+    site = Estimate.exact(float(stated) * 1e6, "W", f"{system.key}: site power as stated, beside the modelled "
+                          f"{year.facility_power.value / 1e6:,.1f} MW of its {system.gpus:,.0f} GPUs")
+    data["stated_site_power_w"] = site
+    return [("site power as stated", site)]
 
 
 def job_rows(run: energy.EnergyReport, energy_label: str = "energy per job") -> list[tuple[str, Any]]:
