@@ -60,13 +60,11 @@ class GemmCase(Case):
         if device.kind != "cpu":
             self.tags = tuple(self.tags) + self._precision_settings(device)
         out_dtype = torch.bfloat16 if self.dtype == "fp8" else K.torch_dtype(self.dtype)
-        sets = []
         with device_scope(device):
-            for i in range(n_sets):
-                a, b, scales = K.random_operands(self.m, self.n, self.k, self.dtype, device.torch_device,
-                                                 seed + i, device.fp8_format)
-                sets.append((a, b, torch.empty(self.m, self.n, dtype=out_dtype, device=device.torch_device), scales))
-        self._sets = sets
+            drawn = K.random_operand_sets(self.m, self.n, self.k, self.dtype, device.torch_device, seed, n_sets,
+                                          device.fp8_format)
+            outs = torch.empty(n_sets, self.m, self.n, dtype=out_dtype, device=device.torch_device)
+            self._sets = [(a, b, outs[i], scales) for i, (a, b, scales) in enumerate(drawn)]
 
     def _precision_settings(self, device: Any) -> tuple[str, ...]:
         """Switch tf32 on for tf32 cases only, and say in the tags what was set."""

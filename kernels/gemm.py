@@ -92,6 +92,36 @@ def random_operands(m: int, n: int, k: int, dtype: str, device: str, seed: int, 
     return a, b, scales
 
 
+SET_CHUNK_ELEMENTS = 2**24  # random operands drawn this many fp32 values at a time (64 MiB), then cast
+
+
+def random_operand_sets(m: int, n: int, k: int, dtype: str, device: str, seed: int, count: int,
+                        fp8_format: str | None = None) -> list:
+    """`count` independent (A, B, scales) sets as random_operands gives one, drawn a chunk of sets per
+    call: rotating through 2x a 480 MiB last-level cache takes thousands of small sets, and one draw
+    and one cast per set cost minutes on a busy CPU. Each set is its own slice of a chunk."""
+    import torch
+
+    per_set = max(1, (m * k + k * n))
+    chunk = max(1, min(count, SET_CHUNK_ELEMENTS // per_set))
+    out: list = []
+    for start in range(0, count, chunk):
+        c = min(chunk, count - start)
+        gen = torch.Generator(device=device).manual_seed(seed + start)
+        if dtype != "fp8":
+            td = torch_dtype(dtype)
+            a = torch.randn(c, m, k, generator=gen, device=device, dtype=torch.float32).to(td)
+            b = torch.randn(c, k, n, generator=gen, device=device, dtype=torch.float32).to(td)
+            out += [(a[i], b[i], None) for i in range(c)]
+            continue
+        f8 = fp8_torch_dtype(fp8_format or "e4m3fn")
+        a = torch.randn(c, m, k, generator=gen, device=device, dtype=torch.float32).to(f8)
+        b = torch.randn(c, n, k, generator=gen, device=device, dtype=torch.float32).to(f8)  # B column-major, as below
+        scales = (torch.tensor(FP8_SCALES[0], device=device), torch.tensor(FP8_SCALES[1], device=device))
+        out += [(a[i], b[i].t(), scales) for i in range(c)]
+    return out
+
+
 def matmul_torch(a: Any, b: Any, out: Any, scales: Any = None, fast_accum: bool = False) -> Any:
     """C = A @ B into `out`; fp8 (scales given) through _scaled_mm, with or without fast accumulation
     (use_fast_accum: fp8 partial sums kept in lower precision on CUDA; hipBLASLt may ignore it)."""
