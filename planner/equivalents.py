@@ -81,9 +81,9 @@ def _no_peak_note(spec: DeviceSpec, metric: str) -> str:
     serving rates use it), say so: no H100-equivalent is derived from an assumption."""
     assumed = assumed_peak(spec, metric) if metric in ("bf16", "fp8") else None
     if assumed is not None:
-        return (f"{spec.key} {metric}: not published (training and serving estimates take the centre, "
-                f"{assumed.value / 1e12:,.0f} TFLOP/s, of an ASSUMED {assumed.low / 1e12:,.0f}..{assumed.high / 1e12:,.0f} "
-                "bracket, and their ranges do not span the bracket; no peak H100e is derived from an assumption)")
+        return (f"{spec.key} {metric}: not published (training and serving estimates centre on "
+                f"{assumed.value / 1e12:,.0f} TFLOP/s of an ASSUMED {assumed.low / 1e12:,.0f}..{assumed.high / 1e12:,.0f} "
+                "bracket, and their ranges span it; no peak H100e is derived from an assumption)")
     return f"{spec.key} {metric}: no figure (the part has no such unit, or its rate is not published)"
 
 

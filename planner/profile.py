@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from recoque.bench.schema import sdpa_backend_times
-from recoque.catalog import DeviceSpec
+from recoque.catalog import GEMM_DTYPE_TO_RATE, DeviceSpec
 from recoque.errors import BadInput
 from recoque.planner import shape_rates
 
@@ -430,13 +430,26 @@ class DeviceProfile:
                        kernel_gap_s=gap, kernel_launch_s=eager,
                        moe={k: shape_rates.widened(v, u) for k, v in moe.items()})
 
+    def _assumed_corner(self, which: str) -> tuple[DeviceSpec, dict[str, float]]:
+        """The spec at this corner's end of each ASSUMED peak's bracket (spec.assumed_rates: MI430X BF16
+        and FP8) and the factor on the rates built from it (dtype -> factor); a measured GEMM keeps its rate."""
+        peaks, span = dict(self.spec.peak_flop_s), {}
+        for rate in self.spec.assumed_rates:
+            lo, hi = self.spec.peak_range_flop_s[rate]
+            f = (lo if which == "low" else hi) / peaks[rate]
+            peaks[rate] *= f
+            dtype = next((d for d, r in GEMM_DTYPE_TO_RATE.items() if r == rate), rate)
+            if self.origin != "measured" or self.uses_datasheet_for(dtype):
+                span[dtype] = f
+        return (replace(self.spec, peak_flop_s=peaks) if self.spec.assumed_rates else self.spec), span
+
     def bound(self, which: str) -> "DeviceProfile":
         """A copy whose central values are the low or high bound (for corner evaluation)."""
         if which == "value":
             return self
 
-        def c(cv: Curve) -> Curve:
-            y = cv.low if which == "low" else cv.high
+        def c(cv: Curve, f: float) -> Curve:
+            y = (cv.low if which == "low" else cv.high) * f
             return Curve(cv.log2_work, y, y, y)
 
         def r(x: Rate) -> Rate:
@@ -449,15 +462,17 @@ class DeviceProfile:
             if k in fb:
                 fb[k] = min(1.0, fb[k] * (1 - u if which == "low" else 1 + u))
         fb["uncertainty"] = 0.0
+        spec, span = self._assumed_corner(which)
         # a time, not a rate: the slow (low) corner takes its slow end
         launch = self.kernel_launch_s
         if launch is not None:
             t = launch.high if which == "low" else launch.low
             launch = Rate(t, t, t)
-        return replace(self, kernel_launch_s=launch, gemm={k: c(v) for k, v in self.gemm.items()},
+        return replace(self, spec=spec, kernel_launch_s=launch,
+                       gemm={k: c(v, span.get(k, 1.0)) for k, v in self.gemm.items()},
                        moe={k: shape_rates.corner(v, which) for k, v in self.moe.items()},
-                       attention_fwd={k: c(v) for k, v in self.attention_fwd.items()},
-                       attention_bwd={k: c(v) for k, v in self.attention_bwd.items()},
+                       attention_fwd={k: c(v, span.get(k, 1.0)) for k, v in self.attention_fwd.items()},
+                       attention_bwd={k: c(v, span.get(k, 1.0)) for k, v in self.attention_bwd.items()},
                        memory_bandwidth=r(self.memory_bandwidth),
                        intra_link_efficiency=r(self.intra_link_efficiency),
                        inter_link_efficiency=r(self.inter_link_efficiency), fallback=fb)

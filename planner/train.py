@@ -61,7 +61,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from recoque.catalog import get_device_spec
+from recoque.catalog import GEMM_DTYPE_TO_RATE, get_device_spec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate
 from recoque.planner import flops, memory, power
@@ -302,6 +302,17 @@ def _peak_basis(profile: DeviceProfile, dtype: str) -> str:
     return "datasheet" if listed else "ASSUMED (seeds/workloads.toml [assumed_peaks])"
 
 
+def _of_peak(rate: Estimate, spec: Any, dtype: str) -> Estimate:
+    """A FLOP rate as a fraction of the peak. An ASSUMED peak (spec.assumed_rates) is a bracket: each end of
+    the rate is taken against its own end of the peak (the slow corner ran on the low peak), so the
+    fraction's range is the efficiency's, not the bracket's."""
+    peak = spec.peak(dtype)
+    lo_peak, hi_peak = spec.peak_range(dtype) if GEMM_DTYPE_TO_RATE.get(dtype, dtype) in spec.assumed_rates \
+        else (peak, peak)
+    v = rate.value / peak
+    return Estimate(v, min(v, rate.low / lo_peak), max(v, rate.high / hi_peak), "1", rate.assumptions)
+
+
 def results_from_arrays(workload: TrainingWorkload, system: Any, profile: DeviceProfile, dtype: str,
                         arrays: Mapping[str, np.ndarray], goodput: Estimate | None = None,
                         stack: Stack = NEUTRAL) -> list[PlanResult]:
@@ -313,6 +324,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
     # MFU as published runs quote it: against the 16-bit peak, also for fp8 and fp4 runs.
     peak = profile.peak_flop_s("bf16" if low_precision else dtype)
     peak_fp8 = profile.peak_flop_s(dtype) if low_precision else None
+    mfu_rate = "bf16" if low_precision else dtype
     cap = hardware_for(system, profile).capacity_bytes
     lora = workload.lora_rank > 0
     fp8_inputs = gemm_input_bytes(workload, dtype, stack) < memory.WEIGHT_BYTES
@@ -328,7 +340,9 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
         "model FLOPs count attention over the full s x s matrix (Megatron convention); MFU/HFU against the "
         f"dense {'bf16' if low_precision else dtype} {_peak_basis(profile, 'bf16' if low_precision else dtype)} "
         f"peak {peak / 1e12:.0f} TFLOP/s"
-        + (f" ({dtype} peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else ""),
+        + (f" ({dtype} peak {peak_fp8 / 1e12:.0f} TFLOP/s: mfu_fp8_peak)" if peak_fp8 else "")
+        + ("; the range runs each end on its own end of the ASSUMED peak bracket (time and rates span it, MFU is "
+           "taken against that end's peak)" if profile.spec.assumed_rates else ""),
         f"memory budget {USABLE_MEMORY_FRACTION:.0%} of {profile.spec.hbm_bytes / 1e9:.0f} GiB = {cap / 1e9:.1f} GB"
         + ("" if workload.model.dropout else
            "; the base model's layers without dropout: no masks stored for them" + (
@@ -377,10 +391,11 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
             workload=model.key or model.name, system=system.key, gpus=gpus, plan=plan, fits=fits, why=why,
             memory_per_gpu=mem, memory_capacity_bytes=cap, iteration_time=t_it, tokens_per_s=tps,
             time_to_train=ttt, time_to_train_wall=wall, goodput=gp, model_flop_s_per_gpu=mfs,
-            hardware_flop_s_per_gpu=hfs, mfu=mfs.scale(1.0 / peak, "1"), hfu=hfs.scale(1.0 / peak, "1"),
+            hardware_flop_s_per_gpu=hfs, mfu=_of_peak(mfs, profile.spec, mfu_rate),
+            hfu=_of_peak(hfs, profile.spec, mfu_rate),
             comm_share=Estimate(comm_v[0], min(comm_v), max(comm_v), "1"), breakdown=bd,
             assumptions=tuple(dict.fromkeys(notes + gp.assumptions)), stack=stack.key,
-            mfu_fp8_peak=mfs.scale(1.0 / peak_fp8, "1") if peak_fp8 else None,
+            mfu_fp8_peak=_of_peak(mfs, profile.spec, dtype) if peak_fp8 else None,
             narrow_dtype=dtype if peak_fp8 else None,
         ))
     return results

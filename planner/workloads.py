@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
 
-from recoque.catalog import DeviceSpec
+from recoque.catalog import GEMM_DTYPE_TO_RATE, DeviceSpec
 from recoque.errors import BadInput
 from recoque.estimate import Estimate, combine
 from recoque.fileio import read_seed_toml
@@ -139,6 +139,8 @@ def profile_estimate(query: Any, unit: str, note: str) -> Estimate | None:
 
 
 def peak_estimate(spec: DeviceSpec, rate_key: str) -> Estimate | None:
+    if GEMM_DTYPE_TO_RATE.get(rate_key, rate_key) in spec.assumed_rates:
+        return assumed_peak(spec, rate_key)  # a filled-in bracket, said to be one
     rng = spec.peak_range(rate_key)
     p = spec.peak(rate_key)
     if p is None or rng is None:
@@ -191,20 +193,24 @@ def memory_rate(spec: DeviceSpec, profile: Any = None) -> Estimate:
 
 
 def spec_with_assumed_peaks(spec: DeviceSpec) -> tuple[DeviceSpec, tuple[str, ...]]:
-    """The spec with unknown peaks filled from [assumed_peaks.<device>] (central values), and the notes
-    saying so. Used only where a planner needs a rate to give any answer (e.g. training on MI430X)."""
+    """The spec with unknown peaks filled from [assumed_peaks.<device>] (central values, the bracket kept
+    as their range), and the notes saying so. Used only where a planner needs a rate to give any answer (e.g. training on MI430X)."""
     from dataclasses import replace
 
     table = _seed().get("assumed_peaks", {}).get(spec.key, {})
-    peaks, notes = dict(spec.peak_flop_s), []
+    peaks, ranges, notes = dict(spec.peak_flop_s), dict(spec.peak_range_flop_s), []
     for key in table:
         if key.endswith("_tflops") and key[: -len("_tflops")] not in peaks:
             rate = key[: -len("_tflops")]
             est = assumed_peak(spec, rate)
             if est is not None:
-                peaks[rate] = est.value
+                peaks[rate], ranges[rate] = est.value, (est.low, est.high)
                 notes.extend(est.assumptions)
-    return (replace(spec, peak_flop_s=peaks), tuple(notes)) if notes else (spec, ())
+    if not notes:
+        return spec, ()
+    # The bracket travels with the spec: a profile's low and high corners take its ends (DeviceProfile.bound).
+    assumed = tuple(r for r in ranges if r in peaks and r not in spec.peak_flop_s)
+    return replace(spec, peak_flop_s=peaks, peak_range_flop_s=ranges, assumed_rates=assumed), tuple(notes)
 
 
 def training_token_range(name: str, tokens: float | None) -> Estimate | None:

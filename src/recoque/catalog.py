@@ -78,6 +78,7 @@ class DeviceSpec:
     scaleup_topology: str = "switch"  # "mesh": a point-to-point transfer gets one peer's link(s) only
     shown_as: str | None = None  # a package ROCm shows as several GPUs (MI250X: 2 GCDs): their catalog key
     shown_per_package: int = 1  # how many GPUs ROCm shows per package
+    assumed_rates: tuple[str, ...] = ()  # peaks filled from [assumed_peaks] (MI430X BF16): their range is a bracket
     origin: str = field(default="seeds/hardware.toml", compare=False)  # the file that defines it
 
     def complete(self, keys: str) -> str:
