@@ -203,7 +203,7 @@ def _stated_site(system: SystemSpec, year: energy.EnergyReport, data: dict[str, 
 def job_rows(run: energy.EnergyReport, energy_label: str = "energy per job") -> list[tuple[str, Any]]:
     """One job's power, energy, cost and CO2, named alike in `plan` and `plan train`."""
     return [("facility power of the job (IT x PUE)", run.facility_power), (energy_label, run.energy),
-            ("cost per job", run.cost), ("CO2 per job (grid average)", run.co2)]
+            ("electricity cost per job", run.cost), ("CO2 per job (grid average)", run.co2)]
 
 
 def grid_rows(system: SystemSpec, g: energy.Grid | None = None) -> list[tuple[str, Any]]:
@@ -449,7 +449,19 @@ def _serve(system: SystemSpec, model: Any, model_name: str, asked: Any, profile:
         changes.append(("latency target", f"the workload's target cannot be met ({exc.one_line()}): offline throughput "
                                           "shown, and the H100 reference of the H100-equivalents serves offline too"))
         request = replace(request, mode="offline", tpot_target_s=None, ttft_target_s=None)
-        return estimate_serving(model, model_name, system, request, profile), request, changes
+        try:
+            return estimate_serving(model, model_name, system, request, profile), request, changes
+        except DoesNotFit as exc:
+            raise _in_plan_words(exc, system, model_name) from exc
+
+
+def _in_plan_words(exc: DoesNotFit, system: SystemSpec, model_name: str) -> DoesNotFit:
+    """The fix for a workload that does not fit, in the flags `plan` and `compare` have: the workload
+    fixes precision and layout, so their --weights/--kv-cache/--hbm-fraction are `plan infer`'s."""
+    has = float(system.extra.get("gpus_of_system", system.gpus))
+    more = f"raise --gpus, up to the system's {has:,.0f}" if has > system.gpus else "use a system with more GPUs"
+    return DoesNotFit(exc.what, f"{more}, or try `recoque plan infer -s {system.key} -m {model_name}` "
+                                "with --tp, --weights fp8, --kv-cache fp8 or --hbm-fraction")
 
 
 def _weights_label(weights: str, e: Any) -> str:

@@ -44,7 +44,7 @@ def test_the_placeholder_token_count_is_said(alice):
 def test_no_tp_all_reduce_note_for_a_one_gpu_replica_and_sources_for_grid_and_price(alice):
     notes = alice["assumptions"]
     assert not any(n.startswith("TP all-reduce: 0 GB/s") for n in notes)
-    assert any("gCO2e/kWh (France 2024, location-based grid average: " in n for n in notes)
+    assert any("gCO2e/kWh, 21.3..48.2 (France 2024, location-based grid average: " in n for n in notes)
     assert any(n.startswith("electricity ") and "Supply: " in n and "network fee: " in n for n in notes)
 
 

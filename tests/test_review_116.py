@@ -1,0 +1,38 @@
+"""Stop 116: `plan` names its own flags when a workload does not fit; France's grid intensity has a
+range; a job's cost is said to be its electricity."""
+import json
+
+from typer.testing import CliRunner
+
+from recoque.cli import app
+from recoque.planner import energy
+from recoque.planner.system import load_system
+
+runner = CliRunner()
+
+
+def test_a_workload_that_does_not_fit_names_plan_flags_not_plan_infer_flags():
+    res = runner.invoke(app, ["plan", "-s", "jean-zay-h100", "-w", "le-chat", "--gpus", "1"])
+    assert res.exit_code == 3
+    line = res.output.strip().splitlines()[-1]
+    assert "raise --gpus, up to the system's 1,456" in line
+    assert "`recoque plan infer -s jean-zay-h100 -m mistral-large-2`" in line
+    assert ", --weights fp8" not in line.split("plan infer")[0]  # no flag `plan` lacks offered as its own
+
+
+def test_plan_infer_still_offers_its_flags():
+    res = runner.invoke(app, ["plan", "infer", "-s", "jean-zay-h100", "-m", "mistral-large-2", "--gpus", "1", "--tp", "1"])
+    assert res.exit_code == 3
+    assert "--weights fp8" in res.output and "plan infer -s" not in res.output
+
+
+def test_france_intensity_has_a_life_cycle_high_end():
+    g = energy.grid_for(load_system("alice-recoque"))
+    assert (g.intensity.value, g.intensity.low, g.intensity.high) == (21.3, 21.3, 48.2)
+
+
+def test_job_cost_row_says_electricity():
+    res = runner.invoke(app, ["plan", "-s", "jean-zay-h100", "-w", "bloom-pretrain", "--json"])
+    assert res.exit_code == 0, res.output
+    text = json.dumps(json.loads(res.output))
+    assert "electricity cost per job" in text and '"cost per job"' not in text
