@@ -36,33 +36,35 @@ def report(files: List[Path] = typer.Argument(..., help="results files from `rec
                        "end the file name in .html or .md")
     if csv_out is not None and csv_out.suffix.lower() != ".csv":
         raise BadInput(f"--csv {csv_out}: a CSV export must end in .csv", "e.g. --csv results.csv")
-    from recoque.fileio import check_writable
+    from recoque.report.outputs import check_outputs, check_plot_files
 
-    from recoque.report.csv import derived_paths
-
-    derived = [Path(p) for p in derived_paths(csv_out)] if csv_out is not None else []
-    for path in (p for p in (out, csv_out, *derived) if p is not None):
-        check_writable(path)  # every output checked before any is written: a failed run replaces nothing
-    if plots is not None:
-        check_writable(plots, folder=True)
+    # every output checked, by the file it lands in, before any is written: a failed run writes nothing
+    outputs = check_outputs(out, csv_out, plots, inputs=[*files, *(plan or ())])
     with_plots = not no_plots and (out is not None or plots is not None) and _have_matplotlib()
     rep = build_report([str(f) for f in files], [str(p) for p in plan or ()], with_plots=with_plots,
                        svg=plots is not None)
+    if plots is not None and with_plots:
+        check_plot_files(outputs, plots, [p.name for s in rep.sections for p in s.plots], svg=True)
     written: list[str] = []
+    removed: list[str] = []
     if plots is not None and with_plots:
         written += write_plots(rep, str(plots))
     if out is not None:
         write_report(rep, str(out), str(plots) if plots is not None else None)
         written.append(str(out))
     if csv_out is not None:
-        from recoque.report.csv import export
+        from recoque.report.csv import export_files
         from recoque.report.model import load_input
 
-        written += export([(i.label, i.doc) for i in map(load_input, map(str, files))], str(csv_out))
+        more, removed = export_files([(i.label, i.doc) for i in map(load_input, map(str, files))], str(csv_out))
+        written += more
     if as_json:
-        emit_json(_as_json(rep))
+        emit_json(rep.to_json())  # the tables' cells as data: numbers in base units, each with its unit
     for path in written:
         err_console.print(f"wrote {path}", highlight=False)
+    for path in removed:
+        err_console.print(f"removed {path}: left by an earlier export to the same name, this one has no such rows",
+                          highlight=False)
 
 
 def _have_matplotlib() -> bool:
@@ -73,11 +75,3 @@ def _have_matplotlib() -> bool:
                           highlight=False)
         return False
     return True
-
-
-def _as_json(rep) -> dict:  # noqa: ANN001 - report.model.Report
-    return {"title": rep.title, "sources": list(rep.sources), "sections": [
-        {"title": s.title, "paragraphs": list(s.paragraphs), "items": list(s.items),
-         "plots": [p.name for p in s.plots],
-         "tables": [{"title": t.title, "columns": list(t.columns), "rows": [list(r) for r in t.rows], "note": t.note}
-                    for t in s.tables]} for s in rep.sections]}

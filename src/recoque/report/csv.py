@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import statistics
 from pathlib import Path
 from typing import Sequence
@@ -90,18 +91,38 @@ def derived_paths(out: str | Path) -> tuple[str, str]:
 
 def export(docs: Sequence[tuple[str, ResultsDocument]], out: str) -> list[str]:
     """Write OUT (every result) and, when present, OUT-babelstream.csv and OUT-nccl-tests.csv; paths back."""
+    return export_files(docs, out)[0]
+
+
+def export_files(docs: Sequence[tuple[str, ResultsDocument]], out: str) -> tuple[list[str], list[str]]:
+    """export(), and the side files of an earlier export to OUT that this one has no rows for removed:
+    OUT is replaced whole, so a side file left beside it would pass for this export's (an old
+    -nccl-tests.csv next to a run without collectives). (paths written, paths removed)"""
     base = Path(out)
-    stream_path, nccl_path = derived_paths(base)
     written = [str(base)]
     write_atomic(base, _text(ALL_COLUMNS, all_rows(docs)))
-    stream = [row for label, d in docs for row in babelstream_rows(d, label)]
-    if stream:
-        path = stream_path
-        write_atomic(path, _text(BABELSTREAM_COLUMNS, stream))
-        written.append(path)
-    coll = [row for label, d in docs for row in nccl_rows(d, label)]
-    if coll:
-        path = nccl_path
-        write_atomic(path, _text(NCCL_COLUMNS, coll))
-        written.append(path)
-    return written
+    removed = []
+    sides = ((BABELSTREAM_COLUMNS, babelstream_rows), (NCCL_COLUMNS, nccl_rows))
+    for path, (columns, rows_of) in zip(derived_paths(base), sides):
+        rows = [row for label, d in docs for row in rows_of(d, label)]
+        if rows:
+            write_atomic(path, _text(columns, rows))
+            written.append(path)
+        elif _remove_stale(path):
+            removed.append(path)
+    return written, removed
+
+
+def _remove_stale(path: str) -> bool:
+    """Remove a side file (a link itself, never what it points to: that file may be someone else's)."""
+    from recoque.fileio import _failed
+
+    if not (os.path.islink(path) or os.path.isfile(path)):
+        return False
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _failed(Path(path), exc) from None
+    return True

@@ -1,13 +1,15 @@
 """What a report contains, independent of its format: sections of paragraphs, tables and plots.
 
-The HTML and Markdown writers only lay this out; every figure is formatted here, once.
+The tables hold data (report/table.py): numbers in base units with their unit. The HTML and Markdown
+writers lay out `Table.rows`, the text written once in table.py; `--json` keeps the numbers.
 """
 from __future__ import annotations
 
-import json
-import re
+import math
+
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 from recoque.bench.compare import flatten
@@ -16,33 +18,13 @@ from recoque.bench.schema import ResultsDocument, document_from_json
 from recoque.errors import BadInput
 from recoque.fileio import read_json
 from recoque.inputs import check_rates_below_peak
+from recoque.report.plan_tables import generic_tables, planner
+from recoque.report.table import (BLANK, PERCENT, SHOWN_UNITS, Formatted, Quantity, Report, Section, Table, num,
+                                  pct)
 
-MAX_PLAN_ROWS = 40
+__all__ = ["Input", "Report", "Section", "Table", "build", "generic_tables", "load_input", "load_plan", "num", "pct"]
+
 ACCEPT_KEYS = ("acceptance",)  # where bench/accept.py writes its verdicts into a results file
-
-
-@dataclass(frozen=True)
-class Table:
-    title: str
-    columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    paragraphs: tuple[str, ...] = ()
-    tables: tuple[Table, ...] = ()
-    items: tuple[str, ...] = ()  # a bullet list
-    plots: tuple[Any, ...] = ()  # plots.Plot
-
-
-@dataclass(frozen=True)
-class Report:
-    title: str
-    sections: tuple[Section, ...]
-    sources: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -68,10 +50,23 @@ def load_plan(path: str) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise BadInput(f"{path}: planner output must be a JSON object",
                        "pass a file written by `recoque plan|check|compare ... --json`")
-    problem = _plan_problem(raw)
+    problem = _plan_problem(raw) or _not_finite(raw)
     if problem:
         raise BadInput(f"{path}: {problem}", "pass a file written by `recoque plan|check|compare|bench accept ... --json`")
     return raw
+
+
+def _not_finite(x: Any, where: str = "") -> str | None:
+    """Where a number is not finite: planner JSON writes an unbounded figure as null (render.emit_json),
+    so an inf here (1e400 reads as one) is a hand-edited or foreign value, not the planner's."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return f"{where or 'the top level'} is {x}, not a finite number (an unbounded figure is written as null)"
+    items = x.items() if isinstance(x, Mapping) else enumerate(x) if isinstance(x, list) else ()
+    for k, v in items:
+        found = _not_finite(v, f"{where}.{k}" if where else str(k))
+        if found:
+            return found
+    return None
 
 
 def _plan_problem(raw: Mapping[str, Any]) -> str | None:
@@ -99,25 +94,7 @@ def _plan_problem(raw: Mapping[str, Any]) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- formatting
-
-
-def num(x: Any, digits: int = 4) -> str:
-    if x is None:
-        return "unknown"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        if x == 0:
-            return "0"
-        return f"{x:,.0f}" if abs(x) >= 1e5 else f"{x:.{digits}g}"
-    return str(x)
-
-
-def pct(x: float | None) -> str:
-    return "unknown" if x is None else f"{x * 100:.1f}%"
+# --------------------------------------------------------------------------- cells
 
 
 def rate_scale(doc: ResultsDocument, unit: str) -> tuple[float, str]:
@@ -125,6 +102,23 @@ def rate_scale(doc: ResultsDocument, unit: str) -> tuple[float, str]:
     if unit == "TFLOP/s" and doc.device.get("kind") == "cpu":
         return 1e3, "GFLOP/s"
     return 1.0, unit
+
+
+def rate(x: float | None, unit: str, shown: str) -> Quantity | None:
+    """A record's rate (given in `unit`, bench/schema.UNITS) held per second, written in `shown`;
+    None (unknown) stays None."""
+    if x is None:
+        return None
+    base, per = SHOWN_UNITS[unit]
+    return Quantity(x * per, base, shown=shown)
+
+
+def fraction(x: float | None) -> Quantity:
+    return Quantity(x, "1", shown=PERCENT)
+
+
+def _as_is(v: Any) -> str:
+    return str(v)
 
 
 # --------------------------------------------------------------------------- sections
@@ -135,7 +129,7 @@ def overview(inputs: Sequence[Input]) -> Section:
     for inp in inputs:
         d = inp.doc
         rows.append((inp.label, str(d.device.get("name", "?")), str(d.device.get("kind", "?")), d.created_utc or "?",
-                     d.tool_version or "?", str(len(d.results)), str(len(d.skipped)), "yes" if d.complete else "NO (interrupted)",
+                     d.tool_version or "?", len(d.results), len(d.skipped), "yes" if d.complete else "NO (interrupted)",
                      d.command))
     return Section("Runs", tables=(Table("Results files", ("file", "device", "kind", "measured (UTC)", "recoque",
                                                              "results", "skipped", "complete", "command"), tuple(rows)),))
@@ -146,15 +140,19 @@ def _flat(obj: Any) -> dict[str, Any]:
     return {k: ", ".join(map(str, v)) if isinstance(v, list) else v for k, v in flatten(obj).items()}
 
 
+def _environment_cell(v: Any) -> Any:
+    # integers here are versions, ids and counts as the tools report them (cudnn 91900): no separators
+    return Formatted(v, _as_is) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
 def environment(inputs: Sequence[Input]) -> Section:
     flats = [_flat({"environment": i.doc.environment, "device": i.doc.device}) for i in inputs]
     keys = list(dict.fromkeys(k for f in flats for k in f))
     rows = []
     for k in keys:
-        # integers here are versions, ids and counts as the tools report them (cudnn 91900): no separators
-        vals = [(str(f[k]) if isinstance(f[k], int) and not isinstance(f[k], bool) else num(f[k])) if k in f else ""
-                for f in flats]
-        mark = " (differs)" if len(inputs) > 1 and len(set(vals)) > 1 else ""
+        vals = [_environment_cell(f[k]) if k in f else BLANK for f in flats]
+        shown = Table("", ("v",) * len(vals), (tuple(vals),)).rows[0]
+        mark = " (differs)" if len(inputs) > 1 and len(set(shown)) > 1 else ""
         rows.append((k + mark, *vals))
     return Section("Environment", tables=(Table("Environment and device", ("field", *[i.label for i in inputs]),
                                                 tuple(rows)),))
@@ -167,21 +165,23 @@ def results(inp: Input) -> Section:
     tables = []
     best = summary.best_rows(doc)
     for unit in dict.fromkeys(r["unit"] for r in best):
-        scale, shown = rate_scale(doc, unit)
+        shown = rate_scale(doc, unit)[1]
         rows = tuple((f"{r['benchmark']} {r['op']}" + (" (LLM layers)" if r["kind"] == "llm" else ""), r["dtype"],
-                      r["best_shape"], str(r["cases"]), num(r["achieved"] * scale), pct(r["cov"]),
-                      num(r["peak"] * scale) if r["peak"] else "unknown", pct(r["fraction_of_peak"]),
-                      (f"{pct(r['fraction_of_public_best'])} of {num(r['public_best'] * scale)}"
-                       if r["public_best"] else "no public figure"), r["backend"] or "", _chosen(r))
+                      r["best_shape"], r["cases"], rate(r["achieved"], unit, shown), fraction(r["cov"]),
+                      rate(r["peak"] or None, unit, shown), fraction(r["fraction_of_peak"]),
+                      rate(r["public_best"], unit, shown) if r["public_best"] else _NO_PUBLIC_FIGURE,
+                      fraction(r["fraction_of_public_best"]) if r["public_best"] else BLANK,
+                      r["backend"] or "", _chosen(r))
                      for r in best if r["unit"] == unit)
         tables.append(Table(f"Best per benchmark, op and dtype ({shown}, median time)",
                             ("benchmark", "dtype", "best shape", "cases", f"achieved ({shown})", "CoV",
-                             f"peak ({shown})", "% of peak", "% of public best", "backend", "figure"), rows))
+                             f"peak ({shown})", "% of peak", f"public best ({shown})", "% of public best", "backend",
+                             "figure"), rows))
     for unit in dict.fromkeys(r.unit for r in doc.results):
-        scale, shown = rate_scale(doc, unit)
-        rows = tuple((r.benchmark, r.op, r.dtype, summary.shape(r), summary.run_label(r), num(r.achieved * scale),
-                      num(r.best * scale),
-                      pct(r.fraction_of_peak), str(len(r.times_s)), pct(r.stats()["cov"]), r.backend or "")
+        shown = rate_scale(doc, unit)[1]
+        rows = tuple((r.benchmark, r.op, r.dtype, summary.shape(r), summary.run_label(r), rate(r.achieved, unit, shown),
+                      rate(r.best, unit, shown), fraction(r.fraction_of_peak), len(r.times_s),
+                      fraction(r.stats()["cov"]), r.backend or "")
                      for r in doc.results if r.unit == unit)
         tables.append(Table(f"Every verified case ({shown})", ("benchmark", "op", "dtype", "shape", "run",
                                                               f"median ({shown})", f"best ({shown})", "% of peak",
@@ -193,8 +193,11 @@ def results(inp: Input) -> Section:
         reasons: dict[str, int] = defaultdict(int)
         for s in doc.skipped:
             reasons[f"{s.benchmark}/{s.op}/{s.dtype}: {s.reason}"] += 1
-        tables.append(Table("Skipped", ("what and why", "cases"), tuple((k, str(v)) for k, v in sorted(reasons.items()))))
+        tables.append(Table("Skipped", ("what and why", "cases"), tuple((k, v) for k, v in sorted(reasons.items()))))
     return Section(f"Results: {inp.label}", tables=tuple(tables))
+
+
+_NO_PUBLIC_FIGURE = Formatted(None, lambda _: "no public figure")
 
 
 def _chosen(row: Mapping[str, Any]) -> str:
@@ -218,12 +221,14 @@ def power_table(doc: ResultsDocument) -> Table | None:
         eff = efficiency(r.achieved, r.unit, power) if isinstance(power, Mapping) else {}
         if not eff:
             continue
-        per_w = (f"{num(eff['gflop_s_per_w'])} GFLOP/s/W" if "gflop_s_per_w" in eff
-                 else f"{num(eff['gb_s_per_w'])} GB/s/W")
+        per_w = (Quantity.shown_in(eff["gflop_s_per_w"], "GFLOP/s/W", unit_in_cell=True) if "gflop_s_per_w" in eff
+                 else Quantity.shown_in(eff["gb_s_per_w"], "GB/s/W", unit_in_cell=True))
         clock = power.get("clock_mhz") if isinstance(power.get("clock_mhz"), Mapping) else {}
-        rows.append((r.benchmark, r.op, r.dtype, _shape(r), summary.run_label(r), num(eff["avg_power_w"]),
-                     num(power.get("energy_j")) if power.get("energy_j") is not None else "",
-                     per_w, num(clock.get("median")) if clock else "",
+        energy = power.get("energy_j")
+        rows.append((r.benchmark, r.op, r.dtype, summary.shape(r), summary.run_label(r),
+                     Quantity.shown_in(eff["avg_power_w"], "W"),
+                     Quantity.shown_in(energy, "J") if energy is not None else BLANK,
+                     per_w, Quantity.shown_in(clock.get("median"), "MHz") if clock else BLANK,
                      "THROTTLED" if power.get("throttled") else ""))
     if not rows:
         return None
@@ -234,21 +239,20 @@ def power_table(doc: ResultsDocument) -> Table | None:
                       f"shorter than the {GPU_POWER_WINDOW_S:g} s a power reading averages over get none")
 
 
-def _shape(r: Any) -> str:
-    from recoque.bench import summary
-
-    return summary.shape(r)
-
-
 def noise(inputs: Sequence[Input]) -> Section:
     rows = []
     for inp in inputs:
         for g in group_warnings(inp.doc.warnings):
-            rows.append((inp.label, g["code"], str(g["cases"]), g["worst"], g["hint"]))
+            rows.append((inp.label, g["code"], g["cases"], g["worst_case"], Formatted(g["worst_value"], _three_digits),
+                         g["hint"]))
     if not rows:
         return Section("Noise", paragraphs=("No noise warning was raised.",))
-    return Section("Noise", tables=(Table("Noise warnings, grouped", ("file", "warning", "cases", "worst case", "hint"),
-                                          tuple(rows)),))
+    return Section("Noise", tables=(Table("Noise warnings, grouped", ("file", "warning", "cases", "worst case",
+                                                                      "worst value", "hint"), tuple(rows)),))
+
+
+def _three_digits(x: Any) -> str:
+    return num(x, 3)
 
 
 def group_warnings(warnings: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -259,8 +263,8 @@ def group_warnings(warnings: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     out = []
     for code, ws in groups.items():
         worst = max(ws, key=lambda w: abs(float(w.get("value", 0) or 0)))
-        out.append({"code": code, "cases": len(ws), "worst": f"{worst.get('case', '?')}: {num(worst.get('value'), 3)}",
-                    "hint": str(worst.get("hint", ""))})
+        out.append({"code": code, "cases": len(ws), "worst_case": str(worst.get("case", "?")),
+                    "worst_value": worst.get("value"), "hint": str(worst.get("hint", ""))})
     return out
 
 
@@ -290,11 +294,18 @@ def comparison(inputs: Sequence[Input]) -> Section | None:
         tables.append(comparison_table(c))
         if c.environment_differences:
             tables.append(Table(f"What differs between {c.label_a} and {c.label_b}", ("field", c.label_a, c.label_b),
-                                tuple((k, num(a), num(b)) for k, a, b in c.environment_differences)))
+                                tuple((k, a, b) for k, a, b in c.environment_differences)))
         items += list(c.notes) + [f"only in {c.label_a}: {x}" for x in c.only_in_a] + \
             [f"only in {c.label_b}: {x}" for x in c.only_in_b]
     return Section("Comparison", paragraphs=(f"The first file is the baseline. Method: {method_text()}.",),
                    tables=tuple(tables), items=tuple(items))
+
+
+def _interval(bounds: list[float | None]) -> str:
+    from recoque.bench.compare import interval_text
+
+    lo, hi = bounds
+    return "n/a" if lo is None or hi is None else interval_text(lo, hi)
 
 
 def comparison_table(c: Any) -> Table:
@@ -303,109 +314,14 @@ def comparison_table(c: Any) -> Table:
     rows = []
     for cc in c.cases:
         shape = ",".join(f"{k}={v}" for k, v in cc.params.items())
-        ci = cc.interval_text
         rows.append((f"{cc.benchmark} {cc.op}" + (" (LLM)" if cc.kind == "llm" else ""), cc.dtype, shape, cc.run,
-                     num(cc.achieved_a), num(cc.achieved_b), cc.unit, ratio_text(cc.ratio, c.min_effect), ci,
-                     num(cc.p_value, 2) if cc.p_value is not None else "", cc.verdict))
+                     rate(cc.achieved_a, cc.unit, cc.unit), rate(cc.achieved_b, cc.unit, cc.unit), cc.unit,
+                     Formatted(cc.ratio, partial(ratio_text, min_effect=c.min_effect)),
+                     Formatted([cc.ratio_low, cc.ratio_high], _interval),
+                     Formatted(cc.p_value, partial(num, digits=2)) if cc.p_value is not None else BLANK, cc.verdict))
     return Table(f"{c.label_b} against {c.label_a} ({c.n_significant} of {len(c.cases)} cases differ beyond noise)",
                  ("benchmark", "dtype", "case", "run", "A", "B", "unit", "B/A", "95% interval", "Mann-Whitney p", "verdict"),
                  tuple(rows))
-
-
-# --------------------------------------------------------------------------- planner output
-
-
-def _is_estimate(d: Any) -> bool:
-    return isinstance(d, Mapping) and all(k in d for k in ("value", "low", "high", "unit"))
-
-
-def estimate_text(d: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    from recoque.estimate import Estimate
-    from recoque.render import human
-
-    try:
-        return human(Estimate(float(d["value"]), float(d["low"]), float(d["high"]), str(d["unit"])))
-    except (TypeError, ValueError):
-        return num(d.get("value")), num(d.get("low")), num(d.get("high")), str(d.get("unit", ""))
-
-
-# base units JSON keys end in; an estimate's row prints its unit in human form beside it
-# (render.human: "energy_per_year_j" is shown in GWh), so the label drops the key's unit
-# an estimate's row carries its unit: the key's base-unit suffix goes, unless it ends a rate
-# ("tokens_per_s" keeps its "per s")
-_BASE_UNIT_SUFFIX = re.compile(r"(?<!_per)_(j|mwh|w|s|flop_s|bytes|bytes_s|eur|kg|kg_co2e)$")
-_WORDS = {"it": "IT", "gpu": "GPU", "gpus": "GPUs", "mfu": "MFU", "hfu": "HFU", "gflops": "GFLOP/s", "w": "W",
-          "eur": "EUR", "hbm": "HBM", "ttft": "TTFT", "tpot": "TPOT", "co2": "CO2", "co2e": "CO2e", "pue": "PUE",
-          "hpl": "HPL", "h100e": "H100e", "tp": "TP", "pp": "PP", "dp": "DP", "kv": "KV"}
-
-
-def _label(key: str, estimate: bool = False) -> str:
-    key = (_BASE_UNIT_SUFFIX.sub("", key) if estimate else key).replace("flop_s", "FLOP/s")
-    return " ".join(_WORDS.get(w, w) for w in key.split("_"))
-
-
-def _scalar(v: Any) -> bool:
-    return v is None or isinstance(v, (str, int, float, bool))
-
-
-def generic_tables(title: str, obj: Any) -> list[Table]:
-    """Lay out any planner / acceptance JSON: estimates as value/low/high rows, lists of records as tables."""
-    if isinstance(obj, list) and obj and all(isinstance(x, Mapping) for x in obj):
-        return [records_table(title, obj)]
-    if not isinstance(obj, Mapping):
-        return [Table(title, ("value",), ((num(obj) if _scalar(obj) else json.dumps(obj)[:200],),))]
-    rows: list[tuple[str, ...]] = []
-    nested: list[Table] = []
-    for k, v in obj.items():
-        if k == "assumptions":
-            continue
-        if _is_estimate(v):
-            row = (_label(k, estimate=True), *estimate_text(v))
-            if row not in rows:  # energy_j and energy_mwh: one quantity, one row
-                rows.append(row)
-        elif _scalar(v):
-            rows.append((_label(k), num(v), "", "", ""))
-        elif isinstance(v, list) and all(_scalar(x) for x in v):
-            rows.append((_label(k), "; ".join(num(x) for x in v)[:400], "", "", ""))
-        else:
-            nested += generic_tables(f"{title} / {_label(k)}", v)
-    out = [Table(title, ("quantity", "value", "low", "high", "unit"), tuple(rows))] if rows else []
-    return out + nested
-
-
-def records_table(title: str, items: Sequence[Mapping[str, Any]]) -> Table:
-    def shown(v: Any) -> bool:  # scalars, estimates and lists of scalars (a claim's arithmetic lines)
-        return _scalar(v) or _is_estimate(v) or (isinstance(v, list) and all(_scalar(x) for x in v))
-
-    cols = [k for k in dict.fromkeys(k for it in items for k in it)
-            if k != "assumptions" and all(shown(it.get(k)) for it in items)]
-    rows = []
-    for it in items[:MAX_PLAN_ROWS]:
-        row = []
-        for k in cols:
-            v = it.get(k)
-            if _is_estimate(v):
-                val, lo, hi, unit = estimate_text(v)
-                row.append(f"{val} ({lo}-{hi}) {unit}".strip())
-            elif isinstance(v, list):
-                row.append("; ".join(num(x) for x in v))
-            else:
-                row.append(num(v))
-        rows.append(tuple(row))
-    note = f"first {MAX_PLAN_ROWS} of {len(items)}" if len(items) > MAX_PLAN_ROWS else ""
-    est = {c for c in cols if any(_is_estimate(it.get(c)) for it in items)}
-    return Table(title, tuple(_label(c, c in est) for c in cols), tuple(rows), note)
-
-
-def planner(plans: Sequence[tuple[str, Mapping[str, Any]]]) -> Section | None:
-    if not plans:
-        return None
-    tables: list[Table] = []
-    items: list[str] = []
-    for label, plan in plans:
-        tables += generic_tables(label, plan)
-        items += [str(a) for a in plan.get("assumptions", []) if isinstance(a, str)]
-    return Section("Capacity estimates and claim checks", tables=tuple(tables), items=tuple(dict.fromkeys(items)))
 
 
 # --------------------------------------------------------------------------- the whole report
