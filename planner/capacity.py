@@ -702,6 +702,13 @@ TRAIN_ROWS = (("time_to_train", "time to train (steady state)"),
               ("goodput", "goodput (useful share of wall time)"))
 
 
+SHARE_FIELDS = ("mfu", "hfu", "comm_share", "goodput")  # fractions of a whole: shown in percent, as `plan train` does
+
+
+def _as_share(field: str, e: Estimate) -> Estimate:
+    return e.map(lambda x: x, "fraction") if field in SHARE_FIELDS else e
+
+
 def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | Estimate | None = None):
     """Delegates to the planner core (planner.train.best_plans); no second training model here.
     `tokens` as an Estimate (a workload's stated token range): the plan is searched at its central
@@ -748,7 +755,7 @@ def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens:
     notes = tuple(notes) + (f"{wl.tokens_to_train:.3g} tokens to train ({said})",)
     rows: list[tuple[str, Any]] = [("training plan", b.plan), ("GPUs used", int(used)),
                                    ("tokens to train", Estimate.exact(float(wl.tokens_to_train), "tokens", said))]
-    rows += [(name, getattr(b, field)) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
+    rows += [(name, _as_share(field, getattr(b, field))) for field, name in TRAIN_ROWS if getattr(b, field, None) is not None]
     if spread is not None:
         row, note = token_range_row(b, spread, tokens)
         rows.append(row)

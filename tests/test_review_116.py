@@ -36,3 +36,32 @@ def test_job_cost_row_says_electricity():
     assert res.exit_code == 0, res.output
     text = json.dumps(json.loads(res.output))
     assert "electricity cost per job" in text and '"cost per job"' not in text
+
+
+def test_a_plan_file_with_a_number_beyond_a_double_is_refused_naming_it(tmp_path):
+    f = tmp_path / "plan.json"
+    f.write_text('{"system": "x", "workload": "hpl", "rows": [{"value": 1e400}]}')
+    res = runner.invoke(app, ["report", "tests/fixtures/compare_a.json", "--plan", str(f), "--json"])
+    assert res.exit_code == 2
+    assert "rows.0.value is inf, not a finite number" in res.output
+
+
+def test_plan_prints_shares_in_percent_and_keeps_fractions_in_json():
+    res = runner.invoke(app, ["plan", "-s", "jean-zay-h100", "-w", "bloom-pretrain", "--json"])
+    text = json.loads(res.output)
+    found = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if x.get("unit") == "fraction":
+                found.append(x["value"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(text)
+    assert found and all(0 < v <= 1 for v in found)
+    table = runner.invoke(app, ["plan", "-s", "jean-zay-h100", "-w", "bloom-pretrain"]).output
+    mfu = next(line for line in table.splitlines() if "model FLOP utilisation" in line)
+    assert "%" in mfu and "0." not in mfu.split("│")[2]

@@ -195,7 +195,8 @@ _SCALES = {"flop/s": [(1e18, "EFLOP/s"), (1e15, "PFLOP/s"), (1e12, "TFLOP/s"), (
            "W": [(1e6, "MW"), (1e3, "kW"), (1, "W")], "J": [(3.6e12, "GWh"), (3.6e9, "MWh"), (3.6e6, "kWh")],
            "MWh": [(1e3, "GWh"), (1, "MWh"), (1e-3, "kWh")],
            "EUR": [(1e6, "MEUR"), (1e3, "kEUR"), (1, "EUR")], "kg_co2e": [(1e6, "kt CO2e"), (1e3, "t CO2e"), (1, "kg CO2e")],
-           "s": [(86400, "days"), (3600, "h"), (1, "s"), (1e-3, "ms")]}
+           "s": [(86400, "days"), (3600, "h"), (1, "s"), (1e-3, "ms")],
+           "fraction": [(0.01, "%")]}  # a share of a whole (MFU, goodput): always in percent
 
 
 # --- shared by plan, compare and check ----------------------------------------------------------
