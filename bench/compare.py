@@ -1,10 +1,12 @@
 """Compare two or more results documents case by case: ratio of medians with its uncertainty.
 
-What is compared. Cases are matched on (benchmark, op, dtype, params, LLM-layer or sweep); where
-one document holds several records with that key (the CPU GEMM runs torch and numpy on the same
-shape) they are paired by backend. The ratio is B's rate over A's rate at the median time, so a
-ratio above 1 means B is faster; because the work per call must be the same, that is also
-median_time_A / median_time_B.
+What is compared. Cases are matched on (benchmark, op, dtype, params, LLM-layer or sweep), the
+params without what a merge of ranks added about the run (bench/rankmerge.py PER_RUN_PARAMS: each
+rank's median, the slowest rank and host), else no collective of one run would pair with the same
+collective of another; where one document holds several records with that key (the CPU GEMM runs
+torch and numpy on the same shape) they are paired by backend. The ratio is B's rate over A's rate
+at the median time, so a ratio above 1 means B is faster; because the work per call must be the
+same, that is also median_time_A / median_time_B.
 
 Uncertainty. A percentile bootstrap of the ratio of medians from the raw samples (fixed seed, so
 the same files always give the same answer); the difference is called real when the 95% interval
@@ -28,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from recoque.bench.rankmerge import case_params
 from recoque.bench.schema import Record, ResultsDocument
 from recoque.bench.summary import run_label
 from recoque.errors import BadInput
@@ -140,13 +143,13 @@ def method_text(min_effect: float = MIN_EFFECT) -> str:
 
 
 def case_label(rec: Record) -> str:
-    p = ",".join(f"{k}={v}" for k, v in sorted(rec.params.items()))
+    p = ",".join(f"{k}={v}" for k, v in sorted(case_params(rec.params).items()))
     return f"{rec.benchmark}/{rec.op}/{rec.dtype}[{p}]" + (" (LLM layer)" if "llm" in rec.tags else "")
 
 
 def _base_key(rec: Record) -> tuple:
     kind = "llm" if "llm" in rec.tags else "sweep"
-    return (rec.benchmark, rec.op, rec.dtype, json.dumps(dict(rec.params), sort_keys=True, default=str), kind)
+    return (rec.benchmark, rec.op, rec.dtype, json.dumps(case_params(rec.params), sort_keys=True, default=str), kind)
 
 
 def _groups(doc: ResultsDocument) -> dict[tuple, list[Record]]:
@@ -264,7 +267,7 @@ def compare_records(ra: Record, rb: Record, min_effect: float = MIN_EFFECT) -> C
         else:
             verdict = "same within noise"
     return CaseComparison(
-        benchmark=ra.benchmark, op=ra.op, dtype=ra.dtype, params=dict(ra.params), unit=ra.unit,
+        benchmark=ra.benchmark, op=ra.op, dtype=ra.dtype, params=case_params(ra.params), unit=ra.unit,
         achieved_a=ra.achieved, achieved_b=rb.achieved, samples_a=len(ra.times_s), samples_b=len(rb.times_s),
         ratio=ratio, ratio_low=low, ratio_high=high, p_value=mann_whitney_p(ra.times_s, rb.times_s),
         verdict=verdict, backend_a=ra.backend, backend_b=rb.backend, kind="llm" if "llm" in ra.tags else "sweep",

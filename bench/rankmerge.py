@@ -15,6 +15,16 @@ from typing import Any, Iterable, Mapping
 from recoque.bench.schema import Record, ResultsDocument, Skip
 
 COLLECTIVE = "collective"
+# What merging adds to a record's params about this run, not about the case: which ranks were timed,
+# each one's median, the slowest and the spread (_average_over_ranks), and the host a node-wide record
+# ran on (_tag_rank). Two runs of one case differ in these, so a comparison keys on the rest
+# (bench/compare.py); the rank itself stays, so rank k of one run pairs with rank k of the other.
+PER_RUN_PARAMS = ("timed_ranks", "per_rank_median_s", "slowest_rank", "slowest_host", "rank_spread", "host")
+
+
+def case_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's params without the per-run fields merging added: the case's own identity."""
+    return {k: v for k, v in params.items() if k not in PER_RUN_PARAMS}
 
 
 def _key(rec: Record) -> str:

@@ -5,6 +5,10 @@ Sizing follows the STREAM rule (each array >= 4x the last-level cache) and Babel
 (2 GiB arrays against a 256 MiB Infinity Cache). Since every array alone is far larger than the
 LLC, one set of arrays is enough and the harness does not rotate (`bytes_per_set` is their total).
 CPU: numba prange kernels (backend "numba"); GPU: torch out= kernels (backend "torch").
+
+Every sample is kept: the results table quotes the median, and acceptance (bench/accept.py
+BEST_RATE_BENCHMARKS) holds the floors against the best rate over the repeats (Record.best: bytes /
+the minimum time), the figure STREAM and BabelStream print and AMD's floors are stated in.
 """
 from __future__ import annotations
 

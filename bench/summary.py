@@ -26,7 +26,7 @@ def shape(rec: Record) -> str:
     if "n_elements" in p:
         return f"{size_label(p['n_elements'] * p.get('elem_bytes', 8))}/array"
     if "bytes" in p:
-        return size_label(p["bytes"]) + (f", {collective_variant(rec)}" if rec.benchmark == "collective" else "")
+        return size_label(p["bytes"]) + (f", {collective_case(rec)}" if rec.benchmark == "collective" else "")
     return ",".join(f"{k}={v}" for k, v in p.items())
 
 
@@ -36,6 +36,15 @@ def collective_variant(rec: Record) -> str:
     p = rec.params
     pair = f", ranks {p['ranks'][0]}-{p['ranks'][1]}" if p.get("ranks") else ""
     return f"{p.get('placement', '?')}, {p.get('tier', '?')}{pair}"
+
+
+def collective_case(rec: Record) -> str:
+    """The variant and the world size: a 2-rank and an 8-rank all-reduce are different figures (the
+    bus bandwidth is algbw times a factor of n, 2(n-1)/n for all-reduce, and the ring's steps grow
+    with n: nccl-tests doc/PERFORMANCE.md; each -g is its own run), so one summary row must not hold
+    both. Records without a world size (older files) keep the variant alone."""
+    n = rec.params.get("world_size")
+    return (f"{n} ranks, " if n is not None else "") + collective_variant(rec)
 
 
 def _largest_message(recs: list[Record]) -> list[Record]:
@@ -78,7 +87,7 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
     groups: dict[tuple, list[Record]] = defaultdict(list)
     for r in doc.results:
         kind = "llm" if "llm" in r.tags else "sweep"
-        variant = collective_variant(r) if r.benchmark == "collective" else ""
+        variant = collective_case(r) if r.benchmark == "collective" else ""
         groups[(r.benchmark, r.op, r.dtype, kind, variant)].append(r)
     device_key = doc.device.get("catalog_key")
     rows = []

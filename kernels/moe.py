@@ -12,7 +12,7 @@ real router's do. Rows are stored sorted by expert, as a MoE layer's permute ste
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -131,13 +131,24 @@ def sketch(a: Any, w: Any, out: Any, expert_bounds: list[tuple[int, int]], seed:
     return {**got, "ref_cx": host(cat(ref_cx)), "ref_yc": host(ref_yc)}
 
 
-def reference_rows(a_rows: np.ndarray, w64: np.ndarray, experts_of_rows: np.ndarray,
-                   cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float64 reference of sampled output rows (each with its own expert) at sampled columns, and
-    the error scale sum_k |a_ik||w_kj| (bench/verify.py)."""
-    ref = np.empty((len(a_rows), len(cols)))
-    scale = np.empty_like(ref)
-    for i, (row, e) in enumerate(zip(a_rows, experts_of_rows)):
-        wc = w64[e][:, cols]
-        ref[i], scale[i] = row @ wc, np.abs(row) @ np.abs(wc)
+def reference_rows(a_rows: np.ndarray, expert_cols: Callable[[int], np.ndarray],
+                   experts_of_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 reference of sampled output rows (each with its own expert) at the sampled columns, and
+    the error scale sum_k |a_ik||w_kj| (bench/verify.py).
+
+    expert_cols(e) gives expert e's weights at the sampled columns only, (k, columns) in float64, and
+    is asked once per expert the rows went to, one at a time: the whole W in float64 would be E x k x n
+    x 8 bytes, 56 GiB for DeepSeek-V3's up projection (256 x 7168 x 4096); one expert's slice at 128
+    columns is k x 128 x 8 bytes, 7 MiB."""
+    experts_of_rows = np.asarray(experts_of_rows)
+    ref: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    for e in np.unique(experts_of_rows):
+        wc = np.asarray(expert_cols(int(e)), dtype=np.float64)
+        if ref is None or scale is None:
+            ref, scale = np.empty((len(a_rows), wc.shape[1])), np.empty((len(a_rows), wc.shape[1]))
+        mine = experts_of_rows == e
+        ref[mine], scale[mine] = a_rows[mine] @ wc, np.abs(a_rows[mine]) @ np.abs(wc)
+    if ref is None or scale is None:
+        raise ValueError("reference_rows: no sampled rows")
     return ref, scale

@@ -83,7 +83,10 @@ def test_a_vendor_floor_is_held_against_the_headline_not_the_luckiest_round():
         rounds.append(r)
     d["results"] = [r for r in d["results"] if r["op"] != "triad"] + rounds
     check = next(c for c in A.check_document(document_from_json(d), A.load_policy()) if "triad" in c.figure)
-    assert check.verdict == A.FAIL and check.measured == pytest.approx(0.965 * floor.minimum, rel=1e-3)
+    # STREAM is held at the headline round's best sample (its fastest time, as stream.c and BabelStream
+    # report), the median beside it; never at the luckiest round (1.02 x the floor)
+    assert check.verdict == A.FAIL and check.measured == pytest.approx(0.965 / 0.99 * floor.minimum, rel=1e-3)
+    assert check.median == pytest.approx(0.965 * floor.minimum, rel=1e-3)
 
 
 def test_a_read_only_results_file_still_shows_the_verdict(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """Node acceptance: each GPU's figures against the vendor's published floors (AMD Instinct), a stated
-fraction of the datasheet peak elsewhere, and its sibling GPUs; a pass/fail table, exit 1 on a fail."""
+fraction of the datasheet peak elsewhere, and its sibling GPUs; a pass/fail table, exit 1 on a fail
+(128 + the signal when a run here is interrupted: what it measured is judged and kept, as `bench` does)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from recoque.errors import WriteFailed
+from recoque.errors import BadInput, Interrupted, WriteFailed, interrupt_of
 from recoque.render import console, emit_json, err_console, fmt, table
 
 
@@ -24,16 +25,12 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
     from recoque.bench.schema import load_results
 
     if files and (device != "all" or out is not None):  # both apply only to a run here; never ignored silently
-        from recoque.errors import BadInput
-
         raise BadInput("--device and --out apply only when measuring here (no results files given)",
                        "drop them to judge the files, or drop the files to measure this node")
     if files:
         seen = [f.resolve() for f in files]
         twice = next((f for f, r in zip(files, seen) if seen.count(r) > 1), None)
         if twice is not None:  # one GPU counted twice would pass the sibling check with itself
-            from recoque.errors import BadInput
-
             raise BadInput(f"{twice} is given more than once", "pass each GPU's results file once")
         docs = [load_results(str(f)) for f in files]
         paths: list[Optional[Path]] = list(files)
@@ -41,12 +38,11 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
         devs = _devices(device)
         paths = _out_paths(out, len(devs))
         _refuse_existing(paths)
-        docs = [A.measure_quick(d) for d in devs]
+        docs, sig = _measure_each(A, devs)
+        if sig is not None:
+            _interrupted(A, docs, paths, sig, as_json, write)
     result = A.evaluate(docs)
-    if as_json:  # the verdict first: a file that cannot take it must not hide it
-        emit_json(result.to_json())
-    else:
-        _show(result)
+    _verdict_out(result, as_json)  # the verdict first: a file that cannot take it must not hide it
     if write:
         try:
             _write_verdicts(A, result, docs, paths, bool(files))
@@ -57,6 +53,70 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
             err_console.print(f"recoque: error: {exc.what} ({exc.fix})", highlight=False, markup=False)
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _measure_each(A, devs: list) -> tuple[list, Optional[Interrupted]]:  # noqa: ANN001 - bench.accept
+    """Each device's quick suite in turn, and the signal that stopped it, if one did: it ends the whole
+    run, not only the device it landed on (the next GPU's suite would have started)."""
+    from recoque import signals
+    from recoque.cli.bench import _signal_of
+
+    signals.install()
+    docs = []
+    for d in devs:
+        try:
+            doc = A.measure_quick(d)
+        except KeyboardInterrupt as exc:  # before that device's first case finished
+            return docs, interrupt_of(exc)
+        docs.append(doc)
+        if not doc.complete:  # the runner kept what finished and stopped: only a signal does that here
+            return docs, _signal_of(None)
+    return docs, None
+
+
+def _interrupted(A, docs: list, paths: list, sig: Interrupted, as_json: bool, write: bool) -> None:  # noqa: ANN001
+    """A signal mid-run: the verdict on what was measured (an interrupted run is not accepted), the
+    results kept in the --out files marked incomplete, then exit 128 + the signal, as `bench` does."""
+    from recoque import signals
+
+    kept = [(d, p) for d, p in zip(docs, paths) if d.results]
+    if not kept:
+        _say(f"recoque: error: interrupted by {sig.name} before any verified result: nothing written")
+        raise typer.Exit(sig.exit_code)
+    with signals.deferred():  # a second signal must not cut a results file short
+        try:
+            result = A.evaluate([d for d, _ in kept])
+        except BadInput as exc:  # nothing measured so far has a floor: the results are kept all the same
+            _say(f"recoque: error: {exc.one_line()}")
+            result = A.Acceptance(())
+        else:
+            _verdict_out(result, as_json)
+        where = _keep(A, result, kept) if write else []
+        n = sum(len(d.results) for d, _ in kept)
+        into = f" into {', '.join(where)} (marked incomplete)" if where else ""
+        _say(f"interrupted by {sig.name}: kept {n} verified results{into}")
+    raise typer.Exit(sig.exit_code)
+
+
+def _keep(A, result, kept: list) -> list[str]:  # noqa: ANN001 - bench.accept and its Acceptance
+    """The interrupted run's documents, with the verdict, in their --out files; the files written."""
+    try:
+        _write_verdicts(A, result, [d for d, _ in kept], [p for _, p in kept], False)
+    except WriteFailed as exc:  # the verdict is shown; the exit code stays the signal's
+        _say(f"recoque: error: {exc.what} ({exc.fix})")
+        return []
+    return [str(p) for _, p in kept if p is not None]
+
+
+def _verdict_out(result, as_json: bool) -> None:  # noqa: ANN001 - bench.accept.Acceptance
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        _show(result)
+
+
+def _say(line: str) -> None:
+    err_console.print(line, highlight=False, markup=False)
 
 
 def _write_verdicts(A, result, docs, paths, judged_files: bool) -> None:  # noqa: ANN001 - bench.accept and its types
@@ -75,8 +135,6 @@ def _refuse_existing(paths: List[Optional[Path]]) -> None:
     Said before the run, so no measurement is lost either."""
     there = [p for p in paths if p is not None and p.exists()]
     if there:
-        from recoque.errors import BadInput
-
         raise BadInput(f"{there[0]} exists: `bench accept --out` writes a new results file",
                        f"choose another --out, or judge that file: recoque bench accept {there[0]}")
 
@@ -97,8 +155,15 @@ def _out_paths(out: Optional[Path], n: int) -> list[Optional[Path]]:
     return [out.with_name(f"{out.stem}.gpu{i}{out.suffix or '.json'}") for i in range(n)]
 
 
+def _measured(c) -> str:  # noqa: ANN001 - bench.accept.Check
+    """The figure held to the floor; a STREAM best with its median beside it."""
+    if c.statistic == "best" and c.measured is not None:
+        return f"{fmt(c.measured)} best (median {fmt(c.median)})"
+    return fmt(c.measured)
+
+
 def _show(result) -> None:  # noqa: ANN001 - bench.accept.Acceptance
-    rows = [(c.gpu, c.figure, fmt(c.measured), fmt(c.threshold) if c.threshold is not None else "-", c.unit,
+    rows = [(c.gpu, c.figure, _measured(c), fmt(c.threshold) if c.threshold is not None else "-", c.unit,
              c.basis, c.verdict.upper() if c.verdict == "fail" else c.verdict) for c in result.checks]
     console.print(table("Node acceptance: each figure against its floor", ("device", "figure", "measured", "floor",
                                                                            "unit", "basis", "verdict"), rows))
@@ -106,7 +171,8 @@ def _show(result) -> None:  # noqa: ANN001 - bench.accept.Acceptance
     console.print(table("Verdict per device", ("device", "verdict"), [(g, v.upper()) for g, v in per_gpu.items()]))
     for c in result.failed:
         side = ">" if c.measured is not None and c.threshold is not None and c.measured > c.threshold else "<"
-        figures = f" {fmt(c.measured)} {c.unit} {side} {fmt(c.threshold)}" if c.threshold is not None else ""
+        best = f" best (median {fmt(c.median)})" if c.statistic == "best" and c.measured is not None else ""
+        figures = f" {fmt(c.measured)} {c.unit}{best} {side} {fmt(c.threshold)}" if c.threshold is not None else ""
         err_console.print(f"FAIL {c.gpu}: {c.figure}{figures} ({c.basis}{'; ' + c.source if c.source else ''})",
                           highlight=False, markup=False)
     per_node = result.per_node()
