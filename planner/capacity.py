@@ -249,7 +249,7 @@ def plan_hpl(system: SystemSpec, profile: Any = None, efficiency: float | None =
     # (hpl_fraction_of_measured_dgemm), not of the rate TOP500 counts
     rows: list[tuple[str, Any]] = [
         ("GPUs", h.gpus), ("DGEMM rate per GPU (measured)" if h.measured else "HPL rate per GPU (counted)", h.rate_per_gpu),
-        ("HPL efficiency (of the measured DGEMM)" if h.measured else "HPL efficiency", h.efficiency)]
+        ("HPL efficiency (of the measured DGEMM)" if h.measured else "HPL efficiency", as_fraction(h.efficiency))]
     if h.clock != 1.0:  # the table multiplies out: rate x efficiency x clock = Rmax per GPU (before the FP64 ceiling)
         rows.append(("compute clock under the power cap", f"x {h.clock:.3f}"))
     rows += [("Rmax per GPU", h.rmax_per_gpu), ("Rmax", h.rmax)]
@@ -634,7 +634,7 @@ def plan_stencil(system: SystemSpec, w: WorkloadEntry, profile: Any = None, **ov
     rows: list[tuple[str, Any]] = [("GPUs", r.gpus), ("arithmetic intensity (FLOP/B)", f"{r.intensity_flop_per_byte:.3f}"),
                                    ("time per sweep", r.sweep_time), ("halo share of a sweep", f"{r.halo_share:.1%}"),
                                    ("time to solution", r.total_time), ("achieved FP64", r.achieved_flop_s),
-                                   ("fraction of FP64 peak", r.fraction_of_fp64_peak)]
+                                   ("fraction of FP64 peak", as_fraction(r.fraction_of_fp64_peak))]
 
     n_ref = max(1, round(system.gpus))
 
@@ -705,8 +705,13 @@ TRAIN_ROWS = (("time_to_train", "time to train (steady state)"),
 SHARE_FIELDS = ("mfu", "hfu", "comm_share", "goodput")  # fractions of a whole: shown in percent, as `plan train` does
 
 
+def as_fraction(e: Estimate) -> Estimate:
+    """A share of a whole (unit 'fraction'): the table prints it in percent, --json keeps the fraction."""
+    return e.map(lambda x: x, "fraction")
+
+
 def _as_share(field: str, e: Estimate) -> Estimate:
-    return e.map(lambda x: x, "fraction") if field in SHARE_FIELDS else e
+    return as_fraction(e) if field in SHARE_FIELDS else e
 
 
 def plan_train(system: SystemSpec, model_name: str, profile: Any = None, tokens: float | Estimate | None = None):
