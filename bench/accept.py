@@ -166,8 +166,14 @@ def figures(doc: ResultsDocument) -> dict[tuple[str, str, str], Record]:
     groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
     for r in doc.results:
         if r.benchmark in JUDGED and not {"llm", "acceptance", "fast_accum"} & set(r.tags):
-            groups[(r.benchmark, r.op, r.dtype)].append(r)
+            groups[(r.benchmark, _op_label(r.benchmark, r.op, r.params.get("world_size")), r.dtype)].append(r)
     return {k: figure(v)[0] for k, v in groups.items()}  # the figure the results table shows
+
+
+def _op_label(benchmark: str, op: str, world_size: Any) -> str:
+    """A collective's op with its world size: a 2-rank and an 8-rank all-reduce are two figures (one
+    headline over both showed whichever ran last, under one name)."""
+    return f"{op} ({int(world_size)} ranks)" if benchmark == "collective" and world_size else op
 
 
 def _label(key: tuple[str, str, str]) -> str:
@@ -259,7 +265,7 @@ def check_document(doc: ResultsDocument, policy: Policy) -> list[Check]:
         if rec is not None and rec.peak and rec.unit == "TFLOP/s" and rec.achieved > policy.ceiling_fraction * rec.peak:
             out.append(_over_ceiling(gpu, what, rec, policy))  # a floor met above the peak is no measurement
         if f.shape is None:
-            covered.add((f.benchmark, f.op, f.dtype))
+            covered.add((f.benchmark, _op_label(f.benchmark, f.op, f.world_size), f.dtype))
     cpu = doc.device.get("kind") == "cpu"
     for fig, rec in sorted(figures(doc).items()):
         if rec.peak and (rec.unit == "TFLOP/s" or not cpu) and held_rate(rec) > policy.ceiling_fraction * rec.peak:

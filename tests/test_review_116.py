@@ -65,3 +65,18 @@ def test_plan_prints_shares_in_percent_and_keeps_fractions_in_json():
     table = runner.invoke(app, ["plan", "-s", "jean-zay-h100", "-w", "bloom-pretrain"]).output
     mfu = next(line for line in table.splitlines() if "model FLOP utilisation" in line)
     assert "%" in mfu and "0." not in mfu.split("│")[2]
+
+
+def test_acceptance_keeps_collective_world_sizes_apart():
+    from recoque.bench import accept as A
+    from recoque.bench.schema import Record, ResultsDocument
+
+    def rec(ws: int, t: float) -> Record:
+        return Record("collective", "all_reduce", "bf16", {"world_size": ws, "size_bytes": 2**20}, (t, t, t),
+                      "GB/s", bytes_moved=2**20)
+
+    doc = ResultsDocument(environment={"fingerprint": "x"}, device={"name": "cpu", "kind": "cpu"},
+                          results=(rec(2, 1e-4), rec(4, 4e-4)))
+    figs = A.figures(doc)
+    assert set(figs) == {("collective", "all_reduce (2 ranks)", "bf16"), ("collective", "all_reduce (4 ranks)", "bf16")}
+    assert figs[("collective", "all_reduce (4 ranks)", "bf16")].params["world_size"] == 4
