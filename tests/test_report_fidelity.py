@@ -284,11 +284,39 @@ def test_a_new_export_removes_the_nccl_file_of_an_earlier_one(tmp_path):
     assert A not in (tmp_path / "r-babelstream.csv").read_text()  # rewritten by the new export
 
 
-def test_a_stale_side_file_that_is_a_link_goes_and_its_target_stays(tmp_path):
+def test_a_side_file_recoque_did_not_write_is_left_alone(tmp_path):
+    """A link, or the user's own nccl-tests output under that name, is not an earlier export's: kept."""
     target = tmp_path / "elsewhere.csv"
     target.write_text("someone else's\n")
     os.symlink(target, tmp_path / "r-nccl-tests.csv")
+    own = tmp_path / "s-nccl-tests.csv"
+    own.write_text("#  size  count  type  redop  root  time  algbw  busbw\n")
     written, removed = export_files([("b", load_results(NO_COLLECTIVES))], str(tmp_path / "r.csv"))
-    assert removed == [str(tmp_path / "r-nccl-tests.csv")] and not os.path.lexists(removed[0])
+    assert removed == [] and os.path.islink(tmp_path / "r-nccl-tests.csv")
     assert target.read_text() == "someone else's\n"
+    _, removed = export_files([("b", load_results(NO_COLLECTIVES))], str(tmp_path / "s.csv"))
+    assert removed == [] and own.exists()
     assert [Path(p).name for p in written] == ["r.csv", "r-babelstream.csv"]
+
+
+# --- review 116: units and bounds as the planner wrote them -------------------------------------------
+
+def test_a_null_bound_is_unknown_and_the_others_are_scaled_as_the_value():
+    from recoque.report.table import Quantity, _human
+
+    v, lo, hi, unit = _human(Quantity(0.3836, "s", 0.2414, None, ranged=True))
+    assert (v, lo, hi, unit) == ("384", "241", "unknown", "ms")
+
+
+def test_a_share_is_a_percent_by_its_unit_and_a_ratio_above_one_stays_a_ratio():
+    from recoque.report.plan_tables import estimate
+
+    share = estimate("anything", {"value": 0.258, "low": 0.1, "high": 0.3, "unit": "fraction"})
+    ratio = estimate("HBM efficiency", {"value": 1.28, "low": 1.1, "high": 1.4, "unit": "1"})
+    assert share.shown and not ratio.shown
+
+
+def test_stated_figures_and_counts_print_as_written():
+    from recoque.report.table import num
+
+    assert (num(0.999995), num(29046.0), num(80000.0), num(0.1234567891)) == ("0.999995", "29,046", "80,000", "0.1235")

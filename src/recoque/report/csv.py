@@ -108,17 +108,29 @@ def export_files(docs: Sequence[tuple[str, ResultsDocument]], out: str) -> tuple
         if rows:
             write_atomic(path, _text(columns, rows))
             written.append(path)
-        elif _remove_stale(path):
+        elif _ours(path, columns) and _remove_stale(path):
             removed.append(path)
     return written, removed
 
 
+def _ours(path: str, columns: Sequence[str]) -> bool:
+    """A plain file that starts with the header this module writes (its trailing file and run columns
+    are recoque's, not BabelStream's or nccl-tests'): only such a file is an earlier export's. A link,
+    or a file of the user's own under that name, is left alone."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            first = fh.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first == ",".join(columns)
+
+
 def _remove_stale(path: str) -> bool:
-    """Remove a side file (a link itself, never what it points to: that file may be someone else's)."""
+    """Remove an earlier export's side file (checked by _ours)."""
     from recoque.fileio import _failed
 
-    if not (os.path.islink(path) or os.path.isfile(path)):
-        return False
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -81,12 +81,18 @@ def _estimate_text(d: Any) -> str:
     return f"{num(d.get('value'))} ({num(d.get('low'))}-{num(d.get('high'))}) {d.get('unit', '')}".strip()
 
 
+def _at_most_one(d: Mapping[str, Any]) -> bool:
+    """A share of a whole never exceeds 1; a ratio named an efficiency may (HPCG's HBM efficiency, 1.28,
+    is above 1 when fewer bytes move): shown as the ratio it is. The planner marks shares 'fraction'."""
+    return all(d[k] is None or abs(d[k]) <= 1 for k in ("value", "low", "high"))
+
+
 def estimate(name: str, d: Mapping[str, Any]) -> Quantity | Formatted:
     """A planner estimate as a figure; a fraction (MFU, goodput) written as a percent."""
     if not all(d[k] is None or _number(d[k]) for k in ("value", "low", "high")):
         return Formatted(dict(d), _estimate_text)  # not numbers: shown as they are, never guessed at
     unit = str(d["unit"])
-    shown = PERCENT if unit in ("1", "") and _FRACTION.search(name) else ""
+    shown = PERCENT if unit == "fraction" or (unit in ("1", "") and _FRACTION.search(name) and _at_most_one(d)) else ""
     return Quantity(d["value"], unit, d["low"], d["high"], shown=shown, ranged=True)
 
 
@@ -100,7 +106,7 @@ def cell(name: str, v: Any) -> Any:
     if isinstance(v, list):
         return Formatted(list(v), _list_text)
     suffix = _BASE_UNIT_SUFFIX.search("_" + name)  # "_" first: a key that is a unit alone ("flop_s") is one
-    if isinstance(v, float) and _FRACTION.search(name) and not suffix:
+    if isinstance(v, float) and _FRACTION.search(name) and not suffix and abs(v) <= 1:
         return Quantity(v, "1", shown=PERCENT)
     if _number(v) and suffix and suffix.group(1) in _SUFFIX_UNITS:
         return Quantity(v, _SUFFIX_UNITS[suffix.group(1)])

@@ -32,7 +32,11 @@ def num(x: Any, digits: int = 4) -> str:
             return "unbounded" if x > 0 else "-unbounded"
         if x == 0:
             return "0"
-        return f"{x:,.0f}" if abs(x) >= 1e5 else f"{x:.{digits}g}"
+        if abs(x) >= 1000 or x == round(x):
+            return f"{x:,.0f}"  # 29,046 GPUs, not 2.905e+04
+        short = f"{x:.{digits}g}"
+        stated = f"{x:.7g}"  # a stated figure of up to 7 digits as written (availability 0.999995, not 1)
+        return stated if float(short) != x and float(stated) == x else short
     return str(x)
 
 
@@ -97,12 +101,13 @@ def _human(q: Quantity) -> tuple[str, str, str, str]:
 
     v = q.value
     lo, hi = (q.low, q.high) if q.ranged else (v, v)  # a point value: render.human scales on the value
-    if v is None or lo is None or hi is None:
+    if v is None:
         return num(v), num(q.low), num(q.high), q.unit
-    try:
-        return human(Estimate(float(v), float(lo), float(hi), q.unit))
+    try:  # a bound the planner wrote as null (unbounded) is said so, the others scaled as the value is
+        vs, ls, hs, unit = human(Estimate(float(v), float(v if lo is None else lo), float(v if hi is None else hi), q.unit))
     except (TypeError, ValueError):
         return num(v), num(q.low), num(q.high), q.unit
+    return vs, num(None) if lo is None else ls, num(None) if hi is None else hs, unit
 
 
 @dataclass(frozen=True)
