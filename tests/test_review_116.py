@@ -80,3 +80,22 @@ def test_acceptance_keeps_collective_world_sizes_apart():
     figs = A.figures(doc)
     assert set(figs) == {("collective", "all_reduce (2 ranks)", "bf16"), ("collective", "all_reduce (4 ranks)", "bf16")}
     assert figs[("collective", "all_reduce (4 ranks)", "bf16")].params["world_size"] == 4
+
+
+def test_bench_accept_saves_what_it_measured_before_judging(tmp_path, monkeypatch):
+    """A device the judge cannot hold to anything (BadInput) still leaves its measured results in --out."""
+    from recoque.bench import accept as A
+    from recoque.bench.schema import load_results
+    from recoque.errors import BadInput
+
+    doc = load_results("tests/fixtures/accept_mi300x_gpu0.json")
+    monkeypatch.setattr(A, "measure_quick", lambda device, seed=0: doc)
+
+    def no_judge(docs):
+        raise BadInput("nothing to judge", "measure a catalogued GPU")
+
+    monkeypatch.setattr(A, "evaluate", no_judge)
+    out = tmp_path / "acc.json"
+    res = runner.invoke(app, ["bench", "accept", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 2 and "nothing to judge" in res.output
+    assert len(load_results(str(out)).results) == len(doc.results)

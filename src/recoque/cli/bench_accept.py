@@ -27,6 +27,7 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
     if files and (device != "all" or out is not None):  # both apply only to a run here; never ignored silently
         raise BadInput("--device and --out apply only when measuring here (no results files given)",
                        "drop them to judge the files, or drop the files to measure this node")
+    unsaved: Optional[WriteFailed] = None
     if files:
         seen = [f.resolve() for f in files]
         twice = next((f for f, r in zip(files, seen) if seen.count(r) > 1), None)
@@ -41,11 +42,17 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
         docs, sig = _measure_each(A, devs)
         if sig is not None:
             _interrupted(A, docs, paths, sig, as_json, write)
+        try:  # before judging: a signal or a device without floors loses nothing
+            _save_measured(docs, paths)
+        except WriteFailed as exc:  # judged all the same; said below, as a failed verdict write is
+            unsaved = exc
     result = A.evaluate(docs)
     _verdict_out(result, as_json)  # the verdict first: a file that cannot take it must not hide it
-    if write:
+    if write or unsaved:
         try:
-            _write_verdicts(A, result, docs, paths, bool(files))
+            if unsaved:
+                raise unsaved
+            _write_verdicts(A, result, docs, paths, True)
         except WriteFailed as exc:
             if result.passed:
                 raise
@@ -91,17 +98,21 @@ def _interrupted(A, docs: list, paths: list, sig: Interrupted, as_json: bool, wr
             result = A.Acceptance(())
         else:
             _verdict_out(result, as_json)
-        where = _keep(A, result, kept) if write else []
+        where = _keep(A, result, kept, write)
         n = sum(len(d.results) for d, _ in kept)
-        into = f" into {', '.join(where)} (marked incomplete)" if where else ""
-        _say(f"interrupted by {sig.name}: kept {n} verified results{into}")
+        into = f"kept {n} verified results in {', '.join(where)}" if where else \
+            f"{n} verified results measured, none written (no --out)"
+        _say(f"interrupted by {sig.name}: {into}; the GPU it stopped on is marked incomplete")
     raise typer.Exit(sig.exit_code)
 
 
-def _keep(A, result, kept: list) -> list[str]:  # noqa: ANN001 - bench.accept and its Acceptance
-    """The interrupted run's documents, with the verdict, in their --out files; the files written."""
+def _keep(A, result, kept: list, write: bool) -> list[str]:  # noqa: ANN001 - bench.accept and its Acceptance
+    """The interrupted run's documents in their --out files, with the verdict unless --no-write; the
+    files written."""
     try:
-        _write_verdicts(A, result, [d for d, _ in kept], [p for _, p in kept], False)
+        _save_measured([d for d, _ in kept], [p for _, p in kept])
+        if write:
+            _write_verdicts(A, result, [d for d, _ in kept], [p for _, p in kept], True)
     except WriteFailed as exc:  # the verdict is shown; the exit code stays the signal's
         _say(f"recoque: error: {exc.what} ({exc.fix})")
         return []
@@ -119,12 +130,26 @@ def _say(line: str) -> None:
     err_console.print(line, highlight=False, markup=False)
 
 
+def _save_measured(docs: list, paths: list) -> None:
+    """The measured documents in their --out files, whole, signals held while each is written."""
+    from recoque import signals
+    from recoque.bench.schema import save_results
+
+    with signals.deferred():
+        for doc, path in zip(docs, paths):
+            if path is not None:
+                save_results(str(path), doc)
+
+
 def _write_verdicts(A, result, docs, paths, judged_files: bool) -> None:  # noqa: ANN001 - bench.accept and its types
+    from recoque import signals
+
     for doc, path in zip(docs, paths):
         if path is None:
             continue
         try:
-            A.write_into(str(path), None if judged_files else doc.to_json(), result, A.gpu_label(doc))
+            with signals.deferred():  # a results file is never left half-written
+                A.write_into(str(path), None if judged_files else doc.to_json(), result, A.gpu_label(doc))
         except WriteFailed as exc:  # the verdict above stands; only the copy in the file is missing
             raise WriteFailed(f"the verdict above was not added to the results file: {exc.what}",
                               "pass --no-write to judge without writing, or make the file writable") from None
