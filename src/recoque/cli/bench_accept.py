@@ -48,16 +48,17 @@ def accept(files: Optional[List[Path]] = typer.Argument(None, help="results file
             unsaved = exc
     result = A.evaluate(docs)
     _verdict_out(result, as_json)  # the verdict first: a file that cannot take it must not hide it
-    if write or unsaved:
+    failed = unsaved
+    if failed is None and write:
         try:
-            if unsaved:
-                raise unsaved
             _write_verdicts(A, result, docs, paths, True)
         except WriteFailed as exc:
-            if result.passed:
-                raise
-            # a rejected node stays exit 1 (a script must tell fail from pass); the write is said apart
-            err_console.print(f"recoque: error: {exc.what} ({exc.fix})", highlight=False, markup=False)
+            failed = exc
+    if failed is not None:
+        if result.passed:
+            raise failed
+        # a rejected node stays exit 1 (a script must tell fail from pass); the write is said apart
+        _say(f"recoque: error: {failed.what} ({failed.fix})")
     if not result.passed:
         raise typer.Exit(1)
 
