@@ -11,7 +11,7 @@ from recoque.bench.runner import RunOutcome
 from recoque.bench.schema import Record, document_from_json, load_results
 from recoque.cli import app
 from recoque.errors import BadInput
-from recoque.render import _pct, fmt
+from recoque.render import fmt, pct as _pct
 
 runner = CliRunner()
 SWEEP = {"benchmark": "gemm", "dtype": "bf16", "backend": "torch", "refined": True, "coarse_cases": 3,

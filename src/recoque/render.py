@@ -268,9 +268,9 @@ def bench_tables(doc: Any, all_rows: bool) -> None:
                  r["dtype"] + (" (ran as fp32?)" if r.get("tf32_not_confirmed") else ""),
                  r["best_shape"], r["cases"], fmt(r["achieved"] * k) + (" unsteady" if r["headline"] == "unsteady" else ""),
                  f"{r['cov'] * 100:.1f}%",
-                 fmt(r["peak"] * k) if r["peak"] else "unknown", _pct(r["fraction_of_peak"]),
+                 fmt(r["peak"] * k) if r["peak"] else "unknown", pct(r["fraction_of_peak"]),
                  fmt(r["public_best"] * k) if r["public_best"] else "none",
-                 _pct(r["fraction_of_public_best"]) if r["public_best"] else "", r["backend"] or ""]
+                 pct(r["fraction_of_public_best"]) if r["public_best"] else "", r["backend"] or ""]
                 for r in best if r["unit"] == unit]
         cols = ["benchmark", "dtype", "best shape", "cases", f"achieved ({shown})", "CoV", f"peak ({shown})",
                 "% of peak", "public best", "% of public best", "backend"]
@@ -279,7 +279,7 @@ def bench_tables(doc: Any, all_rows: bool) -> None:
     if all_rows:
         for unit in dict.fromkeys(r.unit for r in doc.results):
             k, shown = rate_unit(doc, unit)
-            every = [[r.benchmark, r.op, r.dtype, report.shape(r), report.run_label(r), fmt(r.achieved * k), _pct(r.fraction_of_peak),
+            every = [[r.benchmark, r.op, r.dtype, report.shape(r), report.run_label(r), fmt(r.achieved * k), pct(r.fraction_of_peak),
                       len(r.times_s), r.backend or ""] for r in doc.results if r.unit == unit]
             console.print(table(f"Every verified case ({shown})", ["benchmark", "op", "dtype", "shape", "run",
                                                                    f"achieved ({shown})", "% of peak", "samples",
@@ -291,7 +291,8 @@ def bench_tables(doc: Any, all_rows: bool) -> None:
         console.print(table("Skipped", ["what", "cases"], sorted(reasons.items())))
 
 
-def _pct(x: float | None) -> str:
+def pct(x: float | None) -> str:
+    """The one way a fraction is written for people: 0.258 -> 25.8%."""
     return "unknown" if x is None else f"{x * 100:.1f}%"
 
 

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from recoque.render import pct  # the one way a fraction is written for people
+
 # A unit a table shows -> (the base unit the data holds, base units in one shown unit). Results
 # records keep their rates in TFLOP/s, GB/s or Mkernel/s (bench/schema.UNITS); the data is per second.
 SHOWN_UNITS = {"TFLOP/s": ("flop/s", 1e12), "GFLOP/s": ("flop/s", 1e9), "GB/s": ("bytes/s", 1e9),
@@ -38,11 +40,6 @@ def num(x: Any, digits: int = 4) -> str:
         stated = f"{x:.7g}"  # a stated figure of up to 7 digits as written (availability 0.999995, not 1)
         return stated if float(short) != x and float(stated) == x else short
     return str(x)
-
-
-def pct(x: float | None) -> str:
-    """The one way a fraction is written for people: 0.258 -> 25.8%."""
-    return "unknown" if x is None else f"{x * 100:.1f}%"
 
 
 @dataclass(frozen=True)
