@@ -375,12 +375,21 @@ def cpu_rate_rules(facts: CpuFacts) -> dict[str, tuple[int | None, str]]:
         bf16 = (2 * fp32, "AVX512_BF16 dot product: 2 x the FP32 rate")
     else:
         bf16 = (fp32, "no BF16 arithmetic: converted to FP32, FP32 rate")
-    # Without AVX512_FP16 torch converts each element (about 1 GFLOP/s, bench/gemm.py
-    # cpu_sweep_shapes): no unit runs it, so no peak, and no acceptance bar a fraction of one.
-    fp16 = (2 * fp32, "AVX512_FP16: 2 x the FP32 rate") if "avx512_fp16" in f else (
-        None, "no FP16 arithmetic on this CPU (torch converts element by element): no peak")
     return {"fp64_vector": (fp64, why), "fp64_matrix": (fp64, why + " (no separate matrix unit)"),
-            "fp32": (fp32, "2 x the FP64 rate (" + why + ")"), "bf16": bf16, "fp16": fp16}
+            "fp32": (fp32, "2 x the FP64 rate (" + why + ")"), "bf16": bf16, "fp16": _fp16_rule(f, fp32)}
+
+
+def _fp16_rule(flags: frozenset[str], fp32: int) -> tuple[int | None, str]:
+    """The unit torch's CPU fp16 GEMM runs on. With AVX512_FP16 but no AMX-FP16, oneDNN's fp16 GEMM
+    ran at the FP32 rate (2-core Sapphire Rapids-class VM, torch 2.13: 288-291 GFLOP/s fp16 against
+    289-304 fp32 at n = 512-1024), not at the 2x a native FP16 FMA would give."""
+    if "amx_fp16" in flags:
+        return 1024, "AMX-FP16 tile unit: 1024 FLOPs/cycle/core (Granite Rapids and later)"
+    if "avx512_fp16" in flags:
+        return fp32, "AVX512_FP16 present, but torch's oneDNN fp16 GEMM runs at the FP32 rate: FP32 rate"
+    # Without either torch converts each element (about 1 GFLOP/s, bench/gemm.py cpu_sweep_shapes):
+    # no unit runs it, so no peak, and no acceptance bar a fraction of one.
+    return None, "no FP16 arithmetic on this CPU (torch converts element by element): no peak"
 
 
 def cpu_peaks(facts: CpuFacts) -> dict[str, tuple[float | None, str]]:

@@ -88,6 +88,32 @@ def test_cpu_node_is_judged_against_its_computed_peak():
     assert [c.figure for c in slow.failed] == ["gemm matmul fp64"] and "computed peak" in slow.failed[0].basis
 
 
+def test_a_cpus_reduced_precision_gemm_is_shown_not_held_and_fp32_still_is():
+    """AMX bf16 at 23% of its computed 8.1 TFLOP/s (a healthy 2-core VM) is no failure; fp32 at 20% is."""
+    f = 2 * 1024**3
+
+    def rec(dtype, tflops, peak):
+        return Record("gemm", "matmul", dtype, {"m": 1024, "n": 1024, "k": 1024}, (f / (tflops * 1e12),) * 9,
+                      "TFLOP/s", flop_count=f, peak=peak, peak_source="computed", tags=("sweep",))
+
+    doc = ResultsDocument({"hostname": "h"}, {"kind": "cpu", "torch_device": "cpu", "name": "Xeon"},
+                          (rec("bf16", 1.9, 8.1), rec("fp16", 0.07, 0.5), rec("fp32", 0.1, 0.5)))
+    checks = {c.figure: c for c in accept.evaluate([doc]).checks}
+    for dtype in ("bf16", "fp16"):
+        c = checks[f"gemm matmul {dtype}"]
+        assert c.verdict == "no floor" and c.threshold is None and "shown, not held" in c.basis
+        assert c.measured == pytest.approx({"bf16": 1.9, "fp16": 0.07}[dtype])  # TFLOP/s, as the table shows
+    assert checks["gemm matmul fp32"].verdict == "fail"  # 20% of the FP32 FMA peak: BLAS or clocks are wrong
+    from recoque.fileio import read_seed_toml
+    data = read_seed_toml("acceptance.toml")
+    held = accept.policy_from({**data, "policy": {**data["policy"],
+                                                  "cpu_gemm_held_dtypes": ["fp64", "fp32", "bf16"]}})
+    flipped = {c.figure: c.verdict for c in accept.evaluate([doc], held).checks}
+    assert flipped["gemm matmul bf16"] == "fail"  # the seed decides which dtypes are held
+    with pytest.raises(BadInput, match="cpu_gemm_held_dtypes"):
+        accept.policy_from({**data, "policy": {**data["policy"], "cpu_gemm_held_dtypes": "fp32"}})
+
+
 def test_bad_seed_entry_is_bad_input():
     with pytest.raises(BadInput, match="acceptance.toml"):
         accept.policy_from({"floors": [{"device": "x", "benchmark": "gemm", "op": "matmul", "dtype": "fp32"}],

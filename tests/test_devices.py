@@ -48,7 +48,9 @@ def test_zen_generation(vendor, family, model, gen):
     (facts("avx2 fma avx512f avx512_bf16", family=26, model=0x02), 32, 64, 128, None, False),  # Zen 5 Turin
     (facts("avx2 fma", family=25, model=0x01), 16, 32, 32, None, False),  # Zen 3 Milan
     (facts("avx2 fma avx512f avx512_bf16 avx512_fp16 amx_bf16 amx_tile", vendor="GenuineIntel", family=6, model=143),
-     32, 64, 1024, 128, True),  # Sapphire Rapids: AMX BF16, AVX512_FP16
+     32, 64, 1024, 64, True),  # Sapphire Rapids: AMX BF16; AVX512_FP16, but torch's fp16 GEMM runs at the FP32 rate
+    (facts("avx2 fma avx512f avx512_bf16 avx512_fp16 amx_bf16 amx_fp16 amx_tile", vendor="GenuineIntel", family=6,
+           model=173), 32, 64, 1024, 1024, True),  # Granite Rapids: AMX-FP16 runs fp16 on the tiles
     (facts("avx2 fma", vendor="GenuineIntel", family=6, model=85), 16, 32, 32, None, True),
 ])
 def test_cpu_flops_per_cycle_rules(f, fp64, fp32, bf16, fp16, assumed):
