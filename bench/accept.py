@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-from recoque.bench.headline import figure
+from recoque.bench.headline import BEST_RATE_BENCHMARKS, figure, held_rate  # noqa: F401 (re-exported)
 from recoque.bench.schema import Record, ResultsDocument
 from recoque.catalog import get_device_spec
 from recoque.errors import BadInput
@@ -27,13 +27,6 @@ _SEVERITY = {PASS: 0, INCOMPLETE: 1, FAIL: 2}  # a GPU's or node's verdict is it
 OWN_FLOOR = "vendor acceptance floor"  # the basis of a floor on the GPU's own figure (GEMM, STREAM)
 UNIT_OF_KEY = {"min_gb_s": "GB/s", "min_tflops": "TFLOP/s"}
 JUDGED = ("gemm", "stream", "collective")  # figures with floors or peaks; the rest is not judged
-# STREAM's figure is the best rate over the repeats, not the median: McCalpin's stream.c prints "Best
-# Rate MB/s" from the minimum time of its NTIMES runs, and BabelStream (UoB-HPC/BabelStream
-# src/main.cpp) prints bytes / the minimum time over its num_times runs, the first dropped (its CSV
-# column max_mbytes_per_sec). AMD's BabelStream floors (seeds/acceptance.toml: hip-stream -n 50) are
-# read off that output, and the datasheet fraction is set below them, so every STREAM threshold is
-# held against the same statistic; the median stays beside it (Check.median).
-BEST_RATE_BENCHMARKS = ("stream",)
 
 
 @dataclass(frozen=True)
@@ -185,13 +178,6 @@ def _op_label(benchmark: str, op: str, world_size: Any) -> str:
 
 def _label(key: tuple[str, str, str]) -> str:
     return " ".join(key)
-
-
-def held_rate(rec: Record) -> float:
-    """The rate a threshold is held against: STREAM's best over the repeats of the record the table
-    shows (its round chosen as for the median, bench/headline.figure, never the fastest round), else
-    the rate at the median time."""
-    return rec.best if rec.benchmark in BEST_RATE_BENCHMARKS else rec.achieved
 
 
 def _beside(rec: Record | None) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from collections import defaultdict
 from typing import Any
 
 from recoque.bench.anchors import find_anchor
-from recoque.bench.headline import CONFIRM_TAG, HEADLINE_TAG, ROUND_PREFIX, TF32_UNCONFIRMED_TAG, figure, rounds
+from recoque.bench.headline import (BEST_RATE_BENCHMARKS, CONFIRM_TAG, HEADLINE_TAG, ROUND_PREFIX,
+                                   TF32_UNCONFIRMED_TAG, figure, held_rate, rounds)
 from recoque.bench.noise import spread
 from recoque.bench.schema import Record, ResultsDocument
 
@@ -103,7 +104,9 @@ def best_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
             "benchmark": bench, "op": op, "dtype": dtype, "kind": kind, "cases": _distinct_cases(group), "best_shape": shape(best),
             "achieved": best.achieved, "unit": best.unit, "peak": best.peak, "fraction_of_peak": best.fraction_of_peak,
             "public_best": anchor.achieved if anchor else None, "public_source": anchor.source if anchor else None,
-            "fraction_of_public_best": best.achieved / anchor.achieved if anchor else None,
+            # like with like: a public STREAM figure is a best over repeats (BabelStream, stream.c)
+            "fraction_of_public_best": held_rate(best) / anchor.achieved if anchor else None,
+            "public_best_compared_with": ("best" if bench in BEST_RATE_BENCHMARKS else "median") if anchor else None,
             "cov": st["cov"], "samples": len(best.times_s), "backend": best.backend,
             "peak_source": best.peak_source, "params": dict(best.params), "headline": status,
             "spread": spread(best.times_s), "confirm_rounds": [r.achieved for r in conf_rounds],
@@ -131,6 +134,7 @@ def json_rows(doc: ResultsDocument) -> list[dict[str, Any]]:
             "fraction_of_peak": r["fraction_of_peak"],
             f"public_best_{unit}": r["public_best"] * scale if r["public_best"] else None,
             "public_source": r["public_source"], "fraction_of_public_best": r["fraction_of_public_best"],
+            "public_best_compared_with": r["public_best_compared_with"],
             "headline": r["headline"], "spread": r["spread"], "tf32_not_confirmed": r["tf32_not_confirmed"],
             f"confirm_rounds_{unit}": [x * scale for x in r["confirm_rounds"]],
             "sweep_s": sw["sweep_s"] if sw else None, "sweep_cases": sw["cases_measured"] if sw else None,
