@@ -128,6 +128,13 @@ def _checked(inner: Callable[..., Any] | None) -> Callable[..., Any]:
 _SAID: set[str] = set()  # the signals already reported: one line per run, however many layers catch it
 
 
+def said(sig: Interrupted) -> int:
+    """Mark a signal as reported by a command's own line (what it kept); its exit code. The
+    closing line of one_line_main is then not printed a second time."""
+    _SAID.add(sig.name)
+    return sig.exit_code
+
+
 def interrupted(exc: BaseException, detail: str = "") -> int:
     """One line for a signal; the shell's exit code for it (128 + number)."""
     sig = interrupt_of(exc)

@@ -13,6 +13,7 @@ import typer
 from recoque import __version__
 from recoque.bench.schema import BENCHMARKS, ResultsDocument, check_same_machine, load_results, save_results, store_results
 from recoque.bench.dtypes import completions as dtype_completions  # H13: light, no torch
+from recoque.cli._edge import said
 from recoque.errors import BadInput, Interrupted, WriteFailed, interrupt_of
 
 app = typer.Typer(help=f"Run benchmarks: all, {', '.join(BENCHMARKS)}.", no_args_is_help=True)
@@ -94,13 +95,13 @@ def run_bench(names: tuple[str, ...], quick: bool, device_str: str, dtypes: tupl
             raise typer.Exit(sig.exit_code) from None
         if not kept.records or kept.rank != 0:
             _say(f"recoque: error: interrupted by {sig.name} before any verified result: nothing written")
-            raise typer.Exit(sig.exit_code) from None
+            raise typer.Exit(said(sig)) from None
         with signals.deferred():
             doc = kept.document(complete=False)
             where, failure = _store(doc, out, append, force)
             _report(doc, kept.outcome(), [], json_out, all_rows, kept.elapsed_s(), where, f"interrupted by {sig.name}")
             _say_failure(failure, where, doc, json_out)
-        raise typer.Exit(sig.exit_code) from None
+        raise typer.Exit(said(sig)) from None
 
 
 def _measure(names, quick, device_str, dtypes, out, append, json_out, seed, all_rows, force, kept: "_Kept") -> None:

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from recoque.cli._edge import said
 from recoque.errors import BadInput, Interrupted, WriteFailed, interrupt_of
 from recoque.render import console, emit_json, err_console, fmt, table
 
@@ -90,7 +91,7 @@ def _interrupted(A, docs: list, paths: list, sig: Interrupted, as_json: bool, wr
     kept = [(d, p) for d, p in zip(docs, paths) if d.results]
     if not kept:
         _say(f"recoque: error: interrupted by {sig.name} before any verified result: nothing written")
-        raise typer.Exit(sig.exit_code)
+        raise typer.Exit(said(sig))
     with signals.deferred():  # a second signal must not cut a results file short
         try:
             result = A.evaluate([d for d, _ in kept])
@@ -104,7 +105,7 @@ def _interrupted(A, docs: list, paths: list, sig: Interrupted, as_json: bool, wr
         into = f"kept {n} verified results in {', '.join(where)}" if where else \
             f"{n} verified results measured, none written (no --out)"
         _say(f"interrupted by {sig.name}: {into}; the GPU it stopped on is marked incomplete")
-    raise typer.Exit(sig.exit_code)
+    raise typer.Exit(said(sig))
 
 
 def _keep(A, result, kept: list, write: bool) -> list[str]:  # noqa: ANN001 - bench.accept and its Acceptance
