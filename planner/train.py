@@ -15,8 +15,9 @@ Public API (stable; the capacity planner and the CLI use it):
 
 PlanResult fields (each an Estimate with value/low/high/unit/assumptions unless noted):
 iteration_time (s), tokens_per_s, time_to_train (s, steady state), time_to_train_wall (s, divided
-by goodput), goodput (fraction), model_flop_s_per_gpu, hardware_flop_s_per_gpu, mfu, hfu,
-memory_per_gpu (bytes), comm_share (fraction of the iteration spent in exposed communication);
+by goodput), goodput, model_flop_s_per_gpu, hardware_flop_s_per_gpu, mfu, hfu, memory_per_gpu
+(bytes), comm_share (the share of the iteration spent in exposed communication); the shares (mfu,
+hfu, mfu_fp8_peak, goodput, comm_share) in unit "fraction", as `plan` and `compare` write them;
 plus plan, gpus, fits (bool), memory_capacity_bytes, breakdown (central seconds per part), why
 (reason when it does not fit), assumptions; `to_json()`.
 SearchResult: best (list of PlanResult), evaluated, infeasible_memory, invalid, seconds, reasons.
@@ -73,6 +74,9 @@ from recoque.planner.train_core import ZERO3_PREFETCH_RANGE, core, gemm_input_by
 from recoque.planner.train_kernels import Hardware
 from recoque.planner.workload import TrainingWorkload
 
+# The unit of a share of a whole (MFU, HFU, goodput, comm share), as `plan` and `compare` write it
+# (capacity.as_fraction): render.human prints it in percent, --json keeps the fraction.
+FRACTION = "fraction"
 USABLE_MEMORY_FRACTION = 0.94  # allocator fragmentation, CUDA/ROCm context, communication buffers
 # Failures: Llama 3 (arXiv 2407.21783 sec. 3.3.4) saw 419 unexpected interruptions in 54 days on
 # 16,384 GPUs = 1.97e-5 per GPU-hour; each costs the restart plus work since the last checkpoint.
@@ -219,7 +223,7 @@ def goodput_estimate(gpus: int, iteration_s: float | None = None) -> Estimate:
     vals = []
     for lost, ck in zip(HOURS_LOST_PER_FAILURE, CHECKPOINT_OVERHEAD):
         vals.append(1.0 / (1.0 + gpus * FAILURES_PER_GPU_HOUR * lost + ck))
-    return Estimate(vals[1], min(vals), max(vals), "1", (
+    return Estimate(vals[1], min(vals), max(vals), FRACTION, (
         f"goodput: {FAILURES_PER_GPU_HOUR:.2e} failures per GPU-hour (Llama 3: 419 interruptions, 54 days, "
         f"16,384 GPUs), {HOURS_LOST_PER_FAILURE[1]} h lost each ({HOURS_LOST_PER_FAILURE[0]}-"
         f"{HOURS_LOST_PER_FAILURE[2]}), checkpoints {CHECKPOINT_OVERHEAD[1]:.0%} "
@@ -310,7 +314,7 @@ def _of_peak(rate: Estimate, spec: Any, dtype: str) -> Estimate:
     lo_peak, hi_peak = spec.peak_range(dtype) if GEMM_DTYPE_TO_RATE.get(dtype, dtype) in spec.assumed_rates \
         else (peak, peak)
     v = rate.value / peak
-    return Estimate(v, min(v, rate.low / lo_peak), max(v, rate.high / hi_peak), "1", rate.assumptions)
+    return Estimate(v, min(v, rate.low / lo_peak), max(v, rate.high / hi_peak), FRACTION, rate.assumptions)
 
 
 def results_from_arrays(workload: TrainingWorkload, system: Any, profile: DeviceProfile, dtype: str,
@@ -393,7 +397,7 @@ def results_from_arrays(workload: TrainingWorkload, system: Any, profile: Device
             time_to_train=ttt, time_to_train_wall=wall, goodput=gp, model_flop_s_per_gpu=mfs,
             hardware_flop_s_per_gpu=hfs, mfu=_of_peak(mfs, profile.spec, mfu_rate),
             hfu=_of_peak(hfs, profile.spec, mfu_rate),
-            comm_share=Estimate(comm_v[0], min(comm_v), max(comm_v), "1"), breakdown=bd,
+            comm_share=Estimate(comm_v[0], min(comm_v), max(comm_v), FRACTION), breakdown=bd,
             assumptions=tuple(dict.fromkeys(notes + gp.assumptions)), stack=stack.key,
             mfu_fp8_peak=_of_peak(mfs, profile.spec, dtype) if peak_fp8 else None,
             narrow_dtype=dtype if peak_fp8 else None,

@@ -308,6 +308,17 @@ def _interval(bounds: list[float | None]) -> str:
     return "n/a" if lo is None or hi is None else interval_text(lo, hi)
 
 
+def _unit_cell(shown: str) -> Formatted:
+    """The "unit" column beside A and B: the unit people read them in (TFLOP/s) in the HTML and Markdown,
+    the base unit their JSON values are held in (flop/s) in --json, where "TFLOP/s" beside a value in
+    flop/s would misstate it by 1e12."""
+    return Formatted(SHOWN_UNITS[shown][0], partial(_said, shown))
+
+
+def _said(text: str, _value: Any) -> str:
+    return text
+
+
 def comparison_table(c: Any) -> Table:
     from recoque.bench.compare import ratio_text
 
@@ -315,7 +326,8 @@ def comparison_table(c: Any) -> Table:
     for cc in c.cases:
         shape = ",".join(f"{k}={v}" for k, v in cc.params.items())
         rows.append((f"{cc.benchmark} {cc.op}" + (" (LLM)" if cc.kind == "llm" else ""), cc.dtype, shape, cc.run,
-                     rate(cc.achieved_a, cc.unit, cc.unit), rate(cc.achieved_b, cc.unit, cc.unit), cc.unit,
+                     rate(cc.achieved_a, cc.unit, cc.unit), rate(cc.achieved_b, cc.unit, cc.unit),
+                     _unit_cell(cc.unit),
                      Formatted(cc.ratio, partial(ratio_text, min_effect=c.min_effect)),
                      Formatted([cc.ratio_low, cc.ratio_high], _interval),
                      Formatted(cc.p_value, partial(num, digits=2)) if cc.p_value is not None else BLANK, cc.verdict))

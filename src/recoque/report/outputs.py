@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from recoque.errors import BadInput, WriteFailed
-from recoque.fileio import check_writable
+from recoque.fileio import _failed, check_writable
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,34 @@ def check_outputs(out: Path | None, csv_out: Path | None, plots: Path | None,
                   inputs: Sequence[Path] = ()) -> list[Output]:
     """Every output writable and each landing in a file of its own; the outputs back (plots: a folder)."""
     files = file_outputs(out, csv_out)
-    for o in files:
-        check_writable(_written(o))
-    every = list(files)
-    if plots is not None:
-        folder = Output("--plots", plots, landing("--plots", plots))
+    folder = None if plots is None else Output("--plots", plots, landing("--plots", plots))
+    if folder is not None:
         check_writable(_written(folder), folder=True)
-        every.append(folder)
+    for o in files:
+        if not in_new_plots_folder(o, folder):  # else the folder's own check above stands for it
+            check_writable(_written(o))
+    every = files if folder is None else [*files, folder]
     _refuse_clashes(every, inputs)
     return every
+
+
+def in_new_plots_folder(o: Output, folder: Output | None) -> bool:
+    """`o` lands directly in a --plots folder that does not exist yet: the folder is made before the
+    first file is written (make_plots_folder), so `--plots new --out new/r.html` is not refused for
+    a folder the same command creates. Deeper (new/sub/r.html) is still refused: nothing makes sub."""
+    return folder is not None and not os.path.lexists(folder.target) and o.target.parent == folder.target
+
+
+def make_plots_folder(outputs: Sequence[Output]) -> None:
+    """Create the --plots folder now when another output lands in it and it does not exist yet; called
+    once every check has passed and the report is built, so that a refused run leaves no folder."""
+    folder = next((o for o in outputs if o.option == "--plots"), None)
+    if folder is None or not any(in_new_plots_folder(o, folder) for o in outputs if o is not folder):
+        return
+    try:
+        Path(_written(folder)).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _failed(Path(folder.path), exc) from None
 
 
 def check_plot_files(outputs: Sequence[Output], plots: Path, names: Iterable[str], svg: bool) -> None:

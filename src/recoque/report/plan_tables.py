@@ -29,6 +29,10 @@ _WORDS = {"it": "IT", "gpu": "GPU", "gpus": "GPUs", "mfu": "MFU", "hfu": "HFU", 
 # a fraction people read as a percent (as `plan train` prints MFU, HFU, goodput and comm share), by
 # its key (mfu_fp8_peak) or by the quantity's name in a `sections` row ("model FLOP utilisation (MFU)")
 _FRACTION = re.compile(r"(^|[\s_(])(mfu|hfu|goodput|share|fraction|utili[sz]ation|efficiency)([\s_),]|$)", re.I)
+# of those, a share of a whole (never above 1): unit "fraction", as the planner marks its estimates
+# (planner/train.FRACTION), so a bare MFU (the GPU-count curve's) reads as the best plans' MFU does;
+# the others (an efficiency, a fraction of peak) are ratios that may exceed 1: unit "1"
+_SHARE = re.compile(r"(^|[\s_(])(mfu|hfu|goodput|share)([\s_),]|$)", re.I)
 _PLAN_KEYS = ("tp", "pp", "dp")  # a training plan's fields (render.plan_words writes it in words)
 
 
@@ -107,7 +111,7 @@ def cell(name: str, v: Any) -> Any:
         return Formatted(list(v), _list_text)
     suffix = _BASE_UNIT_SUFFIX.search("_" + name)  # "_" first: a key that is a unit alone ("flop_s") is one
     if isinstance(v, float) and _FRACTION.search(name) and not suffix and abs(v) <= 1:
-        return Quantity(v, "1", shown=PERCENT)
+        return Quantity(v, "fraction" if _SHARE.search(name) else "1", shown=PERCENT)
     if _number(v) and suffix and suffix.group(1) in _SUFFIX_UNITS:
         return Quantity(v, _SUFFIX_UNITS[suffix.group(1)])
     return v

@@ -4,6 +4,15 @@ A table holds data, not text: numbers in base units with their unit (`Quantity`)
 and values that print by a rule of their own (`Formatted`). The HTML and Markdown writers take
 `Table.rows` (text, written here and only here); `recoque report --json` takes `Table.to_json()`
 (the same cells as numbers), so a reader of the JSON never parses "1,234" or "25.8%".
+
+`recoque report --json` writes {"schema_version": 1 (REPORT_SCHEMA_VERSION), "title", "sources" (the
+results files), "sections": [{"title", "paragraphs", "items", "plots" (names), "tables": [{"title",
+"columns", "rows", "note"}]}]}. A figure's cell is {"value", "unit"} (with "low" and "high" for a
+planner range) in a base unit: "flop/s", "bytes/s", "s", "1" for a ratio (% of peak), "fraction" for a
+share of a whole (MFU, goodput, comm share); a (quantity, value, low, high, unit) table gives the figure as the row's
+last four cells, its unit the base one too. Column labels are the HTML and Markdown ones and may name a
+display unit ("achieved (TFLOP/s)"): the unit of a value is the one its cell carries, never the label's.
+A reader checks schema_version: it rises when a field changes meaning or goes.
 """
 from __future__ import annotations
 
@@ -18,7 +27,11 @@ from recoque.render import pct  # the one way a fraction is written for people
 SHOWN_UNITS = {"TFLOP/s": ("flop/s", 1e12), "GFLOP/s": ("flop/s", 1e9), "GB/s": ("bytes/s", 1e9),
                "Mkernel/s": ("kernels/s", 1e6), "GFLOP/s/W": ("flop/s/W", 1e9), "GB/s/W": ("bytes/s/W", 1e9),
                "MHz": ("Hz", 1e6), "W": ("W", 1.0), "J": ("J", 1.0)}
-PERCENT = "%"  # Quantity.shown for a fraction (unit "1"): MFU, goodput, % of peak, CoV
+# Quantity.shown for a share (unit "fraction": MFU, goodput) or a ratio read in percent (unit "1": % of peak, CoV)
+PERCENT = "%"
+# The layout of `report --json` (this module's docstring); raised when a field changes meaning or goes,
+# so that a reader of an older document can tell rather than misread it.
+REPORT_SCHEMA_VERSION = 1
 
 
 def num(x: Any, digits: int = 4) -> str:
@@ -179,6 +192,10 @@ class Report:
     sources: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
-        return {"title": self.title, "sources": list(self.sources), "sections": [
-            {"title": s.title, "paragraphs": list(s.paragraphs), "items": list(s.items),
-             "plots": [p.name for p in s.plots], "tables": [t.to_json() for t in s.tables]} for s in self.sections]}
+        return {"schema_version": REPORT_SCHEMA_VERSION, "title": self.title, "sources": list(self.sources),
+                "sections": [_section_json(s) for s in self.sections]}
+
+
+def _section_json(s: Section) -> dict[str, Any]:
+    return {"title": s.title, "paragraphs": list(s.paragraphs), "items": list(s.items),
+            "plots": [p.name for p in s.plots], "tables": [t.to_json() for t in s.tables]}
