@@ -65,8 +65,9 @@ def new_file_mode(target: Path) -> int:
 
 def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
     """WriteFailed now, before anything is written, when `path` (a file, or with folder=True a folder
-    that may not exist yet) cannot be written: a command with several outputs writes all or none."""
-    target = Path(path)
+    that may not exist yet) cannot be written: a command with several outputs writes all or none.
+    A symbolic link is checked where write_atomic writes: in the folder of the file it names."""
+    target = Path(os.path.realpath(path)) if not folder and os.path.islink(path) else Path(path)
     if folder and target.exists() and not target.is_dir():
         raise WriteFailed(f"cannot write plots into {target}: it is a file, not a folder", "name a folder")
     if not folder and target.is_dir():
