@@ -258,3 +258,22 @@ def test_torch_path_catches_a_broken_kernel(monkeypatch):
     case.setup(TORCH_PATH, 1, seed=4)
     v = case.verify()
     assert not v.ok and v.worst_index == (4321,)
+
+
+@pytest.mark.parametrize("op", ["copy", "mul", "add", "triad"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_pass_check_matches_the_numpy_comparison(op, dtype):
+    """kernels/stream_check gives bench/verify.compare's worst error and element, NaN included."""
+    from recoque.bench.verify import compare
+    from recoque.kernels.stream_check import worst_element
+
+    rng = np.random.default_rng(3)
+    n = 100_003  # not a multiple of the thread blocks
+    arrays = {k: rng.standard_normal(n).astype(dtype) for k in K.READS[op]}
+    out = np.asarray(K.reference(op, arrays)).astype(dtype)
+    out[4321] *= 1.001
+    assert worst_element(op, arrays, out, K.SCALAR) == pytest.approx(
+        (compare(out, K.reference(op, arrays), K.error_scale(op, arrays), 1.0).max_error, 4321))
+    out[77] = np.nan
+    err, at = worst_element(op, arrays, out, K.SCALAR)
+    assert err == np.inf and at == 77
