@@ -541,7 +541,18 @@ def narrow_head_exponentials(work: Any, exps: Any) -> Any:
     """Softmax exponentials an attention of `work` forward FLOPs runs beyond the head-128 reference
     its rate is read at (`ATTENTION_REFERENCE_FLOPS_PER_PAIR`): a head-64 one runs twice as many;
     wider heads are not credited fewer (DeviceProfile.attention_time_s says why)."""
-    return np.maximum(exps - work / ATTENTION_REFERENCE_FLOPS_PER_PAIR, 0.0)
+    return np.maximum(_exponentials_beyond_reference(work, exps), 0.0)
+
+
+def narrow_head_exponentials_float(work: float, exps: float) -> float:
+    """narrow_head_exponentials of one pair of floats, as a float, without numpy's per-scalar cost
+    (the serving step asks ~10^5 times a check-set run): max(x, 0.0) is np.maximum(x, 0.0) for a
+    float x, -0.0 and NaN included."""
+    return float(max(_exponentials_beyond_reference(work, exps), 0.0))
+
+
+def _exponentials_beyond_reference(work: Any, exps: Any) -> Any:
+    return exps - work / ATTENTION_REFERENCE_FLOPS_PER_PAIR
 
 
 def _exp_rates(spec: DeviceSpec, p: Mapping[str, Any]) -> tuple[float, float] | None:

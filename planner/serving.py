@@ -147,6 +147,9 @@ class _Replica:
         # inspection paradox of renewal theory; Kleinrock, Queueing Systems vol. 1, 1975, sec. 5.2)
         self.ctx = req.prompt_tokens + req.output_tokens / 2.0 * (1.0 + rates.service_cv2)
         self.kv_free_bytes, self.reserve_full, self.slots = room   # per GPU after weights and workspace; engine cap
+        # fixed for the replica and asked for at every step: the tokens a stream gains a step, an eager prefill forward
+        self._accepted = min(accepted_tokens(req.spec_tokens, rates.spec_acceptance), req.output_tokens)
+        self._eager_forward_s = model.layers * layer_kernels(model, lay, self.prec) * rates.eager_kernel_s
         # stage() is a pure function of its arguments here; the server-mode searches ask for the same
         # step many times over (4x on the check sets), so each is computed once
         self._stages: dict[tuple[float, float], StepTime] = {}
@@ -160,7 +163,7 @@ class _Replica:
     def accepted(self) -> float:
         """Output tokens a stream gains per step (accepted_tokens at this corner's acceptance), at most
         the request's output: a step cannot yield tokens past the end of the answer."""
-        return min(accepted_tokens(self.req.spec_tokens, self.r.spec_acceptance), self.req.output_tokens)
+        return self._accepted
 
     def stage(self, batch: float, extra_prefill: float = 0.0) -> StepTime:
         """One stage step: B/pp streams each verifying 1 + k tokens (and its k draft passes), plus
@@ -185,7 +188,7 @@ class _Replica:
         """Wall time a prefill forward adds when the engine runs it without graph replay: every
         layer's kernels x eager_kernel_s (seeds/serving.toml [kernel]; 0 where prefill replays graphs,
         serving_rates._eager_kernel_s)."""
-        return self.m.layers * layer_kernels(self.m, self.lay, self.prec) * self.r.eager_kernel_s
+        return self._eager_forward_s
 
     def prefill_forwards(self, batch: float) -> float:
         """Prefill forwards per stage step: B/pp streams end every O/L steps, x = (B/pp) L / O new
@@ -358,15 +361,25 @@ def wave_point(rep: _Replica, req: ServingRequest, replicas: int) -> Point:
     its end (planner.serving_wave): throughput = its output tokens / its wall time."""
     m, lay, pp = rep.m, rep.lay, rep.lay.pp
     per_token = kv_bytes_per_token_per_gpu(m, lay, rep.prec.kv_bytes)
+    # both pure in their arguments for this run, and asked again with the same ones: the empty prefill
+    # step of every admission, the KV of each running group at every advance; so each is computed once
+    stages: dict[tuple[float, float, float, float], float] = {}
+    held: dict[float, float] = {}
 
     def stage_s(decode: float, prefill: float, ctx: float, prompt: float) -> float:
-        # the wave schedules its prefill tokens explicitly: a step's prefill is its own chunk
-        return pp * rep.seconds(step_time(m, lay, rep.prec, decode / pp, prefill / pp, ctx, prompt, rep.r,
-                                          chunk=prefill / pp))
+        key = (decode, prefill, ctx, prompt)
+        if key not in stages:  # the wave schedules its prefill tokens explicitly: a step's prefill is its own chunk
+            stages[key] = pp * rep.seconds(step_time(m, lay, rep.prec, decode / pp, prefill / pp, ctx, prompt, rep.r,
+                                                     chunk=prefill / pp))
+        return stages[key]
+
+    def kv_bytes(c: float) -> float:
+        if c not in held:
+            held[c] = per_token * c * held_kv_fraction(m, rep.windowed_kv_memory, c)
+        return held[c]
 
     w = sw.Wave(requests=req.requests / replicas, prompt=req.prompt_tokens, output=req.output_tokens,
-                slots=rep.slots, kv_free_bytes=rep.kv_free_bytes,
-                kv_bytes=lambda c: per_token * c * held_kv_fraction(m, rep.windowed_kv_memory, c), reserve_full=rep.reserve_full,
+                slots=rep.slots, kv_free_bytes=rep.kv_free_bytes, kv_bytes=kv_bytes, reserve_full=rep.reserve_full,
                 decode_s=lambda n, c: stage_s(n, 0.0, c, req.prompt_tokens),
                 prefill_s=lambda tokens, length: (stage_s(0.0, tokens, 1.0, length) - stage_s(0.0, 0.0, 1.0, length)
                                                   + rep.eager_forward_s() * prompt_chunks(tokens, rep.budget)))
@@ -513,11 +526,30 @@ def _run(model: Any, system: SystemSpec, spec: Any, req: ServingRequest, lay: La
     cap = min(caps.values())
     why = ", ".join(f"{k} {v:.3g}" for k, v in caps.items())
     value = solve(first, req, cap, replicas, why=why)
+    # a pure function of (rates, eff) here; the bounds ask again for constants a group leaves as they are
+    # (its low and high the value's: ~1 corner in 10 on the check sets), so each set is solved once. A
+    # solve that did not fail is the same strict or not. Each entry keeps its rates (and their ids) alive.
+    solved = {_constants_key(rs.rates["value"], rs.efficiency["value"]): (rs.rates["value"], value)}
 
     def solve_at(rates: Any, eff: float) -> Point:
-        return solve(replica(rates, eff), req, cap, replicas, strict=False, why=why)
+        key = _constants_key(rates, eff)
+        if key not in solved:
+            solved[key] = (rates, solve(replica(rates, eff), req, cap, replicas, strict=False, why=why))
+        return solved[key][1]
 
     return _Run(lay, mem, replicas, value, rs.notes, solve_at, rs.rates, rs.efficiency, budget, caps)
+
+
+def _constants_key(rates: Any, eff: float) -> tuple:
+    """What a solve depends on, bit for bit: floats by their hex (-0.0 is not 0.0), numbers, strings
+    and tuples by value, anything else (a measured-rate callable) by identity."""
+    def key(x: Any) -> Any:
+        if isinstance(x, float):
+            return float.hex(x)
+        if x is None or isinstance(x, (bool, int, str)):
+            return type(x), x
+        return tuple(key(v) for v in x) if isinstance(x, tuple) else ("id", id(x))
+    return key(eff), tuple(key(getattr(rates, f)) for f in rates.__dataclass_fields__)
 
 
 def per_rank_factor(engine: sr.Engine, lay: Layout) -> int:

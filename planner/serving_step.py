@@ -30,13 +30,15 @@ ring all-reduce cost 2(g-1)/g x bytes / bandwidth + 2(g-1) x latency (Thakur et 
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from recoque.estimate import expected_max_z
 from recoque.planner import flops
-from recoque.planner.profile import narrow_head_exponentials
+from recoque.planner.profile import narrow_head_exponentials_float
+from recoque.planner.workload import spec_memo
 
 ACT_BYTES = 2.0          # activations between kernels are bf16/fp16 in all three engine classes
 # Kernels one decode step launches per layer (CUDA/HIP graph replay), counted from the engines'
@@ -226,6 +228,7 @@ def kv_bytes_per_token_per_gpu(model: Any, layout: Layout, kv_bytes: float) -> f
     return (model.layers / layout.pp) * kv_elems_per_token_layer_per_gpu(model, layout) * kv_bytes
 
 
+@spec_memo  # pure in the model: asked for once or twice per step, ~10^6 times a check-set run
 def _expert_split(model: Any) -> tuple[float, float, int, int]:
     """(dense params per layer, params of one expert, experts, active experts)."""
     experts = int(getattr(model, "experts", 1) or 1)
@@ -314,8 +317,12 @@ def rank_imbalance(model: Any, ep: int, r: Rates) -> float:
     experts = int(getattr(model, "experts", 1) or 1)
     if ep <= 1 or experts <= 1 or r.moe_rank_imbalance_ep32 <= 0:
         return 0.0
-    x = r.moe_rank_imbalance_ep32 * math.sqrt(ep / 32.0) * expected_max_z(ep) / expected_max_z(32)
+    x = r.moe_rank_imbalance_ep32 * math.sqrt(ep / 32.0) * _max_z(ep) / _max_z(32)
     return min(x, ep - 1.0)
+
+
+# cached: a pure function of the rank count, asked for two or three times a step under expert parallelism
+_max_z = functools.lru_cache(maxsize=None)(expected_max_z)
 
 
 def moe_tp(lay: Layout) -> float:
@@ -340,6 +347,7 @@ def mla_replicated_params(model: Any) -> float:
     return float(model.hidden) * (model.q_lora_rank + model.kv_lora_rank + model.rope_head_dim)
 
 
+@spec_memo  # pure in the model: asked for once or twice per step, ~10^6 times a check-set run
 def dense_ffn_params(model: Any) -> float:
     """An average layer's non-expert FFN parameters: the shared experts of the MoE layers and the
     dense FFN of the dense-first ones (0 for a dense model, whose FFN is all of it)."""
@@ -401,6 +409,7 @@ def _split_dense_gemm_s(model: Any, lay: Layout, prec: Precision, tokens: float,
     return c + c_r, m + m_r
 
 
+@spec_memo  # pure in the model: asked for once or twice per step, ~10^6 times a check-set run
 def attention_split(model: Any) -> tuple[float, float]:
     """Parameters of one layer's attention (input projections, output projection): the output
     projection maps heads x value width to the hidden size (with its bias), the inputs are the rest."""
@@ -465,7 +474,7 @@ def prefill_attention_s(model: Any, flops: float, r: Rates) -> float:
     t = flops / r.attention_flop_s
     if r.exp2_per_s <= 0.0:
         return t
-    return t + float(narrow_head_exponentials(flops, flops / model.attention_flops_per_pair())) / r.exp2_per_s
+    return t + narrow_head_exponentials_float(flops, flops / model.attention_flops_per_pair()) / r.exp2_per_s
 
 
 def prefill_step_share(prefill: float, chunk: float) -> float:

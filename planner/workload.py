@@ -7,6 +7,7 @@ the published sizes.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,6 +20,44 @@ _INT_KEYS = ("layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab", "se
              "q_lora_rank", "kv_lora_rank", "rope_head_dim", "v_head_dim", "expert_groups", "group_topk",
              "sliding_window", "sliding_layers", "context_window_tokens", "fp8_weight_block")
 _BOOL_KEYS = ("gated_ffn", "tied_embeddings", "learned_positions", "linear_bias", "dropout", "glu_clamp")
+
+
+def memo(fn: Any) -> Any:
+    """Cache a pure derived count of a frozen spec on the instance, by its arguments: the serving
+    model asks for the same counts ~10^6 times in a check-set run. Kept in the instance __dict__,
+    not a field: equality, repr and fields() ignore it, replace() starts a new spec with none (keys
+    are names, not functions, so a pickled spec stays picklable)."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def cached(self: Any, *args: Any, **kw: Any) -> Any:
+        key = (name, args, tuple(kw.items())) if args or kw else name
+        d = self.__dict__
+        try:
+            return d["_memo"][key]
+        except KeyError:
+            d.setdefault("_memo", {})[key] = value = fn(self, *args, **kw)
+            return value
+    return cached
+
+
+def spec_memo(fn: Any) -> Any:
+    """`memo` for a module function of one model (planner.serving_step's pure per-model counts):
+    cached on a TransformerSpec, computed every time for anything else (a test's stand-in object
+    may change between calls)."""
+    name = f"{fn.__module__}.{fn.__qualname__}"
+
+    @functools.wraps(fn)
+    def cached(model: Any) -> Any:
+        if type(model) is not TransformerSpec:
+            return fn(model)
+        d = model.__dict__
+        try:
+            return d["_memo"][name]
+        except KeyError:
+            d.setdefault("_memo", {})[name] = value = fn(model)
+            return value
+    return cached
 
 
 @dataclass(frozen=True)
@@ -145,16 +184,16 @@ class TransformerSpec:
             object.__setattr__(self, "sources", {})
 
     # --- attention shape ---------------------------------------------------------------------
-    @property
+    @functools.cached_property  # pure in the fields; read ~10^6 times a check-set run
     def mla(self) -> bool:
         return self.kv_lora_rank > 0
 
-    @property
+    @functools.cached_property  # pure in the fields; read ~10^6 times a check-set run
     def qk_head_dim(self) -> int:
         """Width of one query/key head (MLA: the non-RoPE part plus the RoPE part)."""
         return self.head_dim + self.rope_head_dim
 
-    @property
+    @functools.cached_property  # pure in the fields; read ~10^6 times a check-set run
     def value_head_dim(self) -> int:
         return self.v_head_dim or self.head_dim
 
@@ -192,6 +231,7 @@ class TransformerSpec:
         """Forward FLOPs per head per (query, key) pair: Q.K over qk_head_dim and P.V over the value width."""
         return 2.0 * (self.qk_head_dim + self.value_head_dim)
 
+    @memo
     def decode_attention_flops_per_pair(self) -> float:
         """Per head per cached token in decode. MLA decodes in the latent space (the up-projections
         absorbed into the query and output, arXiv 2405.04434 sec. 2.1.2): scores over kv_lora_rank +
@@ -201,19 +241,20 @@ class TransformerSpec:
         return self.attention_flops_per_pair()
 
     # --- layer mix (MoE layers, dense-first layers, shared experts) ---------------------------
-    @property
+    @functools.cached_property  # pure in the fields; read ~10^6 times a check-set run
     def moe(self) -> bool:
         return self.experts > 1
 
-    @property
+    @functools.cached_property  # pure in the fields; read ~10^6 times a check-set run
     def moe_layer_fraction(self) -> float:
         """Share of layers with experts (the rest carry one dense FFN)."""
         return (self.layers - self.dense_layers) / self.layers if self.moe else 0.0
 
-    @property
+    @functools.cached_property  # pure in the fields; read ~10^6 times a check-set run
     def dense_ffn_width(self) -> int:
         return self.dense_ffn_hidden or self.ffn_hidden
 
+    @memo
     def active_ffn_width(self) -> float:
         """FFN width one token passes through in an average layer: routed + shared experts in MoE
         layers, the dense FFN in the others (= ffn_hidden x active_experts for a plain MoE)."""
@@ -222,7 +263,7 @@ class TransformerSpec:
         m = self.moe_layer_fraction
         return m * (self.active_experts + self.shared_experts) * self.ffn_hidden + (1.0 - m) * self.dense_ffn_width
 
-    @property
+    @functools.cached_property  # pure in the fields; read ~10^6 times a check-set run
     def routed_per_layer(self) -> float:
         """Routed expert slots per token in an average layer (what crosses an expert all-to-all)."""
         return self.active_experts * self.moe_layer_fraction if self.moe else 0.0
@@ -241,6 +282,7 @@ class TransformerSpec:
         return d
 
     # --- parameter counts -------------------------------------------------------------------
+    @memo
     def attention_params_per_layer(self) -> int:
         h, n = self.hidden, self.heads
         if self.mla:
@@ -253,6 +295,7 @@ class TransformerSpec:
         bias = (q + 2 * kv + self.hidden) if self.linear_bias else 0
         return self.hidden * (q + 2 * kv) + q * self.hidden + bias
 
+    @memo
     def expert_params(self) -> int:
         """One expert's FFN (one dense FFN when not MoE)."""
         return self._ffn_params(self.ffn_hidden)
@@ -268,6 +311,7 @@ class TransformerSpec:
     def router_params_per_layer(self) -> int:
         return self.hidden * self.experts if self.moe else 0
 
+    @memo
     def nonexpert_params_per_layer(self) -> float:
         """Average layer: attention, norms and everything not split over expert parallelism (router and
         shared experts of the MoE layers, the dense FFN of the dense-first layers)."""
@@ -284,6 +328,7 @@ class TransformerSpec:
             return 0.0
         return self.moe_layer_fraction * (self.active_experts if active_only else self.experts) * self.expert_params()
 
+    @memo
     def layer_params(self, active_only: bool = False) -> float:
         """Parameters of an average layer (exact for a uniform stack)."""
         return self.nonexpert_params_per_layer() + self.routed_expert_params_per_layer(active_only)
