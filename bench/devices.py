@@ -381,8 +381,8 @@ def cpu_rate_rules(facts: CpuFacts) -> dict[str, tuple[int | None, str]]:
 
 def _fp16_rule(flags: frozenset[str], fp32: int) -> tuple[int | None, str]:
     """The unit torch's CPU fp16 GEMM runs on. With AVX512_FP16 but no AMX-FP16, oneDNN's fp16 GEMM
-    ran at the FP32 rate (2-core Sapphire Rapids-class VM, torch 2.13: 288-291 GFLOP/s fp16 against
-    289-304 fp32 at n = 512-1024), not at the 2x a native FP16 FMA would give."""
+    ran at no more than the FP32 rate (2-core Sapphire Rapids-class VM, torch 2.13, one run: fp16 288,
+    291, 145 GFLOP/s at n = 512, 1024, 2048; fp32 192, 289, 304), not at the 2x a native FP16 FMA gives."""
     if "amx_fp16" in flags:
         return 1024, "AMX-FP16 tile unit: 1024 FLOPs/cycle/core (Granite Rapids and later)"
     if "avx512_fp16" in flags:
