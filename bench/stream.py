@@ -218,7 +218,7 @@ class StreamCase(Case):
         one = {n: a[i:i + 1] for n, a in inputs.items()}
         tol = TOLERANCE[self.dtype]
         return Verification(err <= tol, err, tol, (i,), float(s[out][i]), float(K.reference(self.op, one)[0]),
-                            f"{self.op}: {out} = ...")
+                            self._what())
 
     def _verify_gpu(self) -> Verification:
         import torch
@@ -261,8 +261,10 @@ class StreamCase(Case):
                        what="dot: sum(a*a)")
 
     def _compare(self, got: Any, ref: Any, scale: Any) -> Verification:
-        out = K.WRITES[self.op]
-        what = f"{self.op}: {out} = ..." if out else "dot: sum(a*b)"
-        if out is None:  # a scalar: its relative error against sum |a_i b_i|
+        if K.WRITES[self.op] is None:  # a scalar: its relative error against sum |a_i b_i|
             got, ref = np.array([float(got)]), np.array([ref])
-        return compare(got, ref, scale, TOLERANCE[self.dtype], what=what)
+        return compare(got, ref, scale, TOLERANCE[self.dtype], what=self._what())
+
+    def _what(self) -> str:
+        out = K.WRITES[self.op]
+        return f"{self.op}: {out} = ..." if out else "dot: sum(a*b)"

@@ -49,6 +49,16 @@ def _failed(target: Path, exc: OSError) -> WriteFailed:
     return WriteFailed(f"cannot write {target}: {why}", _FIXES.get(exc.errno or 0, "write elsewhere"))
 
 
+def make_folder(path: str | os.PathLike) -> Path:
+    """The folder (and its parents) made if missing; WriteFailed in one line if it cannot be."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _failed(folder, exc) from None
+    return folder
+
+
 def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -24,16 +24,10 @@ __all__ = ["Report", "build_report", "load_input", "load_plan"]
 
 def write_plots(report: Report, plots_dir: str) -> list[str]:
     """Each plot as PNG and SVG under plots_dir; the paths written."""
-    from pathlib import Path
+    from recoque.fileio import _failed, make_folder, write_atomic
 
-    from recoque.fileio import _failed, write_atomic
-
-    d = Path(plots_dir)
+    d = make_folder(plots_dir)
     written = []
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _failed(d, exc) from None
     for s in report.sections:
         for p in s.plots:
             png = d / f"{p.name}.png"

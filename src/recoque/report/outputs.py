@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from recoque.errors import BadInput, WriteFailed
-from recoque.fileio import _failed, check_writable
+from recoque.fileio import check_writable, make_folder
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,7 @@ def make_plots_folder(outputs: Sequence[Output]) -> None:
     folder = next((o for o in outputs if o.option == "--plots"), None)
     if folder is None or not any(in_new_plots_folder(o, folder) for o in outputs if o is not folder):
         return
-    try:
-        Path(_written(folder)).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _failed(Path(folder.path), exc) from None
+    make_folder(_written(folder))
 
 
 def check_plot_files(outputs: Sequence[Output], plots: Path, names: Iterable[str], svg: bool) -> None:
