@@ -376,15 +376,16 @@ def usable_gpu_counts(gpus: int, gpus_per_node: int) -> list[int]:
 @dataclass(frozen=True)
 class CurvePoint:
     gpus: int
-    days: float | None   # steady state: iterations x the iteration time
-    mfu: float | None
+    time_to_train_s: float | None   # steady state: iterations x the iteration time
+    mfu: float | None               # a fraction of the peak (unit "fraction" where it is an Estimate)
     plan: str
     fits: bool
     why: str = ""  # when no plan: "does not fit" (in memory) or "no valid layout" (the count does not factor)
-    days_wall: float | None = None  # by the clock: steady state / goodput (failures and checkpoints)
+    time_to_train_wall_s: float | None = None  # by the clock: steady state / goodput (failures and checkpoints)
 
     def to_json(self) -> dict[str, Any]:
-        return {"gpus": self.gpus, "days": self.days, "days_wall": self.days_wall, "mfu": self.mfu,
+        return {"gpus": self.gpus, "time_to_train_s": self.time_to_train_s,
+                "time_to_train_wall_s": self.time_to_train_wall_s, "mfu": self.mfu,
                 "plan": self.plan, "fits": self.fits, "why": self.why}
 
 
@@ -415,9 +416,9 @@ def fastest_gpu_count(workload: TrainingWorkload, system: Any, profile: DevicePr
         res = search(workload, system, profile, top=top, gpus=n, dtype=dtype, full=full, stack=stack, pins=pins)
         if res.best:
             b = res.best[0]
-            steady = b.time_to_train.value / 86400.0
-            d = b.time_to_train_wall.value / 86400.0 if b.time_to_train_wall is not None else steady
-            pts.append(CurvePoint(n, steady, b.mfu.value, b.plan.label(), True, days_wall=d))
+            steady = b.time_to_train.value
+            d = b.time_to_train_wall.value if b.time_to_train_wall is not None else steady
+            pts.append(CurvePoint(n, steady, b.mfu.value, b.plan.label(), True, time_to_train_wall_s=d))
             if d < best_t * (1 - 1e-9):
                 best, best_t = res, d
         else:

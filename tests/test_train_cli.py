@@ -45,7 +45,7 @@ def test_curve_in_json_and_plan_agrees_with_plan_train():
     d = _json(["plan", "train", "-w", "mistral-large-2", "-s", "alice-recoque", "--top", "1", "--json"])
     curve = d["gpu_count_curve"]["curve"]
     fit = [p for p in curve if p["fits"]]
-    best = min(fit, key=lambda p: (p["days_wall"], p["gpus"]))
+    best = min(fit, key=lambda p: (p["time_to_train_wall_s"], p["gpus"]))
     assert d["gpus"] == best["gpus"] == d["gpu_count_curve"]["fastest_gpus"]
     res = runner.invoke(app, ["plan", "--system", "alice-recoque", "--workload", "mistral-large-2", "--json"])
     assert res.exit_code == 0, res.output

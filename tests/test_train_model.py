@@ -161,10 +161,12 @@ def test_gpu_count_curve_picks_the_minimum_time():
     wl = replace(GPT3, global_batch_seqs=512)
     sc = fastest_gpu_count(wl, replace(SEL, gpus=1024), PROF, top=1, counts=[128, 256, 512, 1024])
     pts = [p for p in sc.curve if p.fits]
-    assert pts and sc.fastest_gpus == min(pts, key=lambda p: (p.days_wall, p.gpus)).gpus
-    assert all(p.days_wall > p.days for p in pts)  # goodput below 1: the clock runs longer than steady state
+    assert pts and sc.fastest_gpus == min(pts, key=lambda p: (p.time_to_train_wall_s, p.gpus)).gpus
+    # goodput below 1: the clock runs longer than steady state
+    assert all(p.time_to_train_wall_s > p.time_to_train_s for p in pts)
+    assert set(sc.to_json()["curve"][0]) >= {"time_to_train_s", "time_to_train_wall_s", "mfu"}  # base units in the keys
     assert sc.to_json()["curve"][0]["gpus"] == 128
-    days = [p.days for p in pts]
+    days = [p.time_to_train_s for p in pts]
     assert days[0] > days[-1]  # more GPUs help here
     assert np.isfinite(days).all()
 

@@ -115,7 +115,8 @@ def render(res: SearchResult, workload_name: str, tokens: float, curve: Any = No
     if curve is not None:
         console.print(table(f"GPU count: fastest by the clock is {curve.fastest_gpus:,} GPUs",
                             ("GPUs", "days (wall)", "days (steady)", "MFU", "best plan"),
-                            [(f"{p.gpus:,}", fmt(p.days_wall) if p.fits else p.why, fmt(p.days) if p.fits else "",
+                            [(f"{p.gpus:,}", fmt(p.time_to_train_wall_s / DAY) if p.fits else p.why,
+                              fmt(p.time_to_train_s / DAY) if p.fits else "",
                               f"{p.mfu:.1%}" if p.fits else "", p.plan) for p in curve.curve]))
     for line in res.reasons:
         console.print(line, highlight=False)
