@@ -5,7 +5,9 @@ stack has context parallelism and the sequence splits into 2 cp chunks), pp over
 the rest (dp = N / (tp cp pp)); micro-batch over the divisors of the per-replica batch;
 interleave 1, 2, 3, 4, 6 or 8 (stack permitting; needs pp > 1, micro-batches a multiple of pp,
 pp * interleave <= layers; layers may split unevenly over stages unless the stack's code forbids
-it, and interleaving may need more stages: `Stack.pipeline_ok`); recompute none/selective/full;
+it, and interleaving may need more stages: `Stack.pipeline_ok`); recompute none/selective/full, and
+for each plan that fits recomputing every layer, the same plan recomputing the fewest layers per
+virtual stage that fit (block recompute: `fewest_recomputed_layers`);
 sequence parallelism on/off (tp > 1); the ZeRO stages the stack has (with pp > 1 up to its
 `pipeline_max_zero`), with FSDP reshard on/off for ZeRO-3; overlap on/off (dp > 1; never with
 pp > 1 on DeepSpeed's pipeline engine); expert parallelism over the divisors of the expert count,
@@ -302,6 +304,44 @@ def _take(a: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[idx] for k, v in a.items()}
 
 
+def fewest_recomputed_layers(workload: TrainingWorkload, hw: Any, profile: DeviceProfile, dtype: str,
+                             a: dict[str, np.ndarray], fits: np.ndarray, stack: Stack
+                             ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+    """Each fitting plan that recomputes every layer (recompute full, recompute_layers 0), as the same
+    plan recomputing the fewest layers per virtual stage that still fit (Megatron-Core's block method,
+    --recompute-method block --recompute-num-layers N; torchtitan's every-Nth-layer checkpointing stores
+    as much). In the model memory falls and time rises with N (tests/test_search_partial_recompute.py),
+    so the fewest N that fits is the fastest of the plan's N: found by bisection over N = 1..L-1, L the
+    layers of a virtual stage (N = L recomputes them all, which fits). Returns those plans (only where
+    N < L), their memory, and how many plans the bisection evaluated."""
+    idx = np.nonzero(fits & (a["recompute"] == RECOMPUTE_CODE["full"]) & (a["recompute_layers"] == 0))[0]
+    empty = {k: np.empty(0, dtype=a[k].dtype) for k in PLAN_FIELDS}
+    if not len(idx):
+        return empty, np.empty(0), 0
+    base = _take(a, idx)
+    per_chunk = np.ceil(workload.model.layers / (base["pp"] * base["interleave"])).astype(int)
+    lo, hi = np.ones(len(idx), dtype=int), per_chunk.copy()  # hi always fits; the answer lies in [lo, hi]
+    mem_hi = np.full(len(idx), np.nan)
+    tried = 0
+    while True:
+        act = np.nonzero(lo < hi)[0]
+        if not len(act):
+            break
+        mid = (lo[act] + hi[act]) // 2
+        trial = _take(base, act)
+        trial["recompute_layers"] = mid
+        mo = core(workload, hw, profile, dtype, trial, memory_only=True, stack=stack)
+        tried += len(act)
+        ok = mo["fits"]
+        hi[act] = np.where(ok, mid, hi[act])
+        mem_hi[act] = np.where(ok, mo["memory_bytes"], mem_hi[act])
+        lo[act] = np.where(ok, lo[act], mid + 1)
+    fewer = np.nonzero(hi < per_chunk)[0]
+    out = _take(base, fewer)
+    out["recompute_layers"] = hi[fewer]
+    return out, mem_hi[fewer], tried
+
+
 def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top: int = 5, gpus: int | None = None,
            dtype: str = "bf16", full: bool = False, stack: Stack = NEUTRAL,
            pins: Mapping[str, Any] | None = None) -> SearchResult:
@@ -324,6 +364,13 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
         mem = mo["memory_bytes"]
         kept = _take(a, np.nonzero(fits)[0])
         evaluated += len(fits)
+        if stack.block_recompute and "recompute_layers" not in pins:
+            fewer, fewer_mem, tried = fewest_recomputed_layers(workload, hw, profile, dtype, a, fits, stack)
+            evaluated += tried
+            if len(fewer_mem):
+                a = {k: np.concatenate([a[k], fewer[k]]) for k in PLAN_FIELDS}
+                kept = {k: np.concatenate([kept[k], fewer[k]]) for k in PLAN_FIELDS}
+                fits, mem = np.concatenate([fits, np.ones(len(fewer_mem), bool)]), np.concatenate([mem, fewer_mem])
         t = core(workload, hw, profile, dtype, kept, stack=stack)["iteration_time_s"] if fits.any() else np.empty(0)
         infeasible += int((~fits).sum())
         i = int(np.argmin(mem))

@@ -32,7 +32,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
                "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed",
                "fused_expert_mlp", "param_gather_overlap", "grad_reduce_allreduce", "zero1_overlap",
-               "pp_keeps_unsharded")
+               "pp_keeps_unsharded", "block_recompute")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class Stack:
     ep_comm_overlap: bool = False  # MoE all-to-alls beside another micro-batch's compute (ExecutionPlan.ep_overlap)
     ep_node_dedup: bool = False    # MoE dispatch sends a token once per destination node (DeepEP, HybridEP)
     pp_comm_overlap: bool = False  # interleaved schedule: pipeline sends run beside the next chunk's compute
+    # Full recompute of only N layers per pipeline stage (Megatron --recompute-method block): the
+    # search then tries the fewest N that fit (planner/search.fewest_recomputed_layers)
+    block_recompute: bool = False
     grad_reduce_dtype: str = "fp32"
     zero3_regather_on_recompute: bool = False
     # What "selective" recompute means in the stack: Megatron's core-attention recompute (False), or

@@ -175,7 +175,9 @@ def test_a_switch_the_model_cannot_act_on_is_shown_off_and_its_pin_called_moot()
 
 def test_recompute_layers_beyond_the_stage_is_shown_as_plain_full():
     every, _ = _best("-w", "llama3.1-8b", "-n", "8", "--recompute", "full", "--recompute-layers", "1000")
-    plain, _ = _best("-w", "llama3.1-8b", "-n", "8", "--recompute", "full")
+    # every one of the 8B's 32 layers on one stage: plain full (unpinned, the search would try fewer)
+    plain, _ = _best("-w", "llama3.1-8b", "-n", "8", "--recompute", "full", "--recompute-layers", "32", "--pp", "1")
+    assert every["plan"]["pp"] == 1
     assert every["plan"]["recompute_layers"] == 0 and "rc:full " in every["plan_label"] + " "
     assert every["iteration_time"] == plain["iteration_time"]
 

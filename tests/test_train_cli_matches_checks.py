@@ -70,6 +70,8 @@ def cli_args(raw, seed, tmp_path):
             "--global-batch", str(raw["global_batch_seqs"]), "--dtype", raw.get("dtype", "bf16"),
             "--stack", raw["stack"], "--recompute", plan["recompute"], "--top", "1", "--json"]
     args += [x for k, flag in INTS.items() if k in plan for x in (flag, str(plan[k]))]
+    if plan["recompute"] == "full" and "recompute_layers" not in plan:  # every layer, as the run did
+        args += ["--recompute-layers", "0"]  # (unpinned, the search would also try fewer)
     defaults = ExecutionPlan(tp=1, pp=1, dp=1, micro_batch=1)
     for k, (on, off) in SWITCHES.items():
         if APPLIES.get(k, lambda p: True)(plan):
