@@ -7,7 +7,8 @@ interleave 1, 2, 3, 4, 6 or 8 (stack permitting; needs pp > 1, micro-batches a m
 pp * interleave <= layers; layers may split unevenly over stages unless the stack's code forbids
 it, and interleaving may need more stages: `Stack.pipeline_ok`); recompute none/selective/full, and
 for each plan that fits recomputing every layer, the same plan recomputing the fewest layers per
-virtual stage that fit (block recompute: `fewest_recomputed_layers`);
+virtual stage that fit (block recompute: `fewest_recomputed_layers`); context parallelism as the K/V
+ring and, where the stack has it and the heads split over the cp ranks, as all-to-all;
 sequence parallelism on/off (tp > 1); the ZeRO stages the stack has (with pp > 1 up to its
 `pipeline_max_zero`), with FSDP reshard on/off for ZeRO-3; overlap on/off (dp > 1; never with
 pp > 1 on DeepSpeed's pipeline engine); expert parallelism over the divisors of the expert count,
@@ -106,6 +107,9 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
     if pins.get("tp_overlap") and not stack.tp_comm_overlap:
         raise BadInput(f"stack {stack.key} has no TP communication overlap (seeds/stacks.toml)",
                        "drop --tp-overlap or pick a stack that has it (--stack megatron-core or fsdp)")
+    if pins.get("cp_a2a") and not stack.cp_all_to_all:
+        raise BadInput(f"stack {stack.key} has no all-to-all context parallelism (seeds/stacks.toml cp_all_to_all)",
+                       "drop --cp-a2a (the K/V ring) or pick a stack that has it (--stack megatron-core)")
     if pins.get("ep_overlap") and not stack.ep_comm_overlap:
         raise BadInput(f"stack {stack.key} has no expert all-to-all overlap (seeds/stacks.toml)",
                        "drop --ep-overlap or pick a stack that has it (--stack megatron-core)")
@@ -285,6 +289,9 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     chunk["cp_a2a"] = np.full(n, cp > 1 and bool(pins.get("cp_a2a", False)))
                     # the expert all-to-all overlap never slows a plan in the model either
                     chunk["ep_overlap"] = (chunk["ep"] > 1) & bool(pins.get("ep_overlap", stack.ep_comm_overlap))
+                    if cp > 1 and stack.cp_all_to_all and "cp_a2a" not in pins and (model.heads // tp) % cp == 0:
+                        chunk = _with_cp_all_to_all(chunk)  # the ring and the all-to-all, both
+                        n *= 2
                     buf.append(chunk)
                     size += n
                     if size >= CHUNK:
@@ -294,6 +301,13 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
             yield _concat(buf)
 
     return gen(), counts
+
+
+def _with_cp_all_to_all(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The chunk's plans twice: with context parallelism as the K/V ring, then as all-to-all."""
+    out = {k: np.concatenate([v, v]) for k, v in chunk.items()}
+    out["cp_a2a"] = np.repeat(np.array([False, True]), len(chunk["cp_a2a"]))
+    return out
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

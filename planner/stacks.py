@@ -32,7 +32,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
                "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed",
                "fused_expert_mlp", "param_gather_overlap", "grad_reduce_allreduce", "zero1_overlap",
-               "pp_keeps_unsharded", "block_recompute")
+               "pp_keeps_unsharded", "block_recompute", "cp_all_to_all")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,9 @@ class Stack:
     # Full recompute of only N layers per pipeline stage (Megatron --recompute-method block): the
     # search then tries the fewest N that fit (planner/search.fewest_recomputed_layers)
     block_recompute: bool = False
+    # Context parallelism by all-to-all (Ulysses; Megatron --cp-comm-type a2a) beside the K/V ring:
+    # the search tries both where the heads split over the cp ranks (ExecutionPlan.cp_a2a)
+    cp_all_to_all: bool = False
     grad_reduce_dtype: str = "fp32"
     zero3_regather_on_recompute: bool = False
     # What "selective" recompute means in the stack: Megatron's core-attention recompute (False), or

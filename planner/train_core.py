@@ -485,7 +485,7 @@ def cp_comm_s(m_: Any, hw: Hardware, stack: Stack, p: Plans, lt: LayerTimes) -> 
     cp_comm = np.where(cp > 1, cp_f * (1.0 + frac) + np.maximum(2.0 * ring - lt.att_b, 0.0), 0.0)
     # All-to-all (Ulysses): Q, K, V to head-split layout before attention and the output back, the
     # same volumes again for their gradients; each rank keeps 1/cp and sends the rest, on the critical path.
-    if np.any(p.cp_a2a):  # (the search leaves it off unless pinned: skip the arrays then)
+    if np.any(p.cp_a2a):  # (skip the arrays when no plan of the batch has it)
         q_w, kv_w = _attention_widths(m_, tp)
         a2a_bytes = tokens * (2.0 * q_w + kv_w) * 2.0 * (cp - 1.0) / cp
         # on a mesh the all-to-all reaches its cp - 1 peers over as many links (the ring, one)

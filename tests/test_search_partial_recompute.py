@@ -1,4 +1,5 @@
-"""The plan search tries partial recomputation (Megatron's block method, N layers per virtual stage).
+"""The plan search tries partial recomputation (Megatron's block method, N layers per virtual stage)
+and context parallelism as all-to-all beside the ring, where the stack has them.
 
 search.fewest_recomputed_layers turns each fitting all-layers-recomputed plan into the same plan
 recomputing the fewest layers that fit. That is the fastest of the plan's N only if, in the model,
@@ -82,3 +83,17 @@ def test_a_stack_without_block_recompute_recomputes_every_layer_or_none():
     assert not st.block_recompute and load_stack("megatron-core").block_recompute
     res = search(wl, sy, prof, top=5, gpus=64, stack=st)
     assert res.best and all(b.plan.recompute_layers == 0 for b in res.best)
+
+
+def test_context_parallelism_is_searched_as_ring_and_all_to_all_where_the_stack_has_both():
+    from recoque.errors import BadInput
+    from recoque.planner.search import enumerate_plans
+
+    wl = load_training_workload("llama3.1-8b")
+    seen = {}
+    for key in ("megatron-core", "fsdp"):
+        chunks, _ = enumerate_plans(wl, 16, 8, stack=load_stack(key), pins={"cp": 2})
+        seen[key] = {bool(x) for a in chunks for x in a["cp_a2a"]}
+    assert seen == {"megatron-core": {False, True}, "fsdp": {False}}
+    with pytest.raises(BadInput, match="no all-to-all context parallelism"):
+        enumerate_plans(wl, 16, 8, stack=load_stack("fsdp"), pins={"cp": 2, "cp_a2a": True})
