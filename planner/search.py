@@ -289,9 +289,6 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
                     chunk["cp_a2a"] = np.full(n, cp > 1 and bool(pins.get("cp_a2a", False)))
                     # the expert all-to-all overlap never slows a plan in the model either
                     chunk["ep_overlap"] = (chunk["ep"] > 1) & bool(pins.get("ep_overlap", stack.ep_comm_overlap))
-                    if cp > 1 and stack.cp_all_to_all and "cp_a2a" not in pins and (model.heads // tp) % cp == 0:
-                        chunk = _with_cp_all_to_all(chunk)  # the ring and the all-to-all, both
-                        n *= 2
                     buf.append(chunk)
                     size += n
                     if size >= CHUNK:
@@ -301,13 +298,6 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
             yield _concat(buf)
 
     return gen(), counts
-
-
-def _with_cp_all_to_all(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The chunk's plans twice: with context parallelism as the K/V ring, then as all-to-all."""
-    out = {k: np.concatenate([v, v]) for k, v in chunk.items()}
-    out["cp_a2a"] = np.repeat(np.array([False, True]), len(chunk["cp_a2a"]))
-    return out
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -356,6 +346,33 @@ def fewest_recomputed_layers(workload: TrainingWorkload, hw: Any, profile: Devic
     return out, mem_hi[fewer], tried
 
 
+def fitting_variants(workload: TrainingWorkload, hw: Any, profile: DeviceProfile, dtype: str,
+                     a: dict[str, np.ndarray], fits: np.ndarray, mem: np.ndarray, stack: Stack,
+                     pins: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+    """A chunk's plans that fit, their memory, and the variants of them the stack may run and the
+    pins leave open: each all-layers-recomputed plan with the fewest layers that fit (block recompute)
+    and each context-parallel plan by all-to-all beside its ring, which stores the same (the memory
+    model does not read how K/V travel). Returns the plans, their memory and how many plans the
+    variants added to the evaluation."""
+    idx = np.nonzero(fits)[0]
+    kept, kept_mem, tried = _take(a, idx), mem[idx], 0
+    if stack.block_recompute and "recompute_layers" not in pins:
+        fewer, fewer_mem, tried = fewest_recomputed_layers(workload, hw, profile, dtype, a, fits, stack)
+        kept, kept_mem = _join(kept, fewer), np.concatenate([kept_mem, fewer_mem])
+    if stack.cp_all_to_all and "cp_a2a" not in pins:
+        # all-to-all splits each TP rank's heads over the cp ranks (ExecutionPlan.problems)
+        twin = np.nonzero((kept["cp"] > 1) & ((workload.model.heads // kept["tp"]) % kept["cp"] == 0))[0]
+        a2a = _take(kept, twin)
+        a2a["cp_a2a"] = np.ones(len(twin), dtype=bool)
+        kept, kept_mem = _join(kept, a2a), np.concatenate([kept_mem, kept_mem[twin]])
+        tried += len(twin)
+    return kept, kept_mem, tried
+
+
+def _join(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([x[k], y[k]]) for k in PLAN_FIELDS}
+
+
 def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top: int = 5, gpus: int | None = None,
            dtype: str = "bf16", full: bool = False, stack: Stack = NEUTRAL,
            pins: Mapping[str, Any] | None = None) -> SearchResult:
@@ -374,30 +391,24 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
     small_mem, small_a = np.inf, None
     for a in chunks:
         mo = core(workload, hw, profile, dtype, a, memory_only=True, stack=stack)
-        fits = mo["fits"]
-        mem = mo["memory_bytes"]
-        kept = _take(a, np.nonzero(fits)[0])
+        fits, mem = mo["fits"], mo["memory_bytes"]
         evaluated += len(fits)
-        if stack.block_recompute and "recompute_layers" not in pins:
-            fewer, fewer_mem, tried = fewest_recomputed_layers(workload, hw, profile, dtype, a, fits, stack)
-            evaluated += tried
-            if len(fewer_mem):
-                a = {k: np.concatenate([a[k], fewer[k]]) for k in PLAN_FIELDS}
-                kept = {k: np.concatenate([kept[k], fewer[k]]) for k in PLAN_FIELDS}
-                fits, mem = np.concatenate([fits, np.ones(len(fewer_mem), bool)]), np.concatenate([mem, fewer_mem])
-        t = core(workload, hw, profile, dtype, kept, stack=stack)["iteration_time_s"] if fits.any() else np.empty(0)
         infeasible += int((~fits).sum())
         i = int(np.argmin(mem))
         if mem[i] < small_mem:
             small_mem, small_a = float(mem[i]), _take(a, np.array([i]))
-        if len(t):
-            best_t, best_m = np.concatenate([best_t, t]), np.concatenate([best_m, mem[fits]])
-            best_a = {k: np.concatenate([best_a[k], kept[k]]) for k in PLAN_FIELDS}
-            if len(best_t) > 4 * top:
-                # every plan as fast as the top-th, ties included, in the order enumerated: the pruned
-                # search's plans come in the full search's order, so both break a tie alike
-                keep = np.nonzero(best_t <= np.partition(best_t, top - 1)[top - 1])[0]
-                best_t, best_m, best_a = best_t[keep], best_m[keep], _take(best_a, keep)
+        kept, kept_mem, tried = fitting_variants(workload, hw, profile, dtype, a, fits, mem, stack, pins)
+        evaluated += tried
+        if not len(kept_mem):
+            continue
+        t = core(workload, hw, profile, dtype, kept, stack=stack)["iteration_time_s"]
+        best_t, best_m = np.concatenate([best_t, t]), np.concatenate([best_m, kept_mem])
+        best_a = {k: np.concatenate([best_a[k], kept[k]]) for k in PLAN_FIELDS}
+        if len(best_t) > 4 * top:
+            # every plan as fast as the top-th, ties included, in the order enumerated: the pruned
+            # search's plans come in the full search's order, so both break a tie alike
+            keep = np.nonzero(best_t <= np.partition(best_t, top - 1)[top - 1])[0]
+            best_t, best_m, best_a = best_t[keep], best_m[keep], _take(best_a, keep)
     order = np.lexsort((best_m, best_t))[:top]  # the fastest; at equal time the one that stores less
     seconds = time.perf_counter() - t0
     best = (results_from_arrays(workload, system, profile, dtype, _take(best_a, order), stack=stack)

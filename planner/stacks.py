@@ -231,7 +231,8 @@ class Stack:
 
 
 # Everything on, efficiency 1: what the planner assumed before stacks existed.
-NEUTRAL = Stack(key="neutral", name="every feature, efficiency 1 (no stack named)")
+NEUTRAL = Stack(key="neutral", name="every feature, efficiency 1 (no stack named)", block_recompute=True,
+                cp_all_to_all=True)
 
 
 @lru_cache(maxsize=1)

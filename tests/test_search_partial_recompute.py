@@ -89,11 +89,16 @@ def test_context_parallelism_is_searched_as_ring_and_all_to_all_where_the_stack_
     from recoque.errors import BadInput
     from recoque.planner.search import enumerate_plans
 
-    wl = load_training_workload("llama3.1-8b")
+    wl, sy = load_training_workload("llama3.1-8b"), load_system("node-8x-h100")
+    prof = training_profile(get_device_spec(sy.device))
     seen = {}
     for key in ("megatron-core", "fsdp"):
-        chunks, _ = enumerate_plans(wl, 16, 8, stack=load_stack(key), pins={"cp": 2})
-        seen[key] = {bool(x) for a in chunks for x in a["cp_a2a"]}
+        res = search(wl, sy, prof, top=400, gpus=8, stack=load_stack(key), pins={"cp": 2, "tp": 1})
+        seen[key] = {r.plan.cp_a2a for r in res.best}
+        by_plan = {}
+        for r in res.best:  # a plan and its all-to-all twin store the same
+            by_plan.setdefault(r.plan.label().replace("CP2a2a", "CP2"), set()).add(r.memory_per_gpu.value)
+        assert all(len(m) == 1 for m in by_plan.values())
     assert seen == {"megatron-core": {False, True}, "fsdp": {False}}
     with pytest.raises(BadInput, match="no all-to-all context parallelism"):
         enumerate_plans(wl, 16, 8, stack=load_stack("fsdp"), pins={"cp": 2, "cp_a2a": True})
