@@ -48,6 +48,12 @@ RECOMPUTE = ("none", "selective", "full")
 RECOMPUTE_CODE = {name: i for i, name in enumerate(RECOMPUTE)}
 
 
+def all_to_all_splits_heads(heads: Any, tp: Any, cp: Any) -> Any:
+    """Context parallelism by all-to-all gives each cp rank a share of a TP rank's heads: they must
+    split evenly (numbers or arrays)."""
+    return (heads // tp) % cp == 0
+
+
 @dataclass(frozen=True)
 class ExecutionPlan:
     tp: int
@@ -121,7 +127,7 @@ class ExecutionPlan:
             out.append(f"dp*micro_batch {self.dp * self.micro_batch} does not divide batch {global_batch_seqs}")
         elif self.interleave > 1 and (self.pp == 1 or self.micro_batches(global_batch_seqs) % self.pp):
             out.append("interleaving needs pp > 1 and micro-batches a multiple of pp")
-        if self.cp > 1 and self.cp_a2a and (model.heads // self.tp) % self.cp:
+        if self.cp > 1 and self.cp_a2a and not all_to_all_splits_heads(model.heads, self.tp, self.cp):
             out.append(f"cp {self.cp} by all-to-all must divide the {model.heads // self.tp} heads per TP rank")
         if self.cp > 1 and model.seq_len % (2 * self.cp):
             out.append(f"cp {self.cp}: sequence {model.seq_len} must split into 2*cp equal chunks")

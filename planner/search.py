@@ -36,7 +36,7 @@ import numpy as np
 from recoque.errors import BadInput
 from recoque.inputs import check_gpus
 from recoque.planner.comm import group_layout
-from recoque.planner.execution import RECOMPUTE_CODE
+from recoque.planner.execution import RECOMPUTE_CODE, all_to_all_splits_heads
 from recoque.planner.profile import LOW_PRECISION_DTYPES, DeviceProfile
 from recoque.planner.stacks import NEUTRAL, Stack
 from recoque.planner.train import PLAN_FIELDS, SearchResult, hardware_for, results_from_arrays
@@ -237,8 +237,8 @@ def enumerate_plans(workload: TrainingWorkload, gpus: int, gpus_per_node: int, f
             if not _ok(pins, "tp", tp):
                 continue
             for cp in _cp_options(model, gpus // tp, stack, pins):
-                if pins.get("cp_a2a") and cp > 1 and (model.heads // tp) % cp:
-                    continue  # all-to-all splits each TP rank's heads over the cp ranks
+                if pins.get("cp_a2a") and cp > 1 and not all_to_all_splits_heads(model.heads, tp, cp):
+                    continue
                 for pp in divisors(gpus // (tp * cp)):
                     dp = gpus // (tp * cp * pp)
                     if not (_ok(pins, "pp", pp) and _ok(pins, "dp", dp)):
@@ -313,8 +313,7 @@ def fewest_recomputed_layers(workload: TrainingWorkload, hw: Any, profile: Devic
                              ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     """Each fitting plan that recomputes every layer (recompute full, recompute_layers 0), as the same
     plan recomputing the fewest layers per virtual stage that still fit (Megatron-Core's block method,
-    --recompute-method block --recompute-num-layers N; torchtitan's every-Nth-layer checkpointing stores
-    as much). In the model memory falls and time rises with N (tests/test_search_partial_recompute.py),
+    --recompute-method block --recompute-num-layers N). In the model memory falls and time rises with N (tests/test_search_partial_recompute.py),
     so the fewest N that fits is the fastest of the plan's N: found by bisection over N = 1..L-1, L the
     layers of a virtual stage (N = L recomputes them all, which fits). Returns those plans (only where
     N < L), their memory, and how many plans the bisection evaluated."""
@@ -360,8 +359,7 @@ def fitting_variants(workload: TrainingWorkload, hw: Any, profile: DeviceProfile
         fewer, fewer_mem, tried = fewest_recomputed_layers(workload, hw, profile, dtype, a, fits, stack)
         kept, kept_mem = _join(kept, fewer), np.concatenate([kept_mem, fewer_mem])
     if stack.cp_all_to_all and "cp_a2a" not in pins:
-        # all-to-all splits each TP rank's heads over the cp ranks (ExecutionPlan.problems)
-        twin = np.nonzero((kept["cp"] > 1) & ((workload.model.heads // kept["tp"]) % kept["cp"] == 0))[0]
+        twin = np.nonzero((kept["cp"] > 1) & all_to_all_splits_heads(workload.model.heads, kept["tp"], kept["cp"]))[0]
         a2a = _take(kept, twin)
         a2a["cp_a2a"] = np.ones(len(twin), dtype=bool)
         kept, kept_mem = _join(kept, a2a), np.concatenate([kept_mem, kept_mem[twin]])
