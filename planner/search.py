@@ -110,6 +110,10 @@ def check_pins_for_stack(pins: Mapping[str, Any], stack: Stack) -> None:
     if pins.get("cp_a2a") and not stack.cp_all_to_all:
         raise BadInput(f"stack {stack.key} has no all-to-all context parallelism (seeds/stacks.toml cp_all_to_all)",
                        "drop --cp-a2a (the K/V ring) or pick a stack that has it (--stack megatron-core)")
+    if pins.get("distribute_checkpoints") and not stack.distribute_checkpoints:
+        raise BadInput(f"stack {stack.key} does not distribute checkpointed activations over TP "
+                       "(seeds/stacks.toml distribute_checkpoints)",
+                       "drop --distribute-checkpoints or pick a stack that has it (--stack megatron-lm or deepspeed)")
     if pins.get("ep_overlap") and not stack.ep_comm_overlap:
         raise BadInput(f"stack {stack.key} has no expert all-to-all overlap (seeds/stacks.toml)",
                        "drop --ep-overlap or pick a stack that has it (--stack megatron-core)")
@@ -345,18 +349,43 @@ def fewest_recomputed_layers(workload: TrainingWorkload, hw: Any, profile: Devic
     return out, mem_hi[fewer], tried
 
 
+def distributed_checkpoint_plans(workload: TrainingWorkload, hw: Any, profile: DeviceProfile, dtype: str,
+                                 a: dict[str, np.ndarray], fits: np.ndarray, mem: np.ndarray, stack: Stack
+                                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, int]:
+    """A chunk with, added, each plan that does not fit with full recompute, TP > 1 and no sequence
+    parallelism, as the same plan with its checkpointed inputs split over the TP ranks (Megatron's
+    --distribute-saved-activations). It adds an all-gather per recomputed layer and saves memory, so
+    it is worth trying only where the plan would not fit without it; under sequence parallelism the
+    checkpoints are split already. Returns the chunk, its fits and memory, and how many were tried."""
+    cand = np.nonzero(~fits & (a["recompute"] == RECOMPUTE_CODE["full"]) & (a["tp"] > 1)
+                      & ~a["sequence_parallel"] & ~a["distribute_checkpoints"])[0]
+    if not len(cand):
+        return a, fits, mem, 0
+    trial = _take(a, cand)
+    trial["distribute_checkpoints"] = np.ones(len(cand), dtype=bool)
+    mo = core(workload, hw, profile, dtype, trial, memory_only=True, stack=stack)
+    ok = np.nonzero(mo["fits"])[0]
+    return (_join(a, _take(trial, ok)), np.concatenate([fits, mo["fits"][ok]]),
+            np.concatenate([mem, mo["memory_bytes"][ok]]), len(cand))
+
+
 def fitting_variants(workload: TrainingWorkload, hw: Any, profile: DeviceProfile, dtype: str,
                      a: dict[str, np.ndarray], fits: np.ndarray, mem: np.ndarray, stack: Stack,
                      pins: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     """A chunk's plans that fit, their memory, and the variants of them the stack may run and the
-    pins leave open: each all-layers-recomputed plan with the fewest layers that fit (block recompute)
+    pins leave open: plans that fit only with their checkpoints distributed over TP, each
+    all-layers-recomputed plan with the fewest layers that fit (block recompute)
     and each context-parallel plan by all-to-all beside its ring, which stores the same (the memory
     model does not read how K/V travel). Returns the plans, their memory and how many plans the
     variants added to the evaluation."""
+    tried = 0
+    if stack.distribute_checkpoints and "distribute_checkpoints" not in pins:
+        a, fits, mem, tried = distributed_checkpoint_plans(workload, hw, profile, dtype, a, fits, mem, stack)
     idx = np.nonzero(fits)[0]
-    kept, kept_mem, tried = _take(a, idx), mem[idx], 0
+    kept, kept_mem = _take(a, idx), mem[idx]
     if stack.block_recompute and "recompute_layers" not in pins:
-        fewer, fewer_mem, tried = fewest_recomputed_layers(workload, hw, profile, dtype, a, fits, stack)
+        fewer, fewer_mem, n = fewest_recomputed_layers(workload, hw, profile, dtype, a, fits, stack)
+        tried += n
         kept, kept_mem = _join(kept, fewer), np.concatenate([kept_mem, fewer_mem])
     if stack.cp_all_to_all and "cp_a2a" not in pins:
         twin = np.nonzero((kept["cp"] > 1) & all_to_all_splits_heads(workload.model.heads, kept["tp"], kept["cp"]))[0]

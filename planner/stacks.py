@@ -32,7 +32,7 @@ _BOOLS = ("flash_attention", "sequence_parallel", "selective_recompute", "distri
 _PIPE_BOOLS = ("even_pipeline_split", "dp_overlap_with_pp", "pipeline_16bit_grads", "zero3_node_rings",
                "fp8_param_gather", "fp8_saves_inputs", "pp_comm_overlap", "selective_op_sac", "grad_buffer_zeroed",
                "fused_expert_mlp", "param_gather_overlap", "grad_reduce_allreduce", "zero1_overlap",
-               "pp_keeps_unsharded", "block_recompute", "cp_all_to_all")
+               "pp_keeps_unsharded", "block_recompute", "cp_all_to_all", "distribute_checkpoints")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,10 @@ class Stack:
     # Context parallelism by all-to-all (Ulysses; Megatron --cp-comm-type a2a) beside the K/V ring:
     # the search tries both where the heads split over the cp ranks (ExecutionPlan.cp_a2a)
     cp_all_to_all: bool = False
+    # Full recompute with each checkpointed layer input split over the TP ranks and all-gathered for
+    # the recompute (Megatron --distribute-saved-activations, DeepSpeed partition_activations): the
+    # search tries it on plans without sequence parallelism that do not fit otherwise
+    distribute_checkpoints: bool = False
     grad_reduce_dtype: str = "fp32"
     zero3_regather_on_recompute: bool = False
     # What "selective" recompute means in the stack: Megatron's core-attention recompute (False), or
@@ -232,7 +236,7 @@ class Stack:
 
 # Everything on, efficiency 1: what the planner assumed before stacks existed.
 NEUTRAL = Stack(key="neutral", name="every feature, efficiency 1 (no stack named)", block_recompute=True,
-                cp_all_to_all=True)
+                cp_all_to_all=True, distribute_checkpoints=True)
 
 
 @lru_cache(maxsize=1)
