@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from recoque.errors import BadInput
+from recoque.fileio import read_seed_toml
 from recoque.planner.search import search
 from recoque.planner.stacks import load_stack
 from recoque.planner.train import PLAN_FIELDS, hardware_for, plan_arrays
@@ -64,7 +65,7 @@ def test_the_split_costs_time_so_a_plan_that_fits_without_it_never_takes_it():
 def test_a_stack_without_it_never_searches_it_and_refuses_the_pin():
     fsdp = load_stack("fsdp")
     assert not fsdp.distribute_checkpoints
-    res = _search(stack=fsdp, name="narayanan-1008b")
+    res = _search(stack=fsdp)
     assert all(not r.plan.distribute_checkpoints for r in res.best)
     with pytest.raises(BadInput, match="distribute_checkpoints"):
         _search(stack=fsdp, pins={"distribute_checkpoints": True, "recompute": "full"})
@@ -73,7 +74,6 @@ def test_a_stack_without_it_never_searches_it_and_refuses_the_pin():
 @pytest.mark.parametrize("key", ["megatron-lm-2021", "megatron-lm", "megatron-core", "megatron-lm-rocm",
                                  "deepspeed-2022", "deepspeed", "deepspeed-rocm"])
 def test_the_stacks_that_have_it_say_so_with_a_source(key):
-    from recoque.fileio import read_seed_toml
     st = load_stack(key)
     assert st.distribute_checkpoints
     src = read_seed_toml("stacks.toml")["stacks"][key]["sources"]["distribute_checkpoints"]
