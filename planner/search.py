@@ -350,13 +350,17 @@ def fewest_recomputed_layers(workload: TrainingWorkload, hw: Any, profile: Devic
 
 
 def distributed_checkpoint_plans(workload: TrainingWorkload, hw: Any, profile: DeviceProfile, dtype: str,
-                                 a: dict[str, np.ndarray], fits: np.ndarray, mem: np.ndarray, stack: Stack
-                                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, int]:
+                                 a: dict[str, np.ndarray], fits: np.ndarray, mem: np.ndarray, stack: Stack,
+                                 pins: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, int]:
     """A chunk with, added, each plan that does not fit with full recompute, TP > 1 and no sequence
     parallelism, as the same plan with its checkpointed inputs split over the TP ranks (Megatron's
-    --distribute-saved-activations). It adds an all-gather per recomputed layer and saves memory, so
-    it is worth trying only where the plan would not fit without it; under sequence parallelism the
-    checkpoints are split already. Returns the chunk, its fits and memory, and how many were tried."""
+    --distribute-saved-activations), where the stack has the split and no pin decides it. It adds an
+    all-gather per recomputed layer and saves memory, so it is worth trying only where the plan would
+    not fit without it; under sequence parallelism the checkpoints are split already. The added plans
+    that still do not fit stay in, marked so, for the leanest plan said when nothing fits. Returns
+    the chunk, its fits and memory, and how many were tried."""
+    if not stack.distribute_checkpoints or "distribute_checkpoints" in pins:
+        return a, fits, mem, 0
     cand = np.nonzero(~fits & (a["recompute"] == RECOMPUTE_CODE["full"]) & (a["tp"] > 1)
                       & ~a["sequence_parallel"] & ~a["distribute_checkpoints"])[0]
     if not len(cand):
@@ -364,23 +368,20 @@ def distributed_checkpoint_plans(workload: TrainingWorkload, hw: Any, profile: D
     trial = _take(a, cand)
     trial["distribute_checkpoints"] = np.ones(len(cand), dtype=bool)
     mo = core(workload, hw, profile, dtype, trial, memory_only=True, stack=stack)
-    ok = np.nonzero(mo["fits"])[0]
-    return (_join(a, _take(trial, ok)), np.concatenate([fits, mo["fits"][ok]]),
-            np.concatenate([mem, mo["memory_bytes"][ok]]), len(cand))
+    return (_join(a, trial), np.concatenate([fits, mo["fits"]]),
+            np.concatenate([mem, mo["memory_bytes"]]), len(cand))
 
 
 def fitting_variants(workload: TrainingWorkload, hw: Any, profile: DeviceProfile, dtype: str,
                      a: dict[str, np.ndarray], fits: np.ndarray, mem: np.ndarray, stack: Stack,
                      pins: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
-    """A chunk's plans that fit, their memory, and the variants of them the stack may run and the
-    pins leave open: plans that fit only with their checkpoints distributed over TP, each
-    all-layers-recomputed plan with the fewest layers that fit (block recompute)
+    """A chunk's plans that fit (those with distributed checkpoints among them), their memory, and
+    the variants of them the stack may run and the pins leave open: each all-layers-recomputed plan
+    with the fewest layers that fit (block recompute)
     and each context-parallel plan by all-to-all beside its ring, which stores the same (the memory
     model does not read how K/V travel). Returns the plans, their memory and how many plans the
     variants added to the evaluation."""
     tried = 0
-    if stack.distribute_checkpoints and "distribute_checkpoints" not in pins:
-        a, fits, mem, tried = distributed_checkpoint_plans(workload, hw, profile, dtype, a, fits, mem, stack)
     idx = np.nonzero(fits)[0]
     kept, kept_mem = _take(a, idx), mem[idx]
     if stack.block_recompute and "recompute_layers" not in pins:
@@ -421,7 +422,9 @@ def search(workload: TrainingWorkload, system: Any, profile: DeviceProfile, top:
         fits, mem = mo["fits"], mo["memory_bytes"]
         evaluated += len(fits)
         infeasible += int((~fits).sum())
-        i = int(np.argmin(mem))
+        a, fits, mem, tried = distributed_checkpoint_plans(workload, hw, profile, dtype, a, fits, mem, stack, pins)
+        evaluated += tried
+        i = int(np.argmin(mem))  # the leanest plan, checkpoints split or not, said when nothing fits
         if mem[i] < small_mem:
             small_mem, small_a = float(mem[i]), _take(a, np.array([i]))
         kept, kept_mem, tried = fitting_variants(workload, hw, profile, dtype, a, fits, mem, stack, pins)
