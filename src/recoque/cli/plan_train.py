@@ -195,38 +195,16 @@ def train(
 
     _check_dtype(dtype)
     wl = _training_workload(workload, tokens, global_batch, seq_len, lora_rank, lora_targets, lora_dropout)
-    unshown = resolve_system(system).with_grid(grid)
-    sysspec = limited(as_shown(unshown), power_limit_w)  # MI250X: ranks on GCDs, as ROCm shows them (and --gpus counts)
-    from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
-
-    check_gpus(gpus, sysspec)
-    if not profile:  # the link figures come from the system file: a missing one is said before any warning
-        for attr in ("intra_node_bandwidth_bytes_s", "inter_node_bandwidth_bytes_s"):
-            sysspec.known(attr)
-    spec = resolve_device(sysspec.device)
-    prof = resolve_profile(spec, profile, profile_anyway)
-    if sysspec.device != unshown.device:  # the package-to-GCD note travels with every plan's assumptions, --json included
-        prof = replace(prof, assumptions=(sysspec.notes[-1], *prof.assumptions))
-    link_lines: list = []
-    if profile:  # measured collectives in the file replace the datasheet link figures (issue 11, planner/commfit.py)
-        from recoque.planner.commfit import measured_links
-        from recoque.render import err_console
-
-        sysspec, prof, link_lines = measured_links(profile, sysspec, prof)
-        for line in ([] if as_json else link_lines):  # --json carries them as "link_figures"
-            err_console.print(f"link figures: {line}", highlight=False, markup=False)
+    sysspec, spec, prof, link_lines = _system_and_profile(system, grid, power_limit_w, gpus, profile, profile_anyway,
+                                                          as_json)
     if top <= 0:
         raise BadInput("--top must be positive", "give --top 1 or more")
     st = _stack(stack, spec, grad_reduce, fp8_param_gather, fused_expert_mlp, nccl_max_ctas)
-    pins = {"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch, "recompute": recompute,
-            "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a, "ep_overlap": ep_overlap, "ep": ep,
-            "etp": etp, "flash_attention": flash_attention, "dp_overlap": dp_overlap, "reshard_after_forward": reshard_after_forward,
-            "recompute_layers": recompute_layers, "distribute_checkpoints": distribute_checkpoints}
-    pins = {k: v for k, v in pins.items() if v is not None}
-    if (pins.get("recompute_layers") or pins.get("distribute_checkpoints")) and "recompute" not in pins:
-        pins["recompute"] = "full"   # both shape full recompute only; unpinned, the search would drop them
-    if "reshard_after_forward" in pins and "zero" not in pins:
-        pins["zero"] = 3   # a ZeRO-3 (FSDP) switch; unpinned, ZeRO-1 plans would ignore it
+    pins = _pins({"tp": tp, "pp": pp, "vpp": vpp, "dp": dp, "cp": cp, "micro_batch": micro_batch,
+                  "recompute": recompute, "zero": zero, "sp": sp, "tp_overlap": tp_overlap, "cp_a2a": cp_a2a,
+                  "ep_overlap": ep_overlap, "ep": ep, "etp": etp, "flash_attention": flash_attention,
+                  "dp_overlap": dp_overlap, "reshard_after_forward": reshard_after_forward,
+                  "recompute_layers": recompute_layers, "distribute_checkpoints": distribute_checkpoints})
     if fp8_param_gather and dtype not in ("fp8", "fp4"):
         raise BadInput(f"--fp8-param-gather gathers the weights' fp8 copy, which --dtype {dtype} training does not keep",
                        "drop --fp8-param-gather, or train with --dtype fp8")
@@ -258,6 +236,46 @@ def train(
     console.print(rows_table("the best plan's run: energy, cost, CO2 and H100-equivalents", job_rows))
     for a in job_notes:
         console.print(f"  - {a}", highlight=False)
+
+
+def _system_and_profile(system: str, grid: Optional[str], power_limit_w: Optional[float], gpus: Optional[int],
+                        profile: Optional[str], profile_anyway: bool, as_json: bool) -> tuple[Any, Any, Any, list]:
+    """The system as the plan sees it (grid, power limit, MI250X ranks on GCDs as ROCm shows them), its
+    device, the device profile and, with a results file, the measured link figures that replace the
+    system file's."""
+    from recoque.inputs import check_gpus  # one --gpus rule for every subcommand (issue 7)
+
+    unshown = resolve_system(system).with_grid(grid)
+    sysspec = limited(as_shown(unshown), power_limit_w)
+    check_gpus(gpus, sysspec)
+    if not profile:  # the link figures come from the system file: a missing one is said before any warning
+        for attr in ("intra_node_bandwidth_bytes_s", "inter_node_bandwidth_bytes_s"):
+            sysspec.known(attr)
+    spec = resolve_device(sysspec.device)
+    prof = resolve_profile(spec, profile, profile_anyway)
+    if sysspec.device != unshown.device:  # the package-to-GCD note travels with every plan's assumptions, --json included
+        prof = replace(prof, assumptions=(sysspec.notes[-1], *prof.assumptions))
+    link_lines: list = []
+    if profile:  # measured collectives in the file replace the datasheet link figures (issue 11, planner/commfit.py)
+        from recoque.planner.commfit import measured_links
+        from recoque.render import err_console
+
+        sysspec, prof, link_lines = measured_links(profile, sysspec, prof)
+        for line in ([] if as_json else link_lines):  # --json carries them as "link_figures"
+            err_console.print(f"link figures: {line}", highlight=False, markup=False)
+    return sysspec, spec, prof, link_lines
+
+
+def _pins(flags: dict[str, Any]) -> dict[str, Any]:
+    """The plan parts the flags pin, with the switches they imply: a recompute-layer count or distributed
+    checkpoints shape full recompute only, and reshard-after-forward is a ZeRO-3 (FSDP) switch
+    (unpinned, the search would drop them or ZeRO-1 plans ignore them)."""
+    pins = {k: v for k, v in flags.items() if v is not None}
+    if (pins.get("recompute_layers") or pins.get("distribute_checkpoints")) and "recompute" not in pins:
+        pins["recompute"] = "full"
+    if "reshard_after_forward" in pins and "zero" not in pins:
+        pins["zero"] = 3
+    return pins
 
 
 def _training_workload(workload: str, tokens: Optional[float], global_batch: Optional[int], seq_len: Optional[int],
