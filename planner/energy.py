@@ -210,8 +210,11 @@ def it_power(system: SystemSpec, gpus: Estimate | None = None) -> Estimate:
                        assumptions=(f"{system.key}: the stated {site:g} MW the GPU count was derived from / PUE",))
     n = gpus or system.estimate("gpus", "gpu")
     if system.node_power_w is not None:
+        part = any(g % system.gpus_per_node for g in (n.value, n.low, n.high))
         return combine(lambda g, p: g / system.gpus_per_node * p, n, node_power(system), unit="W",
-                       assumptions=(f"{system.key}: node power x nodes used",))
+                       assumptions=(f"{system.key}: node power x nodes used" + (
+                           f" (a node only partly used, of {system.gpus_per_node} GPUs, counted pro rata: its "
+                           "other GPUs left to other jobs)" if part else ""),))
     site = system.extra.get("site_power_mw")
     if site is not None and system.pue is not None:
         return combine(lambda g, pue: site * 1e6 * g / system.gpus / pue, n, system.estimate("pue", "1"), unit="W",
