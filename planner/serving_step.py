@@ -73,6 +73,13 @@ FUSED_NORM_KERNELS = 2
 TP_ALLREDUCE_KERNELS = 2
 MOE_EXTRA_KERNELS = 4
 SHARED_EXPERT_KERNELS = 3
+# A clamped SwiGLU (gpt-oss, TransformerSpec.glu_clamp) has no kernel in the engines' general MoE
+# path; its own path applies the activation inside the first expert GEMM and the routing weights
+# and the sum over the k experts inside the second (vLLM gpt_oss_triton_kernels_moe.py @04bec4cd,
+# triton_kernel_fused_experts: matmul_ogs with FusedActivation swiglu(alpha, limit), then matmul_ogs
+# with scatter_indx and gammas; TopKWeightAndReduceNoOP): the SiLU-and-mul and combine kernels of
+# the count above are not launched.
+FUSED_GLU_MOE_SAVED_KERNELS = 2
 
 
 def kernels_per_layer(model: Any, quantized_activations: bool = False, fused_norms: bool = False,
@@ -87,7 +94,8 @@ def kernels_per_layer(model: Any, quantized_activations: bool = False, fused_nor
         n += MLA_EXTRA_KERNELS + (MLA_QUANT_KERNELS if quantized_activations else 0.0)
     if model.moe:
         shared = SHARED_EXPERT_KERNELS if model.shared_experts else 0.0
-        n += model.moe_layer_fraction * (MOE_EXTRA_KERNELS + shared)
+        fused = FUSED_GLU_MOE_SAVED_KERNELS if model.glu_clamp else 0.0
+        n += model.moe_layer_fraction * (MOE_EXTRA_KERNELS + shared - fused)
     return n
 
 
