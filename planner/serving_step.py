@@ -78,7 +78,8 @@ SHARED_EXPERT_KERNELS = 3
 # and the sum over the k experts inside the second (vLLM gpt_oss_triton_kernels_moe.py @04bec4cd,
 # triton_kernel_fused_experts: matmul_ogs with FusedActivation swiglu(alpha, limit), then matmul_ogs
 # with scatter_indx and gammas; TopKWeightAndReduceNoOP): the SiLU-and-mul and combine kernels of
-# the count above are not launched.
+# the count above are not launched. Counted from vLLM's path and applied to every engine (U for
+# TensorRT-LLM, SGLang and ATOM, whose gpt-oss MoE kernels were not read).
 FUSED_GLU_MOE_SAVED_KERNELS = 2
 
 

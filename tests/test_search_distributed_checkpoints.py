@@ -85,14 +85,16 @@ def test_plan_fields_carry_the_switch():
     assert np.asarray(plan_arrays([_case().plan])["distribute_checkpoints"]).dtype == bool
 
 
+def _leanest(pins, gpus=128):
+    c = _case()
+    res = search(c.workload, c.system, shipped_profile(c.system.device), top=1, gpus=gpus, dtype=c.dtype,
+                 stack=c.stack, pins=pins)
+    assert res.best == []
+    return res.smallest_memory
+
+
 def test_when_nothing_fits_the_leanest_plan_said_may_split_its_checkpoints():
     # Narayanan's 1T on 128 GPUs fits no plan; the split saves memory, so the leanest plan said has it
-    c = _case()
-    def leanest(pins):
-        res = search(c.workload, c.system, shipped_profile(c.system.device), top=1, gpus=128, dtype=c.dtype,
-                     stack=c.stack, pins=pins)
-        assert res.best == []
-        return res.smallest_memory
-    split, whole = leanest(None), leanest({"distribute_checkpoints": False})
+    split, whole = _leanest(None), _leanest({"distribute_checkpoints": False})
     assert split.plan.distribute_checkpoints and not whole.plan.distribute_checkpoints
     assert not split.fits and split.memory_per_gpu.value < whole.memory_per_gpu.value
